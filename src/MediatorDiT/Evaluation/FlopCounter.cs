@@ -1,0 +1,115 @@
+using MediatorDiT.Models;
+
+namespace MediatorDiT.Evaluation;
+
+/// <summary>
+/// Analytic per-image FLOPs of the DiT/SiT network described by a <see cref="ModelConfig"/>.
+/// One FLOP is one multiply-accumulate of a linear operator: every linear layer, matrix product and
+/// convolution, plus the two fixed-weight resamplings of mediator attention (average pooling: one
+/// accumulate per pooled input; bilinear resize: four per output). Nothing elementwise or
+/// normalising is counted. This reproduces the published DiT/SiT and mediator figures (docs/FLOPS.md).
+/// </summary>
+public static class FlopCounter
+{
+    /// <summary>Width of the sinusoidal timestep features fed to the timestep MLP.</summary>
+    public const int FrequencyEmbeddingSize = 256;
+
+    /// <summary>Side of the learned (heads, n, 7, 7) mediator position-bias maps.</summary>
+    public const int BiasMapSize = 7;
+
+    /// <summary>Depthwise conv kernel side in mediator attention.</summary>
+    public const int DepthwiseKernel = 3;
+
+    /// <summary>Per-image FLOPs by component. Throws <see cref="MediatorDiTException"/> for an invalid config.</summary>
+    public static FlopReport Count(ModelConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        double n = config.NumTokens, d = config.HiddenSize, depth = config.Depth, p = config.PatchSize;
+
+        var parts = new List<FlopComponent>
+        {
+            // Conv with kernel = stride = p is one (C p p) x D product per token.
+            new("patch embedding", n * config.InChannels * p * p * d),
+            // Computed once per image on the conditioning vector, not per token.
+            new("timestep + label embedding", FrequencyEmbeddingSize * d + d * d),
+            new("adaLN modulation", depth * d * 6 * d),
+            new("qkv projection", depth * n * d * 3 * d),
+        };
+        foreach (var (name, flops) in MixingPerBlock(config)) parts.Add(new FlopComponent(name, depth * flops));
+        parts.Add(new FlopComponent("output projection", depth * n * d * d));
+        parts.Add(new FlopComponent("MLP", depth * 2 * n * d * config.MlpHidden));
+        parts.Add(new FlopComponent("final layer", 2 * d * d + n * d * p * p * config.OutChannels));
+        return new FlopReport(config, parts);
+    }
+
+    /// <summary>FLOPs of one block's attention module: qkv, everything between, and the output projection.</summary>
+    public static double AttentionFlopsPerBlock(ModelConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        double n = config.NumTokens, d = config.HiddenSize;
+        return 4 * n * d * d + MixingPerBlock(config).Sum(part => part.Flops);
+    }
+
+    /// <summary>
+    /// FLOPs of one block's token-mixing products only: Q K^T and A V for full attention (quadratic in
+    /// tokens), or the four mediator products (linear in tokens).
+    /// </summary>
+    public static double AttentionProductFlopsPerBlock(ModelConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        double n = config.NumTokens, d = config.HiddenSize;
+        return config.Attention == AttentionKind.Full
+            ? 2 * n * n * d
+            : 4 * config.MediatorNum * n * d;
+    }
+
+    /// <summary>
+    /// Accumulates of the adaptive average pool from an s x s grid to g x g, per channel. PyTorch's window
+    /// i spans [floor(i s / g), ceil((i + 1) s / g)); windows overlap when g does not divide s, so this is
+    /// (sum of window lengths)^2, which is s^2 in the divisible case.
+    /// </summary>
+    public static double AdaptivePoolAccumulates(int inputSide, int outputSide)
+    {
+        if (inputSide <= 0 || outputSide <= 0)
+            throw new MediatorDiTException($"pool sides must be positive, got {inputSide} -> {outputSide}.");
+        long lengths = 0;
+        for (long i = 0; i < outputSide; i++)
+        {
+            long start = i * inputSide / outputSide;
+            long end = ((i + 1) * inputSide + outputSide - 1) / outputSide;
+            lengths += end - start;
+        }
+        return (double)lengths * lengths;
+    }
+
+    /// <summary>The per-block parts between the qkv and output projections.</summary>
+    private static List<(string Name, double Flops)> MixingPerBlock(ModelConfig config)
+    {
+        double n = config.NumTokens, d = config.HiddenSize;
+        if (config.Attention == AttentionKind.Full)
+        {
+            return
+            [
+                ("attention Q K^T", n * n * d),
+                ("attention A V", n * n * d),
+            ];
+        }
+
+        double m = config.MediatorNum, heads = config.NumHeads;
+        return
+        [
+            ("mediator pooling", AdaptivePoolAccumulates(config.GridSize, config.MediatorGrid) * d),
+            // Two maps (an_bias, na_bias), 4 taps per output; they depend only on parameters and are
+            // counted because the reference forward recomputes them every call.
+            ("bias interpolation", 2 * 4 * heads * m * n),
+            ("mediator attention T K^T", m * n * d),
+            ("mediator values A V", m * n * d),
+            ("query attention Q T^T", n * m * d),
+            ("query output A V_m", n * m * d),
+            ("depthwise conv of V", n * d * DepthwiseKernel * DepthwiseKernel),
+        ];
+    }
+}

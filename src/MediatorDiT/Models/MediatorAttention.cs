@@ -1,0 +1,261 @@
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using MediatorDiT.Nn;
+using MediatorDiT.Tensors;
+
+namespace MediatorDiT.Models;
+
+/// <summary>
+/// Attention through n mediator tokens (Pu et al., ECCV 2024), as the official AttentionWithMediators:
+///   qkv (B*N, 3D) -> q, k, v; T = adaptive-avg-pool of q over the G x G token grid to g x g (n = g^2 tokens);
+///   per head: A1 = softmax(T k^T * s + bias1) (n, N), Vm = A1 v (n, hd),
+///             A2 = softmax(q T^T * s + bias2) (N, n), O = A2 Vm (N, hd);
+///   O += dwc(v) (3x3 depthwise), y = proj(O).
+/// bias1 = resize(an_bias 7x7 -> G x G) + ah_bias (rows) + aw_bias (cols), (heads, n, N);
+/// bias2 = resize(na_bias)^T + ha_bias + wa_bias, (heads, N, n). Cost is linear in N.
+/// </summary>
+public sealed class MediatorAttention : IAttention
+{
+    private readonly int _dim, _heads, _headDim, _grid, _mediators, _medGrid;
+    private readonly float _scale;
+    public Parameter AnBias { get; }
+    public Parameter NaBias { get; }
+    public Parameter AhBias { get; }
+    public Parameter AwBias { get; }
+    public Parameter HaBias { get; }
+    public Parameter WaBias { get; }
+    public Parameter QkvWeight { get; }
+    public Parameter QkvBias { get; }
+    public Parameter ProjWeight { get; }
+    public Parameter ProjBias { get; }
+    public Parameter DwcWeight { get; }
+    public Parameter DwcBias { get; }
+    public IReadOnlyList<Parameter> Parameters { get; }
+    public string Kind => "mediator";
+    public int Mediators => _mediators;
+
+    // Saved by Forward for Backward. Per (b, h) blocks: A1 (n, N), A2 (N, n), Vm (n, hd).
+    private Tensor? _input;
+    private int _batch;
+    private readonly Tensor _qkv = new(0), _tokens = new(0), _a1 = new(0), _a2 = new(0), _vm = new(0), _o = new(0);
+    private readonly Tensor _bias1 = new(0), _bias2 = new(0), _taps = new(0);
+    private readonly Tensor _dO = new(0), _dqkv = new(0), _dTokens = new(0), _dVm = new(0), _dTaps = new(0);
+    private readonly Tensor _dS1 = new(0), _dS2 = new(0), _dBias1 = new(0), _dBias2 = new(0), _resized = new(0);
+
+    /// <param name="prefix">state-dict prefix, e.g. "blocks.0.attn."</param>
+    /// <param name="grid">the token grid side G the position biases are built for (input_size / patch_size)</param>
+    public MediatorAttention(string prefix, int dim, int heads, int grid, int mediators)
+    {
+        int g = (int)Math.Round(Math.Sqrt(mediators));
+        if (mediators <= 0 || g * g != mediators)
+            throw new MediatorDiTException($"mediator_num must be a perfect square (1, 4, 9, 16, 64, ...), got {mediators}.");
+        _dim = dim;
+        _heads = heads;
+        _headDim = dim / heads;
+        _scale = 1f / MathF.Sqrt(_headDim);
+        _grid = grid;
+        _mediators = mediators;
+        _medGrid = g;
+        AnBias = new Parameter(prefix + "an_bias", [heads, mediators, 7, 7]);
+        NaBias = new Parameter(prefix + "na_bias", [heads, mediators, 7, 7]);
+        AhBias = new Parameter(prefix + "ah_bias", [1, heads, mediators, grid, 1]);
+        AwBias = new Parameter(prefix + "aw_bias", [1, heads, mediators, 1, grid]);
+        HaBias = new Parameter(prefix + "ha_bias", [1, heads, grid, 1, mediators]);
+        WaBias = new Parameter(prefix + "wa_bias", [1, heads, 1, grid, mediators]);
+        QkvWeight = new Parameter(prefix + "qkv.weight", [3 * dim, dim]);
+        QkvBias = new Parameter(prefix + "qkv.bias", [3 * dim]);
+        ProjWeight = new Parameter(prefix + "proj.weight", [dim, dim]);
+        ProjBias = new Parameter(prefix + "proj.bias", [dim]);
+        DwcWeight = new Parameter(prefix + "dwc.weight", [dim, 1, 3, 3]);
+        DwcBias = new Parameter(prefix + "dwc.bias", [dim]);
+        // PyTorch lists a module's own parameters before its children's.
+        Parameters = [AnBias, NaBias, AhBias, AwBias, HaBias, WaBias, QkvWeight, QkvBias, ProjWeight, ProjBias, DwcWeight, DwcBias];
+    }
+
+    /// <summary>Builds bias1 (heads, n, N) and bias2 (heads, N, n) from the parameters.</summary>
+    private void BuildBiases()
+    {
+        int h = _heads, n = _mediators, G = _grid, N = G * G;
+        _bias1.EnsureShape(h, n, N);
+        _bias2.EnsureShape(h, N, n);
+        _resized.EnsureShape(h, n, N);
+        BilinearResize.Forward(AnBias.Value.Span, _bias1.Span, h * n, 7, 7, G, G);
+        var b1 = _bias1.Span;
+        var ah = AhBias.Value.Span;
+        var aw = AwBias.Value.Span;
+        for (int hm = 0; hm < h * n; hm++)
+        for (int i = 0; i < G; i++)
+        for (int j = 0; j < G; j++)
+            b1[hm * N + i * G + j] += ah[hm * G + i] + aw[hm * G + j];
+
+        var r = _resized.Span;
+        BilinearResize.Forward(NaBias.Value.Span, r, h * n, 7, 7, G, G);
+        var b2 = _bias2.Span;
+        var ha = HaBias.Value.Span;
+        var wa = WaBias.Value.Span;
+        for (int hh = 0; hh < h; hh++)
+        for (int i = 0; i < G; i++)
+        for (int j = 0; j < G; j++)
+        for (int m = 0; m < n; m++)
+            b2[(hh * N + i * G + j) * n + m] = r[(hh * n + m) * N + i * G + j] + ha[(hh * G + i) * n + m] + wa[(hh * G + j) * n + m];
+    }
+
+    public void Forward(Tensor input, Tensor output, int batch)
+    {
+        int d = _dim, hd = _headDim, n = _mediators, G = _grid, N = G * G, rows = batch * N;
+        if (input.Length != rows * d)
+            throw new MediatorDiTException($"mediator attention built for a {G}x{G} token grid got {input.Length / d / batch} tokens per image.");
+        _input = input;
+        _batch = batch;
+        _qkv.EnsureShape(rows, 3 * d);
+        _tokens.EnsureShape(batch, n, d);
+        _a1.EnsureShape(batch, _heads, n, N);
+        _a2.EnsureShape(batch, _heads, N, n);
+        _vm.EnsureShape(batch, _heads, n, hd);
+        _o.EnsureShape(rows, d);
+        _taps.EnsureShape(9, d);
+        BuildBiases();
+        DepthwiseConv3x3.TransposeWeight(DwcWeight.Value.Span, _taps.Span, d);
+        Linear.Forward(input.Span, QkvWeight.Value.Span, QkvBias.Value.Span, _qkv.Span, rows, d, 3 * d);
+
+        float[] qkv = _qkv.Data, t = _tokens.Data, a1 = _a1.Data, a2 = _a2.Data, vm = _vm.Data, o = _o.Data;
+        float[] b1 = _bias1.Data, b2 = _bias2.Data;
+        ParallelLoop.For(batch, b =>
+            AdaptiveAvgPool.Forward(qkv.AsSpan(b * N * 3 * d), 3 * d, t.AsSpan(b * n * d, n * d), G, G, d, _medGrid, _medGrid));
+        ParallelLoop.For(batch * _heads, bh =>
+        {
+            int b = bh / _heads, h = bh % _heads;
+            int qOff = b * N * 3 * d + h * hd, tOff = b * n * d + h * hd;
+            var s1 = a1.AsSpan(bh * n * N, n * N);
+            var s2 = a2.AsSpan(bh * N * n, N * n);
+            var vmh = vm.AsSpan(bh * n * hd, n * hd);
+            // Mediators gather from the keys: A1 = softmax(s T k^T + bias1), Vm = A1 v.
+            b1.AsSpan(h * n * N, n * N).CopyTo(s1);
+            Gemm.Sgemm(false, true, n, N, hd, _scale, t.AsSpan(tOff), d, qkv.AsSpan(qOff + d), 3 * d, 1f, s1, N);
+            Softmax.Forward(s1, s1, n, N);
+            Gemm.Sgemm(false, false, n, hd, N, 1f, s1, N, qkv.AsSpan(qOff + 2 * d), 3 * d, 0f, vmh, hd);
+            // Queries read from the mediators: A2 = softmax(s q T^T + bias2), O = A2 Vm.
+            b2.AsSpan(h * N * n, N * n).CopyTo(s2);
+            Gemm.Sgemm(false, true, N, n, hd, _scale, qkv.AsSpan(qOff), 3 * d, t.AsSpan(tOff), d, 1f, s2, n);
+            Softmax.Forward(s2, s2, N, n);
+            Gemm.Sgemm(false, false, N, hd, n, 1f, s2, n, vmh, hd, 0f, o.AsSpan(b * N * d + h * hd), d);
+        });
+        float[] taps = _taps.Data, dwcBias = DwcBias.Value.Data;
+        ParallelLoop.For(batch, b =>
+            DepthwiseConv3x3.Forward(qkv.AsSpan(b * N * 3 * d + 2 * d), 3 * d, taps.AsSpan(0, 9 * d), dwcBias.AsSpan(0, d),
+                o.AsSpan(b * N * d, N * d), G, G, d, accumulate: true));
+        Linear.Forward(_o.Span, ProjWeight.Value.Span, ProjBias.Value.Span, output.Span, rows, d, d);
+    }
+
+    public void Backward(Tensor dOutput, Tensor dInput)
+    {
+        if (_input is null) throw new InvalidOperationException("Backward called before Forward.");
+        int batch = _batch, d = _dim, hd = _headDim, n = _mediators, G = _grid, N = G * G, rows = batch * N, H = _heads;
+        _dO.EnsureShape(rows, d);
+        _dqkv.EnsureShape(rows, 3 * d);
+        _dTokens.EnsureShape(batch, n, d);
+        _dVm.EnsureShape(batch, H, n, hd);
+        _dTaps.EnsureShape(9, d);
+        _dS1.EnsureShape(batch, H, n, N);
+        _dS2.EnsureShape(batch, H, N, n);
+        _dqkv.Zero();
+        _dTaps.Zero();
+        Linear.Backward(_o.Span, ProjWeight.Value.Span, dOutput.Span, ProjWeight.Grad!.Span, ProjBias.Grad!.Span,
+            _dO.Span, rows, d, d);
+
+        float[] qkv = _qkv.Data, dqkv = _dqkv.Data, dO = _dO.Data, taps = _taps.Data;
+        // The depthwise branch: its input v lives in the qkv buffer; each image's dv region is its own.
+        for (int b = 0; b < batch; b++)
+            DepthwiseConv3x3.BackwardAccumulate(qkv.AsSpan(b * N * 3 * d + 2 * d), 3 * d, taps.AsSpan(0, 9 * d),
+                dO.AsSpan(b * N * d, N * d), dqkv.AsSpan(b * N * 3 * d + 2 * d), _dTaps.Span, DwcBias.Grad!.Span, G, G, d);
+        var dw = DwcWeight.Grad!.Span;
+        var dTaps = _dTaps.Span;
+        for (int ch = 0; ch < d; ch++)
+        for (int tp = 0; tp < 9; tp++)
+            dw[ch * 9 + tp] += dTaps[tp * d + ch];
+
+        float[] t = _tokens.Data, dt = _dTokens.Data, a1 = _a1.Data, a2 = _a2.Data, vm = _vm.Data, dvm = _dVm.Data;
+        float[] ds1 = _dS1.Data, ds2 = _dS2.Data;
+        ParallelLoop.For(batch * H, bh =>
+        {
+            int b = bh / H, h = bh % H;
+            int qOff = b * N * 3 * d + h * hd, tOff = b * n * d + h * hd;
+            var p1 = a1.AsSpan(bh * n * N, n * N);
+            var p2 = a2.AsSpan(bh * N * n, N * n);
+            var dOh = dO.AsSpan(b * N * d + h * hd);
+            var dVmh = dvm.AsSpan(bh * n * hd, n * hd);
+            var dS2 = ds2.AsSpan(bh * N * n, N * n);
+            var dS1 = ds1.AsSpan(bh * n * N, n * N);
+            // dA2 = dO Vm^T and dVm = A2^T dO; the softmax turns dA2 into dS2 (N, n) in place.
+            Gemm.Sgemm(false, true, N, n, hd, 1f, dOh, d, vm.AsSpan(bh * n * hd), hd, 0f, dS2, n);
+            Gemm.Sgemm(true, false, n, hd, N, 1f, p2, n, dOh, d, 0f, dVmh, hd);
+            Softmax.Backward(p2, dS2, dS2, N, n);
+            // dq = s dS2 T ; dT = s dS2^T q.
+            Gemm.Sgemm(false, false, N, hd, n, _scale, dS2, n, t.AsSpan(tOff), d, 0f, dqkv.AsSpan(qOff), 3 * d);
+            Gemm.Sgemm(true, false, n, hd, N, _scale, dS2, n, qkv.AsSpan(qOff), 3 * d, 0f, dt.AsSpan(tOff), d);
+            // dA1 = dVm v^T and dv += A1^T dVm; the softmax turns dA1 into dS1 (n, N).
+            Gemm.Sgemm(false, true, n, N, hd, 1f, dVmh, hd, qkv.AsSpan(qOff + 2 * d), 3 * d, 0f, dS1, N);
+            Gemm.Sgemm(true, false, N, hd, n, 1f, p1, N, dVmh, hd, 1f, dqkv.AsSpan(qOff + 2 * d), 3 * d);
+            Softmax.Backward(p1, dS1, dS1, n, N);
+            // dT += s dS1 k ; dk = s dS1^T T.
+            Gemm.Sgemm(false, false, n, hd, N, _scale, dS1, N, qkv.AsSpan(qOff + d), 3 * d, 1f, dt.AsSpan(tOff), d);
+            Gemm.Sgemm(true, false, N, hd, n, _scale, dS1, N, t.AsSpan(tOff), d, 0f, dqkv.AsSpan(qOff + d), 3 * d);
+        });
+        // The mediator tokens are a pooling of q: spread dT back over each bin.
+        ParallelLoop.For(batch, b =>
+            AdaptiveAvgPool.BackwardAccumulate(dt.AsSpan(b * n * d, n * d), dqkv.AsSpan(b * N * 3 * d), 3 * d, G, G, d, _medGrid, _medGrid));
+        AccumulateBiasGradients(batch);
+        Linear.Backward(_input.Span, QkvWeight.Value.Span, _dqkv.Span, QkvWeight.Grad!.Span, QkvBias.Grad!.Span,
+            dInput.Span, rows, d, 3 * d);
+    }
+
+    /// <summary>The biases enter the logits additively, so their gradient is dS summed over the batch.</summary>
+    private void AccumulateBiasGradients(int batch)
+    {
+        int H = _heads, n = _mediators, G = _grid, N = G * G;
+        _dBias1.EnsureShape(H, n, N);
+        _dBias2.EnsureShape(H, N, n);
+        var db1 = _dBias1.Span;
+        var db2 = _dBias2.Span;
+        db1.Clear();
+        db2.Clear();
+        for (int b = 0; b < batch; b++)
+        {
+            TensorPrimitives.Add(db1, _dS1.Span.Slice(b * H * n * N, H * n * N), db1);
+            TensorPrimitives.Add(db2, _dS2.Span.Slice(b * H * N * n, H * N * n), db2);
+        }
+        BilinearResize.BackwardAccumulate(db1, AnBias.Grad!.Span, H * n, 7, 7, G, G);
+        var dah = AhBias.Grad!.Span;
+        var daw = AwBias.Grad!.Span;
+        for (int hm = 0; hm < H * n; hm++)
+        for (int i = 0; i < G; i++)
+        for (int j = 0; j < G; j++)
+        {
+            float g = db1[hm * N + i * G + j];
+            dah[hm * G + i] += g;
+            daw[hm * G + j] += g;
+        }
+
+        // bias2's resized part is stored transposed: gather it back to (H, n, N) before the resize's transpose.
+        var r = _resized.Span;
+        var dha = HaBias.Grad!.Span;
+        var dwa = WaBias.Grad!.Span;
+        for (int hh = 0; hh < H; hh++)
+        for (int i = 0; i < G; i++)
+        for (int j = 0; j < G; j++)
+        for (int m = 0; m < n; m++)
+        {
+            float g = db2[(hh * N + i * G + j) * n + m];
+            r[(hh * n + m) * N + i * G + j] = g;
+            dha[(hh * G + i) * n + m] += g;
+            dwa[(hh * G + j) * n + m] += g;
+        }
+        BilinearResize.BackwardAccumulate(r, NaBias.Grad!.Span, H * n, 7, 7, G, G);
+    }
+
+    /// <summary>The composed query-to-key map A2 A1 (N, N) of the last forward, for the redundancy analysis.</summary>
+    public void ComposedAttentionMap(int sample, int head, Span<float> map)
+    {
+        int n = _mediators, N = _grid * _grid, bh = sample * _heads + head;
+        Gemm.Sgemm(false, false, N, N, n, 1f, _a2.Data.AsSpan(bh * N * n, N * n), n, _a1.Data.AsSpan(bh * n * N, n * N), N, 0f, map, N);
+    }
+}

@@ -1,0 +1,33 @@
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using MediatorDiT.Tensors;
+
+namespace MediatorDiT.Nn;
+
+/// <summary>
+/// nn.Linear on row blocks: y (rows, out) = x (rows, in) W^T + b, with W (out, in) as PyTorch stores it.
+/// </summary>
+public static class Linear
+{
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, Span<float> y,
+        int rows, int inFeatures, int outFeatures)
+    {
+        for (int r = 0; r < rows; r++) bias.CopyTo(y.Slice(r * outFeatures, outFeatures));
+        Gemm.Sgemm(false, true, rows, outFeatures, inFeatures, 1f, x, inFeatures, weight, inFeatures, 1f, y, outFeatures);
+    }
+
+    /// <summary>
+    /// dW += dy^T x, db += column sums of dy, and dx = dy W (overwritten, or added when
+    /// <paramref name="accumulateDx"/>); pass an empty dx to skip the input gradient.
+    /// </summary>
+    public static void Backward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> dy,
+        Span<float> dWeight, Span<float> dBias, Span<float> dx, int rows, int inFeatures, int outFeatures,
+        bool accumulateDx = false)
+    {
+        Gemm.Sgemm(true, false, outFeatures, inFeatures, rows, 1f, dy, outFeatures, x, inFeatures, 1f, dWeight, inFeatures);
+        for (int r = 0; r < rows; r++)
+            TensorPrimitives.Add(dBias, dy.Slice(r * outFeatures, outFeatures), dBias);
+        if (!dx.IsEmpty)
+            Gemm.Sgemm(false, false, rows, inFeatures, outFeatures, 1f, dy, outFeatures, weight, inFeatures,
+                accumulateDx ? 1f : 0f, dx, inFeatures);
+    }
+}
