@@ -1,0 +1,3 @@
+using MediatorDiT.Cli;
+
+return await CliApp.RunAsync(args);
