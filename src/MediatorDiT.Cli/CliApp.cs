@@ -1,4 +1,5 @@
 using System.CommandLine;
+using MediatorDiT.Cli.Commands;
 
 namespace MediatorDiT.Cli;
 
@@ -7,7 +8,12 @@ public static class CliApp
 {
     public static RootCommand BuildRoot()
     {
-        var root = new RootCommand("mdit: diffusion transformers with step-wise dynamic attention mediators.");
+        var root = new RootCommand("mdit: diffusion transformers with step-wise dynamic attention mediators.")
+        {
+            FlopsCommand.Create(),
+            ForwardCommand.Create(),
+            ConvertCommand.Create(),
+        };
         return root;
     }
 
@@ -16,4 +22,33 @@ public static class CliApp
         var root = BuildRoot();
         return await root.Parse(args).InvokeAsync();
     }
+
+    /// <summary>
+    /// Runs a command body, turning the project's input errors (and file-system errors) into one line on
+    /// stderr and exit code 1, cancellation into 130, so users never see a stack trace for bad input.
+    /// </summary>
+    public static async Task<int> Guard(Func<CancellationToken, Task<int>> body, CancellationToken token)
+    {
+        try
+        {
+            return await body(token);
+        }
+        catch (MediatorDiTException e)
+        {
+            await Console.Error.WriteLineAsync($"error: {e.Message}");
+            return 1;
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException or IOException)
+        {
+            await Console.Error.WriteLineAsync($"error: {e.Message}");
+            return 1;
+        }
+        catch (OperationCanceledException)
+        {
+            await Console.Error.WriteLineAsync("cancelled.");
+            return 130;
+        }
+    }
+
+    public static Task<int> Guard(Func<int> body, CancellationToken token) => Guard(_ => Task.FromResult(body()), token);
 }

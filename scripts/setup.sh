@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what MediatorDiT needs on a fresh Debian machine: the .NET SDK is expected on PATH;
+# OpenBLAS is optional (a managed SIMD GEMM is always available) but installed when we can.
+set -euo pipefail
+if ! command -v dotnet >/dev/null 2>&1; then
+  echo "error: the .NET 10 SDK (dotnet) is not on PATH; install it from your distribution or dotnet.microsoft.com." >&2
+  exit 1
+fi
+if ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0'; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing libopenblas0-pthread ..." >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas0-pthread >/dev/null) \
+      || echo "warning: could not install OpenBLAS; the managed GEMM will be used." >&2
+  else
+    echo "note: OpenBLAS not found and apt-get not usable; the managed GEMM will be used." >&2
+  fi
+fi
