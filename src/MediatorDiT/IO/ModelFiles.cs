@@ -17,7 +17,7 @@ public static class ModelFiles
             throw new MediatorDiTException($"weights file '{weightsPath}' does not exist.");
         IReadOnlyDictionary<string, StoredTensor> state;
         string? embeddedConfig = null;
-        if (IsSafeTensors(weightsPath))
+        if (LooksLikeSafeTensors(weightsPath))
         {
             var file = SafeTensors.Read(weightsPath);
             state = file.Tensors;
@@ -25,7 +25,7 @@ public static class ModelFiles
         }
         else
         {
-            state = TorchFile.LoadStateDict(weightsPath, checkpointKey);
+            state = StateDict.Load(weightsPath, checkpointKey);
         }
 
         ModelConfig config;
@@ -56,11 +56,14 @@ public static class ModelFiles
             new Dictionary<string, string> { [ConfigMetadataKey] = model.Config.ToJson() });
     }
 
-    /// <summary>Safetensors files start with a little-endian header length; .pt files are zips ("PK").</summary>
-    public static bool IsSafeTensors(string path)
+    /// <summary>
+    /// A safetensors file starts with an 8-byte header length and then the JSON header's '{'; anything
+    /// else goes to <see cref="StateDict.Load"/>, which tells the PyTorch formats apart.
+    /// </summary>
+    public static bool LooksLikeSafeTensors(string path)
     {
         using var stream = File.OpenRead(path);
-        Span<byte> head = stackalloc byte[2];
-        return stream.Read(head) < 2 || !(head[0] == (byte)'P' && head[1] == (byte)'K');
+        Span<byte> head = stackalloc byte[9];
+        return stream.ReadAtLeast(head, 9, throwOnEndOfStream: false) == 9 && head[8] == (byte)'{';
     }
 }
