@@ -1,5 +1,6 @@
 using MediatorDiT.Nn;
 using MediatorDiT.Tensors;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace MediatorDiT.Models;
 
@@ -7,9 +8,16 @@ namespace MediatorDiT.Models;
 /// Multi-head softmax self-attention as timm's Attention (keys attn.qkv, attn.proj):
 /// qkv (B*N, 3D) with columns [q | k | v], each split into heads of hd channels;
 /// per head O = softmax(q k^T * hd^-0.5) v.
+/// Streaming: queries are processed in row tiles of <see cref="TileRows"/>, so at most a (tile, N) block of
+/// the N x N score matrix exists at a time (per thread); the backward pass recomputes the tiles from the
+/// saved row log-sum-exp, as flash attention does. Memory stays linear in N.
 /// </summary>
 public sealed class FullAttention : IAttention
 {
+    public const int DefaultTileRows = 64;
+
+    /// <summary>Query rows per tile; tests vary it to hold tiled and single-tile results equal.</summary>
+    internal int TileRows { get; set; } = DefaultTileRows;
     private readonly int _dim, _heads, _headDim;
     private readonly float _scale;
     public Parameter QkvWeight { get; }
@@ -19,11 +27,11 @@ public sealed class FullAttention : IAttention
     public IReadOnlyList<Parameter> Parameters { get; }
     public string Kind => "full";
 
-    // Saved by Forward for Backward.
+    // Saved by Forward for Backward: qkv, per-head outputs (before proj), row log-sum-exp (B, H, N).
     private Tensor? _input;
     private int _batch, _tokens;
-    private readonly Tensor _qkv = new(0), _probs = new(0), _heads_out = new(0);
-    private readonly Tensor _dqkv = new(0), _dHeads = new(0), _dProbs = new(0);
+    private readonly Tensor _qkv = new(0), _headsOut = new(0), _lse = new(0);
+    private readonly Tensor _dqkv = new(0), _dHeads = new(0);
 
     public FullAttention(string prefix, int dim, int heads)
     {
@@ -45,22 +53,39 @@ public sealed class FullAttention : IAttention
         _batch = batch;
         _tokens = n;
         _qkv.EnsureShape(rows, 3 * d);
-        _probs.EnsureShape(batch, _heads, n, n);
-        _heads_out.EnsureShape(rows, d);
+        _headsOut.EnsureShape(rows, d);
+        _lse.EnsureShape(batch, _heads, n);
         Linear.Forward(input.Span, QkvWeight.Value.Span, QkvBias.Value.Span, _qkv.Span, rows, d, 3 * d);
 
-        float[] qkv = _qkv.Data, probs = _probs.Data, o = _heads_out.Data;
+        float[] qkv = _qkv.Data, o = _headsOut.Data, lse = _lse.Data;
         ParallelLoop.For(batch * _heads, bh =>
         {
             int b = bh / _heads, h = bh % _heads;
             int qOff = b * n * 3 * d + h * hd;
-            var p = probs.AsSpan(bh * n * n, n * n);
-            Gemm.Sgemm(false, true, n, n, hd, _scale, qkv.AsSpan(qOff), 3 * d, qkv.AsSpan(qOff + d), 3 * d, 0f, p, n);
-            Softmax.Forward(p, p, n, n);
-            Gemm.Sgemm(false, false, n, hd, n, 1f, p, n, qkv.AsSpan(qOff + 2 * d), 3 * d, 0f,
-                o.AsSpan(b * n * d + h * hd), d);
+            var tile = ScratchBuffers.Get(0, TileRows * n);
+            for (int r0 = 0; r0 < n; r0 += TileRows)
+            {
+                int rs = Math.Min(TileRows, n - r0);
+                var s = tile.AsSpan(0, rs * n);
+                Gemm.Sgemm(false, true, rs, n, hd, _scale, qkv.AsSpan(qOff + r0 * 3 * d), 3 * d, qkv.AsSpan(qOff + d), 3 * d, 0f, s, n);
+                for (int r = 0; r < rs; r++)
+                    lse[bh * n + r0 + r] = SoftmaxRowWithLogSumExp(s.Slice(r * n, n));
+                Gemm.Sgemm(false, false, rs, hd, n, 1f, s, n, qkv.AsSpan(qOff + 2 * d), 3 * d, 0f,
+                    o.AsSpan((b * n + r0) * d + h * hd), d);
+            }
         });
-        Linear.Forward(_heads_out.Span, ProjWeight.Value.Span, ProjBias.Value.Span, output.Span, rows, d, d);
+        Linear.Forward(_headsOut.Span, ProjWeight.Value.Span, ProjBias.Value.Span, output.Span, rows, d, d);
+    }
+
+    /// <summary>Softmax of one row in place; returns log(sum(exp(x))) for recomputing it later.</summary>
+    private static float SoftmaxRowWithLogSumExp(Span<float> row)
+    {
+        float max = TensorPrimitives.Max(row);
+        TensorPrimitives.Subtract(row, max, row);
+        TensorPrimitives.Exp(row, row);
+        float sum = TensorPrimitives.Sum(row);
+        TensorPrimitives.Multiply(row, 1f / sum, row);
+        return max + MathF.Log(sum);
     }
 
     public void Backward(Tensor dOutput, Tensor dInput)
@@ -69,32 +94,62 @@ public sealed class FullAttention : IAttention
         int batch = _batch, n = _tokens, rows = batch * n, d = _dim, hd = _headDim;
         _dHeads.EnsureShape(rows, d);
         _dqkv.EnsureShape(rows, 3 * d);
-        _dProbs.EnsureShape(batch, _heads, n, n);
-        Linear.Backward(_heads_out.Span, ProjWeight.Value.Span, dOutput.Span, ProjWeight.Grad!.Span, ProjBias.Grad!.Span,
+        Linear.Backward(_headsOut.Span, ProjWeight.Value.Span, dOutput.Span, ProjWeight.Grad!.Span, ProjBias.Grad!.Span,
             _dHeads.Span, rows, d, d);
 
-        float[] qkv = _qkv.Data, probs = _probs.Data, dO = _dHeads.Data, dqkv = _dqkv.Data, dp = _dProbs.Data;
+        float[] qkv = _qkv.Data, o = _headsOut.Data, dO = _dHeads.Data, dqkv = _dqkv.Data, lse = _lse.Data;
         ParallelLoop.For(batch * _heads, bh =>
         {
             int b = bh / _heads, h = bh % _heads;
             int qOff = b * n * 3 * d + h * hd;
-            var p = probs.AsSpan(bh * n * n, n * n);
-            var dP = dp.AsSpan(bh * n * n, n * n);
-            var dOh = dO.AsSpan(b * n * d + h * hd);
-            // dP = dO v^T; dv = P^T dO; dS = softmax'(dP); dq = s dS k; dk = s dS^T q.
-            Gemm.Sgemm(false, true, n, n, hd, 1f, dOh, d, qkv.AsSpan(qOff + 2 * d), 3 * d, 0f, dP, n);
-            Gemm.Sgemm(true, false, n, hd, n, 1f, p, n, dOh, d, 0f, dqkv.AsSpan(qOff + 2 * d), 3 * d);
-            Softmax.Backward(p, dP, dP, n, n);
-            Gemm.Sgemm(false, false, n, hd, n, _scale, dP, n, qkv.AsSpan(qOff + d), 3 * d, 0f, dqkv.AsSpan(qOff), 3 * d);
-            Gemm.Sgemm(true, false, n, hd, n, _scale, dP, n, qkv.AsSpan(qOff), 3 * d, 0f, dqkv.AsSpan(qOff + d), 3 * d);
+            var p = ScratchBuffers.Get(0, TileRows * n);
+            var dp = ScratchBuffers.Get(1, TileRows * n);
+            // dk and dv accumulate over query tiles; start them at zero.
+            for (int r = 0; r < n; r++)
+            {
+                dqkv.AsSpan(qOff + r * 3 * d + d, hd).Clear();
+                dqkv.AsSpan(qOff + r * 3 * d + 2 * d, hd).Clear();
+            }
+            for (int r0 = 0; r0 < n; r0 += TileRows)
+            {
+                int rs = Math.Min(TileRows, n - r0);
+                var pt = p.AsSpan(0, rs * n);
+                var dpt = dp.AsSpan(0, rs * n);
+                var qTile = qkv.AsSpan(qOff + r0 * 3 * d);
+                var dOTile = dO.AsSpan((b * n + r0) * d + h * hd);
+                // Recompute P = exp(s q k^T - lse).
+                Gemm.Sgemm(false, true, rs, n, hd, _scale, qTile, 3 * d, qkv.AsSpan(qOff + d), 3 * d, 0f, pt, n);
+                for (int r = 0; r < rs; r++)
+                {
+                    var row = pt.Slice(r * n, n);
+                    TensorPrimitives.Subtract(row, lse[bh * n + r0 + r], row);
+                    TensorPrimitives.Exp(row, row);
+                }
+                // dP = dO v^T; dS = P * (dP - rowsum(dO * O)); dv += P^T dO.
+                Gemm.Sgemm(false, true, rs, n, hd, 1f, dOTile, d, qkv.AsSpan(qOff + 2 * d), 3 * d, 0f, dpt, n);
+                for (int r = 0; r < rs; r++)
+                {
+                    float delta = TensorPrimitives.Dot(dOTile.Slice(r * d, hd), o.AsSpan((b * n + r0 + r) * d + h * hd, hd));
+                    var dRow = dpt.Slice(r * n, n);
+                    TensorPrimitives.Subtract(dRow, delta, dRow);
+                    TensorPrimitives.Multiply(dRow, pt.Slice(r * n, n), dRow);
+                }
+                Gemm.Sgemm(true, false, n, hd, rs, 1f, pt, n, dOTile, d, 1f, dqkv.AsSpan(qOff + 2 * d), 3 * d);
+                // dq = s dS k; dk += s dS^T q.
+                Gemm.Sgemm(false, false, rs, hd, n, _scale, dpt, n, qkv.AsSpan(qOff + d), 3 * d, 0f, dqkv.AsSpan(qOff + r0 * 3 * d), 3 * d);
+                Gemm.Sgemm(true, false, n, hd, rs, _scale, dpt, n, qTile, 3 * d, 1f, dqkv.AsSpan(qOff + d), 3 * d);
+            }
         });
         Linear.Backward(_input.Span, QkvWeight.Value.Span, _dqkv.Span, QkvWeight.Grad!.Span, QkvBias.Grad!.Span,
             dInput.Span, rows, d, 3 * d);
     }
 
+    /// <summary>Recomputes one head's (N, N) attention map of the last forward from the saved q, k.</summary>
     public void ComposedAttentionMap(int sample, int head, Span<float> map)
     {
-        int n = _tokens;
-        _probs.Data.AsSpan((sample * _heads + head) * n * n, n * n).CopyTo(map);
+        int n = _tokens, d = _dim;
+        int qOff = sample * n * 3 * d + head * _headDim;
+        Gemm.Sgemm(false, true, n, n, _headDim, _scale, _qkv.Data.AsSpan(qOff), 3 * d, _qkv.Data.AsSpan(qOff + d), 3 * d, 0f, map, n);
+        Softmax.Forward(map, map, n, n);
     }
 }

@@ -71,9 +71,37 @@ public sealed class MediatorAttention : IAttention
         Parameters = [AnBias, NaBias, AhBias, AwBias, HaBias, WaBias, QkvWeight, QkvBias, ProjWeight, ProjBias, DwcWeight, DwcBias];
     }
 
-    /// <summary>Builds bias1 (heads, n, N) and bias2 (heads, N, n) from the parameters.</summary>
+    // The bias parameters the cached bias1/bias2 were built from: the resized maps are rebuilt only when
+    // these change (every step in training, once per loaded model in sampling).
+    private float[] _biasSnapshot = [];
+
+    private bool BiasesAreCurrent()
+    {
+        ReadOnlySpan<Parameter> sources = [AnBias, NaBias, AhBias, AwBias, HaBias, WaBias];
+        int total = 0;
+        foreach (var p in sources) total += p.Value.Length;
+        bool same = _biasSnapshot.Length == total;
+        int offset = 0;
+        foreach (var p in sources)
+        {
+            if (same && !p.Value.Span.SequenceEqual(_biasSnapshot.AsSpan(offset, p.Value.Length))) same = false;
+            offset += p.Value.Length;
+        }
+        if (same) return true;
+        if (_biasSnapshot.Length != total) _biasSnapshot = new float[total];
+        offset = 0;
+        foreach (var p in sources)
+        {
+            p.Value.Span.CopyTo(_biasSnapshot.AsSpan(offset));
+            offset += p.Value.Length;
+        }
+        return false;
+    }
+
+    /// <summary>Builds bias1 (heads, n, N) and bias2 (heads, N, n) from the parameters, unless unchanged.</summary>
     private void BuildBiases()
     {
+        if (BiasesAreCurrent() && _bias1.Length > 0) return;
         int h = _heads, n = _mediators, G = _grid, N = G * G;
         _bias1.EnsureShape(h, n, N);
         _bias2.EnsureShape(h, N, n);
