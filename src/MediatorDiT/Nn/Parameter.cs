@@ -9,8 +9,8 @@ namespace MediatorDiT.Nn;
 public sealed class Parameter
 {
     public string Name { get; }
-    public Tensor Value { get; }
-    public Tensor? Grad { get; }
+    public Tensor Value { get; private set; }
+    public Tensor? Grad { get; private set; }
     public bool Trainable => Grad is not null;
 
     public Parameter(string name, int[] shape, bool trainable = true)
@@ -18,6 +18,18 @@ public sealed class Parameter
         Name = name;
         Value = new Tensor(shape);
         Grad = trainable ? new Tensor(shape) : null;
+    }
+
+    /// <summary>
+    /// Makes this parameter use another's value and gradient storage, so two networks share a weight
+    /// (a shared-weight mediator ladder). Shapes must agree.
+    /// </summary>
+    public void ShareStorageWith(Parameter source)
+    {
+        if (!Value.SameShape(source.Value))
+            throw new ArgumentException($"cannot share '{source.Name}' [{source.Value.ShapeString}] with '{Name}' [{Value.ShapeString}].");
+        Value = source.Value;
+        Grad = source.Grad;
     }
 
     public override string ToString() => $"{Name} [{Value.ShapeString}]";

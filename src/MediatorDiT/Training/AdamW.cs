@@ -6,7 +6,9 @@ namespace MediatorDiT.Training;
 /// <summary>
 /// AdamW exactly as torch.optim.AdamW (single-tensor path): decoupled weight decay p *= 1 - lr*wd, moments
 /// m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2, then p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
-/// Scalars in float64 as Python computes them, tensors in float32. Frozen parameters are skipped.
+/// Scalars in float64 as Python computes them, tensors in float32. Like PyTorch, each parameter keeps its
+/// own step count, and a step may update only the parameters that took part (a shared-weight ladder
+/// trains one mediator count's biases at a time). Frozen parameters are never touched.
 /// </summary>
 public sealed class AdamW
 {
@@ -15,16 +17,19 @@ public sealed class AdamW
     public double Beta2 { get; }
     public double Eps { get; }
     public double WeightDecay { get; }
-    public long Step { get; private set; }
 
-    private readonly IReadOnlyList<Parameter> _params;
+    private readonly Parameter[] _params;
+    private readonly Dictionary<Parameter, int> _index = new(ReferenceEqualityComparer.Instance);
     private readonly Tensor[] _m, _v;
+    private readonly long[] _steps;
 
-    public AdamW(IParameterSet model, double lr = 1e-4, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0)
+    public AdamW(IEnumerable<Parameter> parameters, double lr = 1e-4, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0)
     {
-        _params = model.Parameters.Where(p => p.Trainable).ToArray();
+        _params = parameters.Where(p => p.Trainable).Distinct().ToArray();
+        for (int i = 0; i < _params.Length; i++) _index[_params[i]] = i;
         _m = _params.Select(p => new Tensor(p.Value.Shape)).ToArray();
         _v = _params.Select(p => new Tensor(p.Value.Shape)).ToArray();
+        _steps = new long[_params.Length];
         LearningRate = lr;
         Beta1 = beta1;
         Beta2 = beta2;
@@ -32,30 +37,44 @@ public sealed class AdamW
         WeightDecay = weightDecay;
     }
 
-    /// <summary>The moments, in the order of the model's trainable parameters (for checkpoints).</summary>
-    public IReadOnlyList<(Parameter Param, Tensor ExpAvg, Tensor ExpAvgSq)> State =>
-        _params.Select((p, i) => (p, _m[i], _v[i])).ToArray();
+    public AdamW(IParameterSet model, double lr = 1e-4, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0)
+        : this(model.Parameters, lr, beta1, beta2, eps, weightDecay) { }
 
-    public void RestoreStep(long step) => Step = step;
+    public IReadOnlyList<Parameter> Parameters => _params;
 
-    public void Update()
+    /// <summary>Per-parameter state, in construction order (for checkpoints).</summary>
+    public IReadOnlyList<(Parameter Param, Tensor ExpAvg, Tensor ExpAvgSq, long Step)> State =>
+        _params.Select((p, i) => (p, _m[i], _v[i], _steps[i])).ToArray();
+
+    public void RestoreStep(Parameter p, long step) => _steps[_index[p]] = step;
+
+    /// <summary>Steps every parameter.</summary>
+    public void Update() => UpdateIndices(Enumerable.Range(0, _params.Length).ToArray());
+
+    /// <summary>Steps only the given parameters (those a shared-weight model used this step).</summary>
+    public void Update(IEnumerable<Parameter> active) =>
+        UpdateIndices(active.Where(p => p.Trainable).Distinct().Select(p => _index[p]).ToArray());
+
+    private void UpdateIndices(int[] indices)
     {
-        Step++;
         float decay = (float)(1 - LearningRate * WeightDecay);
         float b1 = (float)Beta1, b2 = (float)Beta2, oneMinusB1 = (float)(1 - Beta1), oneMinusB2 = (float)(1 - Beta2);
-        double bc1 = 1 - Math.Pow(Beta1, Step), bc2 = 1 - Math.Pow(Beta2, Step);
-        float stepSize = (float)(LearningRate / bc1);
-        float bc2Sqrt = (float)Math.Sqrt(bc2);
         float eps = (float)Eps;
-        ParallelLoop.For(_params.Count, i =>
+        bool decays = WeightDecay != 0;
+        ParallelLoop.For(indices.Length, j =>
         {
+            int i = indices[j];
+            long step = ++_steps[i];
+            double bc1 = 1 - Math.Pow(Beta1, step), bc2 = 1 - Math.Pow(Beta2, step);
+            float stepSize = (float)(LearningRate / bc1);
+            float bc2Sqrt = (float)Math.Sqrt(bc2);
             var p = _params[i].Value.Span;
             var g = _params[i].Grad!.Span;
             var m = _m[i].Span;
             var v = _v[i].Span;
             for (int k = 0; k < p.Length; k++)
             {
-                if (WeightDecay != 0) p[k] *= decay;
+                if (decays) p[k] *= decay;
                 m[k] = m[k] * b1 + g[k] * oneMinusB1;
                 v[k] = v[k] * b2 + g[k] * g[k] * oneMinusB2;
                 float denom = MathF.Sqrt(v[k]) / bc2Sqrt + eps;

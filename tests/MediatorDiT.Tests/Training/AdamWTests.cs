@@ -26,7 +26,7 @@ public class AdamWTests
                 Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-6 * Math.Max(1, Math.Abs(expected[i])),
                     $"{p.Name}[{i}]: {actual[i]} vs {expected[i]}");
         }
-        Assert.Equal(1, opt.Step);
+        Assert.All(opt.State, s => Assert.Equal(1, s.Step));
     }
 
     [Fact]
