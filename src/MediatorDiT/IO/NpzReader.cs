@@ -1,0 +1,106 @@
+using System.IO.Compression;
+
+namespace MediatorDiT.IO;
+
+/// <summary>
+/// Reads .npz archives (np.savez and np.savez_compressed output, and <see cref="NpzWriter"/>'s):
+/// the arrays are the zip entries named "&lt;name&gt;.npy". Whole arrays come back as
+/// <see cref="StoredTensor"/> (convert with ToFloat or ToInt64); large ones can be read in parts
+/// with <see cref="OpenArray"/>. Each entry's CRC-32 is checked once it has been read to the end.
+/// </summary>
+public sealed class NpzReader : IDisposable
+{
+    private readonly ZipArchive _zip;
+    private readonly Stream _stream;
+    private readonly bool _leaveOpen;
+    private readonly Dictionary<string, ZipArchiveEntry> _entries = new(StringComparer.Ordinal);
+
+    public string Path { get; }
+
+    /// <summary>Array names (entry names without ".npy"), in archive order.</summary>
+    public IReadOnlyList<string> Names { get; }
+
+    public NpzReader(string path)
+        : this(InputFile.OpenStream(path), path, leaveOpen: false)
+    {
+    }
+
+    /// <summary>Reads an archive from a seekable stream; <paramref name="sourceName"/> names it in messages.</summary>
+    public NpzReader(Stream stream, string sourceName, bool leaveOpen = false)
+    {
+        Path = sourceName;
+        _stream = stream;
+        _leaveOpen = leaveOpen;
+        try
+        {
+            _zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true);
+        }
+        catch (InvalidDataException ex)
+        {
+            if (!leaveOpen) stream.Dispose();
+            throw new MediatorDiTException($"{sourceName}: is not a readable .npz (zip) archive ({ex.Message.TrimEnd('.')}).", ex);
+        }
+        var names = new List<string>();
+        foreach (ZipArchiveEntry entry in _zip.Entries)
+        {
+            if (!entry.FullName.EndsWith(".npy", StringComparison.Ordinal)) continue;
+            string name = entry.FullName[..^4];
+            if (_entries.TryAdd(name, entry)) names.Add(name);
+        }
+        Names = names;
+    }
+
+    public bool Contains(string name) => _entries.ContainsKey(name);
+
+    /// <summary>Dtype and shape of an array, from its header alone.</summary>
+    public NpyHeader GetHeader(string name)
+    {
+        using NpyArrayReader reader = OpenArray(name);
+        return reader.Header;
+    }
+
+    /// <summary>The whole array (at most 2 GB).</summary>
+    public StoredTensor Read(string name)
+    {
+        using NpyArrayReader reader = OpenArray(name);
+        NpyHeader header = reader.Header;
+        if (header.ByteCount > Array.MaxLength)
+            throw new MediatorDiTException($"{Source(name)}: the array {header} holds {header.ByteCount} bytes, more than one buffer can; read it in parts with OpenArray.");
+        var data = new byte[header.ByteCount];
+        reader.ReadBytes(data);
+        return new StoredTensor(header.DType, header.Shape, data);
+    }
+
+    /// <summary>Opens an array for reading in parts; dispose the reader before opening another.</summary>
+    public NpyArrayReader OpenArray(string name)
+    {
+        if (!_entries.TryGetValue(name, out ZipArchiveEntry? entry))
+            throw new MediatorDiTException($"{Path}: has no array '{name}' (it has {(Names.Count == 0 ? "none" : string.Join(", ", Names.Select(n => $"'{n}'")))}).");
+        Stream data;
+        try
+        {
+            data = entry.Open();
+        }
+        catch (Exception ex) when (ex is InvalidDataException or IOException or NotSupportedException)
+        {
+            throw new MediatorDiTException($"{Source(name)}: cannot be opened ({ex.Message.TrimEnd('.')}).", ex);
+        }
+        try
+        {
+            return new NpyArrayReader(data, Source(name), entry.Crc32);
+        }
+        catch
+        {
+            data.Dispose();
+            throw;
+        }
+    }
+
+    private string Source(string name) => $"{Path} (array '{name}')";
+
+    public void Dispose()
+    {
+        _zip.Dispose();
+        if (!_leaveOpen) _stream.Dispose();
+    }
+}
