@@ -1,0 +1,11 @@
+namespace MediatorDiT.Data;
+
+/// <summary>Which part of a built-in dataset to read; see <see cref="TestSplitRule"/> for where the line is drawn.</summary>
+public enum DatasetSplit
+{
+    Train,
+    Test,
+
+    /// <summary>Every image, by class and then package order (train and test interleaved per class).</summary>
+    All,
+}

@@ -1,0 +1,147 @@
+using System.Collections.Concurrent;
+using MediatorDiT.IO;
+using MediatorDiT.Tensors;
+
+namespace MediatorDiT.Data;
+
+/// <summary>
+/// A folder of class sub-folders of PNG files, as torchvision's ImageFolder reads it: class c is
+/// the c-th sub-folder name in ordinal (code point) order; a class's files are all *.png below its
+/// folder (nested folders included), folders by path then files by name. Each image is decoded
+/// once, converted to RGB (grey repeated, alpha dropped), cut with ADM/DiT's center_crop_arr
+/// (<see cref="CenterCrop"/>) and kept as uint8 (S, S, 3), S x S x 3 bytes per image in memory;
+/// <see cref="Get"/> gives (3, S, S) in [-1, 1]. A PNG that cannot be decoded is skipped with a
+/// warning naming it and counted in <see cref="SkippedFiles"/>.
+/// </summary>
+public sealed class ImageFolderDataset : IDataset
+{
+    private readonly byte[][] _images;
+    private readonly int[] _labels;
+    private readonly string[] _files;
+    private readonly string[] _classNames;
+
+    private ImageFolderDataset(string folder, int imageSize, string[] classNames, string[] files, byte[][] images, int[] labels, IReadOnlyList<string> skipped)
+    {
+        Folder = folder;
+        ImageSize = imageSize;
+        _classNames = classNames;
+        _files = files;
+        _images = images;
+        _labels = labels;
+        SkippedFileNames = skipped;
+        SampleShape = new SampleShape(3, imageSize, imageSize);
+    }
+
+    /// <summary>
+    /// Reads every PNG below <paramref name="folder"/>'s class sub-folders, decoding in parallel.
+    /// Progress gets a line per skipped file and a count every few hundred images.
+    /// </summary>
+    public static ImageFolderDataset Load(string folder, int imageSize, IProgress<string>? progress = null, CancellationToken cancellationToken = default)
+    {
+        if (imageSize < 1)
+            throw new MediatorDiTException($"The image size must be positive, but is {imageSize}.");
+        if (!Directory.Exists(folder))
+            throw new MediatorDiTException($"{folder}: the image folder does not exist (expected a folder with one sub-folder of PNG files per class).");
+        string root = Path.GetFullPath(folder);
+        string[] classNames = Directory.GetDirectories(root).Select(d => Path.GetFileName(d)!).Order(StringComparer.Ordinal).ToArray();
+        if (classNames.Length == 0)
+            throw new MediatorDiTException($"{folder}: has no sub-folders, but an image folder holds one sub-folder of PNG files per class.");
+
+        var files = new List<(string Path, int Label)>();
+        var emptyClasses = new List<string>();
+        for (int c = 0; c < classNames.Length; c++)
+        {
+            var classFiles = PngFilesBelow(Path.Combine(root, classNames[c]));
+            if (classFiles.Count == 0) emptyClasses.Add(classNames[c]);
+            files.AddRange(classFiles.Select(f => (f, c)));
+        }
+        if (emptyClasses.Count > 0)
+            throw new MediatorDiTException($"{folder}: class folder{(emptyClasses.Count > 1 ? "s" : "")} {string.Join(", ", emptyClasses.Take(5))} hold{(emptyClasses.Count > 1 ? "" : "s")} no .png files; every class needs at least one image.");
+
+        var images = new byte[files.Count][];
+        var failures = new ConcurrentDictionary<int, string>();
+        int decoded = 0;
+        progress?.Report($"{folder}: decoding {files.Count} PNG files of {classNames.Length} classes at {imageSize}x{imageSize}");
+        var options = new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = ComputeSettings.Threads };
+        Parallel.For(0, files.Count, options, i =>
+        {
+            try
+            {
+                DecodedImage rgb = PngDecoder.Read(files[i].Path).ToRgb();
+                images[i] = CenterCrop.Apply(rgb.Pixels, rgb.Width, rgb.Height, 3, imageSize);
+            }
+            catch (Exception ex) when (ex is MediatorDiTException or InvalidDataException or IOException)
+            {
+                failures[i] = ex.Message;
+            }
+            int done = Interlocked.Increment(ref decoded);
+            if (done % 500 == 0) progress?.Report($"{folder}: decoded {done} of {files.Count} images");
+        });
+
+        var skipped = new List<string>();
+        foreach (int i in failures.Keys.Order())
+        {
+            skipped.Add(files[i].Path);
+            progress?.Report($"warning: skipped {files[i].Path}, it is not a readable PNG ({failures[i].TrimEnd('.')})");
+        }
+        var kept = Enumerable.Range(0, files.Count).Where(i => images[i] is not null).ToArray();
+        var unreadable = Enumerable.Range(0, classNames.Length).Where(c => !kept.Any(i => files[i].Label == c)).Select(c => classNames[c]).ToList();
+        if (unreadable.Count > 0)
+            throw new MediatorDiTException($"{folder}: class folder{(unreadable.Count > 1 ? "s" : "")} {string.Join(", ", unreadable.Take(5))} hold{(unreadable.Count > 1 ? "" : "s")} no readable PNG file; every class needs at least one image.");
+        if (skipped.Count > 0)
+            progress?.Report($"{folder}: skipped {skipped.Count} unreadable PNG file{(skipped.Count > 1 ? "s" : "")}, kept {kept.Length}");
+
+        return new ImageFolderDataset(root, imageSize, classNames,
+            kept.Select(i => files[i].Path).ToArray(), kept.Select(i => images[i]).ToArray(), kept.Select(i => files[i].Label).ToArray(), skipped);
+    }
+
+    /// <summary>The folder read, as a full path.</summary>
+    public string Folder { get; }
+
+    /// <summary>Side S of the square samples.</summary>
+    public int ImageSize { get; }
+
+    /// <summary>Sub-folder names; label c is ClassNames[c].</summary>
+    public IReadOnlyList<string> ClassNames => _classNames;
+
+    /// <summary>The file of each sample, in sample order.</summary>
+    public IReadOnlyList<string> Files => _files;
+
+    /// <summary>PNG files that could not be decoded and were left out.</summary>
+    public int SkippedFiles => SkippedFileNames.Count;
+
+    public IReadOnlyList<string> SkippedFileNames { get; }
+
+    public int Count => _images.Length;
+
+    public int NumClasses => _classNames.Length;
+
+    public SampleShape SampleShape { get; }
+
+    /// <summary>The cropped uint8 pixels (S, S, 3) of sample <paramref name="index"/>.</summary>
+    public ReadOnlySpan<byte> Pixels(int index) => _images[index];
+
+    public void Get(int index, Span<float> sample, out int label)
+    {
+        if ((uint)index >= (uint)_images.Length) throw new ArgumentOutOfRangeException(nameof(index), index, $"the dataset has {_images.Length} samples.");
+        if (sample.Length != SampleShape.Length) throw new ArgumentException($"the sample buffer has {sample.Length} floats, but a sample {SampleShape} has {SampleShape.Length}.");
+        ImageTransforms.InterleavedBytesToSignedPlanes(_images[index], sample, 3);
+        label = _labels[index];
+    }
+
+    /// <summary>*.png files (any letter case) below <paramref name="classFolder"/>: folders by full path, then names, ordinal.</summary>
+    private static List<string> PngFilesBelow(string classFolder)
+    {
+        var folders = new List<string> { classFolder };
+        folders.AddRange(Directory.EnumerateDirectories(classFolder, "*", SearchOption.AllDirectories));
+        folders.Sort(StringComparer.Ordinal);
+        var files = new List<string>();
+        foreach (string f in folders)
+        {
+            files.AddRange(Directory.EnumerateFiles(f)
+                .Where(p => p.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
+                .Order(StringComparer.Ordinal));
+        }
+        return files;
+    }
+}
