@@ -13,6 +13,7 @@ public static class CliApp
             FlopsCommand.Create(),
             ForwardCommand.Create(),
             ConvertCommand.Create(),
+            TrainCommand.Create(),
         };
         return root;
     }

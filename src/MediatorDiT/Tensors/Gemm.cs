@@ -120,27 +120,28 @@ public static unsafe class Gemm
 
     /// <summary>
     /// The Auto rule, from medians measured on the 2-core Zen 5 development VM (GFLOP/s, managed vs
-    /// OpenBLAS 0.3.21, 1 thread). The managed AVX-512 kernel is ~1.8x faster on every model shape
-    /// (1024x1152x384: 188 vs 104; 1024x384x1536: 178 vs 103; A^T B 384x1152x1024: 172 vs 101;
-    /// A B^T 1024x384x1152: 187 vs 106; 256x256x64 x24: 186 vs 83) and on short products
-    /// (16x1152x1152: 116 vs 80). OpenBLAS is used where the managed code pays fixed costs or pads lanes:
-    /// tiny products, m*n*k &lt; 32K (16^3: 29 vs 24; 30^3: 59 vs 35), which also never use threads;
-    /// narrow outputs, n &lt; 16 (1024x8x1152: 60 vs 45);
-    /// short A B^T on one thread, 3 &lt;= m &lt;= 8 (4x1152x6912: 23 vs 16; on 2 threads managed leads 32 vs 25);
-    /// everything but GEMV-like products when only the 256-bit managed kernel can run
-    /// (1024x1152x384: 93 vs 111), whereas for m &lt;= 2 with B not transposed the managed streaming
-    /// path wins at either width (1x1152x1152: 29 vs 8).
-    /// Without OpenBLAS everything runs managed.
+    /// OpenBLAS 0.3.21, 1 thread / 2 threads). The managed AVX-512 kernel is ~1.8x faster on every model
+    /// shape (1024x1152x384: 187 vs 104 / 350 vs 195; 1024x384x1536: 181 vs 102 / 357 vs 188;
+    /// A^T B 384x1152x1024: 169 vs 105 / 349 vs 201; A B^T 1024x384x1152: 169 vs 101 / 347 vs 188;
+    /// 256x256x64 x24: 178 vs 91 / 348 vs 188) and on short products (16x1152x1152: 104 vs 77 / 190 vs 147;
+    /// 1x1152x1152: 31 vs 9). OpenBLAS is used where the managed code pays fixed costs or pads lanes:
+    /// tiny products, m*n*k &lt; 32K (16^3: 24 vs 18; 30^3: 43 vs 16), which also never use threads;
+    /// narrow outputs, n &lt; 16 (1024x8x1152: 60 vs 46 / 115 vs 92);
+    /// short A B^T, 3 &lt;= m &lt;= 8 (4x1152x6912: 22 vs 16, memory-bound and close on 2 threads);
+    /// and, when only the 256-bit managed kernel can run, everything except GEMV-like products
+    /// (1024x1152x384: 93 vs 111), whereas for m &lt;= 2 with B not transposed the managed streaming path
+    /// wins at either width (1x1152x1152: 30 vs 9). Without OpenBLAS everything runs managed.
     /// </summary>
     internal static GemmBackend Choose(bool transA, bool transB, int m, int n, int k, int threads)
     {
         _ = transA;
+        _ = threads;
         if (!OpenBlas.Available) return GemmBackend.Managed;
         if ((long)m * n * k < ManagedGemm.TinyWork) return GemmBackend.OpenBlas;
         if (m <= 2 && !transB) return GemmBackend.Managed;
         if (!ManagedGemm.Uses512) return GemmBackend.OpenBlas;
         if (n < 16) return GemmBackend.OpenBlas;
-        if (transB && threads <= 1 && m >= 3 && m <= ManagedGemm.DirectMaxM) return GemmBackend.OpenBlas;
+        if (transB && m >= 3 && m <= ManagedGemm.DirectMaxM) return GemmBackend.OpenBlas;
         return GemmBackend.Managed;
     }
 

@@ -1,0 +1,86 @@
+using System.CommandLine;
+using MediatorDiT.Cli.Rendering;
+using MediatorDiT.Training;
+
+namespace MediatorDiT.Cli.Commands;
+
+/// <summary>
+/// `mdit train`: trains a SiT with mediator (or full) attention. Settings: defaults, then --config, then
+/// the options given here. --resume RUN_DIR continues a run bit for bit. Ctrl+C / SIGTERM saves a
+/// checkpoint and exits with 130.
+/// </summary>
+public static class TrainCommand
+{
+    public static Command Create()
+    {
+        var config = new Option<string?>("--config") { Description = "training config JSON (snake_case keys, see docs/TRAINING.md)" };
+        var output = new Option<string?>("--out") { Description = "run folder (default runs/<dataset>-<time>)" };
+        var resume = new Option<string?>("--resume") { Description = "run folder to continue from its latest checkpoint" };
+        var model = new Option<string?>("--model") { Description = "SiT-S/2 ... or custom (with model_config in --config)" };
+        var mediators = new Option<string?>("--mediators") { Description = "mediator counts: 16, or 4,16,64 for one shared-weight ladder, or 0 for full attention" };
+        var dataset = new Option<string?>("--dataset") { Description = "fashion-mnist, mnist, latents:PATH or folder:PATH" };
+        var dataDir = new Option<string?>("--data-dir") { Description = "where built-in datasets are cached" };
+        var steps = new Option<long?>("--steps") { Description = "total optimisation steps" };
+        var batch = new Option<int?>("--batch-size") { Description = "images per step" };
+        var lr = new Option<double?>("--lr") { Description = "learning rate" };
+        var seed = new Option<ulong?>("--seed") { Description = "seed of data order, noise and initialisation" };
+        var ckptEvery = new Option<long?>("--ckpt-every") { Description = "checkpoint every N steps" };
+        var sampleEvery = new Option<long?>("--sample-every") { Description = "sample grid from the EMA model every M steps (0 = never)" };
+        var threads = new Option<int?>("--threads") { Description = "compute threads (default: all cores)" };
+        var noProgress = new Option<bool>("--no-progress") { Description = "plain log lines instead of a progress bar" };
+        var command = new Command("train", "Train a diffusion transformer (SiT transport) on a dataset.")
+        {
+            config, output, resume, model, mediators, dataset, dataDir, steps, batch, lr, seed, ckptEvery, sampleEvery, threads, noProgress,
+        };
+        command.SetAction((parse, token) => CliApp.Guard(() =>
+        {
+            if (parse.GetValue(threads) is int t) Tensors.ComputeSettings.Threads = t;
+            string? resumeDir = parse.GetValue(resume);
+            TrainConfig cfg = new();
+            string? configPath = parse.GetValue(config) ?? (resumeDir is not null ? Path.Combine(resumeDir, "config.json") : null);
+            if (configPath is not null)
+            {
+                if (!File.Exists(configPath)) throw new MediatorDiTException($"config file '{configPath}' does not exist.");
+                cfg = TrainConfig.FromJson(File.ReadAllText(configPath), configPath);
+            }
+            if (parse.GetValue(model) is string m) cfg = cfg with { Model = m };
+            if (parse.GetValue(mediators) is string ms) cfg = cfg with { Mediators = ParseCounts(ms) };
+            if (parse.GetValue(dataset) is string ds) cfg = cfg with { Dataset = ds };
+            if (parse.GetValue(dataDir) is string dd) cfg = cfg with { DataDir = dd };
+            if (parse.GetValue(steps) is long st) cfg = cfg with { Steps = st };
+            if (parse.GetValue(batch) is int b) cfg = cfg with { BatchSize = b };
+            if (parse.GetValue(lr) is double l) cfg = cfg with { LearningRate = l };
+            if (parse.GetValue(seed) is ulong s) cfg = cfg with { Seed = s };
+            if (parse.GetValue(ckptEvery) is long ce) cfg = cfg with { CheckpointEvery = ce };
+            if (parse.GetValue(sampleEvery) is long se) cfg = cfg with { SampleEvery = se };
+            string runDir = resumeDir ?? parse.GetValue(output) ?? Path.Combine("runs", $"{cfg.Dataset.Split(':')[0]}-{DateTime.Now:yyyyMMdd-HHmmss}");
+
+            using var renderer = ProgressRenderer.Create(parse.GetValue(noProgress));
+            var result = new Trainer().Run(cfg, runDir, resumeDir is not null, new Trainer.Options
+            {
+                Progress = new Progress<TrainingProgress>(p => renderer.Report(p.Step, p.TotalSteps,
+                    $"loss {p.Loss:F4}  {p.ImagesPerSecond:F1} img/s  lr {p.LearningRate:G3}", p.Remaining)),
+                Messages = new Progress<string>(renderer.Message),
+                OnSample = SampleHooks.GridWriter(renderer),
+            }, token);
+            renderer.Done();
+            Console.WriteLine($"trained to step {result.Step} (last loss {result.LastLoss:F4}) in {result.RunDir}");
+            foreach (var f in result.ExportedWeights) Console.WriteLine($"EMA weights: {f}");
+            return 0;
+        }, token));
+        return command;
+    }
+
+    internal static int[] ParseCounts(string text)
+    {
+        if (text.Trim() == "0") return [];
+        try
+        {
+            return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray();
+        }
+        catch (FormatException)
+        {
+            throw new MediatorDiTException($"--mediators expects comma-separated integers such as 4,16,64 (or 0 for full attention), got '{text}'.");
+        }
+    }
+}

@@ -1,0 +1,27 @@
+using MediatorDiT.Models;
+using MediatorDiT.Tensors;
+
+namespace MediatorDiT.Diffusion;
+
+/// <summary>Adapters from a DiT-family network (integer timesteps as floats, all 2C channels returned) to a <see cref="NoisePredictor"/>.</summary>
+public static class DitNoisePredictors
+{
+    /// <summary>model(x, t, y) with fixed labels (B).</summary>
+    public static NoisePredictor Conditional(SiTModel model, int[] labels) =>
+        (x, t) => model.Forward(x, ToFloats(t), labels);
+
+    /// <summary>
+    /// DiT's forward_with_cfg on a doubled batch: labels (2B) are the classes followed by the null label;
+    /// the conditional half of x is run under both labels and guidance is applied to the first
+    /// <paramref name="guidedChannels"/> channels (DiT guides 3 of them), both halves getting the result.
+    /// </summary>
+    public static NoisePredictor Guided(SiTModel model, int[] labels, float cfgScale, int guidedChannels = 3) =>
+        (x, t) => model.ForwardWithCfg(x, ToFloats(t), labels, cfgScale, guidedChannels);
+
+    private static float[] ToFloats(int[] t)
+    {
+        var values = new float[t.Length];
+        for (int i = 0; i < t.Length; i++) values[i] = t[i];
+        return values;
+    }
+}

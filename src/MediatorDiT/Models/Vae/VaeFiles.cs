@@ -1,0 +1,55 @@
+using MediatorDiT.IO;
+
+namespace MediatorDiT.Models.Vae;
+
+/// <summary>
+/// Builds an <see cref="AutoencoderKl"/> from a weights file: a diffusers safetensors file
+/// (diffusion_pytorch_model.safetensors) or a PyTorch state dict (.bin / .pt), under either naming scheme.
+/// The config comes from, in order: <c>configPath</c>; the safetensors header's __metadata__ "config";
+/// a config.json beside the weights (the diffusers folder layout); otherwise the Stable Diffusion VAE.
+/// </summary>
+public static class VaeFiles
+{
+    public const string ConfigMetadataKey = "config";
+    public const string DiffusersConfigName = "config.json";
+
+    public static AutoencoderKl Load(string weightsPath, string? configPath = null)
+    {
+        if (!File.Exists(weightsPath))
+            throw new MediatorDiTException($"VAE weights file '{weightsPath}' does not exist.");
+        IReadOnlyDictionary<string, StoredTensor> state;
+        string? embeddedConfig = null;
+        if (ModelFiles.LooksLikeSafeTensors(weightsPath))
+        {
+            var file = SafeTensors.Read(weightsPath);
+            state = file.Tensors;
+            file.Metadata.TryGetValue(ConfigMetadataKey, out embeddedConfig);
+        }
+        else
+        {
+            state = StateDict.Load(weightsPath);
+        }
+
+        AutoencoderKlConfig config;
+        if (configPath is not null)
+        {
+            if (!File.Exists(configPath)) throw new MediatorDiTException($"VAE config file '{configPath}' does not exist.");
+            config = AutoencoderKlConfig.FromJson(File.ReadAllText(configPath), configPath);
+        }
+        else if (embeddedConfig is not null)
+        {
+            config = AutoencoderKlConfig.FromJson(embeddedConfig, $"{weightsPath} (__metadata__ config)");
+        }
+        else
+        {
+            string beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weightsPath)) ?? ".", DiffusersConfigName);
+            config = File.Exists(beside)
+                ? AutoencoderKlConfig.FromJson(File.ReadAllText(beside), beside)
+                : AutoencoderKlConfig.StableDiffusion;
+        }
+
+        var vae = new AutoencoderKl(config);
+        vae.LoadStateDict(state, weightsPath);
+        return vae;
+    }
+}

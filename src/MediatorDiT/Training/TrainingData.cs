@@ -1,0 +1,28 @@
+using MediatorDiT.Data;
+
+namespace MediatorDiT.Training;
+
+/// <summary>Opens the dataset a <see cref="TrainConfig"/> names: a built-in one, latents, or an image folder.</summary>
+public static class TrainingData
+{
+    public static IDataset Open(TrainConfig config, IProgress<string>? progress, CancellationToken token)
+    {
+        string spec = config.Dataset;
+        if (spec.StartsWith("latents:", StringComparison.Ordinal))
+            return LatentDataset.Load(RequirePath(spec["latents:".Length..], "latents"));
+        if (spec.StartsWith("folder:", StringComparison.Ordinal))
+            return ImageFolderDataset.Load(RequirePath(spec["folder:".Length..], "folder"), config.ImageSize, progress, token);
+        if (BuiltInDataset.Find(spec) is null)
+            throw new MediatorDiTException(
+                $"unknown dataset '{spec}'; expected fashion-mnist, mnist, latents:PATH (.safetensors/.npz/.npy) or folder:PATH (class sub-folders of PNGs).");
+        return PixelDataset.Open(spec, DatasetSplit.Train, new PixelPreprocessing { TargetSize = config.ImageSize }, config.DataDir, progress, token);
+    }
+
+    private static string RequirePath(string path, string kind)
+    {
+        if (path.Length == 0) throw new MediatorDiTException($"dataset '{kind}:' needs a path after the colon.");
+        if (!File.Exists(path) && !Directory.Exists(path))
+            throw new MediatorDiTException($"dataset {kind} path '{path}' does not exist.");
+        return path;
+    }
+}
