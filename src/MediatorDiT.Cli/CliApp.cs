@@ -14,6 +14,7 @@ public static class CliApp
             ForwardCommand.Create(),
             ConvertCommand.Create(),
             TrainCommand.Create(),
+            SampleCommand.Create(),
         };
         return root;
     }

@@ -1,0 +1,242 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using MediatorDiT.Cli.Rendering;
+using MediatorDiT.Data;
+using MediatorDiT.Diffusion;
+using MediatorDiT.IO;
+using MediatorDiT.Models;
+using MediatorDiT.Models.Vae;
+using MediatorDiT.Sampling;
+using MediatorDiT.Tensors;
+
+namespace MediatorDiT.Cli.Commands;
+
+/// <summary>
+/// `mdit sample`: samples from one checkpoint or a ladder of checkpoints with growing mediator counts,
+/// switching between them with the step-wise dynamic schedule. Writes PNGs, a grid, an optional .npz for
+/// the ADM evaluation suite, optional latents, and a JSON run record (options, switch steps per sample,
+/// FLOPs per image, wall time). All input is validated before the first network call.
+/// </summary>
+public static class SampleCommand
+{
+    public static Command Create()
+    {
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "one model's weights (.safetensors or .pt)" };
+        var ladder = new Option<string?>("--ladder") { Description = "comma-separated weights with increasing mediator counts, e.g. m4.safetensors,m16.safetensors,m64.safetensors" };
+        var config = new Option<string?>("--config") { Description = "model config JSON for weights that carry none" };
+        var ratios = new Option<string?>("--ratios") { Description = "switch ratios, one per move up the ladder, decreasing in (0, 1] (default 0.9,0.6)" };
+        var first = new Option<int>("--first") { Description = "steps whose mean state change is the reference", DefaultValueFactory = _ => 3 };
+        var distance = new Option<string>("--distance") { Description = "mae or mse", DefaultValueFactory = _ => "mae" };
+        var perSample = new Option<bool>("--per-sample") { Description = "switch per sample instead of on the batch mean (the official rule)" };
+        var switchAt = new Option<string?>("--switch-at") { Description = "fixed schedule: fractions of the steps at which to move up, e.g. 0.3,0.7" };
+        var mode = new Option<string>("--mode") { Description = "sde or ode", DefaultValueFactory = _ => "sde" };
+        var method = new Option<string?>("--method") { Description = "sde: euler|heun; ode: euler|heun|dopri5" };
+        var steps = new Option<int>("--steps") { Description = "time points", DefaultValueFactory = _ => 50 };
+        var lastStep = new Option<string>("--last-step") { Description = "none, mean, tweedie, euler (SDE)", DefaultValueFactory = _ => "mean" };
+        var lastStepSize = new Option<double>("--last-step-size") { DefaultValueFactory = _ => 0.04 };
+        var diffusionForm = new Option<string>("--diffusion-form") { Description = "constant, SBDM, sigma, linear, decreasing, increasing-decreasing", DefaultValueFactory = _ => "sigma" };
+        var cfgScale = new Option<float>("--cfg-scale") { Description = "classifier-free guidance scale (1 = none)", DefaultValueFactory = _ => 1f };
+        var cfgAll = new Option<bool>("--cfg-all-channels") { Description = "guide all channels instead of the official first 3" };
+        var labels = new Option<string?>("--labels") { Description = "class labels, comma-separated (default: cycle through the classes)" };
+        var numImages = new Option<int?>("--num-images") { Description = "images in all (default: one per label, or 16)" };
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 16 };
+        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
+        var rank = new Option<int>("--rank") { DefaultValueFactory = _ => 0 };
+        var world = new Option<int>("--world-size") { DefaultValueFactory = _ => 1 };
+        var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "samples" };
+        var npz = new Option<bool>("--npz") { Description = "also write samples.npz (arr_0, uint8 NHWC) for the ADM evaluation suite" };
+        var saveLatents = new Option<string?>("--save-latents") { Description = "write the final samples as tensor 'samples' to this safetensors file" };
+        var initialNoise = new Option<string?>("--initial-noise") { Description = "safetensors with the starting noise 'z' (B, C, H, W)" };
+        var noiseFile = new Option<string?>("--noise-file") { Description = "safetensors with the per-step noise draws 'noise' (steps, B, C, H, W)" };
+        var vae = new Option<string?>("--vae") { Description = "VAE weights to decode latent samples into images" };
+        var threads = new Option<int?>("--threads");
+        var noProgress = new Option<bool>("--no-progress");
+        var command = new Command("sample", "Sample images from a model or a mediator ladder with the step-wise dynamic schedule.")
+        {
+            checkpoint, ladder, config, ratios, first, distance, perSample, switchAt, mode, method, steps, lastStep, lastStepSize, diffusionForm,
+            cfgScale, cfgAll, labels, numImages, batch, seed, rank, world, output, npz, saveLatents, initialNoise, noiseFile, vae, threads, noProgress,
+        };
+        command.SetAction((p, token) => CliApp.Guard(() =>
+        {
+            if (p.GetValue(threads) is int t) ComputeSettings.Threads = t;
+            float scale = p.GetValue(cfgScale);
+            if (scale < 1f) throw new MediatorDiTException($"--cfg-scale must be at least 1, got {scale}.");
+            int worldSize = p.GetValue(world), rankValue = p.GetValue(rank);
+            if (worldSize < 1 || rankValue < 0 || rankValue >= worldSize)
+                throw new MediatorDiTException($"--rank {rankValue} must be in [0, --world-size {worldSize}).");
+            string outDir = p.GetValue(output)!;
+            EnsureWritable(outDir);
+
+            string[] paths = p.GetValue(ladder) is string l ? Split(l)
+                : p.GetValue(checkpoint) is string c ? [c]
+                : throw new MediatorDiTException("give --checkpoint W or --ladder W1,W2,...");
+            var models = paths.Select(path => ModelFiles.Load(path, p.GetValue(config))).ToArray();
+            var guidance = scale > 1f ? new ClassifierFreeGuidance(scale, p.GetValue(cfgAll) ? null : 3) : null;
+            var modelLadder = ModelLadder.FromModels(models, guidance);
+            var cfg = models[0].Config;
+
+            IModelSchedule? schedule = null;
+            if (models.Length > 1)
+            {
+                if (p.GetValue(switchAt) is string fractions)
+                    schedule = new FixedModelSchedule(Split(fractions).Select(ParseDouble).ToArray());
+                else
+                {
+                    double[] r = p.GetValue(ratios) is string rs ? Split(rs).Select(ParseDouble).ToArray()
+                        : models.Length == 3 ? [0.9, 0.6] : Enumerable.Range(0, models.Length - 1).Select(i => 0.9 - 0.3 * i).ToArray();
+                    var dist = p.GetValue(distance)!.ToLowerInvariant() switch
+                    {
+                        "mae" or "l1" => StateDistance.MeanAbsolute,
+                        "mse" => StateDistance.MeanSquared,
+                        var other => throw new MediatorDiTException($"--distance must be mae or mse, got '{other}'."),
+                    };
+                    schedule = new AdaptiveModelSchedule(r, p.GetValue(first), dist, p.GetValue(perSample) ? DecisionScope.PerSample : DecisionScope.BatchMean);
+                }
+            }
+
+            int[] labelList = p.GetValue(labels) is string ls ? Split(ls).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray() : [];
+            int total = p.GetValue(numImages) ?? (labelList.Length > 0 ? labelList.Length : 16);
+            if (total <= 0) throw new MediatorDiTException($"--num-images must be positive, got {total}.");
+            int[] allLabels = Enumerable.Range(0, total).Select(i => labelList.Length > 0 ? labelList[i % labelList.Length] : i % cfg.NumClasses).ToArray();
+            modelLadder.ValidateLabels(allLabels);
+            int[] mine = Enumerable.Range(0, total).Where(i => i % worldSize == rankValue).ToArray();
+
+            Tensor? replayZ = p.GetValue(initialNoise) is string zf ? SafeTensors.Read(zf).GetFloat("z") : null;
+            Tensor? replayNoise = p.GetValue(noiseFile) is string nf ? SafeTensors.Read(nf).GetFloat("noise") : null;
+            int batchSize = replayZ is not null ? mine.Length : Math.Max(1, p.GetValue(batch));
+            VaePipeline? decoder = p.GetValue(vae) is string vp ? VaePipeline.Load(vp) : null;
+            if (decoder is null && cfg.InChannels is not (1 or 3) && !p.GetValue(npz) && p.GetValue(saveLatents) is null)
+                throw new MediatorDiTException($"the model makes {cfg.InChannels}-channel latents; pass --vae W to decode them into images, or --save-latents F.");
+
+            var transport = new Transport();
+            bool sde = p.GetValue(mode)!.Equals("sde", StringComparison.OrdinalIgnoreCase);
+            if (!sde && !p.GetValue(mode)!.Equals("ode", StringComparison.OrdinalIgnoreCase))
+                throw new MediatorDiTException($"--mode must be sde or ode, got '{p.GetValue(mode)}'.");
+            var sdeSampler = sde ? new SdeSampler(transport, new SdeSamplerOptions
+            {
+                Method = ParseEnum<SdeMethod>(p.GetValue(method) ?? "euler", "--method"),
+                DiffusionForm = ParseEnum<DiffusionForm>(p.GetValue(diffusionForm)!.Replace("-", ""), "--diffusion-form"),
+                LastStep = ParseEnum<LastStep>(p.GetValue(lastStep)!, "--last-step"),
+                LastStepSize = p.GetValue(lastStepSize),
+                NumSteps = p.GetValue(steps),
+            }.Validate()) : null;
+            var odeSampler = sde ? null : new OdeSampler(transport, new OdeSamplerOptions
+            {
+                Method = ParseEnum<OdeMethod>(p.GetValue(method) ?? "dopri5", "--method"), NumSteps = p.GetValue(steps),
+            }.Validate());
+
+            var rng = new RandomSource(p.GetValue(seed) * (ulong)worldSize + (ulong)rankValue);
+            var record = new List<object>();
+            var allSamples = new List<Tensor>();
+            NpzWriter? npzWriter = null;
+            NpyArrayWriter? npzArray = null;
+            var clock = Stopwatch.StartNew();
+            double flopsSum = 0;
+            using var renderer = ProgressRenderer.Create(p.GetValue(noProgress));
+            try
+            {
+                for (int start = 0; start < mine.Length; start += batchSize)
+                {
+                    token.ThrowIfCancellationRequested();
+                    var idx = mine.Skip(start).Take(batchSize).ToArray();
+                    var y = idx.Select(i => allLabels[i]).ToArray();
+                    var z = replayZ ?? new Tensor(idx.Length, cfg.InChannels, cfg.InputSize, cfg.InputSize);
+                    if (replayZ is null) rng.FillGaussian(z.Span);
+                    var progress = new Progress<SamplingProgress>(_ => { });
+                    var result = sde
+                        ? sdeSampler!.Sample(modelLadder, z, y, replayNoise is not null ? new ReplayNoiseSource(replayNoise) : new GaussianNoiseSource(rng), schedule, false, progress, token)
+                        : odeSampler!.Sample(modelLadder, z, y, schedule, cancellationToken: token);
+                    var samples = result.Samples;
+                    var images = decoder?.DecodeLatents(samples, token) ?? samples;
+                    for (int k = 0; k < idx.Length; k++)
+                    {
+                        var switches = Enumerable.Range(0, models.Length).Select(m => result.Usage.FirstStepOf(m, k)).ToArray();
+                        flopsSum += result.Usage.FlopsPerImage[k];
+                        record.Add(new { index = idx[k], label = y[k], first_step_of_model = switches, gflops = result.Usage.FlopsPerImage[k] / 1e9 });
+                        if (images.Dim(1) is 1 or 3)
+                        {
+                            var image = ImageConversion.ToImage(images, k);
+                            PngEncoder.Write(Path.Combine(outDir, $"{idx[k]:D6}.png"), image);
+                            if (p.GetValue(npz))
+                            {
+                                npzWriter ??= new NpzWriter(Path.Combine(outDir, worldSize > 1 ? $"samples-rank{rankValue}.npz" : "samples.npz"));
+                                npzArray ??= npzWriter.BeginArray("arr_0", DType.U8, mine.Length, image.Height, image.Width, 3);
+                                npzArray.Write(image.ToRgb().Pixels);
+                            }
+                        }
+                    }
+                    allSamples.Add(images);
+                    renderer.Report(Math.Min(start + batchSize, mine.Length), mine.Length, $"{clock.Elapsed.TotalSeconds:F1} s");
+                }
+                npzWriter?.Complete();
+            }
+            finally
+            {
+                npzWriter?.Dispose();
+            }
+            renderer.Done();
+            double wall = clock.Elapsed.TotalSeconds;
+            var grid = Concat(allSamples);
+            if (grid.Dim(1) is 1 or 3) ImageGrid.SaveGrid(Path.Combine(outDir, "grid.png"), grid, (int)Math.Ceiling(Math.Sqrt(grid.Dim(0))));
+            if (p.GetValue(saveLatents) is string latentsPath)
+                SafeTensors.Write(latentsPath, new Dictionary<string, StoredTensor> { ["samples"] = StoredTensor.FromFloat(Concat(allSamples)) });
+            double meanFlops = flopsSum / Math.Max(1, mine.Length);
+            double largestFlops = modelLadder.FlopsPerImage[^1] * (sde ? sdeSampler!.StepCount : p.GetValue(steps));
+            var runRecord = new
+            {
+                command = Environment.GetCommandLineArgs().Skip(1),
+                models = paths,
+                mediators = models.Select(m => m.Config.Attention == AttentionKind.Full ? 0 : m.Config.MediatorNum),
+                images = mine.Length,
+                wall_seconds = wall,
+                mean_gflops_per_image = meanFlops / 1e9,
+                largest_model_gflops_per_image = sde ? largestFlops / 1e9 : (double?)null,
+                samples = record,
+            };
+            File.WriteAllText(Path.Combine(outDir, "run.json"), JsonSerializer.Serialize(runRecord, new JsonSerializerOptions { WriteIndented = true }));
+            Console.WriteLine($"{mine.Length} images in {wall:F1} s ({mine.Length / wall:F2} images/s) -> {outDir}");
+            Console.WriteLine($"mean {meanFlops / 1e9:F2} GFLOPs per image" + (sde && models.Length > 1 ? $" ({100 * (1 - meanFlops / largestFlops):F1}% less than the largest model alone)" : ""));
+            return 0;
+        }, token));
+        return command;
+    }
+
+    private static Tensor Concat(List<Tensor> parts)
+    {
+        int n = parts.Sum(t => t.Dim(0));
+        var result = new Tensor([n, .. parts[0].Shape[1..]]);
+        int offset = 0;
+        foreach (var t in parts)
+        {
+            t.Span.CopyTo(result.Span[offset..]);
+            offset += t.Length;
+        }
+        return result;
+    }
+
+    private static string[] Split(string s) => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    private static double ParseDouble(string s) => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v
+        : throw new MediatorDiTException($"'{s}' is not a number.");
+
+    private static T ParseEnum<T>(string s, string option) where T : struct, Enum =>
+        Enum.TryParse<T>(s, ignoreCase: true, out var v) ? v
+            : throw new MediatorDiTException($"{option} must be one of {string.Join(", ", Enum.GetNames<T>())}, got '{s}'.");
+
+    private static void EnsureWritable(string dir)
+    {
+        try
+        {
+            Directory.CreateDirectory(dir);
+            string probe = Path.Combine(dir, $".write-test-{Environment.ProcessId}");
+            File.WriteAllText(probe, "ok");
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new MediatorDiTException($"the output folder '{dir}' is not writable ({e.Message}).");
+        }
+    }
+}
