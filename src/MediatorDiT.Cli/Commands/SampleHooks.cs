@@ -18,7 +18,7 @@ public static class SampleHooks
         var labels = Enumerable.Range(0, n).Select(i => i / perClass).ToArray();
         var z = new Tensor(n, cfg.InChannels, cfg.InputSize, cfg.InputSize);
         new RandomSource(1234).FillGaussian(z.Span);
-        var ladder = ModelLadder.FromModels(ema.Members, null);
+        var ladder = ModelLadder.FromModel(model);
         var sampler = new OdeSampler(new Transport(), new OdeSamplerOptions { Method = OdeMethod.Euler, NumSteps = 25 });
         var result = sampler.Sample(ladder, z, labels);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);

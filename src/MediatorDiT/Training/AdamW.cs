@@ -19,14 +19,15 @@ public sealed class AdamW
     public double WeightDecay { get; }
 
     private readonly Parameter[] _params;
-    private readonly Dictionary<Parameter, int> _index = new(ReferenceEqualityComparer.Instance);
+    // Keyed by the value tensor: the members of a shared-weight ladder hold distinct Parameter objects over one tensor.
+    private readonly Dictionary<Tensor, int> _index = new(ReferenceEqualityComparer.Instance);
     private readonly Tensor[] _m, _v;
     private readonly long[] _steps;
 
     public AdamW(IEnumerable<Parameter> parameters, double lr = 1e-4, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0)
     {
-        _params = parameters.Where(p => p.Trainable).Distinct().ToArray();
-        for (int i = 0; i < _params.Length; i++) _index[_params[i]] = i;
+        _params = parameters.Where(p => p.Trainable).DistinctBy(p => p.Value, ReferenceEqualityComparer.Instance).ToArray();
+        for (int i = 0; i < _params.Length; i++) _index[_params[i].Value] = i;
         _m = _params.Select(p => new Tensor(p.Value.Shape)).ToArray();
         _v = _params.Select(p => new Tensor(p.Value.Shape)).ToArray();
         _steps = new long[_params.Length];
@@ -46,14 +47,14 @@ public sealed class AdamW
     public IReadOnlyList<(Parameter Param, Tensor ExpAvg, Tensor ExpAvgSq, long Step)> State =>
         _params.Select((p, i) => (p, _m[i], _v[i], _steps[i])).ToArray();
 
-    public void RestoreStep(Parameter p, long step) => _steps[_index[p]] = step;
+    public void RestoreStep(Parameter p, long step) => _steps[_index[p.Value]] = step;
 
     /// <summary>Steps every parameter.</summary>
     public void Update() => UpdateIndices(Enumerable.Range(0, _params.Length).ToArray());
 
     /// <summary>Steps only the given parameters (those a shared-weight model used this step).</summary>
     public void Update(IEnumerable<Parameter> active) =>
-        UpdateIndices(active.Where(p => p.Trainable).Distinct().Select(p => _index[p]).ToArray());
+        UpdateIndices(active.Where(p => p.Trainable).Select(p => _index[p.Value]).Distinct().ToArray());
 
     private void UpdateIndices(int[] indices)
     {

@@ -38,10 +38,13 @@ public class TrainerTests
     private static Dictionary<string, float[]> Weights(string file) =>
         SafeTensors.Read(file).Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.ToFloat().Span.ToArray());
 
-    [Fact]
-    public void StoppingAndResumingGivesBitIdenticalWeights()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void StoppingAndResumingGivesBitIdenticalWeights(bool sharedLadder)
     {
         string data = MakeData();
+        TrainConfig Tiny(string d, long steps) => TrainerTests.Tiny(d, steps) with { Mediators = sharedLadder ? [1, 4] : [4] };
         string straight = Path.Combine(Path.GetDirectoryName(data)!, "straight");
         string split = Path.Combine(Path.GetDirectoryName(data)!, "split");
         new Trainer().Run(Tiny(data, 20), straight, false, new Trainer.Options(), CancellationToken.None);
@@ -51,7 +54,7 @@ public class TrainerTests
         var b = Weights(TrainingCheckpoint.Latest(split)!);
         Assert.Equal(a.Keys.OrderBy(k => k), b.Keys.OrderBy(k => k));
         foreach (var key in a.Keys) Assert.Equal(a[key], b[key]);
-        Assert.True(File.Exists(Path.Combine(straight, "ema.safetensors")));
+        Assert.True(File.Exists(Path.Combine(straight, sharedLadder ? "ema-m4.safetensors" : "ema.safetensors")));
         Assert.True(File.Exists(Path.Combine(straight, "loss.svg")));
         Assert.Equal(20, File.ReadAllLines(Path.Combine(split, "metrics.jsonl")).Length);
     }
