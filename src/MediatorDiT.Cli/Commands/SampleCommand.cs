@@ -67,7 +67,7 @@ public static class SampleCommand
             if (worldSize < 1 || rankValue < 0 || rankValue >= worldSize)
                 throw new MediatorDiTException($"--rank {rankValue} must be in [0, --world-size {worldSize}).");
             string outDir = p.GetValue(output)!;
-            EnsureWritable(outDir);
+            OutputFolder.EnsureWritable(outDir, "output folder");
 
             string[] paths = p.GetValue(ladder) is string l ? Split(l)
                 : p.GetValue(checkpoint) is string c ? [c]
@@ -144,9 +144,8 @@ public static class SampleCommand
                     var y = idx.Select(i => allLabels[i]).ToArray();
                     var z = replayZ ?? new Tensor(idx.Length, cfg.InChannels, cfg.InputSize, cfg.InputSize);
                     if (replayZ is null) rng.FillGaussian(z.Span);
-                    var progress = new Progress<SamplingProgress>(_ => { });
                     var result = sde
-                        ? sdeSampler!.Sample(modelLadder, z, y, replayNoise is not null ? new ReplayNoiseSource(replayNoise) : new GaussianNoiseSource(rng), schedule, false, progress, token)
+                        ? sdeSampler!.Sample(modelLadder, z, y, replayNoise is not null ? new ReplayNoiseSource(replayNoise) : new GaussianNoiseSource(rng), schedule, cancellationToken: token)
                         : odeSampler!.Sample(modelLadder, z, y, schedule, cancellationToken: token);
                     var samples = result.Samples;
                     var images = decoder?.DecodeLatents(samples, token) ?? samples;
@@ -178,10 +177,10 @@ public static class SampleCommand
             }
             renderer.Done();
             double wall = clock.Elapsed.TotalSeconds;
-            var grid = Concat(allSamples);
-            if (grid.Dim(1) is 1 or 3) ImageGrid.SaveGrid(Path.Combine(outDir, "grid.png"), grid, (int)Math.Ceiling(Math.Sqrt(grid.Dim(0))));
+            var all = Concat(allSamples);
+            if (all.Dim(1) is 1 or 3) ImageGrid.SaveGrid(Path.Combine(outDir, "grid.png"), all, (int)Math.Ceiling(Math.Sqrt(all.Dim(0))));
             if (p.GetValue(saveLatents) is string latentsPath)
-                SafeTensors.Write(latentsPath, new Dictionary<string, StoredTensor> { ["samples"] = StoredTensor.FromFloat(Concat(allSamples)) });
+                SafeTensors.Write(latentsPath, new Dictionary<string, StoredTensor> { ["samples"] = StoredTensor.FromFloat(all) });
             double meanFlops = flopsSum / Math.Max(1, mine.Length);
             double largestFlops = modelLadder.FlopsPerImage[^1] * (sde ? sdeSampler!.StepCount : p.GetValue(steps));
             var runRecord = new
@@ -224,19 +223,4 @@ public static class SampleCommand
     private static T ParseEnum<T>(string s, string option) where T : struct, Enum =>
         Enum.TryParse<T>(s, ignoreCase: true, out var v) ? v
             : throw new MediatorDiTException($"{option} must be one of {string.Join(", ", Enum.GetNames<T>())}, got '{s}'.");
-
-    private static void EnsureWritable(string dir)
-    {
-        try
-        {
-            Directory.CreateDirectory(dir);
-            string probe = Path.Combine(dir, $".write-test-{Environment.ProcessId}");
-            File.WriteAllText(probe, "ok");
-            File.Delete(probe);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new MediatorDiTException($"the output folder '{dir}' is not writable ({e.Message}).");
-        }
-    }
 }

@@ -7,7 +7,7 @@ namespace MediatorDiT.Training;
 /// What the trainer optimises: one network, or a shared-weight ladder whose members are drawn per step.
 /// Gives every distinct parameter once with the name it has in a checkpoint.
 /// </summary>
-public sealed class TrainableNetwork
+public sealed class TrainableNetwork : IParameterSet
 {
     public IReadOnlyList<SiTModel> Members { get; }
     public IReadOnlyList<int> MediatorCounts { get; }

@@ -55,7 +55,7 @@ public sealed class Trainer
     public Result Run(TrainConfig requested, string runDir, bool resume, Options options, CancellationToken token)
     {
         requested.Validate();
-        EnsureWritable(runDir);
+        OutputFolder.EnsureWritable(runDir, "run folder");
         string configPath = Path.Combine(runDir, "config.json");
         string? checkpoint = null;
         if (resume)
@@ -79,7 +79,7 @@ public sealed class Trainer
         var network = TrainableNetwork.Create(modelConfig, config.Mediators);
         var ema = TrainableNetwork.Create(modelConfig, config.Mediators);
         foreach (var member in network.Members) ModelInitializer.Initialize(member, config.Seed);
-        CopyWeights(network, ema);
+        Ema.CopyWeights(network, ema);
         var optimizer = new AdamW(network.Parameters, config.LearningRate, weightDecay: config.WeightDecay);
         var rng = new RandomSource(config.Seed ^ 0x5DEECE66DUL);
         long step = 0;
@@ -89,7 +89,7 @@ public sealed class Trainer
             rng.SetState(rngState);
             options.Messages?.Report($"resumed from {checkpoint} at step {step}");
         }
-        AtomicWriteText(configPath, config.ToJson());
+        AtomicFile.Write(configPath, stream => stream.Write(System.Text.Encoding.UTF8.GetBytes(config.ToJson())));
 
         var transport = new Transport(ParsePath(config.Path), ParsePrediction(config.Prediction), ParseWeighting(config.LossWeight),
             config.TrainEps, config.SampleEps);
@@ -190,27 +190,11 @@ public sealed class Trainer
         double lr = config.WarmupSteps > 0 ? config.LearningRate * Math.Min(1.0, (step + 1.0) / config.WarmupSteps) : config.LearningRate;
         optimizer.LearningRate = lr;
         optimizer.Update(active);
-        UpdateEma(ema, network, config.EmaDecay);
+        Ema.Update(ema, network, config.EmaDecay);
         return (lossSum / batch, norm, lr);
     }
 
     private static void TensorPrimitivesScale(Tensor t, float s) => System.Numerics.Tensors.TensorPrimitives.Multiply(t.Span, s, t.Span);
-
-    private static void UpdateEma(TrainableNetwork ema, TrainableNetwork network, double decay)
-    {
-        float d = (float)decay, oneMinus = (float)(1 - decay);
-        for (int i = 0; i < network.Parameters.Count; i++)
-        {
-            var p = network.Parameters[i].Value.Span;
-            var e = ema.Parameters[i].Value.Span;
-            for (int k = 0; k < p.Length; k++) e[k] = e[k] * d + p[k] * oneMinus;
-        }
-    }
-
-    private static void CopyWeights(TrainableNetwork from, TrainableNetwork to)
-    {
-        for (int i = 0; i < from.Parameters.Count; i++) to.Parameters[i].Value.CopyFrom(from.Parameters[i].Value);
-    }
 
     /// <summary>
     /// Writes the EMA weights as plain state dicts with the official key names and the config in the
@@ -227,28 +211,6 @@ public sealed class Trainer
             written.Add(path);
         }
         return written;
-    }
-
-    private static void EnsureWritable(string runDir)
-    {
-        try
-        {
-            Directory.CreateDirectory(runDir);
-            string probe = Path.Combine(runDir, $".write-test-{Environment.ProcessId}");
-            File.WriteAllText(probe, "ok");
-            File.Delete(probe);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new MediatorDiTException($"the run folder '{runDir}' is not writable ({e.Message}).");
-        }
-    }
-
-    private static void AtomicWriteText(string path, string text)
-    {
-        string tmp = path + $".tmp-{Guid.NewGuid():N}";
-        File.WriteAllText(tmp, text);
-        File.Move(tmp, path, overwrite: true);
     }
 
     private static PathType ParsePath(string s) => Enum.TryParse<PathType>(s, true, out var v) ? v
