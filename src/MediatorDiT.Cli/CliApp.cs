@@ -52,5 +52,16 @@ public static class CliApp
         }
     }
 
+    /// <summary>
+    /// Output paths named on the command line may point into folders that do not exist yet (out/x.safetensors):
+    /// create the folder, as users expect of a command line; the library writers themselves refuse.
+    /// </summary>
+    public static string OutputFile(string path)
+    {
+        string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (dir is not null) IO.OutputFolder.EnsureWritable(dir, "output folder");
+        return path;
+    }
+
     public static Task<int> Guard(Func<int> body, CancellationToken token) => Guard(_ => Task.FromResult(body()), token);
 }

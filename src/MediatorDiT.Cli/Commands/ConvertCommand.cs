@@ -16,7 +16,7 @@ public static class ConvertCommand
         var command = new Command("convert", "Write the state dict of a PyTorch checkpoint as safetensors.") { input, output, key, config };
         command.SetAction((parse, token) => CliApp.Guard(() =>
         {
-            string inPath = parse.GetValue(input)!, outPath = parse.GetValue(output)!;
+            string inPath = parse.GetValue(input)!, outPath = CliApp.OutputFile(parse.GetValue(output)!);
             if (!File.Exists(inPath)) throw new MediatorDiTException($"input file '{inPath}' does not exist.");
             var state = TorchFile.LoadStateDict(inPath, parse.GetValue(key));
             Dictionary<string, string>? metadata = null;

@@ -27,6 +27,7 @@ public static class ForwardCommand
         };
         command.SetAction((parse, token) => CliApp.Guard(() =>
         {
+            string outPath = CliApp.OutputFile(parse.GetValue(output)!);
             var model = ModelFiles.Load(parse.GetValue(weights)!, parse.GetValue(config), parse.GetValue(key));
             string inputPath = parse.GetValue(inputs)!;
             var io = SafeTensors.Read(inputPath);
@@ -39,7 +40,6 @@ public static class ForwardCommand
                 if (scale < 1f) throw new MediatorDiTException($"--cfg-scale must be at least 1, got {scale}.");
                 results["cfg.out"] = StoredTensor.FromFloat(Run(model, io, "cfg.", scale, parse.GetValue(cfgAll)));
             }
-            string outPath = parse.GetValue(output)!;
             SafeTensors.Write(outPath, results);
             Console.WriteLine($"wrote {string.Join(", ", results.Keys)} to {outPath}");
             return 0;

@@ -180,7 +180,7 @@ public static class SampleCommand
             var all = Concat(allSamples);
             if (all.Dim(1) is 1 or 3) ImageGrid.SaveGrid(Path.Combine(outDir, "grid.png"), all, (int)Math.Ceiling(Math.Sqrt(all.Dim(0))));
             if (p.GetValue(saveLatents) is string latentsPath)
-                SafeTensors.Write(latentsPath, new Dictionary<string, StoredTensor> { ["samples"] = StoredTensor.FromFloat(all) });
+                SafeTensors.Write(CliApp.OutputFile(latentsPath), new Dictionary<string, StoredTensor> { ["samples"] = StoredTensor.FromFloat(all) });
             double meanFlops = flopsSum / Math.Max(1, mine.Length);
             double largestFlops = modelLadder.FlopsPerImage[^1] * (sde ? sdeSampler!.StepCount : p.GetValue(steps));
             var runRecord = new

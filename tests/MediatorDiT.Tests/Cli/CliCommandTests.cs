@@ -10,8 +10,9 @@ public class CliCommandTests
     [Fact]
     public void ForwardWritesOutputsThatMatchTheOfficialOnes()
     {
+        // The output folder does not exist yet: the command creates it.
         string dir = CliRunner.TempDir();
-        string outPath = Path.Combine(dir, "out.safetensors");
+        string outPath = Path.Combine(dir, "new", "out.safetensors");
         var r = CliRunner.Run("forward", "--weights", Fixtures.PathOf("mediator_grid8_m16.weights.safetensors"),
             "--inputs", Fixtures.PathOf("mediator_grid8_m16.io.safetensors"), "--out", outPath, "--cfg-scale", "4");
         Assert.True(r.ExitCode == 0, r.Stderr);
