@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using MediatorDiT.Cli.Commands;
 
 namespace MediatorDiT.Cli;
@@ -19,10 +20,24 @@ public static class CliApp
         return root;
     }
 
+    /// <summary>
+    /// Ctrl+C and SIGTERM cancel the command's token; a long command then finishes its step and writes what it
+    /// must (a training checkpoint) before exiting with 130. The signals are handled here rather than by
+    /// System.CommandLine, whose handler ends the process 2 s after the signal, cutting off the checkpoint of
+    /// a slow step. A second signal ends the process at once.
+    /// </summary>
     public static async Task<int> RunAsync(string[] args)
     {
+        using var stop = new CancellationTokenSource();
+        void OnSignal(PosixSignalContext context)
+        {
+            context.Cancel = !stop.IsCancellationRequested;
+            stop.Cancel();
+        }
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
         var root = BuildRoot();
-        return await root.Parse(args).InvokeAsync();
+        return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, stop.Token);
     }
 
     /// <summary>
