@@ -10,13 +10,17 @@ namespace MediatorDiT.Models;
 /// </summary>
 public sealed partial class MediatorAttention : IAttentionMaps
 {
+    private readonly object _mapsGate = new();
+
     /// <summary>A1 (heads, n, N) and A2 (heads, N, n) for one image's attention input (N, D).</summary>
     public (Tensor MediatorsToKeys, Tensor QueriesToMediators) ComputeMediatorAttention(Tensor input)
     {
         int d = _dim, hd = _headDim, n = _mediators, G = _grid, N = G * G;
         if (input.Length != N * d)
             throw new MediatorDiTException($"mediator attention built for a {G}x{G} token grid got {input.Length / d} tokens (one image expected).");
-        BuildBiases();
+        // Callers may ask for several images at once from different threads: one of them builds the cached
+        // biases, the others wait and then only read them.
+        lock (_mapsGate) BuildBiases();
         var qkv = new float[N * 3 * d];
         Linear.Forward(input.Span, QkvWeight.Value.Span, QkvBias.Value.Span, qkv, N, d, 3 * d);
         var tokens = new float[n * d];
