@@ -47,7 +47,8 @@ public static class SvgPlot
         }
         for (int i = 0; i < series.Count; i++)
         {
-            string colour = Palette[i % Palette.Length];
+            // Up to ten series get distinct colours; more (e.g. one per layer) run along the colour scale.
+            string colour = series.Count <= Palette.Length ? Palette[i] : Colour(i / (series.Count - 1.0));
             var points = series[i].Points.Where(p => double.IsFinite(p.X) && double.IsFinite(p.Y)).ToArray();
             if (series[i].Line && points.Length > 1)
             {
@@ -58,7 +59,7 @@ public static class SvgPlot
             if (series[i].Markers || points.Length == 1)
                 foreach (var p in points)
                     Append(sb, $"<circle cx=\"{X(p.X):F1}\" cy=\"{Y(p.Y):F1}\" r=\"3\" fill=\"{colour}\"/>\n");
-            double ly = Top + 8 + 16 * i;
+            double ly = Top + 8 + Math.Min(16, (plotH - 8) / Math.Max(1, series.Count - 1)) * i;
             Append(sb, $"<line x1=\"{width - Right + 12}\" y1=\"{ly:F1}\" x2=\"{width - Right + 32}\" y2=\"{ly:F1}\" stroke=\"{colour}\" stroke-width=\"2\"/>\n");
             Append(sb, $"<text x=\"{width - Right + 36}\" y=\"{ly + 4:F1}\">{Escape(series[i].Name)}</text>\n");
         }
