@@ -56,7 +56,8 @@ public static class AttentionRedundancy
             blockSums[k] = BlockSum(mapMemory.Span, rows, cols, tileRows, blocks[k].A, blocks[k].B, selfTerms, rowSums));
         double total = 0;
         foreach (double s in blockSums) total += s;
-        return total / (rows * (rows - 1.0) / 2.0);
+        // JS >= 0; identical rows can come out a few 1e-16 below it from rounding.
+        return Math.Max(0, total / (rows * (rows - 1.0) / 2.0));
     }
 
     /// <summary>Sum of JS(p_i, p_j) over the pairs i &lt; j with i in tile a and j in tile b (a &lt;= b).</summary>
@@ -133,6 +134,6 @@ public static class AttentionRedundancy
             }
             total += js;
         }
-        return total / (rows * (rows - 1.0) / 2.0);
+        return Math.Max(0, total / (rows * (rows - 1.0) / 2.0));
     }
 }
