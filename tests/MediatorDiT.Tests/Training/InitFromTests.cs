@@ -48,6 +48,20 @@ public class InitFromTests
     }
 
     [Fact]
+    public void AnOfficialTrainingCheckpointGivesItsEmaWeightsResized()
+    {
+        // The fixture's .pt: {model, ema, opt, args} of a 4x4-grid model with 4 mediators; the run is on 8x8 tokens.
+        string pt = Fixtures.PathOf("mediator_grid4_m4.checkpoint.pt");
+        var target = new ModelConfig { InputSize = 16, PatchSize = 2, InChannels = 4, HiddenSize = 64, Depth = 1, NumHeads = 4, NumClasses = 10, MediatorNum = 4 };
+        var network = TrainableNetwork.Create(target, [4]);
+        InitialWeights.LoadInto(pt, network);
+        var expected = ResolutionResize.Interpolate(TorchFile.LoadStateDict(pt, "ema"), target);
+        foreach (var p in network.Members[0].Parameters)
+            Assert.Equal(expected[p.Name].ToFloat().Span.ToArray(), p.Value.Span.ToArray());
+        Assert.Equal([1, 4, 4, 8, 1], network.Members[0]["blocks.0.attn.ah_bias"].Value.Shape);
+    }
+
+    [Fact]
     public void ASharedLadderCheckpointInitialisesEachCountFromItsOwnBiases()
     {
         string dir = CliRunner.TempDir();
