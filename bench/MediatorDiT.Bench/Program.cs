@@ -8,6 +8,7 @@ using MediatorDiT.Tensors;
 int threads = args.Length > 0 && int.TryParse(args[0], out int t) ? t : Environment.ProcessorCount;
 if (args.Contains("sampling")) { Console.WriteLine(SamplingBenchmark.Run()); return; }
 if (args.Contains("vae")) { Console.WriteLine(VaeBenchmark.Run(threads: threads)); return; }
+if (args.Contains("train")) { Console.WriteLine(TrainingBenchmark.Run(threads)); return; }
 ComputeSettings.Threads = threads;
 Console.WriteLine($"threads {threads}, GEMM backend {Gemm.Backend}, OpenBLAS {(Gemm.OpenBlasAvailable ? "present" : "absent")}, " +
                   $"Vector512 {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}");

@@ -16,6 +16,7 @@ public static class TrainCommand
         var config = new Option<string?>("--config") { Description = "training config JSON (snake_case keys, see docs/TRAINING.md)" };
         var output = new Option<string?>("--out") { Description = "run folder (default runs/<dataset>-<time>)" };
         var resume = new Option<string?>("--resume") { Description = "run folder to continue from its latest checkpoint" };
+        var initFrom = new Option<string?>("--init-from") { Description = "start a new run from these weights (run checkpoint, ema*.safetensors or official .pt), resized to the run's token grid" };
         var model = new Option<string?>("--model") { Description = "SiT-S/2 ... or custom (with model_config in --config)" };
         var mediators = new Option<string?>("--mediators") { Description = "mediator counts: 16, or 4,16,64 for one shared-weight ladder, or 0 for full attention" };
         var dataset = new Option<string?>("--dataset") { Description = "fashion-mnist, mnist, latents:PATH or folder:PATH" };
@@ -30,7 +31,7 @@ public static class TrainCommand
         var noProgress = new Option<bool>("--no-progress") { Description = "plain log lines instead of a progress bar" };
         var command = new Command("train", "Train a diffusion transformer (SiT transport) on a dataset.")
         {
-            config, output, resume, model, mediators, dataset, dataDir, steps, batch, lr, seed, ckptEvery, sampleEvery, threads, noProgress,
+            config, output, resume, initFrom, model, mediators, dataset, dataDir, steps, batch, lr, seed, ckptEvery, sampleEvery, threads, noProgress,
         };
         command.SetAction((parse, token) => CliApp.Guard(() =>
         {
@@ -44,6 +45,11 @@ public static class TrainCommand
                 cfg = TrainConfig.FromJson(File.ReadAllText(configPath), configPath);
             }
             if (parse.GetValue(model) is string m) cfg = cfg with { Model = m };
+            if (parse.GetValue(initFrom) is string init)
+            {
+                if (resumeDir is not null) throw new MediatorDiTException("--init-from starts a new run; it cannot be combined with --resume.");
+                cfg = cfg with { InitFrom = Path.GetFullPath(init) };
+            }
             if (parse.GetValue(mediators) is string ms) cfg = cfg with { Mediators = ParseCounts(ms) };
             if (parse.GetValue(dataset) is string ds) cfg = cfg with { Dataset = ds };
             if (parse.GetValue(dataDir) is string dd) cfg = cfg with { DataDir = dd };

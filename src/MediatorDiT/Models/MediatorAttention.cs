@@ -13,7 +13,7 @@ namespace MediatorDiT.Models;
 /// bias1 = resize(an_bias 7x7 -> G x G) + ah_bias (rows) + aw_bias (cols), (heads, n, N);
 /// bias2 = resize(na_bias)^T + ha_bias + wa_bias, (heads, N, n). Cost is linear in N.
 /// </summary>
-public sealed class MediatorAttention : IAttention
+public sealed partial class MediatorAttention : IAttention
 {
     private readonly int _dim, _heads, _headDim, _grid, _mediators, _medGrid;
     private readonly float _scale;

@@ -11,7 +11,7 @@ namespace MediatorDiT.Models;
 ///   x = x + gate2 * mlp(LN(x) * (1 + scale2) + shift2),  mlp = fc2(GELU_tanh(fc1(.)))
 /// The residual stream x (B*N, D) is updated in place.
 /// </summary>
-public sealed class SiTBlock
+public sealed partial class SiTBlock
 {
     private readonly int _dim, _hidden;
     public IAttention Attention { get; }
@@ -66,6 +66,7 @@ public sealed class SiTBlock
         _xIn.CopyFrom(x);
 
         _norm1.Forward(_xIn, _mod, 0, d, _h1, batch);
+        AttentionInputObserver?.Invoke(_h1, batch);
         Attention.Forward(_h1, _attn, batch);
         AddGated(_xIn, _attn, 2 * d, _xMid, batch);
 

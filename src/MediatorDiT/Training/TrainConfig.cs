@@ -41,11 +41,23 @@ public sealed record TrainConfig
     [JsonPropertyName("seed")] public ulong Seed { get; init; }
     [JsonPropertyName("steps")] public long Steps { get; init; } = 1000;
 
+    /// <summary>
+    /// Weights to start a new run from (a run checkpoint, an ema*.safetensors or an official .pt), resized to
+    /// this run's token grid; the optimizer starts fresh. Ignored when resuming.
+    /// </summary>
+    [JsonPropertyName("init_from")] public string? InitFrom { get; init; }
+
     [JsonPropertyName("ckpt_every")] public long CheckpointEvery { get; init; } = 500;
     [JsonPropertyName("keep_last")] public int KeepLast { get; init; } = 3;
     [JsonPropertyName("log_every")] public long LogEvery { get; init; } = 10;
     [JsonPropertyName("sample_every")] public long SampleEvery { get; init; }
     [JsonPropertyName("sample_steps")] public int SampleSteps { get; init; } = 50;
+
+    /// <summary>
+    /// The network of model "custom" when no model_config is given: a small SiT for 32x32 images
+    /// (patch 2: 256 tokens; hidden 192, 6 blocks, 3 heads), trainable on a CPU.
+    /// </summary>
+    public static ModelConfig DefaultCustomModel { get; } = new() { HiddenSize = 192, Depth = 6, NumHeads = 3, PatchSize = 2, LearnSigma = false };
 
     /// <summary>Fields that fix the network, the data and the optimisation; a resume must keep them.</summary>
     public static readonly string[] ResumeInvariantFields =

@@ -32,7 +32,7 @@ public sealed class Trainer
         ModelConfig model;
         if (config.Model.Equals("custom", StringComparison.OrdinalIgnoreCase))
         {
-            model = config.ModelConfig ?? throw new MediatorDiTException("model 'custom' needs model_config (hidden_size, depth, num_heads, patch_size, ...).");
+            model = config.ModelConfig ?? TrainConfig.DefaultCustomModel;
         }
         else
         {
@@ -56,6 +56,8 @@ public sealed class Trainer
     {
         requested.Validate();
         OutputFolder.EnsureWritable(runDir, "run folder");
+        if (!resume && requested.InitFrom is { } initFrom && !File.Exists(initFrom))
+            throw new MediatorDiTException($"init_from file '{initFrom}' does not exist.");
         string configPath = Path.Combine(runDir, "config.json");
         string? checkpoint = null;
         if (resume)
@@ -79,6 +81,7 @@ public sealed class Trainer
         var network = TrainableNetwork.Create(modelConfig, config.Mediators);
         var ema = TrainableNetwork.Create(modelConfig, config.Mediators);
         foreach (var member in network.Members) ModelInitializer.Initialize(member, config.Seed);
+        if (checkpoint is null && config.InitFrom is { } source) InitialWeights.LoadInto(source, network, options.Messages);
         Ema.CopyWeights(network, ema);
         var optimizer = new AdamW(network.Parameters, config.LearningRate, weightDecay: config.WeightDecay);
         var rng = new RandomSource(config.Seed ^ 0x5DEECE66DUL);

@@ -1,0 +1,130 @@
+using System.CommandLine;
+using System.Globalization;
+using MediatorDiT.Cli.Rendering;
+using MediatorDiT.Diffusion;
+using MediatorDiT.Evaluation;
+using MediatorDiT.IO;
+using MediatorDiT.Models;
+using MediatorDiT.Sampling;
+using MediatorDiT.Tensors;
+
+namespace MediatorDiT.Cli.Commands;
+
+/// <summary>
+/// `mdit redundancy`: samples with a model (or a mediator ladder) and measures the attention redundancy S
+/// of every layer at every sampling step, the mean pairwise Jensen-Shannon divergence between query rows
+/// (the paper's Sec. 3.2, Fig. 1). Writes redundancy.csv, redundancy-layers.svg and redundancy-heatmap.svg.
+/// </summary>
+public static class RedundancyCommand
+{
+    public static Command Create()
+    {
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "one model's weights (.safetensors or .pt)" };
+        var ladder = new Option<string?>("--ladder") { Description = "comma-separated weights with increasing mediator counts (step-wise dynamic schedule)" };
+        var config = new Option<string?>("--config") { Description = "model config JSON for weights that carry none" };
+        var ratios = new Option<string?>("--ratios") { Description = "ladder: switch ratios, decreasing in (0, 1] (default 0.9,0.6 for three models)" };
+        var first = new Option<int>("--first") { Description = "ladder: steps whose mean state change is the reference", DefaultValueFactory = _ => 3 };
+        var switchAt = new Option<string?>("--switch-at") { Description = "ladder: fixed schedule, fractions of the steps at which to move up" };
+        var samples = new Option<int>("--samples") { Description = "samples the values are averaged over", DefaultValueFactory = _ => 32 };
+        var steps = new Option<int>("--steps") { Description = "sampler time points", DefaultValueFactory = _ => 50 };
+        var mode = new Option<string>("--mode") { Description = "sde or ode", DefaultValueFactory = _ => "sde" };
+        var method = new Option<string?>("--method") { Description = "sde: euler|heun; ode: euler|heun|dopri5 (default euler: one evaluation per step)" };
+        var cfgScale = new Option<float>("--cfg-scale") { Description = "classifier-free guidance scale (1 = none); the conditional half is measured", DefaultValueFactory = _ => 1f };
+        var labels = new Option<string?>("--labels") { Description = "class labels cycled over the samples (default 0, 1, 2, ...)" };
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 16 };
+        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
+        var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "redundancy" };
+        var threads = new Option<int?>("--threads");
+        var noProgress = new Option<bool>("--no-progress");
+        var command = new Command("redundancy", "Measure the attention redundancy (mean pairwise JS divergence of query rows) per layer and sampling step.")
+        {
+            checkpoint, ladder, config, ratios, first, switchAt, samples, steps, mode, method, cfgScale, labels, batch, seed, output, threads, noProgress,
+        };
+        command.SetAction((p, token) => CliApp.Guard(() =>
+        {
+            if (p.GetValue(threads) is int t) ComputeSettings.Threads = t;
+            float scale = p.GetValue(cfgScale);
+            if (scale < 1f) throw new MediatorDiTException($"--cfg-scale must be at least 1, got {scale}.");
+            var options = new RedundancyOptions
+            {
+                Samples = p.GetValue(samples),
+                BatchSize = p.GetValue(batch),
+                Labels = p.GetValue(labels) is string ls ? Split(ls).Select(s => ParseInt(s, "--labels")).ToArray() : [],
+            }.Validate();
+            string outDir = p.GetValue(output)!;
+            OutputFolder.EnsureWritable(outDir, "output folder");
+
+            string[] paths = p.GetValue(ladder) is string l ? Split(l)
+                : p.GetValue(checkpoint) is string c ? [c]
+                : throw new MediatorDiTException("give --checkpoint W or --ladder W1,W2,...");
+            var models = paths.Select(path => ModelFiles.Load(path, p.GetValue(config))).ToArray();
+            var guidance = scale > 1f ? new ClassifierFreeGuidance(scale, 3) : null;
+            IModelSchedule? schedule = null;
+            if (models.Length > 1)
+            {
+                schedule = p.GetValue(switchAt) is string fractions
+                    ? new FixedModelSchedule(Split(fractions).Select(ParseDouble).ToArray())
+                    : new AdaptiveModelSchedule(
+                        p.GetValue(ratios) is string rs ? Split(rs).Select(ParseDouble).ToArray()
+                            : models.Length == 3 ? [0.9, 0.6] : Enumerable.Range(0, models.Length - 1).Select(i => 0.9 - 0.3 * i).ToArray(),
+                        p.GetValue(first), StateDistance.MeanAbsolute, DecisionScope.BatchMean);
+            }
+
+            var transport = new Transport();
+            string modeName = p.GetValue(mode)!.ToLowerInvariant();
+            var rng = new RandomSource(p.GetValue(seed));
+            RedundancyAnalysis.SampleBatch sample = modeName switch
+            {
+                "sde" => SdeBatch(new SdeSampler(transport, new SdeSamplerOptions
+                {
+                    Method = ParseEnum<SdeMethod>(p.GetValue(method) ?? "euler", "--method"), NumSteps = p.GetValue(steps),
+                }.Validate()), rng),
+                "ode" => OdeBatch(new OdeSampler(transport, new OdeSamplerOptions
+                {
+                    Method = ParseEnum<OdeMethod>(p.GetValue(method) ?? "euler", "--method"), NumSteps = p.GetValue(steps),
+                }.Validate())),
+                _ => throw new MediatorDiTException($"--mode must be sde or ode, got '{p.GetValue(mode)}'."),
+            };
+
+            using var renderer = ProgressRenderer.Create(p.GetValue(noProgress));
+            var progress = new Progress<RedundancyProgress>(r =>
+                renderer.Report(r.Step, r.StepCount, $"samples {r.SamplesDone}/{r.Samples}"));
+            var points = RedundancyAnalysis.Measure(models, guidance, schedule, sample, rng, options, progress, token);
+            renderer.Done();
+
+            string csv = Path.Combine(outDir, "redundancy.csv");
+            RedundancyAnalysis.WriteCsv(csv, points);
+            var cfg = models[0].Config;
+            string name = models.Length > 1 ? $"ladder of {models.Length} models"
+                : cfg.Attention == AttentionKind.Full ? "full attention" : $"{cfg.MediatorNum} mediators";
+            var (curves, heat) = RedundancyAnalysis.Plots(points, name);
+            SvgPlot.Write(Path.Combine(outDir, "redundancy-layers.svg"), curves);
+            SvgPlot.Write(Path.Combine(outDir, "redundancy-heatmap.svg"), heat);
+            foreach (var layer in points.GroupBy(q => q.Layer))
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"layer {layer.Key}: S first {layer.First().S:F4}, last {layer.Last().S:F4}, mean {layer.Average(q => q.S):F4}"));
+            Console.WriteLine($"{points.Count} values ({cfg.Depth} layers, {options.Samples} samples) -> {csv}");
+            return 0;
+        }, token));
+        return command;
+    }
+
+    private static RedundancyAnalysis.SampleBatch SdeBatch(SdeSampler sampler, RandomSource rng) =>
+        (ladder, z, y, schedule, progress, token) =>
+            sampler.Sample(ladder, z, y, new GaussianNoiseSource(rng), schedule, progress: progress, cancellationToken: token);
+
+    private static RedundancyAnalysis.SampleBatch OdeBatch(OdeSampler sampler) =>
+        (ladder, z, y, schedule, progress, token) => sampler.Sample(ladder, z, y, schedule, progress: progress, cancellationToken: token);
+
+    private static string[] Split(string s) => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    private static double ParseDouble(string s) => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v
+        : throw new MediatorDiTException($"'{s}' is not a number.");
+
+    private static int ParseInt(string s, string option) => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v
+        : throw new MediatorDiTException($"{option} expects comma-separated integers, got '{s}'.");
+
+    private static T ParseEnum<T>(string s, string option) where T : struct, Enum =>
+        Enum.TryParse<T>(s, ignoreCase: true, out var v) ? v
+            : throw new MediatorDiTException($"{option} must be one of {string.Join(", ", Enum.GetNames<T>())}, got '{s}'.");
+}
