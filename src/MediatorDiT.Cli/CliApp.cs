@@ -15,6 +15,8 @@ public static class CliApp
             ConvertCommand.Create(),
             TrainCommand.Create(),
             SampleCommand.Create(),
+            VaeCommand.Create(),
+            EncodeLatentsCommand.Create(),
         };
         return root;
     }
