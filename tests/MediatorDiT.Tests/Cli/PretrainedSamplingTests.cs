@@ -69,6 +69,21 @@ public class PretrainedSamplingTests
     }
 
     [Fact]
+    public void ASitTrainingCheckpointInPtFormSamplesAsItsSafetensorsTwin()
+    {
+        string dir = CliRunner.TempDir();
+        string pt = Path.Combine(dir, "SiT-full-grid8.pt");
+        File.Copy(Fixtures.PathOf("full_grid8.checkpoint.pt"), pt);
+        string[] common = ["--labels", "4", "--mode", "sde", "--method", "euler", "--steps", "3", "--out", Path.Combine(dir, "o"), "--no-progress"];
+        var a = CliRunner.Run(["sample", "--checkpoint", pt, "--num-heads", "4", "--save-latents", Path.Combine(dir, "a.safetensors"), .. common]);
+        Assert.True(a.ExitCode == 0, a.Stderr);
+        var b = CliRunner.Run(["sample", "--checkpoint", Fixtures.PathOf("full_grid8.weights.safetensors"), "--save-latents", Path.Combine(dir, "b.safetensors"), .. common]);
+        Assert.True(b.ExitCode == 0, b.Stderr);
+        Assert.Equal(SafeTensors.Read(Path.Combine(dir, "b.safetensors")).GetFloat("samples").Span.ToArray(),
+            SafeTensors.Read(Path.Combine(dir, "a.safetensors")).GetFloat("samples").Span.ToArray());
+    }
+
+    [Fact]
     public void ACheckpointOfUnknownFamilyIsRefusedWithTheOptionToUse()
     {
         string dir = CliRunner.TempDir();
