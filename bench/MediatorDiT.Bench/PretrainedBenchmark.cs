@@ -12,8 +12,9 @@ namespace MediatorDiT.Bench;
 /// <summary>
 /// The ImageNet-scale path with random weights of the released sizes (DiT-XL/2 at 256 px, the SD VAE):
 /// <list type="bullet">
-/// <item><c>pretrained-memory</c>: writes both as temporary safetensors files (streamed, never whole in
-/// memory), then a child process loads them through the real path (<see cref="ModelFiles.Load"/>,
+/// <item><c>pretrained-memory</c>: writes both as temporary safetensors files, and DiT also as a torch.save
+/// zip (.pt, as released), streamed, never whole in memory; then a child process per DiT file loads them
+/// through the real path (<see cref="ModelFiles.Load"/>,
 /// <see cref="VaeFiles.Load"/>), samples a few guided DDIM steps for one image, decodes it, and reports
 /// its peak working set against the weights' size (the budget is weights + 1.5 GiB). A child process,
 /// so the writer's memory is not in the figure.</item>
@@ -40,28 +41,39 @@ public static class PretrainedBenchmark
         string dir = Directory.CreateTempSubdirectory("mdit-pretrained-").FullName;
         try
         {
-            string dit = Path.Combine(dir, "DiT-XL-2-256x256.safetensors"), vae = Path.Combine(dir, "sd-vae.safetensors");
+            string dit = Path.Combine(dir, "DiT-XL-2-256x256.safetensors"), ditPt = Path.Combine(dir, "DiT-XL-2-256x256.pt");
+            string vae = Path.Combine(dir, "sd-vae.safetensors");
             var clock = Stopwatch.StartNew();
-            WriteRandom(dit, new SiTModel(ModelRegistry.Get("DiT-XL/2", 256)).Parameters, seed: 1);
+            var ditParameters = new SiTModel(ModelRegistry.Get("DiT-XL/2", 256)).Parameters;
+            WriteRandom(dit, ditParameters, seed: 1);
+            WriteRandomPt(ditPt, ditParameters, seed: 1);
             WriteRandom(vae, new AutoencoderKl(AutoencoderKlConfig.StableDiffusion).Parameters, seed: 2);
+            ditParameters = null;
             GC.Collect();
             double written = clock.Elapsed.TotalSeconds;
-
-            var (file, prefix) = Environment.ProcessPath is string host && Path.GetFileNameWithoutExtension(host) == "dotnet"
-                ? (host, new[] { typeof(PretrainedBenchmark).Assembly.Location })
-                : (Environment.ProcessPath!, Array.Empty<string>());
-            var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, UseShellExecute = false };
-            foreach (string a in prefix) psi.ArgumentList.Add(a);
-            foreach (string a in new[] { threads.ToString(), ChildMode, dit, vae }) psi.ArgumentList.Add(a);
-            using var child = Process.Start(psi)!;
-            string report = child.StandardOutput.ReadToEnd();
-            child.WaitForExit();
-            return $"wrote random weights in {written:F1} s ({dir})\n{report}" + (child.ExitCode == 0 ? "" : $"child exited with {child.ExitCode}\n");
+            var output = new StringBuilder($"wrote random weights in {written:F1} s ({dir})\n");
+            foreach (string weights in new[] { dit, ditPt })
+                output.Append(RunChild(weights, vae, threads));
+            return output.ToString();
         }
         finally
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    private static string RunChild(string dit, string vae, int threads)
+    {
+        var (file, prefix) = Environment.ProcessPath is string host && Path.GetFileNameWithoutExtension(host) == "dotnet"
+            ? (host, new[] { typeof(PretrainedBenchmark).Assembly.Location })
+            : (Environment.ProcessPath!, Array.Empty<string>());
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (string a in prefix) psi.ArgumentList.Add(a);
+        foreach (string a in new[] { threads.ToString(), ChildMode, dit, vae }) psi.ArgumentList.Add(a);
+        using var child = Process.Start(psi)!;
+        string report = child.StandardOutput.ReadToEnd();
+        child.WaitForExit();
+        return $"-- DiT from {Path.GetFileName(dit)}\n{report}" + (child.ExitCode == 0 ? "" : $"child exited with {child.ExitCode}\n");
     }
 
     /// <summary>Loads through the real path, samples 3 guided DDIM steps for one image, decodes, reports memory.</summary>
@@ -154,6 +166,39 @@ public static class PretrainedBenchmark
             }));
         }
         SafeTensors.Write(path, tensors);
+    }
+
+    /// <summary>
+    /// The same values as <see cref="WriteRandom"/> in torch.save's zip layout (a bare state dict, one
+    /// FloatStorage record per tensor, stored uncompressed), written tensor by tensor.
+    /// </summary>
+    private static void WriteRandomPt(string path, IReadOnlyList<Nn.Parameter> parameters, ulong seed)
+    {
+        var pickle = new Tests.IO.PickleBuilder().Proto(2).Global("collections", "OrderedDict").EmptyTuple().Reduce().Mark();
+        for (int i = 0; i < parameters.Count; i++)
+        {
+            int[] shape = parameters[i].Value.Shape;
+            var stride = new long[shape.Length];
+            for (long axis = shape.Length - 1, step = 1; axis >= 0; step *= shape[axis], axis--) stride[axis] = step;
+            pickle.Str(parameters[i].Name).Tensor("FloatStorage", i.ToString(), parameters[i].Value.Length, 0, [.. shape.Select(d => (long)d)], stride);
+        }
+        pickle.SetItems().Stop();
+        using var zip = new System.IO.Compression.ZipArchive(File.Create(path), System.IO.Compression.ZipArchiveMode.Create);
+        void Add(string name, ReadOnlySpan<byte> bytes)
+        {
+            using Stream stream = zip.CreateEntry("archive/" + name, System.IO.Compression.CompressionLevel.NoCompression).Open();
+            stream.Write(bytes);
+        }
+        Add("data.pkl", pickle.ToArray());
+        ulong k = 0;
+        foreach (var p in parameters)
+        {
+            var values = new float[p.Value.Length];
+            if (p.Value.Rank == 1 && p.Name.Contains("norm") && p.Name.EndsWith(".weight")) values.AsSpan().Fill(1f);
+            else new RandomSource(seed * 1_000_003 + k).FillGaussian(values, 0, 0.02f);
+            Add($"data/{k++}", System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()));
+        }
+        Add("version", "3\n"u8);
     }
 
     private static long Mib(long bytes) => bytes >> 20;
