@@ -95,7 +95,9 @@ public class VaeCommandTests
         {
             var png = PngDecoder.Read(Path.Combine(outDir, $"img{i}.png"));
             Assert.Equal((16, 16, 3), (png.Width, png.Height, png.Channels));
-            Assert.Equal(ImageConversion.ToImage(reconstruction, i).Pixels, png.Pixels);
+            // Equal up to a rounding step, should the two processes sum in a different order.
+            var expected = ImageConversion.ToImage(reconstruction, i).Pixels;
+            Assert.True(expected.Zip(png.Pixels).All(pair => Math.Abs(pair.First - pair.Second) <= 1), $"img{i}.png differs from the reconstruction.");
         }
     }
 
