@@ -7,6 +7,7 @@ using MediatorDiT.Tensors;
 // Extra reports: `sampling` (one model vs a ladder, one vs two network calls per SDE step), `vae` (decode).
 int threads = args.Length > 0 && int.TryParse(args[0], out int t) ? t : Environment.ProcessorCount;
 if (args.Contains("sampling")) { Console.WriteLine(SamplingBenchmark.Run()); return; }
+if (args.Any(a => a.StartsWith("pretrained-"))) { Console.Write(PretrainedBenchmark.Run(args, threads)); return; }
 if (args.Contains("vae")) { Console.WriteLine(VaeBenchmark.Run(threads: threads)); return; }
 if (args.Contains("train")) { Console.WriteLine(TrainingBenchmark.Run(threads)); return; }
 ComputeSettings.Threads = threads;

@@ -17,6 +17,8 @@ public static class CliApp
             TrainCommand.Create(),
             SampleCommand.Create(),
             RedundancyCommand.Create(),
+            VaeCommand.Create(),
+            EncodeLatentsCommand.Create(),
         };
         return root;
     }

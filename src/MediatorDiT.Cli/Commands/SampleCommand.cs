@@ -5,6 +5,7 @@ using System.Text.Json;
 using MediatorDiT.Cli.Rendering;
 using MediatorDiT.Data;
 using MediatorDiT.Diffusion;
+using MediatorDiT.Evaluation;
 using MediatorDiT.IO;
 using MediatorDiT.Models;
 using MediatorDiT.Models.Vae;
@@ -15,9 +16,12 @@ namespace MediatorDiT.Cli.Commands;
 
 /// <summary>
 /// `mdit sample`: samples from one checkpoint or a ladder of checkpoints with growing mediator counts,
-/// switching between them with the step-wise dynamic schedule. Writes PNGs, a grid, an optional .npz for
-/// the ADM evaluation suite, optional latents, and a JSON run record (options, switch steps per sample,
-/// FLOPs per image, wall time). All input is validated before the first network call.
+/// switching between them with the step-wise dynamic schedule (SiT transport, SDE/ODE samplers), or from
+/// a DiT checkpoint with DiT's Gaussian diffusion (respaced ancestral sampling or DDIM). Checkpoints
+/// without a config (the released DiT/SiT files) have theirs read off their shapes. Writes PNGs, a grid
+/// (of the first images), an optional .npz for the ADM evaluation suite, optional latents, and a JSON
+/// run record (options, switch steps per sample, FLOPs per image, wall time). All input is validated
+/// before the first network call.
 /// </summary>
 public static class SampleCommand
 {
@@ -51,12 +55,19 @@ public static class SampleCommand
         var initialNoise = new Option<string?>("--initial-noise") { Description = "safetensors with the starting noise 'z' (B, C, H, W)" };
         var noiseFile = new Option<string?>("--noise-file") { Description = "safetensors with the per-step noise draws 'noise' (steps, B, C, H, W)" };
         var vae = new Option<string?>("--vae") { Description = "VAE weights to decode latent samples into images" };
+        var family = new Option<string?>("--family") { Description = "DiT or SiT, for checkpoints without a config whose file name says neither" };
+        var numHeads = new Option<int?>("--num-heads") { Description = "attention heads of a full-attention checkpoint of non-standard width without a config" };
+        var imageSize = new Option<int?>("--image-size") { Description = "image size in pixels; must be the checkpoint's (256 for DiT-XL-2-256x256.pt)" };
+        var diffusionSteps = new Option<int>("--diffusion-steps") { Description = "DiT: respaced steps of ancestral sampling", DefaultValueFactory = _ => 250 };
+        var ddim = new Option<int?>("--ddim") { Description = "DiT: DDIM with this many steps instead of ancestral sampling" };
+        var eta = new Option<float>("--eta") { Description = "DiT DDIM: eta (0 = deterministic)", DefaultValueFactory = _ => 0f };
         var threads = new Option<int?>("--threads");
         var noProgress = new Option<bool>("--no-progress");
         var command = new Command("sample", "Sample images from a model or a mediator ladder with the step-wise dynamic schedule.")
         {
             checkpoint, ladder, config, ratios, first, distance, perSample, switchAt, mode, method, steps, lastStep, lastStepSize, diffusionForm,
             cfgScale, cfgAll, labels, numImages, batch, seed, rank, world, output, npz, saveLatents, initialNoise, noiseFile, vae, threads, noProgress,
+            family, numHeads, imageSize, diffusionSteps, ddim, eta,
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
@@ -72,10 +83,37 @@ public static class SampleCommand
             string[] paths = p.GetValue(ladder) is string l ? Split(l)
                 : p.GetValue(checkpoint) is string c ? [c]
                 : throw new MediatorDiTException("give --checkpoint W or --ladder W1,W2,...");
-            var models = paths.Select(path => ModelFiles.Load(path, p.GetValue(config))).ToArray();
+            ModelFamily? familyOption = p.GetValue(family) is string fam ? ModelFamilies.Parse(fam, "--family") : null;
+            var models = paths.Select(path => ModelFiles.Load(path, p.GetValue(config), family: familyOption, numHeads: p.GetValue(numHeads))).ToArray();
+            foreach (var model in models) model.ShareBlockBuffersForInference();
             var guidance = scale > 1f ? new ClassifierFreeGuidance(scale, p.GetValue(cfgAll) ? null : 3) : null;
-            var modelLadder = ModelLadder.FromModels(models, guidance);
             var cfg = models[0].Config;
+            bool dit = cfg.Family == ModelFamily.DiT;
+            // DiT's network returns 2C channels and is driven by the Gaussian diffusion, not the transport ladder.
+            var modelLadder = dit ? null : ModelLadder.FromModels(models, guidance);
+            double[] flopsPerCall = dit ? [FlopCounter.Count(cfg).PerImage * (scale > 1f ? 2 : 1)] : [.. modelLadder!.FlopsPerImage];
+            int nativeSize = ModelConfigInference.ImageSize(cfg);
+            if (p.GetValue(imageSize) is int askedSize && askedSize != nativeSize)
+                throw new MediatorDiTException(
+                    $"--image-size {askedSize}: {paths[0]} generates {nativeSize}x{nativeSize} images only (its position embedding holds a {cfg.GridSize}x{cfg.GridSize} token grid of patch {cfg.PatchSize}{(cfg.InChannels is 1 or 3 ? "" : " on a /8 latent")}); use a checkpoint trained at {askedSize} px.");
+            if (dit && models.Length > 1)
+                throw new MediatorDiTException("a mediator ladder is sampled with SiT's transport; DiT checkpoints take --checkpoint W (one model).");
+            foreach (var (path, model) in paths.Zip(models))
+                Console.Error.WriteLine($"{path}: {Describe(model.Config)}");
+            GaussianDiffusion? diffusion = null;
+            if (dit)
+            {
+                if (p.GetValue(noiseFile) is not null)
+                    throw new MediatorDiTException("--noise-file replays SiT sampler draws; DiT sampling takes its noise from --seed (and --initial-noise for z).");
+                int ditSteps = p.GetValue(ddim) ?? p.GetValue(diffusionSteps);
+                if (ditSteps < 1 || ditSteps > 1000)
+                    throw new MediatorDiTException($"{(p.GetValue(ddim) is null ? "--diffusion-steps" : "--ddim")} must be in 1..1000, got {ditSteps}.");
+                diffusion = GaussianDiffusion.Create(p.GetValue(ddim) is int n ? $"ddim{n}" : ditSteps.ToString(CultureInfo.InvariantCulture), learnSigma: cfg.LearnSigma);
+            }
+            else if (p.GetValue(ddim) is not null)
+            {
+                throw new MediatorDiTException("--ddim applies to DiT checkpoints (Gaussian diffusion); SiT samples with --mode sde|ode.");
+            }
 
             IModelSchedule? schedule = null;
             if (models.Length > 1)
@@ -100,7 +138,10 @@ public static class SampleCommand
             int total = p.GetValue(numImages) ?? (labelList.Length > 0 ? labelList.Length : 16);
             if (total <= 0) throw new MediatorDiTException($"--num-images must be positive, got {total}.");
             int[] allLabels = Enumerable.Range(0, total).Select(i => labelList.Length > 0 ? labelList[i % labelList.Length] : i % cfg.NumClasses).ToArray();
-            modelLadder.ValidateLabels(allLabels);
+            modelLadder?.ValidateLabels(allLabels);
+            foreach (int label in dit ? allLabels : [])
+                if ((uint)label >= (uint)cfg.NumClasses)
+                    throw new MediatorDiTException($"--labels: class {label} is outside the model's 0..{cfg.NumClasses - 1}.");
             int[] mine = Enumerable.Range(0, total).Where(i => i % worldSize == rankValue).ToArray();
 
             Tensor? replayZ = p.GetValue(initialNoise) is string zf ? SafeTensors.Read(zf).GetFloat("z") : null;
@@ -130,6 +171,8 @@ public static class SampleCommand
             var rng = new RandomSource(p.GetValue(seed) * (ulong)worldSize + (ulong)rankValue);
             var record = new List<object>();
             var allSamples = new List<Tensor>();
+            var allLatents = new List<Tensor>();
+            int gridCount = 0;
             NpzWriter? npzWriter = null;
             NpyArrayWriter? npzArray = null;
             var clock = Stopwatch.StartNew();
@@ -144,16 +187,38 @@ public static class SampleCommand
                     var y = idx.Select(i => allLabels[i]).ToArray();
                     var z = replayZ ?? new Tensor(idx.Length, cfg.InChannels, cfg.InputSize, cfg.InputSize);
                     if (replayZ is null) rng.FillGaussian(z.Span);
-                    var result = sde
-                        ? sdeSampler!.Sample(modelLadder, z, y, replayNoise is not null ? new ReplayNoiseSource(replayNoise) : new GaussianNoiseSource(rng), schedule, cancellationToken: token)
-                        : odeSampler!.Sample(modelLadder, z, y, schedule, cancellationToken: token);
-                    var samples = result.Samples;
+                    SamplingResult? result = null;
+                    Tensor samples;
+                    if (diffusion is not null)
+                    {
+                        int done0 = start;
+                        samples = DitSampling.Sample(diffusion, models[0], z, y, scale, new SeededDiffusionNoise(rng), ddim: p.GetValue(ddim) is not null,
+                            eta: p.GetValue(eta), guidedChannels: p.GetValue(cfgAll) ? cfg.InChannels : 3,
+                            onStep: i => renderer.Report(diffusion.NumTimesteps - i, diffusion.NumTimesteps, $"batch from image {done0}, {clock.Elapsed.TotalSeconds:F1} s"),
+                            cancellationToken: token);
+                    }
+                    else
+                    {
+                        result = sde
+                            ? sdeSampler!.Sample(modelLadder!, z, y, replayNoise is not null ? new ReplayNoiseSource(replayNoise) : new GaussianNoiseSource(rng), schedule, cancellationToken: token)
+                            : odeSampler!.Sample(modelLadder!, z, y, schedule, cancellationToken: token);
+                        samples = result.Samples;
+                    }
                     var images = decoder?.DecodeLatents(samples, token) ?? samples;
                     for (int k = 0; k < idx.Length; k++)
                     {
-                        var switches = Enumerable.Range(0, models.Length).Select(m => result.Usage.FirstStepOf(m, k)).ToArray();
-                        flopsSum += result.Usage.FlopsPerImage[k];
-                        record.Add(new { index = idx[k], label = y[k], first_step_of_model = switches, gflops = result.Usage.FlopsPerImage[k] / 1e9 });
+                        if (result is null)
+                        {
+                            double perImage = flopsPerCall[0] * diffusion!.NumTimesteps;
+                            flopsSum += perImage;
+                            record.Add(new { index = idx[k], label = y[k], gflops = perImage / 1e9 });
+                        }
+                        else
+                        {
+                            var switches = Enumerable.Range(0, models.Length).Select(m => result.Usage.FirstStepOf(m, k)).ToArray();
+                            flopsSum += result.Usage.FlopsPerImage[k];
+                            record.Add(new { index = idx[k], label = y[k], first_step_of_model = switches, gflops = result.Usage.FlopsPerImage[k] / 1e9 });
+                        }
                         if (images.Dim(1) is 1 or 3)
                         {
                             var image = ImageConversion.ToImage(images, k);
@@ -166,7 +231,8 @@ public static class SampleCommand
                             }
                         }
                     }
-                    allSamples.Add(images);
+                    if (gridCount < GridImages) { allSamples.Add(FirstImages(images, GridImages - gridCount)); gridCount += Math.Min(images.Dim(0), GridImages - gridCount); }
+                    if (p.GetValue(saveLatents) is not null) allLatents.Add(samples);
                     renderer.Report(Math.Min(start + batchSize, mine.Length), mine.Length, $"{clock.Elapsed.TotalSeconds:F1} s");
                 }
                 npzWriter?.Complete();
@@ -180,13 +246,16 @@ public static class SampleCommand
             var all = Concat(allSamples);
             if (all.Dim(1) is 1 or 3) ImageGrid.SaveGrid(Path.Combine(outDir, "grid.png"), all, (int)Math.Ceiling(Math.Sqrt(all.Dim(0))));
             if (p.GetValue(saveLatents) is string latentsPath)
-                SafeTensors.Write(CliApp.OutputFile(latentsPath), new Dictionary<string, StoredTensor> { ["samples"] = StoredTensor.FromFloat(all) });
+                SafeTensors.Write(CliApp.OutputFile(latentsPath), new Dictionary<string, StoredTensor> { ["samples"] = StoredTensor.FromFloat(Concat(allLatents)) });
             double meanFlops = flopsSum / Math.Max(1, mine.Length);
-            double largestFlops = modelLadder.FlopsPerImage[^1] * (sde ? sdeSampler!.StepCount : p.GetValue(steps));
+            double largestFlops = flopsPerCall[^1] * (dit ? diffusion!.NumTimesteps : sde ? sdeSampler!.StepCount : p.GetValue(steps));
             var runRecord = new
             {
                 command = Environment.GetCommandLineArgs().Skip(1),
                 models = paths,
+                family = cfg.Family.ToString(),
+                sampler = dit ? (p.GetValue(ddim) is int dd ? $"ddim{dd} eta {p.GetValue(eta)}" : $"ancestral {diffusion!.NumTimesteps}") : sde ? "sde" : "ode",
+                image_size = nativeSize,
                 mediators = models.Select(m => m.Config.Attention == AttentionKind.Full ? 0 : m.Config.MediatorNum),
                 images = mine.Length,
                 wall_seconds = wall,
@@ -196,10 +265,26 @@ public static class SampleCommand
             };
             File.WriteAllText(Path.Combine(outDir, "run.json"), JsonSerializer.Serialize(runRecord, new JsonSerializerOptions { WriteIndented = true }));
             Console.WriteLine($"{mine.Length} images in {wall:F1} s ({mine.Length / wall:F2} images/s) -> {outDir}");
-            Console.WriteLine($"mean {meanFlops / 1e9:F2} GFLOPs per image" + (sde && models.Length > 1 ? $" ({100 * (1 - meanFlops / largestFlops):F1}% less than the largest model alone)" : ""));
+            Console.WriteLine($"mean {meanFlops / 1e9:F2} GFLOPs per image" + (!dit && sde && models.Length > 1 ? $" ({100 * (1 - meanFlops / largestFlops):F1}% less than the largest model alone)" : ""));
             return 0;
         }, token));
         return command;
+    }
+
+    /// <summary>The grid shows at most this many images, so a 50,000-image run keeps only these in memory.</summary>
+    private const int GridImages = 64;
+
+    private static string Describe(ModelConfig c) =>
+        $"{c.Family}, hidden {c.HiddenSize}, depth {c.Depth}, {c.NumHeads} heads, patch {c.PatchSize}, " +
+        $"{(c.Attention == AttentionKind.Full ? "full attention" : $"{c.MediatorNum} mediators")}, {c.NumClasses} classes, " +
+        $"{c.InChannels} channels{(c.LearnSigma ? " + learned sigma" : "")}, {ModelConfigInference.ImageSize(c)} px";
+
+    private static Tensor FirstImages(Tensor images, int count)
+    {
+        if (images.Dim(0) <= count) return images;
+        var first = new Tensor([count, .. images.Shape[1..]]);
+        images.Span[..first.Length].CopyTo(first.Span);
+        return first;
     }
 
     private static Tensor Concat(List<Tensor> parts)

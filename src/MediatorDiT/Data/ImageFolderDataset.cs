@@ -40,23 +40,10 @@ public sealed class ImageFolderDataset : IDataset
     {
         if (imageSize < 1)
             throw new MediatorDiTException($"The image size must be positive, but is {imageSize}.");
-        if (!Directory.Exists(folder))
-            throw new MediatorDiTException($"{folder}: the image folder does not exist (expected a folder with one sub-folder of PNG files per class).");
-        string root = Path.GetFullPath(folder);
-        string[] classNames = Directory.GetDirectories(root).Select(d => Path.GetFileName(d)!).Order(StringComparer.Ordinal).ToArray();
-        if (classNames.Length == 0)
-            throw new MediatorDiTException($"{folder}: has no sub-folders, but an image folder holds one sub-folder of PNG files per class.");
-
-        var files = new List<(string Path, int Label)>();
-        var emptyClasses = new List<string>();
-        for (int c = 0; c < classNames.Length; c++)
-        {
-            var classFiles = PngFilesBelow(Path.Combine(root, classNames[c]));
-            if (classFiles.Count == 0) emptyClasses.Add(classNames[c]);
-            files.AddRange(classFiles.Select(f => (f, c)));
-        }
-        if (emptyClasses.Count > 0)
-            throw new MediatorDiTException($"{folder}: class folder{(emptyClasses.Count > 1 ? "s" : "")} {string.Join(", ", emptyClasses.Take(5))} hold{(emptyClasses.Count > 1 ? "" : "s")} no .png files; every class needs at least one image.");
+        var listing = ImageFolderListing.Read(folder);
+        string root = listing.Root;
+        string[] classNames = [.. listing.ClassNames];
+        var files = listing.Files;
 
         var images = new byte[files.Count][];
         var failures = new ConcurrentDictionary<int, string>();
@@ -127,21 +114,5 @@ public sealed class ImageFolderDataset : IDataset
         if (sample.Length != SampleShape.Length) throw new ArgumentException($"the sample buffer has {sample.Length} floats, but a sample {SampleShape} has {SampleShape.Length}.");
         ImageTransforms.InterleavedBytesToSignedPlanes(_images[index], sample, 3);
         label = _labels[index];
-    }
-
-    /// <summary>*.png files (any letter case) below <paramref name="classFolder"/>: folders by full path, then names, ordinal.</summary>
-    private static List<string> PngFilesBelow(string classFolder)
-    {
-        var folders = new List<string> { classFolder };
-        folders.AddRange(Directory.EnumerateDirectories(classFolder, "*", SearchOption.AllDirectories));
-        folders.Sort(StringComparer.Ordinal);
-        var files = new List<string>();
-        foreach (string f in folders)
-        {
-            files.AddRange(Directory.EnumerateFiles(f)
-                .Where(p => p.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
-                .Order(StringComparer.Ordinal));
-        }
-        return files;
     }
 }

@@ -3,31 +3,32 @@ using MediatorDiT.Models;
 namespace MediatorDiT.IO;
 
 /// <summary>
-/// Builds a network from a weights file: a safetensors state dict (config in the header's
-/// __metadata__ "config" entry) or a PyTorch .pt file (bare state dict or training checkpoint),
-/// with the config from a JSON file when the weights do not carry one.
+/// Builds a network from a weights file: a safetensors state dict (memory-mapped and read tensor by
+/// tensor; config in the header's __metadata__ "config" entry, or none) or a PyTorch .pt file (bare
+/// state dict or training checkpoint). The config comes from, in order: a JSON file; the metadata; the
+/// weights' own shapes (<see cref="ModelConfigInference"/>, the family by <see cref="ModelFamilies.Resolve"/>).
+/// F16/BF16/F64 weights are converted to float32.
 /// </summary>
 public static class ModelFiles
 {
     public const string ConfigMetadataKey = "config";
 
-    public static SiTModel Load(string weightsPath, string? configPath = null, string? checkpointKey = null, bool strict = true)
+    /// <param name="family">overrides the family of a config, and names it for weights without one</param>
+    /// <param name="numHeads">the head count of full-attention weights of a non-standard width without a config</param>
+    public static SiTModel Load(string weightsPath, string? configPath = null, string? checkpointKey = null, bool strict = true,
+        ModelFamily? family = null, int? numHeads = null)
     {
         if (!File.Exists(weightsPath))
             throw new MediatorDiTException($"weights file '{weightsPath}' does not exist.");
-        IReadOnlyDictionary<string, StoredTensor> state;
-        string? embeddedConfig = null;
-        if (LooksLikeSafeTensors(weightsPath))
-        {
-            var file = SafeTensors.Read(weightsPath);
-            state = file.Tensors;
-            file.Metadata.TryGetValue(ConfigMetadataKey, out embeddedConfig);
-        }
-        else
-        {
-            state = StateDict.Load(weightsPath, checkpointKey);
-        }
+        using var file = OpenStateDict.Open(weightsPath, checkpointKey);
+        file.Metadata.TryGetValue(ConfigMetadataKey, out string? embedded);
+        return Build(weightsPath, file.Tensors, configPath, embedded, strict, family, numHeads);
+    }
 
+    /// <summary>The config <see cref="Load"/> would use for a state dict, without building the network.</summary>
+    public static ModelConfig ResolveConfig(string weightsPath, IReadOnlyDictionary<string, StoredTensor> state, string? configPath,
+        string? embeddedConfig, ModelFamily? family, int? numHeads)
+    {
         ModelConfig config;
         if (configPath is not null)
         {
@@ -40,11 +41,15 @@ public static class ModelFiles
         }
         else
         {
-            throw new MediatorDiTException(
-                $"{weightsPath} carries no model config; pass --config C.json with the model's input_size, patch_size, hidden_size, depth, num_heads, ... (as in the official constructor).");
+            return ModelConfigInference.Infer(state, ModelFamilies.Resolve(weightsPath, family), weightsPath, numHeads);
         }
+        return family is ModelFamily f ? config with { Family = f } : config;
+    }
 
-        var model = new SiTModel(config);
+    private static SiTModel Build(string weightsPath, IReadOnlyDictionary<string, StoredTensor> state, string? configPath,
+        string? embeddedConfig, bool strict, ModelFamily? family, int? numHeads)
+    {
+        var model = new SiTModel(ResolveConfig(weightsPath, state, configPath, embeddedConfig, family, numHeads));
         StateDict.LoadInto(model, state, strict, weightsPath);
         return model;
     }

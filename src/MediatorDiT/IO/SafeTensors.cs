@@ -54,6 +54,45 @@ public static class SafeTensors
     }
 
     /// <summary>
+    /// Opens a file memory-mapped, validated as <see cref="Read"/> validates it, without reading any
+    /// tensor: each tensor's bytes are mapped only while it is converted (<see cref="StoredTensor.CopyTo"/>),
+    /// so loading a multi-GiB checkpoint into a model needs the model's memory and about one tensor more.
+    /// Dispose the result when done; tensors cannot be read after that.
+    /// </summary>
+    public static SafeTensorsFile Map(string path)
+    {
+        long fileLength;
+        byte[] header;
+        using (SafeFileHandle handle = InputFile.OpenHandle(path))
+        {
+            fileLength = InputFile.Guard(path, () => RandomAccess.GetLength(handle));
+            if (fileLength < 8)
+                throw Bad(path, $"the file is {fileLength} bytes long, too short for the 8-byte header length of a safetensors file");
+            var lengthBytes = new byte[8];
+            InputFile.ReadExactly(handle, lengthBytes, 0, path);
+            header = new byte[CheckHeaderLength(BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes), fileLength, path)];
+            InputFile.ReadExactly(handle, header, 8, path);
+        }
+        (List<Entry> entries, Dictionary<string, string> metadata) = ParseHeader(header, path);
+        long dataStart = 8 + header.LongLength;
+        ValidateLayout(entries, fileLength - dataStart, path);
+
+        var mapped = new MappedWeightsFile(path);
+        var tensors = new OrderedDictionary<string, StoredTensor>(entries.Count, StringComparer.Ordinal);
+        foreach (Entry e in entries)
+        {
+            long byteCount = e.End - e.Begin;
+            if (byteCount > Array.MaxLength)
+            {
+                mapped.Dispose();
+                throw Bad(path, $"tensor '{e.Name}' has {byteCount} bytes, more than one array can hold");
+            }
+            tensors.Add(e.Name, new StoredTensor(e.DType, e.Shape, new MappedFileRegion(mapped, dataStart + e.Begin, (int)byteCount)));
+        }
+        return new SafeTensorsFile(path, tensors, metadata, mapped);
+    }
+
+    /// <summary>
     /// Parses a whole file already in memory (a download, a memory-mapped view); tensors are slices
     /// of <paramref name="contents"/>, not copies. <paramref name="source"/> names it in errors.
     /// </summary>

@@ -6,9 +6,13 @@ namespace MediatorDiT.IO;
 /// The contents of a .safetensors file. <see cref="Tensors"/> lists the tensors in the order the
 /// header names them (for files written by PyTorch-side tools this is the state-dict order; for
 /// files written by <see cref="SafeTensors.Write"/> it is the writer's dtype-then-name order).
+/// A file opened with <see cref="SafeTensors.Map"/> keeps the mapping until disposed; disposing one
+/// read into memory does nothing.
 /// </summary>
-public sealed class SafeTensorsFile
+public sealed class SafeTensorsFile : IDisposable
 {
+    private readonly IDisposable? _owner;
+
     public string Path { get; }
     public IReadOnlyDictionary<string, StoredTensor> Tensors { get; }
 
@@ -21,6 +25,15 @@ public sealed class SafeTensorsFile
         Tensors = tensors;
         Metadata = metadata;
     }
+
+    internal SafeTensorsFile(string path, IReadOnlyDictionary<string, StoredTensor> tensors, IReadOnlyDictionary<string, string> metadata, IDisposable owner)
+        : this(path, tensors, metadata)
+    {
+        _owner = owner;
+    }
+
+    /// <summary>Unmaps a mapped file; its tensors cannot be read afterwards.</summary>
+    public void Dispose() => _owner?.Dispose();
 
     public IEnumerable<string> Keys => Tensors.Keys;
 

@@ -7,11 +7,14 @@ namespace MediatorDiT.IO;
 /// <summary>
 /// A tensor as a file holds it: a dtype, a shape and its raw little-endian, row-major bytes. The
 /// bytes are a <see cref="ReadOnlyMemory{T}"/> so they can be a slice of a larger buffer (a
-/// PyTorch storage shared by several tensors, or later a memory-mapped file) without copying.
+/// PyTorch storage shared by several tensors) without copying, or stay in the file (a memory-mapped
+/// safetensors file, see <see cref="SafeTensors.Map"/>): then <see cref="CopyTo"/> converts straight
+/// from a view that is unmapped afterwards, and <see cref="Bytes"/> returns a fresh copy on each call.
 /// </summary>
 public sealed class StoredTensor
 {
-    private readonly Lazy<ReadOnlyMemory<byte>> _bytes;
+    private readonly Lazy<ReadOnlyMemory<byte>>? _bytes;
+    private readonly TensorByteSource? _source;
 
     public DType DType { get; }
 
@@ -21,8 +24,19 @@ public sealed class StoredTensor
     /// <summary>Product of the shape (1 for rank 0, 0 when any axis is 0).</summary>
     public long ElementCount { get; }
 
-    /// <summary>ElementCount × element size bytes, little-endian, row-major.</summary>
-    public ReadOnlyMemory<byte> Bytes => _bytes.Value;
+    /// <summary>ElementCount × element size bytes, little-endian, row-major (for a tensor left in its file, a new copy per call).</summary>
+    public ReadOnlyMemory<byte> Bytes
+    {
+        get
+        {
+            if (_bytes is not null) return _bytes.Value;
+            using ByteLease lease = _source!.Lease();
+            return lease.Span.ToArray();
+        }
+    }
+
+    /// <summary>True when the bytes stay in the file and are read on each use (<see cref="SafeTensors.Map"/>).</summary>
+    public bool IsInFile => _source is not null;
 
     public long ByteCount => ElementCount * DType.ElementSize();
 
@@ -50,13 +64,19 @@ public sealed class StoredTensor
         }, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
+    /// <summary>Bytes left where they are (a mapped file region) and leased for each read.</summary>
+    internal StoredTensor(DType dtype, int[] shape, TensorByteSource source)
+        : this(dtype, shape)
+    {
+        _source = source;
+    }
+
     private StoredTensor(DType dtype, int[] shape)
     {
         _ = dtype.ElementSize(); // rejects values outside the enum
         DType = dtype;
         Shape = (int[])shape.Clone();
         ElementCount = CountElements(Shape);
-        _bytes = null!;
     }
 
     /// <summary>Element count of a shape; throws <see cref="ArgumentException"/> for negative axes.</summary>
@@ -95,7 +115,17 @@ public sealed class StoredTensor
     {
         if (destination.Length != ElementCount)
             throw new ArgumentException($"destination has {destination.Length} elements but the tensor [{ShapeString}] has {ElementCount}.");
-        ReadOnlySpan<byte> b = Bytes.Span;
+        if (_source is not null)
+        {
+            using ByteLease lease = _source.Lease();
+            Convert(lease.Span, destination);
+            return;
+        }
+        Convert(Bytes.Span, destination);
+    }
+
+    private void Convert(ReadOnlySpan<byte> b, Span<float> destination)
+    {
         switch (DType)
         {
             case DType.F32:

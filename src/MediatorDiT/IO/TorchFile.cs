@@ -43,6 +43,26 @@ public static class TorchFile
         return state;
     }
 
+    /// <summary>
+    /// Like <see cref="LoadStateDict"/>, but reads no tensor yet: each is read from the zip when converted
+    /// and dropped afterwards, so loading a checkpoint into a model does not hold the file in memory too.
+    /// The archive stays open until the result is disposed.
+    /// </summary>
+    public static OpenStateDict OpenStateDict(string path, string? key = null)
+    {
+        TorchArchive archive = TorchArchive.Open(path);
+        try
+        {
+            object? root = new TorchUnpickler(archive) { Streamed = true }.Unpickle();
+            return new OpenStateDict(path, SelectStateDict(root, key, path), new Dictionary<string, string>(), archive);
+        }
+        catch
+        {
+            archive.Dispose();
+            throw;
+        }
+    }
+
     private static Dictionary<string, StoredTensor> SelectStateDict(object? root, string? key, string path)
     {
         if (root is PickledObject obj)

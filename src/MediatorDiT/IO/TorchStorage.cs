@@ -20,8 +20,12 @@ public sealed class TorchStorage
     /// <summary>ElementCount × element size little-endian bytes.</summary>
     public ReadOnlyMemory<byte> Bytes => _bytes.Value;
 
+    /// <summary>Reads the storage afresh from the zip on each call (no caching), for streamed loading.</summary>
+    internal Func<ReadOnlyMemory<byte>> Reread { get; }
+
     internal TorchStorage(string key, DType dtype, long elementCount, Func<ReadOnlyMemory<byte>> load)
     {
+        Reread = load;
         Key = key;
         DType = dtype;
         ElementCount = elementCount;

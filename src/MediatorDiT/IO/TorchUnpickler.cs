@@ -54,6 +54,12 @@ internal sealed class TorchUnpickler
 
     public IReadOnlyCollection<TorchStorage> Storages => _storages.Values;
 
+    /// <summary>
+    /// When set, tensors keep no bytes: each read re-reads its storage from the zip (which must stay open)
+    /// and drops it afterwards, so a state dict can be loaded into a model one tensor at a time.
+    /// </summary>
+    public bool Streamed { get; init; }
+
     public TorchUnpickler(TorchArchive archive)
     {
         _archive = archive;
@@ -165,7 +171,9 @@ internal sealed class TorchUnpickler
         if (count * elementSize > Array.MaxLength)
             throw Bad($"has a tensor [{StoredTensor.FormatShape(size)}] larger than one array can hold");
 
-        var tensor = new StoredTensor(dtype, size, () => Gather(storage.Bytes, elementSize, offset, size, stride, count));
+        var tensor = Streamed
+            ? new StoredTensor(dtype, size, new RereadBytes(() => Gather(storage.Reread(), elementSize, offset, size, stride, count)))
+            : new StoredTensor(dtype, size, () => Gather(storage.Bytes, elementSize, offset, size, stride, count));
         Tensors.Add(tensor);
         return tensor;
     }

@@ -12,9 +12,13 @@ namespace MediatorDiT.Models;
 internal sealed class AdaLayerNorm
 {
     private readonly int _dim;
-    private readonly Tensor _xhat = new(0), _mean = new(0), _rstd = new(0), _scratch = new(0);
+    private Tensor _xhat = new(0), _mean = new(0), _rstd = new(0), _scratch = new(0); // shared between blocks for inference
 
     public AdaLayerNorm(int dim) => _dim = dim;
+
+    /// <summary>Inference only (see SiTBlock.ShareForwardBuffers): use <paramref name="owner"/>'s buffers.</summary>
+    internal void ShareForwardBuffers(AdaLayerNorm owner) =>
+        (_xhat, _mean, _rstd, _scratch) = (owner._xhat, owner._mean, owner._rstd, owner._scratch);
 
     public Tensor Normalized => _xhat;
 

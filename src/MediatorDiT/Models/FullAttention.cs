@@ -30,7 +30,7 @@ public sealed partial class FullAttention : IAttention
     // Saved by Forward for Backward: qkv, per-head outputs (before proj), row log-sum-exp (B, H, N).
     private Tensor? _input;
     private int _batch, _tokens;
-    private readonly Tensor _qkv = new(0), _headsOut = new(0), _lse = new(0);
+    private Tensor _qkv = new(0), _headsOut = new(0), _lse = new(0); // shared between blocks for inference
     private readonly Tensor _dqkv = new(0), _dHeads = new(0);
 
     public FullAttention(string prefix, int dim, int heads)
@@ -45,6 +45,9 @@ public sealed partial class FullAttention : IAttention
         ProjBias = new Parameter(prefix + "proj.bias", [dim]);
         Parameters = [QkvWeight, QkvBias, ProjWeight, ProjBias];
     }
+
+    /// <summary>Inference only (see SiTBlock.ShareForwardBuffers): use <paramref name="owner"/>'s forward buffers.</summary>
+    internal void ShareForwardBuffers(FullAttention owner) => (_qkv, _headsOut, _lse) = (owner._qkv, owner._headsOut, owner._lse);
 
     public void Forward(Tensor input, Tensor output, int batch)
     {

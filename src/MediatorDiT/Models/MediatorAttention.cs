@@ -36,10 +36,14 @@ public sealed partial class MediatorAttention : IAttention
     // Saved by Forward for Backward. Per (b, h) blocks: A1 (n, N), A2 (N, n), Vm (n, hd).
     private Tensor? _input;
     private int _batch;
-    private readonly Tensor _qkv = new(0), _tokens = new(0), _a1 = new(0), _a2 = new(0), _vm = new(0), _o = new(0);
+    private Tensor _qkv = new(0), _tokens = new(0), _a1 = new(0), _a2 = new(0), _vm = new(0), _o = new(0); // shared between blocks for inference
     private readonly Tensor _bias1 = new(0), _bias2 = new(0), _taps = new(0);
     private readonly Tensor _dO = new(0), _dqkv = new(0), _dTokens = new(0), _dVm = new(0), _dTaps = new(0);
     private readonly Tensor _dS1 = new(0), _dS2 = new(0), _dBias1 = new(0), _dBias2 = new(0), _resized = new(0);
+
+    /// <summary>Inference only (see SiTBlock.ShareForwardBuffers): use <paramref name="owner"/>'s activations; the biases stay per block.</summary>
+    internal void ShareForwardBuffers(MediatorAttention owner) =>
+        (_qkv, _tokens, _a1, _a2, _vm, _o) = (owner._qkv, owner._tokens, owner._a1, owner._a2, owner._vm, owner._o);
 
     /// <param name="prefix">state-dict prefix, e.g. "blocks.0.attn."</param>
     /// <param name="grid">the token grid side G the position biases are built for (input_size / patch_size)</param>

@@ -49,6 +49,16 @@ public sealed class SiTModel : IParameterSet
         ];
     }
 
+    /// <summary>
+    /// For sampling and other forward-only use: every block runs in one shared set of activation buffers
+    /// instead of keeping its own for the backward pass (DiT-XL/2 at batch 2: about 1.3 GB less). The
+    /// outputs are unchanged; Backward is refused from then on.
+    /// </summary>
+    public void ShareBlockBuffersForInference()
+    {
+        foreach (var block in Blocks) block.ShareForwardBuffers(Blocks[0]);
+    }
+
     public Parameter this[string name] =>
         Parameters.FirstOrDefault(p => p.Name == name) ?? throw new KeyNotFoundException($"the model has no parameter '{name}'.");
 

@@ -6,7 +6,8 @@ namespace MediatorDiT.Models.Vae;
 /// Builds an <see cref="AutoencoderKl"/> from a weights file: a diffusers safetensors file
 /// (diffusion_pytorch_model.safetensors) or a PyTorch state dict (.bin / .pt), under either naming scheme.
 /// The config comes from, in order: <c>configPath</c>; the safetensors header's __metadata__ "config";
-/// a config.json beside the weights (the diffusers folder layout); otherwise the Stable Diffusion VAE.
+/// a config.json beside the weights (the diffusers folder layout); otherwise the weights' own shapes
+/// (<see cref="VaeConfigInference"/>). Tensors are read one at a time from the file (safetensors memory-mapped, .pt/.bin from the zip).
 /// </summary>
 public static class VaeFiles
 {
@@ -17,19 +18,13 @@ public static class VaeFiles
     {
         if (!File.Exists(weightsPath))
             throw new MediatorDiTException($"VAE weights file '{weightsPath}' does not exist.");
-        IReadOnlyDictionary<string, StoredTensor> state;
-        string? embeddedConfig = null;
-        if (ModelFiles.LooksLikeSafeTensors(weightsPath))
-        {
-            var file = SafeTensors.Read(weightsPath);
-            state = file.Tensors;
-            file.Metadata.TryGetValue(ConfigMetadataKey, out embeddedConfig);
-        }
-        else
-        {
-            state = StateDict.Load(weightsPath);
-        }
+        using var file = OpenStateDict.Open(weightsPath);
+        file.Metadata.TryGetValue(ConfigMetadataKey, out string? embeddedConfig);
+        return Build(weightsPath, configPath, file.Tensors, embeddedConfig);
+    }
 
+    private static AutoencoderKl Build(string weightsPath, string? configPath, IReadOnlyDictionary<string, StoredTensor> state, string? embeddedConfig)
+    {
         AutoencoderKlConfig config;
         if (configPath is not null)
         {
@@ -45,7 +40,7 @@ public static class VaeFiles
             string beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weightsPath)) ?? ".", DiffusersConfigName);
             config = File.Exists(beside)
                 ? AutoencoderKlConfig.FromJson(File.ReadAllText(beside), beside)
-                : AutoencoderKlConfig.StableDiffusion;
+                : VaeConfigInference.Infer(state, weightsPath);
         }
 
         var vae = new AutoencoderKl(config);

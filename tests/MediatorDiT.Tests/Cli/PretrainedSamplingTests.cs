@@ -1,0 +1,132 @@
+using System.Text.Json;
+using MediatorDiT.Diffusion;
+using MediatorDiT.IO;
+using MediatorDiT.Models;
+using MediatorDiT.Tensors;
+
+namespace MediatorDiT.Tests.Cli;
+
+/// <summary>
+/// `mdit sample` on checkpoints as they are released (bare state dicts, no config): DiT with its Gaussian
+/// diffusion (respaced ancestral, DDIM, guidance) and SiT with its samplers; bad checkpoints and sizes.
+/// </summary>
+public class PretrainedSamplingTests
+{
+    private static string Bare(string fixture, string dir, string name)
+    {
+        string path = Path.Combine(dir, name);
+        SafeTensors.Write(path, SafeTensors.Read(Fixtures.PathOf(fixture)).Tensors);
+        return path;
+    }
+
+    /// <summary>What the command must compute: z then the chain's noise from one generator seeded as rank 0 of seed 0.</summary>
+    private static Tensor Expected(string diffusionSpec, bool ddim, int[] labels, float scale)
+    {
+        var model = ModelFiles.Load(Fixtures.PathOf("dit_model.weights.safetensors"));
+        var rng = new RandomSource(0);
+        var z = new Tensor(labels.Length, 4, 16, 16);
+        rng.FillGaussian(z.Span);
+        return DitSampling.Sample(GaussianDiffusion.Create(diffusionSpec), model, z, labels, scale, new SeededDiffusionNoise(rng), ddim: ddim);
+    }
+
+    [Theory]
+    [InlineData("dit_model.pt", false)]
+    [InlineData("dit_model.pt", true)]
+    [InlineData("bare-safetensors", false)]
+    public void DitCheckpointsSampleAsDitsDiffusionDoes(string checkpoint, bool ddim)
+    {
+        string dir = CliRunner.TempDir();
+        string weights = checkpoint == "bare-safetensors" ? Bare("dit_model.weights.safetensors", dir, "DiT-tiny.safetensors") : Fixtures.PathOf(checkpoint);
+        string latents = Path.Combine(dir, "latents.safetensors");
+        string[] stepsOption = ddim ? ["--ddim", "5", "--eta", "0"] : ["--diffusion-steps", "10"];
+        var r = CliRunner.Run(["sample", "--checkpoint", weights, "--num-heads", "4", "--labels", "3,7", "--cfg-scale", "4", .. stepsOption,
+            "--vae", Fixtures.PathOf("vae.weights.safetensors"), "--save-latents", latents, "--out", Path.Combine(dir, "out"), "--no-progress"]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("DiT, hidden 64, depth 2, 4 heads, patch 2, full attention, 10 classes", r.Stderr);
+
+        var expected = Expected(ddim ? "ddim5" : "10", ddim, [3, 7], 4f);
+        TestData.AssertClose(expected.Span, SafeTensors.Read(latents).GetFloat("samples").Span, 1e-4f, "DiT samples");
+        foreach (string png in new[] { "000000.png", "000001.png", "grid.png" })
+            Assert.True(File.Exists(Path.Combine(dir, "out", png)), png);
+        using var record = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "out", "run.json")));
+        Assert.Equal("DiT", record.RootElement.GetProperty("family").GetString());
+        Assert.Equal(ddim ? "ddim5 eta 0" : "ancestral 10", record.RootElement.GetProperty("sampler").GetString());
+    }
+
+    [Fact]
+    public void ABareSitCheckpointSamplesAsTheSameWeightsWithTheirConfig()
+    {
+        string dir = CliRunner.TempDir();
+        string bare = Bare("mediator_grid8_m16.weights.safetensors", dir, "SiT-m16.safetensors");
+        string[] common = ["--labels", "1,2", "--mode", "ode", "--method", "heun", "--steps", "4", "--out", Path.Combine(dir, "o"), "--no-progress"];
+        var a = CliRunner.Run(["sample", "--checkpoint", bare, "--save-latents", Path.Combine(dir, "a.safetensors"), .. common]);
+        Assert.True(a.ExitCode == 0, a.Stderr);
+        Assert.Contains("SiT, hidden 64, depth 2, 4 heads, patch 2, 16 mediators", a.Stderr);
+        var b = CliRunner.Run(["sample", "--checkpoint", Fixtures.PathOf("mediator_grid8_m16.weights.safetensors"), "--save-latents", Path.Combine(dir, "b.safetensors"), .. common]);
+        Assert.True(b.ExitCode == 0, b.Stderr);
+        Assert.Equal(SafeTensors.Read(Path.Combine(dir, "b.safetensors")).GetFloat("samples").Span.ToArray(),
+            SafeTensors.Read(Path.Combine(dir, "a.safetensors")).GetFloat("samples").Span.ToArray());
+    }
+
+    [Fact]
+    public void ASitTrainingCheckpointInPtFormSamplesAsItsSafetensorsTwin()
+    {
+        string dir = CliRunner.TempDir();
+        string pt = Path.Combine(dir, "SiT-full-grid8.pt");
+        File.Copy(Fixtures.PathOf("full_grid8.checkpoint.pt"), pt);
+        string[] common = ["--labels", "4", "--mode", "sde", "--method", "euler", "--steps", "3", "--out", Path.Combine(dir, "o"), "--no-progress"];
+        var a = CliRunner.Run(["sample", "--checkpoint", pt, "--num-heads", "4", "--save-latents", Path.Combine(dir, "a.safetensors"), .. common]);
+        Assert.True(a.ExitCode == 0, a.Stderr);
+        var b = CliRunner.Run(["sample", "--checkpoint", Fixtures.PathOf("full_grid8.weights.safetensors"), "--save-latents", Path.Combine(dir, "b.safetensors"), .. common]);
+        Assert.True(b.ExitCode == 0, b.Stderr);
+        Assert.Equal(SafeTensors.Read(Path.Combine(dir, "b.safetensors")).GetFloat("samples").Span.ToArray(),
+            SafeTensors.Read(Path.Combine(dir, "a.safetensors")).GetFloat("samples").Span.ToArray());
+    }
+
+    [Fact]
+    public void ACheckpointOfUnknownFamilyIsRefusedWithTheOptionToUse()
+    {
+        string dir = CliRunner.TempDir();
+        string bare = Bare("dit_model.weights.safetensors", dir, "model.safetensors");
+        var r = CliRunner.Run("sample", "--checkpoint", bare, "--num-heads", "4", "--save-latents", Path.Combine(dir, "l.safetensors"), "--out", Path.Combine(dir, "o"));
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("--family DiT or --family SiT", r.Stderr);
+        Assert.DoesNotContain("   at ", r.Stderr);
+
+        var bad = CliRunner.Run("sample", "--checkpoint", bare, "--family", "UNet", "--save-latents", Path.Combine(dir, "l.safetensors"), "--out", Path.Combine(dir, "o"));
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("'UNet' is not a known model family", bad.Stderr);
+
+        var ok = CliRunner.Run("sample", "--checkpoint", bare, "--family", "DiT", "--num-heads", "4", "--diffusion-steps", "2", "--labels", "1",
+            "--save-latents", Path.Combine(dir, "l.safetensors"), "--out", Path.Combine(dir, "o"), "--no-progress");
+        Assert.True(ok.ExitCode == 0, ok.Stderr);
+    }
+
+    [Fact]
+    public void WeightsThatAreNotADitOrSitNameTheMissingKey()
+    {
+        string dir = CliRunner.TempDir();
+        var r = CliRunner.Run("sample", "--checkpoint", Fixtures.PathOf("vae.weights.safetensors"), "--family", "DiT",
+            "--save-latents", Path.Combine(dir, "l.safetensors"), "--out", Path.Combine(dir, "o"));
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("x_embedder.proj.weight", r.Stderr);
+        Assert.DoesNotContain("   at ", r.Stderr);
+    }
+
+    [Fact]
+    public void AnImageSizeTheCheckpointDoesNotSupportIsRefused()
+    {
+        string dir = CliRunner.TempDir();
+        var r = CliRunner.Run("sample", "--checkpoint", Fixtures.PathOf("dit_model.pt"), "--num-heads", "4", "--image-size", "256",
+            "--save-latents", Path.Combine(dir, "l.safetensors"), "--out", Path.Combine(dir, "o"));
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("--image-size 256", r.Stderr);
+        Assert.Contains("128x128", r.Stderr);
+        Assert.DoesNotContain("   at ", r.Stderr);
+        Assert.False(File.Exists(Path.Combine(dir, "l.safetensors")));
+
+        var fits = CliRunner.Run("sample", "--checkpoint", Fixtures.PathOf("dit_model.pt"), "--num-heads", "4", "--image-size", "128",
+            "--diffusion-steps", "2", "--labels", "0", "--save-latents", Path.Combine(dir, "l.safetensors"), "--out", Path.Combine(dir, "o"), "--no-progress");
+        Assert.True(fits.ExitCode == 0, fits.Stderr);
+    }
+}
