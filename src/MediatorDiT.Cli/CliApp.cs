@@ -15,6 +15,8 @@ public static class CliApp
             ConvertCommand.Create(),
             TrainCommand.Create(),
             SampleCommand.Create(),
+            TrainClassifierCommand.Create(),
+            EvalCommand.Create(),
         };
         return root;
     }
