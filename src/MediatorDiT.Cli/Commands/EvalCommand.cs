@@ -16,7 +16,7 @@ public static class EvalCommand
 {
     public static Command Create()
     {
-        var samples = new Option<string>("--samples") { Description = "samples.npz (arr_0 uint8 NHWC) or a folder of PNGs", Required = true };
+        var samples = new Option<string?>("--samples") { Description = "samples.npz (arr_0 uint8 NHWC) or a folder of PNGs (without it: only the floor)" };
         var reference = new Option<string>("--reference") { Description = "test or train split of the dataset", DefaultValueFactory = _ => "test" };
         var dataset = new Option<string?>("--dataset") { Description = "fashion-mnist or mnist (default: the classifier's dataset, else fashion-mnist)" };
         var classifier = new Option<string?>("--classifier") { Description = "classifier weights (default models/classifier-<dataset>.safetensors)" };
@@ -40,7 +40,9 @@ public static class EvalCommand
                 var other => throw new MediatorDiTException($"--reference must be test or train, got '{other}'."),
             };
             string? jsonPath = p.GetValue(json) is string jp ? CliApp.OutputFile(jp) : null;
-            var set = SampleFiles.Load(p.GetValue(samples)!, p.GetValue(labelsFrom));
+            if (p.GetValue(samples) is null && p.GetValue(noFloor))
+                throw new MediatorDiTException("nothing to do: give --samples, or drop --no-floor to print the test-vs-train floor.");
+            var set = p.GetValue(samples) is string samplesPath ? SampleFiles.Load(samplesPath, p.GetValue(labelsFrom)) : null;
 
             string? classifierPath = p.GetValue(classifier);
             IReadOnlyDictionary<string, string> metadata = new Dictionary<string, string>();
@@ -60,15 +62,15 @@ public static class EvalCommand
                 Console.Error.WriteLine($"warning: the classifier {classifierPath} was trained on {classifierDataset}, not {name}.");
             var evaluator = new SampleEvaluator(model, new EvaluationOptions { K = p.GetValue(k) });
             using var renderer = ProgressRenderer.Create(plain: true);
-            var messages = new Progress<string>(renderer.Message);
+            var messages = new ImmediateProgress<string>(renderer.Message);
             string? dir = p.GetValue(dataDir);
             var referenceStats = evaluator.Reference(name, split, dir, messages, token);
-            var report = evaluator.Evaluate(set.Images, set.Labels, referenceStats, token);
+            var report = set is null ? null : evaluator.Evaluate(set.Images, set.Labels, referenceStats, token);
             var inv = CultureInfo.InvariantCulture;
             Console.WriteLine($"classifier {classifierPath}" + (metadata.TryGetValue("test_accuracy", out var acc) ? string.Create(inv, $" (test accuracy {100 * double.Parse(acc, inv):F2}%)") : ""));
-            Console.WriteLine($"samples {set.Source}: {report.Count} images, labels from {set.LabelSource}");
+            if (set is not null) Console.WriteLine($"samples {set.Source}: {report!.Count} images, labels from {set.LabelSource}");
             PrintHeader();
-            Print($"samples vs {referenceStats.Name}", report);
+            if (report is not null) Print($"samples vs {referenceStats.Name}", report);
 
             QualityReport? floor = null;
             if (!p.GetValue(noFloor))
@@ -80,7 +82,7 @@ public static class EvalCommand
             }
             if (jsonPath is not null)
             {
-                var doc = new { classifier = classifierPath, samples = set.Source, labels = set.LabelSource, k = report.K, result = report, floor };
+                var doc = new { classifier = classifierPath, samples = set?.Source, labels = set?.LabelSource, k = evaluator.Options.K, result = report, floor };
                 // Temp file in the same folder, then rename: a cancelled run never leaves half a file.
                 string temp = jsonPath + ".tmp";
                 File.WriteAllText(temp, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));

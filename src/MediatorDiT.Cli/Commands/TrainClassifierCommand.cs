@@ -39,13 +39,13 @@ public static class TrainClassifierCommand
                 Epochs = p.GetValue(epochs), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr), Seed = p.GetValue(seed),
             }.Validate();
             using var renderer = ProgressRenderer.Create(p.GetValue(noProgress));
-            var messages = new Progress<string>(renderer.Message);
+            var messages = new ImmediateProgress<string>(renderer.Message);
             var preprocessing = new PixelPreprocessing { TargetSize = p.GetValue(imageSize) };
             var images = DatasetCache.Ensure(name, p.GetValue(dataDir), messages, token);
             var train = new PixelDataset(images, DatasetSplit.Train, preprocessing);
             var test = new PixelDataset(images, DatasetSplit.Test, preprocessing);
             var config = new ClassifierConfig { ImageSize = preprocessing.TargetSize, NumClasses = train.NumClasses };
-            var result = ClassifierTrainer.Train(config, train, test, options, new Progress<ClassifierTrainingProgress>(r =>
+            var result = ClassifierTrainer.Train(config, train, test, options, new ImmediateProgress<ClassifierTrainingProgress>(r =>
             {
                 if (r.TestAccuracy is double acc) renderer.Message($"epoch {r.Epoch}: loss {r.Loss:F4}, test accuracy {100 * acc:F2}% ({r.Elapsed.TotalSeconds:F0} s)");
                 else renderer.Report(r.Step, r.TotalSteps, $"epoch {r.Epoch}  loss {r.Loss:F4}");
