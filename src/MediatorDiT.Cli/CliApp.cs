@@ -19,6 +19,8 @@ public static class CliApp
             RedundancyCommand.Create(),
             VaeCommand.Create(),
             EncodeLatentsCommand.Create(),
+            TrainClassifierCommand.Create(),
+            EvalCommand.Create(),
         };
         return root;
     }

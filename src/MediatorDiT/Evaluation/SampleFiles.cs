@@ -1,0 +1,115 @@
+using System.Globalization;
+using System.Text.Json;
+using MediatorDiT.Data;
+using MediatorDiT.IO;
+using MediatorDiT.Tensors;
+
+namespace MediatorDiT.Evaluation;
+
+/// <summary>Images read from disk for evaluation, (N, C, H, W) in [-1, 1], with the labels they were generated for when known.</summary>
+public sealed record SampleSet(Tensor Images, int[]? Labels, string Source, string LabelSource);
+
+/// <summary>
+/// Reads what <c>mdit sample</c> writes: a <c>.npz</c> whose <c>arr_0</c> is uint8 (N, H, W, C) (or (N, H, W)
+/// grey), or a folder of PNGs (<c>000000.png</c>, ...; <c>grid.png</c> is skipped). Labels come from
+/// <c>--labels-from</c>: an array of the npz (e.g. <c>arr_1</c>, any integer dtype, (N)), a run.json
+/// (its <c>samples</c> list: for an npz in record order, which is the npz's order; for a folder by each
+/// record's <c>index</c>, the number in the file name), or <c>none</c>. Without it: the npz's
+/// <c>arr_1</c> if present, else a <c>run.json</c> beside the samples, else no labels.
+/// </summary>
+public static class SampleFiles
+{
+    public static SampleSet Load(string path, string? labelsFrom = null)
+    {
+        if (Directory.Exists(path)) return LoadFolder(path, labelsFrom);
+        if (!File.Exists(path)) throw new MediatorDiTException($"--samples {path}: is neither a file nor a folder.");
+        if (!path.EndsWith(".npz", StringComparison.OrdinalIgnoreCase))
+            throw new MediatorDiTException($"--samples {path}: expected a .npz file (as `mdit sample --npz` writes) or a folder of PNGs.");
+        return LoadNpz(path, labelsFrom);
+    }
+
+    private static SampleSet LoadNpz(string path, string? labelsFrom)
+    {
+        using var npz = new NpzReader(path);
+        var header = npz.GetHeader("arr_0");
+        if (header.DType != DType.U8 || header.Shape.Length is not (3 or 4) || (header.Shape.Length == 4 && header.Shape[3] is not (1 or 3)))
+            throw new MediatorDiTException($"{path}: 'arr_0' must be uint8 (N, H, W, C) with C = 1 or 3, or (N, H, W), but is {header}.");
+        var stored = npz.Read("arr_0");
+        int n = header.Shape[0], h = header.Shape[1], w = header.Shape[2], c = header.Shape.Length == 4 ? header.Shape[3] : 1;
+        if (n == 0) throw new MediatorDiTException($"{path}: 'arr_0' holds no images.");
+        var images = ImageConversion.FromBytes(stored.Bytes.Span, n, h, w, c);
+
+        string beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, "run.json");
+        string? source = labelsFrom ?? (npz.Contains("arr_1") ? "arr_1" : File.Exists(beside) ? beside : null);
+        if (source is null || source.Equals("none", StringComparison.OrdinalIgnoreCase)) return new SampleSet(images, null, path, "none");
+        int[] labels;
+        if (source.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+        {
+            var records = ReadRunRecord(source);
+            if (records.Count != n)
+                throw new MediatorDiTException($"{source}: records {records.Count} samples, but {path} holds {n} images.");
+            labels = records.Select(r => r.Label).ToArray();
+        }
+        else
+        {
+            if (!npz.Contains(source))
+                throw new MediatorDiTException($"--labels-from {source}: {path} has no such array (it has {string.Join(", ", npz.Names)}); name an array, a run.json, or none.");
+            long[] values = npz.Read(source).ToInt64();
+            if (values.Length != n) throw new MediatorDiTException($"{path}: '{source}' holds {values.Length} labels for {n} images.");
+            labels = values.Select(v => checked((int)v)).ToArray();
+        }
+        return new SampleSet(images, labels, path, source);
+    }
+
+    private static SampleSet LoadFolder(string folder, string? labelsFrom)
+    {
+        var files = Directory.GetFiles(folder, "*.png").Where(f => !Path.GetFileName(f).Equals("grid.png", StringComparison.OrdinalIgnoreCase))
+            .OrderBy(f => f, StringComparer.Ordinal).ToArray();
+        if (files.Length == 0) throw new MediatorDiTException($"--samples {folder}: holds no PNG images (besides grid.png).");
+        var decoded = new DecodedImage[files.Length];
+        ParallelLoop.For(files.Length, i => decoded[i] = PngDecoder.Read(files[i]));
+        int h = decoded[0].Height, w = decoded[0].Width, c = decoded[0].Channels == 1 ? 1 : 3;
+        var bytes = new byte[(long)files.Length * h * w * c];
+        for (int i = 0; i < files.Length; i++)
+        {
+            var image = c == 1 ? decoded[i].ToGrey() : decoded[i].ToRgb();
+            if (image.Height != h || image.Width != w || (decoded[i].Channels == 1) != (c == 1))
+                throw new MediatorDiTException($"{files[i]}: is {decoded[i]}, but {files[0]} is {decoded[0]}; all samples must share one size and colour type.");
+            image.Pixels.CopyTo(bytes.AsSpan(i * h * w * c));
+        }
+        var images = ImageConversion.FromBytes(bytes, files.Length, h, w, c);
+
+        string beside = Path.Combine(folder, "run.json");
+        string? source = labelsFrom ?? (File.Exists(beside) ? beside : null);
+        if (source is null || source.Equals("none", StringComparison.OrdinalIgnoreCase)) return new SampleSet(images, null, folder, "none");
+        if (!source.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+            throw new MediatorDiTException($"--labels-from {source}: a folder of PNGs takes its labels from a run.json (or none).");
+        var byIndex = new Dictionary<int, int>();
+        foreach (var r in ReadRunRecord(source)) byIndex[r.Index] = r.Label;
+        var labels = new int[files.Length];
+        for (int i = 0; i < files.Length; i++)
+        {
+            string stem = Path.GetFileNameWithoutExtension(files[i]);
+            if (!int.TryParse(stem, NumberStyles.None, CultureInfo.InvariantCulture, out int index) || !byIndex.TryGetValue(index, out labels[i]))
+                throw new MediatorDiTException($"{source}: has no sample record for {files[i]} (records are matched by the number in the file name).");
+        }
+        return new SampleSet(images, labels, folder, source);
+    }
+
+    /// <summary>The (index, label) pairs of a run.json's <c>samples</c> list, in order.</summary>
+    public static IReadOnlyList<(int Index, int Label)> ReadRunRecord(string path)
+    {
+        if (!File.Exists(path)) throw new MediatorDiTException($"--labels-from {path}: the file does not exist.");
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(path));
+            if (!doc.RootElement.TryGetProperty("samples", out var samples) || samples.ValueKind != JsonValueKind.Array)
+                throw new MediatorDiTException($"{path}: has no 'samples' list (the run record `mdit sample` writes).");
+            return samples.EnumerateArray().Select(s => (s.GetProperty("index").GetInt32(), s.GetProperty("label").GetInt32())).ToList();
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            throw new MediatorDiTException($"{path}: is not a readable run record ({e.Message.TrimEnd('.')}); each sample needs 'index' and 'label'.", e);
+        }
+    }
+}
