@@ -4,9 +4,11 @@ using MediatorDiT.Tensors;
 
 // SiT-S/2 at 256 tokens (32x32x4 latents): forward (batch 4) and training step (batch 8), full attention
 // and 16 mediators, next to this machine's SGEMM rate measured in the same run with the same threads.
-// Extra reports: `sampling` (one model vs a ladder, one vs two network calls per SDE step), `vae` (decode).
+// Extra reports: `sampling` (one model vs a ladder, one vs two network calls per SDE step), `vae` (decode),
+// `thresholds` (the switch-ratio sweep with shared prefixes vs independent runs).
 int threads = args.Length > 0 && int.TryParse(args[0], out int t) ? t : Environment.ProcessorCount;
 if (args.Contains("sampling")) { Console.WriteLine(SamplingBenchmark.Run()); return; }
+if (args.Contains("thresholds")) { ComputeSettings.Threads = threads; Console.WriteLine(ThresholdBenchmark.Run()); return; }
 if (args.Contains("vae")) { Console.WriteLine(VaeBenchmark.Run(threads: threads)); return; }
 ComputeSettings.Threads = threads;
 Console.WriteLine($"threads {threads}, GEMM backend {Gemm.Backend}, OpenBLAS {(Gemm.OpenBlasAvailable ? "present" : "absent")}, " +

@@ -60,6 +60,8 @@ public static class SearchThresholdsCommand
             if (refineCount < 0) throw new MediatorDiTException($"--refine must be 0 or more, got {refineCount}.");
             int sampleCount = p.GetValue(samples);
             int refineSampleCount = p.GetValue(refineSamples) ?? 4 * sampleCount;
+            if (refineCount > 0 && refineSampleCount < 2)
+                throw new MediatorDiTException($"--refine-samples must be at least 2 (the Frechet scorer fits a covariance), got {refineSampleCount}.");
             string scorerName = p.GetValue(refineScorer)!.ToLowerInvariant();
             if (scorerName != "frechet") throw new MediatorDiTException($"--refine-scorer must be frechet, got '{scorerName}'.");
             string outDir = p.GetValue(output)!;
