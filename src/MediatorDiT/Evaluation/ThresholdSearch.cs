@@ -24,11 +24,11 @@ public sealed class ThresholdSearch
         ArgumentNullException.ThrowIfNull(sampler);
         Options = (options ?? new ThresholdSearchOptions()).Validate();
         if (ladder.Count < 2)
-            throw new MediatorDiTException($"a threshold search needs a ladder of at least 2 models, got {ladder.Count}; pass --ladder with several weight files.");
+            throw new MediatorDiTException($"a threshold search needs a ladder of at least 2 models, got {ladder.Count}.");
         // Decisions come after steps F + 1 .. StepCount - 2 (the last step decides nothing).
         if (Options.ReferenceSteps + 3 > sampler.StepCount)
             throw new MediatorDiTException(
-                $"the reference spans {Options.ReferenceSteps} steps but a run has only {sampler.StepCount}; no switch could happen. Use more steps or a smaller --first.");
+                $"the reference spans {Options.ReferenceSteps} steps but a run has only {sampler.StepCount}; no switch could happen. Use more steps or fewer reference steps.");
         Ladder = ladder;
         Sampler = sampler;
         ladder.ValidateLabels(SeedSet.Labels(Options.Samples, Options.Labels, ladder.NumClasses));
