@@ -5,10 +5,12 @@ using MediatorDiT.Tensors;
 // SiT-S/2 at 256 tokens (32x32x4 latents): forward (batch 4) and training step (batch 8), full attention
 // and 16 mediators, next to this machine's SGEMM rate measured in the same run with the same threads.
 // Extra reports: `sampling` (one model vs a ladder, one vs two network calls per SDE step), `vae` (decode),
-// `eval` (the evaluation classifier and metrics).
+// `eval` (the evaluation classifier and metrics), `thresholds` (the switch-ratio sweep with shared
+// prefixes vs independent runs).
 int threads = args.Length > 0 && int.TryParse(args[0], out int t) ? t : Environment.ProcessorCount;
 if (args.Contains("sampling")) { Console.WriteLine(SamplingBenchmark.Run()); return; }
 if (args.Any(a => a.StartsWith("pretrained-"))) { Console.Write(PretrainedBenchmark.Run(args, threads)); return; }
+if (args.Contains("thresholds")) { ComputeSettings.Threads = threads; Console.WriteLine(ThresholdBenchmark.Run()); return; }
 if (args.Contains("vae")) { Console.WriteLine(VaeBenchmark.Run(threads: threads)); return; }
 if (args.Contains("train")) { Console.WriteLine(TrainingBenchmark.Run(threads)); return; }
 if (args.Contains("eval")) { Console.WriteLine(EvaluationBenchmark.Run(threads)); return; }

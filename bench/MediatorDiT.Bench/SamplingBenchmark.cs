@@ -97,7 +97,7 @@ public static class SamplingBenchmark
     }
 
     /// <summary>The official initialisation, then small random adaLN and output weights so every path does work.</summary>
-    private static SiTModel RandomModel(ModelConfig config, ulong seed)
+    internal static SiTModel RandomModel(ModelConfig config, ulong seed)
     {
         var model = new SiTModel(config);
         ModelInitializer.Initialize(model, seed);

@@ -21,6 +21,7 @@ public static class CliApp
             EncodeLatentsCommand.Create(),
             TrainClassifierCommand.Create(),
             EvalCommand.Create(),
+            SearchThresholdsCommand.Create(),
         };
         return root;
     }

@@ -30,7 +30,7 @@ public static class SampleCommand
         var checkpoint = new Option<string?>("--checkpoint") { Description = "one model's weights (.safetensors or .pt)" };
         var ladder = new Option<string?>("--ladder") { Description = "comma-separated weights with increasing mediator counts, e.g. m4.safetensors,m16.safetensors,m64.safetensors" };
         var config = new Option<string?>("--config") { Description = "model config JSON for weights that carry none" };
-        var ratios = new Option<string?>("--ratios") { Description = "switch ratios, one per move up the ladder, decreasing in (0, 1] (default 0.9,0.6)" };
+        var ratios = new Option<string?>("--ratios") { Description = "switch ratios, one per move up the ladder, not increasing, in [0, 1] (default 0.9,0.6)" };
         var first = new Option<int>("--first") { Description = "steps whose mean state change is the reference", DefaultValueFactory = _ => 3 };
         var distance = new Option<string>("--distance") { Description = "mae or mse", DefaultValueFactory = _ => "mae" };
         var perSample = new Option<bool>("--per-sample") { Description = "switch per sample instead of on the batch mean (the official rule)" };

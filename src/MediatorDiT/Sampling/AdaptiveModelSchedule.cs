@@ -9,13 +9,14 @@ namespace MediatorDiT.Sampling;
 /// used). From step F + 1 on, after each step k the sampler moves to the next model while
 /// d_k &lt; ratio_i * reference (ratio_i belongs to the current model i), so several moves in one step are
 /// possible; it never moves back. A move decided after step k serves from step k + 1 on, the SDE's last
-/// step included.
+/// step included. A ratio of 0 never leaves its model (a distance is never negative), and equal
+/// consecutive ratios make both moves at once: the authors' threshold grid uses both (docs/THRESHOLDS.md).
 /// </summary>
 public sealed class AdaptiveModelSchedule : IModelSchedule
 {
     private readonly double[] _ratios;
 
-    /// <summary>ratio_i for leaving model i, one per switch; each in (0, 1] and decreasing.</summary>
+    /// <summary>ratio_i for leaving model i, one per switch; each in [0, 1] and not increasing.</summary>
     public IReadOnlyList<double> SwitchRatios => _ratios;
 
     /// <summary>F: the steps whose distances form the reference.</summary>
@@ -32,11 +33,11 @@ public sealed class AdaptiveModelSchedule : IModelSchedule
         for (int i = 0; i < switchRatios.Count; i++)
         {
             double r = switchRatios[i];
-            if (!(r > 0 && r <= 1))
-                throw new MediatorDiTException($"switch ratio {r} (switch {i + 1}) is outside (0, 1]; it is the fraction of the reference change below which the next model takes over.");
-            if (i > 0 && r >= switchRatios[i - 1])
+            if (!(r >= 0 && r <= 1))
+                throw new MediatorDiTException($"switch ratio {r} (switch {i + 1}) is outside [0, 1]; it is the fraction of the reference change below which the next model takes over.");
+            if (i > 0 && r > switchRatios[i - 1])
                 throw new MediatorDiTException(
-                    $"switch ratios must decrease from one switch to the next, got {switchRatios[i - 1]} then {r}.");
+                    $"switch ratios must not increase from one switch to the next, got {switchRatios[i - 1]} then {r}.");
         }
         if (referenceSteps < 1)
             throw new MediatorDiTException($"the reference must span at least one step (first_several_num >= 1), got {referenceSteps}.");

@@ -8,7 +8,7 @@ namespace MediatorDiT.Tests.Cli;
 public class SampleCommandTests
 {
     /// <summary>Writes the fixture's three models (1, 4, 16 mediators) as standalone weight files.</summary>
-    private static string[] WriteLadder(string dir)
+    internal static string[] WriteLadder(string dir)
     {
         var io = SafeTensors.Read(Fixtures.PathOf("switching_sde_euler.io.safetensors"));
         var paths = new List<string>();

@@ -100,14 +100,22 @@ public class ModelScheduleTests
     }
 
     [Theory]
-    [InlineData(new[] { 0.9, 1.2 }, "switch ratio 1.2 (switch 2) is outside (0, 1]")]
-    [InlineData(new[] { 0.0 }, "switch ratio 0 (switch 1) is outside (0, 1]")]
-    [InlineData(new[] { 0.6, 0.9 }, "must decrease from one switch to the next, got 0.6 then 0.9")]
-    [InlineData(new[] { 0.6, 0.6 }, "got 0.6 then 0.6")]
+    [InlineData(new[] { 0.9, 1.2 }, "switch ratio 1.2 (switch 2) is outside [0, 1]")]
+    [InlineData(new[] { -0.1 }, "switch ratio -0.1 (switch 1) is outside [0, 1]")]
+    [InlineData(new[] { 0.6, 0.9 }, "must not increase from one switch to the next, got 0.6 then 0.9")]
     public void BadRatiosAreRefused(double[] ratios, string expected)
     {
         var e = Assert.Throws<MediatorDiTException>(() => new AdaptiveModelSchedule(ratios, 3));
         Assert.Contains(expected, e.Message);
+    }
+
+    [Fact]
+    public void ARatioOfZeroNeverMovesOnAndEqualRatiosMoveTwiceAtOnce()
+    {
+        // The authors' grid runs ratio2 from 0 to ratio1. Reference = 1; d = 0.5 after step 3 is below 0.9.
+        double[] d = [1, 1, 1, 0.5, 0, 0, 0];
+        Assert.Equal([0, 0, 0, 0, 1, 1, 1], ServedBySample0(new AdaptiveModelSchedule([0.9, 0.0], 2), 3, d));
+        Assert.Equal([0, 0, 0, 0, 2, 2, 2], ServedBySample0(new AdaptiveModelSchedule([0.9, 0.9], 2), 3, d));
     }
 
     [Fact]

@@ -1,0 +1,216 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using MediatorDiT.Cli.Rendering;
+using MediatorDiT.Diffusion;
+using MediatorDiT.Evaluation;
+using MediatorDiT.IO;
+using MediatorDiT.Sampling;
+using MediatorDiT.Tensors;
+
+namespace MediatorDiT.Cli.Commands;
+
+/// <summary>
+/// `mdit search-thresholds`: sweeps the authors' switch-ratio grid for a ladder on a fixed seed set
+/// (shared trajectory prefixes evaluated once), scores each pair with a cheap proxy, optionally re-scores
+/// frontier candidates on more seeds, and picks the best schedule within a GFLOPs budget. Writes
+/// pairs.csv, pareto.svg and best.json (with the `mdit sample` arguments that reproduce the choice).
+/// </summary>
+public static class SearchThresholdsCommand
+{
+    public static Command Create()
+    {
+        var ladder = new Option<string>("--ladder") { Description = "comma-separated weights with increasing mediator counts (2 or 3 models)", Required = true };
+        var config = new Option<string?>("--config") { Description = "model config JSON for weights that carry none" };
+        var samples = new Option<int>("--samples") { Description = "samples in the fixed seed set", DefaultValueFactory = _ => 64 };
+        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
+        var batch = new Option<int>("--batch-size") { Description = "samples per batch = decision unit (1: the official per-image rule)", DefaultValueFactory = _ => 1 };
+        var labels = new Option<string?>("--labels") { Description = "class labels, comma-separated, cycled (default: cycle through the classes)" };
+        var first = new Option<int>("--first") { Description = "steps whose mean state change is the reference", DefaultValueFactory = _ => 3 };
+        var distance = new Option<string>("--distance") { Description = "mae or mse", DefaultValueFactory = _ => "mae" };
+        var mode = new Option<string>("--mode") { Description = "sde or ode", DefaultValueFactory = _ => "sde" };
+        var method = new Option<string?>("--method") { Description = "sde: euler|heun; ode: euler|heun|dopri5" };
+        var steps = new Option<int>("--steps") { Description = "time points", DefaultValueFactory = _ => 50 };
+        var lastStep = new Option<string>("--last-step") { Description = "none, mean, tweedie, euler (SDE)", DefaultValueFactory = _ => "mean" };
+        var lastStepSize = new Option<double>("--last-step-size") { DefaultValueFactory = _ => 0.04 };
+        var diffusionForm = new Option<string>("--diffusion-form") { Description = "constant, SBDM, sigma, linear, decreasing, increasing-decreasing", DefaultValueFactory = _ => "sigma" };
+        var cfgScale = new Option<float>("--cfg-scale") { Description = "classifier-free guidance scale (1 = none)", DefaultValueFactory = _ => 1f };
+        var cfgAll = new Option<bool>("--cfg-all-channels") { Description = "guide all channels instead of the official first 3" };
+        var refine = new Option<int>("--refine") { Description = "re-score up to K proxy-frontier candidates with the expensive scorer (0 = no refine step)", DefaultValueFactory = _ => 0 };
+        var refineSamples = new Option<int?>("--refine-samples") { Description = "samples for the refine step (default 4 x --samples)" };
+        var refineScorer = new Option<string>("--refine-scorer") { Description = "expensive scorer: frechet (pooled-pixel Frechet distance to the largest model's samples)", DefaultValueFactory = _ => "frechet" };
+        var budget = new Option<double?>("--budget-gflops") { Description = "choose the best schedule whose mean GFLOPs per image is at most this" };
+        var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "thresholds" };
+        var independent = new Option<bool>("--independent") { Description = "run every schedule separately instead of sharing trajectory prefixes (same results, slower)" };
+        var threads = new Option<int?>("--threads");
+        var noProgress = new Option<bool>("--no-progress");
+        var command = new Command("search-thresholds", "Sweep the switch-ratio grid of a mediator ladder and pick the best schedule within a GFLOPs budget.")
+        {
+            ladder, config, samples, seed, batch, labels, first, distance, mode, method, steps, lastStep, lastStepSize, diffusionForm,
+            cfgScale, cfgAll, refine, refineSamples, refineScorer, budget, output, independent, threads, noProgress,
+        };
+        command.SetAction((p, token) => CliApp.Guard(() =>
+        {
+            if (p.GetValue(threads) is int t) ComputeSettings.Threads = t;
+            float scale = p.GetValue(cfgScale);
+            if (scale < 1f) throw new MediatorDiTException($"--cfg-scale must be at least 1, got {scale}.");
+            double? budgetGflops = p.GetValue(budget);
+            if (budgetGflops is double b0 && !(b0 > 0)) throw new MediatorDiTException($"--budget-gflops must be a positive number, got {b0}.");
+            int refineCount = p.GetValue(refine);
+            if (refineCount < 0) throw new MediatorDiTException($"--refine must be 0 or more, got {refineCount}.");
+            int sampleCount = p.GetValue(samples);
+            int refineSampleCount = p.GetValue(refineSamples) ?? 4 * sampleCount;
+            if (refineCount > 0 && refineSampleCount < 2)
+                throw new MediatorDiTException($"--refine-samples must be at least 2 (the Frechet scorer fits a covariance), got {refineSampleCount}.");
+            string scorerName = p.GetValue(refineScorer)!.ToLowerInvariant();
+            if (scorerName != "frechet") throw new MediatorDiTException($"--refine-scorer must be frechet, got '{scorerName}'.");
+            string outDir = p.GetValue(output)!;
+            OutputFolder.EnsureWritable(outDir, "output folder");
+
+            string ladderText = p.GetValue(ladder)!;
+            string[] paths = Split(ladderText);
+            var models = paths.Select(path => ModelFiles.Load(path, p.GetValue(config))).ToArray();
+            if (models.Length is not (2 or 3))
+                throw new MediatorDiTException($"--ladder names {models.Length} weight files; the threshold grid is defined for ladders of 2 or 3 models.");
+            var guidance = scale > 1f ? new ClassifierFreeGuidance(scale, p.GetValue(cfgAll) ? null : 3) : null;
+            var modelLadder = ModelLadder.FromModels(models, guidance);
+            var dist = p.GetValue(distance)!.ToLowerInvariant() switch
+            {
+                "mae" or "l1" => StateDistance.MeanAbsolute,
+                "mse" => StateDistance.MeanSquared,
+                var other => throw new MediatorDiTException($"--distance must be mae or mse, got '{other}'."),
+            };
+            int[] labelList = p.GetValue(labels) is string ls ? Split(ls).Select(ParseInt).ToArray() : [];
+
+            var transport = new Transport();
+            string modeText = p.GetValue(mode)!.ToLowerInvariant();
+            string methodText = p.GetValue(method) ?? (modeText == "ode" ? "dopri5" : "euler");
+            var sampler = modeText switch
+            {
+                "sde" => ThresholdSampler.Sde(new SdeSampler(transport, new SdeSamplerOptions
+                {
+                    Method = ParseEnum<SdeMethod>(methodText, "--method"),
+                    DiffusionForm = ParseEnum<DiffusionForm>(p.GetValue(diffusionForm)!.Replace("-", ""), "--diffusion-form"),
+                    LastStep = ParseEnum<LastStep>(p.GetValue(lastStep)!, "--last-step"),
+                    LastStepSize = p.GetValue(lastStepSize),
+                    NumSteps = p.GetValue(steps),
+                }.Validate())),
+                "ode" => ThresholdSampler.Ode(new OdeSampler(transport, new OdeSamplerOptions
+                {
+                    Method = ParseEnum<OdeMethod>(methodText, "--method"), NumSteps = p.GetValue(steps),
+                }.Validate())),
+                _ => throw new MediatorDiTException($"--mode must be sde or ode, got '{p.GetValue(mode)}'."),
+            };
+            var options = new ThresholdSearchOptions
+            {
+                Samples = sampleCount, BatchSize = p.GetValue(batch), Seed = p.GetValue(seed), Labels = labelList.Length > 0 ? labelList : null,
+                ReferenceSteps = p.GetValue(first), Distance = dist, ShareTrajectories = !p.GetValue(independent),
+            }.Validate();
+            var search = new ThresholdSearch(modelLadder, sampler, options);
+            var refiner = refineCount > 0 ? new ThresholdRefiner(SampleScorers.PooledFrechet(), refineSampleCount, refineCount) : null;
+            if (budgetGflops is double b1 && b1 < search.LowerBoundGflopsPerImage)
+                throw new MediatorDiTException(string.Create(CultureInfo.InvariantCulture,
+                    $"no schedule fits the budget of {b1} GFLOPs per image: even the smallest model alone needs {search.LowerBoundGflopsPerImage:G6}; raise --budget-gflops to at least that."));
+
+            using var renderer = ProgressRenderer.Create(p.GetValue(noProgress));
+            var progress = new InlineProgress<ThresholdSearchProgress>(s =>
+                renderer.Report(s.RunsDone, s.Runs, $"{s.Phase}: {s.NetworkCalls} network calls ({s.RequestedCalls} without sharing)"));
+            int gridSize = search.Grid.Count;
+            renderer.Message($"sweeping {gridSize} ratio pairs on {sampleCount} samples ({options.BatchSize} per batch) ...");
+            var proxy = search.Search(SampleScorers.ReferenceDistance, progress, token);
+            ThresholdRefinement? refined = null;
+            if (refiner is not null)
+            {
+                renderer.Done();
+                renderer.Message($"refining up to {refineCount} frontier candidates on {refineSampleCount} samples ...");
+                refined = refiner.Refine(search, proxy, budgetGflops, progress, token);
+            }
+            renderer.Done();
+
+            string csvPath = Path.Combine(outDir, "pairs.csv"), svgPath = Path.Combine(outDir, "pareto.svg"), bestPath = Path.Combine(outDir, "best.json");
+            ThresholdReport.WritePairsCsv(csvPath, proxy, refined);
+            ChosenSchedule chosen;
+            try
+            {
+                chosen = ThresholdSelection.Choose(proxy, refined, budgetGflops);
+            }
+            catch (MediatorDiTException e)
+            {
+                ParetoPlot.Write(svgPath, proxy, null);
+                throw new MediatorDiTException($"{e.Message} (pairs.csv and pareto.svg are written to {outDir}.)", e);
+            }
+            ParetoPlot.Write(svgPath, proxy, chosen);
+
+            // The `mdit sample` arguments that sample the chosen schedule on the same seed set.
+            var inv = CultureInfo.InvariantCulture;
+            var sampleArgs = new List<string> { "sample", "--ladder", ladderText };
+            if (p.GetValue(config) is string configPath) sampleArgs.AddRange(["--config", configPath]);
+            sampleArgs.AddRange(["--ratios", chosen.Pair.ToString(), "--first", options.ReferenceSteps.ToString(inv), "--distance", p.GetValue(distance)!]);
+            sampleArgs.AddRange(["--mode", modeText, "--method", methodText, "--steps", p.GetValue(steps).ToString(inv)]);
+            if (modeText == "sde")
+                sampleArgs.AddRange(["--last-step", p.GetValue(lastStep)!, "--last-step-size", p.GetValue(lastStepSize).ToString("R", inv),
+                    "--diffusion-form", p.GetValue(diffusionForm)!]);
+            if (scale > 1f) sampleArgs.AddRange(["--cfg-scale", scale.ToString("R", inv)]);
+            if (scale > 1f && p.GetValue(cfgAll)) sampleArgs.Add("--cfg-all-channels");
+            if (labelList.Length > 0) sampleArgs.AddRange(["--labels", string.Join(",", labelList)]);
+            sampleArgs.AddRange(["--num-images", sampleCount.ToString(inv), "--batch-size", options.BatchSize.ToString(inv), "--seed", options.Seed.ToString(inv)]);
+            var best = new
+            {
+                ratios = chosen.Pair.Ratios,
+                gflops_per_image = chosen.GflopsPerImage,
+                score = chosen.Score,
+                chosen_by = chosen.ByRefinedScore ? "refined" : "proxy",
+                scorer = chosen.ByRefinedScore ? refined!.ScorerName : proxy.ScorerName,
+                budget_gflops = budgetGflops,
+                largest_model_gflops_per_image = proxy.LargestModelGflopsPerImage,
+                saving_vs_largest_model = 1 - chosen.GflopsPerImage / proxy.LargestModelGflopsPerImage,
+                grid_pairs = gridSize,
+                samples = sampleCount,
+                seed = options.Seed,
+                batch_size = options.BatchSize,
+                network_calls = proxy.NetworkCalls,
+                network_calls_without_sharing = proxy.RequestedCalls,
+                refine = refined is null ? null : new
+                {
+                    scorer = refined.ScorerName,
+                    samples = refined.Samples,
+                    candidates = refined.Pairs.Select(r => new { ratios = r.Pair.Ratios, proxy_gflops = r.ProxyGflopsPerImage, proxy_score = r.ProxyScore, gflops = r.GflopsPerImage, score = r.Score }),
+                    spearman = double.IsNaN(refined.Agreement.Spearman) ? (double?)null : refined.Agreement.Spearman,
+                    on_both_frontiers = refined.Agreement.Kept.Select(i => proxy.Pairs[i].Pair.ToString()),
+                    only_on_proxy_frontier = refined.Agreement.OnlyProxy.Select(i => proxy.Pairs[i].Pair.ToString()),
+                    only_on_refined_frontier = refined.Agreement.OnlyRefined.Select(i => proxy.Pairs[i].Pair.ToString()),
+                    network_calls = refined.NetworkCalls,
+                    network_calls_without_sharing = refined.RequestedCalls,
+                },
+                sample_command = "mdit " + string.Join(" ", sampleArgs.Select(Quote)),
+                sample_arguments = sampleArgs,
+            };
+            ThresholdReport.WriteText(bestPath, JsonSerializer.Serialize(best, new JsonSerializerOptions { WriteIndented = true }) + "\n");
+
+            Console.WriteLine(string.Create(inv, $"{gridSize} pairs x {sampleCount} samples: {proxy.NetworkCalls} network calls instead of {proxy.RequestedCalls} ({(double)proxy.RequestedCalls / Math.Max(1, proxy.NetworkCalls):F1}x fewer by sharing prefixes)"));
+            Console.WriteLine(string.Create(inv, $"frontier: {proxy.Frontier.Count} pairs; chosen ratios {chosen.Pair} by the {(chosen.ByRefinedScore ? "refined" : "proxy")} score: {chosen.GflopsPerImage:G6} GFLOPs per image ({100 * (1 - chosen.GflopsPerImage / proxy.LargestModelGflopsPerImage):F1}% less than the largest model alone)"));
+            if (refined is not null)
+                Console.WriteLine(string.Create(inv, $"refine: {refined.Pairs.Count} candidates on {refined.Samples} samples, Spearman {refined.Agreement.Spearman:F3}, {refined.Agreement.OnlyProxy.Count} proxy-frontier points off the refined frontier"));
+            Console.WriteLine($"-> {csvPath}, {svgPath}, {bestPath}");
+            return 0;
+        }, token));
+        return command;
+    }
+
+    private static string Quote(string s) => s.Length > 0 && s.All(ch => char.IsLetterOrDigit(ch) || "-_.,/=:+".Contains(ch)) ? s : "'" + s.Replace("'", "'\\''") + "'";
+
+    private static string[] Split(string s) => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    private static int ParseInt(string s) => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v
+        : throw new MediatorDiTException($"--labels: '{s}' is not an integer.");
+
+    private static T ParseEnum<T>(string s, string option) where T : struct, Enum =>
+        Enum.TryParse<T>(s, ignoreCase: true, out var v) ? v
+            : throw new MediatorDiTException($"{option} must be one of {string.Join(", ", Enum.GetNames<T>())}, got '{s}'.");
+
+    /// <summary>Reports on the calling thread (Progress&lt;T&gt; would post to the thread pool and reorder lines).</summary>
+    private sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+}
