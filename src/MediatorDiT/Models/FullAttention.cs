@@ -55,10 +55,11 @@ public sealed class FullAttention : IAttention
         _qkv.EnsureShape(rows, 3 * d);
         _headsOut.EnsureShape(rows, d);
         _lse.EnsureShape(batch, _heads, n);
-        Linear.Forward(input.Span, QkvWeight.Value.Span, QkvBias.Value.Span, _qkv.Span, rows, d, 3 * d);
+        using (OpProfiler.Time("attn.qkv"))
+            Linear.Forward(input.Span, QkvWeight.Value.Span, QkvBias.Value.Span, _qkv.Span, rows, d, 3 * d);
 
         float[] qkv = _qkv.Data, o = _headsOut.Data, lse = _lse.Data;
-        ParallelLoop.For(batch * _heads, bh =>
+        using (OpProfiler.Time("attn.f.core")) ParallelLoop.For(batch * _heads, bh =>
         {
             int b = bh / _heads, h = bh % _heads;
             int qOff = b * n * 3 * d + h * hd;
@@ -69,23 +70,13 @@ public sealed class FullAttention : IAttention
                 var s = tile.AsSpan(0, rs * n);
                 Gemm.Sgemm(false, true, rs, n, hd, _scale, qkv.AsSpan(qOff + r0 * 3 * d), 3 * d, qkv.AsSpan(qOff + d), 3 * d, 0f, s, n);
                 for (int r = 0; r < rs; r++)
-                    lse[bh * n + r0 + r] = SoftmaxRowWithLogSumExp(s.Slice(r * n, n));
+                    lse[bh * n + r0 + r] = SoftmaxRows.Forward(s.Slice(r * n, n), default);
                 Gemm.Sgemm(false, false, rs, hd, n, 1f, s, n, qkv.AsSpan(qOff + 2 * d), 3 * d, 0f,
                     o.AsSpan((b * n + r0) * d + h * hd), d);
             }
         });
-        Linear.Forward(_headsOut.Span, ProjWeight.Value.Span, ProjBias.Value.Span, output.Span, rows, d, d);
-    }
-
-    /// <summary>Softmax of one row in place; returns log(sum(exp(x))) for recomputing it later.</summary>
-    private static float SoftmaxRowWithLogSumExp(Span<float> row)
-    {
-        float max = TensorPrimitives.Max(row);
-        TensorPrimitives.Subtract(row, max, row);
-        TensorPrimitives.Exp(row, row);
-        float sum = TensorPrimitives.Sum(row);
-        TensorPrimitives.Multiply(row, 1f / sum, row);
-        return max + MathF.Log(sum);
+        using (OpProfiler.Time("attn.proj"))
+            Linear.Forward(_headsOut.Span, ProjWeight.Value.Span, ProjBias.Value.Span, output.Span, rows, d, d);
     }
 
     public void Backward(Tensor dOutput, Tensor dInput)
@@ -120,19 +111,13 @@ public sealed class FullAttention : IAttention
                 // Recompute P = exp(s q k^T - lse).
                 Gemm.Sgemm(false, true, rs, n, hd, _scale, qTile, 3 * d, qkv.AsSpan(qOff + d), 3 * d, 0f, pt, n);
                 for (int r = 0; r < rs; r++)
-                {
-                    var row = pt.Slice(r * n, n);
-                    TensorPrimitives.Subtract(row, lse[bh * n + r0 + r], row);
-                    TensorPrimitives.Exp(row, row);
-                }
+                    SoftmaxRows.ExpShifted(pt.Slice(r * n, n), lse[bh * n + r0 + r]);
                 // dP = dO v^T; dS = P * (dP - rowsum(dO * O)); dv += P^T dO.
                 Gemm.Sgemm(false, true, rs, n, hd, 1f, dOTile, d, qkv.AsSpan(qOff + 2 * d), 3 * d, 0f, dpt, n);
                 for (int r = 0; r < rs; r++)
                 {
                     float delta = TensorPrimitives.Dot(dOTile.Slice(r * d, hd), o.AsSpan((b * n + r0 + r) * d + h * hd, hd));
-                    var dRow = dpt.Slice(r * n, n);
-                    TensorPrimitives.Subtract(dRow, delta, dRow);
-                    TensorPrimitives.Multiply(dRow, pt.Slice(r * n, n), dRow);
+                    SoftmaxRows.Backward(pt.Slice(r * n, n), dpt.Slice(r * n, n), delta);
                 }
                 Gemm.Sgemm(true, false, n, hd, rs, 1f, pt, n, dOTile, d, 1f, dqkv.AsSpan(qOff + 2 * d), 3 * d);
                 // dq = s dS k; dk += s dS^T q.

@@ -62,18 +62,28 @@ public sealed class SiTBlock
         _fc1.EnsureShape(rows, _hidden);
         _gelu.EnsureShape(rows, _hidden);
         _mod.EnsureShape(batch, 6 * d);
-        Linear.Forward(siluC.Span, AdaWeight.Value.Span, AdaBias.Value.Span, _mod.Span, batch, d, 6 * d);
-        _xIn.CopyFrom(x);
-
-        _norm1.Forward(_xIn, _mod, 0, d, _h1, batch);
-        Attention.Forward(_h1, _attn, batch);
-        AddGated(_xIn, _attn, 2 * d, _xMid, batch);
-
-        _norm2.Forward(_xMid, _mod, 3 * d, 4 * d, _h2, batch);
-        Linear.Forward(_h2.Span, Fc1Weight.Value.Span, Fc1Bias.Value.Span, _fc1.Span, rows, d, _hidden);
-        Gelu.Forward(_fc1.Span, _gelu.Span);
-        Linear.Forward(_gelu.Span, Fc2Weight.Value.Span, Fc2Bias.Value.Span, _mlp.Span, rows, _hidden, d);
-        AddGated(_xMid, _mlp, 5 * d, x, batch);
+        using (OpProfiler.Time("block.adaLN"))
+            Linear.Forward(siluC.Span, AdaWeight.Value.Span, AdaBias.Value.Span, _mod.Span, batch, d, 6 * d);
+        using (OpProfiler.Time("block.norm+gate"))
+        {
+            _xIn.CopyFrom(x);
+            _norm1.Forward(_xIn, _mod, 0, d, _h1, batch);
+        }
+        using (OpProfiler.Time("attn"))
+            Attention.Forward(_h1, _attn, batch);
+        using (OpProfiler.Time("block.norm+gate"))
+        {
+            AddGated(_xIn, _attn, 2 * d, _xMid, batch);
+            _norm2.Forward(_xMid, _mod, 3 * d, 4 * d, _h2, batch);
+        }
+        using (OpProfiler.Time("mlp.fc1"))
+            Linear.Forward(_h2.Span, Fc1Weight.Value.Span, Fc1Bias.Value.Span, _fc1.Span, rows, d, _hidden);
+        using (OpProfiler.Time("mlp.gelu"))
+            Gelu.Forward(_fc1.Span, _gelu.Span);
+        using (OpProfiler.Time("mlp.fc2"))
+            Linear.Forward(_gelu.Span, Fc2Weight.Value.Span, Fc2Bias.Value.Span, _mlp.Span, rows, _hidden, d);
+        using (OpProfiler.Time("block.norm+gate"))
+            AddGated(_xMid, _mlp, 5 * d, x, batch);
     }
 
     /// <summary>dst = src + gate_b * branch, gate at column gateCol of each image's modulation row.</summary>
@@ -122,23 +132,33 @@ public sealed class SiTBlock
         _dHidden.EnsureShape(rows, _hidden);
 
         // MLP branch: x_out = xMid + gate2 * fc2(gelu(fc1(h2))).
-        GatedBackward(dx, _mlp, 5 * d, _dAttn, batch);
-        Linear.Backward(_gelu.Span, Fc2Weight.Value.Span, _dAttn.Span, Fc2Weight.Grad!.Span, Fc2Bias.Grad!.Span,
-            _dHidden.Span, rows, _hidden, d);
-        Gelu.Backward(_fc1.Span, _dHidden.Span, _dHidden.Span);
-        Linear.Backward(_h2.Span, Fc1Weight.Value.Span, _dHidden.Span, Fc1Weight.Grad!.Span, Fc1Bias.Grad!.Span,
-            _dH.Span, rows, d, _hidden);
-        _dMid.CopyFrom(dx);
-        _norm2.Backward(_xMid, _mod, 3 * d, 4 * d, _dH, _dMod, _dMid, batch, accumulate: true);
-
-        // Attention branch: xMid = xIn + gate1 * attn(h1).
-        GatedBackward(_dMid, _attn, 2 * d, _dAttn, batch);
-        Attention.Backward(_dAttn, _dH);
-        dx.CopyFrom(_dMid);
-        _norm1.Backward(_xIn, _mod, 0, d, _dH, _dMod, dx, batch, accumulate: true);
-
+        using (OpProfiler.Time("bwd.block.norm+gate"))
+            GatedBackward(dx, _mlp, 5 * d, _dAttn, batch);
+        using (OpProfiler.Time("bwd.mlp.fc2"))
+            Linear.Backward(_gelu.Span, Fc2Weight.Value.Span, _dAttn.Span, Fc2Weight.Grad!.Span, Fc2Bias.Grad!.Span,
+                _dHidden.Span, rows, _hidden, d);
+        using (OpProfiler.Time("bwd.mlp.gelu"))
+            Gelu.Backward(_fc1.Span, _dHidden.Span, _dHidden.Span);
+        using (OpProfiler.Time("bwd.mlp.fc1"))
+            Linear.Backward(_h2.Span, Fc1Weight.Value.Span, _dHidden.Span, Fc1Weight.Grad!.Span, Fc1Bias.Grad!.Span,
+                _dH.Span, rows, d, _hidden);
+        using (OpProfiler.Time("bwd.block.norm+gate"))
+        {
+            _dMid.CopyFrom(dx);
+            _norm2.Backward(_xMid, _mod, 3 * d, 4 * d, _dH, _dMod, _dMid, batch, accumulate: true);
+            // Attention branch: xMid = xIn + gate1 * attn(h1).
+            GatedBackward(_dMid, _attn, 2 * d, _dAttn, batch);
+        }
+        using (OpProfiler.Time("bwd.attn"))
+            Attention.Backward(_dAttn, _dH);
+        using (OpProfiler.Time("bwd.block.norm+gate"))
+        {
+            dx.CopyFrom(_dMid);
+            _norm1.Backward(_xIn, _mod, 0, d, _dH, _dMod, dx, batch, accumulate: true);
+        }
         // adaLN projection: mod = siluC W^T + b.
-        Linear.Backward(siluC.Span, AdaWeight.Value.Span, _dMod.Span, AdaWeight.Grad!.Span, AdaBias.Grad!.Span,
-            dSiluC.Span, batch, d, 6 * d, accumulateDx: true);
+        using (OpProfiler.Time("bwd.block.adaLN"))
+            Linear.Backward(siluC.Span, AdaWeight.Value.Span, _dMod.Span, AdaWeight.Grad!.Span, AdaBias.Grad!.Span,
+                dSiluC.Span, batch, d, 6 * d, accumulateDx: true);
     }
 }
