@@ -15,6 +15,7 @@ public static class CliApp
             ConvertCommand.Create(),
             TrainCommand.Create(),
             SampleCommand.Create(),
+            BenchCommand.Create(),
         };
         return root;
     }
