@@ -85,11 +85,12 @@ public sealed class FullAttention : IAttention
         int batch = _batch, n = _tokens, rows = batch * n, d = _dim, hd = _headDim;
         _dHeads.EnsureShape(rows, d);
         _dqkv.EnsureShape(rows, 3 * d);
-        Linear.Backward(_headsOut.Span, ProjWeight.Value.Span, dOutput.Span, ProjWeight.Grad!.Span, ProjBias.Grad!.Span,
-            _dHeads.Span, rows, d, d);
+        using (OpProfiler.Time("bwd.attn.proj"))
+            Linear.Backward(_headsOut.Span, ProjWeight.Value.Span, dOutput.Span, ProjWeight.Grad!.Span, ProjBias.Grad!.Span,
+                _dHeads.Span, rows, d, d);
 
         float[] qkv = _qkv.Data, o = _headsOut.Data, dO = _dHeads.Data, dqkv = _dqkv.Data, lse = _lse.Data;
-        ParallelLoop.For(batch * _heads, bh =>
+        using (OpProfiler.Time("bwd.attn.f.core")) ParallelLoop.For(batch * _heads, bh =>
         {
             int b = bh / _heads, h = bh % _heads;
             int qOff = b * n * 3 * d + h * hd;
@@ -125,8 +126,9 @@ public sealed class FullAttention : IAttention
                 Gemm.Sgemm(true, false, n, hd, rs, _scale, dpt, n, qTile, 3 * d, 1f, dqkv.AsSpan(qOff + d), 3 * d);
             }
         });
-        Linear.Backward(_input.Span, QkvWeight.Value.Span, _dqkv.Span, QkvWeight.Grad!.Span, QkvBias.Grad!.Span,
-            dInput.Span, rows, d, 3 * d);
+        using (OpProfiler.Time("bwd.attn.qkv"))
+            Linear.Backward(_input.Span, QkvWeight.Value.Span, _dqkv.Span, QkvWeight.Grad!.Span, QkvBias.Grad!.Span,
+                dInput.Span, rows, d, 3 * d);
     }
 
     /// <summary>Recomputes one head's (N, N) attention map of the last forward from the saved q, k.</summary>

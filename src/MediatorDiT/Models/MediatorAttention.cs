@@ -194,8 +194,10 @@ public sealed class MediatorAttention : IAttention
         _dS2.EnsureShape(batch, H, N, n);
         _dqkv.Zero();
         _dTaps.Zero();
-        Linear.Backward(_o.Span, ProjWeight.Value.Span, dOutput.Span, ProjWeight.Grad!.Span, ProjBias.Grad!.Span,
-            _dO.Span, rows, d, d);
+        using (OpProfiler.Time("bwd.attn.proj"))
+            Linear.Backward(_o.Span, ProjWeight.Value.Span, dOutput.Span, ProjWeight.Grad!.Span, ProjBias.Grad!.Span,
+                _dO.Span, rows, d, d);
+        var dwcScope = OpProfiler.Time("bwd.attn.m.dwc");
 
         float[] qkv = _qkv.Data, dqkv = _dqkv.Data, dO = _dO.Data, taps = _taps.Data, dTapsAll = _dTaps.Data;
         // The depthwise branch: its input v lives in the qkv buffer; each image's dv region is its own, and
@@ -217,6 +219,8 @@ public sealed class MediatorAttention : IAttention
             TensorPrimitives.Add(dwb, own[(9 * d)..], dwb);
         }
 
+        dwcScope.Dispose();
+        var coreScope = OpProfiler.Time("bwd.attn.m.core");
         float[] t = _tokens.Data, dt = _dTokens.Data, a1 = _a1.Data, a2 = _a2.Data, vm = _vm.Data, dvm = _dVm.Data;
         float[] ds1 = _dS1.Data, ds2 = _dS2.Data;
         ParallelLoop.For(batch * H, bh =>
@@ -244,12 +248,16 @@ public sealed class MediatorAttention : IAttention
             Gemm.Sgemm(false, false, n, hd, N, _scale, dS1, N, qkv.AsSpan(qOff + d), 3 * d, 1f, dt.AsSpan(tOff), d);
             Gemm.Sgemm(true, false, N, hd, n, _scale, dS1, N, t.AsSpan(tOff), d, 0f, dqkv.AsSpan(qOff + d), 3 * d);
         });
+        coreScope.Dispose();
+        var poolScope = OpProfiler.Time("bwd.attn.m.pool+biases");
         // The mediator tokens are a pooling of q: spread dT back over each bin.
         ParallelLoop.For(batch, b =>
             AdaptiveAvgPool.BackwardAccumulate(dt.AsSpan(b * n * d, n * d), dqkv.AsSpan(b * N * 3 * d), 3 * d, G, G, d, _medGrid, _medGrid));
         AccumulateBiasGradients(batch);
-        Linear.Backward(_input.Span, QkvWeight.Value.Span, _dqkv.Span, QkvWeight.Grad!.Span, QkvBias.Grad!.Span,
-            dInput.Span, rows, d, 3 * d);
+        poolScope.Dispose();
+        using (OpProfiler.Time("bwd.attn.qkv"))
+            Linear.Backward(_input.Span, QkvWeight.Value.Span, _dqkv.Span, QkvWeight.Grad!.Span, QkvBias.Grad!.Span,
+                dInput.Span, rows, d, 3 * d);
     }
 
     /// <summary>The biases enter the logits additively, so their gradient is dS summed over the batch.</summary>

@@ -58,7 +58,12 @@ public sealed class SiTBlock
     {
         int d = _dim, rows = x.Length / d;
         _batch = batch;
-        foreach (var t in new[] { _xIn, _xMid, _h1, _h2, _attn, _mlp }) t.EnsureShape(rows, d);
+        _xIn.EnsureShape(rows, d);
+        _xMid.EnsureShape(rows, d);
+        _h1.EnsureShape(rows, d);
+        _h2.EnsureShape(rows, d);
+        _attn.EnsureShape(rows, d);
+        _mlp.EnsureShape(rows, d);
         _fc1.EnsureShape(rows, _hidden);
         _gelu.EnsureShape(rows, _hidden);
         _mod.EnsureShape(batch, 6 * d);
@@ -71,51 +76,64 @@ public sealed class SiTBlock
         }
         using (OpProfiler.Time("attn"))
             Attention.Forward(_h1, _attn, batch);
-        using (OpProfiler.Time("block.norm+gate"))
+        using (OpProfiler.Time("block.mlp"))
         {
-            AddGated(_xIn, _attn, 2 * d, _xMid, batch);
-            _norm2.Forward(_xMid, _mod, 3 * d, 4 * d, _h2, batch);
+            // Fused per row block, parallel over blocks: gated residual, LayerNorm + modulation, fc1 + bias,
+            // GELU, fc2 + bias, gated residual; each block's hidden rows are still in cache for the next op.
+            int n = rows / batch;
+            _norm2.Prepare(rows);
+            var blocks = RowBlocks.For(rows);
+            ParallelLoop.For(blocks.Count, i =>
+            {
+                var (r0, r1) = blocks[i];
+                MlpRows(x, n, r0, r1);
+            });
         }
-        using (OpProfiler.Time("mlp.fc1"))
-            Linear.Forward(_h2.Span, Fc1Weight.Value.Span, Fc1Bias.Value.Span, _fc1.Span, rows, d, _hidden);
-        using (OpProfiler.Time("mlp.gelu"))
-            Gelu.Forward(_fc1.Span, _gelu.Span);
-        using (OpProfiler.Time("mlp.fc2"))
-            Linear.Forward(_gelu.Span, Fc2Weight.Value.Span, Fc2Bias.Value.Span, _mlp.Span, rows, _hidden, d);
-        using (OpProfiler.Time("block.norm+gate"))
-            AddGated(_xMid, _mlp, 5 * d, x, batch);
     }
 
-    /// <summary>dst = src + gate_b * branch, gate at column gateCol of each image's modulation row.</summary>
-    private void AddGated(Tensor src, Tensor branch, int gateCol, Tensor dst, int batch)
+    /// <summary>
+    /// Rows [r0, r1) of: xMid = xIn + gate1 * attn; h2 = LN(xMid) (1 + scale2) + shift2;
+    /// x = xMid + gate2 * fc2(GELU(fc1(h2))). Products inside run on the calling thread.
+    /// </summary>
+    private void MlpRows(Tensor x, int tokensPerImage, int r0, int r1)
     {
-        int d = _dim, n = src.Length / d / batch;
+        int d = _dim, hid = _hidden, rs = r1 - r0;
+        AddGatedRows(_xIn, _attn, 2 * d, _xMid, tokensPerImage, r0, r1);
+        _norm2.ForwardRows(_xMid, _mod, 3 * d, 4 * d, _h2, tokensPerImage, r0, r1);
+        Linear.Forward(_h2.Span.Slice(r0 * d, rs * d), Fc1Weight.Value.Span, Fc1Bias.Value.Span, _fc1.Span.Slice(r0 * hid, rs * hid), rs, d, hid);
+        Gelu.Forward(_fc1.Span.Slice(r0 * hid, rs * hid), _gelu.Span.Slice(r0 * hid, rs * hid));
+        Linear.Forward(_gelu.Span.Slice(r0 * hid, rs * hid), Fc2Weight.Value.Span, Fc2Bias.Value.Span, _mlp.Span.Slice(r0 * d, rs * d), rs, hid, d);
+        AddGatedRows(_xMid, _mlp, 5 * d, x, tokensPerImage, r0, r1);
+    }
+
+    /// <summary>dst = src + gate_b * branch on rows [r0, r1), gate at column gateCol of the row's image's modulation.</summary>
+    private void AddGatedRows(Tensor src, Tensor branch, int gateCol, Tensor dst, int tokensPerImage, int r0, int r1)
+    {
+        int d = _dim;
         var mod = _mod.Span;
-        for (int b = 0; b < batch; b++)
+        for (int r = r0; r < r1; r++)
         {
-            var gate = mod.Slice(b * 6 * d + gateCol, d);
-            for (int r = b * n; r < (b + 1) * n; r++)
-                TensorPrimitives.MultiplyAdd(branch.Span.Slice(r * d, d), gate, src.Span.Slice(r * d, d), dst.Span.Slice(r * d, d));
+            var gate = mod.Slice(r / tokensPerImage * 6 * d + gateCol, d);
+            TensorPrimitives.MultiplyAdd(branch.Span.Slice(r * d, d), gate, src.Span.Slice(r * d, d), dst.Span.Slice(r * d, d));
         }
     }
 
-    /// <summary>d(gate_b) += sum_rows dy * branch; dBranch = gate_b * dy.</summary>
+    /// <summary>d(gate_b) += sum_rows dy * branch; dBranch = gate_b * dy. Parallel over images (each owns its gate row).</summary>
     private void GatedBackward(Tensor dy, Tensor branch, int gateCol, Tensor dBranch, int batch)
     {
         int d = _dim, n = dy.Length / d / batch;
-        var mod = _mod.Span;
-        var dMod = _dMod.Span;
-        for (int b = 0; b < batch; b++)
+        float[] mod = _mod.Data, dMod = _dMod.Data, g = dy.Data, br = branch.Data, db = dBranch.Data;
+        ParallelLoop.For(batch, b =>
         {
-            var gate = mod.Slice(b * 6 * d + gateCol, d);
-            var dGate = dMod.Slice(b * 6 * d + gateCol, d);
+            var gate = mod.AsSpan(b * 6 * d + gateCol, d);
+            var dGate = dMod.AsSpan(b * 6 * d + gateCol, d);
             for (int r = b * n; r < (b + 1) * n; r++)
             {
-                var g = dy.Span.Slice(r * d, d);
-                TensorPrimitives.MultiplyAdd(g, branch.Span.Slice(r * d, d), dGate, dGate);
-                TensorPrimitives.Multiply(g, gate, dBranch.Span.Slice(r * d, d));
+                var gr = g.AsSpan(r * d, d);
+                TensorPrimitives.MultiplyAdd(gr, br.AsSpan(r * d, d), dGate, dGate);
+                TensorPrimitives.Multiply(gr, gate, db.AsSpan(r * d, d));
             }
-        }
+        });
     }
 
     /// <param name="dx">dL/d(block output) on entry, dL/d(block input) on exit (B*N, D)</param>
@@ -138,7 +156,17 @@ public sealed class SiTBlock
             Linear.Backward(_gelu.Span, Fc2Weight.Value.Span, _dAttn.Span, Fc2Weight.Grad!.Span, Fc2Bias.Grad!.Span,
                 _dHidden.Span, rows, _hidden, d);
         using (OpProfiler.Time("bwd.mlp.gelu"))
-            Gelu.Backward(_fc1.Span, _dHidden.Span, _dHidden.Span);
+        {
+            float[] fc1 = _fc1.Data, dh = _dHidden.Data;
+            int hid = _hidden;
+            var blocks = RowBlocks.For(rows);
+            ParallelLoop.For(blocks.Count, i =>
+            {
+                var (r0, r1) = blocks[i];
+                var span = dh.AsSpan(r0 * hid, (r1 - r0) * hid);
+                Gelu.Backward(fc1.AsSpan(r0 * hid, (r1 - r0) * hid), span, span);
+            });
+        }
         using (OpProfiler.Time("bwd.mlp.fc1"))
             Linear.Backward(_h2.Span, Fc1Weight.Value.Span, _dHidden.Span, Fc1Weight.Grad!.Span, Fc1Bias.Grad!.Span,
                 _dH.Span, rows, d, _hidden);

@@ -45,8 +45,8 @@ public sealed class ModelWorkload
     {
         _optimizer ??= new AdamW(Model, lr: 1e-4);
         Model.Forward(_x, _t, _y);
-        Model.ZeroGrad();
+        using (OpProfiler.Time("zero_grad")) Model.ZeroGrad();
         Model.Backward(_dOut);
-        _optimizer.Update();
+        using (OpProfiler.Time("adamw")) _optimizer.Update();
     }
 }

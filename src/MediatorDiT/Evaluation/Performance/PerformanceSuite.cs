@@ -182,20 +182,30 @@ public static class PerformanceSuite
         return new Timings(samples);
     }
 
+    /// <summary>
+    /// Per-operation breakdown of <paramref name="repeats"/> steps on one thread, in that thread's CPU time
+    /// (steady on a shared machine); shares are of the whole step's CPU time.
+    /// </summary>
     private static IReadOnlyList<OpTime> Profile(Action step, int repeats)
     {
+        int saved = ComputeSettings.Threads;
+        ComputeSettings.Threads = 1;
         OpProfiler.Reset();
+        OpProfiler.ThreadCpuTime = true;
+        step();
         OpProfiler.Enabled = true;
-        long t0 = Stopwatch.GetTimestamp();
+        long t0 = OpProfiler.Now();
         try
         {
-            for (int r = 0; r < repeats; r++) step();
+            using (OpProfiler.Time("step")) for (int r = 0; r < repeats; r++) step();
         }
         finally
         {
             OpProfiler.Enabled = false;
+            ComputeSettings.Threads = saved;
         }
-        double total = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        double total = (double)(OpProfiler.Now() - t0) / Stopwatch.Frequency;
+        OpProfiler.ThreadCpuTime = false;
         return OpProfiler.Snapshot().Select(e => new OpTime(e.Name, e.Seconds / repeats, e.Seconds / total, e.Calls / repeats)).ToList();
     }
 
