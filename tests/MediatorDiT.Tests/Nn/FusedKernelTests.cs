@@ -143,3 +143,60 @@ public class FusedKernelTests
         }
     }
 }
+
+/// <summary>The fused LayerNorm + adaLN modulation rows against the plain LayerNorm and a scalar modulation.</summary>
+public class AdaLayerNormTests
+{
+    [Theory]
+    [InlineData(1, 7, 20)]
+    [InlineData(3, 5, 40)]
+    [InlineData(2, 33, 384)]
+    public void FusedRowsMatchPlainLayerNormAndModulation(int batch, int tokens, int dim)
+    {
+        int rows = batch * tokens;
+        var x = TestData.Gaussian(rows * dim, 51, 3f);
+        for (int i = 0; i < dim; i++) x[i] += 50f; // a large mean must not cost precision
+        var mod = TestData.Gaussian(batch * 3 * dim, 52);
+        var norm = new AdaLayerNorm(dim);
+        var y = new Tensor(rows, dim);
+        int saved = ComputeSettings.Threads;
+        ComputeSettings.Threads = 2;
+        try
+        {
+            norm.Forward(new Tensor(x, rows, dim), new Tensor(mod, batch, 3 * dim), dim, 2 * dim, y, batch);
+        }
+        finally
+        {
+            ComputeSettings.Threads = saved;
+        }
+        var xhat = new float[x.Length];
+        ReferenceLayerNorm.Forward(x, xhat, new float[rows], new float[rows], rows, dim);
+        var expected = new float[x.Length];
+        for (int r = 0; r < rows; r++)
+        for (int j = 0; j < dim; j++)
+        {
+            int b = r / tokens;
+            double shift = mod[b * 3 * dim + dim + j], scale = mod[b * 3 * dim + 2 * dim + j];
+            expected[r * dim + j] = (float)(xhat[r * dim + j] * (1 + scale) + shift);
+        }
+        TestData.AssertClose(expected, y.Span, 1e-5f, "modulated layernorm");
+        TestData.AssertClose(xhat, norm.Normalized.Span, 1e-5f, "xhat");
+    }
+
+    [Fact]
+    public void RowBlocksCoverEveryRowOnceWithBoundedSizes()
+    {
+        foreach (int rows in new[] { 1, 31, 256, 1000, 2048, 4096 * 2 })
+        foreach (int threads in new[] { 1, 2, 16 })
+        {
+            var blocks = RowBlocks.For(rows, threads);
+            Assert.Equal(0, blocks[0].Start);
+            Assert.Equal(rows, blocks[^1].End);
+            for (int i = 0; i < blocks.Count; i++)
+            {
+                if (i > 0) Assert.Equal(blocks[i - 1].End, blocks[i].Start);
+                Assert.InRange(blocks[i].End - blocks[i].Start, 1, RowBlocks.MaxRows);
+            }
+        }
+    }
+}

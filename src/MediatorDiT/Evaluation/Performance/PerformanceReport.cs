@@ -60,7 +60,7 @@ public sealed class PerformanceReport
         foreach (var (name, ops) in Breakdowns)
         {
             sb.AppendLine();
-            sb.AppendLine(ci, $"breakdown: {name} (ms per step; nested names overlap; names inside parallel loops sum thread time)");
+            sb.AppendLine(ci, $"breakdown: {name} (1 thread, CPU ms per step; nested names overlap)");
             foreach (var op in ops)
                 sb.AppendLine(ci, $"  {op.Name,-24} {op.Seconds * 1e3,9:F2} ms {op.Share,7:P1} {op.Calls,6} calls");
         }
