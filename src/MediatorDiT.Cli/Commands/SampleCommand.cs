@@ -73,6 +73,7 @@ public static class SampleCommand
                 : p.GetValue(checkpoint) is string c ? [c]
                 : throw new MediatorDiTException("give --checkpoint W or --ladder W1,W2,...");
             var models = paths.Select(path => ModelFiles.Load(path, p.GetValue(config))).ToArray();
+            foreach (var m in models) m.KeepActivations = false; // sampling needs no backward: one block of activations
             var guidance = scale > 1f ? new ClassifierFreeGuidance(scale, p.GetValue(cfgAll) ? null : 3) : null;
             var modelLadder = ModelLadder.FromModels(models, guidance);
             var cfg = models[0].Config;

@@ -26,8 +26,10 @@ public sealed class SiTBlock
     private readonly AdaLayerNorm _norm1, _norm2;
     private int _batch;
     // Saved activations: block input, stream after attention, modulated norms, attention out, MLP hidden.
-    private readonly Tensor _mod = new(0), _xIn = new(0), _xMid = new(0), _h1 = new(0), _h2 = new(0), _attn = new(0);
-    private readonly Tensor _fc1 = new(0), _gelu = new(0), _mlp = new(0);
+    private readonly Tensor _mod = new(0);
+    // Not readonly: in inference every block may point these at one shared set (see ShareForwardBuffers).
+    private Tensor _xIn = new(0), _xMid = new(0), _h1 = new(0), _h2 = new(0), _attn = new(0);
+    private Tensor _fc1 = new(0), _gelu = new(0), _mlp = new(0);
     private readonly Tensor _dMod = new(0), _dH = new(0), _dAttn = new(0), _dHidden = new(0), _dMid = new(0);
 
     public SiTBlock(string prefix, ModelConfig config)
@@ -47,6 +49,23 @@ public sealed class SiTBlock
         Parameters = [.. Attention.Parameters, Fc1Weight, Fc1Bias, Fc2Weight, Fc2Bias, AdaWeight, AdaBias];
         _norm1 = new AdaLayerNorm(d);
         _norm2 = new AdaLayerNorm(d);
+    }
+
+    /// <summary>
+    /// Uses <paramref name="owner"/>'s forward buffers (residual copies, norms' outputs, MLP hidden rows) instead
+    /// of this block's own, or fresh own ones when null. Blocks run one after another, so in inference they
+    /// can all write the same buffers; the backward pass needs each block's own.
+    /// </summary>
+    internal void ShareForwardBuffers(SiTBlock? owner)
+    {
+        if (owner is null)
+        {
+            _xIn = new(0); _xMid = new(0); _h1 = new(0); _h2 = new(0); _attn = new(0);
+            _fc1 = new(0); _gelu = new(0); _mlp = new(0);
+            return;
+        }
+        _xIn = owner._xIn; _xMid = owner._xMid; _h1 = owner._h1; _h2 = owner._h2; _attn = owner._attn;
+        _fc1 = owner._fc1; _gelu = owner._gelu; _mlp = owner._mlp;
     }
 
     /// <summary>Output of the attention module in the last forward (B*N, D), before gating.</summary>

@@ -124,7 +124,7 @@ public static class PerformanceSuite
         PeakMemory.Reset();
         long baseline = PeakMemory.Current();
         var config = ModelRegistry.Get("SiT-XL/2", 256, 0);
-        var model = new SiTModel(config);
+        var model = new SiTModel(config) { KeepActivations = false };
         long weights = 0;
         var rng = new RandomSource(3);
         foreach (var p in model.Parameters)
