@@ -14,9 +14,10 @@ public static class BenchCommand
         var noLarge = new Option<bool>("--no-large") { Description = "skip the 4,096-token comparison" };
         var noXl = new Option<bool>("--no-xl") { Description = "skip the SiT-XL/2 sampling memory check (needs ~4 GiB)" };
         var breakdown = new Option<bool>("--breakdown") { Description = "add a per-operation time breakdown of the 256-token cases" };
+        var memoryOnly = new Option<bool>("--memory-only") { Description = "only the memory figures (no timings)" };
         var command = new Command("bench", "Measure SGEMM, SiT-S/2 forward and training throughput, mediator vs full attention, thread scaling and peak memory.")
         {
-            threads, quick, json, noLarge, noXl, breakdown,
+            threads, quick, json, noLarge, noXl, breakdown, memoryOnly,
         };
         command.SetAction((parse, token) => CliApp.Guard(() =>
         {
@@ -24,7 +25,8 @@ public static class BenchCommand
             if (t < 1) throw new MediatorDiTException($"--threads must be at least 1, got {t}.");
             string? jsonPath = parse.GetValue(json);
             if (jsonPath is not null) CliApp.OutputFile(jsonPath);
-            var options = new PerformanceOptions(t, parse.GetValue(quick), !parse.GetValue(noLarge), !parse.GetValue(noXl), parse.GetValue(breakdown));
+            var options = new PerformanceOptions(t, parse.GetValue(quick), !parse.GetValue(noLarge), !parse.GetValue(noXl), parse.GetValue(breakdown),
+                Timings: !parse.GetValue(memoryOnly));
             var report = PerformanceSuite.Run(options, new SyncProgress(step => Console.Error.WriteLine($"  measuring {step} ...")), token);
             Console.Write(report.ToTable());
             if (jsonPath is not null)
