@@ -17,33 +17,8 @@ public static class SgemmBenchmark
         bool transA, bool transB, int batch)
         => SgemmRate.Measure(m, n, k, backend, threads, repeats, transA, transB, batch);
 
-    /// <summary>
-    /// Throughput of two threads running independent scalar work, relative to one thread (~2.0 when the
-    /// host gives this VM two full cores, ~1.0 while other processes or guests share them). 2-thread figures taken
-    /// while this is well below 2 measure the host, not the kernels.
-    /// </summary>
-    public static double TwoCoreRatio(int milliseconds = 30)
-    {
-        static long Spin(int ms)
-        {
-            long n = 0;
-            double x = 1;
-            long end = Stopwatch.GetTimestamp() + ms * Stopwatch.Frequency / 1000;
-            while (Stopwatch.GetTimestamp() < end)
-            {
-                for (int i = 0; i < 2000; i++) x = x * 1.0000001 + 1e-9;
-                n++;
-            }
-            return x == 0 ? 0 : n;
-        }
-        long one = Spin(milliseconds);
-        long other = 0;
-        var t = new Thread(() => other = Spin(milliseconds));
-        t.Start();
-        long mine = Spin(milliseconds);
-        t.Join();
-        return (double)(mine + other) / Math.Max(1, one);
-    }
+    /// <summary>Two threads of scalar work against one (the library's <see cref="SgemmRate.TwoCoreRatio"/>).</summary>
+    public static double TwoCoreRatio(int milliseconds = 30) => SgemmRate.TwoCoreRatio(milliseconds);
 
     /// <summary>Prints (and returns) the table: managed vs OpenBLAS at 1 and 2 threads.</summary>
     public static string Report()

@@ -22,6 +22,8 @@ public sealed class PerformanceReport
     public bool OpenBlas { get; set; }
     public bool Quick { get; set; }
     public double SgemmGflops { get; set; }
+    /// <summary>Two threads of independent scalar work over one (2.0: two free cores; near 1: the host is busy).</summary>
+    public double TwoCoreCheck { get; set; }
     public List<CaseResult> Cases { get; } = [];
     /// <summary>Forward time of 16 mediators over full attention at 256 tokens (median of paired rounds).</summary>
     public double MediatorTimeRatio256 { get; set; }
@@ -45,7 +47,7 @@ public sealed class PerformanceReport
         sb.AppendLine(ci, $"threads {Threads} of {ProcessorCount} cores; CPU {CpuFeatures}; GEMM {GemmBackend}{(OpenBlas ? " (OpenBLAS present)" : "")}{(Quick ? "; quick run" : "")}");
         if (Cases.Count > 0)
         {
-        sb.AppendLine(ci, $"SGEMM 1024^3: {SgemmGflops:F1} GFLOP/s");
+        sb.AppendLine(ci, $"SGEMM 1024^3: {SgemmGflops:F1} GFLOP/s; two-core check {TwoCoreCheck:F2} (2.00 = two free cores)");
         sb.AppendLine();
         sb.AppendLine(ci, $"{"case",-20} {"tokens",6} {"batch",5} {"median s",9} {"images/s",9} {"GFLOP/s",8} {"of SGEMM",8}");
         foreach (var c in Cases)
@@ -87,6 +89,7 @@ public sealed class PerformanceReport
         w.WriteBoolean("openblas", OpenBlas);
         w.WriteBoolean("quick", Quick);
         w.WriteNumber("sgemm_1024_gflops", SgemmGflops);
+        w.WriteNumber("two_core_check", TwoCoreCheck);
         w.WriteStartArray("cases");
         foreach (var c in Cases)
         {

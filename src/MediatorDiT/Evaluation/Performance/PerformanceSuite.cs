@@ -60,6 +60,7 @@ public static class PerformanceSuite
             if (!options.Timings) return report;
             progress?.Report("SGEMM 1024^3");
             report.SgemmGflops = SgemmRate.Measure(1024, 1024, 1024, threads, options.Repeats);
+            report.TwoCoreCheck = SgemmRate.TwoCoreRatio(100);
             cancel.ThrowIfCancellationRequested();
 
             var s = ModelRegistry.Get("SiT-S/2", 256, 0);

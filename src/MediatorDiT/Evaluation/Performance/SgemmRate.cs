@@ -50,4 +50,33 @@ public static class SgemmRate
         Array.Sort(rates);
         return rates[rates.Length / 2];
     }
+
+    /// <summary>
+    /// Throughput of two threads running independent scalar work, relative to one thread (~2.0 when the
+    /// host gives this VM two full cores, ~1.0 while other processes or guests share them). 2-thread figures taken
+    /// while this is well below 2 measure the host, not the kernels.
+    /// </summary>
+    public static double TwoCoreRatio(int milliseconds = 30)
+    {
+        static long Spin(int ms)
+        {
+            long n = 0;
+            double x = 1;
+            long end = Stopwatch.GetTimestamp() + ms * Stopwatch.Frequency / 1000;
+            while (Stopwatch.GetTimestamp() < end)
+            {
+                for (int i = 0; i < 2000; i++) x = x * 1.0000001 + 1e-9;
+                n++;
+            }
+            return x == 0 ? 0 : n;
+        }
+        long one = Spin(milliseconds);
+        long other = 0;
+        var t = new Thread(() => other = Spin(milliseconds));
+        t.Start();
+        long mine = Spin(milliseconds);
+        t.Join();
+        return (double)(mine + other) / Math.Max(1, one);
+    }
+
 }
