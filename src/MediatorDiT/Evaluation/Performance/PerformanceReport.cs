@@ -39,6 +39,10 @@ public sealed class PerformanceReport
     public long? XlSamplingPeakBytes { get; set; }
     public long? XlBaselineBytes { get; set; }
     public Dictionary<string, IReadOnlyList<OpTime>> Breakdowns { get; } = [];
+    /// <summary>1024^3 SGEMM on one thread in CPU time (with <c>Breakdown</c>).</summary>
+    public double? SgemmThreadCpuGflops { get; set; }
+    /// <summary>The 256-token cases on one thread in CPU time, against <see cref="SgemmThreadCpuGflops"/> (with <c>Breakdown</c>).</summary>
+    public List<CaseResult> ThreadCpuCases { get; } = [];
 
     public string ToTable()
     {
@@ -63,6 +67,13 @@ public sealed class PerformanceReport
         if (XlSamplingPeakBytes is { } xp)
             sb.AppendLine(ci, $"SiT-XL/2 sampling (256 tokens, batch 1, guidance): peak resident {Mib(xp)} (of which {Mib(XlBaselineBytes ?? 0)} " +
                               $"before building the model), weights {Mib(XlWeightBytes ?? 0)}, target below weights + 1 GiB = {Mib((XlWeightBytes ?? 0) + (1L << 30))}");
+        if (SgemmThreadCpuGflops is { } cpuRate)
+        {
+            sb.AppendLine();
+            sb.AppendLine(ci, $"one thread, CPU time (steady on a busy machine): SGEMM 1024^3 {cpuRate:F1} GFLOP/s");
+            foreach (var c in ThreadCpuCases)
+                sb.AppendLine(ci, $"{c.Name,-20} {c.Tokens,6} {c.Batch,5} {c.MedianSeconds,9:F4} {c.ImagesPerSecond,9:F2} {c.Gflops,8:F1} {c.OfSgemm,8:P0}");
+        }
         foreach (var (name, ops) in Breakdowns)
         {
             sb.AppendLine();
@@ -91,20 +102,31 @@ public sealed class PerformanceReport
         w.WriteNumber("sgemm_1024_gflops", SgemmGflops);
         w.WriteNumber("two_core_check", TwoCoreCheck);
         w.WriteStartArray("cases");
-        foreach (var c in Cases)
-        {
-            w.WriteStartObject();
-            w.WriteString("name", c.Name);
-            w.WriteNumber("tokens", c.Tokens);
-            w.WriteNumber("mediators", c.Mediators);
-            w.WriteNumber("batch", c.Batch);
-            w.WriteBoolean("training", c.Training);
-            w.WriteNumber("median_seconds", c.MedianSeconds);
-            w.WriteNumber("images_per_second", c.ImagesPerSecond);
-            w.WriteNumber("gflops", c.Gflops);
-            w.WriteNumber("of_sgemm", c.OfSgemm);
-            w.WriteEndObject();
-        }
+        foreach (var c in Cases) WriteCase(w, c);
+        w.WriteEndArray();
+        WriteRest(w);
+    }
+
+    private static void WriteCase(Utf8JsonWriter w, CaseResult c)
+    {
+        w.WriteStartObject();
+        w.WriteString("name", c.Name);
+        w.WriteNumber("tokens", c.Tokens);
+        w.WriteNumber("mediators", c.Mediators);
+        w.WriteNumber("batch", c.Batch);
+        w.WriteBoolean("training", c.Training);
+        w.WriteNumber("median_seconds", c.MedianSeconds);
+        w.WriteNumber("images_per_second", c.ImagesPerSecond);
+        w.WriteNumber("gflops", c.Gflops);
+        w.WriteNumber("of_sgemm", c.OfSgemm);
+        w.WriteEndObject();
+    }
+
+    private void WriteRest(Utf8JsonWriter w)
+    {
+        Optional(w, "sgemm_1024_thread_cpu_gflops", SgemmThreadCpuGflops);
+        w.WriteStartArray("thread_cpu_cases");
+        foreach (var c in ThreadCpuCases) WriteCase(w, c);
         w.WriteEndArray();
         w.WriteNumber("mediator_time_ratio_256", MediatorTimeRatio256);
         w.WriteNumber("mediator_flop_ratio_256", MediatorFlopRatio256);

@@ -75,8 +75,11 @@ public static class PerformanceSuite
             report.MediatorFlopRatio256 = fMed.ForwardFlops / fFull.ForwardFlops;
             if (options.Breakdown)
             {
+                report.SgemmThreadCpuGflops = SgemmRate.MeasureThreadCpu(repeats: options.Repeats);
                 report.Breakdowns["forward full"] = Profile(fFull.Forward, options.Repeats);
                 report.Breakdowns["forward m16"] = Profile(fMed.Forward, options.Repeats);
+                report.ThreadCpuCases.Add(CpuCase("forward full", s, 4, false, report.Breakdowns["forward full"], fFull.ForwardFlops, report.SgemmThreadCpuGflops.Value));
+                report.ThreadCpuCases.Add(CpuCase("forward m16", m16, 4, false, report.Breakdowns["forward m16"], fMed.ForwardFlops, report.SgemmThreadCpuGflops.Value));
             }
 
             progress?.Report("threads: forward full, batch 4, 1 thread vs " + threads);
@@ -98,6 +101,9 @@ public static class PerformanceSuite
             {
                 report.Breakdowns["train step full"] = Profile(tFull.TrainStep, options.Repeats);
                 report.Breakdowns["train step m16"] = Profile(tMed.TrainStep, options.Repeats);
+                double yard = report.SgemmThreadCpuGflops ?? SgemmRate.MeasureThreadCpu(repeats: options.Repeats);
+                report.ThreadCpuCases.Add(CpuCase("train step full", s, 8, true, report.Breakdowns["train step full"], tFull.TrainFlops, yard));
+                report.ThreadCpuCases.Add(CpuCase("train step m16", m16, 8, true, report.Breakdowns["train step m16"], tMed.TrainFlops, yard));
             }
             tFull = tMed = null!;
 
@@ -170,6 +176,10 @@ public static class PerformanceSuite
         GC.KeepAlive(model);
     }
 
+    /// <summary>A case from its 1-thread breakdown: the "step" scope's CPU seconds per call.</summary>
+    private static CaseResult CpuCase(string name, ModelConfig config, int batch, bool training, IReadOnlyList<OpTime> ops, double flops, double sgemm) =>
+        Case(name, config, batch, training, ops.First(o => o.Name == "step").Seconds, flops, sgemm);
+
     private static CaseResult Case(string name, ModelConfig config, int batch, bool training, double seconds, double flops, double sgemm)
     {
         double gflops = flops / seconds / 1e9;
@@ -218,7 +228,8 @@ public static class PerformanceSuite
         long t0 = OpProfiler.Now();
         try
         {
-            using (OpProfiler.Time("step")) for (int r = 0; r < repeats; r++) step();
+            for (int r = 0; r < repeats; r++)
+                using (OpProfiler.Time("step")) step();
         }
         finally
         {

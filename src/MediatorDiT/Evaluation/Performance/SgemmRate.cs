@@ -11,6 +11,37 @@ public static class SgemmRate
         Measure(m, n, k, Gemm.Backend, threads, repeats, transA: false, transB: false, batch: 1);
 
     /// <summary>
+    /// GFLOP/s of 1024^3 products on one thread in that thread's CPU time (median of
+    /// <paramref name="repeats"/>): the yardstick for the 1-thread breakdowns, steady on a shared machine.
+    /// </summary>
+    public static double MeasureThreadCpu(int n = 1024, int repeats = 5)
+    {
+        var rng = new RandomSource(1234);
+        float[] a = new float[n * n], b = new float[n * n], c = new float[n * n];
+        rng.FillUniform(a, -1, 1);
+        rng.FillUniform(b, -1, 1);
+        bool saved = OpProfiler.ThreadCpuTime;
+        OpProfiler.ThreadCpuTime = true;
+        try
+        {
+            for (int w = 0; w < 3; w++) Gemm.Sgemm(Gemm.Backend, 1, false, false, n, n, n, 1f, a, n, b, n, 0f, c, n);
+            var rates = new double[Math.Max(1, repeats)];
+            for (int r = 0; r < rates.Length; r++)
+            {
+                long t0 = OpProfiler.Now();
+                for (int i = 0; i < 3; i++) Gemm.Sgemm(Gemm.Backend, 1, false, false, n, n, n, 1f, a, n, b, n, 0f, c, n);
+                rates[r] = 3 * 2.0 * n * n * n / ((double)(OpProfiler.Now() - t0) / Stopwatch.Frequency) / 1e9;
+            }
+            Array.Sort(rates);
+            return rates[rates.Length / 2];
+        }
+        finally
+        {
+            OpProfiler.ThreadCpuTime = saved;
+        }
+    }
+
+    /// <summary>
     /// Median GFLOP/s of C = op(A) op(B), optionally as a batched call of <paramref name="batch"/> products
     /// (flops counted over the whole batch). Each sample runs for at least ~30 ms.
     /// </summary>
