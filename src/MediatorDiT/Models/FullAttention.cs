@@ -8,16 +8,21 @@ namespace MediatorDiT.Models;
 /// Multi-head softmax self-attention as timm's Attention (keys attn.qkv, attn.proj):
 /// qkv (B*N, 3D) with columns [q | k | v], each split into heads of hd channels;
 /// per head O = softmax(q k^T * hd^-0.5) v.
-/// Streaming: queries are processed in row tiles of <see cref="TileRows"/>, so at most a (tile, N) block of
+/// Streaming: queries are processed in row tiles (at most 64K scores, or 64 rows), so at most a (tile, N) block of
 /// the N x N score matrix exists at a time (per thread); the backward pass recomputes the tiles from the
 /// saved row log-sum-exp, as flash attention does. Memory stays linear in N.
 /// </summary>
 public sealed class FullAttention : IAttention
 {
     public const int DefaultTileRows = 64;
+    // A tile holds at most this many scores (256 KB, L2) unless 64 rows need more: at 256 tokens one tile
+    // covers all queries (k and v are packed once per head, not once per 64 rows); at 4,096 tokens 64 rows.
+    private const int MaxTileFloats = 1 << 16;
 
-    /// <summary>Query rows per tile; tests vary it to hold tiled and single-tile results equal.</summary>
-    internal int TileRows { get; set; } = DefaultTileRows;
+    /// <summary>Query rows per tile (0: automatic); tests vary it to hold tiled and single-tile results equal.</summary>
+    internal int TileRows { get; set; }
+
+    private int RowsPerTile(int n) => TileRows > 0 ? TileRows : Math.Clamp(MaxTileFloats / Math.Max(1, n), Math.Min(DefaultTileRows, n), n);
     private readonly int _dim, _heads, _headDim;
     private readonly float _scale;
     public Parameter QkvWeight { get; }
@@ -63,10 +68,11 @@ public sealed class FullAttention : IAttention
         {
             int b = bh / _heads, h = bh % _heads;
             int qOff = b * n * 3 * d + h * hd;
-            var tile = ScratchBuffers.Get(0, TileRows * n);
-            for (int r0 = 0; r0 < n; r0 += TileRows)
+            int tileRows = RowsPerTile(n);
+            var tile = ScratchBuffers.Get(0, tileRows * n);
+            for (int r0 = 0; r0 < n; r0 += tileRows)
             {
-                int rs = Math.Min(TileRows, n - r0);
+                int rs = Math.Min(tileRows, n - r0);
                 var s = tile.AsSpan(0, rs * n);
                 Gemm.Sgemm(false, true, rs, n, hd, _scale, qkv.AsSpan(qOff + r0 * 3 * d), 3 * d, qkv.AsSpan(qOff + d), 3 * d, 0f, s, n);
                 for (int r = 0; r < rs; r++)
@@ -94,17 +100,18 @@ public sealed class FullAttention : IAttention
         {
             int b = bh / _heads, h = bh % _heads;
             int qOff = b * n * 3 * d + h * hd;
-            var p = ScratchBuffers.Get(0, TileRows * n);
-            var dp = ScratchBuffers.Get(1, TileRows * n);
+            int tileRows = RowsPerTile(n);
+            var p = ScratchBuffers.Get(0, tileRows * n);
+            var dp = ScratchBuffers.Get(1, tileRows * n);
             // dk and dv accumulate over query tiles; start them at zero.
             for (int r = 0; r < n; r++)
             {
                 dqkv.AsSpan(qOff + r * 3 * d + d, hd).Clear();
                 dqkv.AsSpan(qOff + r * 3 * d + 2 * d, hd).Clear();
             }
-            for (int r0 = 0; r0 < n; r0 += TileRows)
+            for (int r0 = 0; r0 < n; r0 += tileRows)
             {
-                int rs = Math.Min(TileRows, n - r0);
+                int rs = Math.Min(tileRows, n - r0);
                 var pt = p.AsSpan(0, rs * n);
                 var dpt = dp.AsSpan(0, rs * n);
                 var qTile = qkv.AsSpan(qOff + r0 * 3 * d);
