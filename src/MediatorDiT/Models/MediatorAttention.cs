@@ -148,19 +148,19 @@ public sealed class MediatorAttention : IAttention
         }
         using (OpProfiler.Time("attn.qkv"))
             Linear.Forward(input.Span, QkvWeight.Value.Span, QkvBias.Value.Span, _qkv.Span, rows, d, 3 * d);
-        var core = OpProfiler.Time("attn.m.core");
-
         float[] qkv = _qkv.Data, t = _tokens.Data, a1 = _a1.Data, a2 = _a2.Data, vm = _vm.Data, o = _o.Data;
-        float[] b1 = _bias1.Data, b2 = _bias2.Data;
-        using (OpProfiler.Time("attn.m.pool")) ParallelLoop.For(batch, b =>
-            AdaptiveAvgPool.Forward(qkv.AsSpan(b * N * 3 * d), 3 * d, t.AsSpan(b * n * d, n * d), G, G, d, _medGrid, _medGrid));
-        ParallelLoop.For(batch * _heads, bh =>
+        float[] b1 = _bias1.Data, b2 = _bias2.Data, taps = _taps.Data, dwcBias = DwcBias.Value.Data;
+        // One parallel region per layer: every step below touches only head h's channels of image b,
+        // so (b, h) items are independent from the pooling to the depthwise conv.
+        using (OpProfiler.Time("attn.m.core")) ParallelLoop.For(batch * _heads, bh =>
         {
             int b = bh / _heads, h = bh % _heads;
             int qOff = b * N * 3 * d + h * hd, tOff = b * n * d + h * hd;
             var s1 = a1.AsSpan(bh * n * N, n * N);
             var s2 = a2.AsSpan(bh * N * n, N * n);
             var vmh = vm.AsSpan(bh * n * hd, n * hd);
+            // Mediator tokens T (n, hd): adaptive average pool of this head's q over the token grid.
+            AdaptiveAvgPool.Forward(qkv.AsSpan(qOff), 3 * d, t.AsSpan(tOff), d, G, G, hd, _medGrid, _medGrid);
             // Mediators gather from the keys: A1 = softmax(s T k^T + bias1) (n, N), Vm = A1 v (n, hd).
             Gemm.Sgemm(false, true, n, N, hd, _scale, t.AsSpan(tOff), d, qkv.AsSpan(qOff + d), 3 * d, 0f, s1, N);
             for (int m = 0; m < n; m++)
@@ -170,13 +170,12 @@ public sealed class MediatorAttention : IAttention
             Gemm.Sgemm(false, true, N, n, hd, _scale, qkv.AsSpan(qOff), 3 * d, t.AsSpan(tOff), d, 0f, s2, n);
             for (int r = 0; r < N; r++)
                 SoftmaxRows.Forward(s2.Slice(r * n, n), b2.AsSpan((h * N + r) * n, n));
-            Gemm.Sgemm(false, false, N, hd, n, 1f, s2, n, vmh, hd, 0f, o.AsSpan(b * N * d + h * hd), d);
+            var oh = o.AsSpan(b * N * d + h * hd);
+            Gemm.Sgemm(false, false, N, hd, n, 1f, s2, n, vmh, hd, 0f, oh, d);
+            // O += dwc(v) on this head's channels.
+            DepthwiseConv3x3.Forward(qkv.AsSpan(qOff + 2 * d), 3 * d, taps.AsSpan(h * hd), d, dwcBias.AsSpan(h * hd, hd),
+                oh, d, G, G, hd, accumulate: true);
         });
-        core.Dispose();
-        float[] taps = _taps.Data, dwcBias = DwcBias.Value.Data;
-        using (OpProfiler.Time("attn.m.dwc")) ParallelLoop.For(batch, b =>
-            DepthwiseConv3x3.Forward(qkv.AsSpan(b * N * 3 * d + 2 * d), 3 * d, taps.AsSpan(0, 9 * d), dwcBias.AsSpan(0, d),
-                o.AsSpan(b * N * d, N * d), G, G, d, accumulate: true));
         using (OpProfiler.Time("attn.proj"))
             Linear.Forward(_o.Span, ProjWeight.Value.Span, ProjBias.Value.Span, output.Span, rows, d, d);
     }
@@ -197,33 +196,12 @@ public sealed class MediatorAttention : IAttention
         using (OpProfiler.Time("bwd.attn.proj"))
             Linear.Backward(_o.Span, ProjWeight.Value.Span, dOutput.Span, ProjWeight.Grad!.Span, ProjBias.Grad!.Span,
                 _dO.Span, rows, d, d);
-        var dwcScope = OpProfiler.Time("bwd.attn.m.dwc");
-
         float[] qkv = _qkv.Data, dqkv = _dqkv.Data, dO = _dO.Data, taps = _taps.Data, dTapsAll = _dTaps.Data;
-        // The depthwise branch: its input v lives in the qkv buffer; each image's dv region is its own, and
-        // each image sums its tap and bias gradients apart ((B, 10, D): 9 taps + bias), added in image order.
-        ParallelLoop.For(batch, b =>
-        {
-            var own = dTapsAll.AsSpan(b * 10 * d, 10 * d);
-            DepthwiseConv3x3.BackwardAccumulate(qkv.AsSpan(b * N * 3 * d + 2 * d), 3 * d, taps.AsSpan(0, 9 * d),
-                dO.AsSpan(b * N * d, N * d), dqkv.AsSpan(b * N * 3 * d + 2 * d), own[..(9 * d)], own[(9 * d)..], G, G, d);
-        });
-        var dw = DwcWeight.Grad!.Span;
-        var dwb = DwcBias.Grad!.Span;
-        for (int b = 0; b < batch; b++)
-        {
-            var own = _dTaps.Span.Slice(b * 10 * d, 10 * d);
-            for (int ch = 0; ch < d; ch++)
-            for (int tp = 0; tp < 9; tp++)
-                dw[ch * 9 + tp] += own[tp * d + ch];
-            TensorPrimitives.Add(dwb, own[(9 * d)..], dwb);
-        }
-
-        dwcScope.Dispose();
-        var coreScope = OpProfiler.Time("bwd.attn.m.core");
         float[] t = _tokens.Data, dt = _dTokens.Data, a1 = _a1.Data, a2 = _a2.Data, vm = _vm.Data, dvm = _dVm.Data;
         float[] ds1 = _dS1.Data, ds2 = _dS2.Data;
-        ParallelLoop.For(batch * H, bh =>
+        // One parallel region: item (b, h) writes only head h's channels of image b (dq, dk, dv, dT, and its
+        // slice of the image's tap and bias gradients, (B, 10, D): 9 taps + bias, added in image order below).
+        using (OpProfiler.Time("bwd.attn.m.core")) ParallelLoop.For(batch * H, bh =>
         {
             int b = bh / H, h = bh % H;
             int qOff = b * N * 3 * d + h * hd, tOff = b * n * d + h * hd;
@@ -233,6 +211,10 @@ public sealed class MediatorAttention : IAttention
             var dVmh = dvm.AsSpan(bh * n * hd, n * hd);
             var dS2 = ds2.AsSpan(bh * N * n, N * n);
             var dS1 = ds1.AsSpan(bh * n * N, n * N);
+            // The depthwise branch: its input v lives in the qkv buffer.
+            var own = dTapsAll.AsSpan(b * 10 * d, 10 * d);
+            DepthwiseConv3x3.BackwardAccumulate(qkv.AsSpan(qOff + 2 * d), 3 * d, taps.AsSpan(h * hd), d, dOh, d,
+                dqkv.AsSpan(qOff + 2 * d), own[(h * hd)..(9 * d)], own.Slice(9 * d + h * hd, hd), G, G, hd);
             // dA2 = dO Vm^T and dVm = A2^T dO; the softmax turns dA2 into dS2 (N, n) in place.
             Gemm.Sgemm(false, true, N, n, hd, 1f, dOh, d, vm.AsSpan(bh * n * hd), hd, 0f, dS2, n);
             Gemm.Sgemm(true, false, n, hd, N, 1f, p2, n, dOh, d, 0f, dVmh, hd);
@@ -247,12 +229,20 @@ public sealed class MediatorAttention : IAttention
             // dT += s dS1 k ; dk = s dS1^T T.
             Gemm.Sgemm(false, false, n, hd, N, _scale, dS1, N, qkv.AsSpan(qOff + d), 3 * d, 1f, dt.AsSpan(tOff), d);
             Gemm.Sgemm(true, false, N, hd, n, _scale, dS1, N, t.AsSpan(tOff), d, 0f, dqkv.AsSpan(qOff + d), 3 * d);
+            // The mediator tokens are a pooling of q: spread dT back over each bin.
+            AdaptiveAvgPool.BackwardAccumulate(dt.AsSpan(tOff), d, dqkv.AsSpan(qOff), 3 * d, G, G, hd, _medGrid, _medGrid);
         });
-        coreScope.Dispose();
-        var poolScope = OpProfiler.Time("bwd.attn.m.pool+biases");
-        // The mediator tokens are a pooling of q: spread dT back over each bin.
-        ParallelLoop.For(batch, b =>
-            AdaptiveAvgPool.BackwardAccumulate(dt.AsSpan(b * n * d, n * d), dqkv.AsSpan(b * N * 3 * d), 3 * d, G, G, d, _medGrid, _medGrid));
+        var poolScope = OpProfiler.Time("bwd.attn.m.biases");
+        var dw = DwcWeight.Grad!.Span;
+        var dwb = DwcBias.Grad!.Span;
+        for (int b = 0; b < batch; b++)
+        {
+            var own = _dTaps.Span.Slice(b * 10 * d, 10 * d);
+            for (int ch = 0; ch < d; ch++)
+            for (int tp = 0; tp < 9; tp++)
+                dw[ch * 9 + tp] += own[tp * d + ch];
+            TensorPrimitives.Add(dwb, own[(9 * d)..], dwb);
+        }
         AccumulateBiasGradients(batch);
         poolScope.Dispose();
         using (OpProfiler.Time("bwd.attn.qkv"))

@@ -23,11 +23,20 @@ public static class DepthwiseConv3x3
     /// <summary>y = conv(x) + bias, or y += conv(x) + bias when <paramref name="accumulate"/>. taps: (9, C).</summary>
     /// <remarks>One pass over the channels per output token with every valid tap applied in registers
     /// (the reference makes nine vector calls per token). Per element the sum runs bias, then taps in order.</remarks>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Forward(ReadOnlySpan<float> x, int xStride, ReadOnlySpan<float> taps, ReadOnlySpan<float> bias, Span<float> y,
         int h, int w, int c, bool accumulate)
+        => Forward(x, xStride, taps, c, bias, y, c, h, w, c, accumulate);
+
+    /// <summary>
+    /// As above on a channel slice: tap t of channel ch at taps[t * tapStride + ch], output token p at
+    /// y[p * yStride ..] (one head's channels of a wider buffer).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Forward(ReadOnlySpan<float> x, int xStride, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> bias,
+        Span<float> y, int yStride, int h, int w, int c, bool accumulate)
     {
-        if (x.Length < (long)(h * w - 1) * xStride + c || y.Length < h * w * c || taps.Length < 9 * c || bias.Length < c)
+        if (x.Length < (long)(h * w - 1) * xStride + c || y.Length < (long)(h * w - 1) * yStride + c
+            || taps.Length < 8L * tapStride + c || bias.Length < c || tapStride < c || yStride < c)
             throw new ArgumentException("depthwise conv buffers are too small for the grid.");
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref float tr = ref MemoryMarshal.GetReference(taps);
@@ -49,10 +58,10 @@ public static class DepthwiseConv3x3
                     int b = j + dj;
                     if ((uint)b >= (uint)w) continue;
                     offsets[count] = (a * w + b) * xStride;
-                    tapIds[count++] = ((di + 1) * 3 + (dj + 1)) * c;
+                    tapIds[count++] = ((di + 1) * 3 + (dj + 1)) * tapStride;
                 }
             }
-            int yo = (i * w + j) * c;
+            int yo = (i * w + j) * yStride;
             int ch = 0;
             if (vw == 16)
             {
@@ -92,12 +101,17 @@ public static class DepthwiseConv3x3
     /// <summary>
     /// Accumulates dx += conv^T(dy), dTaps (9, C) += correlation of dy with x, dBias += sum of dy.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void BackwardAccumulate(ReadOnlySpan<float> x, int xStride, ReadOnlySpan<float> taps, ReadOnlySpan<float> dy,
         Span<float> dx, Span<float> dTaps, Span<float> dBias, int h, int w, int c)
+        => BackwardAccumulate(x, xStride, taps, c, dy, c, dx, dTaps, dBias, h, w, c);
+
+    /// <summary>As above on a channel slice: taps and dTaps rows <paramref name="tapStride"/> apart, dy rows <paramref name="dyStride"/> apart.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void BackwardAccumulate(ReadOnlySpan<float> x, int xStride, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> dy,
+        int dyStride, Span<float> dx, Span<float> dTaps, Span<float> dBias, int h, int w, int c)
     {
-        if (x.Length < (long)(h * w - 1) * xStride + c || dx.Length < (long)(h * w - 1) * xStride + c || dy.Length < h * w * c
-            || taps.Length < 9 * c || dTaps.Length < 9 * c || dBias.Length < c)
+        if (x.Length < (long)(h * w - 1) * xStride + c || dx.Length < (long)(h * w - 1) * xStride + c || dy.Length < (long)(h * w - 1) * dyStride + c
+            || taps.Length < 8L * tapStride + c || dTaps.Length < 8L * tapStride + c || dBias.Length < c || tapStride < c || dyStride < c)
             throw new ArgumentException("depthwise conv buffers are too small for the grid.");
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref float tr = ref MemoryMarshal.GetReference(taps);
@@ -121,10 +135,10 @@ public static class DepthwiseConv3x3
                     int b = j + dj;
                     if ((uint)b >= (uint)w) continue;
                     offsets[count] = (a * w + b) * xStride;
-                    tapIds[count++] = ((di + 1) * 3 + (dj + 1)) * c;
+                    tapIds[count++] = ((di + 1) * 3 + (dj + 1)) * tapStride;
                 }
             }
-            int go = (i * w + j) * c;
+            int go = (i * w + j) * dyStride;
             int ch = 0;
             if (v512)
             {

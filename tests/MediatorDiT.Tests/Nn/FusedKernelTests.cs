@@ -80,6 +80,35 @@ public class FusedKernelTests
         TestData.AssertClose(dbS, dbF, 1e-5f, "dwc dbias");
     }
 
+    [Fact]
+    public void DepthwiseConvOnAChannelSliceMatchesTheWholeConv()
+    {
+        // One head's 8 channels (offset 16) of a 40-channel grid, read and written with the full strides.
+        const int h = 5, w = 6, c = 40, off = 16, hc = 8;
+        var x = TestData.Gaussian(h * w * c, 61);
+        var taps = TestData.Gaussian(9 * c, 62);
+        var bias = TestData.Gaussian(c, 63);
+        var whole = TestData.Gaussian(h * w * c, 64);
+        var slice = (float[])whole.Clone();
+        ReferenceDepthwiseConv3x3.Forward(x, c, taps, bias, whole, h, w, c, accumulate: true);
+        DepthwiseConv3x3.Forward(x.AsSpan(off), c, taps.AsSpan(off), c, bias.AsSpan(off, hc), slice.AsSpan(off), c, h, w, hc, accumulate: true);
+        for (int p = 0; p < h * w; p++)
+            TestData.AssertClose(whole.AsSpan(p * c + off, hc), slice.AsSpan(p * c + off, hc), 1e-5f, $"token {p}");
+
+        var g = TestData.Gaussian(h * w * c, 65);
+        var (dxW, dtW, dbW) = (new float[x.Length], new float[9 * c], new float[c]);
+        var (dxS, dtS, dbS) = (new float[x.Length], new float[9 * c], new float[c]);
+        ReferenceDepthwiseConv3x3.BackwardAccumulate(x, c, taps, g, dxW, dtW, dbW, h, w, c);
+        DepthwiseConv3x3.BackwardAccumulate(x.AsSpan(off), c, taps.AsSpan(off), c, g.AsSpan(off), c, dxS.AsSpan(off), dtS.AsSpan(off),
+            dbS.AsSpan(off, hc), h, w, hc);
+        for (int p = 0; p < h * w; p++)
+            TestData.AssertClose(dxW.AsSpan(p * c + off, hc), dxS.AsSpan(p * c + off, hc), 1e-5f, $"dx token {p}");
+        for (int t = 0; t < 9; t++)
+            TestData.AssertClose(dtW.AsSpan(t * c + off, hc), dtS.AsSpan(t * c + off, hc), 1e-5f, $"dtaps {t}");
+        TestData.AssertClose(dbW.AsSpan(off, hc), dbS.AsSpan(off, hc), 1e-5f, "dbias");
+        Assert.All(dbS.AsSpan(0, off).ToArray(), v => Assert.Equal(0f, v)); // other channels untouched
+    }
+
     private static float[][] RunAttention(IAttention attn, int batch, int tokens, int dim, int threads)
     {
         int saved = ComputeSettings.Threads;

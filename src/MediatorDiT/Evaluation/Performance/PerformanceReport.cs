@@ -33,6 +33,10 @@ public sealed class PerformanceReport
     public double? ThreadSpeedup { get; set; }
     /// <summary>Full attention time over 64-mediator time at 4,096 tokens.</summary>
     public double? Mediator4096Speedup { get; set; }
+    /// <summary>Managed bytes allocated by one warmed-up forward (full, m16, batch 4) and training step (full, batch 8).</summary>
+    public long ForwardAllocatedBytes { get; set; }
+    public long MediatorForwardAllocatedBytes { get; set; }
+    public long TrainStepAllocatedBytes { get; set; }
     public long? Large4096PeakBytes { get; set; }
     public long? Large4096GrowthBytes { get; set; }
     public long? XlWeightBytes { get; set; }
@@ -58,6 +62,8 @@ public sealed class PerformanceReport
             sb.AppendLine(ci, $"{c.Name,-20} {c.Tokens,6} {c.Batch,5} {c.MedianSeconds,9:F4} {c.ImagesPerSecond,9:F2} {c.Gflops,8:F1} {c.OfSgemm,8:P0}");
         sb.AppendLine();
         sb.AppendLine(ci, $"m16 / full forward time at 256 tokens: {MediatorTimeRatio256:F3} (FLOPs ratio {MediatorFlopRatio256:F3})");
+        sb.AppendLine(ci, $"managed allocation per call: forward full {ForwardAllocatedBytes / 1024.0:F0} KiB, forward m16 {MediatorForwardAllocatedBytes / 1024.0:F0} KiB, " +
+                          $"train step full {TrainStepAllocatedBytes / 1024.0:F0} KiB");
         }
         if (ThreadSpeedup is { } ts) sb.AppendLine(ci, $"forward batch 4, {Threads} threads vs 1: {ts:F2}x faster");
         if (Mediator4096Speedup is { } ms) sb.AppendLine(ci, $"4,096 tokens: 64 mediators {ms:F2}x faster than full attention");
@@ -130,6 +136,9 @@ public sealed class PerformanceReport
         w.WriteEndArray();
         w.WriteNumber("mediator_time_ratio_256", MediatorTimeRatio256);
         w.WriteNumber("mediator_flop_ratio_256", MediatorFlopRatio256);
+        w.WriteNumber("forward_allocated_bytes", ForwardAllocatedBytes);
+        w.WriteNumber("mediator_forward_allocated_bytes", MediatorForwardAllocatedBytes);
+        w.WriteNumber("train_step_allocated_bytes", TrainStepAllocatedBytes);
         Optional(w, "thread_speedup", ThreadSpeedup);
         Optional(w, "mediator64_speedup_4096", Mediator4096Speedup);
         Optional(w, "full_4096_peak_bytes", Large4096PeakBytes);

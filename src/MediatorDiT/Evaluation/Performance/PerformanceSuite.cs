@@ -72,6 +72,8 @@ public static class PerformanceSuite
             report.Cases.Add(Case("forward full", s, 4, false, fwd.Medians[0], fFull.ForwardFlops, report.SgemmGflops));
             report.Cases.Add(Case("forward m16", m16, 4, false, fwd.Medians[1], fMed.ForwardFlops, report.SgemmGflops));
             report.MediatorTimeRatio256 = fwd.Ratio(1, 0);
+            report.ForwardAllocatedBytes = AllocatedBy(fFull.Forward);
+            report.MediatorForwardAllocatedBytes = AllocatedBy(fMed.Forward);
             report.MediatorFlopRatio256 = fMed.ForwardFlops / fFull.ForwardFlops;
             if (options.Breakdown)
             {
@@ -97,6 +99,7 @@ public static class PerformanceSuite
             var train = Interleaved(options, cancel, tFull.TrainStep, tMed.TrainStep);
             report.Cases.Add(Case("train step full", s, 8, true, train.Medians[0], tFull.TrainFlops, report.SgemmGflops));
             report.Cases.Add(Case("train step m16", m16, 8, true, train.Medians[1], tMed.TrainFlops, report.SgemmGflops));
+            report.TrainStepAllocatedBytes = AllocatedBy(tFull.TrainStep);
             if (options.Breakdown)
             {
                 report.Breakdowns["train step full"] = Profile(tFull.TrainStep, options.Repeats);
@@ -239,6 +242,15 @@ public static class PerformanceSuite
         double total = (double)(OpProfiler.Now() - t0) / Stopwatch.Frequency;
         OpProfiler.ThreadCpuTime = false;
         return OpProfiler.Snapshot().Select(e => new OpTime(e.Name, e.Seconds / repeats, e.Seconds / total, e.Calls / repeats)).ToList();
+    }
+
+    /// <summary>Managed bytes allocated (all threads) by one call of a warmed-up step.</summary>
+    private static long AllocatedBy(Action step)
+    {
+        step();
+        long before = GC.GetTotalAllocatedBytes(precise: true);
+        step();
+        return GC.GetTotalAllocatedBytes(precise: true) - before;
     }
 
     private static double Median(double[] values)
