@@ -12,7 +12,7 @@ public static class BenchCommand
         var quick = new Option<bool>("--quick") { Description = "a short run: fewer repeats, one SiT-XL/2 step" };
         var json = new Option<string?>("--json") { Description = "also write the figures as JSON to this file" };
         var noLarge = new Option<bool>("--no-large") { Description = "skip the 4,096-token comparison" };
-        var noXl = new Option<bool>("--no-xl") { Description = "skip the SiT-XL/2 sampling memory check (needs ~4 GiB)" };
+        var noXl = new Option<bool>("--no-xl") { Description = "skip the SiT-XL/2 sampling memory check (builds a 675M-parameter model, ~3 GiB)" };
         var breakdown = new Option<bool>("--breakdown") { Description = "add a per-operation time breakdown of the 256-token cases" };
         var memoryOnly = new Option<bool>("--memory-only") { Description = "only the memory figures (no timings)" };
         var command = new Command("bench", "Measure SGEMM, SiT-S/2 forward and training throughput, mediator vs full attention, thread scaling and peak memory.")
