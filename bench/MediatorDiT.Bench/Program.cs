@@ -1,5 +1,6 @@
 using MediatorDiT.Bench;
 using MediatorDiT.Evaluation.Performance;
+using MediatorDiT.Models;
 using MediatorDiT.Tensors;
 
 // SiT-S/2 at 256 tokens (32x32x4 latents): forward (batch 4) and training step (batch 8), full attention
