@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using MediatorDiT.Evaluation.Performance;
 using MediatorDiT.Tensors;
 
 namespace MediatorDiT.Bench;
@@ -11,79 +12,13 @@ public static class SgemmBenchmark
     public static double MeasureGflops(int m, int n, int k, GemmBackend backend, int threads, int repeats = 5)
         => MeasureGflops(m, n, k, backend, threads, repeats, transA: false, transB: false, batch: 1);
 
-    /// <summary>
-    /// Median GFLOP/s of C = op(A) op(B), optionally as a batched call of <paramref name="batch"/> products
-    /// (flops counted over the whole batch). Each sample runs for at least ~30 ms.
-    /// </summary>
+    /// <summary>Median GFLOP/s of C = op(A) op(B), optionally batched (the library's <see cref="SgemmRate"/>).</summary>
     public static double MeasureGflops(int m, int n, int k, GemmBackend backend, int threads, int repeats,
         bool transA, bool transB, int batch)
-    {
-        if (backend == GemmBackend.OpenBlas && !Gemm.OpenBlasAvailable) return double.NaN;
-        var rng = new Random(1234);
-        float[] a = Fill(rng, (long)m * k * batch), b = Fill(rng, (long)k * n * batch), c = new float[(long)m * n * batch];
-        int lda = transA ? m : k, ldb = transB ? k : n;
-        void Once()
-        {
-            if (batch == 1)
-                Gemm.Sgemm(backend, threads, transA, transB, m, n, k, 1f, a, lda, b, ldb, 0f, c, n);
-            else
-                Gemm.SgemmBatched(backend, threads, transA, transB, m, n, k, 1f, a, lda, m * k, b, ldb, k * n,
-                    0f, c, n, m * n, batch);
-        }
+        => SgemmRate.Measure(m, n, k, backend, threads, repeats, transA, transB, batch);
 
-        // Warm-up: lets tiered JIT promote the kernels and the per-thread packing buffers grow.
-        var sw = Stopwatch.StartNew();
-        int calls = 0;
-        while (calls < 3 || sw.Elapsed.TotalMilliseconds < 150) { Once(); calls++; }
-        double perCall = sw.Elapsed.TotalSeconds / calls;
-        int inner = Math.Max(1, (int)(0.03 / perCall));
-
-        var rates = new double[Math.Max(1, repeats)];
-        double flops = 2.0 * m * n * k * batch * inner;
-        for (int r = 0; r < rates.Length; r++)
-        {
-            long t0 = Stopwatch.GetTimestamp();
-            for (int i = 0; i < inner; i++) Once();
-            rates[r] = flops / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
-        }
-        Array.Sort(rates);
-        return rates[rates.Length / 2];
-    }
-
-    /// <summary>
-    /// Throughput of two threads running independent scalar work, relative to one thread (~2.0 when the
-    /// host gives this VM two full cores, ~1.0 while other processes or guests share them). 2-thread figures taken
-    /// while this is well below 2 measure the host, not the kernels.
-    /// </summary>
-    public static double TwoCoreRatio(int milliseconds = 30)
-    {
-        static long Spin(int ms)
-        {
-            long n = 0;
-            double x = 1;
-            long end = Stopwatch.GetTimestamp() + ms * Stopwatch.Frequency / 1000;
-            while (Stopwatch.GetTimestamp() < end)
-            {
-                for (int i = 0; i < 2000; i++) x = x * 1.0000001 + 1e-9;
-                n++;
-            }
-            return x == 0 ? 0 : n;
-        }
-        long one = Spin(milliseconds);
-        long other = 0;
-        var t = new Thread(() => other = Spin(milliseconds));
-        t.Start();
-        long mine = Spin(milliseconds);
-        t.Join();
-        return (double)(mine + other) / Math.Max(1, one);
-    }
-
-    private static float[] Fill(Random rng, long count)
-    {
-        var x = new float[count];
-        for (long i = 0; i < count; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
-        return x;
-    }
+    /// <summary>Two threads of scalar work against one (the library's <see cref="SgemmRate.TwoCoreRatio"/>).</summary>
+    public static double TwoCoreRatio(int milliseconds = 30) => SgemmRate.TwoCoreRatio(milliseconds);
 
     /// <summary>Prints (and returns) the table: managed vs OpenBLAS at 1 and 2 threads.</summary>
     public static string Report()

@@ -22,6 +22,7 @@ public static class CliApp
             TrainClassifierCommand.Create(),
             EvalCommand.Create(),
             SearchThresholdsCommand.Create(),
+            BenchCommand.Create(),
         };
         return root;
     }

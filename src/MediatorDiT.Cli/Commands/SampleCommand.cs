@@ -85,7 +85,7 @@ public static class SampleCommand
                 : throw new MediatorDiTException("give --checkpoint W or --ladder W1,W2,...");
             ModelFamily? familyOption = p.GetValue(family) is string fam ? ModelFamilies.Parse(fam, "--family") : null;
             var models = paths.Select(path => ModelFiles.Load(path, p.GetValue(config), family: familyOption, numHeads: p.GetValue(numHeads))).ToArray();
-            foreach (var model in models) model.ShareBlockBuffersForInference();
+            foreach (var m in models) m.KeepActivations = false; // sampling needs no backward: one block of activations
             var guidance = scale > 1f ? new ClassifierFreeGuidance(scale, p.GetValue(cfgAll) ? null : 3) : null;
             var cfg = models[0].Config;
             bool dit = cfg.Family == ModelFamily.DiT;

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using MediatorDiT.Nn;
 using MediatorDiT.Tensors;
@@ -16,32 +18,83 @@ internal sealed class AdaLayerNorm
 
     public AdaLayerNorm(int dim) => _dim = dim;
 
-    /// <summary>Inference only (see SiTBlock.ShareForwardBuffers): use <paramref name="owner"/>'s buffers.</summary>
-    internal void ShareForwardBuffers(AdaLayerNorm owner) =>
-        (_xhat, _mean, _rstd, _scratch) = (owner._xhat, owner._mean, owner._rstd, owner._scratch);
-
     public Tensor Normalized => _xhat;
 
     /// <param name="mod">modulation (B, modWidth); shift at column shiftCol, scale at scaleCol</param>
     public void Forward(Tensor x, Tensor mod, int shiftCol, int scaleCol, Tensor y, int batch)
     {
-        int d = _dim, rows = x.Length / d, n = rows / batch, mw = mod.Length / batch;
-        _xhat.EnsureShape(rows, d);
+        int rows = x.Length / _dim, n = rows / batch;
+        Prepare(rows);
+        var blocks = RowBlocks.For(rows);
+        ParallelLoop.For(blocks.Count, i =>
+        {
+            var (r0, r1) = blocks[i];
+            ForwardRows(x, mod, shiftCol, scaleCol, y, n, r0, r1);
+        });
+    }
+
+    /// <summary>Sizes the saved statistics for <paramref name="rows"/> rows (call before <see cref="ForwardRows"/>).</summary>
+    public void Prepare(int rows)
+    {
+        _xhat.EnsureShape(rows, _dim);
         _mean.EnsureShape(rows);
         _rstd.EnsureShape(rows);
+    }
+
+    /// <summary>
+    /// Rows [r0, r1) of the forward pass, each in one fused pass: mean, variance (of the deviations, as
+    /// LayerNorm computes it), xhat = (x - mean) * rstd, y = xhat * scale + xhat + shift, with the shift and
+    /// scale of the row's image (row / tokensPerImage). Row ranges may run in parallel.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void ForwardRows(Tensor x, Tensor mod, int shiftCol, int scaleCol, Tensor y, int tokensPerImage, int r0, int r1)
+    {
+        int d = _dim, batch = x.Length / d / tokensPerImage, mw = mod.Length / batch;
         float[] xs = x.Data, xh = _xhat.Data, ys = y.Data, m = mod.Data, mean = _mean.Data, rstd = _rstd.Data;
-        ParallelLoop.For(batch, b =>
+        for (int r = r0; r < r1; r++)
         {
-            LayerNorm.Forward(xs.AsSpan(b * n * d, n * d), xh.AsSpan(b * n * d, n * d), mean.AsSpan(b * n, n), rstd.AsSpan(b * n, n), n, d);
+            int b = r / tokensPerImage;
+            var xr = xs.AsSpan(r * d, d);
+            var hr = xh.AsSpan(r * d, d);
+            var yr = ys.AsSpan(r * d, d);
             var shift = m.AsSpan(b * mw + shiftCol, d);
             var scale = m.AsSpan(b * mw + scaleCol, d);
-            for (int r = b * n; r < (b + 1) * n; r++)
+            float mu = TensorPrimitives.Sum(xr) / d;
+            float var = 0;
+            int j = 0;
+            if (Vector512.IsHardwareAccelerated)
             {
-                var yr = ys.AsSpan(r * d, d);
-                TensorPrimitives.MultiplyAdd(xh.AsSpan(r * d, d), scale, xh.AsSpan(r * d, d), yr); // xhat*scale + xhat
-                TensorPrimitives.Add(yr, shift, yr);
+                var vm = Vector512.Create(mu);
+                var acc = Vector512<float>.Zero;
+                for (; j <= d - 16; j += 16)
+                {
+                    var dev = Vector512.Create(xr.Slice(j, 16)) - vm;
+                    acc += dev * dev;
+                }
+                var = Vector512.Sum(acc);
             }
-        });
+            for (; j < d; j++) var += (xr[j] - mu) * (xr[j] - mu);
+            float rs = 1f / MathF.Sqrt(var / d + LayerNorm.DefaultEps);
+            mean[r] = mu;
+            rstd[r] = rs;
+            j = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                Vector512<float> vm = Vector512.Create(mu), vr = Vector512.Create(rs);
+                for (; j <= d - 16; j += 16)
+                {
+                    var h = (Vector512.Create(xr.Slice(j, 16)) - vm) * vr;
+                    h.CopyTo(hr.Slice(j, 16));
+                    (h * Vector512.Create(scale.Slice(j, 16)) + h + Vector512.Create(shift.Slice(j, 16))).CopyTo(yr.Slice(j, 16));
+                }
+            }
+            for (; j < d; j++)
+            {
+                float h = (xr[j] - mu) * rs;
+                hr[j] = h;
+                yr[j] = h * scale[j] + h + shift[j];
+            }
+        }
     }
 
     /// <summary>

@@ -8,16 +8,21 @@ namespace MediatorDiT.Models;
 /// Multi-head softmax self-attention as timm's Attention (keys attn.qkv, attn.proj):
 /// qkv (B*N, 3D) with columns [q | k | v], each split into heads of hd channels;
 /// per head O = softmax(q k^T * hd^-0.5) v.
-/// Streaming: queries are processed in row tiles of <see cref="TileRows"/>, so at most a (tile, N) block of
+/// Streaming: queries are processed in row tiles (at most 64K scores, or 64 rows), so at most a (tile, N) block of
 /// the N x N score matrix exists at a time (per thread); the backward pass recomputes the tiles from the
 /// saved row log-sum-exp, as flash attention does. Memory stays linear in N.
 /// </summary>
 public sealed partial class FullAttention : IAttention
 {
     public const int DefaultTileRows = 64;
+    // A tile holds at most this many scores (256 KB, L2) unless 64 rows need more: at 256 tokens one tile
+    // covers all queries (k and v are packed once per head, not once per 64 rows); at 4,096 tokens 64 rows.
+    private const int MaxTileFloats = 1 << 16;
 
-    /// <summary>Query rows per tile; tests vary it to hold tiled and single-tile results equal.</summary>
-    internal int TileRows { get; set; } = DefaultTileRows;
+    /// <summary>Query rows per tile (0: automatic); tests vary it to hold tiled and single-tile results equal.</summary>
+    internal int TileRows { get; set; }
+
+    private int RowsPerTile(int n) => TileRows > 0 ? TileRows : Math.Clamp(MaxTileFloats / Math.Max(1, n), Math.Min(DefaultTileRows, n), n);
     private readonly int _dim, _heads, _headDim;
     private readonly float _scale;
     public Parameter QkvWeight { get; }
@@ -46,9 +51,6 @@ public sealed partial class FullAttention : IAttention
         Parameters = [QkvWeight, QkvBias, ProjWeight, ProjBias];
     }
 
-    /// <summary>Inference only (see SiTBlock.ShareForwardBuffers): use <paramref name="owner"/>'s forward buffers.</summary>
-    internal void ShareForwardBuffers(FullAttention owner) => (_qkv, _headsOut, _lse) = (owner._qkv, owner._headsOut, owner._lse);
-
     public void Forward(Tensor input, Tensor output, int batch)
     {
         int rows = input.Length / _dim, n = rows / batch, d = _dim, hd = _headDim;
@@ -58,37 +60,29 @@ public sealed partial class FullAttention : IAttention
         _qkv.EnsureShape(rows, 3 * d);
         _headsOut.EnsureShape(rows, d);
         _lse.EnsureShape(batch, _heads, n);
-        Linear.Forward(input.Span, QkvWeight.Value.Span, QkvBias.Value.Span, _qkv.Span, rows, d, 3 * d);
+        using (OpProfiler.Time("attn.qkv"))
+            Linear.Forward(input.Span, QkvWeight.Value.Span, QkvBias.Value.Span, _qkv.Span, rows, d, 3 * d);
 
         float[] qkv = _qkv.Data, o = _headsOut.Data, lse = _lse.Data;
-        ParallelLoop.For(batch * _heads, bh =>
+        using (OpProfiler.Time("attn.f.core")) ParallelLoop.For(batch * _heads, bh =>
         {
             int b = bh / _heads, h = bh % _heads;
             int qOff = b * n * 3 * d + h * hd;
-            var tile = ScratchBuffers.Get(0, TileRows * n);
-            for (int r0 = 0; r0 < n; r0 += TileRows)
+            int tileRows = RowsPerTile(n);
+            var tile = ScratchBuffers.Get(0, tileRows * n);
+            for (int r0 = 0; r0 < n; r0 += tileRows)
             {
-                int rs = Math.Min(TileRows, n - r0);
+                int rs = Math.Min(tileRows, n - r0);
                 var s = tile.AsSpan(0, rs * n);
                 Gemm.Sgemm(false, true, rs, n, hd, _scale, qkv.AsSpan(qOff + r0 * 3 * d), 3 * d, qkv.AsSpan(qOff + d), 3 * d, 0f, s, n);
                 for (int r = 0; r < rs; r++)
-                    lse[bh * n + r0 + r] = SoftmaxRowWithLogSumExp(s.Slice(r * n, n));
+                    lse[bh * n + r0 + r] = SoftmaxRows.Forward(s.Slice(r * n, n), default);
                 Gemm.Sgemm(false, false, rs, hd, n, 1f, s, n, qkv.AsSpan(qOff + 2 * d), 3 * d, 0f,
                     o.AsSpan((b * n + r0) * d + h * hd), d);
             }
         });
-        Linear.Forward(_headsOut.Span, ProjWeight.Value.Span, ProjBias.Value.Span, output.Span, rows, d, d);
-    }
-
-    /// <summary>Softmax of one row in place; returns log(sum(exp(x))) for recomputing it later.</summary>
-    private static float SoftmaxRowWithLogSumExp(Span<float> row)
-    {
-        float max = TensorPrimitives.Max(row);
-        TensorPrimitives.Subtract(row, max, row);
-        TensorPrimitives.Exp(row, row);
-        float sum = TensorPrimitives.Sum(row);
-        TensorPrimitives.Multiply(row, 1f / sum, row);
-        return max + MathF.Log(sum);
+        using (OpProfiler.Time("attn.proj"))
+            Linear.Forward(_headsOut.Span, ProjWeight.Value.Span, ProjBias.Value.Span, output.Span, rows, d, d);
     }
 
     public void Backward(Tensor dOutput, Tensor dInput)
@@ -97,25 +91,27 @@ public sealed partial class FullAttention : IAttention
         int batch = _batch, n = _tokens, rows = batch * n, d = _dim, hd = _headDim;
         _dHeads.EnsureShape(rows, d);
         _dqkv.EnsureShape(rows, 3 * d);
-        Linear.Backward(_headsOut.Span, ProjWeight.Value.Span, dOutput.Span, ProjWeight.Grad!.Span, ProjBias.Grad!.Span,
-            _dHeads.Span, rows, d, d);
+        using (OpProfiler.Time("bwd.attn.proj"))
+            Linear.Backward(_headsOut.Span, ProjWeight.Value.Span, dOutput.Span, ProjWeight.Grad!.Span, ProjBias.Grad!.Span,
+                _dHeads.Span, rows, d, d);
 
         float[] qkv = _qkv.Data, o = _headsOut.Data, dO = _dHeads.Data, dqkv = _dqkv.Data, lse = _lse.Data;
-        ParallelLoop.For(batch * _heads, bh =>
+        using (OpProfiler.Time("bwd.attn.f.core")) ParallelLoop.For(batch * _heads, bh =>
         {
             int b = bh / _heads, h = bh % _heads;
             int qOff = b * n * 3 * d + h * hd;
-            var p = ScratchBuffers.Get(0, TileRows * n);
-            var dp = ScratchBuffers.Get(1, TileRows * n);
+            int tileRows = RowsPerTile(n);
+            var p = ScratchBuffers.Get(0, tileRows * n);
+            var dp = ScratchBuffers.Get(1, tileRows * n);
             // dk and dv accumulate over query tiles; start them at zero.
             for (int r = 0; r < n; r++)
             {
                 dqkv.AsSpan(qOff + r * 3 * d + d, hd).Clear();
                 dqkv.AsSpan(qOff + r * 3 * d + 2 * d, hd).Clear();
             }
-            for (int r0 = 0; r0 < n; r0 += TileRows)
+            for (int r0 = 0; r0 < n; r0 += tileRows)
             {
-                int rs = Math.Min(TileRows, n - r0);
+                int rs = Math.Min(tileRows, n - r0);
                 var pt = p.AsSpan(0, rs * n);
                 var dpt = dp.AsSpan(0, rs * n);
                 var qTile = qkv.AsSpan(qOff + r0 * 3 * d);
@@ -123,19 +119,13 @@ public sealed partial class FullAttention : IAttention
                 // Recompute P = exp(s q k^T - lse).
                 Gemm.Sgemm(false, true, rs, n, hd, _scale, qTile, 3 * d, qkv.AsSpan(qOff + d), 3 * d, 0f, pt, n);
                 for (int r = 0; r < rs; r++)
-                {
-                    var row = pt.Slice(r * n, n);
-                    TensorPrimitives.Subtract(row, lse[bh * n + r0 + r], row);
-                    TensorPrimitives.Exp(row, row);
-                }
+                    SoftmaxRows.ExpShifted(pt.Slice(r * n, n), lse[bh * n + r0 + r]);
                 // dP = dO v^T; dS = P * (dP - rowsum(dO * O)); dv += P^T dO.
                 Gemm.Sgemm(false, true, rs, n, hd, 1f, dOTile, d, qkv.AsSpan(qOff + 2 * d), 3 * d, 0f, dpt, n);
                 for (int r = 0; r < rs; r++)
                 {
                     float delta = TensorPrimitives.Dot(dOTile.Slice(r * d, hd), o.AsSpan((b * n + r0 + r) * d + h * hd, hd));
-                    var dRow = dpt.Slice(r * n, n);
-                    TensorPrimitives.Subtract(dRow, delta, dRow);
-                    TensorPrimitives.Multiply(dRow, pt.Slice(r * n, n), dRow);
+                    SoftmaxRows.Backward(pt.Slice(r * n, n), dpt.Slice(r * n, n), delta);
                 }
                 Gemm.Sgemm(true, false, n, hd, rs, 1f, pt, n, dOTile, d, 1f, dqkv.AsSpan(qOff + 2 * d), 3 * d);
                 // dq = s dS k; dk += s dS^T q.
@@ -143,8 +133,9 @@ public sealed partial class FullAttention : IAttention
                 Gemm.Sgemm(true, false, n, hd, rs, _scale, dpt, n, qTile, 3 * d, 1f, dqkv.AsSpan(qOff + d), 3 * d);
             }
         });
-        Linear.Backward(_input.Span, QkvWeight.Value.Span, _dqkv.Span, QkvWeight.Grad!.Span, QkvBias.Grad!.Span,
-            dInput.Span, rows, d, 3 * d);
+        using (OpProfiler.Time("bwd.attn.qkv"))
+            Linear.Backward(_input.Span, QkvWeight.Value.Span, _dqkv.Span, QkvWeight.Grad!.Span, QkvBias.Grad!.Span,
+                dInput.Span, rows, d, 3 * d);
     }
 
     /// <summary>Recomputes one head's (N, N) attention map of the last forward from the saved q, k.</summary>

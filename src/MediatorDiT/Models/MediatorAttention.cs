@@ -41,10 +41,6 @@ public sealed partial class MediatorAttention : IAttention
     private readonly Tensor _dO = new(0), _dqkv = new(0), _dTokens = new(0), _dVm = new(0), _dTaps = new(0);
     private readonly Tensor _dS1 = new(0), _dS2 = new(0), _dBias1 = new(0), _dBias2 = new(0), _resized = new(0);
 
-    /// <summary>Inference only (see SiTBlock.ShareForwardBuffers): use <paramref name="owner"/>'s activations; the biases stay per block.</summary>
-    internal void ShareForwardBuffers(MediatorAttention owner) =>
-        (_qkv, _tokens, _a1, _a2, _vm, _o) = (owner._qkv, owner._tokens, owner._a1, owner._a2, owner._vm, owner._o);
-
     /// <param name="prefix">state-dict prefix, e.g. "blocks.0.attn."</param>
     /// <param name="grid">the token grid side G the position biases are built for (input_size / patch_size)</param>
     public MediatorAttention(string prefix, int dim, int heads, int grid, int mediators)
@@ -145,37 +141,43 @@ public sealed partial class MediatorAttention : IAttention
         _vm.EnsureShape(batch, _heads, n, hd);
         _o.EnsureShape(rows, d);
         _taps.EnsureShape(9, d);
-        BuildBiases();
-        DepthwiseConv3x3.TransposeWeight(DwcWeight.Value.Span, _taps.Span, d);
-        Linear.Forward(input.Span, QkvWeight.Value.Span, QkvBias.Value.Span, _qkv.Span, rows, d, 3 * d);
-
+        using (OpProfiler.Time("attn.m.biases"))
+        {
+            BuildBiases();
+            DepthwiseConv3x3.TransposeWeight(DwcWeight.Value.Span, _taps.Span, d);
+        }
+        using (OpProfiler.Time("attn.qkv"))
+            Linear.Forward(input.Span, QkvWeight.Value.Span, QkvBias.Value.Span, _qkv.Span, rows, d, 3 * d);
         float[] qkv = _qkv.Data, t = _tokens.Data, a1 = _a1.Data, a2 = _a2.Data, vm = _vm.Data, o = _o.Data;
-        float[] b1 = _bias1.Data, b2 = _bias2.Data;
-        ParallelLoop.For(batch, b =>
-            AdaptiveAvgPool.Forward(qkv.AsSpan(b * N * 3 * d), 3 * d, t.AsSpan(b * n * d, n * d), G, G, d, _medGrid, _medGrid));
-        ParallelLoop.For(batch * _heads, bh =>
+        float[] b1 = _bias1.Data, b2 = _bias2.Data, taps = _taps.Data, dwcBias = DwcBias.Value.Data;
+        // One parallel region per layer: every step below touches only head h's channels of image b,
+        // so (b, h) items are independent from the pooling to the depthwise conv.
+        using (OpProfiler.Time("attn.m.core")) ParallelLoop.For(batch * _heads, bh =>
         {
             int b = bh / _heads, h = bh % _heads;
             int qOff = b * N * 3 * d + h * hd, tOff = b * n * d + h * hd;
             var s1 = a1.AsSpan(bh * n * N, n * N);
             var s2 = a2.AsSpan(bh * N * n, N * n);
             var vmh = vm.AsSpan(bh * n * hd, n * hd);
-            // Mediators gather from the keys: A1 = softmax(s T k^T + bias1), Vm = A1 v.
-            b1.AsSpan(h * n * N, n * N).CopyTo(s1);
-            Gemm.Sgemm(false, true, n, N, hd, _scale, t.AsSpan(tOff), d, qkv.AsSpan(qOff + d), 3 * d, 1f, s1, N);
-            Softmax.Forward(s1, s1, n, N);
+            // Mediator tokens T (n, hd): adaptive average pool of this head's q over the token grid.
+            AdaptiveAvgPool.Forward(qkv.AsSpan(qOff), 3 * d, t.AsSpan(tOff), d, G, G, hd, _medGrid, _medGrid);
+            // Mediators gather from the keys: A1 = softmax(s T k^T + bias1) (n, N), Vm = A1 v (n, hd).
+            Gemm.Sgemm(false, true, n, N, hd, _scale, t.AsSpan(tOff), d, qkv.AsSpan(qOff + d), 3 * d, 0f, s1, N);
+            for (int m = 0; m < n; m++)
+                SoftmaxRows.Forward(s1.Slice(m * N, N), b1.AsSpan((h * n + m) * N, N));
             Gemm.Sgemm(false, false, n, hd, N, 1f, s1, N, qkv.AsSpan(qOff + 2 * d), 3 * d, 0f, vmh, hd);
-            // Queries read from the mediators: A2 = softmax(s q T^T + bias2), O = A2 Vm.
-            b2.AsSpan(h * N * n, N * n).CopyTo(s2);
-            Gemm.Sgemm(false, true, N, n, hd, _scale, qkv.AsSpan(qOff), 3 * d, t.AsSpan(tOff), d, 1f, s2, n);
-            Softmax.Forward(s2, s2, N, n);
-            Gemm.Sgemm(false, false, N, hd, n, 1f, s2, n, vmh, hd, 0f, o.AsSpan(b * N * d + h * hd), d);
+            // Queries read from the mediators: A2 = softmax(s q T^T + bias2) (N, n), O = A2 Vm (N, hd).
+            Gemm.Sgemm(false, true, N, n, hd, _scale, qkv.AsSpan(qOff), 3 * d, t.AsSpan(tOff), d, 0f, s2, n);
+            for (int r = 0; r < N; r++)
+                SoftmaxRows.Forward(s2.Slice(r * n, n), b2.AsSpan((h * N + r) * n, n));
+            var oh = o.AsSpan(b * N * d + h * hd);
+            Gemm.Sgemm(false, false, N, hd, n, 1f, s2, n, vmh, hd, 0f, oh, d);
+            // O += dwc(v) on this head's channels.
+            DepthwiseConv3x3.Forward(qkv.AsSpan(qOff + 2 * d), 3 * d, taps.AsSpan(h * hd), d, dwcBias.AsSpan(h * hd, hd),
+                oh, d, G, G, hd, accumulate: true);
         });
-        float[] taps = _taps.Data, dwcBias = DwcBias.Value.Data;
-        ParallelLoop.For(batch, b =>
-            DepthwiseConv3x3.Forward(qkv.AsSpan(b * N * 3 * d + 2 * d), 3 * d, taps.AsSpan(0, 9 * d), dwcBias.AsSpan(0, d),
-                o.AsSpan(b * N * d, N * d), G, G, d, accumulate: true));
-        Linear.Forward(_o.Span, ProjWeight.Value.Span, ProjBias.Value.Span, output.Span, rows, d, d);
+        using (OpProfiler.Time("attn.proj"))
+            Linear.Forward(_o.Span, ProjWeight.Value.Span, ProjBias.Value.Span, output.Span, rows, d, d);
     }
 
     public void Backward(Tensor dOutput, Tensor dInput)
@@ -186,28 +188,20 @@ public sealed partial class MediatorAttention : IAttention
         _dqkv.EnsureShape(rows, 3 * d);
         _dTokens.EnsureShape(batch, n, d);
         _dVm.EnsureShape(batch, H, n, hd);
-        _dTaps.EnsureShape(9, d);
+        _dTaps.EnsureShape(batch, 10, d);
         _dS1.EnsureShape(batch, H, n, N);
         _dS2.EnsureShape(batch, H, N, n);
         _dqkv.Zero();
         _dTaps.Zero();
-        Linear.Backward(_o.Span, ProjWeight.Value.Span, dOutput.Span, ProjWeight.Grad!.Span, ProjBias.Grad!.Span,
-            _dO.Span, rows, d, d);
-
-        float[] qkv = _qkv.Data, dqkv = _dqkv.Data, dO = _dO.Data, taps = _taps.Data;
-        // The depthwise branch: its input v lives in the qkv buffer; each image's dv region is its own.
-        for (int b = 0; b < batch; b++)
-            DepthwiseConv3x3.BackwardAccumulate(qkv.AsSpan(b * N * 3 * d + 2 * d), 3 * d, taps.AsSpan(0, 9 * d),
-                dO.AsSpan(b * N * d, N * d), dqkv.AsSpan(b * N * 3 * d + 2 * d), _dTaps.Span, DwcBias.Grad!.Span, G, G, d);
-        var dw = DwcWeight.Grad!.Span;
-        var dTaps = _dTaps.Span;
-        for (int ch = 0; ch < d; ch++)
-        for (int tp = 0; tp < 9; tp++)
-            dw[ch * 9 + tp] += dTaps[tp * d + ch];
-
+        using (OpProfiler.Time("bwd.attn.proj"))
+            Linear.Backward(_o.Span, ProjWeight.Value.Span, dOutput.Span, ProjWeight.Grad!.Span, ProjBias.Grad!.Span,
+                _dO.Span, rows, d, d);
+        float[] qkv = _qkv.Data, dqkv = _dqkv.Data, dO = _dO.Data, taps = _taps.Data, dTapsAll = _dTaps.Data;
         float[] t = _tokens.Data, dt = _dTokens.Data, a1 = _a1.Data, a2 = _a2.Data, vm = _vm.Data, dvm = _dVm.Data;
         float[] ds1 = _dS1.Data, ds2 = _dS2.Data;
-        ParallelLoop.For(batch * H, bh =>
+        // One parallel region: item (b, h) writes only head h's channels of image b (dq, dk, dv, dT, and its
+        // slice of the image's tap and bias gradients, (B, 10, D): 9 taps + bias, added in image order below).
+        using (OpProfiler.Time("bwd.attn.m.core")) ParallelLoop.For(batch * H, bh =>
         {
             int b = bh / H, h = bh % H;
             int qOff = b * N * 3 * d + h * hd, tOff = b * n * d + h * hd;
@@ -217,27 +211,43 @@ public sealed partial class MediatorAttention : IAttention
             var dVmh = dvm.AsSpan(bh * n * hd, n * hd);
             var dS2 = ds2.AsSpan(bh * N * n, N * n);
             var dS1 = ds1.AsSpan(bh * n * N, n * N);
+            // The depthwise branch: its input v lives in the qkv buffer.
+            var own = dTapsAll.AsSpan(b * 10 * d, 10 * d);
+            DepthwiseConv3x3.BackwardAccumulate(qkv.AsSpan(qOff + 2 * d), 3 * d, taps.AsSpan(h * hd), d, dOh, d,
+                dqkv.AsSpan(qOff + 2 * d), own[(h * hd)..(9 * d)], own.Slice(9 * d + h * hd, hd), G, G, hd);
             // dA2 = dO Vm^T and dVm = A2^T dO; the softmax turns dA2 into dS2 (N, n) in place.
             Gemm.Sgemm(false, true, N, n, hd, 1f, dOh, d, vm.AsSpan(bh * n * hd), hd, 0f, dS2, n);
             Gemm.Sgemm(true, false, n, hd, N, 1f, p2, n, dOh, d, 0f, dVmh, hd);
-            Softmax.Backward(p2, dS2, dS2, N, n);
+            for (int r = 0; r < N; r++) SoftmaxRows.Backward(p2.Slice(r * n, n), dS2.Slice(r * n, n));
             // dq = s dS2 T ; dT = s dS2^T q.
             Gemm.Sgemm(false, false, N, hd, n, _scale, dS2, n, t.AsSpan(tOff), d, 0f, dqkv.AsSpan(qOff), 3 * d);
             Gemm.Sgemm(true, false, n, hd, N, _scale, dS2, n, qkv.AsSpan(qOff), 3 * d, 0f, dt.AsSpan(tOff), d);
             // dA1 = dVm v^T and dv += A1^T dVm; the softmax turns dA1 into dS1 (n, N).
             Gemm.Sgemm(false, true, n, N, hd, 1f, dVmh, hd, qkv.AsSpan(qOff + 2 * d), 3 * d, 0f, dS1, N);
             Gemm.Sgemm(true, false, N, hd, n, 1f, p1, N, dVmh, hd, 1f, dqkv.AsSpan(qOff + 2 * d), 3 * d);
-            Softmax.Backward(p1, dS1, dS1, n, N);
+            for (int m = 0; m < n; m++) SoftmaxRows.Backward(p1.Slice(m * N, N), dS1.Slice(m * N, N));
             // dT += s dS1 k ; dk = s dS1^T T.
             Gemm.Sgemm(false, false, n, hd, N, _scale, dS1, N, qkv.AsSpan(qOff + d), 3 * d, 1f, dt.AsSpan(tOff), d);
             Gemm.Sgemm(true, false, N, hd, n, _scale, dS1, N, t.AsSpan(tOff), d, 0f, dqkv.AsSpan(qOff + d), 3 * d);
+            // The mediator tokens are a pooling of q: spread dT back over each bin.
+            AdaptiveAvgPool.BackwardAccumulate(dt.AsSpan(tOff), d, dqkv.AsSpan(qOff), 3 * d, G, G, hd, _medGrid, _medGrid);
         });
-        // The mediator tokens are a pooling of q: spread dT back over each bin.
-        ParallelLoop.For(batch, b =>
-            AdaptiveAvgPool.BackwardAccumulate(dt.AsSpan(b * n * d, n * d), dqkv.AsSpan(b * N * 3 * d), 3 * d, G, G, d, _medGrid, _medGrid));
+        var poolScope = OpProfiler.Time("bwd.attn.m.biases");
+        var dw = DwcWeight.Grad!.Span;
+        var dwb = DwcBias.Grad!.Span;
+        for (int b = 0; b < batch; b++)
+        {
+            var own = _dTaps.Span.Slice(b * 10 * d, 10 * d);
+            for (int ch = 0; ch < d; ch++)
+            for (int tp = 0; tp < 9; tp++)
+                dw[ch * 9 + tp] += own[tp * d + ch];
+            TensorPrimitives.Add(dwb, own[(9 * d)..], dwb);
+        }
         AccumulateBiasGradients(batch);
-        Linear.Backward(_input.Span, QkvWeight.Value.Span, _dqkv.Span, QkvWeight.Grad!.Span, QkvBias.Grad!.Span,
-            dInput.Span, rows, d, 3 * d);
+        poolScope.Dispose();
+        using (OpProfiler.Time("bwd.attn.qkv"))
+            Linear.Backward(_input.Span, QkvWeight.Value.Span, _dqkv.Span, QkvWeight.Grad!.Span, QkvBias.Grad!.Span,
+                dInput.Span, rows, d, 3 * d);
     }
 
     /// <summary>The biases enter the logits additively, so their gradient is dS summed over the batch.</summary>

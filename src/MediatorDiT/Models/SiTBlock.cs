@@ -26,10 +26,10 @@ public sealed partial class SiTBlock
     private readonly AdaLayerNorm _norm1, _norm2;
     private int _batch;
     // Saved activations: block input, stream after attention, modulated norms, attention out, MLP hidden.
-    // Not readonly: ShareForwardBuffers points them at another block's for inference.
-    private Tensor _mod = new(0), _xIn = new(0), _xMid = new(0), _h1 = new(0), _h2 = new(0), _attn = new(0);
+    private readonly Tensor _mod = new(0);
+    // Not readonly: in inference every block may point these at one shared set (see ShareForwardBuffers).
+    private Tensor _xIn = new(0), _xMid = new(0), _h1 = new(0), _h2 = new(0), _attn = new(0);
     private Tensor _fc1 = new(0), _gelu = new(0), _mlp = new(0);
-    private bool _sharesBuffers;
     private readonly Tensor _dMod = new(0), _dH = new(0), _dAttn = new(0), _dHidden = new(0), _dMid = new(0);
 
     public SiTBlock(string prefix, ModelConfig config)
@@ -52,24 +52,20 @@ public sealed partial class SiTBlock
     }
 
     /// <summary>
-    /// Inference only: this block's forward activations (and its attention's and norms') become
-    /// <paramref name="owner"/>'s, so a deep network holds one block's worth instead of one per block
-    /// (DiT-XL/2, batch 2, 256 tokens: about 1.3 GB less). Backward is refused afterwards, since the saved
-    /// activations belong to whichever block ran last.
+    /// Uses <paramref name="owner"/>'s forward buffers (residual copies, norms' outputs, MLP hidden rows) instead
+    /// of this block's own, or fresh own ones when null. Blocks run one after another, so in inference they
+    /// can all write the same buffers; the backward pass needs each block's own.
     /// </summary>
-    internal void ShareForwardBuffers(SiTBlock owner)
+    internal void ShareForwardBuffers(SiTBlock? owner)
     {
-        _sharesBuffers = owner._sharesBuffers = true;
-        if (ReferenceEquals(owner, this)) return;
-        (_mod, _xIn, _xMid, _h1, _h2, _attn) = (owner._mod, owner._xIn, owner._xMid, owner._h1, owner._h2, owner._attn);
-        (_fc1, _gelu, _mlp) = (owner._fc1, owner._gelu, owner._mlp);
-        _norm1.ShareForwardBuffers(owner._norm1);
-        _norm2.ShareForwardBuffers(owner._norm2);
-        switch (Attention, owner.Attention)
+        if (owner is null)
         {
-            case (FullAttention mine, FullAttention theirs): mine.ShareForwardBuffers(theirs); break;
-            case (MediatorAttention mine, MediatorAttention theirs): mine.ShareForwardBuffers(theirs); break;
+            _xIn = new(0); _xMid = new(0); _h1 = new(0); _h2 = new(0); _attn = new(0);
+            _fc1 = new(0); _gelu = new(0); _mlp = new(0);
+            return;
         }
+        _xIn = owner._xIn; _xMid = owner._xMid; _h1 = owner._h1; _h2 = owner._h2; _attn = owner._attn;
+        _fc1 = owner._fc1; _gelu = owner._gelu; _mlp = owner._mlp;
     }
 
     /// <summary>Output of the attention module in the last forward (B*N, D), before gating.</summary>
@@ -81,55 +77,83 @@ public sealed partial class SiTBlock
     {
         int d = _dim, rows = x.Length / d;
         _batch = batch;
-        foreach (var t in new[] { _xIn, _xMid, _h1, _h2, _attn, _mlp }) t.EnsureShape(rows, d);
+        _xIn.EnsureShape(rows, d);
+        _xMid.EnsureShape(rows, d);
+        _h1.EnsureShape(rows, d);
+        _h2.EnsureShape(rows, d);
+        _attn.EnsureShape(rows, d);
+        _mlp.EnsureShape(rows, d);
         _fc1.EnsureShape(rows, _hidden);
         _gelu.EnsureShape(rows, _hidden);
         _mod.EnsureShape(batch, 6 * d);
-        Linear.Forward(siluC.Span, AdaWeight.Value.Span, AdaBias.Value.Span, _mod.Span, batch, d, 6 * d);
-        _xIn.CopyFrom(x);
-
-        _norm1.Forward(_xIn, _mod, 0, d, _h1, batch);
-        AttentionInputObserver?.Invoke(_h1, batch);
-        Attention.Forward(_h1, _attn, batch);
-        AddGated(_xIn, _attn, 2 * d, _xMid, batch);
-
-        _norm2.Forward(_xMid, _mod, 3 * d, 4 * d, _h2, batch);
-        Linear.Forward(_h2.Span, Fc1Weight.Value.Span, Fc1Bias.Value.Span, _fc1.Span, rows, d, _hidden);
-        Gelu.Forward(_fc1.Span, _gelu.Span);
-        Linear.Forward(_gelu.Span, Fc2Weight.Value.Span, Fc2Bias.Value.Span, _mlp.Span, rows, _hidden, d);
-        AddGated(_xMid, _mlp, 5 * d, x, batch);
-    }
-
-    /// <summary>dst = src + gate_b * branch, gate at column gateCol of each image's modulation row.</summary>
-    private void AddGated(Tensor src, Tensor branch, int gateCol, Tensor dst, int batch)
-    {
-        int d = _dim, n = src.Length / d / batch;
-        var mod = _mod.Span;
-        for (int b = 0; b < batch; b++)
+        using (OpProfiler.Time("block.adaLN"))
+            Linear.Forward(siluC.Span, AdaWeight.Value.Span, AdaBias.Value.Span, _mod.Span, batch, d, 6 * d);
+        using (OpProfiler.Time("block.norm+gate"))
         {
-            var gate = mod.Slice(b * 6 * d + gateCol, d);
-            for (int r = b * n; r < (b + 1) * n; r++)
-                TensorPrimitives.MultiplyAdd(branch.Span.Slice(r * d, d), gate, src.Span.Slice(r * d, d), dst.Span.Slice(r * d, d));
+            _xIn.CopyFrom(x);
+            _norm1.Forward(_xIn, _mod, 0, d, _h1, batch);
+        }
+        AttentionInputObserver?.Invoke(_h1, batch);
+        using (OpProfiler.Time("attn"))
+            Attention.Forward(_h1, _attn, batch);
+        using (OpProfiler.Time("block.mlp"))
+        {
+            // Fused per row block, parallel over blocks: gated residual, LayerNorm + modulation, fc1 + bias,
+            // GELU, fc2 + bias, gated residual; each block's hidden rows are still in cache for the next op.
+            int n = rows / batch;
+            _norm2.Prepare(rows);
+            var blocks = RowBlocks.For(rows);
+            ParallelLoop.For(blocks.Count, i =>
+            {
+                var (r0, r1) = blocks[i];
+                MlpRows(x, n, r0, r1);
+            });
         }
     }
 
-    /// <summary>d(gate_b) += sum_rows dy * branch; dBranch = gate_b * dy.</summary>
+    /// <summary>
+    /// Rows [r0, r1) of: xMid = xIn + gate1 * attn; h2 = LN(xMid) (1 + scale2) + shift2;
+    /// x = xMid + gate2 * fc2(GELU(fc1(h2))). Products inside run on the calling thread.
+    /// </summary>
+    private void MlpRows(Tensor x, int tokensPerImage, int r0, int r1)
+    {
+        int d = _dim, hid = _hidden, rs = r1 - r0;
+        AddGatedRows(_xIn, _attn, 2 * d, _xMid, tokensPerImage, r0, r1);
+        _norm2.ForwardRows(_xMid, _mod, 3 * d, 4 * d, _h2, tokensPerImage, r0, r1);
+        Linear.Forward(_h2.Span.Slice(r0 * d, rs * d), Fc1Weight.Value.Span, Fc1Bias.Value.Span, _fc1.Span.Slice(r0 * hid, rs * hid), rs, d, hid);
+        Gelu.Forward(_fc1.Span.Slice(r0 * hid, rs * hid), _gelu.Span.Slice(r0 * hid, rs * hid));
+        Linear.Forward(_gelu.Span.Slice(r0 * hid, rs * hid), Fc2Weight.Value.Span, Fc2Bias.Value.Span, _mlp.Span.Slice(r0 * d, rs * d), rs, hid, d);
+        AddGatedRows(_xMid, _mlp, 5 * d, x, tokensPerImage, r0, r1);
+    }
+
+    /// <summary>dst = src + gate_b * branch on rows [r0, r1), gate at column gateCol of the row's image's modulation.</summary>
+    private void AddGatedRows(Tensor src, Tensor branch, int gateCol, Tensor dst, int tokensPerImage, int r0, int r1)
+    {
+        int d = _dim;
+        var mod = _mod.Span;
+        for (int r = r0; r < r1; r++)
+        {
+            var gate = mod.Slice(r / tokensPerImage * 6 * d + gateCol, d);
+            TensorPrimitives.MultiplyAdd(branch.Span.Slice(r * d, d), gate, src.Span.Slice(r * d, d), dst.Span.Slice(r * d, d));
+        }
+    }
+
+    /// <summary>d(gate_b) += sum_rows dy * branch; dBranch = gate_b * dy. Parallel over images (each owns its gate row).</summary>
     private void GatedBackward(Tensor dy, Tensor branch, int gateCol, Tensor dBranch, int batch)
     {
         int d = _dim, n = dy.Length / d / batch;
-        var mod = _mod.Span;
-        var dMod = _dMod.Span;
-        for (int b = 0; b < batch; b++)
+        float[] mod = _mod.Data, dMod = _dMod.Data, g = dy.Data, br = branch.Data, db = dBranch.Data;
+        ParallelLoop.For(batch, b =>
         {
-            var gate = mod.Slice(b * 6 * d + gateCol, d);
-            var dGate = dMod.Slice(b * 6 * d + gateCol, d);
+            var gate = mod.AsSpan(b * 6 * d + gateCol, d);
+            var dGate = dMod.AsSpan(b * 6 * d + gateCol, d);
             for (int r = b * n; r < (b + 1) * n; r++)
             {
-                var g = dy.Span.Slice(r * d, d);
-                TensorPrimitives.MultiplyAdd(g, branch.Span.Slice(r * d, d), dGate, dGate);
-                TensorPrimitives.Multiply(g, gate, dBranch.Span.Slice(r * d, d));
+                var gr = g.AsSpan(r * d, d);
+                TensorPrimitives.MultiplyAdd(gr, br.AsSpan(r * d, d), dGate, dGate);
+                TensorPrimitives.Multiply(gr, gate, db.AsSpan(r * d, d));
             }
-        }
+        });
     }
 
     /// <param name="dx">dL/d(block output) on entry, dL/d(block input) on exit (B*N, D)</param>
@@ -137,8 +161,6 @@ public sealed partial class SiTBlock
     /// <param name="dSiluC">dL/d(SiLU(c)) (B, D), accumulated</param>
     public void Backward(Tensor dx, Tensor siluC, Tensor dSiluC)
     {
-        if (_sharesBuffers)
-            throw new InvalidOperationException("this network shares its blocks' forward buffers for inference (ShareBlockBuffersForInference), so it cannot run backward.");
         int d = _dim, rows = dx.Length / d, batch = _batch;
         _dMod.EnsureShape(batch, 6 * d);
         _dMod.Zero();
@@ -148,23 +170,43 @@ public sealed partial class SiTBlock
         _dHidden.EnsureShape(rows, _hidden);
 
         // MLP branch: x_out = xMid + gate2 * fc2(gelu(fc1(h2))).
-        GatedBackward(dx, _mlp, 5 * d, _dAttn, batch);
-        Linear.Backward(_gelu.Span, Fc2Weight.Value.Span, _dAttn.Span, Fc2Weight.Grad!.Span, Fc2Bias.Grad!.Span,
-            _dHidden.Span, rows, _hidden, d);
-        Gelu.Backward(_fc1.Span, _dHidden.Span, _dHidden.Span);
-        Linear.Backward(_h2.Span, Fc1Weight.Value.Span, _dHidden.Span, Fc1Weight.Grad!.Span, Fc1Bias.Grad!.Span,
-            _dH.Span, rows, d, _hidden);
-        _dMid.CopyFrom(dx);
-        _norm2.Backward(_xMid, _mod, 3 * d, 4 * d, _dH, _dMod, _dMid, batch, accumulate: true);
-
-        // Attention branch: xMid = xIn + gate1 * attn(h1).
-        GatedBackward(_dMid, _attn, 2 * d, _dAttn, batch);
-        Attention.Backward(_dAttn, _dH);
-        dx.CopyFrom(_dMid);
-        _norm1.Backward(_xIn, _mod, 0, d, _dH, _dMod, dx, batch, accumulate: true);
-
+        using (OpProfiler.Time("bwd.block.norm+gate"))
+            GatedBackward(dx, _mlp, 5 * d, _dAttn, batch);
+        using (OpProfiler.Time("bwd.mlp.fc2"))
+            Linear.Backward(_gelu.Span, Fc2Weight.Value.Span, _dAttn.Span, Fc2Weight.Grad!.Span, Fc2Bias.Grad!.Span,
+                _dHidden.Span, rows, _hidden, d);
+        using (OpProfiler.Time("bwd.mlp.gelu"))
+        {
+            float[] fc1 = _fc1.Data, dh = _dHidden.Data;
+            int hid = _hidden;
+            var blocks = RowBlocks.For(rows);
+            ParallelLoop.For(blocks.Count, i =>
+            {
+                var (r0, r1) = blocks[i];
+                var span = dh.AsSpan(r0 * hid, (r1 - r0) * hid);
+                Gelu.Backward(fc1.AsSpan(r0 * hid, (r1 - r0) * hid), span, span);
+            });
+        }
+        using (OpProfiler.Time("bwd.mlp.fc1"))
+            Linear.Backward(_h2.Span, Fc1Weight.Value.Span, _dHidden.Span, Fc1Weight.Grad!.Span, Fc1Bias.Grad!.Span,
+                _dH.Span, rows, d, _hidden);
+        using (OpProfiler.Time("bwd.block.norm+gate"))
+        {
+            _dMid.CopyFrom(dx);
+            _norm2.Backward(_xMid, _mod, 3 * d, 4 * d, _dH, _dMod, _dMid, batch, accumulate: true);
+            // Attention branch: xMid = xIn + gate1 * attn(h1).
+            GatedBackward(_dMid, _attn, 2 * d, _dAttn, batch);
+        }
+        using (OpProfiler.Time("bwd.attn"))
+            Attention.Backward(_dAttn, _dH);
+        using (OpProfiler.Time("bwd.block.norm+gate"))
+        {
+            dx.CopyFrom(_dMid);
+            _norm1.Backward(_xIn, _mod, 0, d, _dH, _dMod, dx, batch, accumulate: true);
+        }
         // adaLN projection: mod = siluC W^T + b.
-        Linear.Backward(siluC.Span, AdaWeight.Value.Span, _dMod.Span, AdaWeight.Grad!.Span, AdaBias.Grad!.Span,
-            dSiluC.Span, batch, d, 6 * d, accumulateDx: true);
+        using (OpProfiler.Time("bwd.block.adaLN"))
+            Linear.Backward(siluC.Span, AdaWeight.Value.Span, _dMod.Span, AdaWeight.Grad!.Span, AdaBias.Grad!.Span,
+                dSiluC.Span, batch, d, 6 * d, accumulateDx: true);
     }
 }

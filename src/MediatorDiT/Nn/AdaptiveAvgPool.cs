@@ -13,6 +13,10 @@ public static class AdaptiveAvgPool
         (i * inSize / outSize, ((i + 1) * inSize + outSize - 1) / outSize);
 
     public static void Forward(ReadOnlySpan<float> x, int xStride, Span<float> y, int h, int w, int c, int oh, int ow)
+        => Forward(x, xStride, y, c, h, w, c, oh, ow);
+
+    /// <summary>As above with output rows <paramref name="yStride"/> floats apart (one head's channels of T).</summary>
+    public static void Forward(ReadOnlySpan<float> x, int xStride, Span<float> y, int yStride, int h, int w, int c, int oh, int ow)
     {
         for (int i = 0; i < oh; i++)
         {
@@ -20,7 +24,7 @@ public static class AdaptiveAvgPool
             for (int j = 0; j < ow; j++)
             {
                 var (w0, w1) = Bin(j, w, ow);
-                var yr = y.Slice((i * ow + j) * c, c);
+                var yr = y.Slice((i * ow + j) * yStride, c);
                 yr.Clear();
                 for (int a = h0; a < h1; a++)
                 for (int b = w0; b < w1; b++)
@@ -32,6 +36,10 @@ public static class AdaptiveAvgPool
 
     /// <summary>Accumulates dx += the pooling's transpose applied to dy.</summary>
     public static void BackwardAccumulate(ReadOnlySpan<float> dy, Span<float> dx, int dxStride, int h, int w, int c, int oh, int ow)
+        => BackwardAccumulate(dy, c, dx, dxStride, h, w, c, oh, ow);
+
+    /// <summary>As above with dy rows <paramref name="dyStride"/> floats apart.</summary>
+    public static void BackwardAccumulate(ReadOnlySpan<float> dy, int dyStride, Span<float> dx, int dxStride, int h, int w, int c, int oh, int ow)
     {
         for (int i = 0; i < oh; i++)
         {
@@ -40,7 +48,7 @@ public static class AdaptiveAvgPool
             {
                 var (w0, w1) = Bin(j, w, ow);
                 float inv = 1f / ((h1 - h0) * (w1 - w0));
-                var dyr = dy.Slice((i * ow + j) * c, c);
+                var dyr = dy.Slice((i * ow + j) * dyStride, c);
                 for (int a = h0; a < h1; a++)
                 for (int b = w0; b < w1; b++)
                 {

@@ -1,5 +1,3 @@
-using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
-
 namespace MediatorDiT.Nn;
 
 /// <summary>
@@ -16,25 +14,16 @@ public static class Softmax
 
     public static void ForwardRow(ReadOnlySpan<float> x, Span<float> y)
     {
-        float max = TensorPrimitives.Max(x);
-        TensorPrimitives.Subtract(x, max, y);
-        TensorPrimitives.Exp(y, y);
-        float sum = TensorPrimitives.Sum(y);
-        TensorPrimitives.Multiply(y, 1f / sum, y);
+        if (!x.Overlaps(y)) x.CopyTo(y);
+        SoftmaxRows.Forward(y[..x.Length], default);
     }
 
     /// <summary>dx = y * (dy - sum(dy * y)) per row; dx may alias dy.</summary>
     public static void Backward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, int rows, int cols)
     {
+        if (!dy.Overlaps(dx)) dy[..(rows * cols)].CopyTo(dx);
         for (int r = 0; r < rows; r++)
-        {
-            var yr = y.Slice(r * cols, cols);
-            var dyr = dy.Slice(r * cols, cols);
-            float dot = TensorPrimitives.Dot(yr, dyr);
-            var dxr = dx.Slice(r * cols, cols);
-            TensorPrimitives.Subtract(dyr, dot, dxr);
-            TensorPrimitives.Multiply(dxr, yr, dxr);
-        }
+            SoftmaxRows.Backward(y.Slice(r * cols, cols), dx.Slice(r * cols, cols));
     }
 }
 

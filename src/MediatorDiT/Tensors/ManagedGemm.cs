@@ -800,10 +800,10 @@ internal sealed class ParallelChunks : IThreadPoolWorkItem
     }
 
     /// <summary>
-    /// True while this thread runs a chunk here or a body of <see cref="ParallelLoop.For"/> (batch x heads
-    /// loops): nested products and loops then run serially instead of oversubscribing the cores.
+    /// True while this thread runs a chunk here (GEMM tiles, or a body of <see cref="ParallelLoop.For"/>):
+    /// nested products and loops then run serially instead of oversubscribing the cores.
     /// </summary>
-    public static bool InRegion => t_inRegion || ParallelLoop.InsideParallelRegion;
+    public static bool InRegion => t_inRegion;
 
     /// <summary>Runs body(0 .. count-1) on up to <paramref name="threads"/> threads, including the caller.</summary>
     public static void Run(int threads, int count, Action<int> body)

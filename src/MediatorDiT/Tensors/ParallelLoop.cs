@@ -2,36 +2,39 @@ namespace MediatorDiT.Tensors;
 
 /// <summary>
 /// Coarse parallel loops over independent work items (batch x heads, images), capped at
-/// <see cref="ComputeSettings.Threads"/>. Runs inline when one thread or one item would do.
+/// <see cref="ComputeSettings.Threads"/>. Runs inline when one thread or one item would do, or when
+/// already inside a parallel region (nested loops and products stay on their thread).
 /// </summary>
 public static class ParallelLoop
 {
-    [ThreadStatic] private static bool _insideParallelRegion;
+    // Up to this many items per thread are claimed one at a time; longer loops are cut into this many
+    // contiguous chunks per thread so claiming stays cheap for tiny bodies.
+    internal const int ClaimsPerThread = 16;
 
-    /// <summary>True on a thread currently running a body of <see cref="For"/>; kernels then stay single-threaded.</summary>
-    public static bool InsideParallelRegion => _insideParallelRegion;
+    /// <summary>True on a thread currently running a body of a parallel loop or GEMM chunk; kernels then stay single-threaded.</summary>
+    public static bool InsideParallelRegion => ParallelChunks.InRegion;
 
     public static void For(int count, Action<int> body)
     {
         int threads = Math.Min(ComputeSettings.Threads, count);
-        if (threads <= 1 || _insideParallelRegion)
+        if (threads <= 1 || ParallelChunks.InRegion)
         {
             for (int i = 0; i < count; i++) body(i);
             return;
         }
-        // One contiguous chunk per thread: few, large tasks keep the scheduling cost negligible.
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, chunk =>
+        // Items are claimed dynamically (ParallelChunks): the calling thread starts at once and a pool
+        // thread that wakes late takes what is left, where one fixed chunk per thread (Parallel.For)
+        // left a core idle whenever the other thread was slow to start or its share was larger.
+        int chunks = Math.Min(count, threads * ClaimsPerThread);
+        if (chunks == count)
         {
-            int start = (int)((long)count * chunk / threads), end = (int)((long)count * (chunk + 1) / threads);
-            _insideParallelRegion = true;
-            try
-            {
-                for (int i = start; i < end; i++) body(i);
-            }
-            finally
-            {
-                _insideParallelRegion = false;
-            }
+            ParallelChunks.Run(threads, count, body);
+            return;
+        }
+        ParallelChunks.Run(threads, chunks, c =>
+        {
+            int start = (int)((long)count * c / chunks), end = (int)((long)count * (c + 1) / chunks);
+            for (int i = start; i < end; i++) body(i);
         });
     }
 }

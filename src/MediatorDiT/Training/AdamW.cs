@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using MediatorDiT.Nn;
 using MediatorDiT.Tensors;
 
@@ -73,7 +74,28 @@ public sealed class AdamW
             var g = _params[i].Grad!.Span;
             var m = _m[i].Span;
             var v = _v[i].Span;
-            for (int k = 0; k < p.Length; k++)
+            // The same IEEE operations lane by lane (no fused multiply-adds), so vector and scalar agree bit for bit.
+            int k = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                Vector512<float> vDecay = Vector512.Create(decay), vb1 = Vector512.Create(b1), vb2 = Vector512.Create(b2);
+                Vector512<float> v1b1 = Vector512.Create(oneMinusB1), v1b2 = Vector512.Create(oneMinusB2);
+                Vector512<float> vbc2 = Vector512.Create(bc2Sqrt), vEps = Vector512.Create(eps), vStep = Vector512.Create(-stepSize);
+                for (; k <= p.Length - 16; k += 16)
+                {
+                    var pk = Vector512.Create(p.Slice(k, 16));
+                    var gk = Vector512.Create(g.Slice(k, 16));
+                    if (decays) pk *= vDecay;
+                    var mk = Vector512.Create(m.Slice(k, 16)) * vb1 + gk * v1b1;
+                    var vk = Vector512.Create(v.Slice(k, 16)) * vb2 + gk * gk * v1b2;
+                    var denom = Vector512.Sqrt(vk) / vbc2 + vEps;
+                    pk += vStep * (mk / denom);
+                    mk.CopyTo(m.Slice(k, 16));
+                    vk.CopyTo(v.Slice(k, 16));
+                    pk.CopyTo(p.Slice(k, 16));
+                }
+            }
+            for (; k < p.Length; k++)
             {
                 if (decays) p[k] *= decay;
                 m[k] = m[k] * b1 + g[k] * oneMinusB1;

@@ -1,0 +1,179 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace MediatorDiT.Evaluation.Performance;
+
+/// <summary>One timed case: median seconds per call and achieved GFLOP/s against the SGEMM rate.</summary>
+/// <param name="Mediators">0 for full attention</param>
+public sealed record CaseResult(string Name, int Tokens, int Mediators, int Batch, bool Training, double MedianSeconds,
+    double ImagesPerSecond, double Gflops, double OfSgemm);
+
+/// <summary>One operation's share of a step (<see cref="MediatorDiT.Tensors.OpProfiler"/>); nested names overlap.</summary>
+public sealed record OpTime(string Name, double Seconds, double Share, long Calls);
+
+/// <summary>Everything <see cref="PerformanceSuite"/> measured, as a table or JSON.</summary>
+public sealed class PerformanceReport
+{
+    public int Threads { get; set; }
+    public int ProcessorCount { get; set; }
+    public string CpuFeatures { get; set; } = "";
+    public string GemmBackend { get; set; } = "";
+    public bool OpenBlas { get; set; }
+    public bool Quick { get; set; }
+    public double SgemmGflops { get; set; }
+    /// <summary>Two threads of independent scalar work over one (2.0: two free cores; near 1: the host is busy).</summary>
+    public double TwoCoreCheck { get; set; }
+    public List<CaseResult> Cases { get; } = [];
+    /// <summary>Forward time of 16 mediators over full attention at 256 tokens (median of paired rounds).</summary>
+    public double MediatorTimeRatio256 { get; set; }
+    /// <summary>The same ratio in FLOPs.</summary>
+    public double MediatorFlopRatio256 { get; set; }
+    /// <summary>Forward at batch 4: time with 1 thread over time with <see cref="Threads"/>; null when Threads is 1.</summary>
+    public double? ThreadSpeedup { get; set; }
+    /// <summary>Full attention time over 64-mediator time at 4,096 tokens.</summary>
+    public double? Mediator4096Speedup { get; set; }
+    /// <summary>Managed bytes allocated by one warmed-up forward (full, m16, batch 4) and training step (full, batch 8).</summary>
+    public long ForwardAllocatedBytes { get; set; }
+    public long MediatorForwardAllocatedBytes { get; set; }
+    public long TrainStepAllocatedBytes { get; set; }
+    public long? Large4096PeakBytes { get; set; }
+    public long? Large4096GrowthBytes { get; set; }
+    public long? XlWeightBytes { get; set; }
+    public long? XlSamplingPeakBytes { get; set; }
+    public long? XlBaselineBytes { get; set; }
+    public Dictionary<string, IReadOnlyList<OpTime>> Breakdowns { get; } = [];
+    /// <summary>1024^3 SGEMM on one thread in CPU time (with <c>Breakdown</c>).</summary>
+    public double? SgemmThreadCpuGflops { get; set; }
+    /// <summary>The 256-token cases on one thread in CPU time, against <see cref="SgemmThreadCpuGflops"/> (with <c>Breakdown</c>).</summary>
+    public List<CaseResult> ThreadCpuCases { get; } = [];
+
+    public string ToTable()
+    {
+        var ci = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder();
+        sb.AppendLine(ci, $"threads {Threads} of {ProcessorCount} cores; CPU {CpuFeatures}; GEMM {GemmBackend}{(OpenBlas ? " (OpenBLAS present)" : "")}{(Quick ? "; quick run" : "")}");
+        if (Cases.Count > 0)
+        {
+        sb.AppendLine(ci, $"SGEMM 1024^3: {SgemmGflops:F1} GFLOP/s; two-core check {TwoCoreCheck:F2} (2.00 = two free cores)");
+        sb.AppendLine();
+        sb.AppendLine(ci, $"{"case",-20} {"tokens",6} {"batch",5} {"median s",9} {"images/s",9} {"GFLOP/s",8} {"of SGEMM",8}");
+        foreach (var c in Cases)
+            sb.AppendLine(ci, $"{c.Name,-20} {c.Tokens,6} {c.Batch,5} {c.MedianSeconds,9:F4} {c.ImagesPerSecond,9:F2} {c.Gflops,8:F1} {c.OfSgemm,8:P0}");
+        sb.AppendLine();
+        sb.AppendLine(ci, $"m16 / full forward time at 256 tokens: {MediatorTimeRatio256:F3} (FLOPs ratio {MediatorFlopRatio256:F3})");
+        sb.AppendLine(ci, $"managed allocation per call: forward full {ForwardAllocatedBytes / 1024.0:F0} KiB, forward m16 {MediatorForwardAllocatedBytes / 1024.0:F0} KiB, " +
+                          $"train step full {TrainStepAllocatedBytes / 1024.0:F0} KiB");
+        }
+        if (ThreadSpeedup is { } ts) sb.AppendLine(ci, $"forward batch 4, {Threads} threads vs 1: {ts:F2}x faster");
+        if (Mediator4096Speedup is { } ms) sb.AppendLine(ci, $"4,096 tokens: 64 mediators {ms:F2}x faster than full attention");
+        if (Large4096PeakBytes is { } lp)
+            sb.AppendLine(ci, $"4,096 tokens, full attention, model built + one forward keeping all activations: +{Mib(Large4096GrowthBytes ?? 0)} " +
+                              $"(process peak {Mib(lp)}; one 4096 x 4096 score matrix alone is 64 MiB per head)");
+        if (XlSamplingPeakBytes is { } xp)
+            sb.AppendLine(ci, $"SiT-XL/2 sampling (256 tokens, batch 1, guidance): peak resident {Mib(xp)} (of which {Mib(XlBaselineBytes ?? 0)} " +
+                              $"before building the model), weights {Mib(XlWeightBytes ?? 0)}, target below weights + 1 GiB = {Mib((XlWeightBytes ?? 0) + (1L << 30))}");
+        if (SgemmThreadCpuGflops is { } cpuRate)
+        {
+            sb.AppendLine();
+            sb.AppendLine(ci, $"one thread, CPU time (steady on a busy machine): SGEMM 1024^3 {cpuRate:F1} GFLOP/s");
+            foreach (var c in ThreadCpuCases)
+                sb.AppendLine(ci, $"{c.Name,-20} {c.Tokens,6} {c.Batch,5} {c.MedianSeconds,9:F4} {c.ImagesPerSecond,9:F2} {c.Gflops,8:F1} {c.OfSgemm,8:P0}");
+        }
+        foreach (var (name, ops) in Breakdowns)
+        {
+            sb.AppendLine();
+            sb.AppendLine(ci, $"breakdown: {name} (1 thread, CPU ms per step; nested names overlap)");
+            foreach (var op in ops)
+                sb.AppendLine(ci, $"  {op.Name,-24} {op.Seconds * 1e3,9:F2} ms {op.Share,7:P1} {op.Calls,6} calls");
+        }
+        return sb.ToString();
+    }
+
+    private static string Mib(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024):F0} MiB");
+
+    /// <summary>Writes the JSON form to <paramref name="path"/> atomically.</summary>
+    public void SaveJson(string path) => MediatorDiT.IO.AtomicFile.Write(path, WriteJson);
+
+    public void WriteJson(Stream stream)
+    {
+        using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+        w.WriteStartObject();
+        w.WriteNumber("threads", Threads);
+        w.WriteNumber("processor_count", ProcessorCount);
+        w.WriteString("cpu_features", CpuFeatures);
+        w.WriteString("gemm_backend", GemmBackend);
+        w.WriteBoolean("openblas", OpenBlas);
+        w.WriteBoolean("quick", Quick);
+        w.WriteNumber("sgemm_1024_gflops", SgemmGflops);
+        w.WriteNumber("two_core_check", TwoCoreCheck);
+        w.WriteStartArray("cases");
+        foreach (var c in Cases) WriteCase(w, c);
+        w.WriteEndArray();
+        WriteRest(w);
+    }
+
+    private static void WriteCase(Utf8JsonWriter w, CaseResult c)
+    {
+        w.WriteStartObject();
+        w.WriteString("name", c.Name);
+        w.WriteNumber("tokens", c.Tokens);
+        w.WriteNumber("mediators", c.Mediators);
+        w.WriteNumber("batch", c.Batch);
+        w.WriteBoolean("training", c.Training);
+        w.WriteNumber("median_seconds", c.MedianSeconds);
+        w.WriteNumber("images_per_second", c.ImagesPerSecond);
+        w.WriteNumber("gflops", c.Gflops);
+        w.WriteNumber("of_sgemm", c.OfSgemm);
+        w.WriteEndObject();
+    }
+
+    private void WriteRest(Utf8JsonWriter w)
+    {
+        Optional(w, "sgemm_1024_thread_cpu_gflops", SgemmThreadCpuGflops);
+        w.WriteStartArray("thread_cpu_cases");
+        foreach (var c in ThreadCpuCases) WriteCase(w, c);
+        w.WriteEndArray();
+        w.WriteNumber("mediator_time_ratio_256", MediatorTimeRatio256);
+        w.WriteNumber("mediator_flop_ratio_256", MediatorFlopRatio256);
+        w.WriteNumber("forward_allocated_bytes", ForwardAllocatedBytes);
+        w.WriteNumber("mediator_forward_allocated_bytes", MediatorForwardAllocatedBytes);
+        w.WriteNumber("train_step_allocated_bytes", TrainStepAllocatedBytes);
+        Optional(w, "thread_speedup", ThreadSpeedup);
+        Optional(w, "mediator64_speedup_4096", Mediator4096Speedup);
+        Optional(w, "full_4096_peak_bytes", Large4096PeakBytes);
+        Optional(w, "full_4096_growth_bytes", Large4096GrowthBytes);
+        Optional(w, "xl_weight_bytes", XlWeightBytes);
+        Optional(w, "xl_sampling_peak_bytes", XlSamplingPeakBytes);
+        Optional(w, "xl_baseline_bytes", XlBaselineBytes);
+        w.WriteStartObject("breakdowns");
+        foreach (var (name, ops) in Breakdowns)
+        {
+            w.WriteStartArray(name);
+            foreach (var op in ops)
+            {
+                w.WriteStartObject();
+                w.WriteString("op", op.Name);
+                w.WriteNumber("seconds", op.Seconds);
+                w.WriteNumber("share", op.Share);
+                w.WriteNumber("calls", op.Calls);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+        w.WriteEndObject();
+    }
+
+    private static void Optional(Utf8JsonWriter w, string name, double? value)
+    {
+        if (value is { } v) w.WriteNumber(name, v);
+        else w.WriteNull(name);
+    }
+
+    private static void Optional(Utf8JsonWriter w, string name, long? value)
+    {
+        if (value is { } v) w.WriteNumber(name, v);
+        else w.WriteNull(name);
+    }
+}

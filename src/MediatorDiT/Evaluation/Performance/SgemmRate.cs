@@ -1,0 +1,113 @@
+using System.Diagnostics;
+using MediatorDiT.Tensors;
+
+namespace MediatorDiT.Evaluation.Performance;
+
+/// <summary>SGEMM throughput on this machine: the yardstick every model figure is divided by.</summary>
+public static class SgemmRate
+{
+    /// <summary>Median GFLOP/s (2*m*n*k / time) of C = A B after warm-up, with the default backend.</summary>
+    public static double Measure(int m, int n, int k, int threads, int repeats = 5) =>
+        Measure(m, n, k, Gemm.Backend, threads, repeats, transA: false, transB: false, batch: 1);
+
+    /// <summary>
+    /// GFLOP/s of 1024^3 products on one thread in that thread's CPU time (median of
+    /// <paramref name="repeats"/>): the yardstick for the 1-thread breakdowns, steady on a shared machine.
+    /// </summary>
+    public static double MeasureThreadCpu(int n = 1024, int repeats = 5)
+    {
+        var rng = new RandomSource(1234);
+        float[] a = new float[n * n], b = new float[n * n], c = new float[n * n];
+        rng.FillUniform(a, -1, 1);
+        rng.FillUniform(b, -1, 1);
+        bool saved = OpProfiler.ThreadCpuTime;
+        OpProfiler.ThreadCpuTime = true;
+        try
+        {
+            for (int w = 0; w < 3; w++) Gemm.Sgemm(Gemm.Backend, 1, false, false, n, n, n, 1f, a, n, b, n, 0f, c, n);
+            var rates = new double[Math.Max(1, repeats)];
+            for (int r = 0; r < rates.Length; r++)
+            {
+                long t0 = OpProfiler.Now();
+                for (int i = 0; i < 3; i++) Gemm.Sgemm(Gemm.Backend, 1, false, false, n, n, n, 1f, a, n, b, n, 0f, c, n);
+                rates[r] = 3 * 2.0 * n * n * n / ((double)(OpProfiler.Now() - t0) / Stopwatch.Frequency) / 1e9;
+            }
+            Array.Sort(rates);
+            return rates[rates.Length / 2];
+        }
+        finally
+        {
+            OpProfiler.ThreadCpuTime = saved;
+        }
+    }
+
+    /// <summary>
+    /// Median GFLOP/s of C = op(A) op(B), optionally as a batched call of <paramref name="batch"/> products
+    /// (flops counted over the whole batch). Each sample runs for at least ~30 ms.
+    /// </summary>
+    internal static double Measure(int m, int n, int k, GemmBackend backend, int threads, int repeats,
+        bool transA, bool transB, int batch)
+    {
+        if (backend == GemmBackend.OpenBlas && !Gemm.OpenBlasAvailable) return double.NaN;
+        var rng = new RandomSource(1234);
+        float[] a = new float[(long)m * k * batch], b = new float[(long)k * n * batch], c = new float[(long)m * n * batch];
+        rng.FillUniform(a, -1, 1);
+        rng.FillUniform(b, -1, 1);
+        int lda = transA ? m : k, ldb = transB ? k : n;
+        void Once()
+        {
+            if (batch == 1)
+                Gemm.Sgemm(backend, threads, transA, transB, m, n, k, 1f, a, lda, b, ldb, 0f, c, n);
+            else
+                Gemm.SgemmBatched(backend, threads, transA, transB, m, n, k, 1f, a, lda, m * k, b, ldb, k * n,
+                    0f, c, n, m * n, batch);
+        }
+
+        // Warm-up: lets tiered JIT promote the kernels and the per-thread packing buffers grow.
+        var sw = Stopwatch.StartNew();
+        int calls = 0;
+        while (calls < 3 || sw.Elapsed.TotalMilliseconds < 150) { Once(); calls++; }
+        double perCall = sw.Elapsed.TotalSeconds / calls;
+        int inner = Math.Max(1, (int)(0.03 / perCall));
+
+        var rates = new double[Math.Max(1, repeats)];
+        double flops = 2.0 * m * n * k * batch * inner;
+        for (int r = 0; r < rates.Length; r++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            for (int i = 0; i < inner; i++) Once();
+            rates[r] = flops / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
+        }
+        Array.Sort(rates);
+        return rates[rates.Length / 2];
+    }
+
+    /// <summary>
+    /// Throughput of two threads running independent scalar work, relative to one thread (~2.0 when the
+    /// host gives this VM two full cores, ~1.0 while other processes or guests share them). 2-thread figures taken
+    /// while this is well below 2 measure the host, not the kernels.
+    /// </summary>
+    public static double TwoCoreRatio(int milliseconds = 30)
+    {
+        static long Spin(int ms)
+        {
+            long n = 0;
+            double x = 1;
+            long end = Stopwatch.GetTimestamp() + ms * Stopwatch.Frequency / 1000;
+            while (Stopwatch.GetTimestamp() < end)
+            {
+                for (int i = 0; i < 2000; i++) x = x * 1.0000001 + 1e-9;
+                n++;
+            }
+            return x == 0 ? 0 : n;
+        }
+        long one = Spin(milliseconds);
+        long other = 0;
+        var t = new Thread(() => other = Spin(milliseconds));
+        t.Start();
+        long mine = Spin(milliseconds);
+        t.Join();
+        return (double)(mine + other) / Math.Max(1, one);
+    }
+
+}
