@@ -14,6 +14,7 @@ public static class CliApp
             FlopsCommand.Create(),
             ForwardCommand.Create(),
             ConvertCommand.Create(),
+            ExportCommand.Create(),
             TrainCommand.Create(),
             SampleCommand.Create(),
             RedundancyCommand.Create(),

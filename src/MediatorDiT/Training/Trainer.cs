@@ -203,14 +203,17 @@ public sealed class Trainer
     /// Writes the EMA weights as plain state dicts with the official key names and the config in the
     /// metadata: ema.safetensors, or ema-m{n}.safetensors per member of a shared ladder.
     /// </summary>
-    public static IReadOnlyList<string> ExportEma(TrainableNetwork ema, string runDir)
+    public static IReadOnlyList<string> ExportEma(TrainableNetwork ema, string runDir) => ExportWeights(ema, runDir, "ema");
+
+    /// <summary>{stem}.safetensors, or {stem}-m{n}.safetensors per member of a shared ladder, in <paramref name="dir"/>.</summary>
+    public static IReadOnlyList<string> ExportWeights(TrainableNetwork network, string dir, string stem)
     {
         var written = new List<string>();
-        for (int i = 0; i < ema.Members.Count; i++)
+        for (int i = 0; i < network.Members.Count; i++)
         {
-            string name = ema.Members.Count == 1 ? "ema.safetensors" : $"ema-m{ema.MediatorCounts[i]}.safetensors";
-            string path = Path.Combine(runDir, name);
-            ModelFiles.Save(ema.Members[i], path);
+            string name = network.Members.Count == 1 ? $"{stem}.safetensors" : $"{stem}-m{network.MediatorCounts[i]}.safetensors";
+            string path = Path.Combine(dir, name);
+            ModelFiles.Save(network.Members[i], path);
             written.Add(path);
         }
         return written;

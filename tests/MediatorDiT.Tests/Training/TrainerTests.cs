@@ -9,7 +9,7 @@ namespace MediatorDiT.Tests.Training;
 /// <summary>The training loop on a tiny latent dataset: resume identity, overfitting, accumulation, faults.</summary>
 public class TrainerTests
 {
-    private static string MakeData(int count = 16)
+    internal static string MakeData(int count = 16)
     {
         string dir = Path.Combine(Path.GetTempPath(), "mdit-train-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(dir);
@@ -20,7 +20,7 @@ public class TrainerTests
         return path;
     }
 
-    private static TrainConfig Tiny(string data, long steps) => new()
+    internal static TrainConfig Tiny(string data, long steps) => new()
     {
         Model = "custom",
         ModelConfig = new ModelConfig { HiddenSize = 32, Depth = 2, NumHeads = 2, PatchSize = 2, LearnSigma = false },

@@ -1,0 +1,65 @@
+using MediatorDiT.IO;
+using MediatorDiT.Training;
+
+namespace MediatorDiT.Tests.Training;
+
+/// <summary>`mdit export`: the EMA or raw weights of a run checkpoint as plain state dicts.</summary>
+public class CheckpointExportTests
+{
+    [Fact]
+    public void EmaExportOfTheLastCheckpointEqualsTheRunsOwnExport()
+    {
+        string data = TrainerTests.MakeData();
+        string run = Path.Combine(Path.GetDirectoryName(data)!, "run");
+        var config = TrainerTests.Tiny(data, 6) with { Mediators = [1, 4] };
+        new Trainer().Run(config, run, resume: false, new Trainer.Options(), CancellationToken.None);
+        string outDir = Path.Combine(Path.GetDirectoryName(data)!, "exported");
+
+        var written = CheckpointExport.Export(run, useEma: true, outDir);
+        Assert.Equal(["ema-m1.safetensors", "ema-m4.safetensors"], written.Select(Path.GetFileName).ToArray());
+        foreach (var name in new[] { "ema-m1.safetensors", "ema-m4.safetensors" })
+        {
+            var ours = SafeTensors.Read(Path.Combine(outDir, name));
+            var runs = SafeTensors.Read(Path.Combine(run, name));
+            Assert.Equal(runs.Tensors.Keys.Order(), ours.Tensors.Keys.Order());
+            foreach (var (key, value) in runs.Tensors)
+                Assert.Equal(value.ToFloat().Span.ToArray(), ours.Tensors[key].ToFloat().Span.ToArray());
+            Assert.Equal(runs.Metadata[ModelFiles.ConfigMetadataKey], ours.Metadata[ModelFiles.ConfigMetadataKey]);
+        }
+    }
+
+    [Fact]
+    public void ModelExportHoldsTheCheckpointsRawWeightsWithEachCountsBiases()
+    {
+        string data = TrainerTests.MakeData();
+        string run = Path.Combine(Path.GetDirectoryName(data)!, "run");
+        new Trainer().Run(TrainerTests.Tiny(data, 5) with { Mediators = [1, 4] }, run, resume: false, new Trainer.Options(), CancellationToken.None);
+        string checkpoint = TrainingCheckpoint.Latest(run)!;
+        var stored = SafeTensors.Read(checkpoint);
+        string outDir = Path.Combine(Path.GetDirectoryName(data)!, "raw");
+
+        CheckpointExport.Export(checkpoint, useEma: false, outDir);
+        foreach (int m in new[] { 1, 4 })
+        {
+            var exported = SafeTensors.Read(Path.Combine(outDir, $"model-m{m}.safetensors"));
+            Assert.NotEmpty(exported.Tensors);
+            foreach (var (key, value) in exported.Tensors)
+            {
+                if (key == "pos_embed") continue; // fixed, not in the checkpoint's trainable set
+                string source = stored.Tensors.ContainsKey("model." + key) ? "model." + key : "model." + key.Replace(".attn.", $".attn.m{m}.");
+                Assert.Equal(stored.Tensors[source].ToFloat().Span.ToArray(), value.ToFloat().Span.ToArray());
+            }
+            // The raw weights differ from the EMA's after training steps.
+            var ema = SafeTensors.Read(Path.Combine(run, $"ema-m{m}.safetensors"));
+            Assert.NotEqual(ema.Tensors["x_embedder.proj.weight"].ToFloat().Span.ToArray(), exported.Tensors["x_embedder.proj.weight"].ToFloat().Span.ToArray());
+        }
+    }
+
+    [Fact]
+    public void AFileThatIsNoCheckpointIsRefusedByName()
+    {
+        var e = Assert.Throws<MediatorDiTException>(() =>
+            CheckpointExport.Export(Fixtures.PathOf("mediator_grid4_m4.weights.safetensors"), true, Path.GetTempPath()));
+        Assert.Contains("mediator_grid4_m4.weights.safetensors is not a MediatorDiT training checkpoint", e.Message);
+    }
+}
