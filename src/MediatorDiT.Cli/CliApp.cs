@@ -16,6 +16,7 @@ public static class CliApp
             ConvertCommand.Create(),
             TrainCommand.Create(),
             SampleCommand.Create(),
+            DemoCommand.Create(),
             RedundancyCommand.Create(),
             VaeCommand.Create(),
             EncodeLatentsCommand.Create(),
