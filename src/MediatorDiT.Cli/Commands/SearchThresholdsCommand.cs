@@ -123,7 +123,7 @@ public static class SearchThresholdsCommand
             {
                 "reference-rms" => SampleScorers.ReferenceDistance,
                 "frechet" => SampleScorers.PooledFrechet(),
-                _ => SampleScorers.Fixed(fid ??= BuildFid(p.GetValue(classifier), p.GetValue(dataset), p.GetValue(dataDir), renderer, token)),
+                _ => SampleScorers.Fixed(fid ??= BuildFid(p.GetValue(classifier), p.GetValue(dataset), p.GetValue(dataDir), modelLadder.SampleShape, renderer, token)),
             };
             var proxyFactory = Scorer(proxyName);
             var refiner = refineCount > 0 ? new ThresholdRefiner(Scorer(scorerName), refineSampleCount, refineCount) : null;
@@ -216,7 +216,8 @@ public static class SearchThresholdsCommand
     }
 
     /// <summary>FID against the test split of the classifier's dataset (fashion-mnist by default).</summary>
-    private static FidScorer BuildFid(string? classifierPath, string? dataset, string? dataDir, ProgressRenderer renderer, CancellationToken token)
+    private static FidScorer BuildFid(string? classifierPath, string? dataset, string? dataDir, IReadOnlyList<int> sampleShape,
+        ProgressRenderer renderer, CancellationToken token)
     {
         string name = dataset ?? "fashion-mnist";
         ImageClassifier model;
@@ -229,6 +230,9 @@ public static class SearchThresholdsCommand
         {
             model = ImageClassifier.Load(ClassifierFiles.DefaultPath(name));
         }
+        var c = model.Config;
+        if (sampleShape[0] is not (1 or 3) || sampleShape[1] != c.ImageSize || sampleShape[2] != c.ImageSize)
+            throw new MediatorDiTException($"fid scores pixel images the classifier takes ({c.InChannels} or 3 channels, {c.ImageSize}x{c.ImageSize}), but the ladder makes samples ({string.Join(", ", sampleShape)}); use --proxy reference-rms or frechet and --refine-scorer frechet for this ladder.");
         var evaluator = new SampleEvaluator(model);
         var reference = evaluator.Reference(name, Data.DatasetSplit.Test, dataDir, new InlineProgress<string>(renderer.Message), token);
         return new FidScorer(evaluator, reference);

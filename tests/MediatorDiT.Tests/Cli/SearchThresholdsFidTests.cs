@@ -34,5 +34,13 @@ public class SearchThresholdsFidTests
         var bad = CliRunner.Run("search-thresholds", "--ladder", ladder, "--proxy", "inception", "--out", outDir, "--no-progress");
         Assert.Equal(1, bad.ExitCode);
         Assert.Contains("--proxy must be reference-rms, frechet or fid", bad.Stderr);
+
+        // The fixtures' latent ladder (4 x 16 x 16) cannot be scored by a 32 x 32 grey classifier: one line, before any sampling.
+        var latent = string.Join(",", SampleCommandTests.WriteLadder(dir));
+        bad = CliRunner.Run("search-thresholds", "--ladder", latent, "--refine", "1", "--refine-scorer", "fid", "--classifier", classifier, "--data-dir", data,
+            "--out", outDir, "--no-progress");
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("fid scores pixel images", bad.Stderr);
+        Assert.DoesNotContain("   at ", bad.Stderr);
     }
 }
