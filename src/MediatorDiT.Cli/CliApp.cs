@@ -17,6 +17,7 @@ public static class CliApp
             ExportCommand.Create(),
             TrainCommand.Create(),
             SampleCommand.Create(),
+            DemoCommand.Create(),
             RedundancyCommand.Create(),
             VaeCommand.Create(),
             EncodeLatentsCommand.Create(),

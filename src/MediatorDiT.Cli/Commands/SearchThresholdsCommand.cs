@@ -38,7 +38,11 @@ public static class SearchThresholdsCommand
         var cfgAll = new Option<bool>("--cfg-all-channels") { Description = "guide all channels instead of the official first 3" };
         var refine = new Option<int>("--refine") { Description = "re-score up to K proxy-frontier candidates with the expensive scorer (0 = no refine step)", DefaultValueFactory = _ => 0 };
         var refineSamples = new Option<int?>("--refine-samples") { Description = "samples for the refine step (default 4 x --samples)" };
-        var refineScorer = new Option<string>("--refine-scorer") { Description = "expensive scorer: frechet (pooled-pixel Frechet distance to the largest model's samples)", DefaultValueFactory = _ => "frechet" };
+        var refineScorer = new Option<string>("--refine-scorer") { Description = "expensive scorer: frechet (pooled-pixel Frechet distance to the largest model's samples) or fid (FID against the dataset's test split with the classifier)", DefaultValueFactory = _ => "frechet" };
+        var proxyScorer = new Option<string>("--proxy") { Description = "cheap scorer of every pair: reference-rms (distance to the largest model's sample from the same noise), frechet or fid", DefaultValueFactory = _ => "reference-rms" };
+        var classifier = new Option<string?>("--classifier") { Description = "fid: classifier weights (default models/classifier-<dataset>.safetensors)" };
+        var dataset = new Option<string?>("--dataset") { Description = "fid: fashion-mnist or mnist, whose test split is the reference (default: the classifier's dataset, else fashion-mnist)" };
+        var dataDir = new Option<string?>("--data-dir") { Description = "fid: where built-in datasets (and cached reference statistics) live" };
         var budget = new Option<double?>("--budget-gflops") { Description = "choose the best schedule whose mean GFLOPs per image is at most this" };
         var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "thresholds" };
         var independent = new Option<bool>("--independent") { Description = "run every schedule separately instead of sharing trajectory prefixes (same results, slower)" };
@@ -47,7 +51,7 @@ public static class SearchThresholdsCommand
         var command = new Command("search-thresholds", "Sweep the switch-ratio grid of a mediator ladder and pick the best schedule within a GFLOPs budget.")
         {
             ladder, config, samples, seed, batch, labels, first, distance, mode, method, steps, lastStep, lastStepSize, diffusionForm,
-            cfgScale, cfgAll, refine, refineSamples, refineScorer, budget, output, independent, threads, noProgress,
+            cfgScale, cfgAll, refine, refineSamples, refineScorer, proxyScorer, classifier, dataset, dataDir, budget, output, independent, threads, noProgress,
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
@@ -63,7 +67,12 @@ public static class SearchThresholdsCommand
             if (refineCount > 0 && refineSampleCount < 2)
                 throw new MediatorDiTException($"--refine-samples must be at least 2 (the Frechet scorer fits a covariance), got {refineSampleCount}.");
             string scorerName = p.GetValue(refineScorer)!.ToLowerInvariant();
-            if (scorerName != "frechet") throw new MediatorDiTException($"--refine-scorer must be frechet, got '{scorerName}'.");
+            if (scorerName is not ("frechet" or "fid")) throw new MediatorDiTException($"--refine-scorer must be frechet or fid, got '{scorerName}'.");
+            string proxyName = p.GetValue(proxyScorer)!.ToLowerInvariant();
+            if (proxyName is not ("reference-rms" or "frechet" or "fid"))
+                throw new MediatorDiTException($"--proxy must be reference-rms, frechet or fid, got '{proxyName}'.");
+            if (proxyName != "reference-rms" && sampleCount < 2)
+                throw new MediatorDiTException($"--proxy {proxyName} fits a covariance and needs --samples of at least 2, got {sampleCount}.");
             string outDir = p.GetValue(output)!;
             OutputFolder.EnsureWritable(outDir, "output folder");
 
@@ -107,17 +116,26 @@ public static class SearchThresholdsCommand
                 ReferenceSteps = p.GetValue(first), Distance = dist, ShareTrajectories = !p.GetValue(independent),
             }.Validate();
             var search = new ThresholdSearch(modelLadder, sampler, options);
-            var refiner = refineCount > 0 ? new ThresholdRefiner(SampleScorers.PooledFrechet(), refineSampleCount, refineCount) : null;
+            using var renderer = ProgressRenderer.Create(p.GetValue(noProgress));
+            // The FID scorer (classifier and the test split's statistics) is built only when asked for, and once.
+            FidScorer? fid = null;
+            SampleScorerFactory Scorer(string name) => name switch
+            {
+                "reference-rms" => SampleScorers.ReferenceDistance,
+                "frechet" => SampleScorers.PooledFrechet(),
+                _ => SampleScorers.Fixed(fid ??= BuildFid(p.GetValue(classifier), p.GetValue(dataset), p.GetValue(dataDir), modelLadder.SampleShape, renderer, token)),
+            };
+            var proxyFactory = Scorer(proxyName);
+            var refiner = refineCount > 0 ? new ThresholdRefiner(Scorer(scorerName), refineSampleCount, refineCount) : null;
             if (budgetGflops is double b1 && b1 < search.LowerBoundGflopsPerImage)
                 throw new MediatorDiTException(string.Create(CultureInfo.InvariantCulture,
                     $"no schedule fits the budget of {b1} GFLOPs per image: even the smallest model alone needs {search.LowerBoundGflopsPerImage:G6}; raise --budget-gflops to at least that."));
 
-            using var renderer = ProgressRenderer.Create(p.GetValue(noProgress));
             var progress = new InlineProgress<ThresholdSearchProgress>(s =>
                 renderer.Report(s.RunsDone, s.Runs, $"{s.Phase}: {s.NetworkCalls} network calls ({s.RequestedCalls} without sharing)"));
             int gridSize = search.Grid.Count;
             renderer.Message($"sweeping {gridSize} ratio pairs on {sampleCount} samples ({options.BatchSize} per batch) ...");
-            var proxy = search.Search(SampleScorers.ReferenceDistance, progress, token);
+            var proxy = search.Search(proxyFactory, progress, token);
             ThresholdRefinement? refined = null;
             if (refiner is not null)
             {
@@ -195,6 +213,29 @@ public static class SearchThresholdsCommand
             return 0;
         }, token));
         return command;
+    }
+
+    /// <summary>FID against the test split of the classifier's dataset (fashion-mnist by default).</summary>
+    private static FidScorer BuildFid(string? classifierPath, string? dataset, string? dataDir, IReadOnlyList<int> sampleShape,
+        ProgressRenderer renderer, CancellationToken token)
+    {
+        string name = dataset ?? "fashion-mnist";
+        ImageClassifier model;
+        if (classifierPath is not null)
+        {
+            model = ImageClassifier.Load(classifierPath, out var metadata);
+            if (dataset is null && metadata.TryGetValue("dataset", out var trained)) name = trained;
+        }
+        else
+        {
+            model = ImageClassifier.Load(ClassifierFiles.DefaultPath(name));
+        }
+        var c = model.Config;
+        if (sampleShape[0] is not (1 or 3) || sampleShape[1] != c.ImageSize || sampleShape[2] != c.ImageSize)
+            throw new MediatorDiTException($"fid scores pixel images the classifier takes ({c.InChannels} or 3 channels, {c.ImageSize}x{c.ImageSize}), but the ladder makes samples ({string.Join(", ", sampleShape)}); use --proxy reference-rms or frechet and --refine-scorer frechet for this ladder.");
+        var evaluator = new SampleEvaluator(model);
+        var reference = evaluator.Reference(name, Data.DatasetSplit.Test, dataDir, new InlineProgress<string>(renderer.Message), token);
+        return new FidScorer(evaluator, reference);
     }
 
     private static string Quote(string s) => s.Length > 0 && s.All(ch => char.IsLetterOrDigit(ch) || "-_.,/=:+".Contains(ch)) ? s : "'" + s.Replace("'", "'\\''") + "'";

