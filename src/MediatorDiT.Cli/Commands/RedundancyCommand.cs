@@ -87,7 +87,7 @@ public static class RedundancyCommand
             };
 
             using var renderer = ProgressRenderer.Create(p.GetValue(noProgress));
-            var progress = new Progress<RedundancyProgress>(r =>
+            var progress = new ImmediateProgress<RedundancyProgress>(r =>
                 renderer.Report(r.Step, r.StepCount, $"samples {r.SamplesDone}/{r.Samples}"));
             var points = RedundancyAnalysis.Measure(models, guidance, schedule, sample, rng, options, progress, token);
             renderer.Done();

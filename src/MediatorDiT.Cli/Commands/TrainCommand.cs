@@ -64,9 +64,9 @@ public static class TrainCommand
             using var renderer = ProgressRenderer.Create(parse.GetValue(noProgress));
             var result = new Trainer().Run(cfg, runDir, resumeDir is not null, new Trainer.Options
             {
-                Progress = new Progress<TrainingProgress>(p => renderer.Report(p.Step, p.TotalSteps,
+                Progress = new ImmediateProgress<TrainingProgress>(p => renderer.Report(p.Step, p.TotalSteps,
                     $"loss {p.Loss:F4}  {p.ImagesPerSecond:F1} img/s  lr {p.LearningRate:G3}", p.Remaining)),
-                Messages = new Progress<string>(renderer.Message),
+                Messages = new ImmediateProgress<string>(renderer.Message),
                 OnSample = SampleHooks.GridWriter(renderer),
             }, token);
             renderer.Done();
