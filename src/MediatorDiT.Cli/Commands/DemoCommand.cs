@@ -20,7 +20,7 @@ public static class DemoCommand
 {
     /// <summary>The shipped ladder, under models/ (found as the shipped classifiers are).</summary>
     public const string LadderFolder = "fashion-mnist-ladder";
-    private static readonly string[] LadderFiles = ["ema-m4.safetensors", "ema-m16.safetensors", "ema-m64.safetensors"];
+    private static readonly string[] LadderFiles = ["m4.safetensors", "m16.safetensors", "m64.safetensors"];
     private const int Scale = 3;
 
     public static Command Create()

@@ -11,7 +11,7 @@ public static class ShippedModels
     public const string ModelsDirVariable = "MDIT_MODELS_DIR";
 
     /// <summary>
-    /// The full path of <paramref name="relativePath"/> (e.g. "fashion-mnist-ladder/ema-m64.safetensors")
+    /// The full path of <paramref name="relativePath"/> (e.g. "fashion-mnist-ladder/m64.safetensors")
     /// under the first models folder that holds it, or null; <paramref name="looked"/> lists where it
     /// was looked for, for the caller's error message.
     /// </summary>

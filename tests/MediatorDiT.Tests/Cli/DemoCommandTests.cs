@@ -51,7 +51,7 @@ public class DemoCommandTests
     [Fact]
     public void RunsOnTheShippedLadderAndClassifierWithNoFilesNamed()
     {
-        if (ShippedModels.TryFind(Path.Combine("fashion-mnist-ladder", "ema-m64.safetensors"), out _) is null) return; // a checkout without the ladder
+        if (ShippedModels.TryFind(Path.Combine("fashion-mnist-ladder", "m64.safetensors"), out _) is null) return; // a checkout without the ladder
         string dir = CliRunner.TempDir();
         var r = CliRunner.Run("demo", "--per-class", "1", "--steps", "4", "--first", "1", "--out", dir, "--no-progress");
         Assert.True(r.ExitCode == 0, r.Stderr);
