@@ -48,19 +48,7 @@ public static class DepthwiseConv3x3
         for (int i = 0; i < h; i++)
         for (int j = 0; j < w; j++)
         {
-            int count = 0;
-            for (int di = -1; di <= 1; di++)
-            {
-                int a = i + di;
-                if ((uint)a >= (uint)h) continue;
-                for (int dj = -1; dj <= 1; dj++)
-                {
-                    int b = j + dj;
-                    if ((uint)b >= (uint)w) continue;
-                    offsets[count] = (a * w + b) * xStride;
-                    tapIds[count++] = ((di + 1) * 3 + (dj + 1)) * tapStride;
-                }
-            }
+            int count = Neighbours(i, j, h, w, xStride, tapStride, offsets, tapIds);
             int yo = (i * w + j) * yStride;
             int ch = 0;
             if (vw == 16)
@@ -99,6 +87,29 @@ public static class DepthwiseConv3x3
     }
 
     /// <summary>
+    /// The in-grid 3x3 neighbours of pixel (i, j) in the order the taps are summed (row, then column):
+    /// their offsets into x and the offsets of their taps; returns how many (4 at a corner, 9 inside).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Neighbours(int i, int j, int h, int w, int xStride, int tapStride, Span<int> offsets, Span<int> tapIds)
+    {
+        int count = 0;
+        for (int di = -1; di <= 1; di++)
+        {
+            int a = i + di;
+            if ((uint)a >= (uint)h) continue;
+            for (int dj = -1; dj <= 1; dj++)
+            {
+                int b = j + dj;
+                if ((uint)b >= (uint)w) continue;
+                offsets[count] = (a * w + b) * xStride;
+                tapIds[count++] = ((di + 1) * 3 + (dj + 1)) * tapStride;
+            }
+        }
+        return count;
+    }
+
+    /// <summary>
     /// Accumulates dx += conv^T(dy), dTaps (9, C) += correlation of dy with x, dBias += sum of dy.
     /// </summary>
     public static void BackwardAccumulate(ReadOnlySpan<float> x, int xStride, ReadOnlySpan<float> taps, ReadOnlySpan<float> dy,
@@ -125,19 +136,7 @@ public static class DepthwiseConv3x3
         for (int i = 0; i < h; i++)
         for (int j = 0; j < w; j++)
         {
-            int count = 0;
-            for (int di = -1; di <= 1; di++)
-            {
-                int a = i + di;
-                if ((uint)a >= (uint)h) continue;
-                for (int dj = -1; dj <= 1; dj++)
-                {
-                    int b = j + dj;
-                    if ((uint)b >= (uint)w) continue;
-                    offsets[count] = (a * w + b) * xStride;
-                    tapIds[count++] = ((di + 1) * 3 + (dj + 1)) * tapStride;
-                }
-            }
+            int count = Neighbours(i, j, h, w, xStride, tapStride, offsets, tapIds);
             int go = (i * w + j) * dyStride;
             int ch = 0;
             if (v512)
