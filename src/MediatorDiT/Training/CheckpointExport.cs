@@ -21,7 +21,8 @@ public static class CheckpointExport
             : File.Exists(checkpoint) ? checkpoint : throw new MediatorDiTException($"checkpoint '{checkpoint}' does not exist.");
         if (!ModelFiles.LooksLikeSafeTensors(path))
             throw new MediatorDiTException($"{path} is not a MediatorDiT training checkpoint (expected a .safetensors checkpoint of `mdit train`).");
-        var meta = SafeTensors.Read(path).Metadata;
+        IReadOnlyDictionary<string, string> meta;
+        using (var header = SafeTensors.Map(path)) meta = header.Metadata; // the header only; Load reads the tensors
         if (!meta.TryGetValue("format", out var format) || format != TrainingCheckpoint.Format || !meta.TryGetValue("config", out var json))
             throw new MediatorDiTException($"{path} is not a MediatorDiT training checkpoint (metadata 'format' is '{format ?? "missing"}', expected '{TrainingCheckpoint.Format}').");
         var config = TrainConfig.FromJson(json, path);
