@@ -24,6 +24,9 @@ public sealed partial class SiTBlock
     public IReadOnlyList<Parameter> Parameters { get; }
 
     private readonly AdaLayerNorm _norm1, _norm2;
+    // fc1 and fc2 weights packed once per forward for the MLP's row blocks; blocks run one after another,
+    // so a model's blocks share one pair (see SharePackedWeights).
+    private PackedMatrix _fc1Packed = new(), _fc2Packed = new();
     private int _batch;
     // Saved activations: block input, stream after attention, modulated norms, attention out, MLP hidden.
     private readonly Tensor _mod = new(0);
@@ -68,6 +71,13 @@ public sealed partial class SiTBlock
         _fc1 = owner._fc1; _gelu = owner._gelu; _mlp = owner._mlp;
     }
 
+    /// <summary>Packs this block's MLP weights into <paramref name="owner"/>'s buffers (they are rebuilt at every forward).</summary>
+    internal void SharePackedWeights(SiTBlock owner)
+    {
+        _fc1Packed = owner._fc1Packed;
+        _fc2Packed = owner._fc2Packed;
+    }
+
     /// <summary>Output of the attention module in the last forward (B*N, D), before gating.</summary>
     public Tensor AttentionOutput => _attn;
 
@@ -103,6 +113,9 @@ public sealed partial class SiTBlock
             int n = rows / batch;
             _norm2.Prepare(rows);
             var blocks = RowBlocks.For(rows);
+            // W^T packed once here, not once per row block (both threads share it).
+            Linear.PackWeight(_fc1Packed, Fc1Weight.Value.Span, d, _hidden, blocks[0].End);
+            Linear.PackWeight(_fc2Packed, Fc2Weight.Value.Span, _hidden, d, blocks[0].End);
             ParallelLoop.For(blocks.Count, i =>
             {
                 var (r0, r1) = blocks[i];
@@ -120,9 +133,9 @@ public sealed partial class SiTBlock
         int d = _dim, hid = _hidden, rs = r1 - r0;
         AddGatedRows(_xIn, _attn, 2 * d, _xMid, tokensPerImage, r0, r1);
         _norm2.ForwardRows(_xMid, _mod, 3 * d, 4 * d, _h2, tokensPerImage, r0, r1);
-        Linear.Forward(_h2.Span.Slice(r0 * d, rs * d), Fc1Weight.Value.Span, Fc1Bias.Value.Span, _fc1.Span.Slice(r0 * hid, rs * hid), rs, d, hid);
+        Linear.Forward(_h2.Span.Slice(r0 * d, rs * d), _fc1Packed, Fc1Weight.Value.Span, Fc1Bias.Value.Span, _fc1.Span.Slice(r0 * hid, rs * hid), rs, d, hid);
         Gelu.Forward(_fc1.Span.Slice(r0 * hid, rs * hid), _gelu.Span.Slice(r0 * hid, rs * hid));
-        Linear.Forward(_gelu.Span.Slice(r0 * hid, rs * hid), Fc2Weight.Value.Span, Fc2Bias.Value.Span, _mlp.Span.Slice(r0 * d, rs * d), rs, hid, d);
+        Linear.Forward(_gelu.Span.Slice(r0 * hid, rs * hid), _fc2Packed, Fc2Weight.Value.Span, Fc2Bias.Value.Span, _mlp.Span.Slice(r0 * d, rs * d), rs, hid, d);
         AddGatedRows(_xMid, _mlp, 5 * d, x, tokensPerImage, r0, r1);
     }
 

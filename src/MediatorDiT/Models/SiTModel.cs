@@ -57,6 +57,7 @@ public sealed class SiTModel : IParameterSet
         TEmbedder = new TimestepEmbedder(d);
         YEmbedder = new LabelEmbedder(config.NumClasses, d, config.ClassDropoutProb);
         Blocks = Enumerable.Range(0, config.Depth).Select(i => new SiTBlock($"blocks.{i}.", config)).ToArray();
+        foreach (var block in Blocks) block.SharePackedWeights(Blocks[0]);
         Final = new FinalLayer(d, config.PatchSize, config.OutChannels);
         // PyTorch's order: the module's own parameter (pos_embed) first, then children as registered.
         Parameters =

@@ -101,6 +101,50 @@ public static unsafe class Gemm
         }
     }
 
+    /// <summary>
+    /// Packs op(B) (k x n; B stored [n, k] when <paramref name="transB"/>) into <paramref name="packed"/> for
+    /// repeated products of about <paramref name="rowsPerProduct"/> rows, when those would run on the managed
+    /// kernel (the backend in force, or the Auto rule's choice for that shape); otherwise leaves it unpacked
+    /// and returns false, and the packed overload of Sgemm then takes the plain path with <paramref name="b"/>.
+    /// </summary>
+    public static bool TryPack(PackedMatrix packed, bool transB, int n, int k, ReadOnlySpan<float> b, int ldb, int rowsPerProduct)
+    {
+        Check(false, transB, 1, n, k, k, k, b.Length, ldb, n, n); // B only; A and C stand in
+        var backend = Backend == GemmBackend.Auto ? Choose(false, transB, rowsPerProduct, n, k, 1) : Backend;
+        if (backend != GemmBackend.Managed || n == 0 || k == 0)
+        {
+            packed.Clear();
+            return false;
+        }
+        bool v256 = ManagedGemm.ForceVector256;
+        int nr = ManagedGemm.SliverWidth(v256);
+        long floats = (long)k * ((n + nr - 1) / nr * nr);
+        float* dst = packed.Prepare(n, k, v256, floats);
+        fixed (float* pb = b)
+            ManagedGemm.PackWholeB(transB, n, k, pb, ldb, dst, ComputeSettings.Threads, v256);
+        return true;
+    }
+
+    /// <summary>
+    /// <see cref="Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>
+    /// with op(B) taken from <paramref name="packed"/> when <see cref="TryPack"/> packed this same operand
+    /// (n x k, current kernel width); bit for bit what the managed kernel gives unpacked. Otherwise the
+    /// plain <paramref name="b"/> is used as usual.
+    /// </summary>
+    public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha, ReadOnlySpan<float> a, int lda,
+        PackedMatrix packed, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
+    {
+        if (!packed.IsPacked || packed.Columns != n || packed.Depth != k || packed.Vector256 != ManagedGemm.ForceVector256)
+        {
+            Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
+        Check(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
+        if (m == 0 || n == 0) return;
+        fixed (float* pa = a, pc = c)
+            ManagedGemm.SgemmPackedB(transA, m, n, k, alpha, pa, lda, packed.Pointer, beta, pc, ldc, ComputeSettings.Threads, packed.Vector256);
+    }
+
     private static void Run(GemmBackend backend, int threads, bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
     {

@@ -80,22 +80,14 @@ internal static unsafe class ManagedGemm
             A = a, B = b, C = c, M = m, N = n, K = k, Lda = lda, Ldb = ldb, Ldc = ldc,
             TransA = transA, TransB = transB, Alpha = alpha, Beta = beta,
         };
-        if (!vector256 && Vector512.IsHardwareAccelerated)
-        {
-            job.MR = 8; job.NR = 32; job.Kernel = &Kernel8x32; job.HalfKernel = &Kernel8x16Stride32;
-        }
-        else
-        {
-            job.MR = 6; job.NR = 16; job.Kernel = &Kernel6x16;
-        }
+        SelectKernel(ref job, vector256);
         if (threads > 1 && (ParallelChunks.InRegion || (long)m * n * k < ParallelMinWork)) threads = 1;
         if (m <= DirectMaxM || (long)m * n * k < TinyWork)
         {
             Direct(in job, threads);
             return;
         }
-        int nkb = (k + KcMax - 1) / KcMax;
-        job.Kcn = (k + nkb - 1) / nkb;
+        job.Kcn = KBlock(k);
 
         int NR = job.NR;
         job.N0 = 0;
@@ -134,6 +126,88 @@ internal static unsafe class ManagedGemm
                 ComputeChunk(in j, 0, j.M, u0 * j.NR, Math.Min(j.N, u1 * j.NR));
             });
         }
+    }
+
+    private static void SelectKernel(ref Job job, bool vector256)
+    {
+        if (!vector256 && Vector512.IsHardwareAccelerated)
+        {
+            job.MR = 8; job.NR = 32; job.Kernel = &Kernel8x32; job.HalfKernel = &Kernel8x16Stride32;
+        }
+        else
+        {
+            job.MR = 6; job.NR = 16; job.Kernel = &Kernel6x16; job.HalfKernel = null;
+        }
+    }
+
+    /// <summary>Depth of the k blocks for a product of depth k: equal blocks of at most KcMax (1024 -> 3 x 342).</summary>
+    internal static int KBlock(int k)
+    {
+        int nkb = (k + KcMax - 1) / KcMax;
+        return (k + nkb - 1) / nkb;
+    }
+
+    /// <summary>Columns of B each sliver holds with this kernel width (32 with AVX-512, else 16).</summary>
+    internal static int SliverWidth(bool vector256) => !vector256 && Vector512.IsHardwareAccelerated ? 32 : 16;
+
+    /// <summary>
+    /// Packs all of op(B) (k x n) into <paramref name="dst"/> in the layout a row-split product shares between
+    /// its threads: k blocks of depth <see cref="KBlock"/>, each [slivers][kc][NR] over n padded to NR
+    /// (kcn * ... floats: k x NcPad in all). Products that reuse one B for many row blocks pack it once.
+    /// </summary>
+    internal static void PackWholeB(bool transB, int n, int k, float* b, int ldb, float* dst, int threads, bool vector256)
+    {
+        var job = new Job { B = b, N = n, K = k, Ldb = ldb, TransB = transB, PackedB = dst, N0 = 0, Nc = n };
+        SelectKernel(ref job, vector256);
+        job.Kcn = KBlock(k);
+        job.NcPad = (n + job.NR - 1) / job.NR * job.NR;
+        if (threads > 1 && (ParallelChunks.InRegion || (long)n * k < 1L << 16)) threads = 1;
+        int chunks = NumPackChunks(in job);
+        if (threads <= 1)
+        {
+            PackBRange(in job, 0, chunks);
+            return;
+        }
+        var box = new StrongBox<Job>(job);
+        ParallelChunks.Run(threads, chunks, i => PackBRange(in box.Value, i, i + 1));
+    }
+
+    /// <summary>
+    /// C = alpha * op(A) B + beta * C with B already packed by <see cref="PackWholeB"/> (same n, k and kernel
+    /// width). Results equal <see cref="Sgemm"/>'s bit for bit: the same kernel, k blocking and per-element order.
+    /// </summary>
+    internal static void SgemmPackedB(bool transA, int m, int n, int k, float alpha, float* a, int lda, float* packedB,
+        float beta, float* c, int ldc, int threads, bool vector256)
+    {
+        if (m <= 0 || n <= 0) return;
+        if (k <= 0 || alpha == 0)
+        {
+            ScaleC(m, n, beta, c, ldc);
+            return;
+        }
+        var job = new Job
+        {
+            A = a, C = c, M = m, N = n, K = k, Lda = lda, Ldc = ldc, TransA = transA, Alpha = alpha, Beta = beta,
+            PackedB = packedB, N0 = 0, Nc = n,
+        };
+        SelectKernel(ref job, vector256);
+        job.Kcn = KBlock(k);
+        job.NcPad = (n + job.NR - 1) / job.NR * job.NR;
+        if (threads > 1 && (ParallelChunks.InRegion || (long)m * n * k < ParallelMinWork)) threads = 1;
+        int units = (m + job.MR - 1) / job.MR;
+        if (threads <= 1 || units < 2)
+        {
+            ComputeChunk(in job, 0, m, 0, n);
+            return;
+        }
+        var box = new StrongBox<Job>(job);
+        int chunks = Math.Min(units, threads * ChunksPerThread);
+        ParallelChunks.Run(threads, chunks, ci =>
+        {
+            ref readonly Job j = ref box.Value;
+            int u0 = (int)((long)units * ci / chunks), u1 = (int)((long)units * (ci + 1) / chunks);
+            ComputeChunk(in j, u0 * j.MR, Math.Min(j.M, u1 * j.MR), 0, j.N);
+        });
     }
 
     // B is packed in units of (k block, 4 slivers) so both threads can share the packing.
@@ -816,7 +890,9 @@ internal sealed class ParallelChunks : IThreadPoolWorkItem
         }
         var work = new ParallelChunks(body, count);
         int others = Math.Min(threads, count) - 1;
-        for (int t = 0; t < others; t++) ThreadPool.UnsafeQueueUserWorkItem(work, preferLocal: false);
+        // Spinning helpers first; the thread pool only for what they cannot take.
+        int handed = ComputeWorkers.Hand(work, others);
+        for (int t = handed; t < others; t++) ThreadPool.UnsafeQueueUserWorkItem(work, preferLocal: false);
         work.Execute();
         // Whatever is left is already running on another thread.
         var spin = new SpinWait();
