@@ -104,7 +104,7 @@ public static class SoftmaxRows
             var acc = Vector512<float>.Zero;
             for (; i <= n - 16; i += 16)
             {
-                var e = Vector512.Exp(Vector512.LoadUnsafe(ref x, (nuint)i) - vs);
+                var e = FastExp.Exp(Vector512.LoadUnsafe(ref x, (nuint)i) - vs);
                 e.StoreUnsafe(ref x, (nuint)i);
                 acc += e;
             }
@@ -116,7 +116,7 @@ public static class SoftmaxRows
             var acc = Vector256<float>.Zero;
             for (; i <= n - 8; i += 8)
             {
-                var e = Vector256.Exp(Vector256.LoadUnsafe(ref x, (nuint)i) - vs);
+                var e = FastExp.Exp(Vector256.LoadUnsafe(ref x, (nuint)i) - vs);
                 e.StoreUnsafe(ref x, (nuint)i);
                 acc += e;
             }

@@ -83,6 +83,41 @@ public static class SgemmRate
     }
 
     /// <summary>
+    /// One timed sample of C = A B (n x n x n) for interleaving with other cases: <see cref="Run"/> makes as many
+    /// calls as took ~0.1 s during a warm-up here, <see cref="Flops"/> is their total (2 n^3 per call).
+    /// </summary>
+    public sealed class Sampler
+    {
+        private readonly float[] _a, _b, _c;
+        private readonly int _n, _threads, _calls;
+
+        public double Flops => 2.0 * _n * _n * _n * _calls;
+
+        public Sampler(int n, int threads, double seconds = 0.1)
+        {
+            _n = n;
+            _threads = threads;
+            var rng = new RandomSource(1234);
+            _a = new float[n * n];
+            _b = new float[n * n];
+            _c = new float[n * n];
+            rng.FillUniform(_a, -1, 1);
+            rng.FillUniform(_b, -1, 1);
+            var sw = Stopwatch.StartNew();
+            int calls = 0;
+            while (calls < 3 || sw.Elapsed.TotalMilliseconds < 150) { Once(); calls++; }
+            _calls = Math.Max(1, (int)(seconds / (sw.Elapsed.TotalSeconds / calls)));
+        }
+
+        private void Once() => Gemm.Sgemm(Gemm.Backend, _threads, false, false, _n, _n, _n, 1f, _a, _n, _b, _n, 0f, _c, _n);
+
+        public void Run()
+        {
+            for (int i = 0; i < _calls; i++) Once();
+        }
+    }
+
+    /// <summary>
     /// Throughput of two threads running independent scalar work, relative to one thread (~2.0 when the
     /// host gives this VM two full cores, ~1.0 while other processes or guests share them). 2-thread figures taken
     /// while this is well below 2 measure the host, not the kernels.
