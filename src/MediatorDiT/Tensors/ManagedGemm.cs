@@ -37,6 +37,13 @@ internal static unsafe class ManagedGemm
     internal static long PanelMaxFloats = 4L << 20;
     // Below this m*n*k a product runs on the calling thread (waking a pool thread costs 30-60 us here).
     internal static long ParallelMinWork = 1L << 22;
+
+    /// <summary>
+    /// True when a product is big enough to split over threads. A short product (m &lt; 16) is counted as
+    /// 16 rows: it reads all of B however few rows it has, so its time follows n*k (the adaLN modulation,
+    /// 4 x 2304 x 384, streams a 3.5 MB weight and ran serially under the plain m*n*k rule).
+    /// </summary>
+    internal static bool WorthThreads(int m, int n, int k) => (long)Math.Max(m, 16) * n * k >= ParallelMinWork;
     // Row (or column) chunks per thread; several per thread let a late-waking thread join without
     // leaving the other idle at the end.
     internal static int ChunksPerThread = 4;
@@ -81,7 +88,7 @@ internal static unsafe class ManagedGemm
             TransA = transA, TransB = transB, Alpha = alpha, Beta = beta,
         };
         SelectKernel(ref job, vector256);
-        if (threads > 1 && (ParallelChunks.InRegion || (long)m * n * k < ParallelMinWork)) threads = 1;
+        if (threads > 1 && (ParallelChunks.InRegion || !WorthThreads(m, n, k))) threads = 1;
         if (m <= DirectMaxM || (long)m * n * k < TinyWork)
         {
             Direct(in job, threads);
@@ -193,7 +200,7 @@ internal static unsafe class ManagedGemm
         SelectKernel(ref job, vector256);
         job.Kcn = KBlock(k);
         job.NcPad = (n + job.NR - 1) / job.NR * job.NR;
-        if (threads > 1 && (ParallelChunks.InRegion || (long)m * n * k < ParallelMinWork)) threads = 1;
+        if (threads > 1 && (ParallelChunks.InRegion || !WorthThreads(m, n, k))) threads = 1;
         int units = (m + job.MR - 1) / job.MR;
         if (threads <= 1 || units < 2)
         {

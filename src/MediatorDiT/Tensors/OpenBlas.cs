@@ -107,7 +107,7 @@ internal static unsafe class OpenBlas
             ManagedGemm.ScaleC(m, n, beta, c, ldc);
             return;
         }
-        if (threads <= 1 || ManagedGemm.InParallelRegion || (long)m * n * k < ManagedGemm.ParallelMinWork)
+        if (threads <= 1 || ManagedGemm.InParallelRegion || !ManagedGemm.WorthThreads(m, n, k))
         {
             Call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
