@@ -156,25 +156,12 @@ public sealed partial class MediatorAttention : IAttention
         {
             int b = bh / _heads, h = bh % _heads;
             int qOff = b * N * 3 * d + h * hd, tOff = b * n * d + h * hd;
-            var s1 = a1.AsSpan(bh * n * N, n * N);
-            var s2 = a2.AsSpan(bh * N * n, N * n);
-            var vmh = vm.AsSpan(bh * n * hd, n * hd);
-            // Mediator tokens T (n, hd): adaptive average pool of this head's q over the token grid.
-            AdaptiveAvgPool.Forward(qkv.AsSpan(qOff), 3 * d, t.AsSpan(tOff), d, G, G, hd, _medGrid, _medGrid);
-            // Mediators gather from the keys: A1 = softmax(s T k^T + bias1) (n, N), Vm = A1 v (n, hd).
-            Gemm.Sgemm(false, true, n, N, hd, _scale, t.AsSpan(tOff), d, qkv.AsSpan(qOff + d), 3 * d, 0f, s1, N);
-            for (int m = 0; m < n; m++)
-                SoftmaxRows.Forward(s1.Slice(m * N, N), b1.AsSpan((h * n + m) * N, N));
-            Gemm.Sgemm(false, false, n, hd, N, 1f, s1, N, qkv.AsSpan(qOff + 2 * d), 3 * d, 0f, vmh, hd);
-            // Queries read from the mediators: A2 = softmax(s q T^T + bias2) (N, n), O = A2 Vm (N, hd).
-            Gemm.Sgemm(false, true, N, n, hd, _scale, qkv.AsSpan(qOff), 3 * d, t.AsSpan(tOff), d, 0f, s2, n);
-            for (int r = 0; r < N; r++)
-                SoftmaxRows.Forward(s2.Slice(r * n, n), b2.AsSpan((h * N + r) * n, n));
             var oh = o.AsSpan(b * N * d + h * hd);
-            Gemm.Sgemm(false, false, N, hd, n, 1f, s2, n, vmh, hd, 0f, oh, d);
-            // O += dwc(v) on this head's channels.
-            DepthwiseConv3x3.Forward(qkv.AsSpan(qOff + 2 * d), 3 * d, taps.AsSpan(h * hd), d, dwcBias.AsSpan(h * hd, hd),
-                oh, d, G, G, hd, accumulate: true);
+            // Pooling, both softmax attentions through the mediators and O += dwc(v), fused per (b, h).
+            MediatorCoreKernel.Forward(qkv.AsSpan(qOff), qkv.AsSpan(qOff + d), qkv.AsSpan(qOff + 2 * d), 3 * d,
+                b1.AsSpan(h * n * N, n * N), b2.AsSpan(h * N * n, N * n), taps.AsSpan(h * hd), d, dwcBias.AsSpan(h * hd, hd),
+                t.AsSpan(tOff), d, a1.AsSpan(bh * n * N, n * N), a2.AsSpan(bh * N * n, N * n), vm.AsSpan(bh * n * hd, n * hd),
+                oh, d, G, G, _medGrid, hd, _scale);
         });
         using (OpProfiler.Time("attn.proj"))
             Linear.Forward(_o.Span, ProjWeight.Value.Span, ProjBias.Value.Span, output.Span, rows, d, d);

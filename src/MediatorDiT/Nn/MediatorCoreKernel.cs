@@ -1,0 +1,607 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using MediatorDiT.Tensors;
+
+namespace MediatorDiT.Nn;
+
+/// <summary>
+/// The per-(image, head) core of mediator attention in one pass over L1-resident buffers, in place of a pooling,
+/// four small packed GEMMs (0.5 MFLOP each: packing costs more than the arithmetic), 16 + N softmax calls and
+/// the depthwise conv. For one head, with N = gridH * gridW tokens, n = medGrid^2 mediators, hd channels:
+///   T = adaptive-avg-pool(q) (n, hd);  A1 = softmax(s T k^T + bias1) (n, N);  Vm = A1 v (n, hd);
+///   A2 = softmax(s q T^T + bias2) (N, n);  O = A2 Vm + dwc(v) (N, hd).
+/// The logits are broadcast-FMA products against sT^T (hd, n padded to whole vectors): one row of n = 16 logits
+/// is one zmm, eight rows at a time. The products with A1 and A2 keep a 4-row x 2-vector block in registers
+/// and read their operands in place; the depthwise conv keeps one channel vector's nine taps in registers.
+/// Column tails of hd are done by one more vector that overlaps the last full one (recomputing the same values),
+/// so hd = 72 costs no scalar loop. Writes T, A1, A2, Vm and O exactly as <see cref="ReferenceMediatorCore"/>
+/// does (what the backward reads). Vector512 where accelerated (and not switched off with MDIT_DISABLE_AVX512),
+/// Vector256 otherwise, the reference without either.
+/// </summary>
+[SkipLocalsInit]
+public static class MediatorCoreKernel
+{
+    /// <param name="q">this head's queries: token r's hd channels at q[r * xStride ..]; likewise k and v</param>
+    /// <param name="bias1">(n, N) added to the mediator-to-key logits</param>
+    /// <param name="bias2">(N, n) added to the query-to-mediator logits</param>
+    /// <param name="taps">depthwise taps of this head's channels: tap t of channel c at taps[t * tapStride + c]</param>
+    /// <param name="tokens">T (n rows, tokenStride apart)</param>
+    /// <param name="o">O (N rows, oStride apart), overwritten</param>
+    public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int xStride,
+        ReadOnlySpan<float> bias1, ReadOnlySpan<float> bias2, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> dwcBias,
+        Span<float> tokens, int tokenStride, Span<float> a1, Span<float> a2, Span<float> vm, Span<float> o, int oStride,
+        int gridH, int gridW, int medGrid, int headDim, float scale)
+        => Forward(q, k, v, xStride, bias1, bias2, taps, tapStride, dwcBias, tokens, tokenStride, a1, a2, vm, o, oStride,
+            gridH, gridW, medGrid, headDim, scale, ManagedGemm.Uses512);
+
+    /// <summary>As above with the vector width chosen by the caller (tests compare both paths).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int xStride,
+        ReadOnlySpan<float> bias1, ReadOnlySpan<float> bias2, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> dwcBias,
+        Span<float> tokens, int tokenStride, Span<float> a1, Span<float> a2, Span<float> vm, Span<float> o, int oStride,
+        int gridH, int gridW, int medGrid, int headDim, float scale, bool use512)
+    {
+        int N = gridH * gridW, n = medGrid * medGrid, hd = headDim;
+        long lastRow = (long)(N - 1) * xStride + hd;
+        if (q.Length < lastRow || k.Length < lastRow || v.Length < lastRow || xStride < hd
+            || bias1.Length < n * N || bias2.Length < N * n || taps.Length < 8L * tapStride + hd || tapStride < hd || dwcBias.Length < hd
+            || tokens.Length < (long)(n - 1) * tokenStride + hd || tokenStride < hd || a1.Length < n * N || a2.Length < N * n
+            || vm.Length < n * hd || o.Length < (long)(N - 1) * oStride + hd || oStride < hd)
+            throw new ArgumentException("mediator core buffers are too small for the grid, mediators and head size.");
+        var g = new Geometry(gridH, gridW, medGrid, hd, xStride, tokenStride, tapStride, oStride, scale);
+        if (use512)
+            Run<W512, Vector512<float>>(g, q, k, v, bias1, bias2, taps, dwcBias, tokens, a1, a2, vm, o);
+        else if (Vector256.IsHardwareAccelerated)
+            Run<W256, Vector256<float>>(g, q, k, v, bias1, bias2, taps, dwcBias, tokens, a1, a2, vm, o);
+        else
+            ReferenceMediatorCore.Forward(q, k, v, xStride, bias1, bias2, taps, tapStride, dwcBias, tokens, tokenStride,
+                a1, a2, vm, o, oStride, gridH, gridW, medGrid, headDim, scale);
+    }
+
+    private readonly record struct Geometry(int GridH, int GridW, int MedGrid, int Hd, int XStride, int TokenStride,
+        int TapStride, int OStride, float Scale);
+
+    private static void Run<TW, TV>(in Geometry g, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<float> bias1, ReadOnlySpan<float> bias2, ReadOnlySpan<float> taps, ReadOnlySpan<float> dwcBias,
+        Span<float> tokens, Span<float> a1, Span<float> a2, Span<float> vm, Span<float> o)
+        where TW : struct, IWidth<TV> where TV : struct
+    {
+        int W = TW.Count, N = g.GridH * g.GridW, n = g.MedGrid * g.MedGrid, hd = g.Hd, xs = g.XStride;
+        // Mediator columns padded to whole vectors: sT^T (hd, np), logits (N, np), two rows of padding room.
+        int np = (n + W - 1) / W * W;
+        int padded = (g.GridH + 2) * (g.GridW + 2) * W;
+        var scratch = ScratchBuffers.Get(2, hd * np + N * np + 2 * np + padded);
+        ref float tt = ref MemoryMarshal.GetArrayDataReference(scratch);
+        ref float logits = ref Unsafe.Add(ref tt, hd * np);
+        ref float pad = ref Unsafe.Add(ref logits, N * np);
+        ref float grid = ref Unsafe.Add(ref pad, 2 * np);
+        ref float qr = ref MemoryMarshal.GetReference(q);
+        ref float kr = ref MemoryMarshal.GetReference(k);
+        ref float vr = ref MemoryMarshal.GetReference(v);
+        ref float p1 = ref MemoryMarshal.GetReference(a1);
+        ref float p2 = ref MemoryMarshal.GetReference(a2);
+        ref float vmr = ref MemoryMarshal.GetReference(vm);
+        ref float orr = ref MemoryMarshal.GetReference(o);
+
+        // T = pool(q), and sT^T with zero padding columns.
+        Pool<TW, TV>(g, ref qr, ref MemoryMarshal.GetReference(tokens));
+        for (int c = 0; c < hd; c++)
+        {
+            for (int m = 0; m < n; m++) Unsafe.Add(ref tt, c * np + m) = g.Scale * tokens[m * g.TokenStride + c];
+            for (int m = n; m < np; m++) Unsafe.Add(ref tt, c * np + m) = 0f;
+        }
+
+        // Mediators gather from the keys: logits^T (N, np) = k sT^T, transposed into A1 (n, N), softmax per row.
+        Logits<TW, TV>(ref kr, xs, N, ref tt, hd, np, ref logits);
+        for (int j = 0; j < N; j++)
+        {
+            ref float row = ref Unsafe.Add(ref logits, j * np);
+            for (int m = 0; m < n; m++) Unsafe.Add(ref p1, m * N + j) = Unsafe.Add(ref row, m);
+        }
+        for (int m = 0; m < n; m++) SoftmaxRows.Forward(a1.Slice(m * N, N), bias1.Slice(m * N, N));
+        // Vm = A1 v (n, hd).
+        Product<TW, TV>(ref p1, N, n, N, ref vr, xs, ref vmr, hd, hd);
+
+        // Queries read from the mediators: A2 = softmax(q sT^T + bias2) (N, n), O = A2 Vm (N, hd).
+        Logits<TW, TV>(ref qr, xs, N, ref tt, hd, np, ref logits);
+        QuerySoftmax<TW, TV>(ref logits, np, N, n, bias2, a2, ref pad);
+        Product<TW, TV>(ref p2, n, N, n, ref vmr, hd, ref orr, g.OStride, hd);
+
+        // O += dwc(v).
+        Depthwise<TW, TV>(g, ref vr, ref MemoryMarshal.GetReference(taps), ref MemoryMarshal.GetReference(dwcBias), ref orr, ref grid);
+    }
+
+    /// <summary>T (n, hd) = adaptive average pool of q; the bins add their rows in order, then scale (as the reference).</summary>
+    private static void Pool<TW, TV>(in Geometry g, ref float q, ref float t)
+        where TW : struct, IWidth<TV> where TV : struct
+    {
+        int W = TW.Count, hd = g.Hd, mg = g.MedGrid, gw = g.GridW, xs = g.XStride;
+        for (int bi = 0; bi < mg; bi++)
+        {
+            var (h0, h1) = AdaptiveAvgPool.Bin(bi, g.GridH, mg);
+            for (int bj = 0; bj < mg; bj++)
+            {
+                var (w0, w1) = AdaptiveAvgPool.Bin(bj, gw, mg);
+                float inv = 1f / ((h1 - h0) * (w1 - w0));
+                ref float dst = ref Unsafe.Add(ref t, (bi * mg + bj) * g.TokenStride);
+                if (hd >= W)
+                {
+                    // Sum the bin's rows into the T row (L1), each q row read once, in the reference's order.
+                    for (int col = 0; col < hd; col += W) TW.Store(TW.Zero, ref Unsafe.Add(ref dst, Math.Min(col, hd - W)));
+                    for (int a = h0; a < h1; a++)
+                    for (int b = w0; b < w1; b++)
+                    {
+                        ref float xr = ref Unsafe.Add(ref q, (a * gw + b) * xs);
+                        for (int col = 0; col < hd; col += W)
+                        {
+                            // The overlapping tail adds only its new lanes (the others are done).
+                            int c0 = Math.Min(col, hd - W);
+                            var x = TW.Load(ref Unsafe.Add(ref xr, c0));
+                            if (c0 != col) x = TW.Select(TW.LanesFrom(col - c0), x, TW.Zero);
+                            TW.Store(TW.Add(TW.Load(ref Unsafe.Add(ref dst, c0)), x), ref Unsafe.Add(ref dst, c0));
+                        }
+                    }
+                    var vinv = TW.Splat(inv);
+                    for (int col = 0; col < hd; col += W)
+                    {
+                        int c0 = Math.Min(col, hd - W);
+                        var y = TW.Load(ref Unsafe.Add(ref dst, c0));
+                        TW.Store(c0 != col ? TW.Select(TW.LanesFrom(col - c0), TW.Multiply(y, vinv), y) : TW.Multiply(y, vinv), ref Unsafe.Add(ref dst, c0));
+                    }
+                }
+                else
+                {
+                    for (int c = 0; c < hd; c++)
+                    {
+                        float acc = 0f;
+                        for (int a = h0; a < h1; a++)
+                        for (int b = w0; b < w1; b++)
+                            acc += Unsafe.Add(ref q, (a * gw + b) * xs + c);
+                        Unsafe.Add(ref dst, c) = acc * inv;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// dst (rows, np) = x (rows, hd; rows xs apart) times tt (hd, np): each x element is broadcast against a vector
+    /// of tt's row, eight rows at a time so eight independent FMA chains are in flight.
+    /// </summary>
+    private static void Logits<TW, TV>(ref float x, int xs, int rows, ref float tt, int hd, int np, ref float dst)
+        where TW : struct, IWidth<TV> where TV : struct
+    {
+        int W = TW.Count, r = 0;
+        for (; r + 8 <= rows; r += 8)
+        {
+            ref float x0 = ref Unsafe.Add(ref x, r * xs);
+            ref float x1 = ref Unsafe.Add(ref x0, xs);
+            ref float x2 = ref Unsafe.Add(ref x1, xs);
+            ref float x3 = ref Unsafe.Add(ref x2, xs);
+            ref float x4 = ref Unsafe.Add(ref x3, xs);
+            ref float x5 = ref Unsafe.Add(ref x4, xs);
+            ref float x6 = ref Unsafe.Add(ref x5, xs);
+            ref float x7 = ref Unsafe.Add(ref x6, xs);
+            ref float d0 = ref Unsafe.Add(ref dst, r * np);
+            for (int c = 0; c < np; c += W)
+            {
+                TV s0 = TW.Zero, s1 = TW.Zero, s2 = TW.Zero, s3 = TW.Zero, s4 = TW.Zero, s5 = TW.Zero, s6 = TW.Zero, s7 = TW.Zero;
+                ref float tc = ref Unsafe.Add(ref tt, c);
+                for (int kk = 0; kk < hd; kk++)
+                {
+                    var tv = TW.Load(ref Unsafe.Add(ref tc, kk * np));
+                    s0 = TW.Fma(TW.Splat(Unsafe.Add(ref x0, kk)), tv, s0);
+                    s1 = TW.Fma(TW.Splat(Unsafe.Add(ref x1, kk)), tv, s1);
+                    s2 = TW.Fma(TW.Splat(Unsafe.Add(ref x2, kk)), tv, s2);
+                    s3 = TW.Fma(TW.Splat(Unsafe.Add(ref x3, kk)), tv, s3);
+                    s4 = TW.Fma(TW.Splat(Unsafe.Add(ref x4, kk)), tv, s4);
+                    s5 = TW.Fma(TW.Splat(Unsafe.Add(ref x5, kk)), tv, s5);
+                    s6 = TW.Fma(TW.Splat(Unsafe.Add(ref x6, kk)), tv, s6);
+                    s7 = TW.Fma(TW.Splat(Unsafe.Add(ref x7, kk)), tv, s7);
+                }
+                TW.Store(s0, ref Unsafe.Add(ref d0, c));
+                TW.Store(s1, ref Unsafe.Add(ref d0, np + c));
+                TW.Store(s2, ref Unsafe.Add(ref d0, 2 * np + c));
+                TW.Store(s3, ref Unsafe.Add(ref d0, 3 * np + c));
+                TW.Store(s4, ref Unsafe.Add(ref d0, 4 * np + c));
+                TW.Store(s5, ref Unsafe.Add(ref d0, 5 * np + c));
+                TW.Store(s6, ref Unsafe.Add(ref d0, 6 * np + c));
+                TW.Store(s7, ref Unsafe.Add(ref d0, 7 * np + c));
+            }
+        }
+        for (; r < rows; r++)
+        {
+            ref float x0 = ref Unsafe.Add(ref x, r * xs);
+            for (int c = 0; c < np; c += W)
+            {
+                var s0 = TW.Zero;
+                for (int kk = 0; kk < hd; kk++)
+                    s0 = TW.Fma(TW.Splat(Unsafe.Add(ref x0, kk)), TW.Load(ref Unsafe.Add(ref tt, kk * np + c)), s0);
+                TW.Store(s0, ref Unsafe.Add(ref dst, r * np + c));
+            }
+        }
+    }
+
+    /// <summary>
+    /// A2 rows = softmax(logits + bias2) for each query row. With n up to one vector the row stays in a register
+    /// (lanes past n masked out); longer rows go through <see cref="SoftmaxRows"/>.
+    /// </summary>
+    private static void QuerySoftmax<TW, TV>(ref float logits, int np, int rows, int n, ReadOnlySpan<float> bias2, Span<float> a2, ref float pad)
+        where TW : struct, IWidth<TV> where TV : struct
+    {
+        ref float br = ref MemoryMarshal.GetReference(bias2);
+        ref float pr = ref MemoryMarshal.GetReference(a2);
+        if (np != TW.Count)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                var row = a2.Slice(r * n, n);
+                MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref logits, r * np), n).CopyTo(row);
+                SoftmaxRows.Forward(row, bias2.Slice(r * n, n));
+            }
+            return;
+        }
+        bool full = n == np;
+        var valid = TW.LanesBelow(n);
+        var minusInf = TW.Splat(float.NegativeInfinity);
+        var one = TW.Splat(1f);
+        for (int r = 0; r < rows; r++)
+        {
+            TV b;
+            if (full) b = TW.Load(ref Unsafe.Add(ref br, r * n));
+            else
+            {
+                MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref br, r * n), n).CopyTo(MemoryMarshal.CreateSpan(ref pad, n));
+                b = TW.Load(ref pad);
+            }
+            var z = TW.Add(TW.Load(ref Unsafe.Add(ref logits, r * np)), b);
+            if (!full) z = TW.Select(valid, z, minusInf);
+            var e = TW.ExpNonPositive(TW.Subtract(z, TW.MaxAll(z)));
+            if (!full) e = TW.Select(valid, e, TW.Zero);
+            var p = TW.Multiply(e, TW.Divide(one, TW.SumAll(e)));
+            if (full) TW.Store(p, ref Unsafe.Add(ref pr, r * n));
+            else
+            {
+                TW.Store(p, ref pad);
+                MemoryMarshal.CreateReadOnlySpan(ref pad, n).CopyTo(MemoryMarshal.CreateSpan(ref Unsafe.Add(ref pr, r * n), n));
+            }
+        }
+    }
+
+    /// <summary>
+    /// c (rows, cols; rows cs apart) = p (rows, len; rows ps apart) times x (len, cols; rows xs apart), overwritten.
+    /// 4 rows x 2 vectors of c in registers; column tails by a block overlapping the previous one.
+    /// </summary>
+    private static void Product<TW, TV>(ref float p, int ps, int rows, int len, ref float x, int xs, ref float c, int cs, int cols)
+        where TW : struct, IWidth<TV> where TV : struct
+    {
+        int W = TW.Count;
+        if (cols < W)
+        {
+            for (int r = 0; r < rows; r++)
+            for (int j = 0; j < cols; j++)
+            {
+                float acc = 0f;
+                for (int l = 0; l < len; l++)
+                    acc = MathF.FusedMultiplyAdd(Unsafe.Add(ref p, r * ps + l), Unsafe.Add(ref x, l * xs + j), acc);
+                Unsafe.Add(ref c, r * cs + j) = acc;
+            }
+            return;
+        }
+        int step = cols >= 2 * W ? 2 * W : W;
+        for (int col = 0; col < cols; col += step)
+        {
+            int c0 = Math.Min(col, cols - step);
+            ref float xc = ref Unsafe.Add(ref x, c0);
+            int r = 0;
+            if (step == 2 * W)
+            {
+                for (; r + 4 <= rows; r += 4)
+                {
+                    ref float pa = ref Unsafe.Add(ref p, r * ps);
+                    ref float pb = ref Unsafe.Add(ref pa, ps);
+                    ref float pc = ref Unsafe.Add(ref pb, ps);
+                    ref float pd = ref Unsafe.Add(ref pc, ps);
+                    TV a0 = TW.Zero, a1 = TW.Zero, b0 = TW.Zero, b1 = TW.Zero, c0v = TW.Zero, c1v = TW.Zero, d0 = TW.Zero, d1 = TW.Zero;
+                    for (int l = 0; l < len; l++)
+                    {
+                        ref float xl = ref Unsafe.Add(ref xc, l * xs);
+                        var x0 = TW.Load(ref xl);
+                        var x1 = TW.Load(ref Unsafe.Add(ref xl, W));
+                        var s = TW.Splat(Unsafe.Add(ref pa, l));
+                        a0 = TW.Fma(s, x0, a0);
+                        a1 = TW.Fma(s, x1, a1);
+                        s = TW.Splat(Unsafe.Add(ref pb, l));
+                        b0 = TW.Fma(s, x0, b0);
+                        b1 = TW.Fma(s, x1, b1);
+                        s = TW.Splat(Unsafe.Add(ref pc, l));
+                        c0v = TW.Fma(s, x0, c0v);
+                        c1v = TW.Fma(s, x1, c1v);
+                        s = TW.Splat(Unsafe.Add(ref pd, l));
+                        d0 = TW.Fma(s, x0, d0);
+                        d1 = TW.Fma(s, x1, d1);
+                    }
+                    ref float cr = ref Unsafe.Add(ref c, r * cs + c0);
+                    TW.Store(a0, ref cr);
+                    TW.Store(a1, ref Unsafe.Add(ref cr, W));
+                    TW.Store(b0, ref Unsafe.Add(ref cr, cs));
+                    TW.Store(b1, ref Unsafe.Add(ref cr, cs + W));
+                    TW.Store(c0v, ref Unsafe.Add(ref cr, 2 * cs));
+                    TW.Store(c1v, ref Unsafe.Add(ref cr, 2 * cs + W));
+                    TW.Store(d0, ref Unsafe.Add(ref cr, 3 * cs));
+                    TW.Store(d1, ref Unsafe.Add(ref cr, 3 * cs + W));
+                }
+                for (; r < rows; r++)
+                {
+                    ref float pa = ref Unsafe.Add(ref p, r * ps);
+                    TV a0 = TW.Zero, a1 = TW.Zero;
+                    for (int l = 0; l < len; l++)
+                    {
+                        ref float xl = ref Unsafe.Add(ref xc, l * xs);
+                        var s = TW.Splat(Unsafe.Add(ref pa, l));
+                        a0 = TW.Fma(s, TW.Load(ref xl), a0);
+                        a1 = TW.Fma(s, TW.Load(ref Unsafe.Add(ref xl, W)), a1);
+                    }
+                    ref float cr = ref Unsafe.Add(ref c, r * cs + c0);
+                    TW.Store(a0, ref cr);
+                    TW.Store(a1, ref Unsafe.Add(ref cr, W));
+                }
+            }
+            else
+            {
+                for (; r < rows; r++)
+                {
+                    ref float pa = ref Unsafe.Add(ref p, r * ps);
+                    var a0 = TW.Zero;
+                    for (int l = 0; l < len; l++)
+                        a0 = TW.Fma(TW.Splat(Unsafe.Add(ref pa, l)), TW.Load(ref Unsafe.Add(ref xc, l * xs)), a0);
+                    TW.Store(a0, ref Unsafe.Add(ref c, r * cs + c0));
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// o += dwc(v) + bias, one channel vector at a time with its nine taps in registers. The vector's column of v is
+    /// first copied into a zero-bordered (gridH + 2, gridW + 2) grid, contiguous so it stays in L1 (v's own rows,
+    /// 3 * dim floats apart, fall into a few cache sets) and bordered so every token takes the same nine taps
+    /// (an out-of-grid neighbour adds 0 * tap, exactly nothing). Each kernel row has its own partial sum (three
+    /// short FMA chains instead of one of nine). A column tail overlapping the previous vector writes only its new lanes.
+    /// </summary>
+    private static void Depthwise<TW, TV>(in Geometry g, ref float v, ref float taps, ref float bias, ref float o, ref float grid)
+        where TW : struct, IWidth<TV> where TV : struct
+    {
+        int W = TW.Count, hd = g.Hd, gh = g.GridH, gw = g.GridW, xs = g.XStride, ts = g.TapStride, os = g.OStride;
+        if (hd < W)
+        {
+            DepthwiseConv3x3.Forward(MemoryMarshal.CreateReadOnlySpan(ref v, (gh * gw - 1) * xs + hd), xs,
+                MemoryMarshal.CreateReadOnlySpan(ref taps, 8 * ts + hd), ts, MemoryMarshal.CreateReadOnlySpan(ref bias, hd),
+                MemoryMarshal.CreateSpan(ref o, (gh * gw - 1) * os + hd), os, gh, gw, hd, accumulate: true);
+            return;
+        }
+        int pw = gw + 2, rowStep = pw * W;
+        // The border cells stay zero; the interior is overwritten for each channel vector.
+        for (int j = 0; j < pw; j++)
+        {
+            TW.Store(TW.Zero, ref Unsafe.Add(ref grid, j * W));
+            TW.Store(TW.Zero, ref Unsafe.Add(ref grid, ((gh + 1) * pw + j) * W));
+        }
+        for (int i = 1; i <= gh; i++)
+        {
+            TW.Store(TW.Zero, ref Unsafe.Add(ref grid, i * rowStep));
+            TW.Store(TW.Zero, ref Unsafe.Add(ref grid, i * rowStep + (gw + 1) * W));
+        }
+        for (int col = 0; col < hd; col += W)
+        {
+            int c0 = Math.Min(col, hd - W);
+            bool overlap = c0 != col;
+            var fresh = TW.LanesFrom(col - c0);
+            for (int i = 0; i < gh; i++)
+            for (int j = 0; j < gw; j++)
+                TW.Store(TW.Load(ref Unsafe.Add(ref v, (i * gw + j) * xs + c0)), ref Unsafe.Add(ref grid, ((i + 1) * pw + j + 1) * W));
+            ref float tc = ref Unsafe.Add(ref taps, c0);
+            TV t0 = TW.Load(ref tc), t1 = TW.Load(ref Unsafe.Add(ref tc, ts)), t2 = TW.Load(ref Unsafe.Add(ref tc, 2 * ts));
+            TV t3 = TW.Load(ref Unsafe.Add(ref tc, 3 * ts)), t4 = TW.Load(ref Unsafe.Add(ref tc, 4 * ts)), t5 = TW.Load(ref Unsafe.Add(ref tc, 5 * ts));
+            TV t6 = TW.Load(ref Unsafe.Add(ref tc, 6 * ts)), t7 = TW.Load(ref Unsafe.Add(ref tc, 7 * ts)), t8 = TW.Load(ref Unsafe.Add(ref tc, 8 * ts));
+            var bv = TW.Load(ref Unsafe.Add(ref bias, c0));
+            for (int i = 0; i < gh; i++)
+            {
+                ref float up = ref Unsafe.Add(ref grid, i * rowStep);
+                ref float yrow = ref Unsafe.Add(ref o, i * gw * os + c0);
+                for (int j = 0; j < gw; j++)
+                {
+                    ref float xu = ref Unsafe.Add(ref up, j * W);
+                    ref float xm = ref Unsafe.Add(ref xu, rowStep);
+                    ref float xd = ref Unsafe.Add(ref xm, rowStep);
+                    ref float yr = ref Unsafe.Add(ref yrow, j * os);
+                    var old = TW.Load(ref yr);
+                    var acc = TW.Fma(TW.Load(ref xu), t0, TW.Add(old, bv));
+                    var mid = TW.Multiply(TW.Load(ref xm), t3);
+                    var low = TW.Multiply(TW.Load(ref xd), t6);
+                    acc = TW.Fma(TW.Load(ref Unsafe.Add(ref xu, W)), t1, acc);
+                    mid = TW.Fma(TW.Load(ref Unsafe.Add(ref xm, W)), t4, mid);
+                    low = TW.Fma(TW.Load(ref Unsafe.Add(ref xd, W)), t7, low);
+                    acc = TW.Fma(TW.Load(ref Unsafe.Add(ref xu, 2 * W)), t2, acc);
+                    mid = TW.Fma(TW.Load(ref Unsafe.Add(ref xm, 2 * W)), t5, mid);
+                    low = TW.Fma(TW.Load(ref Unsafe.Add(ref xd, 2 * W)), t8, low);
+                    acc = TW.Add(acc, TW.Add(mid, low));
+                    if (overlap) acc = TW.Select(fresh, acc, old);
+                    TW.Store(acc, ref yr);
+                }
+            }
+        }
+    }
+
+    // exp(x) = 2^k e^f with k = round(x / ln 2), f = x - k ln 2 in [-ln2/2, ln2/2] (ln 2 split in a high part exact
+    // in float and a low part), e^f by its degree-7 Taylor polynomial (truncation below 6e-9 relative there).
+    private const float Log2E = 1.44269504f, Ln2Hi = 0.693145752f, Ln2Lo = 1.42860677e-6f, ExpFloor = -87.33654f;
+    private const float C2 = 1f / 2, C3 = 1f / 6, C4 = 1f / 24, C5 = 1f / 120, C6 = 1f / 720, C7 = 1f / 5040;
+
+    /// <summary>
+    /// exp(x) for the x &lt;= 0 of a max-shifted softmax, within a few float roundings of MathF.Exp. Inputs below
+    /// ln(2^-126) are raised to it (the result stays a normal float, about 1.2e-38, where exp would give a
+    /// denormal or 0), which no softmax row can tell from 0 next to its maximum's exp(0) = 1.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> ExpNonPositive(Vector512<float> x)
+    {
+        x = Vector512.Max(x, Vector512.Create(ExpFloor));
+        var k = Vector512.Round(x * Vector512.Create(Log2E));
+        var f = Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2Hi), x);
+        f = Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2Lo), f);
+        var p = Vector512.FusedMultiplyAdd(Vector512.Create(C7), f, Vector512.Create(C6));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(C5));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(C4));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(C3));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(C2));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512<float>.One);
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512<float>.One);
+        var scale = Vector512.ShiftLeft(Vector512.ConvertToInt32(k) + Vector512.Create(127), 23).AsSingle();
+        return p * scale;
+    }
+
+    /// <summary>The 256-bit twin of <see cref="ExpNonPositive(Vector512{float})"/> (the same operations lane by lane).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> ExpNonPositive(Vector256<float> x)
+    {
+        x = Vector256.Max(x, Vector256.Create(ExpFloor));
+        var k = Vector256.Round(x * Vector256.Create(Log2E));
+        var f = Vector256.FusedMultiplyAdd(k, Vector256.Create(-Ln2Hi), x);
+        f = Vector256.FusedMultiplyAdd(k, Vector256.Create(-Ln2Lo), f);
+        var p = Vector256.FusedMultiplyAdd(Vector256.Create(C7), f, Vector256.Create(C6));
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(C5));
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(C4));
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(C3));
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(C2));
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256<float>.One);
+        p = Vector256.FusedMultiplyAdd(p, f, Vector256<float>.One);
+        var scale = Vector256.ShiftLeft(Vector256.ConvertToInt32(k) + Vector256.Create(127), 23).AsSingle();
+        return p * scale;
+    }
+
+    /// <summary>The vector operations the kernel needs, for one register width (the JIT specialises each use).</summary>
+    private interface IWidth<TV> where TV : struct
+    {
+        static abstract int Count { get; }
+        static abstract TV Zero { get; }
+        static abstract TV Load(ref float p);
+        static abstract void Store(TV v, ref float p);
+        static abstract TV Splat(float x);
+        static abstract TV Fma(TV a, TV b, TV c);
+        static abstract TV Add(TV a, TV b);
+        static abstract TV Subtract(TV a, TV b);
+        static abstract TV Multiply(TV a, TV b);
+        static abstract TV Divide(TV a, TV b);
+        /// <summary>exp(x) for x &lt;= 0, see <see cref="MediatorCoreKernel.ExpNonPositive(Vector512{float})"/>.</summary>
+        static abstract TV ExpNonPositive(TV x);
+        static abstract TV Select(TV mask, TV a, TV b);
+        /// <summary>The maximum of the lanes, in every lane.</summary>
+        static abstract TV MaxAll(TV v);
+        /// <summary>The sum of the lanes (a fixed pairwise tree), in every lane.</summary>
+        static abstract TV SumAll(TV v);
+        /// <summary>Lanes [0, count) set.</summary>
+        static abstract TV LanesBelow(int count);
+        /// <summary>Lanes [start, Count) set.</summary>
+        static abstract TV LanesFrom(int start);
+    }
+
+    private readonly struct W512 : IWidth<Vector512<float>>
+    {
+        public static int Count => Vector512<float>.Count;
+        public static Vector512<float> Zero { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Vector512<float>.Zero; }
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(ref float p) => Vector512.LoadUnsafe(ref p);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(Vector512<float> v, ref float p) => v.StoreUnsafe(ref p);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Splat(float x) => Vector512.Create(x);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Fma(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Subtract(Vector512<float> a, Vector512<float> b) => a - b;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => a * b;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Divide(Vector512<float> a, Vector512<float> b) => a / b;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ExpNonPositive(Vector512<float> x) => MediatorCoreKernel.ExpNonPositive(x);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Select(Vector512<float> mask, Vector512<float> a, Vector512<float> b) => Vector512.ConditionalSelect(mask, a, b);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> MaxAll(Vector512<float> v)
+        {
+            v = Vector512.Max(v, Vector512.Shuffle(v, Vector512.Create(8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7)));
+            v = Vector512.Max(v, Vector512.Shuffle(v, Vector512.Create(4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11)));
+            v = Vector512.Max(v, Vector512.Shuffle(v, Vector512.Create(2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13)));
+            return Vector512.Max(v, Vector512.Shuffle(v, Vector512.Create(1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14)));
+        }
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> SumAll(Vector512<float> v)
+        {
+            v += Vector512.Shuffle(v, Vector512.Create(8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
+            v += Vector512.Shuffle(v, Vector512.Create(4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11));
+            v += Vector512.Shuffle(v, Vector512.Create(2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13));
+            return v + Vector512.Shuffle(v, Vector512.Create(1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14));
+        }
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> LanesBelow(int count) => Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).AsSingle();
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> LanesFrom(int start) => Vector512.GreaterThanOrEqual(Vector512<int>.Indices, Vector512.Create(start)).AsSingle();
+    }
+
+    private readonly struct W256 : IWidth<Vector256<float>>
+    {
+        public static int Count => Vector256<float>.Count;
+        public static Vector256<float> Zero { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Vector256<float>.Zero; }
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load(ref float p) => Vector256.LoadUnsafe(ref p);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(Vector256<float> v, ref float p) => v.StoreUnsafe(ref p);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Splat(float x) => Vector256.Create(x);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Fma(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.FusedMultiplyAdd(a, b, c);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Subtract(Vector256<float> a, Vector256<float> b) => a - b;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => a * b;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Divide(Vector256<float> a, Vector256<float> b) => a / b;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ExpNonPositive(Vector256<float> x) => MediatorCoreKernel.ExpNonPositive(x);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Select(Vector256<float> mask, Vector256<float> a, Vector256<float> b) => Vector256.ConditionalSelect(mask, a, b);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> MaxAll(Vector256<float> v)
+        {
+            v = Vector256.Max(v, Vector256.Shuffle(v, Vector256.Create(4, 5, 6, 7, 0, 1, 2, 3)));
+            v = Vector256.Max(v, Vector256.Shuffle(v, Vector256.Create(2, 3, 0, 1, 6, 7, 4, 5)));
+            return Vector256.Max(v, Vector256.Shuffle(v, Vector256.Create(1, 0, 3, 2, 5, 4, 7, 6)));
+        }
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> SumAll(Vector256<float> v)
+        {
+            v += Vector256.Shuffle(v, Vector256.Create(4, 5, 6, 7, 0, 1, 2, 3));
+            v += Vector256.Shuffle(v, Vector256.Create(2, 3, 0, 1, 6, 7, 4, 5));
+            return v + Vector256.Shuffle(v, Vector256.Create(1, 0, 3, 2, 5, 4, 7, 6));
+        }
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> LanesBelow(int count) => Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(count)).AsSingle();
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> LanesFrom(int start) => Vector256.GreaterThanOrEqual(Vector256<int>.Indices, Vector256.Create(start)).AsSingle();
+    }
+}
+
+/// <summary>
+/// The plain form of <see cref="MediatorCoreKernel"/> it is tested against: the adaptive pooling, four
+/// <see cref="Gemm.Sgemm"/> products, one <see cref="SoftmaxRows"/> call per row and the depthwise conv, in order.
+/// </summary>
+public static class ReferenceMediatorCore
+{
+    public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int xStride,
+        ReadOnlySpan<float> bias1, ReadOnlySpan<float> bias2, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> dwcBias,
+        Span<float> tokens, int tokenStride, Span<float> a1, Span<float> a2, Span<float> vm, Span<float> o, int oStride,
+        int gridH, int gridW, int medGrid, int headDim, float scale)
+    {
+        int N = gridH * gridW, n = medGrid * medGrid, hd = headDim;
+        AdaptiveAvgPool.Forward(q, xStride, tokens, tokenStride, gridH, gridW, hd, medGrid, medGrid);
+        // A1 = softmax(s T k^T + bias1) (n, N), Vm = A1 v (n, hd).
+        Gemm.Sgemm(false, true, n, N, hd, scale, tokens, tokenStride, k, xStride, 0f, a1, N);
+        for (int m = 0; m < n; m++) SoftmaxRows.Forward(a1.Slice(m * N, N), bias1.Slice(m * N, N));
+        Gemm.Sgemm(false, false, n, hd, N, 1f, a1, N, v, xStride, 0f, vm, hd);
+        // A2 = softmax(s q T^T + bias2) (N, n), O = A2 Vm (N, hd) + dwc(v).
+        Gemm.Sgemm(false, true, N, n, hd, scale, q, xStride, tokens, tokenStride, 0f, a2, n);
+        for (int r = 0; r < N; r++) SoftmaxRows.Forward(a2.Slice(r * n, n), bias2.Slice(r * n, n));
+        Gemm.Sgemm(false, false, N, hd, n, 1f, a2, n, vm, hd, 0f, o, oStride);
+        DepthwiseConv3x3.Forward(v, xStride, taps, tapStride, dwcBias, o, oStride, gridH, gridW, hd, accumulate: true);
+    }
+}
