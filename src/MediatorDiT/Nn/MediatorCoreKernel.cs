@@ -23,97 +23,257 @@ namespace MediatorDiT.Nn;
 public static class MediatorCoreKernel
 {
     /// <param name="q">this head's queries: token r's hd channels at q[r * xStride ..]; likewise k and v</param>
-    /// <param name="bias1">(n, N) added to the mediator-to-key logits</param>
+    /// <param name="bias1T">(N, n): the transpose of bias1 (n, N), added to the mediator-to-key logits</param>
     /// <param name="bias2">(N, n) added to the query-to-mediator logits</param>
     /// <param name="taps">depthwise taps of this head's channels: tap t of channel c at taps[t * tapStride + c]</param>
     /// <param name="tokens">T (n rows, tokenStride apart)</param>
     /// <param name="o">O (N rows, oStride apart), overwritten</param>
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int xStride,
-        ReadOnlySpan<float> bias1, ReadOnlySpan<float> bias2, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> dwcBias,
+        ReadOnlySpan<float> bias1T, ReadOnlySpan<float> bias2, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> dwcBias,
         Span<float> tokens, int tokenStride, Span<float> a1, Span<float> a2, Span<float> vm, Span<float> o, int oStride,
         int gridH, int gridW, int medGrid, int headDim, float scale)
-        => Forward(q, k, v, xStride, bias1, bias2, taps, tapStride, dwcBias, tokens, tokenStride, a1, a2, vm, o, oStride,
+        => Forward(q, k, v, xStride, bias1T, bias2, taps, tapStride, dwcBias, tokens, tokenStride, a1, a2, vm, o, oStride,
             gridH, gridW, medGrid, headDim, scale, ManagedGemm.Uses512);
 
     /// <summary>As above with the vector width chosen by the caller (tests compare both paths).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int xStride,
-        ReadOnlySpan<float> bias1, ReadOnlySpan<float> bias2, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> dwcBias,
+        ReadOnlySpan<float> bias1T, ReadOnlySpan<float> bias2, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> dwcBias,
         Span<float> tokens, int tokenStride, Span<float> a1, Span<float> a2, Span<float> vm, Span<float> o, int oStride,
         int gridH, int gridW, int medGrid, int headDim, float scale, bool use512)
     {
         int N = gridH * gridW, n = medGrid * medGrid, hd = headDim;
         long lastRow = (long)(N - 1) * xStride + hd;
         if (q.Length < lastRow || k.Length < lastRow || v.Length < lastRow || xStride < hd
-            || bias1.Length < n * N || bias2.Length < N * n || taps.Length < 8L * tapStride + hd || tapStride < hd || dwcBias.Length < hd
+            || bias1T.Length < N * n || bias2.Length < N * n || taps.Length < 8L * tapStride + hd || tapStride < hd || dwcBias.Length < hd
             || tokens.Length < (long)(n - 1) * tokenStride + hd || tokenStride < hd || a1.Length < n * N || a2.Length < N * n
             || vm.Length < n * hd || o.Length < (long)(N - 1) * oStride + hd || oStride < hd)
             throw new ArgumentException("mediator core buffers are too small for the grid, mediators and head size.");
         var g = new Geometry(gridH, gridW, medGrid, hd, xStride, tokenStride, tapStride, oStride, scale);
         if (use512)
-            Run<W512, Vector512<float>>(g, q, k, v, bias1, bias2, taps, dwcBias, tokens, a1, a2, vm, o);
+            Run<W512, Vector512<float>>(g, q, k, v, bias1T, bias2, taps, dwcBias, tokens, a1, a2, vm, o);
         else if (Vector256.IsHardwareAccelerated)
-            Run<W256, Vector256<float>>(g, q, k, v, bias1, bias2, taps, dwcBias, tokens, a1, a2, vm, o);
+            Run<W256, Vector256<float>>(g, q, k, v, bias1T, bias2, taps, dwcBias, tokens, a1, a2, vm, o);
         else
-            ReferenceMediatorCore.Forward(q, k, v, xStride, bias1, bias2, taps, tapStride, dwcBias, tokens, tokenStride,
+            ReferenceMediatorCore.Forward(q, k, v, xStride, bias1T, bias2, taps, tapStride, dwcBias, tokens, tokenStride,
                 a1, a2, vm, o, oStride, gridH, gridW, medGrid, headDim, scale);
     }
+
+    private static int Align16(int floats) => (floats + 15) & ~15;
+
+    /// <summary>Floats to skip from the array's start to the next 64-byte boundary (the scratch arrays are pinned).</summary>
+    private static unsafe int LineOffset(float[] array) =>
+        (int)((64 - ((nuint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array)) & 63)) & 63) / 4;
 
     private readonly record struct Geometry(int GridH, int GridW, int MedGrid, int Hd, int XStride, int TokenStride,
         int TapStride, int OStride, float Scale);
 
     private static void Run<TW, TV>(in Geometry g, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
-        ReadOnlySpan<float> bias1, ReadOnlySpan<float> bias2, ReadOnlySpan<float> taps, ReadOnlySpan<float> dwcBias,
+        ReadOnlySpan<float> bias1T, ReadOnlySpan<float> bias2, ReadOnlySpan<float> taps, ReadOnlySpan<float> dwcBias,
         Span<float> tokens, Span<float> a1, Span<float> a2, Span<float> vm, Span<float> o)
         where TW : struct, IWidth<TV> where TV : struct
     {
         int W = TW.Count, N = g.GridH * g.GridW, n = g.MedGrid * g.MedGrid, hd = g.Hd, xs = g.XStride;
         // Mediator columns padded to whole vectors: sT^T (hd, np), logits (N, np), two rows of padding room.
         int np = (n + W - 1) / W * W;
-        int padded = (g.GridH + 2) * (g.GridW + 2) * W;
-        var scratch = ScratchBuffers.Get(2, hd * np + N * np + 2 * np + padded);
-        ref float tt = ref MemoryMarshal.GetArrayDataReference(scratch);
-        ref float logits = ref Unsafe.Add(ref tt, hd * np);
-        ref float pad = ref Unsafe.Add(ref logits, N * np);
-        ref float grid = ref Unsafe.Add(ref pad, 2 * np);
+        int gh = g.GridH, gw = g.GridW, os = g.OStride, pw = gw + 2;
+        // Scratch: sT^T (hd, np), logits (N, np), 2 * np floats of room, contiguous copies of q and v (N, hd), and
+        // v in a zero-bordered grid (gh + 2, gw + 2, hd). The copies matter: q, k, v rows lie 3 * dim floats apart,
+        // which maps a head's rows onto a few cache sets, so every second pass over them would come from L3.
+        // Every region starts on a 64-byte line (the arrays are only 8-byte aligned): a misaligned zmm load
+        // touches two lines.
+        int ttLen = Align16(hd * np), logitsLen = Align16(N * np), padLen = Align16(2 * np), rowsLen = Align16(N * hd);
+        var scratch = ScratchBuffers.Get(2, 16 + ttLen + logitsLen + padLen + 2 * rowsLen + Align16(n * hd) + (gh + 2) * pw * hd);
+        ref float tt = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(scratch), LineOffset(scratch));
+        ref float logits = ref Unsafe.Add(ref tt, ttLen);
+        ref float pad = ref Unsafe.Add(ref logits, logitsLen);
+        ref float qc = ref Unsafe.Add(ref pad, padLen);
+        ref float vc = ref Unsafe.Add(ref qc, rowsLen);
+        ref float vmc = ref Unsafe.Add(ref vc, rowsLen);
+        ref float grid = ref Unsafe.Add(ref vmc, Align16(n * hd));
         ref float qr = ref MemoryMarshal.GetReference(q);
         ref float kr = ref MemoryMarshal.GetReference(k);
         ref float vr = ref MemoryMarshal.GetReference(v);
         ref float p1 = ref MemoryMarshal.GetReference(a1);
         ref float p2 = ref MemoryMarshal.GetReference(a2);
-        ref float vmr = ref MemoryMarshal.GetReference(vm);
         ref float orr = ref MemoryMarshal.GetReference(o);
+        ref float tapr = ref MemoryMarshal.GetReference(taps);
+        ref float dbr = ref MemoryMarshal.GetReference(dwcBias);
 
-        // T = pool(q), and sT^T with zero padding columns.
-        Pool<TW, TV>(g, ref qr, ref MemoryMarshal.GetReference(tokens));
+        // T = pool(q) (copying q on the way), and sT^T with zero padding columns.
+        Pool<TW, TV>(g, ref qr, ref MemoryMarshal.GetReference(tokens), ref qc);
         for (int c = 0; c < hd; c++)
         {
             for (int m = 0; m < n; m++) Unsafe.Add(ref tt, c * np + m) = g.Scale * tokens[m * g.TokenStride + c];
             for (int m = n; m < np; m++) Unsafe.Add(ref tt, c * np + m) = 0f;
         }
 
-        // Mediators gather from the keys: logits^T (N, np) = k sT^T, transposed into A1 (n, N), softmax per row.
+        // Mediators gather from the keys: logits^T (N, np) = k sT^T, softmax down each column into A1 (n, N).
         Logits<TW, TV>(ref kr, xs, N, ref tt, hd, np, ref logits);
-        for (int j = 0; j < N; j++)
-        {
-            ref float row = ref Unsafe.Add(ref logits, j * np);
-            for (int m = 0; m < n; m++) Unsafe.Add(ref p1, m * N + j) = Unsafe.Add(ref row, m);
-        }
-        for (int m = 0; m < n; m++) SoftmaxRows.Forward(a1.Slice(m * N, N), bias1.Slice(m * N, N));
-        // Vm = A1 v (n, hd).
-        Product<TW, TV>(ref p1, N, n, N, ref vr, xs, ref vmr, hd, hd);
+        KeySoftmax<TW, TV>(ref logits, np, N, n, bias1T, ref p1, ref pad);
+        // Vm = A1 v (n, hd), from a contiguous copy of v (the product passes over v once per 4 x 2 block).
+        Copy<TW, TV>(ref vr, xs, N, hd, ref vc);
+        Product<TW, TV>(ref p1, N, n, N, ref vc, hd, ref vmc, hd, hd);
+        MemoryMarshal.CreateReadOnlySpan(ref vmc, n * hd).CopyTo(vm);
 
-        // Queries read from the mediators: A2 = softmax(q sT^T + bias2) (N, n), O = A2 Vm (N, hd).
-        Logits<TW, TV>(ref qr, xs, N, ref tt, hd, np, ref logits);
+        // Queries read from the mediators: A2 = softmax(q sT^T + bias2) (N, n), O = A2 Vm + dwc(v) (N, hd).
+        Logits<TW, TV>(ref qc, hd, N, ref tt, hd, np, ref logits);
         QuerySoftmax<TW, TV>(ref logits, np, N, n, bias2, a2, ref pad);
-        Product<TW, TV>(ref p2, n, N, n, ref vmr, hd, ref orr, g.OStride, hd);
+        if (hd < W)
+        {
+            Product<TW, TV>(ref p2, n, N, n, ref vmc, hd, ref orr, os, hd);
+            DepthwiseConv3x3.Forward(v, xs, taps, g.TapStride, dwcBias, o, os, gh, gw, hd, accumulate: true);
+        }
+        else
+        {
+            // v into the zero-bordered grid, so every token takes all nine taps (an out-of-grid neighbour adds
+            // 0 * tap, exactly nothing).
+            BorderedCopy<TW, TV>(ref vc, hd, gh, gw, hd, ref grid);
 
-        // O += dwc(v).
-        Depthwise<TW, TV>(g, ref vr, ref MemoryMarshal.GetReference(taps), ref MemoryMarshal.GetReference(dwcBias), ref orr, ref grid);
+            // One grid row at a time, so its O rows are still in L1 when the conv adds to them.
+            for (int i = 0; i < gh; i++)
+            {
+                ref float oi = ref Unsafe.Add(ref orr, i * gw * os);
+                Product<TW, TV>(ref Unsafe.Add(ref p2, i * gw * n), n, gw, n, ref vmc, hd, ref oi, os, hd);
+                DepthwiseRow<TW, TV>(ref Unsafe.Add(ref grid, i * pw * hd), pw * hd, gw, hd, ref tapr, g.TapStride, ref dbr, ref oi, os);
+            }
+        }
     }
 
-    /// <summary>T (n, hd) = adaptive average pool of q; the bins add their rows in order, then scale (as the reference).</summary>
-    private static void Pool<TW, TV>(in Geometry g, ref float q, ref float t)
+    /// <summary>
+    /// A1 (n, N) = softmax over the keys of logits^T (N, np) + bias1T, one vector of mediators at a time: the
+    /// maximum, exp and sum run down the columns, lane by lane, with no cross-lane step; the probabilities are
+    /// scattered into A1's rows. Lanes past n are computed on padding and never stored.
+    /// </summary>
+    private static void KeySoftmax<TW, TV>(ref float logits, int np, int keys, int n, ReadOnlySpan<float> bias1T, ref float a1, ref float pad)
+        where TW : struct, IWidth<TV> where TV : struct
+    {
+        int W = TW.Count, total = keys * n;
+        ref float br = ref MemoryMarshal.GetReference(bias1T);
+        for (int c = 0; c < np; c += W)
+        {
+            int count = Math.Min(W, n - c);
+            var mx = TW.Splat(float.NegativeInfinity);
+            for (int j = 0; j < keys; j++)
+            {
+                ref float z = ref Unsafe.Add(ref logits, j * np + c);
+                int bo = j * n + c;
+                TV b;
+                if (bo + W <= total) b = TW.Load(ref Unsafe.Add(ref br, bo));
+                else
+                {
+                    // The last rows: a full vector would read past bias1T.
+                    TW.Store(TW.Zero, ref pad);
+                    MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref br, bo), count).CopyTo(MemoryMarshal.CreateSpan(ref pad, count));
+                    b = TW.Load(ref pad);
+                }
+                var zv = TW.Add(TW.Load(ref z), b);
+                TW.Store(zv, ref z);
+                mx = TW.Max(mx, zv);
+            }
+            TV s0 = TW.Zero, s1 = TW.Zero;
+            int jj = 0;
+            for (; jj + 2 <= keys; jj += 2)
+            {
+                ref float z = ref Unsafe.Add(ref logits, jj * np + c);
+                var e0 = TW.ExpNonPositive(TW.Subtract(TW.Load(ref z), mx));
+                var e1 = TW.ExpNonPositive(TW.Subtract(TW.Load(ref Unsafe.Add(ref z, np)), mx));
+                TW.Store(e0, ref z);
+                TW.Store(e1, ref Unsafe.Add(ref z, np));
+                s0 = TW.Add(s0, e0);
+                s1 = TW.Add(s1, e1);
+            }
+            if (jj < keys)
+            {
+                ref float z = ref Unsafe.Add(ref logits, jj * np + c);
+                var e0 = TW.ExpNonPositive(TW.Subtract(TW.Load(ref z), mx));
+                TW.Store(e0, ref z);
+                s0 = TW.Add(s0, e0);
+            }
+            var inv = TW.Divide(TW.Splat(1f), TW.Add(s0, s1));
+            ref float dst = ref Unsafe.Add(ref a1, c * keys);
+            for (int j = 0; j < keys; j++)
+            {
+                TW.Store(TW.Multiply(TW.Load(ref Unsafe.Add(ref logits, j * np + c)), inv), ref pad);
+                for (int m = 0; m < count; m++) Unsafe.Add(ref dst, m * keys + j) = Unsafe.Add(ref pad, m);
+            }
+        }
+    }
+
+    /// <summary>grid (gh + 2, gw + 2, hd) = v (gh * gw rows, xs apart) with a zero border one token wide.</summary>
+    private static void BorderedCopy<TW, TV>(ref float v, int xs, int gh, int gw, int hd, ref float grid)
+        where TW : struct, IWidth<TV> where TV : struct
+    {
+        int W = TW.Count, pw = gw + 2;
+        MemoryMarshal.CreateSpan(ref grid, (pw + 1) * hd).Clear();
+        for (int i = 0; i < gh; i++)
+        {
+            ref float dst = ref Unsafe.Add(ref grid, ((i + 1) * pw + 1) * hd);
+            for (int j = 0; j < gw; j++)
+            {
+                ref float src = ref Unsafe.Add(ref v, (i * gw + j) * xs);
+                ref float d = ref Unsafe.Add(ref dst, j * hd);
+                for (int col = 0; col < hd; col += W)
+                {
+                    int c0 = Math.Min(col, hd - W);
+                    TW.Store(TW.Load(ref Unsafe.Add(ref src, c0)), ref Unsafe.Add(ref d, c0));
+                }
+            }
+            // This row's right border cell and the next row's left one.
+            MemoryMarshal.CreateSpan(ref Unsafe.Add(ref dst, gw * hd), 2 * hd).Clear();
+        }
+        MemoryMarshal.CreateSpan(ref Unsafe.Add(ref grid, ((gh + 1) * pw + 1) * hd), (pw - 1) * hd).Clear();
+    }
+
+    /// <summary>
+    /// o (gw rows, os apart) += dwc(v) + bias for one grid row, from the bordered grid whose row above this one
+    /// starts at <paramref name="up"/> (rows <paramref name="rowStep"/> floats apart, tokens hd apart). One channel
+    /// vector at a time with its nine taps in registers; each kernel row has its own partial sum (three short FMA
+    /// chains instead of one of nine). A column tail overlapping the previous vector writes only its new lanes.
+    /// </summary>
+    private static void DepthwiseRow<TW, TV>(ref float up, int rowStep, int gw, int hd, ref float taps, int ts, ref float bias, ref float o, int os)
+        where TW : struct, IWidth<TV> where TV : struct
+    {
+        int W = TW.Count;
+        for (int col = 0; col < hd; col += W)
+        {
+            int c0 = Math.Min(col, hd - W);
+            bool overlap = c0 != col;
+            var fresh = TW.LanesFrom(col - c0);
+            ref float tc = ref Unsafe.Add(ref taps, c0);
+            TV t0 = TW.Load(ref tc), t1 = TW.Load(ref Unsafe.Add(ref tc, ts)), t2 = TW.Load(ref Unsafe.Add(ref tc, 2 * ts));
+            TV t3 = TW.Load(ref Unsafe.Add(ref tc, 3 * ts)), t4 = TW.Load(ref Unsafe.Add(ref tc, 4 * ts)), t5 = TW.Load(ref Unsafe.Add(ref tc, 5 * ts));
+            TV t6 = TW.Load(ref Unsafe.Add(ref tc, 6 * ts)), t7 = TW.Load(ref Unsafe.Add(ref tc, 7 * ts)), t8 = TW.Load(ref Unsafe.Add(ref tc, 8 * ts));
+            var bv = TW.Load(ref Unsafe.Add(ref bias, c0));
+            ref float u0 = ref Unsafe.Add(ref up, c0);
+            for (int j = 0; j < gw; j++)
+            {
+                ref float xu = ref Unsafe.Add(ref u0, j * hd);
+                ref float xm = ref Unsafe.Add(ref xu, rowStep);
+                ref float xd = ref Unsafe.Add(ref xm, rowStep);
+                ref float yr = ref Unsafe.Add(ref o, j * os + c0);
+                var old = TW.Load(ref yr);
+                var acc = TW.Fma(TW.Load(ref xu), t0, TW.Add(old, bv));
+                var mid = TW.Multiply(TW.Load(ref xm), t3);
+                var low = TW.Multiply(TW.Load(ref xd), t6);
+                acc = TW.Fma(TW.Load(ref Unsafe.Add(ref xu, hd)), t1, acc);
+                mid = TW.Fma(TW.Load(ref Unsafe.Add(ref xm, hd)), t4, mid);
+                low = TW.Fma(TW.Load(ref Unsafe.Add(ref xd, hd)), t7, low);
+                acc = TW.Fma(TW.Load(ref Unsafe.Add(ref xu, 2 * hd)), t2, acc);
+                mid = TW.Fma(TW.Load(ref Unsafe.Add(ref xm, 2 * hd)), t5, mid);
+                low = TW.Fma(TW.Load(ref Unsafe.Add(ref xd, 2 * hd)), t8, low);
+                acc = TW.Add(acc, TW.Add(mid, low));
+                if (overlap) acc = TW.Select(fresh, acc, old);
+                TW.Store(acc, ref yr);
+            }
+        }
+    }
+
+    /// <summary>
+    /// T (n, hd) = adaptive average pool of q; the bins add their rows in order, then scale (as the reference).
+    /// Every q row read is also stored into qc (N, hd) (rows in two overlapping bins twice, with the same values).
+    /// </summary>
+    private static void Pool<TW, TV>(in Geometry g, ref float q, ref float t, ref float qc)
         where TW : struct, IWidth<TV> where TV : struct
     {
         int W = TW.Count, hd = g.Hd, mg = g.MedGrid, gw = g.GridW, xs = g.XStride;
@@ -127,27 +287,19 @@ public static class MediatorCoreKernel
                 ref float dst = ref Unsafe.Add(ref t, (bi * mg + bj) * g.TokenStride);
                 if (hd >= W)
                 {
-                    // Sum the bin's rows into the T row (L1), each q row read once, in the reference's order.
-                    for (int col = 0; col < hd; col += W) TW.Store(TW.Zero, ref Unsafe.Add(ref dst, Math.Min(col, hd - W)));
-                    for (int a = h0; a < h1; a++)
-                    for (int b = w0; b < w1; b++)
-                    {
-                        ref float xr = ref Unsafe.Add(ref q, (a * gw + b) * xs);
-                        for (int col = 0; col < hd; col += W)
-                        {
-                            // The overlapping tail adds only its new lanes (the others are done).
-                            int c0 = Math.Min(col, hd - W);
-                            var x = TW.Load(ref Unsafe.Add(ref xr, c0));
-                            if (c0 != col) x = TW.Select(TW.LanesFrom(col - c0), x, TW.Zero);
-                            TW.Store(TW.Add(TW.Load(ref Unsafe.Add(ref dst, c0)), x), ref Unsafe.Add(ref dst, c0));
-                        }
-                    }
                     var vinv = TW.Splat(inv);
                     for (int col = 0; col < hd; col += W)
                     {
                         int c0 = Math.Min(col, hd - W);
-                        var y = TW.Load(ref Unsafe.Add(ref dst, c0));
-                        TW.Store(c0 != col ? TW.Select(TW.LanesFrom(col - c0), TW.Multiply(y, vinv), y) : TW.Multiply(y, vinv), ref Unsafe.Add(ref dst, c0));
+                        var acc = TW.Zero;
+                        for (int a = h0; a < h1; a++)
+                        for (int b = w0; b < w1; b++)
+                        {
+                            var x = TW.Load(ref Unsafe.Add(ref q, (a * gw + b) * xs + c0));
+                            TW.Store(x, ref Unsafe.Add(ref qc, (a * gw + b) * hd + c0));
+                            acc = TW.Add(acc, x);
+                        }
+                        TW.Store(TW.Multiply(acc, vinv), ref Unsafe.Add(ref dst, c0));
                     }
                 }
                 else
@@ -157,11 +309,34 @@ public static class MediatorCoreKernel
                         float acc = 0f;
                         for (int a = h0; a < h1; a++)
                         for (int b = w0; b < w1; b++)
-                            acc += Unsafe.Add(ref q, (a * gw + b) * xs + c);
+                        {
+                            float x = Unsafe.Add(ref q, (a * gw + b) * xs + c);
+                            Unsafe.Add(ref qc, (a * gw + b) * hd + c) = x;
+                            acc += x;
+                        }
                         Unsafe.Add(ref dst, c) = acc * inv;
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>dst (rows, cols) contiguous = src (rows, cols; rows xs apart).</summary>
+    private static void Copy<TW, TV>(ref float src, int xs, int rows, int cols, ref float dst)
+        where TW : struct, IWidth<TV> where TV : struct
+    {
+        int W = TW.Count;
+        for (int r = 0; r < rows; r++)
+        {
+            ref float s = ref Unsafe.Add(ref src, r * xs);
+            ref float d = ref Unsafe.Add(ref dst, r * cols);
+            if (cols < W) MemoryMarshal.CreateReadOnlySpan(ref s, cols).CopyTo(MemoryMarshal.CreateSpan(ref d, cols));
+            else
+                for (int col = 0; col < cols; col += W)
+                {
+                    int c0 = Math.Min(col, cols - W);
+                    TW.Store(TW.Load(ref Unsafe.Add(ref s, c0)), ref Unsafe.Add(ref d, c0));
+                }
         }
     }
 
@@ -362,77 +537,6 @@ public static class MediatorCoreKernel
         }
     }
 
-    /// <summary>
-    /// o += dwc(v) + bias, one channel vector at a time with its nine taps in registers. The vector's column of v is
-    /// first copied into a zero-bordered (gridH + 2, gridW + 2) grid, contiguous so it stays in L1 (v's own rows,
-    /// 3 * dim floats apart, fall into a few cache sets) and bordered so every token takes the same nine taps
-    /// (an out-of-grid neighbour adds 0 * tap, exactly nothing). Each kernel row has its own partial sum (three
-    /// short FMA chains instead of one of nine). A column tail overlapping the previous vector writes only its new lanes.
-    /// </summary>
-    private static void Depthwise<TW, TV>(in Geometry g, ref float v, ref float taps, ref float bias, ref float o, ref float grid)
-        where TW : struct, IWidth<TV> where TV : struct
-    {
-        int W = TW.Count, hd = g.Hd, gh = g.GridH, gw = g.GridW, xs = g.XStride, ts = g.TapStride, os = g.OStride;
-        if (hd < W)
-        {
-            DepthwiseConv3x3.Forward(MemoryMarshal.CreateReadOnlySpan(ref v, (gh * gw - 1) * xs + hd), xs,
-                MemoryMarshal.CreateReadOnlySpan(ref taps, 8 * ts + hd), ts, MemoryMarshal.CreateReadOnlySpan(ref bias, hd),
-                MemoryMarshal.CreateSpan(ref o, (gh * gw - 1) * os + hd), os, gh, gw, hd, accumulate: true);
-            return;
-        }
-        int pw = gw + 2, rowStep = pw * W;
-        // The border cells stay zero; the interior is overwritten for each channel vector.
-        for (int j = 0; j < pw; j++)
-        {
-            TW.Store(TW.Zero, ref Unsafe.Add(ref grid, j * W));
-            TW.Store(TW.Zero, ref Unsafe.Add(ref grid, ((gh + 1) * pw + j) * W));
-        }
-        for (int i = 1; i <= gh; i++)
-        {
-            TW.Store(TW.Zero, ref Unsafe.Add(ref grid, i * rowStep));
-            TW.Store(TW.Zero, ref Unsafe.Add(ref grid, i * rowStep + (gw + 1) * W));
-        }
-        for (int col = 0; col < hd; col += W)
-        {
-            int c0 = Math.Min(col, hd - W);
-            bool overlap = c0 != col;
-            var fresh = TW.LanesFrom(col - c0);
-            for (int i = 0; i < gh; i++)
-            for (int j = 0; j < gw; j++)
-                TW.Store(TW.Load(ref Unsafe.Add(ref v, (i * gw + j) * xs + c0)), ref Unsafe.Add(ref grid, ((i + 1) * pw + j + 1) * W));
-            ref float tc = ref Unsafe.Add(ref taps, c0);
-            TV t0 = TW.Load(ref tc), t1 = TW.Load(ref Unsafe.Add(ref tc, ts)), t2 = TW.Load(ref Unsafe.Add(ref tc, 2 * ts));
-            TV t3 = TW.Load(ref Unsafe.Add(ref tc, 3 * ts)), t4 = TW.Load(ref Unsafe.Add(ref tc, 4 * ts)), t5 = TW.Load(ref Unsafe.Add(ref tc, 5 * ts));
-            TV t6 = TW.Load(ref Unsafe.Add(ref tc, 6 * ts)), t7 = TW.Load(ref Unsafe.Add(ref tc, 7 * ts)), t8 = TW.Load(ref Unsafe.Add(ref tc, 8 * ts));
-            var bv = TW.Load(ref Unsafe.Add(ref bias, c0));
-            for (int i = 0; i < gh; i++)
-            {
-                ref float up = ref Unsafe.Add(ref grid, i * rowStep);
-                ref float yrow = ref Unsafe.Add(ref o, i * gw * os + c0);
-                for (int j = 0; j < gw; j++)
-                {
-                    ref float xu = ref Unsafe.Add(ref up, j * W);
-                    ref float xm = ref Unsafe.Add(ref xu, rowStep);
-                    ref float xd = ref Unsafe.Add(ref xm, rowStep);
-                    ref float yr = ref Unsafe.Add(ref yrow, j * os);
-                    var old = TW.Load(ref yr);
-                    var acc = TW.Fma(TW.Load(ref xu), t0, TW.Add(old, bv));
-                    var mid = TW.Multiply(TW.Load(ref xm), t3);
-                    var low = TW.Multiply(TW.Load(ref xd), t6);
-                    acc = TW.Fma(TW.Load(ref Unsafe.Add(ref xu, W)), t1, acc);
-                    mid = TW.Fma(TW.Load(ref Unsafe.Add(ref xm, W)), t4, mid);
-                    low = TW.Fma(TW.Load(ref Unsafe.Add(ref xd, W)), t7, low);
-                    acc = TW.Fma(TW.Load(ref Unsafe.Add(ref xu, 2 * W)), t2, acc);
-                    mid = TW.Fma(TW.Load(ref Unsafe.Add(ref xm, 2 * W)), t5, mid);
-                    low = TW.Fma(TW.Load(ref Unsafe.Add(ref xd, 2 * W)), t8, low);
-                    acc = TW.Add(acc, TW.Add(mid, low));
-                    if (overlap) acc = TW.Select(fresh, acc, old);
-                    TW.Store(acc, ref yr);
-                }
-            }
-        }
-    }
-
     // exp(x) = 2^k e^f with k = round(x / ln 2), f = x - k ln 2 in [-ln2/2, ln2/2] (ln 2 split in a high part exact
     // in float and a low part), e^f by its degree-7 Taylor polynomial (truncation below 6e-9 relative there).
     private const float Log2E = 1.44269504f, Ln2Hi = 0.693145752f, Ln2Lo = 1.42860677e-6f, ExpFloor = -87.33654f;
@@ -493,6 +597,7 @@ public static class MediatorCoreKernel
         static abstract TV Subtract(TV a, TV b);
         static abstract TV Multiply(TV a, TV b);
         static abstract TV Divide(TV a, TV b);
+        static abstract TV Max(TV a, TV b);
         /// <summary>exp(x) for x &lt;= 0, see <see cref="MediatorCoreKernel.ExpNonPositive(Vector512{float})"/>.</summary>
         static abstract TV ExpNonPositive(TV x);
         static abstract TV Select(TV mask, TV a, TV b);
@@ -519,6 +624,7 @@ public static class MediatorCoreKernel
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Subtract(Vector512<float> a, Vector512<float> b) => a - b;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => a * b;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Divide(Vector512<float> a, Vector512<float> b) => a / b;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Vector512.Max(a, b);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ExpNonPositive(Vector512<float> x) => MediatorCoreKernel.ExpNonPositive(x);
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Select(Vector512<float> mask, Vector512<float> a, Vector512<float> b) => Vector512.ConditionalSelect(mask, a, b);
@@ -557,6 +663,7 @@ public static class MediatorCoreKernel
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Subtract(Vector256<float> a, Vector256<float> b) => a - b;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => a * b;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Divide(Vector256<float> a, Vector256<float> b) => a / b;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Max(Vector256<float> a, Vector256<float> b) => Vector256.Max(a, b);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ExpNonPositive(Vector256<float> x) => MediatorCoreKernel.ExpNonPositive(x);
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Select(Vector256<float> mask, Vector256<float> a, Vector256<float> b) => Vector256.ConditionalSelect(mask, a, b);
@@ -588,15 +695,19 @@ public static class MediatorCoreKernel
 public static class ReferenceMediatorCore
 {
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int xStride,
-        ReadOnlySpan<float> bias1, ReadOnlySpan<float> bias2, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> dwcBias,
+        ReadOnlySpan<float> bias1T, ReadOnlySpan<float> bias2, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> dwcBias,
         Span<float> tokens, int tokenStride, Span<float> a1, Span<float> a2, Span<float> vm, Span<float> o, int oStride,
         int gridH, int gridW, int medGrid, int headDim, float scale)
     {
         int N = gridH * gridW, n = medGrid * medGrid, hd = headDim;
+        var bias1 = new float[n * N];
+        for (int j = 0; j < N; j++)
+        for (int m = 0; m < n; m++)
+            bias1[m * N + j] = bias1T[j * n + m];
         AdaptiveAvgPool.Forward(q, xStride, tokens, tokenStride, gridH, gridW, hd, medGrid, medGrid);
         // A1 = softmax(s T k^T + bias1) (n, N), Vm = A1 v (n, hd).
         Gemm.Sgemm(false, true, n, N, hd, scale, tokens, tokenStride, k, xStride, 0f, a1, N);
-        for (int m = 0; m < n; m++) SoftmaxRows.Forward(a1.Slice(m * N, N), bias1.Slice(m * N, N));
+        for (int m = 0; m < n; m++) SoftmaxRows.Forward(a1.Slice(m * N, N), bias1.AsSpan(m * N, N));
         Gemm.Sgemm(false, false, n, hd, N, 1f, a1, N, v, xStride, 0f, vm, hd);
         // A2 = softmax(s q T^T + bias2) (N, n), O = A2 Vm (N, hd) + dwc(v).
         Gemm.Sgemm(false, true, N, n, hd, scale, q, xStride, tokens, tokenStride, 0f, a2, n);

@@ -10,7 +10,7 @@ namespace MediatorDiT.Tests.Nn;
 /// </summary>
 public class MediatorCoreKernelTests
 {
-    private sealed record Case(float[] Q, float[] K, float[] V, int XStride, float[] Bias1, float[] Bias2, float[] Taps, int TapStride,
+    private sealed record Case(float[] Q, float[] K, float[] V, int XStride, float[] Bias1T, float[] Bias2, float[] Taps, int TapStride,
         float[] DwcBias, int TokenStride, int OStride, int GridH, int GridW, int MedGrid, int Hd, float Scale);
 
     private sealed record Result(float[] Tokens, float[] A1, float[] A2, float[] Vm, float[] O);
@@ -37,11 +37,11 @@ public class MediatorCoreKernelTests
     }
 
     private static Result Fused(Case c, bool use512) => Run(c, (c, r) => MediatorCoreKernel.Forward(c.Q, c.K, c.V, c.XStride,
-        c.Bias1, c.Bias2, c.Taps, c.TapStride, c.DwcBias, r.Tokens, c.TokenStride, r.A1, r.A2, r.Vm, r.O, c.OStride,
+        c.Bias1T, c.Bias2, c.Taps, c.TapStride, c.DwcBias, r.Tokens, c.TokenStride, r.A1, r.A2, r.Vm, r.O, c.OStride,
         c.GridH, c.GridW, c.MedGrid, c.Hd, c.Scale, use512));
 
     private static Result Reference(Case c) => Run(c, (c, r) => ReferenceMediatorCore.Forward(c.Q, c.K, c.V, c.XStride,
-        c.Bias1, c.Bias2, c.Taps, c.TapStride, c.DwcBias, r.Tokens, c.TokenStride, r.A1, r.A2, r.Vm, r.O, c.OStride,
+        c.Bias1T, c.Bias2, c.Taps, c.TapStride, c.DwcBias, r.Tokens, c.TokenStride, r.A1, r.A2, r.Vm, r.O, c.OStride,
         c.GridH, c.GridW, c.MedGrid, c.Hd, c.Scale));
 
     /// <summary>The row elements of a strided buffer; asserts the gaps between rows are still NaN.</summary>
