@@ -59,6 +59,16 @@ public static class MediatorCoreKernel
                 a1, a2, vm, o, oStride, gridH, gridW, medGrid, headDim, scale);
     }
 
+    /// <summary>Asks for the cache lines of one row of <paramref name="floats"/> floats, where the CPU offers the hint.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void PrefetchRow(ref float row, int floats)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        byte* p = (byte*)Unsafe.AsPointer(ref row);
+        for (int b = 0; b < floats * 4; b += 64) System.Runtime.Intrinsics.X86.Sse.Prefetch0(p + b);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0(p + floats * 4 - 1);
+    }
+
     private static int Align16(int floats) => (floats + 15) & ~15;
 
     /// <summary>Floats to skip from the array's start to the next 64-byte boundary (the scratch arrays are pinned).</summary>
@@ -100,8 +110,9 @@ public static class MediatorCoreKernel
         ref float tapr = ref MemoryMarshal.GetReference(taps);
         ref float dbr = ref MemoryMarshal.GetReference(dwcBias);
 
-        // T = pool(q) (copying q on the way), and sT^T with zero padding columns.
-        Pool<TW, TV>(g, ref qr, ref MemoryMarshal.GetReference(tokens), ref qc);
+        // T = pool(q), from the contiguous copy, and sT^T with zero padding columns.
+        Copy<TW, TV>(ref qr, xs, N, hd, ref qc);
+        Pool<TW, TV>(g, ref qc, ref MemoryMarshal.GetReference(tokens));
         for (int c = 0; c < hd; c++)
         {
             for (int m = 0; m < n; m++) Unsafe.Add(ref tt, c * np + m) = g.Scale * tokens[m * g.TokenStride + c];
@@ -109,6 +120,9 @@ public static class MediatorCoreKernel
         }
 
         // Mediators gather from the keys: logits^T (N, np) = k sT^T, softmax down each column into A1 (n, N).
+        // The outputs A1, A2 (and O below) were last written a layer ago: ask for their lines ahead of the stores.
+        PrefetchRow(ref p1, n * N);
+        PrefetchRow(ref p2, N * n);
         Logits<TW, TV>(ref kr, xs, N, ref tt, hd, np, ref logits);
         KeySoftmax<TW, TV>(ref logits, np, N, n, bias1T, ref p1, ref pad);
         // Vm = A1 v (n, hd), from a contiguous copy of v (the product passes over v once per 4 x 2 block).
@@ -131,9 +145,12 @@ public static class MediatorCoreKernel
             BorderedCopy<TW, TV>(ref vc, hd, gh, gw, hd, ref grid);
 
             // One grid row at a time, so its O rows are still in L1 when the conv adds to them.
+            for (int j = 0; j < Math.Min(gw, N); j++) PrefetchRow(ref Unsafe.Add(ref orr, j * os), hd);
             for (int i = 0; i < gh; i++)
             {
                 ref float oi = ref Unsafe.Add(ref orr, i * gw * os);
+                if (i + 1 < gh)
+                    for (int j = 0; j < gw; j++) PrefetchRow(ref Unsafe.Add(ref oi, (gw + j) * os), hd);
                 Product<TW, TV>(ref Unsafe.Add(ref p2, i * gw * n), n, gw, n, ref vmc, hd, ref oi, os, hd);
                 DepthwiseRow<TW, TV>(ref Unsafe.Add(ref grid, i * pw * hd), pw * hd, gw, hd, ref tapr, g.TapStride, ref dbr, ref oi, os);
             }
@@ -269,14 +286,11 @@ public static class MediatorCoreKernel
         }
     }
 
-    /// <summary>
-    /// T (n, hd) = adaptive average pool of q; the bins add their rows in order, then scale (as the reference).
-    /// Every q row read is also stored into qc (N, hd) (rows in two overlapping bins twice, with the same values).
-    /// </summary>
-    private static void Pool<TW, TV>(in Geometry g, ref float q, ref float t, ref float qc)
+    /// <summary>T (n, hd) = adaptive average pool of q (N, hd); the bins add their rows in order, then scale (as the reference).</summary>
+    private static void Pool<TW, TV>(in Geometry g, ref float q, ref float t)
         where TW : struct, IWidth<TV> where TV : struct
     {
-        int W = TW.Count, hd = g.Hd, mg = g.MedGrid, gw = g.GridW, xs = g.XStride;
+        int W = TW.Count, hd = g.Hd, mg = g.MedGrid, gw = g.GridW;
         for (int bi = 0; bi < mg; bi++)
         {
             var (h0, h1) = AdaptiveAvgPool.Bin(bi, g.GridH, mg);
@@ -294,11 +308,7 @@ public static class MediatorCoreKernel
                         var acc = TW.Zero;
                         for (int a = h0; a < h1; a++)
                         for (int b = w0; b < w1; b++)
-                        {
-                            var x = TW.Load(ref Unsafe.Add(ref q, (a * gw + b) * xs + c0));
-                            TW.Store(x, ref Unsafe.Add(ref qc, (a * gw + b) * hd + c0));
-                            acc = TW.Add(acc, x);
-                        }
+                            acc = TW.Add(acc, TW.Load(ref Unsafe.Add(ref q, (a * gw + b) * hd + c0)));
                         TW.Store(TW.Multiply(acc, vinv), ref Unsafe.Add(ref dst, c0));
                     }
                 }
@@ -309,11 +319,7 @@ public static class MediatorCoreKernel
                         float acc = 0f;
                         for (int a = h0; a < h1; a++)
                         for (int b = w0; b < w1; b++)
-                        {
-                            float x = Unsafe.Add(ref q, (a * gw + b) * xs + c);
-                            Unsafe.Add(ref qc, (a * gw + b) * hd + c) = x;
-                            acc += x;
-                        }
+                            acc += Unsafe.Add(ref q, (a * gw + b) * hd + c);
                         Unsafe.Add(ref dst, c) = acc * inv;
                     }
                 }
@@ -321,13 +327,17 @@ public static class MediatorCoreKernel
         }
     }
 
-    /// <summary>dst (rows, cols) contiguous = src (rows, cols; rows xs apart).</summary>
+    /// <summary>
+    /// dst (rows, cols) contiguous = src (rows, cols; rows xs apart), in row order with the row 8 ahead prefetched:
+    /// the source is a head's slice of the qkv buffer, usually no nearer than L3.
+    /// </summary>
     private static void Copy<TW, TV>(ref float src, int xs, int rows, int cols, ref float dst)
         where TW : struct, IWidth<TV> where TV : struct
     {
         int W = TW.Count;
         for (int r = 0; r < rows; r++)
         {
+            if (r + 8 < rows) PrefetchRow(ref Unsafe.Add(ref src, (r + 8) * xs), cols);
             ref float s = ref Unsafe.Add(ref src, r * xs);
             ref float d = ref Unsafe.Add(ref dst, r * cols);
             if (cols < W) MemoryMarshal.CreateReadOnlySpan(ref s, cols).CopyTo(MemoryMarshal.CreateSpan(ref d, cols));
@@ -359,6 +369,8 @@ public static class MediatorCoreKernel
             ref float x6 = ref Unsafe.Add(ref x5, xs);
             ref float x7 = ref Unsafe.Add(ref x6, xs);
             ref float d0 = ref Unsafe.Add(ref dst, r * np);
+            // x may be k in place (rows far apart, not yet in cache): ask for the next block's rows.
+            for (int i = r + 8; i < Math.Min(r + 16, rows); i++) PrefetchRow(ref Unsafe.Add(ref x, i * xs), hd);
             for (int c = 0; c < np; c += W)
             {
                 TV s0 = TW.Zero, s1 = TW.Zero, s2 = TW.Zero, s3 = TW.Zero, s4 = TW.Zero, s5 = TW.Zero, s6 = TW.Zero, s7 = TW.Zero;
