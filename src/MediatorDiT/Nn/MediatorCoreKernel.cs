@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using MediatorDiT.Tensors;
 
 namespace MediatorDiT.Nn;
@@ -63,10 +64,10 @@ public static class MediatorCoreKernel
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void PrefetchRow(ref float row, int floats)
     {
-        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        if (!Sse.IsSupported) return;
         byte* p = (byte*)Unsafe.AsPointer(ref row);
-        for (int b = 0; b < floats * 4; b += 64) System.Runtime.Intrinsics.X86.Sse.Prefetch0(p + b);
-        System.Runtime.Intrinsics.X86.Sse.Prefetch0(p + floats * 4 - 1);
+        for (int b = 0; b < floats * 4; b += 64) Sse.Prefetch0(p + b);
+        Sse.Prefetch0(p + floats * 4 - 1);
     }
 
     private static int Align16(int floats) => (floats + 15) & ~15;
@@ -209,10 +210,15 @@ public static class MediatorCoreKernel
             }
             var inv = TW.Divide(TW.Splat(1f), TW.Add(s0, s1));
             ref float dst = ref Unsafe.Add(ref a1, c * keys);
-            for (int j = 0; j < keys; j++)
+            int key = 0;
+            // Whole W x W blocks turn over in registers (full-line stores); the rest one probability at a time.
+            if (count == W && TW.CanTranspose)
+                for (; key + W <= keys; key += W)
+                    TW.TransposeScaled(ref Unsafe.Add(ref logits, key * np + c), np, inv, ref Unsafe.Add(ref dst, key), keys);
+            for (; key < keys; key++)
             {
-                TW.Store(TW.Multiply(TW.Load(ref Unsafe.Add(ref logits, j * np + c)), inv), ref pad);
-                for (int m = 0; m < count; m++) Unsafe.Add(ref dst, m * keys + j) = Unsafe.Add(ref pad, m);
+                TW.Store(TW.Multiply(TW.Load(ref Unsafe.Add(ref logits, key * np + c)), inv), ref pad);
+                for (int m = 0; m < count; m++) Unsafe.Add(ref dst, m * keys + key) = Unsafe.Add(ref pad, m);
             }
         }
     }
@@ -617,6 +623,10 @@ public static class MediatorCoreKernel
         static abstract TV MaxAll(TV v);
         /// <summary>The sum of the lanes (a fixed pairwise tree), in every lane.</summary>
         static abstract TV SumAll(TV v);
+        /// <summary>Whether <see cref="TransposeScaled"/> is available.</summary>
+        static abstract bool CanTranspose { get; }
+        /// <summary>dst row m (rows ds apart) lane i = scale lane m * src row i (rows ss apart) lane m, for a Count x Count block.</summary>
+        static abstract void TransposeScaled(ref float src, int ss, TV scale, ref float dst, int ds);
         /// <summary>Lanes [0, count) set.</summary>
         static abstract TV LanesBelow(int count);
         /// <summary>Lanes [start, Count) set.</summary>
@@ -625,6 +635,74 @@ public static class MediatorCoreKernel
 
     private readonly struct W512 : IWidth<Vector512<float>>
     {
+        public static bool CanTranspose => Avx512F.IsSupported;
+
+        /// <summary>
+        /// 16 x 16 transpose in four rounds: 32-bit and 64-bit interleaves within 128-bit lanes, then two rounds of
+        /// 128-bit lane shuffles (0x88 takes lanes 0 and 2 of each source, 0xdd lanes 1 and 3).
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void TransposeScaled(ref float src, int ss, Vector512<float> scale, ref float dst, int ds)
+        {
+            var r0 = Load(ref src) * scale;
+            var r1 = Load(ref Unsafe.Add(ref src, ss)) * scale;
+            var r2 = Load(ref Unsafe.Add(ref src, 2 * ss)) * scale;
+            var r3 = Load(ref Unsafe.Add(ref src, 3 * ss)) * scale;
+            var r4 = Load(ref Unsafe.Add(ref src, 4 * ss)) * scale;
+            var r5 = Load(ref Unsafe.Add(ref src, 5 * ss)) * scale;
+            var r6 = Load(ref Unsafe.Add(ref src, 6 * ss)) * scale;
+            var r7 = Load(ref Unsafe.Add(ref src, 7 * ss)) * scale;
+            var r8 = Load(ref Unsafe.Add(ref src, 8 * ss)) * scale;
+            var r9 = Load(ref Unsafe.Add(ref src, 9 * ss)) * scale;
+            var r10 = Load(ref Unsafe.Add(ref src, 10 * ss)) * scale;
+            var r11 = Load(ref Unsafe.Add(ref src, 11 * ss)) * scale;
+            var r12 = Load(ref Unsafe.Add(ref src, 12 * ss)) * scale;
+            var r13 = Load(ref Unsafe.Add(ref src, 13 * ss)) * scale;
+            var r14 = Load(ref Unsafe.Add(ref src, 14 * ss)) * scale;
+            var r15 = Load(ref Unsafe.Add(ref src, 15 * ss)) * scale;
+            var t0 = Avx512F.UnpackLow(r0, r1); var t1 = Avx512F.UnpackHigh(r0, r1);
+            var t2 = Avx512F.UnpackLow(r2, r3); var t3 = Avx512F.UnpackHigh(r2, r3);
+            var t4 = Avx512F.UnpackLow(r4, r5); var t5 = Avx512F.UnpackHigh(r4, r5);
+            var t6 = Avx512F.UnpackLow(r6, r7); var t7 = Avx512F.UnpackHigh(r6, r7);
+            var t8 = Avx512F.UnpackLow(r8, r9); var t9 = Avx512F.UnpackHigh(r8, r9);
+            var t10 = Avx512F.UnpackLow(r10, r11); var t11 = Avx512F.UnpackHigh(r10, r11);
+            var t12 = Avx512F.UnpackLow(r12, r13); var t13 = Avx512F.UnpackHigh(r12, r13);
+            var t14 = Avx512F.UnpackLow(r14, r15); var t15 = Avx512F.UnpackHigh(r14, r15);
+            r0 = Lo64(t0, t2); r1 = Hi64(t0, t2); r2 = Lo64(t1, t3); r3 = Hi64(t1, t3);
+            r4 = Lo64(t4, t6); r5 = Hi64(t4, t6); r6 = Lo64(t5, t7); r7 = Hi64(t5, t7);
+            r8 = Lo64(t8, t10); r9 = Hi64(t8, t10); r10 = Lo64(t9, t11); r11 = Hi64(t9, t11);
+            r12 = Lo64(t12, t14); r13 = Hi64(t12, t14); r14 = Lo64(t13, t15); r15 = Hi64(t13, t15);
+            t0 = Avx512F.Shuffle4x128(r0, r4, 0x88); t1 = Avx512F.Shuffle4x128(r1, r5, 0x88);
+            t2 = Avx512F.Shuffle4x128(r2, r6, 0x88); t3 = Avx512F.Shuffle4x128(r3, r7, 0x88);
+            t4 = Avx512F.Shuffle4x128(r0, r4, 0xdd); t5 = Avx512F.Shuffle4x128(r1, r5, 0xdd);
+            t6 = Avx512F.Shuffle4x128(r2, r6, 0xdd); t7 = Avx512F.Shuffle4x128(r3, r7, 0xdd);
+            t8 = Avx512F.Shuffle4x128(r8, r12, 0x88); t9 = Avx512F.Shuffle4x128(r9, r13, 0x88);
+            t10 = Avx512F.Shuffle4x128(r10, r14, 0x88); t11 = Avx512F.Shuffle4x128(r11, r15, 0x88);
+            t12 = Avx512F.Shuffle4x128(r8, r12, 0xdd); t13 = Avx512F.Shuffle4x128(r9, r13, 0xdd);
+            t14 = Avx512F.Shuffle4x128(r10, r14, 0xdd); t15 = Avx512F.Shuffle4x128(r11, r15, 0xdd);
+            Store(Avx512F.Shuffle4x128(t0, t8, 0x88), ref dst);
+            Store(Avx512F.Shuffle4x128(t1, t9, 0x88), ref Unsafe.Add(ref dst, ds));
+            Store(Avx512F.Shuffle4x128(t2, t10, 0x88), ref Unsafe.Add(ref dst, 2 * ds));
+            Store(Avx512F.Shuffle4x128(t3, t11, 0x88), ref Unsafe.Add(ref dst, 3 * ds));
+            Store(Avx512F.Shuffle4x128(t4, t12, 0x88), ref Unsafe.Add(ref dst, 4 * ds));
+            Store(Avx512F.Shuffle4x128(t5, t13, 0x88), ref Unsafe.Add(ref dst, 5 * ds));
+            Store(Avx512F.Shuffle4x128(t6, t14, 0x88), ref Unsafe.Add(ref dst, 6 * ds));
+            Store(Avx512F.Shuffle4x128(t7, t15, 0x88), ref Unsafe.Add(ref dst, 7 * ds));
+            Store(Avx512F.Shuffle4x128(t0, t8, 0xdd), ref Unsafe.Add(ref dst, 8 * ds));
+            Store(Avx512F.Shuffle4x128(t1, t9, 0xdd), ref Unsafe.Add(ref dst, 9 * ds));
+            Store(Avx512F.Shuffle4x128(t2, t10, 0xdd), ref Unsafe.Add(ref dst, 10 * ds));
+            Store(Avx512F.Shuffle4x128(t3, t11, 0xdd), ref Unsafe.Add(ref dst, 11 * ds));
+            Store(Avx512F.Shuffle4x128(t4, t12, 0xdd), ref Unsafe.Add(ref dst, 12 * ds));
+            Store(Avx512F.Shuffle4x128(t5, t13, 0xdd), ref Unsafe.Add(ref dst, 13 * ds));
+            Store(Avx512F.Shuffle4x128(t6, t14, 0xdd), ref Unsafe.Add(ref dst, 14 * ds));
+            Store(Avx512F.Shuffle4x128(t7, t15, 0xdd), ref Unsafe.Add(ref dst, 15 * ds));
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector512<float> Lo64(Vector512<float> a, Vector512<float> b) => Avx512F.UnpackLow(a.AsDouble(), b.AsDouble()).AsSingle();
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector512<float> Hi64(Vector512<float> a, Vector512<float> b) => Avx512F.UnpackHigh(a.AsDouble(), b.AsDouble()).AsSingle();
+
         public static int Count => Vector512<float>.Count;
         public static Vector512<float> Zero { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Vector512<float>.Zero; }
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(ref float p) => Vector512.LoadUnsafe(ref p);
@@ -664,6 +742,8 @@ public static class MediatorCoreKernel
 
     private readonly struct W256 : IWidth<Vector256<float>>
     {
+        public static bool CanTranspose => false;
+        public static void TransposeScaled(ref float src, int ss, Vector256<float> scale, ref float dst, int ds) => throw new NotSupportedException();
         public static int Count => Vector256<float>.Count;
         public static Vector256<float> Zero { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Vector256<float>.Zero; }
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load(ref float p) => Vector256.LoadUnsafe(ref p);
