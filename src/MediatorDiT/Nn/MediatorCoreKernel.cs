@@ -94,14 +94,16 @@ public static class MediatorCoreKernel
         // Every region starts on a 64-byte line (the arrays are only 8-byte aligned): a misaligned zmm load
         // touches two lines.
         int ttLen = Align16(hd * np), logitsLen = Align16(N * np), padLen = Align16(2 * np), rowsLen = Align16(N * hd);
-        var scratch = ScratchBuffers.Get(2, 16 + ttLen + logitsLen + padLen + 2 * rowsLen + Align16(n * hd) + (gh + 2) * pw * hd);
+        var scratch = ScratchBuffers.Get(2, 16 + ttLen + logitsLen + padLen + 2 * rowsLen + Align16(n * hd) + Align16(gw * hd)
+            + (gh + 2) * pw * hd);
         ref float tt = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(scratch), LineOffset(scratch));
         ref float logits = ref Unsafe.Add(ref tt, ttLen);
         ref float pad = ref Unsafe.Add(ref logits, logitsLen);
         ref float qc = ref Unsafe.Add(ref pad, padLen);
         ref float vc = ref Unsafe.Add(ref qc, rowsLen);
         ref float vmc = ref Unsafe.Add(ref vc, rowsLen);
-        ref float grid = ref Unsafe.Add(ref vmc, Align16(n * hd));
+        ref float gridRow = ref Unsafe.Add(ref vmc, Align16(n * hd));
+        ref float grid = ref Unsafe.Add(ref gridRow, Align16(gw * hd));
         ref float qr = ref MemoryMarshal.GetReference(q);
         ref float kr = ref MemoryMarshal.GetReference(k);
         ref float vr = ref MemoryMarshal.GetReference(v);
@@ -145,15 +147,17 @@ public static class MediatorCoreKernel
             // 0 * tap, exactly nothing).
             BorderedCopy<TW, TV>(ref vc, hd, gh, gw, hd, ref grid);
 
-            // One grid row at a time, so its O rows are still in L1 when the conv adds to them.
+            // One grid row at a time: A2 Vm into an aligned row buffer (L1), then the conv adds to it on the way to O,
+            // so each O line is written once.
             for (int j = 0; j < Math.Min(gw, N); j++) PrefetchRow(ref Unsafe.Add(ref orr, j * os), hd);
             for (int i = 0; i < gh; i++)
             {
                 ref float oi = ref Unsafe.Add(ref orr, i * gw * os);
                 if (i + 1 < gh)
                     for (int j = 0; j < gw; j++) PrefetchRow(ref Unsafe.Add(ref oi, (gw + j) * os), hd);
-                Product<TW, TV>(ref Unsafe.Add(ref p2, i * gw * n), n, gw, n, ref vmc, hd, ref oi, os, hd);
-                DepthwiseRow<TW, TV>(ref Unsafe.Add(ref grid, i * pw * hd), pw * hd, gw, hd, ref tapr, g.TapStride, ref dbr, ref oi, os);
+                Product<TW, TV>(ref Unsafe.Add(ref p2, i * gw * n), n, gw, n, ref vmc, hd, ref gridRow, hd, hd);
+                DepthwiseRow<TW, TV>(ref Unsafe.Add(ref grid, i * pw * hd), pw * hd, gw, hd, ref tapr, g.TapStride, ref dbr,
+                    ref gridRow, ref oi, os);
             }
         }
     }
@@ -249,20 +253,20 @@ public static class MediatorCoreKernel
     }
 
     /// <summary>
-    /// o (gw rows, os apart) += dwc(v) + bias for one grid row, from the bordered grid whose row above this one
-    /// starts at <paramref name="up"/> (rows <paramref name="rowStep"/> floats apart, tokens hd apart). One channel
-    /// vector at a time with its nine taps in registers; each kernel row has its own partial sum (three short FMA
-    /// chains instead of one of nine). A column tail overlapping the previous vector writes only its new lanes.
+    /// o (gw rows, os apart) = prev (gw rows, hd apart) + dwc(v) + bias for one grid row, from the bordered grid whose
+    /// row above this one starts at <paramref name="up"/> (rows <paramref name="rowStep"/> floats apart, tokens hd
+    /// apart). One channel vector at a time with its nine taps in registers; each kernel row has its own partial sum
+    /// (three short FMA chains instead of one of nine). A column tail overlapping the previous vector recomputes the
+    /// shared lanes with the same operations, so it stores the same values there.
     /// </summary>
-    private static void DepthwiseRow<TW, TV>(ref float up, int rowStep, int gw, int hd, ref float taps, int ts, ref float bias, ref float o, int os)
+    private static void DepthwiseRow<TW, TV>(ref float up, int rowStep, int gw, int hd, ref float taps, int ts, ref float bias,
+        ref float prev, ref float o, int os)
         where TW : struct, IWidth<TV> where TV : struct
     {
         int W = TW.Count;
         for (int col = 0; col < hd; col += W)
         {
             int c0 = Math.Min(col, hd - W);
-            bool overlap = c0 != col;
-            var fresh = TW.LanesFrom(col - c0);
             ref float tc = ref Unsafe.Add(ref taps, c0);
             TV t0 = TW.Load(ref tc), t1 = TW.Load(ref Unsafe.Add(ref tc, ts)), t2 = TW.Load(ref Unsafe.Add(ref tc, 2 * ts));
             TV t3 = TW.Load(ref Unsafe.Add(ref tc, 3 * ts)), t4 = TW.Load(ref Unsafe.Add(ref tc, 4 * ts)), t5 = TW.Load(ref Unsafe.Add(ref tc, 5 * ts));
@@ -274,9 +278,7 @@ public static class MediatorCoreKernel
                 ref float xu = ref Unsafe.Add(ref u0, j * hd);
                 ref float xm = ref Unsafe.Add(ref xu, rowStep);
                 ref float xd = ref Unsafe.Add(ref xm, rowStep);
-                ref float yr = ref Unsafe.Add(ref o, j * os + c0);
-                var old = TW.Load(ref yr);
-                var acc = TW.Fma(TW.Load(ref xu), t0, TW.Add(old, bv));
+                var acc = TW.Fma(TW.Load(ref xu), t0, TW.Add(TW.Load(ref Unsafe.Add(ref prev, j * hd + c0)), bv));
                 var mid = TW.Multiply(TW.Load(ref xm), t3);
                 var low = TW.Multiply(TW.Load(ref xd), t6);
                 acc = TW.Fma(TW.Load(ref Unsafe.Add(ref xu, hd)), t1, acc);
@@ -285,9 +287,7 @@ public static class MediatorCoreKernel
                 acc = TW.Fma(TW.Load(ref Unsafe.Add(ref xu, 2 * hd)), t2, acc);
                 mid = TW.Fma(TW.Load(ref Unsafe.Add(ref xm, 2 * hd)), t5, mid);
                 low = TW.Fma(TW.Load(ref Unsafe.Add(ref xd, 2 * hd)), t8, low);
-                acc = TW.Add(acc, TW.Add(mid, low));
-                if (overlap) acc = TW.Select(fresh, acc, old);
-                TW.Store(acc, ref yr);
+                TW.Store(TW.Add(acc, TW.Add(mid, low)), ref Unsafe.Add(ref o, j * os + c0));
             }
         }
     }
@@ -417,15 +417,16 @@ public static class MediatorCoreKernel
     }
 
     /// <summary>
-    /// A2 rows = softmax(logits + bias2) for each query row. With n up to one vector the row stays in a register
+    /// A2 rows = softmax(logits + bias2) for each query row. With n up to two vectors the row stays in registers
     /// (lanes past n masked out); longer rows go through <see cref="SoftmaxRows"/>.
     /// </summary>
     private static void QuerySoftmax<TW, TV>(ref float logits, int np, int rows, int n, ReadOnlySpan<float> bias2, Span<float> a2, ref float pad)
         where TW : struct, IWidth<TV> where TV : struct
     {
+        int W = TW.Count;
         ref float br = ref MemoryMarshal.GetReference(bias2);
         ref float pr = ref MemoryMarshal.GetReference(a2);
-        if (np != TW.Count)
+        if (np > 2 * W)
         {
             for (int r = 0; r < rows; r++)
             {
@@ -435,30 +436,43 @@ public static class MediatorCoreKernel
             }
             return;
         }
-        bool full = n == np;
-        var valid = TW.LanesBelow(n);
+        // One vector per row, or two (n = 16 with 256-bit vectors); lanes past n masked out.
+        bool full = n == np, two = np == 2 * W;
+        var valid0 = TW.LanesBelow(n);
+        var valid1 = TW.LanesBelow(n - W);
         var minusInf = TW.Splat(float.NegativeInfinity);
         var one = TW.Splat(1f);
         for (int r = 0; r < rows; r++)
         {
-            TV b;
-            if (full) b = TW.Load(ref Unsafe.Add(ref br, r * n));
+            scoped ref float brow = ref Unsafe.Add(ref br, r * n);
+            if (!full)
+            {
+                MemoryMarshal.CreateReadOnlySpan(ref brow, n).CopyTo(MemoryMarshal.CreateSpan(ref pad, n));
+                brow = ref pad;
+            }
+            ref float lrow = ref Unsafe.Add(ref logits, r * np);
+            ref float dst = ref full ? ref Unsafe.Add(ref pr, r * n) : ref pad;
+            var z0 = TW.Add(TW.Load(ref lrow), TW.Load(ref brow));
+            if (!two)
+            {
+                if (!full) z0 = TW.Select(valid0, z0, minusInf);
+                var e = TW.ExpNonPositive(TW.Subtract(z0, TW.MaxAll(z0)));
+                if (!full) e = TW.Select(valid0, e, TW.Zero);
+                TW.Store(TW.Multiply(e, TW.Divide(one, TW.SumAll(e))), ref dst);
+            }
             else
             {
-                MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref br, r * n), n).CopyTo(MemoryMarshal.CreateSpan(ref pad, n));
-                b = TW.Load(ref pad);
+                var z1 = TW.Add(TW.Load(ref Unsafe.Add(ref lrow, W)), TW.Load(ref Unsafe.Add(ref brow, W)));
+                if (!full) z1 = TW.Select(valid1, z1, minusInf);
+                var mx = TW.MaxAll(TW.Max(z0, z1));
+                var e0 = TW.ExpNonPositive(TW.Subtract(z0, mx));
+                var e1 = TW.ExpNonPositive(TW.Subtract(z1, mx));
+                if (!full) e1 = TW.Select(valid1, e1, TW.Zero);
+                var inv = TW.Divide(one, TW.SumAll(TW.Add(e0, e1)));
+                TW.Store(TW.Multiply(e0, inv), ref dst);
+                TW.Store(TW.Multiply(e1, inv), ref Unsafe.Add(ref dst, W));
             }
-            var z = TW.Add(TW.Load(ref Unsafe.Add(ref logits, r * np)), b);
-            if (!full) z = TW.Select(valid, z, minusInf);
-            var e = TW.ExpNonPositive(TW.Subtract(z, TW.MaxAll(z)));
-            if (!full) e = TW.Select(valid, e, TW.Zero);
-            var p = TW.Multiply(e, TW.Divide(one, TW.SumAll(e)));
-            if (full) TW.Store(p, ref Unsafe.Add(ref pr, r * n));
-            else
-            {
-                TW.Store(p, ref pad);
-                MemoryMarshal.CreateReadOnlySpan(ref pad, n).CopyTo(MemoryMarshal.CreateSpan(ref Unsafe.Add(ref pr, r * n), n));
-            }
+            if (!full) MemoryMarshal.CreateReadOnlySpan(ref pad, n).CopyTo(MemoryMarshal.CreateSpan(ref Unsafe.Add(ref pr, r * n), n));
         }
     }
 
