@@ -17,8 +17,10 @@ namespace MediatorDiT.Nn;
 /// and read their operands in place; the depthwise conv keeps one channel vector's nine taps in registers.
 /// Column tails of hd are done by one more vector that overlaps the last full one (recomputing the same values),
 /// so hd = 72 costs no scalar loop. Writes T, A1, A2, Vm and O exactly as <see cref="ReferenceMediatorCore"/>
-/// does (what the backward reads). Vector512 where accelerated (and not switched off with MDIT_DISABLE_AVX512),
-/// Vector256 otherwise, the reference without either.
+/// does (what the backward reads). Vector512 where the runtime accelerates it, Vector256 otherwise, the reference
+/// without either. Like the other row kernels (and unlike the GEMM, whose two paths agree bit for bit) it does not
+/// follow ManagedGemm.ForceVector256: its two widths differ by float rounding, and a process-wide switch flipped
+/// between two forwards would make them differ.
 /// </summary>
 [SkipLocalsInit]
 public static class MediatorCoreKernel
@@ -34,7 +36,7 @@ public static class MediatorCoreKernel
         Span<float> tokens, int tokenStride, Span<float> a1, Span<float> a2, Span<float> vm, Span<float> o, int oStride,
         int gridH, int gridW, int medGrid, int headDim, float scale)
         => Forward(q, k, v, xStride, bias1T, bias2, taps, tapStride, dwcBias, tokens, tokenStride, a1, a2, vm, o, oStride,
-            gridH, gridW, medGrid, headDim, scale, ManagedGemm.Uses512);
+            gridH, gridW, medGrid, headDim, scale, Vector512.IsHardwareAccelerated);
 
     /// <summary>As above with the vector width chosen by the caller (tests compare both paths).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
