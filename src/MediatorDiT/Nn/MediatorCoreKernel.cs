@@ -12,11 +12,13 @@ namespace MediatorDiT.Nn;
 /// the depthwise conv. For one head, with N = gridH * gridW tokens, n = medGrid^2 mediators, hd channels:
 ///   T = adaptive-avg-pool(q) (n, hd);  A1 = softmax(s T k^T + bias1) (n, N);  Vm = A1 v (n, hd);
 ///   A2 = softmax(s q T^T + bias2) (N, n);  O = A2 Vm + dwc(v) (N, hd).
-/// The logits are broadcast-FMA products against sT^T (hd, n padded to whole vectors): one row of n = 16 logits
-/// is one zmm, eight rows at a time. The products with A1 and A2 keep a 4-row x 2-vector block in registers
-/// and read their operands in place; the depthwise conv keeps one channel vector's nine taps in registers.
+/// q and v are first copied into line-aligned contiguous scratch. The logits are broadcast-FMA products against
+/// sT^T (hd, n padded to whole vectors): one row of n = 16 logits is one zmm, eight rows at a time. The key softmax
+/// runs down the columns of logits^T and turns 16 x 16 blocks over in registers into A1; the query softmax stays
+/// in registers. The products with A1 and A2 keep a 4-row x 2-vector block in registers; the depthwise conv keeps
+/// one channel vector's nine taps in registers and adds onto A2 Vm one grid row at a time on the way to O.
 /// Column tails of hd are done by one more vector that overlaps the last full one (recomputing the same values),
-/// so hd = 72 costs no scalar loop. Writes T, A1, A2, Vm and O exactly as <see cref="ReferenceMediatorCore"/>
+/// so hd = 72 costs no scalar loop. Strided rows and output lines are prefetched ahead of use. Writes T, A1, A2, Vm and O exactly as <see cref="ReferenceMediatorCore"/>
 /// does (what the backward reads). Vector512 where the runtime accelerates it, Vector256 otherwise, the reference
 /// without either. Like the other row kernels (and unlike the GEMM, whose two paths agree bit for bit) it does not
 /// follow ManagedGemm.ForceVector256: its two widths differ by float rounding, and a process-wide switch flipped
@@ -87,11 +89,10 @@ public static class MediatorCoreKernel
         where TW : struct, IWidth<TV> where TV : struct
     {
         int W = TW.Count, N = g.GridH * g.GridW, n = g.MedGrid * g.MedGrid, hd = g.Hd, xs = g.XStride;
-        // Mediator columns padded to whole vectors: sT^T (hd, np), logits (N, np), two rows of padding room.
-        int np = (n + W - 1) / W * W;
+        int np = (n + W - 1) / W * W; // mediator columns padded to whole vectors
         int gh = g.GridH, gw = g.GridW, os = g.OStride, pw = gw + 2;
-        // Scratch: sT^T (hd, np), logits (N, np), 2 * np floats of room, contiguous copies of q and v (N, hd), and
-        // v in a zero-bordered grid (gh + 2, gw + 2, hd). The copies matter: q, k, v rows lie 3 * dim floats apart,
+        // Scratch: sT^T (hd, np), logits (N, np), 2 * np floats of room, contiguous copies of q and v (N, hd), Vm
+        // (n, hd), one grid row of O (gw, hd) and v in a zero-bordered grid (gh + 2, gw + 2, hd). The copies matter: q, k, v rows lie 3 * dim floats apart,
         // which maps a head's rows onto a few cache sets, so every second pass over them would come from L3.
         // Every region starts on a 64-byte line (the arrays are only 8-byte aligned): a misaligned zmm load
         // touches two lines.

@@ -1,5 +1,7 @@
 using System.Runtime.Intrinsics;
+using MediatorDiT.Models;
 using MediatorDiT.Nn;
+using MediatorDiT.Tensors;
 
 namespace MediatorDiT.Tests.Nn;
 
@@ -133,6 +135,35 @@ public class MediatorCoreKernelTests
         var low = MediatorCoreKernel.ExpNonPositive(Vector512.Create(-100f));
         Assert.True(low[0] > 0 && low[0] < 1.2e-38f, $"exp(-100) gave {low[0]}");
         Assert.Equal(1f, MediatorCoreKernel.ExpNonPositive(Vector512<float>.Zero)[0]);
+    }
+
+    [Theory]
+    [InlineData(9, 16)]
+    [InlineData(7, 4)]
+    public void WholeAttentionForwardIsIdenticalOnOneAndTwoThreads(int grid, int mediators)
+    {
+        // 3 images, 96 channels in 3 heads (hd = 32, the vector paths): 9 items over two threads.
+        const int batch = 3, dim = 96, heads = 3;
+        float[] Forward(int threads)
+        {
+            int saved = ComputeSettings.Threads;
+            ComputeSettings.Threads = threads;
+            try
+            {
+                var attn = new MediatorAttention("a.", dim, heads, grid, mediators);
+                var rng = new RandomSource(51);
+                foreach (var p in attn.Parameters) rng.FillGaussian(p.Value.Span, 0, 0.3f);
+                var x = new Tensor(batch * grid * grid, dim);
+                rng.FillGaussian(x.Span);
+                var y = new Tensor(batch * grid * grid, dim);
+                attn.Forward(x, y, batch);
+                return y.Span.ToArray();
+            }
+            finally { ComputeSettings.Threads = saved; }
+        }
+        var one = Forward(1);
+        Assert.True(one.AsSpan().SequenceEqual(Forward(2)), "the forward differs between 1 and 2 threads");
+        Assert.All(one, v => Assert.True(float.IsFinite(v)));
     }
 
     [Fact]
