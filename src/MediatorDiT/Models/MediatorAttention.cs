@@ -37,7 +37,7 @@ public sealed partial class MediatorAttention : IAttention
     private Tensor? _input;
     private int _batch;
     private Tensor _qkv = new(0), _tokens = new(0), _a1 = new(0), _a2 = new(0), _vm = new(0), _o = new(0); // shared between blocks for inference
-    private readonly Tensor _bias1 = new(0), _bias2 = new(0), _taps = new(0);
+    private readonly Tensor _bias1 = new(0), _bias1T = new(0), _bias2 = new(0), _taps = new(0);
     private readonly Tensor _dO = new(0), _dqkv = new(0), _dTokens = new(0), _dVm = new(0), _dTaps = new(0);
     private readonly Tensor _dS1 = new(0), _dS2 = new(0), _dBias1 = new(0), _dBias2 = new(0), _resized = new(0);
 
@@ -98,12 +98,16 @@ public sealed partial class MediatorAttention : IAttention
         return false;
     }
 
-    /// <summary>Builds bias1 (heads, n, N) and bias2 (heads, N, n) from the parameters, unless unchanged.</summary>
+    /// <summary>
+    /// Builds bias1 (heads, n, N), its transpose bias1T (heads, N, n) the fused kernel reads, and bias2 (heads, N, n)
+    /// from the parameters, unless unchanged.
+    /// </summary>
     private void BuildBiases()
     {
         if (BiasesAreCurrent() && _bias1.Length > 0) return;
         int h = _heads, n = _mediators, G = _grid, N = G * G;
         _bias1.EnsureShape(h, n, N);
+        _bias1T.EnsureShape(h, N, n);
         _bias2.EnsureShape(h, N, n);
         _resized.EnsureShape(h, n, N);
         BilinearResize.Forward(AnBias.Value.Span, _bias1.Span, h * n, 7, 7, G, G);
@@ -114,6 +118,11 @@ public sealed partial class MediatorAttention : IAttention
         for (int i = 0; i < G; i++)
         for (int j = 0; j < G; j++)
             b1[hm * N + i * G + j] += ah[hm * G + i] + aw[hm * G + j];
+        var b1t = _bias1T.Span;
+        for (int hh = 0; hh < h; hh++)
+        for (int m = 0; m < n; m++)
+        for (int j = 0; j < N; j++)
+            b1t[(hh * N + j) * n + m] = b1[(hh * n + m) * N + j];
 
         var r = _resized.Span;
         BilinearResize.Forward(NaBias.Value.Span, r, h * n, 7, 7, G, G);
@@ -149,32 +158,19 @@ public sealed partial class MediatorAttention : IAttention
         using (OpProfiler.Time("attn.qkv"))
             Linear.Forward(input.Span, QkvWeight.Value.Span, QkvBias.Value.Span, _qkv.Span, rows, d, 3 * d);
         float[] qkv = _qkv.Data, t = _tokens.Data, a1 = _a1.Data, a2 = _a2.Data, vm = _vm.Data, o = _o.Data;
-        float[] b1 = _bias1.Data, b2 = _bias2.Data, taps = _taps.Data, dwcBias = DwcBias.Value.Data;
+        float[] b1t = _bias1T.Data, b2 = _bias2.Data, taps = _taps.Data, dwcBias = DwcBias.Value.Data;
         // One parallel region per layer: every step below touches only head h's channels of image b,
         // so (b, h) items are independent from the pooling to the depthwise conv.
         using (OpProfiler.Time("attn.m.core")) ParallelLoop.For(batch * _heads, bh =>
         {
             int b = bh / _heads, h = bh % _heads;
             int qOff = b * N * 3 * d + h * hd, tOff = b * n * d + h * hd;
-            var s1 = a1.AsSpan(bh * n * N, n * N);
-            var s2 = a2.AsSpan(bh * N * n, N * n);
-            var vmh = vm.AsSpan(bh * n * hd, n * hd);
-            // Mediator tokens T (n, hd): adaptive average pool of this head's q over the token grid.
-            AdaptiveAvgPool.Forward(qkv.AsSpan(qOff), 3 * d, t.AsSpan(tOff), d, G, G, hd, _medGrid, _medGrid);
-            // Mediators gather from the keys: A1 = softmax(s T k^T + bias1) (n, N), Vm = A1 v (n, hd).
-            Gemm.Sgemm(false, true, n, N, hd, _scale, t.AsSpan(tOff), d, qkv.AsSpan(qOff + d), 3 * d, 0f, s1, N);
-            for (int m = 0; m < n; m++)
-                SoftmaxRows.Forward(s1.Slice(m * N, N), b1.AsSpan((h * n + m) * N, N));
-            Gemm.Sgemm(false, false, n, hd, N, 1f, s1, N, qkv.AsSpan(qOff + 2 * d), 3 * d, 0f, vmh, hd);
-            // Queries read from the mediators: A2 = softmax(s q T^T + bias2) (N, n), O = A2 Vm (N, hd).
-            Gemm.Sgemm(false, true, N, n, hd, _scale, qkv.AsSpan(qOff), 3 * d, t.AsSpan(tOff), d, 0f, s2, n);
-            for (int r = 0; r < N; r++)
-                SoftmaxRows.Forward(s2.Slice(r * n, n), b2.AsSpan((h * N + r) * n, n));
             var oh = o.AsSpan(b * N * d + h * hd);
-            Gemm.Sgemm(false, false, N, hd, n, 1f, s2, n, vmh, hd, 0f, oh, d);
-            // O += dwc(v) on this head's channels.
-            DepthwiseConv3x3.Forward(qkv.AsSpan(qOff + 2 * d), 3 * d, taps.AsSpan(h * hd), d, dwcBias.AsSpan(h * hd, hd),
-                oh, d, G, G, hd, accumulate: true);
+            // Pooling, both softmax attentions through the mediators and O += dwc(v), fused per (b, h).
+            MediatorCoreKernel.Forward(qkv.AsSpan(qOff), qkv.AsSpan(qOff + d), qkv.AsSpan(qOff + 2 * d), 3 * d,
+                b1t.AsSpan(h * N * n, N * n), b2.AsSpan(h * N * n, N * n), taps.AsSpan(h * hd), d, dwcBias.AsSpan(h * hd, hd),
+                t.AsSpan(tOff), d, a1.AsSpan(bh * n * N, n * N), a2.AsSpan(bh * N * n, N * n), vm.AsSpan(bh * n * hd, n * hd),
+                oh, d, G, G, _medGrid, hd, _scale);
         });
         using (OpProfiler.Time("attn.proj"))
             Linear.Forward(_o.Span, ProjWeight.Value.Span, ProjBias.Value.Span, output.Span, rows, d, d);

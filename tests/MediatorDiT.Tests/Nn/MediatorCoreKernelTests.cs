@@ -1,0 +1,180 @@
+using System.Runtime.Intrinsics;
+using MediatorDiT.Models;
+using MediatorDiT.Nn;
+using MediatorDiT.Tensors;
+
+namespace MediatorDiT.Tests.Nn;
+
+/// <summary>
+/// The fused mediator-attention core against its plain twin (pool, four GEMMs, per-row softmax, depthwise conv)
+/// on one head, for mediator counts that fill a vector, leave a tail or span several vectors, grids whose token
+/// count is not a multiple of 8 or 16, and head sizes with a vector tail or below one vector.
+/// </summary>
+public class MediatorCoreKernelTests
+{
+    private sealed record Case(float[] Q, float[] K, float[] V, int XStride, float[] Bias1T, float[] Bias2, float[] Taps, int TapStride,
+        float[] DwcBias, int TokenStride, int OStride, int GridH, int GridW, int MedGrid, int Hd, float Scale);
+
+    private sealed record Result(float[] Tokens, float[] A1, float[] A2, float[] Vm, float[] O);
+
+    // Strides wider than a row, as inside the qkv / output buffers, and odd so no row starts vector-aligned.
+    private static Case MakeCase(int medGrid, int gridH, int gridW, int hd)
+    {
+        int N = gridH * gridW, n = medGrid * medGrid, xs = 3 * hd + 5, ts = hd + 3;
+        float[] Rows(ulong seed) => TestData.Gaussian((N - 1) * xs + hd, seed);
+        return new Case(Rows(1), Rows(2), Rows(3), xs, TestData.Gaussian(n * N, 4), TestData.Gaussian(N * n, 5),
+            TestData.Gaussian(8 * ts + hd, 6, 0.3f), ts, TestData.Gaussian(hd, 7), hd + 1, hd + 7, gridH, gridW, medGrid, hd,
+            1f / MathF.Sqrt(hd));
+    }
+
+    private static Result Run(Case c, Action<Case, Result> kernel)
+    {
+        int N = c.GridH * c.GridW, n = c.MedGrid * c.MedGrid;
+        // Outputs start as NaN: the kernel must overwrite every element it owns and leave the stride gaps alone.
+        float[] Filled(int length) => Enumerable.Repeat(float.NaN, length).ToArray();
+        var r = new Result(Filled((n - 1) * c.TokenStride + c.Hd), Filled(n * N), Filled(N * n), Filled(n * c.Hd),
+            Filled((N - 1) * c.OStride + c.Hd));
+        kernel(c, r);
+        return r;
+    }
+
+    private static Result Fused(Case c, bool use512) => Run(c, (c, r) => MediatorCoreKernel.Forward(c.Q, c.K, c.V, c.XStride,
+        c.Bias1T, c.Bias2, c.Taps, c.TapStride, c.DwcBias, r.Tokens, c.TokenStride, r.A1, r.A2, r.Vm, r.O, c.OStride,
+        c.GridH, c.GridW, c.MedGrid, c.Hd, c.Scale, use512));
+
+    private static Result Reference(Case c) => Run(c, (c, r) => ReferenceMediatorCore.Forward(c.Q, c.K, c.V, c.XStride,
+        c.Bias1T, c.Bias2, c.Taps, c.TapStride, c.DwcBias, r.Tokens, c.TokenStride, r.A1, r.A2, r.Vm, r.O, c.OStride,
+        c.GridH, c.GridW, c.MedGrid, c.Hd, c.Scale));
+
+    /// <summary>The row elements of a strided buffer; asserts the gaps between rows are still NaN.</summary>
+    private static float[] Rows(float[] buffer, int rows, int stride, int width, string what)
+    {
+        var packed = new float[rows * width];
+        for (int r = 0; r < rows; r++)
+        {
+            buffer.AsSpan(r * stride, width).CopyTo(packed.AsSpan(r * width));
+            if (r < rows - 1)
+                Assert.True(buffer.AsSpan(r * stride + width, stride - width).ToArray().All(float.IsNaN), $"{what}: row gap {r} written");
+        }
+        return packed;
+    }
+
+    // Both forms sum the hd-long logits and the N- and n-long products in float32, in different orders (the GEMM
+    // blocks k, the fused kernel runs it straight), so they differ by a few float roundings of the largest
+    // values: ~1e-6 of max |value| here. 1e-5 of max |value| leaves room for that and still catches any
+    // indexing, masking or tail error, which moves values by O(1).
+    private const float Tolerance = 1e-5f;
+
+    private static void AssertSame(Case c, Result expected, Result actual, string what)
+    {
+        int N = c.GridH * c.GridW, n = c.MedGrid * c.MedGrid;
+        TestData.AssertClose(Rows(expected.Tokens, n, c.TokenStride, c.Hd, what), Rows(actual.Tokens, n, c.TokenStride, c.Hd, what),
+            Tolerance, $"{what}: T");
+        TestData.AssertClose(expected.A1, actual.A1, Tolerance, $"{what}: A1");
+        TestData.AssertClose(expected.A2, actual.A2, Tolerance, $"{what}: A2");
+        TestData.AssertClose(expected.Vm, actual.Vm, Tolerance, $"{what}: Vm");
+        TestData.AssertClose(Rows(expected.O, N, c.OStride, c.Hd, what), Rows(actual.O, N, c.OStride, c.Hd, what), Tolerance, $"{what}: O");
+    }
+
+    [Theory]
+    [InlineData(1, 16, 16, 64)]
+    [InlineData(2, 9, 9, 32)]
+    [InlineData(3, 5, 7, 72)]
+    [InlineData(4, 16, 16, 64)]
+    [InlineData(4, 5, 7, 32)]
+    [InlineData(4, 9, 9, 72)]
+    [InlineData(8, 16, 16, 64)]
+    [InlineData(8, 9, 9, 72)]
+    [InlineData(2, 2, 3, 16)]
+    [InlineData(1, 1, 1, 8)]
+    [InlineData(3, 7, 7, 8)]
+    public void FusedCoreMatchesReference(int medGrid, int gridH, int gridW, int hd)
+    {
+        var c = MakeCase(medGrid, gridH, gridW, hd);
+        var expected = Reference(c);
+        AssertSame(c, expected, Fused(c, use512: false), $"256-bit n={medGrid * medGrid} {gridH}x{gridW} hd={hd}");
+        if (Vector512.IsHardwareAccelerated)
+            AssertSame(c, expected, Fused(c, use512: true), $"512-bit n={medGrid * medGrid} {gridH}x{gridW} hd={hd}");
+    }
+
+    [Theory]
+    [InlineData(3, 5, 7, 72)]
+    [InlineData(4, 16, 16, 64)]
+    [InlineData(8, 9, 9, 40)]
+    public void Vector256PathMatchesVector512Path(int medGrid, int gridH, int gridW, int hd)
+    {
+        if (!Vector512.IsHardwareAccelerated) return; // one path only on this machine
+        var c = MakeCase(medGrid, gridH, gridW, hd);
+        AssertSame(c, Fused(c, use512: true), Fused(c, use512: false), $"n={medGrid * medGrid} {gridH}x{gridW} hd={hd}");
+    }
+
+    [Fact]
+    public void ExpMatchesMathFExpOnTheSoftmaxRange()
+    {
+        // Every input a softmax after its max shift can give: 0 down to the lowest normal result, densely near 0
+        // (where most probabilities are) and then evenly; within 3e-7 relative (a few float roundings).
+        var xs = new List<float>();
+        for (int i = 0; i <= 4000; i++) xs.Add(-i * 1e-3f);
+        for (int i = 0; i <= 8700; i++) xs.Add(-i * 0.01f);
+        xs.AddRange(TestData.Gaussian(2000, 41, 20f).Select(v => -Math.Abs(v)).Where(v => v > -87.3f));
+        for (int i = 0; i + 16 <= xs.Count; i += 16)
+        {
+            var x = xs.GetRange(i, 16).ToArray();
+            var wide = MediatorCoreKernel.ExpNonPositive(Vector512.Create(x));
+            var narrow0 = MediatorCoreKernel.ExpNonPositive(Vector256.Create(x, 0));
+            var narrow1 = MediatorCoreKernel.ExpNonPositive(Vector256.Create(x, 8));
+            for (int l = 0; l < 16; l++)
+            {
+                float expected = MathF.Exp(x[l]);
+                float narrow = l < 8 ? narrow0[l] : narrow1[l - 8];
+                Assert.True(Math.Abs(wide[l] - expected) <= 3e-7f * expected, $"exp({x[l]}) = {wide[l]}, MathF.Exp gives {expected}");
+                Assert.Equal(wide[l], narrow); // the same operations lane by lane
+            }
+        }
+        // Below ln(2^-126) the result is held at the smallest normal float instead of going denormal.
+        var low = MediatorCoreKernel.ExpNonPositive(Vector512.Create(-100f));
+        Assert.True(low[0] > 0 && low[0] < 1.2e-38f, $"exp(-100) gave {low[0]}");
+        Assert.Equal(1f, MediatorCoreKernel.ExpNonPositive(Vector512<float>.Zero)[0]);
+    }
+
+    [Theory]
+    [InlineData(9, 16)]
+    [InlineData(7, 4)]
+    public void WholeAttentionForwardIsIdenticalOnOneAndTwoThreads(int grid, int mediators)
+    {
+        // 3 images, 96 channels in 3 heads (hd = 32, the vector paths): 9 items over two threads.
+        const int batch = 3, dim = 96, heads = 3;
+        float[] Forward(int threads)
+        {
+            int saved = ComputeSettings.Threads;
+            ComputeSettings.Threads = threads;
+            try
+            {
+                var attn = new MediatorAttention("a.", dim, heads, grid, mediators);
+                var rng = new RandomSource(51);
+                foreach (var p in attn.Parameters) rng.FillGaussian(p.Value.Span, 0, 0.3f);
+                var x = new Tensor(batch * grid * grid, dim);
+                rng.FillGaussian(x.Span);
+                var y = new Tensor(batch * grid * grid, dim);
+                attn.Forward(x, y, batch);
+                return y.Span.ToArray();
+            }
+            finally { ComputeSettings.Threads = saved; }
+        }
+        var one = Forward(1);
+        Assert.True(one.AsSpan().SequenceEqual(Forward(2)), "the forward differs between 1 and 2 threads");
+        Assert.All(one, v => Assert.True(float.IsFinite(v)));
+    }
+
+    [Fact]
+    public void RowsOfProbabilitiesSumToOne()
+    {
+        // Independent of the reference: every A1 and A2 row is a distribution, also with a masked tail (n = 9).
+        var c = MakeCase(3, 5, 7, 72);
+        var r = Fused(c, use512: Vector512.IsHardwareAccelerated);
+        int N = 35, n = 9;
+        for (int m = 0; m < n; m++) Assert.Equal(1f, r.A1.AsSpan(m * N, N).ToArray().Sum(), 1e-5f);
+        for (int i = 0; i < N; i++) Assert.Equal(1f, r.A2.AsSpan(i * n, n).ToArray().Sum(), 1e-5f);
+        Assert.All(r.A2, p => Assert.InRange(p, 0f, 1f));
+    }
+}
