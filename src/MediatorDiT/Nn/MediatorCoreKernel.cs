@@ -572,53 +572,6 @@ public static class MediatorCoreKernel
         }
     }
 
-    // exp(x) = 2^k e^f with k = round(x / ln 2), f = x - k ln 2 in [-ln2/2, ln2/2] (ln 2 split in a high part exact
-    // in float and a low part), e^f by its degree-7 Taylor polynomial (truncation below 6e-9 relative there).
-    private const float Log2E = 1.44269504f, Ln2Hi = 0.693145752f, Ln2Lo = 1.42860677e-6f, ExpFloor = -87.33654f;
-    private const float C2 = 1f / 2, C3 = 1f / 6, C4 = 1f / 24, C5 = 1f / 120, C6 = 1f / 720, C7 = 1f / 5040;
-
-    /// <summary>
-    /// exp(x) for the x &lt;= 0 of a max-shifted softmax, within a few float roundings of MathF.Exp. Inputs below
-    /// ln(2^-126) are raised to it (the result stays a normal float, about 1.2e-38, where exp would give a
-    /// denormal or 0), which no softmax row can tell from 0 next to its maximum's exp(0) = 1.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector512<float> ExpNonPositive(Vector512<float> x)
-    {
-        x = Vector512.Max(x, Vector512.Create(ExpFloor));
-        var k = Vector512.Round(x * Vector512.Create(Log2E));
-        var f = Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2Hi), x);
-        f = Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2Lo), f);
-        var p = Vector512.FusedMultiplyAdd(Vector512.Create(C7), f, Vector512.Create(C6));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(C5));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(C4));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(C3));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(C2));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512<float>.One);
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512<float>.One);
-        var scale = Vector512.ShiftLeft(Vector512.ConvertToInt32(k) + Vector512.Create(127), 23).AsSingle();
-        return p * scale;
-    }
-
-    /// <summary>The 256-bit twin of <see cref="ExpNonPositive(Vector512{float})"/> (the same operations lane by lane).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<float> ExpNonPositive(Vector256<float> x)
-    {
-        x = Vector256.Max(x, Vector256.Create(ExpFloor));
-        var k = Vector256.Round(x * Vector256.Create(Log2E));
-        var f = Vector256.FusedMultiplyAdd(k, Vector256.Create(-Ln2Hi), x);
-        f = Vector256.FusedMultiplyAdd(k, Vector256.Create(-Ln2Lo), f);
-        var p = Vector256.FusedMultiplyAdd(Vector256.Create(C7), f, Vector256.Create(C6));
-        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(C5));
-        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(C4));
-        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(C3));
-        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(C2));
-        p = Vector256.FusedMultiplyAdd(p, f, Vector256<float>.One);
-        p = Vector256.FusedMultiplyAdd(p, f, Vector256<float>.One);
-        var scale = Vector256.ShiftLeft(Vector256.ConvertToInt32(k) + Vector256.Create(127), 23).AsSingle();
-        return p * scale;
-    }
-
     /// <summary>The vector operations the kernel needs, for one register width (the JIT specialises each use).</summary>
     private interface IWidth<TV> where TV : struct
     {
@@ -633,7 +586,7 @@ public static class MediatorCoreKernel
         static abstract TV Multiply(TV a, TV b);
         static abstract TV Divide(TV a, TV b);
         static abstract TV Max(TV a, TV b);
-        /// <summary>exp(x) for x &lt;= 0, see <see cref="MediatorCoreKernel.ExpNonPositive(Vector512{float})"/>.</summary>
+        /// <summary>exp(x) for x &lt;= 0, see <see cref="FastExp.ExpNonPositive(Vector512{float})"/>.</summary>
         static abstract TV ExpNonPositive(TV x);
         static abstract TV Select(TV mask, TV a, TV b);
         /// <summary>The maximum of the lanes, in every lane.</summary>
@@ -732,7 +685,7 @@ public static class MediatorCoreKernel
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => a * b;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Divide(Vector512<float> a, Vector512<float> b) => a / b;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Vector512.Max(a, b);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ExpNonPositive(Vector512<float> x) => MediatorCoreKernel.ExpNonPositive(x);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ExpNonPositive(Vector512<float> x) => FastExp.ExpNonPositive(x);
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Select(Vector512<float> mask, Vector512<float> a, Vector512<float> b) => Vector512.ConditionalSelect(mask, a, b);
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -773,7 +726,7 @@ public static class MediatorCoreKernel
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => a * b;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Divide(Vector256<float> a, Vector256<float> b) => a / b;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Max(Vector256<float> a, Vector256<float> b) => Vector256.Max(a, b);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ExpNonPositive(Vector256<float> x) => MediatorCoreKernel.ExpNonPositive(x);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ExpNonPositive(Vector256<float> x) => FastExp.ExpNonPositive(x);
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Select(Vector256<float> mask, Vector256<float> a, Vector256<float> b) => Vector256.ConditionalSelect(mask, a, b);
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

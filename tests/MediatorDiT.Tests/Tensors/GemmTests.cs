@@ -9,7 +9,7 @@ namespace MediatorDiT.Tests.Tensors;
 /// </summary>
 public class GemmTests
 {
-    private sealed record Case(bool TransA, bool TransB, int M, int N, int K, float Alpha, float Beta, int Pad, int Seed)
+    internal sealed record Case(bool TransA, bool TransB, int M, int N, int K, float Alpha, float Beta, int Pad, int Seed)
     {
         public int Lda => (TransA ? M : K) + Pad;
         public int Ldb => (TransB ? K : N) + Pad;
@@ -20,7 +20,7 @@ public class GemmTests
         public override string ToString() => $"{(TransA ? "T" : "N")}{(TransB ? "T" : "N")} {M}x{N}x{K} alpha {Alpha} beta {Beta} pad {Pad}";
     }
 
-    private sealed class Data
+    internal sealed class Data
     {
         public required float[] A, B, C0;
         public required Case Case;
@@ -55,10 +55,10 @@ public class GemmTests
     private static void Reference(Case cs, float[] a, float[] b, float[] c) =>
         ReferenceGemm.Sgemm(cs.TransA, cs.TransB, cs.M, cs.N, cs.K, cs.Alpha, a, cs.Lda, b, cs.Ldb, cs.Beta, c, cs.Ldc);
 
-    private static Action<Case, float[], float[], float[]> Via(GemmBackend backend, int threads) => (cs, a, b, c) =>
+    internal static Action<Case, float[], float[], float[]> Via(GemmBackend backend, int threads) => (cs, a, b, c) =>
         Gemm.Sgemm(backend, threads, cs.TransA, cs.TransB, cs.M, cs.N, cs.K, cs.Alpha, a, cs.Lda, b, cs.Ldb, cs.Beta, c, cs.Ldc);
 
-    private static unsafe Action<Case, float[], float[], float[]> Managed(int threads, bool vector256) => (cs, a, b, c) =>
+    internal static unsafe Action<Case, float[], float[], float[]> Managed(int threads, bool vector256) => (cs, a, b, c) =>
     {
         fixed (float* pa = a, pb = b, pc = c)
             ManagedGemm.Sgemm(cs.TransA, cs.TransB, cs.M, cs.N, cs.K, cs.Alpha, pa, cs.Lda, pb, cs.Ldb, cs.Beta, pc, cs.Ldc,
@@ -66,7 +66,7 @@ public class GemmTests
     };
 
     /// <summary>Checks every element of C (and that padding between rows is untouched).</summary>
-    private static void AssertClose(Data d, float[] actual, string what)
+    internal static void AssertClose(Data d, float[] actual, string what)
     {
         var cs = d.Case;
         float[] expected = d.Run(Reference);
@@ -151,20 +151,6 @@ public class GemmTests
         }
     }
 
-    [Fact]
-    public void ForceVector256_Switch_IsHonoured()
-    {
-        var d = Data.Make(new Case(false, false, 17, 40, 9, 1f, 0f, Pad: 0, Seed: 7));
-        bool old = ManagedGemm.ForceVector256;
-        try
-        {
-            ManagedGemm.ForceVector256 = true;
-            Assert.False(ManagedGemm.Uses512);
-            AssertClose(d, d.Run(Via(GemmBackend.Managed, 1)), "forced 256");
-        }
-        finally { ManagedGemm.ForceVector256 = old; }
-    }
-
     [Theory]
     [InlineData(false, false)]
     [InlineData(true, true)]
@@ -235,25 +221,6 @@ public class GemmTests
             AssertClose(d, d.Run(Via(backend, 1)), $"{backend} 1 thread");
             AssertClose(d, d.Run(Via(backend, 2)), $"{backend} 2 threads");
         }
-    }
-
-    [Fact]
-    public void Backend_Property_SelectsImplementation()
-    {
-        var d = Data.Make(new Case(false, false, 20, 30, 40, 1f, 0f, Pad: 0, Seed: 2));
-        var old = Gemm.Backend;
-        try
-        {
-            // Reference is left out here: other test classes may run products while the global is set.
-            foreach (var backend in new[] { GemmBackend.Managed, GemmBackend.OpenBlas, GemmBackend.Auto })
-            {
-                Gemm.Backend = backend;
-                Assert.Equal(backend, Gemm.Backend);
-                AssertClose(d, d.Run((cs, a, b, c) => Gemm.Sgemm(cs.TransA, cs.TransB, cs.M, cs.N, cs.K, cs.Alpha, a, cs.Lda, b,
-                    cs.Ldb, cs.Beta, c, cs.Ldc)), backend.ToString());
-            }
-        }
-        finally { Gemm.Backend = old; }
     }
 
     [Theory]
