@@ -35,7 +35,7 @@ internal static unsafe class ManagedGemm
     // Packed B is built for a whole panel of columns before the row chunks start; the panel is capped
     // at ~16 MB (k x n floats) so huge products stream through the 32 MB L3 in pieces.
     internal static long PanelMaxFloats = 4L << 20;
-    // Below this m*n*k a product runs on the calling thread (waking a pool thread costs 30-60 us here).
+    // Below this m*n*k a product runs on the calling thread (handing work to a helper costs tens of us).
     internal static long ParallelMinWork = 1L << 22;
 
     /// <summary>
@@ -861,9 +861,9 @@ internal static unsafe class ManagedGemm
 
 /// <summary>
 /// Fork-join over a few large chunks: the calling thread starts on chunk 0 at once while
-/// threads - 1 pool threads are woken, and every participant claims the next unclaimed chunk, so a
-/// pool thread that wakes late (30-60 us typical here, sometimes milliseconds) costs no more than
-/// running serially. Parallel.For with one chunk per thread often ran both chunks on the caller here.
+/// threads - 1 helpers (<see cref="ComputeWorkers"/>, else pool threads) are woken, and every participant
+/// claims the next unclaimed chunk, so a helper that starts late costs no more than running serially.
+/// Parallel.For with one chunk per thread often ran both chunks on the caller here.
 /// </summary>
 internal sealed class ParallelChunks : IThreadPoolWorkItem
 {
@@ -897,7 +897,7 @@ internal sealed class ParallelChunks : IThreadPoolWorkItem
         }
         var work = new ParallelChunks(body, count);
         int others = Math.Min(threads, count) - 1;
-        // Spinning helpers first; the thread pool only for what they cannot take.
+        // The dedicated helpers first; the thread pool only for what they cannot take.
         int handed = ComputeWorkers.Hand(work, others);
         for (int t = handed; t < others; t++) ThreadPool.UnsafeQueueUserWorkItem(work, preferLocal: false);
         work.Execute();
