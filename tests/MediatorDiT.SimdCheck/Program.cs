@@ -47,6 +47,25 @@ foreach (int cols in new[] { 5, 16, 37, 256 })
     var y = new float[cols];
     Gelu.Forward(x, y);
     Keep($"gelu.{cols}", y);
+    var dx = Gaussian(cols, 13);
+    Gelu.Backward(x, dx, dx);
+    Keep($"gelu_backward.{cols}", dx);
+}
+
+// A product with B packed once (the MLP's weights), on row blocks, as the fused MLP chain runs it.
+{
+    const int m = 130, n = 70, k = 400;
+    var a = Gaussian(m * k, 14);
+    var w = Gaussian(n * k, 15);
+    var c = Gaussian(m * n, 16);
+    var packed = new PackedMatrix();
+    Gemm.TryPack(packed, true, n, k, w, k, 64);
+    for (int r0 = 0; r0 < m; r0 += 64)
+    {
+        int rows = Math.Min(64, m - r0);
+        Gemm.Sgemm(false, true, rows, n, k, 0.7f, a.AsSpan(r0 * k, rows * k), k, packed, w, k, 0.5f, c.AsSpan(r0 * n, rows * n), n);
+    }
+    Keep("gemm.packed.130x70x400.NT", c);
 }
 
 // Depthwise conv on a 5x7 grid with 37 channels.
@@ -83,6 +102,18 @@ foreach (IAttention attn in new IAttention[] { new FullAttention("f.", 48, 3), n
     attn.Backward(g, dx);
     Keep($"{attn.Kind}.dx", dx.Span);
     foreach (var p in attn.Parameters) Keep($"{attn.Kind}.grad.{p.Name}", p.Grad!.Span);
+}
+
+// The fused mediator core at 16 mediators (one 512-bit vector of logits per query row) on an 8x8 grid, hd 32.
+{
+    var attn = new MediatorAttention("m16.", 64, 2, 8, 16);
+    var rng = new RandomSource(17);
+    foreach (var p in attn.Parameters) rng.FillGaussian(p.Value.Span, 0, 0.3f);
+    var x = new Tensor(128, 64);
+    rng.FillGaussian(x.Span);
+    var y = new Tensor(128, 64);
+    attn.Forward(x, y, 2);
+    Keep("mediator16.out", y.Span);
 }
 
 SafeTensors.Write(args[0], results);
