@@ -421,7 +421,8 @@ public static class MediatorCoreKernel
 
     /// <summary>
     /// A2 rows = softmax(logits + bias2) for each query row. With n up to two vectors the row stays in registers
-    /// (lanes past n masked out); longer rows go through <see cref="SoftmaxRows"/>.
+    /// (lanes past n masked out); longer rows of whole vectors (n = 64) run the three passes in place in A2;
+    /// other lengths go through <see cref="SoftmaxRows"/>.
     /// </summary>
     private static void QuerySoftmax<TW, TV>(ref float logits, int np, int rows, int n, ReadOnlySpan<float> bias2, Span<float> a2, ref float pad)
         where TW : struct, IWidth<TV> where TV : struct
@@ -429,6 +430,36 @@ public static class MediatorCoreKernel
         int W = TW.Count;
         ref float br = ref MemoryMarshal.GetReference(bias2);
         ref float pr = ref MemoryMarshal.GetReference(a2);
+        if (np > 2 * W && n == np)
+        {
+            // Whole vectors (n = 64): the three passes over the row in place in A2, no per-row call.
+            var minusInf0 = TW.Splat(float.NegativeInfinity);
+            for (int r = 0; r < rows; r++)
+            {
+                ref float lrow = ref Unsafe.Add(ref logits, r * np);
+                ref float brow = ref Unsafe.Add(ref br, r * n);
+                ref float drow = ref Unsafe.Add(ref pr, r * n);
+                var mx = minusInf0;
+                for (int c = 0; c < n; c += W)
+                {
+                    var z = TW.Add(TW.Load(ref Unsafe.Add(ref lrow, c)), TW.Load(ref Unsafe.Add(ref brow, c)));
+                    TW.Store(z, ref Unsafe.Add(ref drow, c));
+                    mx = TW.Max(mx, z);
+                }
+                mx = TW.MaxAll(mx);
+                var sum = TW.Zero;
+                for (int c = 0; c < n; c += W)
+                {
+                    var e = TW.ExpNonPositive(TW.Subtract(TW.Load(ref Unsafe.Add(ref drow, c)), mx));
+                    TW.Store(e, ref Unsafe.Add(ref drow, c));
+                    sum = TW.Add(sum, e);
+                }
+                var inv = TW.Divide(TW.Splat(1f), TW.SumAll(sum));
+                for (int c = 0; c < n; c += W)
+                    TW.Store(TW.Multiply(TW.Load(ref Unsafe.Add(ref drow, c)), inv), ref Unsafe.Add(ref drow, c));
+            }
+            return;
+        }
         if (np > 2 * W)
         {
             for (int r = 0; r < rows; r++)
