@@ -9,8 +9,8 @@ namespace MediatorDiT.Nn;
 /// built in the exponent bits. Within 2 ulp of the true value on [-87.3, 88.7] (tested against Math.Exp);
 /// below that it returns 0 (the true results would be subnormal, under 1.2e-38), above it +inf, NaN stays
 /// NaN. <see cref="ExpNonPositive(Vector512{float})"/> is the cheaper variant for max-shifted softmax logits.
-/// The runtime's Vector512.Exp / Vector256.Exp for float computed in double and took 2.4x as long per
-/// element here, which showed in GELU and the attention softmaxes.
+/// In a load-exp-store loop over 64K floats here the runtime's Vector512.Exp took 0.33 ns per element, this
+/// 0.22 and <see cref="ExpNonPositive(Vector512{float})"/> 0.17; exp dominates GELU and the attention softmaxes.
 /// </summary>
 public static class FastExp
 {
