@@ -1,4 +1,5 @@
 using System.CommandLine;
+using MediatorDiT.Cli.Rendering;
 using MediatorDiT.Evaluation.Performance;
 
 namespace MediatorDiT.Cli.Commands;
@@ -27,7 +28,7 @@ public static class BenchCommand
             if (jsonPath is not null) CliApp.OutputFile(jsonPath);
             var options = new PerformanceOptions(t, parse.GetValue(quick), !parse.GetValue(noLarge), !parse.GetValue(noXl), parse.GetValue(breakdown),
                 Timings: !parse.GetValue(memoryOnly));
-            var report = PerformanceSuite.Run(options, new SyncProgress(step => Console.Error.WriteLine($"  measuring {step} ...")), token);
+            var report = PerformanceSuite.Run(options, new ImmediateProgress<string>(step => Console.Error.WriteLine($"  measuring {step} ...")), token);
             Console.Write(report.ToTable());
             if (jsonPath is not null)
             {
@@ -37,11 +38,5 @@ public static class BenchCommand
             return 0;
         }, token));
         return command;
-    }
-
-    /// <summary>Reports on the calling thread, so progress lines come out in order before the table.</summary>
-    private sealed class SyncProgress(Action<string> report) : IProgress<string>
-    {
-        public void Report(string value) => report(value);
     }
 }

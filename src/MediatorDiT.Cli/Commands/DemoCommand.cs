@@ -88,7 +88,7 @@ public static class DemoCommand
             Console.Error.WriteLine($"ladder {string.Join(", ", paths)}");
             Console.Error.WriteLine($"classifier {classifierPath}");
             using var renderer = ProgressRenderer.Create(p.GetValue(noProgress));
-            var progress = new InlineProgress<LadderDemoProgress>(s => renderer.Report(s.StepsDone, s.StepCount, s.Run == "dynamic" ? "dynamic schedule" : $"{names[^1]} alone"));
+            var progress = new ImmediateProgress<LadderDemoProgress>(s => renderer.Report(s.StepsDone, s.StepCount, s.Run == "dynamic" ? "dynamic schedule" : $"{names[^1]} alone"));
             var result = LadderDemo.Run(modelLadder, model, options, progress, token);
             renderer.Done();
             var (picture, record) = LadderDemoReport.Write(outDir, result, paths, names, classNames, Scale);
@@ -127,10 +127,4 @@ public static class DemoCommand
 
     private static double ParseDouble(string s) => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v
         : throw new MediatorDiTException($"--ratios: '{s}' is not a number.");
-
-    /// <summary>Reports on the calling thread (Progress&lt;T&gt; would post to the thread pool and reorder lines).</summary>
-    private sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
-    }
 }

@@ -40,7 +40,7 @@ public static class EncodeLatentsCommand
             var pipeline = VaePipeline.Load(p.GetValue(vae)!, p.GetValue(vaeConfig));
             var clock = Stopwatch.StartNew();
             using var renderer = ProgressRenderer.Create(p.GetValue(noProgress));
-            var progress = new SynchronousProgress<LatentExtractionProgress>(r =>
+            var progress = new ImmediateProgress<LatentExtractionProgress>(r =>
             {
                 if (r.Warning is string w) renderer.Message($"warning: {w}");
                 else renderer.Report(r.Done, r.Total, $"{clock.Elapsed.TotalSeconds:F1} s");
@@ -59,11 +59,5 @@ public static class EncodeLatentsCommand
             return 0;
         }, token));
         return command;
-    }
-
-    /// <summary>Calls the handler on the reporting thread (Progress&lt;T&gt; would post to the thread pool, out of order).</summary>
-    private sealed class SynchronousProgress<T>(Action<T> handler) : IProgress<T>
-    {
-        public void Report(T value) => handler(value);
     }
 }

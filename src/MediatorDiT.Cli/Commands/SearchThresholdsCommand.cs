@@ -132,7 +132,7 @@ public static class SearchThresholdsCommand
                 throw new MediatorDiTException(string.Create(CultureInfo.InvariantCulture,
                     $"no schedule fits the budget of {b1} GFLOPs per image: even the smallest model alone needs {search.LowerBoundGflopsPerImage:G6}; raise --budget-gflops to at least that."));
 
-            var progress = new InlineProgress<ThresholdSearchProgress>(s =>
+            var progress = new ImmediateProgress<ThresholdSearchProgress>(s =>
                 renderer.Report(s.RunsDone, s.Runs, $"{s.Phase}: {s.NetworkCalls} network calls ({s.RequestedCalls} without sharing)"));
             int gridSize = search.Grid.Count;
             renderer.Message($"sweeping {gridSize} ratio pairs on {sampleCount} samples ({options.BatchSize} per batch) ...");
@@ -235,7 +235,7 @@ public static class SearchThresholdsCommand
         if (sampleShape[0] is not (1 or 3) || sampleShape[1] != c.ImageSize || sampleShape[2] != c.ImageSize)
             throw new MediatorDiTException($"fid scores pixel images the classifier takes ({c.InChannels} or 3 channels, {c.ImageSize}x{c.ImageSize}), but the ladder makes samples ({string.Join(", ", sampleShape)}); use --proxy reference-rms or frechet and --refine-scorer frechet for this ladder.");
         var evaluator = new SampleEvaluator(model);
-        var reference = evaluator.Reference(name, Data.DatasetSplit.Test, dataDir, new InlineProgress<string>(renderer.Message), token);
+        var reference = evaluator.Reference(name, Data.DatasetSplit.Test, dataDir, new ImmediateProgress<string>(renderer.Message), token);
         return new FidScorer(evaluator, reference);
     }
 
@@ -249,10 +249,4 @@ public static class SearchThresholdsCommand
     private static T ParseEnum<T>(string s, string option) where T : struct, Enum =>
         Enum.TryParse<T>(s, ignoreCase: true, out var v) ? v
             : throw new MediatorDiTException($"{option} must be one of {string.Join(", ", Enum.GetNames<T>())}, got '{s}'.");
-
-    /// <summary>Reports on the calling thread (Progress&lt;T&gt; would post to the thread pool and reorder lines).</summary>
-    private sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
-    }
 }
