@@ -44,7 +44,7 @@ public static class DemoCommand
             if (p.GetValue(threads) is int t) ComputeSettings.Threads = t;
             string outDir = p.GetValue(output)!;
             OutputFolder.EnsureWritable(outDir, "output folder");
-            string[] paths = p.GetValue(ladder) is string list ? Split(list) : ShippedLadder();
+            string[] paths = p.GetValue(ladder) is string list ? OptionValues.Split(list) : ShippedLadder();
             if (paths.Length < 2)
                 throw new MediatorDiTException($"--ladder names {paths.Length} weight file; the demo compares a ladder of 2 or more models with its largest one.");
 
@@ -72,7 +72,7 @@ public static class DemoCommand
             // Schedule: options, else schedule.json beside the ladder (written from a threshold search), else the defaults.
             string schedulePath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(paths[0]))!, ScheduleFile.FileName);
             var stored = ScheduleFile.TryRead(schedulePath);
-            IReadOnlyList<double>? ratioValues = p.GetValue(ratios) is string rs ? Split(rs).Select(ParseDouble).ToArray() : stored?.Ratios;
+            IReadOnlyList<double>? ratioValues = p.GetValue(ratios) is string rs ? OptionValues.Split(rs).Select(v => OptionValues.Number(v, "--ratios")).ToArray() : stored?.Ratios;
             int firstSteps = p.GetValue(first) ?? stored?.First ?? LadderDemoOptions.DefaultFirst;
             string source = p.GetValue(ratios) is null && p.GetValue(first) is null
                 ? stored is null ? "defaults" : schedulePath
@@ -122,9 +122,4 @@ public static class DemoCommand
                 throw new MediatorDiTException($"the shipped ladder in {folder} is incomplete: {Path.GetFileName(path)} is missing (expected {string.Join(", ", LadderFiles)}); pass --ladder W1,W2,W3.");
         return paths;
     }
-
-    private static string[] Split(string s) => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-
-    private static double ParseDouble(string s) => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v
-        : throw new MediatorDiTException($"--ratios: '{s}' is not a number.");
 }

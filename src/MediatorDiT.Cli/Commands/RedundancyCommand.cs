@@ -49,12 +49,12 @@ public static class RedundancyCommand
             {
                 Samples = p.GetValue(samples),
                 BatchSize = p.GetValue(batch),
-                Labels = p.GetValue(labels) is string ls ? Split(ls).Select(s => ParseInt(s, "--labels")).ToArray() : [],
+                Labels = p.GetValue(labels) is string ls ? OptionValues.Split(ls).Select(s => ParseInt(s, "--labels")).ToArray() : [],
             }.Validate();
             string outDir = p.GetValue(output)!;
             OutputFolder.EnsureWritable(outDir, "output folder");
 
-            string[] paths = p.GetValue(ladder) is string l ? Split(l)
+            string[] paths = p.GetValue(ladder) is string l ? OptionValues.Split(l)
                 : p.GetValue(checkpoint) is string c ? [c]
                 : throw new MediatorDiTException("give --checkpoint W or --ladder W1,W2,...");
             var models = paths.Select(path => ModelFiles.Load(path, p.GetValue(config))).ToArray();
@@ -63,9 +63,9 @@ public static class RedundancyCommand
             if (models.Length > 1)
             {
                 schedule = p.GetValue(switchAt) is string fractions
-                    ? new FixedModelSchedule(Split(fractions).Select(ParseDouble).ToArray())
+                    ? new FixedModelSchedule(OptionValues.Split(fractions).Select(v => OptionValues.Number(v)).ToArray())
                     : new AdaptiveModelSchedule(
-                        p.GetValue(ratios) is string rs ? Split(rs).Select(ParseDouble).ToArray()
+                        p.GetValue(ratios) is string rs ? OptionValues.Split(rs).Select(v => OptionValues.Number(v)).ToArray()
                             : models.Length == 3 ? [0.9, 0.6] : Enumerable.Range(0, models.Length - 1).Select(i => 0.9 - 0.3 * i).ToArray(),
                         p.GetValue(first), StateDistance.MeanAbsolute, DecisionScope.BatchMean);
             }
@@ -77,11 +77,11 @@ public static class RedundancyCommand
             {
                 "sde" => SdeBatch(new SdeSampler(transport, new SdeSamplerOptions
                 {
-                    Method = ParseEnum<SdeMethod>(p.GetValue(method) ?? "euler", "--method"), NumSteps = p.GetValue(steps),
+                    Method = OptionValues.Enum<SdeMethod>(p.GetValue(method) ?? "euler", "--method"), NumSteps = p.GetValue(steps),
                 }.Validate()), rng),
                 "ode" => OdeBatch(new OdeSampler(transport, new OdeSamplerOptions
                 {
-                    Method = ParseEnum<OdeMethod>(p.GetValue(method) ?? "euler", "--method"), NumSteps = p.GetValue(steps),
+                    Method = OptionValues.Enum<OdeMethod>(p.GetValue(method) ?? "euler", "--method"), NumSteps = p.GetValue(steps),
                 }.Validate())),
                 _ => throw new MediatorDiTException($"--mode must be sde or ode, got '{p.GetValue(mode)}'."),
             };
@@ -116,15 +116,6 @@ public static class RedundancyCommand
     private static RedundancyAnalysis.SampleBatch OdeBatch(OdeSampler sampler) =>
         (ladder, z, y, schedule, progress, token) => sampler.Sample(ladder, z, y, schedule, progress: progress, cancellationToken: token);
 
-    private static string[] Split(string s) => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-
-    private static double ParseDouble(string s) => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v
-        : throw new MediatorDiTException($"'{s}' is not a number.");
-
     private static int ParseInt(string s, string option) => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v
         : throw new MediatorDiTException($"{option} expects comma-separated integers, got '{s}'.");
-
-    private static T ParseEnum<T>(string s, string option) where T : struct, Enum =>
-        Enum.TryParse<T>(s, ignoreCase: true, out var v) ? v
-            : throw new MediatorDiTException($"{option} must be one of {string.Join(", ", Enum.GetNames<T>())}, got '{s}'.");
 }

@@ -81,7 +81,7 @@ public static class SampleCommand
             string outDir = p.GetValue(output)!;
             OutputFolder.EnsureWritable(outDir, "output folder");
 
-            string[] paths = p.GetValue(ladder) is string l ? Split(l)
+            string[] paths = p.GetValue(ladder) is string l ? OptionValues.Split(l)
                 : p.GetValue(checkpoint) is string c ? [c]
                 : throw new MediatorDiTException("give --checkpoint W or --ladder W1,W2,...");
             ModelFamily? familyOption = p.GetValue(family) is string fam ? ModelFamilies.Parse(fam, "--family") : null;
@@ -120,22 +120,16 @@ public static class SampleCommand
             if (models.Length > 1)
             {
                 if (p.GetValue(switchAt) is string fractions)
-                    schedule = new FixedModelSchedule(Split(fractions).Select(ParseDouble).ToArray());
+                    schedule = new FixedModelSchedule(OptionValues.Split(fractions).Select(v => OptionValues.Number(v)).ToArray());
                 else
                 {
-                    double[] r = p.GetValue(ratios) is string rs ? Split(rs).Select(ParseDouble).ToArray()
+                    double[] r = p.GetValue(ratios) is string rs ? OptionValues.Split(rs).Select(v => OptionValues.Number(v)).ToArray()
                         : models.Length == 3 ? [0.9, 0.6] : Enumerable.Range(0, models.Length - 1).Select(i => 0.9 - 0.3 * i).ToArray();
-                    var dist = p.GetValue(distance)!.ToLowerInvariant() switch
-                    {
-                        "mae" or "l1" => StateDistance.MeanAbsolute,
-                        "mse" => StateDistance.MeanSquared,
-                        var other => throw new MediatorDiTException($"--distance must be mae or mse, got '{other}'."),
-                    };
-                    schedule = new AdaptiveModelSchedule(r, p.GetValue(first), dist, p.GetValue(perSample) ? DecisionScope.PerSample : DecisionScope.BatchMean);
+                    schedule = new AdaptiveModelSchedule(r, p.GetValue(first), sampler.ParseDistance(p), p.GetValue(perSample) ? DecisionScope.PerSample : DecisionScope.BatchMean);
                 }
             }
 
-            int[] labelList = p.GetValue(labels) is string ls ? Split(ls).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray() : [];
+            int[] labelList = p.GetValue(labels) is string ls ? OptionValues.Split(ls).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray() : [];
             int total = p.GetValue(numImages) ?? (labelList.Length > 0 ? labelList.Length : 16);
             if (total <= 0) throw new MediatorDiTException($"--num-images must be positive, got {total}.");
             int[] allLabels = Enumerable.Range(0, total).Select(i => labelList.Length > 0 ? labelList[i % labelList.Length] : i % cfg.NumClasses).ToArray();
@@ -153,21 +147,9 @@ public static class SampleCommand
                 throw new MediatorDiTException($"the model makes {cfg.InChannels}-channel latents; pass --vae W to decode them into images, or --save-latents F.");
 
             var transport = new Transport();
-            bool sde = p.GetValue(mode)!.Equals("sde", StringComparison.OrdinalIgnoreCase);
-            if (!sde && !p.GetValue(mode)!.Equals("ode", StringComparison.OrdinalIgnoreCase))
-                throw new MediatorDiTException($"--mode must be sde or ode, got '{p.GetValue(mode)}'.");
-            var sdeSampler = sde ? new SdeSampler(transport, new SdeSamplerOptions
-            {
-                Method = ParseEnum<SdeMethod>(p.GetValue(method) ?? "euler", "--method"),
-                DiffusionForm = ParseEnum<DiffusionForm>(p.GetValue(diffusionForm)!.Replace("-", ""), "--diffusion-form"),
-                LastStep = ParseEnum<LastStep>(p.GetValue(lastStep)!, "--last-step"),
-                LastStepSize = p.GetValue(lastStepSize),
-                NumSteps = p.GetValue(steps),
-            }.Validate()) : null;
-            var odeSampler = sde ? null : new OdeSampler(transport, new OdeSamplerOptions
-            {
-                Method = ParseEnum<OdeMethod>(p.GetValue(method) ?? "dopri5", "--method"), NumSteps = p.GetValue(steps),
-            }.Validate());
+            bool sde = sampler.IsSde(p);
+            var sdeSampler = sde ? sampler.BuildSde(p, transport) : null;
+            var odeSampler = sde ? null : sampler.BuildOde(p, transport);
 
             var rng = new RandomSource(p.GetValue(seed) * (ulong)worldSize + (ulong)rankValue);
             var record = new List<object>();
@@ -300,13 +282,4 @@ public static class SampleCommand
         }
         return result;
     }
-
-    private static string[] Split(string s) => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-
-    private static double ParseDouble(string s) => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v
-        : throw new MediatorDiTException($"'{s}' is not a number.");
-
-    private static T ParseEnum<T>(string s, string option) where T : struct, Enum =>
-        Enum.TryParse<T>(s, ignoreCase: true, out var v) ? v
-            : throw new MediatorDiTException($"{option} must be one of {string.Join(", ", Enum.GetNames<T>())}, got '{s}'.");
 }

@@ -1,4 +1,6 @@
 using System.CommandLine;
+using MediatorDiT.Diffusion;
+using MediatorDiT.Sampling;
 
 namespace MediatorDiT.Cli.Commands;
 
@@ -18,4 +20,37 @@ internal sealed class SamplerOptions
     public Option<string> DiffusionForm { get; } = new("--diffusion-form") { Description = "constant, SBDM, sigma, linear, decreasing, increasing-decreasing", DefaultValueFactory = _ => "sigma" };
     public Option<float> CfgScale { get; } = new("--cfg-scale") { Description = "classifier-free guidance scale (1 = none)", DefaultValueFactory = _ => 1f };
     public Option<bool> CfgAll { get; } = new("--cfg-all-channels") { Description = "guide all channels instead of the official first 3" };
+
+    /// <summary>The schedule's step-to-step distance named by --distance.</summary>
+    public StateDistance ParseDistance(ParseResult p) => p.GetValue(Distance)!.ToLowerInvariant() switch
+    {
+        "mae" or "l1" => StateDistance.MeanAbsolute,
+        "mse" => StateDistance.MeanSquared,
+        var other => throw new MediatorDiTException($"--distance must be mae or mse, got '{other}'."),
+    };
+
+    /// <summary>True for --mode sde, false for ode; any other mode is refused.</summary>
+    public bool IsSde(ParseResult p)
+    {
+        string mode = p.GetValue(Mode)!;
+        if (mode.Equals("sde", StringComparison.OrdinalIgnoreCase)) return true;
+        if (mode.Equals("ode", StringComparison.OrdinalIgnoreCase)) return false;
+        throw new MediatorDiTException($"--mode must be sde or ode, got '{mode}'.");
+    }
+
+    /// <summary>SiT's SDE sampler from --method (default euler), --diffusion-form, --last-step(-size) and --steps.</summary>
+    public SdeSampler BuildSde(ParseResult p, Transport transport) => new(transport, new SdeSamplerOptions
+    {
+        Method = OptionValues.Enum<SdeMethod>(p.GetValue(Method) ?? "euler", "--method"),
+        DiffusionForm = OptionValues.Enum<DiffusionForm>(p.GetValue(DiffusionForm)!.Replace("-", ""), "--diffusion-form"),
+        LastStep = OptionValues.Enum<LastStep>(p.GetValue(LastStep)!, "--last-step"),
+        LastStepSize = p.GetValue(LastStepSize),
+        NumSteps = p.GetValue(Steps),
+    }.Validate());
+
+    /// <summary>SiT's ODE sampler from --method (default dopri5) and --steps.</summary>
+    public OdeSampler BuildOde(ParseResult p, Transport transport) => new(transport, new OdeSamplerOptions
+    {
+        Method = OptionValues.Enum<OdeMethod>(p.GetValue(Method) ?? "dopri5", "--method"), NumSteps = p.GetValue(Steps),
+    }.Validate());
 }

@@ -78,45 +78,27 @@ public static class SearchThresholdsCommand
             OutputFolder.EnsureWritable(outDir, "output folder");
 
             string ladderText = p.GetValue(ladder)!;
-            string[] paths = Split(ladderText);
+            string[] paths = OptionValues.Split(ladderText);
             var models = paths.Select(path => ModelFiles.Load(path, p.GetValue(config))).ToArray();
             if (models.Length is not (2 or 3))
                 throw new MediatorDiTException($"--ladder names {models.Length} weight files; the threshold grid is defined for ladders of 2 or 3 models.");
             var guidance = scale > 1f ? new ClassifierFreeGuidance(scale, p.GetValue(cfgAll) ? null : 3) : null;
             var modelLadder = ModelLadder.FromModels(models, guidance);
-            var dist = p.GetValue(distance)!.ToLowerInvariant() switch
-            {
-                "mae" or "l1" => StateDistance.MeanAbsolute,
-                "mse" => StateDistance.MeanSquared,
-                var other => throw new MediatorDiTException($"--distance must be mae or mse, got '{other}'."),
-            };
-            int[] labelList = p.GetValue(labels) is string ls ? Split(ls).Select(ParseInt).ToArray() : [];
+            var dist = sampler.ParseDistance(p);
+            int[] labelList = p.GetValue(labels) is string ls ? OptionValues.Split(ls).Select(ParseInt).ToArray() : [];
 
             var transport = new Transport();
-            string modeText = p.GetValue(mode)!.ToLowerInvariant();
-            string methodText = p.GetValue(method) ?? (modeText == "ode" ? "dopri5" : "euler");
-            var sampler = modeText switch
-            {
-                "sde" => ThresholdSampler.Sde(new SdeSampler(transport, new SdeSamplerOptions
-                {
-                    Method = ParseEnum<SdeMethod>(methodText, "--method"),
-                    DiffusionForm = ParseEnum<DiffusionForm>(p.GetValue(diffusionForm)!.Replace("-", ""), "--diffusion-form"),
-                    LastStep = ParseEnum<LastStep>(p.GetValue(lastStep)!, "--last-step"),
-                    LastStepSize = p.GetValue(lastStepSize),
-                    NumSteps = p.GetValue(steps),
-                }.Validate())),
-                "ode" => ThresholdSampler.Ode(new OdeSampler(transport, new OdeSamplerOptions
-                {
-                    Method = ParseEnum<OdeMethod>(methodText, "--method"), NumSteps = p.GetValue(steps),
-                }.Validate())),
-                _ => throw new MediatorDiTException($"--mode must be sde or ode, got '{p.GetValue(mode)}'."),
-            };
+            bool sde = sampler.IsSde(p);
+            var trajectories = sde ? ThresholdSampler.Sde(sampler.BuildSde(p, transport)) : ThresholdSampler.Ode(sampler.BuildOde(p, transport));
+            // For the `mdit sample` line written below: the same mode and method, defaults spelled out.
+            string modeText = sde ? "sde" : "ode";
+            string methodText = p.GetValue(method) ?? (sde ? "euler" : "dopri5");
             var options = new ThresholdSearchOptions
             {
                 Samples = sampleCount, BatchSize = p.GetValue(batch), Seed = p.GetValue(seed), Labels = labelList.Length > 0 ? labelList : null,
                 ReferenceSteps = p.GetValue(first), Distance = dist, ShareTrajectories = !p.GetValue(independent),
             }.Validate();
-            var search = new ThresholdSearch(modelLadder, sampler, options);
+            var search = new ThresholdSearch(modelLadder, trajectories, options);
             using var renderer = ProgressRenderer.Create(p.GetValue(noProgress));
             // The FID scorer (classifier and the test split's statistics) is built only when asked for, and once.
             FidScorer? fid = null;
@@ -241,12 +223,6 @@ public static class SearchThresholdsCommand
 
     private static string Quote(string s) => s.Length > 0 && s.All(ch => char.IsLetterOrDigit(ch) || "-_.,/=:+".Contains(ch)) ? s : "'" + s.Replace("'", "'\\''") + "'";
 
-    private static string[] Split(string s) => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-
     private static int ParseInt(string s) => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v
         : throw new MediatorDiTException($"--labels: '{s}' is not an integer.");
-
-    private static T ParseEnum<T>(string s, string option) where T : struct, Enum =>
-        Enum.TryParse<T>(s, ignoreCase: true, out var v) ? v
-            : throw new MediatorDiTException($"{option} must be one of {string.Join(", ", Enum.GetNames<T>())}, got '{s}'.");
 }
