@@ -6,10 +6,6 @@ namespace MediatorDiT.Evaluation.Performance;
 /// <summary>SGEMM throughput on this machine: the yardstick every model figure is divided by.</summary>
 public static class SgemmRate
 {
-    /// <summary>Median GFLOP/s (2*m*n*k / time) of C = A B after warm-up, with the default backend.</summary>
-    public static double Measure(int m, int n, int k, int threads, int repeats = 5) =>
-        Measure(m, n, k, Gemm.Backend, threads, repeats, transA: false, transB: false, batch: 1);
-
     /// <summary>
     /// GFLOP/s of 1024^3 products on one thread in that thread's CPU time (median of
     /// <paramref name="repeats"/>): the yardstick for the 1-thread breakdowns, steady on a shared machine.
@@ -49,67 +45,63 @@ public static class SgemmRate
         bool transA, bool transB, int batch)
     {
         if (backend == GemmBackend.OpenBlas && !Gemm.OpenBlasAvailable) return double.NaN;
-        var rng = new RandomSource(1234);
-        float[] a = new float[(long)m * k * batch], b = new float[(long)k * n * batch], c = new float[(long)m * n * batch];
-        rng.FillUniform(a, -1, 1);
-        rng.FillUniform(b, -1, 1);
-        int lda = transA ? m : k, ldb = transB ? k : n;
-        void Once()
-        {
-            if (batch == 1)
-                Gemm.Sgemm(backend, threads, transA, transB, m, n, k, 1f, a, lda, b, ldb, 0f, c, n);
-            else
-                Gemm.SgemmBatched(backend, threads, transA, transB, m, n, k, 1f, a, lda, m * k, b, ldb, k * n,
-                    0f, c, n, m * n, batch);
-        }
-
-        // Warm-up: lets tiered JIT promote the kernels and the per-thread packing buffers grow.
-        var sw = Stopwatch.StartNew();
-        int calls = 0;
-        while (calls < 3 || sw.Elapsed.TotalMilliseconds < 150) { Once(); calls++; }
-        double perCall = sw.Elapsed.TotalSeconds / calls;
-        int inner = Math.Max(1, (int)(0.03 / perCall));
-
+        var sampler = new Sampler(m, n, k, backend, threads, transA, transB, batch, seconds: 0.03);
         var rates = new double[Math.Max(1, repeats)];
-        double flops = 2.0 * m * n * k * batch * inner;
         for (int r = 0; r < rates.Length; r++)
         {
             long t0 = Stopwatch.GetTimestamp();
-            for (int i = 0; i < inner; i++) Once();
-            rates[r] = flops / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
+            sampler.Run();
+            rates[r] = sampler.Flops / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
         }
         Array.Sort(rates);
         return rates[rates.Length / 2];
     }
 
     /// <summary>
-    /// One timed sample of C = A B (n x n x n) for interleaving with other cases: <see cref="Run"/> makes as many
-    /// calls as took ~0.1 s during a warm-up here, <see cref="Flops"/> is their total (2 n^3 per call).
+    /// One timed sample of C = op(A) op(B) (m x n x k, optionally a batched call of <paramref name="batch"/>
+    /// products) for interleaving with other cases: <see cref="Run"/> makes as many calls as took about
+    /// <c>seconds</c> during a warm-up here, <see cref="Flops"/> is their total (2 m n k per product).
     /// </summary>
     public sealed class Sampler
     {
         private readonly float[] _a, _b, _c;
-        private readonly int _n, _threads, _calls;
+        private readonly int _m, _n, _k, _threads, _batch, _calls;
+        private readonly GemmBackend _backend;
+        private readonly bool _transA, _transB;
 
-        public double Flops => 2.0 * _n * _n * _n * _calls;
+        public double Flops => 2.0 * _m * _n * _k * _batch * _calls;
 
+        /// <summary>Square products n^3 with the default backend.</summary>
         public Sampler(int n, int threads, double seconds = 0.1)
+            : this(n, n, n, Gemm.Backend, threads, false, false, 1, seconds)
         {
-            _n = n;
-            _threads = threads;
+        }
+
+        internal Sampler(int m, int n, int k, GemmBackend backend, int threads, bool transA, bool transB, int batch, double seconds)
+        {
+            (_m, _n, _k, _backend, _threads, _transA, _transB, _batch) = (m, n, k, backend, threads, transA, transB, batch);
             var rng = new RandomSource(1234);
-            _a = new float[n * n];
-            _b = new float[n * n];
-            _c = new float[n * n];
+            _a = new float[(long)m * k * batch];
+            _b = new float[(long)k * n * batch];
+            _c = new float[(long)m * n * batch];
             rng.FillUniform(_a, -1, 1);
             rng.FillUniform(_b, -1, 1);
+            // Warm-up: lets the kernels compile and the per-thread packing buffers grow.
             var sw = Stopwatch.StartNew();
             int calls = 0;
             while (calls < 3 || sw.Elapsed.TotalMilliseconds < 150) { Once(); calls++; }
             _calls = Math.Max(1, (int)(seconds / (sw.Elapsed.TotalSeconds / calls)));
         }
 
-        private void Once() => Gemm.Sgemm(Gemm.Backend, _threads, false, false, _n, _n, _n, 1f, _a, _n, _b, _n, 0f, _c, _n);
+        private void Once()
+        {
+            int lda = _transA ? _m : _k, ldb = _transB ? _k : _n;
+            if (_batch == 1)
+                Gemm.Sgemm(_backend, _threads, _transA, _transB, _m, _n, _k, 1f, _a, lda, _b, ldb, 0f, _c, _n);
+            else
+                Gemm.SgemmBatched(_backend, _threads, _transA, _transB, _m, _n, _k, 1f, _a, lda, _m * _k, _b, ldb, _k * _n,
+                    0f, _c, _n, _m * _n, _batch);
+        }
 
         public void Run()
         {
