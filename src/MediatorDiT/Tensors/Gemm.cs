@@ -119,7 +119,7 @@ public static unsafe class Gemm
         bool v256 = ManagedGemm.ForceVector256;
         int nr = ManagedGemm.SliverWidth(v256);
         long floats = (long)k * ((n + nr - 1) / nr * nr);
-        float* dst = packed.Prepare(n, k, v256, floats);
+        float* dst = packed.Prepare(n, k, transB, v256, floats);
         fixed (float* pb = b)
             ManagedGemm.PackWholeB(transB, n, k, pb, ldb, dst, ComputeSettings.Threads, v256);
         return true;
@@ -128,13 +128,14 @@ public static unsafe class Gemm
     /// <summary>
     /// <see cref="Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>
     /// with op(B) taken from <paramref name="packed"/> when <see cref="TryPack"/> packed this same operand
-    /// (n x k, current kernel width); bit for bit what the managed kernel gives unpacked. Otherwise the
+    /// (n x k, same transpose, current kernel width); bit for bit what the managed kernel gives unpacked. Otherwise the
     /// plain <paramref name="b"/> is used as usual.
     /// </summary>
     public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha, ReadOnlySpan<float> a, int lda,
         PackedMatrix packed, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
     {
-        if (!packed.IsPacked || packed.Columns != n || packed.Depth != k || packed.Vector256 != ManagedGemm.ForceVector256)
+        if (!packed.IsPacked || packed.Columns != n || packed.Depth != k || packed.TransB != transB
+            || packed.Vector256 != ManagedGemm.ForceVector256)
         {
             Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;

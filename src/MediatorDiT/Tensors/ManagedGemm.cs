@@ -496,9 +496,10 @@ internal static unsafe class ManagedGemm
         }
     }
 
-    private static float* Buffer(ref float[]? buf, long floats)
+    /// <summary>64-byte aligned start of a pinned buffer of at least <paramref name="floats"/> floats, grown when too small.</summary>
+    internal static float* Buffer(ref float[]? buf, long floats)
     {
-        // Pinned-heap arrays never move, so the aligned pointer stays valid while the thread holds the array.
+        // Pinned-heap arrays never move, so the aligned pointer stays valid while the owner holds the array.
         if (buf is null || buf.Length < floats + 16)
             buf = GC.AllocateUninitializedArray<float>((int)Math.Max(floats + 16, 4096), pinned: true);
         nint p = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(buf));

@@ -1,6 +1,3 @@
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
-
 namespace MediatorDiT.Tensors;
 
 /// <summary>
@@ -12,11 +9,14 @@ namespace MediatorDiT.Tensors;
 /// </summary>
 public sealed unsafe class PackedMatrix
 {
-    private float[] _buffer = [];
+    private float[]? _buffer;
 
     /// <summary>Columns n and depth k of the packed op(B); 0 while nothing is packed.</summary>
     public int Columns { get; private set; }
     public int Depth { get; private set; }
+
+    /// <summary>Whether op(B) was packed from B stored [n, k] (transposed) or [k, n].</summary>
+    public bool TransB { get; private set; }
 
     /// <summary>True when the contents were packed for the 256-bit kernel (16-wide slivers).</summary>
     internal bool Vector256 { get; private set; }
@@ -24,27 +24,16 @@ public sealed unsafe class PackedMatrix
     /// <summary>False after <see cref="Clear"/> or a declined <see cref="Gemm.TryPack"/>: products then take the plain path.</summary>
     public bool IsPacked { get; private set; }
 
+    /// <summary>The aligned start of the packed data (valid while <see cref="IsPacked"/>).</summary>
+    internal float* Pointer { get; private set; }
+
     internal void Clear() => IsPacked = false;
 
-    /// <summary>64-byte aligned start of a pinned buffer of at least <paramref name="floats"/> floats, for (re)packing.</summary>
-    internal float* Prepare(int n, int k, bool vector256, long floats)
+    /// <summary>Sizes the buffer for <paramref name="floats"/> floats and records what is about to be packed into it.</summary>
+    internal float* Prepare(int n, int k, bool transB, bool vector256, long floats)
     {
-        if (_buffer.Length < floats + 16)
-            _buffer = GC.AllocateUninitializedArray<float>(checked((int)(floats + 16)), pinned: true);
-        Columns = n;
-        Depth = k;
-        Vector256 = vector256;
-        IsPacked = true;
+        Pointer = ManagedGemm.Buffer(ref _buffer, floats);
+        (Columns, Depth, TransB, Vector256, IsPacked) = (n, k, transB, vector256, true);
         return Pointer;
-    }
-
-    /// <summary>The aligned start of the packed data (the array is pinned, so it never moves).</summary>
-    internal float* Pointer
-    {
-        get
-        {
-            nint p = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_buffer));
-            return (float*)((p + 63) & ~(nint)63);
-        }
     }
 }

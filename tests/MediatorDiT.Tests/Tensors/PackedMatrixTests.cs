@@ -120,4 +120,21 @@ public class PackedMatrixTests
         Gemm.Sgemm(false, true, m, n, k, 1f, a, k, wrong, b, k, 0f, c, n);
         Assert.Equal(expected, c);
     }
+
+    [Fact]
+    public void OperandPackedTransposed_IsNotUsedForAnUntransposedProduct()
+    {
+        // Big enough for the managed kernel, so the packing really happens (skipped where it would not).
+        const int m = 40, n = 64, k = 64;
+        var rng = new Random(4);
+        float[] a = Random(rng, m * k), bT = Random(rng, n * k), b = Random(rng, k * n);
+        var packed = new PackedMatrix();
+        if (!Gemm.TryPack(packed, true, n, k, bT, k, m)) return;
+        Assert.True(packed.IsPacked);
+        var expected = new float[m * n];
+        Gemm.Sgemm(false, false, m, n, k, 1f, a, k, b, n, 0f, expected, n);
+        var c = new float[m * n];
+        Gemm.Sgemm(false, false, m, n, k, 1f, a, k, packed, b, n, 0f, c, n);
+        Assert.Equal(expected, c);
+    }
 }
