@@ -92,8 +92,9 @@ internal static class ComputeWorkers
                 long spinTicks = (long)SpinMicroseconds * Stopwatch.Frequency / 1_000_000;
                 if (idle < spinTicks)
                 {
-                    // Poll; past the first ~20 us offer the core to any other runnable thread (this process's
-                    // caller or another program) each time, so polling costs nothing while the machine is busy.
+                    // Poll; past the first 1% of the window offer the core to any other runnable thread (this
+                    // process's caller or another program) each time. It still cost 15% while another program
+                    // loaded the cores, which is why polling is off by default.
                     if (idle < spinTicks / 100 || !Thread.Yield()) Thread.SpinWait(20);
                     continue;
                 }
