@@ -86,34 +86,28 @@ foreach (int cols in new[] { 5, 16, 37, 256 })
     Keep("dwc.dbias", dBias);
 }
 
-// Both attentions forward and backward: 2 images of a 6x6 grid, 48 channels in 3 heads, 4 mediators.
-foreach (IAttention attn in new IAttention[] { new FullAttention("f.", 48, 3), new MediatorAttention("m.", 48, 3, 6, 4) })
+// Both attentions forward and backward on 2 images: a 6x6 grid, 48 channels in 3 heads, 4 mediators; and the
+// fused mediator core at 16 mediators (one 512-bit vector of logits per query row) on an 8x8 grid, hd 32.
+foreach (var (key, attn, tokens, dim, seed) in new (string, IAttention, int, int, ulong)[]
 {
-    var rng = new RandomSource(12);
+    ("full", new FullAttention("f.", 48, 3), 36, 48, 12),
+    ("mediator", new MediatorAttention("m.", 48, 3, 6, 4), 36, 48, 12),
+    ("mediator16", new MediatorAttention("m16.", 64, 2, 8, 16), 64, 64, 17),
+})
+{
+    var rng = new RandomSource(seed);
     foreach (var p in attn.Parameters) rng.FillGaussian(p.Value.Span, 0, 0.3f);
-    var x = new Tensor(72, 48);
+    var x = new Tensor(2 * tokens, dim);
     rng.FillGaussian(x.Span);
-    var y = new Tensor(72, 48);
+    var y = new Tensor(2 * tokens, dim);
     attn.Forward(x, y, 2);
-    Keep($"{attn.Kind}.out", y.Span);
-    var g = new Tensor(72, 48);
+    Keep($"{key}.out", y.Span);
+    var g = new Tensor(2 * tokens, dim);
     rng.FillGaussian(g.Span);
-    var dx = new Tensor(72, 48);
+    var dx = new Tensor(2 * tokens, dim);
     attn.Backward(g, dx);
-    Keep($"{attn.Kind}.dx", dx.Span);
-    foreach (var p in attn.Parameters) Keep($"{attn.Kind}.grad.{p.Name}", p.Grad!.Span);
-}
-
-// The fused mediator core at 16 mediators (one 512-bit vector of logits per query row) on an 8x8 grid, hd 32.
-{
-    var attn = new MediatorAttention("m16.", 64, 2, 8, 16);
-    var rng = new RandomSource(17);
-    foreach (var p in attn.Parameters) rng.FillGaussian(p.Value.Span, 0, 0.3f);
-    var x = new Tensor(128, 64);
-    rng.FillGaussian(x.Span);
-    var y = new Tensor(128, 64);
-    attn.Forward(x, y, 2);
-    Keep("mediator16.out", y.Span);
+    Keep($"{key}.dx", dx.Span);
+    foreach (var p in attn.Parameters) Keep($"{key}.grad.{p.Name}", p.Grad!.Span);
 }
 
 SafeTensors.Write(args[0], results);
