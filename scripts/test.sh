@@ -1,13 +1,39 @@
 #!/usr/bin/env bash
-# Sets up the machine, builds and runs the whole test suite (Release), and prints a one-line summary.
+# Sets up the machine, builds and runs the whole test suite (Release), then runs the suite again on the code
+# paths this CPU does not take natively, each pass in its own test process with the runtime's switches, and
+# prints a one-line summary. Arguments go to every `dotnet test` call (e.g. --filter ...).
+# MDIT_TEST_PATHS=native runs the first pass only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-log=$(mktemp)
-status=0
-dotnet test MediatorDiT.sln -c Release --nologo "$@" 2>&1 | tee "$log" || status=$?
-passed=$(grep -oE 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
-failed=$(grep -oE 'Failed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
-rm -f "$log"
-echo "tests: ${passed} passed, ${failed} failed"
+dotnet build MediatorDiT.sln -c Release --nologo -v q
+
+# name | environment. AVX-512 off: the 256-bit kernels (AVX2-only CPUs; GEMM Auto then prefers OpenBLAS).
+# AVX2 off and no OpenBLAS: only Vector128 is accelerated, as on ARM64 (NEON), with the managed GEMM.
+# OpenBLAS preferred: every product through OpenBLAS, whose results must not depend on the thread count.
+paths=(
+  "native|"
+  "AVX-512 off|DOTNET_EnableAVX512=0"
+  "Vector128 only, managed GEMM|DOTNET_EnableAVX2=0 MDIT_NO_OPENBLAS=1"
+  "OpenBLAS preferred|MDIT_GEMM=openblas"
+)
+[ "${MDIT_TEST_PATHS:-all}" = native ] && paths=("${paths[0]}")
+
+total_passed=0 total_failed=0 status=0 summary=""
+for entry in "${paths[@]}"; do
+  name=${entry%%|*} vars=${entry#*|}
+  echo "=== test pass: ${name}${vars:+ ($vars)}"
+  log=$(mktemp)
+  pass_status=0
+  # shellcheck disable=SC2086 # vars is a list of NAME=VALUE words
+  env $vars dotnet test MediatorDiT.sln -c Release --no-build --nologo "$@" 2>&1 | tee "$log" || pass_status=$?
+  passed=$(grep -oE 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+  failed=$(grep -oE 'Failed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+  rm -f "$log"
+  [ "$pass_status" -ne 0 ] && status=$pass_status
+  total_passed=$((total_passed + passed)) total_failed=$((total_failed + failed))
+  summary+="  ${name}: ${passed} passed, ${failed} failed"$'\n'
+done
+printf '%s' "$summary"
+echo "tests: ${total_passed} passed, ${total_failed} failed"
 exit $status

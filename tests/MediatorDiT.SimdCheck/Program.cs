@@ -111,5 +111,5 @@ foreach (var (key, attn, tokens, dim, seed) in new (string, IAttention, int, int
 }
 
 SafeTensors.Write(args[0], results);
-Console.WriteLine($"Vector512 {(Vector512.IsHardwareAccelerated ? "on" : "off")}");
+Console.WriteLine($"Vector512 {(Vector512.IsHardwareAccelerated ? "on" : "off")}, Vector256 {(Vector256.IsHardwareAccelerated ? "on" : "off")}");
 return 0;

@@ -31,7 +31,8 @@ public static class Conv2d
             throw new ArgumentException($"Conv2d: buffers do not fit {g} on {batch}x{height}x{width} " +
                                         $"(x {x.Length}, y {y.Length}, weight {weight.Length}, bias {bias?.Length}).");
 
-        int parts = ParallelLoop.InsideParallelRegion ? 1 : Math.Clamp(ComputeSettings.Threads, 1, oh);
+        // Bands from the shape alone: their widths are GEMM shapes (see ParallelLoop.FixedParts).
+        int parts = ParallelLoop.FixedPartsFor(oh);
         int rowsPerBand = Math.Clamp(bandFloats / Math.Max(1, k * ow), 1, (oh + parts - 1) / parts);
         if (!g.IsPointwise)
         {

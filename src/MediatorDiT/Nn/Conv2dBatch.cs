@@ -48,9 +48,9 @@ public static class Conv2dBatch
 
     /// <summary>
     /// dW += sum_b dy_b col_b^T, db += sums of dy over the pixels, and dx = col2im(W^T dy_b) (overwritten);
-    /// pass an empty <paramref name="dx"/> to skip the input gradient (the first layer). Each thread
-    /// accumulates its images into its own dW, db, which are added in part order, so results do not
-    /// depend on timing.
+    /// pass an empty <paramref name="dx"/> to skip the input gradient (the first layer). The images are cut
+    /// into at most eight parts by the batch size alone; each part accumulates into its own dW, db, which are
+    /// added in part order, so results depend neither on timing nor on the thread count.
     /// </summary>
     public static void Backward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> dy,
         Span<float> dWeight, Span<float> dBias, Span<float> dx, Conv2dGeometry g, int batch, int height, int width,
@@ -160,7 +160,8 @@ public static class Conv2dBatch
         return s;
     }
 
-    private static int Parts(int batch) => ParallelLoop.InsideParallelRegion ? 1 : Math.Clamp(ComputeSettings.Threads, 1, Math.Max(1, batch));
+    // From the batch alone: the weight gradient sums per-part partials in part order (see ParallelLoop.FixedParts).
+    private static int Parts(int batch) => ParallelLoop.FixedPartsFor(batch);
 
     private static (int Start, int End) Range(int count, int parts, int part) =>
         ((int)((long)count * part / parts), (int)((long)count * (part + 1) / parts));

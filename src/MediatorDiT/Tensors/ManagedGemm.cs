@@ -143,7 +143,9 @@ internal static unsafe class ManagedGemm
         }
         else
         {
-            job.MR = 6; job.NR = 16; job.Kernel = &Kernel6x16; job.HalfKernel = null;
+            job.MR = 6; job.NR = 16; job.HalfKernel = null;
+            // Where Vector256 is not accelerated (ARM64, x86 without AVX2) it would run in software: use 128-bit vectors.
+            job.Kernel = Vector256.IsHardwareAccelerated || !Vector128.IsHardwareAccelerated ? &Kernel6x16 : &Kernel6x16Vector128;
         }
     }
 
@@ -856,6 +858,51 @@ internal static unsafe class ManagedGemm
         St256(c + 3 * ldc + 0, c30, va, vb, mode); St256(c + 3 * ldc + 8, c31, va, vb, mode);
         St256(c + 4 * ldc + 0, c40, va, vb, mode); St256(c + 4 * ldc + 8, c41, va, vb, mode);
         St256(c + 5 * ldc + 0, c50, va, vb, mode); St256(c + 5 * ldc + 8, c51, va, vb, mode);
+    }
+
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void St128(float* c, Vector128<float> acc, Vector128<float> va, Vector128<float> vb, int mode)
+    {
+        Vector128<float> r = acc * va;
+        if (mode == 1) r += Vector128.Load(c);
+        else if (mode == 2) r += Vector128.Load(c) * vb;
+        r.Store(c);
+    }
+
+    /// <summary>
+    /// <see cref="Kernel6x16"/> in 128-bit vectors, for machines where Vector256 is not accelerated (ARM64 NEON,
+    /// x86 without AVX2): 24 accumulators fit NEON's 32 registers. Same packing (NR = 16) and the same
+    /// per-element operations in the same order, so the results equal the 256-bit kernel's bit for bit.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel6x16Vector128(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta)
+    {
+        Vector128<float> c00 = default, c01 = default, c02 = default, c03 = default;
+        Vector128<float> c10 = default, c11 = default, c12 = default, c13 = default;
+        Vector128<float> c20 = default, c21 = default, c22 = default, c23 = default;
+        Vector128<float> c30 = default, c31 = default, c32 = default, c33 = default;
+        Vector128<float> c40 = default, c41 = default, c42 = default, c43 = default;
+        Vector128<float> c50 = default, c51 = default, c52 = default, c53 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector128<float> b0 = Vector128.Load(b + 0), b1 = Vector128.Load(b + 4), b2 = Vector128.Load(b + 8), b3 = Vector128.Load(b + 12);
+            { Vector128<float> av = Vector128.Create(a[0]); c00 = Vector128.FusedMultiplyAdd(av, b0, c00); c01 = Vector128.FusedMultiplyAdd(av, b1, c01); c02 = Vector128.FusedMultiplyAdd(av, b2, c02); c03 = Vector128.FusedMultiplyAdd(av, b3, c03); }
+            { Vector128<float> av = Vector128.Create(a[1]); c10 = Vector128.FusedMultiplyAdd(av, b0, c10); c11 = Vector128.FusedMultiplyAdd(av, b1, c11); c12 = Vector128.FusedMultiplyAdd(av, b2, c12); c13 = Vector128.FusedMultiplyAdd(av, b3, c13); }
+            { Vector128<float> av = Vector128.Create(a[2]); c20 = Vector128.FusedMultiplyAdd(av, b0, c20); c21 = Vector128.FusedMultiplyAdd(av, b1, c21); c22 = Vector128.FusedMultiplyAdd(av, b2, c22); c23 = Vector128.FusedMultiplyAdd(av, b3, c23); }
+            { Vector128<float> av = Vector128.Create(a[3]); c30 = Vector128.FusedMultiplyAdd(av, b0, c30); c31 = Vector128.FusedMultiplyAdd(av, b1, c31); c32 = Vector128.FusedMultiplyAdd(av, b2, c32); c33 = Vector128.FusedMultiplyAdd(av, b3, c33); }
+            { Vector128<float> av = Vector128.Create(a[4]); c40 = Vector128.FusedMultiplyAdd(av, b0, c40); c41 = Vector128.FusedMultiplyAdd(av, b1, c41); c42 = Vector128.FusedMultiplyAdd(av, b2, c42); c43 = Vector128.FusedMultiplyAdd(av, b3, c43); }
+            { Vector128<float> av = Vector128.Create(a[5]); c50 = Vector128.FusedMultiplyAdd(av, b0, c50); c51 = Vector128.FusedMultiplyAdd(av, b1, c51); c52 = Vector128.FusedMultiplyAdd(av, b2, c52); c53 = Vector128.FusedMultiplyAdd(av, b3, c53); }
+            a += 6; b += 16;
+        }
+        Vector128<float> va = Vector128.Create(alpha), vb = Vector128.Create(beta);
+        int mode = beta == 0 ? 0 : beta == 1 ? 1 : 2;
+        St128(c + 0 * ldc + 0, c00, va, vb, mode); St128(c + 0 * ldc + 4, c01, va, vb, mode); St128(c + 0 * ldc + 8, c02, va, vb, mode); St128(c + 0 * ldc + 12, c03, va, vb, mode);
+        St128(c + 1 * ldc + 0, c10, va, vb, mode); St128(c + 1 * ldc + 4, c11, va, vb, mode); St128(c + 1 * ldc + 8, c12, va, vb, mode); St128(c + 1 * ldc + 12, c13, va, vb, mode);
+        St128(c + 2 * ldc + 0, c20, va, vb, mode); St128(c + 2 * ldc + 4, c21, va, vb, mode); St128(c + 2 * ldc + 8, c22, va, vb, mode); St128(c + 2 * ldc + 12, c23, va, vb, mode);
+        St128(c + 3 * ldc + 0, c30, va, vb, mode); St128(c + 3 * ldc + 4, c31, va, vb, mode); St128(c + 3 * ldc + 8, c32, va, vb, mode); St128(c + 3 * ldc + 12, c33, va, vb, mode);
+        St128(c + 4 * ldc + 0, c40, va, vb, mode); St128(c + 4 * ldc + 4, c41, va, vb, mode); St128(c + 4 * ldc + 8, c42, va, vb, mode); St128(c + 4 * ldc + 12, c43, va, vb, mode);
+        St128(c + 5 * ldc + 0, c50, va, vb, mode); St128(c + 5 * ldc + 4, c51, va, vb, mode); St128(c + 5 * ldc + 8, c52, va, vb, mode); St128(c + 5 * ldc + 12, c53, va, vb, mode);
     }
 
 }

@@ -16,10 +16,6 @@ internal static unsafe class OpenBlas
 {
     private const int RowMajor = 101, NoTrans = 111, Trans = 112;
 
-    // Row (or column) blocks per thread when a product is split across cores; two per thread let the
-    // caller take over the blocks of a pool thread that wakes late.
-    internal static int ChunksPerThread = 2;
-
     // LP64 interface: 32-bit ints.
     private static readonly delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void> s_sgemm;
     // ILP64 interface (libopenblas64_, symbols suffixed 64_): 64-bit ints.
@@ -95,8 +91,10 @@ internal static unsafe class OpenBlas
     }
 
     /// <summary>
-    /// C = alpha op(A) op(B) + beta C, split over <paramref name="threads"/> cores as row (or column) blocks of C,
-    /// each block one single-threaded OpenBLAS call.
+    /// C = alpha op(A) op(B) + beta C as row (or column) blocks of C, each block one single-threaded OpenBLAS
+    /// call, spread over <paramref name="threads"/> cores. OpenBLAS's per-element sums depend on the shape of
+    /// the call (a row computed in a 64-row call differs in the last bits from the same row in a 256-row call),
+    /// so the blocks come from the product's shape alone and 1 or N threads give the same bits.
     /// </summary>
     public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, int threads)
@@ -107,21 +105,18 @@ internal static unsafe class OpenBlas
             ManagedGemm.ScaleC(m, n, beta, c, ldc);
             return;
         }
-        if (threads <= 1 || ManagedGemm.InParallelRegion || !ManagedGemm.WorthThreads(m, n, k))
-        {
-            Call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-            return;
-        }
-        // Blocks of whole 16-row/column groups so OpenBLAS's own tiles stay full.
+        // Blocks of whole 16-row/column groups so OpenBLAS's own tiles stay full, at least 64 rows each so
+        // each call's packing of the other operand stays a small share of its work.
         bool splitM = m >= n;
         int units = ((splitM ? m : n) + 15) / 16;
-        int chunks = Math.Min(units, threads * ChunksPerThread);
+        int chunks = ManagedGemm.WorthThreads(m, n, k) ? ParallelLoop.FixedPartsFor(units / 4) : 1;
         if (chunks <= 1)
         {
             Call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
         }
         nint pa = (nint)a, pb = (nint)b, pc = (nint)c;
+        // Serial on one thread or inside a parallel region (same blocks, so the same bits).
         ParallelChunks.Run(threads, chunks, ci =>
         {
             int lo = (int)((long)units * ci / chunks) * 16;

@@ -11,6 +11,17 @@ public static class ParallelLoop
     // contiguous chunks per thread so claiming stays cheap for tiny bodies.
     internal const int ClaimsPerThread = 16;
 
+    /// <summary>
+    /// Most parts a problem is cut into where the cut changes results: the shapes handed to OpenBLAS (whose
+    /// per-element sums depend on the call's shape) or the order of a reduction over parts. Such cuts come
+    /// from the problem size alone, never from the thread count, so results are bit-identical on any number
+    /// of threads; eight parts keep up to eight cores busy.
+    /// </summary>
+    public const int FixedParts = 8;
+
+    /// <summary>Parts for <paramref name="count"/> items under <see cref="FixedParts"/>: min(count, 8), at least 1.</summary>
+    public static int FixedPartsFor(int count) => Math.Clamp(count, 1, FixedParts);
+
     /// <summary>True on a thread currently running a body of a parallel loop or GEMM chunk; kernels then stay single-threaded.</summary>
     public static bool InsideParallelRegion => ParallelChunks.InRegion;
 

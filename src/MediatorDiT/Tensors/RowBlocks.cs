@@ -4,23 +4,24 @@ namespace MediatorDiT.Tensors;
 /// Splits token rows into blocks for fused row-wise chains (LayerNorm, modulation, a GEMM, its activation
 /// and the gated residual run on one block while it is in cache). About four blocks per thread so the
 /// dynamic claiming of <see cref="ParallelLoop"/> evens out the cores, 32 to 256 rows each (a multiple of
-/// 8, the micro-kernel's rows). GEMM results do not depend on the row split.
+/// 8, the micro-kernel's rows). The split comes from the row count alone (about 16 blocks: four per thread
+/// up to four threads), never from the thread count: the managed GEMM's results do not depend on the row
+/// split, but OpenBLAS's do, and 1 and N threads must give the same bits.
 /// </summary>
 public static class RowBlocks
 {
     public const int MinRows = 32, MaxRows = 256;
 
-    public static IReadOnlyList<(int Start, int End)> For(int rows) => For(rows, ComputeSettings.Threads);
+    private const int TargetBlocks = 16;
 
-    // Built once per (rows, threads): the hot path allocates nothing.
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int, int), (int, int)[]> Cache = new();
+    // Built once per row count: the hot path allocates nothing.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, (int, int)[]> Cache = new();
 
-    public static IReadOnlyList<(int Start, int End)> For(int rows, int threads) => Cache.GetOrAdd((rows, Math.Max(1, threads)), Build);
+    public static IReadOnlyList<(int Start, int End)> For(int rows) => Cache.GetOrAdd(rows, Build);
 
-    private static (int, int)[] Build((int Rows, int Threads) key)
+    private static (int, int)[] Build(int rows)
     {
-        var (rows, threads) = key;
-        int per = (rows + 4 * threads - 1) / (4 * Math.Max(1, threads));
+        int per = (rows + TargetBlocks - 1) / TargetBlocks;
         per = Math.Clamp((per + 7) / 8 * 8, MinRows, MaxRows);
         var blocks = new (int, int)[(rows + per - 1) / per];
         for (int i = 0; i < blocks.Length; i++) blocks[i] = (i * per, Math.Min(rows, (i + 1) * per));
