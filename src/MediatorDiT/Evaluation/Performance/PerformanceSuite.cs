@@ -272,6 +272,7 @@ public static class PerformanceSuite
         if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported) f.Add("AVX-512F");
         if (System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported) f.Add("AdvSIMD");
         f.Add(Vector512.IsHardwareAccelerated ? "Vector512 on" : "Vector512 off");
+        if (!Vector256.IsHardwareAccelerated) f.Add("Vector256 off (128-bit kernels)");
         return string.Join(", ", f);
     }
 }
