@@ -85,10 +85,12 @@ internal static class OptionValues
         option.Require<T>(v => v >= min && v <= max, $"{what}{(what is null ? "" : " ")}in {Format(min)}..{Format(max)}");
 
     /// <summary>--threads: 1 to <see cref="MaxThreads"/> (0 or a negative count used to be taken as 1 silently).</summary>
-    public static Option<int?> Threads(this Option<int?> option) => option.InRange(1, MaxThreads);
+    public static Option<int?> Threads(this Option<int?> option) => option.Require<int>(v => v is >= 1 and <= MaxThreads, ThreadsExpected);
 
     /// <inheritdoc cref="Threads(Option{int?})"/>
-    public static Option<int> Threads(this Option<int> option) => option.InRange(1, MaxThreads);
+    public static Option<int> Threads(this Option<int> option) => option.Require(v => v is >= 1 and <= MaxThreads, ThreadsExpected);
+
+    private static readonly string ThreadsExpected = $"at least 1 (and at most {MaxThreads})";
 
     /// <summary>--batch-size: at least 1 (0 or less used to be taken as 1 silently).</summary>
     public static Option<int> BatchSize(this Option<int> option) => option.AtLeast(1);
