@@ -27,11 +27,11 @@ public static class DemoCommand
     {
         var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "demo" };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
-        var perClass = new Option<int>("--per-class") { Description = "images per class (one row per class)", DefaultValueFactory = _ => 8 };
-        var steps = new Option<int>("--steps") { Description = "time points of the SDE", DefaultValueFactory = _ => LadderDemoOptions.DefaultSteps };
+        var perClass = new Option<int>("--per-class") { Description = "images per class (one row per class)", DefaultValueFactory = _ => 8 }.AtLeast(1);
+        var steps = new Option<int>("--steps") { Description = "time points of the SDE", DefaultValueFactory = _ => LadderDemoOptions.DefaultSteps }.TimePoints();
         var ratios = new Option<string?>("--ratios") { Description = "switch ratios (default: schedule.json beside the ladder, else 0.9,0.6)" };
         var first = new Option<int?>("--first") { Description = "reference steps of the schedule (default: schedule.json beside the ladder, else 3)" };
-        var threads = new Option<int?>("--threads");
+        var threads = new Option<int?>("--threads").Threads();
         var ladder = new Option<string?>("--ladder") { Description = "comma-separated weights with increasing mediator counts (default: the shipped models/fashion-mnist-ladder)" };
         var classifier = new Option<string?>("--classifier") { Description = "classifier weights (default models/classifier-fashion-mnist.safetensors)" };
         var noProgress = new Option<bool>("--no-progress");
@@ -43,7 +43,7 @@ public static class DemoCommand
         {
             if (p.GetValue(threads) is int t) ComputeSettings.Threads = t;
             string outDir = p.GetValue(output)!;
-            OutputFolder.EnsureWritable(outDir, "output folder");
+            using var outFolder = FreshFolder.Create(outDir, "output folder"); // removed again if the run fails before writing to it
             string[] paths = p.GetValue(ladder) is string list ? OptionValues.Split(list) : ShippedLadder();
             if (paths.Length < 2)
                 throw new MediatorDiTException($"--ladder names {paths.Length} weight file; the demo compares a ladder of 2 or more models with its largest one.");

@@ -19,11 +19,11 @@ public static class EncodeLatentsCommand
         var vae = new Option<string>("--vae") { Description = "VAE weights (diffusers .safetensors or .bin/.pt)", Required = true };
         var vaeConfig = new Option<string?>("--vae-config") { Description = "the VAE's config.json when it is neither beside the weights nor to be read off their shapes" };
         var output = new Option<string>("--out") { Description = "latents file to write (.npz with 'latents' and 'labels')", Required = true };
-        var imageSize = new Option<int>("--image-size") { Description = "side of the ADM centre crop in pixels", DefaultValueFactory = _ => 256 };
+        var imageSize = new Option<int>("--image-size") { Description = $"side of the ADM centre crop in pixels (a multiple of 8, at most {OptionValues.MaxImageSize})", DefaultValueFactory = _ => 256 }.ImageSize();
         var hflip = new Option<bool>("--hflip") { Description = "also store the horizontally flipped copy of every image" };
         var mean = new Option<bool>("--mean") { Description = "store the posterior mean instead of a posterior sample" };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
-        var threads = new Option<int?>("--threads");
+        var threads = new Option<int?>("--threads").Threads();
         var noProgress = new Option<bool>("--no-progress");
         var command = new Command("encode-latents", "Encode a folder of class sub-folders of PNGs into VAE latents for training.")
         {

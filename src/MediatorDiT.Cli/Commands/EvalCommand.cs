@@ -21,11 +21,11 @@ public static class EvalCommand
         var dataset = new Option<string?>("--dataset") { Description = "fashion-mnist or mnist (default: the classifier's dataset, else fashion-mnist)" };
         var classifier = new Option<string?>("--classifier") { Description = "classifier weights (default models/classifier-<dataset>.safetensors)" };
         var labelsFrom = new Option<string?>("--labels-from") { Description = "run.json, an npz array name (arr_1) or none (default: arr_1, else run.json beside the samples)" };
-        var k = new Option<int>("--k") { Description = "neighbourhood size of precision/recall", DefaultValueFactory = _ => 3 };
+        var k = new Option<int>("--k") { Description = "neighbourhood size of precision/recall", DefaultValueFactory = _ => 3 }.AtLeast(1);
         var noFloor = new Option<bool>("--no-floor") { Description = "skip the test-vs-train floor" };
         var json = new Option<string?>("--json") { Description = "also write the metrics to this JSON file" };
         var dataDir = new Option<string?>("--data-dir") { Description = "where built-in datasets (and cached reference statistics) live" };
-        var threads = new Option<int?>("--threads");
+        var threads = new Option<int?>("--threads").Threads();
         var command = new Command("eval", "Score samples with FID, precision/recall, an Inception-Score analogue and class agreement.")
         {
             samples, reference, dataset, classifier, labelsFrom, k, noFloor, json, dataDir, threads,
@@ -39,7 +39,7 @@ public static class EvalCommand
                 "train" => DatasetSplit.Train,
                 var other => throw new MediatorDiTException($"--reference must be test or train, got '{other}'."),
             };
-            string? jsonPath = p.GetValue(json) is string jp ? CliApp.OutputFile(jp) : null;
+            string? jsonPath = p.GetValue(json) is string jp ? CliApp.OutputFile(jp, "--json") : null;
             if (p.GetValue(samples) is null && p.GetValue(noFloor))
                 throw new MediatorDiTException("nothing to do: give --samples, or drop --no-floor to print the test-vs-train floor.");
             var set = p.GetValue(samples) is string samplesPath ? SampleFiles.Load(samplesPath, p.GetValue(labelsFrom)) : null;
@@ -67,7 +67,7 @@ public static class EvalCommand
             var referenceStats = evaluator.Reference(name, split, dir, messages, token);
             var report = set is null ? null : evaluator.Evaluate(set.Images, set.Labels, referenceStats, token);
             var inv = CultureInfo.InvariantCulture;
-            Console.WriteLine($"classifier {classifierPath}" + (metadata.TryGetValue("test_accuracy", out var acc) ? string.Create(inv, $" (test accuracy {100 * double.Parse(acc, inv):F2}%)") : ""));
+            Console.WriteLine($"classifier {classifierPath}" + (metadata.TryGetValue("test_accuracy", out var acc) && double.TryParse(acc, NumberStyles.Float, inv, out double accuracy) ? string.Create(inv, $" (test accuracy {100 * accuracy:F2}%)") : ""));
             if (set is not null) Console.WriteLine($"samples {set.Source}: {report!.Count} images, labels from {set.LabelSource}");
             PrintHeader();
             if (report is not null) Print($"samples vs {referenceStats.Name}", report);
@@ -85,8 +85,16 @@ public static class EvalCommand
                 var doc = new { classifier = classifierPath, samples = set?.Source, labels = set?.LabelSource, k = evaluator.Options.K, result = report, floor };
                 // Temp file in the same folder, then rename: a cancelled run never leaves half a file.
                 string temp = jsonPath + ".tmp";
-                File.WriteAllText(temp, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
-                File.Move(temp, jsonPath, overwrite: true);
+                try
+                {
+                    File.WriteAllText(temp, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
+                    File.Move(temp, jsonPath, overwrite: true);
+                }
+                catch
+                {
+                    File.Delete(temp);
+                    throw;
+                }
             }
             return 0;
         }, token));

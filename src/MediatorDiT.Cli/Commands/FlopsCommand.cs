@@ -10,7 +10,7 @@ public static class FlopsCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "registered model name, e.g. SiT-S/2, SiT-XL/2, DiT-B/4", DefaultValueFactory = _ => "SiT-S/2" };
-        var mediators = new Option<int>("--mediators") { Description = "mediator tokens (a perfect square); 0 = full attention", DefaultValueFactory = _ => 0 };
+        var mediators = new Option<int>("--mediators") { Description = "mediator tokens (a perfect square); 0 = full attention", DefaultValueFactory = _ => 0 }.AtLeast(0);
         var imageSize = new Option<int>("--image-size") { Description = "image size in pixels of a /8 latent (256 -> 32x32 latent)", DefaultValueFactory = _ => 256 };
         var command = new Command("flops", "Count the FLOPs of one forward pass for one image, with a breakdown by component.")
         {

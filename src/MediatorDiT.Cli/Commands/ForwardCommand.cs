@@ -17,7 +17,7 @@ public static class ForwardCommand
         var weights = new Option<string>("--weights") { Description = "model weights (.safetensors or PyTorch .pt)", Required = true };
         var inputs = new Option<string>("--inputs") { Description = "safetensors with x (B,C,H,W), t (B), y (B)", Required = true };
         var output = new Option<string>("--out") { Description = "safetensors file to write", Required = true };
-        var cfgScale = new Option<float?>("--cfg-scale") { Description = "also run forward_with_cfg on cfg.x/cfg.t/cfg.y with this guidance scale" };
+        var cfgScale = new Option<float?>("--cfg-scale") { Description = "also run forward_with_cfg on cfg.x/cfg.t/cfg.y with this guidance scale" }.GuidanceScale();
         var cfgAll = new Option<bool>("--cfg-all-channels") { Description = "guide all channels instead of the official first 3" };
         var config = new Option<string?>("--config") { Description = "model config JSON when the weights carry none" };
         var key = new Option<string?>("--key") { Description = "for training checkpoints: 'model' or 'ema' (default ema)" };
@@ -37,7 +37,6 @@ public static class ForwardCommand
             };
             if (parse.GetValue(cfgScale) is float scale)
             {
-                if (scale < 1f) throw new MediatorDiTException($"--cfg-scale must be at least 1, got {scale}.");
                 results["cfg.out"] = StoredTensor.FromFloat(Run(model, io, "cfg.", scale, parse.GetValue(cfgAll)));
             }
             SafeTensors.Write(outPath, results);

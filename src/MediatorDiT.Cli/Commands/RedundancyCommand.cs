@@ -23,18 +23,18 @@ public static class RedundancyCommand
         var ladder = new Option<string?>("--ladder") { Description = "comma-separated weights with increasing mediator counts (step-wise dynamic schedule)" };
         var config = new Option<string?>("--config") { Description = "model config JSON for weights that carry none" };
         var ratios = new Option<string?>("--ratios") { Description = "ladder: switch ratios, decreasing in (0, 1] (default 0.9,0.6 for three models)" };
-        var first = new Option<int>("--first") { Description = "ladder: steps whose mean state change is the reference", DefaultValueFactory = _ => 3 };
+        var first = new Option<int>("--first") { Description = "ladder: steps whose mean state change is the reference", DefaultValueFactory = _ => 3 }.AtLeast(1);
         var switchAt = new Option<string?>("--switch-at") { Description = "ladder: fixed schedule, fractions of the steps at which to move up" };
-        var samples = new Option<int>("--samples") { Description = "samples the values are averaged over", DefaultValueFactory = _ => 32 };
-        var steps = new Option<int>("--steps") { Description = "sampler time points", DefaultValueFactory = _ => 50 };
+        var samples = new Option<int>("--samples") { Description = "samples the values are averaged over", DefaultValueFactory = _ => 32 }.AtLeast(1);
+        var steps = new Option<int>("--steps") { Description = "sampler time points", DefaultValueFactory = _ => 50 }.TimePoints();
         var mode = new Option<string>("--mode") { Description = "sde or ode", DefaultValueFactory = _ => "sde" };
         var method = new Option<string?>("--method") { Description = "sde: euler|heun; ode: euler|heun|dopri5 (default euler: one evaluation per step)" };
-        var cfgScale = new Option<float>("--cfg-scale") { Description = "classifier-free guidance scale (1 = none); the conditional half is measured", DefaultValueFactory = _ => 1f };
+        var cfgScale = new Option<float>("--cfg-scale") { Description = "classifier-free guidance scale (1 = none); the conditional half is measured", DefaultValueFactory = _ => 1f }.GuidanceScale();
         var labels = new Option<string?>("--labels") { Description = "class labels cycled over the samples (default 0, 1, 2, ...)" };
-        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 16 };
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 16 }.BatchSize();
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "redundancy" };
-        var threads = new Option<int?>("--threads");
+        var threads = new Option<int?>("--threads").Threads();
         var noProgress = new Option<bool>("--no-progress");
         var command = new Command("redundancy", "Measure the attention redundancy (mean pairwise JS divergence of query rows) per layer and sampling step.")
         {
@@ -44,15 +44,14 @@ public static class RedundancyCommand
         {
             if (p.GetValue(threads) is int t) ComputeSettings.Threads = t;
             float scale = p.GetValue(cfgScale);
-            if (scale < 1f) throw new MediatorDiTException($"--cfg-scale must be at least 1, got {scale}.");
             var options = new RedundancyOptions
             {
                 Samples = p.GetValue(samples),
                 BatchSize = p.GetValue(batch),
-                Labels = p.GetValue(labels) is string ls ? OptionValues.Split(ls).Select(s => ParseInt(s, "--labels")).ToArray() : [],
+                Labels = p.GetValue(labels) is string ls ? OptionValues.Integers(ls, "--labels", "comma-separated class numbers such as 0,3,7") : [],
             }.Validate();
             string outDir = p.GetValue(output)!;
-            OutputFolder.EnsureWritable(outDir, "output folder");
+            using var outFolder = FreshFolder.Create(outDir, "output folder"); // removed again if the run fails before writing to it
 
             string[] paths = p.GetValue(ladder) is string l ? OptionValues.Split(l)
                 : p.GetValue(checkpoint) is string c ? [c]
@@ -115,7 +114,4 @@ public static class RedundancyCommand
 
     private static RedundancyAnalysis.SampleBatch OdeBatch(OdeSampler sampler) =>
         (ladder, z, y, schedule, progress, token) => sampler.Sample(ladder, z, y, schedule, progress: progress, cancellationToken: token);
-
-    private static int ParseInt(string s, string option) => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v
-        : throw new MediatorDiTException($"{option} expects comma-separated integers, got '{s}'.");
 }

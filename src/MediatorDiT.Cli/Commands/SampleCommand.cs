@@ -45,11 +45,11 @@ public static class SampleCommand
         var cfgScale = sampler.CfgScale;
         var cfgAll = sampler.CfgAll;
         var labels = new Option<string?>("--labels") { Description = "class labels, comma-separated (default: cycle through the classes)" };
-        var numImages = new Option<int?>("--num-images") { Description = "images in all (default: one per label, or 16)" };
-        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 16 };
+        var numImages = new Option<int?>("--num-images") { Description = "images in all (default: one per label, or 16)" }.AtLeast(1);
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 16 }.BatchSize();
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
-        var rank = new Option<int>("--rank") { DefaultValueFactory = _ => 0 };
-        var world = new Option<int>("--world-size") { DefaultValueFactory = _ => 1 };
+        var rank = new Option<int>("--rank") { DefaultValueFactory = _ => 0 }.AtLeast(0);
+        var world = new Option<int>("--world-size") { DefaultValueFactory = _ => 1 }.AtLeast(1);
         var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "samples" };
         var npz = new Option<bool>("--npz") { Description = "also write samples.npz (arr_0, uint8 NHWC) for the ADM evaluation suite" };
         var saveLatents = new Option<string?>("--save-latents") { Description = "write the final samples as tensor 'samples' to this safetensors file" };
@@ -57,12 +57,12 @@ public static class SampleCommand
         var noiseFile = new Option<string?>("--noise-file") { Description = "safetensors with the per-step noise draws 'noise' (steps, B, C, H, W)" };
         var vae = new Option<string?>("--vae") { Description = "VAE weights to decode latent samples into images" };
         var family = new Option<string?>("--family") { Description = "DiT or SiT, for checkpoints without a config whose file name says neither" };
-        var numHeads = new Option<int?>("--num-heads") { Description = "attention heads of a full-attention checkpoint of non-standard width without a config" };
+        var numHeads = new Option<int?>("--num-heads") { Description = "attention heads of a full-attention checkpoint of non-standard width without a config" }.AtLeast(1);
         var imageSize = new Option<int?>("--image-size") { Description = "image size in pixels; must be the checkpoint's (256 for DiT-XL-2-256x256.pt)" };
-        var diffusionSteps = new Option<int>("--diffusion-steps") { Description = "DiT: respaced steps of ancestral sampling", DefaultValueFactory = _ => 250 };
-        var ddim = new Option<int?>("--ddim") { Description = "DiT: DDIM with this many steps instead of ancestral sampling" };
+        var diffusionSteps = new Option<int>("--diffusion-steps") { Description = "DiT: respaced steps of ancestral sampling (1..1000)", DefaultValueFactory = _ => 250 }.InRange(1, 1000);
+        var ddim = new Option<int?>("--ddim") { Description = "DiT: DDIM with this many steps instead of ancestral sampling (1..1000)" }.InRange(1, 1000);
         var eta = new Option<float>("--eta") { Description = "DiT DDIM: eta (0 = deterministic)", DefaultValueFactory = _ => 0f };
-        var threads = new Option<int?>("--threads");
+        var threads = new Option<int?>("--threads").Threads();
         var noProgress = new Option<bool>("--no-progress");
         var command = new Command("sample", "Sample images from a model or a mediator ladder with the step-wise dynamic schedule.")
         {
@@ -74,12 +74,11 @@ public static class SampleCommand
         {
             if (p.GetValue(threads) is int t) ComputeSettings.Threads = t;
             float scale = p.GetValue(cfgScale);
-            if (scale < 1f) throw new MediatorDiTException($"--cfg-scale must be at least 1, got {scale}.");
             int worldSize = p.GetValue(world), rankValue = p.GetValue(rank);
             if (worldSize < 1 || rankValue < 0 || rankValue >= worldSize)
                 throw new MediatorDiTException($"--rank {rankValue} must be in [0, --world-size {worldSize}).");
             string outDir = p.GetValue(output)!;
-            OutputFolder.EnsureWritable(outDir, "output folder");
+            using var outFolder = FreshFolder.Create(outDir, "output folder"); // removed again if the run fails before writing to it
 
             string[] paths = p.GetValue(ladder) is string l ? OptionValues.Split(l)
                 : p.GetValue(checkpoint) is string c ? [c]
@@ -129,9 +128,8 @@ public static class SampleCommand
                 }
             }
 
-            int[] labelList = p.GetValue(labels) is string ls ? OptionValues.Split(ls).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray() : [];
+            int[] labelList = p.GetValue(labels) is string ls ? OptionValues.Integers(ls, "--labels", "comma-separated class numbers such as 0,3,7") : [];
             int total = p.GetValue(numImages) ?? (labelList.Length > 0 ? labelList.Length : 16);
-            if (total <= 0) throw new MediatorDiTException($"--num-images must be positive, got {total}.");
             int[] allLabels = Enumerable.Range(0, total).Select(i => labelList.Length > 0 ? labelList[i % labelList.Length] : i % cfg.NumClasses).ToArray();
             modelLadder?.ValidateLabels(allLabels);
             foreach (int label in dit ? allLabels : [])
@@ -141,7 +139,7 @@ public static class SampleCommand
 
             Tensor? replayZ = p.GetValue(initialNoise) is string zf ? SafeTensors.Read(zf).GetFloat("z") : null;
             Tensor? replayNoise = p.GetValue(noiseFile) is string nf ? SafeTensors.Read(nf).GetFloat("noise") : null;
-            int batchSize = replayZ is not null ? mine.Length : Math.Max(1, p.GetValue(batch));
+            int batchSize = replayZ is not null ? mine.Length : p.GetValue(batch);
             VaePipeline? decoder = p.GetValue(vae) is string vp ? VaePipeline.Load(vp) : null;
             if (decoder is null && cfg.InChannels is not (1 or 3) && !p.GetValue(npz) && p.GetValue(saveLatents) is null)
                 throw new MediatorDiTException($"the model makes {cfg.InChannels}-channel latents; pass --vae W to decode them into images, or --save-latents F.");

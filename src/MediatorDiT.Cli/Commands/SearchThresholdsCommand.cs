@@ -22,9 +22,9 @@ public static class SearchThresholdsCommand
     {
         var ladder = new Option<string>("--ladder") { Description = "comma-separated weights with increasing mediator counts (2 or 3 models)", Required = true };
         var config = new Option<string?>("--config") { Description = "model config JSON for weights that carry none" };
-        var samples = new Option<int>("--samples") { Description = "samples in the fixed seed set", DefaultValueFactory = _ => 64 };
+        var samples = new Option<int>("--samples") { Description = "samples in the fixed seed set", DefaultValueFactory = _ => 64 }.AtLeast(1);
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
-        var batch = new Option<int>("--batch-size") { Description = "samples per batch = decision unit (1: the official per-image rule)", DefaultValueFactory = _ => 1 };
+        var batch = new Option<int>("--batch-size") { Description = "samples per batch = decision unit (1: the official per-image rule)", DefaultValueFactory = _ => 1 }.BatchSize();
         var labels = new Option<string?>("--labels") { Description = "class labels, comma-separated, cycled (default: cycle through the classes)" };
         var sampler = new SamplerOptions();
         var first = sampler.First;
@@ -37,7 +37,7 @@ public static class SearchThresholdsCommand
         var diffusionForm = sampler.DiffusionForm;
         var cfgScale = sampler.CfgScale;
         var cfgAll = sampler.CfgAll;
-        var refine = new Option<int>("--refine") { Description = "re-score up to K proxy-frontier candidates with the expensive scorer (0 = no refine step)", DefaultValueFactory = _ => 0 };
+        var refine = new Option<int>("--refine") { Description = "re-score up to K proxy-frontier candidates with the expensive scorer (0 = no refine step)", DefaultValueFactory = _ => 0 }.AtLeast(0);
         var refineSamples = new Option<int?>("--refine-samples") { Description = "samples for the refine step (default 4 x --samples)" };
         var refineScorer = new Option<string>("--refine-scorer") { Description = "expensive scorer: frechet (pooled-pixel Frechet distance to the largest model's samples) or fid (FID against the dataset's test split with the classifier)", DefaultValueFactory = _ => "frechet" };
         var proxyScorer = new Option<string>("--proxy") { Description = "cheap scorer of every pair: reference-rms (distance to the largest model's sample from the same noise), frechet or fid", DefaultValueFactory = _ => "reference-rms" };
@@ -47,7 +47,7 @@ public static class SearchThresholdsCommand
         var budget = new Option<double?>("--budget-gflops") { Description = "choose the best schedule whose mean GFLOPs per image is at most this" };
         var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "thresholds" };
         var independent = new Option<bool>("--independent") { Description = "run every schedule separately instead of sharing trajectory prefixes (same results, slower)" };
-        var threads = new Option<int?>("--threads");
+        var threads = new Option<int?>("--threads").Threads();
         var noProgress = new Option<bool>("--no-progress");
         var command = new Command("search-thresholds", "Sweep the switch-ratio grid of a mediator ladder and pick the best schedule within a GFLOPs budget.")
         {
@@ -58,7 +58,6 @@ public static class SearchThresholdsCommand
         {
             if (p.GetValue(threads) is int t) ComputeSettings.Threads = t;
             float scale = p.GetValue(cfgScale);
-            if (scale < 1f) throw new MediatorDiTException($"--cfg-scale must be at least 1, got {scale}.");
             double? budgetGflops = p.GetValue(budget);
             if (budgetGflops is double b0 && !(b0 > 0)) throw new MediatorDiTException($"--budget-gflops must be a positive number, got {b0}.");
             int refineCount = p.GetValue(refine);
@@ -75,7 +74,7 @@ public static class SearchThresholdsCommand
             if (proxyName != "reference-rms" && sampleCount < 2)
                 throw new MediatorDiTException($"--proxy {proxyName} fits a covariance and needs --samples of at least 2, got {sampleCount}.");
             string outDir = p.GetValue(output)!;
-            OutputFolder.EnsureWritable(outDir, "output folder");
+            using var outFolder = FreshFolder.Create(outDir, "output folder"); // removed again if the run fails before writing to it
 
             string ladderText = p.GetValue(ladder)!;
             string[] paths = OptionValues.Split(ladderText);
@@ -85,7 +84,7 @@ public static class SearchThresholdsCommand
             var guidance = scale > 1f ? new ClassifierFreeGuidance(scale, p.GetValue(cfgAll) ? null : 3) : null;
             var modelLadder = ModelLadder.FromModels(models, guidance);
             var dist = sampler.ParseDistance(p);
-            int[] labelList = p.GetValue(labels) is string ls ? OptionValues.Split(ls).Select(ParseInt).ToArray() : [];
+            int[] labelList = p.GetValue(labels) is string ls ? OptionValues.Integers(ls, "--labels", "comma-separated class numbers such as 0,3,7") : [];
 
             var transport = new Transport();
             bool sde = sampler.IsSde(p);
@@ -222,7 +221,4 @@ public static class SearchThresholdsCommand
     }
 
     private static string Quote(string s) => s.Length > 0 && s.All(ch => char.IsLetterOrDigit(ch) || "-_.,/=:+".Contains(ch)) ? s : "'" + s.Replace("'", "'\\''") + "'";
-
-    private static int ParseInt(string s) => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v
-        : throw new MediatorDiTException($"--labels: '{s}' is not an integer.");
 }

@@ -17,13 +17,13 @@ public static class TrainClassifierCommand
     {
         var dataset = new Option<string>("--dataset") { Description = "fashion-mnist or mnist", DefaultValueFactory = _ => "fashion-mnist" };
         var output = new Option<string?>("--out") { Description = "weights file (default models/classifier-<dataset>.safetensors)" };
-        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => new ClassifierTrainingOptions().Epochs };
-        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => new ClassifierTrainingOptions().BatchSize };
+        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => new ClassifierTrainingOptions().Epochs }.AtLeast(1);
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => new ClassifierTrainingOptions().BatchSize }.BatchSize();
         var lr = new Option<double>("--lr") { DefaultValueFactory = _ => new ClassifierTrainingOptions().LearningRate };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
-        var imageSize = new Option<int>("--image-size") { Description = "side S the images are padded to, as in training (default 32)", DefaultValueFactory = _ => 32 };
+        var imageSize = new Option<int>("--image-size") { Description = "side S the images are padded to, as in training (default 32)", DefaultValueFactory = _ => 32 }.ImageSize(multiple: 1);
         var dataDir = new Option<string?>("--data-dir") { Description = "where built-in datasets are cached" };
-        var threads = new Option<int?>("--threads");
+        var threads = new Option<int?>("--threads").Threads();
         var noProgress = new Option<bool>("--no-progress");
         var command = new Command("train-classifier", "Train the feature classifier the sample-quality metrics use on a built-in dataset.")
         {

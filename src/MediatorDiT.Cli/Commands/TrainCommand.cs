@@ -21,13 +21,13 @@ public static class TrainCommand
         var mediators = new Option<string?>("--mediators") { Description = "mediator counts: 16, or 4,16,64 for one shared-weight ladder, or 0 for full attention" };
         var dataset = new Option<string?>("--dataset") { Description = "fashion-mnist, mnist, latents:PATH or folder:PATH" };
         var dataDir = new Option<string?>("--data-dir") { Description = "where built-in datasets are cached" };
-        var steps = new Option<long?>("--steps") { Description = "total optimisation steps" };
-        var batch = new Option<int?>("--batch-size") { Description = "images per step" };
+        var steps = new Option<long?>("--steps") { Description = "total optimisation steps" }.AtLeast(1L);
+        var batch = new Option<int?>("--batch-size") { Description = "images per step" }.BatchSize();
         var lr = new Option<double?>("--lr") { Description = "learning rate" };
         var seed = new Option<ulong?>("--seed") { Description = "seed of data order, noise and initialisation" };
-        var ckptEvery = new Option<long?>("--ckpt-every") { Description = "checkpoint every N steps" };
-        var sampleEvery = new Option<long?>("--sample-every") { Description = "sample grid from the EMA model every M steps (0 = never)" };
-        var threads = new Option<int?>("--threads") { Description = "compute threads (default: all cores)" };
+        var ckptEvery = new Option<long?>("--ckpt-every") { Description = "checkpoint every N steps" }.AtLeast(1L);
+        var sampleEvery = new Option<long?>("--sample-every") { Description = "sample grid from the EMA model every M steps (0 = never)" }.AtLeast(0L);
+        var threads = new Option<int?>("--threads") { Description = "compute threads (default: all cores)" }.Threads();
         var noProgress = new Option<bool>("--no-progress") { Description = "plain log lines instead of a progress bar" };
         var command = new Command("train", "Train a diffusion transformer (SiT transport) on a dataset.")
         {
@@ -83,13 +83,6 @@ public static class TrainCommand
     internal static int[] ParseCounts(string text)
     {
         if (text.Trim() == "0") return [];
-        try
-        {
-            return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray();
-        }
-        catch (FormatException)
-        {
-            throw new MediatorDiTException($"--mediators expects comma-separated integers such as 4,16,64 (or 0 for full attention), got '{text}'.");
-        }
+        return OptionValues.Integers(text, "--mediators", "comma-separated mediator counts such as 4,16,64 (or 0 for full attention)");
     }
 }

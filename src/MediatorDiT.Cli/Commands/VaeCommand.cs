@@ -35,10 +35,10 @@ public static class VaeCommand
         var key = new Option<string>("--key") { Description = decode ? "tensor of latents (B, 4, h, w) to decode" : "tensor of images (B, 3, H, W) in [-1, 1] to encode", DefaultValueFactory = _ => decode ? "z" : "x" };
         var output = new Option<string>("--out") { Description = decode ? "O.safetensors (tensor 'decoded'), a .png file or a folder for PNGs" : "O.safetensors", Required = true };
         var latentScale = new Option<float?>("--latent-scale") { Description = decode ? "divide the latents by this before decoding (0.18215 for latents made by DiT/SiT sampling)" : "scale of the 'latents' written for PNG inputs (default the config's scaling_factor, 0.18215)" };
-        var imageSize = new Option<int?>("--image-size") { Description = "PNG inputs: ADM centre crop to S x S first (otherwise all images must share one size, a multiple of the VAE's factor)" };
+        var imageSize = new Option<int?>("--image-size") { Description = $"PNG inputs: ADM centre crop to S x S first, S a multiple of 8 up to {OptionValues.MaxImageSize} (otherwise all images must share one size, a multiple of the VAE's factor)" }.ImageSize();
         var sample = new Option<bool>("--sample") { Description = "PNG inputs: a posterior sample instead of the mean" };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
-        var threads = new Option<int?>("--threads");
+        var threads = new Option<int?>("--threads").Threads();
         var command = new Command(decode ? "decode" : "encode",
             decode ? "Decode latents (or reconstruct PNG images) with the VAE." : "Encode images (tensors or PNGs) into the VAE's posterior.")
         {

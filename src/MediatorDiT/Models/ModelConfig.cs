@@ -36,42 +36,96 @@ public sealed record ModelConfig
     /// <summary>Channels forward() returns: SiT drops the sigma half, DiT returns all of them.</summary>
     [JsonIgnore] public int ReturnedChannels => Family == ModelFamily.DiT ? OutChannels : InChannels;
 
-    /// <summary>Throws a <see cref="MediatorDiTException"/> naming the first inconsistent field.</summary>
-    public ModelConfig Validate()
+    /// <summary>
+    /// Upper bounds of the fields: far above any published DiT/SiT (XL: hidden 1152, depth 28, 1000 classes,
+    /// input 64 at 512 px) and low enough that sizes computed from them cannot overflow.
+    /// </summary>
+    public const int MaxInputSize = 1024, MaxInChannels = 1024, MaxHiddenSize = 16384, MaxDepth = 1024, MaxNumClasses = 1_000_000, MaxMediators = 65536;
+
+    /// <inheritdoc cref="MaxInputSize"/>
+    public const double MaxMlpRatio = 64;
+
+    /// <summary>The most parameters a config may describe (16 GB of float32 weights; SiT-XL/2 has 0.68 billion).</summary>
+    public const long MaxParameters = 4_000_000_000;
+
+    /// <summary>
+    /// Throws a <see cref="MediatorDiTException"/> naming the first inconsistent or out-of-range field,
+    /// prefixed with <paramref name="source"/> (the file the config came from) when given. Also refuses a
+    /// config whose largest tensor (a weight, or one image's activations) would not fit one array, so no
+    /// allocation fails later with an overflow.
+    /// </summary>
+    public ModelConfig Validate(string? source = null)
     {
-        static void Require(bool ok, string message)
+        string prefix = source is null ? "" : $"{source}: ";
+        void Require(bool ok, string message)
         {
-            if (!ok) throw new MediatorDiTException(message);
+            if (!ok) throw new MediatorDiTException(prefix + message);
         }
-        Require(InputSize > 0, $"input_size must be positive, got {InputSize}.");
-        Require(PatchSize > 0, $"patch_size must be positive, got {PatchSize}.");
+        void InRange(int value, int max, string field) =>
+            Require(value > 0 && value <= max, value <= 0 ? $"{field} must be positive, got {value}." : $"{field} must be at most {max}, got {value}.");
+        InRange(InputSize, MaxInputSize, "input_size");
+        InRange(PatchSize, MaxInputSize, "patch_size");
         Require(InputSize % PatchSize == 0,
             $"input_size {InputSize} (image size {InputSize * 8} px for a /8 latent) is not divisible by patch_size {PatchSize}.");
-        Require(InChannels > 0, $"in_channels must be positive, got {InChannels}.");
-        Require(HiddenSize > 0 && NumHeads > 0 && HiddenSize % NumHeads == 0,
+        InRange(InChannels, MaxInChannels, "in_channels");
+        InRange(HiddenSize, MaxHiddenSize, "hidden_size");
+        Require(NumHeads > 0 && HiddenSize % NumHeads == 0,
             $"hidden_size {HiddenSize} must be a positive multiple of num_heads {NumHeads}.");
-        Require(Depth > 0, $"depth must be positive, got {Depth}.");
-        Require(MlpRatio > 0, $"mlp_ratio must be positive, got {MlpRatio}.");
-        Require(NumClasses > 0, $"num_classes must be positive, got {NumClasses}.");
+        InRange(Depth, MaxDepth, "depth");
+        Require(MlpRatio > 0 && MlpRatio <= MaxMlpRatio && MlpHidden > 0,
+            $"mlp_ratio must be positive (at most {MaxMlpRatio}, and hidden_size x mlp_ratio at least 1), got {MlpRatio}.");
+        Require(ClassDropoutProb >= 0 && ClassDropoutProb <= 1, $"class_dropout_prob must be in [0, 1], got {ClassDropoutProb}.");
+        InRange(NumClasses, MaxNumClasses, "num_classes");
         if (Attention == AttentionKind.Mediator)
         {
             int g = MediatorGrid;
             Require(MediatorNum > 0 && g * g == MediatorNum,
                 $"mediator_num must be a perfect square (1, 4, 9, 16, 64, ...), got {MediatorNum}.");
+            InRange(MediatorNum, MaxMediators, "mediator_num");
         }
+
+        // With the fields bounded, these products fit a long; each must fit one array.
+        long d = HiddenSize, tokens = NumTokens, mlp = MlpHidden, heads = NumHeads;
+        long attention = Attention == AttentionKind.Full ? heads * tokens * tokens : heads * tokens * MediatorNum;
+        (long Elements, string What)[] largest =
+        [
+            (tokens * Math.Max(3 * d, mlp), $"one image's activations ({tokens} tokens of input_size {InputSize} / patch_size {PatchSize}, by hidden_size {HiddenSize} x mlp_ratio {MlpRatio})"),
+            (attention, Attention == AttentionKind.Full
+                ? $"one image's attention maps (num_heads {NumHeads} x {tokens} x {tokens} tokens)"
+                : $"one image's attention maps (num_heads {NumHeads} x {tokens} tokens x mediator_num {MediatorNum})"),
+            ((NumClasses + 1L) * d, $"the class table (num_classes {NumClasses} + 1 by hidden_size {HiddenSize})"),
+            (mlp * d, $"the MLP weight (hidden_size {HiddenSize} x mlp_ratio {MlpRatio} by hidden_size)"),
+            (6 * d * d, $"the adaLN weight (6 hidden_size by hidden_size {HiddenSize})"),
+            ((long)InChannels * PatchSize * PatchSize * d, $"the patch embedding (in_channels {InChannels} x patch_size {PatchSize}^2 by hidden_size {HiddenSize})"),
+        ];
+        foreach (var (elements, what) in largest)
+            Require(elements <= Array.MaxLength, $"{what} would hold {elements} values, more than the {Array.MaxLength} one array holds.");
+        long parameters = ParameterEstimate();
+        Require(parameters <= MaxParameters,
+            $"depth {Depth} x hidden_size {HiddenSize} describes about {parameters / 1e9:F1} billion parameters, more than the supported {MaxParameters / 1e9:F0} billion.");
         return this;
+    }
+
+    /// <summary>Parameters of the network, to within the biases and norms: embeddings, blocks (attention, MLP, adaLN), final layer.</summary>
+    private long ParameterEstimate()
+    {
+        long d = HiddenSize, mlp = MlpHidden, p2 = (long)PatchSize * PatchSize;
+        long embeddings = NumTokens * d + (NumClasses + 1L) * d + InChannels * p2 * d + 256 * d + d * d;
+        long block = 4 * d * d + 2 * d * mlp + 6 * d * d;
+        return embeddings + Depth * block + 2 * d * d + p2 * OutChannels * d;
     }
 
     private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = false };
 
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
+    /// <summary>A config from JSON, validated; errors name <paramref name="source"/> (the file, or the weights' metadata).</summary>
     public static ModelConfig FromJson(string json, string source)
     {
         try
         {
-            return JsonSerializer.Deserialize<ModelConfig>(json, JsonOptions)
-                   ?? throw new MediatorDiTException($"{source}: the model config is empty.");
+            return (JsonSerializer.Deserialize<ModelConfig>(json, JsonOptions)
+                   ?? throw new MediatorDiTException($"{source}: the model config is empty.")).Validate(source);
         }
         catch (JsonException e)
         {

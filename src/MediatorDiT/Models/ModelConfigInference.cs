@@ -80,7 +80,7 @@ public static class ModelConfigInference
             MediatorNum = mediators,
             Attention = mediator ? AttentionKind.Mediator : AttentionKind.Full,
             Family = family,
-        }.Validate();
+        }.Validate(source);
     }
 
     /// <summary>The image side in pixels a config generates: 8 x input_size for latent (4-channel) models, input_size for pixel models.</summary>

@@ -34,6 +34,7 @@ public sealed record LadderDemoOptions
     {
         if (PerClass < 1) throw new MediatorDiTException($"--per-class must be at least 1, got {PerClass}.");
         if (Steps < 2) throw new MediatorDiTException($"--steps must be at least 2 time points, got {Steps}.");
+        if (Steps > TimeGrid.MaxPoints) throw new MediatorDiTException($"--steps must be at most {TimeGrid.MaxPoints} time points, got {Steps}.");
         if (First < 1) throw new MediatorDiTException($"--first must be at least 1, got {First}.");
         if (First + 1 >= Steps)
             throw new MediatorDiTException($"--first {First} leaves no step to switch in with --steps {Steps}; use fewer reference steps or more time points.");

@@ -25,6 +25,8 @@ public sealed record OdeSamplerOptions
     {
         if (!Enum.IsDefined(Method)) throw new MediatorDiTException($"ODE method {(int)Method} is not one of Euler, Heun, Dopri5.");
         if (NumSteps < 2) throw new MediatorDiTException($"an ODE sampler needs at least 2 time points (num_steps >= 2), got {NumSteps}.");
+        if (NumSteps > TimeGrid.MaxPoints)
+            throw new MediatorDiTException($"an ODE sampler takes at most {TimeGrid.MaxPoints} time points (num_steps), got {NumSteps}.");
         if (!(Atol > 0) || double.IsInfinity(Atol)) throw new MediatorDiTException($"atol must be a finite number > 0, got {Atol}.");
         if (!(Rtol > 0) || double.IsInfinity(Rtol)) throw new MediatorDiTException($"rtol must be a finite number > 0, got {Rtol}.");
         if (MaxEvaluations < 1) throw new MediatorDiTException($"the evaluation limit must be at least 1, got {MaxEvaluations}.");

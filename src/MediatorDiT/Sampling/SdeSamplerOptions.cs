@@ -27,6 +27,8 @@ public sealed record SdeSamplerOptions
         if (!Enum.IsDefined(LastStep)) throw new MediatorDiTException($"last step {(int)LastStep} is not one of None, Mean, Tweedie, Euler.");
         Transport.CheckDiffusion(DiffusionForm, DiffusionNorm);
         if (NumSteps < 2) throw new MediatorDiTException($"an SDE sampler needs at least 2 time points (num_steps >= 2), got {NumSteps}.");
+        if (NumSteps > TimeGrid.MaxPoints)
+            throw new MediatorDiTException($"an SDE sampler takes at most {TimeGrid.MaxPoints} time points (num_steps), got {NumSteps}.");
         if (LastStep != LastStep.None && !(LastStepSize >= 0 && LastStepSize < 1))
             throw new MediatorDiTException($"last step size must be in [0, 1), got {LastStepSize}.");
         return this;

@@ -4,6 +4,12 @@ namespace MediatorDiT.Sampling;
 public static class TimeGrid
 {
     /// <summary>
+    /// The most time points a sampler takes. Far above any useful count (SiT samples with 250, DiT with
+    /// 1000 steps at most), and low enough that per-step buffers and records stay small.
+    /// </summary>
+    public const int MaxPoints = 10_000;
+
+    /// <summary>
     /// <paramref name="count"/> evenly spaced float32 points from start to end: step = (end - start) / (count - 1);
     /// the first half counts up from start, the second half down from end, so both ends are exact.
     /// </summary>

@@ -83,6 +83,7 @@ public sealed class AutoencoderKl : IParameterSet
     public DiagonalGaussian Encode(Tensor images, CancellationToken cancellationToken = default)
     {
         var (batch, height, width) = CheckInput(images, Config.InChannels, "images", Config.DownsampleFactor);
+        CheckSize(height, width, "images");
         int f = Config.DownsampleFactor, latent = Config.LatentChannels, h = height / f, w = width / f;
         var mean = new Tensor(batch, latent, h, w);
         var logVar = new Tensor(batch, latent, h, w);
@@ -105,6 +106,7 @@ public sealed class AutoencoderKl : IParameterSet
     public Tensor Decode(Tensor latents, CancellationToken cancellationToken = default)
     {
         var (batch, h, w) = CheckInput(latents, Config.LatentChannels, "latents", 1);
+        CheckSize((long)h * Config.DownsampleFactor, (long)w * Config.DownsampleFactor, "latents");
         int f = Config.DownsampleFactor, outC = Config.OutChannels;
         var images = new Tensor(batch, outC, h * f, w * f);
         int inPer = Config.LatentChannels * h * w, outPer = outC * h * f * w * f;
@@ -127,6 +129,29 @@ public sealed class AutoencoderKl : IParameterSet
             throw new MediatorDiTException(
                 $"VAE {what} have shape [{x.ShapeString}] but [B, {channels}, H, W] with H and W positive multiples of {multiple} was expected.");
         return (x.Dim(0), x.Dim(2), x.Dim(3));
+    }
+
+    /// <summary>
+    /// Refuses images (of H x W pixels) whose activations would not fit one array: a level's feature map
+    /// (channels x H/2^i x W/2^i) or the mid-block attention's scores, (H/f x W/f)^2, which grow with the
+    /// fourth power of the side.
+    /// </summary>
+    private void CheckSize(long height, long width, string what)
+    {
+        int f = Config.DownsampleFactor;
+        long positions = height / f * (width / f);
+        if (positions * positions > Array.MaxLength)
+            throw new MediatorDiTException(
+                $"VAE {what} of {height}x{width} pixels are too large: the mid-block attention over the {height / f}x{width / f} latent would need {positions * positions} scores, more than one array holds; use smaller images.");
+        int[] channels = Config.BlockOutChannels;
+        for (int i = 0; i < channels.Length; i++)
+        {
+            long c = channels[Math.Max(i - 1, 0)..Math.Min(i + 2, channels.Length)].Max();
+            long values = c * (height >> i) * (width >> i);
+            if (values > Array.MaxLength)
+                throw new MediatorDiTException(
+                    $"VAE {what} of {height}x{width} pixels are too large: the {c}-channel feature map at 1/{1 << i} scale would hold {values} values, more than one array holds; use smaller images.");
+        }
     }
 
     /// <summary>Multiply-accumulates of decoding one latent of size h x w: convolutions, plus attention when asked.</summary>
