@@ -155,7 +155,7 @@ public sealed class Trainer
         {
             if (TrainingCheckpoint.FindNonFinite(network, ema, optimizer) is { } bad)
                 throw new MediatorDiTException(
-                    $"tensor '{bad}' holds a NaN or infinity at step {step}; stopped without checkpointing it ({LastGoodText()}). Try a lower lr or grad_clip.");
+                    $"tensor '{bad}' holds a NaN or infinity at step {step}; stopped without checkpointing it ({LastGoodText()}); try a lower lr or grad_clip.");
             string path = TrainingCheckpoint.PathFor(runDir, step);
             TrainingCheckpoint.Save(path, network, ema, optimizer, step, config, rng.GetState());
             lastSavedStep = step;
@@ -177,7 +177,7 @@ public sealed class Trainer
                     metrics.WriteSvg();
                     string what = !double.IsFinite(loss) ? $"the training loss became {Format(loss)}" : $"the gradient norm became {Format(gradNorm)} (loss {Format(loss)})";
                     throw new MediatorDiTException(
-                        $"{what} at step {step + 1}; stopped without checkpointing it ({LastGoodText()}). Try a lower lr or grad_clip.");
+                        $"{what} at step {step + 1}; stopped without checkpointing it ({LastGoodText()}); try a lower lr or grad_clip.");
                 }
                 step++;
                 lastLoss = loss;
@@ -209,6 +209,9 @@ public sealed class Trainer
             throw;
         }
         metrics.WriteSvg();
+        if (divergence.Diverging && lastGood is not null && lastGoodStep != lastSavedStep)
+            options.Messages?.Report(
+                $"warning: the run ended with the loss still diverging ({Format(lastLoss)}); {lastGood}, step {lastGoodStep}, written before it began, was kept.");
         var exported = ExportEma(ema, runDir);
         return new Result(step, lastLoss, runDir, exported);
     }
