@@ -145,10 +145,19 @@ public static partial class TrainingCheckpoint
             throw Malformed("opt_steps", "a JSON object of non-negative per-parameter step counts");
         var config = TrainConfig.FromJson(Required("config"), $"{path} (metadata 'config')");
 
+        VerifyData(file);
+        return (file, new State(step, rng, config, optSteps));
+    }
+
+    /// <summary>Throws when the tensor bytes do not match the stored checksum (if any) or hold a NaN or infinity.</summary>
+    internal static void VerifyData(SafeTensorsFile file)
+    {
+        string path = file.Path;
+        var meta = file.Metadata;
         if (meta.TryGetValue(ChecksumKey, out var stored))
         {
             if (!uint.TryParse(stored, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out uint expected) || stored.Length != 8)
-                throw Malformed(ChecksumKey, "8 hexadecimal digits");
+                throw new MediatorDiTException($"{path}: metadata '{ChecksumKey}' must be 8 hexadecimal digits, found '{Shorten(stored)}'.");
             uint actual = Checksum(file.Tensors);
             if (actual != expected)
                 throw new MediatorDiTException(string.Create(CultureInfo.InvariantCulture,
@@ -160,9 +169,8 @@ public static partial class TrainingCheckpoint
                 ? TensorPrimitives.IsFiniteAll<float>(MemoryMarshal.Cast<byte, float>(tensor.Bytes.Span))
                 : TensorPrimitives.IsFiniteAll<float>(tensor.ToFloat().Span);
             if (!finite)
-                throw new MediatorDiTException($"{path}: tensor '{key}' holds a NaN or infinity; the checkpoint cannot be resumed or exported.");
+                throw new MediatorDiTException($"{path}: tensor '{key}' holds a NaN or infinity; the checkpoint is unusable.");
         }
-        return (file, new State(step, rng, config, optSteps));
     }
 
     private static string Shorten(string value) => value.Length <= 60 ? value : value[..57] + "...";

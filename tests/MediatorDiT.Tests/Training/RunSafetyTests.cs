@@ -209,6 +209,20 @@ public class RunSafetyTests
         foreach (var (key, tensor) in a.Tensors) Assert.Equal(tensor.Bytes.ToArray(), b.Tensors[key].Bytes.ToArray());
     }
 
+    [Fact]
+    public void ADamagedCheckpointIsRefusedAsInitFrom()
+    {
+        string data = TrainerTests.MakeData();
+        string run = RunDir(data);
+        new Trainer().Run(TrainerTests.Tiny(data, 5), run, false, new Trainer.Options(), CancellationToken.None);
+        string five = TrainingCheckpoint.PathFor(run, 5);
+        PutNaN(five, DamagedKey);
+        var e = Assert.Throws<MediatorDiTException>(() =>
+            new Trainer().Run(TrainerTests.Tiny(data, 5) with { InitFrom = five }, RunDir(data, "tuned"), false, new Trainer.Options(), CancellationToken.None));
+        Assert.StartsWith($"{five}: the tensor data does not match its checksum", e.Message);
+        Assert.Empty(TrainingCheckpoint.List(RunDir(data, "tuned")));
+    }
+
     /// <summary>Rewrites a checkpoint with its metadata changed (null removes the key).</summary>
     private static void EditMetadata(string path, string key, string? value)
     {
@@ -235,7 +249,7 @@ public class RunSafetyTests
         string twelve = TrainingCheckpoint.PathFor(run, 12);
         EditMetadata(twelve, TrainingCheckpoint.ChecksumKey, null);
         PutNaN(twelve, DamagedKey);
-        Assert.Equal($"{twelve}: tensor '{DamagedKey}' holds a NaN or infinity; the checkpoint cannot be resumed or exported.", TrainingCheckpoint.Check(twelve));
+        Assert.Equal($"{twelve}: tensor '{DamagedKey}' holds a NaN or infinity; the checkpoint is unusable.", TrainingCheckpoint.Check(twelve));
     }
 
     [Theory]
