@@ -26,7 +26,7 @@ public static class CheckpointExport
         using (var header = SafeTensors.Map(path)) meta = header.Metadata; // the header only; Load reads the tensors
         if (!meta.TryGetValue("format", out var format) || format != TrainingCheckpoint.Format || !meta.TryGetValue("config", out var json))
             throw new MediatorDiTException($"{path} is not a MediatorDiT training checkpoint (metadata 'format' is '{format ?? "missing"}', expected '{TrainingCheckpoint.Format}').");
-        var config = TrainConfig.FromJson(json, path);
+        var config = TrainConfig.FromJson(json, $"{path} (metadata 'config')");
         var modelConfig = config.ModelConfig ?? throw new MediatorDiTException($"{path}: its config has no model_config.");
         var network = TrainableNetwork.Create(modelConfig, config.Mediators);
         var ema = TrainableNetwork.Create(modelConfig, config.Mediators);
