@@ -6,8 +6,8 @@ namespace MediatorDiT.Cli.Commands;
 
 /// <summary>
 /// `mdit train`: trains a SiT with mediator (or full) attention. Settings: defaults, then --config, then
-/// the options given here. --resume RUN_DIR continues a run bit for bit. Ctrl+C / SIGTERM saves a
-/// checkpoint and exits with 130.
+/// the options given here. --resume RUN_DIR continues a run bit for bit; a new run needs an empty folder.
+/// Ctrl+C / SIGTERM saves a checkpoint and exits with 130.
 /// </summary>
 public static class TrainCommand
 {
@@ -16,6 +16,7 @@ public static class TrainCommand
         var config = new Option<string?>("--config") { Description = "training config JSON (snake_case keys, see docs/TRAINING.md)" };
         var output = new Option<string?>("--out") { Description = "run folder (default runs/<dataset>-<time>)" };
         var resume = new Option<string?>("--resume") { Description = "run folder to continue from its latest checkpoint" };
+        var resumeFromValid = new Option<bool>("--resume-from-valid") { Description = "with --resume: if the latest checkpoint fails its checksum or checks, continue from the newest valid one" };
         var initFrom = new Option<string?>("--init-from") { Description = "start a new run from these weights (run checkpoint, ema*.safetensors or official .pt), resized to the run's token grid" };
         var model = new Option<string?>("--model") { Description = "SiT-S/2 ... or custom (with model_config in --config)" };
         var mediators = new Option<string?>("--mediators") { Description = "mediator counts: 16, or 4,16,64 for one shared-weight ladder, or 0 for full attention" };
@@ -31,12 +32,17 @@ public static class TrainCommand
         var noProgress = new Option<bool>("--no-progress") { Description = "plain log lines instead of a progress bar" };
         var command = new Command("train", "Train a diffusion transformer (SiT transport) on a dataset.")
         {
-            config, output, resume, initFrom, model, mediators, dataset, dataDir, steps, batch, lr, seed, ckptEvery, sampleEvery, threads, noProgress,
+            config, output, resume, resumeFromValid, initFrom, model, mediators, dataset, dataDir, steps, batch, lr, seed, ckptEvery, sampleEvery, threads, noProgress,
         };
         command.SetAction((parse, token) => CliApp.Guard(() =>
         {
             if (parse.GetValue(threads) is int t) Tensors.ComputeSettings.Threads = t;
             string? resumeDir = parse.GetValue(resume);
+            string? outDir = parse.GetValue(output);
+            if (resumeDir is not null && outDir is not null && !SameFolder(resumeDir, outDir))
+                throw new MediatorDiTException($"--resume continues the run in '{resumeDir}' and writes there; --out '{outDir}' names another folder, so leave --out out (or give the same folder).");
+            if (parse.GetValue(resumeFromValid) && resumeDir is null)
+                throw new MediatorDiTException("--resume-from-valid only applies to --resume RUN_DIR.");
             TrainConfig cfg = new();
             string? configPath = parse.GetValue(config) ?? (resumeDir is not null ? Path.Combine(resumeDir, "config.json") : null);
             if (configPath is not null)
@@ -59,7 +65,7 @@ public static class TrainCommand
             if (parse.GetValue(seed) is ulong s) cfg = cfg with { Seed = s };
             if (parse.GetValue(ckptEvery) is long ce) cfg = cfg with { CheckpointEvery = ce };
             if (parse.GetValue(sampleEvery) is long se) cfg = cfg with { SampleEvery = se };
-            string runDir = resumeDir ?? parse.GetValue(output) ?? Path.Combine("runs", $"{cfg.Dataset.Split(':')[0]}-{DateTime.Now:yyyyMMdd-HHmmss}");
+            string runDir = resumeDir ?? outDir ?? Path.Combine("runs", $"{cfg.Dataset.Split(':')[0]}-{DateTime.Now:yyyyMMdd-HHmmss}");
 
             using var renderer = ProgressRenderer.Create(parse.GetValue(noProgress));
             var result = new Trainer().Run(cfg, runDir, resumeDir is not null, new Trainer.Options
@@ -68,6 +74,7 @@ public static class TrainCommand
                     $"loss {p.Loss:F4}  {p.ImagesPerSecond:F1} img/s  lr {p.LearningRate:G3}", p.Remaining)),
                 Messages = new ImmediateProgress<string>(renderer.Message),
                 OnSample = SampleHooks.GridWriter(renderer),
+                ResumeFromValid = parse.GetValue(resumeFromValid),
             }, token);
             renderer.Done();
             // A resumed run already at its last step trains nothing, so there is no loss to report.
@@ -79,6 +86,10 @@ public static class TrainCommand
         }, token));
         return command;
     }
+
+    private static bool SameFolder(string a, string b) =>
+        string.Equals(Path.TrimEndingDirectorySeparator(Path.GetFullPath(a)), Path.TrimEndingDirectorySeparator(Path.GetFullPath(b)),
+            OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
 
     internal static int[] ParseCounts(string text)
     {

@@ -52,6 +52,7 @@ public static partial class InitialWeights
         var file = SafeTensors.Read(path);
         if (file.Metadata.TryGetValue("format", out var format) && format == TrainingCheckpoint.Format)
         {
+            TrainingCheckpoint.VerifyData(file);
             var ema = file.Tensors.Where(kv => kv.Key.StartsWith("ema.", StringComparison.Ordinal))
                 .ToDictionary(kv => kv.Key["ema.".Length..], kv => kv.Value, StringComparer.Ordinal);
             var run = file.Metadata.TryGetValue("config", out var json) ? TrainConfig.FromJson(json, path) : null;

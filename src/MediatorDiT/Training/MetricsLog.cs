@@ -1,42 +1,44 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 
 namespace MediatorDiT.Training;
 
 /// <summary>
 /// metrics.jsonl in the run folder (one JSON object per logged step) and loss.svg, a loss curve drawn
-/// from it. On resume, lines past the resumed step are dropped so the log reads as one run.
+/// from it. On resume, lines past the resumed step are dropped so the log reads as one run. A non-finite
+/// value is written as the JSON string "NaN", "Infinity" or "-Infinity" (bare NaN/Infinity tokens, which
+/// older versions wrote, are read too); a line that is no metrics entry (cut by a crash, edited) is
+/// dropped on resume with a warning naming its line number.
 /// </summary>
-public sealed class MetricsLog
+public sealed partial class MetricsLog
 {
     public sealed record Entry(long Step, double Loss, double GradNorm, double LearningRate, double ImagesPerSecond);
 
     private readonly string _jsonl, _svg;
     private readonly List<Entry> _entries = [];
 
-    public MetricsLog(string runDir, long resumeStep)
+    public MetricsLog(string runDir, long resumeStep, IProgress<string>? messages = null)
     {
         _jsonl = Path.Combine(runDir, "metrics.jsonl");
         _svg = Path.Combine(runDir, "loss.svg");
         if (File.Exists(_jsonl))
         {
-            foreach (var line in File.ReadAllLines(_jsonl))
+            string[] lines = File.ReadAllLines(_jsonl);
+            for (int i = 0; i < lines.Length; i++)
             {
-                if (string.IsNullOrWhiteSpace(line)) continue;
-                try
+                if (string.IsNullOrWhiteSpace(lines[i])) continue;
+                if (Parse(lines[i], out var problem) is { } entry)
                 {
-                    var e = JsonSerializer.Deserialize<JsonElement>(line);
-                    var entry = new Entry(e.GetProperty("step").GetInt64(), e.GetProperty("loss").GetDouble(), e.GetProperty("grad_norm").GetDouble(),
-                        e.GetProperty("lr").GetDouble(), e.GetProperty("images_per_sec").GetDouble());
                     if (entry.Step <= resumeStep) _entries.Add(entry);
                 }
-                catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException)
+                else
                 {
-                    // A line cut by a crash mid-write: skip it.
+                    messages?.Report($"warning: {_jsonl} line {i + 1} was dropped, it is not a metrics entry ({problem}).");
                 }
             }
-            File.WriteAllLines(_jsonl, _entries.Select(ToLine));
+            IO.AtomicFile.Write(_jsonl, stream => stream.Write(Encoding.UTF8.GetBytes(string.Concat(_entries.Select(e => ToLine(e) + "\n")))));
         }
     }
 
@@ -48,8 +50,70 @@ public sealed class MetricsLog
         File.AppendAllText(_jsonl, ToLine(entry) + "\n");
     }
 
-    private static string ToLine(Entry e) => string.Create(CultureInfo.InvariantCulture,
-        $"{{\"step\":{e.Step},\"loss\":{e.Loss:R},\"grad_norm\":{e.GradNorm:R},\"lr\":{e.LearningRate:R},\"images_per_sec\":{e.ImagesPerSecond:R}}}");
+    [GeneratedRegex(@"(?<=[:\[,]\s*)(-?Infinity|NaN)(?=\s*[,}\]])")]
+    private static partial Regex BareNonFinite();
+
+    /// <summary>One line of metrics.jsonl, or null with the reason it is not an entry.</summary>
+    internal static Entry? Parse(string line, out string problem)
+    {
+        JsonElement e;
+        try
+        {
+            e = JsonSerializer.Deserialize<JsonElement>(BareNonFinite().Replace(line, "\"$1\""));
+        }
+        catch (JsonException)
+        {
+            problem = "not valid JSON";
+            return null;
+        }
+        if (e.ValueKind != JsonValueKind.Object)
+        {
+            problem = "not a JSON object";
+            return null;
+        }
+        if (!e.TryGetProperty("step", out var stepElement) || stepElement.ValueKind != JsonValueKind.Number
+            || !stepElement.TryGetInt64(out long step) || step < 0)
+        {
+            problem = "'step' must be a non-negative integer";
+            return null;
+        }
+        double[] values = new double[4];
+        string[] keys = ["loss", "grad_norm", "lr", "images_per_sec"];
+        for (int k = 0; k < keys.Length; k++)
+        {
+            if (!e.TryGetProperty(keys[k], out var v) || !TryReadNumber(v, out values[k]))
+            {
+                problem = $"'{keys[k]}' must be a number, null, \"NaN\" or \"Infinity\"";
+                return null;
+            }
+        }
+        problem = "";
+        return new Entry(step, values[0], values[1], values[2], values[3]);
+    }
+
+    private static bool TryReadNumber(JsonElement v, out double value)
+    {
+        value = double.NaN;
+        return v.ValueKind switch
+        {
+            JsonValueKind.Number => v.TryGetDouble(out value),
+            JsonValueKind.Null => true,
+            JsonValueKind.String => v.GetString() switch
+            {
+                "NaN" => true,
+                "Infinity" => (value = double.PositiveInfinity) > 0,
+                "-Infinity" => (value = double.NegativeInfinity) < 0,
+                _ => false,
+            },
+            _ => false,
+        };
+    }
+
+    private static string Number(double v) => double.IsFinite(v) ? v.ToString("R", CultureInfo.InvariantCulture)
+        : double.IsNaN(v) ? "\"NaN\"" : v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+
+    internal static string ToLine(Entry e) => string.Create(CultureInfo.InvariantCulture,
+        $"{{\"step\":{e.Step},\"loss\":{Number(e.Loss)},\"grad_norm\":{Number(e.GradNorm)},\"lr\":{Number(e.LearningRate)},\"images_per_sec\":{Number(e.ImagesPerSecond)}}}");
 
     /// <summary>Redraws loss.svg (log-scale loss against step).</summary>
     public void WriteSvg()

@@ -22,7 +22,16 @@ public sealed class Trainer
         public IProgress<string>? Messages { get; init; }
         /// <summary>Called every sample_every steps with the EMA network (e.g. to write a sample grid).</summary>
         public Action<TrainableNetwork, long, string>? OnSample { get; init; }
+        /// <summary>
+        /// On resume, when the latest checkpoint fails its checks (checksum, metadata, non-finite values),
+        /// continue from the newest one that passes; the failing newer ones are renamed NAME.corrupt.
+        /// Without it such a resume stops, naming the previous valid checkpoint.
+        /// </summary>
+        public bool ResumeFromValid { get; init; }
     }
+
+    /// <summary>A loss this many times its running mean is reported as a possible divergence.</summary>
+    public const double DivergenceFactor = 100;
 
     public sealed record Result(long Step, double LastLoss, string RunDir, IReadOnlyList<string> ExportedWeights);
 
@@ -51,11 +60,36 @@ public sealed class Trainer
         return config with { ModelConfig = model.Validate() };
     }
 
-    /// <summary>Trains a new run in <paramref name="runDir"/>, or resumes the run there.</summary>
+    /// <summary>
+    /// Trains a new run in <paramref name="runDir"/> (which must be empty), or resumes the run there. The
+    /// folder is locked for the whole call (<see cref="RunFolderLock"/>).
+    /// </summary>
     public Result Run(TrainConfig requested, string runDir, bool resume, Options options, CancellationToken token)
     {
         requested.Validate();
         OutputFolder.EnsureWritable(runDir, "run folder");
+        using var folderLock = RunFolderLock.Acquire(runDir);
+        foreach (var removed in folderLock.RemoveStaleTempFiles())
+            options.Messages?.Report($"removed {removed}, left by an interrupted write");
+        if (!resume) RequireEmpty(runDir);
+        return Train(requested, runDir, resume, options, token);
+    }
+
+    private static void RequireEmpty(string runDir)
+    {
+        var entries = Directory.EnumerateFileSystemEntries(runDir)
+            .Select(Path.GetFileName)
+            .Where(name => name != RunFolderLock.FileName)
+            .Order(StringComparer.Ordinal)
+            .ToArray();
+        if (entries.Length > 0)
+            throw new MediatorDiTException(
+                $"the run folder '{runDir}' is not empty (it holds {string.Join(", ", entries.Take(3))}{(entries.Length > 3 ? ", ..." : "")}); " +
+                $"continue that run with --resume {runDir}, or give a new folder.");
+    }
+
+    private Result Train(TrainConfig requested, string runDir, bool resume, Options options, CancellationToken token)
+    {
         if (!resume && requested.InitFrom is { } initFrom && !File.Exists(initFrom))
             throw new MediatorDiTException($"init_from file '{initFrom}' does not exist.");
         string configPath = Path.Combine(runDir, "config.json");
@@ -68,7 +102,7 @@ public sealed class Trainer
             if (differing.Count > 0)
                 throw new MediatorDiTException(
                     $"cannot resume {runDir}: the new config differs from the run's in {string.Join(", ", differing)}; these fields must stay the same.");
-            checkpoint = TrainingCheckpoint.Latest(runDir) ?? throw new MediatorDiTException($"cannot resume: {runDir} has no checkpoint yet.");
+            checkpoint = ValidLatest(runDir, options);
         }
 
         var dataset = TrainingData.Open(requested, options.Messages, token);
@@ -100,18 +134,33 @@ public sealed class Trainer
         {
             BatchSize = config.BatchSize, Seed = config.Seed, Shuffle = true, DropLast = true, HorizontalFlip = config.HorizontalFlip,
         });
-        var metrics = new MetricsLog(runDir, step);
+        var metrics = new MetricsLog(runDir, step, options.Messages);
         var clock = Stopwatch.StartNew();
-        long startStep = step, lastGoodStep = step;
+        long startStep = step, lastSavedStep = step;
+        // The newest checkpoint written while the loss was not diverging: named when the run stops, never pruned.
+        string? lastGood = checkpoint;
+        long? lastGoodStep = checkpoint is null ? null : step;
+        var divergence = new DivergenceWatch();
         double lastLoss = double.NaN;
         var images = new Tensor(config.BatchSize, dataset.SampleShape.Channels, dataset.SampleShape.Height, dataset.SampleShape.Width);
         var labels = new int[config.BatchSize];
 
+        string LastGoodText() => lastGood is null
+            ? "no checkpoint was written yet"
+            : divergence.Diverging && lastSavedStep != lastGoodStep
+                ? $"the last good checkpoint is {lastGood}, step {lastGoodStep}, written before the loss began to diverge"
+                : $"the last good checkpoint is {lastGood}, step {lastGoodStep}";
+
         void SaveCheckpoint()
         {
-            TrainingCheckpoint.Save(TrainingCheckpoint.PathFor(runDir, step), network, ema, optimizer, step, config, rng.GetState());
-            TrainingCheckpoint.Prune(runDir, config.KeepLast);
-            lastGoodStep = step;
+            if (TrainingCheckpoint.FindNonFinite(network, ema, optimizer) is { } bad)
+                throw new MediatorDiTException(
+                    $"tensor '{bad}' holds a NaN or infinity at step {step}; stopped without checkpointing it ({LastGoodText()}); try a lower lr or grad_clip.");
+            string path = TrainingCheckpoint.PathFor(runDir, step);
+            TrainingCheckpoint.Save(path, network, ema, optimizer, step, config, rng.GetState());
+            lastSavedStep = step;
+            if (!divergence.Diverging) (lastGood, lastGoodStep) = (path, step);
+            TrainingCheckpoint.Prune(runDir, config.KeepLast, protect: lastGoodStep);
         }
 
         try
@@ -121,13 +170,20 @@ public sealed class Trainer
                 token.ThrowIfCancellationRequested();
                 loader.GetBatch(step, images, labels);
                 var (loss, gradNorm, lr) = TrainStep(network, ema, optimizer, transport, rng, images, labels, config, step);
-                if (!double.IsFinite(loss))
+                if (!double.IsFinite(loss) || !double.IsFinite(gradNorm))
                 {
-                    string last = lastGoodStep > 0 || checkpoint is not null ? $"the last good checkpoint is step {lastGoodStep} in {Path.Combine(runDir, "checkpoints")}" : "no checkpoint was written yet";
-                    throw new MediatorDiTException($"the training loss became {loss} at step {step + 1}; stopped ({last}). Try a lower lr or grad_clip.");
+                    // The optimizer has taken a non-finite gradient into its moments: nothing from this step on is kept.
+                    metrics.Append(new MetricsLog.Entry(step + 1, loss, gradNorm, lr, double.NaN));
+                    metrics.WriteSvg();
+                    string what = !double.IsFinite(loss) ? $"the training loss became {Format(loss)}" : $"the gradient norm became {Format(gradNorm)} (loss {Format(loss)})";
+                    throw new MediatorDiTException(
+                        $"{what} at step {step + 1}; stopped without checkpointing it ({LastGoodText()}); try a lower lr or grad_clip.");
                 }
                 step++;
                 lastLoss = loss;
+                if (divergence.Observe(loss) is { } mean)
+                    options.Messages?.Report(
+                        $"warning: at step {step} the loss {Format(loss)} is {Format(loss / mean)} times its running mean {Format(mean)}; the run may be diverging (try a lower lr or grad_clip).");
                 if (step % config.LogEvery == 0 || step == config.Steps)
                 {
                     double seconds = clock.Elapsed.TotalSeconds;
@@ -147,14 +203,77 @@ public sealed class Trainer
         }
         catch (OperationCanceledException)
         {
-            if (step > lastGoodStep) SaveCheckpoint();
+            if (step > lastSavedStep) SaveCheckpoint();
             metrics.WriteSvg();
             options.Messages?.Report($"cancelled: checkpoint at step {step} saved in {Path.Combine(runDir, "checkpoints")}");
             throw;
         }
         metrics.WriteSvg();
+        if (divergence.Diverging && lastGood is not null && lastGoodStep != lastSavedStep)
+            options.Messages?.Report(
+                $"warning: the run ended with the loss still diverging ({Format(lastLoss)}); {lastGood}, step {lastGoodStep}, written before it began, was kept.");
         var exported = ExportEma(ema, runDir);
         return new Result(step, lastLoss, runDir, exported);
+    }
+
+    private static string Format(double v) => v.ToString("G3", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// The checkpoint to resume from: the latest, when it passes its checks; else, with
+    /// <see cref="Options.ResumeFromValid"/>, the newest that does (newer ones renamed NAME.corrupt).
+    /// </summary>
+    private static string ValidLatest(string runDir, Options options)
+    {
+        var all = TrainingCheckpoint.List(runDir);
+        if (all.Count == 0) throw new MediatorDiTException($"cannot resume: {runDir} has no checkpoint yet.");
+        var (latestStep, latest) = all[^1];
+        if (TrainingCheckpoint.Check(latest) is not { } problem) return latest;
+        var previous = TrainingCheckpoint.PreviousValid(runDir, latestStep);
+        if (!options.ResumeFromValid)
+            throw new MediatorDiTException(previous is { } p
+                ? $"cannot resume from the latest checkpoint: {problem.TrimEnd('.')}; the previous valid checkpoint is {p.Path} (step {p.Step}), add --resume-from-valid to continue from it."
+                : $"cannot resume from the latest checkpoint: {problem.TrimEnd('.')}; no earlier checkpoint of {runDir} is valid either.");
+        if (previous is not { } valid)
+            throw new MediatorDiTException($"cannot resume: {problem.TrimEnd('.')}; no earlier checkpoint of {runDir} is valid either.");
+        foreach (var (step, path) in all.Where(c => c.Step > valid.Step))
+        {
+            File.Move(path, path + ".corrupt", overwrite: true);
+            options.Messages?.Report($"warning: {path} fails its checks; renamed to {Path.GetFileName(path)}.corrupt");
+        }
+        return valid.Path;
+    }
+
+    /// <summary>
+    /// Flags a loss <see cref="DivergenceFactor"/> times its running mean (an exponential mean of the losses
+    /// seen while not diverging, so an explosion does not raise its own baseline). Reports once on entering;
+    /// the state ends when the loss is back within ten times the mean.
+    /// </summary>
+    private sealed class DivergenceWatch
+    {
+        private double _mean = double.NaN;
+        public bool Diverging { get; private set; }
+
+        /// <summary>The running mean when this loss starts a divergence, else null.</summary>
+        public double? Observe(double loss)
+        {
+            if (double.IsNaN(_mean))
+            {
+                _mean = loss;
+                return null;
+            }
+            if (Diverging)
+            {
+                if (loss <= 10 * _mean) Diverging = false;
+                return null;
+            }
+            if (loss > DivergenceFactor * _mean && _mean > 0)
+            {
+                Diverging = true;
+                return _mean;
+            }
+            _mean = 0.9 * _mean + 0.1 * loss;
+            return null;
+        }
     }
 
     /// <summary>One optimisation step over the whole batch (split into grad_accum micro-batches).</summary>
