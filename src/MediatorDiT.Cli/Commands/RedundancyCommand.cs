@@ -57,7 +57,7 @@ public static class RedundancyCommand
                 : p.GetValue(checkpoint) is string c ? [c]
                 : throw new MediatorDiTException("give --checkpoint W or --ladder W1,W2,...");
             var models = paths.Select(path => ModelFiles.Load(path, p.GetValue(config))).ToArray();
-            var guidance = scale > 1f ? new ClassifierFreeGuidance(scale, 3) : null;
+            var guidance = scale > 1f ? ClassifierFreeGuidance.ForModel(scale, models[0].Config.InChannels) : null;
             IModelSchedule? schedule = null;
             if (models.Length > 1)
             {

@@ -54,7 +54,7 @@ public static class SampleCommand
         var npz = new Option<bool>("--npz") { Description = "also write samples.npz (arr_0, uint8 NHWC) for the ADM evaluation suite" };
         var saveLatents = new Option<string?>("--save-latents") { Description = "write the final samples as tensor 'samples' to this safetensors file" };
         var initialNoise = new Option<string?>("--initial-noise") { Description = "safetensors with the starting noise 'z' (B, C, H, W)" };
-        var noiseFile = new Option<string?>("--noise-file") { Description = "safetensors with the per-step noise draws 'noise' (steps, B, C, H, W)" };
+        var noiseFile = new Option<string?>("--noise-file") { Description = "safetensors with the per-step noise draws 'noise' (steps, B, C, H, W), B doubled under guidance: SiT SDE, DiT ancestral or DDIM with --eta above 0" };
         var vae = new Option<string?>("--vae") { Description = "VAE weights to decode latent samples into images" };
         var family = new Option<string?>("--family") { Description = "DiT or SiT, for checkpoints without a config whose file name says neither" };
         var numHeads = new Option<int?>("--num-heads") { Description = "attention heads of a full-attention checkpoint of non-standard width without a config" }.AtLeast(1);
@@ -86,7 +86,7 @@ public static class SampleCommand
             ModelFamily? familyOption = p.GetValue(family) is string fam ? ModelFamilies.Parse(fam, "--family") : null;
             var models = paths.Select(path => ModelFiles.Load(path, p.GetValue(config), family: familyOption, numHeads: p.GetValue(numHeads))).ToArray();
             foreach (var m in models) m.KeepActivations = false; // sampling needs no backward: one block of activations
-            var guidance = scale > 1f ? new ClassifierFreeGuidance(scale, p.GetValue(cfgAll) ? null : 3) : null;
+            var guidance = sampler.Guidance(p, models[0].Config.InChannels);
             var cfg = models[0].Config;
             bool dit = cfg.Family == ModelFamily.DiT;
             // DiT's network returns 2C channels and is driven by the Gaussian diffusion, not the transport ladder.
@@ -103,8 +103,8 @@ public static class SampleCommand
             GaussianDiffusion? diffusion = null;
             if (dit)
             {
-                if (p.GetValue(noiseFile) is not null)
-                    throw new MediatorDiTException("--noise-file replays SiT sampler draws; DiT sampling takes its noise from --seed (and --initial-noise for z).");
+                if (p.GetValue(noiseFile) is not null && p.GetValue(ddim) is not null && p.GetValue(eta) == 0f)
+                    throw new MediatorDiTException("--noise-file replays the draws of ancestral sampling or of DDIM with --eta above 0; DDIM with --eta 0 uses no noise after z (give z with --initial-noise).");
                 int ditSteps = p.GetValue(ddim) ?? p.GetValue(diffusionSteps);
                 if (ditSteps < 1 || ditSteps > 1000)
                     throw new MediatorDiTException($"{(p.GetValue(ddim) is null ? "--diffusion-steps" : "--ddim")} must be in 1..1000, got {ditSteps}.");
@@ -139,7 +139,8 @@ public static class SampleCommand
 
             Tensor? replayZ = p.GetValue(initialNoise) is string zf ? SafeTensors.Read(zf).GetFloat("z") : null;
             Tensor? replayNoise = p.GetValue(noiseFile) is string nf ? SafeTensors.Read(nf).GetFloat("noise") : null;
-            int batchSize = replayZ is not null ? mine.Length : p.GetValue(batch);
+            // Replayed z or DiT draws cover the whole run: one batch.
+            int batchSize = replayZ is not null || (dit && replayNoise is not null) ? mine.Length : p.GetValue(batch);
             VaePipeline? decoder = p.GetValue(vae) is string vp ? VaePipeline.Load(vp) : null;
             if (decoder is null && cfg.InChannels is not (1 or 3) && !p.GetValue(npz) && p.GetValue(saveLatents) is null)
                 throw new MediatorDiTException($"the model makes {cfg.InChannels}-channel latents; pass --vae W to decode them into images, or --save-latents F.");
@@ -173,8 +174,8 @@ public static class SampleCommand
                     if (diffusion is not null)
                     {
                         int done0 = start;
-                        samples = DitSampling.Sample(diffusion, models[0], z, y, scale, new SeededDiffusionNoise(rng), ddim: p.GetValue(ddim) is not null,
-                            eta: p.GetValue(eta), guidedChannels: p.GetValue(cfgAll) ? cfg.InChannels : 3,
+                        IDiffusionNoise ditNoise = replayNoise is not null ? new ReplayedDiffusionNoise(replayNoise, $"--noise-file {p.GetValue(noiseFile)}") : new SeededDiffusionNoise(rng);
+                        samples = DitSampling.Sample(diffusion, models[0], z, y, guidance, ditNoise, ddim: p.GetValue(ddim) is not null, eta: p.GetValue(eta),
                             onStep: i => renderer.Report(diffusion.NumTimesteps - i, diffusion.NumTimesteps, $"batch from image {done0}, {clock.Elapsed.TotalSeconds:F1} s"),
                             cancellationToken: token);
                     }
@@ -237,6 +238,7 @@ public static class SampleCommand
                 family = cfg.Family.ToString(),
                 sampler = dit ? (p.GetValue(ddim) is int dd ? $"ddim{dd} eta {p.GetValue(eta)}" : $"ancestral {diffusion!.NumTimesteps}") : sde ? "sde" : "ode",
                 image_size = nativeSize,
+                cfg_channels = SamplerOptions.RecordChannels(guidance),
                 mediators = models.Select(m => m.Config.Attention == AttentionKind.Full ? 0 : m.Config.MediatorNum),
                 images = mine.Length,
                 wall_seconds = wall,

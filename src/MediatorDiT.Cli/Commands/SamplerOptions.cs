@@ -19,7 +19,32 @@ internal sealed class SamplerOptions
     public Option<double> LastStepSize { get; } = new("--last-step-size") { DefaultValueFactory = _ => 0.04 };
     public Option<string> DiffusionForm { get; } = new("--diffusion-form") { Description = "constant, SBDM, sigma, linear, decreasing, increasing-decreasing", DefaultValueFactory = _ => "sigma" };
     public Option<float> CfgScale { get; } = new Option<float>("--cfg-scale") { Description = "classifier-free guidance scale (1 = none)", DefaultValueFactory = _ => 1f }.GuidanceScale();
-    public Option<bool> CfgAll { get; } = new("--cfg-all-channels") { Description = "guide all channels instead of the official first 3" };
+    public Option<bool?> CfgAll { get; } = new("--cfg-all-channels")
+    {
+        Description = "guide all channels; 'false' for the official first 3 (default: first 3 on models of 4 or more channels, all on fewer)",
+    };
+
+    /// <summary>
+    /// Guidance at --cfg-scale (null at 1) on the channels --cfg-all-channels asks for, else the library's
+    /// default for the model's channel count; an explicit first-3 choice the model cannot take is refused.
+    /// </summary>
+    public ClassifierFreeGuidance? Guidance(ParseResult p, int inChannels)
+    {
+        float scale = p.GetValue(CfgScale);
+        if (!(scale > 1f)) return null;
+        return p.GetValue(CfgAll) switch
+        {
+            true => ClassifierFreeGuidance.AllChannels(scale),
+            false when inChannels < ClassifierFreeGuidance.OfficialChannels => throw new MediatorDiTException(
+                $"--cfg-all-channels false asks for guidance on the first {ClassifierFreeGuidance.OfficialChannels} channels but the model has only {inChannels}; use --cfg-all-channels (or leave it out) to guide all of them."),
+            false => ClassifierFreeGuidance.Official(scale),
+            null => ClassifierFreeGuidance.ForModel(scale, inChannels),
+        };
+    }
+
+    /// <summary>The guided channels as run.json records them: a count, "all", or null without guidance.</summary>
+    public static object? RecordChannels(ClassifierFreeGuidance? guidance) =>
+        guidance is null ? null : guidance.GuidedChannels is int c ? c : "all";
 
     /// <summary>The schedule's step-to-step distance named by --distance.</summary>
     public StateDistance ParseDistance(ParseResult p) => p.GetValue(Distance)!.ToLowerInvariant() switch

@@ -81,7 +81,7 @@ public static class SearchThresholdsCommand
             var models = paths.Select(path => ModelFiles.Load(path, p.GetValue(config))).ToArray();
             if (models.Length is not (2 or 3))
                 throw new MediatorDiTException($"--ladder names {models.Length} weight files; the threshold grid is defined for ladders of 2 or 3 models.");
-            var guidance = scale > 1f ? new ClassifierFreeGuidance(scale, p.GetValue(cfgAll) ? null : 3) : null;
+            var guidance = sampler.Guidance(p, models[0].Config.InChannels);
             var modelLadder = ModelLadder.FromModels(models, guidance);
             var dist = sampler.ParseDistance(p);
             int[] labelList = p.GetValue(labels) is string ls ? OptionValues.Integers(ls, "--labels", "comma-separated class numbers such as 0,3,7") : [];
@@ -151,7 +151,7 @@ public static class SearchThresholdsCommand
                 sampleArgs.AddRange(["--last-step", p.GetValue(lastStep)!, "--last-step-size", p.GetValue(lastStepSize).ToString("R", inv),
                     "--diffusion-form", p.GetValue(diffusionForm)!]);
             if (scale > 1f) sampleArgs.AddRange(["--cfg-scale", scale.ToString("R", inv)]);
-            if (scale > 1f && p.GetValue(cfgAll)) sampleArgs.Add("--cfg-all-channels");
+            if (scale > 1f && p.GetValue(cfgAll) is bool all) sampleArgs.Add(all ? "--cfg-all-channels" : "--cfg-all-channels=false");
             if (labelList.Length > 0) sampleArgs.AddRange(["--labels", string.Join(",", labelList)]);
             sampleArgs.AddRange(["--num-images", sampleCount.ToString(inv), "--batch-size", options.BatchSize.ToString(inv), "--seed", options.Seed.ToString(inv)]);
             var best = new

@@ -19,9 +19,7 @@ public sealed class GuidedNetworkFunction : IModelFunction
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(guidance);
         _ = new NetworkFunction(model); // same model requirements
-        if (guidance.GuidedChannels is int c && c > model.Config.InChannels)
-            throw new MediatorDiTException(
-                $"guidance is set for {c} channels but the model has only {model.Config.InChannels}; use at most that many, or null for all.");
+        guidance.ChannelsFor(model.Config.InChannels); // refuses more guided channels than the model has
         Model = model;
         Guidance = guidance;
     }

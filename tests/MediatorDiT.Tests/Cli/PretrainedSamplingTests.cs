@@ -53,6 +53,57 @@ public class PretrainedSamplingTests
         Assert.Equal(ddim ? "ddim5 eta 0" : "ancestral 10", record.RootElement.GetProperty("sampler").GetString());
     }
 
+    /// <summary>Writes the fixture's chain10.z as 'z' and its chain draws (the first <paramref name="draws"/>) as 'noise'.</summary>
+    private static (string Z, string Noise, string Labels) WriteChainReplay(string dir, int draws = 10)
+    {
+        var io = SafeTensors.Read(Fixtures.PathOf("dit_diffusion.io.safetensors"));
+        string z = Path.Combine(dir, "z.safetensors"), noise = Path.Combine(dir, "noise.safetensors");
+        SafeTensors.Write(z, new Dictionary<string, StoredTensor> { ["z"] = StoredTensor.FromFloat(io.GetFloat("chain10.z")) });
+        SafeTensors.Write(noise, new Dictionary<string, StoredTensor> { ["noise"] = StoredTensor.FromFloat(Diffusion.Gaussian.DitSamplingTests.ChainDraws(io, draws)) });
+        return (z, noise, string.Join(",", io.GetInt64("y")));
+    }
+
+    [Fact]
+    public void RecordedDrawsReplayTheOfficialDitChain()
+    {
+        string dir = CliRunner.TempDir();
+        var (z, noise, labels) = WriteChainReplay(dir);
+        string latents = Path.Combine(dir, "latents.safetensors");
+        var r = CliRunner.Run("sample", "--checkpoint", Fixtures.PathOf("dit_model.weights.safetensors"), "--diffusion-steps", "10", "--labels", labels,
+            "--initial-noise", z, "--noise-file", noise, "--save-latents", latents, "--out", Path.Combine(dir, "out"), "--no-progress");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var io = SafeTensors.Read(Fixtures.PathOf("dit_diffusion.io.safetensors"));
+        TestData.AssertClose(io.GetFloat("chain10.final").Span, SafeTensors.Read(latents).GetFloat("samples").Span, 1e-4f, "chain10.final");
+
+        // DDIM with eta above 0 takes one draw per step from the file too.
+        string ddimLatents = Path.Combine(dir, "ddim.safetensors");
+        var d = CliRunner.Run("sample", "--checkpoint", Fixtures.PathOf("dit_model.weights.safetensors"), "--ddim", "10", "--eta", "0.5", "--labels", labels,
+            "--initial-noise", z, "--noise-file", noise, "--save-latents", ddimLatents, "--out", Path.Combine(dir, "out-ddim"), "--no-progress");
+        Assert.True(d.ExitCode == 0, d.Stderr);
+        var model = ModelFiles.Load(Fixtures.PathOf("dit_model.weights.safetensors"));
+        var expected = DitSampling.Sample(GaussianDiffusion.Create("ddim10"), model, io.GetFloat("chain10.z"), io.GetInt64("y").Select(v => (int)v).ToArray(), 1f,
+            new ReplayedDiffusionNoise(SafeTensors.Read(noise).GetFloat("noise")), ddim: true, eta: 0.5f);
+        TestData.AssertClose(expected.Span, SafeTensors.Read(ddimLatents).GetFloat("samples").Span, 1e-4f, "ddim10 eta 0.5");
+    }
+
+    [Theory]
+    [InlineData(9, new string[0], "noise.safetensors has 9 draws left but the run needs 10, one per step (the last step's too).")]
+    [InlineData(10, new[] { "--cfg-scale", "4" }, "holds draws of shape [3, 4, 16, 16] but the sampler's state is [6, 4, 16, 16]")]
+    [InlineData(10, new[] { "--ddim", "10", "--eta", "0" }, "DDIM with --eta 0 uses no noise after z")]
+    public void ANoiseFileThatDoesNotFitIsOneSentence(int draws, string[] extra, string expected)
+    {
+        string dir = CliRunner.TempDir();
+        var (z, noise, labels) = WriteChainReplay(dir, draws);
+        string latents = Path.Combine(dir, "latents.safetensors");
+        var r = CliRunner.Run(["sample", "--checkpoint", Fixtures.PathOf("dit_model.weights.safetensors"), "--diffusion-steps", "10", "--labels", labels,
+            "--initial-noise", z, "--noise-file", noise, .. extra, "--save-latents", latents, "--out", Path.Combine(dir, "out"), "--no-progress"]);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains(expected, r.Stderr);
+        Assert.Contains("--noise-file", r.Stderr);
+        Assert.DoesNotContain("   at ", r.Stderr);
+        Assert.False(File.Exists(latents));
+    }
+
     [Fact]
     public void ABareSitCheckpointSamplesAsTheSameWeightsWithTheirConfig()
     {

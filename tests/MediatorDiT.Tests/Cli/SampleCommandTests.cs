@@ -70,6 +70,45 @@ public class SampleCommandTests
     }
 
     [Fact]
+    public void GuidingTheShippedLadderGuidesAllItsChannelsByDefault()
+    {
+        string? m64 = ShippedModels.TryFind(Path.Combine("fashion-mnist-ladder", "m64.safetensors"), out _);
+        if (m64 is null) return; // a checkout without the ladder
+        string folder = Path.GetDirectoryName(m64)!;
+        string ladder = string.Join(",", new[] { "m4", "m16", "m64" }.Select(m => Path.Combine(folder, m + ".safetensors")));
+        string dir = CliRunner.TempDir();
+        var r = CliRunner.Run("sample", "--ladder", ladder, "--labels", "0,1,2", "--cfg-scale", "2", "--steps", "4", "--out", dir, "--no-progress");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using (var record = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "run.json"))))
+            Assert.Equal("all", record.RootElement.GetProperty("cfg_channels").GetString());
+
+        // Asking explicitly for the official first 3 channels of a 1-channel model names the option to use.
+        var bad = CliRunner.Run("sample", "--ladder", ladder, "--labels", "0,1,2", "--cfg-scale", "2", "--cfg-all-channels", "false", "--steps", "4",
+            "--out", CliRunner.TempDir(), "--no-progress");
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("error: --cfg-all-channels false asks for guidance on the first 3 channels but the model has only 1; use --cfg-all-channels (or leave it out) to guide all of them.",
+            bad.Stderr);
+        Assert.DoesNotContain("   at ", bad.Stderr);
+    }
+
+    [Theory]
+    [InlineData(new string[0], 3)]
+    [InlineData(new[] { "--cfg-all-channels" }, 0)]
+    [InlineData(new[] { "--cfg-all-channels=false" }, 3)]
+    public void A4ChannelLadderKeepsTheOfficialFirst3ChannelsUnlessToldOtherwise(string[] channelOption, int expected)
+    {
+        string dir = CliRunner.TempDir();
+        var ladder = WriteLadder(dir);
+        var r = CliRunner.Run(["sample", "--ladder", string.Join(",", ladder), "--labels", "1,2", "--cfg-scale", "2", .. channelOption, "--steps", "4",
+            "--save-latents", Path.Combine(dir, "l.safetensors"), "--out", Path.Combine(dir, "out"), "--no-progress"]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var record = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "out", "run.json")));
+        var channels = record.RootElement.GetProperty("cfg_channels");
+        if (expected == 0) Assert.Equal("all", channels.GetString());
+        else Assert.Equal(expected, channels.GetInt32());
+    }
+
+    [Fact]
     public void LadderOfDifferentSizesAndUnwritableFolderAreRejected()
     {
         string dir = CliRunner.TempDir();

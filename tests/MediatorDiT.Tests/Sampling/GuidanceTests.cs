@@ -109,6 +109,30 @@ public class GuidanceTests
         Assert.Equal(4 * 2 * FlopCounter.Count(model.Config).PerImage, result.Usage.FlopsPerImage[0], 1);
     }
 
+    [Theory]
+    [InlineData(1, null, 1)]
+    [InlineData(3, null, 3)]
+    [InlineData(4, 3, 3)]
+    public void TheDefaultChannelsFollowTheModel(int inChannels, int? expectedSetting, int expectedGuided)
+    {
+        // The official first-3 rule is for 4-channel latents; pixel models (1 or 3 channels) guide every channel.
+        Assert.Equal(expectedSetting, ClassifierFreeGuidance.DefaultGuidedChannels(inChannels));
+        var guidance = ClassifierFreeGuidance.ForModel(2f, inChannels);
+        Assert.Equal(2f, guidance.Scale);
+        Assert.Equal(expectedGuided, guidance.ChannelsFor(inChannels));
+
+        var model = new SiTModel(new ModelConfig
+        {
+            InputSize = 8, PatchSize = 2, InChannels = inChannels, HiddenSize = 32, Depth = 1, NumHeads = 2, NumClasses = 3,
+            MediatorNum = 4, Attention = AttentionKind.Mediator,
+        });
+        Assert.Equal(2, ModelLadder.FromModel(model, guidance).RowsPerSample);
+        // The official variant does not fit a 1-channel model; the message names the way out.
+        if (inChannels < 3)
+            Assert.Contains("use ClassifierFreeGuidance.AllChannels", Assert.Throws<MediatorDiTException>(() =>
+                ModelLadder.FromModel(model, ClassifierFreeGuidance.Official(2f))).Message);
+    }
+
     [Fact]
     public void GuidanceSettingsAreValidated()
     {

@@ -1,5 +1,6 @@
 using MediatorDiT.Diffusion;
 using MediatorDiT.IO;
+using MediatorDiT.Sampling;
 using MediatorDiT.Tensors;
 
 namespace MediatorDiT.Tests.Diffusion.Gaussian;
@@ -40,5 +41,82 @@ public class DitSamplingTests
         Assert.Equal(manual.Span.ToArray(), plain.Span.ToArray());
         Assert.Contains("class label 10", Assert.Throws<MediatorDiTException>(() =>
             DitSampling.Sample(diffusion, model, z, [10], 4f, new SeededDiffusionNoise(9))).Message);
+    }
+
+    /// <summary>
+    /// The fixture's draws of its 10-step chain: noise_draws holds p_sample's draw, DDIM's, then one per
+    /// chain step (the last at t = 0, multiplied by a zero mask but drawn all the same).
+    /// </summary>
+    internal static Tensor ChainDraws(SafeTensorsFile io, int count = 10)
+    {
+        var all = io.GetFloat("noise_draws");
+        int per = all.Length / all.Dim(0);
+        Assert.Equal(12, all.Dim(0));
+        var draws = new Tensor([count, .. all.Shape[1..]]);
+        all.Span.Slice(2 * per, count * per).CopyTo(draws.Span);
+        return draws;
+    }
+
+    [Fact]
+    public void ReplayedDrawsReproduceTheOfficialTenStepChain()
+    {
+        var io = SafeTensors.Read(Fixtures.PathOf("dit_diffusion.io.safetensors"));
+        var model = ModelFiles.Load(Fixtures.PathOf("dit_model.weights.safetensors"));
+        int[] y = io.GetInt64("y").Select(v => checked((int)v)).ToArray();
+        var noise = new ReplayedDiffusionNoise(ChainDraws(io));
+        var final = DitSampling.Sample(GaussianDiffusion.Create("10"), model, io.GetFloat("chain10.z"), y, 1f, noise);
+        TestData.AssertClose(io.GetFloat("chain10.final").Span, final.Span, 1e-4f, "chain10.final");
+        Assert.Equal(10, noise.Used);
+    }
+
+    [Fact]
+    public void TooFewOrMisshapenDrawsAreRefusedBeforeTheFirstStep()
+    {
+        var io = SafeTensors.Read(Fixtures.PathOf("dit_diffusion.io.safetensors"));
+        var model = ModelFiles.Load(Fixtures.PathOf("dit_model.weights.safetensors"));
+        int[] y = io.GetInt64("y").Select(v => checked((int)v)).ToArray();
+        var z = io.GetFloat("chain10.z");
+        var steps = new List<int>();
+        var shortRun = Assert.Throws<MediatorDiTException>(() => DitSampling.Sample(GaussianDiffusion.Create("10"), model, z, y, 1f,
+            new ReplayedDiffusionNoise(ChainDraws(io, 9), "noise.safetensors"), onStep: steps.Add));
+        Assert.Equal("noise.safetensors has 9 draws left but the run needs 10, one per step (the last step's too).", shortRun.Message);
+        // Guided, the state is the doubled batch, so draws of the plain batch do not fit.
+        var doubled = Assert.Throws<MediatorDiTException>(() => DitSampling.Sample(GaussianDiffusion.Create("10"), model, z, y, 4f,
+            new ReplayedDiffusionNoise(ChainDraws(io)), onStep: steps.Add));
+        Assert.Contains("draws of shape [3, 4, 16, 16] but the sampler's state is [6, 4, 16, 16]", doubled.Message);
+        Assert.Empty(steps);
+    }
+
+    [Fact]
+    public void DdimWithEtaTakesOneReplayedDrawPerStep()
+    {
+        var model = ModelFiles.Load(Fixtures.PathOf("dit_model.weights.safetensors"));
+        var diffusion = GaussianDiffusion.Create("ddim4");
+        var z = Tensor.FromArray(TestData.Gaussian(2 * 4 * 16 * 16, 64), 2, 4, 16, 16);
+        var draws = Tensor.FromArray(TestData.Gaussian(4 * 2 * 4 * 16 * 16, 65), 4, 2, 4, 16, 16);
+        var noise = new ReplayedDiffusionNoise(draws);
+        var replayed = DitSampling.Sample(diffusion, model, z, [1, 2], 1f, noise, ddim: true, eta: 0.5f);
+        Assert.Equal(4, noise.Used);
+        var manual = diffusion.DdimSampleLoop(DitNoisePredictors.Conditional(model, [1, 2]), z, new ReplayedDiffusionNoise(draws), eta: 0.5f, clipDenoised: false);
+        Assert.Equal(manual.Span.ToArray(), replayed.Span.ToArray());
+        // The draws matter at eta above 0: other draws give another sample.
+        var other = DitSampling.Sample(diffusion, model, z, [1, 2], 1f, new SeededDiffusionNoise(3), ddim: true, eta: 0.5f);
+        Assert.NotEqual(other.Span.ToArray(), replayed.Span.ToArray());
+    }
+
+    [Fact]
+    public void GuidanceFollowsTheModelsChannelsByDefault()
+    {
+        // A 4-channel DiT is guided on the official first 3 channels unless told otherwise.
+        var model = ModelFiles.Load(Fixtures.PathOf("dit_model.weights.safetensors"));
+        var diffusion = GaussianDiffusion.Create("2");
+        var z = Tensor.FromArray(TestData.Gaussian(4 * 16 * 16, 66), 1, 4, 16, 16);
+        var draws = Tensor.FromArray(TestData.Gaussian(2 * 2 * 4 * 16 * 16, 67), 2, 2, 4, 16, 16);
+        Tensor Run(ClassifierFreeGuidance? g) => DitSampling.Sample(diffusion, model, z, [4], g, new ReplayedDiffusionNoise(draws));
+        var byDefault = DitSampling.Sample(diffusion, model, z, [4], 3f, new ReplayedDiffusionNoise(draws));
+        Assert.Equal(Run(ClassifierFreeGuidance.Official(3f)).Span.ToArray(), byDefault.Span.ToArray());
+        Assert.NotEqual(Run(ClassifierFreeGuidance.AllChannels(3f)).Span.ToArray(), byDefault.Span.ToArray());
+        Assert.Contains("guidance is set for 5 channels but the model has only 4", Assert.Throws<MediatorDiTException>(() =>
+            Run(new ClassifierFreeGuidance(3f, 5))).Message);
     }
 }
