@@ -33,6 +33,7 @@ public static class TrainCommand
         {
             config, output, resume, initFrom, model, mediators, dataset, dataDir, steps, batch, lr, seed, ckptEvery, sampleEvery, threads, noProgress,
         };
+        var limitOptions = new InputLimitOptions(command, arrays: true);
         command.SetAction((parse, token) => CliApp.Guard(() =>
         {
             if (parse.GetValue(threads) is int t) Tensors.ComputeSettings.Threads = t;
@@ -61,6 +62,7 @@ public static class TrainCommand
             if (parse.GetValue(sampleEvery) is long se) cfg = cfg with { SampleEvery = se };
             string runDir = resumeDir ?? parse.GetValue(output) ?? Path.Combine("runs", $"{cfg.Dataset.Split(':')[0]}-{DateTime.Now:yyyyMMdd-HHmmss}");
 
+            var limits = limitOptions.Read(parse);
             using var renderer = ProgressRenderer.Create(parse.GetValue(noProgress));
             var result = new Trainer().Run(cfg, runDir, resumeDir is not null, new Trainer.Options
             {
@@ -68,6 +70,7 @@ public static class TrainCommand
                     $"loss {p.Loss:F4}  {p.ImagesPerSecond:F1} img/s  lr {p.LearningRate:G3}", p.Remaining)),
                 Messages = new ImmediateProgress<string>(renderer.Message),
                 OnSample = SampleHooks.GridWriter(renderer),
+                Limits = limits,
             }, token);
             renderer.Done();
             // A resumed run already at its last step trains nothing, so there is no loss to report.

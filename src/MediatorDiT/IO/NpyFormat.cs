@@ -107,16 +107,26 @@ public static class NpyFormat
         output.Write(array.Bytes.Span);
     }
 
-    public static StoredTensor Read(string path)
+    /// <param name="limits">bounds on the array's size; <see cref="InputLimits.Default"/> when null</param>
+    public static StoredTensor Read(string path, InputLimits? limits = null)
     {
         using FileStream stream = InputFile.OpenStream(path);
-        return Read(stream, path);
+        return Read(stream, path, limits);
     }
 
-    /// <summary>Reads one array from the stream's position; <paramref name="sourceName"/> names it in errors.</summary>
-    public static StoredTensor Read(Stream stream, string sourceName)
+    /// <summary>
+    /// Reads one array from the stream's position; <paramref name="sourceName"/> names it in errors. Arrays
+    /// of more than <see cref="InputLimits.MaxArrayElements"/> elements, or (seekable streams) more bytes
+    /// than the stream holds, are refused before anything is allocated.
+    /// </summary>
+    public static StoredTensor Read(Stream stream, string sourceName, InputLimits? limits = null)
     {
+        limits ??= InputLimits.Default;
         NpyHeader header = ReadHeader(stream, sourceName);
+        if (header.ElementCount > limits.MaxArrayElements)
+            throw limits.ArrayTooLarge(sourceName, $"an array {header}", header.ElementCount);
+        if (stream.CanSeek && stream.Length - stream.Position < header.ByteCount)
+            throw new MediatorDiTException($"{sourceName}: the array {header} needs {header.ByteCount} data bytes, but only {stream.Length - stream.Position} follow its header (the file is truncated).");
         if (header.ByteCount > Array.MaxLength)
             throw new MediatorDiTException($"{sourceName}: the array {header} holds {header.ByteCount} bytes, more than one buffer can; read it in parts with NpzReader.OpenArray.");
         var data = new byte[header.ByteCount];

@@ -22,6 +22,8 @@ public sealed class Trainer
         public IProgress<string>? Messages { get; init; }
         /// <summary>Called every sample_every steps with the EMA network (e.g. to write a sample grid).</summary>
         public Action<TrainableNetwork, long, string>? OnSample { get; init; }
+        /// <summary>Bounds on the dataset files read (image pixels, array elements, classes).</summary>
+        public InputLimits Limits { get; init; } = InputLimits.Default;
     }
 
     public sealed record Result(long Step, double LastLoss, string RunDir, IReadOnlyList<string> ExportedWeights);
@@ -71,7 +73,7 @@ public sealed class Trainer
             checkpoint = TrainingCheckpoint.Latest(runDir) ?? throw new MediatorDiTException($"cannot resume: {runDir} has no checkpoint yet.");
         }
 
-        var dataset = TrainingData.Open(requested, options.Messages, token);
+        var dataset = TrainingData.Open(requested, options.Messages, token, options.Limits);
         var config = Resolve(requested, dataset.SampleShape, dataset.NumClasses);
         var modelConfig = config.ModelConfig!;
         modelConfig.Validate();
