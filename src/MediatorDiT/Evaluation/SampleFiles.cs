@@ -13,9 +13,10 @@ public sealed record SampleSet(Tensor Images, int[]? Labels, string Source, stri
     public void CheckLabels(int numClasses)
     {
         if (Labels is null) return;
+        string where = LabelSource.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? $"{LabelSource}:" : $"{Source}: '{LabelSource}'";
         for (int i = 0; i < Labels.Length; i++)
             if ((uint)Labels[i] >= (uint)numClasses)
-                throw new MediatorDiTException($"{LabelSource}: gives image {i} of {Source} the label {Labels[i]}, but the classifier knows {numClasses} classes (labels 0..{numClasses - 1}).");
+                throw new MediatorDiTException($"{where} gives image {i} the label {Labels[i]}, but the classifier knows {numClasses} classes (labels 0..{numClasses - 1}).");
     }
 }
 
@@ -61,7 +62,7 @@ public static class SampleFiles
             var records = ReadRunRecord(source);
             if (records.Count != n)
                 throw new MediatorDiTException($"{source}: records {records.Count} samples, but {path} holds {n} images.");
-            labels = records.Select((r, i) => CheckLabel(r.Label, source, i, limits)).ToArray();
+            labels = records.Select((r, i) => CheckLabel(r.Label, $"{source}:", i, limits)).ToArray();
         }
         else
         {
@@ -75,9 +76,9 @@ public static class SampleFiles
     }
 
     /// <summary>A label as a class index, refused in one sentence when negative or not below <see cref="InputLimits.MaxClasses"/>.</summary>
-    private static int CheckLabel(long value, string source, int image, InputLimits limits) =>
+    private static int CheckLabel(long value, string where, int image, InputLimits limits) =>
         value >= 0 && value < limits.MaxClasses ? (int)value
-            : throw new MediatorDiTException($"{source}: gives image {image} the label {value}, but labels are class indices 0..{limits.MaxClasses - 1}.");
+            : throw new MediatorDiTException($"{where} gives image {image} the label {value}, but labels are class indices 0..{limits.MaxClasses - 1}.");
 
     private static SampleSet LoadFolder(string folder, string? labelsFrom, InputLimits limits)
     {
@@ -103,7 +104,7 @@ public static class SampleFiles
         if (!source.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
             throw new MediatorDiTException($"--labels-from {source}: a folder of PNGs takes its labels from a run.json (or none).");
         var byIndex = new Dictionary<int, int>();
-        foreach (var r in ReadRunRecord(source)) byIndex[r.Index] = CheckLabel(r.Label, source, r.Index, limits);
+        foreach (var r in ReadRunRecord(source)) byIndex[r.Index] = CheckLabel(r.Label, $"{source}:", r.Index, limits);
         var labels = new int[files.Length];
         for (int i = 0; i < files.Length; i++)
         {

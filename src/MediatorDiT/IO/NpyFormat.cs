@@ -167,7 +167,7 @@ public static class NpyFormat
             if (key is not ("descr" or "fortran_order" or "shape"))
                 throw new MediatorDiTException($"{source}: the .npy header has an unexpected key '{key}' (expected descr, fortran_order and shape).");
         if (!entries.TryGetValue("descr", out object? descrValue) || !entries.TryGetValue("fortran_order", out object? fortranValue) || !entries.TryGetValue("shape", out object? shapeValue))
-            throw new MediatorDiTException($"{source}: the .npy header lacks one of descr, fortran_order and shape: {text.Trim()}");
+            throw new MediatorDiTException($"{source}: the .npy header lacks one of descr, fortran_order and shape (it reads {Quote(text)}).");
         if (descrValue is not string descr)
             throw new MediatorDiTException($"{source}: the array has a structured dtype ({DescribeValue(descrValue)}); only plain numeric arrays are supported.");
         if (fortranValue is not bool fortranOrder)
@@ -194,6 +194,15 @@ public static class NpyFormat
         {
             throw new MediatorDiTException($"{source}: the .npy shape ({StoredTensor.FormatShape(shape)}) has more elements than can be counted.");
         }
+    }
+
+    /// <summary>Header text for a message: trimmed, control characters shown as '?', at most 200 characters, quoted.</summary>
+    private static string Quote(string text)
+    {
+        string trimmed = text.Trim();
+        var shown = new StringBuilder(Math.Min(trimmed.Length, 200) + 5);
+        foreach (char c in trimmed.Length > 200 ? trimmed[..200] : trimmed) shown.Append(char.IsControl(c) ? '?' : c);
+        return $"\"{shown}{(trimmed.Length > 200 ? "..." : "")}\"";
     }
 
     private static string DescribeValue(object value) => value switch
@@ -360,6 +369,6 @@ public static class NpyFormat
         }
 
         private MediatorDiTException Error(string what) =>
-            new($"{source}: the .npy header {what}: {text.Trim()}");
+            new($"{source}: the .npy header {what} (it reads {Quote(text)}).");
     }
 }

@@ -37,21 +37,23 @@ public sealed class NpzReader : IDisposable
         _limits = limits ?? InputLimits.Default;
         _stream = stream;
         _leaveOpen = leaveOpen;
+        var names = new List<string>();
         try
         {
             _zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true);
+            // The central directory is read here, on first use of Entries, so its errors belong to the same message.
+            foreach (ZipArchiveEntry entry in _zip.Entries)
+            {
+                if (!entry.FullName.EndsWith(".npy", StringComparison.Ordinal)) continue;
+                string name = entry.FullName[..^4];
+                if (_entries.TryAdd(name, entry)) names.Add(name);
+            }
         }
-        catch (InvalidDataException ex)
+        catch (Exception ex) when (ex is InvalidDataException or IOException)
         {
+            _zip?.Dispose();
             if (!leaveOpen) stream.Dispose();
             throw new MediatorDiTException($"{sourceName}: is not a readable .npz (zip) archive ({ex.Message.TrimEnd('.')}).", ex);
-        }
-        var names = new List<string>();
-        foreach (ZipArchiveEntry entry in _zip.Entries)
-        {
-            if (!entry.FullName.EndsWith(".npy", StringComparison.Ordinal)) continue;
-            string name = entry.FullName[..^4];
-            if (_entries.TryAdd(name, entry)) names.Add(name);
         }
         Names = names;
     }
