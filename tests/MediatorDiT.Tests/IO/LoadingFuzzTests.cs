@@ -15,7 +15,7 @@ namespace MediatorDiT.Tests.IO;
 /// </summary>
 public sealed class LoadingFuzzTests : IDisposable
 {
-    private const int Iterations = 300;
+    private const int Iterations = 150;
 
     private readonly TempDirectory _dir = new();
 
@@ -278,15 +278,26 @@ public sealed class LoadingFuzzTests : IDisposable
     [Fact]
     public void MutatedConfigsInModelSafeTensors()
     {
-        // The config is mutated as text and written back properly, so big numbers reach the network's construction.
-        var state = StateDict.FromParameters(TinyModel());
+        // The config is mutated as text and put back into a well-formed header, so big numbers reach the network's construction.
+        string source = _dir.File("source.safetensors");
+        ModelFiles.Save(TinyModel(), source);
+        byte[] original = File.ReadAllBytes(source);
+        long headerLength = BinaryPrimitives.ReadInt64LittleEndian(original);
+        var header = System.Text.Json.Nodes.JsonNode.Parse(original.AsSpan(8, (int)headerLength))!.AsObject();
+        byte[] data = original[(8 + (int)headerLength)..];
         byte[] json = Encoding.UTF8.GetBytes(TinyConfig.ToJson());
         Fuzz("config.json", json, 8, (path, bytes) =>
         {
+            header["__metadata__"]![ModelFiles.ConfigMetadataKey] = Encoding.UTF8.GetString(bytes);
+            byte[] text = Encoding.UTF8.GetBytes(header.ToJsonString());
+            var file = new byte[8 + text.Length + data.Length];
+            BinaryPrimitives.WriteInt64LittleEndian(file, text.Length);
+            text.CopyTo(file, 8);
+            data.CopyTo(file, 8 + text.Length);
             string weights = Path.ChangeExtension(path, ".safetensors");
-            SafeTensors.Write(weights, state, new Dictionary<string, string> { [ModelFiles.ConfigMetadataKey] = Encoding.UTF8.GetString(bytes) });
+            File.WriteAllBytes(weights, file);
             ModelFiles.Load(weights);
-        });
+        }, iterations: 80);
     }
 
     [Fact]
