@@ -45,15 +45,6 @@ public sealed record InputLimits
     /// <summary>Most classes a label file may imply when nothing else gives the class count.</summary>
     public int MaxClasses { get; init; } = DefaultMaxClasses;
 
-    /// <summary>Fails with one sentence when a limit is not positive.</summary>
-    public InputLimits Validate()
-    {
-        if (MaxImagePixels < 1 || MaxArrayElements < 1 || MaxClasses < 1)
-            throw new MediatorDiTException(string.Create(CultureInfo.InvariantCulture,
-                $"input limits must be positive, but max image pixels is {MaxImagePixels}, max array elements {MaxArrayElements} and max classes {MaxClasses}."));
-        return this;
-    }
-
     internal static string Count(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
 
     /// <summary>The one-sentence refusal of an image whose header declares more than <see cref="MaxImagePixels"/>.</summary>
