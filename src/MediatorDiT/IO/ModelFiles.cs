@@ -66,7 +66,7 @@ public static class ModelFiles
         void Expect(string key, string field, Func<int[], bool> matches)
         {
             if (state.TryGetValue(key, out StoredTensor? tensor) && !matches(tensor.Shape))
-                throw new MediatorDiTException($"{source}: the config's {field} does not fit '{key}', which has shape [{tensor.ShapeString}] (the config does not describe these weights).");
+                throw new MediatorDiTException($"{source}: the config ({field}) does not fit '{key}', which has shape [{tensor.ShapeString}], so it does not describe these weights.");
         }
         Expect("x_embedder.proj.weight", $"hidden_size {config.HiddenSize}, in_channels {config.InChannels} and patch_size {config.PatchSize}",
             s => s.Length == 4 && s[0] == config.HiddenSize && s[1] == config.InChannels && s[2] == config.PatchSize && s[3] == config.PatchSize);
@@ -80,7 +80,7 @@ public static class ModelFiles
         int depth = 0;
         while (state.ContainsKey($"blocks.{depth}.mlp.fc1.weight")) depth++;
         if (strict && depth > 0 && depth != config.Depth)
-            throw new MediatorDiTException($"{source}: the config's depth {config.Depth} does not fit the weights, which hold {depth} blocks (the config does not describe these weights).");
+            throw new MediatorDiTException($"{source}: the config (depth {config.Depth}) does not fit the weights, which hold {depth} blocks, so it does not describe these weights.");
     }
 
     /// <summary>Writes the model's state dict with its config in the safetensors metadata (atomically).</summary>

@@ -2,6 +2,7 @@ using System.IO.Compression;
 using MediatorDiT.Data;
 using MediatorDiT.Evaluation;
 using MediatorDiT.IO;
+using MediatorDiT.Models;
 
 namespace MediatorDiT.Tests.IO;
 
@@ -229,6 +230,43 @@ public sealed class InputLimitsTests : IDisposable
         Assert.Equal([huge], dataset.SkippedFileNames);
         Assert.Contains($"warning: skipped {huge}, it is not a readable PNG ({huge}: declares 40,000 x 40,000 = 1,600,000,000 pixels, more than the limit of " +
                         $"{Grouped(InputLimits.DefaultMaxImagePixels)} (raise it with --max-image-pixels or MDIT_MAX_IMAGE_PIXELS if the image is genuine))", messages);
+    }
+
+    [Fact]
+    public void AModelConfigSaying40000Wide_IsRefusedBeforeTheNetworkIsAllocated()
+    {
+        var config = new ModelConfig { InputSize = 4, PatchSize = 2, InChannels = 1, HiddenSize = 8, Depth = 1, NumHeads = 2, NumClasses = 3, LearnSigma = false, MediatorNum = 1 };
+        var state = StateDict.FromParameters(new SiTModel(config));
+        string path = _dir.File("wide.safetensors");
+        SafeTensors.Write(path, state, new Dictionary<string, string> { [ModelFiles.ConfigMetadataKey] = (config with { HiddenSize = 40_000 }).ToJson() });
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var error = Assert.Throws<MediatorDiTException>(() => ModelFiles.Load(path));
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal($"{path}: the config (hidden_size 40000, in_channels 1 and patch_size 2) does not fit 'x_embedder.proj.weight', which has shape [8, 1, 2, 2], " +
+                     "so it does not describe these weights.", error.Message);
+        Assert.True(allocated < 16 << 20, $"{allocated} bytes were allocated to refuse the file");
+
+        string deep = _dir.File("deep.safetensors");
+        SafeTensors.Write(deep, state, new Dictionary<string, string> { [ModelFiles.ConfigMetadataKey] = (config with { Depth = 100_000 }).ToJson() });
+        Assert.Equal($"{deep}: the config (depth 100000) does not fit the weights, which hold 1 blocks, so it does not describe these weights.",
+            Assert.Throws<MediatorDiTException>(() => ModelFiles.Load(deep)).Message);
+    }
+
+    [Fact]
+    public void ATorchEntryClaimingMoreThanDeflateCanProduce_IsRefusedBeforeItIsAllocated()
+    {
+        byte[] pickle = PngTestBuilder.Compress([0x80, 0x02, (byte)'}', (byte)'.'])[2..^4]; // raw deflate of an empty-dict pickle
+        string path = _dir.File("claims.pt");
+        File.WriteAllBytes(path, HostileFiles.SingleEntryZip("archive/data.pkl", pickle, 0, 2_000_000_000));
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var error = Assert.Throws<MediatorDiTException>(() => TorchFile.Load(path));
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal($"{path}: entry 'archive/data.pkl' claims 2000000000 bytes from {pickle.Length} compressed ones, more than deflate can produce; the file is damaged.", error.Message);
+        Assert.True(allocated < 16 << 20, $"{allocated} bytes were allocated to refuse the file");
     }
 
     private sealed class SynchronousProgress(List<string> messages) : IProgress<string>
