@@ -29,9 +29,11 @@ public static class EncodeLatentsCommand
         {
             images, vae, vaeConfig, output, imageSize, hflip, mean, seed, threads, noProgress,
         };
+        var limitOptions = new InputLimitOptions(command, arrays: false);
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
             if (p.GetValue(threads) is int t) ComputeSettings.Threads = t;
+            var limits = limitOptions.Read(p);
             string outPath = CliApp.OutputFile(p.GetValue(output)!);
             if (!outPath.EndsWith(LatentExtraction.DefaultExtension, StringComparison.OrdinalIgnoreCase))
                 throw new MediatorDiTException($"--out '{outPath}' must name an .npz file (arrays 'latents' and 'labels').");
@@ -51,6 +53,7 @@ public static class EncodeLatentsCommand
                 HorizontalFlip = p.GetValue(hflip),
                 SamplePosterior = !p.GetValue(mean),
                 Seed = p.GetValue(seed),
+                Limits = limits,
             }, progress, token);
             renderer.Done();
             Console.WriteLine($"encoded {summary.Images} images of {summary.NumClasses} classes into {summary.Latents} latents " +

@@ -30,6 +30,7 @@ public static class EvalCommand
         {
             samples, reference, dataset, classifier, labelsFrom, k, noFloor, json, dataDir, threads,
         };
+        var limitOptions = new InputLimitOptions(command, arrays: true);
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
             if (p.GetValue(threads) is int t) Tensors.ComputeSettings.Threads = t;
@@ -42,7 +43,7 @@ public static class EvalCommand
             string? jsonPath = p.GetValue(json) is string jp ? CliApp.OutputFile(jp, "--json") : null;
             if (p.GetValue(samples) is null && p.GetValue(noFloor))
                 throw new MediatorDiTException("nothing to do: give --samples, or drop --no-floor to print the test-vs-train floor.");
-            var set = p.GetValue(samples) is string samplesPath ? SampleFiles.Load(samplesPath, p.GetValue(labelsFrom)) : null;
+            var set = p.GetValue(samples) is string samplesPath ? SampleFiles.Load(samplesPath, p.GetValue(labelsFrom), limitOptions.Read(p)) : null;
 
             string? classifierPath = p.GetValue(classifier);
             IReadOnlyDictionary<string, string> metadata = new Dictionary<string, string>();
@@ -60,6 +61,7 @@ public static class EvalCommand
             }
             if (metadata.TryGetValue("dataset", out var classifierDataset) && classifierDataset != name)
                 Console.Error.WriteLine($"warning: the classifier {classifierPath} was trained on {classifierDataset}, not {name}.");
+            set?.CheckLabels(model.Config.NumClasses);
             var evaluator = new SampleEvaluator(model, new EvaluationOptions { K = p.GetValue(k) });
             using var renderer = ProgressRenderer.Create(plain: true);
             var messages = new ImmediateProgress<string>(renderer.Message);

@@ -34,6 +34,7 @@ public static class TrainCommand
         {
             config, output, resume, resumeFromValid, initFrom, model, mediators, dataset, dataDir, steps, batch, lr, seed, ckptEvery, sampleEvery, threads, noProgress,
         };
+        var limitOptions = new InputLimitOptions(command, arrays: true);
         command.SetAction((parse, token) => CliApp.Guard(() =>
         {
             if (parse.GetValue(threads) is int t) Tensors.ComputeSettings.Threads = t;
@@ -67,6 +68,7 @@ public static class TrainCommand
             if (parse.GetValue(sampleEvery) is long se) cfg = cfg with { SampleEvery = se };
             string runDir = resumeDir ?? outDir ?? Path.Combine("runs", $"{cfg.Dataset.Split(':')[0]}-{DateTime.Now:yyyyMMdd-HHmmss}");
 
+            var limits = limitOptions.Read(parse);
             using var renderer = ProgressRenderer.Create(parse.GetValue(noProgress));
             var result = new Trainer().Run(cfg, runDir, resumeDir is not null, new Trainer.Options
             {
@@ -75,6 +77,7 @@ public static class TrainCommand
                 Messages = new ImmediateProgress<string>(renderer.Message),
                 OnSample = SampleHooks.GridWriter(renderer),
                 ResumeFromValid = parse.GetValue(resumeFromValid),
+                Limits = limits,
             }, token);
             renderer.Done();
             // A resumed run already at its last step trains nothing, so there is no loss to report.

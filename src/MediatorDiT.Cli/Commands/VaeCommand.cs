@@ -44,9 +44,11 @@ public static class VaeCommand
         {
             weights, config, inputs, key, output, latentScale, imageSize, sample, seed, threads,
         };
+        var limitOptions = new InputLimitOptions(command, arrays: false);
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
             if (p.GetValue(threads) is int t) ComputeSettings.Threads = t;
+            var limits = limitOptions.Read(p);
             string input = p.GetValue(inputs)!, outPath = p.GetValue(output)!;
             bool images = IsImageInput(input);
             if (!images && !File.Exists(input)) throw new MediatorDiTException($"--inputs '{input}' does not exist.");
@@ -60,7 +62,7 @@ public static class VaeCommand
             Console.Error.WriteLine($"VAE: {vae.Config.Summary}");
             var pipeline = new VaePipeline(vae, decode ? (p.GetValue(latentScale) ?? 1f) : p.GetValue(latentScale));
             string[] names = [];
-            Tensor x = images ? ReadImages(input, vae.Config.DownsampleFactor, p.GetValue(imageSize), out names)
+            Tensor x = images ? ReadImages(input, vae.Config.DownsampleFactor, p.GetValue(imageSize), limits, out names)
                 : SafeTensors.Read(input).GetFloat(p.GetValue(key)!);
 
             if (decode)
@@ -101,7 +103,7 @@ public static class VaeCommand
         Directory.Exists(input) || input.EndsWith(".png", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>One PNG or every *.png directly in a folder (ordinal order) as a (B, 3, H, W) batch in [-1, 1].</summary>
-    private static Tensor ReadImages(string input, int factor, int? cropSize, out string[] names)
+    private static Tensor ReadImages(string input, int factor, int? cropSize, InputLimits limits, out string[] names)
     {
         string[] files = Directory.Exists(input)
             ? Directory.EnumerateFiles(input).Where(f => f.EndsWith(".png", StringComparison.OrdinalIgnoreCase)).Order(StringComparer.Ordinal).ToArray()
@@ -113,7 +115,7 @@ public static class VaeCommand
         int width = 0, height = 0;
         foreach (string file in files)
         {
-            var rgb = PngDecoder.Read(file).ToRgb();
+            var rgb = PngDecoder.Read(file, limits).ToRgb();
             byte[] bytes = rgb.Pixels;
             int w = rgb.Width, h = rgb.Height;
             if (cropSize is int size)

@@ -34,9 +34,11 @@ public sealed class ImageFolderDataset : IDataset
 
     /// <summary>
     /// Reads every PNG below <paramref name="folder"/>'s class sub-folders, decoding in parallel.
-    /// Progress gets a line per skipped file and a count every few hundred images.
+    /// Progress gets a line per skipped file and a count every few hundred images. A PNG whose header
+    /// declares more pixels than <paramref name="limits"/> allow is skipped like an unreadable one.
     /// </summary>
-    public static ImageFolderDataset Load(string folder, int imageSize, IProgress<string>? progress = null, CancellationToken cancellationToken = default)
+    public static ImageFolderDataset Load(string folder, int imageSize, IProgress<string>? progress = null, CancellationToken cancellationToken = default,
+        InputLimits? limits = null)
     {
         if (imageSize < 1)
             throw new MediatorDiTException($"The image size must be positive, but is {imageSize}.");
@@ -54,7 +56,7 @@ public sealed class ImageFolderDataset : IDataset
         {
             try
             {
-                DecodedImage rgb = PngDecoder.Read(files[i].Path).ToRgb();
+                DecodedImage rgb = PngDecoder.Read(files[i].Path, limits).ToRgb();
                 images[i] = CenterCrop.Apply(rgb.Pixels, rgb.Width, rgb.Height, 3, imageSize);
             }
             catch (Exception ex) when (ex is MediatorDiTException or InvalidDataException or IOException)

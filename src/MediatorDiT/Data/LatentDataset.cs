@@ -28,8 +28,10 @@ public sealed class LatentDataset : IDataset
     /// errors. NumClasses is <paramref name="numClasses"/> when given (every label must be below it),
     /// else the largest label + 1.
     /// </summary>
-    public LatentDataset(StoredTensor latents, StoredTensor labels, string source, int? numClasses = null, float scale = 1f)
+    /// <param name="limits">the class maximum applied when <paramref name="numClasses"/> is not given; <see cref="InputLimits.Default"/> when null</param>
+    public LatentDataset(StoredTensor latents, StoredTensor labels, string source, int? numClasses = null, float scale = 1f, InputLimits? limits = null)
     {
+        limits ??= InputLimits.Default;
         Source = source;
         Scale = scale;
         if (latents.DType is not (DType.F32 or DType.F16 or DType.BF16))
@@ -55,6 +57,9 @@ public sealed class LatentDataset : IDataset
                 throw Bad(source, $"label {i} is {stored[i]}, but labels must be class indices 0, 1, 2, ...");
             if (numClasses is int limit && stored[i] >= limit)
                 throw Bad(source, $"label {i} is {stored[i]}, but the dataset was opened with {limit} classes (labels 0..{limit - 1})");
+            // Without a class count the largest label sets it, and each class is a row of the label table.
+            if (numClasses is null && stored[i] >= limits.MaxClasses)
+                throw Bad(source, $"label {i} is {stored[i]}, but without num_classes in the file at most {InputLimits.Count(limits.MaxClasses)} classes (labels 0..{limits.MaxClasses - 1}) are accepted");
             largest = Math.Max(largest, stored[i]);
             _labels[i] = (int)stored[i];
         }
@@ -69,21 +74,23 @@ public sealed class LatentDataset : IDataset
     /// the labels in the file named the same with "labels" in its place (latents.npy and labels.npy,
     /// train_latents.npy and train_labels.npy); or a folder holding latents.npy and labels.npy.
     /// A safetensors metadata entry <c>num_classes</c> counts as <paramref name="numClasses"/> when that is not given.
+    /// Arrays and labels are bounded by <paramref name="limits"/> (<see cref="InputLimits.Default"/> when null).
     /// </summary>
-    public static LatentDataset Load(string path, int? numClasses = null, float scale = 1f)
+    public static LatentDataset Load(string path, int? numClasses = null, float scale = 1f, InputLimits? limits = null)
     {
+        limits ??= InputLimits.Default;
         if (Directory.Exists(path))
-            return FromNpyPair(Path.Combine(path, LatentsKey + ".npy"), Path.Combine(path, LabelsKey + ".npy"), numClasses, scale);
+            return FromNpyPair(Path.Combine(path, LatentsKey + ".npy"), Path.Combine(path, LabelsKey + ".npy"), numClasses, scale, limits);
         string extension = Path.GetExtension(path).ToLowerInvariant();
         switch (extension)
         {
             case ".safetensors":
-                return FromSafeTensors(path, numClasses, scale);
+                return FromSafeTensors(path, numClasses, scale, limits);
             case ".npz":
-                using (var archive = new NpzReader(path))
+                using (var archive = new NpzReader(path, limits))
                 {
                     CheckKeys(path, archive.Names, archive.Contains);
-                    return new LatentDataset(archive.Read(LatentsKey), archive.Read(LabelsKey), path, numClasses, scale);
+                    return new LatentDataset(archive.Read(LatentsKey), archive.Read(LabelsKey), path, numClasses, scale, limits);
                 }
             case ".npy":
                 string name = Path.GetFileName(path);
@@ -91,13 +98,13 @@ public sealed class LatentDataset : IDataset
                 if (at < 0)
                     throw new MediatorDiTException($"{path}: a .npy file of latents must have '{LatentsKey}' in its name, so that the labels file ('{LabelsKey}' in its place) can be found.");
                 string labelsPath = Path.Combine(Path.GetDirectoryName(path) ?? "", name[..at] + LabelsKey + name[(at + LatentsKey.Length)..]);
-                return FromNpyPair(path, labelsPath, numClasses, scale);
+                return FromNpyPair(path, labelsPath, numClasses, scale, limits);
             default:
                 throw new MediatorDiTException($"{path}: latents are read from .safetensors, .npz or .npy files (arrays '{LatentsKey}' and '{LabelsKey}'), but the file ends in '{extension}'.");
         }
     }
 
-    private static LatentDataset FromSafeTensors(string path, int? numClasses, float scale)
+    private static LatentDataset FromSafeTensors(string path, int? numClasses, float scale, InputLimits limits)
     {
         SafeTensorsFile file = SafeTensors.Read(path);
         CheckKeys(path, file.Keys, file.Contains);
@@ -105,19 +112,21 @@ public sealed class LatentDataset : IDataset
         {
             if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int fromMetadata) || fromMetadata < 1)
                 throw Bad(path, $"the metadata entry num_classes is '{text}', but a positive integer was expected");
+            if (fromMetadata > limits.MaxClasses)
+                throw Bad(path, $"the metadata entry num_classes is {text}, more than the {InputLimits.Count(limits.MaxClasses)} classes accepted");
             numClasses = fromMetadata;
         }
-        return new LatentDataset(file.Get(LatentsKey), file.Get(LabelsKey), path, numClasses, scale);
+        return new LatentDataset(file.Get(LatentsKey), file.Get(LabelsKey), path, numClasses, scale, limits);
     }
 
-    private static LatentDataset FromNpyPair(string latentsPath, string labelsPath, int? numClasses, float scale)
+    private static LatentDataset FromNpyPair(string latentsPath, string labelsPath, int? numClasses, float scale, InputLimits limits)
     {
         foreach (string file in new[] { latentsPath, labelsPath })
         {
             if (!File.Exists(file))
                 throw new MediatorDiTException($"{file}: does not exist; latents in .npy form need both {Path.GetFileName(latentsPath)} and {Path.GetFileName(labelsPath)} side by side.");
         }
-        return new LatentDataset(NpyFormat.Read(latentsPath), NpyFormat.Read(labelsPath), latentsPath, numClasses, scale);
+        return new LatentDataset(NpyFormat.Read(latentsPath, limits), NpyFormat.Read(labelsPath, limits), latentsPath, numClasses, scale, limits);
     }
 
     private static void CheckKeys(string path, IEnumerable<string> keys, Func<string, bool> contains)

@@ -17,6 +17,9 @@ public sealed record LatentExtractionOptions
     public bool SamplePosterior { get; init; } = true;
 
     public ulong Seed { get; init; }
+
+    /// <summary>Bounds on the PNGs read; a file over them is skipped like an unreadable one.</summary>
+    public InputLimits Limits { get; init; } = InputLimits.Default;
 }
 
 /// <summary>One report per image encoded (or skipped).</summary>
@@ -58,7 +61,7 @@ public static class LatentExtraction
         {
             try
             {
-                _ = PngDecoder.Read(listing.Files[i].Path);
+                _ = PngDecoder.Read(listing.Files[i].Path, options.Limits);
                 readable[i] = true;
             }
             catch (Exception ex) when (ex is MediatorDiTException or InvalidDataException or IOException)
@@ -90,7 +93,7 @@ public static class LatentExtraction
             cancellationToken.ThrowIfCancellationRequested();
             var (path, label) = listing.Files[keep[k]];
             DecodedImage rgb;
-            try { rgb = PngDecoder.Read(path).ToRgb(); }
+            try { rgb = PngDecoder.Read(path, options.Limits).ToRgb(); }
             catch (Exception ex) when (ex is MediatorDiTException or InvalidDataException or IOException)
             {
                 throw new MediatorDiTException($"{path}: decoded in the first pass but not now ({ex.Message.TrimEnd('.')}); was the folder changed while being encoded?", ex);

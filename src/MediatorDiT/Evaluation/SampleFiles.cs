@@ -7,7 +7,18 @@ using MediatorDiT.Tensors;
 namespace MediatorDiT.Evaluation;
 
 /// <summary>Images read from disk for evaluation, (N, C, H, W) in [-1, 1], with the labels they were generated for when known.</summary>
-public sealed record SampleSet(Tensor Images, int[]? Labels, string Source, string LabelSource);
+public sealed record SampleSet(Tensor Images, int[]? Labels, string Source, string LabelSource)
+{
+    /// <summary>Fails, naming the label source and the first offending label, unless every label is one of the classifier's <paramref name="numClasses"/> classes.</summary>
+    public void CheckLabels(int numClasses)
+    {
+        if (Labels is null) return;
+        string where = LabelSource.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? $"{LabelSource}:" : $"{Source}: '{LabelSource}'";
+        for (int i = 0; i < Labels.Length; i++)
+            if ((uint)Labels[i] >= (uint)numClasses)
+                throw new MediatorDiTException($"{where} gives image {i} the label {Labels[i]}, but the classifier knows {numClasses} classes (labels 0..{numClasses - 1}).");
+    }
+}
 
 /// <summary>
 /// Reads what <c>mdit sample</c> writes: a <c>.npz</c> whose <c>arr_0</c> is uint8 (N, H, W, C) (or (N, H, W)
@@ -15,22 +26,25 @@ public sealed record SampleSet(Tensor Images, int[]? Labels, string Source, stri
 /// <c>--labels-from</c>: an array of the npz (e.g. <c>arr_1</c>, any integer dtype, (N)), a run.json
 /// (its <c>samples</c> list: for an npz in record order, which is the npz's order; for a folder by each
 /// record's <c>index</c>, the number in the file name), or <c>none</c>. Without it: the npz's
-/// <c>arr_1</c> if present, else a <c>run.json</c> beside the samples, else no labels.
+/// <c>arr_1</c> if present, else a <c>run.json</c> beside the samples, else no labels. Sizes are bounded by
+/// <see cref="InputLimits"/> (pixels per PNG, elements per array) and labels by its class maximum.
 /// </summary>
 public static class SampleFiles
 {
-    public static SampleSet Load(string path, string? labelsFrom = null)
+    /// <param name="limits">bounds on what is read; <see cref="InputLimits.Default"/> when null</param>
+    public static SampleSet Load(string path, string? labelsFrom = null, InputLimits? limits = null)
     {
-        if (Directory.Exists(path)) return LoadFolder(path, labelsFrom);
+        limits ??= InputLimits.Default;
+        if (Directory.Exists(path)) return LoadFolder(path, labelsFrom, limits);
         if (!File.Exists(path)) throw new MediatorDiTException($"--samples {path}: is neither a file nor a folder.");
         if (!path.EndsWith(".npz", StringComparison.OrdinalIgnoreCase))
             throw new MediatorDiTException($"--samples {path}: expected a .npz file (as `mdit sample --npz` writes) or a folder of PNGs.");
-        return LoadNpz(path, labelsFrom);
+        return LoadNpz(path, labelsFrom, limits);
     }
 
-    private static SampleSet LoadNpz(string path, string? labelsFrom)
+    private static SampleSet LoadNpz(string path, string? labelsFrom, InputLimits limits)
     {
-        using var npz = new NpzReader(path);
+        using var npz = new NpzReader(path, limits);
         var header = npz.GetHeader("arr_0");
         if (header.DType != DType.U8 || header.Shape.Length is not (3 or 4) || (header.Shape.Length == 4 && header.Shape[3] is not (1 or 3)))
             throw new MediatorDiTException($"{path}: 'arr_0' must be uint8 (N, H, W, C) with C = 1 or 3, or (N, H, W), but is {header}.");
@@ -48,7 +62,7 @@ public static class SampleFiles
             var records = ReadRunRecord(source);
             if (records.Count != n)
                 throw new MediatorDiTException($"{source}: records {records.Count} samples, but {path} holds {n} images.");
-            labels = records.Select(r => r.Label).ToArray();
+            labels = records.Select((r, i) => CheckLabel(r.Label, $"{source}:", i, limits)).ToArray();
         }
         else
         {
@@ -56,18 +70,23 @@ public static class SampleFiles
                 throw new MediatorDiTException($"--labels-from {source}: {path} has no such array (it has {string.Join(", ", npz.Names)}); name an array, a run.json, or none.");
             long[] values = npz.Read(source).ToInt64();
             if (values.Length != n) throw new MediatorDiTException($"{path}: '{source}' holds {values.Length} labels for {n} images.");
-            labels = values.Select(v => checked((int)v)).ToArray();
+            labels = values.Select((v, i) => CheckLabel(v, $"{path}: '{source}'", i, limits)).ToArray();
         }
         return new SampleSet(images, labels, path, source);
     }
 
-    private static SampleSet LoadFolder(string folder, string? labelsFrom)
+    /// <summary>A label as a class index, refused in one sentence when negative or not below <see cref="InputLimits.MaxClasses"/>.</summary>
+    private static int CheckLabel(long value, string where, int image, InputLimits limits) =>
+        value >= 0 && value < limits.MaxClasses ? (int)value
+            : throw new MediatorDiTException($"{where} gives image {image} the label {value}, but labels are class indices 0..{limits.MaxClasses - 1}.");
+
+    private static SampleSet LoadFolder(string folder, string? labelsFrom, InputLimits limits)
     {
         var files = Directory.GetFiles(folder, "*.png").Where(f => !Path.GetFileName(f).Equals("grid.png", StringComparison.OrdinalIgnoreCase))
             .OrderBy(f => f, StringComparer.Ordinal).ToArray();
         if (files.Length == 0) throw new MediatorDiTException($"--samples {folder}: holds no PNG images (besides grid.png).");
         var decoded = new DecodedImage[files.Length];
-        ParallelLoop.For(files.Length, i => decoded[i] = PngDecoder.Read(files[i]));
+        ParallelLoop.For(files.Length, i => decoded[i] = PngDecoder.Read(files[i], limits));
         int h = decoded[0].Height, w = decoded[0].Width, c = decoded[0].Channels == 1 ? 1 : 3;
         var bytes = new byte[(long)files.Length * h * w * c];
         for (int i = 0; i < files.Length; i++)
@@ -85,7 +104,7 @@ public static class SampleFiles
         if (!source.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
             throw new MediatorDiTException($"--labels-from {source}: a folder of PNGs takes its labels from a run.json (or none).");
         var byIndex = new Dictionary<int, int>();
-        foreach (var r in ReadRunRecord(source)) byIndex[r.Index] = r.Label;
+        foreach (var r in ReadRunRecord(source)) byIndex[r.Index] = CheckLabel(r.Label, $"{source}:", r.Index, limits);
         var labels = new int[files.Length];
         for (int i = 0; i < files.Length; i++)
         {

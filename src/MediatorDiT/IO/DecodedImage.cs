@@ -39,7 +39,7 @@ public sealed class DecodedImage
     {
         if (Channels == 1) return this;
         long n = (long)Width * Height;
-        var grey = new byte[n];
+        var grey = Allocate(n, 1);
         byte[] src = Pixels;
         int c = Channels;
         for (long i = 0; i < n; i++)
@@ -58,7 +58,7 @@ public sealed class DecodedImage
     {
         if (Channels == 3) return this;
         long n = (long)Width * Height;
-        var rgb = new byte[n * 3];
+        var rgb = Allocate(n, 3);
         byte[] src = Pixels;
         for (long i = 0; i < n; i++)
         {
@@ -80,7 +80,7 @@ public sealed class DecodedImage
     {
         if (Channels == 4) return this;
         long n = (long)Width * Height;
-        var rgba = new byte[n * 4];
+        var rgba = Allocate(n, 4);
         byte[] src = Pixels;
         for (long i = 0; i < n; i++)
         {
@@ -96,6 +96,14 @@ public sealed class DecodedImage
             rgba[4 * i + 3] = 255;
         }
         return new DecodedImage(Width, Height, 4, rgba);
+    }
+
+    /// <summary>A buffer of <paramref name="pixels"/> x <paramref name="channels"/> bytes, refused in one sentence when no array can hold it.</summary>
+    private byte[] Allocate(long pixels, int channels)
+    {
+        if (pixels * channels > Array.MaxLength)
+            throw new MediatorDiTException($"a {Width} x {Height} image with {channels} channels needs {pixels * channels} bytes, more than one array can hold.");
+        return new byte[pixels * channels];
     }
 
     public override string ToString() => $"{Width}x{Height}x{Channels} image";

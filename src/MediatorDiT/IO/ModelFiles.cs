@@ -49,9 +49,38 @@ public static class ModelFiles
     private static SiTModel Build(string weightsPath, IReadOnlyDictionary<string, StoredTensor> state, string? configPath,
         string? embeddedConfig, bool strict, ModelFamily? family, int? numHeads)
     {
-        var model = new SiTModel(ResolveConfig(weightsPath, state, configPath, embeddedConfig, family, numHeads));
+        ModelConfig config = ResolveConfig(weightsPath, state, configPath, embeddedConfig, family, numHeads).Validate();
+        CheckSizes(config, state, strict, weightsPath);
+        var model = new SiTModel(config);
         StateDict.LoadInto(model, state, strict, weightsPath);
         return model;
+    }
+
+    /// <summary>
+    /// Compares the sizes that decide how much the network allocates (width, depth, classes, MLP, tokens,
+    /// mediators) with the weights that are there, so a config that does not describe them (a corrupt or
+    /// hostile one saying hidden_size 40000) fails in one sentence before gigabytes are allocated.
+    /// </summary>
+    private static void CheckSizes(ModelConfig config, IReadOnlyDictionary<string, StoredTensor> state, bool strict, string source)
+    {
+        void Expect(string key, string field, Func<int[], bool> matches)
+        {
+            if (state.TryGetValue(key, out StoredTensor? tensor) && !matches(tensor.Shape))
+                throw new MediatorDiTException($"{source}: the config ({field}) does not fit '{key}', which has shape [{tensor.ShapeString}], so it does not describe these weights.");
+        }
+        Expect("x_embedder.proj.weight", $"hidden_size {config.HiddenSize}, in_channels {config.InChannels} and patch_size {config.PatchSize}",
+            s => s.Length == 4 && s[0] == config.HiddenSize && s[1] == config.InChannels && s[2] == config.PatchSize && s[3] == config.PatchSize);
+        Expect("pos_embed", $"input_size {config.InputSize} ({config.NumTokens} tokens)", s => s.Length == 3 && s[1] == config.NumTokens);
+        Expect("y_embedder.embedding_table.weight", $"num_classes {config.NumClasses}",
+            s => s.Length == 2 && (s[0] == config.NumClasses || s[0] == config.NumClasses + 1));
+        Expect("blocks.0.mlp.fc1.weight", $"mlp_ratio {config.MlpRatio} (an MLP of {config.MlpHidden})", s => s.Length == 2 && s[0] == config.MlpHidden);
+        if (config.Attention == AttentionKind.Mediator)
+            Expect("blocks.0.attn.an_bias", $"num_heads {config.NumHeads} and mediator_num {config.MediatorNum}",
+                s => s.Length == 4 && s[0] == config.NumHeads && s[1] == config.MediatorNum);
+        int depth = 0;
+        while (state.ContainsKey($"blocks.{depth}.mlp.fc1.weight")) depth++;
+        if (strict && depth > 0 && depth != config.Depth)
+            throw new MediatorDiTException($"{source}: the config (depth {config.Depth}) does not fit the weights, which hold {depth} blocks, so it does not describe these weights.");
     }
 
     /// <summary>Writes the model's state dict with its config in the safetensors metadata (atomically).</summary>

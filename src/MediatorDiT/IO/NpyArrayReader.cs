@@ -5,25 +5,33 @@ namespace MediatorDiT.IO;
 /// <summary>
 /// Reads the elements of one .npz array in parts, in C order, so arrays larger than memory (50,000
 /// images) can be consumed batch by batch. When the last element has been read the entry's CRC-32
-/// is checked against the zip directory.
+/// is checked against the zip directory. The header must account for exactly the entry's declared
+/// uncompressed size, and nothing past that size is ever inflated.
 /// </summary>
 public sealed class NpyArrayReader : IDisposable
 {
     private readonly Stream _entry;
     private readonly string _source;
     private readonly uint _expectedCrc;
+    private readonly long _declaredLength;
+    private long _consumed;
     private uint _crc;
 
     public NpyHeader Header { get; }
     public long ElementsRead { get; private set; }
     public long ElementsRemaining => Header.ElementCount - ElementsRead;
 
-    internal NpyArrayReader(Stream entry, string source, uint expectedCrc)
+    /// <param name="declaredLength">the entry's uncompressed size in the zip directory</param>
+    internal NpyArrayReader(Stream entry, string source, uint expectedCrc, long declaredLength)
     {
         _entry = new CrcStream(entry, this);
         _source = source;
         _expectedCrc = expectedCrc;
+        _declaredLength = declaredLength;
         Header = NpyFormat.ReadHeader(_entry, source);
+        if (Header.DataOffset + Header.ByteCount != declaredLength)
+            throw new MediatorDiTException(
+                $"{source}: the .npy header declares {Header} ({Header.ByteCount} data bytes after a {Header.DataOffset}-byte header), but the zip directory gives the entry {declaredLength} bytes (the file is corrupt).");
         if (Header.ElementCount == 0) Finish();
     }
 
@@ -67,12 +75,28 @@ public sealed class NpyArrayReader : IDisposable
 
     public void Dispose() => _entry.Dispose();
 
-    /// <summary>Passes reads through, adding the bytes to the owner's running CRC.</summary>
+    /// <summary>
+    /// Passes reads through, adding the bytes to the owner's running CRC; asks the inflater for at most one
+    /// byte beyond the entry's declared size, and fails if that byte exists.
+    /// </summary>
     private sealed class CrcStream(Stream inner, NpyArrayReader owner) : Stream
     {
         public override int Read(Span<byte> buffer)
         {
-            int n = inner.Read(buffer);
+            long allowed = owner._declaredLength - owner._consumed + 1;
+            if (buffer.Length > allowed) buffer = buffer[..(int)allowed];
+            int n;
+            try
+            {
+                n = inner.Read(buffer);
+            }
+            catch (Exception ex) when (ex is IOException or InvalidDataException)
+            {
+                throw new MediatorDiTException($"{owner._source}: cannot be read ({ex.Message.TrimEnd('.')}).", ex);
+            }
+            owner._consumed += n;
+            if (owner._consumed > owner._declaredLength)
+                throw new MediatorDiTException($"{owner._source}: the zip entry inflates to more than the {owner._declaredLength} bytes the zip directory declares (the file is corrupt).");
             owner._crc = Crc32.Append(owner._crc, buffer[..n]);
             return n;
         }

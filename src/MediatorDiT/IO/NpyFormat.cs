@@ -107,16 +107,26 @@ public static class NpyFormat
         output.Write(array.Bytes.Span);
     }
 
-    public static StoredTensor Read(string path)
+    /// <param name="limits">bounds on the array's size; <see cref="InputLimits.Default"/> when null</param>
+    public static StoredTensor Read(string path, InputLimits? limits = null)
     {
         using FileStream stream = InputFile.OpenStream(path);
-        return Read(stream, path);
+        return Read(stream, path, limits);
     }
 
-    /// <summary>Reads one array from the stream's position; <paramref name="sourceName"/> names it in errors.</summary>
-    public static StoredTensor Read(Stream stream, string sourceName)
+    /// <summary>
+    /// Reads one array from the stream's position; <paramref name="sourceName"/> names it in errors. Arrays
+    /// of more than <see cref="InputLimits.MaxArrayElements"/> elements, or (seekable streams) more bytes
+    /// than the stream holds, are refused before anything is allocated.
+    /// </summary>
+    public static StoredTensor Read(Stream stream, string sourceName, InputLimits? limits = null)
     {
+        limits ??= InputLimits.Default;
         NpyHeader header = ReadHeader(stream, sourceName);
+        if (header.ElementCount > limits.MaxArrayElements)
+            throw limits.ArrayTooLarge(sourceName, $"an array {header}", header.ElementCount);
+        if (stream.CanSeek && stream.Length - stream.Position < header.ByteCount)
+            throw new MediatorDiTException($"{sourceName}: the array {header} needs {header.ByteCount} data bytes, but only {stream.Length - stream.Position} follow its header (the file is truncated).");
         if (header.ByteCount > Array.MaxLength)
             throw new MediatorDiTException($"{sourceName}: the array {header} holds {header.ByteCount} bytes, more than one buffer can; read it in parts with NpzReader.OpenArray.");
         var data = new byte[header.ByteCount];
@@ -157,7 +167,7 @@ public static class NpyFormat
             if (key is not ("descr" or "fortran_order" or "shape"))
                 throw new MediatorDiTException($"{source}: the .npy header has an unexpected key '{key}' (expected descr, fortran_order and shape).");
         if (!entries.TryGetValue("descr", out object? descrValue) || !entries.TryGetValue("fortran_order", out object? fortranValue) || !entries.TryGetValue("shape", out object? shapeValue))
-            throw new MediatorDiTException($"{source}: the .npy header lacks one of descr, fortran_order and shape: {text.Trim()}");
+            throw new MediatorDiTException($"{source}: the .npy header lacks one of descr, fortran_order and shape (it reads {Quote(text)}).");
         if (descrValue is not string descr)
             throw new MediatorDiTException($"{source}: the array has a structured dtype ({DescribeValue(descrValue)}); only plain numeric arrays are supported.");
         if (fortranValue is not bool fortranOrder)
@@ -184,6 +194,15 @@ public static class NpyFormat
         {
             throw new MediatorDiTException($"{source}: the .npy shape ({StoredTensor.FormatShape(shape)}) has more elements than can be counted.");
         }
+    }
+
+    /// <summary>Header text for a message: trimmed, control characters shown as '?', at most 200 characters, quoted.</summary>
+    private static string Quote(string text)
+    {
+        string trimmed = text.Trim();
+        var shown = new StringBuilder(Math.Min(trimmed.Length, 200) + 5);
+        foreach (char c in trimmed.Length > 200 ? trimmed[..200] : trimmed) shown.Append(char.IsControl(c) ? '?' : c);
+        return $"\"{shown}{(trimmed.Length > 200 ? "..." : "")}\"";
     }
 
     private static string DescribeValue(object value) => value switch
@@ -350,6 +369,6 @@ public static class NpyFormat
         }
 
         private MediatorDiTException Error(string what) =>
-            new($"{source}: the .npy header {what}: {text.Trim()}");
+            new($"{source}: the .npy header {what} (it reads {Quote(text)}).");
     }
 }

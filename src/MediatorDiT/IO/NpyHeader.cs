@@ -20,12 +20,13 @@ public sealed class NpyHeader
         Shape = (int[])shape.Clone();
         DataOffset = dataOffset;
         ElementCount = StoredTensor.CountElements(Shape);
+        ByteCount = checked(ElementCount * dtype.ElementSize());
     }
 
     /// <summary>Product of the shape (1 for a scalar).</summary>
     public long ElementCount { get; }
 
-    public long ByteCount => ElementCount * DType.ElementSize();
+    public long ByteCount { get; }
 
     public string ShapeString => StoredTensor.FormatShape(Shape);
 

@@ -7,12 +7,16 @@ namespace MediatorDiT.IO;
 /// the arrays are the zip entries named "&lt;name&gt;.npy". Whole arrays come back as
 /// <see cref="StoredTensor"/> (convert with ToFloat or ToInt64); large ones can be read in parts
 /// with <see cref="OpenArray"/>. Each entry's CRC-32 is checked once it has been read to the end.
+/// An array's header must account for exactly the uncompressed size the zip directory gives its entry,
+/// and no entry is inflated past that size, so a small archive cannot unpack into gigabytes unnoticed;
+/// whole-array reads are also bounded by <see cref="InputLimits.MaxArrayElements"/>.
 /// </summary>
 public sealed class NpzReader : IDisposable
 {
     private readonly ZipArchive _zip;
     private readonly Stream _stream;
     private readonly bool _leaveOpen;
+    private readonly InputLimits _limits;
     private readonly Dictionary<string, ZipArchiveEntry> _entries = new(StringComparer.Ordinal);
 
     public string Path { get; }
@@ -20,32 +24,36 @@ public sealed class NpzReader : IDisposable
     /// <summary>Array names (entry names without ".npy"), in archive order.</summary>
     public IReadOnlyList<string> Names { get; }
 
-    public NpzReader(string path)
-        : this(InputFile.OpenStream(path), path, leaveOpen: false)
+    /// <param name="limits">bounds on whole-array reads; <see cref="InputLimits.Default"/> when null</param>
+    public NpzReader(string path, InputLimits? limits = null)
+        : this(InputFile.OpenStream(path), path, leaveOpen: false, limits)
     {
     }
 
     /// <summary>Reads an archive from a seekable stream; <paramref name="sourceName"/> names it in messages.</summary>
-    public NpzReader(Stream stream, string sourceName, bool leaveOpen = false)
+    public NpzReader(Stream stream, string sourceName, bool leaveOpen = false, InputLimits? limits = null)
     {
         Path = sourceName;
+        _limits = limits ?? InputLimits.Default;
         _stream = stream;
         _leaveOpen = leaveOpen;
+        var names = new List<string>();
         try
         {
             _zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true);
+            // The central directory is read here, on first use of Entries, so its errors belong to the same message.
+            foreach (ZipArchiveEntry entry in _zip.Entries)
+            {
+                if (!entry.FullName.EndsWith(".npy", StringComparison.Ordinal)) continue;
+                string name = entry.FullName[..^4];
+                if (_entries.TryAdd(name, entry)) names.Add(name);
+            }
         }
-        catch (InvalidDataException ex)
+        catch (Exception ex) when (ex is InvalidDataException or IOException)
         {
+            _zip?.Dispose();
             if (!leaveOpen) stream.Dispose();
             throw new MediatorDiTException($"{sourceName}: is not a readable .npz (zip) archive ({ex.Message.TrimEnd('.')}).", ex);
-        }
-        var names = new List<string>();
-        foreach (ZipArchiveEntry entry in _zip.Entries)
-        {
-            if (!entry.FullName.EndsWith(".npy", StringComparison.Ordinal)) continue;
-            string name = entry.FullName[..^4];
-            if (_entries.TryAdd(name, entry)) names.Add(name);
         }
         Names = names;
     }
@@ -59,11 +67,13 @@ public sealed class NpzReader : IDisposable
         return reader.Header;
     }
 
-    /// <summary>The whole array (at most 2 GB).</summary>
+    /// <summary>The whole array (at most 2 GB, and at most <see cref="InputLimits.MaxArrayElements"/> elements).</summary>
     public StoredTensor Read(string name)
     {
         using NpyArrayReader reader = OpenArray(name);
         NpyHeader header = reader.Header;
+        if (header.ElementCount > _limits.MaxArrayElements)
+            throw _limits.ArrayTooLarge(Path, $"array '{name}' as {header}", header.ElementCount);
         if (header.ByteCount > Array.MaxLength)
             throw new MediatorDiTException($"{Source(name)}: the array {header} holds {header.ByteCount} bytes, more than one buffer can; read it in parts with OpenArray.");
         var data = new byte[header.ByteCount];
@@ -87,7 +97,7 @@ public sealed class NpzReader : IDisposable
         }
         try
         {
-            return new NpyArrayReader(data, Source(name), entry.Crc32);
+            return new NpyArrayReader(data, Source(name), entry.Crc32, entry.Length);
         }
         catch
         {

@@ -10,7 +10,9 @@ namespace MediatorDiT.IO;
 /// ...) are skipped, except tRNS, which becomes an alpha channel. The result is always 8-bit:
 /// 16-bit samples are rounded to the nearest of 256 levels (v / 257), lower depths are scaled up
 /// to 0..255 (a 1-bit 1 becomes 255); palettes are expanded. Grey (+ alpha) images with alpha come
-/// out as RGBA so that <see cref="DecodedImage.Channels"/> is always 1, 3 or 4.
+/// out as RGBA so that <see cref="DecodedImage.Channels"/> is always 1, 3 or 4. An image whose header
+/// declares more pixels than <see cref="InputLimits.MaxImagePixels"/> is refused before any image data is
+/// read, and inflating stops once the data runs past what the header declares.
 /// </summary>
 public static class PngDecoder
 {
@@ -20,20 +22,24 @@ public static class PngDecoder
 
     private static readonly (int X0, int Y0, int DX, int DY)[] SinglePass = [(0, 0, 1, 1)];
 
-    public static DecodedImage Read(string path)
+    /// <summary>Inflated bytes beyond the declared image that are still tolerated (some encoders pad), as libpng does.</summary>
+    private const int TolerableSurplus = 1 << 16;
+
+    /// <param name="limits">bounds on the declared size; <see cref="InputLimits.Default"/> when null</param>
+    public static DecodedImage Read(string path, InputLimits? limits = null)
     {
         using FileStream stream = InputFile.OpenStream(path);
-        return Decode(stream, path);
+        return Decode(stream, path, limits);
     }
 
     /// <summary>Decodes PNG bytes; <paramref name="sourceName"/> names them in error messages.</summary>
-    public static DecodedImage Decode(byte[] png, string sourceName) =>
-        Decode(new MemoryStream(png, writable: false), sourceName);
+    public static DecodedImage Decode(byte[] png, string sourceName, InputLimits? limits = null) =>
+        Decode(new MemoryStream(png, writable: false), sourceName, limits);
 
     /// <summary>Decodes a PNG from the stream's current position up to its IEND chunk.</summary>
-    public static DecodedImage Decode(Stream stream, string sourceName)
+    public static DecodedImage Decode(Stream stream, string sourceName, InputLimits? limits = null)
     {
-        PngContents contents = ReadChunks(stream, sourceName);
+        PngContents contents = ReadChunks(stream, sourceName, limits ?? InputLimits.Default);
         try
         {
             return DecodePixels(contents, sourceName);
@@ -53,7 +59,7 @@ public static class PngDecoder
         public readonly MemoryStream ImageData = new();
     }
 
-    private static PngContents ReadChunks(Stream stream, string source)
+    private static PngContents ReadChunks(Stream stream, string source, InputLimits limits)
     {
         var reader = new ChunkStreamReader(stream, source);
         Span<byte> signature = stackalloc byte[8];
@@ -124,6 +130,9 @@ public static class PngDecoder
             if (isHeader)
             {
                 contents.Header = PngHeader.Parse(kept, source);
+                // Checked here, before a byte of image data is read or inflated.
+                if ((long)contents.Header.Width * contents.Header.Height > limits.MaxImagePixels)
+                    throw limits.ImageTooLarge(source, contents.Header.Width, contents.Header.Height);
                 haveHeader = true;
             }
             else if (type.SequenceEqual("PLTE"u8)) contents.Palette = kept;
@@ -177,10 +186,16 @@ public static class PngDecoder
                 priorRow = prior.AsSpan(1, rowBytes);
             }
         }
-        // Reading on to the end makes zlib verify the Adler-32 checksum of the image data;
-        // compressed bytes beyond the image are tolerated, as libpng does.
-        Span<byte> rest = stackalloc byte[256];
-        while (inflater.Read(rest) > 0) { }
+        // Reading on to the end makes zlib verify the Adler-32 checksum of the image data; a little
+        // surplus is tolerated, as libpng does, but a stream inflating far past the image is not read on.
+        Span<byte> rest = stackalloc byte[4096];
+        long surplus = 0;
+        for (int n; (n = inflater.Read(rest)) > 0;)
+        {
+            surplus += n;
+            if (surplus > TolerableSurplus)
+                throw new MediatorDiTException($"{source}: the image data inflates to over {TolerableSurplus} bytes more than the {header.Width} x {header.Height} image its header declares (the file is corrupt).");
+        }
         return new DecodedImage(header.Width, header.Height, pixels.OutputChannels, output);
     }
 

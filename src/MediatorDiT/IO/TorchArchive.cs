@@ -27,6 +27,8 @@ internal sealed class TorchArchive : IDisposable
         Prefix = prefix;
     }
 
+    private const long MaxDeflateRatio = 1032;
+
     public static bool HasZipMagic(ReadOnlySpan<byte> prefix) =>
         prefix.Length >= 4 && prefix[0] == (byte)'P' && prefix[1] == (byte)'K' && prefix[2] == 3 && prefix[3] == 4;
 
@@ -49,29 +51,31 @@ internal sealed class TorchArchive : IDisposable
         }
 
         FileStream stream = InputFile.OpenStream(path);
-        ZipArchive zip;
+        ZipArchive? zip = null;
+        var entries = new Dictionary<string, ZipArchiveEntry>(StringComparer.Ordinal);
         try
         {
             zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: false);
+            // The central directory is read on first use of Entries, so its errors are the same damage.
+            foreach (ZipArchiveEntry entry in zip.Entries) entries.TryAdd(entry.FullName, entry);
         }
-        catch (InvalidDataException ex)
+        catch (Exception ex) when (ex is InvalidDataException or IOException)
         {
+            zip?.Dispose();
             stream.Dispose();
             throw new MediatorDiTException($"{path}: the zip structure of this PyTorch checkpoint is damaged ({ex.Message.TrimEnd('.')}); the file is probably truncated.", ex);
         }
 
         try
         {
-            var entries = new Dictionary<string, ZipArchiveEntry>(StringComparer.Ordinal);
-            foreach (ZipArchiveEntry entry in zip.Entries) entries.TryAdd(entry.FullName, entry);
-            string archivePrefix = FindPrefix(path, zip, entries);
-            var archive = new TorchArchive(path, zip, entries, archivePrefix);
+            string archivePrefix = FindPrefix(path, zip!, entries);
+            var archive = new TorchArchive(path, zip!, entries, archivePrefix);
             archive.CheckByteOrder();
             return archive;
         }
         catch
         {
-            zip.Dispose();
+            zip!.Dispose();
             throw;
         }
     }
@@ -98,7 +102,7 @@ internal sealed class TorchArchive : IDisposable
         if (!_entries.ContainsKey(Prefix + "/byteorder")) return; // older writers: always little-endian
         string order = System.Text.Encoding.ASCII.GetString(ReadEntry("byteorder")).Trim();
         if (order != "little")
-            throw new MediatorDiTException($"{Path}: stores its tensors in '{order}' byte order; only little-endian checkpoints are supported.");
+            throw new MediatorDiTException($"{Path}: stores its tensors in '{new string(order.Take(40).Select(c => char.IsControl(c) ? '?' : c).ToArray())}' byte order; only little-endian checkpoints are supported.");
     }
 
     /// <summary>The record <c>&lt;prefix&gt;/<paramref name="name"/></c>, or null when absent.</summary>
@@ -112,6 +116,9 @@ internal sealed class TorchArchive : IDisposable
             ?? throw new MediatorDiTException($"{Path}: the zip archive has no entry '{Prefix}/{name}' (the file is incomplete or damaged).");
         if (entry.Length > Array.MaxLength)
             throw new MediatorDiTException($"{Path}: entry '{entry.FullName}' has {entry.Length} bytes, more than one array can hold.");
+        // Deflate expands at most about 1032-fold, so a larger declared size is a damaged (or hostile) directory, not data to allocate for.
+        if (entry.Length > entry.CompressedLength * MaxDeflateRatio + 1024)
+            throw new MediatorDiTException($"{Path}: entry '{entry.FullName}' claims {entry.Length} bytes from {entry.CompressedLength} compressed ones, more than deflate can produce; the file is damaged.");
         var bytes = new byte[entry.Length];
         try
         {

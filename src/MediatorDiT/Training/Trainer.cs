@@ -28,6 +28,8 @@ public sealed class Trainer
         /// Without it such a resume stops, naming the previous valid checkpoint.
         /// </summary>
         public bool ResumeFromValid { get; init; }
+        /// <summary>Bounds on the dataset files read (image pixels, array elements, classes).</summary>
+        public InputLimits Limits { get; init; } = InputLimits.Default;
     }
 
     /// <summary>A loss this many times its running mean is reported as a possible divergence.</summary>
@@ -105,7 +107,7 @@ public sealed class Trainer
             checkpoint = ValidLatest(runDir, options);
         }
 
-        var dataset = TrainingData.Open(requested, options.Messages, token);
+        var dataset = TrainingData.Open(requested, options.Messages, token, options.Limits);
         var config = Resolve(requested, dataset.SampleShape, dataset.NumClasses);
         var modelConfig = config.ModelConfig!;
         modelConfig.Validate();

@@ -1,17 +1,19 @@
 using MediatorDiT.Data;
+using MediatorDiT.IO;
 
 namespace MediatorDiT.Training;
 
 /// <summary>Opens the dataset a <see cref="TrainConfig"/> names: a built-in one, latents, or an image folder.</summary>
 public static class TrainingData
 {
-    public static IDataset Open(TrainConfig config, IProgress<string>? progress, CancellationToken token)
+    /// <param name="limits">bounds on the files read; <see cref="InputLimits.Default"/> when null</param>
+    public static IDataset Open(TrainConfig config, IProgress<string>? progress, CancellationToken token, InputLimits? limits = null)
     {
         string spec = config.Dataset;
         if (spec.StartsWith("latents:", StringComparison.Ordinal))
-            return LatentDataset.Load(RequirePath(spec["latents:".Length..], "latents"));
+            return LatentDataset.Load(RequirePath(spec["latents:".Length..], "latents"), limits: limits);
         if (spec.StartsWith("folder:", StringComparison.Ordinal))
-            return ImageFolderDataset.Load(RequirePath(spec["folder:".Length..], "folder"), config.ImageSize, progress, token);
+            return ImageFolderDataset.Load(RequirePath(spec["folder:".Length..], "folder"), config.ImageSize, progress, token, limits);
         if (BuiltInDataset.Find(spec) is null)
             throw new MediatorDiTException(
                 $"unknown dataset '{spec}'; expected fashion-mnist, mnist, latents:PATH (.safetensors/.npz/.npy) or folder:PATH (class sub-folders of PNGs).");
