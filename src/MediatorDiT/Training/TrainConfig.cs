@@ -95,6 +95,7 @@ public sealed record TrainConfig
         Require(CheckpointEvery > 0, $"ckpt_every must be positive, got {CheckpointEvery}.");
         Require(KeepLast > 0, $"keep_last must be positive, got {KeepLast}.");
         Require(LogEvery > 0, $"log_every must be positive, got {LogEvery}.");
+        Require(SampleEvery >= 0, $"sample_every must be 0 (off) or positive, got {SampleEvery}.");
         Require(GradClip >= 0, $"grad_clip must be 0 (off) or positive, got {GradClip}.");
         Require(Mediators.Zip(Mediators.Skip(1)).All(p => p.First < p.Second), $"mediators must increase, got {string.Join(",", Mediators)}.");
         return this;

@@ -2,13 +2,15 @@ using System.Buffers.Binary;
 using System.Text;
 using MediatorDiT.Evaluation;
 using MediatorDiT.IO;
+using MediatorDiT.Data;
 using MediatorDiT.Models;
+using MediatorDiT.Training;
 
 namespace MediatorDiT.Tests.IO;
 
 /// <summary>
 /// Seeded mutation fuzzing of the public loaders: valid small files (a PNG, an .npz of samples, a model
-/// safetensors with its config, a model config JSON, a torch.save .pt) get bit flips, byte and word
+/// safetensors with its config, a model config JSON, a torch.save .pt, a training checkpoint) get bit flips, byte and word
 /// overwrites, truncation and big numbers written into their headers, and every failure must be a
 /// <see cref="MediatorDiTException"/> with a one-sentence message. Fixed seeds and iteration counts make
 /// every run the same; a failure names the seed and iteration that reproduce it.
@@ -325,5 +327,25 @@ public sealed class LoadingFuzzTests : IDisposable
             TorchFile.LoadStateDict(path);
             ModelFiles.Load(path, family: ModelFamily.SiT);
         });
+    }
+
+    [Fact]
+    public void MutatedTrainingCheckpoints()
+    {
+        // A real 2-step run's checkpoint, loaded for resume and exported, as `mdit train --resume` and `mdit export` do.
+        string data = MediatorDiT.Tests.Training.TrainerTests.MakeData();
+        string run = Path.Combine(Path.GetDirectoryName(data)!, "run");
+        var config = MediatorDiT.Tests.Training.TrainerTests.Tiny(data, 2);
+        new Trainer().Run(config, run, false, new Trainer.Options(), CancellationToken.None);
+        var resolved = Trainer.Resolve(config, new SampleShape(2, 8, 8), 3);
+        string exported = _dir.File("exported");
+        Fuzz("0000002.safetensors", File.ReadAllBytes(TrainingCheckpoint.PathFor(run, 2)), 9, (path, _) =>
+        {
+            var network = TrainableNetwork.Create(resolved.ModelConfig!, resolved.Mediators);
+            var ema = TrainableNetwork.Create(resolved.ModelConfig!, resolved.Mediators);
+            TrainingCheckpoint.Load(path, network, ema, new AdamW(network.Parameters));
+            CheckpointExport.Export(path, useEma: true, exported);
+        }, iterations: 80);
+        Directory.Delete(Path.GetDirectoryName(data)!, recursive: true);
     }
 }
