@@ -233,25 +233,30 @@ public sealed class InputLimitsTests : IDisposable
     }
 
     [Fact]
-    public void AModelConfigSaying40000Wide_IsRefusedBeforeTheNetworkIsAllocated()
+    public void AModelConfigTooWideOrDeepForItsWeights_IsRefusedBeforeTheNetworkIsAllocated()
     {
         var config = new ModelConfig { InputSize = 4, PatchSize = 2, InChannels = 1, HiddenSize = 8, Depth = 1, NumHeads = 2, NumClasses = 3, LearnSigma = false, MediatorNum = 1 };
         var state = StateDict.FromParameters(new SiTModel(config));
         string path = _dir.File("wide.safetensors");
-        SafeTensors.Write(path, state, new Dictionary<string, string> { [ModelFiles.ConfigMetadataKey] = (config with { HiddenSize = 40_000 }).ToJson() });
+        SafeTensors.Write(path, state, new Dictionary<string, string> { [ModelFiles.ConfigMetadataKey] = (config with { HiddenSize = 8_000 }).ToJson() });
 
         long before = GC.GetAllocatedBytesForCurrentThread();
         var error = Assert.Throws<MediatorDiTException>(() => ModelFiles.Load(path));
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
 
-        Assert.Equal($"{path}: the config (hidden_size 40000, in_channels 1 and patch_size 2) does not fit 'x_embedder.proj.weight', which has shape [8, 1, 2, 2], " +
+        Assert.Equal($"{path}: the config (hidden_size 8000, in_channels 1 and patch_size 2) does not fit 'x_embedder.proj.weight', which has shape [8, 1, 2, 2], " +
                      "so it does not describe these weights.", error.Message);
         Assert.True(allocated < 16 << 20, $"{allocated} bytes were allocated to refuse the file");
 
         string deep = _dir.File("deep.safetensors");
-        SafeTensors.Write(deep, state, new Dictionary<string, string> { [ModelFiles.ConfigMetadataKey] = (config with { Depth = 100_000 }).ToJson() });
-        Assert.Equal($"{deep}: the config (depth 100000) does not fit the weights, which hold 1 blocks, so it does not describe these weights.",
+        SafeTensors.Write(deep, state, new Dictionary<string, string> { [ModelFiles.ConfigMetadataKey] = (config with { Depth = 1_000 }).ToJson() });
+        Assert.Equal($"{deep}: the config (depth 1000) does not fit the weights, which hold 1 blocks, so it does not describe these weights.",
             Assert.Throws<MediatorDiTException>(() => ModelFiles.Load(deep)).Message);
+
+        // Wider than any config may be: refused by the config's own limits, naming the field.
+        string absurd = _dir.File("absurd.safetensors");
+        SafeTensors.Write(absurd, state, new Dictionary<string, string> { [ModelFiles.ConfigMetadataKey] = (config with { HiddenSize = 40_000 }).ToJson() });
+        Assert.Contains("hidden_size must be at most 16384, got 40000", Assert.Throws<MediatorDiTException>(() => ModelFiles.Load(absurd)).Message);
     }
 
     [Fact]
