@@ -52,6 +52,21 @@ public static class FastExp
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Reduced(Vector128<float> a, out Vector128<int> n)
+    {
+        var nf = Vector128.Round(a * Vector128.Create(Log2E));
+        var r = Vector128.FusedMultiplyAdd(nf, Vector128.Create(-Ln2Hi), a);
+        r = Vector128.FusedMultiplyAdd(nf, Vector128.Create(-Ln2Lo), r);
+        var p = Vector128.FusedMultiplyAdd(Vector128.Create(P0), r, Vector128.Create(P1));
+        p = Vector128.FusedMultiplyAdd(p, r, Vector128.Create(P2));
+        p = Vector128.FusedMultiplyAdd(p, r, Vector128.Create(P3));
+        p = Vector128.FusedMultiplyAdd(p, r, Vector128.Create(P4));
+        p = Vector128.FusedMultiplyAdd(p, r, Vector128.Create(P5));
+        n = Vector128.ConvertToInt32(nf);
+        return Vector128.FusedMultiplyAdd(p, r * r, r + Vector128<float>.One);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Exp(Vector512<float> x)
     {
         var p = Reduced(Vector512.Min(Vector512.Max(x, Vector512.Create(Lowest)), Vector512.Create(Highest)), out var n);
@@ -74,6 +89,18 @@ public static class FastExp
         return Vector256.ConditionalSelect(Vector256.Equals(x, x), e, x);
     }
 
+    /// <summary>The 128-bit twin (ARM64 NEON and machines without AVX2; the same operations lane by lane).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Exp(Vector128<float> x)
+    {
+        var p = Reduced(Vector128.Min(Vector128.Max(x, Vector128.Create(Lowest)), Vector128.Create(Highest)), out var n);
+        var half = n >> 1;
+        var e = p * ((half + Vector128.Create(127)) << 23).AsSingle() * ((n - half + Vector128.Create(127)) << 23).AsSingle();
+        e = Vector128.ConditionalSelect(Vector128.LessThan(x, Vector128.Create(Lowest)), Vector128<float>.Zero, e);
+        e = Vector128.ConditionalSelect(Vector128.GreaterThan(x, Vector128.Create(Highest)), Vector128.Create(float.PositiveInfinity), e);
+        return Vector128.ConditionalSelect(Vector128.Equals(x, x), e, x);
+    }
+
     /// <summary>
     /// exp(x) for the x &lt;= 0 of a max-shifted softmax, the same polynomial without the edge handling: inputs
     /// below ln(2^-126) are raised to it (the result stays a normal float, about 1.2e-38, where exp would give
@@ -92,5 +119,13 @@ public static class FastExp
     {
         var p = Reduced(Vector256.Max(x, Vector256.Create(Lowest)), out var n);
         return p * ((n + Vector256.Create(127)) << 23).AsSingle();
+    }
+
+    /// <summary>The 128-bit twin of <see cref="ExpNonPositive(Vector512{float})"/> (the same operations lane by lane).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> ExpNonPositive(Vector128<float> x)
+    {
+        var p = Reduced(Vector128.Max(x, Vector128.Create(Lowest)), out var n);
+        return p * ((n + Vector128.Create(127)) << 23).AsSingle();
     }
 }

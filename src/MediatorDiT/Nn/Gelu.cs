@@ -37,6 +37,14 @@ public static class Gelu
                 (v / (Vector256<float>.One + FastExp.Exp(MinusTwoZ(v)))).StoreUnsafe(ref yr, (nuint)i);
             }
         }
+        else if (Vector128.IsHardwareAccelerated)
+        {
+            for (; i <= x.Length - 4; i += 4)
+            {
+                var v = Vector128.LoadUnsafe(ref xr, (nuint)i);
+                (v / (Vector128<float>.One + FastExp.Exp(MinusTwoZ(v)))).StoreUnsafe(ref yr, (nuint)i);
+            }
+        }
         for (; i < x.Length; i++)
         {
             float v = x[i];
@@ -81,6 +89,19 @@ public static class Gelu
                 (Vector256.LoadUnsafe(ref gr, (nuint)i) * d).StoreUnsafe(ref dr, (nuint)i);
             }
         }
+        else if (Vector128.IsHardwareAccelerated)
+        {
+            var twoBeta = Vector128.Create(2f * Beta);
+            var threeKappa = Vector128.Create(3f * Kappa);
+            for (; i <= x.Length - 4; i += 4)
+            {
+                var v = Vector128.LoadUnsafe(ref xr, (nuint)i);
+                var sg = Vector128<float>.One / (Vector128<float>.One + FastExp.Exp(MinusTwoZ(v)));
+                var slope = sg * (Vector128<float>.One - sg) * twoBeta * Vector128.FusedMultiplyAdd(threeKappa, v * v, Vector128<float>.One);
+                var d = Vector128.FusedMultiplyAdd(v, slope, sg);
+                (Vector128.LoadUnsafe(ref gr, (nuint)i) * d).StoreUnsafe(ref dr, (nuint)i);
+            }
+        }
         for (; i < x.Length; i++)
         {
             float v = x[i];
@@ -98,6 +119,10 @@ public static class Gelu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> MinusTwoZ(Vector256<float> v) =>
         v * Vector256.FusedMultiplyAdd(Vector256.Create(-2f * Beta * Kappa), v * v, Vector256.Create(-2f * Beta));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> MinusTwoZ(Vector128<float> v) =>
+        v * Vector128.FusedMultiplyAdd(Vector128.Create(-2f * Beta * Kappa), v * v, Vector128.Create(-2f * Beta));
 }
 
 /// <summary>Plain scalar GELU (double math) the fast one is tested against.</summary>

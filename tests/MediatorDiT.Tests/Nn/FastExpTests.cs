@@ -59,6 +59,20 @@ public class FastExpTests
     }
 
     [Fact]
+    public void Vector128_WithinTwoUlpAndEqualToTheWiderTwinLaneByLane()
+    {
+        var x = Inputs();
+        var e = new float[x.Length];
+        var e256 = new float[x.Length];
+        for (int i = 0; i < x.Length; i += 4)
+            FastExp.Exp(Vector128.Create(x.AsSpan(i, 4))).CopyTo(e.AsSpan(i, 4));
+        for (int i = 0; i < x.Length; i += 8)
+            FastExp.Exp(Vector256.Create(x.AsSpan(i, 8))).CopyTo(e256.AsSpan(i, 8));
+        AssertWithinTwoUlp(x, e, "128-bit");
+        Assert.Equal(e256, e);
+    }
+
+    [Fact]
     public void Edges()
     {
         float[] x = [float.NegativeInfinity, -1000f, -88f, 0f, 89f, 1000f, float.PositiveInfinity, float.NaN];
@@ -72,6 +86,11 @@ public class FastExpTests
         Assert.Equal(float.PositiveInfinity, e[5]);
         Assert.Equal(float.PositiveInfinity, e[6]);
         Assert.True(float.IsNaN(e[7]));
+        var e128 = new float[8];
+        FastExp.Exp(Vector128.Create(x, 0)).CopyTo(e128.AsSpan(0, 4));
+        FastExp.Exp(Vector128.Create(x, 4)).CopyTo(e128.AsSpan(4, 4));
+        Assert.Equal(e[..7], e128[..7]);
+        Assert.True(float.IsNaN(e128[7]));
         if (Vector512.IsHardwareAccelerated)
         {
             var e512 = new float[16];
@@ -95,12 +114,14 @@ public class FastExpTests
             var wide = FastExp.ExpNonPositive(Vector512.Create(x));
             var narrow0 = FastExp.ExpNonPositive(Vector256.Create(x, 0));
             var narrow1 = FastExp.ExpNonPositive(Vector256.Create(x, 8));
+            var quarter = FastExp.ExpNonPositive(Vector128.Create(x, 4));
             for (int l = 0; l < 16; l++)
             {
                 float expected = MathF.Exp(x[l]);
                 float narrow = l < 8 ? narrow0[l] : narrow1[l - 8];
                 Assert.True(Math.Abs(wide[l] - expected) <= 3e-7f * expected, $"exp({x[l]}) = {wide[l]}, MathF.Exp gives {expected}");
                 Assert.Equal(wide[l], narrow); // the same operations lane by lane
+                if (l is >= 4 and < 8) Assert.Equal(wide[l], quarter[l - 4]);
             }
         }
         // Below ln(2^-126) the result is held at the smallest normal float instead of going denormal.
