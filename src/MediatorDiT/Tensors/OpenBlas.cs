@@ -105,11 +105,11 @@ internal static unsafe class OpenBlas
             ManagedGemm.ScaleC(m, n, beta, c, ldc);
             return;
         }
-        // Blocks of whole 16-row/column groups so OpenBLAS's own tiles stay full, at least 64 rows each so
+        // Blocks of whole 16-row/column groups so OpenBLAS's own tiles stay full, at least 128 rows each so
         // each call's packing of the other operand stays a small share of its work.
         bool splitM = m >= n;
         int units = ((splitM ? m : n) + 15) / 16;
-        int chunks = ManagedGemm.WorthThreads(m, n, k) ? ParallelLoop.FixedPartsFor(units / 4) : 1;
+        int chunks = ManagedGemm.WorthThreads(m, n, k) ? ParallelLoop.FixedPartsFor(units / 8) : 1;
         if (chunks <= 1)
         {
             Call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
