@@ -16,7 +16,7 @@ public static class EvaluationBenchmark
 {
     public static string Run(int threads)
     {
-        ComputeSettings.Threads = threads;
+        ComputeContext.Raw = ComputeContext.Default with { Threads = threads };
         var sb = new StringBuilder();
         sb.AppendLine($"threads {threads}, GEMM backend {Gemm.Backend}");
 

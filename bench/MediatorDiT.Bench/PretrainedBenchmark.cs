@@ -31,7 +31,7 @@ public static class PretrainedBenchmark
 
     public static string Run(string[] args, int threads)
     {
-        ComputeSettings.Threads = threads;
+        ComputeContext.Raw = ComputeContext.Default with { Threads = threads };
         int at = Array.IndexOf(args, ChildMode);
         if (at >= 0) return Child(args[at + 1], args[at + 2]);
         return args.Contains(SpeedMode) ? Speed(threads) : Memory(threads);

@@ -12,11 +12,11 @@ using MediatorDiT.Tensors;
 int threads = args.Length > 0 && int.TryParse(args[0], out int t) ? t : Environment.ProcessorCount;
 if (args.Contains("sampling")) { Console.WriteLine(SamplingBenchmark.Run()); return; }
 if (args.Any(a => a.StartsWith("pretrained-"))) { Console.Write(PretrainedBenchmark.Run(args, threads)); return; }
-if (args.Contains("thresholds")) { ComputeSettings.Threads = threads; Console.WriteLine(ThresholdBenchmark.Run()); return; }
+if (args.Contains("thresholds")) { ComputeContext.Raw = ComputeContext.Default with { Threads = threads }; Console.WriteLine(ThresholdBenchmark.Run()); return; }
 if (args.Contains("vae")) { Console.WriteLine(VaeBenchmark.Run(threads: threads)); return; }
 if (args.Contains("train")) { Console.WriteLine(TrainingBenchmark.Run(threads)); return; }
 if (args.Contains("eval")) { Console.WriteLine(EvaluationBenchmark.Run(threads)); return; }
-if (args.Contains("gemm")) { ComputeSettings.Threads = threads; SgemmBenchmark.Report(); return; }
+if (args.Contains("gemm")) { ComputeContext.Raw = ComputeContext.Default with { Threads = threads }; SgemmBenchmark.Report(); return; }
 var options = new PerformanceOptions(threads, Quick: args.Contains("quick"), Large: !args.Contains("no-large"),
     XlMemory: !args.Contains("no-xl"), Breakdown: args.Contains("breakdown"));
 var report = PerformanceSuite.Run(options, new Progress<string>(step => Console.Error.WriteLine($"  measuring {step} ...")));

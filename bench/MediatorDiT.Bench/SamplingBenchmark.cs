@@ -58,7 +58,7 @@ public static class SamplingBenchmark
 
         var sb = new StringBuilder();
         sb.AppendLine($"SiT-S/2, 32x32x4 latents (256 tokens), random weights; SDE Euler-Maruyama, sigma diffusion, Mean last step, " +
-                      $"{numSteps} time points, batch {batch}, {ComputeSettings.Threads} threads, GEMM {Gemm.Backend}; median of the runs shown.");
+                      $"{numSteps} time points, batch {batch}, {ComputeContext.Current.Threads} threads, GEMM {Gemm.Backend}; median of the runs shown.");
         sb.AppendLine("Per-image GFLOPs per network call (1 FLOP = 1 multiply-accumulate): " +
                       string.Join(", ", mediators.Select((m, i) => $"m{m} {(ladder.FlopsPerImage[i] / 1e9).ToString("F4", inv)}")));
         sb.AppendLine("Adaptive rule: ratios 0.9 / 0.6 of the mean L1 change over steps 1-3. Steps per model: " +

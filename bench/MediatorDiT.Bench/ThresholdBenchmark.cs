@@ -42,7 +42,7 @@ public static class ThresholdBenchmark
 
         var sb = new StringBuilder();
         sb.AppendLine($"Threshold sweep, 65 pairs + the largest model alone, SiT-S/2 16x16x4 latents (64 tokens), mediators 4/16/64, " +
-                      $"random weights, SDE Euler, {numSteps} time points, {samples} samples (batch 1), {ComputeSettings.Threads} threads, GEMM {Gemm.Backend}.");
+                      $"random weights, SDE Euler, {numSteps} time points, {samples} samples (batch 1), {ComputeContext.Current.Threads} threads, GEMM {Gemm.Backend}.");
         sb.AppendLine($"{"sweep",-26} {"seconds",8} {"network calls",14}");
         sb.AppendLine($"{"shared prefixes",-26} {shared.Seconds.ToString("F2", inv),8} {shared.Runs.NetworkCalls,14}");
         sb.AppendLine($"{"independent runs",-26} {alone.Seconds.ToString("F2", inv),8} {alone.Runs.NetworkCalls,14}");

@@ -23,7 +23,7 @@ public static class TrainingBenchmark
 
     public static string Run(int threads)
     {
-        ComputeSettings.Threads = threads;
+        ComputeContext.Raw = ComputeContext.Default with { Threads = threads };
         var sb = new StringBuilder();
         double sgemm = SgemmBenchmark.MeasureGflops(1024, 1024, 1024, Gemm.Backend, threads);
         sb.AppendLine(CultureInfo.InvariantCulture, $"threads {threads}, GEMM backend {Gemm.Backend}, two-core ratio {SgemmBenchmark.TwoCoreRatio():F2}");

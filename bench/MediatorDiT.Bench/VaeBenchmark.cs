@@ -14,7 +14,7 @@ public static class VaeBenchmark
 {
     public static string Run(int imageSize = 256, int repeats = 3, int? threads = null)
     {
-        if (threads is int n) ComputeSettings.Threads = n;
+        if (threads is int n) ComputeContext.Raw = ComputeContext.Default with { Threads = n };
         var config = AutoencoderKlConfig.StableDiffusion;
         int f = config.DownsampleFactor;
         if (imageSize <= 0 || imageSize % f != 0)
@@ -46,7 +46,7 @@ public static class VaeBenchmark
         bool finite = image.Span.ToArray().All(float.IsFinite);
 
         var report = new StringBuilder();
-        report.AppendLine($"VAE decode, {imageSize}x{imageSize} px (latent 4x{h}x{h}), full-size SD config, random weights, threads {ComputeSettings.Threads}");
+        report.AppendLine($"VAE decode, {imageSize}x{imageSize} px (latent 4x{h}x{h}), full-size SD config, random weights, threads {ComputeContext.Current.Threads}");
         report.AppendLine($"  conv MACs {convMacs / 1e9:F1} G (+ attention {attentionMacs / 1e9:F2} G), weights {weightBytes / 1048576.0:F0} MiB");
         report.AppendLine($"  first run {first:F2} s, median of {times.Length} {median:F2} s -> {2.0 * convMacs / median / 1e9:F1} GFLOP/s (conv)");
         report.AppendLine($"  workspace {vae.Workspace.HeldFloats * 4 / 1048576.0:F0} MiB, process peak working set {process.PeakWorkingSet64 / 1048576.0:F0} MiB, output finite: {finite}");

@@ -41,7 +41,7 @@ public static class DemoCommand
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            if (p.GetValue(threads) is int t) ComputeSettings.Threads = t;
+            using var compute = ComputeContext.WithThreads(p.GetValue(threads)).Use();
             string outDir = p.GetValue(output)!;
             using var outFolder = FreshFolder.Create(outDir, "output folder"); // removed again if the run fails before writing to it
             string[] paths = p.GetValue(ladder) is string list ? OptionValues.Split(list) : ShippedLadder();

@@ -32,7 +32,7 @@ public static class EncodeLatentsCommand
         var limitOptions = new InputLimitOptions(command, arrays: false);
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            if (p.GetValue(threads) is int t) ComputeSettings.Threads = t;
+            using var compute = ComputeContext.WithThreads(p.GetValue(threads)).Use();
             var limits = limitOptions.Read(p);
             string outPath = CliApp.OutputFile(p.GetValue(output)!);
             if (!outPath.EndsWith(LatentExtraction.DefaultExtension, StringComparison.OrdinalIgnoreCase))

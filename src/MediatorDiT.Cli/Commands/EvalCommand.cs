@@ -33,7 +33,7 @@ public static class EvalCommand
         var limitOptions = new InputLimitOptions(command, arrays: true);
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            if (p.GetValue(threads) is int t) Tensors.ComputeSettings.Threads = t;
+            using var compute = Tensors.ComputeContext.WithThreads(p.GetValue(threads)).Use();
             var split = p.GetValue(reference)!.ToLowerInvariant() switch
             {
                 "test" => DatasetSplit.Test,

@@ -42,7 +42,7 @@ public static class RedundancyCommand
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            if (p.GetValue(threads) is int t) ComputeSettings.Threads = t;
+            using var compute = ComputeContext.WithThreads(p.GetValue(threads)).Use();
             float scale = p.GetValue(cfgScale);
             var options = new RedundancyOptions
             {

@@ -72,7 +72,7 @@ public static class SampleCommand
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            if (p.GetValue(threads) is int t) ComputeSettings.Threads = t;
+            using var compute = ComputeContext.WithThreads(p.GetValue(threads)).Use();
             float scale = p.GetValue(cfgScale);
             int worldSize = p.GetValue(world), rankValue = p.GetValue(rank);
             if (worldSize < 1 || rankValue < 0 || rankValue >= worldSize)

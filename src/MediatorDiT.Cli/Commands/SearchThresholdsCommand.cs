@@ -56,7 +56,7 @@ public static class SearchThresholdsCommand
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            if (p.GetValue(threads) is int t) ComputeSettings.Threads = t;
+            using var compute = ComputeContext.WithThreads(p.GetValue(threads)).Use();
             float scale = p.GetValue(cfgScale);
             double? budgetGflops = p.GetValue(budget);
             if (budgetGflops is double b0 && !(b0 > 0)) throw new MediatorDiTException($"--budget-gflops must be a positive number, got {b0}.");

@@ -31,7 +31,7 @@ public static class TrainClassifierCommand
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            if (p.GetValue(threads) is int t) Tensors.ComputeSettings.Threads = t;
+            using var compute = Tensors.ComputeContext.WithThreads(p.GetValue(threads)).Use();
             string name = p.GetValue(dataset)!;
             string outPath = CliApp.OutputFile(p.GetValue(output) ?? Path.Combine("models", ClassifierFiles.FileName(name)));
             var options = new ClassifierTrainingOptions

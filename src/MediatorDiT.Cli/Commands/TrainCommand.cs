@@ -37,7 +37,7 @@ public static class TrainCommand
         var limitOptions = new InputLimitOptions(command, arrays: true);
         command.SetAction((parse, token) => CliApp.Guard(() =>
         {
-            if (parse.GetValue(threads) is int t) Tensors.ComputeSettings.Threads = t;
+            using var compute = Tensors.ComputeContext.WithThreads(parse.GetValue(threads)).Use();
             string? resumeDir = parse.GetValue(resume);
             string? outDir = parse.GetValue(output);
             if (resumeDir is not null && outDir is not null && !SameFolder(resumeDir, outDir))

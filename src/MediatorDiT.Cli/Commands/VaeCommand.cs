@@ -47,7 +47,7 @@ public static class VaeCommand
         var limitOptions = new InputLimitOptions(command, arrays: false);
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            if (p.GetValue(threads) is int t) ComputeSettings.Threads = t;
+            using var compute = ComputeContext.WithThreads(p.GetValue(threads)).Use();
             var limits = limitOptions.Read(p);
             string input = p.GetValue(inputs)!, outPath = p.GetValue(output)!;
             bool images = IsImageInput(input);

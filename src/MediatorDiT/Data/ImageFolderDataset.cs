@@ -51,7 +51,7 @@ public sealed class ImageFolderDataset : IDataset
         var failures = new ConcurrentDictionary<int, string>();
         int decoded = 0;
         progress?.Report($"{folder}: decoding {files.Count} PNG files of {classNames.Length} classes at {imageSize}x{imageSize}");
-        var options = new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = ComputeSettings.Threads };
+        var options = new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = ComputeContext.Current.Threads };
         Parallel.For(0, files.Count, options, i =>
         {
             try

@@ -57,7 +57,7 @@ public static class LatentExtraction
         // Pass 1: which files decode (in parallel; nothing is kept but the verdict).
         var readable = new bool[listing.Files.Count];
         var errors = new string?[listing.Files.Count];
-        Parallel.For(0, listing.Files.Count, new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = ComputeSettings.Threads }, i =>
+        Parallel.For(0, listing.Files.Count, new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = ComputeContext.Current.Threads }, i =>
         {
             try
             {

@@ -38,6 +38,12 @@ public sealed class SiTModel : IParameterSet
 
     private bool _keepActivations = true;
 
+    /// <summary>
+    /// The compute settings (threads, GEMM backend, device) this model's forward and backward run under;
+    /// null (the default) runs under the caller's <see cref="ComputeContext.Current"/>.
+    /// </summary>
+    public ComputeContext? Compute { get; set; }
+
     /// <summary>When set, Forward keeps a copy of every block's output (for parity checks and analysis).</summary>
     public bool RecordBlockOutputs { get; set; }
     public IReadOnlyList<Tensor> BlockOutputs => _blockOutputs;
@@ -77,6 +83,7 @@ public sealed class SiTModel : IParameterSet
     /// </summary>
     public Tensor Forward(Tensor x, ReadOnlySpan<float> t, ReadOnlySpan<int> y)
     {
+        using var compute = ComputeContext.Use(Compute);
         var cfg = Config;
         if (x.Rank != 4 || x.Dim(1) != cfg.InChannels || x.Dim(2) != cfg.InputSize || x.Dim(3) != cfg.InputSize)
             throw new MediatorDiTException(
@@ -128,6 +135,7 @@ public sealed class SiTModel : IParameterSet
     /// </summary>
     public Tensor Backward(Tensor dOutput)
     {
+        using var compute = ComputeContext.Use(Compute);
         var cfg = Config;
         int b = _batch, d = cfg.HiddenSize, n = cfg.NumTokens, keep = cfg.ReturnedChannels, size = cfg.InputSize;
         int outWidth = cfg.PatchSize * cfg.PatchSize * cfg.OutChannels;

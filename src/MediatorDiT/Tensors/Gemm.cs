@@ -8,29 +8,21 @@ namespace MediatorDiT.Tensors;
 /// </summary>
 public static unsafe class Gemm
 {
-    /// <summary>Implementation used by <see cref="Sgemm"/>; MDIT_GEMM=managed|openblas|reference|auto sets the start value.</summary>
-    public static GemmBackend Backend { get; set; } = BackendFromEnvironment();
+    /// <summary>The implementation <see cref="Sgemm"/> runs in the current <see cref="ComputeContext"/>.</summary>
+    public static GemmBackend Backend => ComputeContext.Current.Gemm;
 
     /// <summary>True when a system OpenBLAS was found and loaded.</summary>
     public static bool OpenBlasAvailable => OpenBlas.Available;
 
 
-    private static GemmBackend BackendFromEnvironment() =>
-        Environment.GetEnvironmentVariable("MDIT_GEMM")?.Trim().ToLowerInvariant() switch
-        {
-            "managed" => GemmBackend.Managed,
-            "openblas" => GemmBackend.OpenBlas,
-            "reference" => GemmBackend.Reference,
-            _ => GemmBackend.Auto,
-        };
 
     /// <summary>
-    /// C = alpha * op(A) op(B) + beta * C with <see cref="Backend"/> on <see cref="ComputeSettings.Threads"/>
+    /// C = alpha * op(A) op(B) + beta * C with <see cref="Backend"/> on the current <see cref="ComputeContext"/>'s
     /// threads (products below ~32K multiply-adds, or called from inside a parallel chunk, stay on this thread).
     /// </summary>
     public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
-        => Sgemm(Backend, ComputeSettings.Threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        => Sgemm(Backend, ComputeContext.Current.Threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 
     /// <summary>As the public overload, with the backend and thread count given (tests and benchmarks).</summary>
     internal static void Sgemm(GemmBackend backend, int threads, bool transA, bool transB, int m, int n, int k, float alpha,
@@ -56,7 +48,7 @@ public static unsafe class Gemm
     public static void SgemmBatched(bool transA, bool transB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, int strideA, ReadOnlySpan<float> b, int ldb, int strideB,
         float beta, Span<float> c, int ldc, int strideC, int batch)
-        => SgemmBatched(Backend, ComputeSettings.Threads, transA, transB, m, n, k, alpha, a, lda, strideA,
+        => SgemmBatched(Backend, ComputeContext.Current.Threads, transA, transB, m, n, k, alpha, a, lda, strideA,
             b, ldb, strideB, beta, c, ldc, strideC, batch);
 
     internal static void SgemmBatched(GemmBackend backend, int threads, bool transA, bool transB, int m, int n, int k,
@@ -121,7 +113,7 @@ public static unsafe class Gemm
         long floats = (long)k * ((n + nr - 1) / nr * nr);
         float* dst = packed.Prepare(n, k, transB, v256, floats);
         fixed (float* pb = b)
-            ManagedGemm.PackWholeB(transB, n, k, pb, ldb, dst, ComputeSettings.Threads, v256);
+            ManagedGemm.PackWholeB(transB, n, k, pb, ldb, dst, ComputeContext.Current.Threads, v256);
         return true;
     }
 
@@ -143,7 +135,7 @@ public static unsafe class Gemm
         Check(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
         if (m == 0 || n == 0) return;
         fixed (float* pa = a, pc = c)
-            ManagedGemm.SgemmPackedB(transA, m, n, k, alpha, pa, lda, packed.Pointer, beta, pc, ldc, ComputeSettings.Threads, packed.Vector256);
+            ManagedGemm.SgemmPackedB(transA, m, n, k, alpha, pa, lda, packed.Pointer, beta, pc, ldc, ComputeContext.Current.Threads, packed.Vector256);
     }
 
     private static void Run(GemmBackend backend, int threads, bool transA, bool transB, int m, int n, int k, float alpha,

@@ -20,7 +20,7 @@ namespace MediatorDiT.Tensors;
 internal static unsafe class ManagedGemm
 {
     /// <summary>Use the 256-bit kernel even where AVX-512 is available (tests compare both paths).</summary>
-    internal static bool ForceVector256 { get; set; } = Environment.GetEnvironmentVariable("MDIT_DISABLE_AVX512") == "1";
+    internal static bool ForceVector256 => ComputeContext.Current.Vector256Only;
 
     /// <summary>True when the 512-bit kernel is used by default on this machine.</summary>
     internal static bool Uses512 => Vector512.IsHardwareAccelerated && !ForceVector256;
@@ -919,6 +919,8 @@ internal sealed class ParallelChunks : IThreadPoolWorkItem
 
     private readonly Action<int> _body;
     private readonly int _count;
+    // The owner's compute context, entered by helper threads while they run chunks of this region.
+    private readonly ComputeContext? _context = ComputeContext.Raw;
     private int _next, _done;
     private Exception? _error;
 
@@ -959,6 +961,8 @@ internal sealed class ParallelChunks : IThreadPoolWorkItem
     {
         bool outer = t_inRegion;
         t_inRegion = true;
+        var outerContext = ComputeContext.Raw;
+        ComputeContext.Raw = _context;
         try
         {
             int i;
@@ -969,6 +973,10 @@ internal sealed class ParallelChunks : IThreadPoolWorkItem
                 finally { Interlocked.Increment(ref _done); }
             }
         }
-        finally { t_inRegion = outer; }
+        finally
+        {
+            t_inRegion = outer;
+            ComputeContext.Raw = outerContext;
+        }
     }
 }

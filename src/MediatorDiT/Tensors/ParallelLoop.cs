@@ -2,7 +2,7 @@ namespace MediatorDiT.Tensors;
 
 /// <summary>
 /// Coarse parallel loops over independent work items (batch x heads, images), capped at
-/// <see cref="ComputeSettings.Threads"/>. Runs inline when one thread or one item would do, or when
+/// the current <see cref="ComputeContext.Threads"/>. Runs inline when one thread or one item would do, or when
 /// already inside a parallel region (nested loops and products stay on their thread).
 /// </summary>
 public static class ParallelLoop
@@ -27,7 +27,7 @@ public static class ParallelLoop
 
     public static void For(int count, Action<int> body)
     {
-        int threads = Math.Min(ComputeSettings.Threads, count);
+        int threads = Math.Min(ComputeContext.Current.Threads, count);
         if (threads <= 1 || ParallelChunks.InRegion)
         {
             for (int i = 0; i < count; i++) body(i);

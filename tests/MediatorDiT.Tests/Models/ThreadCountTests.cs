@@ -14,8 +14,8 @@ public class ThreadCountTests
 {
     private static (float[] Output, float[][] Grads) Run(ModelConfig config, int threads)
     {
-        int saved = ComputeSettings.Threads;
-        ComputeSettings.Threads = threads;
+        var saved = ComputeContext.Raw;
+        ComputeContext.Raw = ComputeContext.Default with { Threads = threads };
         try
         {
             var work = new ModelWorkload(config, batch: 4, seed: 7);
@@ -27,7 +27,7 @@ public class ThreadCountTests
             var grads = work.Model.Parameters.Where(p => p.Trainable).Select(p => p.Grad!.Span.ToArray()).ToArray();
             return (output.Span.ToArray(), grads);
         }
-        finally { ComputeSettings.Threads = saved; }
+        finally { ComputeContext.Raw = saved; }
     }
 
     private static Tensor RandomInput(ModelConfig config, int batch)

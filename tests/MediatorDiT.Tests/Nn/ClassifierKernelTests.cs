@@ -37,12 +37,12 @@ public class ClassifierKernelTests
         ReferenceConv2dBackward.Backward(x, w, dy, expectedDw, expectedDb, expectedDx, g, batch, height, width);
 
         var workspace = new Conv2dWorkspace();
-        int saved = ComputeSettings.Threads;
+        var saved = ComputeContext.Raw;
         try
         {
             foreach (int threads in new[] { 1, 2, 3 })
             {
-                ComputeSettings.Threads = threads;
+                ComputeContext.Raw = ComputeContext.Default with { Threads = threads };
                 var y = new float[dy.Length];
                 y.AsSpan().Fill(float.NaN);
                 Conv2dBatch.Forward(x, w, b, y, g, batch, height, width, workspace);
@@ -66,7 +66,7 @@ public class ClassifierKernelTests
         }
         finally
         {
-            ComputeSettings.Threads = saved;
+            ComputeContext.Raw = saved;
         }
     }
 

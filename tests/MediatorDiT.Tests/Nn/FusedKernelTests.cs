@@ -111,8 +111,8 @@ public class FusedKernelTests
 
     private static float[][] RunAttention(IAttention attn, int batch, int tokens, int dim, int threads)
     {
-        int saved = ComputeSettings.Threads;
-        ComputeSettings.Threads = threads;
+        var saved = ComputeContext.Raw;
+        ComputeContext.Raw = ComputeContext.Default with { Threads = threads };
         try
         {
             var rng = new RandomSource(41);
@@ -133,7 +133,7 @@ public class FusedKernelTests
         }
         finally
         {
-            ComputeSettings.Threads = saved;
+            ComputeContext.Raw = saved;
         }
     }
 
@@ -155,8 +155,8 @@ public class FusedKernelTests
     [Fact]
     public void ParallelLoopVisitsEveryItemOnceAtAnyLength()
     {
-        int saved = ComputeSettings.Threads;
-        ComputeSettings.Threads = 2;
+        var saved = ComputeContext.Raw;
+        ComputeContext.Raw = ComputeContext.Default with { Threads = 2 };
         try
         {
             foreach (int count in new[] { 0, 1, 3, 32, 33, 1000 })
@@ -168,7 +168,7 @@ public class FusedKernelTests
         }
         finally
         {
-            ComputeSettings.Threads = saved;
+            ComputeContext.Raw = saved;
         }
     }
 }
@@ -188,15 +188,15 @@ public class AdaLayerNormTests
         var mod = TestData.Gaussian(batch * 3 * dim, 52);
         var norm = new AdaLayerNorm(dim);
         var y = new Tensor(rows, dim);
-        int saved = ComputeSettings.Threads;
-        ComputeSettings.Threads = 2;
+        var saved = ComputeContext.Raw;
+        ComputeContext.Raw = ComputeContext.Default with { Threads = 2 };
         try
         {
             norm.Forward(new Tensor(x, rows, dim), new Tensor(mod, batch, 3 * dim), dim, 2 * dim, y, batch);
         }
         finally
         {
-            ComputeSettings.Threads = saved;
+            ComputeContext.Raw = saved;
         }
         var xhat = new float[x.Length];
         ReferenceLayerNorm.Forward(x, xhat, new float[rows], new float[rows], rows, dim);
@@ -215,12 +215,12 @@ public class AdaLayerNormTests
     [Fact]
     public void RowBlocksCoverEveryRowOnceWithBoundedSizesWhateverTheThreadCount()
     {
-        int saved = ComputeSettings.Threads;
+        var saved = ComputeContext.Raw;
         try
         {
             foreach (int rows in new[] { 1, 31, 256, 1000, 2048, 4096 * 2 })
             {
-                ComputeSettings.Threads = 1;
+                ComputeContext.Raw = ComputeContext.Default with { Threads = 1 };
                 var blocks = RowBlocks.For(rows).ToArray();
                 Assert.Equal(0, blocks[0].Start);
                 Assert.Equal(rows, blocks[^1].End);
@@ -232,11 +232,11 @@ public class AdaLayerNormTests
                 // The blocks are GEMM shapes: the same on any thread count (OpenBLAS's sums depend on them).
                 foreach (int threads in new[] { 2, 16 })
                 {
-                    ComputeSettings.Threads = threads;
+                    ComputeContext.Raw = ComputeContext.Default with { Threads = threads };
                     Assert.Equal(blocks, RowBlocks.For(rows).ToArray());
                 }
             }
         }
-        finally { ComputeSettings.Threads = saved; }
+        finally { ComputeContext.Raw = saved; }
     }
 }

@@ -117,8 +117,8 @@ public class MediatorCoreKernelTests
         const int batch = 3, dim = 96, heads = 3;
         float[] Forward(int threads)
         {
-            int saved = ComputeSettings.Threads;
-            ComputeSettings.Threads = threads;
+            var saved = ComputeContext.Raw;
+            ComputeContext.Raw = ComputeContext.Default with { Threads = threads };
             try
             {
                 var attn = new MediatorAttention("a.", dim, heads, grid, mediators);
@@ -130,7 +130,7 @@ public class MediatorCoreKernelTests
                 attn.Forward(x, y, batch);
                 return y.Span.ToArray();
             }
-            finally { ComputeSettings.Threads = saved; }
+            finally { ComputeContext.Raw = saved; }
         }
         var one = Forward(1);
         Assert.True(one.AsSpan().SequenceEqual(Forward(2)), "the forward differs between 1 and 2 threads");

@@ -52,12 +52,12 @@ public class ThreadInvarianceTests
         var dy = TestData.Gaussian(batch * g.OutChannels * h * w, 7);
         var xBig = new Tensor(TestData.Gaussian(g.InChannels * bigH * bigW, 8), 1, g.InChannels, bigH, bigW);
         var results = new List<float[][]>();
-        int saved = ComputeSettings.Threads;
+        var saved = ComputeContext.Raw;
         try
         {
             foreach (int threads in new[] { 1, 2, 3 })
             {
-                ComputeSettings.Threads = threads;
+                ComputeContext.Raw = ComputeContext.Default with { Threads = threads };
                 var y = new float[dy.Length];
                 Conv2dBatch.Forward(x, weight, bias, y, g, batch, h, w, new Conv2dWorkspace());
                 var dw = new float[weight.Length];
@@ -71,7 +71,7 @@ public class ThreadInvarianceTests
                 results.Add([y, dw, db, dx, yBig.Span.ToArray()]);
             }
         }
-        finally { ComputeSettings.Threads = saved; }
+        finally { ComputeContext.Raw = saved; }
         string[] names = ["batched forward", "dW", "db", "dx", "large-image forward"];
         for (int t = 1; t < results.Count; t++)
         for (int i = 0; i < names.Length; i++)

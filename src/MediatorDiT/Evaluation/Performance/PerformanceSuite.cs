@@ -34,9 +34,9 @@ public static class PerformanceSuite
     public static PerformanceReport Run(PerformanceOptions options, IProgress<string>? progress = null, CancellationToken cancel = default)
     {
         int threads = Math.Max(1, options.Threads);
-        int saved = ComputeSettings.Threads;
-        ComputeSettings.Threads = threads;
-        try
+        var context = ComputeContext.Current with { Threads = threads };
+        var oneThread = context with { Threads = 1 };
+        using var compute = context.Use();
         {
             var report = new PerformanceReport
             {
@@ -90,7 +90,7 @@ public static class PerformanceSuite
             progress?.Report("threads: forward full, batch 4, 1 thread vs " + threads);
             if (threads > 1)
             {
-                void One() { ComputeSettings.Threads = 1; fFull.Forward(); ComputeSettings.Threads = threads; }
+                void One() { using (oneThread.Use()) fFull.Forward(); }
                 var scaling = Interleaved(options, cancel, One, fFull.Forward);
                 report.ThreadSpeedup = scaling.Ratio(0, 1);
             }
@@ -127,10 +127,6 @@ public static class PerformanceSuite
             }
 
             return report;
-        }
-        finally
-        {
-            ComputeSettings.Threads = saved;
         }
     }
 
@@ -225,8 +221,7 @@ public static class PerformanceSuite
     /// </summary>
     private static IReadOnlyList<OpTime> Profile(Action step, int repeats)
     {
-        int saved = ComputeSettings.Threads;
-        ComputeSettings.Threads = 1;
+        using var compute = (ComputeContext.Current with { Threads = 1 }).Use();
         OpProfiler.Reset();
         OpProfiler.ThreadCpuTime = true;
         step();
@@ -240,7 +235,6 @@ public static class PerformanceSuite
         finally
         {
             OpProfiler.Enabled = false;
-            ComputeSettings.Threads = saved;
         }
         double total = (double)(OpProfiler.Now() - t0) / Stopwatch.Frequency;
         OpProfiler.ThreadCpuTime = false;
