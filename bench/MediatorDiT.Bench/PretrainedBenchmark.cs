@@ -6,6 +6,7 @@ using MediatorDiT.Evaluation;
 using MediatorDiT.IO;
 using MediatorDiT.Models;
 using MediatorDiT.Models.Vae;
+using MediatorDiT.Sampling;
 using MediatorDiT.Tensors;
 
 namespace MediatorDiT.Bench;
@@ -95,7 +96,7 @@ public static class PretrainedBenchmark
         var rng = new RandomSource(3);
         var z = new Tensor(1, 4, 32, 32);
         rng.FillGaussian(z.Span);
-        var latents = DitSampling.Sample(GaussianDiffusion.Create("ddim3"), model, z, [207], 4f, new SeededDiffusionNoise(rng), ddim: true);
+        var latents = new DiffusionSampler(GaussianDiffusion.Create("ddim3"), ddim: true).Sample(ModelLadder.FromModel(model, ClassifierFreeGuidance.ForModel(4f, model.Config.InChannels)), z, [207], new GaussianNoiseSource(rng)).Samples;
         double sampling = clock.Elapsed.TotalSeconds;
         process.Refresh();
         long afterSampling = process.PeakWorkingSet64;

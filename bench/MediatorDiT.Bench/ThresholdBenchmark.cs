@@ -22,7 +22,7 @@ public static class ThresholdBenchmark
         int[] mediators = [4, 16, 64];
         var models = mediators.Select((m, i) => SamplingBenchmark.RandomModel(ModelRegistry.Get("SiT-S/2", 128, m), seed + (ulong)i)).ToArray();
         var ladder = ModelLadder.FromModels(models);
-        var sampler = ThresholdSampler.Sde(new SdeSampler(new Transport(), new SdeSamplerOptions { NumSteps = numSteps }));
+        var sampler = (ISampler)(new SdeSampler(new Transport(), new SdeSamplerOptions { NumSteps = numSteps }));
         var options = new ThresholdSearchOptions { Samples = samples, Seed = seed, ReferenceSteps = 3 };
 
         (SweepRuns Runs, double Seconds) Time(bool share)

@@ -5,6 +5,7 @@ using MediatorDiT.Data;
 using MediatorDiT.Evaluation;
 using MediatorDiT.IO;
 using MediatorDiT.Models;
+using MediatorDiT.Pipelines;
 using MediatorDiT.Sampling;
 using MediatorDiT.Tensors;
 
@@ -18,9 +19,6 @@ namespace MediatorDiT.Cli.Commands;
 /// </summary>
 public static class DemoCommand
 {
-    /// <summary>The shipped ladder, under models/ (found as the shipped classifiers are).</summary>
-    public const string LadderFolder = "fashion-mnist-ladder";
-    private static readonly string[] LadderFiles = ["m4.safetensors", "m16.safetensors", "m64.safetensors"];
     private const int Scale = 3;
 
     public static Command Create()
@@ -28,7 +26,7 @@ public static class DemoCommand
         var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "demo" };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
         var perClass = new Option<int>("--per-class") { Description = "images per class (one row per class)", DefaultValueFactory = _ => 8 }.AtLeast(1);
-        var steps = new Option<int>("--steps") { Description = "time points of the SDE", DefaultValueFactory = _ => LadderDemoOptions.DefaultSteps }.TimePoints();
+        var steps = new Option<int>("--steps") { Description = "time points of the SDE", DefaultValueFactory = _ => GenerationOptions.DefaultTransportSteps }.TimePoints();
         var ratios = new Option<string?>("--ratios") { Description = "switch ratios (default: schedule.json beside the ladder, else 0.9,0.6)" };
         var first = new Option<int?>("--first") { Description = "reference steps of the schedule (default: schedule.json beside the ladder, else 3)" };
         var threads = new Option<int?>("--threads").Threads();
@@ -41,10 +39,11 @@ public static class DemoCommand
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            using var compute = ComputeContext.WithThreads(p.GetValue(threads)).Use();
+            var compute = ComputeContext.WithThreads(p.GetValue(threads));
+            using var computeScope = compute.Use();
             string outDir = p.GetValue(output)!;
             using var outFolder = FreshFolder.Create(outDir, "output folder"); // removed again if the run fails before writing to it
-            string[] paths = p.GetValue(ladder) is string list ? OptionValues.Split(list) : ShippedLadder();
+            string[] paths = p.GetValue(ladder) is string list ? OptionValues.Split(list) : [.. DiffusionPipeline.ShippedLadderPaths()];
             if (paths.Length < 2)
                 throw new MediatorDiTException($"--ladder names {paths.Length} weight file; the demo compares a ladder of 2 or more models with its largest one.");
 
@@ -62,40 +61,32 @@ public static class DemoCommand
                 model = ImageClassifier.Load(classifierPath);
             }
 
-            var models = paths.Select(path => ModelFiles.Load(path)).ToArray();
-            foreach (var m in models) m.KeepActivations = false; // sampling needs no backward: one block of activations
-            var modelLadder = ModelLadder.FromModels(models);
-            var cfg = models[0].Config;
+            var pipeline = DiffusionPipeline.LoadLadder(paths, new PipelineLoadOptions { Compute = compute });
+            var cfg = pipeline.Config;
             if (cfg.InChannels is not (1 or 3) || cfg.InputSize != model.Config.ImageSize)
                 throw new MediatorDiTException($"{paths[0]} makes {cfg.InChannels}-channel {cfg.InputSize}x{cfg.InputSize} samples, but the classifier {classifierPath} takes {model.Config.ImageSize}x{model.Config.ImageSize} images; the demo needs a pixel-space ladder of the classifier's dataset.");
 
             // Schedule: options, else schedule.json beside the ladder (written from a threshold search), else the defaults.
-            string schedulePath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(paths[0]))!, ScheduleFile.FileName);
-            var stored = ScheduleFile.TryRead(schedulePath);
-            IReadOnlyList<double>? ratioValues = p.GetValue(ratios) is string rs ? OptionValues.Split(rs).Select(v => OptionValues.Number(v, "--ratios")).ToArray() : stored?.Ratios;
-            int firstSteps = p.GetValue(first) ?? stored?.First ?? LadderDemoOptions.DefaultFirst;
-            string source = p.GetValue(ratios) is null && p.GetValue(first) is null
-                ? stored is null ? "defaults" : schedulePath
-                : stored is null ? "options" : $"options over {schedulePath}";
             var options = new LadderDemoOptions
             {
-                PerClass = p.GetValue(perClass), Steps = p.GetValue(steps), Ratios = ratioValues, First = firstSteps, Seed = p.GetValue(seed),
+                PerClass = p.GetValue(perClass), Steps = p.GetValue(steps), Seed = p.GetValue(seed), First = p.GetValue(first),
+                Ratios = p.GetValue(ratios) is string rs ? OptionValues.Split(rs).Select(v => OptionValues.Number(v, "--ratios")).ToArray() : null,
             }.Validate();
 
-            var names = models.Select(m => m.Config.Attention == AttentionKind.Full ? "full" : $"m{m.Config.MediatorNum}").ToArray();
-            var classNames = DatasetClassNames.For(dataset, modelLadder.NumClasses);
+            var names = pipeline.ModelNames.ToArray();
+            var classNames = DatasetClassNames.For(dataset, pipeline.NumClasses);
             var inv = CultureInfo.InvariantCulture;
             Console.Error.WriteLine($"ladder {string.Join(", ", paths)}");
             Console.Error.WriteLine($"classifier {classifierPath}");
             using var renderer = ProgressRenderer.Create(p.GetValue(noProgress));
             var progress = new ImmediateProgress<LadderDemoProgress>(s => renderer.Report(s.StepsDone, s.StepCount, s.Run == "dynamic" ? "dynamic schedule" : $"{names[^1]} alone"));
-            var result = LadderDemo.Run(modelLadder, model, options, progress, token);
+            var result = LadderDemo.Run(pipeline, model, options, progress, token);
             renderer.Done();
             var (picture, record) = LadderDemoReport.Write(outDir, result, paths, names, classNames, Scale);
 
             string dynName = $"dynamic {string.Join("-", names)}", aloneName = $"{names[^1]} alone";
             Console.WriteLine(string.Create(inv, $"{result.Labels.Length} images ({options.PerClass} per class), SDE Euler, {options.Steps} time points, seed {options.Seed}"));
-            Console.WriteLine(string.Create(inv, $"schedule: ratios {string.Join(",", result.SwitchRatios.Select(r => r.ToString("R", inv)))}, first {options.First} ({source})"));
+            Console.WriteLine(string.Create(inv, $"schedule: ratios {string.Join(",", result.SwitchRatios.Select(r => r.ToString("R", inv)))}, first {result.First} ({result.ScheduleSource})"));
             Console.WriteLine($"{"",-24} {"GFLOPs/image",13} {"wall s",8} {"class agreement",16}");
             Console.WriteLine(string.Create(inv, $"{dynName,-24} {result.Dynamic.FlopsPerImage / 1e9,13:F3} {result.Dynamic.WallSeconds,8:F2} {result.Dynamic.ClassAgreement,16:F4}"));
             Console.WriteLine(string.Create(inv, $"{aloneName,-24} {result.Largest.FlopsPerImage / 1e9,13:F3} {result.Largest.WallSeconds,8:F2} {result.Largest.ClassAgreement,16:F4}"));
@@ -107,19 +98,5 @@ public static class DemoCommand
             return 0;
         }, token));
         return command;
-    }
-
-    /// <summary>The shipped ladder's three files, or a clear error naming where they were looked for.</summary>
-    private static string[] ShippedLadder()
-    {
-        string largest = Path.Combine(LadderFolder, LadderFiles[^1]);
-        if (ShippedModels.TryFind(largest, out var looked) is not string found)
-            throw new MediatorDiTException($"the shipped ladder models/{LadderFolder}/ was not found (looked for {string.Join(", ", looked)}); pass --ladder m4.safetensors,m16.safetensors,m64.safetensors, set {ShippedModels.ModelsDirVariable}, or train one with `mdit train --config configs/fashion-mnist/shared.json`.");
-        string folder = Path.GetDirectoryName(found)!;
-        var paths = LadderFiles.Select(f => Path.Combine(folder, f)).ToArray();
-        foreach (var path in paths)
-            if (!File.Exists(path))
-                throw new MediatorDiTException($"the shipped ladder in {folder} is incomplete: {Path.GetFileName(path)} is missing (expected {string.Join(", ", LadderFiles)}); pass --ladder W1,W2,W3.");
-        return paths;
     }
 }

@@ -5,6 +5,7 @@ using MediatorDiT.Diffusion;
 using MediatorDiT.Evaluation;
 using MediatorDiT.IO;
 using MediatorDiT.Models;
+using MediatorDiT.Pipelines;
 using MediatorDiT.Sampling;
 using MediatorDiT.Tensors;
 
@@ -42,7 +43,8 @@ public static class RedundancyCommand
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            using var compute = ComputeContext.WithThreads(p.GetValue(threads)).Use();
+            var compute = ComputeContext.WithThreads(p.GetValue(threads));
+            using var computeScope = compute.Use();
             float scale = p.GetValue(cfgScale);
             var options = new RedundancyOptions
             {
@@ -56,34 +58,27 @@ public static class RedundancyCommand
             string[] paths = p.GetValue(ladder) is string l ? OptionValues.Split(l)
                 : p.GetValue(checkpoint) is string c ? [c]
                 : throw new MediatorDiTException("give --checkpoint W or --ladder W1,W2,...");
-            var models = paths.Select(path => ModelFiles.Load(path, p.GetValue(config))).ToArray();
-            var guidance = scale > 1f ? ClassifierFreeGuidance.ForModel(scale, models[0].Config.InChannels) : null;
-            IModelSchedule? schedule = null;
-            if (models.Length > 1)
-            {
-                schedule = p.GetValue(switchAt) is string fractions
-                    ? new FixedModelSchedule(OptionValues.Split(fractions).Select(v => OptionValues.Number(v)).ToArray())
-                    : new AdaptiveModelSchedule(
-                        p.GetValue(ratios) is string rs ? OptionValues.Split(rs).Select(v => OptionValues.Number(v)).ToArray()
-                            : models.Length == 3 ? [0.9, 0.6] : Enumerable.Range(0, models.Length - 1).Select(i => 0.9 - 0.3 * i).ToArray(),
-                        p.GetValue(first), StateDistance.MeanAbsolute, DecisionScope.BatchMean);
-            }
-
-            var transport = new Transport();
+            var pipeline = DiffusionPipeline.LoadLadder(paths, new PipelineLoadOptions { ConfigPath = p.GetValue(config), Compute = compute });
+            var models = pipeline.Models;
             string modeName = p.GetValue(mode)!.ToLowerInvariant();
-            var rng = new RandomSource(p.GetValue(seed));
-            RedundancyAnalysis.SampleBatch sample = modeName switch
+            if (modeName is not ("sde" or "ode")) throw new MediatorDiTException($"--mode must be sde or ode, got '{p.GetValue(mode)}'.");
+            string methodName = p.GetValue(method) ?? "euler"; // one evaluation per step for both modes
+            var generation = new GenerationOptions
             {
-                "sde" => SdeBatch(new SdeSampler(transport, new SdeSamplerOptions
-                {
-                    Method = OptionValues.Enum<SdeMethod>(p.GetValue(method) ?? "euler", "--method"), NumSteps = p.GetValue(steps),
-                }.Validate()), rng),
-                "ode" => OdeBatch(new OdeSampler(transport, new OdeSamplerOptions
-                {
-                    Method = OptionValues.Enum<OdeMethod>(p.GetValue(method) ?? "euler", "--method"), NumSteps = p.GetValue(steps),
-                }.Validate())),
-                _ => throw new MediatorDiTException($"--mode must be sde or ode, got '{p.GetValue(mode)}'."),
-            };
+                Sampler = modeName == "sde" ? SamplerKind.Sde : SamplerKind.Ode,
+                Steps = p.GetValue(steps),
+                SdeMethod = modeName == "sde" ? OptionValues.Enum<SdeMethod>(methodName, "--method") : SdeMethod.Euler,
+                OdeMethod = modeName == "ode" ? OptionValues.Enum<OdeMethod>(methodName, "--method") : OdeMethod.Euler,
+                GuidanceScale = scale,
+                Schedule = p.GetValue(switchAt) is string fractions
+                    ? new ScheduleChoice.Fixed(OptionValues.Split(fractions).Select(v => OptionValues.Number(v, "--switch-at")).ToArray())
+                    : new ScheduleChoice.Dynamic(p.GetValue(ratios) is string rs ? OptionValues.Split(rs).Select(v => OptionValues.Number(v, "--ratios")).ToArray() : null,
+                        p.GetResult(first) is { Implicit: false } ? p.GetValue(first) : null),
+            }.Validate();
+            var (schedule, _) = pipeline.CreateSchedule(generation);
+            var sample = pipeline.CreateSampler(generation);
+            var guidance = pipeline.GuidanceFor(generation);
+            var rng = new RandomSource(p.GetValue(seed));
 
             using var renderer = ProgressRenderer.Create(p.GetValue(noProgress));
             var progress = new ImmediateProgress<RedundancyProgress>(r =>
@@ -94,7 +89,7 @@ public static class RedundancyCommand
             string csv = Path.Combine(outDir, "redundancy.csv");
             RedundancyAnalysis.WriteCsv(csv, points);
             var cfg = models[0].Config;
-            string name = models.Length > 1 ? $"ladder of {models.Length} models"
+            string name = models.Count > 1 ? $"ladder of {models.Count} models"
                 : cfg.Attention == AttentionKind.Full ? "full attention" : $"{cfg.MediatorNum} mediators";
             var (curves, heat) = RedundancyAnalysis.Plots(points, name);
             SvgPlot.Write(Path.Combine(outDir, "redundancy-layers.svg"), curves);
@@ -107,11 +102,4 @@ public static class RedundancyCommand
         }, token));
         return command;
     }
-
-    private static RedundancyAnalysis.SampleBatch SdeBatch(SdeSampler sampler, RandomSource rng) =>
-        (ladder, z, y, schedule, progress, token) =>
-            sampler.Sample(ladder, z, y, new GaussianNoiseSource(rng), schedule, progress: progress, cancellationToken: token);
-
-    private static RedundancyAnalysis.SampleBatch OdeBatch(OdeSampler sampler) =>
-        (ladder, z, y, schedule, progress, token) => sampler.Sample(ladder, z, y, schedule, progress: progress, cancellationToken: token);
 }

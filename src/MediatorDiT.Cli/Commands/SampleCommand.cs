@@ -8,7 +8,7 @@ using MediatorDiT.Diffusion;
 using MediatorDiT.Evaluation;
 using MediatorDiT.IO;
 using MediatorDiT.Models;
-using MediatorDiT.Models.Vae;
+using MediatorDiT.Pipelines;
 using MediatorDiT.Sampling;
 using MediatorDiT.Tensors;
 
@@ -72,151 +72,94 @@ public static class SampleCommand
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            using var compute = ComputeContext.WithThreads(p.GetValue(threads)).Use();
-            float scale = p.GetValue(cfgScale);
-            int worldSize = p.GetValue(world), rankValue = p.GetValue(rank);
-            if (worldSize < 1 || rankValue < 0 || rankValue >= worldSize)
-                throw new MediatorDiTException($"--rank {rankValue} must be in [0, --world-size {worldSize}).");
             string outDir = p.GetValue(output)!;
             using var outFolder = FreshFolder.Create(outDir, "output folder"); // removed again if the run fails before writing to it
-
             string[] paths = p.GetValue(ladder) is string l ? OptionValues.Split(l)
                 : p.GetValue(checkpoint) is string c ? [c]
                 : throw new MediatorDiTException("give --checkpoint W or --ladder W1,W2,...");
-            ModelFamily? familyOption = p.GetValue(family) is string fam ? ModelFamilies.Parse(fam, "--family") : null;
-            var models = paths.Select(path => ModelFiles.Load(path, p.GetValue(config), family: familyOption, numHeads: p.GetValue(numHeads))).ToArray();
-            foreach (var m in models) m.KeepActivations = false; // sampling needs no backward: one block of activations
-            var guidance = sampler.Guidance(p, models[0].Config.InChannels);
-            var cfg = models[0].Config;
+            var pipeline = DiffusionPipeline.LoadLadder(paths, new PipelineLoadOptions
+            {
+                ConfigPath = p.GetValue(config),
+                Family = p.GetValue(family) is string fam ? ModelFamilies.Parse(fam, "--family") : null,
+                NumHeads = p.GetValue(numHeads),
+                VaePath = p.GetValue(vae),
+                Compute = ComputeContext.WithThreads(p.GetValue(threads)),
+            });
+            var cfg = pipeline.Config;
             bool dit = cfg.Family == ModelFamily.DiT;
-            // DiT's network returns 2C channels and is driven by the Gaussian diffusion, not the transport ladder.
-            var modelLadder = dit ? null : ModelLadder.FromModels(models, guidance);
-            double[] flopsPerCall = dit ? [FlopCounter.Count(cfg).PerImage * (scale > 1f ? 2 : 1)] : [.. modelLadder!.FlopsPerImage];
-            int nativeSize = ModelConfigInference.ImageSize(cfg);
-            if (p.GetValue(imageSize) is int askedSize && askedSize != nativeSize)
+            if (p.GetValue(imageSize) is int askedSize && askedSize != pipeline.ImageSize)
                 throw new MediatorDiTException(
-                    $"--image-size {askedSize}: {paths[0]} generates {nativeSize}x{nativeSize} images only (its position embedding holds a {cfg.GridSize}x{cfg.GridSize} token grid of patch {cfg.PatchSize}{(cfg.InChannels is 1 or 3 ? "" : " on a /8 latent")}); use a checkpoint trained at {askedSize} px.");
-            if (dit && models.Length > 1)
+                    $"--image-size {askedSize}: {paths[0]} generates {pipeline.ImageSize}x{pipeline.ImageSize} images only (its position embedding holds a {cfg.GridSize}x{cfg.GridSize} token grid of patch {cfg.PatchSize}{(pipeline.IsPixelSpace ? "" : " on a /8 latent")}); use a checkpoint trained at {askedSize} px.");
+            if (dit && paths.Length > 1)
                 throw new MediatorDiTException("a mediator ladder is sampled with SiT's transport; DiT checkpoints take --checkpoint W (one model).");
-            foreach (var (path, model) in paths.Zip(models))
-                Console.Error.WriteLine($"{path}: {Describe(model.Config)}");
-            GaussianDiffusion? diffusion = null;
-            if (dit)
-            {
-                if (p.GetValue(noiseFile) is not null && p.GetValue(ddim) is not null && p.GetValue(eta) == 0f)
-                    throw new MediatorDiTException("--noise-file replays the draws of ancestral sampling or of DDIM with --eta above 0; DDIM with --eta 0 uses no noise after z (give z with --initial-noise).");
-                int ditSteps = p.GetValue(ddim) ?? p.GetValue(diffusionSteps);
-                if (ditSteps < 1 || ditSteps > 1000)
-                    throw new MediatorDiTException($"{(p.GetValue(ddim) is null ? "--diffusion-steps" : "--ddim")} must be in 1..1000, got {ditSteps}.");
-                diffusion = GaussianDiffusion.Create(p.GetValue(ddim) is int n ? $"ddim{n}" : ditSteps.ToString(CultureInfo.InvariantCulture), learnSigma: cfg.LearnSigma);
-            }
-            else if (p.GetValue(ddim) is not null)
-            {
+            if (!dit && p.GetValue(ddim) is not null)
                 throw new MediatorDiTException("--ddim applies to DiT checkpoints (Gaussian diffusion); SiT samples with --mode sde|ode.");
-            }
+            if (dit && p.GetValue(noiseFile) is not null && p.GetValue(ddim) is not null && p.GetValue(eta) == 0f)
+                throw new MediatorDiTException("--noise-file replays the draws of ancestral sampling or of DDIM with --eta above 0; DDIM with --eta 0 uses no noise after z (give z with --initial-noise).");
+            _ = sampler.Guidance(p, cfg.InChannels); // refuses --cfg-all-channels false on models of fewer than 3 channels
+            foreach (var (path, model) in paths.Zip(pipeline.Models))
+                Console.Error.WriteLine($"{path}: {Describe(model.Config)}");
 
-            IModelSchedule? schedule = null;
-            if (models.Length > 1)
+            var options = sampler.Generation(p, new GenerationOptions()) with
             {
-                if (p.GetValue(switchAt) is string fractions)
-                    schedule = new FixedModelSchedule(OptionValues.Split(fractions).Select(v => OptionValues.Number(v)).ToArray());
-                else
+                Labels = p.GetValue(labels) is string ls ? OptionValues.Integers(ls, "--labels", "comma-separated class numbers such as 0,3,7") : [],
+                NumImages = p.GetValue(numImages),
+                BatchSize = p.GetValue(batch),
+                Seed = p.GetValue(seed),
+                Rank = p.GetValue(rank),
+                WorldSize = p.GetValue(world),
+                Schedule = sampler.Schedule(p, p.GetValue(switchAt), p.GetValue(ratios), p.GetValue(perSample)),
+                InitialNoise = p.GetValue(initialNoise) is string zf ? SafeTensors.Read(zf).GetFloat("z") : null,
+                NoiseDraws = p.GetValue(noiseFile) is string nf ? SafeTensors.Read(nf).GetFloat("noise") : null,
+                NoiseDrawsName = $"--noise-file {p.GetValue(noiseFile)}",
+                Decode = pipeline.Vae is not null,
+            };
+            if (dit)
+                options = options with
                 {
-                    double[] r = p.GetValue(ratios) is string rs ? OptionValues.Split(rs).Select(v => OptionValues.Number(v)).ToArray()
-                        : models.Length == 3 ? [0.9, 0.6] : Enumerable.Range(0, models.Length - 1).Select(i => 0.9 - 0.3 * i).ToArray();
-                    schedule = new AdaptiveModelSchedule(r, p.GetValue(first), sampler.ParseDistance(p), p.GetValue(perSample) ? DecisionScope.PerSample : DecisionScope.BatchMean);
-                }
-            }
-
-            int[] labelList = p.GetValue(labels) is string ls ? OptionValues.Integers(ls, "--labels", "comma-separated class numbers such as 0,3,7") : [];
-            int total = p.GetValue(numImages) ?? (labelList.Length > 0 ? labelList.Length : 16);
-            int[] allLabels = Enumerable.Range(0, total).Select(i => labelList.Length > 0 ? labelList[i % labelList.Length] : i % cfg.NumClasses).ToArray();
-            modelLadder?.ValidateLabels(allLabels);
-            foreach (int label in dit ? allLabels : [])
-                if ((uint)label >= (uint)cfg.NumClasses)
-                    throw new MediatorDiTException($"--labels: class {label} is outside the model's 0..{cfg.NumClasses - 1}.");
-            int[] mine = Enumerable.Range(0, total).Where(i => i % worldSize == rankValue).ToArray();
-
-            Tensor? replayZ = p.GetValue(initialNoise) is string zf ? SafeTensors.Read(zf).GetFloat("z") : null;
-            Tensor? replayNoise = p.GetValue(noiseFile) is string nf ? SafeTensors.Read(nf).GetFloat("noise") : null;
-            // Replayed z or DiT draws cover the whole run: one batch.
-            int batchSize = replayZ is not null || (dit && replayNoise is not null) ? mine.Length : p.GetValue(batch);
-            VaePipeline? decoder = p.GetValue(vae) is string vp ? VaePipeline.Load(vp) : null;
-            if (decoder is null && cfg.InChannels is not (1 or 3) && !p.GetValue(npz) && p.GetValue(saveLatents) is null)
+                    Sampler = p.GetValue(ddim) is null ? SamplerKind.Ancestral : SamplerKind.Ddim,
+                    Steps = p.GetValue(ddim) ?? p.GetValue(diffusionSteps),
+                    Eta = p.GetValue(eta),
+                };
+            if (options.WorldSize < 1 || options.Rank < 0 || options.Rank >= options.WorldSize)
+                throw new MediatorDiTException($"--rank {options.Rank} must be in [0, --world-size {options.WorldSize}).");
+            if (!pipeline.IsPixelSpace && pipeline.Vae is null && !p.GetValue(npz) && p.GetValue(saveLatents) is null)
                 throw new MediatorDiTException($"the model makes {cfg.InChannels}-channel latents; pass --vae W to decode them into images, or --save-latents F.");
+            if (pipeline.Models.Count > 1) Console.Error.WriteLine($"schedule: {pipeline.CreateSchedule(options).Description}");
 
-            var transport = new Transport();
-            bool sde = sampler.IsSde(p);
-            var sdeSampler = sde ? sampler.BuildSde(p, transport) : null;
-            var odeSampler = sde ? null : sampler.BuildOde(p, transport);
-
-            var rng = new RandomSource(p.GetValue(seed) * (ulong)worldSize + (ulong)rankValue);
-            var record = new List<object>();
-            var allSamples = new List<Tensor>();
+            int mine = Enumerable.Range(0, options.TotalImages).Count(i => i % options.WorldSize == options.Rank);
+            var gridImages = new List<Tensor>();
             var allLatents = new List<Tensor>();
             int gridCount = 0;
             NpzWriter? npzWriter = null;
             NpyArrayWriter? npzArray = null;
-            var clock = Stopwatch.StartNew();
-            double flopsSum = 0;
+            GenerationRecord record;
             using var renderer = ProgressRenderer.Create(p.GetValue(noProgress));
+            var clock = Stopwatch.StartNew();
+            var progress = new ImmediateProgress<GenerationProgress>(g =>
+                renderer.Report(g.Step, g.StepCount, $"images {g.ImagesDone}-{g.ImagesDone + g.BatchSize} of {g.Images}, {clock.Elapsed.TotalSeconds:F1} s"));
             try
             {
-                for (int start = 0; start < mine.Length; start += batchSize)
+                record = pipeline.Run(options, batch =>
                 {
-                    token.ThrowIfCancellationRequested();
-                    var idx = mine.Skip(start).Take(batchSize).ToArray();
-                    var y = idx.Select(i => allLabels[i]).ToArray();
-                    var z = replayZ ?? new Tensor(idx.Length, cfg.InChannels, cfg.InputSize, cfg.InputSize);
-                    if (replayZ is null) rng.FillGaussian(z.Span);
-                    SamplingResult? result = null;
-                    Tensor samples;
-                    if (diffusion is not null)
+                    var images = batch.Images;
+                    if (images.Dim(1) is 1 or 3)
                     {
-                        int done0 = start;
-                        IDiffusionNoise ditNoise = replayNoise is not null ? new ReplayedDiffusionNoise(replayNoise, $"--noise-file {p.GetValue(noiseFile)}") : new SeededDiffusionNoise(rng);
-                        samples = DitSampling.Sample(diffusion, models[0], z, y, guidance, ditNoise, ddim: p.GetValue(ddim) is not null, eta: p.GetValue(eta),
-                            onStep: i => renderer.Report(diffusion.NumTimesteps - i, diffusion.NumTimesteps, $"batch from image {done0}, {clock.Elapsed.TotalSeconds:F1} s"),
-                            cancellationToken: token);
-                    }
-                    else
-                    {
-                        result = sde
-                            ? sdeSampler!.Sample(modelLadder!, z, y, replayNoise is not null ? new ReplayNoiseSource(replayNoise) : new GaussianNoiseSource(rng), schedule, cancellationToken: token)
-                            : odeSampler!.Sample(modelLadder!, z, y, schedule, cancellationToken: token);
-                        samples = result.Samples;
-                    }
-                    var images = decoder?.DecodeLatents(samples, token) ?? samples;
-                    for (int k = 0; k < idx.Length; k++)
-                    {
-                        if (result is null)
-                        {
-                            double perImage = flopsPerCall[0] * diffusion!.NumTimesteps;
-                            flopsSum += perImage;
-                            record.Add(new { index = idx[k], label = y[k], gflops = perImage / 1e9 });
-                        }
-                        else
-                        {
-                            var switches = Enumerable.Range(0, models.Length).Select(m => result.Usage.FirstStepOf(m, k)).ToArray();
-                            flopsSum += result.Usage.FlopsPerImage[k];
-                            record.Add(new { index = idx[k], label = y[k], first_step_of_model = switches, gflops = result.Usage.FlopsPerImage[k] / 1e9 });
-                        }
-                        if (images.Dim(1) is 1 or 3)
+                        for (int k = 0; k < batch.Indices.Count; k++)
                         {
                             var image = ImageConversion.ToImage(images, k);
-                            PngEncoder.Write(Path.Combine(outDir, $"{idx[k]:D6}.png"), image);
+                            PngEncoder.Write(Path.Combine(outDir, $"{batch.Indices[k]:D6}.png"), image);
                             if (p.GetValue(npz))
                             {
-                                npzWriter ??= new NpzWriter(Path.Combine(outDir, worldSize > 1 ? $"samples-rank{rankValue}.npz" : "samples.npz"));
-                                npzArray ??= npzWriter.BeginArray("arr_0", DType.U8, mine.Length, image.Height, image.Width, 3);
+                                npzWriter ??= new NpzWriter(Path.Combine(outDir, options.WorldSize > 1 ? $"samples-rank{options.Rank}.npz" : "samples.npz"));
+                                npzArray ??= npzWriter.BeginArray("arr_0", DType.U8, mine, image.Height, image.Width, 3);
                                 npzArray.Write(image.ToRgb().Pixels);
                             }
                         }
                     }
-                    if (gridCount < GridImages) { allSamples.Add(FirstImages(images, GridImages - gridCount)); gridCount += Math.Min(images.Dim(0), GridImages - gridCount); }
-                    if (p.GetValue(saveLatents) is not null) allLatents.Add(samples);
-                    renderer.Report(Math.Min(start + batchSize, mine.Length), mine.Length, $"{clock.Elapsed.TotalSeconds:F1} s");
-                }
+                    if (gridCount < GridImages) { gridImages.Add(FirstImages(images, GridImages - gridCount)); gridCount += Math.Min(images.Dim(0), GridImages - gridCount); }
+                    if (p.GetValue(saveLatents) is not null) allLatents.Add(batch.Samples);
+                }, progress, token);
                 npzWriter?.Complete();
             }
             finally
@@ -224,31 +167,14 @@ public static class SampleCommand
                 npzWriter?.Dispose();
             }
             renderer.Done();
-            double wall = clock.Elapsed.TotalSeconds;
-            var all = Concat(allSamples);
+            var all = Concat(gridImages);
             if (all.Dim(1) is 1 or 3) ImageGrid.SaveGrid(Path.Combine(outDir, "grid.png"), all, (int)Math.Ceiling(Math.Sqrt(all.Dim(0))));
             if (p.GetValue(saveLatents) is string latentsPath)
                 SafeTensors.Write(CliApp.OutputFile(latentsPath), new Dictionary<string, StoredTensor> { ["samples"] = StoredTensor.FromFloat(Concat(allLatents)) });
-            double meanFlops = flopsSum / Math.Max(1, mine.Length);
-            double largestFlops = flopsPerCall[^1] * (dit ? diffusion!.NumTimesteps : sde ? sdeSampler!.StepCount : p.GetValue(steps));
-            var runRecord = new
-            {
-                command = Environment.GetCommandLineArgs().Skip(1),
-                models = paths,
-                family = cfg.Family.ToString(),
-                sampler = dit ? (p.GetValue(ddim) is int dd ? $"ddim{dd} eta {p.GetValue(eta)}" : $"ancestral {diffusion!.NumTimesteps}") : sde ? "sde" : "ode",
-                image_size = nativeSize,
-                cfg_channels = SamplerOptions.RecordChannels(guidance),
-                mediators = models.Select(m => m.Config.Attention == AttentionKind.Full ? 0 : m.Config.MediatorNum),
-                images = mine.Length,
-                wall_seconds = wall,
-                mean_gflops_per_image = meanFlops / 1e9,
-                largest_model_gflops_per_image = sde ? largestFlops / 1e9 : (double?)null,
-                samples = record,
-            };
-            File.WriteAllText(Path.Combine(outDir, "run.json"), JsonSerializer.Serialize(runRecord, new JsonSerializerOptions { WriteIndented = true }));
-            Console.WriteLine($"{mine.Length} images in {wall:F1} s ({mine.Length / wall:F2} images/s) -> {outDir}");
-            Console.WriteLine($"mean {meanFlops / 1e9:F2} GFLOPs per image" + (!dit && sde && models.Length > 1 ? $" ({100 * (1 - meanFlops / largestFlops):F1}% less than the largest model alone)" : ""));
+            RunRecordFile.Write(Path.Combine(outDir, "run.json"), record);
+            double wall = record.WallSeconds;
+            Console.WriteLine($"{record.ImageCount} images in {wall:F1} s ({record.ImageCount / wall:F2} images/s) -> {outDir}");
+            Console.WriteLine($"mean {record.MeanGflopsPerImage:F2} GFLOPs per image" + (pipeline.Models.Count > 1 ? $" ({100 * record.FlopsSaving:F1}% less than the largest model alone)" : ""));
             return 0;
         }, token));
         return command;

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using MediatorDiT.Diffusion;
+using MediatorDiT.Pipelines;
 using MediatorDiT.Sampling;
 
 namespace MediatorDiT.Cli.Commands;
@@ -61,6 +62,38 @@ internal sealed class SamplerOptions
         if (mode.Equals("sde", StringComparison.OrdinalIgnoreCase)) return true;
         if (mode.Equals("ode", StringComparison.OrdinalIgnoreCase)) return false;
         throw new MediatorDiTException($"--mode must be sde or ode, got '{mode}'.");
+    }
+
+    /// <summary>
+    /// The pipeline's settings for SiT's samplers: --mode, --method (default euler for the SDE, dopri5 for the
+    /// ODE), --steps, --diffusion-form, --last-step(-size), --cfg-scale and --cfg-all-channels.
+    /// </summary>
+    public GenerationOptions Generation(ParseResult p, GenerationOptions options)
+    {
+        bool sde = IsSde(p);
+        string? method = p.GetValue(Method);
+        return options with
+        {
+            Sampler = sde ? SamplerKind.Sde : SamplerKind.Ode,
+            Steps = p.GetValue(Steps),
+            SdeMethod = sde ? OptionValues.Enum<SdeMethod>(method ?? "euler", "--method") : SdeMethod.Euler,
+            OdeMethod = sde ? OdeMethod.Dopri5 : OptionValues.Enum<OdeMethod>(method ?? "dopri5", "--method"),
+            DiffusionForm = OptionValues.Enum<DiffusionForm>(p.GetValue(DiffusionForm)!.Replace("-", ""), "--diffusion-form"),
+            LastStep = OptionValues.Enum<LastStep>(p.GetValue(LastStep)!, "--last-step"),
+            LastStepSize = p.GetValue(LastStepSize),
+            GuidanceScale = p.GetValue(CfgScale),
+            GuideAllChannels = p.GetValue(CfgAll),
+        };
+    }
+
+    /// <summary>The schedule options --switch-at, --ratios, --first, --distance and --per-sample ask for.</summary>
+    public ScheduleChoice Schedule(ParseResult p, string? switchAt, string? ratios, bool perSample, int? first = null)
+    {
+        if (switchAt is not null) return new ScheduleChoice.Fixed(OptionValues.Split(switchAt).Select(v => OptionValues.Number(v, "--switch-at")).ToArray());
+        return new ScheduleChoice.Dynamic(
+            ratios is null ? null : OptionValues.Split(ratios).Select(v => OptionValues.Number(v, "--ratios")).ToArray(),
+            first ?? (p.GetResult(First) is { Implicit: false } ? p.GetValue(First) : null),
+            ParseDistance(p), perSample ? DecisionScope.PerSample : DecisionScope.BatchMean);
     }
 
     /// <summary>SiT's SDE sampler from --method (default euler), --diffusion-form, --last-step(-size) and --steps.</summary>

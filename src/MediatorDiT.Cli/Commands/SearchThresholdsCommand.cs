@@ -5,6 +5,7 @@ using MediatorDiT.Cli.Rendering;
 using MediatorDiT.Diffusion;
 using MediatorDiT.Evaluation;
 using MediatorDiT.IO;
+using MediatorDiT.Pipelines;
 using MediatorDiT.Sampling;
 using MediatorDiT.Tensors;
 
@@ -56,7 +57,8 @@ public static class SearchThresholdsCommand
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            using var compute = ComputeContext.WithThreads(p.GetValue(threads)).Use();
+            var compute = ComputeContext.WithThreads(p.GetValue(threads));
+            using var computeScope = compute.Use();
             float scale = p.GetValue(cfgScale);
             double? budgetGflops = p.GetValue(budget);
             if (budgetGflops is double b0 && !(b0 > 0)) throw new MediatorDiTException($"--budget-gflops must be a positive number, got {b0}.");
@@ -78,17 +80,16 @@ public static class SearchThresholdsCommand
 
             string ladderText = p.GetValue(ladder)!;
             string[] paths = OptionValues.Split(ladderText);
-            var models = paths.Select(path => ModelFiles.Load(path, p.GetValue(config))).ToArray();
-            if (models.Length is not (2 or 3))
-                throw new MediatorDiTException($"--ladder names {models.Length} weight files; the threshold grid is defined for ladders of 2 or 3 models.");
-            var guidance = sampler.Guidance(p, models[0].Config.InChannels);
-            var modelLadder = ModelLadder.FromModels(models, guidance);
+            if (paths.Length is not (2 or 3))
+                throw new MediatorDiTException($"--ladder names {paths.Length} weight files; the threshold grid is defined for ladders of 2 or 3 models.");
+            var pipeline = DiffusionPipeline.LoadLadder(paths, new PipelineLoadOptions { ConfigPath = p.GetValue(config), Compute = compute });
+            var generation = sampler.Generation(p, new GenerationOptions()).Validate();
+            var modelLadder = pipeline.LadderFor(generation);
             var dist = sampler.ParseDistance(p);
             int[] labelList = p.GetValue(labels) is string ls ? OptionValues.Integers(ls, "--labels", "comma-separated class numbers such as 0,3,7") : [];
 
-            var transport = new Transport();
             bool sde = sampler.IsSde(p);
-            var trajectories = sde ? ThresholdSampler.Sde(sampler.BuildSde(p, transport)) : ThresholdSampler.Ode(sampler.BuildOde(p, transport));
+            var trajectories = pipeline.CreateSampler(generation);
             // For the `mdit sample` line written below: the same mode and method, defaults spelled out.
             string modeText = sde ? "sde" : "ode";
             string methodText = p.GetValue(method) ?? (sde ? "euler" : "dopri5");
@@ -157,6 +158,7 @@ public static class SearchThresholdsCommand
             var best = new
             {
                 ratios = chosen.Pair.Ratios,
+                first = options.ReferenceSteps, // with ratios, a valid schedule.json for the ladder's folder
                 gflops_per_image = chosen.GflopsPerImage,
                 score = chosen.Score,
                 chosen_by = chosen.ByRefinedScore ? "refined" : "proxy",

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using MediatorDiT.Diffusion;
 using MediatorDiT.IO;
 using MediatorDiT.Models;
 using MediatorDiT.Sampling;
@@ -46,17 +47,19 @@ public sealed record RedundancyOptions
 /// </summary>
 public static class RedundancyAnalysis
 {
-    /// <summary>One sampling run of a batch: the caller's sampler with the given (observed) ladder and schedule.</summary>
-    public delegate SamplingResult SampleBatch(ModelLadder ladder, Tensor z, int[] labels, IModelSchedule schedule,
-        IProgress<SamplingProgress> progress, CancellationToken cancellationToken);
-
+    /// <summary>
+    /// Samples <see cref="RedundancyOptions.Samples"/> images with <paramref name="sampler"/>, the initial noise of
+    /// each batch drawn from <paramref name="random"/>, the per-step draws from <paramref name="noise"/> (default:
+    /// the same generator, after z), and returns S per layer and step.
+    /// </summary>
     public static IReadOnlyList<RedundancyPoint> Measure(IReadOnlyList<SiTModel> models, ClassifierFreeGuidance? guidance,
-        IModelSchedule? schedule, SampleBatch sample, RandomSource random, RedundancyOptions options,
-        IProgress<RedundancyProgress>? progress = null, CancellationToken cancellationToken = default)
+        IModelSchedule? schedule, ISampler sampler, RandomSource random, RedundancyOptions options,
+        IProgress<RedundancyProgress>? progress = null, CancellationToken cancellationToken = default, INoiseSource? noise = null)
     {
         ArgumentNullException.ThrowIfNull(models);
-        ArgumentNullException.ThrowIfNull(sample);
+        ArgumentNullException.ThrowIfNull(sampler);
         ArgumentNullException.ThrowIfNull(random);
+        noise ??= new GaussianNoiseSource(random);
         options.Validate();
         var ladder = ModelLadder.FromModels(models, guidance);
         var config = models[0].Config;
@@ -75,7 +78,7 @@ public static class RedundancyAnalysis
             random.FillGaussian(z.Span);
             var stepProgress = new SyncProgress<SamplingProgress>(p =>
                 progress?.Report(new RedundancyProgress(start + count, options.Samples, p.StepsDone, p.StepCount)));
-            sample(observed, z, labels[start..(start + count)], tracked, stepProgress, cancellationToken);
+            sampler.Sample(observed, z, labels[start..(start + count)], noise, tracked, progress: stepProgress, cancellationToken: cancellationToken);
         }
         return recorder.Points();
     }

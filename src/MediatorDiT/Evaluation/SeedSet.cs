@@ -1,13 +1,14 @@
+using MediatorDiT.Diffusion;
 using MediatorDiT.Sampling;
 using MediatorDiT.Tensors;
 
 namespace MediatorDiT.Evaluation;
 
 /// <summary>
-/// Generates the seed set exactly as `mdit sample --seed S --batch-size B` does (world size 1): one
-/// <see cref="RandomSource"/>(S); per batch first z, then one draw per SDE step for the whole state;
-/// labels cycle through <c>labels</c> (or 0..classes-1). So a schedule found by the search, sampled with
-/// the same seed, batch size, image count and labels, reproduces the search's samples and FLOPs.
+/// Generates the seed set exactly as the pipeline (and `mdit sample --seed S`) does: every sample's z and
+/// per-step draws come from its own generator, seeded by (S, its index) (<see cref="IndexedNoiseSource"/>);
+/// labels cycle through <c>labels</c> (or 0..classes-1). So a schedule found by the search, sampled with the
+/// same seed, image count and labels, reproduces the search's samples and FLOPs at any batch size.
 /// </summary>
 public static class SeedSet
 {
@@ -29,20 +30,20 @@ public static class SeedSet
 
     private static IEnumerable<SeedBatch> Generate(ModelLadder ladder, int[] all, int batchSize, ulong seed, int drawsPerRun)
     {
-        var rng = new RandomSource(seed);
-        var shape = ladder.SampleShape;
+        var shape = ladder.SampleShape.ToArray();
         for (int start = 0; start < all.Length; start += batchSize)
         {
             int n = Math.Min(batchSize, all.Length - start);
-            var z = new Tensor(n, shape[0], shape[1], shape[2]);
-            rng.FillGaussian(z.Span);
+            var noise = new IndexedNoiseSource(seed, Enumerable.Range(start, n).ToArray());
+            var z = noise.InitialNoise(shape);
             Tensor? draws = null;
             if (drawsPerRun > 0)
             {
-                // As GaussianNoiseSource does during the run: one fill of the whole state per step.
+                // As the noise source fills them during the run: one draw of the whole state (rows = n x rows per sample) per step.
                 draws = new Tensor(drawsPerRun, n * ladder.RowsPerSample, shape[0], shape[1], shape[2]);
+                noise.Prepare(draws.Shape.AsSpan(1), drawsPerRun);
                 int per = draws.Length / drawsPerRun;
-                for (int k = 0; k < drawsPerRun; k++) rng.FillGaussian(draws.Span.Slice(k * per, per));
+                for (int k = 0; k < drawsPerRun; k++) noise.Next(draws.Span.Slice(k * per, per));
             }
             yield return new SeedBatch(Enumerable.Range(start, n).ToArray(), all[start..(start + n)], z, draws);
         }

@@ -1,3 +1,4 @@
+using MediatorDiT.Diffusion;
 using MediatorDiT.Sampling;
 using MediatorDiT.Tensors;
 
@@ -15,10 +16,10 @@ namespace MediatorDiT.Evaluation;
 public sealed class ThresholdSearch
 {
     public ModelLadder Ladder { get; }
-    public ThresholdSampler Sampler { get; }
+    public ISampler Sampler { get; }
     public ThresholdSearchOptions Options { get; }
 
-    public ThresholdSearch(ModelLadder ladder, ThresholdSampler sampler, ThresholdSearchOptions? options = null)
+    public ThresholdSearch(ModelLadder ladder, ISampler sampler, ThresholdSearchOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(ladder);
         ArgumentNullException.ThrowIfNull(sampler);
@@ -42,7 +43,7 @@ public sealed class ThresholdSearch
     /// model (an SDE run's evaluation count is fixed; an ODE run makes at least one per step).
     /// </summary>
     public double LowerBoundGflopsPerImage =>
-        Ladder.FlopsPerImage.Min() * (Sampler.SdeSampler?.EvaluationsPerRun ?? Sampler.StepCount) / 1e9;
+        Ladder.FlopsPerImage.Min() * ((Sampler as SdeSampler)?.EvaluationsPerRun ?? Sampler.StepCount) / 1e9;
 
     /// <summary>Sweeps the whole grid and scores it with the proxy (default: <see cref="SampleScorers.ReferenceDistance"/>).</summary>
     public ThresholdSearchResult Search(SampleScorerFactory? proxy = null, IProgress<ThresholdSearchProgress>? progress = null,
@@ -94,17 +95,17 @@ public sealed class ThresholdSearch
         var labels = SeedSet.Labels(samples, Options.Labels, Ladder.NumClasses);
         int batches = (samples + Options.BatchSize - 1) / Options.BatchSize, runsDone = 0, runsTotal = batches * (pairs.Count + 1);
 
-        foreach (var batch in SeedSet.Batches(Ladder, samples, Options.BatchSize, Options.Seed, Options.Labels, Sampler.DrawsPerRun))
+        foreach (var batch in SeedSet.Batches(Ladder, samples, Options.BatchSize, Options.Seed, Options.Labels, Sampler.DrawCount))
         {
             cache.Clear();
             int offset = batch.Indices[0] * (reference.Length / samples);
-            var baseline = Sampler.Run(ladder, batch.Z, batch.Labels, batch.Draws, largestOnly, cancellationToken);
+            var baseline = Run(ladder, batch, largestOnly, cancellationToken);
             baseline.Samples.Span.CopyTo(reference.Span[offset..]);
             referenceFlops += baseline.Usage.FlopsPerImage.Sum();
             Count(baseline.Usage);
             for (int p = 0; p < pairs.Count; p++)
             {
-                var result = Sampler.Run(ladder, batch.Z, batch.Labels, batch.Draws, schedules[p], cancellationToken);
+                var result = Run(ladder, batch, schedules[p], cancellationToken);
                 result.Samples.Span.CopyTo(pairSamples[p].Span[offset..]);
                 var usage = result.Usage;
                 flops[p] += usage.FlopsPerImage.Sum();
@@ -141,6 +142,11 @@ public sealed class ThresholdSearch
         }
         return new SweepRuns(runs, reference, referenceFlops / samples / 1e9, labels, calls, independentCalls);
     }
+
+    /// <summary>One run of a seed batch: its z, labels and recorded draws (none for deterministic samplers).</summary>
+    private SamplingResult Run(ModelLadder ladder, SeedBatch batch, IModelSchedule schedule, CancellationToken cancellationToken) =>
+        Sampler.Sample(ladder, batch.Z, batch.Labels, batch.Draws is { } draws ? new ReplayNoiseSource(draws) : NoNoiseSource.Instance,
+            schedule, cancellationToken: cancellationToken);
 
     /// <summary>The first step at which <paramref name="sample"/> was served by a model of index &gt;= <paramref name="model"/>, or -1.</summary>
     private static int FirstStepAtOrAbove(ModelUsageLog usage, int model, int sample)

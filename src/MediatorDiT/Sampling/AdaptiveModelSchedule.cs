@@ -16,6 +16,19 @@ public sealed class AdaptiveModelSchedule : IModelSchedule
 {
     private readonly double[] _ratios;
 
+    /// <summary>The authors' reference steps (first_several_num): 3.</summary>
+    public const int DefaultReferenceSteps = 3;
+
+    /// <summary>
+    /// The one default rule for switch ratios: the authors' 0.9, 0.6 for a ladder of 3 models; otherwise
+    /// 0.9, 0.6, 0.3, then 0 (never leave) for each further move.
+    /// </summary>
+    public static IReadOnlyList<double> DefaultRatios(int ladderSize)
+    {
+        if (ladderSize < 1) throw new MediatorDiTException($"a ladder has at least one model, got {ladderSize}.");
+        return Enumerable.Range(0, ladderSize - 1).Select(i => Math.Max(0, Math.Round(0.9 - 0.3 * i, 10))).ToArray();
+    }
+
     /// <summary>ratio_i for leaving model i, one per switch; each in [0, 1] and not increasing.</summary>
     public IReadOnlyList<double> SwitchRatios => _ratios;
 

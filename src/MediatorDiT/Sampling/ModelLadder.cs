@@ -39,17 +39,23 @@ public sealed class ModelLadder
     /// <summary>The model configs when the ladder was built from models, else null.</summary>
     public IReadOnlyList<ModelConfig>? Configs { get; }
 
+    /// <summary>The networks when the ladder was built from models, else null.</summary>
+    public IReadOnlyList<SiTModel>? Models { get; }
+
+    /// <summary>The guidance every stage runs under, when the ladder was built from models with guidance.</summary>
+    public ClassifierFreeGuidance? Guidance { get; }
+
     /// <summary>
     /// A ladder of arbitrary functions. All must share <see cref="IModelFunction.RowsPerSample"/>;
     /// <paramref name="flopsPerImage"/> gives each stage's cost per sample and evaluation (0 if unknown).
     /// </summary>
     public ModelLadder(IReadOnlyList<IModelFunction> stages, IReadOnlyList<double> flopsPerImage, int numClasses, IReadOnlyList<int> sampleShape)
-        : this(stages, flopsPerImage, numClasses, sampleShape, null)
+        : this(stages, flopsPerImage, numClasses, sampleShape, null, null, null)
     {
     }
 
     private ModelLadder(IReadOnlyList<IModelFunction> stages, IReadOnlyList<double> flopsPerImage, int numClasses,
-        IReadOnlyList<int> sampleShape, IReadOnlyList<ModelConfig>? configs)
+        IReadOnlyList<int> sampleShape, IReadOnlyList<ModelConfig>? configs, IReadOnlyList<SiTModel>? models, ClassifierFreeGuidance? guidance)
     {
         ArgumentNullException.ThrowIfNull(stages);
         ArgumentNullException.ThrowIfNull(flopsPerImage);
@@ -79,6 +85,8 @@ public sealed class ModelLadder
         NumClasses = numClasses;
         RowsPerSample = rows;
         Configs = configs?.ToArray();
+        Models = models?.ToArray();
+        Guidance = guidance;
     }
 
     /// <summary>A ladder of one network.</summary>
@@ -87,7 +95,8 @@ public sealed class ModelLadder
     /// <summary>
     /// A ladder of networks that agree in everything but their mediator count, which must increase
     /// along the ladder. Guidance (scale above 1) wraps every model as the official forward_with_cfg and
-    /// doubles its cost per image.
+    /// doubles its cost per image. A DiT model (2C output channels) makes a ladder of one that only
+    /// <see cref="DiffusionSampler"/> samples.
     /// </summary>
     public static ModelLadder FromModels(IReadOnlyList<SiTModel> models, ClassifierFreeGuidance? guidance = null)
     {
@@ -98,10 +107,16 @@ public sealed class ModelLadder
         var configs = models.Select(m => m.Config).ToArray();
         CheckSameSize(configs);
         bool guided = guidance is { IsActive: true };
-        var stages = models.Select(m => guided ? (IModelFunction)new GuidedNetworkFunction(m, guidance!) : new NetworkFunction(m)).ToArray();
+        bool dit = configs[0].Family == ModelFamily.DiT;
+        if (dit && models.Count > 1)
+            throw new MediatorDiTException("a mediator ladder is sampled with SiT's transport; a DiT checkpoint is sampled alone with DiT's diffusion.");
+        if (guided) guidance!.ChannelsFor(configs[0].InChannels); // refuses more guided channels than the models have
+        var stages = models.Select(m => dit ? new DiffusionOnlyFunction(guided ? 2 : 1)
+            : guided ? (IModelFunction)new GuidedNetworkFunction(m, guidance!) : new NetworkFunction(m)).ToArray();
         var flops = configs.Select(c => FlopCounter.Count(c).PerImage * (guided ? 2 : 1)).ToArray();
         var first = configs[0];
-        return new ModelLadder(stages, flops, first.NumClasses, [first.InChannels, first.InputSize, first.InputSize], configs);
+        return new ModelLadder(stages, flops, first.NumClasses, [first.InChannels, first.InputSize, first.InputSize], configs,
+            models, guided ? guidance : null);
     }
 
     /// <summary>
@@ -112,7 +127,7 @@ public sealed class ModelLadder
     {
         ArgumentNullException.ThrowIfNull(wrap);
         var stages = _stages.Select((s, i) => wrap(i, s)).ToArray();
-        return new ModelLadder(stages, _flopsPerImage, NumClasses, _sampleShape, Configs);
+        return new ModelLadder(stages, _flopsPerImage, NumClasses, _sampleShape, Configs, Models, Guidance);
     }
 
     /// <summary>Throws unless every label is a class index in [0, num_classes) or the null label num_classes.</summary>
@@ -226,5 +241,14 @@ public sealed class ModelLadder
             if (configs[i].MediatorNum <= configs[i - 1].MediatorNum)
                 throw new MediatorDiTException(
                     $"ladder model {i + 1} has mediator_num {configs[i].MediatorNum}, not more than model {i}'s {configs[i - 1].MediatorNum}; order the ladder by increasing mediator count.");
+    }
+
+    /// <summary>The stage of a DiT model: its 2C-channel output is read by DiT's diffusion, not by SiT's transport samplers.</summary>
+    private sealed class DiffusionOnlyFunction(int rowsPerSample) : IModelFunction
+    {
+        public int RowsPerSample => rowsPerSample;
+
+        public Tensor Evaluate(Tensor x, ReadOnlySpan<float> t, ReadOnlySpan<int> y) => throw new MediatorDiTException(
+            "a DiT model predicts noise and variance for DiT's Gaussian diffusion; sample it with DiffusionSampler (ancestral or DDIM), not SiT's SDE or ODE.");
     }
 }

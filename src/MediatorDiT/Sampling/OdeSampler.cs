@@ -8,7 +8,7 @@ namespace MediatorDiT.Sampling;
 /// t1 over linspace(t0, t1, NumSteps), with Euler, Heun, or adaptive Dormand-Prince. A model schedule
 /// decides at the grid points, as the SDE sampler does after each step.
 /// </summary>
-public sealed class OdeSampler
+public sealed class OdeSampler : ISampler
 {
     private readonly float[] _grid;
 
@@ -33,6 +33,16 @@ public sealed class OdeSampler
             throw new MediatorDiTException($"the ODE time interval [{T0}, {T1}] is empty; use a smaller sample_eps.");
         _grid = TimeGrid.Linspace(T0, T1, Options.NumSteps);
     }
+
+    /// <summary>Draws taken from a noise source: none, the ODE is deterministic after z.</summary>
+    public int DrawCount => 0;
+
+    public string Description => $"ode {Options.Method.ToString().ToLowerInvariant()} {Options.NumSteps}";
+
+    /// <summary>As the overload without noise: the ODE takes no draws, so <paramref name="noise"/> is not used.</summary>
+    public SamplingResult Sample(ModelLadder ladder, Tensor z, ReadOnlySpan<int> y, INoiseSource noise, IModelSchedule? schedule = null,
+        bool recordTrajectory = false, IProgress<SamplingProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        Sample(ladder, z, y, schedule, recordTrajectory, progress, cancellationToken);
 
     /// <summary>
     /// Samples from initial noise z (B, C, H, W) with labels y (B); the trajectory holds the state at each

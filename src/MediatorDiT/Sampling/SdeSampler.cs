@@ -9,7 +9,7 @@ namespace MediatorDiT.Sampling;
 /// the network twice per drift evaluation (once for the drift, once for the score, on the same input);
 /// here both come from one prediction, so Euler-Maruyama makes one network call per step.
 /// </summary>
-public sealed class SdeSampler
+public sealed class SdeSampler : ISampler
 {
     private readonly float[] _grid;
 
@@ -25,6 +25,11 @@ public sealed class SdeSampler
 
     /// <summary>Steps that evaluate the network: the grid steps and, unless <see cref="LastStep.None"/>, the last step.</summary>
     public int StepCount => Options.NumSteps - 1 + (Options.LastStep == LastStep.None ? 0 : 1);
+
+    /// <summary>One draw per grid step; the last step adds no noise.</summary>
+    public int DrawCount => Options.NumSteps - 1;
+
+    public string Description => $"sde {Options.Method.ToString().ToLowerInvariant()} {Options.NumSteps}";
 
     /// <summary>Network evaluations of one run.</summary>
     public int EvaluationsPerRun =>
@@ -62,7 +67,7 @@ public sealed class SdeSampler
         ArgumentNullException.ThrowIfNull(noise);
         var run = new LadderRun(ladder, z, y, schedule, StepCount, progress, cancellationToken);
         var x = run.InitialState;
-        noise.Prepare(x.Shape, Options.NumSteps - 1);
+        noise.Prepare(x.Shape, DrawCount);
 
         var trajectory = new List<Tensor>();
         var w = new Tensor(x.Shape);

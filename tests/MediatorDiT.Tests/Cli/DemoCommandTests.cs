@@ -10,7 +10,7 @@ public class DemoCommandTests
 {
     private static (string Ladder, string Classifier) WriteFiles(string dir)
     {
-        var paths = LadderDemoTests.TinyLadder().Select((m, i) =>
+        var paths = MediatorDiT.Tests.Pipelines.LadderDemoTests.TinyLadder().Select((m, i) =>
         {
             string path = Path.Combine(dir, $"m{m.Config.MediatorNum}.safetensors");
             ModelFiles.Save(m, path);

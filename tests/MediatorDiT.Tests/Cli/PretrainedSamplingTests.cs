@@ -19,14 +19,13 @@ public class PretrainedSamplingTests
         return path;
     }
 
-    /// <summary>What the command must compute: z then the chain's noise from one generator seeded as rank 0 of seed 0.</summary>
+    /// <summary>What the command must compute: every image's z and draws from its own generator, seeded by (seed 0, its index).</summary>
     private static Tensor Expected(string diffusionSpec, bool ddim, int[] labels, float scale)
     {
         var model = ModelFiles.Load(Fixtures.PathOf("dit_model.weights.safetensors"));
-        var rng = new RandomSource(0);
-        var z = new Tensor(labels.Length, 4, 16, 16);
-        rng.FillGaussian(z.Span);
-        return DitSampling.Sample(GaussianDiffusion.Create(diffusionSpec), model, z, labels, scale, new SeededDiffusionNoise(rng), ddim: ddim);
+        var noise = new IndexedNoiseSource(0, Enumerable.Range(0, labels.Length).ToArray());
+        var z = noise.InitialNoise([4, 16, 16]);
+        return MediatorDiT.Tests.Sampling.DiffusionSamplerTests.Sample(GaussianDiffusion.Create(diffusionSpec), model, z, labels, scale, noise, ddim: ddim);
     }
 
     [Theory]
@@ -59,7 +58,7 @@ public class PretrainedSamplingTests
         var io = SafeTensors.Read(Fixtures.PathOf("dit_diffusion.io.safetensors"));
         string z = Path.Combine(dir, "z.safetensors"), noise = Path.Combine(dir, "noise.safetensors");
         SafeTensors.Write(z, new Dictionary<string, StoredTensor> { ["z"] = StoredTensor.FromFloat(io.GetFloat("chain10.z")) });
-        SafeTensors.Write(noise, new Dictionary<string, StoredTensor> { ["noise"] = StoredTensor.FromFloat(Diffusion.Gaussian.DitSamplingTests.ChainDraws(io, draws)) });
+        SafeTensors.Write(noise, new Dictionary<string, StoredTensor> { ["noise"] = StoredTensor.FromFloat(MediatorDiT.Tests.Sampling.DiffusionSamplerTests.ChainDraws(io, draws)) });
         return (z, noise, string.Join(",", io.GetInt64("y")));
     }
 
@@ -81,13 +80,13 @@ public class PretrainedSamplingTests
             "--initial-noise", z, "--noise-file", noise, "--save-latents", ddimLatents, "--out", Path.Combine(dir, "out-ddim"), "--no-progress");
         Assert.True(d.ExitCode == 0, d.Stderr);
         var model = ModelFiles.Load(Fixtures.PathOf("dit_model.weights.safetensors"));
-        var expected = DitSampling.Sample(GaussianDiffusion.Create("ddim10"), model, io.GetFloat("chain10.z"), io.GetInt64("y").Select(v => (int)v).ToArray(), 1f,
-            new ReplayedDiffusionNoise(SafeTensors.Read(noise).GetFloat("noise")), ddim: true, eta: 0.5f);
+        var expected = MediatorDiT.Tests.Sampling.DiffusionSamplerTests.Sample(GaussianDiffusion.Create("ddim10"), model, io.GetFloat("chain10.z"), io.GetInt64("y").Select(v => (int)v).ToArray(), 1f,
+            new ReplayNoiseSource(SafeTensors.Read(noise).GetFloat("noise")), ddim: true, eta: 0.5f);
         TestData.AssertClose(expected.Span, SafeTensors.Read(ddimLatents).GetFloat("samples").Span, 1e-4f, "ddim10 eta 0.5");
     }
 
     [Theory]
-    [InlineData(9, new string[0], "noise.safetensors has 9 draws left but the run needs 10, one per step (the last step's too).")]
+    [InlineData(9, new string[0], "noise.safetensors has 9 draws left but the run needs 10, one per step that adds noise.")]
     [InlineData(10, new[] { "--cfg-scale", "4" }, "holds draws of shape [3, 4, 16, 16] but the sampler's state is [6, 4, 16, 16]")]
     [InlineData(10, new[] { "--ddim", "10", "--eta", "0" }, "DDIM with --eta 0 uses no noise after z")]
     public void ANoiseFileThatDoesNotFitIsOneSentence(int draws, string[] extra, string expected)

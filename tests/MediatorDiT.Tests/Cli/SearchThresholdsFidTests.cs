@@ -12,7 +12,7 @@ public class SearchThresholdsFidTests
     public void FidScoresEveryPairAndTheRefinedCandidates()
     {
         string dir = CliRunner.TempDir();
-        var ladder = string.Join(",", LadderDemoTests.TinyLadder().Select(m =>
+        var ladder = string.Join(",", MediatorDiT.Tests.Pipelines.LadderDemoTests.TinyLadder().Select(m =>
         {
             string path = Path.Combine(dir, $"m{m.Config.MediatorNum}.safetensors");
             ModelFiles.Save(m, path);

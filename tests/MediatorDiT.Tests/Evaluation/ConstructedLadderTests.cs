@@ -35,7 +35,7 @@ public class ConstructedLadderTests
     {
         var field = new DecayingField();
         var ladder = new ModelLadder([field, field, field], Costs, 10, [1, 2, 2]);
-        var search = new ThresholdSearch(ladder, ThresholdSampler.Ode(Sampler()), new ThresholdSearchOptions { Samples = 2, ReferenceSteps = First });
+        var search = new ThresholdSearch(ladder, (ISampler)(Sampler()), new ThresholdSearchOptions { Samples = 2, ReferenceSteps = First });
         var runs = search.Sweep(search.Grid, 2);
 
         // The distances the schedule sees, from a plain one-model run that records its trajectory.

@@ -37,11 +37,10 @@ public class RedundancyAnalysisTests
     {
         var models = new[] { RandomModel(4, 1), RandomModel(16, 2) };
         var sampler = new SdeSampler(new Transport(), new SdeSamplerOptions { NumSteps = 4 });
-        RedundancyAnalysis.SampleBatch sample = (ladder, z, y, schedule, progress, token) =>
-            sampler.Sample(ladder, z, y, new GaussianNoiseSource(77), schedule, progress: progress, cancellationToken: token);
         var reports = new List<RedundancyProgress>();
-        var points = RedundancyAnalysis.Measure(models, new ClassifierFreeGuidance(2f, 3), new FixedModelSchedule(0.5), sample,
-            new RandomSource(5), new RedundancyOptions { Samples = 3, BatchSize = 3 }, new ListProgress<RedundancyProgress>(reports));
+        var points = RedundancyAnalysis.Measure(models, new ClassifierFreeGuidance(2f, 3), new FixedModelSchedule(0.5), sampler,
+            new RandomSource(5), new RedundancyOptions { Samples = 3, BatchSize = 3 }, new ListProgress<RedundancyProgress>(reports),
+            noise: new GaussianNoiseSource(77));
 
         // 3 grid steps and the last step, 2 layers, every value averaged over the 3 samples.
         Assert.Equal(8, points.Count);

@@ -9,7 +9,7 @@ namespace MediatorDiT.Tests.Evaluation;
 
 /// <summary>
 /// The sweep on the official switching ladder (1, 4, 16 mediators), held against independent sampler
-/// runs that draw their noise as `mdit sample` does (one RandomSource, z then one draw per step).
+/// runs that draw their noise as `mdit sample` does (each sample's z and draws from its own generator, <see cref="IndexedNoiseSource"/>).
 /// </summary>
 public class ThresholdSearchTests
 {
@@ -28,7 +28,6 @@ public class ThresholdSearchTests
     /// <summary>Runs one schedule over the seed set batch by batch, exactly as the sample command does.</summary>
     private static Independent RunIndependently(ModelLadder ladder, IModelSchedule schedule, int samples, int batch, ulong seed)
     {
-        var rng = new RandomSource(seed);
         var sampler = Sampler();
         var parts = new List<float>();
         var logs = new List<ModelUsageLog>();
@@ -36,10 +35,10 @@ public class ThresholdSearchTests
         for (int start = 0; start < samples; start += batch)
         {
             int n = Math.Min(batch, samples - start);
-            var z = new Tensor(n, 4, 16, 16);
-            rng.FillGaussian(z.Span);
+            var noise = new IndexedNoiseSource(seed, Enumerable.Range(start, n).ToArray());
+            var z = noise.InitialNoise([4, 16, 16]);
             var y = Enumerable.Range(start, n).Select(i => i % 10).ToArray();
-            var result = sampler.Sample(ladder, z, y, new GaussianNoiseSource(rng), schedule);
+            var result = sampler.Sample(ladder, z, y, noise, schedule);
             parts.AddRange(result.Samples.Span.ToArray());
             flops += result.Usage.FlopsPerImage.Sum();
             logs.Add(result.Usage);
@@ -54,7 +53,7 @@ public class ThresholdSearchTests
     public void SharedPrefixSweepEqualsIndependentRunsBitForBit(int samples, int batch, float cfg)
     {
         var ladder = Ladder(cfg);
-        var search = new ThresholdSearch(ladder, ThresholdSampler.Sde(Sampler()),
+        var search = new ThresholdSearch(ladder, (ISampler)(Sampler()),
             new ThresholdSearchOptions { Samples = samples, BatchSize = batch, Seed = 7, ReferenceSteps = First });
         var runs = search.Sweep(search.Grid, samples);
         Assert.Equal(65, runs.Runs.Count);
@@ -107,8 +106,8 @@ public class ThresholdSearchTests
         var ladder = Ladder();
         var grid = ThresholdGrid.For(3).Where((_, i) => i % 9 == 0).ToArray();
         var options = new ThresholdSearchOptions { Samples = 2, Seed = 3, ReferenceSteps = First };
-        var shared = new ThresholdSearch(ladder, ThresholdSampler.Sde(Sampler()), options).Sweep(grid, 2);
-        var alone = new ThresholdSearch(ladder, ThresholdSampler.Sde(Sampler()), options with { ShareTrajectories = false }).Sweep(grid, 2);
+        var shared = new ThresholdSearch(ladder, (ISampler)(Sampler()), options).Sweep(grid, 2);
+        var alone = new ThresholdSearch(ladder, (ISampler)(Sampler()), options with { ShareTrajectories = false }).Sweep(grid, 2);
         for (int p = 0; p < grid.Length; p++)
         {
             Assert.True(shared.Runs[p].Samples.Span.SequenceEqual(alone.Runs[p].Samples.Span));
@@ -123,7 +122,7 @@ public class ThresholdSearchTests
     public void RefineRescoresFrontierCandidatesOnMoreSeedsWithTheGivenScorer()
     {
         var ladder = Ladder();
-        var search = new ThresholdSearch(ladder, ThresholdSampler.Sde(Sampler()), new ThresholdSearchOptions { Samples = 3, Seed = 1, ReferenceSteps = First });
+        var search = new ThresholdSearch(ladder, (ISampler)(Sampler()), new ThresholdSearchOptions { Samples = 3, Seed = 1, ReferenceSteps = First });
         var progress = new List<ThresholdSearchProgress>();
         var proxy = search.Search(progress: new InlineProgress(progress.Add));
         Assert.Equal(66 * 3, progress.Count);
@@ -159,7 +158,7 @@ public class ThresholdSearchTests
     public void BadSearchSettingsAreRefusedBeforeSampling()
     {
         var ladder = Ladder();
-        var sampler = ThresholdSampler.Sde(Sampler());
+        var sampler = (ISampler)(Sampler());
         Assert.Contains("at least 2 models", Assert.Throws<MediatorDiTException>(() =>
             new ThresholdSearch(ModelLadder.FromModel(FixtureModels.Value[0]), sampler)).Message);
         Assert.Contains("no switch could happen", Assert.Throws<MediatorDiTException>(() =>
@@ -173,7 +172,7 @@ public class ThresholdSearchTests
     [Fact]
     public void CancellationStopsTheSweep()
     {
-        var search = new ThresholdSearch(Ladder(), ThresholdSampler.Sde(Sampler()), new ThresholdSearchOptions { Samples = 2, ReferenceSteps = First });
+        var search = new ThresholdSearch(Ladder(), (ISampler)(Sampler()), new ThresholdSearchOptions { Samples = 2, ReferenceSteps = First });
         using var cts = new CancellationTokenSource();
         int reports = 0;
         var progress = new InlineProgress(_ => { if (++reports == 5) cts.Cancel(); });

@@ -1,3 +1,4 @@
+using MediatorDiT.Diffusion;
 using MediatorDiT.Evaluation;
 using MediatorDiT.Models;
 using MediatorDiT.Sampling;

@@ -1,3 +1,4 @@
+using MediatorDiT.Diffusion;
 using MediatorDiT.Sampling;
 using MediatorDiT.Tensors;
 

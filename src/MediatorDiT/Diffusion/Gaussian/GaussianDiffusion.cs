@@ -278,11 +278,11 @@ public sealed class GaussianDiffusion
     /// p_sample: x_{t-1} = mean + [t != 0] exp(log_variance / 2) noise, with one draw from <paramref name="noise"/>
     /// after the network call.
     /// </summary>
-    public GaussianStep PSample(NoisePredictor model, Tensor x, ReadOnlySpan<int> t, IDiffusionNoise noise, bool clipDenoised = true)
+    public GaussianStep PSample(NoisePredictor model, Tensor x, ReadOnlySpan<int> t, INoiseSource noise, bool clipDenoised = true)
     {
         var moments = PMeanVariance(model, x, t, clipDenoised);
         var z = new Tensor(x.Shape);
-        noise.Fill(z.Span);
+        noise.Next(z.Span);
         int per = x.Length / t.Length;
         var sample = new Tensor(x.Shape);
         var m = moments.Mean.Span;
@@ -302,12 +302,12 @@ public sealed class GaussianDiffusion
     /// sqrt(1 - abar / abar_prev); x_{t-1} = x_0 sqrt(abar_prev) + sqrt(1 - abar_prev - sigma^2) eps + [t != 0] sigma noise.
     /// One draw is taken after the network call even when eta is 0, as the official code does.
     /// </summary>
-    public GaussianStep DdimSample(NoisePredictor model, Tensor x, ReadOnlySpan<int> t, IDiffusionNoise noise, float eta = 0f,
+    public GaussianStep DdimSample(NoisePredictor model, Tensor x, ReadOnlySpan<int> t, INoiseSource noise, float eta = 0f,
         bool clipDenoised = true)
     {
         var moments = PMeanVariance(model, x, t, clipDenoised);
         var z = new Tensor(x.Shape);
-        noise.Fill(z.Span);
+        noise.Next(z.Span);
         int per = x.Length / t.Length;
         var sample = new Tensor(x.Shape);
         var px = moments.PredXStart.Span;
@@ -336,22 +336,22 @@ public sealed class GaussianDiffusion
     /// p_sample_loop from a given x_T (B, C, H, W) through every step of this process, last index first.
     /// <paramref name="onStep"/> sees each step's index and result.
     /// </summary>
-    public Tensor PSampleLoop(NoisePredictor model, Tensor start, IDiffusionNoise noise, bool clipDenoised = true,
+    public Tensor PSampleLoop(NoisePredictor model, Tensor start, INoiseSource noise, bool clipDenoised = true,
         Action<int, GaussianStep>? onStep = null, CancellationToken cancellationToken = default) =>
         Loop(start, onStep, cancellationToken, (x, t) => PSample(model, x, t, noise, clipDenoised));
 
     /// <summary>p_sample_loop from x_T drawn from <paramref name="noise"/> (one draw of <paramref name="shape"/> first).</summary>
-    public Tensor PSampleLoop(NoisePredictor model, int[] shape, IDiffusionNoise noise, bool clipDenoised = true,
+    public Tensor PSampleLoop(NoisePredictor model, int[] shape, INoiseSource noise, bool clipDenoised = true,
         Action<int, GaussianStep>? onStep = null, CancellationToken cancellationToken = default) =>
         PSampleLoop(model, Draw(shape, noise), noise, clipDenoised, onStep, cancellationToken);
 
     /// <summary>ddim_sample_loop from a given x_T through every step of this process.</summary>
-    public Tensor DdimSampleLoop(NoisePredictor model, Tensor start, IDiffusionNoise noise, float eta = 0f, bool clipDenoised = true,
+    public Tensor DdimSampleLoop(NoisePredictor model, Tensor start, INoiseSource noise, float eta = 0f, bool clipDenoised = true,
         Action<int, GaussianStep>? onStep = null, CancellationToken cancellationToken = default) =>
         Loop(start, onStep, cancellationToken, (x, t) => DdimSample(model, x, t, noise, eta, clipDenoised));
 
     /// <summary>ddim_sample_loop from x_T drawn from <paramref name="noise"/>.</summary>
-    public Tensor DdimSampleLoop(NoisePredictor model, int[] shape, IDiffusionNoise noise, float eta = 0f, bool clipDenoised = true,
+    public Tensor DdimSampleLoop(NoisePredictor model, int[] shape, INoiseSource noise, float eta = 0f, bool clipDenoised = true,
         Action<int, GaussianStep>? onStep = null, CancellationToken cancellationToken = default) =>
         DdimSampleLoop(model, Draw(shape, noise), noise, eta, clipDenoised, onStep, cancellationToken);
 
@@ -371,10 +371,10 @@ public sealed class GaussianDiffusion
         return x;
     }
 
-    private static Tensor Draw(int[] shape, IDiffusionNoise noise)
+    private static Tensor Draw(int[] shape, INoiseSource noise)
     {
         var x = new Tensor(shape);
-        noise.Fill(x.Span);
+        noise.Next(x.Span);
         return x;
     }
 

@@ -1,3 +1,4 @@
+using MediatorDiT.Sampling;
 using System.Runtime.InteropServices;
 using MediatorDiT.Diffusion;
 using MediatorDiT.IO;
@@ -83,7 +84,7 @@ public class GaussianDiffusionFixtureTests
         var io = Io();
         var model = Model();
         var predictor = DitNoisePredictors.Conditional(model, Ints(io, "y"));
-        var noise = new ReplayedDiffusionNoise(io.GetFloat("noise_draws"));
+        var noise = new ReplayNoiseSource(io.GetFloat("noise_draws"));
         var respaced = GaussianDiffusion.Create("250");
         var stepT = Ints(io, "step.t");
         Assert.All(stepT, t => Assert.Equal(RespacedStep, t));

@@ -69,15 +69,15 @@ public class GaussianDiffusionTests
     public void ReplayedNoiseIsUsedInOrderAndChecked()
     {
         var draws = Tensor.FromArray([1, 2, 3, 4, 5, 6], 3, 2);
-        var noise = new ReplayedDiffusionNoise(draws);
+        var noise = new ReplayNoiseSource(draws);
         var buffer = new float[2];
-        noise.Fill(buffer);
+        noise.Next(buffer);
         Assert.Equal([1f, 2f], buffer);
-        noise.Fill(buffer);
+        noise.Next(buffer);
         Assert.Equal([3f, 4f], buffer);
-        Assert.Contains("2 values but 3 were requested", Assert.Throws<MediatorDiTException>(() => noise.Fill(new float[3])).Message);
-        noise.Fill(buffer);
-        Assert.Contains("used up", Assert.Throws<MediatorDiTException>(() => noise.Fill(buffer)).Message);
+        Assert.Contains("2 values but 3 were requested", Assert.Throws<MediatorDiTException>(() => noise.Next(new float[3])).Message);
+        noise.Next(buffer);
+        Assert.Contains("used up", Assert.Throws<MediatorDiTException>(() => noise.Next(buffer)).Message);
     }
 
     [Fact]
@@ -86,7 +86,7 @@ public class GaussianDiffusionTests
         var d = GaussianDiffusion.Create("10");
         var x = new Tensor(2, 4, 3, 3);
         NoisePredictor halfChannels = (input, _) => new Tensor(2, 4, 3, 3);
-        var e = Assert.Throws<MediatorDiTException>(() => d.PSample(halfChannels, x, [3, 3], new SeededDiffusionNoise(1)));
+        var e = Assert.Throws<MediatorDiTException>(() => d.PSample(halfChannels, x, [3, 3], new GaussianNoiseSource(1)));
         Assert.Contains("[2, 4, 3, 3]", e.Message);
         Assert.Contains("[2, 8, ...]", e.Message);
         Assert.Throws<MediatorDiTException>(() => d.QSample(x, [1], x));
@@ -103,7 +103,7 @@ public class GaussianDiffusionTests
             seen.AddRange(t);
             return new Tensor(input.Dim(0), 2 * input.Dim(1), input.Dim(2), input.Dim(3));
         };
-        d.DdimSampleLoop(recorder, [1, 2, 2, 2], new SeededDiffusionNoise(3));
+        d.DdimSampleLoop(recorder, [1, 2, 2, 2], new GaussianNoiseSource(3));
         Assert.Equal(new[] { 999, 888, 777, 666, 555, 444, 333, 222, 111, 0 }, seen);
     }
 

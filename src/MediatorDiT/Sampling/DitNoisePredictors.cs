@@ -1,7 +1,8 @@
+using MediatorDiT.Diffusion;
 using MediatorDiT.Models;
 using MediatorDiT.Tensors;
 
-namespace MediatorDiT.Diffusion;
+namespace MediatorDiT.Sampling;
 
 /// <summary>Adapters from a DiT-family network (integer timesteps as floats, all 2C channels returned) to a <see cref="NoisePredictor"/>.</summary>
 public static class DitNoisePredictors
@@ -12,11 +13,15 @@ public static class DitNoisePredictors
 
     /// <summary>
     /// DiT's forward_with_cfg on a doubled batch: labels (2B) are the classes followed by the null label;
-    /// the conditional half of x is run under both labels and guidance is applied to the first
-    /// <paramref name="guidedChannels"/> channels (DiT guides 3 of them), both halves getting the result.
+    /// the conditional half of x is run under both labels and <paramref name="guidance"/> is applied to its
+    /// channels (of the C predicted-noise channels, never the learned-variance ones), both halves getting the result.
     /// </summary>
-    public static NoisePredictor Guided(SiTModel model, int[] labels, float cfgScale, int guidedChannels = 3) =>
-        (x, t) => model.ForwardWithCfg(x, ToFloats(t), labels, cfgScale, guidedChannels);
+    public static NoisePredictor Guided(SiTModel model, int[] labels, ClassifierFreeGuidance guidance)
+    {
+        ArgumentNullException.ThrowIfNull(guidance);
+        int channels = guidance.ChannelsFor(model.Config.InChannels);
+        return (x, t) => model.ForwardWithCfg(x, ToFloats(t), labels, guidance.Scale, channels);
+    }
 
     private static float[] ToFloats(int[] t)
     {

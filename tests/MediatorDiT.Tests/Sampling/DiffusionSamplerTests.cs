@@ -1,13 +1,29 @@
 using MediatorDiT.Diffusion;
 using MediatorDiT.IO;
+using MediatorDiT.Models;
 using MediatorDiT.Sampling;
 using MediatorDiT.Tensors;
 
-namespace MediatorDiT.Tests.Diffusion.Gaussian;
+namespace MediatorDiT.Tests.Sampling;
 
 /// <summary>sample.py's guided sampling: doubled batch, null labels, forward_with_cfg, conditional half returned.</summary>
-public class DitSamplingTests
+public class DiffusionSamplerTests
 {
+    /// <summary>DiT's sampling of one model through the common sampler interface; steps receives the steps done after each step.</summary>
+    internal static Tensor Sample(GaussianDiffusion diffusion, SiTModel model, Tensor z, int[] classes, ClassifierFreeGuidance? guidance,
+        INoiseSource noise, bool ddim = false, float eta = 0f, List<int>? steps = null) =>
+        new DiffusionSampler(diffusion, ddim, eta).Sample(ModelLadder.FromModel(model, guidance), z, classes, noise,
+            progress: steps is null ? null : new ListProgress(steps)).Samples;
+
+    internal static Tensor Sample(GaussianDiffusion diffusion, SiTModel model, Tensor z, int[] classes, float scale,
+        INoiseSource noise, bool ddim = false, float eta = 0f, List<int>? steps = null) =>
+        Sample(diffusion, model, z, classes, scale > 1f ? ClassifierFreeGuidance.ForModel(scale, model.Config.InChannels) : null, noise, ddim, eta, steps);
+
+    private sealed class ListProgress(List<int> steps) : IProgress<SamplingProgress>
+    {
+        public void Report(SamplingProgress value) => steps.Add(value.StepsDone);
+    }
+
     [Fact]
     public void GuidedSamplingRunsTheDoubledBatchAndReturnsTheConditionalHalf()
     {
@@ -18,15 +34,15 @@ public class DitSamplingTests
 
         var draws = Tensor.FromArray(TestData.Gaussian(3 * 4 * 4 * 16 * 16, 62), 3, 4, 4, 16, 16);
         var steps = new List<int>();
-        var guided = DitSampling.Sample(diffusion, model, z, classes, 4f, new ReplayedDiffusionNoise(draws), onStep: steps.Add);
+        var guided = Sample(diffusion, model, z, classes, 4f, new ReplayNoiseSource(draws), steps: steps);
         Assert.Equal([2, 4, 16, 16], guided.Shape);
-        Assert.Equal([2, 1, 0], steps);
+        Assert.Equal([1, 2, 3], steps);
 
         var doubled = new Tensor(4, 4, 16, 16);
         z.Span.CopyTo(doubled.Span);
         z.Span.CopyTo(doubled.Span[z.Length..]);
-        var manual = diffusion.PSampleLoop(DitNoisePredictors.Guided(model, [3, 7, 10, 10], 4f), doubled,
-            new ReplayedDiffusionNoise(draws), clipDenoised: false);
+        var manual = diffusion.PSampleLoop(DitNoisePredictors.Guided(model, [3, 7, 10, 10], ClassifierFreeGuidance.Official(4f)), doubled,
+            new ReplayNoiseSource(draws), clipDenoised: false);
         Assert.Equal(manual.Span[..z.Length].ToArray(), guided.Span.ToArray());
     }
 
@@ -36,11 +52,11 @@ public class DitSamplingTests
         var model = ModelFiles.Load(Fixtures.PathOf("dit_model.weights.safetensors"));
         var diffusion = GaussianDiffusion.Create("ddim4");
         var z = Tensor.FromArray(TestData.Gaussian(4 * 16 * 16, 63), 1, 4, 16, 16);
-        var plain = DitSampling.Sample(diffusion, model, z, [5], 1f, new SeededDiffusionNoise(9), ddim: true);
-        var manual = diffusion.DdimSampleLoop(DitNoisePredictors.Conditional(model, [5]), z, new SeededDiffusionNoise(9), clipDenoised: false);
+        var plain = Sample(diffusion, model, z, [5], 1f, new GaussianNoiseSource(9), ddim: true);
+        var manual = diffusion.DdimSampleLoop(DitNoisePredictors.Conditional(model, [5]), z, new GaussianNoiseSource(9), clipDenoised: false);
         Assert.Equal(manual.Span.ToArray(), plain.Span.ToArray());
         Assert.Contains("class label 10", Assert.Throws<MediatorDiTException>(() =>
-            DitSampling.Sample(diffusion, model, z, [10], 4f, new SeededDiffusionNoise(9))).Message);
+            Sample(diffusion, model, z, [10], 4f, new GaussianNoiseSource(9))).Message);
     }
 
     /// <summary>
@@ -63,8 +79,8 @@ public class DitSamplingTests
         var io = SafeTensors.Read(Fixtures.PathOf("dit_diffusion.io.safetensors"));
         var model = ModelFiles.Load(Fixtures.PathOf("dit_model.weights.safetensors"));
         int[] y = io.GetInt64("y").Select(v => checked((int)v)).ToArray();
-        var noise = new ReplayedDiffusionNoise(ChainDraws(io));
-        var final = DitSampling.Sample(GaussianDiffusion.Create("10"), model, io.GetFloat("chain10.z"), y, 1f, noise);
+        var noise = new ReplayNoiseSource(ChainDraws(io));
+        var final = Sample(GaussianDiffusion.Create("10"), model, io.GetFloat("chain10.z"), y, 1f, noise);
         TestData.AssertClose(io.GetFloat("chain10.final").Span, final.Span, 1e-4f, "chain10.final");
         Assert.Equal(10, noise.Used);
     }
@@ -77,12 +93,12 @@ public class DitSamplingTests
         int[] y = io.GetInt64("y").Select(v => checked((int)v)).ToArray();
         var z = io.GetFloat("chain10.z");
         var steps = new List<int>();
-        var shortRun = Assert.Throws<MediatorDiTException>(() => DitSampling.Sample(GaussianDiffusion.Create("10"), model, z, y, 1f,
-            new ReplayedDiffusionNoise(ChainDraws(io, 9), "noise.safetensors"), onStep: steps.Add));
-        Assert.Equal("noise.safetensors has 9 draws left but the run needs 10, one per step (the last step's too).", shortRun.Message);
+        var shortRun = Assert.Throws<MediatorDiTException>(() => Sample(GaussianDiffusion.Create("10"), model, z, y, 1f,
+            new ReplayNoiseSource(ChainDraws(io, 9), "noise.safetensors"), steps: steps));
+        Assert.Equal("noise.safetensors has 9 draws left but the run needs 10, one per step that adds noise.", shortRun.Message);
         // Guided, the state is the doubled batch, so draws of the plain batch do not fit.
-        var doubled = Assert.Throws<MediatorDiTException>(() => DitSampling.Sample(GaussianDiffusion.Create("10"), model, z, y, 4f,
-            new ReplayedDiffusionNoise(ChainDraws(io)), onStep: steps.Add));
+        var doubled = Assert.Throws<MediatorDiTException>(() => Sample(GaussianDiffusion.Create("10"), model, z, y, 4f,
+            new ReplayNoiseSource(ChainDraws(io)), steps: steps));
         Assert.Contains("draws of shape [3, 4, 16, 16] but the sampler's state is [6, 4, 16, 16]", doubled.Message);
         Assert.Empty(steps);
     }
@@ -94,13 +110,13 @@ public class DitSamplingTests
         var diffusion = GaussianDiffusion.Create("ddim4");
         var z = Tensor.FromArray(TestData.Gaussian(2 * 4 * 16 * 16, 64), 2, 4, 16, 16);
         var draws = Tensor.FromArray(TestData.Gaussian(4 * 2 * 4 * 16 * 16, 65), 4, 2, 4, 16, 16);
-        var noise = new ReplayedDiffusionNoise(draws);
-        var replayed = DitSampling.Sample(diffusion, model, z, [1, 2], 1f, noise, ddim: true, eta: 0.5f);
+        var noise = new ReplayNoiseSource(draws);
+        var replayed = Sample(diffusion, model, z, [1, 2], 1f, noise, ddim: true, eta: 0.5f);
         Assert.Equal(4, noise.Used);
-        var manual = diffusion.DdimSampleLoop(DitNoisePredictors.Conditional(model, [1, 2]), z, new ReplayedDiffusionNoise(draws), eta: 0.5f, clipDenoised: false);
+        var manual = diffusion.DdimSampleLoop(DitNoisePredictors.Conditional(model, [1, 2]), z, new ReplayNoiseSource(draws), eta: 0.5f, clipDenoised: false);
         Assert.Equal(manual.Span.ToArray(), replayed.Span.ToArray());
         // The draws matter at eta above 0: other draws give another sample.
-        var other = DitSampling.Sample(diffusion, model, z, [1, 2], 1f, new SeededDiffusionNoise(3), ddim: true, eta: 0.5f);
+        var other = Sample(diffusion, model, z, [1, 2], 1f, new GaussianNoiseSource(3), ddim: true, eta: 0.5f);
         Assert.NotEqual(other.Span.ToArray(), replayed.Span.ToArray());
     }
 
@@ -112,8 +128,8 @@ public class DitSamplingTests
         var diffusion = GaussianDiffusion.Create("2");
         var z = Tensor.FromArray(TestData.Gaussian(4 * 16 * 16, 66), 1, 4, 16, 16);
         var draws = Tensor.FromArray(TestData.Gaussian(2 * 2 * 4 * 16 * 16, 67), 2, 2, 4, 16, 16);
-        Tensor Run(ClassifierFreeGuidance? g) => DitSampling.Sample(diffusion, model, z, [4], g, new ReplayedDiffusionNoise(draws));
-        var byDefault = DitSampling.Sample(diffusion, model, z, [4], 3f, new ReplayedDiffusionNoise(draws));
+        Tensor Run(ClassifierFreeGuidance? g) => Sample(diffusion, model, z, [4], g, new ReplayNoiseSource(draws));
+        var byDefault = Sample(diffusion, model, z, [4], 3f, new ReplayNoiseSource(draws));
         Assert.Equal(Run(ClassifierFreeGuidance.Official(3f)).Span.ToArray(), byDefault.Span.ToArray());
         Assert.NotEqual(Run(ClassifierFreeGuidance.AllChannels(3f)).Span.ToArray(), byDefault.Span.ToArray());
         Assert.Contains("guidance is set for 5 channels but the model has only 4", Assert.Throws<MediatorDiTException>(() =>

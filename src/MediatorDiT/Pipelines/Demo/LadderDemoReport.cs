@@ -1,8 +1,9 @@
 using System.Text.Json;
 using MediatorDiT.Data;
 using MediatorDiT.IO;
+using MediatorDiT.Sampling;
 
-namespace MediatorDiT.Sampling;
+namespace MediatorDiT.Pipelines;
 
 /// <summary>
 /// Writes a <see cref="LadderDemoResult"/> as <c>demo.png</c> (the dynamic schedule's grid beside the
@@ -30,7 +31,6 @@ public static class LadderDemoReport
             [$"dynamic {string.Join("-", modelNames)}", $"{modelNames[^1]} alone"], classNames, result.Options.PerClass, scale);
         PngEncoder.Write(picturePath, picture);
 
-        int last = result.FlopsPerModel.Count - 1;
         var record = new
         {
             models = modelPaths,
@@ -39,13 +39,13 @@ public static class LadderDemoReport
             sampler = "sde euler",
             steps = result.Options.Steps,
             ratios = result.SwitchRatios,
-            first = result.Options.First,
+            first = result.First,
             seed = result.Options.Seed,
             per_class = result.Options.PerClass,
             class_names = classNames,
             picture = new { width = picture.Width, height = picture.Height, scale },
-            dynamic = Describe(result.Dynamic, 0),
-            largest = Describe(result.Largest, last),
+            dynamic = Describe(result.Dynamic),
+            largest = Describe(result.Largest),
             switch_steps = result.SwitchSteps,
             flops_saving_percent = 100 * result.FlopsSaving,
             time_saving_percent = 100 * result.TimeSaving,
@@ -55,14 +55,14 @@ public static class LadderDemoReport
         return (picturePath, recordPath);
     }
 
-    /// <summary>A run's record; model indices are the full ladder's (the largest run uses only <paramref name="offset"/>).</summary>
-    private static object Describe(LadderDemoRun run, int offset) => new
+    /// <summary>A run's record; model indices are the ladder's.</summary>
+    private static object Describe(LadderDemoRun run) => new
     {
         flops_per_image = run.FlopsPerImage,
         gflops_per_image = run.FlopsPerImage / 1e9,
         wall_seconds = run.WallSeconds,
         class_agreement = run.ClassAgreement,
         evaluations = run.Usage.Evaluations,
-        model_per_step = run.Usage.ModelPerStep.Select(s => s[0] + offset),
+        model_per_step = run.Usage.ModelPerStep.Select(s => s[0]),
     };
 }

@@ -1,6 +1,6 @@
 using MediatorDiT.Tensors;
 
-namespace MediatorDiT.Sampling;
+namespace MediatorDiT.Diffusion;
 
 /// <summary>Fresh N(0, 1) draws from a <see cref="RandomSource"/>, in row-major order of the state.</summary>
 public sealed class GaussianNoiseSource : INoiseSource

@@ -1,24 +1,24 @@
+using MediatorDiT.Sampling;
 using MediatorDiT.Tensors;
 
-namespace MediatorDiT.Sampling;
+namespace MediatorDiT.Pipelines;
 
 /// <summary>One sampling run of the demo: samples (B, C, H, W), which model served each step, wall time, classifier agreement.</summary>
 public sealed record LadderDemoRun(Tensor Samples, ModelUsageLog Usage, double WallSeconds, double ClassAgreement)
 {
     public double FlopsPerImage => Usage.MeanFlopsPerImage;
 
-    /// <summary>The first step each model of the full ladder served (sample 0; the demo decides on the batch mean), or -1.</summary>
-    public int[] FirstStepOfModel(int models, int modelOffset = 0) =>
-        Enumerable.Range(0, models).Select(m => m < modelOffset ? -1 : Usage.FirstStepOf(m - modelOffset, 0)).ToArray();
+    /// <summary>The first step each ladder model served (sample 0; the demo decides on the batch mean), or -1.</summary>
+    public int[] FirstStepOfModel(int models) => Enumerable.Range(0, models).Select(m => Usage.FirstStepOf(m, 0)).ToArray();
 }
 
 /// <summary>
 /// What <see cref="LadderDemo"/> made: the labels (class c for rows c, <see cref="LadderDemoOptions.PerClass"/>
 /// each), the ladder models' FLOPs per image and evaluation, the dynamic schedule's run and the largest
-/// model's run on the same noise and labels, and the switch ratios used.
+/// model's run on the same noise and labels, and the switch ratios and reference steps used (and where they came from).
 /// </summary>
 public sealed record LadderDemoResult(
-    LadderDemoOptions Options, IReadOnlyList<double> SwitchRatios, int[] Labels, IReadOnlyList<double> FlopsPerModel,
+    LadderDemoOptions Options, IReadOnlyList<double> SwitchRatios, int First, string ScheduleSource, int[] Labels, IReadOnlyList<double> FlopsPerModel,
     LadderDemoRun Dynamic, LadderDemoRun Largest)
 {
     /// <summary>Fraction of the largest model's FLOPs per image that the dynamic schedule saves.</summary>

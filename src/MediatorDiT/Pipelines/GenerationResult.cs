@@ -1,0 +1,56 @@
+using MediatorDiT.Sampling;
+using MediatorDiT.Tensors;
+
+namespace MediatorDiT.Pipelines;
+
+/// <summary>One generated image's record: its global index, label, the first step each ladder model served it (-1: never) and its cost.</summary>
+public sealed record ImageRecord(int Index, int Label, IReadOnlyList<int> FirstStepOfModel, double Gflops);
+
+/// <summary>
+/// One batch as it is generated: the global image indices, labels, the images (B, C, H, W) in [-1, 1] (decoded
+/// when the model makes latents and the pipeline has a VAE, else the samples themselves), the raw samples, and
+/// each image's record, and which ladder model served each image at each step.
+/// </summary>
+public sealed record GeneratedBatch(IReadOnlyList<int> Indices, IReadOnlyList<int> Labels, Tensor Images, Tensor Samples,
+    IReadOnlyList<ImageRecord> Records, ModelUsageLog Usage);
+
+/// <summary>
+/// The typed run record: the sampler, steps, schedule, guidance, the images of this rank, the wall time, the mean
+/// cost per image and the largest model's cost alone (both in GFLOPs, multiply-accumulates as docs/FLOPS.md
+/// counts them), and every image's record.
+/// </summary>
+public sealed record GenerationRecord
+{
+    public required IReadOnlyList<string> Models { get; init; }
+    public required string Family { get; init; }
+    public required IReadOnlyList<int> Mediators { get; init; }
+    public required string Sampler { get; init; }
+    public required int Steps { get; init; }
+    public required string Schedule { get; init; }
+    public required float GuidanceScale { get; init; }
+
+    /// <summary>Guided channels: a count, "all", or null without guidance.</summary>
+    public required object? GuidedChannels { get; init; }
+
+    public required int ImageSize { get; init; }
+    public required ulong Seed { get; init; }
+    public required int Rank { get; init; }
+    public required int WorldSize { get; init; }
+    public required int ImageCount { get; init; }
+    public required double WallSeconds { get; init; }
+    public required double MeanGflopsPerImage { get; init; }
+
+    /// <summary>What the largest model alone spends per image over the same steps.</summary>
+    public required double LargestModelGflopsPerImage { get; init; }
+
+    /// <summary>The saving against the largest model alone, 0..1.</summary>
+    public double FlopsSaving => LargestModelGflopsPerImage > 0 ? 1 - MeanGflopsPerImage / LargestModelGflopsPerImage : 0;
+
+    public required IReadOnlyList<ImageRecord> Images { get; init; }
+}
+
+/// <summary>All images of a run (B, C, H, W) in [-1, 1], the raw samples (latents for latent models) and the run record.</summary>
+public sealed record GenerationResult(Tensor Images, Tensor Samples, GenerationRecord Record);
+
+/// <summary>Reported after each sampler step: images finished before this batch, the batch's size, the step within it.</summary>
+public sealed record GenerationProgress(int ImagesDone, int Images, int BatchSize, int Step, int StepCount, double MeanGflopsPerImage);
