@@ -8,14 +8,14 @@ using MediatorDiT.Tensors;
 namespace MediatorDiT.Cli.Commands;
 
 /// <summary>
-/// `mdit encode-latents --images DIR --vae W --out F.npz`: a folder of class sub-folders of PNGs encoded
+/// `mdit encode-latents --images DIR --vae W --out F.npz`: a folder of class sub-folders of images (PNG, JPEG, WebP) encoded
 /// into the latents the trainer reads (`--dataset latents:F.npz`), streamed image by image.
 /// </summary>
 public static class EncodeLatentsCommand
 {
     public static Command Create()
     {
-        var images = new Option<string>("--images") { Description = "folder with one sub-folder of PNG files per class", Required = true };
+        var images = new Option<string>("--images") { Description = "folder with one sub-folder of images (.png, .jpg/.jpeg/.JPEG, .webp) per class", Required = true };
         var vae = new Option<string>("--vae") { Description = "VAE weights (diffusers .safetensors or .bin/.pt)", Required = true };
         var vaeConfig = new Option<string?>("--vae-config") { Description = "the VAE's config.json when it is neither beside the weights nor to be read off their shapes" };
         var output = new Option<string>("--out") { Description = "latents file to write (.npz with 'latents' and 'labels')", Required = true };
@@ -25,7 +25,7 @@ public static class EncodeLatentsCommand
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
         var threads = new Option<int?>("--threads").Threads();
         var noProgress = new Option<bool>("--no-progress");
-        var command = new Command("encode-latents", "Encode a folder of class sub-folders of PNGs into VAE latents for training.")
+        var command = new Command("encode-latents", "Encode a folder of class sub-folders of images (PNG, JPEG, WebP) into VAE latents for training.")
         {
             images, vae, vaeConfig, output, imageSize, hflip, mean, seed, threads, noProgress,
         };
@@ -58,7 +58,7 @@ public static class EncodeLatentsCommand
             renderer.Done();
             Console.WriteLine($"encoded {summary.Images} images of {summary.NumClasses} classes into {summary.Latents} latents " +
                               $"({summary.LatentChannels}x{summary.LatentSize}x{summary.LatentSize}, times {pipeline.LatentScale}) in {clock.Elapsed.TotalSeconds:F1} s -> {outPath}; " +
-                              $"skipped {summary.SkippedFiles.Count} unreadable PNG file{(summary.SkippedFiles.Count == 1 ? "" : "s")}");
+                              $"skipped {summary.SkippedFiles.Count} unreadable image file{(summary.SkippedFiles.Count == 1 ? "" : "s")}");
             return 0;
         }, token));
         return command;

@@ -8,7 +8,7 @@ using MediatorDiT.Evaluation;
 namespace MediatorDiT.Cli.Commands;
 
 /// <summary>
-/// `mdit eval`: scores samples (an .npz or a folder of PNGs from `mdit sample`) against a split of a
+/// `mdit eval`: scores samples (an .npz or a folder of images, PNGs from `mdit sample` or JPEG/WebP files) against a split of a
 /// built-in dataset with the library's classifier, and prints the floor: the real test split against
 /// the real training split, the score a perfect generator would get.
 /// </summary>
@@ -16,7 +16,7 @@ public static class EvalCommand
 {
     public static Command Create()
     {
-        var samples = new Option<string?>("--samples") { Description = "samples.npz (arr_0 uint8 NHWC) or a folder of PNGs (without it: only the floor)" };
+        var samples = new Option<string?>("--samples") { Description = "samples.npz (arr_0 uint8 NHWC) or a folder of PNG/JPEG/WebP images (without it: only the floor)" };
         var reference = new Option<string>("--reference") { Description = "test or train split of the dataset", DefaultValueFactory = _ => "test" };
         var dataset = new Option<string?>("--dataset") { Description = "fashion-mnist or mnist (default: the classifier's dataset, else fashion-mnist)" };
         var classifier = new Option<string?>("--classifier") { Description = "classifier weights (default models/classifier-<dataset>.safetensors)" };

@@ -12,7 +12,7 @@ internal sealed class InputLimitOptions
 {
     private readonly Option<long?> _pixels = new("--max-image-pixels")
     {
-        Description = $"refuse PNGs whose header declares more pixels (default ${InputLimits.ImagePixelsVariable}, else {Count(InputLimits.DefaultMaxImagePixels)})",
+        Description = $"refuse images (PNG, JPEG, WebP) whose header declares more pixels (default ${InputLimits.ImagePixelsVariable}, else {Count(InputLimits.DefaultMaxImagePixels)})",
     };
 
     private readonly Option<long?>? _elements;

@@ -10,16 +10,16 @@ namespace MediatorDiT.Cli.Commands;
 
 /// <summary>
 /// `mdit vae decode|encode`: the Stable Diffusion VAE on tensors stored in a file (for parity checks, as
-/// `mdit forward` is for the network) or on PNG images. Tensors are raw AutoencoderKL values: decode takes
+/// `mdit forward` is for the network) or on images. Tensors are raw AutoencoderKL values: decode takes
 /// unscaled latents unless --latent-scale is given; encode writes posterior.mean, posterior.logvar and
-/// posterior.std. PNG inputs (a file or a folder of *.png) give PNGs (decode: the reconstruction) or
+/// posterior.std. Image inputs (a PNG, JPEG or WebP file, or a folder of them; <see cref="ImageFile"/>) give PNGs (decode: the reconstruction) or
 /// scaled latents 'latents' (encode), the form DiT trains on.
 /// </summary>
 public static class VaeCommand
 {
     public static Command Create()
     {
-        var command = new Command("vae", "Run the Stable Diffusion VAE (decode or encode) on stored tensors or PNG images.")
+        var command = new Command("vae", "Run the Stable Diffusion VAE (decode or encode) on stored tensors or images (PNG, JPEG, WebP).")
         {
             Build(decode: true),
             Build(decode: false),
@@ -31,16 +31,16 @@ public static class VaeCommand
     {
         var weights = new Option<string>("--weights") { Description = "VAE weights (diffusers .safetensors or .bin/.pt, either naming scheme)", Required = true };
         var config = new Option<string?>("--config") { Description = "diffusers config.json (default: beside the weights, else read off the weights' shapes)" };
-        var inputs = new Option<string>("--inputs") { Description = "a safetensors file of tensors, or a PNG file or folder of PNGs", Required = true };
+        var inputs = new Option<string>("--inputs") { Description = "a safetensors file of tensors, or an image file (.png, .jpg, .jpeg, .webp) or a folder of them", Required = true };
         var key = new Option<string>("--key") { Description = decode ? "tensor of latents (B, 4, h, w) to decode" : "tensor of images (B, 3, H, W) in [-1, 1] to encode", DefaultValueFactory = _ => decode ? "z" : "x" };
         var output = new Option<string>("--out") { Description = decode ? "O.safetensors (tensor 'decoded'), a .png file or a folder for PNGs" : "O.safetensors", Required = true };
-        var latentScale = new Option<float?>("--latent-scale") { Description = decode ? "divide the latents by this before decoding (0.18215 for latents made by DiT/SiT sampling)" : "scale of the 'latents' written for PNG inputs (default the config's scaling_factor, 0.18215)" };
-        var imageSize = new Option<int?>("--image-size") { Description = $"PNG inputs: ADM centre crop to S x S first, S a multiple of 8 up to {OptionValues.MaxImageSize} (otherwise all images must share one size, a multiple of the VAE's factor)" }.ImageSize();
-        var sample = new Option<bool>("--sample") { Description = "PNG inputs: a posterior sample instead of the mean" };
+        var latentScale = new Option<float?>("--latent-scale") { Description = decode ? "divide the latents by this before decoding (0.18215 for latents made by DiT/SiT sampling)" : "scale of the 'latents' written for image inputs (default the config's scaling_factor, 0.18215)" };
+        var imageSize = new Option<int?>("--image-size") { Description = $"image inputs: ADM centre crop to S x S first, S a multiple of 8 up to {OptionValues.MaxImageSize} (otherwise all images must share one size, a multiple of the VAE's factor)" }.ImageSize();
+        var sample = new Option<bool>("--sample") { Description = "image inputs: a posterior sample instead of the mean" };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
         var threads = new Option<int?>("--threads").Threads();
         var command = new Command(decode ? "decode" : "encode",
-            decode ? "Decode latents (or reconstruct PNG images) with the VAE." : "Encode images (tensors or PNGs) into the VAE's posterior.")
+            decode ? "Decode latents (or reconstruct images) with the VAE." : "Encode images (tensors, or PNG, JPEG or WebP files) into the VAE's posterior.")
         {
             weights, config, inputs, key, output, latentScale, imageSize, sample, seed, threads,
         };
@@ -100,22 +100,22 @@ public static class VaeCommand
     }
 
     private static bool IsImageInput(string input) =>
-        Directory.Exists(input) || input.EndsWith(".png", StringComparison.OrdinalIgnoreCase);
+        Directory.Exists(input) || ImageFile.HasImageExtension(input);
 
-    /// <summary>One PNG or every *.png directly in a folder (ordinal order) as a (B, 3, H, W) batch in [-1, 1].</summary>
+    /// <summary>One image or every image file directly in a folder (ordinal order) as a (B, 3, H, W) batch in [-1, 1].</summary>
     private static Tensor ReadImages(string input, int factor, int? cropSize, InputLimits limits, out string[] names)
     {
         string[] files = Directory.Exists(input)
-            ? Directory.EnumerateFiles(input).Where(f => f.EndsWith(".png", StringComparison.OrdinalIgnoreCase)).Order(StringComparer.Ordinal).ToArray()
+            ? Directory.EnumerateFiles(input).Where(ImageFile.HasImageExtension).Order(StringComparer.Ordinal).ToArray()
             : File.Exists(input) ? [input] : throw new MediatorDiTException($"--inputs '{input}' does not exist.");
-        if (files.Length == 0) throw new MediatorDiTException($"--inputs '{input}' holds no .png files.");
+        if (files.Length == 0) throw new MediatorDiTException($"--inputs '{input}' holds no {ImageFile.ExtensionList} files.");
         if (cropSize is int s && (s < 1 || s % factor != 0))
             throw new MediatorDiTException($"--image-size {s} must be a positive multiple of the VAE's downsampling factor {factor}.");
         var pixels = new List<byte[]>();
         int width = 0, height = 0;
         foreach (string file in files)
         {
-            var rgb = PngDecoder.Read(file, limits).ToRgb();
+            var rgb = ImageFile.Read(file, limits).ToRgb();
             byte[] bytes = rgb.Pixels;
             int w = rgb.Width, h = rgb.Height;
             if (cropSize is int size)
@@ -140,7 +140,10 @@ public static class VaeCommand
         else OutputFolder.EnsureWritable(outPath, "output folder");
     }
 
-    /// <summary>A single image to a .png path; otherwise one PNG per image into the folder (named as the inputs, or 000000.png, ...).</summary>
+    /// <summary>
+    /// A single image to a .png path; otherwise one PNG per image into the folder, named as the inputs (a JPEG or
+    /// WebP input's name with .png appended, so that a.jpg and a.png do not collide), or 000000.png, ...
+    /// </summary>
     private static void WriteImages(string outPath, Tensor images, string[] names)
     {
         if (outPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
@@ -151,6 +154,10 @@ public static class VaeCommand
             return;
         }
         for (int i = 0; i < images.Dim(0); i++)
-            PngEncoder.Write(Path.Combine(outPath, names.Length == images.Dim(0) ? names[i] : $"{i:D6}.png"), ImageConversion.ToImage(images, i));
+        {
+            string name = names.Length != images.Dim(0) ? $"{i:D6}.png"
+                : names[i].EndsWith(".png", StringComparison.OrdinalIgnoreCase) ? names[i] : names[i] + ".png";
+            PngEncoder.Write(Path.Combine(outPath, name), ImageConversion.ToImage(images, i));
+        }
     }
 }

@@ -5,12 +5,12 @@ using MediatorDiT.Tensors;
 namespace MediatorDiT.Data;
 
 /// <summary>
-/// A folder of class sub-folders of PNG files, as torchvision's ImageFolder reads it: class c is
-/// the c-th sub-folder name in ordinal (code point) order; a class's files are all *.png below its
-/// folder (nested folders included), folders by path then files by name. Each image is decoded
-/// once, converted to RGB (grey repeated, alpha dropped), cut with ADM/DiT's center_crop_arr
+/// A folder of class sub-folders of images, as torchvision's ImageFolder reads it: class c is
+/// the c-th sub-folder name in ordinal (code point) order; a class's files are all PNG, JPEG and WebP
+/// files below its folder (<see cref="ImageFolderListing"/>; nested folders included), folders by path
+/// then files by name. Each image is decoded once (<see cref="ImageFile"/>), converted to RGB (grey repeated, alpha dropped), cut with ADM/DiT's center_crop_arr
 /// (<see cref="CenterCrop"/>) and kept as uint8 (S, S, 3), S x S x 3 bytes per image in memory;
-/// <see cref="Get"/> gives (3, S, S) in [-1, 1]. A PNG that cannot be decoded is skipped with a
+/// <see cref="Get"/> gives (3, S, S) in [-1, 1]. A file that cannot be decoded is skipped with a
 /// warning naming it and counted in <see cref="SkippedFiles"/>.
 /// </summary>
 public sealed class ImageFolderDataset : IDataset
@@ -33,8 +33,8 @@ public sealed class ImageFolderDataset : IDataset
     }
 
     /// <summary>
-    /// Reads every PNG below <paramref name="folder"/>'s class sub-folders, decoding in parallel.
-    /// Progress gets a line per skipped file and a count every few hundred images. A PNG whose header
+    /// Reads every image below <paramref name="folder"/>'s class sub-folders, decoding in parallel.
+    /// Progress gets a line per skipped file and a count every few hundred images. An image whose header
     /// declares more pixels than <paramref name="limits"/> allow is skipped like an unreadable one.
     /// </summary>
     public static ImageFolderDataset Load(string folder, int imageSize, IProgress<string>? progress = null, CancellationToken cancellationToken = default,
@@ -50,13 +50,13 @@ public sealed class ImageFolderDataset : IDataset
         var images = new byte[files.Count][];
         var failures = new ConcurrentDictionary<int, string>();
         int decoded = 0;
-        progress?.Report($"{folder}: decoding {files.Count} PNG files of {classNames.Length} classes at {imageSize}x{imageSize}");
+        progress?.Report($"{folder}: decoding {files.Count} image files of {classNames.Length} classes at {imageSize}x{imageSize}");
         var options = new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = ComputeContext.Current.Threads };
         Parallel.For(0, files.Count, options, i =>
         {
             try
             {
-                DecodedImage rgb = PngDecoder.Read(files[i].Path, limits).ToRgb();
+                DecodedImage rgb = ImageFile.Read(files[i].Path, limits).ToRgb();
                 images[i] = CenterCrop.Apply(rgb.Pixels, rgb.Width, rgb.Height, 3, imageSize);
             }
             catch (Exception ex) when (ex is MediatorDiTException or InvalidDataException or IOException)
@@ -71,14 +71,14 @@ public sealed class ImageFolderDataset : IDataset
         foreach (int i in failures.Keys.Order())
         {
             skipped.Add(files[i].Path);
-            progress?.Report($"warning: skipped {files[i].Path}, it is not a readable PNG ({failures[i].TrimEnd('.')})");
+            progress?.Report($"warning: skipped {files[i].Path}, it is not a readable image ({failures[i].TrimEnd('.')})");
         }
         var kept = Enumerable.Range(0, files.Count).Where(i => images[i] is not null).ToArray();
         var unreadable = Enumerable.Range(0, classNames.Length).Where(c => !kept.Any(i => files[i].Label == c)).Select(c => classNames[c]).ToList();
         if (unreadable.Count > 0)
-            throw new MediatorDiTException($"{folder}: class folder{(unreadable.Count > 1 ? "s" : "")} {string.Join(", ", unreadable.Take(5))} hold{(unreadable.Count > 1 ? "" : "s")} no readable PNG file; every class needs at least one image.");
+            throw new MediatorDiTException($"{folder}: class folder{(unreadable.Count > 1 ? "s" : "")} {string.Join(", ", unreadable.Take(5))} hold{(unreadable.Count > 1 ? "" : "s")} no readable image; every class needs at least one image.");
         if (skipped.Count > 0)
-            progress?.Report($"{folder}: skipped {skipped.Count} unreadable PNG file{(skipped.Count > 1 ? "s" : "")}, kept {kept.Length}");
+            progress?.Report($"{folder}: skipped {skipped.Count} unreadable image file{(skipped.Count > 1 ? "s" : "")}, kept {kept.Length}");
 
         return new ImageFolderDataset(root, imageSize, classNames,
             kept.Select(i => files[i].Path).ToArray(), kept.Select(i => images[i]).ToArray(), kept.Select(i => files[i].Label).ToArray(), skipped);
@@ -96,7 +96,7 @@ public sealed class ImageFolderDataset : IDataset
     /// <summary>The file of each sample, in sample order.</summary>
     public IReadOnlyList<string> Files => _files;
 
-    /// <summary>PNG files that could not be decoded and were left out.</summary>
+    /// <summary>Image files that could not be decoded and were left out.</summary>
     public int SkippedFiles => SkippedFileNames.Count;
 
     public IReadOnlyList<string> SkippedFileNames { get; }

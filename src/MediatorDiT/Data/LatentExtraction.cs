@@ -18,7 +18,7 @@ public sealed record LatentExtractionOptions
 
     public ulong Seed { get; init; }
 
-    /// <summary>Bounds on the PNGs read; a file over them is skipped like an unreadable one.</summary>
+    /// <summary>Bounds on the images read; a file over them is skipped like an unreadable one.</summary>
     public InputLimits Limits { get; init; } = InputLimits.Default;
 }
 
@@ -29,13 +29,13 @@ public readonly record struct LatentExtractionProgress(int Done, int Total, stri
 public sealed record LatentExtractionSummary(string Output, int Images, int Latents, int NumClasses, IReadOnlyList<string> SkippedFiles, int LatentChannels, int LatentSize);
 
 /// <summary>
-/// Encodes a folder of class sub-folders of PNGs (<see cref="ImageFolderListing"/>) into the latent
+/// Encodes a folder of class sub-folders of images (PNG, JPEG, WebP; <see cref="ImageFolderListing"/>) into the latent
 /// format the trainer reads (<see cref="LatentDataset"/>): an .npz with <c>latents</c> (N, C, S/f, S/f)
 /// float32, already multiplied by the latent scale (0.18215), and <c>labels</c> (N) int64. Each image is
 /// converted to RGB and cut with ADM's centre crop (<see cref="CenterCrop"/>), mapped to [-1, 1] and
 /// encoded alone, so memory holds one image and the VAE's workspace whatever the folder's size; the
 /// latents are streamed into the archive, which only appears, complete, at the end. Every file is
-/// decoded once up front to count the readable ones (the archive's header needs N); a PNG that cannot
+/// decoded once up front to count the readable ones (the archive's header needs N); a file that cannot
 /// be decoded is skipped with a warning naming it, and counted.
 /// </summary>
 public static class LatentExtraction
@@ -61,7 +61,7 @@ public static class LatentExtraction
         {
             try
             {
-                _ = PngDecoder.Read(listing.Files[i].Path, options.Limits);
+                _ = ImageFile.Read(listing.Files[i].Path, options.Limits);
                 readable[i] = true;
             }
             catch (Exception ex) when (ex is MediatorDiTException or InvalidDataException or IOException)
@@ -74,11 +74,11 @@ public static class LatentExtraction
         {
             if (errors[i] is null) continue;
             skipped.Add(listing.Files[i].Path);
-            progress?.Report(new LatentExtractionProgress(0, listing.Files.Count, $"skipped {listing.Files[i].Path}, it is not a readable PNG ({errors[i]})"));
+            progress?.Report(new LatentExtractionProgress(0, listing.Files.Count, $"skipped {listing.Files[i].Path}, it is not a readable image ({errors[i]})"));
         }
         var keep = Enumerable.Range(0, readable.Length).Where(i => readable[i]).ToArray();
         if (keep.Length == 0)
-            throw new MediatorDiTException($"{folder}: none of its {listing.Files.Count} PNG files could be decoded.");
+            throw new MediatorDiTException($"{folder}: none of its {listing.Files.Count} image files could be decoded.");
 
         int copies = options.HorizontalFlip ? 2 : 1, count = keep.Length * copies;
         int latentChannels = vae.Vae.Config.LatentChannels, h = size / f, perLatent = latentChannels * h * h;
@@ -93,7 +93,7 @@ public static class LatentExtraction
             cancellationToken.ThrowIfCancellationRequested();
             var (path, label) = listing.Files[keep[k]];
             DecodedImage rgb;
-            try { rgb = PngDecoder.Read(path, options.Limits).ToRgb(); }
+            try { rgb = ImageFile.Read(path, options.Limits).ToRgb(); }
             catch (Exception ex) when (ex is MediatorDiTException or InvalidDataException or IOException)
             {
                 throw new MediatorDiTException($"{path}: decoded in the first pass but not now ({ex.Message.TrimEnd('.')}); was the folder changed while being encoded?", ex);

@@ -22,12 +22,12 @@ public sealed record SampleSet(Tensor Images, int[]? Labels, string Source, stri
 
 /// <summary>
 /// Reads what <c>mdit sample</c> writes: a <c>.npz</c> whose <c>arr_0</c> is uint8 (N, H, W, C) (or (N, H, W)
-/// grey), or a folder of PNGs (<c>000000.png</c>, ...; <c>grid.png</c> is skipped). Labels come from
+/// grey), or a folder of images (<c>000000.png</c>, ...; PNG, JPEG or WebP, <see cref="ImageFile"/>; <c>grid.png</c> is skipped). Labels come from
 /// <c>--labels-from</c>: an array of the npz (e.g. <c>arr_1</c>, any integer dtype, (N)), a run.json
 /// (its <c>samples</c> list: for an npz in record order, which is the npz's order; for a folder by each
 /// record's <c>index</c>, the number in the file name), or <c>none</c>. Without it: the npz's
 /// <c>arr_1</c> if present, else a <c>run.json</c> beside the samples, else no labels. Sizes are bounded by
-/// <see cref="InputLimits"/> (pixels per PNG, elements per array) and labels by its class maximum.
+/// <see cref="InputLimits"/> (pixels per image, elements per array) and labels by its class maximum.
 /// </summary>
 public static class SampleFiles
 {
@@ -38,7 +38,7 @@ public static class SampleFiles
         if (Directory.Exists(path)) return LoadFolder(path, labelsFrom, limits);
         if (!File.Exists(path)) throw new MediatorDiTException($"--samples {path}: is neither a file nor a folder.");
         if (!path.EndsWith(".npz", StringComparison.OrdinalIgnoreCase))
-            throw new MediatorDiTException($"--samples {path}: expected a .npz file (as `mdit sample --npz` writes) or a folder of PNGs.");
+            throw new MediatorDiTException($"--samples {path}: expected a .npz file (as `mdit sample --npz` writes) or a folder of images ({ImageFile.ExtensionList}).");
         return LoadNpz(path, labelsFrom, limits);
     }
 
@@ -82,11 +82,11 @@ public static class SampleFiles
 
     private static SampleSet LoadFolder(string folder, string? labelsFrom, InputLimits limits)
     {
-        var files = Directory.GetFiles(folder, "*.png").Where(f => !Path.GetFileName(f).Equals("grid.png", StringComparison.OrdinalIgnoreCase))
+        var files = Directory.GetFiles(folder).Where(f => ImageFile.HasImageExtension(f) && !Path.GetFileName(f).Equals("grid.png", StringComparison.OrdinalIgnoreCase))
             .OrderBy(f => f, StringComparer.Ordinal).ToArray();
-        if (files.Length == 0) throw new MediatorDiTException($"--samples {folder}: holds no PNG images (besides grid.png).");
+        if (files.Length == 0) throw new MediatorDiTException($"--samples {folder}: holds no {ImageFile.ExtensionList} images (besides grid.png).");
         var decoded = new DecodedImage[files.Length];
-        ParallelLoop.For(files.Length, i => decoded[i] = PngDecoder.Read(files[i], limits));
+        ParallelLoop.For(files.Length, i => decoded[i] = ImageFile.Read(files[i], limits));
         int h = decoded[0].Height, w = decoded[0].Width, c = decoded[0].Channels == 1 ? 1 : 3;
         var bytes = new byte[(long)files.Length * h * w * c];
         for (int i = 0; i < files.Length; i++)
@@ -102,7 +102,7 @@ public static class SampleFiles
         string? source = labelsFrom ?? (File.Exists(beside) ? beside : null);
         if (source is null || source.Equals("none", StringComparison.OrdinalIgnoreCase)) return new SampleSet(images, null, folder, "none");
         if (!source.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
-            throw new MediatorDiTException($"--labels-from {source}: a folder of PNGs takes its labels from a run.json (or none).");
+            throw new MediatorDiTException($"--labels-from {source}: a folder of images takes its labels from a run.json (or none).");
         var byIndex = new Dictionary<int, int>();
         foreach (var r in ReadRunRecord(source)) byIndex[r.Index] = CheckLabel(r.Label, $"{source}:", r.Index, limits);
         var labels = new int[files.Length];

@@ -2,7 +2,7 @@ namespace MediatorDiT.IO;
 
 /// <summary>
 /// An 8-bit image in memory: <see cref="Pixels"/> holds Height x Width x Channels bytes, row-major
-/// (HWC), with 1 (grey), 3 (RGB) or 4 (RGBA) channels. <see cref="PngDecoder"/> returns one, and
+/// (HWC), with 1 (grey), 3 (RGB) or 4 (RGBA) channels. <see cref="ImageFile"/> and <see cref="PngDecoder"/> return one, and
 /// <see cref="PngEncoder"/> and the image grid take and give the same layout.
 /// </summary>
 public sealed class DecodedImage

@@ -6,7 +6,7 @@ namespace MediatorDiT.IO;
 /// Upper bounds on what loaders allocate for one input file, checked from headers before anything is
 /// inflated or read, so a small hostile file (a decompression bomb, a header claiming 40,000 x 40,000
 /// pixels) fails with one sentence instead of exhausting memory. Pass one to
-/// <see cref="PngDecoder"/>, <see cref="NpzReader"/> and the dataset and sample loaders; the CLI
+/// <see cref="ImageFile"/> (PNG, JPEG, WebP), <see cref="PngDecoder"/>, <see cref="NpzReader"/> and the dataset and sample loaders; the CLI
 /// fills it from <c>--max-image-pixels</c> / <c>--max-array-elements</c> or the environment variables
 /// <see cref="ImagePixelsVariable"/> / <see cref="ArrayElementsVariable"/>.
 /// </summary>
@@ -36,7 +36,7 @@ public sealed record InputLimits
     /// <summary>The defaults above.</summary>
     public static InputLimits Default { get; } = new();
 
-    /// <summary>Largest width x height a PNG may declare in its header.</summary>
+    /// <summary>Largest width x height an image (PNG, JPEG or WebP) may declare in its header.</summary>
     public long MaxImagePixels { get; init; } = DefaultMaxImagePixels;
 
     /// <summary>Most elements one array read whole (from .npz or .npy) may declare.</summary>

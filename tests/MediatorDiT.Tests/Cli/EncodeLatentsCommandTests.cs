@@ -3,6 +3,7 @@ using MediatorDiT.IO;
 using MediatorDiT.Models.Vae;
 using MediatorDiT.Tensors;
 using MediatorDiT.Tests.Data;
+using MediatorDiT.Tests.IO;
 
 namespace MediatorDiT.Tests.Cli;
 
@@ -33,7 +34,7 @@ public class EncodeLatentsCommandTests
         var r = CliRunner.Run("encode-latents", "--images", images, "--vae", weights, "--out", output, "--image-size", "16", "--hflip", "--mean", "--no-progress");
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.Contains($"warning: skipped {corrupt}", r.Stderr);
-        Assert.Contains("skipped 1 unreadable PNG file", r.Stdout);
+        Assert.Contains("skipped 1 unreadable image file", r.Stdout);
         Assert.Contains("encoded 3 images of 2 classes into 6 latents", r.Stdout);
 
         var data = LatentDataset.Load(output);
@@ -58,6 +59,46 @@ public class EncodeLatentsCommandTests
                 Assert.Equal(labels[k], label);
                 for (int i = 0; i < sample.Length; i++) Assert.Equal(mean.Span[i] * 0.18215f, sample[i], 1e-5f);
             }
+        }
+    }
+
+    [Fact]
+    public void AFolderOfJpegsAsImageNetLaysItOutBecomesTheLatentsOfWhatPillowDecodes()
+    {
+        string dir = CliRunner.TempDir();
+        string images = Path.Combine(dir, "train");
+        // Synset folders of *.JPEG (one a CMYK JPEG, as ImageNet has a few), a WebP, and a truncated JPEG.
+        var files = new[] { ("n01440764", "n01440764_10026.JPEG", "rgb420.jpg"), ("n01440764", "n01440764_10027.JPEG", "cmyk.jpg"),
+                            ("n01443537", "n01443537_1.JPEG", "progressive.jpg"), ("n01443537", "n01443537_2.webp", "lossy.webp") };
+        foreach (var (cls, name, vector) in files)
+        {
+            Directory.CreateDirectory(Path.Combine(images, cls));
+            File.Copy(ImageFileTests.VectorPath(vector), Path.Combine(images, cls, name));
+        }
+        byte[] whole = File.ReadAllBytes(ImageFileTests.VectorPath("rgb444.jpg"));
+        string truncated = Path.Combine(images, "n01443537", "n01443537_3.JPEG");
+        File.WriteAllBytes(truncated, whole[..(whole.Length * 2 / 3)]);
+
+        string weights = Fixtures.PathOf("vae.weights.safetensors");
+        string output = Path.Combine(dir, "latents.npz");
+        var r = CliRunner.Run("encode-latents", "--images", images, "--vae", weights, "--out", output, "--image-size", "16", "--mean", "--no-progress");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains($"warning: skipped {truncated}, it is not a readable image ({truncated}: the JPEG image data ends early (the file is truncated))", r.Stderr);
+        Assert.Contains("encoded 4 images of 2 classes into 4 latents", r.Stdout);
+        Assert.Contains("skipped 1 unreadable image file", r.Stdout);
+
+        // Independently: Pillow's decoding of each file, the ADM crop, the library VAE's posterior mean times 0.18215.
+        var data = LatentDataset.Load(output);
+        var vae = VaeFiles.Load(weights);
+        var sample = new float[4 * 8 * 8];
+        for (int k = 0; k < files.Length; k++)
+        {
+            DecodedImage rgb = PngDecoder.Read(ImageFileTests.VectorPath(files[k].Item3 + ".pil.png")).ToRgb();
+            var image = ImageConversion.FromBytes(CenterCrop.Apply(rgb.Pixels, rgb.Width, rgb.Height, 3, 16), 1, 16, 16, 3);
+            var mean = vae.Encode(image).Mean;
+            data.Get(k, sample, out int label);
+            Assert.Equal(k < 2 ? 0 : 1, label);
+            for (int i = 0; i < sample.Length; i++) Assert.Equal(mean.Span[i] * 0.18215f, sample[i], 1e-5f);
         }
     }
 

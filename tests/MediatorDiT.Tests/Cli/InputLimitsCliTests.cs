@@ -35,6 +35,18 @@ public class InputLimitsCliTests
     }
 
     [Fact]
+    public void VaeEncodeRefusesAJpegDeclaring40000Squared()
+    {
+        string dir = CliRunner.TempDir();
+        string jpeg = Path.Combine(dir, "huge.JPEG");
+        File.WriteAllBytes(jpeg, SkiaTestImages.WithJpegSize(SkiaTestImages.Jpeg(new byte[16 * 16 * 3], 16, 16, 3), 40_000, 40_000));
+
+        var r = CliRunner.Run("vae", "encode", "--weights", Fixtures.PathOf("vae.weights.safetensors"), "--inputs", jpeg, "--out", Path.Combine(dir, "out.safetensors"));
+
+        AssertOneErrorLine(r, $"{jpeg}: {HugeMessage}");
+    }
+
+    [Fact]
     public void ThePixelLimitComesFromTheOptionOrTheEnvironment()
     {
         string dir = CliRunner.TempDir();
@@ -107,6 +119,10 @@ public class InputLimitsCliTests
         }
         string huge = Path.Combine(images, "a", "1.png");
         File.WriteAllBytes(huge, HostileFiles.OversizedGreyPng(40_000, 40_000));
+        // JPEGs are read and limited alike.
+        File.WriteAllBytes(Path.Combine(images, "b", "2.JPEG"), SkiaTestImages.Jpeg(SkiaTestImages.Smooth(10, 9, 3), 10, 9, 3));
+        string hugeJpeg = Path.Combine(images, "b", "3.JPEG");
+        File.WriteAllBytes(hugeJpeg, SkiaTestImages.WithJpegSize(SkiaTestImages.Jpeg(new byte[16 * 16 * 3], 16, 16, 3), 40_000, 40_000));
         string config = Path.Combine(dir, "run.json");
         File.WriteAllText(config, new TrainConfig
         {
@@ -118,7 +134,8 @@ public class InputLimitsCliTests
         var r = CliRunner.Run("train", "--config", config, "--dataset", "folder:" + images, "--out", Path.Combine(dir, "run"), "--no-progress");
 
         Assert.True(r.ExitCode == 0, r.Stderr);
-        Assert.Contains($"warning: skipped {huge}, it is not a readable PNG ({huge}: {HugeMessage.TrimEnd('.')})", r.Stdout + r.Stderr);
+        Assert.Contains($"warning: skipped {huge}, it is not a readable image ({huge}: {HugeMessage.TrimEnd('.')})", r.Stdout + r.Stderr);
+        Assert.Contains($"warning: skipped {hugeJpeg}, it is not a readable image ({hugeJpeg}: {HugeMessage.TrimEnd('.')})", r.Stdout + r.Stderr);
         Assert.DoesNotContain("Exception", r.Stdout + r.Stderr);
     }
 }

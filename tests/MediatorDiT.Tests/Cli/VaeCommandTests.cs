@@ -102,6 +102,58 @@ public class VaeCommandTests
     }
 
     [Fact]
+    public void JpegAndWebPImagesAreEncodedAndReconstructedAsPngs()
+    {
+        string dir = CliRunner.TempDir();
+        string images = Path.Combine(dir, "images");
+        Directory.CreateDirectory(images);
+        File.Copy(Tests.IO.ImageFileTests.VectorPath("rgb420.jpg"), Path.Combine(images, "a.JPEG"));
+        File.Copy(Tests.IO.ImageFileTests.VectorPath("lossless.webp"), Path.Combine(images, "a.webp"));
+        File.WriteAllText(Path.Combine(images, "notes.txt"), "not an image");
+        string weights = Fixtures.PathOf("vae.weights.safetensors");
+        string latentsPath = Path.Combine(dir, "latents.safetensors");
+
+        var e = CliRunner.Run("vae", "encode", "--weights", weights, "--inputs", images, "--image-size", "16", "--out", latentsPath);
+        Assert.True(e.ExitCode == 0, e.Stderr);
+
+        // Independently: what Pillow decodes from each file, centre-cropped, through the library's encoder.
+        var vae = VaeFiles.Load(weights);
+        var latents = SafeTensors.Read(latentsPath).GetFloat("latents");
+        Assert.Equal([2, 4, 8, 8], latents.Shape);
+        string[] pillow = ["rgb420.jpg", "lossless.webp"]; // a.JPEG sorts before a.webp
+        for (int k = 0; k < 2; k++)
+        {
+            DecodedImage rgb = PngDecoder.Read(Tests.IO.ImageFileTests.VectorPath(pillow[k] + ".pil.png")).ToRgb();
+            var mean = vae.Encode(ImageConversion.FromBytes(CenterCrop.Apply(rgb.Pixels, rgb.Width, rgb.Height, 3, 16), 1, 16, 16, 3)).Mean;
+            for (int i = 0; i < mean.Length; i++) Assert.Equal(mean.Span[i] * 0.18215f, latents.Span[k * mean.Length + i], 1e-5f);
+        }
+
+        // Reconstructions are PNGs named after their inputs, so a.JPEG and a.webp do not overwrite each other.
+        string outDir = Path.Combine(dir, "reconstructed");
+        var d = CliRunner.Run("vae", "decode", "--weights", weights, "--inputs", images, "--image-size", "16", "--out", outDir);
+        Assert.True(d.ExitCode == 0, d.Stderr);
+        Assert.Equal(["a.JPEG.png", "a.webp.png"], Directory.GetFiles(outDir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal((16, 16), (PngDecoder.Read(Path.Combine(outDir, "a.JPEG.png")).Width, PngDecoder.Read(Path.Combine(outDir, "a.JPEG.png")).Height));
+    }
+
+    [Fact]
+    public void ATruncatedJpegInputFailsWithOneSentence()
+    {
+        string dir = CliRunner.TempDir();
+        byte[] jpeg = File.ReadAllBytes(Tests.IO.ImageFileTests.VectorPath("rgb444.jpg"));
+        string path = Path.Combine(dir, "cut.jpg");
+        File.WriteAllBytes(path, jpeg[..(jpeg.Length - 300)]);
+
+        var r = CliRunner.Run("vae", "encode", "--weights", Fixtures.PathOf("vae.weights.safetensors"), "--inputs", path, "--image-size", "16",
+            "--out", Path.Combine(dir, "l.safetensors"));
+
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains($"error: {path}: the JPEG image data ends early (the file is truncated).", r.Stderr);
+        Assert.DoesNotContain("   at ", r.Stderr);
+        Assert.DoesNotContain("Exception", r.Stderr);
+    }
+
+    [Fact]
     public void WeightsThatDoNotFitTheirConfigFailWithOneSentenceNamingTheKey()
     {
         string dir = CliRunner.TempDir();

@@ -1,4 +1,5 @@
 using MediatorDiT.Data;
+using MediatorDiT.IO;
 using MediatorDiT.Tests.IO;
 
 namespace MediatorDiT.Tests.Data;
@@ -122,6 +123,59 @@ public class ImageFolderDatasetTests
     }
 
     [Fact]
+    public void JpegAndWebPFilesAreReadAsImageNetIsLaidOut()
+    {
+        // ImageNet's layout: synset folders of *.JPEG; WebP and PNG files may sit beside them.
+        using var dir = new TempDirectory();
+        string tench = Path.Combine(dir.Path, "n01440764"), goldfish = Path.Combine(dir.Path, "n01443537");
+        Directory.CreateDirectory(tench);
+        Directory.CreateDirectory(goldfish);
+        File.Copy(ImageFileTests.VectorPath("rgb420.jpg"), Path.Combine(tench, "n01440764_10026.JPEG"));
+        File.Copy(ImageFileTests.VectorPath("cmyk.jpg"), Path.Combine(tench, "n01440764_10027.JPEG"));
+        File.Copy(ImageFileTests.VectorPath("grey.jpg"), Path.Combine(goldfish, "a.jpg"));
+        File.Copy(ImageFileTests.VectorPath("lossy_alpha.webp"), Path.Combine(goldfish, "b.webp"));
+        TestPngWriter.Write(Path.Combine(goldfish, "c.png"), Rgb(40, 30, 1), 40, 30, 3);
+
+        var dataset = ImageFolderDataset.Load(dir.Path, 16);
+
+        Assert.Equal(["n01440764", "n01443537"], dataset.ClassNames);
+        Assert.Equal(5, dataset.Count);
+        Assert.Equal(0, dataset.SkippedFiles);
+        Assert.Equal(["n01440764_10026.JPEG", "n01440764_10027.JPEG", "a.jpg", "b.webp", "c.png"], dataset.Files.Select(Path.GetFileName));
+        // Each sample is the ADM crop of what Pillow decodes from the file (grey repeated, alpha dropped).
+        string[] pillow = ["rgb420.jpg", "cmyk.jpg", "grey.jpg", "lossy_alpha.webp"];
+        for (int i = 0; i < pillow.Length; i++)
+        {
+            DecodedImage rgb = PngDecoder.Read(ImageFileTests.VectorPath(pillow[i] + ".pil.png")).ToRgb();
+            Assert.Equal(CenterCrop.Apply(rgb.Pixels, rgb.Width, rgb.Height, 3, 16), dataset.Pixels(i).ToArray());
+        }
+        Assert.Equal(CenterCrop.Apply(Rgb(40, 30, 1), 40, 30, 3, 16), dataset.Pixels(4).ToArray());
+    }
+
+    [Fact]
+    public void CorruptJpegsAreSkippedWithAWarning()
+    {
+        using var dir = new TempDirectory();
+        byte[] jpeg = File.ReadAllBytes(ImageFileTests.VectorPath("rgb420.jpg"));
+        string cls = Path.Combine(dir.Path, "a");
+        Directory.CreateDirectory(cls);
+        File.WriteAllBytes(Path.Combine(cls, "good.JPEG"), jpeg);
+        string truncated = Path.Combine(cls, "truncated.JPEG");
+        File.WriteAllBytes(truncated, jpeg[..(jpeg.Length / 2)]);
+        string text = Path.Combine(cls, "text.jpg");
+        File.WriteAllText(text, "not a jpeg");
+        var messages = new List<string>();
+
+        var dataset = ImageFolderDataset.Load(dir.Path, 8, new ListProgress(messages));
+
+        Assert.Equal(1, dataset.Count);
+        Assert.Equal([text, truncated], dataset.SkippedFileNames);
+        Assert.Contains($"warning: skipped {truncated}, it is not a readable image ({truncated}: the JPEG image data ends early (the file is truncated))", messages);
+        Assert.Contains(messages, m => m.StartsWith($"warning: skipped {text}, it is not a readable image ({text}: is not a PNG, JPEG or WebP image", StringComparison.Ordinal));
+        Assert.Contains(messages, m => m.Contains("skipped 2 unreadable image files, kept 1", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void FolderProblemsAreErrors()
     {
         using var dir = new TempDirectory();
@@ -130,8 +184,8 @@ public class ImageFolderDatasetTests
         Assert.Contains("has no sub-folders", Assert.Throws<MediatorDiTException>(() => ImageFolderDataset.Load(dir.Path, 8)).Message);
         Directory.CreateDirectory(dir.File("empty"));
         TestPngWriter.Write(Path.Combine(dir.Path, "full", "a.png"), Rgb(8, 8, 1), 8, 8, 3);
-        Assert.Contains("class folder empty holds no .png files", Assert.Throws<MediatorDiTException>(() => ImageFolderDataset.Load(dir.Path, 8)).Message);
+        Assert.Contains("class folder empty holds no .png, .jpg, .jpeg or .webp files", Assert.Throws<MediatorDiTException>(() => ImageFolderDataset.Load(dir.Path, 8)).Message);
         File.WriteAllText(Path.Combine(dir.Path, "empty", "bad.png"), "x");
-        Assert.Contains("class folder empty holds no readable PNG file", Assert.Throws<MediatorDiTException>(() => ImageFolderDataset.Load(dir.Path, 8)).Message);
+        Assert.Contains("class folder empty holds no readable image", Assert.Throws<MediatorDiTException>(() => ImageFolderDataset.Load(dir.Path, 8)).Message);
     }
 }

@@ -51,6 +51,22 @@ public class SampleFilesTests
     }
 
     [Fact]
+    public void AFolderOfJpegAndWebPSamplesIsReadLikePngs()
+    {
+        string dir = Cli.CliRunner.TempDir();
+        File.Copy(Tests.IO.ImageFileTests.VectorPath("rgb444.jpg"), Path.Combine(dir, "000000.jpg"));
+        File.Copy(Tests.IO.ImageFileTests.VectorPath("lossless.webp"), Path.Combine(dir, "000001.WEBP"));
+        File.WriteAllText(Path.Combine(dir, "run.json"), RunJson((0, 3), (1, 8)));
+
+        var set = SampleFiles.Load(dir);
+
+        Assert.Equal([2, 3, 29, 37], set.Images.Shape);
+        Assert.Equal([3, 8], set.Labels!);
+        byte[] pillow = PngDecoder.Read(Tests.IO.ImageFileTests.VectorPath("rgb444.jpg.pil.png")).Pixels;
+        Assert.Equal(MediatorDiT.Data.ImageConversion.ToFloat(pillow[3 * 5 + 1]), set.Images.Data[29 * 37 + 5]); // green of pixel (5, 0)
+    }
+
+    [Fact]
     public void AnNpzWithoutImagesNamesWhatItHas()
     {
         string dir = Cli.CliRunner.TempDir();

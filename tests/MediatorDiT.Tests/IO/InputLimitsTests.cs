@@ -228,7 +228,26 @@ public sealed class InputLimitsTests : IDisposable
 
         Assert.Equal(1, dataset.Count);
         Assert.Equal([huge], dataset.SkippedFileNames);
-        Assert.Contains($"warning: skipped {huge}, it is not a readable PNG ({huge}: declares 40,000 x 40,000 = 1,600,000,000 pixels, more than the limit of " +
+        Assert.Contains($"warning: skipped {huge}, it is not a readable image ({huge}: declares 40,000 x 40,000 = 1,600,000,000 pixels, more than the limit of " +
+                        $"{Grouped(InputLimits.DefaultMaxImagePixels)} (raise it with --max-image-pixels or MDIT_MAX_IMAGE_PIXELS if the image is genuine))", messages);
+    }
+
+    [Fact]
+    public void AnOversizedJpegInAnImageFolder_IsSkippedWithAWarning()
+    {
+        string cls = Path.Combine(_dir.Path, "jpegs", "n01440764");
+        Directory.CreateDirectory(cls);
+        byte[] small = SkiaTestImages.Jpeg(new byte[8 * 8 * 3], 8, 8, 3);
+        File.WriteAllBytes(Path.Combine(cls, "0.JPEG"), small);
+        string huge = Path.Combine(cls, "1.JPEG");
+        File.WriteAllBytes(huge, SkiaTestImages.WithJpegSize(small, 40_000, 40_000));
+        var messages = new List<string>();
+
+        var dataset = ImageFolderDataset.Load(Path.Combine(_dir.Path, "jpegs"), 8, new SynchronousProgress(messages));
+
+        Assert.Equal(1, dataset.Count);
+        Assert.Equal([huge], dataset.SkippedFileNames);
+        Assert.Contains($"warning: skipped {huge}, it is not a readable image ({huge}: declares 40,000 x 40,000 = 1,600,000,000 pixels, more than the limit of " +
                         $"{Grouped(InputLimits.DefaultMaxImagePixels)} (raise it with --max-image-pixels or MDIT_MAX_IMAGE_PIXELS if the image is genuine))", messages);
     }
 

@@ -9,7 +9,7 @@ using MediatorDiT.Training;
 namespace MediatorDiT.Tests.IO;
 
 /// <summary>
-/// Seeded mutation fuzzing of the public loaders: valid small files (a PNG, an .npz of samples, a model
+/// Seeded mutation fuzzing of the public loaders: valid small files (a PNG, JPEGs, WebPs, an .npz of samples, a model
 /// safetensors with its config, a model config JSON, a torch.save .pt, a training checkpoint) get bit flips, byte and word
 /// overwrites, truncation and big numbers written into their headers, and every failure must be a
 /// <see cref="MediatorDiTException"/> with a one-sentence message. Fixed seeds and iteration counts make
@@ -181,6 +181,35 @@ public sealed class LoadingFuzzTests : IDisposable
             PngDecoder.Decode(bytes, path);
             PngDecoder.Read(path, new InputLimits { MaxImagePixels = 1 << 16 });
         }, FixPngCrcs);
+    }
+
+    [Theory]
+    [InlineData(10, "rgb420.jpg")]
+    [InlineData(11, "progressive.jpg")]
+    [InlineData(12, "grey.jpg")]
+    [InlineData(13, "cmyk.jpg")]
+    public void MutatedJpegs(int seed, string vector)
+    {
+        // Pillow's files (baseline, progressive, grey, Adobe CMYK), through the SkiaSharp path; a mutation that only
+        // garbles the entropy-coded data may still decode (libjpeg-turbo only warns), which is fine.
+        Fuzz("fuzz.jpg", File.ReadAllBytes(ImageFileTests.VectorPath(vector)), seed, (path, bytes) =>
+        {
+            ImageFile.Decode(bytes, path);
+            ImageFile.Read(path, new InputLimits { MaxImagePixels = 1 << 16 });
+        });
+    }
+
+    [Theory]
+    [InlineData(14, "lossy.webp")]
+    [InlineData(15, "lossless_alpha.webp")]
+    [InlineData(16, "lossy_alpha.webp")]
+    public void MutatedWebPs(int seed, string vector)
+    {
+        Fuzz("fuzz.webp", File.ReadAllBytes(ImageFileTests.VectorPath(vector)), seed, (path, bytes) =>
+        {
+            ImageFile.Decode(bytes, path);
+            ImageFile.Read(path, new InputLimits { MaxImagePixels = 1 << 16 });
+        });
     }
 
     /// <summary>Non-interlaced 8-bit rows (filter byte + width samples) rearranged into Adam7 passes, each row with filter 0.</summary>
