@@ -2,7 +2,9 @@
 # Sets up the machine, builds and runs the whole test suite (Release), then runs the suite again on the code
 # paths this CPU does not take natively, each pass in its own test process with the runtime's switches, and
 # prints a one-line summary. Arguments go to every `dotnet test` call (e.g. --filter ...).
-# MDIT_TEST_PATHS=native runs the first pass only.
+# MDIT_TEST_PATHS=native runs the first pass only. When every pass is green, scripts/package-check.sh then packs
+# the library and the mdit tool, installs and runs them from a folder feed (about 2-3 minutes); its failure fails
+# the run. MDIT_PACKAGE_CHECK=0 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -36,6 +38,25 @@ for entry in "${paths[@]}"; do
   total_passed=$((total_passed + passed)) total_failed=$((total_failed + failed))
   summary+="  ${name}: ${passed} passed, ${failed} failed"$'\n'
 done
+
+package_line="package check: skipped (MDIT_PACKAGE_CHECK=0)"
+if [ "$status" -ne 0 ]; then
+  package_line="package check: skipped (tests failed)"
+elif [ "${MDIT_PACKAGE_CHECK:-1}" != 0 ]; then
+  echo "=== package check (scripts/package-check.sh)"
+  package_log=$(mktemp)
+  package_status=0
+  bash scripts/package-check.sh 2>&1 | tee "$package_log" || package_status=$?
+  if [ "$package_status" -eq 0 ]; then
+    package_line=$(grep '^package check: .* packed' "$package_log" | tail -n 1)
+  else
+    package_line="package check: FAILED (exit $package_status; see above)"
+    status=$package_status
+  fi
+  rm -f "$package_log"
+fi
+
 printf '%s' "$summary"
+echo "$package_line"
 echo "tests: ${total_passed} passed, ${total_failed} failed"
 exit $status

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Checks the two NuGet packages as a user gets them (docs/PACKAGING.md):
+#   1. packs MediatorDiT (the library) and MediatorDiT.Cli (the mdit .NET tool), Release, into a temporary
+#      folder feed, and checks their metadata;
+#   2. installs the tool from that feed into a temporary tool path and, from a folder outside the repository
+#      (so the models it finds are the ones inside the tool package), runs `mdit flops` and
+#      `mdit demo --per-class 1`;
+#   3. builds examples/SampleLadder against the package (-p:UsePackage=true) and runs it;
+#   4. creates a fresh console project (`dotnet new console`), puts the example's Program.cs in it, adds the
+#      MediatorDiT package from the feed, restores, builds and runs it.
+# Restores and installs read only the temporary feed and this machine's NuGet package folder (where the
+# packs' own restore left the dependencies), through a temporary nuget.config and package folder: no network,
+# and nothing checked here is left in, or taken from, the machine's package cache.
+# MDIT_PACKAGE_CHECK_KEEP=1 keeps the temporary folder (its path is printed) for inspection.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+started=$SECONDS
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/mdit-package-check.XXXXXX")"
+cleanup() {
+  if [ "${MDIT_PACKAGE_CHECK_KEEP:-0}" = 1 ]; then echo "package check: kept $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+case "$work/" in "$root"/*) echo "package check: the temporary folder $work is inside the repository; set TMPDIR elsewhere." >&2; exit 1 ;; esac
+
+step() { echo "=== package check [$((SECONDS - started)) s]: $*"; }
+fail() { echo "package check FAILED: $*" >&2; exit 1; }
+# Runs a command quietly into a log, printing the log only when it fails.
+quiet() {
+  local what=$1 log="$work/log.txt"; shift
+  if ! "$@" >"$log" 2>&1; then
+    cat "$log" >&2
+    fail "$what (command: $*)"
+  fi
+}
+
+feed="$work/feed" tools="$work/tools" outside="$work/outside" app="$work/app"
+mkdir -p "$feed" "$outside"
+
+version="$(dotnet msbuild "$root/src/MediatorDiT/MediatorDiT.csproj" -getProperty:Version -p:Configuration=Release)"
+lib_id=MediatorDiT tool_id=MediatorDiT.Cli
+[ -n "$version" ] || fail "could not read the package version from src/MediatorDiT/MediatorDiT.csproj"
+
+# --- 1. pack ---------------------------------------------------------------------------------------------
+step "pack $lib_id $version and $tool_id $version (Release) into $feed"
+# The tool's pack builds the library too; the library's pack then reuses that build.
+quiet "dotnet pack $tool_id" dotnet pack "$root/src/MediatorDiT.Cli/MediatorDiT.Cli.csproj" -c Release -o "$feed" --nologo
+quiet "dotnet pack $lib_id" dotnet pack "$root/src/MediatorDiT/MediatorDiT.csproj" -c Release --no-build -o "$feed" --nologo
+for pkg in "$lib_id.$version.nupkg" "$lib_id.$version.snupkg" "$tool_id.$version.nupkg"; do
+  [ -f "$feed/$pkg" ] || fail "$pkg is missing from the feed (found: $(ls "$feed"))"
+done
+ls -l "$feed" | tail -n +2
+
+# The package folder of this machine (before it is swapped for a temporary one below): the packs restored the
+# dependencies (System.Numerics.Tensors, ...) into it, and it is laid out as a folder feed.
+machine_packages="$(dotnet nuget locals global-packages --list | sed -n 's/^global-packages: //p')"
+[ -d "$machine_packages" ] || fail "cannot find this machine's NuGet package folder ('dotnet nuget locals global-packages --list' said '$machine_packages')"
+cat >"$work/nuget.config" <<EOF
+<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <packageSources>
+    <clear />
+    <add key="package-check-feed" value="$feed" />
+    <add key="machine-packages" value="$machine_packages" />
+  </packageSources>
+</configuration>
+EOF
+export NUGET_PACKAGES="$work/packages"
+# The example finds the shipped models through this variable only where asked to below.
+unset MDIT_MODELS_DIR
+
+# The library package as restored: README, licence, repository, XML documentation.
+nuspec_check() {
+  local dir="$NUGET_PACKAGES/$(echo "$lib_id" | tr '[:upper:]' '[:lower:]')/$version" nuspec
+  nuspec="$dir/$(echo "$lib_id" | tr '[:upper:]' '[:lower:]').nuspec"
+  [ -f "$nuspec" ] || fail "the restored $lib_id package has no nuspec at $nuspec"
+  for field in '<license type="expression">MIT</license>' '<readme>README.md</readme>' '<repository type="git"' '<authors>MediatorDiT contributors</authors>'; do
+    grep -qF "$field" "$nuspec" || fail "$lib_id's nuspec lacks $field"
+  done
+  for file in README.md lib/net10.0/MediatorDiT.dll lib/net10.0/MediatorDiT.xml; do
+    [ -f "$dir/$file" ] || fail "the $lib_id package lacks $file"
+  done
+}
+
+# --- 2. the tool -----------------------------------------------------------------------------------------
+step "install $tool_id $version into $tools"
+quiet "dotnet tool install $tool_id" dotnet tool install "$tool_id" --version "$version" --tool-path "$tools" --configfile "$work/nuget.config"
+[ -x "$tools/mdit" ] || fail "the tool install made no $tools/mdit"
+
+step "mdit flops (from $outside)"
+(cd "$outside" && "$tools/mdit" flops --model SiT-S/2 --mediators 16) | tee "$work/flops.txt" || fail "mdit flops failed"
+grep -q '^total' "$work/flops.txt" || fail "mdit flops printed no total"
+
+step "mdit demo --per-class 1 (from $outside, with the models inside the tool package)"
+(cd "$outside" && "$tools/mdit" demo --per-class 1 --out "$outside/demo" --no-progress) 2>&1 | tee "$work/demo.txt" || fail "mdit demo failed"
+for file in demo.png demo.json; do [ -s "$outside/demo/$file" ] || fail "mdit demo wrote no $file"; done
+grep -q "^ladder $tools/" "$work/demo.txt" || fail "mdit demo did not take the ladder from the tool package under $tools"
+
+# --- 3. the repository's example against the package -----------------------------------------------------
+step "build examples/SampleLadder against the $lib_id package (-p:UsePackage=true)"
+quiet "build examples/SampleLadder with the package" dotnet build "$root/examples/SampleLadder/SampleLadder.csproj" -c Release --nologo \
+  -p:UsePackage=true -p:MediatorDiTPackageVersion="$version" -p:RestoreConfigFile="$work/nuget.config"
+nuspec_check
+example_dll="$root/examples/SampleLadder/bin/package/Release/net10.0/SampleLadder.dll"
+[ -f "$example_dll" ] || fail "the package build of the example made no $example_dll"
+(cd "$outside" && MDIT_MODELS_DIR="$root/models" dotnet "$example_dll") >"$work/example.txt" || { cat "$work/example.txt" >&2; fail "examples/SampleLadder (package build) failed"; }
+head -n 2 "$work/example.txt"
+
+# --- 4. a fresh console project ---------------------------------------------------------------------------
+step "fresh console project in $app with $lib_id $version from the feed"
+quiet "dotnet new console" dotnet new console --output "$app" --name PackageCheckApp --framework net10.0 --no-restore
+cp "$root/examples/SampleLadder/Program.cs" "$app/Program.cs"
+quiet "dotnet add package $lib_id" dotnet add "$app/PackageCheckApp.csproj" package "$lib_id" --version "$version"
+quiet "build the fresh project" dotnet build "$app/PackageCheckApp.csproj" -c Release --nologo
+(cd "$outside" && MDIT_MODELS_DIR="$root/models" dotnet "$app/bin/Release/net10.0/PackageCheckApp.dll") | tee "$work/app.txt" \
+  || fail "the fresh project failed"
+cmp -s "$work/example.txt" "$work/app.txt" || fail "the fresh project and examples/SampleLadder printed different output"
+
+echo "package check: $lib_id $version and $tool_id $version packed; tool installed, mdit flops and mdit demo ran from it; example built from the package and from a fresh project, ran ($((SECONDS - started)) s)"
