@@ -103,8 +103,10 @@ quiet "build examples/SampleLadder with the package" dotnet build "$root/example
 nuspec_check
 example_dll="$root/examples/SampleLadder/bin/package/Release/net10.0/SampleLadder.dll"
 [ -f "$example_dll" ] || fail "the package build of the example made no $example_dll"
-(cd "$outside" && MDIT_MODELS_DIR="$root/models" dotnet "$example_dll") >"$work/example.txt" || { cat "$work/example.txt" >&2; fail "examples/SampleLadder (package build) failed"; }
-head -n 2 "$work/example.txt"
+(cd "$outside" && MDIT_MODELS_DIR="$root/models" dotnet "$example_dll" "$outside/example") >"$work/example.txt" || { cat "$work/example.txt" >&2; fail "examples/SampleLadder (package build) failed"; }
+cat "$work/example.txt"
+[ "$(find "$outside/example" -name '*.png' | wc -l)" -eq 8 ] || fail "examples/SampleLadder wrote $(find "$outside/example" -name '*.png' | wc -l) PNGs, not 8"
+grep -q "% saved" "$work/example.txt" || fail "examples/SampleLadder printed no FLOPs saving"
 
 # --- 4. a fresh console project ---------------------------------------------------------------------------
 step "fresh console project in $app with $lib_id $version from the feed"
@@ -112,8 +114,11 @@ quiet "dotnet new console" dotnet new console --output "$app" --name PackageChec
 cp "$root/examples/SampleLadder/Program.cs" "$app/Program.cs"
 quiet "dotnet add package $lib_id" dotnet add "$app/PackageCheckApp.csproj" package "$lib_id" --version "$version"
 quiet "build the fresh project" dotnet build "$app/PackageCheckApp.csproj" -c Release --nologo
-(cd "$outside" && MDIT_MODELS_DIR="$root/models" dotnet "$app/bin/Release/net10.0/PackageCheckApp.dll") | tee "$work/app.txt" \
+(cd "$outside" && MDIT_MODELS_DIR="$root/models" dotnet "$app/bin/Release/net10.0/PackageCheckApp.dll" "$outside/app") | tee "$work/app.txt" \
   || fail "the fresh project failed"
-cmp -s "$work/example.txt" "$work/app.txt" || fail "the fresh project and examples/SampleLadder printed different output"
+# Same images, schedule and FLOPs; only the wall time may differ.
+cmp -s <(grep -v " images in " "$work/example.txt") <(grep -v " images in " "$work/app.txt") \
+  || fail "the fresh project and examples/SampleLadder printed different output"
+for png in "$outside"/example/*.png; do cmp -s "$png" "$outside/app/$(basename "$png")" || fail "the fresh project's $(basename "$png") differs from the example's"; done
 
 echo "package check: $lib_id $version and $tool_id $version packed; tool installed, mdit flops and mdit demo ran from it; example built from the package and from a fresh project, ran ($((SECONDS - started)) s)"
