@@ -1,4 +1,3 @@
-using MediatorDiT.Evaluation;
 using MediatorDiT.Models;
 using MediatorDiT.Tensors;
 

@@ -1,3 +1,4 @@
+using MediatorDiT.Models;
 using MediatorDiT.IO;
 
 namespace MediatorDiT.Training;

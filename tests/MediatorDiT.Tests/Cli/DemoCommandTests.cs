@@ -1,3 +1,4 @@
+using MediatorDiT.Models;
 using System.Text.Json;
 using MediatorDiT.IO;
 using MediatorDiT.Tests.Evaluation;

@@ -1,7 +1,7 @@
 using MediatorDiT.Evaluation;
 using MediatorDiT.Models;
 
-namespace MediatorDiT.Tests.Evaluation;
+namespace MediatorDiT.Tests.Models;
 
 public class FlopCounterTests
 {

@@ -1,6 +1,6 @@
-using MediatorDiT.Models;
+using MediatorDiT.IO;
 
-namespace MediatorDiT.IO;
+namespace MediatorDiT.Models;
 
 /// <summary>
 /// Builds a network from a weights file: a safetensors state dict (memory-mapped and read tensor by

@@ -1,8 +1,7 @@
 using System.Globalization;
 using System.Text;
-using MediatorDiT.Models;
 
-namespace MediatorDiT.Evaluation;
+namespace MediatorDiT.Models;
 
 /// <summary>One line of a <see cref="FlopReport"/>: a part of the network and its FLOPs for one image.</summary>
 public sealed record FlopComponent(string Name, double Flops)

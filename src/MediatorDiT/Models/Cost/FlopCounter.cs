@@ -1,6 +1,5 @@
-using MediatorDiT.Models;
 
-namespace MediatorDiT.Evaluation;
+namespace MediatorDiT.Models;
 
 /// <summary>
 /// Analytic per-image FLOPs of the DiT/SiT network described by a <see cref="ModelConfig"/>.
