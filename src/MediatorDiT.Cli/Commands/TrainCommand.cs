@@ -78,6 +78,7 @@ public static class TrainCommand
                 OnSample = SampleHooks.GridWriter(renderer),
                 ResumeFromValid = parse.GetValue(resumeFromValid),
                 Limits = limits,
+                Compute = Tensors.ComputeContext.Current,
             }, token);
             renderer.Done();
             // A resumed run already at its last step trains nothing, so there is no loss to report.

@@ -30,6 +30,10 @@ public sealed class Trainer
         public bool ResumeFromValid { get; init; }
         /// <summary>Bounds on the dataset files read (image pixels, array elements, classes).</summary>
         public InputLimits Limits { get; init; } = InputLimits.Default;
+        /// <summary>Threads, GEMM backend and device of the run; null: <see cref="ComputeContext.Default"/>.</summary>
+        public ComputeContext? Compute { get; init; }
+        /// <summary>Where steps are computed; null: the backend of the compute context's device (the CPU backend).</summary>
+        public Func<Transport, ITrainingBackend>? Backend { get; init; }
     }
 
     /// <summary>A loss this many times its running mean is reported as a possible divergence.</summary>
@@ -132,6 +136,9 @@ public sealed class Trainer
 
         var transport = new Transport(ParsePath(config.Path), ParsePrediction(config.Prediction), ParseWeighting(config.LossWeight),
             config.TrainEps, config.SampleEps);
+        using var compute = (options.Compute ?? ComputeContext.Current).Use();
+        using var backend = options.Backend?.Invoke(transport) ?? new CpuTrainingBackend(transport);
+        backend.Attach(network, ema, optimizer);
         var loader = new DataLoader(dataset, new DataLoaderOptions
         {
             BatchSize = config.BatchSize, Seed = config.Seed, Shuffle = true, DropLast = true, HorizontalFlip = config.HorizontalFlip,
@@ -155,6 +162,7 @@ public sealed class Trainer
 
         void SaveCheckpoint()
         {
+            backend.SyncToHost();
             if (TrainingCheckpoint.FindNonFinite(network, ema, optimizer) is { } bad)
                 throw new MediatorDiTException(
                     $"tensor '{bad}' holds a NaN or infinity at step {step}; stopped without checkpointing it ({LastGoodText()}); try a lower lr or grad_clip.");
@@ -171,7 +179,9 @@ public sealed class Trainer
             {
                 token.ThrowIfCancellationRequested();
                 loader.GetBatch(step, images, labels);
-                var (loss, gradNorm, lr) = TrainStep(network, ema, optimizer, transport, rng, images, labels, config, step);
+                var batch = Draw(network, transport, rng, images, labels, config, step);
+                var (loss, gradNorm) = backend.Step(batch);
+                double lr = batch.LearningRate;
                 if (!double.IsFinite(loss) || !double.IsFinite(gradNorm))
                 {
                     // The optimizer has taken a non-finite gradient into its moments: nothing from this step on is kept.
@@ -200,7 +210,10 @@ public sealed class Trainer
                     metrics.WriteSvg();
                 }
                 if (config.SampleEvery > 0 && step % config.SampleEvery == 0 && options.OnSample is { } sample)
+                {
+                    backend.SyncToHost();
                     sample(ema, step, Path.Combine(runDir, "samples", $"step-{step:D7}.png"));
+                }
             }
         }
         catch (OperationCanceledException)
@@ -214,6 +227,7 @@ public sealed class Trainer
         if (divergence.Diverging && lastGood is not null && lastGoodStep != lastSavedStep)
             options.Messages?.Report(
                 $"warning: the run ended with the loss still diverging ({Format(lastLoss)}); {lastGood}, step {lastGoodStep}, written before it began, was kept.");
+        backend.SyncToHost();
         var exported = ExportEma(ema, runDir);
         return new Result(step, lastLoss, runDir, exported);
     }
@@ -278,47 +292,31 @@ public sealed class Trainer
         }
     }
 
-    /// <summary>One optimisation step over the whole batch (split into grad_accum micro-batches).</summary>
+    /// <summary>
+    /// The host's draws for one step (the ladder member, label dropout, the transport's t and x0, in this order
+    /// from <paramref name="rng"/>) and the step's learning rate after warm-up.
+    /// </summary>
+    internal static TrainingBatch Draw(TrainableNetwork network, Transport transport, RandomSource rng, Tensor x1, int[] labels,
+        TrainConfig config, long step)
+    {
+        int member = network.Members.Count > 1 ? rng.NextInt(network.Members.Count) : 0;
+        var y = network.Members[member].YEmbedder.DropLabels(labels, rng);
+        var (t, x0, _) = transport.Sample(x1, rng);
+        var (xt, _) = transport.PathSample(t, x0, x1);
+        double lr = config.WarmupSteps > 0 ? config.LearningRate * Math.Min(1.0, (step + 1.0) / config.WarmupSteps) : config.LearningRate;
+        return new TrainingBatch(member, y, xt, t, x0, x1, config.GradAccum, config.GradClip, lr, config.EmaDecay);
+    }
+
+    /// <summary>One optimisation step over the whole batch (split into grad_accum micro-batches) on the CPU backend.</summary>
     internal static (double Loss, double GradNorm, double Lr) TrainStep(TrainableNetwork network, TrainableNetwork ema, AdamW optimizer,
         Transport transport, RandomSource rng, Tensor x1, int[] labels, TrainConfig config, long step)
     {
-        int member = network.Members.Count > 1 ? rng.NextInt(network.Members.Count) : 0;
-        var model = network.Members[member];
-        var y = model.YEmbedder.DropLabels(labels, rng);
-        var (t, x0, _) = transport.Sample(x1, rng);
-        var (xt, _) = transport.PathSample(t, x0, x1);
-
-        network.ZeroGrad();
-        int batch = labels.Length, micro = batch / config.GradAccum, per = x1.Length / batch;
-        double lossSum = 0;
-        for (int m = 0; m < config.GradAccum; m++)
-        {
-            Tensor Slice(Tensor full) => new(full.Span.Slice(m * micro * per, micro * per).ToArray(), [micro, .. full.Shape[1..]]);
-            var xtM = Slice(xt);
-            var tM = t.AsSpan(m * micro, micro).ToArray();
-            var prediction = model.Forward(xtM, tM, y.AsSpan(m * micro, micro));
-            var gradient = new Tensor(prediction.Shape);
-            var losses = transport.TrainingLoss(prediction, tM, Slice(x0), Slice(x1), gradient);
-            foreach (float l in losses) lossSum += l;
-            if (config.GradAccum > 1) TensorPrimitivesScale(gradient, 1f / config.GradAccum);
-            model.Backward(gradient);
-        }
-
-        var active = model.Parameters.Where(p => p.Trainable).ToArray();
-        double norm = Math.Sqrt(active.Sum(p => (double)System.Numerics.Tensors.TensorPrimitives.SumOfSquares(p.Grad!.Span)));
-        if (config.GradClip > 0 && norm > config.GradClip)
-        {
-            float scale = (float)(config.GradClip / (norm + 1e-6));
-            foreach (var p in active) TensorPrimitivesScale(p.Grad!, scale);
-        }
-        double lr = config.WarmupSteps > 0 ? config.LearningRate * Math.Min(1.0, (step + 1.0) / config.WarmupSteps) : config.LearningRate;
-        optimizer.LearningRate = lr;
-        optimizer.Update(active);
-        Ema.Update(ema, network, config.EmaDecay);
-        return (lossSum / batch, norm, lr);
+        var batch = Draw(network, transport, rng, x1, labels, config, step);
+        using var backend = new CpuTrainingBackend(transport);
+        backend.Attach(network, ema, optimizer);
+        var result = backend.Step(batch);
+        return (result.Loss, result.GradNorm, batch.LearningRate);
     }
-
-    private static void TensorPrimitivesScale(Tensor t, float s) => System.Numerics.Tensors.TensorPrimitives.Multiply(t.Span, s, t.Span);
 
     /// <summary>
     /// Writes the EMA weights as plain state dicts with the official key names and the config in the

@@ -1,0 +1,58 @@
+using MediatorDiT.Diffusion;
+using MediatorDiT.Tensors;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+
+namespace MediatorDiT.Training;
+
+/// <summary>The CPU backend: steps computed on the host objects themselves, under the trainer's compute context.</summary>
+public sealed class CpuTrainingBackend(Transport transport) : ITrainingBackend
+{
+    private TrainableNetwork? _network, _ema;
+    private AdamW? _optimizer;
+
+    public string Name => "CPU";
+
+    public void Attach(TrainableNetwork network, TrainableNetwork ema, AdamW optimizer)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(ema);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        (_network, _ema, _optimizer) = (network, ema, optimizer);
+    }
+
+    public TrainingStepResult Step(TrainingBatch batch)
+    {
+        var network = _network ?? throw new InvalidOperationException("Attach must precede Step.");
+        var model = network.Members[batch.Member];
+        network.ZeroGrad();
+        int size = batch.Labels.Length, micro = size / batch.GradAccum, per = batch.X1.Length / size;
+        double lossSum = 0;
+        for (int m = 0; m < batch.GradAccum; m++)
+        {
+            Tensor Slice(Tensor full) => new(full.Span.Slice(m * micro * per, micro * per).ToArray(), [micro, .. full.Shape[1..]]);
+            var tM = batch.T.AsSpan(m * micro, micro).ToArray();
+            var prediction = model.Forward(Slice(batch.Xt), tM, batch.Labels.AsSpan(m * micro, micro));
+            var gradient = new Tensor(prediction.Shape);
+            var losses = transport.TrainingLoss(prediction, tM, Slice(batch.X0), Slice(batch.X1), gradient);
+            foreach (float l in losses) lossSum += l;
+            if (batch.GradAccum > 1) TensorPrimitives.Multiply(gradient.Span, 1f / batch.GradAccum, gradient.Span);
+            model.Backward(gradient);
+        }
+
+        var active = model.Parameters.Where(p => p.Trainable).ToArray();
+        double norm = Math.Sqrt(active.Sum(p => (double)TensorPrimitives.SumOfSquares(p.Grad!.Span)));
+        if (batch.GradClip > 0 && norm > batch.GradClip)
+        {
+            float scale = (float)(batch.GradClip / (norm + 1e-6));
+            foreach (var p in active) TensorPrimitives.Multiply(p.Grad!.Span, scale, p.Grad!.Span);
+        }
+        _optimizer!.LearningRate = batch.LearningRate;
+        _optimizer.Update(active);
+        Ema.Update(_ema!, network, batch.EmaDecay);
+        return new TrainingStepResult(lossSum / size, norm);
+    }
+
+    public void SyncToHost() { }
+
+    public void Dispose() { }
+}
