@@ -8,7 +8,7 @@ namespace MediatorDiT.Data;
 /// punctuation. Text is drawn onto a grey <see cref="DecodedImage"/>, each font pixel as a
 /// scale x scale square, glyphs <see cref="Advance"/> font pixels apart.
 /// </summary>
-public static class BitmapFont
+internal static class BitmapFont
 {
     public const int GlyphWidth = 5;
     public const int GlyphHeight = 8;

@@ -9,7 +9,7 @@ namespace MediatorDiT.IO;
 /// <see cref="Half"/>) and bfloat16 (BF16: the top 16 bits of a float32). Bulk forms read and write
 /// little-endian bytes, the byte order of safetensors and PyTorch files.
 /// </summary>
-public static class HalfPrecision
+internal static class HalfPrecision
 {
     /// <summary>bf16 is the high half of a float32, so widening is exact: a 16-bit shift.</summary>
     public static float BFloat16BitsToSingle(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);

@@ -17,7 +17,7 @@ public static class Linear
 
     /// <summary>As <see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int)"/>
     /// with W^T from <paramref name="packedWeight"/> when <see cref="PackWeight"/> packed it (same result).</summary>
-    public static void Forward(ReadOnlySpan<float> x, PackedMatrix packedWeight, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias,
+    internal static void Forward(ReadOnlySpan<float> x, PackedMatrix packedWeight, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias,
         Span<float> y, int rows, int inFeatures, int outFeatures)
     {
         for (int r = 0; r < rows; r++) bias.CopyTo(y.Slice(r * outFeatures, outFeatures));
@@ -25,7 +25,7 @@ public static class Linear
     }
 
     /// <summary>Packs W^T (in x out) once for forwards on blocks of about <paramref name="rowsPerBlock"/> rows; false: not worth it here.</summary>
-    public static bool PackWeight(PackedMatrix packed, ReadOnlySpan<float> weight, int inFeatures, int outFeatures, int rowsPerBlock) =>
+    internal static bool PackWeight(PackedMatrix packed, ReadOnlySpan<float> weight, int inFeatures, int outFeatures, int rowsPerBlock) =>
         Gemm.TryPack(packed, true, outFeatures, inFeatures, weight, inFeatures, rowsPerBlock);
 
     /// <summary>

@@ -99,7 +99,7 @@ public static unsafe class Gemm
     /// kernel (the backend in force, or the Auto rule's choice for that shape); otherwise leaves it unpacked
     /// and returns false, and the packed overload of Sgemm then takes the plain path with <paramref name="b"/>.
     /// </summary>
-    public static bool TryPack(PackedMatrix packed, bool transB, int n, int k, ReadOnlySpan<float> b, int ldb, int rowsPerProduct)
+    internal static bool TryPack(PackedMatrix packed, bool transB, int n, int k, ReadOnlySpan<float> b, int ldb, int rowsPerProduct)
     {
         Check(false, transB, 1, n, k, k, k, b.Length, ldb, n, n); // B only; A and C stand in
         var backend = Backend == GemmBackend.Auto ? Choose(false, transB, rowsPerProduct, n, k, 1) : Backend;
@@ -123,7 +123,7 @@ public static unsafe class Gemm
     /// (n x k, same transpose, current kernel width); bit for bit what the managed kernel gives unpacked. Otherwise the
     /// plain <paramref name="b"/> is used as usual.
     /// </summary>
-    public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha, ReadOnlySpan<float> a, int lda,
+    internal static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha, ReadOnlySpan<float> a, int lda,
         PackedMatrix packed, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
     {
         if (!packed.IsPacked || packed.Columns != n || packed.Depth != k || packed.TransB != transB

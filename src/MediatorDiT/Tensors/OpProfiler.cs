@@ -8,7 +8,7 @@ namespace MediatorDiT.Tensors;
 /// <see cref="Time"/> costs one static read. Scopes may nest (attention inside a block), so totals of
 /// nested names overlap; scopes opened inside parallel bodies add up thread time, not wall time.
 /// </summary>
-public static class OpProfiler
+internal static class OpProfiler
 {
     internal sealed class Counter
     {

@@ -7,7 +7,7 @@ namespace MediatorDiT.Tensors;
 /// chain took about 7% less CPU time (SiT-S/2, batch 4). Filled by <see cref="Gemm.TryPack"/>, used by the Gemm.Sgemm overload that takes it;
 /// the buffer is kept and reused between packings (no allocation once it is large enough).
 /// </summary>
-public sealed unsafe class PackedMatrix
+internal sealed unsafe class PackedMatrix
 {
     private float[]? _buffer;
 

@@ -4,7 +4,7 @@ namespace MediatorDiT.Tensors;
 /// The plain triple-loop product (double accumulation) that the fast kernels are tested against.
 /// Never used on a hot path.
 /// </summary>
-public static class ReferenceGemm
+internal static class ReferenceGemm
 {
     public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)

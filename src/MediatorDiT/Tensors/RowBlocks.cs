@@ -9,7 +9,7 @@ namespace MediatorDiT.Tensors;
 /// but OpenBLAS's do, and 1 and N threads must give the same bits. Smaller blocks cost a single thread time
 /// with OpenBLAS (each call packs the weights again): 16 blocks made the 1-thread AVX2 forward 12-35% slower (two runs).
 /// </summary>
-public static class RowBlocks
+internal static class RowBlocks
 {
     public const int MinRows = 32, MaxRows = 256;
 

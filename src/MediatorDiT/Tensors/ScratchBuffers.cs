@@ -5,7 +5,7 @@ namespace MediatorDiT.Tensors;
 /// Each thread keeps its arrays and grows them only when a larger size is asked for, so steady-state
 /// calls allocate nothing. Slot numbers let one kernel hold several buffers at once.
 /// </summary>
-public static class ScratchBuffers
+internal static class ScratchBuffers
 {
     [ThreadStatic] private static float[][]? _slots;
 

@@ -6,7 +6,7 @@ namespace MediatorDiT.IO.Pickle;
 /// Equality for unpickled dict and set keys, following Python: tuples (object?[]) compare by their
 /// items, and the integer types compare by value whether boxed as long or BigInteger.
 /// </summary>
-public sealed class PickleKeyComparer : IEqualityComparer<object>
+internal sealed class PickleKeyComparer : IEqualityComparer<object>
 {
     public static PickleKeyComparer Instance { get; } = new();
 

@@ -16,7 +16,7 @@ namespace MediatorDiT.IO.Pickle;
 /// when larger), float → double, bool, None → null, set/frozenset → HashSet&lt;object&gt;.
 /// </para>
 /// </summary>
-public sealed class PickleReader
+internal sealed class PickleReader
 {
     private const int HighestProtocol = 5;
 

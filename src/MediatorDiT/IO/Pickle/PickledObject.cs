@@ -6,7 +6,7 @@ namespace MediatorDiT.IO.Pickle;
 /// arguments it would have been called with, and the state BUILD would have set. Items and
 /// ListItems hold what SETITEMS/APPENDS added when the class is a dict or list subclass.
 /// </summary>
-public sealed class PickledObject
+internal sealed class PickledObject
 {
     public PickleGlobal Type { get; }
     public IReadOnlyList<object?> Args { get; }
