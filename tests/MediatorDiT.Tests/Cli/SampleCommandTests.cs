@@ -52,6 +52,38 @@ public class SampleCommandTests
         Assert.Contains("less than the largest model alone", r.Stdout);
     }
 
+    /// <summary>
+    /// The recorded run again, its ratios and reference steps now taken from schedule.json beside the ladder (as
+    /// `mdit demo` and the library's pipeline read it): the same switch steps; options override the file.
+    /// </summary>
+    [Fact]
+    public void ALadderSamplesWithTheScheduleJsonBesideIt()
+    {
+        string dir = CliRunner.TempDir();
+        var ladder = WriteLadder(dir);
+        File.WriteAllText(Path.Combine(dir, "schedule.json"), """{"ratios": [0.9, 0.6], "first": 3, "note": "as best.json writes it"}""");
+        string fixture = Fixtures.PathOf("switching_sde_euler.io.safetensors");
+        string labels = string.Join(",", SafeTensors.Read(fixture).GetInt64("y"));
+        string[] common = ["sample", "--ladder", string.Join(",", ladder), "--steps", "20", "--labels", labels, "--initial-noise", fixture,
+            "--noise-file", fixture, "--save-latents", Path.Combine(dir, "l.safetensors"), "--no-progress"];
+        int[] Switches(string outDir, out string schedule)
+        {
+            using var record = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "run.json")));
+            schedule = record.RootElement.GetProperty("schedule").GetString()!;
+            return record.RootElement.GetProperty("samples")[0].GetProperty("first_step_of_model").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        }
+        var r = CliRunner.Run([.. common, "--out", Path.Combine(dir, "file")]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal([0, 7, 16], Switches(Path.Combine(dir, "file"), out string fromFile));
+        Assert.Equal($"dynamic, ratios 0.9,0.6, first 3 ({Path.Combine(dir, "schedule.json")})", fromFile);
+        Assert.Contains("schedule: dynamic, ratios 0.9,0.6, first 3", r.Stderr);
+
+        var o = CliRunner.Run([.. common, "--ratios", "0,0", "--out", Path.Combine(dir, "options")]);
+        Assert.True(o.ExitCode == 0, o.Stderr);
+        Assert.Equal([0, -1, -1], Switches(Path.Combine(dir, "options"), out string fromOptions));
+        Assert.Equal($"dynamic, ratios 0,0, first 3 (options over {Path.Combine(dir, "schedule.json")})", fromOptions);
+    }
+
     [Theory]
     [InlineData("--cfg-scale", "0.5", "--cfg-scale")]
     [InlineData("--labels", "3,12", "12")]

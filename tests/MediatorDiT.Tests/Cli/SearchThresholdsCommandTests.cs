@@ -36,6 +36,10 @@ public class SearchThresholdsCommandTests
         using var best = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "best.json")));
         var root = best.RootElement;
         Assert.Equal("refined", root.GetProperty("chosen_by").GetString());
+        // best.json is a valid schedule.json: the chosen ratios with the search's reference steps.
+        var asSchedule = MediatorDiT.Sampling.ScheduleFile.TryRead(Path.Combine(outDir, "best.json"))!;
+        Assert.Equal(root.GetProperty("ratios").EnumerateArray().Select(e => e.GetDouble()), asSchedule.Ratios);
+        Assert.Equal(root.GetProperty("first").GetInt32(), asSchedule.First);
         double bestGflops = root.GetProperty("gflops_per_image").GetDouble();
         var args = root.GetProperty("sample_arguments").EnumerateArray().Select(e => e.GetString()!).ToList();
         Assert.Equal("sample", args[0]);
