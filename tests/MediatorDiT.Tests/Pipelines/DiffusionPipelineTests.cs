@@ -1,0 +1,93 @@
+using MediatorDiT.Diffusion;
+using MediatorDiT.Models;
+using MediatorDiT.Pipelines;
+using MediatorDiT.Sampling;
+using MediatorDiT.Tensors;
+
+namespace MediatorDiT.Tests.Pipelines;
+
+/// <summary>The library pipeline on the tiny random ladder (1, 4, 16 mediators, 32 x 32 grey).</summary>
+public class DiffusionPipelineTests
+{
+    private static readonly GenerationOptions Few = new() { NumImages = 5, Steps = 6, BatchSize = 1, Seed = 3, Schedule = new ScheduleChoice.Dynamic(First: 2) };
+
+    [Fact]
+    public void RanksTogetherMakeTheSingleRunsImages()
+    {
+        var pipeline = DiffusionPipeline.FromModels(LadderDemoTests.TinyLadder());
+        var whole = pipeline.Generate(Few);
+        var rank0 = pipeline.Generate(Few with { Rank = 0, WorldSize = 2 });
+        var rank1 = pipeline.Generate(Few with { Rank = 1, WorldSize = 2 });
+        Assert.Equal([0, 2, 4], rank0.Record.Images.Select(i => i.Index));
+        Assert.Equal([1, 3], rank1.Record.Images.Select(i => i.Index));
+        int per = 32 * 32;
+        for (int i = 0; i < 5; i++)
+        {
+            var part = i % 2 == 0 ? rank0 : rank1;
+            Assert.Equal(whole.Images.Span.Slice(i * per, per).ToArray(), part.Images.Span.Slice(i / 2 * per, per).ToArray());
+            Assert.Equal(whole.Record.Images[i].FirstStepOfModel, part.Record.Images[i / 2].FirstStepOfModel);
+        }
+        Assert.Equal([0, 1, 2, 3, 4], whole.Record.Images.Select(i => i.Label));
+    }
+
+    [Fact]
+    public void TheRecordCountsTheServingModelsFlops()
+    {
+        var models = LadderDemoTests.TinyLadder();
+        var pipeline = DiffusionPipeline.FromModels(models);
+        var result = pipeline.Generate(Few with { Schedule = new ScheduleChoice.Fixed([0.5, 0.5]) });
+        // SDE with 6 time points: 5 grid steps and the last step; the largest model from step ceil(0.5 * 6) = 3.
+        double[] flops = models.Select(m => FlopCounter.Count(m.Config).PerImage).ToArray();
+        foreach (var image in result.Record.Images)
+        {
+            Assert.Equal([0, -1, 3], image.FirstStepOfModel);
+            Assert.Equal((3 * flops[0] + 3 * flops[2]) / 1e9, image.Gflops, 9);
+        }
+        Assert.Equal(6 * flops[2] / 1e9, result.Record.LargestModelGflopsPerImage, 9);
+        Assert.Equal(1 - 0.5 * (flops[0] + flops[2]) / flops[2], result.Record.FlopsSaving, 9);
+        Assert.Equal("sde euler 6", result.Record.Sampler);
+        Assert.Equal("fixed at 0.5,0.5 of the steps", result.Record.Schedule);
+    }
+
+    [Fact]
+    public void ProgressIsReportedEveryStepAndCancellationStops()
+    {
+        var pipeline = DiffusionPipeline.FromModels(LadderDemoTests.TinyLadder());
+        var reports = new List<GenerationProgress>();
+        pipeline.Generate(Few with { NumImages = 2, BatchSize = 2 }, new Sync(reports.Add));
+        Assert.Equal(Enumerable.Range(1, 6), reports.Select(r => r.Step));
+        Assert.All(reports, r => Assert.Equal((0, 2, 2, 6), (r.ImagesDone, r.Images, r.BatchSize, r.StepCount)));
+
+        using var cancel = new CancellationTokenSource();
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            pipeline.Generate(Few, new Sync(r => { if (r.Step == 2) cancel.Cancel(); }), cancel.Token));
+    }
+
+    [Fact]
+    public void BadOptionsAreOneSentenceBeforeAnyWork()
+    {
+        var pipeline = DiffusionPipeline.FromModels(LadderDemoTests.TinyLadder());
+        string Message(GenerationOptions o) => Assert.Throws<MediatorDiTException>(() => pipeline.Generate(o)).Message;
+        Assert.Equal("the rank 2 must be in [0, world size 2).", Message(Few with { Rank = 2, WorldSize = 2 }));
+        Assert.Contains("the schedule has 1 switch ratios but a ladder of 3 models needs 2", Message(Few with { Schedule = new ScheduleChoice.Dynamic([0.5]) }));
+        Assert.Contains("applies to DiT checkpoints", Message(Few with { Sampler = SamplerKind.Ddim }));
+        Assert.Contains("class label 11", Message(Few with { Labels = [11] }));
+        Assert.Contains("model index 5 is outside the ladder of 3 models", Message(Few with { Schedule = new ScheduleChoice.Single(5) }));
+    }
+
+    [Fact]
+    public void TheDefaultRatioRuleIsTheAuthorsForThreeModelsAndNeverNegative()
+    {
+        Assert.Equal([0.9, 0.6], AdaptiveModelSchedule.DefaultRatios(3));
+        Assert.Equal([0.9, 0.6, 0.3, 0.0, 0.0], AdaptiveModelSchedule.DefaultRatios(6));
+        Assert.Empty(AdaptiveModelSchedule.DefaultRatios(1));
+        var (schedule, text) = DiffusionPipeline.FromModels(LadderDemoTests.TinyLadder()).CreateSchedule(new GenerationOptions());
+        Assert.Equal([0.9, 0.6], ((AdaptiveModelSchedule)schedule!).SwitchRatios);
+        Assert.Equal("dynamic, ratios 0.9,0.6, first 3 (defaults)", text);
+    }
+
+    private sealed class Sync(Action<GenerationProgress> report) : IProgress<GenerationProgress>
+    {
+        public void Report(GenerationProgress value) => report(value);
+    }
+}
