@@ -1,0 +1,68 @@
+using System.Runtime.Intrinsics;
+using MediatorDiT.Nn;
+
+namespace MediatorDiT.Tests.Nn;
+
+/// <summary>
+/// The kernels written once over <see cref="ISimd{TV}"/>, run at every vector width this machine accelerates
+/// (128 bits always on x86 and ARM64, 256 with AVX2, 512 with AVX-512) in one process, against their plain
+/// twins; element-wise kernels must give the same bits at every width (the same IEEE operations lane by lane).
+/// </summary>
+public class SimdWidthTests
+{
+    /// <summary>The widths this machine accelerates.</summary>
+    public static TheoryData<int> Widths()
+    {
+        var data = new TheoryData<int>();
+        if (Vector128.IsHardwareAccelerated) data.Add(128);
+        if (Vector256.IsHardwareAccelerated) data.Add(256);
+        if (Vector512.IsHardwareAccelerated) data.Add(512);
+        return data;
+    }
+
+    internal static IEnumerable<SimdWidth> Accelerated()
+    {
+        if (Vector128.IsHardwareAccelerated) yield return SimdWidth.W128;
+        if (Vector256.IsHardwareAccelerated) yield return SimdWidth.W256;
+        if (Vector512.IsHardwareAccelerated) yield return SimdWidth.W512;
+    }
+
+    [Fact]
+    public void WidestFollowsTheRuntime()
+    {
+        var expected = Vector512.IsHardwareAccelerated ? SimdWidth.W512 : Vector256.IsHardwareAccelerated ? SimdWidth.W256 : SimdWidth.W128;
+        Assert.Equal(expected, Simd.Widest);
+        // Rows shorter than a 512-bit vector take 256-bit ones; otherwise the widest.
+        Assert.Equal(Vector512.IsHardwareAccelerated ? SimdWidth.W256 : expected, Simd.ForRow(9));
+        Assert.Equal(expected, Simd.ForRow(16));
+    }
+
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void GeluMatchesReferenceAndIsTheSameAtEveryWidth(int bits)
+    {
+        var width = (SimdWidth)bits;
+        var x = TestData.Gaussian(1003, 5, 4f);
+        x[0] = 50f;
+        x[1] = -50f;
+        x[2] = 0f;
+        var y = new float[x.Length];
+        var yr = new float[x.Length];
+        Gelu.Forward(x, y, width);
+        ReferenceGelu.Forward(x, yr);
+        TestData.AssertClose(yr, y, 1e-6f, $"gelu {bits}");
+        var dy = TestData.Gaussian(x.Length, 6);
+        var dx = new float[x.Length];
+        var dxr = new float[x.Length];
+        Gelu.Backward(x, dy, dx, width);
+        ReferenceGelu.Backward(x, dy, dxr);
+        TestData.AssertClose(dxr, dx, 1e-5f, $"gelu backward {bits}");
+
+        var y0 = new float[x.Length];
+        var dx0 = new float[x.Length];
+        Gelu.Forward(x, y0, SimdWidth.W128);
+        Gelu.Backward(x, dy, dx0, SimdWidth.W128);
+        Assert.Equal(y0, y);
+        Assert.Equal(dx0, dx);
+    }
+}
