@@ -103,4 +103,37 @@ public class SimdWidthTests
             }
         }
     }
+
+    [Theory]
+    [InlineData(1, 1, 3, 3)]
+    [InlineData(4, 5, 37, 37)]
+    [InlineData(6, 3, 16, 48)]
+    public void DepthwiseConvMatchesReferenceAndIsTheSameAtEveryWidth(int h, int w, int c, int stride)
+    {
+        var x = TestData.Gaussian((h * w - 1) * stride + c, 31);
+        var taps = TestData.Gaussian(9 * c, 32);
+        var bias = TestData.Gaussian(c, 33);
+        var start = TestData.Gaussian(h * w * c, 34);
+        var g = TestData.Gaussian(h * w * c, 35);
+        var dx0 = TestData.Gaussian(x.Length, 36);
+        float[][]? first = null;
+        foreach (var width in Accelerated())
+        {
+            var y = (float[])start.Clone();
+            var yr = (float[])start.Clone();
+            DepthwiseConv3x3.Forward(x, stride, taps, c, bias, y, c, h, w, c, accumulate: true, width);
+            ReferenceDepthwiseConv3x3.Forward(x, stride, taps, bias, yr, h, w, c, accumulate: true);
+            TestData.AssertClose(yr, y, 1e-5f, $"{width} dwc forward");
+            var (dx, dt, db) = ((float[])dx0.Clone(), new float[9 * c], new float[c]);
+            var (dxr, dtr, dbr) = ((float[])dx0.Clone(), new float[9 * c], new float[c]);
+            DepthwiseConv3x3.BackwardAccumulate(x, stride, taps, c, g, c, dx, dt, db, h, w, c, width);
+            ReferenceDepthwiseConv3x3.BackwardAccumulate(x, stride, taps, g, dxr, dtr, dbr, h, w, c);
+            TestData.AssertClose(dxr, dx, 1e-5f, $"{width} dwc dx");
+            TestData.AssertClose(dtr, dt, 1e-5f, $"{width} dwc dtaps");
+            TestData.AssertClose(dbr, db, 1e-5f, $"{width} dwc dbias");
+            float[][] all = [y, dx, dt, db];
+            first ??= all;
+            for (int i = 0; i < all.Length; i++) Assert.Equal(first[i], all[i]);
+        }
+    }
 }
