@@ -1,5 +1,6 @@
 using System.Runtime.Intrinsics;
 using MediatorDiT.Nn;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace MediatorDiT.Tests.Nn;
 
@@ -134,6 +135,48 @@ public class SimdWidthTests
             float[][] all = [y, dx, dt, db];
             first ??= all;
             for (int i = 0; i < all.Length; i++) Assert.Equal(first[i], all[i]);
+        }
+    }
+
+    [Theory]
+    [InlineData(7)]
+    [InlineData(40)]
+    [InlineData(384)]
+    public void AdaLayerNormRowsMatchReferenceAtEveryWidth(int d)
+    {
+        var x = TestData.Gaussian(d, 51, 3f);
+        for (int i = 0; i < d; i++) x[i] += 50f; // a large mean must not cost precision
+        var shift = TestData.Gaussian(d, 52);
+        var scale = TestData.Gaussian(d, 53);
+        var (hr, yr) = (new float[d], new float[d]);
+        var (meanR, rstdR) = ReferenceAdaLayerNormKernel.ForwardRow(x, shift, scale, hr, yr);
+        var g = TestData.Gaussian(d, 54);
+        var dShift0 = TestData.Gaussian(d, 55);
+        var dScale0 = TestData.Gaussian(d, 56);
+        var (dShiftR, dScaleR, dxhatR) = ((float[])dShift0.Clone(), (float[])dScale0.Clone(), new float[d]);
+        ReferenceAdaLayerNormKernel.ModulationBackwardRow(g, hr, scale, dShiftR, dScaleR, dxhatR);
+        // The three vector-library calls the backward row replaced, whose bits it keeps.
+        var (dShiftT, dScaleT, dxhatT) = ((float[])dShift0.Clone(), (float[])dScale0.Clone(), new float[d]);
+        TensorPrimitives.Add(dShiftT, g, dShiftT);
+        TensorPrimitives.MultiplyAdd(g, hr, dScaleT, dScaleT);
+        TensorPrimitives.MultiplyAdd(g, scale, g, dxhatT);
+        foreach (var width in Accelerated())
+        {
+            var (h, y) = (new float[d], new float[d]);
+            var (mean, rstd) = AdaLayerNormKernel.ForwardRow(x, shift, scale, h, y, LayerNorm.DefaultEps, width);
+            TestData.AssertClose(hr, h, 1e-5f, $"{width} xhat");
+            TestData.AssertClose(yr, y, 1e-5f, $"{width} y");
+            Assert.Equal(meanR, mean, 1e-5f * Math.Abs(meanR));
+            Assert.Equal(rstdR, rstd, 1e-5f * rstdR);
+
+            var (dShift, dScale, dxhat) = ((float[])dShift0.Clone(), (float[])dScale0.Clone(), new float[d]);
+            AdaLayerNormKernel.ModulationBackwardRow(g, hr, scale, dShift, dScale, dxhat, width);
+            TestData.AssertClose(dShiftR, dShift, 1e-6f, $"{width} dShift");
+            TestData.AssertClose(dScaleR, dScale, 1e-6f, $"{width} dScale");
+            TestData.AssertClose(dxhatR, dxhat, 1e-6f, $"{width} dxhat");
+            Assert.Equal(dShiftT, dShift);
+            Assert.Equal(dScaleT, dScale);
+            Assert.Equal(dxhatT, dxhat);
         }
     }
 }
