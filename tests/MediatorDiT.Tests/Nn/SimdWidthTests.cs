@@ -179,4 +179,30 @@ public class SimdWidthTests
             Assert.Equal(dxhatT, dxhat);
         }
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AdamWUpdateEqualsTheScalarLoopAtEveryWidth(bool decays)
+    {
+        const int n = 1003;
+        var p0 = TestData.Gaussian(n, 61);
+        var g = TestData.Gaussian(n, 62, 1e-2f);
+        g[5] = 0f;
+        var m0 = TestData.Gaussian(n, 63, 1e-3f);
+        var v0 = TestData.Gaussian(n, 64, 1e-3f).Select(Math.Abs).ToArray();
+        var s = new AdamWScalars(1f - 1e-4f * 0.05f, decays, 0.9f, 0.999f, 0.1f, 0.001f, (float)Math.Sqrt(1 - Math.Pow(0.999, 3)), 1e-8f,
+            (float)(1e-4 / (1 - Math.Pow(0.9, 3))));
+        var (pr, mr, vr) = ((float[])p0.Clone(), (float[])m0.Clone(), (float[])v0.Clone());
+        ReferenceAdamWKernel.Update(pr, g, mr, vr, s);
+        foreach (var width in Accelerated())
+        {
+            var (p, m, v) = ((float[])p0.Clone(), (float[])m0.Clone(), (float[])v0.Clone());
+            AdamWKernel.Update(p, g, m, v, s, width);
+            Assert.Equal(pr, p);
+            Assert.Equal(mr, m);
+            Assert.Equal(vr, v);
+        }
+        Assert.NotEqual(p0, pr);
+    }
 }
