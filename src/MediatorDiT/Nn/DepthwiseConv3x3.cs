@@ -20,6 +20,15 @@ public static class DepthwiseConv3x3
             taps[t * c + ch] = weight[ch * 9 + t];
     }
 
+    /// <summary>The transpose of <see cref="TransposeWeight"/>, accumulated: dWeight (C, 1, 3, 3) += dTaps (9, C).</summary>
+    public static void AccumulateWeightGradient(ReadOnlySpan<float> dTaps, Span<float> dWeight, int c)
+    {
+        if (dTaps.Length < 9 * c || dWeight.Length < 9 * c) throw new ArgumentException("dTaps or dWeight is too small.");
+        for (int ch = 0; ch < c; ch++)
+        for (int t = 0; t < 9; t++)
+            dWeight[ch * 9 + t] += dTaps[t * c + ch];
+    }
+
     /// <summary>y = conv(x) + bias, or y += conv(x) + bias when <paramref name="accumulate"/>. taps: (9, C).</summary>
     /// <remarks>One pass over the channels per output token with every valid tap applied in registers
     /// (the reference makes nine vector calls per token). Per element the sum runs bias, then taps in order.</remarks>

@@ -205,4 +205,121 @@ public class SimdWidthTests
         }
         Assert.NotEqual(p0, pr);
     }
+
+    [Theory]
+    [InlineData(3)]
+    [InlineData(40)]
+    [InlineData(389)]
+    public void GatedResidualEqualsTheScalarLoopAndTheVectorLibraryAtEveryWidth(int d)
+    {
+        var src = TestData.Gaussian(d, 71);
+        var branch = TestData.Gaussian(d, 72);
+        var gate = TestData.Gaussian(d, 73);
+        var dy = TestData.Gaussian(d, 74);
+        var dGate0 = TestData.Gaussian(d, 75);
+        var yr = new float[d];
+        ReferenceGatedResidual.Forward(src, branch, gate, yr);
+        var (dGateR, dBranchR) = ((float[])dGate0.Clone(), new float[d]);
+        ReferenceGatedResidual.Backward(dy, branch, gate, dGateR, dBranchR);
+        // The vector-library calls SiTBlock made before: the same bits.
+        var yt = new float[d];
+        TensorPrimitives.MultiplyAdd(branch, gate, src, yt);
+        var (dGateT, dBranchT) = ((float[])dGate0.Clone(), new float[d]);
+        TensorPrimitives.MultiplyAdd(dy, branch, dGateT, dGateT);
+        TensorPrimitives.Multiply(dy, gate, dBranchT);
+        Assert.Equal(yt, yr);
+        Assert.Equal(dGateT, dGateR);
+        Assert.Equal(dBranchT, dBranchR);
+        foreach (var width in Accelerated())
+        {
+            var y = new float[d];
+            GatedResidual.Forward(src, branch, gate, y, width);
+            Assert.Equal(yr, y);
+            var inPlace = (float[])src.Clone();
+            GatedResidual.Forward(inPlace, branch, gate, inPlace, width);
+            Assert.Equal(yr, inPlace);
+            var (dGate, dBranch) = ((float[])dGate0.Clone(), new float[d]);
+            GatedResidual.Backward(dy, branch, gate, dGate, dBranch, width);
+            Assert.Equal(dGateR, dGate);
+            Assert.Equal(dBranchR, dBranch);
+        }
+    }
+
+    [Fact]
+    public void GuidanceCombinationEqualsTheScalarLoopAtEveryWidth()
+    {
+        var cond = TestData.Gaussian(1027, 81);
+        var uncond = TestData.Gaussian(1027, 82);
+        var (cr, ur) = ((float[])cond.Clone(), (float[])uncond.Clone());
+        ReferenceGuidanceKernel.Combine(cr, ur, 4f);
+        Assert.Equal(cr, ur);
+        foreach (var width in Accelerated())
+        {
+            var (c, u) = ((float[])cond.Clone(), (float[])uncond.Clone());
+            GuidanceKernel.Combine(c, u, 4f, width);
+            Assert.Equal(cr, c);
+            Assert.Equal(ur, u);
+        }
+    }
+
+    [Theory]
+    [InlineData(2, 1, 4)]
+    [InlineData(3, 4, 5)]
+    [InlineData(2, 9, 7)]
+    [InlineData(1, 16, 8)]
+    public void MediatorBiasKernelsEqualThePlainLoopsAtEveryWidth(int heads, int n, int grid)
+    {
+        int N = grid * grid;
+        var maps1 = TestData.Gaussian(heads * n * N, 91);
+        var ah = TestData.Gaussian(heads * n * grid, 92);
+        var aw = TestData.Gaussian(heads * n * grid, 93);
+        var maps2 = TestData.Gaussian(heads * N * n, 94);
+        var ha = TestData.Gaussian(heads * grid * n, 95);
+        var wa = TestData.Gaussian(heads * grid * n, 96);
+        var r1 = (float[])maps1.Clone();
+        ReferenceMediatorBiases.AddAxisBiases(r1, ah, aw, heads * n, grid, grid);
+        var r2 = (float[])maps2.Clone();
+        ReferenceMediatorBiases.AddAxisBiasesPerMediator(r2, ha, wa, heads, grid, grid, n);
+        var (dah, daw) = (TestData.Gaussian(ah.Length, 97), TestData.Gaussian(aw.Length, 98));
+        var (dahR, dawR) = ((float[])dah.Clone(), (float[])daw.Clone());
+        ReferenceMediatorBiases.AxisBiasGradients(maps1, dahR, dawR, heads * n, grid, grid);
+        var (dha, dwa) = (TestData.Gaussian(ha.Length, 99), TestData.Gaussian(wa.Length, 100));
+        var (dhaR, dwaR) = ((float[])dha.Clone(), (float[])dwa.Clone());
+        ReferenceMediatorBiases.AxisBiasGradientsPerMediator(maps2, dhaR, dwaR, heads, grid, grid, n);
+        foreach (var width in Accelerated())
+        {
+            var m1 = (float[])maps1.Clone();
+            MediatorBiases.AddAxisBiases(m1, ah, aw, heads * n, grid, grid, width);
+            Assert.Equal(r1, m1);
+            var m2 = (float[])maps2.Clone();
+            MediatorBiases.AddAxisBiasesPerMediator(m2, ha, wa, heads, grid, grid, n, width);
+            Assert.Equal(r2, m2);
+            var (g1, g2) = ((float[])dah.Clone(), (float[])daw.Clone());
+            MediatorBiases.AxisBiasGradients(maps1, g1, g2, heads * n, grid, grid, width);
+            Assert.Equal(dahR, g1);
+            Assert.Equal(dawR, g2);
+            var (g3, g4) = ((float[])dha.Clone(), (float[])dwa.Clone());
+            MediatorBiases.AxisBiasGradientsPerMediator(maps2, g3, g4, heads, grid, grid, n, width);
+            Assert.Equal(dhaR, g3);
+            Assert.Equal(dwaR, g4);
+        }
+        var t = new float[maps1.Length];
+        var tr = new float[maps1.Length];
+        MediatorBiases.Transpose(maps1, t, heads, n, N);
+        ReferenceMediatorBiases.Transpose(maps1, tr, heads, n, N);
+        Assert.Equal(tr, t);
+    }
+
+    [Fact]
+    public void DepthwiseWeightGradientIsTheTransposeOfTheTapLayout()
+    {
+        const int c = 11;
+        var weight = TestData.Gaussian(9 * c, 101);
+        var taps = new float[9 * c];
+        DepthwiseConv3x3.TransposeWeight(weight, taps, c);
+        var dWeight = TestData.Gaussian(9 * c, 102);
+        var expected = dWeight.Zip(weight, (a, b) => a + b).ToArray();
+        DepthwiseConv3x3.AccumulateWeightGradient(taps, dWeight, c);
+        Assert.Equal(expected, dWeight);
+    }
 }
