@@ -10,7 +10,7 @@ namespace MediatorDiT.Nn;
 /// 512-, 256- or 128-bit code with TW = <see cref="W512"/>, <see cref="W256"/>, <see cref="W128"/> and TV the
 /// matching Vector512/256/128 of float. Every member inlines to the one vector operation it names. The values
 /// stay the runtime's own vector types: wrapped in a struct, a constant operand or a compare mask is no longer
-/// visible to the JIT where it expands Max, Min and ConditionalSelect, which made GELU 1.5x slower.
+/// visible to the JIT where it expands Max, Min and ConditionalSelect (GELU ran 1.5x slower that way here).
 /// Each width performs the same IEEE operations lane by lane, so an element-wise kernel gives the same bits at
 /// every width; only cross-lane reductions (sums) depend on the width. Integer lanes (for building powers of
 /// two) travel in the same register, reinterpreted.
@@ -67,8 +67,6 @@ internal interface ISimd<TV> where TV : struct
     static abstract TV Pow2(TV n);
     /// <summary>Lanes [0, count) set.</summary>
     static abstract TV LanesBelow(int count);
-    /// <summary>Lanes [start, Count) set.</summary>
-    static abstract TV LanesFrom(int start);
     /// <summary>Whether <see cref="TransposeScaled"/> is available.</summary>
     static abstract bool CanTranspose { get; }
     /// <summary>dst row m (rows ds apart) lane i = scale lane m * src row i (rows ss apart) lane m, for a Count x Count block.</summary>
@@ -98,7 +96,8 @@ internal static class Simd
     /// <summary>
     /// The width for a row of <paramref name="length"/> floats: the widest, except that a row shorter than one
     /// 512-bit vector takes 256-bit ones (softmax rows of 9 mediators). A row shorter than the chosen vector runs
-    /// the scalar loop, as do 128-bit vectors only on machines where they are the widest accelerated.
+    /// the kernel's scalar loop, so 128-bit vectors serve only machines where they are the widest (rows of 4 to 7
+    /// floats stay scalar with AVX2, as before).
     /// </summary>
     public static SimdWidth ForRow(int length) =>
         Vector512.IsHardwareAccelerated ? (length >= 16 ? SimdWidth.W512 : SimdWidth.W256)
@@ -144,8 +143,6 @@ internal readonly struct W512 : ISimd<Vector512<float>>
     public static Vector512<float> Pow2(Vector512<float> n) => ((n.AsInt32() + Vector512.Create(127)) << 23).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> LanesBelow(int count) => Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).AsSingle();
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> LanesFrom(int start) => Vector512.GreaterThanOrEqual(Vector512<int>.Indices, Vector512.Create(start)).AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> MaxAll(Vector512<float> v)
@@ -273,8 +270,6 @@ internal readonly struct W256 : ISimd<Vector256<float>>
     public static Vector256<float> Pow2(Vector256<float> n) => ((n.AsInt32() + Vector256.Create(127)) << 23).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> LanesBelow(int count) => Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(count)).AsSingle();
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> LanesFrom(int start) => Vector256.GreaterThanOrEqual(Vector256<int>.Indices, Vector256.Create(start)).AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> MaxAll(Vector256<float> v)
@@ -335,8 +330,6 @@ internal readonly struct W128 : ISimd<Vector128<float>>
     public static Vector128<float> Pow2(Vector128<float> n) => ((n.AsInt32() + Vector128.Create(127)) << 23).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> LanesBelow(int count) => Vector128.LessThan(Vector128<int>.Indices, Vector128.Create(count)).AsSingle();
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> LanesFrom(int start) => Vector128.GreaterThanOrEqual(Vector128<int>.Indices, Vector128.Create(start)).AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> MaxAll(Vector128<float> v)
