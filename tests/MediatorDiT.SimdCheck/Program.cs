@@ -3,6 +3,7 @@ using MediatorDiT.IO;
 using MediatorDiT.Models;
 using MediatorDiT.Nn;
 using MediatorDiT.Tensors;
+using MediatorDiT.Training;
 
 // Runs the vectorised kernels on fixed seeded inputs (odd sizes, tails) and writes every result to the
 // safetensors file named by the first argument; prints whether Vector512 was accelerated. The tests run it
@@ -108,6 +109,36 @@ foreach (var (key, attn, tokens, dim, seed) in new (string, IAttention, int, int
     attn.Backward(g, dx);
     Keep($"{key}.dx", dx.Span);
     foreach (var p in attn.Parameters) Keep($"{key}.grad.{p.Name}", p.Grad!.Span);
+}
+
+// A small SiT with mediators forward and backward on 2 images (adaLN, gated residuals, GELU, the bias maps),
+// guided sampling's combination, and three AdamW steps on seeded values and gradients.
+{
+    var config = new ModelConfig { InputSize = 8, PatchSize = 2, InChannels = 3, HiddenSize = 40, Depth = 2, NumHeads = 2,
+        NumClasses = 3, MediatorNum = 4 };
+    var model = new SiTModel(config) { KeepActivations = true };
+    var rng = new RandomSource(21);
+    foreach (var p in model.Parameters.Where(p => p.Trainable)) rng.FillGaussian(p.Value.Span, 0, 0.2f);
+    var x = new Tensor(2, 3, 8, 8);
+    rng.FillGaussian(x.Span);
+    var output = model.Forward(x, [0.3f, 0.8f], [1, 2]);
+    Keep("sit.out", output.Span);
+    var g = new Tensor(output.Shape);
+    rng.FillGaussian(g.Span);
+    model.ZeroGrad();
+    Keep("sit.dx", model.Backward(g).Span);
+    foreach (var p in model.Parameters.Where(p => p.Trainable)) Keep($"sit.grad.{p.Name}", p.Grad!.Span);
+    Keep("sit.cfg", model.ForwardWithCfg(x, [0.5f, 0.5f], [1, 3], 4f).Span);
+
+    var ps = new[] { new Parameter("a", [37]), new Parameter("b", [16, 33]) };
+    foreach (var p in ps)
+    {
+        rng.FillGaussian(p.Value.Span);
+        rng.FillGaussian(p.Grad!.Span, 0, 0.1f);
+    }
+    var opt = new AdamW(ps, lr: 1e-2, weightDecay: 0.05);
+    for (int step = 0; step < 3; step++) opt.Update();
+    foreach (var p in ps) Keep($"adamw.{p.Name}", p.Value.Span);
 }
 
 SafeTensors.Write(args[0], results);

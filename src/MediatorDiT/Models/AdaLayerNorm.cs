@@ -1,5 +1,3 @@
-using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using MediatorDiT.Nn;
 using MediatorDiT.Tensors;
@@ -42,11 +40,9 @@ internal sealed class AdaLayerNorm
     }
 
     /// <summary>
-    /// Rows [r0, r1) of the forward pass, each in one fused pass: mean, variance (of the deviations, as
-    /// LayerNorm computes it), xhat = (x - mean) * rstd, y = xhat * scale + xhat + shift, with the shift and
-    /// scale of the row's image (row / tokensPerImage). Row ranges may run in parallel.
+    /// Rows [r0, r1) of the forward pass, each in one fused pass (<see cref="AdaLayerNormKernel.ForwardRow"/>) with
+    /// the shift and scale of the row's image (row / tokensPerImage). Row ranges may run in parallel.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void ForwardRows(Tensor x, Tensor mod, int shiftCol, int scaleCol, Tensor y, int tokensPerImage, int r0, int r1)
     {
         int d = _dim, batch = x.Length / d / tokensPerImage, mw = mod.Length / batch;
@@ -54,46 +50,8 @@ internal sealed class AdaLayerNorm
         for (int r = r0; r < r1; r++)
         {
             int b = r / tokensPerImage;
-            var xr = xs.AsSpan(r * d, d);
-            var hr = xh.AsSpan(r * d, d);
-            var yr = ys.AsSpan(r * d, d);
-            var shift = m.AsSpan(b * mw + shiftCol, d);
-            var scale = m.AsSpan(b * mw + scaleCol, d);
-            float mu = TensorPrimitives.Sum(xr) / d;
-            float var = 0;
-            int j = 0;
-            if (Vector512.IsHardwareAccelerated)
-            {
-                var vm = Vector512.Create(mu);
-                var acc = Vector512<float>.Zero;
-                for (; j <= d - 16; j += 16)
-                {
-                    var dev = Vector512.Create(xr.Slice(j, 16)) - vm;
-                    acc += dev * dev;
-                }
-                var = Vector512.Sum(acc);
-            }
-            for (; j < d; j++) var += (xr[j] - mu) * (xr[j] - mu);
-            float rs = 1f / MathF.Sqrt(var / d + LayerNorm.DefaultEps);
-            mean[r] = mu;
-            rstd[r] = rs;
-            j = 0;
-            if (Vector512.IsHardwareAccelerated)
-            {
-                Vector512<float> vm = Vector512.Create(mu), vr = Vector512.Create(rs);
-                for (; j <= d - 16; j += 16)
-                {
-                    var h = (Vector512.Create(xr.Slice(j, 16)) - vm) * vr;
-                    h.CopyTo(hr.Slice(j, 16));
-                    (h * Vector512.Create(scale.Slice(j, 16)) + h + Vector512.Create(shift.Slice(j, 16))).CopyTo(yr.Slice(j, 16));
-                }
-            }
-            for (; j < d; j++)
-            {
-                float h = (xr[j] - mu) * rs;
-                hr[j] = h;
-                yr[j] = h * scale[j] + h + shift[j];
-            }
+            (mean[r], rstd[r]) = AdaLayerNormKernel.ForwardRow(xs.AsSpan(r * d, d), m.AsSpan(b * mw + shiftCol, d),
+                m.AsSpan(b * mw + scaleCol, d), xh.AsSpan(r * d, d), ys.AsSpan(r * d, d));
         }
     }
 
@@ -117,10 +75,7 @@ internal sealed class AdaLayerNorm
             var lnScratch = scr.AsSpan(b * 3 * d + 2 * d, d);
             for (int r = b * n; r < (b + 1) * n; r++)
             {
-                var g = dys.AsSpan(r * d, d);
-                TensorPrimitives.Add(dShift, g, dShift);
-                TensorPrimitives.MultiplyAdd(g, xh.AsSpan(r * d, d), dScale, dScale);
-                TensorPrimitives.MultiplyAdd(g, scale, g, dxhat); // d(xhat) = g * (1 + scale)
+                AdaLayerNormKernel.ModulationBackwardRow(dys.AsSpan(r * d, d), xh.AsSpan(r * d, d), scale, dShift, dScale, dxhat);
                 var dxr = dxs.AsSpan(r * d, d);
                 LayerNorm.Backward(xs.AsSpan(r * d, d), mean.AsSpan(r, 1), rstd.AsSpan(r, 1), dxhat,
                     accumulate ? lnGrad : dxr, lnScratch, 1, d);

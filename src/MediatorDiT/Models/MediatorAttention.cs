@@ -110,30 +110,14 @@ public sealed partial class MediatorAttention : IAttention
         _bias1T.EnsureShape(h, N, n);
         _bias2.EnsureShape(h, N, n);
         _resized.EnsureShape(h, n, N);
+        // bias1 (h*n, G, G) = resize(an_bias) + ah_bias (h*n, G, 1) + aw_bias (h*n, 1, G), and its transpose (h, N, n).
         BilinearResize.Forward(AnBias.Value.Span, _bias1.Span, h * n, 7, 7, G, G);
-        var b1 = _bias1.Span;
-        var ah = AhBias.Value.Span;
-        var aw = AwBias.Value.Span;
-        for (int hm = 0; hm < h * n; hm++)
-        for (int i = 0; i < G; i++)
-        for (int j = 0; j < G; j++)
-            b1[hm * N + i * G + j] += ah[hm * G + i] + aw[hm * G + j];
-        var b1t = _bias1T.Span;
-        for (int hh = 0; hh < h; hh++)
-        for (int m = 0; m < n; m++)
-        for (int j = 0; j < N; j++)
-            b1t[(hh * N + j) * n + m] = b1[(hh * n + m) * N + j];
-
-        var r = _resized.Span;
-        BilinearResize.Forward(NaBias.Value.Span, r, h * n, 7, 7, G, G);
-        var b2 = _bias2.Span;
-        var ha = HaBias.Value.Span;
-        var wa = WaBias.Value.Span;
-        for (int hh = 0; hh < h; hh++)
-        for (int i = 0; i < G; i++)
-        for (int j = 0; j < G; j++)
-        for (int m = 0; m < n; m++)
-            b2[(hh * N + i * G + j) * n + m] = r[(hh * n + m) * N + i * G + j] + ha[(hh * G + i) * n + m] + wa[(hh * G + j) * n + m];
+        MediatorBiases.AddAxisBiases(_bias1.Span, AhBias.Value.Span, AwBias.Value.Span, h * n, G, G);
+        MediatorBiases.Transpose(_bias1.Span, _bias1T.Span, h, n, N);
+        // bias2 (h, G, G, n) = resize(na_bias)^T + ha_bias (h, G, 1, n) + wa_bias (h, 1, G, n).
+        BilinearResize.Forward(NaBias.Value.Span, _resized.Span, h * n, 7, 7, G, G);
+        MediatorBiases.Transpose(_resized.Span, _bias2.Span, h, n, N);
+        MediatorBiases.AddAxisBiasesPerMediator(_bias2.Span, HaBias.Value.Span, WaBias.Value.Span, h, G, G, n);
     }
 
     public void Forward(Tensor input, Tensor output, int batch)
@@ -234,9 +218,7 @@ public sealed partial class MediatorAttention : IAttention
         for (int b = 0; b < batch; b++)
         {
             var own = _dTaps.Span.Slice(b * 10 * d, 10 * d);
-            for (int ch = 0; ch < d; ch++)
-            for (int tp = 0; tp < 9; tp++)
-                dw[ch * 9 + tp] += own[tp * d + ch];
+            DepthwiseConv3x3.AccumulateWeightGradient(own, dw, d);
             TensorPrimitives.Add(dwb, own[(9 * d)..], dwb);
         }
         AccumulateBiasGradients(batch);
@@ -262,32 +244,12 @@ public sealed partial class MediatorAttention : IAttention
             TensorPrimitives.Add(db2, _dS2.Span.Slice(b * H * N * n, H * N * n), db2);
         }
         BilinearResize.BackwardAccumulate(db1, AnBias.Grad!.Span, H * n, 7, 7, G, G);
-        var dah = AhBias.Grad!.Span;
-        var daw = AwBias.Grad!.Span;
-        for (int hm = 0; hm < H * n; hm++)
-        for (int i = 0; i < G; i++)
-        for (int j = 0; j < G; j++)
-        {
-            float g = db1[hm * N + i * G + j];
-            dah[hm * G + i] += g;
-            daw[hm * G + j] += g;
-        }
+        MediatorBiases.AxisBiasGradients(db1, AhBias.Grad!.Span, AwBias.Grad!.Span, H * n, G, G);
 
         // bias2's resized part is stored transposed: gather it back to (H, n, N) before the resize's transpose.
-        var r = _resized.Span;
-        var dha = HaBias.Grad!.Span;
-        var dwa = WaBias.Grad!.Span;
-        for (int hh = 0; hh < H; hh++)
-        for (int i = 0; i < G; i++)
-        for (int j = 0; j < G; j++)
-        for (int m = 0; m < n; m++)
-        {
-            float g = db2[(hh * N + i * G + j) * n + m];
-            r[(hh * n + m) * N + i * G + j] = g;
-            dha[(hh * G + i) * n + m] += g;
-            dwa[(hh * G + j) * n + m] += g;
-        }
-        BilinearResize.BackwardAccumulate(r, NaBias.Grad!.Span, H * n, 7, 7, G, G);
+        MediatorBiases.AxisBiasGradientsPerMediator(db2, HaBias.Grad!.Span, WaBias.Grad!.Span, H, G, G, n);
+        MediatorBiases.Transpose(db2, _resized.Span, H, N, n);
+        BilinearResize.BackwardAccumulate(_resized.Span, NaBias.Grad!.Span, H * n, 7, 7, G, G);
     }
 
     /// <summary>The composed query-to-key map A2 A1 (N, N) of the last forward, for the redundancy analysis.</summary>

@@ -1,4 +1,3 @@
-using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using MediatorDiT.Nn;
 using MediatorDiT.Tensors;
 
@@ -145,10 +144,8 @@ public sealed partial class SiTBlock
         int d = _dim;
         var mod = _mod.Span;
         for (int r = r0; r < r1; r++)
-        {
-            var gate = mod.Slice(r / tokensPerImage * 6 * d + gateCol, d);
-            TensorPrimitives.MultiplyAdd(branch.Span.Slice(r * d, d), gate, src.Span.Slice(r * d, d), dst.Span.Slice(r * d, d));
-        }
+            GatedResidual.Forward(src.Span.Slice(r * d, d), branch.Span.Slice(r * d, d), mod.Slice(r / tokensPerImage * 6 * d + gateCol, d),
+                dst.Span.Slice(r * d, d));
     }
 
     /// <summary>d(gate_b) += sum_rows dy * branch; dBranch = gate_b * dy. Parallel over images (each owns its gate row).</summary>
@@ -161,11 +158,7 @@ public sealed partial class SiTBlock
             var gate = mod.AsSpan(b * 6 * d + gateCol, d);
             var dGate = dMod.AsSpan(b * 6 * d + gateCol, d);
             for (int r = b * n; r < (b + 1) * n; r++)
-            {
-                var gr = g.AsSpan(r * d, d);
-                TensorPrimitives.MultiplyAdd(gr, br.AsSpan(r * d, d), dGate, dGate);
-                TensorPrimitives.Multiply(gr, gate, db.AsSpan(r * d, d));
-            }
+                GatedResidual.Backward(g.AsSpan(r * d, d), br.AsSpan(r * d, d), gate, dGate, db.AsSpan(r * d, d));
         });
     }
 

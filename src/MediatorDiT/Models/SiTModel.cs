@@ -188,16 +188,7 @@ public sealed class SiTModel : IParameterSet
         int guided = Math.Min(guidedChannels ?? channels, channels);
         var o = output.Span;
         for (int i = 0; i < half; i++)
-        {
-            var cond = o.Slice(i * outPer, guided * plane);
-            var uncond = o.Slice((half + i) * outPer, guided * plane);
-            for (int k = 0; k < cond.Length; k++)
-            {
-                float g = uncond[k] + cfgScale * (cond[k] - uncond[k]);
-                cond[k] = g;
-                uncond[k] = g;
-            }
-        }
+            GuidanceKernel.Combine(o.Slice(i * outPer, guided * plane), o.Slice((half + i) * outPer, guided * plane), cfgScale);
         return output;
     }
 }

@@ -20,6 +20,15 @@ public static class DepthwiseConv3x3
             taps[t * c + ch] = weight[ch * 9 + t];
     }
 
+    /// <summary>The transpose of <see cref="TransposeWeight"/>, accumulated: dWeight (C, 1, 3, 3) += dTaps (9, C).</summary>
+    public static void AccumulateWeightGradient(ReadOnlySpan<float> dTaps, Span<float> dWeight, int c)
+    {
+        if (dTaps.Length < 9 * c || dWeight.Length < 9 * c) throw new ArgumentException("dTaps or dWeight is too small.");
+        for (int ch = 0; ch < c; ch++)
+        for (int t = 0; t < 9; t++)
+            dWeight[ch * 9 + t] += dTaps[t * c + ch];
+    }
+
     /// <summary>y = conv(x) + bias, or y += conv(x) + bias when <paramref name="accumulate"/>. taps: (9, C).</summary>
     /// <remarks>One pass over the channels per output token with every valid tap applied in registers
     /// (the reference makes nine vector calls per token). Per element the sum runs bias, then taps in order.</remarks>
@@ -31,48 +40,55 @@ public static class DepthwiseConv3x3
     /// As above on a channel slice: tap t of channel ch at taps[t * tapStride + ch], output token p at
     /// y[p * yStride ..] (one head's channels of a wider buffer).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Forward(ReadOnlySpan<float> x, int xStride, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> bias,
         Span<float> y, int yStride, int h, int w, int c, bool accumulate)
+        => Forward(x, xStride, taps, tapStride, bias, y, yStride, h, w, c, accumulate, Simd.Widest);
+
+    /// <summary>As above at a chosen vector width (tests run each; every width gives the same bits).</summary>
+    internal static void Forward(ReadOnlySpan<float> x, int xStride, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> bias,
+        Span<float> y, int yStride, int h, int w, int c, bool accumulate, SimdWidth width)
     {
         if (x.Length < (long)(h * w - 1) * xStride + c || y.Length < (long)(h * w - 1) * yStride + c
             || taps.Length < 8L * tapStride + c || bias.Length < c || tapStride < c || yStride < c)
             throw new ArgumentException("depthwise conv buffers are too small for the grid.");
+        var g = new Grid(h, w, c, xStride, tapStride, yStride);
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref float tr = ref MemoryMarshal.GetReference(taps);
         ref float br = ref MemoryMarshal.GetReference(bias);
         ref float yr = ref MemoryMarshal.GetReference(y);
+        switch (width)
+        {
+            case SimdWidth.W512: Forward<W512, Vector512<float>>(g, ref xr, ref tr, ref br, ref yr, accumulate); break;
+            case SimdWidth.W256: Forward<W256, Vector256<float>>(g, ref xr, ref tr, ref br, ref yr, accumulate); break;
+            default: Forward<W128, Vector128<float>>(g, ref xr, ref tr, ref br, ref yr, accumulate); break;
+        }
+    }
+
+    /// <summary>h x w tokens of c channels; x rows XStride apart, tap rows TapStride apart, y (or dy) rows YStride apart.</summary>
+    private readonly record struct Grid(int H, int W, int C, int XStride, int TapStride, int YStride);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Forward<TW, TV>(in Grid g, ref float xr, ref float tr, ref float br, ref float yr, bool accumulate)
+        where TW : struct, ISimd<TV> where TV : struct
+    {
+        int h = g.H, w = g.W, c = g.C;
         Span<int> offsets = stackalloc int[9];
         Span<int> tapIds = stackalloc int[9];
-        int vw = Vector512.IsHardwareAccelerated ? 16 : Vector256.IsHardwareAccelerated ? 8 : 1;
         for (int i = 0; i < h; i++)
         for (int j = 0; j < w; j++)
         {
-            int count = Neighbours(i, j, h, w, xStride, tapStride, offsets, tapIds);
-            int yo = (i * w + j) * yStride;
+            int count = Neighbours(i, j, h, w, g.XStride, g.TapStride, offsets, tapIds);
+            int yo = (i * w + j) * g.YStride;
             int ch = 0;
-            if (vw == 16)
+            if (TW.IsAccelerated)
             {
-                for (; ch <= c - 16; ch += 16)
+                for (; ch <= c - TW.Count; ch += TW.Count)
                 {
-                    var acc = Vector512.LoadUnsafe(ref br, (nuint)ch);
-                    if (accumulate) acc = Vector512.LoadUnsafe(ref yr, (nuint)(yo + ch)) + acc;
+                    var acc = TW.Load(ref br, (nuint)ch);
+                    if (accumulate) acc = TW.Add(TW.Load(ref yr, (nuint)(yo + ch)), acc);
                     for (int t = 0; t < count; t++)
-                        acc = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref xr, (nuint)(offsets[t] + ch)),
-                            Vector512.LoadUnsafe(ref tr, (nuint)(tapIds[t] + ch)), acc);
-                    acc.StoreUnsafe(ref yr, (nuint)(yo + ch));
-                }
-            }
-            else if (vw == 8)
-            {
-                for (; ch <= c - 8; ch += 8)
-                {
-                    var acc = Vector256.LoadUnsafe(ref br, (nuint)ch);
-                    if (accumulate) acc = Vector256.LoadUnsafe(ref yr, (nuint)(yo + ch)) + acc;
-                    for (int t = 0; t < count; t++)
-                        acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref xr, (nuint)(offsets[t] + ch)),
-                            Vector256.LoadUnsafe(ref tr, (nuint)(tapIds[t] + ch)), acc);
-                    acc.StoreUnsafe(ref yr, (nuint)(yo + ch));
+                        acc = TW.Fma(TW.Load(ref xr, (nuint)(offsets[t] + ch)), TW.Load(ref tr, (nuint)(tapIds[t] + ch)), acc);
+                    TW.Store(acc, ref yr, (nuint)(yo + ch));
                 }
             }
             for (; ch < c; ch++)
@@ -117,65 +133,68 @@ public static class DepthwiseConv3x3
         => BackwardAccumulate(x, xStride, taps, c, dy, c, dx, dTaps, dBias, h, w, c);
 
     /// <summary>As above on a channel slice: taps and dTaps rows <paramref name="tapStride"/> apart, dy rows <paramref name="dyStride"/> apart.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void BackwardAccumulate(ReadOnlySpan<float> x, int xStride, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> dy,
         int dyStride, Span<float> dx, Span<float> dTaps, Span<float> dBias, int h, int w, int c)
+        => BackwardAccumulate(x, xStride, taps, tapStride, dy, dyStride, dx, dTaps, dBias, h, w, c, Simd.Widest);
+
+    /// <summary>As above at a chosen vector width (tests run each; every width gives the same bits).</summary>
+    internal static void BackwardAccumulate(ReadOnlySpan<float> x, int xStride, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> dy,
+        int dyStride, Span<float> dx, Span<float> dTaps, Span<float> dBias, int h, int w, int c, SimdWidth width)
     {
         if (x.Length < (long)(h * w - 1) * xStride + c || dx.Length < (long)(h * w - 1) * xStride + c || dy.Length < (long)(h * w - 1) * dyStride + c
             || taps.Length < 8L * tapStride + c || dTaps.Length < 8L * tapStride + c || dBias.Length < c || tapStride < c || dyStride < c)
             throw new ArgumentException("depthwise conv buffers are too small for the grid.");
+        var g = new Grid(h, w, c, xStride, tapStride, dyStride);
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref float tr = ref MemoryMarshal.GetReference(taps);
         ref float gr = ref MemoryMarshal.GetReference(dy);
         ref float dxr = ref MemoryMarshal.GetReference(dx);
         ref float dtr = ref MemoryMarshal.GetReference(dTaps);
         ref float dbr = ref MemoryMarshal.GetReference(dBias);
+        switch (width)
+        {
+            case SimdWidth.W512: Backward<W512, Vector512<float>>(g, ref xr, ref tr, ref gr, ref dxr, ref dtr, ref dbr); break;
+            case SimdWidth.W256: Backward<W256, Vector256<float>>(g, ref xr, ref tr, ref gr, ref dxr, ref dtr, ref dbr); break;
+            default: Backward<W128, Vector128<float>>(g, ref xr, ref tr, ref gr, ref dxr, ref dtr, ref dbr); break;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Backward<TW, TV>(in Grid g, ref float xr, ref float tr, ref float gr, ref float dxr, ref float dtr, ref float dbr)
+        where TW : struct, ISimd<TV> where TV : struct
+    {
+        int h = g.H, w = g.W, c = g.C;
         Span<int> offsets = stackalloc int[9];
         Span<int> tapIds = stackalloc int[9];
-        bool v512 = Vector512.IsHardwareAccelerated;
         for (int i = 0; i < h; i++)
         for (int j = 0; j < w; j++)
         {
-            int count = Neighbours(i, j, h, w, xStride, tapStride, offsets, tapIds);
-            int go = (i * w + j) * dyStride;
+            int count = Neighbours(i, j, h, w, g.XStride, g.TapStride, offsets, tapIds);
+            int go = (i * w + j) * g.YStride;
             int ch = 0;
-            if (v512)
+            if (TW.IsAccelerated)
             {
-                for (; ch <= c - 16; ch += 16)
+                for (; ch <= c - TW.Count; ch += TW.Count)
                 {
-                    var g = Vector512.LoadUnsafe(ref gr, (nuint)(go + ch));
-                    (Vector512.LoadUnsafe(ref dbr, (nuint)ch) + g).StoreUnsafe(ref dbr, (nuint)ch);
+                    var gv = TW.Load(ref gr, (nuint)(go + ch));
+                    TW.Store(TW.Add(TW.Load(ref dbr, (nuint)ch), gv), ref dbr, (nuint)ch);
                     for (int t = 0; t < count; t++)
                     {
                         nuint xo = (nuint)(offsets[t] + ch), to = (nuint)(tapIds[t] + ch);
-                        Vector512.FusedMultiplyAdd(g, Vector512.LoadUnsafe(ref tr, to), Vector512.LoadUnsafe(ref dxr, xo)).StoreUnsafe(ref dxr, xo);
-                        Vector512.FusedMultiplyAdd(g, Vector512.LoadUnsafe(ref xr, xo), Vector512.LoadUnsafe(ref dtr, to)).StoreUnsafe(ref dtr, to);
-                    }
-                }
-            }
-            else if (Vector256.IsHardwareAccelerated)
-            {
-                for (; ch <= c - 8; ch += 8)
-                {
-                    var g = Vector256.LoadUnsafe(ref gr, (nuint)(go + ch));
-                    (Vector256.LoadUnsafe(ref dbr, (nuint)ch) + g).StoreUnsafe(ref dbr, (nuint)ch);
-                    for (int t = 0; t < count; t++)
-                    {
-                        nuint xo = (nuint)(offsets[t] + ch), to = (nuint)(tapIds[t] + ch);
-                        Vector256.FusedMultiplyAdd(g, Vector256.LoadUnsafe(ref tr, to), Vector256.LoadUnsafe(ref dxr, xo)).StoreUnsafe(ref dxr, xo);
-                        Vector256.FusedMultiplyAdd(g, Vector256.LoadUnsafe(ref xr, xo), Vector256.LoadUnsafe(ref dtr, to)).StoreUnsafe(ref dtr, to);
+                        TW.Store(TW.Fma(gv, TW.Load(ref tr, to), TW.Load(ref dxr, xo)), ref dxr, xo);
+                        TW.Store(TW.Fma(gv, TW.Load(ref xr, xo), TW.Load(ref dtr, to)), ref dtr, to);
                     }
                 }
             }
             for (; ch < c; ch++)
             {
-                float g = Unsafe.Add(ref gr, go + ch);
-                Unsafe.Add(ref dbr, ch) += g;
+                float gs = Unsafe.Add(ref gr, go + ch);
+                Unsafe.Add(ref dbr, ch) += gs;
                 for (int t = 0; t < count; t++)
                 {
                     int xo = offsets[t] + ch, to = tapIds[t] + ch;
-                    Unsafe.Add(ref dxr, xo) = MathF.FusedMultiplyAdd(g, Unsafe.Add(ref tr, to), Unsafe.Add(ref dxr, xo));
-                    Unsafe.Add(ref dtr, to) = MathF.FusedMultiplyAdd(g, Unsafe.Add(ref xr, xo), Unsafe.Add(ref dtr, to));
+                    Unsafe.Add(ref dxr, xo) = MathF.FusedMultiplyAdd(gs, Unsafe.Add(ref tr, to), Unsafe.Add(ref dxr, xo));
+                    Unsafe.Add(ref dtr, to) = MathF.FusedMultiplyAdd(gs, Unsafe.Add(ref xr, xo), Unsafe.Add(ref dtr, to));
                 }
             }
         }

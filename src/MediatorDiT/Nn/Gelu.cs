@@ -15,36 +15,20 @@ public static class Gelu
 
     // Vectorised as y = x * s with s = sigmoid(2z) = 1 / (1 + exp(-2z)), z = Beta (x + Kappa x^3): the same
     // function (0.5 (1 + tanh z) = sigmoid(2z)) with one exp and one division per vector.
-    public static void Forward(ReadOnlySpan<float> x, Span<float> y)
+    public static void Forward(ReadOnlySpan<float> x, Span<float> y) => Forward(x, y, Simd.Widest);
+
+    /// <summary>As above at a chosen vector width (tests run each).</summary>
+    internal static void Forward(ReadOnlySpan<float> x, Span<float> y, SimdWidth width)
     {
         if (y.Length < x.Length) throw new ArgumentException("y is shorter than x.", nameof(y));
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref float yr = ref MemoryMarshal.GetReference(y);
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        int i = width switch
         {
-            for (; i <= x.Length - 16; i += 16)
-            {
-                var v = Vector512.LoadUnsafe(ref xr, (nuint)i);
-                (v / (Vector512<float>.One + FastExp.Exp(MinusTwoZ(v)))).StoreUnsafe(ref yr, (nuint)i);
-            }
-        }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            for (; i <= x.Length - 8; i += 8)
-            {
-                var v = Vector256.LoadUnsafe(ref xr, (nuint)i);
-                (v / (Vector256<float>.One + FastExp.Exp(MinusTwoZ(v)))).StoreUnsafe(ref yr, (nuint)i);
-            }
-        }
-        else if (Vector128.IsHardwareAccelerated)
-        {
-            for (; i <= x.Length - 4; i += 4)
-            {
-                var v = Vector128.LoadUnsafe(ref xr, (nuint)i);
-                (v / (Vector128<float>.One + FastExp.Exp(MinusTwoZ(v)))).StoreUnsafe(ref yr, (nuint)i);
-            }
-        }
+            SimdWidth.W512 => Forward<W512, Vector512<float>>(ref xr, ref yr, x.Length),
+            SimdWidth.W256 => Forward<W256, Vector256<float>>(ref xr, ref yr, x.Length),
+            _ => Forward<W128, Vector128<float>>(ref xr, ref yr, x.Length),
+        };
         for (; i < x.Length; i++)
         {
             float v = x[i];
@@ -52,56 +36,39 @@ public static class Gelu
         }
     }
 
+    /// <summary>The whole vectors of x (n floats) into y; returns where the scalar tail starts.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int Forward<TW, TV>(ref float x, ref float y, int n) where TW : struct, ISimd<TV> where TV : struct
+    {
+        int i = 0;
+        if (!TW.IsAccelerated) return 0;
+        for (; i <= n - TW.Count; i += TW.Count)
+        {
+            var v = TW.Load(ref x, (nuint)i);
+            TW.Store(TW.Divide(v, TW.Add(TW.One, FastExp.Exp<TW, TV>(MinusTwoZ<TW, TV>(v)))), ref y, (nuint)i);
+        }
+        return i;
+    }
+
     /// <summary>
     /// dx = dy * gelu'(x); dx may alias dy. gelu'(x) = s + 2 x s (1 - s) Beta (1 + 3 Kappa x^2) with
     /// s = sigmoid(2z), the tanh form's 0.5 (1 + t) + 0.5 x (1 - t^2) dz/dx rewritten through t = 2s - 1.
     /// </summary>
-    public static void Backward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
+    public static void Backward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx) => Backward(x, dy, dx, Simd.Widest);
+
+    /// <summary>As above at a chosen vector width (tests run each).</summary>
+    internal static void Backward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx, SimdWidth width)
     {
         if (dy.Length < x.Length || dx.Length < x.Length) throw new ArgumentException("dy and dx must be as long as x.");
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref float gr = ref MemoryMarshal.GetReference(dy);
         ref float dr = ref MemoryMarshal.GetReference(dx);
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        int i = width switch
         {
-            var twoBeta = Vector512.Create(2f * Beta);
-            var threeKappa = Vector512.Create(3f * Kappa);
-            for (; i <= x.Length - 16; i += 16)
-            {
-                var v = Vector512.LoadUnsafe(ref xr, (nuint)i);
-                var sg = Vector512<float>.One / (Vector512<float>.One + FastExp.Exp(MinusTwoZ(v)));
-                var slope = sg * (Vector512<float>.One - sg) * twoBeta * Vector512.FusedMultiplyAdd(threeKappa, v * v, Vector512<float>.One);
-                var d = Vector512.FusedMultiplyAdd(v, slope, sg);
-                (Vector512.LoadUnsafe(ref gr, (nuint)i) * d).StoreUnsafe(ref dr, (nuint)i);
-            }
-        }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            var twoBeta = Vector256.Create(2f * Beta);
-            var threeKappa = Vector256.Create(3f * Kappa);
-            for (; i <= x.Length - 8; i += 8)
-            {
-                var v = Vector256.LoadUnsafe(ref xr, (nuint)i);
-                var sg = Vector256<float>.One / (Vector256<float>.One + FastExp.Exp(MinusTwoZ(v)));
-                var slope = sg * (Vector256<float>.One - sg) * twoBeta * Vector256.FusedMultiplyAdd(threeKappa, v * v, Vector256<float>.One);
-                var d = Vector256.FusedMultiplyAdd(v, slope, sg);
-                (Vector256.LoadUnsafe(ref gr, (nuint)i) * d).StoreUnsafe(ref dr, (nuint)i);
-            }
-        }
-        else if (Vector128.IsHardwareAccelerated)
-        {
-            var twoBeta = Vector128.Create(2f * Beta);
-            var threeKappa = Vector128.Create(3f * Kappa);
-            for (; i <= x.Length - 4; i += 4)
-            {
-                var v = Vector128.LoadUnsafe(ref xr, (nuint)i);
-                var sg = Vector128<float>.One / (Vector128<float>.One + FastExp.Exp(MinusTwoZ(v)));
-                var slope = sg * (Vector128<float>.One - sg) * twoBeta * Vector128.FusedMultiplyAdd(threeKappa, v * v, Vector128<float>.One);
-                var d = Vector128.FusedMultiplyAdd(v, slope, sg);
-                (Vector128.LoadUnsafe(ref gr, (nuint)i) * d).StoreUnsafe(ref dr, (nuint)i);
-            }
-        }
+            SimdWidth.W512 => Backward<W512, Vector512<float>>(ref xr, ref gr, ref dr, x.Length),
+            SimdWidth.W256 => Backward<W256, Vector256<float>>(ref xr, ref gr, ref dr, x.Length),
+            _ => Backward<W128, Vector128<float>>(ref xr, ref gr, ref dr, x.Length),
+        };
         for (; i < x.Length; i++)
         {
             float v = x[i];
@@ -111,18 +78,28 @@ public static class Gelu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int Backward<TW, TV>(ref float x, ref float dy, ref float dx, int n) where TW : struct, ISimd<TV> where TV : struct
+    {
+        int i = 0;
+        if (!TW.IsAccelerated) return 0;
+        var twoBeta = TW.Splat(2f * Beta);
+        var threeKappa = TW.Splat(3f * Kappa);
+        for (; i <= n - TW.Count; i += TW.Count)
+        {
+            var v = TW.Load(ref x, (nuint)i);
+            var sg = TW.Divide(TW.One, TW.Add(TW.One, FastExp.Exp<TW, TV>(MinusTwoZ<TW, TV>(v))));
+            var slope = TW.Multiply(TW.Multiply(TW.Multiply(sg, TW.Subtract(TW.One, sg)), twoBeta), TW.Fma(threeKappa, TW.Multiply(v, v), TW.One));
+            var d = TW.Fma(v, slope, sg);
+            TW.Store(TW.Multiply(TW.Load(ref dy, (nuint)i), d), ref dx, (nuint)i);
+        }
+        return i;
+    }
+
     /// <summary>-2z = -2 Beta (x + Kappa x^3) = x (-2 Beta Kappa x^2 - 2 Beta).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> MinusTwoZ(Vector512<float> v) =>
-        v * Vector512.FusedMultiplyAdd(Vector512.Create(-2f * Beta * Kappa), v * v, Vector512.Create(-2f * Beta));
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> MinusTwoZ(Vector256<float> v) =>
-        v * Vector256.FusedMultiplyAdd(Vector256.Create(-2f * Beta * Kappa), v * v, Vector256.Create(-2f * Beta));
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> MinusTwoZ(Vector128<float> v) =>
-        v * Vector128.FusedMultiplyAdd(Vector128.Create(-2f * Beta * Kappa), v * v, Vector128.Create(-2f * Beta));
+    private static TV MinusTwoZ<TW, TV>(TV v) where TW : struct, ISimd<TV> where TV : struct =>
+        TW.Multiply(v, TW.Fma(TW.Splat(-2f * Beta * Kappa), TW.Multiply(v, v), TW.Splat(-2f * Beta)));
 }
 
 /// <summary>Plain scalar GELU (double math) the fast one is tested against.</summary>

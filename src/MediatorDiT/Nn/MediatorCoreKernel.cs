@@ -19,10 +19,10 @@ namespace MediatorDiT.Nn;
 /// one channel vector's nine taps in registers and adds onto A2 Vm one grid row at a time on the way to O.
 /// Column tails of hd are done by one more vector that overlaps the last full one (recomputing the same values),
 /// so hd = 72 costs no scalar loop. Strided rows and output lines are prefetched ahead of use. Writes T, A1, A2, Vm and O exactly as <see cref="ReferenceMediatorCore"/>
-/// does (what the backward reads). Vector512 where the runtime accelerates it, Vector256 otherwise, the reference
-/// without either. Like the other row kernels (and unlike the GEMM, whose two paths agree bit for bit) it does not
-/// follow ManagedGemm.ForceVector256: its two widths differ by float rounding, and a process-wide switch flipped
-/// between two forwards would make them differ.
+/// does (what the backward reads). Written once over <see cref="ISimd{TV}"/> and run at <see cref="Simd.Widest"/>:
+/// 512, 256 or 128 bits (ARM64), the reference where no vectors are accelerated. Like the other row kernels (and
+/// unlike the GEMM, whose paths agree bit for bit) it does not follow ManagedGemm.ForceVector256: its widths differ
+/// by float rounding, and a process-wide switch flipped between two forwards would make them differ.
 /// </summary>
 [SkipLocalsInit]
 public static class MediatorCoreKernel
@@ -38,14 +38,14 @@ public static class MediatorCoreKernel
         Span<float> tokens, int tokenStride, Span<float> a1, Span<float> a2, Span<float> vm, Span<float> o, int oStride,
         int gridH, int gridW, int medGrid, int headDim, float scale)
         => Forward(q, k, v, xStride, bias1T, bias2, taps, tapStride, dwcBias, tokens, tokenStride, a1, a2, vm, o, oStride,
-            gridH, gridW, medGrid, headDim, scale, Vector512.IsHardwareAccelerated);
+            gridH, gridW, medGrid, headDim, scale, Simd.Widest);
 
-    /// <summary>As above with the vector width chosen by the caller (tests compare both paths).</summary>
+    /// <summary>As above with the vector width chosen by the caller (tests compare the paths).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int xStride,
         ReadOnlySpan<float> bias1T, ReadOnlySpan<float> bias2, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> dwcBias,
         Span<float> tokens, int tokenStride, Span<float> a1, Span<float> a2, Span<float> vm, Span<float> o, int oStride,
-        int gridH, int gridW, int medGrid, int headDim, float scale, bool use512)
+        int gridH, int gridW, int medGrid, int headDim, float scale, SimdWidth width)
     {
         int N = gridH * gridW, n = medGrid * medGrid, hd = headDim;
         long lastRow = (long)(N - 1) * xStride + hd;
@@ -55,10 +55,12 @@ public static class MediatorCoreKernel
             || vm.Length < n * hd || o.Length < (long)(N - 1) * oStride + hd || oStride < hd)
             throw new ArgumentException("mediator core buffers are too small for the grid, mediators and head size.");
         var g = new Geometry(gridH, gridW, medGrid, hd, xStride, tokenStride, tapStride, oStride, scale);
-        if (use512)
+        if (width == SimdWidth.W512)
             Run<W512, Vector512<float>>(g, q, k, v, bias1T, bias2, taps, dwcBias, tokens, a1, a2, vm, o);
-        else if (Vector256.IsHardwareAccelerated)
+        else if (width == SimdWidth.W256)
             Run<W256, Vector256<float>>(g, q, k, v, bias1T, bias2, taps, dwcBias, tokens, a1, a2, vm, o);
+        else if (Vector128.IsHardwareAccelerated)
+            Run<W128, Vector128<float>>(g, q, k, v, bias1T, bias2, taps, dwcBias, tokens, a1, a2, vm, o);
         else
             ReferenceMediatorCore.Forward(q, k, v, xStride, bias1T, bias2, taps, tapStride, dwcBias, tokens, tokenStride,
                 a1, a2, vm, o, oStride, gridH, gridW, medGrid, headDim, scale);
@@ -86,7 +88,7 @@ public static class MediatorCoreKernel
     private static void Run<TW, TV>(in Geometry g, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> bias1T, ReadOnlySpan<float> bias2, ReadOnlySpan<float> taps, ReadOnlySpan<float> dwcBias,
         Span<float> tokens, Span<float> a1, Span<float> a2, Span<float> vm, Span<float> o)
-        where TW : struct, IWidth<TV> where TV : struct
+        where TW : struct, ISimd<TV> where TV : struct
     {
         int W = TW.Count, N = g.GridH * g.GridW, n = g.MedGrid * g.MedGrid, hd = g.Hd, xs = g.XStride;
         int np = (n + W - 1) / W * W; // mediator columns padded to whole vectors
@@ -171,7 +173,7 @@ public static class MediatorCoreKernel
     /// scattered into A1's rows. Lanes past n are computed on padding and never stored.
     /// </summary>
     private static void KeySoftmax<TW, TV>(ref float logits, int np, int keys, int n, ReadOnlySpan<float> bias1T, ref float a1, ref float pad)
-        where TW : struct, IWidth<TV> where TV : struct
+        where TW : struct, ISimd<TV> where TV : struct
     {
         int W = TW.Count, total = keys * n;
         ref float br = ref MemoryMarshal.GetReference(bias1T);
@@ -201,8 +203,8 @@ public static class MediatorCoreKernel
             for (; jj + 2 <= keys; jj += 2)
             {
                 ref float z = ref Unsafe.Add(ref logits, jj * np + c);
-                var e0 = TW.ExpNonPositive(TW.Subtract(TW.Load(ref z), mx));
-                var e1 = TW.ExpNonPositive(TW.Subtract(TW.Load(ref Unsafe.Add(ref z, np)), mx));
+                var e0 = FastExp.ExpNonPositive<TW, TV>(TW.Subtract(TW.Load(ref z), mx));
+                var e1 = FastExp.ExpNonPositive<TW, TV>(TW.Subtract(TW.Load(ref Unsafe.Add(ref z, np)), mx));
                 TW.Store(e0, ref z);
                 TW.Store(e1, ref Unsafe.Add(ref z, np));
                 s0 = TW.Add(s0, e0);
@@ -211,7 +213,7 @@ public static class MediatorCoreKernel
             if (jj < keys)
             {
                 ref float z = ref Unsafe.Add(ref logits, jj * np + c);
-                var e0 = TW.ExpNonPositive(TW.Subtract(TW.Load(ref z), mx));
+                var e0 = FastExp.ExpNonPositive<TW, TV>(TW.Subtract(TW.Load(ref z), mx));
                 TW.Store(e0, ref z);
                 s0 = TW.Add(s0, e0);
             }
@@ -232,7 +234,7 @@ public static class MediatorCoreKernel
 
     /// <summary>grid (gh + 2, gw + 2, hd) = v (gh * gw rows, xs apart) with a zero border one token wide.</summary>
     private static void BorderedCopy<TW, TV>(ref float v, int xs, int gh, int gw, int hd, ref float grid)
-        where TW : struct, IWidth<TV> where TV : struct
+        where TW : struct, ISimd<TV> where TV : struct
     {
         int W = TW.Count, pw = gw + 2;
         MemoryMarshal.CreateSpan(ref grid, (pw + 1) * hd).Clear();
@@ -264,7 +266,7 @@ public static class MediatorCoreKernel
     /// </summary>
     private static void DepthwiseRow<TW, TV>(ref float up, int rowStep, int gw, int hd, ref float taps, int ts, ref float bias,
         ref float prev, ref float o, int os)
-        where TW : struct, IWidth<TV> where TV : struct
+        where TW : struct, ISimd<TV> where TV : struct
     {
         int W = TW.Count;
         for (int col = 0; col < hd; col += W)
@@ -297,7 +299,7 @@ public static class MediatorCoreKernel
 
     /// <summary>T (n, hd) = adaptive average pool of q (N, hd); the bins add their rows in order, then scale (as the reference).</summary>
     private static void Pool<TW, TV>(in Geometry g, ref float q, ref float t)
-        where TW : struct, IWidth<TV> where TV : struct
+        where TW : struct, ISimd<TV> where TV : struct
     {
         int W = TW.Count, hd = g.Hd, mg = g.MedGrid, gw = g.GridW;
         for (int bi = 0; bi < mg; bi++)
@@ -341,7 +343,7 @@ public static class MediatorCoreKernel
     /// the source is a head's slice of the qkv buffer, usually no nearer than L3.
     /// </summary>
     private static void Copy<TW, TV>(ref float src, int xs, int rows, int cols, ref float dst)
-        where TW : struct, IWidth<TV> where TV : struct
+        where TW : struct, ISimd<TV> where TV : struct
     {
         int W = TW.Count;
         for (int r = 0; r < rows; r++)
@@ -364,7 +366,7 @@ public static class MediatorCoreKernel
     /// of tt's row, eight rows at a time so eight independent FMA chains are in flight.
     /// </summary>
     private static void Logits<TW, TV>(ref float x, int xs, int rows, ref float tt, int hd, int np, ref float dst)
-        where TW : struct, IWidth<TV> where TV : struct
+        where TW : struct, ISimd<TV> where TV : struct
     {
         int W = TW.Count, r = 0;
         for (; r + 8 <= rows; r += 8)
@@ -421,18 +423,19 @@ public static class MediatorCoreKernel
 
     /// <summary>
     /// A2 rows = softmax(logits + bias2) for each query row. With n up to two vectors the row stays in registers
-    /// (lanes past n masked out); longer rows of whole vectors (n = 64) run the three passes in place in A2;
-    /// other lengths go through <see cref="SoftmaxRows"/>.
+    /// (lanes past n masked out); longer rows of whole vectors (n = 64; 16 with 128-bit vectors) run the three
+    /// passes in place in A2;
+    /// other lengths go through <see cref="SoftmaxRows"/> at the same width.
     /// </summary>
     private static void QuerySoftmax<TW, TV>(ref float logits, int np, int rows, int n, ReadOnlySpan<float> bias2, Span<float> a2, ref float pad)
-        where TW : struct, IWidth<TV> where TV : struct
+        where TW : struct, ISimd<TV> where TV : struct
     {
         int W = TW.Count;
         ref float br = ref MemoryMarshal.GetReference(bias2);
         ref float pr = ref MemoryMarshal.GetReference(a2);
         if (np > 2 * W && n == np)
         {
-            // Whole vectors (n = 64): the three passes over the row in place in A2, no per-row call.
+            // Whole vectors (n = 64, or 16 in 128-bit vectors): the three passes over the row in place in A2, no per-row call.
             var minusInf0 = TW.Splat(float.NegativeInfinity);
             for (int r = 0; r < rows; r++)
             {
@@ -450,7 +453,7 @@ public static class MediatorCoreKernel
                 var sum = TW.Zero;
                 for (int c = 0; c < n; c += W)
                 {
-                    var e = TW.ExpNonPositive(TW.Subtract(TW.Load(ref Unsafe.Add(ref drow, c)), mx));
+                    var e = FastExp.ExpNonPositive<TW, TV>(TW.Subtract(TW.Load(ref Unsafe.Add(ref drow, c)), mx));
                     TW.Store(e, ref Unsafe.Add(ref drow, c));
                     sum = TW.Add(sum, e);
                 }
@@ -464,9 +467,8 @@ public static class MediatorCoreKernel
         {
             for (int r = 0; r < rows; r++)
             {
-                var row = a2.Slice(r * n, n);
-                MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref logits, r * np), n).CopyTo(row);
-                SoftmaxRows.Forward(row, bias2.Slice(r * n, n));
+                MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref logits, r * np), n).CopyTo(a2.Slice(r * n, n));
+                SoftmaxRows.Forward<TW, TV>(ref Unsafe.Add(ref pr, r * n), ref Unsafe.Add(ref br, r * n), n, hasBias: true);
             }
             return;
         }
@@ -490,7 +492,7 @@ public static class MediatorCoreKernel
             if (!two)
             {
                 if (!full) z0 = TW.Select(valid0, z0, minusInf);
-                var e = TW.ExpNonPositive(TW.Subtract(z0, TW.MaxAll(z0)));
+                var e = FastExp.ExpNonPositive<TW, TV>(TW.Subtract(z0, TW.MaxAll(z0)));
                 if (!full) e = TW.Select(valid0, e, TW.Zero);
                 TW.Store(TW.Multiply(e, TW.Divide(one, TW.SumAll(e))), ref dst);
             }
@@ -499,8 +501,8 @@ public static class MediatorCoreKernel
                 var z1 = TW.Add(TW.Load(ref Unsafe.Add(ref lrow, W)), TW.Load(ref Unsafe.Add(ref brow, W)));
                 if (!full) z1 = TW.Select(valid1, z1, minusInf);
                 var mx = TW.MaxAll(TW.Max(z0, z1));
-                var e0 = TW.ExpNonPositive(TW.Subtract(z0, mx));
-                var e1 = TW.ExpNonPositive(TW.Subtract(z1, mx));
+                var e0 = FastExp.ExpNonPositive<TW, TV>(TW.Subtract(z0, mx));
+                var e1 = FastExp.ExpNonPositive<TW, TV>(TW.Subtract(z1, mx));
                 if (!full) e1 = TW.Select(valid1, e1, TW.Zero);
                 var inv = TW.Divide(one, TW.SumAll(TW.Add(e0, e1)));
                 TW.Store(TW.Multiply(e0, inv), ref dst);
@@ -515,7 +517,7 @@ public static class MediatorCoreKernel
     /// 4 rows x 2 vectors of c in registers; column tails by a block overlapping the previous one.
     /// </summary>
     private static void Product<TW, TV>(ref float p, int ps, int rows, int len, ref float x, int xs, ref float c, int cs, int cols)
-        where TW : struct, IWidth<TV> where TV : struct
+        where TW : struct, ISimd<TV> where TV : struct
     {
         int W = TW.Count;
         if (cols < W)
@@ -601,183 +603,6 @@ public static class MediatorCoreKernel
                 }
             }
         }
-    }
-
-    /// <summary>The vector operations the kernel needs, for one register width (the JIT specialises each use).</summary>
-    private interface IWidth<TV> where TV : struct
-    {
-        static abstract int Count { get; }
-        static abstract TV Zero { get; }
-        static abstract TV Load(ref float p);
-        static abstract void Store(TV v, ref float p);
-        static abstract TV Splat(float x);
-        static abstract TV Fma(TV a, TV b, TV c);
-        static abstract TV Add(TV a, TV b);
-        static abstract TV Subtract(TV a, TV b);
-        static abstract TV Multiply(TV a, TV b);
-        static abstract TV Divide(TV a, TV b);
-        static abstract TV Max(TV a, TV b);
-        /// <summary>exp(x) for x &lt;= 0, see <see cref="FastExp.ExpNonPositive(Vector512{float})"/>.</summary>
-        static abstract TV ExpNonPositive(TV x);
-        static abstract TV Select(TV mask, TV a, TV b);
-        /// <summary>The maximum of the lanes, in every lane.</summary>
-        static abstract TV MaxAll(TV v);
-        /// <summary>The sum of the lanes (a fixed pairwise tree), in every lane.</summary>
-        static abstract TV SumAll(TV v);
-        /// <summary>Whether <see cref="TransposeScaled"/> is available.</summary>
-        static abstract bool CanTranspose { get; }
-        /// <summary>dst row m (rows ds apart) lane i = scale lane m * src row i (rows ss apart) lane m, for a Count x Count block.</summary>
-        static abstract void TransposeScaled(ref float src, int ss, TV scale, ref float dst, int ds);
-        /// <summary>Lanes [0, count) set.</summary>
-        static abstract TV LanesBelow(int count);
-        /// <summary>Lanes [start, Count) set.</summary>
-        static abstract TV LanesFrom(int start);
-    }
-
-    private readonly struct W512 : IWidth<Vector512<float>>
-    {
-        public static bool CanTranspose => Avx512F.IsSupported;
-
-        /// <summary>
-        /// 16 x 16 transpose in four rounds: 32-bit and 64-bit interleaves within 128-bit lanes, then two rounds of
-        /// 128-bit lane shuffles (0x88 takes lanes 0 and 2 of each source, 0xdd lanes 1 and 3).
-        /// </summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void TransposeScaled(ref float src, int ss, Vector512<float> scale, ref float dst, int ds)
-        {
-            var r0 = Load(ref src) * scale;
-            var r1 = Load(ref Unsafe.Add(ref src, ss)) * scale;
-            var r2 = Load(ref Unsafe.Add(ref src, 2 * ss)) * scale;
-            var r3 = Load(ref Unsafe.Add(ref src, 3 * ss)) * scale;
-            var r4 = Load(ref Unsafe.Add(ref src, 4 * ss)) * scale;
-            var r5 = Load(ref Unsafe.Add(ref src, 5 * ss)) * scale;
-            var r6 = Load(ref Unsafe.Add(ref src, 6 * ss)) * scale;
-            var r7 = Load(ref Unsafe.Add(ref src, 7 * ss)) * scale;
-            var r8 = Load(ref Unsafe.Add(ref src, 8 * ss)) * scale;
-            var r9 = Load(ref Unsafe.Add(ref src, 9 * ss)) * scale;
-            var r10 = Load(ref Unsafe.Add(ref src, 10 * ss)) * scale;
-            var r11 = Load(ref Unsafe.Add(ref src, 11 * ss)) * scale;
-            var r12 = Load(ref Unsafe.Add(ref src, 12 * ss)) * scale;
-            var r13 = Load(ref Unsafe.Add(ref src, 13 * ss)) * scale;
-            var r14 = Load(ref Unsafe.Add(ref src, 14 * ss)) * scale;
-            var r15 = Load(ref Unsafe.Add(ref src, 15 * ss)) * scale;
-            var t0 = Avx512F.UnpackLow(r0, r1); var t1 = Avx512F.UnpackHigh(r0, r1);
-            var t2 = Avx512F.UnpackLow(r2, r3); var t3 = Avx512F.UnpackHigh(r2, r3);
-            var t4 = Avx512F.UnpackLow(r4, r5); var t5 = Avx512F.UnpackHigh(r4, r5);
-            var t6 = Avx512F.UnpackLow(r6, r7); var t7 = Avx512F.UnpackHigh(r6, r7);
-            var t8 = Avx512F.UnpackLow(r8, r9); var t9 = Avx512F.UnpackHigh(r8, r9);
-            var t10 = Avx512F.UnpackLow(r10, r11); var t11 = Avx512F.UnpackHigh(r10, r11);
-            var t12 = Avx512F.UnpackLow(r12, r13); var t13 = Avx512F.UnpackHigh(r12, r13);
-            var t14 = Avx512F.UnpackLow(r14, r15); var t15 = Avx512F.UnpackHigh(r14, r15);
-            r0 = Lo64(t0, t2); r1 = Hi64(t0, t2); r2 = Lo64(t1, t3); r3 = Hi64(t1, t3);
-            r4 = Lo64(t4, t6); r5 = Hi64(t4, t6); r6 = Lo64(t5, t7); r7 = Hi64(t5, t7);
-            r8 = Lo64(t8, t10); r9 = Hi64(t8, t10); r10 = Lo64(t9, t11); r11 = Hi64(t9, t11);
-            r12 = Lo64(t12, t14); r13 = Hi64(t12, t14); r14 = Lo64(t13, t15); r15 = Hi64(t13, t15);
-            t0 = Avx512F.Shuffle4x128(r0, r4, 0x88); t1 = Avx512F.Shuffle4x128(r1, r5, 0x88);
-            t2 = Avx512F.Shuffle4x128(r2, r6, 0x88); t3 = Avx512F.Shuffle4x128(r3, r7, 0x88);
-            t4 = Avx512F.Shuffle4x128(r0, r4, 0xdd); t5 = Avx512F.Shuffle4x128(r1, r5, 0xdd);
-            t6 = Avx512F.Shuffle4x128(r2, r6, 0xdd); t7 = Avx512F.Shuffle4x128(r3, r7, 0xdd);
-            t8 = Avx512F.Shuffle4x128(r8, r12, 0x88); t9 = Avx512F.Shuffle4x128(r9, r13, 0x88);
-            t10 = Avx512F.Shuffle4x128(r10, r14, 0x88); t11 = Avx512F.Shuffle4x128(r11, r15, 0x88);
-            t12 = Avx512F.Shuffle4x128(r8, r12, 0xdd); t13 = Avx512F.Shuffle4x128(r9, r13, 0xdd);
-            t14 = Avx512F.Shuffle4x128(r10, r14, 0xdd); t15 = Avx512F.Shuffle4x128(r11, r15, 0xdd);
-            Store(Avx512F.Shuffle4x128(t0, t8, 0x88), ref dst);
-            Store(Avx512F.Shuffle4x128(t1, t9, 0x88), ref Unsafe.Add(ref dst, ds));
-            Store(Avx512F.Shuffle4x128(t2, t10, 0x88), ref Unsafe.Add(ref dst, 2 * ds));
-            Store(Avx512F.Shuffle4x128(t3, t11, 0x88), ref Unsafe.Add(ref dst, 3 * ds));
-            Store(Avx512F.Shuffle4x128(t4, t12, 0x88), ref Unsafe.Add(ref dst, 4 * ds));
-            Store(Avx512F.Shuffle4x128(t5, t13, 0x88), ref Unsafe.Add(ref dst, 5 * ds));
-            Store(Avx512F.Shuffle4x128(t6, t14, 0x88), ref Unsafe.Add(ref dst, 6 * ds));
-            Store(Avx512F.Shuffle4x128(t7, t15, 0x88), ref Unsafe.Add(ref dst, 7 * ds));
-            Store(Avx512F.Shuffle4x128(t0, t8, 0xdd), ref Unsafe.Add(ref dst, 8 * ds));
-            Store(Avx512F.Shuffle4x128(t1, t9, 0xdd), ref Unsafe.Add(ref dst, 9 * ds));
-            Store(Avx512F.Shuffle4x128(t2, t10, 0xdd), ref Unsafe.Add(ref dst, 10 * ds));
-            Store(Avx512F.Shuffle4x128(t3, t11, 0xdd), ref Unsafe.Add(ref dst, 11 * ds));
-            Store(Avx512F.Shuffle4x128(t4, t12, 0xdd), ref Unsafe.Add(ref dst, 12 * ds));
-            Store(Avx512F.Shuffle4x128(t5, t13, 0xdd), ref Unsafe.Add(ref dst, 13 * ds));
-            Store(Avx512F.Shuffle4x128(t6, t14, 0xdd), ref Unsafe.Add(ref dst, 14 * ds));
-            Store(Avx512F.Shuffle4x128(t7, t15, 0xdd), ref Unsafe.Add(ref dst, 15 * ds));
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Vector512<float> Lo64(Vector512<float> a, Vector512<float> b) => Avx512F.UnpackLow(a.AsDouble(), b.AsDouble()).AsSingle();
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Vector512<float> Hi64(Vector512<float> a, Vector512<float> b) => Avx512F.UnpackHigh(a.AsDouble(), b.AsDouble()).AsSingle();
-
-        public static int Count => Vector512<float>.Count;
-        public static Vector512<float> Zero { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Vector512<float>.Zero; }
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(ref float p) => Vector512.LoadUnsafe(ref p);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(Vector512<float> v, ref float p) => v.StoreUnsafe(ref p);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Splat(float x) => Vector512.Create(x);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Fma(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Subtract(Vector512<float> a, Vector512<float> b) => a - b;
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => a * b;
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Divide(Vector512<float> a, Vector512<float> b) => a / b;
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Vector512.Max(a, b);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ExpNonPositive(Vector512<float> x) => FastExp.ExpNonPositive(x);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Select(Vector512<float> mask, Vector512<float> a, Vector512<float> b) => Vector512.ConditionalSelect(mask, a, b);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> MaxAll(Vector512<float> v)
-        {
-            v = Vector512.Max(v, Vector512.Shuffle(v, Vector512.Create(8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7)));
-            v = Vector512.Max(v, Vector512.Shuffle(v, Vector512.Create(4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11)));
-            v = Vector512.Max(v, Vector512.Shuffle(v, Vector512.Create(2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13)));
-            return Vector512.Max(v, Vector512.Shuffle(v, Vector512.Create(1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14)));
-        }
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> SumAll(Vector512<float> v)
-        {
-            v += Vector512.Shuffle(v, Vector512.Create(8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
-            v += Vector512.Shuffle(v, Vector512.Create(4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11));
-            v += Vector512.Shuffle(v, Vector512.Create(2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13));
-            return v + Vector512.Shuffle(v, Vector512.Create(1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14));
-        }
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> LanesBelow(int count) => Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).AsSingle();
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> LanesFrom(int start) => Vector512.GreaterThanOrEqual(Vector512<int>.Indices, Vector512.Create(start)).AsSingle();
-    }
-
-    private readonly struct W256 : IWidth<Vector256<float>>
-    {
-        public static bool CanTranspose => false;
-        public static void TransposeScaled(ref float src, int ss, Vector256<float> scale, ref float dst, int ds) => throw new NotSupportedException();
-        public static int Count => Vector256<float>.Count;
-        public static Vector256<float> Zero { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Vector256<float>.Zero; }
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load(ref float p) => Vector256.LoadUnsafe(ref p);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(Vector256<float> v, ref float p) => v.StoreUnsafe(ref p);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Splat(float x) => Vector256.Create(x);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Fma(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.FusedMultiplyAdd(a, b, c);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Subtract(Vector256<float> a, Vector256<float> b) => a - b;
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => a * b;
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Divide(Vector256<float> a, Vector256<float> b) => a / b;
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Max(Vector256<float> a, Vector256<float> b) => Vector256.Max(a, b);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ExpNonPositive(Vector256<float> x) => FastExp.ExpNonPositive(x);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Select(Vector256<float> mask, Vector256<float> a, Vector256<float> b) => Vector256.ConditionalSelect(mask, a, b);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> MaxAll(Vector256<float> v)
-        {
-            v = Vector256.Max(v, Vector256.Shuffle(v, Vector256.Create(4, 5, 6, 7, 0, 1, 2, 3)));
-            v = Vector256.Max(v, Vector256.Shuffle(v, Vector256.Create(2, 3, 0, 1, 6, 7, 4, 5)));
-            return Vector256.Max(v, Vector256.Shuffle(v, Vector256.Create(1, 0, 3, 2, 5, 4, 7, 6)));
-        }
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> SumAll(Vector256<float> v)
-        {
-            v += Vector256.Shuffle(v, Vector256.Create(4, 5, 6, 7, 0, 1, 2, 3));
-            v += Vector256.Shuffle(v, Vector256.Create(2, 3, 0, 1, 6, 7, 4, 5));
-            return v + Vector256.Shuffle(v, Vector256.Create(1, 0, 3, 2, 5, 4, 7, 6));
-        }
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> LanesBelow(int count) => Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(count)).AsSingle();
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> LanesFrom(int start) => Vector256.GreaterThanOrEqual(Vector256<int>.Indices, Vector256.Create(start)).AsSingle();
     }
 }
 

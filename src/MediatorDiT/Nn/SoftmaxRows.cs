@@ -6,9 +6,9 @@ namespace MediatorDiT.Nn;
 
 /// <summary>
 /// Fused row kernels for attention logits, one call per row instead of five TensorPrimitives calls
-/// (those cost more in call overhead than in arithmetic on 16- to 256-wide rows). Vector512 where the
-/// CPU accelerates it, Vector256 otherwise, scalar tails. <see cref="ReferenceSoftmaxRows"/> is the
-/// plain twin they are tested against.
+/// (those cost more in call overhead than in arithmetic on 16- to 256-wide rows). Written once over
+/// <see cref="ISimd{TV}"/> at the width <see cref="Simd.ForRow"/> picks for the row length, scalar tails.
+/// <see cref="ReferenceSoftmaxRows"/> is the plain twin they are tested against.
 /// </summary>
 public static class SoftmaxRows
 {
@@ -16,111 +16,123 @@ public static class SoftmaxRows
     /// row = softmax(row + bias) in place (bias empty: none); returns the log-sum-exp of row + bias,
     /// so the probabilities can be recomputed as exp(logit - lse).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static float Forward(Span<float> row, ReadOnlySpan<float> bias)
+    public static float Forward(Span<float> row, ReadOnlySpan<float> bias) => Forward(row, bias, Simd.ForRow(row.Length));
+
+    /// <summary>As above at a chosen vector width (tests run each).</summary>
+    internal static float Forward(Span<float> row, ReadOnlySpan<float> bias, SimdWidth width)
     {
         int n = row.Length;
         if (!bias.IsEmpty && bias.Length < n) throw new ArgumentException("bias is shorter than the row.", nameof(bias));
         ref float x = ref MemoryMarshal.GetReference(row);
-        ref float bb = ref MemoryMarshal.GetReference(bias);
-        bool hasBias = !bias.IsEmpty;
+        ref float b = ref MemoryMarshal.GetReference(bias);
+        return width switch
+        {
+            SimdWidth.W512 => Forward<W512, Vector512<float>>(ref x, ref b, n, !bias.IsEmpty),
+            SimdWidth.W256 => Forward<W256, Vector256<float>>(ref x, ref b, n, !bias.IsEmpty),
+            _ => Forward<W128, Vector128<float>>(ref x, ref b, n, !bias.IsEmpty),
+        };
+    }
+
+    /// <summary>The row x (n) with bias b (n, when <paramref name="hasBias"/>): bias add and maximum, exp and sum, scale.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static float Forward<TW, TV>(ref float x, ref float b, int n, bool hasBias) where TW : struct, ISimd<TV> where TV : struct
+    {
         int i = 0;
         float max = float.NegativeInfinity;
         // Pass 1: add the bias, find the maximum.
-        if (Vector512.IsHardwareAccelerated && n >= 16)
+        if (TW.IsAccelerated && n >= TW.Count)
         {
-            var vm = Vector512.Create(float.NegativeInfinity);
-            for (; i <= n - 16; i += 16)
+            var vm = TW.Splat(float.NegativeInfinity);
+            for (; i <= n - TW.Count; i += TW.Count)
             {
-                var v = Vector512.LoadUnsafe(ref x, (nuint)i);
-                if (hasBias) { v += Vector512.LoadUnsafe(ref bb, (nuint)i); v.StoreUnsafe(ref x, (nuint)i); }
-                vm = Vector512.Max(vm, v);
+                var v = TW.Load(ref x, (nuint)i);
+                if (hasBias)
+                {
+                    v = TW.Add(v, TW.Load(ref b, (nuint)i));
+                    TW.Store(v, ref x, (nuint)i);
+                }
+                vm = TW.Max(vm, v);
             }
-            max = MaxOf(Vector256.Max(vm.GetLower(), vm.GetUpper()));
-        }
-        else if (Vector256.IsHardwareAccelerated && n >= 8)
-        {
-            var vm = Vector256.Create(float.NegativeInfinity);
-            for (; i <= n - 8; i += 8)
-            {
-                var v = Vector256.LoadUnsafe(ref x, (nuint)i);
-                if (hasBias) { v += Vector256.LoadUnsafe(ref bb, (nuint)i); v.StoreUnsafe(ref x, (nuint)i); }
-                vm = Vector256.Max(vm, v);
-            }
-            max = MaxOf(vm);
+            max = TW.First(TW.MaxAll(vm));
         }
         for (; i < n; i++)
         {
             float v = Unsafe.Add(ref x, i);
-            if (hasBias) { v += Unsafe.Add(ref bb, i); Unsafe.Add(ref x, i) = v; }
+            if (hasBias) { v += Unsafe.Add(ref b, i); Unsafe.Add(ref x, i) = v; }
             max = Math.Max(max, v);
         }
         // Pass 2: exponentiate and sum.
-        float sum = ExpShiftedSum(ref x, n, max);
+        float sum = ExpShiftedSum<TW, TV>(ref x, n, max);
         // Pass 3: normalise.
-        Scale(ref x, n, 1f / sum);
+        Scale<TW, TV>(ref x, n, 1f / sum);
         return max + MathF.Log(sum);
     }
 
     /// <summary>row = exp(row - lse) in place: the probabilities of a softmax whose log-sum-exp is known.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void ExpShifted(Span<float> row, float lse) => ExpShiftedSum(ref MemoryMarshal.GetReference(row), row.Length, lse);
+    public static void ExpShifted(Span<float> row, float lse) => ExpShifted(row, lse, Simd.ForRow(row.Length));
+
+    internal static void ExpShifted(Span<float> row, float lse, SimdWidth width)
+    {
+        ref float x = ref MemoryMarshal.GetReference(row);
+        _ = width switch
+        {
+            SimdWidth.W512 => ExpShiftedSum<W512, Vector512<float>>(ref x, row.Length, lse),
+            SimdWidth.W256 => ExpShiftedSum<W256, Vector256<float>>(ref x, row.Length, lse),
+            _ => ExpShiftedSum<W128, Vector128<float>>(ref x, row.Length, lse),
+        };
+    }
 
     /// <summary>
     /// Softmax backward for one row from the probabilities p and dL/dp: dp = p * (dp - delta), in place, with
     /// delta = sum(p * dp) computed here when <paramref name="delta"/> is NaN (attention passes rowsum(dO * O)).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Backward(ReadOnlySpan<float> p, Span<float> dp, float delta = float.NaN)
+    public static void Backward(ReadOnlySpan<float> p, Span<float> dp, float delta = float.NaN) =>
+        Backward(p, dp, delta, Simd.ForRow(dp.Length));
+
+    internal static void Backward(ReadOnlySpan<float> p, Span<float> dp, float delta, SimdWidth width)
     {
         int n = dp.Length;
         if (p.Length < n) throw new ArgumentException("p is shorter than the row.", nameof(p));
         ref float pp = ref MemoryMarshal.GetReference(p);
         ref float g = ref MemoryMarshal.GetReference(dp);
-        if (float.IsNaN(delta)) delta = Dot(ref pp, ref g, n);
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        switch (width)
         {
-            var vd = Vector512.Create(delta);
-            for (; i <= n - 16; i += 16)
-                (Vector512.LoadUnsafe(ref pp, (nuint)i) * (Vector512.LoadUnsafe(ref g, (nuint)i) - vd)).StoreUnsafe(ref g, (nuint)i);
+            case SimdWidth.W512: Backward<W512, Vector512<float>>(ref pp, ref g, n, delta); break;
+            case SimdWidth.W256: Backward<W256, Vector256<float>>(ref pp, ref g, n, delta); break;
+            default: Backward<W128, Vector128<float>>(ref pp, ref g, n, delta); break;
         }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            var vd = Vector256.Create(delta);
-            for (; i <= n - 8; i += 8)
-                (Vector256.LoadUnsafe(ref pp, (nuint)i) * (Vector256.LoadUnsafe(ref g, (nuint)i) - vd)).StoreUnsafe(ref g, (nuint)i);
-        }
-        for (; i < n; i++) Unsafe.Add(ref g, i) = Unsafe.Add(ref pp, i) * (Unsafe.Add(ref g, i) - delta);
     }
 
-    private static float ExpShiftedSum(ref float x, int n, float shift)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Backward<TW, TV>(ref float p, ref float g, int n, float delta) where TW : struct, ISimd<TV> where TV : struct
+    {
+        if (float.IsNaN(delta)) delta = Dot<TW, TV>(ref p, ref g, n);
+        int i = 0;
+        if (TW.IsAccelerated)
+        {
+            var vd = TW.Splat(delta);
+            for (; i <= n - TW.Count; i += TW.Count)
+                TW.Store(TW.Multiply(TW.Load(ref p, (nuint)i), TW.Subtract(TW.Load(ref g, (nuint)i), vd)), ref g, (nuint)i);
+        }
+        for (; i < n; i++) Unsafe.Add(ref g, i) = Unsafe.Add(ref p, i) * (Unsafe.Add(ref g, i) - delta);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float ExpShiftedSum<TW, TV>(ref float x, int n, float shift) where TW : struct, ISimd<TV> where TV : struct
     {
         int i = 0;
         float sum = 0;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
+        if (TW.IsAccelerated && n >= TW.Count)
         {
-            var vs = Vector512.Create(shift);
-            var acc = Vector512<float>.Zero;
-            for (; i <= n - 16; i += 16)
+            var vs = TW.Splat(shift);
+            var acc = TW.Zero;
+            for (; i <= n - TW.Count; i += TW.Count)
             {
-                var e = FastExp.Exp(Vector512.LoadUnsafe(ref x, (nuint)i) - vs);
-                e.StoreUnsafe(ref x, (nuint)i);
-                acc += e;
+                var e = FastExp.Exp<TW, TV>(TW.Subtract(TW.Load(ref x, (nuint)i), vs));
+                TW.Store(e, ref x, (nuint)i);
+                acc = TW.Add(acc, e);
             }
-            sum = Vector512.Sum(acc);
-        }
-        else if (Vector256.IsHardwareAccelerated && n >= 8)
-        {
-            var vs = Vector256.Create(shift);
-            var acc = Vector256<float>.Zero;
-            for (; i <= n - 8; i += 8)
-            {
-                var e = FastExp.Exp(Vector256.LoadUnsafe(ref x, (nuint)i) - vs);
-                e.StoreUnsafe(ref x, (nuint)i);
-                acc += e;
-            }
-            sum = Vector256.Sum(acc);
+            sum = TW.Sum(acc);
         }
         for (; i < n; i++)
         {
@@ -131,48 +143,32 @@ public static class SoftmaxRows
         return sum;
     }
 
-    private static void Scale(ref float x, int n, float s)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Scale<TW, TV>(ref float x, int n, float s) where TW : struct, ISimd<TV> where TV : struct
     {
         int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (TW.IsAccelerated)
         {
-            var vs = Vector512.Create(s);
-            for (; i <= n - 16; i += 16) (Vector512.LoadUnsafe(ref x, (nuint)i) * vs).StoreUnsafe(ref x, (nuint)i);
-        }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            var vs = Vector256.Create(s);
-            for (; i <= n - 8; i += 8) (Vector256.LoadUnsafe(ref x, (nuint)i) * vs).StoreUnsafe(ref x, (nuint)i);
+            var vs = TW.Splat(s);
+            for (; i <= n - TW.Count; i += TW.Count) TW.Store(TW.Multiply(TW.Load(ref x, (nuint)i), vs), ref x, (nuint)i);
         }
         for (; i < n; i++) Unsafe.Add(ref x, i) *= s;
     }
 
-    private static float Dot(ref float a, ref float b, int n)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dot<TW, TV>(ref float a, ref float b, int n) where TW : struct, ISimd<TV> where TV : struct
     {
         int i = 0;
         float sum = 0;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
+        if (TW.IsAccelerated && n >= TW.Count)
         {
-            var acc = Vector512<float>.Zero;
-            for (; i <= n - 16; i += 16)
-                acc = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref a, (nuint)i), Vector512.LoadUnsafe(ref b, (nuint)i), acc);
-            sum = Vector512.Sum(acc);
-        }
-        else if (Vector256.IsHardwareAccelerated && n >= 8)
-        {
-            var acc = Vector256<float>.Zero;
-            for (; i <= n - 8; i += 8)
-                acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref a, (nuint)i), Vector256.LoadUnsafe(ref b, (nuint)i), acc);
-            sum = Vector256.Sum(acc);
+            var acc = TW.Zero;
+            for (; i <= n - TW.Count; i += TW.Count)
+                acc = TW.Fma(TW.Load(ref a, (nuint)i), TW.Load(ref b, (nuint)i), acc);
+            sum = TW.Sum(acc);
         }
         for (; i < n; i++) sum += Unsafe.Add(ref a, i) * Unsafe.Add(ref b, i);
         return sum;
-    }
-
-    private static float MaxOf(Vector256<float> v)
-    {
-        var m = Vector128.Max(v.GetLower(), v.GetUpper());
-        return Math.Max(Math.Max(m[0], m[1]), Math.Max(m[2], m[3]));
     }
 }
 

@@ -1,4 +1,3 @@
-using System.Runtime.Intrinsics;
 using MediatorDiT.Nn;
 using MediatorDiT.Tensors;
 
@@ -68,41 +67,9 @@ public sealed class AdamW
             int i = indices[j];
             long step = ++_steps[i];
             double bc1 = 1 - Math.Pow(Beta1, step), bc2 = 1 - Math.Pow(Beta2, step);
-            float stepSize = (float)(LearningRate / bc1);
-            float bc2Sqrt = (float)Math.Sqrt(bc2);
-            var p = _params[i].Value.Span;
-            var g = _params[i].Grad!.Span;
-            var m = _m[i].Span;
-            var v = _v[i].Span;
-            // The same IEEE operations lane by lane (no fused multiply-adds), so vector and scalar agree bit for bit.
-            int k = 0;
-            if (Vector512.IsHardwareAccelerated)
-            {
-                Vector512<float> vDecay = Vector512.Create(decay), vb1 = Vector512.Create(b1), vb2 = Vector512.Create(b2);
-                Vector512<float> v1b1 = Vector512.Create(oneMinusB1), v1b2 = Vector512.Create(oneMinusB2);
-                Vector512<float> vbc2 = Vector512.Create(bc2Sqrt), vEps = Vector512.Create(eps), vStep = Vector512.Create(-stepSize);
-                for (; k <= p.Length - 16; k += 16)
-                {
-                    var pk = Vector512.Create(p.Slice(k, 16));
-                    var gk = Vector512.Create(g.Slice(k, 16));
-                    if (decays) pk *= vDecay;
-                    var mk = Vector512.Create(m.Slice(k, 16)) * vb1 + gk * v1b1;
-                    var vk = Vector512.Create(v.Slice(k, 16)) * vb2 + gk * gk * v1b2;
-                    var denom = Vector512.Sqrt(vk) / vbc2 + vEps;
-                    pk += vStep * (mk / denom);
-                    mk.CopyTo(m.Slice(k, 16));
-                    vk.CopyTo(v.Slice(k, 16));
-                    pk.CopyTo(p.Slice(k, 16));
-                }
-            }
-            for (; k < p.Length; k++)
-            {
-                if (decays) p[k] *= decay;
-                m[k] = m[k] * b1 + g[k] * oneMinusB1;
-                v[k] = v[k] * b2 + g[k] * g[k] * oneMinusB2;
-                float denom = MathF.Sqrt(v[k]) / bc2Sqrt + eps;
-                p[k] += -stepSize * (m[k] / denom);
-            }
+            var scalars = new AdamWScalars(decay, decays, b1, b2, oneMinusB1, oneMinusB2, (float)Math.Sqrt(bc2), eps,
+                (float)(LearningRate / bc1));
+            AdamWKernel.Update(_params[i].Value.Span, _params[i].Grad!.Span, _m[i].Span, _v[i].Span, scalars);
         });
     }
 }

@@ -8,7 +8,8 @@ namespace MediatorDiT.Tests.Nn;
 /// <summary>
 /// The fused mediator-attention core against its plain twin (pool, four GEMMs, per-row softmax, depthwise conv)
 /// on one head, for mediator counts that fill a vector, leave a tail or span several vectors, grids whose token
-/// count is not a multiple of 8 or 16, and head sizes with a vector tail or below one vector.
+/// count is not a multiple of 8 or 16, and head sizes with a vector tail or below one vector; at every vector width
+/// this machine accelerates.
 /// </summary>
 public class MediatorCoreKernelTests
 {
@@ -38,9 +39,9 @@ public class MediatorCoreKernelTests
         return r;
     }
 
-    private static Result Fused(Case c, bool use512) => Run(c, (c, r) => MediatorCoreKernel.Forward(c.Q, c.K, c.V, c.XStride,
+    private static Result Fused(Case c, SimdWidth width) => Run(c, (c, r) => MediatorCoreKernel.Forward(c.Q, c.K, c.V, c.XStride,
         c.Bias1T, c.Bias2, c.Taps, c.TapStride, c.DwcBias, r.Tokens, c.TokenStride, r.A1, r.A2, r.Vm, r.O, c.OStride,
-        c.GridH, c.GridW, c.MedGrid, c.Hd, c.Scale, use512));
+        c.GridH, c.GridW, c.MedGrid, c.Hd, c.Scale, width));
 
     private static Result Reference(Case c) => Run(c, (c, r) => ReferenceMediatorCore.Forward(c.Q, c.K, c.V, c.XStride,
         c.Bias1T, c.Bias2, c.Taps, c.TapStride, c.DwcBias, r.Tokens, c.TokenStride, r.A1, r.A2, r.Vm, r.O, c.OStride,
@@ -92,20 +93,20 @@ public class MediatorCoreKernelTests
     {
         var c = MakeCase(medGrid, gridH, gridW, hd);
         var expected = Reference(c);
-        AssertSame(c, expected, Fused(c, use512: false), $"256-bit n={medGrid * medGrid} {gridH}x{gridW} hd={hd}");
-        if (Vector512.IsHardwareAccelerated)
-            AssertSame(c, expected, Fused(c, use512: true), $"512-bit n={medGrid * medGrid} {gridH}x{gridW} hd={hd}");
+        foreach (var width in SimdWidthTests.Accelerated())
+            AssertSame(c, expected, Fused(c, width), $"{width} n={medGrid * medGrid} {gridH}x{gridW} hd={hd}");
     }
 
     [Theory]
     [InlineData(3, 5, 7, 72)]
     [InlineData(4, 16, 16, 64)]
     [InlineData(8, 9, 9, 40)]
-    public void Vector256PathMatchesVector512Path(int medGrid, int gridH, int gridW, int hd)
+    public void NarrowerPathsMatchTheWidest(int medGrid, int gridH, int gridW, int hd)
     {
-        if (!Vector512.IsHardwareAccelerated) return; // one path only on this machine
         var c = MakeCase(medGrid, gridH, gridW, hd);
-        AssertSame(c, Fused(c, use512: true), Fused(c, use512: false), $"n={medGrid * medGrid} {gridH}x{gridW} hd={hd}");
+        var widest = Fused(c, Simd.Widest);
+        foreach (var width in SimdWidthTests.Accelerated().Where(w => w != Simd.Widest))
+            AssertSame(c, widest, Fused(c, width), $"{width} n={medGrid * medGrid} {gridH}x{gridW} hd={hd}");
     }
 
     [Theory]
@@ -142,10 +143,13 @@ public class MediatorCoreKernelTests
     {
         // Independent of the reference: every A1 and A2 row is a distribution, also with a masked tail (n = 9).
         var c = MakeCase(3, 5, 7, 72);
-        var r = Fused(c, use512: Vector512.IsHardwareAccelerated);
-        int N = 35, n = 9;
-        for (int m = 0; m < n; m++) Assert.Equal(1f, r.A1.AsSpan(m * N, N).ToArray().Sum(), 1e-5f);
-        for (int i = 0; i < N; i++) Assert.Equal(1f, r.A2.AsSpan(i * n, n).ToArray().Sum(), 1e-5f);
-        Assert.All(r.A2, p => Assert.InRange(p, 0f, 1f));
+        foreach (var width in SimdWidthTests.Accelerated())
+        {
+            var r = Fused(c, width);
+            int N = 35, n = 9;
+            for (int m = 0; m < n; m++) Assert.Equal(1f, r.A1.AsSpan(m * N, N).ToArray().Sum(), 1e-5f);
+            for (int i = 0; i < N; i++) Assert.Equal(1f, r.A2.AsSpan(i * n, n).ToArray().Sum(), 1e-5f);
+            Assert.All(r.A2, p => Assert.InRange(p, 0f, 1f));
+        }
     }
 }
