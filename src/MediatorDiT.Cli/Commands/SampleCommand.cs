@@ -167,10 +167,10 @@ public static class SampleCommand
                 npzWriter?.Dispose();
             }
             renderer.Done();
-            var all = Concat(gridImages);
+            var all = Tensor.ConcatBatches(gridImages);
             if (all.Dim(1) is 1 or 3) ImageGrid.SaveGrid(Path.Combine(outDir, "grid.png"), all, (int)Math.Ceiling(Math.Sqrt(all.Dim(0))));
             if (p.GetValue(saveLatents) is string latentsPath)
-                SafeTensors.Write(CliApp.OutputFile(latentsPath), new Dictionary<string, StoredTensor> { ["samples"] = StoredTensor.FromFloat(Concat(allLatents)) });
+                SafeTensors.Write(CliApp.OutputFile(latentsPath), new Dictionary<string, StoredTensor> { ["samples"] = StoredTensor.FromFloat(Tensor.ConcatBatches(allLatents)) });
             RunRecordFile.Write(Path.Combine(outDir, "run.json"), record);
             double wall = record.WallSeconds;
             Console.WriteLine($"{record.ImageCount} images in {wall:F1} s ({record.ImageCount / wall:F2} images/s) -> {outDir}");
@@ -196,16 +196,4 @@ public static class SampleCommand
         return first;
     }
 
-    private static Tensor Concat(List<Tensor> parts)
-    {
-        int n = parts.Sum(t => t.Dim(0));
-        var result = new Tensor([n, .. parts[0].Shape[1..]]);
-        int offset = 0;
-        foreach (var t in parts)
-        {
-            t.Span.CopyTo(result.Span[offset..]);
-            offset += t.Length;
-        }
-        return result;
-    }
 }

@@ -240,7 +240,7 @@ public sealed class DiffusionPipeline
             images.Add(batch.Images);
             samples.Add(batch.Samples);
         }, progress, cancellationToken);
-        return new GenerationResult(Concat(images), Concat(samples), record);
+        return new GenerationResult(Tensor.ConcatBatches(images), Tensor.ConcatBatches(samples), record);
     }
 
     /// <summary>
@@ -345,19 +345,6 @@ public sealed class DiffusionPipeline
         foreach (var stage in ladder.Stages) stage.Evaluate(x, t, y);
     }
 
-    private static Tensor Concat(List<Tensor> parts)
-    {
-        if (parts.Count == 0) return new Tensor(0);
-        int n = parts.Sum(t => t.Dim(0));
-        var result = new Tensor([n, .. parts[0].Shape[1..]]);
-        int offset = 0;
-        foreach (var t in parts)
-        {
-            t.Span.CopyTo(result.Span[offset..]);
-            offset += t.Length;
-        }
-        return result;
-    }
 
     /// <summary>Reports synchronously on the sampling thread.</summary>
     private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>

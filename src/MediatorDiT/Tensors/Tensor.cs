@@ -55,6 +55,28 @@ public sealed class Tensor
 
     public Tensor Clone() => new(Span.ToArray(), Shape);
 
+    /// <summary>
+    /// The parts stacked along their first dimension (batches (B_i, ...) -> (sum B_i, ...)); the parts must agree
+    /// in the other dimensions. No parts give an empty tensor.
+    /// </summary>
+    public static Tensor ConcatBatches(IReadOnlyList<Tensor> parts)
+    {
+        ArgumentNullException.ThrowIfNull(parts);
+        if (parts.Count == 0) return new Tensor(0);
+        var rest = parts[0].Shape[1..];
+        foreach (var part in parts)
+            if (!part.Shape.AsSpan(1).SequenceEqual(rest))
+                throw new MediatorDiTException($"batches of shape [{parts[0].ShapeString}] and [{part.ShapeString}] cannot be stacked; all but the first dimension must agree.");
+        var result = new Tensor([parts.Sum(t => t.Dim(0)), .. rest]);
+        int offset = 0;
+        foreach (var part in parts)
+        {
+            part.Span.CopyTo(result.Span[offset..]);
+            offset += part.Length;
+        }
+        return result;
+    }
+
     public void Zero() => Span.Clear();
 
     public void CopyFrom(Tensor other)
