@@ -20,7 +20,7 @@ public static class FlopsCommand
         {
             var config = ModelRegistry.Get(parse.GetValue(model)!, parse.GetValue(imageSize), parse.GetValue(mediators));
             var report = FlopCounter.Count(config);
-            string attention = config.Attention == AttentionKind.Full ? "full attention" : $"{config.MediatorNum} mediators";
+            string attention = AttentionKinds.Describe(config);
             Console.WriteLine($"{parse.GetValue(model)} at {parse.GetValue(imageSize)} px ({config.NumTokens} tokens), {attention}");
             Console.WriteLine(report.ToTable());
             return 0;

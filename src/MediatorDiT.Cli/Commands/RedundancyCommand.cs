@@ -90,7 +90,7 @@ public static class RedundancyCommand
             RedundancyAnalysis.WriteCsv(csv, points);
             var cfg = models[0].Config;
             string name = models.Count > 1 ? $"ladder of {models.Count} models"
-                : cfg.Attention == AttentionKind.Full ? "full attention" : $"{cfg.MediatorNum} mediators";
+                : AttentionKinds.Describe(cfg);
             var (curves, heat) = RedundancyAnalysis.Plots(points, name);
             SvgPlot.Write(Path.Combine(outDir, "redundancy-layers.svg"), curves);
             SvgPlot.Write(Path.Combine(outDir, "redundancy-heatmap.svg"), heat);

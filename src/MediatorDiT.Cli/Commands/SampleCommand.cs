@@ -185,7 +185,7 @@ public static class SampleCommand
 
     private static string Describe(ModelConfig c) =>
         $"{c.Family}, hidden {c.HiddenSize}, depth {c.Depth}, {c.NumHeads} heads, patch {c.PatchSize}, " +
-        $"{(c.Attention == AttentionKind.Full ? "full attention" : $"{c.MediatorNum} mediators")}, {c.NumClasses} classes, " +
+        $"{AttentionKinds.Describe(c)}, {c.NumClasses} classes, " +
         $"{c.InChannels} channels{(c.LearnSigma ? " + learned sigma" : "")}, {ModelConfigInference.ImageSize(c)} px";
 
     private static Tensor FirstImages(Tensor images, int count)

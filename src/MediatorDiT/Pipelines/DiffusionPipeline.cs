@@ -146,7 +146,7 @@ public sealed class DiffusionPipeline
     }
 
     /// <summary>The short name of each model: "full" or "m16".</summary>
-    public IReadOnlyList<string> ModelNames => _models.Select(m => m.Config.Attention == AttentionKind.Full ? "full" : $"m{m.Config.MediatorNum}").ToArray();
+    public IReadOnlyList<string> ModelNames => _models.Select(m => AttentionKinds.ShortName(m.Config)).ToArray();
 
     /// <summary>Guidance at the options' scale on the channels they ask for (null at scale 1).</summary>
     public ClassifierFreeGuidance? GuidanceFor(GenerationOptions options)
@@ -313,7 +313,7 @@ public sealed class DiffusionPipeline
         {
             Models = Sources,
             Family = Config.Family.ToString(),
-            Mediators = _models.Select(m => m.Config.Attention == AttentionKind.Full ? 0 : m.Config.MediatorNum).ToArray(),
+            Mediators = _models.Select(m => AttentionKinds.MediatorCount(m.Config)).ToArray(),
             Sampler = sampler.Description,
             Steps = sampler.StepCount,
             Schedule = scheduleText,

@@ -185,7 +185,7 @@ public static class PerformanceSuite
     private static CaseResult Case(string name, ModelConfig config, int batch, bool training, double seconds, double flops, double sgemm)
     {
         double gflops = flops / seconds / 1e9;
-        return new CaseResult(name, config.NumTokens, config.Attention == AttentionKind.Full ? 0 : config.MediatorNum, batch,
+        return new CaseResult(name, config.NumTokens, AttentionKinds.MediatorCount(config), batch,
             training, seconds, batch / seconds, gflops, gflops / sgemm);
     }
 
