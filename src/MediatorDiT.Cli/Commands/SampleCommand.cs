@@ -96,7 +96,7 @@ public static class SampleCommand
                 throw new MediatorDiTException("--ddim applies to DiT checkpoints (Gaussian diffusion); SiT samples with --mode sde|ode.");
             if (dit && p.GetValue(noiseFile) is not null && p.GetValue(ddim) is not null && p.GetValue(eta) == 0f)
                 throw new MediatorDiTException("--noise-file replays the draws of ancestral sampling or of DDIM with --eta above 0; DDIM with --eta 0 uses no noise after z (give z with --initial-noise).");
-            _ = sampler.Guidance(p, cfg.InChannels); // refuses --cfg-all-channels false on models of fewer than 3 channels
+            sampler.CheckGuidance(p, cfg.InChannels);
             foreach (var (path, model) in paths.Zip(pipeline.Models))
                 Console.Error.WriteLine($"{path}: {Describe(model.Config)}");
 

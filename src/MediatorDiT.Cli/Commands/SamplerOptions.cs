@@ -26,26 +26,15 @@ internal sealed class SamplerOptions
     };
 
     /// <summary>
-    /// Guidance at --cfg-scale (null at 1) on the channels --cfg-all-channels asks for, else the library's
-    /// default for the model's channel count; an explicit first-3 choice the model cannot take is refused.
+    /// Refuses, naming the option, an explicit first-3 guidance choice a model of <paramref name="inChannels"/>
+    /// channels cannot take (the pipeline chooses the guidance itself, <see cref="ClassifierFreeGuidance.Choose"/>).
     /// </summary>
-    public ClassifierFreeGuidance? Guidance(ParseResult p, int inChannels)
+    public void CheckGuidance(ParseResult p, int inChannels)
     {
-        float scale = p.GetValue(CfgScale);
-        if (!(scale > 1f)) return null;
-        return p.GetValue(CfgAll) switch
-        {
-            true => ClassifierFreeGuidance.AllChannels(scale),
-            false when inChannels < ClassifierFreeGuidance.OfficialChannels => throw new MediatorDiTException(
-                $"--cfg-all-channels false asks for guidance on the first {ClassifierFreeGuidance.OfficialChannels} channels but the model has only {inChannels}; use --cfg-all-channels (or leave it out) to guide all of them."),
-            false => ClassifierFreeGuidance.Official(scale),
-            null => ClassifierFreeGuidance.ForModel(scale, inChannels),
-        };
+        if (p.GetValue(CfgScale) > 1f && p.GetValue(CfgAll) == false && inChannels < ClassifierFreeGuidance.OfficialChannels)
+            throw new MediatorDiTException(
+                $"--cfg-all-channels false asks for guidance on the first {ClassifierFreeGuidance.OfficialChannels} channels but the model has only {inChannels}; use --cfg-all-channels (or leave it out) to guide all of them.");
     }
-
-    /// <summary>The guided channels as run.json records them: a count, "all", or null without guidance.</summary>
-    public static object? RecordChannels(ClassifierFreeGuidance? guidance) =>
-        guidance is null ? null : guidance.GuidedChannels is int c ? c : "all";
 
     /// <summary>The schedule's step-to-step distance named by --distance.</summary>
     public StateDistance ParseDistance(ParseResult p) => p.GetValue(Distance)!.ToLowerInvariant() switch
@@ -95,20 +84,4 @@ internal sealed class SamplerOptions
             first ?? (p.GetResult(First) is { Implicit: false } ? p.GetValue(First) : null),
             ParseDistance(p), perSample ? DecisionScope.PerSample : DecisionScope.BatchMean);
     }
-
-    /// <summary>SiT's SDE sampler from --method (default euler), --diffusion-form, --last-step(-size) and --steps.</summary>
-    public SdeSampler BuildSde(ParseResult p, Transport transport) => new(transport, new SdeSamplerOptions
-    {
-        Method = OptionValues.Enum<SdeMethod>(p.GetValue(Method) ?? "euler", "--method"),
-        DiffusionForm = OptionValues.Enum<DiffusionForm>(p.GetValue(DiffusionForm)!.Replace("-", ""), "--diffusion-form"),
-        LastStep = OptionValues.Enum<LastStep>(p.GetValue(LastStep)!, "--last-step"),
-        LastStepSize = p.GetValue(LastStepSize),
-        NumSteps = p.GetValue(Steps),
-    }.Validate());
-
-    /// <summary>SiT's ODE sampler from --method (default dopri5) and --steps.</summary>
-    public OdeSampler BuildOde(ParseResult p, Transport transport) => new(transport, new OdeSamplerOptions
-    {
-        Method = OptionValues.Enum<OdeMethod>(p.GetValue(Method) ?? "dopri5", "--method"), NumSteps = p.GetValue(Steps),
-    }.Validate());
 }

@@ -83,6 +83,7 @@ public static class SearchThresholdsCommand
             if (paths.Length is not (2 or 3))
                 throw new MediatorDiTException($"--ladder names {paths.Length} weight files; the threshold grid is defined for ladders of 2 or 3 models.");
             var pipeline = DiffusionPipeline.LoadLadder(paths, new PipelineLoadOptions { ConfigPath = p.GetValue(config), Compute = compute });
+            sampler.CheckGuidance(p, pipeline.Config.InChannels);
             var generation = sampler.Generation(p, new GenerationOptions()).Validate();
             var modelLadder = pipeline.LadderFor(generation);
             var dist = sampler.ParseDistance(p);

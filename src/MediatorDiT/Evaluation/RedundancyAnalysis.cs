@@ -207,9 +207,4 @@ public static class RedundancyAnalysis
             public void Observe(StepObservation observation) => inner.Observe(observation);
         }
     }
-
-    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
-    }
 }

@@ -152,16 +152,7 @@ public sealed class DiffusionPipeline
     public ClassifierFreeGuidance? GuidanceFor(GenerationOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (!(options.GuidanceScale > 1f)) return null;
-        int channels = Config.InChannels;
-        return options.GuideAllChannels switch
-        {
-            true => ClassifierFreeGuidance.AllChannels(options.GuidanceScale),
-            false when channels < ClassifierFreeGuidance.OfficialChannels => throw new MediatorDiTException(
-                $"guidance on the first {ClassifierFreeGuidance.OfficialChannels} channels was asked for but the model has only {channels}; guide all of them."),
-            false => ClassifierFreeGuidance.Official(options.GuidanceScale),
-            null => ClassifierFreeGuidance.ForModel(options.GuidanceScale, channels),
-        };
+        return ClassifierFreeGuidance.Choose(options.GuidanceScale, options.GuideAllChannels, Config.InChannels);
     }
 
     /// <summary>The ladder of the pipeline's models under the options' guidance.</summary>
@@ -318,7 +309,7 @@ public sealed class DiffusionPipeline
             Steps = sampler.StepCount,
             Schedule = scheduleText,
             GuidanceScale = options.GuidanceScale,
-            GuidedChannels = guidance is null ? null : guidance.GuidedChannels is int c ? c : "all",
+            GuidedChannels = guidance?.Recorded,
             ImageSize = ImageSize,
             Seed = options.Seed,
             Rank = options.Rank,
@@ -346,9 +337,4 @@ public sealed class DiffusionPipeline
     }
 
 
-    /// <summary>Reports synchronously on the sampling thread.</summary>
-    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
-    }
 }

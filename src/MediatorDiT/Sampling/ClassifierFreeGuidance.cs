@@ -43,6 +43,27 @@ public sealed record ClassifierFreeGuidance
     /// <summary>Guidance at <paramref name="scale"/> on the default channels of a model with <paramref name="inChannels"/> channels.</summary>
     public static ClassifierFreeGuidance ForModel(float scale, int inChannels) => new(scale, DefaultGuidedChannels(inChannels));
 
+    /// <summary>
+    /// The one rule every caller uses: no guidance at a scale of 1 (null); otherwise all channels
+    /// (<paramref name="allChannels"/> true), the official first 3 (false; refused for a model of fewer channels),
+    /// or the default for the model's channel count (null, <see cref="ForModel"/>).
+    /// </summary>
+    public static ClassifierFreeGuidance? Choose(float scale, bool? allChannels, int inChannels)
+    {
+        if (!(scale > 1f)) return null;
+        return allChannels switch
+        {
+            true => AllChannels(scale),
+            false when inChannels < OfficialChannels => throw new MediatorDiTException(
+                $"guidance on the first {OfficialChannels} channels was asked for but the model has only {inChannels}; guide all of them."),
+            false => Official(scale),
+            null => ForModel(scale, inChannels),
+        };
+    }
+
+    /// <summary>The guided channels as a run record stores them: a count, or "all".</summary>
+    public object Recorded => GuidedChannels is int c ? c : "all";
+
     /// <summary>Whether a doubled batch is run (scale above 1).</summary>
     public bool IsActive => Scale > 1;
 

@@ -147,4 +147,18 @@ public class GuidanceTests
         Assert.Equal(1, plain.RowsPerSample);
         Assert.Equal(FlopCounter.Count(model.Config).PerImage, plain.FlopsPerImage[0]);
     }
+
+    [Fact]
+    public void ChooseIsTheOneRuleForScaleAndChannels()
+    {
+        Assert.Null(ClassifierFreeGuidance.Choose(1f, true, 4));
+        Assert.Equal(ClassifierFreeGuidance.AllChannels(2f), ClassifierFreeGuidance.Choose(2f, true, 4));
+        Assert.Equal(ClassifierFreeGuidance.Official(2f), ClassifierFreeGuidance.Choose(2f, false, 4));
+        Assert.Equal(ClassifierFreeGuidance.Official(2f), ClassifierFreeGuidance.Choose(2f, null, 4));
+        Assert.Equal(ClassifierFreeGuidance.AllChannels(2f), ClassifierFreeGuidance.Choose(2f, null, 1));
+        Assert.Equal("guidance on the first 3 channels was asked for but the model has only 1; guide all of them.",
+            Assert.Throws<MediatorDiTException>(() => ClassifierFreeGuidance.Choose(2f, false, 1)).Message);
+        Assert.Equal(3, ClassifierFreeGuidance.Official(2f).Recorded);
+        Assert.Equal("all", ClassifierFreeGuidance.AllChannels(2f).Recorded);
+    }
 }

@@ -47,16 +47,10 @@ public static class LadderDemo
     private static LadderDemoRun Sample(string name, DiffusionPipeline pipeline, GenerationOptions generation, int[] labels,
         SampleEvaluator evaluator, IProgress<LadderDemoProgress>? progress, CancellationToken cancellationToken)
     {
-        var stepProgress = progress is null ? null : new Forward(s => progress.Report(new LadderDemoProgress(name, s.Step, s.StepCount)));
+        var stepProgress = progress is null ? null : new SyncProgress<GenerationProgress>(s => progress.Report(new LadderDemoProgress(name, s.Step, s.StepCount)));
         GeneratedBatch? batch = null;
         var record = pipeline.Run(generation, b => batch = b, stepProgress, cancellationToken);
         var outputs = evaluator.Extract(batch!.Images, cancellationToken);
         return new LadderDemoRun(batch.Images, batch.Usage, record.WallSeconds, ClassAgreement.Compute(outputs, labels));
-    }
-
-    /// <summary>Reports synchronously on the sampling thread.</summary>
-    private sealed class Forward(Action<GenerationProgress> report) : IProgress<GenerationProgress>
-    {
-        public void Report(GenerationProgress value) => report(value);
     }
 }
