@@ -283,7 +283,12 @@ public sealed class DiffusionPipeline
             var z = options.InitialNoise ?? indexed.InitialNoise(ladder.SampleShape.ToArray());
             int done = start;
             var stepProgress = progress is null ? null : new SyncProgress<SamplingProgress>(p =>
-                progress.Report(new GenerationProgress(done, mine.Length, indices.Length, p.StepsDone, p.StepCount, p.MeanFlopsPerImage / 1e9)));
+                progress.Report(new GenerationProgress(done, mine.Length, indices.Length, p.StepsDone, p.StepCount, p.MeanFlopsPerImage / 1e9)
+                {
+                    Indices = indices,
+                    ModelPerImage = p.ModelPerSample?.ToArray() ?? [],
+                    Preview = PreviewOf(p, indices.Length, options, cancellationToken),
+                }));
             var result = sampler.Sample(ladder, z, labels, replay ?? (INoiseSource)indexed, schedule, progress: stepProgress,
                 cancellationToken: cancellationToken);
             var decoded = options.Decode && Vae is not null ? Vae.DecodeLatents(result.Samples, cancellationToken) : result.Samples;
@@ -320,6 +325,18 @@ public sealed class DiffusionPipeline
             LargestModelGflopsPerImage = largestSum / count / 1e9,
             Images = records,
         };
+    }
+
+    /// <summary>The batch's first B state rows as images (B, C, H, W) on the steps the options ask for, else null.</summary>
+    private Tensor? PreviewOf(SamplingProgress progress, int batch, GenerationOptions options, CancellationToken cancellationToken)
+    {
+        if (options.PreviewEvery == 0 || progress.State is not { } state) return null;
+        if (progress.StepsDone % options.PreviewEvery != 0 && progress.StepsDone != progress.StepCount) return null;
+        var shape = (int[])state.Shape.Clone();
+        shape[0] = batch;
+        var samples = new Tensor(shape);
+        state.Span[..samples.Length].CopyTo(samples.Span);
+        return options.Decode && Vae is not null ? Vae.DecodeLatents(samples, cancellationToken) : samples;
     }
 
     /// <summary>One call of each model on one sample, so timed runs that follow do not include JIT compilation.</summary>

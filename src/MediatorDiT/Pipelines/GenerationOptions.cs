@@ -107,6 +107,12 @@ public sealed record GenerationOptions
     /// <summary>Decode latent samples with the pipeline's VAE (when it has one).</summary>
     public bool Decode { get; init; } = true;
 
+    /// <summary>
+    /// Every this many steps (and at the last) progress reports carry <see cref="GenerationProgress.Preview"/>, the
+    /// batch's current state as images (decoded for latent models: a VAE call each time); 0: never.
+    /// </summary>
+    public int PreviewEvery { get; init; }
+
     /// <summary>Throws a <see cref="MediatorDiTException"/> naming the first bad setting.</summary>
     public GenerationOptions Validate()
     {
@@ -117,6 +123,7 @@ public sealed record GenerationOptions
         if (!(GuidanceScale >= 1) || float.IsInfinity(GuidanceScale))
             throw new MediatorDiTException($"the guidance scale must be a finite number >= 1 (1 means none), got {GuidanceScale}.");
         if (!Enum.IsDefined(Sampler)) throw new MediatorDiTException($"sampler kind {(int)Sampler} is not one of Auto, Sde, Ode, Ancestral, Ddim.");
+        if (PreviewEvery < 0) throw new MediatorDiTException($"the preview interval must be 0 (none) or a positive step count, got {PreviewEvery}.");
         if (Schedule is null) throw new MediatorDiTException("the schedule must be given (ScheduleChoice.Default for the dynamic rule).");
         return this;
     }

@@ -53,4 +53,23 @@ public sealed record GenerationRecord
 public sealed record GenerationResult(Tensor Images, Tensor Samples, GenerationRecord Record);
 
 /// <summary>Reported after each sampler step: images finished before this batch, the batch's size, the step within it.</summary>
-public sealed record GenerationProgress(int ImagesDone, int Images, int BatchSize, int Step, int StepCount, double MeanGflopsPerImage);
+/// <param name="ImagesDone">Images of this rank finished before the current batch.</param>
+/// <param name="Images">Images of this rank in all.</param>
+/// <param name="BatchSize">Images in the current batch.</param>
+/// <param name="Step">Steps done in the current batch, 1..<paramref name="StepCount"/>.</param>
+/// <param name="StepCount">Network-evaluating steps of one batch.</param>
+/// <param name="MeanGflopsPerImage">The current batch's mean cost per image so far, in GFLOPs.</param>
+public sealed record GenerationProgress(int ImagesDone, int Images, int BatchSize, int Step, int StepCount, double MeanGflopsPerImage)
+{
+    /// <summary>Global indices of the current batch's images.</summary>
+    public IReadOnlyList<int> Indices { get; init; } = [];
+
+    /// <summary>The ladder model (index, cheapest first) that served each image of the batch in this step.</summary>
+    public IReadOnlyList<int> ModelPerImage { get; init; } = [];
+
+    /// <summary>
+    /// The batch's current state as images (B, C, H, W), roughly in [-1, 1] and decoded for latent models, on the
+    /// steps <see cref="GenerationOptions.PreviewEvery"/> asks for (and the last); else null. A fresh tensor.
+    /// </summary>
+    public Tensor? Preview { get; init; }
+}

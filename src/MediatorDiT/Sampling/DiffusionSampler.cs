@@ -100,7 +100,11 @@ public sealed class DiffusionSampler : ISampler
         {
             done++;
             if (recordTrajectory) trajectory.Add(step.Sample.Clone());
-            progress?.Report(new SamplingProgress(done, StepCount, log.Evaluations, log.MeanFlopsPerImage));
+            progress?.Report(new SamplingProgress(done, StepCount, log.Evaluations, log.MeanFlopsPerImage)
+            {
+                State = step.Sample,
+                ModelPerSample = served,
+            });
         }
         var result = Ddim
             ? Diffusion.DdimSampleLoop(counted, start, noise, Eta, clipDenoised: false, OnStep, cancellationToken)

@@ -91,7 +91,11 @@ internal sealed class LadderRun
     public void EndStep(int step, Tensor previous, Tensor current)
     {
         if (step < _stepCount - 1) _schedule.Observe(new StepObservation(step, previous, current, Layout));
-        _progress?.Report(new SamplingProgress(step + 1, _stepCount, Log.Evaluations, Log.MeanFlopsPerImage));
+        _progress?.Report(new SamplingProgress(step + 1, _stepCount, Log.Evaluations, Log.MeanFlopsPerImage)
+        {
+            State = current,
+            ModelPerSample = _models,
+        });
     }
 
     /// <summary>The samples (B, C, H, W): the first (conditional) copy of each sample's rows.</summary>

@@ -64,6 +64,30 @@ public class DiffusionPipelineTests
     }
 
     [Fact]
+    public void ProgressCarriesTheServingModelsAndPreviewsOnTheAskedSteps()
+    {
+        var pipeline = DiffusionPipeline.FromModels(LadderDemoTests.TinyLadder());
+        var reports = new List<GenerationProgress>();
+        var options = Few with { NumImages = 3, BatchSize = 2, PreviewEvery = 4, Schedule = new ScheduleChoice.Fixed([0.5, 0.5]) };
+        var result = pipeline.Generate(options, new Sync(reports.Add));
+        // Batches [0, 1] and [2]; the largest model (index 2) serves from step ceil(0.5 * 6) = 3 on, so step 3 is
+        // the first report it appears in (reports count steps from 1).
+        Assert.Equal(12, reports.Count);
+        Assert.Equal([0, 1], reports[0].Indices);
+        Assert.Equal([2], reports[6].Indices);
+        Assert.Equal([0, 0, 0, 2, 2, 2], reports.Take(6).Select(r => r.ModelPerImage[1]));
+        Assert.Equal([4, 6, 4, 6], reports.Where(r => r.Preview is not null).Select(r => r.Step));
+        // The last step's preview is the batch's final image (a pixel model: no decoding).
+        var last = reports[5].Preview!;
+        Assert.Equal([2, 1, 32, 32], last.Shape);
+        Assert.Equal(result.Images.Span[..last.Length].ToArray(), last.Span.ToArray());
+        var quiet = new List<GenerationProgress>();
+        pipeline.Generate(Few with { NumImages = 1 }, new Sync(quiet.Add));
+        Assert.Equal(6, quiet.Count);
+        Assert.All(quiet, r => Assert.Null(r.Preview));
+    }
+
+    [Fact]
     public void BadOptionsAreOneSentenceBeforeAnyWork()
     {
         var pipeline = DiffusionPipeline.FromModels(LadderDemoTests.TinyLadder());
@@ -73,6 +97,7 @@ public class DiffusionPipelineTests
         Assert.Contains("applies to DiT checkpoints", Message(Few with { Sampler = SamplerKind.Ddim }));
         Assert.Contains("class label 11", Message(Few with { Labels = [11] }));
         Assert.Contains("model index 5 is outside the ladder of 3 models", Message(Few with { Schedule = new ScheduleChoice.Single(5) }));
+        Assert.Equal("the preview interval must be 0 (none) or a positive step count, got -1.", Message(Few with { PreviewEvery = -1 }));
     }
 
     [Fact]
