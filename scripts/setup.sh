@@ -15,3 +15,13 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0'; then
     echo "note: OpenBLAS not found and apt-get not usable; the managed GEMM will be used." >&2
   fi
 fi
+# Debian's Chromium drives the browser test of `mdit serve`'s page (Playwright cannot download a browser here).
+if [ ! -x /usr/bin/chromium ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing chromium (for the browser test of mdit serve) ..." >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "warning: could not install chromium; the browser test of mdit serve will fail." >&2
+  else
+    echo "note: /usr/bin/chromium not found and apt-get not usable; the browser test of mdit serve will fail." >&2
+  fi
+fi

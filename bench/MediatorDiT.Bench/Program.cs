@@ -9,7 +9,7 @@ using MediatorDiT.Tensors;
 // `gemm` (SGEMM per shape and backend), `train` (whole trainer steps), `pretrained-memory` and
 // `pretrained-speed` (DiT-XL/2 and the VAE), `eval` (the evaluation classifier and metrics), `thresholds`
 // (the switch-ratio sweep with shared prefixes vs independent runs), `kernels` (the element and row kernels
-// one at a time on one thread).
+// one at a time on one thread), `serve-load [URL]` (20 clients at once against `mdit serve`).
 int threads = args.Length > 0 && int.TryParse(args[0], out int t) ? t : Environment.ProcessorCount;
 if (args.Contains("sampling")) { Console.WriteLine(SamplingBenchmark.Run()); return; }
 if (args.Any(a => a.StartsWith("pretrained-"))) { Console.Write(PretrainedBenchmark.Run(args, threads)); return; }
@@ -18,6 +18,7 @@ if (args.Contains("vae")) { Console.WriteLine(VaeBenchmark.Run(threads: threads)
 if (args.Contains("train")) { Console.WriteLine(TrainingBenchmark.Run(threads)); return; }
 if (args.Contains("eval")) { Console.WriteLine(EvaluationBenchmark.Run(threads)); return; }
 if (args.Contains("kernels")) { Console.Write(KernelBenchmark.Run()); return; }
+if (args.Contains("serve-load")) { Console.WriteLine(await ServeLoadBenchmark.Run(args.FirstOrDefault(a => a.StartsWith("http")))); return; }
 if (args.Contains("gemm")) { ComputeContext.Raw = ComputeContext.Default with { Threads = threads }; SgemmBenchmark.Report(); return; }
 var options = new PerformanceOptions(threads, Quick: args.Contains("quick"), Large: !args.Contains("no-large"),
     XlMemory: !args.Contains("no-xl"), Breakdown: args.Contains("breakdown"));

@@ -28,6 +28,7 @@ public static partial class CliApp
             EvalCommand.Create(),
             SearchThresholdsCommand.Create(),
             BenchCommand.Create(),
+            ServeCommand.Create(),
         };
         return root;
     }
