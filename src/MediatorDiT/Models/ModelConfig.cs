@@ -20,8 +20,9 @@ public sealed record ModelConfig
     [JsonPropertyName("class_dropout_prob")] public double ClassDropoutProb { get; init; } = 0.1;
     [JsonPropertyName("num_classes")] public int NumClasses { get; init; } = 1000;
     [JsonPropertyName("learn_sigma")] public bool LearnSigma { get; init; } = true;
-    /// <summary>Number of mediator tokens; must be a perfect square. Ignored for full attention.</summary>
+    /// <summary>Number of mediator tokens; must be a perfect square. Ignored by kinds without mediators (full attention).</summary>
     [JsonPropertyName("mediator_num")] public int MediatorNum { get; init; } = 64;
+    /// <summary>The blocks' attention module; everything about it is its <see cref="AttentionKinds.For(AttentionKind)"/> spec.</summary>
     [JsonPropertyName("attention")][JsonConverter(typeof(JsonStringEnumConverter<AttentionKind>))]
     public AttentionKind Attention { get; init; } = AttentionKind.Mediator;
     [JsonPropertyName("family")][JsonConverter(typeof(JsonStringEnumConverter<ModelFamily>))]
@@ -76,23 +77,15 @@ public sealed record ModelConfig
             $"mlp_ratio must be positive (at most {MaxMlpRatio}, and hidden_size x mlp_ratio at least 1), got {MlpRatio}.");
         Require(ClassDropoutProb >= 0 && ClassDropoutProb <= 1, $"class_dropout_prob must be in [0, 1], got {ClassDropoutProb}.");
         InRange(NumClasses, MaxNumClasses, "num_classes");
-        if (Attention == AttentionKind.Mediator)
-        {
-            int g = MediatorGrid;
-            Require(MediatorNum > 0 && g * g == MediatorNum,
-                $"mediator_num must be a perfect square (1, 4, 9, 16, 64, ...), got {MediatorNum}.");
-            InRange(MediatorNum, MaxMediators, "mediator_num");
-        }
+        var kind = AttentionKinds.Find(Attention) ?? throw new MediatorDiTException(prefix + AttentionKinds.UnknownKind(Attention));
+        if (kind.Validate(this) is string attentionError) throw new MediatorDiTException(prefix + attentionError);
 
         // With the fields bounded, these products fit a long; each must fit one array.
-        long d = HiddenSize, tokens = NumTokens, mlp = MlpHidden, heads = NumHeads;
-        long attention = Attention == AttentionKind.Full ? heads * tokens * tokens : heads * tokens * MediatorNum;
+        long d = HiddenSize, tokens = NumTokens, mlp = MlpHidden;
         (long Elements, string What)[] largest =
         [
             (tokens * Math.Max(3 * d, mlp), $"one image's activations ({tokens} tokens of input_size {InputSize} / patch_size {PatchSize}, by hidden_size {HiddenSize} x mlp_ratio {MlpRatio})"),
-            (attention, Attention == AttentionKind.Full
-                ? $"one image's attention maps (num_heads {NumHeads} x {tokens} x {tokens} tokens)"
-                : $"one image's attention maps (num_heads {NumHeads} x {tokens} tokens x mediator_num {MediatorNum})"),
+            kind.AttentionMaps(this),
             ((NumClasses + 1L) * d, $"the class table (num_classes {NumClasses} + 1 by hidden_size {HiddenSize})"),
             (mlp * d, $"the MLP weight (hidden_size {HiddenSize} x mlp_ratio {MlpRatio} by hidden_size)"),
             (6 * d * d, $"the adaLN weight (6 hidden_size by hidden_size {HiddenSize})"),
@@ -100,18 +93,18 @@ public sealed record ModelConfig
         ];
         foreach (var (elements, what) in largest)
             Require(elements <= Array.MaxLength, $"{what} would hold {elements} values, more than the {Array.MaxLength} one array holds.");
-        long parameters = ParameterEstimate();
+        long parameters = ParameterEstimate(kind);
         Require(parameters <= MaxParameters,
             $"depth {Depth} x hidden_size {HiddenSize} describes about {parameters / 1e9:F1} billion parameters, more than the supported {MaxParameters / 1e9:F0} billion.");
         return this;
     }
 
     /// <summary>Parameters of the network, to within the biases and norms: embeddings, blocks (attention, MLP, adaLN), final layer.</summary>
-    private long ParameterEstimate()
+    private long ParameterEstimate(AttentionSpec kind)
     {
         long d = HiddenSize, mlp = MlpHidden, p2 = (long)PatchSize * PatchSize;
         long embeddings = NumTokens * d + (NumClasses + 1L) * d + InChannels * p2 * d + 256 * d + d * d;
-        long block = 4 * d * d + 2 * d * mlp + 6 * d * d;
+        long block = kind.ParameterEstimatePerBlock(this) + 2 * d * mlp + 6 * d * d;
         return embeddings + Depth * block + 2 * d * d + p2 * OutChannels * d;
     }
 

@@ -1,5 +1,12 @@
 namespace MediatorDiT.Models;
 
+/// <summary>SiT (continuous t in [0,1], returns the first C channels) or DiT (integer t, returns all 2C).</summary>
+public enum ModelFamily
+{
+    SiT,
+    DiT,
+}
+
 /// <summary>
 /// Tells DiT and SiT checkpoints apart. Their state dicts have the same keys and shapes, so the family is
 /// taken, in order, from: the option the user gave (<c>--family</c>); the config in the file's metadata;

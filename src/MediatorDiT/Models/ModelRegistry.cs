@@ -41,7 +41,7 @@ public static class ModelRegistry
         }
         if (imageSize <= 0 || imageSize % 8 != 0)
             throw new MediatorDiTException($"image size {imageSize} px must be a positive multiple of 8 (the VAE downsamples by 8).");
-        return new ModelConfig
+        return AttentionKinds.WithMediators(new ModelConfig
         {
             InputSize = imageSize / 8,
             PatchSize = patch,
@@ -51,9 +51,7 @@ public static class ModelRegistry
             NumHeads = size.Heads,
             NumClasses = numClasses,
             LearnSigma = learnSigma,
-            MediatorNum = mediators > 0 ? mediators : 64,
-            Attention = mediators > 0 ? AttentionKind.Mediator : AttentionKind.Full,
             Family = family,
-        }.Validate();
+        }, mediators > 0 ? mediators : null).Validate();
     }
 }

@@ -11,8 +11,6 @@ namespace MediatorDiT.Models;
 /// </summary>
 public sealed class SharedMediatorLadder : IParameterSet
 {
-    private static readonly string[] BiasNames = ["an_bias", "na_bias", "ah_bias", "aw_bias", "ha_bias", "wa_bias"];
-
     public IReadOnlyList<SiTModel> Members { get; }
     public IReadOnlyList<int> Counts { get; }
 
@@ -28,7 +26,7 @@ public sealed class SharedMediatorLadder : IParameterSet
         if (counts.Zip(counts.Skip(1)).Any(p => p.First >= p.Second))
             throw new MediatorDiTException($"mediator counts must increase, got {string.Join(",", counts)}.");
         Counts = counts.ToArray();
-        var members = counts.Select(n => new SiTModel(config with { MediatorNum = n, Attention = AttentionKind.Mediator })).ToArray();
+        var members = counts.Select(n => new SiTModel(AttentionKinds.WithMediators(config, n))).ToArray();
         var first = members[0];
         foreach (var member in members.Skip(1))
             foreach (var p in member.Parameters)
@@ -50,7 +48,7 @@ public sealed class SharedMediatorLadder : IParameterSet
     }
 
     public static bool IsMediatorBias(string name) =>
-        name.Contains(".attn.") && BiasNames.Any(b => name.EndsWith("." + b));
+        name.Contains(".attn.") && MediatorAttentionKind.PositionBiasNames.Any(b => name.EndsWith("." + b));
 
     /// <summary>"blocks.0.attn.an_bias" for 16 mediators -> "blocks.0.attn.m16.an_bias".</summary>
     public static string CombinedBiasName(string officialName, int count)

@@ -39,9 +39,7 @@ public sealed partial class SiTBlock
         int d = config.HiddenSize;
         _dim = d;
         _hidden = config.MlpHidden;
-        Attention = config.Attention == AttentionKind.Full
-            ? new FullAttention(prefix + "attn.", d, config.NumHeads)
-            : new MediatorAttention(prefix + "attn.", d, config.NumHeads, config.GridSize, config.MediatorNum);
+        Attention = AttentionKinds.For(config).Create(prefix + "attn.", config);
         Fc1Weight = new Parameter(prefix + "mlp.fc1.weight", [_hidden, d]);
         Fc1Bias = new Parameter(prefix + "mlp.fc1.bias", [_hidden]);
         Fc2Weight = new Parameter(prefix + "mlp.fc2.weight", [d, _hidden]);

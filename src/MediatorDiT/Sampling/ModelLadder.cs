@@ -233,7 +233,7 @@ public sealed class ModelLadder
             }
         }
         if (configs.Count == 1) return;
-        if (first.Attention != AttentionKind.Mediator)
+        if (!AttentionKinds.For(first).UsesMediatorCount)
             throw new MediatorDiTException(
                 $"a ladder of {configs.Count} models switches between mediator counts, but its models use {first.Attention} attention; use mediator attention.");
         for (int i = 1; i < configs.Count; i++)

@@ -31,7 +31,7 @@ public static partial class InitialWeights
                     $"{path}: cannot initialise the run from it: its num_heads is {sourceConfig.NumHeads} but the run's is {member.Config.NumHeads}; only the resolution may differ.");
             var state = MemberState(source, member.Config, path);
             var target = StateDict.FromParameters(member);
-            CheckSameNetwork(Describe(state), Describe(target), path);
+            CheckSameNetwork(Describe(state, path), Describe(target, "the run's network"), path);
             var resized = ResolutionResize.Interpolate(state, member.Config);
             StateDict.LoadInto(member, resized, strict: true, path);
         }
@@ -86,13 +86,16 @@ public static partial class InitialWeights
 
     /// <summary>
     /// The network's sizes as its tensors show them, resolution left out: what must agree between the file
-    /// and the run, named as in the model config.
+    /// and the run, named as in the model config. The attention is the kind whose marker key block 0 has
+    /// ("none" when no kind's is there), with the heads and mediators its weights show
+    /// (<see cref="AttentionSpec.ReadShapes"/>); errors name <paramref name="source"/>.
     /// </summary>
-    public static IReadOnlyList<(string Field, string Value)> Describe(IReadOnlyDictionary<string, StoredTensor> state)
+    public static IReadOnlyList<(string Field, string Value)> Describe(IReadOnlyDictionary<string, StoredTensor> state, string source = "the state dict")
     {
         string Dim(string key, int axis) => state.TryGetValue(key, out var t) && t.Shape.Length > axis ? t.Shape[axis].ToString() : "none";
         var blocks = state.Keys.Select(k => BlockPattern().Match(k)).Where(m => m.Success).Select(m => int.Parse(m.Groups[1].Value)).ToArray();
-        bool mediator = state.ContainsKey("blocks.0.attn.an_bias");
+        var attention = AttentionKinds.Recognise(state);
+        var shown = attention?.ReadShapes(state, source) ?? AttentionShapes.None;
         int outWidth = state.TryGetValue("final_layer.linear.weight", out var fin) ? fin.Shape[0] : 0;
         int patch = state.TryGetValue("x_embedder.proj.weight", out var pe) && pe.Shape.Length == 4 ? pe.Shape[2] : 0;
         int inChannels = pe?.Shape.Length == 4 ? pe.Shape[1] : 0;
@@ -106,9 +109,9 @@ public static partial class InitialWeights
             ("num_classes (label table rows)", Dim("y_embedder.embedding_table.weight", 0)),
             ("mlp_ratio (fc1 rows)", Dim("blocks.0.mlp.fc1.weight", 0)),
             ("learn_sigma", learnSigma),
-            ("attention", mediator ? "mediator" : "full"),
-            ("mediator_num", mediator ? Dim("blocks.0.attn.an_bias", 1) : "none"),
-            ("num_heads (of the mediator biases)", mediator ? Dim("blocks.0.attn.an_bias", 0) : "none"),
+            ("attention", attention?.Name ?? "none"),
+            ("mediator_num", shown.MediatorNum?.ToString() ?? "none"),
+            ($"num_heads (of {shown.HeadsShownBy ?? "the attention weights"})", shown.NumHeads?.ToString() ?? "none"),
         ];
     }
 

@@ -26,9 +26,7 @@ public sealed class TrainableNetwork : IParameterSet
     {
         if (mediators.Count <= 1)
         {
-            var c = mediators.Count == 0 ? config with { Attention = AttentionKind.Full }
-                : config with { Attention = AttentionKind.Mediator, MediatorNum = mediators[0] };
-            var model = new SiTModel(c);
+            var model = new SiTModel(AttentionKinds.WithMediators(config, mediators.Count == 0 ? null : mediators[0]));
             return new TrainableNetwork([model], mediators.ToArray(), model.Parameters, p => p.Name);
         }
         var ladder = new SharedMediatorLadder(config, mediators);

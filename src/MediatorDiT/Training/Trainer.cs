@@ -56,12 +56,10 @@ public sealed class Trainer
         }
         if (shape.Height != shape.Width)
             throw new MediatorDiTException($"the data's samples are {shape.Height}x{shape.Width}; the network needs square inputs.");
-        model = model with
+        model = AttentionKinds.WithMediators(model with
         {
             InputSize = shape.Height, InChannels = shape.Channels, NumClasses = numClasses, ClassDropoutProb = config.ClassDropout,
-            Attention = config.Mediators.Length == 0 ? AttentionKind.Full : AttentionKind.Mediator,
-            MediatorNum = config.Mediators.Length == 0 ? model.MediatorNum : config.Mediators[0],
-        };
+        }, config.Mediators.Length == 0 ? null : config.Mediators[0]);
         foreach (int m in config.Mediators) _ = (model with { MediatorNum = m }).Validate();
         return config with { ModelConfig = model.Validate() };
     }

@@ -7,6 +7,7 @@ namespace MediatorDiT.Models;
 /// convolution, plus the two fixed-weight resamplings of mediator attention (average pooling: one
 /// accumulate per pooled input; bilinear resize: four per output). Nothing elementwise or
 /// normalising is counted. This reproduces the published DiT/SiT and mediator figures (docs/FLOPS.md).
+/// The attention's own parts come from its kind (<see cref="AttentionSpec.MixingFlops"/>).
 /// </summary>
 public static class FlopCounter
 {
@@ -35,7 +36,7 @@ public static class FlopCounter
             new("adaLN modulation", depth * d * 6 * d),
             new("qkv projection", depth * n * d * 3 * d),
         };
-        foreach (var (name, flops) in MixingPerBlock(config)) parts.Add(new FlopComponent(name, depth * flops));
+        foreach (var part in AttentionKinds.For(config).MixingFlops(config)) parts.Add(new FlopComponent(part.Name, depth * part.Flops));
         parts.Add(new FlopComponent("output projection", depth * n * d * d));
         parts.Add(new FlopComponent("MLP", depth * 2 * n * d * config.MlpHidden));
         parts.Add(new FlopComponent("final layer", 2 * d * d + n * d * p * p * config.OutChannels));
@@ -47,8 +48,7 @@ public static class FlopCounter
     {
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
-        double n = config.NumTokens, d = config.HiddenSize;
-        return 4 * n * d * d + MixingPerBlock(config).Sum(part => part.Flops);
+        return AttentionKinds.For(config).FlopsPerBlock(config);
     }
 
     /// <summary>
@@ -59,10 +59,7 @@ public static class FlopCounter
     {
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
-        double n = config.NumTokens, d = config.HiddenSize;
-        return config.Attention == AttentionKind.Full
-            ? 2 * n * n * d
-            : 4 * config.MediatorNum * n * d;
+        return AttentionKinds.For(config).ProductFlops(config);
     }
 
     /// <summary>
@@ -82,33 +79,5 @@ public static class FlopCounter
             lengths += end - start;
         }
         return (double)lengths * lengths;
-    }
-
-    /// <summary>The per-block parts between the qkv and output projections.</summary>
-    private static List<(string Name, double Flops)> MixingPerBlock(ModelConfig config)
-    {
-        double n = config.NumTokens, d = config.HiddenSize;
-        if (config.Attention == AttentionKind.Full)
-        {
-            return
-            [
-                ("attention Q K^T", n * n * d),
-                ("attention A V", n * n * d),
-            ];
-        }
-
-        double m = config.MediatorNum, heads = config.NumHeads;
-        return
-        [
-            ("mediator pooling", AdaptivePoolAccumulates(config.GridSize, config.MediatorGrid) * d),
-            // Two maps (an_bias, na_bias), 4 taps per output; they depend only on parameters and are
-            // counted because the reference forward recomputes them every call.
-            ("bias interpolation", 2 * 4 * heads * m * n),
-            ("mediator attention T K^T", m * n * d),
-            ("mediator values A V", m * n * d),
-            ("query attention Q T^T", n * m * d),
-            ("query output A V_m", n * m * d),
-            ("depthwise conv of V", n * d * DepthwiseKernel * DepthwiseKernel),
-        ];
     }
 }

@@ -69,9 +69,7 @@ public sealed record FlopReport(ModelConfig Config, IReadOnlyList<FlopComponent>
 
     private static string Describe(ModelConfig c)
     {
-        string attention = c.Attention == AttentionKind.Mediator
-            ? $"mediator attention ({c.MediatorNum} mediators)"
-            : "full attention";
+        string attention = AttentionKinds.For(c).Title(c);
         return $"{c.Family}, {c.InputSize}x{c.InputSize}x{c.InChannels} input, patch {c.PatchSize} "
                + $"({c.NumTokens} tokens), hidden {c.HiddenSize}, depth {c.Depth}, heads {c.NumHeads}, {attention}";
     }

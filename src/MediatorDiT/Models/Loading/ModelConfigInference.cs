@@ -6,8 +6,10 @@ namespace MediatorDiT.Models;
 /// <summary>
 /// Reads a SiT/DiT config off a state dict that carries none (the released DiT and SiT checkpoints are
 /// bare state dicts): patch size and input channels from x_embedder.proj.weight (D, C, p, p); hidden size
-/// D; depth from the blocks.i keys; attention from the keys (attn.an_bias (heads, n, 7, 7) means mediator
-/// attention with n mediators, else full); heads from an_bias, else the standard size of that hidden
+/// D; depth from the blocks.i keys; attention from block 0's keys (the first kind of
+/// <see cref="AttentionKinds.All"/> whose marker key is there: attn.an_bias (heads, n, 7, 7) means mediator
+/// attention with n mediators, else attn.qkv full attention); heads as the attention weights show them
+/// (<see cref="AttentionSpec.ReadShapes"/>: an_bias), else the standard size of that hidden
 /// width (S 384/6, B 768/12, L 1024/16, XL 1152/16), else <c>numHeads</c>; mlp_ratio from mlp.fc1;
 /// learn_sigma from final_layer.linear (p p 2C rows); num_classes from y_embedder.embedding_table rows - 1
 /// (the null class of guidance); input_size from pos_embed's N tokens: sqrt(N) p. The family is not in
@@ -35,22 +37,17 @@ public static class ModelConfigInference
         if (depth == 0)
             throw new MediatorDiTException($"{source}: has no 'blocks.0.mlp.fc1.weight', so it is not a SiT/DiT state dict (or its keys carry a prefix such as 'module.').");
 
-        bool mediator = state.ContainsKey("blocks.0.attn.an_bias");
-        if (!mediator && !state.ContainsKey("blocks.0.attn.qkv.weight"))
-            throw new MediatorDiTException($"{source}: block 0 has neither 'blocks.0.attn.qkv.weight' (full attention) nor 'blocks.0.attn.an_bias' (mediator attention).");
-        int mediators = 64, heads;
-        if (mediator)
-        {
-            int[] an = Shape(state, "blocks.0.attn.an_bias", 4, source);
-            heads = an[0];
-            mediators = an[1];
-        }
+        var kind = AttentionKinds.Recognise(state)
+            ?? throw new MediatorDiTException($"{source}: block 0 has {AttentionKinds.NoMarkerPhrase()}.");
+        var shown = kind.ReadShapes(state, source);
+        int mediators = shown.MediatorNum ?? 64, heads;
+        if (shown.NumHeads is int fromWeights) heads = fromWeights;
         else if (numHeads is int given) heads = given;
         else if (!HeadsByHidden.TryGetValue(hidden, out heads))
             throw new MediatorDiTException(string.Create(CultureInfo.InvariantCulture,
                 $"{source}: hidden size {hidden} is not one of the standard sizes (384, 768, 1024, 1152), and the number of attention heads of full attention is not visible in the weights; pass --num-heads (or --config C.json)."));
         if (numHeads is int asked && asked != heads)
-            throw new MediatorDiTException($"{source}: the mediator biases say {heads} heads, but --num-heads {asked} was given.");
+            throw new MediatorDiTException($"{source}: {shown.HeadsShownBy} say {heads} heads, but --num-heads {asked} was given.");
 
         int[] fc1 = Shape(state, "blocks.0.mlp.fc1.weight", 2, source);
         int[] table = Shape(state, TableKey, 2, source);
@@ -78,7 +75,7 @@ public static class ModelConfigInference
             NumClasses = table[0] - 1,
             LearnSigma = outChannels == 2 * channels,
             MediatorNum = mediators,
-            Attention = mediator ? AttentionKind.Mediator : AttentionKind.Full,
+            Attention = kind.Kind,
             Family = family,
         }.Validate(source);
     }
@@ -86,7 +83,8 @@ public static class ModelConfigInference
     /// <summary>The image side in pixels a config generates: 8 x input_size for latent (4-channel) models, input_size for pixel models.</summary>
     public static int ImageSize(ModelConfig config) => config.InChannels is 1 or 3 ? config.InputSize : 8 * config.InputSize;
 
-    private static int[] Shape(IReadOnlyDictionary<string, StoredTensor> state, string key, int rank, string source)
+    /// <summary>The shape of <paramref name="key"/>, which must exist and have <paramref name="rank"/> axes; else an error naming the key.</summary>
+    internal static int[] Shape(IReadOnlyDictionary<string, StoredTensor> state, string key, int rank, string source)
     {
         if (!state.TryGetValue(key, out var tensor))
             throw new MediatorDiTException($"{source}: has no '{key}', so it is not a SiT/DiT state dict whose config can be read from its shapes ({state.Count} keys{Sample(state)}).");

@@ -74,9 +74,8 @@ public static class ModelFiles
         Expect("y_embedder.embedding_table.weight", $"num_classes {config.NumClasses}",
             s => s.Length == 2 && (s[0] == config.NumClasses || s[0] == config.NumClasses + 1));
         Expect("blocks.0.mlp.fc1.weight", $"mlp_ratio {config.MlpRatio} (an MLP of {config.MlpHidden})", s => s.Length == 2 && s[0] == config.MlpHidden);
-        if (config.Attention == AttentionKind.Mediator)
-            Expect("blocks.0.attn.an_bias", $"num_heads {config.NumHeads} and mediator_num {config.MediatorNum}",
-                s => s.Length == 4 && s[0] == config.NumHeads && s[1] == config.MediatorNum);
+        foreach (var (key, fields, fits) in AttentionKinds.For(config).ExpectedShapes(config))
+            Expect(key, fields, fits);
         int depth = 0;
         while (state.ContainsKey($"blocks.{depth}.mlp.fc1.weight")) depth++;
         if (strict && depth > 0 && depth != config.Depth)

@@ -4,7 +4,7 @@ using MediatorDiT.Tensors;
 namespace MediatorDiT.Models;
 
 /// <summary>
-/// The self-attention inside a block, full or mediator. Works on token rows (B*N, D).
+/// The self-attention inside a block, built by its kind's <see cref="AttentionSpec.Create"/>. Works on token rows (B*N, D).
 /// Forward keeps what Backward needs; the caller must leave <c>input</c> unchanged until Backward.
 /// </summary>
 public interface IAttention
@@ -24,6 +24,6 @@ public interface IAttention
     /// <summary>The last forward's query-to-key attention for (sample, head), (N, N), for analysis.</summary>
     void ComposedAttentionMap(int sample, int head, Span<float> map);
 
-    /// <summary>"full" or "mediator".</summary>
+    /// <summary>The <see cref="AttentionSpec.Name"/> of the module's kind: "full" or "mediator".</summary>
     string Kind { get; }
 }

@@ -30,7 +30,7 @@ public sealed partial class FullAttention : IAttention
     public Parameter ProjWeight { get; }
     public Parameter ProjBias { get; }
     public IReadOnlyList<Parameter> Parameters { get; }
-    public string Kind => "full";
+    public string Kind => FullAttentionKind.KindName;
 
     // Saved by Forward for Backward: qkv, per-head outputs (before proj), row log-sum-exp (B, H, N).
     private Tensor? _input;

@@ -30,7 +30,7 @@ public sealed partial class MediatorAttention : IAttention
     public Parameter DwcWeight { get; }
     public Parameter DwcBias { get; }
     public IReadOnlyList<Parameter> Parameters { get; }
-    public string Kind => "mediator";
+    public string Kind => MediatorAttentionKind.KindName;
     public int Mediators => _mediators;
 
     // Saved by Forward for Backward. Per (b, h) blocks: A1 (n, N), A2 (N, n), Vm (n, hd).
