@@ -3,8 +3,8 @@
 #   1. packs MediatorDiT (the library) and MediatorDiT.Cli (the mdit .NET tool), Release, into a temporary
 #      folder feed, and checks their metadata;
 #   2. installs the tool from that feed into a temporary tool path and, from a folder outside the repository
-#      (so the models it finds are the ones inside the tool package), runs `mdit flops` and
-#      `mdit demo --per-class 1`;
+#      (so the models it finds are the ones inside the tool package), runs `mdit flops`,
+#      `mdit demo --per-class 1` and `mdit serve` (one job through its API with curl);
 #   3. builds examples/SampleLadder against the package (-p:UsePackage=true) and runs it;
 #   4. creates a fresh console project (`dotnet new console`), puts the example's Program.cs in it, adds the
 #      MediatorDiT package from the feed, restores, builds and runs it.
@@ -95,6 +95,22 @@ step "mdit demo --per-class 1 (from $outside, with the models inside the tool pa
 (cd "$outside" && "$tools/mdit" demo --per-class 1 --out "$outside/demo" --no-progress) 2>&1 | tee "$work/demo.txt" || fail "mdit demo failed"
 for file in demo.png demo.json; do [ -s "$outside/demo/$file" ] || fail "mdit demo wrote no $file"; done
 grep -q "^ladder $tools/" "$work/demo.txt" || fail "mdit demo did not take the ladder from the tool package under $tools"
+
+step "mdit serve (from $outside, the shipped ladder inside the tool package) answers /api/info and a job"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 18731)
+(cd "$outside" && exec "$tools/mdit" serve --port "$port") >"$work/serve.txt" 2>&1 &
+serve_pid=$!
+for _ in $(seq 1 120); do grep -q "listening on" "$work/serve.txt" && break; kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.5; done
+serve_ok=1
+info=$(curl -sf "http://127.0.0.1:$port/api/info") || serve_ok=0
+job=$(curl -sf -H 'Content-Type: application/json' -d '{"classes":["Bag"],"images":1,"steps":4}' "http://127.0.0.1:$port/api/jobs") || serve_ok=0
+id=$(echo "$job" | sed -n 's/.*"id":"\([0-9a-f]*\)".*/\1/p')
+events=$(curl -sfN --max-time 60 "http://127.0.0.1:$port/api/jobs/$id/events" | grep '^event:' | tail -n 1) || serve_ok=0
+kill -INT "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null || true
+cat "$work/serve.txt"
+[ "$serve_ok" = 1 ] || fail "mdit serve did not answer on port $port"
+echo "$info" | grep -q '"models":\["m4","m16","m64"\]' || fail "mdit serve's /api/info did not list the shipped ladder: $info"
+[ "$events" = "event: done" ] || fail "mdit serve's job did not end with 'event: done' (last: '$events')"
 
 # --- 3. the repository's example against the package -----------------------------------------------------
 step "build examples/SampleLadder against the $lib_id package (-p:UsePackage=true)"

@@ -1,0 +1,42 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace MediatorDiT.Tests.Cli;
+
+/// <summary>`mdit serve`'s refusals before it listens: one sentence naming the option, exit code 1.</summary>
+public class ServeCommandTests
+{
+    [Fact]
+    public void AnUnknownDeviceIsRefused()
+    {
+        var r = CliRunner.Run("serve", "--device", "cuda");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal("error: --device cuda: this build samples on the cpu only.", r.Stderr.Trim());
+    }
+
+    [Fact]
+    public void ClassNamesMustMatchTheModel()
+    {
+        string dir = CliRunner.TempDir();
+        string names = Path.Combine(dir, "names.txt");
+        File.WriteAllLines(names, ["cat", "dog", "", "bird"]);
+        var r = CliRunner.Run("serve", "--class-names", names);
+        Assert.Equal(1, r.ExitCode);
+        Assert.EndsWith($"error: --class-names {names}: the file names 3 classes, but the model has 10.", r.Stderr.Trim());
+        r = CliRunner.Run("serve", "--class-names", Path.Combine(dir, "missing.txt"));
+        Assert.Contains("no such file (give fashion-mnist, mnist or a text file with one name per line).", r.Stderr);
+    }
+
+    [Fact]
+    public void ABusyPortIsNamed()
+    {
+        using var busy = new TcpListener(IPAddress.Loopback, 0);
+        busy.Start();
+        int port = ((IPEndPoint)busy.LocalEndpoint).Port;
+        var r = CliRunner.Run("serve", "--port", port.ToString());
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains($"error: cannot listen on 127.0.0.1:{port} (", r.Stderr);
+        Assert.Contains("choose another --port or --host.", r.Stderr);
+        Assert.DoesNotContain("   at ", r.Stderr);
+    }
+}
