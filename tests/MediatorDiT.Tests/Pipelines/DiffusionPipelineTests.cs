@@ -88,6 +88,31 @@ public class DiffusionPipelineTests
     }
 
     [Fact]
+    public void ALatentModelsPreviewsAreDecodedByTheVae()
+    {
+        // 4-channel 4 x 4 latents and the fixtures' small VAE (two blocks: 8 x 8 RGB images).
+        var config = new ModelConfig
+        {
+            InputSize = 4, PatchSize = 2, InChannels = 4, HiddenSize = 32, Depth = 1, NumHeads = 2, NumClasses = 10,
+            MediatorNum = 4, Attention = AttentionKind.Mediator, LearnSigma = false,
+        };
+        var model = new SiTModel(config);
+        var rng = new RandomSource(7);
+        foreach (var p in model.Parameters)
+        {
+            rng.FillGaussian(p.Value.Span);
+            foreach (ref float v in p.Value.Span) v *= 0.05f;
+        }
+        var pipeline = DiffusionPipeline.FromModels([model], MediatorDiT.Models.Vae.VaePipeline.Load(Fixtures.PathOf("vae.weights.safetensors")));
+        var reports = new List<GenerationProgress>();
+        var result = pipeline.Generate(new GenerationOptions { NumImages = 1, Steps = 3, PreviewEvery = 2 }, new Sync(reports.Add));
+        Assert.Equal([2, 3], reports.Where(r => r.Preview is not null).Select(r => r.Step));
+        var last = reports[^1].Preview!;
+        Assert.Equal([1, 3, 8, 8], last.Shape);
+        Assert.Equal(result.Images.Span.ToArray(), last.Span.ToArray());
+    }
+
+    [Fact]
     public void BadOptionsAreOneSentenceBeforeAnyWork()
     {
         var pipeline = DiffusionPipeline.FromModels(LadderDemoTests.TinyLadder());
