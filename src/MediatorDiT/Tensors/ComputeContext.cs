@@ -70,6 +70,7 @@ public sealed record ComputeContext
 
         internal Scope(ComputeContext? previous) => _previous = previous;
 
+        /// <summary>Makes the previous context current again on this thread.</summary>
         public void Dispose() => t_current = _previous;
     }
 

@@ -6,7 +6,7 @@ namespace MediatorDiT.Tensors;
 /// With transA the stored A is [k, m] (lda >= m), otherwise [m, k] (lda >= k); likewise for B.
 /// beta == 0 overwrites C (NaN in C does not propagate).
 /// </summary>
-public static unsafe class Gemm
+internal static unsafe class Gemm
 {
     /// <summary>The implementation <see cref="Sgemm"/> runs in the current <see cref="ComputeContext"/>.</summary>
     public static GemmBackend Backend => ComputeContext.Current.Gemm;
