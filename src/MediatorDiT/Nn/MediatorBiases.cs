@@ -11,7 +11,7 @@ namespace MediatorDiT.Nn;
 /// contiguous axis; each element is summed in the order of the plain loops in <see cref="ReferenceMediatorBiases"/>,
 /// so every width gives their bits.
 /// </summary>
-public static class MediatorBiases
+internal static class MediatorBiases
 {
     /// <summary>
     /// maps (count, h, w) += rowBias (count, h) + colBias (count, w): map c, grid row i, column j gets
@@ -217,7 +217,7 @@ public static class MediatorBiases
 }
 
 /// <summary>The plain loops <see cref="MediatorBiases"/> must equal bit for bit.</summary>
-public static class ReferenceMediatorBiases
+internal static class ReferenceMediatorBiases
 {
     public static void AddAxisBiases(Span<float> maps, ReadOnlySpan<float> rowBias, ReadOnlySpan<float> colBias, int count, int h, int w)
     {
