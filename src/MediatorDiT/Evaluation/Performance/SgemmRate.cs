@@ -4,7 +4,7 @@ using MediatorDiT.Tensors;
 namespace MediatorDiT.Evaluation.Performance;
 
 /// <summary>SGEMM throughput on this machine: the yardstick every model figure is divided by.</summary>
-public static class SgemmRate
+internal static class SgemmRate
 {
     /// <summary>
     /// GFLOP/s of 1024^3 products on one thread in that thread's CPU time (median of
