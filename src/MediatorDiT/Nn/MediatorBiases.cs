@@ -103,7 +103,7 @@ internal static class MediatorBiases
     }
 
     /// <summary>
-    /// The transpose of <see cref="AddAxisBiases"/>: dRow (count, h) += the sum over j of dMaps (count, h, w), and
+    /// The transpose of <see cref="AddAxisBiases(Span{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, int)"/>: dRow (count, h) += the sum over j of dMaps (count, h, w), and
     /// dCol (count, w) += the sum over i; each sum runs along the grid in order.
     /// </summary>
     public static void AxisBiasGradients(ReadOnlySpan<float> dMaps, Span<float> dRow, Span<float> dCol, int count, int h, int w)
@@ -147,7 +147,7 @@ internal static class MediatorBiases
     }
 
     /// <summary>
-    /// The transpose of <see cref="AddAxisBiasesPerMediator"/>: dRow (heads, h, n) += the sum over j of
+    /// The transpose of <see cref="AddAxisBiasesPerMediator(Span{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, int, int)"/>: dRow (heads, h, n) += the sum over j of
     /// dMaps (heads, h, w, n), dCol (heads, w, n) += the sum over i, each in grid order.
     /// </summary>
     public static void AxisBiasGradientsPerMediator(ReadOnlySpan<float> dMaps, Span<float> dRow, Span<float> dCol, int heads, int h, int w, int n)

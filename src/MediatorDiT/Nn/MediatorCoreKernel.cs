@@ -625,7 +625,7 @@ internal static class MediatorCoreKernel
 
 /// <summary>
 /// The plain form of <see cref="MediatorCoreKernel"/> it is tested against: the adaptive pooling, four
-/// <see cref="Gemm.Sgemm"/> products, one <see cref="SoftmaxRows"/> call per row and the depthwise conv, in order.
+/// <see cref="Gemm.Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/> products, one <see cref="SoftmaxRows"/> call per row and the depthwise conv, in order.
 /// </summary>
 internal static class ReferenceMediatorCore
 {

@@ -8,7 +8,7 @@ namespace MediatorDiT.Tensors;
 /// </summary>
 internal static unsafe class Gemm
 {
-    /// <summary>The implementation <see cref="Sgemm"/> runs in the current <see cref="ComputeContext"/>.</summary>
+    /// <summary>The implementation <see cref="Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/> runs in the current <see cref="ComputeContext"/>.</summary>
     public static GemmBackend Backend => ComputeContext.Current.Gemm;
 
     /// <summary>True when a system OpenBLAS was found and loaded.</summary>

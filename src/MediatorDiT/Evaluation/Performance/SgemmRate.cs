@@ -58,7 +58,7 @@ internal static class SgemmRate
     }
 
     /// <summary>
-    /// One timed sample of C = op(A) op(B) (m x n x k, optionally a batched call of <paramref name="batch"/>
+    /// One timed sample of C = op(A) op(B) (m x n x k, optionally a batched call of <c>batch</c>
     /// products) for interleaving with other cases: <see cref="Run"/> makes as many calls as took about
     /// <c>seconds</c> during a warm-up here, <see cref="Flops"/> is their total (2 m n k per product).
     /// </summary>
