@@ -54,7 +54,7 @@ public static class ClassifierTrainer
     /// <param name="train">Labelled training images in the classifier's input shape, values in [-1, 1].</param>
     /// <param name="test">Held-out images for the accuracy.</param>
     /// <param name="options">Epochs, batch size, learning-rate schedule, seed and flips.</param>
-    /// <param name="progress">Receives a report after every step and every epoch.</param>
+    /// <param name="progress">Receives a report every 20 steps and, with the test accuracy, at every epoch's end.</param>
     /// <param name="cancellationToken">Stops training.</param>
     /// <exception cref="MediatorDiTException">An option is invalid or the dataset has more classes than the classifier.</exception>
     public static ClassifierTrainingResult Train(ClassifierConfig config, IDataset train, IDataset test, ClassifierTrainingOptions options,

@@ -13,7 +13,7 @@ public sealed class NpyHeader
     /// <summary>Sizes per axis; empty for a scalar.</summary>
     public int[] Shape { get; }
 
-    /// <summary>Bytes from the file's start to the data (0 for a header built to be written).</summary>
+    /// <summary>The header's size in bytes, magic included: where the data starts.</summary>
     public long DataOffset { get; }
 
     /// <summary>A header for an array of <paramref name="dtype"/> and <paramref name="shape"/>.</summary>

@@ -22,7 +22,7 @@ public sealed record TrainConfig
     [JsonPropertyName("dataset")] public string Dataset { get; init; } = "fashion-mnist";
     /// <summary>Where built-in datasets are downloaded and cached; null: <see cref="Data.DatasetCache.DefaultDataDir"/>.</summary>
     [JsonPropertyName("data_dir")] public string? DataDir { get; init; }
-    /// <summary>Side in pixels that built-in and folder images are resized to; latent datasets keep their own size.</summary>
+    /// <summary>Sample side in pixels: built-in 28x28 images are padded to it, folder images centre-cropped to it; latent datasets keep their own size.</summary>
     [JsonPropertyName("image_size")] public int ImageSize { get; init; } = 32;
     /// <summary>Mirrors each training sample left-right with probability 1/2.</summary>
     [JsonPropertyName("hflip")] public bool HorizontalFlip { get; init; }

@@ -50,7 +50,7 @@ public sealed class IndexedNoiseSource : INoiseSource
     }
 
     /// <inheritdoc/>
-    /// <remarks>Each draw's first dimension must be a multiple of the sample count (2 B under guidance).</remarks>
+    /// <remarks>Each draw's first dimension must be a multiple of the sample count B (under guidance it is 2 B).</remarks>
     public void Prepare(ReadOnlySpan<int> drawShape, int drawCount)
     {
         if (drawShape.IsEmpty || drawShape[0] % _generators.Length != 0)
