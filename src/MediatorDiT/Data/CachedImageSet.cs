@@ -26,31 +26,41 @@ public sealed class CachedImageSet
             throw new ArgumentException("class counts, labels and image bytes disagree.");
     }
 
+    /// <summary>The dataset these images belong to.</summary>
     public BuiltInDataset Dataset { get; }
 
     /// <summary>The folder holding images.u8, labels.u8 and manifest.json.</summary>
     public string CacheFolder { get; }
 
+    /// <summary>Images of all splits together.</summary>
     public int Count => _labels.Length;
 
+    /// <summary>Classes; labels lie in [0, NumClasses).</summary>
     public int NumClasses => _classCounts.Length;
 
+    /// <summary>Image rows in pixels.</summary>
     public int Height => Dataset.ImageHeight;
 
+    /// <summary>Image columns in pixels.</summary>
     public int Width => Dataset.ImageWidth;
 
+    /// <summary>Height x Width, the bytes of one image.</summary>
     public int ImagePixels => Dataset.ImageHeight * Dataset.ImageWidth;
 
+    /// <summary>Images per class, class 0 first.</summary>
     public IReadOnlyList<int> ClassCounts => _classCounts;
 
     /// <summary>All images, (N, H, W) uint8.</summary>
     public ReadOnlySpan<byte> Images => _images;
 
+    /// <summary>One label per image (N), in image order.</summary>
     public ReadOnlySpan<byte> Labels => _labels;
 
     /// <summary>Image <paramref name="index"/> of the whole set, (H, W) uint8.</summary>
     public ReadOnlySpan<byte> Image(int index) => _images.AsSpan(checked(index * ImagePixels), ImagePixels);
 
+    /// <summary>The label of image <paramref name="index"/> of the whole set.</summary>
+    /// <param name="index">Image index in [0, Count).</param>
     public int Label(int index) => _labels[index];
 
     /// <summary>

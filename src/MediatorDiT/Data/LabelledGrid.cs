@@ -16,7 +16,7 @@ namespace MediatorDiT.Data;
 /// </list>
 /// Image (row r, column k) of a block is its image r * columns + k; background 0, text 255.
 /// </summary>
-public static class LabelledGrid
+internal static class LabelledGrid
 {
     public const int Padding = 2;
     public const int Margin = 6;

@@ -17,7 +17,9 @@ namespace MediatorDiT.Data;
 /// </summary>
 public sealed class LatentDataset : IDataset
 {
+    /// <summary>The name of the latents tensor (N, C, H, W) in a file.</summary>
     public const string LatentsKey = "latents";
+    /// <summary>The name of the labels tensor (N) in a file.</summary>
     public const string LabelsKey = "labels";
 
     private readonly StoredTensor _latents;
@@ -28,7 +30,13 @@ public sealed class LatentDataset : IDataset
     /// errors. NumClasses is <paramref name="numClasses"/> when given (every label must be below it),
     /// else the largest label + 1.
     /// </summary>
+    /// <param name="latents">(N, C, H, W), F32, F16 or BF16</param>
+    /// <param name="labels">(N) non-negative class indices of an integer dtype</param>
+    /// <param name="source">names the file in errors</param>
+    /// <param name="numClasses">the class count; null: the largest label + 1</param>
+    /// <param name="scale">multiplies every sample as it is read</param>
     /// <param name="limits">the class maximum applied when <paramref name="numClasses"/> is not given; <see cref="InputLimits.Default"/> when null</param>
+    /// <exception cref="MediatorDiTException">A dtype, shape, count or label is not as described.</exception>
     public LatentDataset(StoredTensor latents, StoredTensor labels, string source, int? numClasses = null, float scale = 1f, InputLimits? limits = null)
     {
         limits ??= InputLimits.Default;
@@ -147,18 +155,25 @@ public sealed class LatentDataset : IDataset
         SafeTensors.Write(path, tensors, new Dictionary<string, string> { ["num_classes"] = numClasses.ToString(CultureInfo.InvariantCulture) });
     }
 
+    /// <summary>The file the latents came from, as messages name it.</summary>
     public string Source { get; }
 
+    /// <summary>The factor every sample is multiplied by when read.</summary>
     public float Scale { get; }
 
+    /// <inheritdoc/>
     public int Count => _labels.Length;
 
+    /// <inheritdoc/>
     public int NumClasses { get; }
 
+    /// <inheritdoc/>
     public SampleShape SampleShape { get; }
 
+    /// <summary>The dtype the latents are stored in (F32, F16 or BF16); samples are widened to float32.</summary>
     public DType StoredDType => _latents.DType;
 
+    /// <inheritdoc/>
     public void Get(int index, Span<float> sample, out int label)
     {
         if ((uint)index >= (uint)_labels.Length) throw new ArgumentOutOfRangeException(nameof(index), index, $"the dataset has {_labels.Length} samples.");

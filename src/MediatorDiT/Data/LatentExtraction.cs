@@ -16,6 +16,7 @@ public sealed record LatentExtractionOptions
     /// <summary>Store a posterior sample (fast-DiT's extract_features) rather than the posterior mean.</summary>
     public bool SamplePosterior { get; init; } = true;
 
+    /// <summary>Seeds the posterior samples, so a run is repeatable.</summary>
     public ulong Seed { get; init; }
 
     /// <summary>Bounds on the images read; a file over them is skipped like an unreadable one.</summary>
@@ -40,8 +41,17 @@ public sealed record LatentExtractionSummary(string Output, int Images, int Late
 /// </summary>
 public static class LatentExtraction
 {
+    /// <summary>The output's required extension.</summary>
     public const string DefaultExtension = ".npz";
 
+    /// <summary>Encodes every readable image below <paramref name="folder"/> into <paramref name="outputPath"/>.</summary>
+    /// <param name="folder">A folder of class sub-folders of images.</param>
+    /// <param name="vae">The VAE (RGB input) and its latent scale.</param>
+    /// <param name="outputPath">The .npz to write; it appears only when complete.</param>
+    /// <param name="options">Crop size, flips, posterior sampling, seed and limits.</param>
+    /// <param name="progress">Receives one report per image.</param>
+    /// <param name="cancellationToken">Stops the run before the archive is completed.</param>
+    /// <exception cref="MediatorDiTException">The size does not suit the VAE, the VAE is not RGB, the output is no .npz, or the folder is unusable.</exception>
     public static LatentExtractionSummary Run(string folder, VaePipeline vae, string outputPath, LatentExtractionOptions options,
         IProgress<LatentExtractionProgress>? progress = null, CancellationToken cancellationToken = default)
     {

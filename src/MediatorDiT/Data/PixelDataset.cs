@@ -13,6 +13,11 @@ public sealed class PixelDataset : IDataset
     private readonly CachedImageSet _images;
     private readonly int[] _indices;
 
+    /// <summary>The <paramref name="split"/> of <paramref name="images"/> as samples (1, S, S).</summary>
+    /// <param name="images">A built-in dataset's cached images.</param>
+    /// <param name="split">Train, test or all.</param>
+    /// <param name="preprocessing">Target size and fit; null: <see cref="PixelPreprocessing.Default"/> (pad to 32).</param>
+    /// <exception cref="MediatorDiTException">The size is not positive, or padding would have to shrink the images.</exception>
     public PixelDataset(CachedImageSet images, DatasetSplit split, PixelPreprocessing? preprocessing = null)
     {
         _images = images;
@@ -31,21 +36,28 @@ public sealed class PixelDataset : IDataset
         IProgress<string>? progress = null, CancellationToken cancellationToken = default) =>
         new(DatasetCache.Ensure(name, dataDir, progress, cancellationToken), split, preprocessing);
 
+    /// <summary>The cached set this split indexes into.</summary>
     public CachedImageSet Images => _images;
 
+    /// <summary>The split these samples are.</summary>
     public DatasetSplit Split { get; }
 
+    /// <summary>How images become samples.</summary>
     public PixelPreprocessing Preprocessing { get; }
 
     /// <summary>Indices into <see cref="Images"/> of this split's samples, in sample order.</summary>
     public IReadOnlyList<int> Indices => _indices;
 
+    /// <inheritdoc/>
     public int Count => _indices.Length;
 
+    /// <inheritdoc/>
     public int NumClasses => _images.NumClasses;
 
+    /// <inheritdoc/>
     public SampleShape SampleShape { get; }
 
+    /// <inheritdoc/>
     public void Get(int index, Span<float> sample, out int label)
     {
         if ((uint)index >= (uint)_indices.Length) throw new ArgumentOutOfRangeException(nameof(index), index, $"the dataset has {_indices.Length} samples.");

@@ -12,11 +12,13 @@ namespace MediatorDiT.Data;
 /// </summary>
 public sealed record PixelPreprocessing
 {
+    /// <summary>Pad to 32x32.</summary>
     public static PixelPreprocessing Default { get; } = new();
 
     /// <summary>Side S of the square sample.</summary>
     public int TargetSize { get; init; } = 32;
 
+    /// <summary>Whether images are padded or resized to <see cref="TargetSize"/>.</summary>
     public SizeFit Fit { get; init; } = SizeFit.Pad;
 
     /// <summary>Checks that the sample size suits a model with patch size <paramref name="patchSize"/>; throws when it does not.</summary>

@@ -45,6 +45,7 @@ public sealed record TestSplitRule
         return count;
     }
 
+    /// <summary>The rule in words, e.g. "test = last 1000 images of each class, train = the rest".</summary>
     public override string ToString() => Denominator > 0
         ? string.Create(CultureInfo.InvariantCulture, $"test = last floor(n/{Denominator}) images of each class, train = the rest")
         : string.Create(CultureInfo.InvariantCulture, $"test = last {FixedCount} images of each class, train = the rest");

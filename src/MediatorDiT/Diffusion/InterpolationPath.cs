@@ -10,15 +10,19 @@ namespace MediatorDiT.Diffusion;
 /// </summary>
 public abstract class InterpolationPath
 {
+    /// <summary>Which of the three paths this is.</summary>
     public abstract PathType Type { get; }
 
     /// <summary>alpha_t and its time derivative.</summary>
+    /// <param name="t">Time in [0, 1]; 1 is data.</param>
     public abstract (float Alpha, float DAlpha) AlphaAt(float t);
 
     /// <summary>sigma_t and its time derivative.</summary>
+    /// <param name="t">Time in [0, 1]; 1 is data.</param>
     public abstract (float Sigma, float DSigma) SigmaAt(float t);
 
-    /// <summary>d_alpha_t / alpha_t.</summary>
+    /// <summary>d_alpha_t / alpha_t (infinite at t = 0 for linear and GVP).</summary>
+    /// <param name="t">Time in [0, 1]; 1 is data.</param>
     public abstract float AlphaRatioAt(float t);
 
     /// <summary>
@@ -70,6 +74,9 @@ public abstract class InterpolationPath
         return (reverseRatio, reverseRatio * dSigma - sigma);
     }
 
+    /// <summary>The path of the given type.</summary>
+    /// <param name="type">Linear, GVP or VP.</param>
+    /// <exception cref="MediatorDiTException"><paramref name="type"/> is not a defined value.</exception>
     public static InterpolationPath Create(PathType type) => type switch
     {
         PathType.Linear => new LinearPath(),

@@ -11,9 +11,13 @@ namespace MediatorDiT.Diffusion;
 /// </summary>
 public sealed class Transport
 {
+    /// <summary>The interpolant between noise and data.</summary>
     public PathType PathType { get; }
+    /// <summary>What the network predicts: velocity, score or noise.</summary>
     public PredictionType Prediction { get; }
+    /// <summary>The per-sample weight of the training loss.</summary>
     public LossWeighting LossWeighting { get; }
+    /// <summary>The coefficients of <see cref="PathType"/>.</summary>
     public InterpolationPath Path { get; }
 
     /// <summary>Distance kept from the path's singular ends when drawing training times.</summary>

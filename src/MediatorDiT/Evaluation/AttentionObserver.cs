@@ -7,7 +7,7 @@ namespace MediatorDiT.Evaluation;
 /// Hands every block's attention input (B*N, D) to a callback during a model's forward passes, until
 /// disposed. For analysis; the forward computation itself is unchanged.
 /// </summary>
-public sealed class AttentionObserver : IDisposable
+internal sealed class AttentionObserver : IDisposable
 {
     private readonly SiTModel _model;
 
@@ -31,6 +31,7 @@ public sealed class AttentionObserver : IDisposable
         return new AttentionObserver(model, onInput);
     }
 
+    /// <summary>Detaches the callback from every block.</summary>
     public void Dispose()
     {
         foreach (var block in _model.Blocks) block.AttentionInputObserver = null;

@@ -16,6 +16,7 @@ namespace MediatorDiT.Evaluation;
 /// </summary>
 public static class AttentionRedundancy
 {
+    /// <summary>Query rows per side of a block of pairs; only speed depends on it, not the result.</summary>
     public const int DefaultTileRows = 32;
 
     // Replaces s = 0 before the logarithm so that 0 ln 0 = 0: any non-zero s here is a sum of float32 values,

@@ -6,6 +6,11 @@ namespace MediatorDiT.Evaluation;
 /// </summary>
 public static class ClassAgreement
 {
+    /// <summary>The fraction of images whose most probable class equals their label.</summary>
+    /// <param name="probabilities">Class probabilities (N, classes), row-major.</param>
+    /// <param name="classes">Classes per row.</param>
+    /// <param name="labels">The label of each image (N), N at least 1.</param>
+    /// <exception cref="MediatorDiTException">There are no labels, or not one row per label.</exception>
     public static double Compute(ReadOnlySpan<float> probabilities, int classes, ReadOnlySpan<int> labels)
     {
         if (labels.Length == 0 || probabilities.Length != (long)labels.Length * classes)
@@ -16,6 +21,10 @@ public static class ClassAgreement
         return (double)agree / labels.Length;
     }
 
+    /// <summary>The fraction of images whose most probable class in <paramref name="outputs"/> equals their label.</summary>
+    /// <param name="outputs">The classifier's outputs for N images.</param>
+    /// <param name="labels">The label of each image (N).</param>
+    /// <exception cref="MediatorDiTException">The label count differs from the image count.</exception>
     public static double Compute(ClassifierOutputs outputs, ReadOnlySpan<int> labels)
     {
         if (labels.Length != outputs.Count)

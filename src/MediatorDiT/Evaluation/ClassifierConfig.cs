@@ -12,10 +12,15 @@ namespace MediatorDiT.Evaluation;
 /// </summary>
 public sealed record ClassifierConfig
 {
+    /// <summary>Side S of the square input images.</summary>
     [JsonPropertyName("image_size")] public int ImageSize { get; init; } = 32;
+    /// <summary>Channels C of the input images.</summary>
     [JsonPropertyName("in_channels")] public int InChannels { get; init; } = 1;
+    /// <summary>Output channels of each conv block, first block first.</summary>
     [JsonPropertyName("widths")] public int[] Widths { get; init; } = [32, 64, 64];
+    /// <summary>Units of the hidden dense layer: the feature dimension of FID and precision/recall.</summary>
     [JsonPropertyName("hidden")] public int Hidden { get; init; } = 128;
+    /// <summary>Classes of the output layer, at least 2.</summary>
     [JsonPropertyName("num_classes")] public int NumClasses { get; init; } = 10;
 
     private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = false };
@@ -26,6 +31,7 @@ public sealed record ClassifierConfig
     /// <summary>Inputs of the first dense layer: last width x FinalSize^2.</summary>
     [JsonIgnore] public int FlatFeatures => Widths[^1] * FinalSize * FinalSize;
 
+    /// <summary>Returns this config, or throws a <see cref="MediatorDiTException"/> naming the first impossible value.</summary>
     public ClassifierConfig Validate()
     {
         if (Widths is null || Widths.Length == 0 || Widths.Any(w => w <= 0))
@@ -37,8 +43,13 @@ public sealed record ClassifierConfig
         return this;
     }
 
+    /// <summary>The config as compact JSON with snake_case names, as classifier files store it.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
+    /// <summary>Reads and validates a config written by <see cref="ToJson"/>.</summary>
+    /// <param name="json">The JSON text.</param>
+    /// <param name="source">Where the text came from, for messages.</param>
+    /// <exception cref="MediatorDiTException">The text is not valid JSON, is empty, or fails <see cref="Validate"/>.</exception>
     public static ClassifierConfig FromJson(string json, string source)
     {
         try

@@ -8,8 +8,11 @@ namespace MediatorDiT.Evaluation;
 /// </summary>
 public static class ClassifierFiles
 {
+    /// <summary>The environment variable naming a models folder (<see cref="ShippedModels.ModelsDirVariable"/>).</summary>
     public const string ModelsDirVariable = ShippedModels.ModelsDirVariable;
 
+    /// <summary>The file name of <paramref name="dataset"/>'s classifier, e.g. "classifier-fashion-mnist.safetensors".</summary>
+    /// <param name="dataset">A built-in dataset's name.</param>
     public static string FileName(string dataset) => $"classifier-{dataset}.safetensors";
 
     /// <summary>The default classifier of <paramref name="dataset"/>, or a clear error naming where it was looked for.</summary>

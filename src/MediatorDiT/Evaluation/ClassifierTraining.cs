@@ -9,12 +9,16 @@ namespace MediatorDiT.Evaluation;
 /// <summary>Settings of <see cref="ClassifierTrainer"/>; the defaults are the recipe of the shipped classifiers (docs/EVALUATION.md).</summary>
 public sealed record ClassifierTrainingOptions
 {
+    /// <summary>Passes over the training set.</summary>
     public int Epochs { get; init; } = 6;
+    /// <summary>Images per step (capped at the training set's size).</summary>
     public int BatchSize { get; init; } = 128;
 
     /// <summary>Peak AdamW learning rate, reached after <see cref="WarmupSteps"/> and decayed to zero on a cosine.</summary>
     public double LearningRate { get; init; } = 2e-3;
+    /// <summary>Steps of linear warm-up to <see cref="LearningRate"/>.</summary>
     public int WarmupSteps { get; init; } = 100;
+    /// <summary>AdamW's decoupled weight decay.</summary>
     public double WeightDecay { get; init; } = 1e-4;
 
     /// <summary>Seeds the initialisation and the loader's shuffles.</summary>
@@ -23,6 +27,7 @@ public sealed record ClassifierTrainingOptions
     /// <summary>Random left-right flips of the training images (off: digits are not mirror-symmetric).</summary>
     public bool HorizontalFlip { get; init; }
 
+    /// <summary>Returns these options, or throws a <see cref="MediatorDiTException"/> naming the first impossible value.</summary>
     public ClassifierTrainingOptions Validate()
     {
         if (Epochs <= 0) throw new MediatorDiTException($"the number of epochs must be positive, got {Epochs}.");
@@ -44,6 +49,14 @@ public sealed record ClassifierTrainingResult(ImageClassifier Classifier, double
 /// </summary>
 public static class ClassifierTrainer
 {
+    /// <summary>Trains a new classifier of <paramref name="config"/> on <paramref name="train"/>, testing on <paramref name="test"/> after every epoch.</summary>
+    /// <param name="config">The network's shape; its class count must cover the dataset's.</param>
+    /// <param name="train">Labelled training images in the classifier's input shape, values in [-1, 1].</param>
+    /// <param name="test">Held-out images for the accuracy.</param>
+    /// <param name="options">Epochs, batch size, learning-rate schedule, seed and flips.</param>
+    /// <param name="progress">Receives a report every 20 steps and, with the test accuracy, at every epoch's end.</param>
+    /// <param name="cancellationToken">Stops training.</param>
+    /// <exception cref="MediatorDiTException">An option is invalid or the dataset has more classes than the classifier.</exception>
     public static ClassifierTrainingResult Train(ClassifierConfig config, IDataset train, IDataset test, ClassifierTrainingOptions options,
         IProgress<ClassifierTrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {

@@ -24,6 +24,7 @@ public sealed record EvaluationOptions
     /// <summary>Folder for cached reference statistics; null: the dataset's cache folder.</summary>
     public string? CacheFolder { get; init; }
 
+    /// <summary>Returns these options, or throws a <see cref="MediatorDiTException"/> naming the first impossible value.</summary>
     public EvaluationOptions Validate()
     {
         if (K < 1) throw new MediatorDiTException($"k must be at least 1, got {K}.");

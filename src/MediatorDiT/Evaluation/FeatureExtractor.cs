@@ -9,6 +9,7 @@ namespace MediatorDiT.Evaluation;
 /// </summary>
 public static class FeatureExtractor
 {
+    /// <summary>Images per classifier call when none is given.</summary>
     public const int DefaultBatchSize = 250;
 
     /// <summary>images (N, C, S, S) in [-1, 1], in the classifier's input shape.</summary>

@@ -14,6 +14,8 @@ public sealed class FidScorer : ISampleScorer
     private readonly SampleEvaluator _evaluator;
     private readonly ReferenceStatistics _reference;
 
+    /// <summary>Scores against <paramref name="reference"/> with <paramref name="evaluator"/>'s classifier.</summary>
+    /// <param name="evaluator">The evaluator whose classifier extracts the features.</param>
     /// <param name="reference">Statistics from <paramref name="evaluator"/>'s own Reference (e.g. the dataset's test split).</param>
     public FidScorer(SampleEvaluator evaluator, ReferenceStatistics reference)
     {
@@ -25,6 +27,7 @@ public sealed class FidScorer : ISampleScorer
         _reference = reference;
     }
 
+    /// <inheritdoc/>
     public string Name => "fid";
 
     /// <summary>FID of images (B, C, S, S) in [-1, 1] (the classifier's input shape, B &gt;= 2) against the reference.</summary>

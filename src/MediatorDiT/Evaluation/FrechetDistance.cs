@@ -9,6 +9,10 @@ namespace MediatorDiT.Evaluation;
 /// </summary>
 public static class FrechetDistance
 {
+    /// <summary>The Frechet distance between the two fits (0 for equal ones).</summary>
+    /// <param name="a">One Gaussian fit.</param>
+    /// <param name="b">The other, of the same dimension.</param>
+    /// <exception cref="MediatorDiTException">The dimensions differ.</exception>
     public static double Compute(GaussianStatistics a, GaussianStatistics b)
     {
         if (a.Dimension != b.Dimension)

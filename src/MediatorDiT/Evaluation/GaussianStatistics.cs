@@ -6,6 +6,10 @@ namespace MediatorDiT.Evaluation;
 /// </summary>
 public sealed class GaussianStatistics
 {
+    /// <summary>A fit from a given mean (D) and covariance (D, D), not copied.</summary>
+    /// <param name="mean">The mean, length D.</param>
+    /// <param name="covariance">The covariance, row-major (D, D).</param>
+    /// <exception cref="ArgumentException">The covariance does not have D x D values.</exception>
     public GaussianStatistics(double[] mean, double[] covariance)
     {
         if (covariance.Length != mean.Length * mean.Length)
@@ -14,7 +18,9 @@ public sealed class GaussianStatistics
         Covariance = covariance;
     }
 
+    /// <summary>D, the feature dimension.</summary>
     public int Dimension => Mean.Length;
+    /// <summary>The mean feature vector (D).</summary>
     public double[] Mean { get; }
 
     /// <summary>Row-major (D, D).</summary>

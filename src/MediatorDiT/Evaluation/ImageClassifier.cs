@@ -14,6 +14,7 @@ namespace MediatorDiT.Evaluation;
 /// </summary>
 public sealed class ImageClassifier : IParameterSet
 {
+    /// <summary>The safetensors metadata key that holds the <see cref="ClassifierConfig"/> as JSON.</summary>
     public const string ConfigMetadataKey = "classifier_config";
 
     private readonly Parameter[] _convW, _convB;
@@ -27,6 +28,9 @@ public sealed class ImageClassifier : IParameterSet
     private Tensor? _input;
     private int _batch;
 
+    /// <summary>A classifier of <paramref name="config"/>'s shape with zero weights; call <see cref="Initialize"/> or load weights.</summary>
+    /// <param name="config">The shape; validated.</param>
+    /// <exception cref="MediatorDiTException">The config is invalid.</exception>
     public ImageClassifier(ClassifierConfig config)
     {
         Config = config.Validate();
@@ -62,8 +66,10 @@ public sealed class ImageClassifier : IParameterSet
         Parameters = parameters;
     }
 
+    /// <summary>The network's shape.</summary>
     public ClassifierConfig Config { get; }
 
+    /// <summary>conv1..convL weights and biases, then fc1 and fc2, in PyTorch's order.</summary>
     public IReadOnlyList<Parameter> Parameters { get; }
 
     /// <summary>Penultimate features of the last forward pass, (B, Hidden), after the ReLU.</summary>
@@ -148,6 +154,7 @@ public sealed class ImageClassifier : IParameterSet
         }
     }
 
+    /// <summary>Sets every gradient to zero before a backward pass.</summary>
     public void ZeroGrad()
     {
         foreach (var p in Parameters) p.Grad!.Zero();
@@ -173,5 +180,8 @@ public sealed class ImageClassifier : IParameterSet
         return classifier;
     }
 
+    /// <summary>Reads a classifier written by <see cref="Save"/>.</summary>
+    /// <param name="path">The .safetensors file.</param>
+    /// <exception cref="MediatorDiTException">The file is unreadable, has no classifier config, or its weights do not match it.</exception>
     public static ImageClassifier Load(string path) => Load(path, out _);
 }

@@ -27,5 +27,7 @@ public static class InceptionScore
         return Math.Exp(kl / count);
     }
 
+    /// <summary>The score of <paramref name="outputs"/>' class probabilities.</summary>
+    /// <param name="outputs">The classifier's outputs for the images.</param>
     public static double Compute(ClassifierOutputs outputs) => Compute(outputs.Probabilities, outputs.Count, outputs.Classes);
 }

@@ -24,9 +24,13 @@ public sealed class KnnManifold
         Norms = SquaredNorms(points, count, dimension);
     }
 
+    /// <summary>The feature vectors (Count, Dimension), row-major.</summary>
     public float[] Points { get; }
+    /// <summary>Points on the manifold.</summary>
     public int Count { get; }
+    /// <summary>Features per point.</summary>
     public int Dimension { get; }
+    /// <summary>The neighbour whose distance sets each ball's radius.</summary>
     public int K { get; }
 
     /// <summary>Squared distance of each point to its k-th nearest other point.</summary>

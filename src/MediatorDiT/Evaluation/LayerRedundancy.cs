@@ -4,7 +4,7 @@ using MediatorDiT.Tensors;
 namespace MediatorDiT.Evaluation;
 
 /// <summary>The redundancy of one layer's attention for each image of a batch: the per-head values averaged over heads.</summary>
-public static class LayerRedundancy
+internal static class LayerRedundancy
 {
     /// <summary>
     /// For images 0..<paramref name="images"/>-1 of the attention input (B*N, D) of <paramref name="attention"/>:

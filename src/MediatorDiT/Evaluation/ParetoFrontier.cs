@@ -5,7 +5,7 @@ namespace MediatorDiT.Evaluation;
 /// and at most as bad with one of the two strictly better. Points equal in both count once (the first).
 /// Points with a NaN coordinate are left out.
 /// </summary>
-public static class ParetoFrontier
+internal static class ParetoFrontier
 {
     /// <summary>Indices of the frontier by ascending cost (and so strictly descending score).</summary>
     public static int[] Of(IReadOnlyList<double> cost, IReadOnlyList<double> score)

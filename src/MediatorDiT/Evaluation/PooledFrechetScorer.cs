@@ -15,7 +15,10 @@ public sealed class PooledFrechetScorer : ISampleScorer
     private readonly int[] _shape;
     private readonly GaussianStatistics _reference;
 
+    /// <summary>Fits the reference Gaussian once; every score is against it.</summary>
     /// <param name="reference">Reference images (B, C, H, W), B &gt;= 2, H and W divisible by <paramref name="pool"/>.</param>
+    /// <param name="pool">Cells per side of the pooling grid, at least 1.</param>
+    /// <exception cref="MediatorDiTException">The pool size or the reference's shape is unusable.</exception>
     public PooledFrechetScorer(Tensor reference, int pool = 2)
     {
         ArgumentNullException.ThrowIfNull(reference);
@@ -29,8 +32,11 @@ public sealed class PooledFrechetScorer : ISampleScorer
         _reference = Statistics(reference);
     }
 
+    /// <inheritdoc/>
     public string Name => $"frechet-pool{_pool}";
 
+    /// <inheritdoc/>
+    /// <remarks>Needs at least 2 images of the reference's (C, H, W).</remarks>
     public double Score(Tensor images, int[] labels, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(images);

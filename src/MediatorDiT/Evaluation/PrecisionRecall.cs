@@ -9,6 +9,11 @@ namespace MediatorDiT.Evaluation;
 /// </summary>
 public static class PrecisionRecall
 {
+    /// <summary>Precision (generated points on the real manifold) and recall (real points on the generated one), each in [0, 1].</summary>
+    /// <param name="real">The manifold of the reference features.</param>
+    /// <param name="generated">The manifold of the generated features, of the same dimension.</param>
+    /// <param name="cancellationToken">Stops between distance blocks.</param>
+    /// <exception cref="MediatorDiTException">The dimensions differ.</exception>
     public static (double Precision, double Recall) Compute(KnnManifold real, KnnManifold generated, CancellationToken cancellationToken = default)
     {
         if (real.Dimension != generated.Dimension)

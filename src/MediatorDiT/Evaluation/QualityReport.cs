@@ -10,10 +10,15 @@ namespace MediatorDiT.Evaluation;
 /// </summary>
 public sealed record QualityReport
 {
+    /// <summary>Frechet distance of the feature Gaussians; lower is better.</summary>
     public required double Fid { get; init; }
+    /// <summary>Fraction of the images on the reference's k-NN manifold.</summary>
     public required double Precision { get; init; }
+    /// <summary>Fraction of the reference on the images' k-NN manifold.</summary>
     public required double Recall { get; init; }
+    /// <summary>exp(mean KL(p(y|x) || p(y))), in [1, classes].</summary>
     public required double InceptionScore { get; init; }
+    /// <summary>Fraction classified as the label they were generated for; null without labels.</summary>
     public double? ClassAgreement { get; init; }
 
     /// <summary>Images evaluated.</summary>
@@ -22,8 +27,10 @@ public sealed record QualityReport
     /// <summary>What they were compared with, e.g. "fashion-mnist test (10000 images)".</summary>
     public required string Reference { get; init; }
 
+    /// <summary>The k of the k-NN manifolds.</summary>
     public required int K { get; init; }
 
+    /// <summary>The metrics on one line.</summary>
     public override string ToString()
     {
         var inv = CultureInfo.InvariantCulture;

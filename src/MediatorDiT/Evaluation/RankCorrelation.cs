@@ -1,7 +1,7 @@
 namespace MediatorDiT.Evaluation;
 
 /// <summary>Spearman's rank correlation: Pearson's correlation of the ranks, ties given their mean rank.</summary>
-public static class RankCorrelation
+internal static class RankCorrelation
 {
     /// <summary>rho in [-1, 1]; NaN with fewer than two values or when either side is constant.</summary>
     public static double Spearman(IReadOnlyList<double> a, IReadOnlyList<double> b)

@@ -24,11 +24,14 @@ public sealed record RedundancyOptions
 {
     /// <summary>Samples drawn (the values are averaged over them); the paper uses 32.</summary>
     public int Samples { get; init; } = 32;
+    /// <summary>Samples per sampler run.</summary>
     public int BatchSize { get; init; } = 16;
     /// <summary>Class labels cycled over the samples; empty: 0, 1, 2, ... modulo the class count.</summary>
     public IReadOnlyList<int> Labels { get; init; } = [];
+    /// <summary>Query rows per block of the JS computation (speed only).</summary>
     public int TileRows { get; init; } = AttentionRedundancy.DefaultTileRows;
 
+    /// <summary>Returns these options, or throws a <see cref="MediatorDiTException"/> naming the first impossible value.</summary>
     public RedundancyOptions Validate()
     {
         if (Samples < 1) throw new MediatorDiTException($"--samples must be at least 1, got {Samples}.");

@@ -11,7 +11,9 @@ public sealed class ReferenceDistanceScorer : ISampleScorer
 {
     private readonly Tensor _reference;
 
+    /// <summary>Scores against <paramref name="reference"/>, image by image.</summary>
     /// <param name="reference">The largest model's samples (B, C, H, W), in seed order.</param>
+    /// <exception cref="MediatorDiTException">The reference is not (B, ...) with B at least 1.</exception>
     public ReferenceDistanceScorer(Tensor reference)
     {
         ArgumentNullException.ThrowIfNull(reference);
@@ -20,8 +22,11 @@ public sealed class ReferenceDistanceScorer : ISampleScorer
         _reference = reference;
     }
 
+    /// <inheritdoc/>
     public string Name => "reference-rms";
 
+    /// <inheritdoc/>
+    /// <remarks>The images must have the reference's shape: the same seed set.</remarks>
     public double Score(Tensor images, int[] labels, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(images);

@@ -14,6 +14,15 @@ namespace MediatorDiT.Evaluation;
 /// </summary>
 public sealed class ReferenceStatistics
 {
+    /// <summary>Fits the Gaussian, builds the k-NN manifold and computes the Inception Score of a reference set's outputs.</summary>
+    /// <param name="name">The set's name, e.g. "fashion-mnist test".</param>
+    /// <param name="outputs">The classifier's outputs for every reference image (at least 2).</param>
+    /// <param name="labels">The images' labels (N), or null.</param>
+    /// <param name="classifierFingerprint">The fingerprint of the classifier that produced <paramref name="outputs"/>.</param>
+    /// <param name="k">The k of the manifold.</param>
+    /// <param name="maxManifoldPoints">At most this many evenly spaced features form the manifold.</param>
+    /// <param name="cancellationToken">Stops the manifold's distance computation.</param>
+    /// <exception cref="ArgumentException">The label count differs from the image count.</exception>
     public ReferenceStatistics(string name, ClassifierOutputs outputs, int[]? labels, string classifierFingerprint, int k, int maxManifoldPoints,
         CancellationToken cancellationToken = default)
         : this(name, outputs, labels, classifierFingerprint,
@@ -42,17 +51,28 @@ public sealed class ReferenceStatistics
     public string Name { get; }
     /// <summary>The classifier's features and probabilities of every reference image.</summary>
     public ClassifierOutputs Outputs { get; }
+    /// <summary>The reference features (Count, FeatureDim), row-major.</summary>
     public float[] Features => Outputs.Features;
+    /// <summary>Reference images.</summary>
     public int Count => Outputs.Count;
+    /// <summary>Features per image.</summary>
     public int FeatureDim => Outputs.FeatureDim;
+    /// <summary>The reference images' labels, or null.</summary>
     public int[]? Labels { get; }
+    /// <summary>Fingerprint of the classifier the statistics were computed with (<see cref="SampleEvaluator.Fingerprint"/>).</summary>
     public string ClassifierFingerprint { get; }
+    /// <summary>The Gaussian fit of the features (FID).</summary>
     public GaussianStatistics Gaussian { get; }
+    /// <summary>The k-NN manifold of up to <see cref="MaxManifoldPoints"/> features (precision and recall).</summary>
     public KnnManifold Manifold { get; }
+    /// <summary>The Inception-Score analogue of the reference set itself.</summary>
     public double InceptionScore { get; }
+    /// <summary>The cap on manifold points the statistics were built with.</summary>
     public int MaxManifoldPoints { get; }
+    /// <summary>The k of the manifold.</summary>
     public int K => Manifold.K;
 
+    /// <summary>The name and size, e.g. "fashion-mnist test (10000 images)".</summary>
     public string Describe() => string.Create(CultureInfo.InvariantCulture, $"{Name} ({Count} images)");
 
     private static KnnManifold BuildManifold(float[] features, int count, int dimension, int k, int maxPoints, CancellationToken token)
@@ -61,6 +81,8 @@ public sealed class ReferenceStatistics
         return KnnManifold.Build(points == features ? (float[])features.Clone() : points, n, dimension, k, token);
     }
 
+    /// <summary>Writes the statistics and the classifier's fingerprint as safetensors to <paramref name="path"/>, atomically.</summary>
+    /// <param name="path">The file to write.</param>
     public void Save(string path)
     {
         var inv = CultureInfo.InvariantCulture;

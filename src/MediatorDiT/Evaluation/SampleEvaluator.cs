@@ -20,6 +20,10 @@ public sealed class SampleEvaluator
     private readonly object _gate = new();
     private readonly ConcurrentDictionary<string, ReferenceStatistics> _references = new();
 
+    /// <summary>An evaluator that scores with <paramref name="classifier"/>.</summary>
+    /// <param name="classifier">The trained classifier; its fingerprint is computed here.</param>
+    /// <param name="options">k, manifold cap, batch size, caching; null: the defaults.</param>
+    /// <exception cref="MediatorDiTException">An option is invalid.</exception>
     public SampleEvaluator(ImageClassifier classifier, EvaluationOptions? options = null)
     {
         Classifier = classifier;
@@ -27,7 +31,9 @@ public sealed class SampleEvaluator
         Fingerprint = ComputeFingerprint(classifier);
     }
 
+    /// <summary>The feature extractor.</summary>
     public ImageClassifier Classifier { get; }
+    /// <summary>The validated settings.</summary>
     public EvaluationOptions Options { get; }
 
     /// <summary>SHA-256 (hex) of the classifier's config and weights; names its cached reference statistics.</summary>

@@ -31,7 +31,11 @@ public sealed record SampleSet(Tensor Images, int[]? Labels, string Source, stri
 /// </summary>
 public static class SampleFiles
 {
+    /// <summary>Reads the samples at <paramref name="path"/> and their labels, as described above.</summary>
+    /// <param name="path">An .npz of samples or a folder of images.</param>
+    /// <param name="labelsFrom">An npz array name, a run.json path, or "none"; null: found as described above.</param>
     /// <param name="limits">bounds on what is read; <see cref="InputLimits.Default"/> when null</param>
+    /// <exception cref="MediatorDiTException">The path, the samples or the labels cannot be read or do not fit.</exception>
     public static SampleSet Load(string path, string? labelsFrom = null, InputLimits? limits = null)
     {
         limits ??= InputLimits.Default;

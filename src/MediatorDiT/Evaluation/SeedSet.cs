@@ -10,7 +10,7 @@ namespace MediatorDiT.Evaluation;
 /// labels cycle through <c>labels</c> (or 0..classes-1). So a schedule found by the search, sampled with the
 /// same seed, image count and labels, reproduces the search's samples and FLOPs at any batch size.
 /// </summary>
-public static class SeedSet
+internal static class SeedSet
 {
     /// <summary>Labels of samples 0..count-1: the given list cycled, else i mod the class count.</summary>
     public static int[] Labels(int count, IReadOnlyList<int>? labels, int numClasses) =>

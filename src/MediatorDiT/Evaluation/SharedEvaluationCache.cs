@@ -16,7 +16,7 @@ namespace MediatorDiT.Evaluation;
 /// compared in full (the hash only finds candidates), so a collision can never return a wrong result.
 /// Memory: one input and one prediction per distinct evaluation; <see cref="Clear"/> between seed batches.
 /// </summary>
-public sealed class SharedEvaluationCache
+internal sealed class SharedEvaluationCache
 {
     private sealed record Entry(int Stage, int[] Shape, float[] X, float[] T, int[] Y, Tensor Prediction);
 

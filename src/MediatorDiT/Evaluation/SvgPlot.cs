@@ -23,6 +23,13 @@ public static class SvgPlot
     private static readonly string[] Palette =
         ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 
+    /// <summary>An SVG document of <paramref name="series"/> (lines and/or dots), with a legend and axes fitted to the finite points.</summary>
+    /// <param name="title">The chart's title.</param>
+    /// <param name="xLabel">The x axis label.</param>
+    /// <param name="yLabel">The y axis label.</param>
+    /// <param name="series">The lines; non-finite points are left out.</param>
+    /// <param name="width">Width in pixels.</param>
+    /// <param name="height">Height in pixels.</param>
     public static string LineChart(string title, string xLabel, string yLabel, IReadOnlyList<PlotSeries> series,
         int width = 760, int height = 440)
     {

@@ -9,8 +9,9 @@ namespace MediatorDiT.Evaluation;
 /// its simplicity and its high relative accuracy on small eigenvalues, which the matrix square root of
 /// a nearly singular covariance needs.
 /// </summary>
-public static class SymmetricEigen
+internal static class SymmetricEigen
 {
+    /// <summary>Sweeps after which the decomposition gives up.</summary>
     public const int MaxSweeps = 100;
 
     /// <summary>

@@ -10,6 +10,10 @@ public sealed class ThresholdPair
 {
     private readonly double[] _ratios;
 
+    /// <summary>A grid point with the given switch ratios (copied).</summary>
+    /// <param name="index">Its position in the grid.</param>
+    /// <param name="ratios">One ratio per switch, first switch first.</param>
+    /// <exception cref="MediatorDiTException"><paramref name="ratios"/> is empty.</exception>
     public ThresholdPair(int index, params double[] ratios)
     {
         ArgumentNullException.ThrowIfNull(ratios);
@@ -18,10 +22,13 @@ public sealed class ThresholdPair
         _ratios = (double[])ratios.Clone();
     }
 
+    /// <summary>The position in the grid.</summary>
     public int Index { get; }
 
+    /// <summary>The switch ratios, first switch first.</summary>
     public IReadOnlyList<double> Ratios => _ratios;
 
+    /// <summary>The ratio for leaving the first model.</summary>
     public double Ratio1 => _ratios[0];
 
     /// <summary>The second ratio, or null for a two-model ladder.</summary>

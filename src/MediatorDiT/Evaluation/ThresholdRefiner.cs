@@ -51,6 +51,16 @@ public sealed class ThresholdRefiner
         return Enumerable.Range(0, count).Select(k => frontier[(int)Math.Round(k * (frontier.Length - 1) / (double)(count - 1))]).Distinct().ToArray();
     }
 
+    /// <summary>
+    /// Re-runs up to <see cref="Candidates"/> points of <paramref name="proxy"/>'s frontier (within the budget, when
+    /// some fit) on <see cref="Samples"/> seeds and scores them with the expensive scorer.
+    /// </summary>
+    /// <param name="search">The search that produced <paramref name="proxy"/> (ladder, sampler, seeds).</param>
+    /// <param name="proxy">The proxy sweep's result.</param>
+    /// <param name="budgetGflops">Prefer frontier points at or below this many GFLOPs per image; null: no budget.</param>
+    /// <param name="progress">Receives a report after each run.</param>
+    /// <param name="cancellationToken">Stops between runs.</param>
+    /// <exception cref="MediatorDiTException">The proxy frontier is empty.</exception>
     public ThresholdRefinement Refine(ThresholdSearch search, ThresholdSearchResult proxy, double? budgetGflops = null,
         IProgress<ThresholdSearchProgress>? progress = null, CancellationToken cancellationToken = default)
     {

@@ -43,6 +43,10 @@ public static class ThresholdReport
         return csv.ToString();
     }
 
+    /// <summary>Writes <see cref="PairsCsv"/> to <paramref name="path"/> atomically.</summary>
+    /// <param name="path">The file to write.</param>
+    /// <param name="result">The proxy sweep.</param>
+    /// <param name="refinement">The refine step's outcome, or null.</param>
     public static void WritePairsCsv(string path, ThresholdSearchResult result, ThresholdRefinement? refinement)
     {
         var bytes = Encoding.UTF8.GetBytes(PairsCsv(result, refinement));

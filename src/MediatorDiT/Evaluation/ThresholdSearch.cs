@@ -15,10 +15,18 @@ namespace MediatorDiT.Evaluation;
 /// </summary>
 public sealed class ThresholdSearch
 {
+    /// <summary>The models the schedules switch between (at least 2).</summary>
     public ModelLadder Ladder { get; }
+    /// <summary>The sampler every run uses.</summary>
     public ISampler Sampler { get; }
+    /// <summary>The validated settings.</summary>
     public ThresholdSearchOptions Options { get; }
 
+    /// <summary>A search over <paramref name="ladder"/>'s switch ratios with <paramref name="sampler"/>.</summary>
+    /// <param name="ladder">A ladder of at least 2 models.</param>
+    /// <param name="sampler">The sampler; it needs enough steps for the reference and at least one decision.</param>
+    /// <param name="options">Seed set, reference steps, distance, sharing; null: the defaults.</param>
+    /// <exception cref="MediatorDiTException">An option is invalid, the ladder is too small or the sampler has too few steps.</exception>
     public ThresholdSearch(ModelLadder ladder, ISampler sampler, ThresholdSearchOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(ladder);

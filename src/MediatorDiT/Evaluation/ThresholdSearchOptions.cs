@@ -14,6 +14,7 @@ public sealed record ThresholdSearchOptions
     /// </summary>
     public int BatchSize { get; init; } = 1;
 
+    /// <summary>The seed of the seed set (each sample's noise from (Seed, index), as the pipeline draws it).</summary>
     public ulong Seed { get; init; }
 
     /// <summary>Class labels, cycled over the samples; null: 0, 1, ..., classes - 1, 0, ...</summary>
@@ -22,6 +23,7 @@ public sealed record ThresholdSearchOptions
     /// <summary>F: the steps whose mean change is the reference (the official first_several_num).</summary>
     public int ReferenceSteps { get; init; } = 3;
 
+    /// <summary>How the schedules measure the change between states.</summary>
     public StateDistance Distance { get; init; } = StateDistance.MeanAbsolute;
 
     /// <summary>
@@ -30,6 +32,7 @@ public sealed record ThresholdSearchOptions
     /// </summary>
     public bool ShareTrajectories { get; init; } = true;
 
+    /// <summary>Returns these options, or throws a <see cref="MediatorDiTException"/> naming the first impossible value.</summary>
     public ThresholdSearchOptions Validate()
     {
         if (Samples < 1) throw new MediatorDiTException($"the threshold search needs at least one sample, got {Samples}.");

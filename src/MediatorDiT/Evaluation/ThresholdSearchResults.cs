@@ -4,6 +4,9 @@ namespace MediatorDiT.Evaluation;
 
 /// <summary>Reported after each sampling run of a sweep: runs done of all, network calls made and asked for.</summary>
 /// <param name="Phase">"sweep" (all pairs, proxy seeds) or "refine" (candidates, more seeds).</param>
+/// <param name="RunsDone">Sampling runs finished in this phase.</param>
+/// <param name="Runs">Sampling runs of the phase.</param>
+/// <param name="NetworkCalls">Network calls made so far.</param>
 /// <param name="RequestedCalls">Evaluations the runs asked for: what independent runs would cost.</param>
 public sealed record ThresholdSearchProgress(string Phase, int RunsDone, int Runs, long NetworkCalls, long RequestedCalls);
 
@@ -35,6 +38,11 @@ public sealed record ThresholdSearchResult(IReadOnlyList<PairResult> Pairs, IRea
 
 /// <summary>A candidate re-scored on the refine seeds, with its proxy values beside.</summary>
 /// <param name="Position">Its position in the proxy result's <see cref="ThresholdSearchResult.Pairs"/>.</param>
+/// <param name="Pair">The switch ratios.</param>
+/// <param name="ProxyGflopsPerImage">Mean GFLOPs per image on the proxy seeds.</param>
+/// <param name="ProxyScore">The proxy's score (lower is better).</param>
+/// <param name="GflopsPerImage">Mean GFLOPs per image on the refine seeds.</param>
+/// <param name="Score">The expensive scorer's score on the refine seeds (lower is better).</param>
 public sealed record RefinedPair(int Position, ThresholdPair Pair, double ProxyGflopsPerImage, double ProxyScore,
     double GflopsPerImage, double Score);
 

@@ -7,11 +7,21 @@ namespace MediatorDiT.IO;
 /// </summary>
 public sealed class DecodedImage
 {
+    /// <summary>Columns, at least 1.</summary>
     public int Width { get; }
+    /// <summary>Rows, at least 1.</summary>
     public int Height { get; }
+    /// <summary>1 (grey), 3 (RGB) or 4 (RGBA).</summary>
     public int Channels { get; }
+    /// <summary>Height x Width x Channels bytes, row-major (HWC); not copied from the constructor's array.</summary>
     public byte[] Pixels { get; }
 
+    /// <summary>Wraps <paramref name="pixels"/> (HWC bytes) without copying.</summary>
+    /// <param name="width">Columns, at least 1.</param>
+    /// <param name="height">Rows, at least 1.</param>
+    /// <param name="channels">1, 3 or 4.</param>
+    /// <param name="pixels">Exactly width x height x channels bytes.</param>
+    /// <exception cref="MediatorDiTException">A size is out of range or the byte count does not match.</exception>
     public DecodedImage(int width, int height, int channels, byte[] pixels)
     {
         if (width < 1 || height < 1)
@@ -26,6 +36,7 @@ public sealed class DecodedImage
         Pixels = pixels;
     }
 
+    /// <summary>True for RGBA (4 channels).</summary>
     public bool HasAlpha => Channels == 4;
 
     /// <summary>The byte of <paramref name="channel"/> at column <paramref name="x"/>, row <paramref name="y"/>.</summary>
@@ -106,5 +117,6 @@ public sealed class DecodedImage
         return new byte[pixels * channels];
     }
 
+    /// <summary>The size, e.g. "28x28x1 image".</summary>
     public override string ToString() => $"{Width}x{Height}x{Channels} image";
 }

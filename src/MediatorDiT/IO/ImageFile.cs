@@ -3,8 +3,11 @@ namespace MediatorDiT.IO;
 /// <summary>The image formats <see cref="ImageFile"/> reads.</summary>
 public enum ImageFormat
 {
+    /// <summary>PNG, decoded by <see cref="PngDecoder"/>.</summary>
     Png,
+    /// <summary>JPEG, decoded by libjpeg-turbo.</summary>
     Jpeg,
+    /// <summary>WebP (lossy or lossless), decoded by libwebp.</summary>
     WebP,
 }
 
@@ -52,7 +55,10 @@ public static class ImageFile
         return null;
     }
 
+    /// <summary>Decodes the image file at <paramref name="path"/>, its format told from its first bytes.</summary>
+    /// <param name="path">The file.</param>
     /// <param name="limits">bounds on the declared size; <see cref="InputLimits.Default"/> when null</param>
+    /// <exception cref="MediatorDiTException">The file cannot be read, is no PNG, JPEG or WebP, is corrupt or exceeds the limits.</exception>
     public static DecodedImage Read(string path, InputLimits? limits = null)
     {
         limits ??= InputLimits.Default;

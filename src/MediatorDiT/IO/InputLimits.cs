@@ -30,7 +30,9 @@ public sealed record InputLimits
     /// </summary>
     public const int DefaultMaxClasses = 100_000;
 
+    /// <summary>The environment variable the CLI reads <see cref="MaxImagePixels"/> from.</summary>
     public const string ImagePixelsVariable = "MDIT_MAX_IMAGE_PIXELS";
+    /// <summary>The environment variable the CLI reads <see cref="MaxArrayElements"/> from.</summary>
     public const string ArrayElementsVariable = "MDIT_MAX_ARRAY_ELEMENTS";
 
     /// <summary>The defaults above.</summary>

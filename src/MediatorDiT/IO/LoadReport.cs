@@ -16,6 +16,7 @@ public sealed record LoadReport(
     /// <summary>True when every parameter was loaded and the file held nothing else.</summary>
     public bool IsComplete => Missing.Count == 0 && Unexpected.Count == 0 && Mismatched.Count == 0;
 
+    /// <summary>One sentence: the source, how many parameters were loaded, and up to five names per kind of problem.</summary>
     public override string ToString()
     {
         int total = Loaded.Count + Missing.Count + Mismatched.Count;

@@ -17,10 +17,16 @@ public sealed class NpyArrayReader : IDisposable
     private long _consumed;
     private uint _crc;
 
+    /// <summary>The array's dtype and shape.</summary>
     public NpyHeader Header { get; }
+    /// <summary>Elements read so far.</summary>
     public long ElementsRead { get; private set; }
+    /// <summary>Elements not yet read.</summary>
     public long ElementsRemaining => Header.ElementCount - ElementsRead;
 
+    /// <param name="entry">the zip entry's decompressing stream</param>
+    /// <param name="source">names the array in messages</param>
+    /// <param name="expectedCrc">the entry's CRC-32 in the zip directory</param>
     /// <param name="declaredLength">the entry's uncompressed size in the zip directory</param>
     internal NpyArrayReader(Stream entry, string source, uint expectedCrc, long declaredLength)
     {
@@ -73,6 +79,7 @@ public sealed class NpyArrayReader : IDisposable
             throw new MediatorDiTException($"{_source}: the zip entry fails its CRC check (stored 0x{_expectedCrc:X8}, computed 0x{_crc:X8}); the file is corrupt.");
     }
 
+    /// <summary>Closes the entry's stream.</summary>
     public void Dispose() => _entry.Dispose();
 
     /// <summary>

@@ -14,10 +14,15 @@ public sealed class NpyArrayWriter
     private readonly string _source;
     private bool _closed;
 
+    /// <summary>The array's name in the archive (without ".npy").</summary>
     public string Name { get; }
+    /// <summary>The dtype and shape fixed when the array was begun.</summary>
     public NpyHeader Header { get; }
+    /// <summary>Elements appended so far.</summary>
     public long ElementsWritten { get; private set; }
+    /// <summary>Elements still to append.</summary>
     public long ElementsRemaining => Header.ElementCount - ElementsWritten;
+    /// <summary>True once every element of the shape has been written.</summary>
     public bool IsComplete => ElementsWritten == Header.ElementCount;
 
     internal NpyArrayWriter(Stream data, string source, string name, NpyHeader header)

@@ -16,7 +16,7 @@ namespace MediatorDiT.IO;
 /// </summary>
 public static class NpyFormat
 {
-    public static ReadOnlySpan<byte> Magic => [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
+    internal static ReadOnlySpan<byte> Magic => [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
 
     private const int Alignment = 64;
 
@@ -101,13 +101,19 @@ public static class NpyFormat
         });
     }
 
+    /// <summary>Writes <paramref name="array"/> as .npy bytes (header, then data) at the stream's position.</summary>
+    /// <param name="output">The destination, left open.</param>
+    /// <param name="array">The array.</param>
     public static void Write(Stream output, StoredTensor array)
     {
         output.Write(Header(array.DType, array.Shape));
         output.Write(array.Bytes.Span);
     }
 
+    /// <summary>Reads the .npy file at <paramref name="path"/> whole.</summary>
+    /// <param name="path">The file.</param>
     /// <param name="limits">bounds on the array's size; <see cref="InputLimits.Default"/> when null</param>
+    /// <exception cref="MediatorDiTException">The file is unreadable, malformed, truncated or exceeds the limits.</exception>
     public static StoredTensor Read(string path, InputLimits? limits = null)
     {
         using FileStream stream = InputFile.OpenStream(path);

@@ -7,13 +7,20 @@ namespace MediatorDiT.IO;
 /// </summary>
 public sealed class NpyHeader
 {
+    /// <summary>The element type.</summary>
     public DType DType { get; }
 
     /// <summary>Sizes per axis; empty for a scalar.</summary>
     public int[] Shape { get; }
 
+    /// <summary>The header's size in bytes, magic included: where the data starts.</summary>
     public long DataOffset { get; }
 
+    /// <summary>A header for an array of <paramref name="dtype"/> and <paramref name="shape"/>.</summary>
+    /// <param name="dtype">The element type.</param>
+    /// <param name="shape">Sizes per axis (copied).</param>
+    /// <param name="dataOffset">Where the data starts in the file.</param>
+    /// <exception cref="ArgumentException">An axis is negative.</exception>
     public NpyHeader(DType dtype, int[] shape, long dataOffset = 0)
     {
         DType = dtype;
@@ -26,9 +33,12 @@ public sealed class NpyHeader
     /// <summary>Product of the shape (1 for a scalar).</summary>
     public long ElementCount { get; }
 
+    /// <summary>Data bytes: element count x element size.</summary>
     public long ByteCount { get; }
 
+    /// <summary>The shape as text, e.g. "60000, 28, 28".</summary>
     public string ShapeString => StoredTensor.FormatShape(Shape);
 
+    /// <summary>The numpy descr and shape, e.g. "&lt;f4 (2, 3)".</summary>
     public override string ToString() => $"{NpyFormat.Descr(DType)} ({ShapeString})";
 }

@@ -19,12 +19,16 @@ public sealed class NpzReader : IDisposable
     private readonly InputLimits _limits;
     private readonly Dictionary<string, ZipArchiveEntry> _entries = new(StringComparer.Ordinal);
 
+    /// <summary>The file path, or the name given for a stream, as messages mention it.</summary>
     public string Path { get; }
 
     /// <summary>Array names (entry names without ".npy"), in archive order.</summary>
     public IReadOnlyList<string> Names { get; }
 
+    /// <summary>Opens the .npz file at <paramref name="path"/> and reads its directory.</summary>
+    /// <param name="path">The file.</param>
     /// <param name="limits">bounds on whole-array reads; <see cref="InputLimits.Default"/> when null</param>
+    /// <exception cref="MediatorDiTException">The file cannot be opened or is no zip archive.</exception>
     public NpzReader(string path, InputLimits? limits = null)
         : this(InputFile.OpenStream(path), path, leaveOpen: false, limits)
     {
@@ -58,6 +62,8 @@ public sealed class NpzReader : IDisposable
         Names = names;
     }
 
+    /// <summary>Whether the archive holds an array called <paramref name="name"/>.</summary>
+    /// <param name="name">The array name, without ".npy".</param>
     public bool Contains(string name) => _entries.ContainsKey(name);
 
     /// <summary>Dtype and shape of an array, from its header alone.</summary>
@@ -108,6 +114,7 @@ public sealed class NpzReader : IDisposable
 
     private string Source(string name) => $"{Path} (array '{name}')";
 
+    /// <summary>Closes the archive, and the stream unless it was opened with leaveOpen.</summary>
     public void Dispose()
     {
         _zip.Dispose();

@@ -30,6 +30,7 @@ public sealed class NpzWriter : IDisposable
     /// <summary>The file (or the name given for the stream) that messages mention.</summary>
     public string Path { get; }
 
+    /// <summary>The arrays begun so far, in order.</summary>
     public IReadOnlyList<string> Names => _names;
 
     /// <summary>Starts an archive that will appear at <paramref name="path"/> on <see cref="Complete"/>.</summary>

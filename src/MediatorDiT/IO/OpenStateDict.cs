@@ -8,7 +8,9 @@ public sealed class OpenStateDict : IDisposable
 {
     private readonly IDisposable _owner;
 
+    /// <summary>The file the tensors are in.</summary>
     public string Path { get; }
+    /// <summary>The tensors by state-dict key; those still in their file can be read only until disposal.</summary>
     public IReadOnlyDictionary<string, StoredTensor> Tensors { get; }
 
     /// <summary>The safetensors header's __metadata__ (empty for PyTorch files).</summary>
@@ -42,6 +44,7 @@ public sealed class OpenStateDict : IDisposable
         return new OpenStateDict(path, state, new Dictionary<string, string>(), new NothingToDispose());
     }
 
+    /// <summary>Unmaps or closes the file; the tensors cannot be read afterwards.</summary>
     public void Dispose() => _owner.Dispose();
 
     private sealed class NothingToDispose : IDisposable

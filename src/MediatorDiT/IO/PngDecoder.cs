@@ -25,7 +25,10 @@ public static class PngDecoder
     /// <summary>Inflated bytes beyond the declared image that are still tolerated (some encoders pad), as libpng does.</summary>
     private const int TolerableSurplus = 1 << 16;
 
+    /// <summary>Decodes the PNG file at <paramref name="path"/>.</summary>
+    /// <param name="path">The file.</param>
     /// <param name="limits">bounds on the declared size; <see cref="InputLimits.Default"/> when null</param>
+    /// <exception cref="MediatorDiTException">The file is unreadable, no PNG, corrupt or exceeds the limits.</exception>
     public static DecodedImage Read(string path, InputLimits? limits = null)
     {
         using FileStream stream = InputFile.OpenStream(path);

@@ -21,6 +21,10 @@ public static class PngEncoder
         AtomicFile.Write(path, stream => stream.Write(png));
     }
 
+    /// <summary>Writes <paramref name="image"/> to <paramref name="path"/> atomically.</summary>
+    /// <param name="path">The file to create or replace.</param>
+    /// <param name="image">The image; its channel count picks grey, RGB or RGBA.</param>
+    /// <param name="compression">zlib's effort.</param>
     public static void Write(string path, DecodedImage image, CompressionLevel compression = CompressionLevel.Optimal) =>
         Write(path, image.Pixels, image.Width, image.Height, image.Channels, compression);
 
@@ -29,6 +33,9 @@ public static class PngEncoder
         CompressionLevel compression = CompressionLevel.Optimal) =>
         Encode("PNG image", pixels, width, height, channels, compression);
 
+    /// <summary>The PNG file's bytes for <paramref name="image"/>.</summary>
+    /// <param name="image">The image.</param>
+    /// <param name="compression">zlib's effort.</param>
     public static byte[] Encode(DecodedImage image, CompressionLevel compression = CompressionLevel.Optimal) =>
         Encode(image.Pixels, image.Width, image.Height, image.Channels, compression);
 

@@ -13,12 +13,18 @@ public sealed class SafeTensorsFile : IDisposable
 {
     private readonly IDisposable? _owner;
 
+    /// <summary>The file the tensors came from (or are to be written to).</summary>
     public string Path { get; }
+    /// <summary>The tensors by name, in header order.</summary>
     public IReadOnlyDictionary<string, StoredTensor> Tensors { get; }
 
     /// <summary>The header's <c>__metadata__</c> map; empty when the file has none.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
+    /// <summary>Contents held in memory (nothing to dispose).</summary>
+    /// <param name="path">The file they belong to.</param>
+    /// <param name="tensors">The tensors by name.</param>
+    /// <param name="metadata">The <c>__metadata__</c> map.</param>
     public SafeTensorsFile(string path, IReadOnlyDictionary<string, StoredTensor> tensors, IReadOnlyDictionary<string, string> metadata)
     {
         Path = path;
@@ -35,8 +41,11 @@ public sealed class SafeTensorsFile : IDisposable
     /// <summary>Unmaps a mapped file; its tensors cannot be read afterwards.</summary>
     public void Dispose() => _owner?.Dispose();
 
+    /// <summary>The tensor names, in header order.</summary>
     public IEnumerable<string> Keys => Tensors.Keys;
 
+    /// <summary>Whether a tensor is stored under <paramref name="key"/>.</summary>
+    /// <param name="key">The tensor name.</param>
     public bool Contains(string key) => Tensors.ContainsKey(key);
 
     /// <summary>The stored tensor under <paramref name="key"/>; a clear error naming file and key when absent.</summary>

@@ -8,6 +8,7 @@ namespace MediatorDiT.IO;
 /// </summary>
 public static class ShippedModels
 {
+    /// <summary>The environment variable naming a models folder that is searched first.</summary>
     public const string ModelsDirVariable = "MDIT_MODELS_DIR";
 
     /// <summary>

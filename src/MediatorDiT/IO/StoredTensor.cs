@@ -16,6 +16,7 @@ public sealed class StoredTensor
     private readonly Lazy<ReadOnlyMemory<byte>>? _bytes;
     private readonly TensorByteSource? _source;
 
+    /// <summary>The element type of <see cref="Bytes"/>.</summary>
     public DType DType { get; }
 
     /// <summary>Sizes per axis; empty for a rank-0 (scalar) tensor.</summary>
@@ -38,8 +39,14 @@ public sealed class StoredTensor
     /// <summary>True when the bytes stay in the file and are read on each use (<see cref="SafeTensors.Map"/>).</summary>
     public bool IsInFile => _source is not null;
 
+    /// <summary>ElementCount x element size.</summary>
     public long ByteCount => ElementCount * DType.ElementSize();
 
+    /// <summary>A tensor over <paramref name="bytes"/> (not copied).</summary>
+    /// <param name="dtype">The element type.</param>
+    /// <param name="shape">Sizes per axis; empty for a scalar.</param>
+    /// <param name="bytes">Exactly ElementCount x element size little-endian, row-major bytes.</param>
+    /// <exception cref="ArgumentException">The byte count does not match, or an axis is negative.</exception>
     public StoredTensor(DType dtype, int[] shape, ReadOnlyMemory<byte> bytes)
         : this(dtype, shape)
     {
@@ -91,13 +98,14 @@ public sealed class StoredTensor
         return n;
     }
 
-    public static string FormatShape(ReadOnlySpan<int> shape)
+    internal static string FormatShape(ReadOnlySpan<int> shape)
     {
         var parts = new string[shape.Length];
         for (int i = 0; i < shape.Length; i++) parts[i] = shape[i].ToString(System.Globalization.CultureInfo.InvariantCulture);
         return string.Join(", ", parts);
     }
 
+    /// <summary>The shape as text, e.g. "1152, 4, 2, 2".</summary>
     public string ShapeString => FormatShape(Shape);
 
     /// <summary>The values as a new float32 tensor; F64 and integers are rounded to the nearest float.</summary>
@@ -182,6 +190,10 @@ public sealed class StoredTensor
         _ => throw new InvalidOperationException($"{DType} is not an integer dtype."),
     };
 
+    /// <summary>Stores the values of <paramref name="tensor"/> in its shape as F32, F16, BF16 or F64.</summary>
+    /// <param name="tensor">The values.</param>
+    /// <param name="dtype">The stored type; F16 and BF16 round to nearest even.</param>
+    /// <exception cref="MediatorDiTException"><paramref name="dtype"/> is not a float type.</exception>
     public static StoredTensor FromFloat(Tensor tensor, DType dtype = DType.F32) =>
         FromFloat(tensor.Span, tensor.Shape, dtype);
 
@@ -220,5 +232,6 @@ public sealed class StoredTensor
         return new StoredTensor(DType.I64, shape, bytes);
     }
 
+    /// <summary>The dtype and shape, e.g. "F32[8, 4]".</summary>
     public override string ToString() => $"{DType.SafeTensorsName()}[{ShapeString}]";
 }

@@ -5,7 +5,7 @@ namespace MediatorDiT.IO;
 /// <c>&lt;archive&gt;/data/&lt;Key&gt;</c>. Several tensors (a parameter in <c>model</c> and in
 /// <c>ema</c>, or views of one buffer) can share a storage.
 /// </summary>
-public sealed class TorchStorage
+internal sealed class TorchStorage
 {
     private readonly Lazy<ReadOnlyMemory<byte>> _bytes;
 

@@ -11,7 +11,7 @@ namespace MediatorDiT.Nn;
 /// image's shift and scale and runs rows in parallel). Written once over <see cref="ISimd{TV}"/>;
 /// <see cref="ReferenceAdaLayerNormKernel"/> is the plain twin.
 /// </summary>
-public static class AdaLayerNormKernel
+internal static class AdaLayerNormKernel
 {
     /// <summary>
     /// One fused pass set over x (d): mean, variance of the deviations (as LayerNorm computes it), xhat = (x - mean)
@@ -141,7 +141,7 @@ public static class AdaLayerNormKernel
 }
 
 /// <summary>Plain scalar (double) twins of <see cref="AdaLayerNormKernel"/>.</summary>
-public static class ReferenceAdaLayerNormKernel
+internal static class ReferenceAdaLayerNormKernel
 {
     public static (float Mean, float Rstd) ForwardRow(ReadOnlySpan<float> x, ReadOnlySpan<float> shift, ReadOnlySpan<float> scale,
         Span<float> xhat, Span<float> y, float eps = LayerNorm.DefaultEps)

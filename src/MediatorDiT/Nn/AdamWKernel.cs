@@ -8,7 +8,7 @@ namespace MediatorDiT.Nn;
 /// The float32 scalars of one AdamW step of one parameter, computed by the optimiser in float64 as PyTorch does:
 /// decay = 1 - lr wd, StepSize = lr / (1 - b1^t), Bc2Sqrt = sqrt(1 - b2^t).
 /// </summary>
-public readonly record struct AdamWScalars(float Decay, bool Decays, float Beta1, float Beta2, float OneMinusBeta1,
+internal readonly record struct AdamWScalars(float Decay, bool Decays, float Beta1, float Beta2, float OneMinusBeta1,
     float OneMinusBeta2, float Bc2Sqrt, float Eps, float StepSize);
 
 /// <summary>
@@ -18,7 +18,7 @@ public readonly record struct AdamWScalars(float Decay, bool Decays, float Beta1
 /// operations lane by lane as the scalar loop (no fused multiply-adds), so every width, and
 /// <see cref="ReferenceAdamWKernel"/>, give the same bits.
 /// </summary>
-public static class AdamWKernel
+internal static class AdamWKernel
 {
     public static void Update(Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v, in AdamWScalars s)
         => Update(p, g, m, v, s, Simd.Widest);
@@ -70,7 +70,7 @@ public static class AdamWKernel
 }
 
 /// <summary>The scalar loop <see cref="AdamWKernel"/> must equal bit for bit (it also runs the vector tails).</summary>
-public static class ReferenceAdamWKernel
+internal static class ReferenceAdamWKernel
 {
     public static void Update(Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v, in AdamWScalars s)
     {

@@ -7,7 +7,7 @@ namespace MediatorDiT.Nn;
 /// floor(i*H/OH) .. ceil((i+1)*H/OH) - 1, as PyTorch computes them (bins may overlap when H % OH != 0).
 /// Grid rows of x sit <c>xStride</c> floats apart so q can be pooled in place inside the qkv buffer.
 /// </summary>
-public static class AdaptiveAvgPool
+internal static class AdaptiveAvgPool
 {
     public static (int Start, int End) Bin(int i, int inSize, int outSize) =>
         (i * inSize / outSize, ((i + 1) * inSize + outSize - 1) / outSize);

@@ -5,7 +5,7 @@ namespace MediatorDiT.Nn;
 /// Used to bring the 7x7 mediator position biases to the token grid, up or down.
 /// Source coordinate: max(0, (dst + 0.5) * in/out - 0.5), as PyTorch computes it in float32.
 /// </summary>
-public static class BilinearResize
+internal static class BilinearResize
 {
     /// <summary>For each output index: the two source indices and their weights.</summary>
     public readonly record struct Tap(int I0, int I1, float W0, float W1);

@@ -8,7 +8,7 @@ namespace MediatorDiT.Nn;
 /// is built (im2col) for a band of output rows at a time so the buffer stays small. The output rows are
 /// split into one contiguous range per thread; each range runs its own im2col + GEMM.
 /// </summary>
-public static class Conv2d
+internal static class Conv2d
 {
     /// <summary>
     /// Default size of one im2col band, in floats (4 MB per thread). On the 2-core development VM, bands
@@ -117,7 +117,7 @@ public static class Conv2d
 }
 
 /// <summary>The direct seven-loop convolution (double accumulation) that <see cref="Conv2d"/> is tested against.</summary>
-public static class ReferenceConv2d
+internal static class ReferenceConv2d
 {
     /// <summary>x (B, in, H, W), weight (out, in, kh, kw), bias (out) or empty -> y (B, out, OH, OW).</summary>
     public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, Span<float> y,

@@ -9,7 +9,7 @@ namespace MediatorDiT.Nn;
 /// little work to be worth a parallel region of its own. <see cref="Conv2d"/> suits large images.
 /// The plain twins are <see cref="ReferenceConv2d.Forward"/> and <see cref="ReferenceConv2dBackward.Backward"/>.
 /// </summary>
-public static class Conv2dBatch
+internal static class Conv2dBatch
 {
     /// <summary>x (B, in, H, W) -> y (B, out, OH, OW) = conv(x) + bias (bias may be empty).</summary>
     public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, Span<float> y,

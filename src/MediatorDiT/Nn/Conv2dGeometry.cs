@@ -16,14 +16,19 @@ public readonly record struct Conv2dGeometry(
     /// <summary>Rows of the im2col matrix: in * kh * kw (the GEMM's inner dimension).</summary>
     public int PatchSize => InChannels * KernelH * KernelW;
 
+    /// <summary>The weight shape [out, in, kh, kw], as PyTorch stores it.</summary>
     public int[] WeightShape => [OutChannels, InChannels, KernelH, KernelW];
 
     /// <summary>A 1x1, stride-1, unpadded conv: a plain matrix product over the pixels.</summary>
     public bool IsPointwise => KernelH == 1 && KernelW == 1 && StrideH == 1 && StrideW == 1 &&
                                PadTop == 0 && PadBottom == 0 && PadLeft == 0 && PadRight == 0;
 
+    /// <summary>Output rows for an input of <paramref name="height"/> rows: (height + pads - kh) / stride + 1.</summary>
+    /// <param name="height">Input rows.</param>
     public int OutputHeight(int height) => (height + PadTop + PadBottom - KernelH) / StrideH + 1;
 
+    /// <summary>Output columns for an input of <paramref name="width"/> columns: (width + pads - kw) / stride + 1.</summary>
+    /// <param name="width">Input columns.</param>
     public int OutputWidth(int width) => (width + PadLeft + PadRight - KernelW) / StrideW + 1;
 
     /// <summary>Multiply-accumulates of one image of the given input size.</summary>

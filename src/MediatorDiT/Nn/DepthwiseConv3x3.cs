@@ -10,7 +10,7 @@ namespace MediatorDiT.Nn;
 /// weight (C, 1, 3, 3) as PyTorch stores it, bias (C). Channel-last lets the inner loop run over C.
 /// Grid rows of x (and dx) sit <c>xStride</c> floats apart so v can be read in place inside the qkv buffer.
 /// </summary>
-public static class DepthwiseConv3x3
+internal static class DepthwiseConv3x3
 {
     /// <summary>Reorders weight (C, 1, 3, 3) to taps (9, C) so each tap is a contiguous channel vector.</summary>
     public static void TransposeWeight(ReadOnlySpan<float> weight, Span<float> taps, int c)
@@ -202,7 +202,7 @@ public static class DepthwiseConv3x3
 }
 
 /// <summary>The plain per-tap form of <see cref="DepthwiseConv3x3"/> (nine vector calls per token) it is tested against.</summary>
-public static class ReferenceDepthwiseConv3x3
+internal static class ReferenceDepthwiseConv3x3
 {
     /// <summary>y = conv(x) + bias, or y += conv(x) + bias when <paramref name="accumulate"/>. taps: (9, C).</summary>
     public static void Forward(ReadOnlySpan<float> x, int xStride, ReadOnlySpan<float> taps, ReadOnlySpan<float> bias, Span<float> y,

@@ -10,7 +10,7 @@ namespace MediatorDiT.Nn;
 /// every width and <see cref="ReferenceGatedResidual"/> give the same bits (those of the vector library's
 /// MultiplyAdd and Multiply it replaced).
 /// </summary>
-public static class GatedResidual
+internal static class GatedResidual
 {
     /// <summary>dst = branch * gate + src; dst may be src.</summary>
     public static void Forward(ReadOnlySpan<float> src, ReadOnlySpan<float> branch, ReadOnlySpan<float> gate, Span<float> dst)
@@ -90,7 +90,7 @@ public static class GatedResidual
 }
 
 /// <summary>The scalar loops <see cref="GatedResidual"/> must equal bit for bit.</summary>
-public static class ReferenceGatedResidual
+internal static class ReferenceGatedResidual
 {
     public static void Forward(ReadOnlySpan<float> src, ReadOnlySpan<float> branch, ReadOnlySpan<float> gate, Span<float> dst)
     {

@@ -8,7 +8,7 @@ namespace MediatorDiT.Nn;
 /// GELU with the tanh approximation (nn.GELU(approximate="tanh")):
 /// y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 /// </summary>
-public static class Gelu
+internal static class Gelu
 {
     internal const float Beta = 0.7978845608028654f; // sqrt(2/pi)
     internal const float Kappa = 0.044715f;
@@ -103,7 +103,7 @@ public static class Gelu
 }
 
 /// <summary>Plain scalar GELU (double math) the fast one is tested against.</summary>
-public static class ReferenceGelu
+internal static class ReferenceGelu
 {
     public static void Forward(ReadOnlySpan<float> x, Span<float> y)
     {

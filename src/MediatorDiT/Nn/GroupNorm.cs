@@ -10,7 +10,7 @@ namespace MediatorDiT.Nn;
 /// two passes). Optionally applies SiLU to the result, as every diffusers norm-then-activation pair does.
 /// y may alias x.
 /// </summary>
-public static class GroupNorm
+internal static class GroupNorm
 {
     /// <summary>The eps diffusers' VAE passes to every GroupNorm (PyTorch's default is 1e-5).</summary>
     public const float DiffusersEps = 1e-6f;
@@ -61,7 +61,7 @@ public static class GroupNorm
 }
 
 /// <summary>Plain scalar GroupNorm (double throughout) that the fast one is tested against.</summary>
-public static class ReferenceGroupNorm
+internal static class ReferenceGroupNorm
 {
     public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
         int batch, int channels, int spatial, int groups, float eps = GroupNorm.DiffusersEps, bool silu = false)

@@ -9,7 +9,7 @@ namespace MediatorDiT.Nn;
 /// written into both (the guided half is repeated in the output). Written once over <see cref="ISimd{TV}"/>;
 /// element-wise and unfused, so every width and <see cref="ReferenceGuidanceKernel"/> give the same bits.
 /// </summary>
-public static class GuidanceKernel
+internal static class GuidanceKernel
 {
     public static void Combine(Span<float> cond, Span<float> uncond, float scale) => Combine(cond, uncond, scale, Simd.Widest);
 
@@ -46,7 +46,7 @@ public static class GuidanceKernel
 }
 
 /// <summary>The scalar loop <see cref="GuidanceKernel"/> must equal bit for bit (it also runs the vector tails).</summary>
-public static class ReferenceGuidanceKernel
+internal static class ReferenceGuidanceKernel
 {
     public static void Combine(Span<float> cond, Span<float> uncond, float scale)
     {

@@ -6,7 +6,7 @@ namespace MediatorDiT.Nn;
 /// LayerNorm over the last axis without affine parameters (the adaLN blocks supply scale and shift).
 /// x, y: (rows, cols); mean, rstd: (rows) saved for the backward pass.
 /// </summary>
-public static class LayerNorm
+internal static class LayerNorm
 {
     public const float DefaultEps = 1e-6f;
 
@@ -53,7 +53,7 @@ public static class LayerNorm
 }
 
 /// <summary>Plain scalar LayerNorm (double accumulation) that the fast one is tested against.</summary>
-public static class ReferenceLayerNorm
+internal static class ReferenceLayerNorm
 {
     public static void Forward(ReadOnlySpan<float> x, Span<float> y, Span<float> mean, Span<float> rstd,
         int rows, int cols, float eps = LayerNorm.DefaultEps)

@@ -6,7 +6,7 @@ namespace MediatorDiT.Nn;
 /// <summary>
 /// nn.Linear on row blocks: y (rows, out) = x (rows, in) W^T + b, with W (out, in) as PyTorch stores it.
 /// </summary>
-public static class Linear
+internal static class Linear
 {
     public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, Span<float> y,
         int rows, int inFeatures, int outFeatures)

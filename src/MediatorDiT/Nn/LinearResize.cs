@@ -5,7 +5,7 @@ namespace MediatorDiT.Nn;
 /// src = dst * (L - 1) / (OL - 1). Used to resize the row/column position biases when fine-tuning to
 /// another resolution.
 /// </summary>
-public static class LinearResize
+internal static class LinearResize
 {
     public static void Forward(ReadOnlySpan<float> x, Span<float> y, int planes, int inLength, int outLength)
     {

@@ -5,7 +5,7 @@ namespace MediatorDiT.Nn;
 /// records which input held each maximum (the first one on ties, as PyTorch's CPU kernel), and the
 /// backward pass routes each output gradient there. Plain loops: the pooling is memory-bound.
 /// </summary>
-public static class MaxPool2x2
+internal static class MaxPool2x2
 {
     /// <summary>y and argmax (index into the plane's H*W pixels) of each 2x2 window.</summary>
     public static void Forward(ReadOnlySpan<float> x, Span<float> y, Span<int> argmax, int planes, int height, int width)

@@ -11,7 +11,7 @@ namespace MediatorDiT.Nn;
 /// contiguous axis; each element is summed in the order of the plain loops in <see cref="ReferenceMediatorBiases"/>,
 /// so every width gives their bits.
 /// </summary>
-public static class MediatorBiases
+internal static class MediatorBiases
 {
     /// <summary>
     /// maps (count, h, w) += rowBias (count, h) + colBias (count, w): map c, grid row i, column j gets
@@ -103,7 +103,7 @@ public static class MediatorBiases
     }
 
     /// <summary>
-    /// The transpose of <see cref="AddAxisBiases"/>: dRow (count, h) += the sum over j of dMaps (count, h, w), and
+    /// The transpose of <see cref="AddAxisBiases(Span{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, int)"/>: dRow (count, h) += the sum over j of dMaps (count, h, w), and
     /// dCol (count, w) += the sum over i; each sum runs along the grid in order.
     /// </summary>
     public static void AxisBiasGradients(ReadOnlySpan<float> dMaps, Span<float> dRow, Span<float> dCol, int count, int h, int w)
@@ -147,7 +147,7 @@ public static class MediatorBiases
     }
 
     /// <summary>
-    /// The transpose of <see cref="AddAxisBiasesPerMediator"/>: dRow (heads, h, n) += the sum over j of
+    /// The transpose of <see cref="AddAxisBiasesPerMediator(Span{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, int, int)"/>: dRow (heads, h, n) += the sum over j of
     /// dMaps (heads, h, w, n), dCol (heads, w, n) += the sum over i, each in grid order.
     /// </summary>
     public static void AxisBiasGradientsPerMediator(ReadOnlySpan<float> dMaps, Span<float> dRow, Span<float> dCol, int heads, int h, int w, int n)
@@ -217,7 +217,7 @@ public static class MediatorBiases
 }
 
 /// <summary>The plain loops <see cref="MediatorBiases"/> must equal bit for bit.</summary>
-public static class ReferenceMediatorBiases
+internal static class ReferenceMediatorBiases
 {
     public static void AddAxisBiases(Span<float> maps, ReadOnlySpan<float> rowBias, ReadOnlySpan<float> colBias, int count, int h, int w)
     {

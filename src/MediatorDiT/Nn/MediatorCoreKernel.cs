@@ -25,14 +25,31 @@ namespace MediatorDiT.Nn;
 /// by float rounding, and a process-wide switch flipped between two forwards would make them differ.
 /// </summary>
 [SkipLocalsInit]
-public static class MediatorCoreKernel
+internal static class MediatorCoreKernel
 {
+    /// <summary>One (image, head) of mediator attention, at the widest accelerated vector width.</summary>
     /// <param name="q">this head's queries: token r's hd channels at q[r * xStride ..]; likewise k and v</param>
+    /// <param name="k">this head's keys, laid out as q</param>
+    /// <param name="v">this head's values, laid out as q</param>
+    /// <param name="xStride">floats between consecutive tokens' rows of q, k and v (at least hd)</param>
     /// <param name="bias1T">(N, n): the transpose of bias1 (n, N), added to the mediator-to-key logits</param>
     /// <param name="bias2">(N, n) added to the query-to-mediator logits</param>
     /// <param name="taps">depthwise taps of this head's channels: tap t of channel c at taps[t * tapStride + c]</param>
+    /// <param name="tapStride">floats between consecutive taps (at least hd)</param>
+    /// <param name="dwcBias">(hd): the depthwise conv's bias for this head's channels</param>
     /// <param name="tokens">T (n rows, tokenStride apart)</param>
+    /// <param name="tokenStride">floats between consecutive rows of T (at least hd)</param>
+    /// <param name="a1">A1 (n, N), the mediator-to-key probabilities, overwritten</param>
+    /// <param name="a2">A2 (N, n), the query-to-mediator probabilities, overwritten</param>
+    /// <param name="vm">Vm = A1 v (n, hd), overwritten</param>
     /// <param name="o">O (N rows, oStride apart), overwritten</param>
+    /// <param name="oStride">floats between consecutive rows of O (at least hd)</param>
+    /// <param name="gridH">token grid height</param>
+    /// <param name="gridW">token grid width; N = gridH * gridW</param>
+    /// <param name="medGrid">mediator grid side; n = medGrid^2</param>
+    /// <param name="headDim">hd, channels per head</param>
+    /// <param name="scale">s, the logit scale (1 / sqrt(hd))</param>
+    /// <exception cref="ArgumentException">A buffer is too small for the grid, mediators and head size.</exception>
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int xStride,
         ReadOnlySpan<float> bias1T, ReadOnlySpan<float> bias2, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> dwcBias,
         Span<float> tokens, int tokenStride, Span<float> a1, Span<float> a2, Span<float> vm, Span<float> o, int oStride,
@@ -608,9 +625,9 @@ public static class MediatorCoreKernel
 
 /// <summary>
 /// The plain form of <see cref="MediatorCoreKernel"/> it is tested against: the adaptive pooling, four
-/// <see cref="Gemm.Sgemm"/> products, one <see cref="SoftmaxRows"/> call per row and the depthwise conv, in order.
+/// <see cref="Gemm.Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/> products, one <see cref="SoftmaxRows"/> call per row and the depthwise conv, in order.
 /// </summary>
-public static class ReferenceMediatorCore
+internal static class ReferenceMediatorCore
 {
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int xStride,
         ReadOnlySpan<float> bias1T, ReadOnlySpan<float> bias2, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> dwcBias,

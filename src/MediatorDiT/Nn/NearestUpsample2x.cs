@@ -4,7 +4,7 @@ namespace MediatorDiT.Nn;
 /// F.interpolate(scale_factor=2, mode="nearest") on planes: x (planes, H, W) -> y (planes, 2H, 2W),
 /// y[p, i, j] = x[p, i / 2, j / 2]. Each output row pair is one widened input row written twice.
 /// </summary>
-public static class NearestUpsample2x
+internal static class NearestUpsample2x
 {
     public static void Forward(ReadOnlySpan<float> x, Span<float> y, int planes, int height, int width)
     {
@@ -28,7 +28,7 @@ public static class NearestUpsample2x
 }
 
 /// <summary>The index-by-index definition that <see cref="NearestUpsample2x"/> is tested against.</summary>
-public static class ReferenceNearestUpsample2x
+internal static class ReferenceNearestUpsample2x
 {
     public static void Forward(ReadOnlySpan<float> x, Span<float> y, int planes, int height, int width)
     {

@@ -11,7 +11,9 @@ public sealed class Parameter
     private Tensor? _grad;
     private bool _trainable;
 
+    /// <summary>The state-dict key, e.g. "blocks.0.attn.qkv.weight".</summary>
     public string Name { get; }
+    /// <summary>The weights, in PyTorch's layout (a Linear weight is [out, in]).</summary>
     public Tensor Value { get; private set; }
 
     /// <summary>
@@ -30,8 +32,13 @@ public sealed class Parameter
         }
     }
 
+    /// <summary>False for frozen parameters (pos_embed), which have no <see cref="Grad"/> and are not optimised.</summary>
     public bool Trainable => _trainable;
 
+    /// <summary>A zero-filled parameter; loading or initialisation fills it.</summary>
+    /// <param name="name">The state-dict key.</param>
+    /// <param name="shape">The weight shape, in PyTorch's layout.</param>
+    /// <param name="trainable">False for a frozen parameter without a gradient.</param>
     public Parameter(string name, int[] shape, bool trainable = true)
     {
         Name = name;
@@ -52,11 +59,13 @@ public sealed class Parameter
         _grad = source.Grad;
     }
 
+    /// <summary>The name and shape, e.g. "pos_embed [1, 256, 1152]".</summary>
     public override string ToString() => $"{Name} [{Value.ShapeString}]";
 }
 
 /// <summary>An ordered collection of parameters, in the order PyTorch's state_dict lists them.</summary>
 public interface IParameterSet
 {
+    /// <summary>Every parameter, trainable or frozen, in state-dict order.</summary>
     IReadOnlyList<Parameter> Parameters { get; }
 }

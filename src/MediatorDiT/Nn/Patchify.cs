@@ -4,7 +4,7 @@ namespace MediatorDiT.Nn;
 /// Rearrangements between images and token rows for a stride-p, kernel-p convolution (PatchEmbed) and
 /// for unpatchify. Tokens are in row-major grid order (gi * G + gj).
 /// </summary>
-public static class Patchify
+internal static class Patchify
 {
     /// <summary>
     /// x (C, H, W) -> cols (N, C*p*p) with column index c*p*p + pi*p + pj, matching a conv weight

@@ -5,7 +5,7 @@ namespace MediatorDiT.Nn;
 /// <see cref="Conv2dBatch.Backward"/> is tested against: for y[b,co,oy,ox] = bias[co] + sum W[co,ci,ky,kx] x[b,ci,iy,ix],
 /// dW[co,ci,ky,kx] = sum dy[b,co,oy,ox] x[b,ci,iy,ix], db[co] = sum dy[b,co,..], dx[b,ci,iy,ix] = sum dy W.
 /// </summary>
-public static class ReferenceConv2dBackward
+internal static class ReferenceConv2dBackward
 {
     /// <summary>Overwrites dW, db (may be empty) and dx (may be empty).</summary>
     public static void Backward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> dy,

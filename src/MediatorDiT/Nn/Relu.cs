@@ -1,7 +1,7 @@
 namespace MediatorDiT.Nn;
 
 /// <summary>ReLU, y = max(x, 0); the backward pass uses the output: dx = dy where y &gt; 0, else 0.</summary>
-public static class Relu
+internal static class Relu
 {
     /// <summary>y = max(x, 0); x and y may be the same buffer.</summary>
     public static void Forward(ReadOnlySpan<float> x, Span<float> y) =>

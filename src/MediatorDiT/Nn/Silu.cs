@@ -3,7 +3,7 @@ using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 namespace MediatorDiT.Nn;
 
 /// <summary>SiLU y = x * sigmoid(x), used before every adaLN projection and inside the timestep MLP.</summary>
-public static class Silu
+internal static class Silu
 {
     public static void Forward(ReadOnlySpan<float> x, Span<float> y)
     {

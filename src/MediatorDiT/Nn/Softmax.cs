@@ -4,7 +4,7 @@ namespace MediatorDiT.Nn;
 /// Row softmax with the row maximum subtracted first, so large logits never overflow
 /// (TensorPrimitives.SoftMax does not subtract it). x, y: (rows, cols); y may alias x.
 /// </summary>
-public static class Softmax
+internal static class Softmax
 {
     public static void Forward(ReadOnlySpan<float> x, Span<float> y, int rows, int cols)
     {
@@ -28,7 +28,7 @@ public static class Softmax
 }
 
 /// <summary>Plain scalar softmax (double accumulation) that the fast one is tested against.</summary>
-public static class ReferenceSoftmax
+internal static class ReferenceSoftmax
 {
     public static void Forward(ReadOnlySpan<float> x, Span<float> y, int rows, int cols)
     {

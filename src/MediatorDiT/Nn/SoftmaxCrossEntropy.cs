@@ -4,7 +4,7 @@ namespace MediatorDiT.Nn;
 /// F.cross_entropy(logits, labels) with mean reduction: logits (B, C), loss = mean_b (logsumexp(z_b) - z_b[y_b]);
 /// its gradient dz = (softmax(z) - onehot(y)) / B. Each row in float64 with the maximum subtracted.
 /// </summary>
-public static class SoftmaxCrossEntropy
+internal static class SoftmaxCrossEntropy
 {
     /// <summary>Returns the mean loss and writes dLogits (may be empty to skip), and the row probabilities into <paramref name="probabilities"/> when not empty.</summary>
     public static double ForwardBackward(ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, int classes,

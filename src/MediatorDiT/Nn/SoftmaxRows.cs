@@ -10,7 +10,7 @@ namespace MediatorDiT.Nn;
 /// <see cref="ISimd{TV}"/> at the width <see cref="Simd.ForRow"/> picks for the row length, scalar tails.
 /// <see cref="ReferenceSoftmaxRows"/> is the plain twin they are tested against.
 /// </summary>
-public static class SoftmaxRows
+internal static class SoftmaxRows
 {
     /// <summary>
     /// row = softmax(row + bias) in place (bias empty: none); returns the log-sum-exp of row + bias,
@@ -173,7 +173,7 @@ public static class SoftmaxRows
 }
 
 /// <summary>Plain scalar (double) twins of <see cref="SoftmaxRows"/>.</summary>
-public static class ReferenceSoftmaxRows
+internal static class ReferenceSoftmaxRows
 {
     public static float Forward(Span<float> row, ReadOnlySpan<float> bias)
     {

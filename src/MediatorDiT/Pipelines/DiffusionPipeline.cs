@@ -43,6 +43,7 @@ public sealed class DiffusionPipeline
 {
     /// <summary>The shipped Fashion-MNIST ladder's folder under <c>models/</c> and its files, cheapest first.</summary>
     public const string ShippedLadderFolder = "fashion-mnist-ladder";
+    /// <summary>The shipped ladder's weight files in <see cref="ShippedLadderFolder"/>, cheapest first (4, 16, 64 mediators).</summary>
     public static IReadOnlyList<string> ShippedLadderFiles { get; } = ["m4.safetensors", "m16.safetensors", "m64.safetensors"];
 
     private readonly SiTModel[] _models;
@@ -61,6 +62,7 @@ public sealed class DiffusionPipeline
 
     /// <summary>The ladder's stored schedule (schedule.json), if any, and where it was read.</summary>
     public ScheduleFile? StoredSchedule { get; }
+    /// <summary>The file <see cref="StoredSchedule"/> was read from, or null.</summary>
     public string? StoredSchedulePath { get; }
 
     /// <summary>The compute settings every network, sampler and decoder call runs under.</summary>
@@ -72,6 +74,7 @@ public sealed class DiffusionPipeline
     /// <summary>True when the models work on 1- or 3-channel pixels, false for latents.</summary>
     public bool IsPixelSpace => Config.InChannels is 1 or 3;
 
+    /// <summary>Classes the models know; labels lie in [0, NumClasses).</summary>
     public int NumClasses => Config.NumClasses;
 
     private DiffusionPipeline(SiTModel[] models, IReadOnlyList<string> sources, VaePipeline? vae, ScheduleFile? schedule,

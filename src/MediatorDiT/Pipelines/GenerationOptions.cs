@@ -63,15 +63,21 @@ public sealed record GenerationOptions
     /// <summary>Images in all, over all ranks; null: one per label, or 16 without labels.</summary>
     public int? NumImages { get; init; }
 
+    /// <summary>The sampler; Auto picks SiT's SDE or DiT's ancestral sampling by the model family.</summary>
     public SamplerKind Sampler { get; init; } = SamplerKind.Auto;
 
     /// <summary>SiT: time points of the grid (2..10000); DiT: respaced diffusion steps (1..1000). Null: 50 or 250.</summary>
     public int? Steps { get; init; }
 
+    /// <summary>The SDE integrator.</summary>
     public SdeMethod SdeMethod { get; init; } = SdeMethod.Euler;
+    /// <summary>The ODE integrator.</summary>
     public OdeMethod OdeMethod { get; init; } = OdeMethod.Dopri5;
+    /// <summary>The SDE's diffusion coefficient w_t.</summary>
     public DiffusionForm DiffusionForm { get; init; } = DiffusionForm.Sigma;
+    /// <summary>The SDE's final step to the data.</summary>
     public LastStep LastStep { get; init; } = LastStep.Mean;
+    /// <summary>Size of the SDE's last step; the grid ends at 1 - LastStepSize.</summary>
     public double LastStepSize { get; init; } = 0.04;
 
     /// <summary>DDIM's eta (0: deterministic after z).</summary>
@@ -86,15 +92,18 @@ public sealed record GenerationOptions
     /// </summary>
     public bool? GuideAllChannels { get; init; }
 
+    /// <summary>With each image's global index, seeds its noise.</summary>
     public ulong Seed { get; init; }
 
     /// <summary>The ladder's schedule; ignored for a single model.</summary>
     public ScheduleChoice Schedule { get; init; } = ScheduleChoice.Default;
 
+    /// <summary>Images per sampler call. Each image's noise does not depend on it; a dynamic schedule deciding on the batch mean does.</summary>
     public int BatchSize { get; init; } = 16;
 
     /// <summary>This process's share: images i with i mod <see cref="WorldSize"/> = <see cref="Rank"/>.</summary>
     public int Rank { get; init; }
+    /// <summary>Processes sharing the run (see <see cref="Rank"/>).</summary>
     public int WorldSize { get; init; } = 1;
 
     /// <summary>Starting noise z (images of this rank, C, H, W) instead of drawn noise; the run is one batch.</summary>
@@ -102,6 +111,7 @@ public sealed record GenerationOptions
 
     /// <summary>Recorded per-step draws (steps, rows, C, H, W) to replay; <see cref="NoiseDrawsName"/> names them in messages.</summary>
     public Tensor? NoiseDraws { get; init; }
+    /// <summary>How messages name <see cref="NoiseDraws"/>, e.g. its file.</summary>
     public string NoiseDrawsName { get; init; } = "recorded noise";
 
     /// <summary>Decode latent samples with the pipeline's VAE (when it has one).</summary>

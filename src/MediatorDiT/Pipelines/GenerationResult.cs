@@ -21,23 +21,37 @@ public sealed record GeneratedBatch(IReadOnlyList<int> Indices, IReadOnlyList<in
 /// </summary>
 public sealed record GenerationRecord
 {
+    /// <summary>Where each model came from, cheapest first.</summary>
     public required IReadOnlyList<string> Models { get; init; }
+    /// <summary>The model family, "SiT" or "DiT".</summary>
     public required string Family { get; init; }
+    /// <summary>Each model's mediator count (0 for full attention).</summary>
     public required IReadOnlyList<int> Mediators { get; init; }
+    /// <summary>The sampler's description, e.g. "sde euler 50".</summary>
     public required string Sampler { get; init; }
+    /// <summary>Network-evaluating steps of each sampler run.</summary>
     public required int Steps { get; init; }
+    /// <summary>The schedule in words, e.g. "one model", "m64 alone" or the dynamic ratios and their source.</summary>
     public required string Schedule { get; init; }
+    /// <summary>Classifier-free guidance scale (1: none).</summary>
     public required float GuidanceScale { get; init; }
 
     /// <summary>Guided channels: a count, "all", or null without guidance.</summary>
     public required object? GuidedChannels { get; init; }
 
+    /// <summary>Side of the images in pixels.</summary>
     public required int ImageSize { get; init; }
+    /// <summary>The run's seed.</summary>
     public required ulong Seed { get; init; }
+    /// <summary>This process's rank.</summary>
     public required int Rank { get; init; }
+    /// <summary>Processes sharing the run.</summary>
     public required int WorldSize { get; init; }
+    /// <summary>Images this rank generated.</summary>
     public required int ImageCount { get; init; }
+    /// <summary>Wall time of the run in seconds.</summary>
     public required double WallSeconds { get; init; }
+    /// <summary>Mean GFLOPs (multiply-accumulates) the schedule spent per image.</summary>
     public required double MeanGflopsPerImage { get; init; }
 
     /// <summary>What the largest model alone spends per image over the same steps.</summary>
@@ -46,6 +60,7 @@ public sealed record GenerationRecord
     /// <summary>The saving against the largest model alone, 0..1.</summary>
     public double FlopsSaving => LargestModelGflopsPerImage > 0 ? 1 - MeanGflopsPerImage / LargestModelGflopsPerImage : 0;
 
+    /// <summary>Every image's record, in generation order.</summary>
     public required IReadOnlyList<ImageRecord> Images { get; init; }
 }
 

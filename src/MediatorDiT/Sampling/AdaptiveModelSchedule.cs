@@ -35,10 +35,18 @@ public sealed class AdaptiveModelSchedule : IModelSchedule
     /// <summary>F: the steps whose distances form the reference.</summary>
     public int ReferenceSteps { get; }
 
+    /// <summary>How the change between consecutive states is measured.</summary>
     public StateDistance Distance { get; }
 
+    /// <summary>Whether one decision serves the whole batch or each sample decides alone.</summary>
     public DecisionScope Scope { get; }
 
+    /// <summary>The rule with the given ratios (one per switch, so a ladder of n models takes n - 1).</summary>
+    /// <param name="switchRatios">ratio_i for leaving model i; each in [0, 1], not increasing (e.g. <see cref="DefaultRatios"/>).</param>
+    /// <param name="referenceSteps">F, at least 1 (the authors use <see cref="DefaultReferenceSteps"/>).</param>
+    /// <param name="distance">The state distance (the authors' "mae" by default).</param>
+    /// <param name="scope">One decision per batch (the official behaviour) or per sample.</param>
+    /// <exception cref="MediatorDiTException">A ratio is outside [0, 1] or increases, F is below 1, or an enum value is undefined.</exception>
     public AdaptiveModelSchedule(IReadOnlyList<double> switchRatios, int referenceSteps,
         StateDistance distance = StateDistance.MeanAbsolute, DecisionScope scope = DecisionScope.BatchMean)
     {
@@ -64,6 +72,8 @@ public sealed class AdaptiveModelSchedule : IModelSchedule
         Scope = scope;
     }
 
+    /// <inheritdoc/>
+    /// <remarks>Throws a <see cref="MediatorDiTException"/> when the ladder does not have one more model than there are ratios.</remarks>
     public IModelScheduleRun Start(ScheduleContext context)
     {
         ArgumentNullException.ThrowIfNull(context);

@@ -17,6 +17,10 @@ public sealed record ClassifierFreeGuidance
     /// <summary>How many leading channels are guided; null guides all of them.</summary>
     public int? GuidedChannels { get; }
 
+    /// <summary>Guidance at <paramref name="scale"/> on the first <paramref name="guidedChannels"/> channels.</summary>
+    /// <param name="scale">The guidance scale: finite and at least 1 (1 runs no guidance).</param>
+    /// <param name="guidedChannels">Leading channels to guide, at least 1; null guides all.</param>
+    /// <exception cref="MediatorDiTException">The scale or channel count is out of range.</exception>
     public ClassifierFreeGuidance(float scale, int? guidedChannels = OfficialChannels)
     {
         if (!(scale >= 1) || float.IsInfinity(scale))

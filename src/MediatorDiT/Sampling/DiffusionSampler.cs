@@ -13,6 +13,7 @@ namespace MediatorDiT.Sampling;
 /// </summary>
 public sealed class DiffusionSampler : ISampler
 {
+    /// <summary>The respaced process whose every step is sampled.</summary>
     public GaussianDiffusion Diffusion { get; }
 
     /// <summary>DDIM instead of ancestral sampling.</summary>
@@ -21,6 +22,11 @@ public sealed class DiffusionSampler : ISampler
     /// <summary>DDIM's eta (0: deterministic after z).</summary>
     public float Eta { get; }
 
+    /// <summary>Samples over every step of <paramref name="diffusion"/>.</summary>
+    /// <param name="diffusion">The (respaced) process, e.g. from <see cref="GaussianDiffusion.Create"/>.</param>
+    /// <param name="ddim">DDIM instead of ancestral sampling.</param>
+    /// <param name="eta">DDIM's eta, finite and at least 0.</param>
+    /// <exception cref="MediatorDiTException"><paramref name="eta"/> is negative or not finite.</exception>
     public DiffusionSampler(GaussianDiffusion diffusion, bool ddim = false, float eta = 0f)
     {
         ArgumentNullException.ThrowIfNull(diffusion);
@@ -41,15 +47,19 @@ public sealed class DiffusionSampler : ISampler
     private static int CheckSteps(int steps, string kind) => steps is >= 1 and <= 1000 ? steps
         : throw new MediatorDiTException($"{kind} sampling takes 1..1000 diffusion steps, got {steps}.");
 
+    /// <inheritdoc/>
     public int StepCount => Diffusion.NumTimesteps;
 
     /// <summary>One draw per step: p_sample and ddim_sample both call randn_like (DDIM with eta 0 ignores it).</summary>
     public int DrawCount => Diffusion.NumTimesteps;
 
+    /// <inheritdoc/>
     public string Description => Ddim
         ? string.Create(CultureInfo.InvariantCulture, $"ddim{Diffusion.NumTimesteps} eta {Eta}")
         : string.Create(CultureInfo.InvariantCulture, $"ancestral {Diffusion.NumTimesteps}");
 
+    /// <inheritdoc/>
+    /// <remarks>The ladder must hold exactly one DiT model; a schedule, if given, must keep it.</remarks>
     public SamplingResult Sample(ModelLadder ladder, Tensor z, ReadOnlySpan<int> y, INoiseSource noise, IModelSchedule? schedule = null,
         bool recordTrajectory = false, IProgress<SamplingProgress>? progress = null, CancellationToken cancellationToken = default)
     {

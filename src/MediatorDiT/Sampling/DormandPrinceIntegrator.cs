@@ -40,6 +40,9 @@ internal sealed class DormandPrinceIntegrator
     public int Evaluations { get; private set; }
 
     /// <param name="f">dy/dt at (y, t); the result is not modified.</param>
+    /// <param name="atol">Absolute error tolerance.</param>
+    /// <param name="rtol">Relative error tolerance.</param>
+    /// <param name="maxEvaluations">Calls of <paramref name="f"/> after which integration fails.</param>
     public DormandPrinceIntegrator(Func<Tensor, double, Tensor> f, double atol, double rtol, int maxEvaluations)
     {
         _f = f;

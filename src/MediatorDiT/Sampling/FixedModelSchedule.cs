@@ -56,6 +56,8 @@ public sealed class FixedModelSchedule : IModelSchedule
         return new FixedModelSchedule(null, modelIndex);
     }
 
+    /// <inheritdoc/>
+    /// <remarks>Throws a <see cref="MediatorDiTException"/> when the schedule's switches or model index do not fit the ladder.</remarks>
     public IModelScheduleRun Start(ScheduleContext context)
     {
         ArgumentNullException.ThrowIfNull(context);

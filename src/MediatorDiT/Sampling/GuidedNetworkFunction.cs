@@ -11,9 +11,15 @@ namespace MediatorDiT.Sampling;
 /// </summary>
 public sealed class GuidedNetworkFunction : IModelFunction
 {
+    /// <summary>The guided network.</summary>
     public SiTModel Model { get; }
+    /// <summary>The guidance scale and guided channels.</summary>
     public ClassifierFreeGuidance Guidance { get; }
 
+    /// <summary>Runs <paramref name="model"/> under <paramref name="guidance"/>.</summary>
+    /// <param name="model">A SiT-style model (returning as many channels as it takes).</param>
+    /// <param name="guidance">The guidance; it may not guide more channels than the model has.</param>
+    /// <exception cref="MediatorDiTException">The model returns a different channel count, or guidance asks for too many channels.</exception>
     public GuidedNetworkFunction(SiTModel model, ClassifierFreeGuidance guidance)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -24,8 +30,10 @@ public sealed class GuidedNetworkFunction : IModelFunction
         Guidance = guidance;
     }
 
+    /// <inheritdoc/>
     public int RowsPerSample => 2;
 
+    /// <inheritdoc/>
     public Tensor Evaluate(Tensor x, ReadOnlySpan<float> t, ReadOnlySpan<int> y) =>
         Model.ForwardWithCfg(x, t, y, Guidance.Scale, Guidance.GuidedChannels);
 }

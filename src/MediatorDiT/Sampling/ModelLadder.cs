@@ -24,6 +24,7 @@ public sealed class ModelLadder
     /// </summary>
     public IReadOnlyList<double> FlopsPerImage => _flopsPerImage;
 
+    /// <summary>The number of models (stages) in the ladder.</summary>
     public int Count => _stages.Length;
 
     /// <summary>Number of classes; label <see cref="NumClasses"/> itself is the null (unconditional) label.</summary>

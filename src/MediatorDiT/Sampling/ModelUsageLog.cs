@@ -16,6 +16,7 @@ public sealed class ModelUsageLog
         _flops = new double[samples];
     }
 
+    /// <summary>Samples of the run (one column of <see cref="ModelPerStep"/> each).</summary>
     public int SampleCount => _flops.Length;
 
     /// <summary>Logged steps (those that evaluated the network).</summary>
@@ -30,11 +31,15 @@ public sealed class ModelUsageLog
     /// <summary>ModelPerStep[step][sample]: the ladder index that served the sample in that step.</summary>
     public IReadOnlyList<IReadOnlyList<int>> ModelPerStep => _steps;
 
+    /// <summary>The ladder index that served <paramref name="sample"/> in logged step <paramref name="step"/>.</summary>
+    /// <param name="step">Logged step index in [0, StepCount).</param>
+    /// <param name="sample">Sample index in [0, SampleCount).</param>
     public int ModelAt(int step, int sample) => _steps[step][sample];
 
     /// <summary>FLOPs spent on each sample.</summary>
     public IReadOnlyList<double> FlopsPerImage => _flops;
 
+    /// <summary>The mean of <see cref="FlopsPerImage"/> over the samples.</summary>
     public double MeanFlopsPerImage => _flops.Average();
 
     /// <summary>Steps in which <paramref name="model"/> served <paramref name="sample"/>.</summary>

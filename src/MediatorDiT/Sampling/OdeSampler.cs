@@ -12,9 +12,13 @@ public sealed class OdeSampler : ISampler
 {
     private readonly float[] _grid;
 
+    /// <summary>The transport whose probability-flow ODE is integrated.</summary>
     public Transport Transport { get; }
+    /// <summary>The validated settings.</summary>
     public OdeSamplerOptions Options { get; }
+    /// <summary>The grid's start, near the noise end (from <see cref="Transport.CheckInterval"/>).</summary>
     public double T0 { get; }
+    /// <summary>The grid's end, near the data end.</summary>
     public double T1 { get; }
 
     /// <summary>The float32 time grid, NumSteps points from T0 to T1.</summary>
@@ -23,6 +27,10 @@ public sealed class OdeSampler : ISampler
     /// <summary>Steps (grid intervals), each served by one model per sample.</summary>
     public int StepCount => Options.NumSteps - 1;
 
+    /// <summary>An ODE sampler for <paramref name="transport"/>.</summary>
+    /// <param name="transport">The transport the models were trained with.</param>
+    /// <param name="options">The settings; null takes SiT's defaults.</param>
+    /// <exception cref="MediatorDiTException">A setting is invalid or the time interval is empty.</exception>
     public OdeSampler(Transport transport, OdeSamplerOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(transport);
@@ -37,6 +45,7 @@ public sealed class OdeSampler : ISampler
     /// <summary>Draws taken from a noise source: none, the ODE is deterministic after z.</summary>
     public int DrawCount => 0;
 
+    /// <inheritdoc/>
     public string Description => $"ode {Options.Method.ToString().ToLowerInvariant()} {Options.NumSteps}";
 
     /// <summary>As the overload without noise: the ODE takes no draws, so <paramref name="noise"/> is not used.</summary>

@@ -3,6 +3,7 @@ namespace MediatorDiT.Sampling;
 /// <summary>SiT's sample_ode settings; the defaults are SiT's.</summary>
 public sealed record OdeSamplerOptions
 {
+    /// <summary>The integrator.</summary>
     public OdeMethod Method { get; init; } = OdeMethod.Dopri5;
 
     /// <summary>

@@ -9,6 +9,7 @@ namespace MediatorDiT.Sampling;
 /// </summary>
 public sealed record ScheduleFile(IReadOnlyList<double> Ratios, int First)
 {
+    /// <summary>The file's name in a ladder folder.</summary>
     public const string FileName = "schedule.json";
 
     /// <summary>The schedule in <paramref name="path"/>, or null when there is no such file.</summary>

@@ -13,11 +13,14 @@ public sealed class SdeSampler : ISampler
 {
     private readonly float[] _grid;
 
+    /// <summary>The transport whose SDE is integrated.</summary>
     public Transport Transport { get; }
+    /// <summary>The validated settings.</summary>
     public SdeSamplerOptions Options { get; }
 
     /// <summary>The grid's start and end (from <see cref="Transport.CheckInterval"/>).</summary>
     public double T0 { get; }
+    /// <summary>The grid's end: 1 - last step size, or 1 - eps without a last step.</summary>
     public double T1 { get; }
 
     /// <summary>The float32 time grid, NumSteps points from T0 to T1.</summary>
@@ -29,12 +32,17 @@ public sealed class SdeSampler : ISampler
     /// <summary>One draw per grid step; the last step adds no noise.</summary>
     public int DrawCount => Options.NumSteps - 1;
 
+    /// <inheritdoc/>
     public string Description => $"sde {Options.Method.ToString().ToLowerInvariant()} {Options.NumSteps}";
 
     /// <summary>Network evaluations of one run.</summary>
     public int EvaluationsPerRun =>
         (Options.NumSteps - 1) * (Options.Method == SdeMethod.Heun ? 2 : 1) + (Options.LastStep == LastStep.None ? 0 : 1);
 
+    /// <summary>An SDE sampler for <paramref name="transport"/>.</summary>
+    /// <param name="transport">The transport the models were trained with.</param>
+    /// <param name="options">The settings; null takes the defaults of SiT's sampling scripts.</param>
+    /// <exception cref="MediatorDiTException">A setting is invalid, the time interval is empty, or w_t is not finite on the grid.</exception>
     public SdeSampler(Transport transport, SdeSamplerOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(transport);

@@ -9,9 +9,13 @@ namespace MediatorDiT.Sampling;
 /// </summary>
 public sealed record SdeSamplerOptions
 {
+    /// <summary>The integrator: Euler-Maruyama or stochastic Heun.</summary>
     public SdeMethod Method { get; init; } = SdeMethod.Euler;
+    /// <summary>The form of the diffusion coefficient w_t.</summary>
     public DiffusionForm DiffusionForm { get; init; } = DiffusionForm.Sigma;
+    /// <summary>SiT's diffusion_norm, the scale of w_t.</summary>
     public double DiffusionNorm { get; init; } = 1.0;
+    /// <summary>The final step from the grid's end to the data.</summary>
     public LastStep LastStep { get; init; } = LastStep.Mean;
 
     /// <summary>Size of the last step; the grid ends at 1 - LastStepSize (ignored for <see cref="LastStep.None"/>).</summary>

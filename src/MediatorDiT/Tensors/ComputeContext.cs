@@ -10,7 +10,7 @@ public enum ComputeDevice
 /// <summary>
 /// The compute settings a model, pipeline or trainer carries: thread count, matrix-product backend, kernel
 /// width and device. Kernels read the context of the call in progress (<see cref="Current"/>), which the
-/// object that owns the work enters for the duration of each call (<see cref="Use"/>), so two models with
+/// object that owns the work enters for the duration of each call (<see cref="Use()"/>), so two models with
 /// different settings work side by side in one process, on different threads or one after the other.
 /// Without an entered context kernels use <see cref="Default"/> (all cores, settings from the environment).
 /// </summary>
@@ -70,6 +70,7 @@ public sealed record ComputeContext
 
         internal Scope(ComputeContext? previous) => _previous = previous;
 
+        /// <summary>Makes the previous context current again on this thread.</summary>
         public void Dispose() => t_current = _previous;
     }
 

@@ -6,9 +6,9 @@ namespace MediatorDiT.Tensors;
 /// With transA the stored A is [k, m] (lda >= m), otherwise [m, k] (lda >= k); likewise for B.
 /// beta == 0 overwrites C (NaN in C does not propagate).
 /// </summary>
-public static unsafe class Gemm
+internal static unsafe class Gemm
 {
-    /// <summary>The implementation <see cref="Sgemm"/> runs in the current <see cref="ComputeContext"/>.</summary>
+    /// <summary>The implementation <see cref="Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/> runs in the current <see cref="ComputeContext"/>.</summary>
     public static GemmBackend Backend => ComputeContext.Current.Gemm;
 
     /// <summary>True when a system OpenBLAS was found and loaded.</summary>

@@ -5,7 +5,7 @@ namespace MediatorDiT.Tensors;
 /// the current <see cref="ComputeContext.Threads"/>. Runs inline when one thread or one item would do, or when
 /// already inside a parallel region (nested loops and products stay on their thread).
 /// </summary>
-public static class ParallelLoop
+internal static class ParallelLoop
 {
     // Up to this many items per thread are claimed one at a time; longer loops are cut into this many
     // contiguous chunks per thread so claiming stays cheap for tiny bodies.

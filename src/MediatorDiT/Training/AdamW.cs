@@ -12,10 +12,15 @@ namespace MediatorDiT.Training;
 /// </summary>
 public sealed class AdamW
 {
+    /// <summary>The learning rate of the next update; the trainer sets it each step (warm-up).</summary>
     public double LearningRate { get; set; }
+    /// <summary>Decay of the first moment.</summary>
     public double Beta1 { get; }
+    /// <summary>Decay of the second moment.</summary>
     public double Beta2 { get; }
+    /// <summary>Added to the bias-corrected sqrt(v) in the denominator.</summary>
     public double Eps { get; }
+    /// <summary>Decoupled weight decay: p *= 1 - lr * wd before the Adam step.</summary>
     public double WeightDecay { get; }
 
     private readonly Parameter[] _params;
@@ -24,6 +29,16 @@ public sealed class AdamW
     private readonly Tensor[] _m, _v;
     private readonly long[] _steps;
 
+    /// <summary>
+    /// Optimises the trainable ones among <paramref name="parameters"/>; parameters sharing one value tensor are
+    /// optimised once. The moments start at zero.
+    /// </summary>
+    /// <param name="parameters">The parameters; frozen ones are skipped.</param>
+    /// <param name="lr">The learning rate.</param>
+    /// <param name="beta1">Decay of the first moment.</param>
+    /// <param name="beta2">Decay of the second moment.</param>
+    /// <param name="eps">Denominator term.</param>
+    /// <param name="weightDecay">Decoupled weight decay.</param>
     public AdamW(IEnumerable<Parameter> parameters, double lr = 1e-4, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0)
     {
         _params = parameters.Where(p => p.Trainable).DistinctBy(p => p.Value, ReferenceEqualityComparer.Instance).ToArray();
@@ -38,15 +53,27 @@ public sealed class AdamW
         WeightDecay = weightDecay;
     }
 
+    /// <summary>Optimises the trainable parameters of <paramref name="model"/>.</summary>
+    /// <param name="model">The network.</param>
+    /// <param name="lr">The learning rate.</param>
+    /// <param name="beta1">Decay of the first moment.</param>
+    /// <param name="beta2">Decay of the second moment.</param>
+    /// <param name="eps">Denominator term.</param>
+    /// <param name="weightDecay">Decoupled weight decay.</param>
     public AdamW(IParameterSet model, double lr = 1e-4, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0)
         : this(model.Parameters, lr, beta1, beta2, eps, weightDecay) { }
 
+    /// <summary>The optimised parameters: trainable, one per value tensor, in construction order.</summary>
     public IReadOnlyList<Parameter> Parameters => _params;
 
     /// <summary>Per-parameter state, in construction order (for checkpoints).</summary>
     public IReadOnlyList<(Parameter Param, Tensor ExpAvg, Tensor ExpAvgSq, long Step)> State =>
         _params.Select((p, i) => (p, _m[i], _v[i], _steps[i])).ToArray();
 
+    /// <summary>Sets the step count of <paramref name="p"/> (for its bias correction) when resuming from a checkpoint.</summary>
+    /// <param name="p">An optimised parameter, or one sharing its value tensor.</param>
+    /// <param name="step">Updates it has already taken.</param>
+    /// <exception cref="KeyNotFoundException"><paramref name="p"/> is not optimised here.</exception>
     public void RestoreStep(Parameter p, long step) => _steps[_index[p.Value]] = step;
 
     /// <summary>Steps every parameter.</summary>

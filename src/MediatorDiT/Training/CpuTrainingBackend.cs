@@ -10,8 +10,10 @@ public sealed class CpuTrainingBackend(Transport transport) : ITrainingBackend
     private TrainableNetwork? _network, _ema;
     private AdamW? _optimizer;
 
+    /// <inheritdoc/>
     public string Name => "CPU";
 
+    /// <inheritdoc/>
     public void Attach(TrainableNetwork network, TrainableNetwork ema, AdamW optimizer)
     {
         ArgumentNullException.ThrowIfNull(network);
@@ -20,6 +22,7 @@ public sealed class CpuTrainingBackend(Transport transport) : ITrainingBackend
         (_network, _ema, _optimizer) = (network, ema, optimizer);
     }
 
+    /// <inheritdoc/>
     public TrainingStepResult Step(TrainingBatch batch)
     {
         var network = _network ?? throw new InvalidOperationException("Attach must precede Step.");
@@ -52,7 +55,10 @@ public sealed class CpuTrainingBackend(Transport transport) : ITrainingBackend
         return new TrainingStepResult(lossSum / size, norm);
     }
 
+    /// <inheritdoc/>
+    /// <remarks>Nothing to do: the CPU backend computes on the host objects.</remarks>
     public void SyncToHost() { }
 
+    /// <summary>Holds no resources; does nothing.</summary>
     public void Dispose() { }
 }

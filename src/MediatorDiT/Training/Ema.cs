@@ -8,6 +8,11 @@ namespace MediatorDiT.Training;
 /// </summary>
 public static class Ema
 {
+    /// <summary>ema = decay * ema + (1 - decay) * model, parameter by parameter in list order.</summary>
+    /// <param name="ema">The averaged network, updated in place.</param>
+    /// <param name="model">The trained network; its parameter list must match <paramref name="ema"/>'s.</param>
+    /// <param name="decay">The decay, in [0, 1).</param>
+    /// <exception cref="ArgumentException">The parameter lists differ in length.</exception>
     public static void Update(IParameterSet ema, IParameterSet model, double decay)
     {
         var src = model.Parameters;
@@ -22,6 +27,9 @@ public static class Ema
         }
     }
 
+    /// <summary>Copies every weight of <paramref name="from"/> into <paramref name="to"/> (the EMA's start).</summary>
+    /// <param name="from">The source network.</param>
+    /// <param name="to">The destination, with the same parameter list.</param>
     public static void CopyWeights(IParameterSet from, IParameterSet to)
     {
         for (int i = 0; i < from.Parameters.Count; i++) to.Parameters[i].Value.CopyFrom(from.Parameters[i].Value);

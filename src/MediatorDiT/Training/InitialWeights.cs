@@ -11,7 +11,7 @@ namespace MediatorDiT.Training;
 /// (<see cref="ResolutionResize"/>); everything else about the network must agree, and the first field that
 /// does not is named.
 /// </summary>
-public static partial class InitialWeights
+internal static partial class InitialWeights
 {
     [GeneratedRegex(@"^blocks\.\d+\.attn\.m(\d+)\.[a-z]{2}_bias$")]
     private static partial Regex CombinedBiasPattern();

@@ -12,7 +12,7 @@ namespace MediatorDiT.Training;
 /// older versions wrote, are read too); a line that is no metrics entry (cut by a crash, edited) is
 /// dropped on resume with a warning naming its line number.
 /// </summary>
-public sealed partial class MetricsLog
+internal sealed partial class MetricsLog
 {
     public sealed record Entry(long Step, double Loss, double GradNorm, double LearningRate, double ImagesPerSecond);
 

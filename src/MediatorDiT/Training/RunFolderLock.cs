@@ -11,7 +11,7 @@ namespace MediatorDiT.Training;
 /// a killed run leaves no stale lock. The file is never deleted: deleting it on release would let a waiting
 /// process lock the unlinked file while a third one locks a new one.
 /// </summary>
-public sealed partial class RunFolderLock : IDisposable
+internal sealed partial class RunFolderLock : IDisposable
 {
     public const string FileName = "run.lock";
 

@@ -20,25 +20,43 @@ public sealed record TrainConfig
 
     /// <summary>"fashion-mnist", "mnist", "latents:PATH" or "folder:PATH".</summary>
     [JsonPropertyName("dataset")] public string Dataset { get; init; } = "fashion-mnist";
+    /// <summary>Where built-in datasets are downloaded and cached; null: <see cref="Data.DatasetCache.DefaultDataDir"/>.</summary>
     [JsonPropertyName("data_dir")] public string? DataDir { get; init; }
+    /// <summary>Sample side in pixels: built-in 28x28 images are padded to it, folder images centre-cropped to it; latent datasets keep their own size.</summary>
     [JsonPropertyName("image_size")] public int ImageSize { get; init; } = 32;
+    /// <summary>Mirrors each training sample left-right with probability 1/2.</summary>
     [JsonPropertyName("hflip")] public bool HorizontalFlip { get; init; }
 
+    /// <summary>The transport path: "Linear", "GVP" or "VP" (case-insensitive).</summary>
     [JsonPropertyName("path")] public string Path { get; init; } = "Linear";
+    /// <summary>What the network predicts: "velocity", "score" or "noise".</summary>
     [JsonPropertyName("prediction")] public string Prediction { get; init; } = "velocity";
+    /// <summary>The loss weighting: "none", "velocity" or "likelihood".</summary>
     [JsonPropertyName("loss_weight")] public string LossWeight { get; init; } = "none";
+    /// <summary>Distance of the training times from the path's singular ends; null: the transport's default.</summary>
     [JsonPropertyName("train_eps")] public double? TrainEps { get; init; }
+    /// <summary>Distance of the sampling times from the path's singular ends; null: the transport's default.</summary>
     [JsonPropertyName("sample_eps")] public double? SampleEps { get; init; }
 
+    /// <summary>Samples per optimisation step (all micro-batches together).</summary>
     [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 64;
+    /// <summary>Micro-batches per step whose gradients are averaged; must divide <see cref="BatchSize"/>.</summary>
     [JsonPropertyName("grad_accum")] public int GradAccum { get; init; } = 1;
+    /// <summary>AdamW's learning rate after warm-up.</summary>
     [JsonPropertyName("lr")] public double LearningRate { get; init; } = 1e-4;
+    /// <summary>Steps over which the learning rate rises linearly to <see cref="LearningRate"/>; 0: none.</summary>
     [JsonPropertyName("warmup_steps")] public int WarmupSteps { get; init; }
+    /// <summary>AdamW's decoupled weight decay (p *= 1 - lr * wd).</summary>
     [JsonPropertyName("weight_decay")] public double WeightDecay { get; init; }
+    /// <summary>Largest global gradient norm; larger gradients are scaled down to it. 0: no clipping.</summary>
     [JsonPropertyName("grad_clip")] public double GradClip { get; init; }
+    /// <summary>Decay of the EMA weights, in [0, 1).</summary>
     [JsonPropertyName("ema_decay")] public double EmaDecay { get; init; } = 0.9999;
+    /// <summary>Probability that a label is replaced by the null label (for classifier-free guidance), in [0, 1).</summary>
     [JsonPropertyName("class_dropout")] public double ClassDropout { get; init; } = 0.1;
+    /// <summary>Seeds the initial weights, the data order and every per-step draw.</summary>
     [JsonPropertyName("seed")] public ulong Seed { get; init; }
+    /// <summary>Optimisation steps of the whole run (a resume continues up to it).</summary>
     [JsonPropertyName("steps")] public long Steps { get; init; } = 1000;
 
     /// <summary>
@@ -47,10 +65,15 @@ public sealed record TrainConfig
     /// </summary>
     [JsonPropertyName("init_from")] public string? InitFrom { get; init; }
 
+    /// <summary>Steps between checkpoints; one is also written at the end and on cancellation.</summary>
     [JsonPropertyName("ckpt_every")] public long CheckpointEvery { get; init; } = 500;
+    /// <summary>Checkpoints kept; older ones are deleted, except the newest written while the loss was not diverging.</summary>
     [JsonPropertyName("keep_last")] public int KeepLast { get; init; } = 3;
+    /// <summary>Steps between metrics.jsonl lines and progress reports.</summary>
     [JsonPropertyName("log_every")] public long LogEvery { get; init; } = 10;
+    /// <summary>Steps between calls of <see cref="Trainer.Options.OnSample"/> with the EMA network; 0: never.</summary>
     [JsonPropertyName("sample_every")] public long SampleEvery { get; init; }
+    /// <summary>Sampling steps meant for the periodic samples; stored with the config but not read by the trainer.</summary>
     [JsonPropertyName("sample_steps")] public int SampleSteps { get; init; } = 50;
 
     /// <summary>
@@ -65,8 +88,13 @@ public sealed record TrainConfig
 
     private static readonly JsonSerializerOptions Options = new() { WriteIndented = true };
 
+    /// <summary>The config as indented JSON with snake_case names, as config.json and checkpoints store it.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, Options);
 
+    /// <summary>Reads a config written by <see cref="ToJson"/> or by hand; missing fields keep their defaults.</summary>
+    /// <param name="json">The JSON text.</param>
+    /// <param name="source">Where the text came from (a file path), for messages.</param>
+    /// <exception cref="MediatorDiTException">The text is not valid JSON or is empty.</exception>
     public static TrainConfig FromJson(string json, string source)
     {
         try

@@ -16,9 +16,12 @@ namespace MediatorDiT.Training;
 /// </summary>
 public sealed class Trainer
 {
+    /// <summary>How a run reports, where it computes and what it may read.</summary>
     public sealed record Options
     {
+        /// <summary>Receives a report after every logged step.</summary>
         public IProgress<TrainingProgress>? Progress { get; init; }
+        /// <summary>Receives one-line notes and warnings (resume, removed temp files, divergence).</summary>
         public IProgress<string>? Messages { get; init; }
         /// <summary>Called every sample_every steps with the EMA network (e.g. to write a sample grid).</summary>
         public Action<TrainableNetwork, long, string>? OnSample { get; init; }
@@ -39,6 +42,11 @@ public sealed class Trainer
     /// <summary>A loss this many times its running mean is reported as a possible divergence.</summary>
     public const double DivergenceFactor = 100;
 
+    /// <summary>What a run ended with.</summary>
+    /// <param name="Step">The step reached.</param>
+    /// <param name="LastLoss">The last step's loss; NaN when no step ran.</param>
+    /// <param name="RunDir">The run folder.</param>
+    /// <param name="ExportedWeights">The EMA weight files written at the end.</param>
     public sealed record Result(long Step, double LastLoss, string RunDir, IReadOnlyList<string> ExportedWeights);
 
     /// <summary>Fills in the network config from the model name and the data's shape and classes.</summary>

@@ -16,7 +16,7 @@ namespace MediatorDiT.Training;
 /// non-finite value is never written, and loading verifies the checksum (files written before it existed
 /// have none and load unchecked) and that every value is finite.
 /// </summary>
-public static partial class TrainingCheckpoint
+internal static partial class TrainingCheckpoint
 {
     public const string Format = "mediatordit-train-checkpoint/1";
     public const string ChecksumKey = "data_crc32";

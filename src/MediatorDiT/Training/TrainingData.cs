@@ -4,9 +4,14 @@ using MediatorDiT.IO;
 namespace MediatorDiT.Training;
 
 /// <summary>Opens the dataset a <see cref="TrainConfig"/> names: a built-in one, latents, or an image folder.</summary>
-public static class TrainingData
+internal static class TrainingData
 {
+    /// <summary>The training dataset <paramref name="config"/> names, fetched and cached first for a built-in one.</summary>
+    /// <param name="config">The run's config (dataset, image size, data folder).</param>
+    /// <param name="progress">Receives download and scan messages.</param>
+    /// <param name="token">Cancels a download or a folder scan.</param>
     /// <param name="limits">bounds on the files read; <see cref="InputLimits.Default"/> when null</param>
+    /// <exception cref="MediatorDiTException">The dataset is unknown or its path does not exist.</exception>
     public static IDataset Open(TrainConfig config, IProgress<string>? progress, CancellationToken token, InputLimits? limits = null)
     {
         string spec = config.Dataset;

@@ -7,9 +7,15 @@ namespace MediatorDiT.Diffusion;
 /// </summary>
 public static class BetaSchedules
 {
+    /// <summary>The name of Ho et al.'s linear schedule.</summary>
     public const string Linear = "linear";
+    /// <summary>The name of Nichol and Dhariwal's cosine schedule.</summary>
     public const string Cosine = "squaredcos_cap_v2";
 
+    /// <summary>The betas (length <paramref name="steps"/>) of the schedule called <paramref name="name"/>.</summary>
+    /// <param name="name"><see cref="Linear"/> or <see cref="Cosine"/>.</param>
+    /// <param name="steps">T, the number of diffusion steps.</param>
+    /// <exception cref="MediatorDiTException"><paramref name="steps"/> is not positive or the name is unknown.</exception>
     public static double[] Named(string name, int steps)
     {
         if (steps <= 0) throw new MediatorDiTException($"the number of diffusion steps must be positive, got {steps}.");
@@ -41,7 +47,7 @@ public static class BetaSchedules
     }
 
     /// <summary>numpy.linspace with the endpoint: start + i * step, the last value set to stop exactly.</summary>
-    public static double[] Linspace(double start, double stop, int count)
+    internal static double[] Linspace(double start, double stop, int count)
     {
         var values = new double[count];
         if (count == 1)

@@ -13,28 +13,45 @@ namespace MediatorDiT.Diffusion;
 /// </summary>
 public sealed class GaussianDiffusion
 {
+    /// <summary>T, the number of steps of this (possibly respaced) process.</summary>
     public int NumTimesteps { get; }
     /// <summary>Length of the process this one was respaced from (T itself when not respaced).</summary>
     public int OriginalNumSteps { get; }
+    /// <summary>What the network's first C output channels predict: the noise or x_0.</summary>
     public GaussianMeanType MeanType { get; }
+    /// <summary>How the reverse step's variance is chosen (fixed, or learned from the last C channels).</summary>
     public GaussianVarianceType VarianceType { get; }
+    /// <summary>The training loss: MSE on the mean target plus, for learned variances, the (optionally rescaled) variational bound.</summary>
     public GaussianLossType LossType { get; }
 
     /// <summary>Respaced index -> original step.</summary>
     public IReadOnlyList<int> TimestepMap => _timestepMap;
 
+    /// <summary>beta_t for each step t in [0, T).</summary>
     public IReadOnlyList<double> Betas => _betas;
+    /// <summary>alphabar_t = prod over s &lt;= t of (1 - beta_s).</summary>
     public IReadOnlyList<double> AlphasCumprod => _alphasCumprod;
+    /// <summary>alphabar_{t-1}, with 1 at t = 0.</summary>
     public IReadOnlyList<double> AlphasCumprodPrev => _alphasCumprodPrev;
+    /// <summary>alphabar_{t+1}, with 0 at the last step.</summary>
     public IReadOnlyList<double> AlphasCumprodNext => _alphasCumprodNext;
+    /// <summary>sqrt(alphabar_t), the data coefficient of q(x_t | x_0).</summary>
     public IReadOnlyList<double> SqrtAlphasCumprod => _sqrtAlphasCumprod;
+    /// <summary>sqrt(1 - alphabar_t), the noise coefficient of q(x_t | x_0).</summary>
     public IReadOnlyList<double> SqrtOneMinusAlphasCumprod => _sqrtOneMinusAlphasCumprod;
+    /// <summary>log(1 - alphabar_t).</summary>
     public IReadOnlyList<double> LogOneMinusAlphasCumprod => _logOneMinusAlphasCumprod;
+    /// <summary>sqrt(1 / alphabar_t), which turns x_t into x_0 together with <see cref="SqrtRecipM1AlphasCumprod"/>.</summary>
     public IReadOnlyList<double> SqrtRecipAlphasCumprod => _sqrtRecipAlphasCumprod;
+    /// <summary>sqrt(1 / alphabar_t - 1): x_0 = sqrt(1 / alphabar_t) x_t - sqrt(1 / alphabar_t - 1) eps.</summary>
     public IReadOnlyList<double> SqrtRecipM1AlphasCumprod => _sqrtRecipM1AlphasCumprod;
+    /// <summary>The variance of q(x_{t-1} | x_t, x_0): beta_t (1 - alphabar_{t-1}) / (1 - alphabar_t); 0 at t = 0.</summary>
     public IReadOnlyList<double> PosteriorVariance => _posteriorVariance;
+    /// <summary>log <see cref="PosteriorVariance"/>, with step 1's value at t = 0 (empty for a one-step process).</summary>
     public IReadOnlyList<double> PosteriorLogVarianceClipped => _posteriorLogVarianceClipped;
+    /// <summary>The x_0 coefficient of the posterior mean: beta_t sqrt(alphabar_{t-1}) / (1 - alphabar_t).</summary>
     public IReadOnlyList<double> PosteriorMeanCoef1 => _posteriorMeanCoef1;
+    /// <summary>The x_t coefficient of the posterior mean: (1 - alphabar_{t-1}) sqrt(1 - beta_t) / (1 - alphabar_t).</summary>
     public IReadOnlyList<double> PosteriorMeanCoef2 => _posteriorMeanCoef2;
 
     private readonly int[] _timestepMap;

@@ -7,7 +7,7 @@ namespace MediatorDiT.Diffusion;
 /// the tanh approximation of the standard normal CDF. Each comes with its derivative with respect to
 /// the second (model) distribution's log variance or log scale, which the training loss needs.
 /// </summary>
-public static class GaussianLikelihood
+internal static class GaussianLikelihood
 {
     private const float CdfFloor = 1e-12f;
     private const float HalfBin = (float)(1.0 / 255.0);

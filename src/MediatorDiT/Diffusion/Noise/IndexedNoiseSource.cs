@@ -13,8 +13,10 @@ public sealed class IndexedNoiseSource : INoiseSource
     private readonly RandomSource[] _generators;
     private int _rowsPerSample = 1;
 
+    /// <summary>One generator per sample, from (<paramref name="seed"/>, index) by <see cref="ForSample"/>.</summary>
     /// <param name="seed">the run's seed</param>
     /// <param name="indices">each sample's global index, in batch order</param>
+    /// <exception cref="MediatorDiTException"><paramref name="indices"/> is empty or holds a negative index.</exception>
     public IndexedNoiseSource(ulong seed, ReadOnlySpan<int> indices)
     {
         if (indices.IsEmpty) throw new MediatorDiTException("indexed noise needs at least one sample index, got none.");
@@ -47,6 +49,8 @@ public sealed class IndexedNoiseSource : INoiseSource
         return z;
     }
 
+    /// <inheritdoc/>
+    /// <remarks>Each draw's first dimension must be a multiple of the sample count B (under guidance it is 2 B).</remarks>
     public void Prepare(ReadOnlySpan<int> drawShape, int drawCount)
     {
         if (drawShape.IsEmpty || drawShape[0] % _generators.Length != 0)
@@ -55,6 +59,7 @@ public sealed class IndexedNoiseSource : INoiseSource
         _rowsPerSample = drawShape[0] / _generators.Length;
     }
 
+    /// <inheritdoc/>
     public void Next(Span<float> destination)
     {
         int rows = _generators.Length * _rowsPerSample;

@@ -11,6 +11,7 @@ public sealed class ReplayNoiseSource : INoiseSource
 {
     private readonly string _name;
 
+    /// <summary>The recorded draws (count, ...), draw k at index k.</summary>
     public Tensor Draws { get; }
 
     /// <summary>How many draws have been handed out.</summary>
@@ -19,6 +20,10 @@ public sealed class ReplayNoiseSource : INoiseSource
     /// <summary>How many draws were recorded.</summary>
     public int Count => Draws.Dim(0);
 
+    /// <summary>Replays <paramref name="draws"/> from the first.</summary>
+    /// <param name="draws">The recorded draws (count, ...), at least one.</param>
+    /// <param name="name">Where the draws came from, for messages.</param>
+    /// <exception cref="MediatorDiTException"><paramref name="draws"/> has rank below 2 or no draws.</exception>
     public ReplayNoiseSource(Tensor draws, string name = "recorded noise")
     {
         ArgumentNullException.ThrowIfNull(draws);
@@ -30,6 +35,8 @@ public sealed class ReplayNoiseSource : INoiseSource
 
     private int DrawLength => Draws.Length / Draws.Dim(0);
 
+    /// <inheritdoc/>
+    /// <remarks>The recorded draws' shape must equal <paramref name="drawShape"/> and enough must be left.</remarks>
     public void Prepare(ReadOnlySpan<int> drawShape, int drawCount)
     {
         if (!Draws.Shape.AsSpan(1).SequenceEqual(drawShape))
@@ -40,6 +47,7 @@ public sealed class ReplayNoiseSource : INoiseSource
                 $"{_name} has {Count - Used} draws left but the run needs {drawCount}, one per step that adds noise.");
     }
 
+    /// <inheritdoc/>
     public void Next(Span<float> destination)
     {
         if (Used >= Count)

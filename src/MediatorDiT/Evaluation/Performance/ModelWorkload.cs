@@ -9,7 +9,7 @@ namespace MediatorDiT.Evaluation.Performance;
 /// <see cref="TrainStep"/> (forward, backward, AdamW). FLOPs are the counter's figure x 2 (multiply and
 /// add) per image; a training step counts three forwards (forward + backward), AdamW not counted.
 /// </summary>
-public sealed class ModelWorkload
+internal sealed class ModelWorkload
 {
     private readonly Tensor _x, _dOut;
     private readonly float[] _t;

@@ -7,7 +7,7 @@ namespace MediatorDiT.Evaluation.Performance;
 /// /proc/self/clear_refs), so the peak of one workload is measured apart from what ran before;
 /// elsewhere the process-lifetime peak is all there is.
 /// </summary>
-public static class PeakMemory
+internal static class PeakMemory
 {
     /// <summary>Collects garbage and resets the high-water mark to the current resident set; false where unsupported.</summary>
     public static bool Reset()

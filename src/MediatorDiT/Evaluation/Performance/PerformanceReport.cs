@@ -5,7 +5,15 @@ using System.Text.Json;
 namespace MediatorDiT.Evaluation.Performance;
 
 /// <summary>One timed case: median seconds per call and achieved GFLOP/s against the SGEMM rate.</summary>
+/// <param name="Name">the case, e.g. "forward m16"</param>
+/// <param name="Tokens">tokens per image</param>
 /// <param name="Mediators">0 for full attention</param>
+/// <param name="Batch">images per call</param>
+/// <param name="Training">a training step (forward, backward, AdamW) rather than a forward</param>
+/// <param name="MedianSeconds">median wall seconds per call</param>
+/// <param name="ImagesPerSecond">Batch / MedianSeconds</param>
+/// <param name="Gflops">achieved GFLOP/s (multiply and add counted apart)</param>
+/// <param name="OfSgemm">Gflops as a fraction of the SGEMM rate</param>
 public sealed record CaseResult(string Name, int Tokens, int Mediators, int Batch, bool Training, double MedianSeconds,
     double ImagesPerSecond, double Gflops, double OfSgemm);
 
@@ -15,15 +23,23 @@ public sealed record OpTime(string Name, double Seconds, double Share, long Call
 /// <summary>Everything <see cref="PerformanceSuite"/> measured, as a table or JSON.</summary>
 public sealed class PerformanceReport
 {
+    /// <summary>Threads the figures were measured with.</summary>
     public int Threads { get; set; }
+    /// <summary>Logical processors of the machine.</summary>
     public int ProcessorCount { get; set; }
+    /// <summary>The vector instruction sets found, e.g. "AVX2, FMA, AVX-512F, Vector512 on".</summary>
     public string CpuFeatures { get; set; } = "";
+    /// <summary>The matrix-product backend in use.</summary>
     public string GemmBackend { get; set; } = "";
+    /// <summary>Whether the system OpenBLAS was found.</summary>
     public bool OpenBlas { get; set; }
+    /// <summary>Whether the run used the quick settings (fewer rounds).</summary>
     public bool Quick { get; set; }
+    /// <summary>The 1024^3 SGEMM rate in GFLOP/s at <see cref="Threads"/> threads, the yardstick of every case.</summary>
     public double SgemmGflops { get; set; }
     /// <summary>Two threads of independent scalar work over one (2.0: two free cores; near 1: the host is busy).</summary>
     public double TwoCoreCheck { get; set; }
+    /// <summary>The timed cases, in the order run.</summary>
     public List<CaseResult> Cases { get; } = [];
     /// <summary>Forward time of 16 mediators over full attention at 256 tokens (median of paired rounds).</summary>
     public double MediatorTimeRatio256 { get; set; }
@@ -35,19 +51,28 @@ public sealed class PerformanceReport
     public double? Mediator4096Speedup { get; set; }
     /// <summary>Managed bytes allocated by one warmed-up forward (full, m16, batch 4) and training step (full, batch 8).</summary>
     public long ForwardAllocatedBytes { get; set; }
+    /// <summary>Managed bytes allocated by one warmed-up forward of the 16-mediator model (batch 4).</summary>
     public long MediatorForwardAllocatedBytes { get; set; }
+    /// <summary>Managed bytes allocated by one warmed-up training step (full attention, batch 8).</summary>
     public long TrainStepAllocatedBytes { get; set; }
+    /// <summary>Process peak resident bytes after the 4,096-token full-attention forward; null when not measured.</summary>
     public long? Large4096PeakBytes { get; set; }
+    /// <summary>How far that forward raised the peak above the resident size before it; null when not measured.</summary>
     public long? Large4096GrowthBytes { get; set; }
+    /// <summary>Float32 bytes of SiT-XL/2's weights; null when not measured.</summary>
     public long? XlWeightBytes { get; set; }
+    /// <summary>Process peak resident bytes while sampling with SiT-XL/2 (batch 1, guidance); null when not measured.</summary>
     public long? XlSamplingPeakBytes { get; set; }
+    /// <summary>Resident bytes before the XL model was built; null when not measured.</summary>
     public long? XlBaselineBytes { get; set; }
+    /// <summary>Per-operation times of each 256-token case by case name (with <c>Breakdown</c>).</summary>
     public Dictionary<string, IReadOnlyList<OpTime>> Breakdowns { get; } = [];
     /// <summary>1024^3 SGEMM on one thread in CPU time (with <c>Breakdown</c>).</summary>
     public double? SgemmThreadCpuGflops { get; set; }
     /// <summary>The 256-token cases on one thread in CPU time, against <see cref="SgemmThreadCpuGflops"/> (with <c>Breakdown</c>).</summary>
     public List<CaseResult> ThreadCpuCases { get; } = [];
 
+    /// <summary>The report as plain-text lines, as <c>mdit bench</c> prints it.</summary>
     public string ToTable()
     {
         var ci = CultureInfo.InvariantCulture;
@@ -95,6 +120,8 @@ public sealed class PerformanceReport
     /// <summary>Writes the JSON form to <paramref name="path"/> atomically.</summary>
     public void SaveJson(string path) => MediatorDiT.IO.AtomicFile.Write(path, WriteJson);
 
+    /// <summary>Writes the report as indented JSON to <paramref name="stream"/>.</summary>
+    /// <param name="stream">The destination.</param>
     public void WriteJson(Stream stream)
     {
         using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });

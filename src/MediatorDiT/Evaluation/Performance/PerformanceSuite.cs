@@ -17,7 +17,9 @@ public sealed record PerformanceOptions(int Threads, bool Quick = false, bool La
 {
     // 11 rounds: single rounds of the same binary on the idle 2-core VM scatter by +-10%, and the median of
     // 5 still moved by about that much between runs.
+    /// <summary>Timed rounds per case: 3 when quick, else 11.</summary>
     public int Repeats => Quick ? 3 : 11;
+    /// <summary>Untimed rounds before timing: 1 when quick, else 2.</summary>
     public int WarmUps => Quick ? 1 : 2;
 }
 
@@ -31,6 +33,10 @@ public sealed record PerformanceOptions(int Threads, bool Quick = false, bool La
 /// </summary>
 public static class PerformanceSuite
 {
+    /// <summary>Measures what <paramref name="options"/> select (seconds to minutes) and returns the figures.</summary>
+    /// <param name="options">Threads and which parts to run.</param>
+    /// <param name="progress">Receives a line as each part starts.</param>
+    /// <param name="cancel">Stops between cases.</param>
     public static PerformanceReport Run(PerformanceOptions options, IProgress<string>? progress = null, CancellationToken cancel = default)
     {
         int threads = Math.Max(1, options.Threads);

@@ -4,7 +4,7 @@ using MediatorDiT.Tensors;
 namespace MediatorDiT.Evaluation.Performance;
 
 /// <summary>SGEMM throughput on this machine: the yardstick every model figure is divided by.</summary>
-public static class SgemmRate
+internal static class SgemmRate
 {
     /// <summary>
     /// GFLOP/s of 1024^3 products on one thread in that thread's CPU time (median of
@@ -58,7 +58,7 @@ public static class SgemmRate
     }
 
     /// <summary>
-    /// One timed sample of C = op(A) op(B) (m x n x k, optionally a batched call of <paramref name="batch"/>
+    /// One timed sample of C = op(A) op(B) (m x n x k, optionally a batched call of <c>batch</c>
     /// products) for interleaving with other cases: <see cref="Run"/> makes as many calls as took about
     /// <c>seconds</c> during a warm-up here, <see cref="Flops"/> is their total (2 m n k per product).
     /// </summary>

@@ -5,4 +5,4 @@ namespace MediatorDiT.IO.Pickle;
 /// <paramref name="args"/> from data alone (no code runs); returns false to leave the call to the
 /// reader, which turns calls it does not know into inert <see cref="PickledObject"/>s.
 /// </summary>
-public delegate bool PickleCallHandler(PickleGlobal callable, object?[] args, out object? result);
+internal delegate bool PickleCallHandler(PickleGlobal callable, object?[] args, out object? result);

@@ -5,7 +5,7 @@ namespace MediatorDiT.IO.Pickle;
 /// data: nothing is imported or looked up. Storage classes (torch.FloatStorage) and dtypes
 /// (torch.float16) reach the object graph in this form.
 /// </summary>
-public sealed record PickleGlobal(string Module, string Name)
+internal sealed record PickleGlobal(string Module, string Name)
 {
     public string FullName => $"{Module}.{Name}";
 

@@ -13,6 +13,13 @@ namespace MediatorDiT.Pipelines;
 /// </summary>
 public static class LadderDemo
 {
+    /// <summary>Runs both schedules on the same noise and labels and scores them.</summary>
+    /// <param name="pipeline">A pipeline of at least 2 models.</param>
+    /// <param name="classifier">A classifier of the ladder's dataset (same class count).</param>
+    /// <param name="options">Images per class, steps, schedule and seed.</param>
+    /// <param name="progress">Receives a report per sampler step.</param>
+    /// <param name="cancellationToken">Stops between steps.</param>
+    /// <exception cref="MediatorDiTException">An option is invalid, the ladder has one model, or the class counts differ.</exception>
     public static LadderDemoResult Run(DiffusionPipeline pipeline, ImageClassifier classifier, LadderDemoOptions options,
         IProgress<LadderDemoProgress>? progress = null, CancellationToken cancellationToken = default)
     {

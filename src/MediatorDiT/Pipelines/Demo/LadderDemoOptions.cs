@@ -10,7 +10,9 @@ namespace MediatorDiT.Pipelines;
 /// </summary>
 public sealed record LadderDemoOptions
 {
+    /// <summary>Images generated per class.</summary>
     public int PerClass { get; init; } = 8;
+    /// <summary>Time points of the SDE grid, 2..10000.</summary>
     public int Steps { get; init; } = GenerationOptions.DefaultTransportSteps;
 
     /// <summary>One ratio per move up the ladder; null: the pipeline's stored schedule, else the default rule.</summary>
@@ -19,8 +21,10 @@ public sealed record LadderDemoOptions
     /// <summary>Reference steps; null: the pipeline's stored schedule, else 3.</summary>
     public int? First { get; init; }
 
+    /// <summary>Seed of the noise both runs share.</summary>
     public ulong Seed { get; init; }
 
+    /// <summary>Returns these options, or throws a <see cref="MediatorDiTException"/> naming the first bad one.</summary>
     public LadderDemoOptions Validate()
     {
         if (PerClass < 1) throw new MediatorDiTException($"--per-class must be at least 1, got {PerClass}.");

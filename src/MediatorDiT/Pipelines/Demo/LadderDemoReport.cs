@@ -13,10 +13,19 @@ namespace MediatorDiT.Pipelines;
 /// </summary>
 public static class LadderDemoReport
 {
+    /// <summary>The picture's file name.</summary>
     public const string PictureName = "demo.png";
+    /// <summary>The record's file name.</summary>
     public const string RecordName = "demo.json";
 
+    /// <summary>Writes both files into <paramref name="folder"/> (created if needed) and returns their paths.</summary>
+    /// <param name="folder">The output folder.</param>
+    /// <param name="result">The demo's outcome.</param>
+    /// <param name="modelPaths">The ladder's weight files, recorded in demo.json.</param>
     /// <param name="modelNames">Short names of the ladder models, e.g. m4, m16, m64.</param>
+    /// <param name="classNames">One name per class, labelling the rows.</param>
+    /// <param name="scale">Pixels per sample pixel in the picture.</param>
+    /// <exception cref="MediatorDiTException">The name counts do not match the classes or models.</exception>
     public static (string Picture, string Record) Write(string folder, LadderDemoResult result, IReadOnlyList<string> modelPaths,
         IReadOnlyList<string> modelNames, IReadOnlyList<string> classNames, int scale = 3)
     {

@@ -6,6 +6,7 @@ namespace MediatorDiT.Pipelines;
 /// <summary>One sampling run of the demo: samples (B, C, H, W), which model served each step, wall time, classifier agreement.</summary>
 public sealed record LadderDemoRun(Tensor Samples, ModelUsageLog Usage, double WallSeconds, double ClassAgreement)
 {
+    /// <summary>Mean FLOPs (multiply-accumulates) per image of the run.</summary>
     public double FlopsPerImage => Usage.MeanFlopsPerImage;
 
     /// <summary>The first step each ladder model served (sample 0; the demo decides on the batch mean), or -1.</summary>
