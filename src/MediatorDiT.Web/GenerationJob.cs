@@ -82,8 +82,19 @@ internal sealed class GenerationJob
     /// <summary>Wall seconds from start to end of sampling.</summary>
     public double? WallSeconds { get; set; }
 
-    /// <summary>The newest step event (for status answers), or null.</summary>
-    public JsonObject? LastStep { get; private set; }
+    private JsonObject? _lastStep;
+
+    /// <summary>Where the newest step stands (run, step, stepCount, imagesDone, images), copied under the lock; null before the first step.</summary>
+    public JsonObject? Progress()
+    {
+        lock (_gate)
+        {
+            if (_lastStep is not { } step) return null;
+            var progress = new JsonObject();
+            foreach (string key in (string[])["run", "step", "stepCount", "imagesDone", "images"]) progress[key] = step[key]?.DeepClone();
+            return progress;
+        }
+    }
 
     public bool IsFinished => State is JobState.Done or JobState.Failed or JobState.Cancelled;
 
@@ -141,7 +152,7 @@ internal sealed class GenerationJob
         lock (_gate)
         {
             var added = AppendLocked("step", data);
-            LastStep = data;
+            _lastStep = data;
             if (!hasPreview) return;
             if (_lastPreview.TryGetValue((run, firstIndex), out var older)) older.Data.Remove("previews");
             _lastPreview[(run, firstIndex)] = added;

@@ -161,12 +161,7 @@ public static class ServeApp
             ["events"] = $"/api/jobs/{job.Id}/events",
         };
         if (job.Error is not null) status["error"] = job.Error;
-        if (job.LastStep is { } step)
-            status["progress"] = new JsonObject
-            {
-                ["run"] = step["run"]?.DeepClone(), ["step"] = step["step"]?.DeepClone(), ["stepCount"] = step["stepCount"]?.DeepClone(),
-                ["imagesDone"] = step["imagesDone"]?.DeepClone(), ["images"] = step["images"]?.DeepClone(),
-            };
+        if (job.Progress() is { } progress) status["progress"] = progress;
         if (job.State == JobState.Done)
         {
             status["record"] = $"/api/jobs/{job.Id}/record.json";

@@ -90,6 +90,9 @@ public class ServeApiTests
         var status = JsonDocument.Parse(await server.Client.GetStringAsync($"/api/jobs/{id}")).RootElement;
         Assert.Equal("done", status.GetProperty("state").GetString());
         Assert.Equal(2, status.GetProperty("runs").GetArrayLength());
+        var progress = status.GetProperty("progress");
+        Assert.Equal(("largest", 6, 6, 0, 2), (progress.GetProperty("run").GetString(), progress.GetProperty("step").GetInt32(),
+            progress.GetProperty("stepCount").GetInt32(), progress.GetProperty("imagesDone").GetInt32(), progress.GetProperty("images").GetInt32()));
 
         var record = await server.Client.GetAsync($"/api/jobs/{id}/record.json");
         Assert.Equal("attachment", record.Content.Headers.ContentDisposition?.DispositionType);
