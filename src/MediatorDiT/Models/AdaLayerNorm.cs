@@ -18,7 +18,13 @@ internal sealed class AdaLayerNorm
 
     public Tensor Normalized => _xhat;
 
+    /// <summary>y = LN(x) * (1 + scale) + shift for all rows, in parallel row blocks; keeps xhat and 1/std for the backward pass.</summary>
+    /// <param name="x">input rows (B*N, D)</param>
     /// <param name="mod">modulation (B, modWidth); shift at column shiftCol, scale at scaleCol</param>
+    /// <param name="shiftCol">first column of the shift in each modulation row</param>
+    /// <param name="scaleCol">first column of the scale in each modulation row</param>
+    /// <param name="y">output rows (B*N, D), already sized</param>
+    /// <param name="batch">B, the number of images (rows / batch tokens each)</param>
     public void Forward(Tensor x, Tensor mod, int shiftCol, int scaleCol, Tensor y, int batch)
     {
         int rows = x.Length / _dim, n = rows / batch;
@@ -40,7 +46,7 @@ internal sealed class AdaLayerNorm
     }
 
     /// <summary>
-    /// Rows [r0, r1) of the forward pass, each in one fused pass (<see cref="AdaLayerNormKernel.ForwardRow"/>) with
+    /// Rows [r0, r1) of the forward pass, each in one fused pass (<see cref="AdaLayerNormKernel.ForwardRow(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, float)"/>) with
     /// the shift and scale of the row's image (row / tokensPerImage). Row ranges may run in parallel.
     /// </summary>
     public void ForwardRows(Tensor x, Tensor mod, int shiftCol, int scaleCol, Tensor y, int tokensPerImage, int r0, int r1)

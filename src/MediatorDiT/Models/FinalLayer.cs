@@ -6,7 +6,7 @@ namespace MediatorDiT.Models;
 /// <summary>
 /// shift, scale = Linear(SiLU(c)) (B, 2D); out = Linear(LN(x) * (1 + scale) + shift) (B*N, p*p*outC).
 /// </summary>
-public sealed class FinalLayer
+internal sealed class FinalLayer
 {
     private readonly int _d, _out;
     public Parameter LinearWeight { get; }

@@ -8,7 +8,7 @@ namespace MediatorDiT.Models;
 /// Class embedding table (num_classes + 1, D); the extra row (label = num_classes) is the null label
 /// used for classifier-free guidance. During training, labels are dropped to null with probability p.
 /// </summary>
-public sealed class LabelEmbedder
+internal sealed class LabelEmbedder
 {
     private readonly int _d;
     public int NumClasses { get; }

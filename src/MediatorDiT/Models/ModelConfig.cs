@@ -11,28 +11,44 @@ public sealed record ModelConfig
 {
     /// <summary>Height = width of the input grid (latent or pixel), e.g. 32 for 256 px with a /8 VAE.</summary>
     [JsonPropertyName("input_size")] public int InputSize { get; init; } = 32;
+    /// <summary>Side of the square patch each token covers, in grid cells (2 for SiT-XL/2).</summary>
     [JsonPropertyName("patch_size")] public int PatchSize { get; init; } = 2;
+    /// <summary>Channels of the input grid: 4 for a Stable Diffusion VAE latent, 1 or 3 for pixels.</summary>
     [JsonPropertyName("in_channels")] public int InChannels { get; init; } = 4;
+    /// <summary>Token width D (1152 for XL).</summary>
     [JsonPropertyName("hidden_size")] public int HiddenSize { get; init; } = 1152;
+    /// <summary>Number of transformer blocks (28 for XL).</summary>
     [JsonPropertyName("depth")] public int Depth { get; init; } = 28;
+    /// <summary>Attention heads per block; must divide <see cref="HiddenSize"/>.</summary>
     [JsonPropertyName("num_heads")] public int NumHeads { get; init; } = 16;
+    /// <summary>MLP hidden width over <see cref="HiddenSize"/> (4.0).</summary>
     [JsonPropertyName("mlp_ratio")] public double MlpRatio { get; init; } = 4.0;
+    /// <summary>Probability of replacing a label by the null class during training (for classifier-free guidance); in [0, 1].</summary>
     [JsonPropertyName("class_dropout_prob")] public double ClassDropoutProb { get; init; } = 0.1;
+    /// <summary>Number of class labels; the label table has one more row, the null class.</summary>
     [JsonPropertyName("num_classes")] public int NumClasses { get; init; } = 1000;
+    /// <summary>Whether the output layer also predicts the variance (2 x <see cref="InChannels"/> output channels).</summary>
     [JsonPropertyName("learn_sigma")] public bool LearnSigma { get; init; } = true;
     /// <summary>Number of mediator tokens; must be a perfect square. Ignored by kinds without mediators (full attention).</summary>
     [JsonPropertyName("mediator_num")] public int MediatorNum { get; init; } = 64;
     /// <summary>The blocks' attention module; everything about it is its <see cref="AttentionKinds.For(AttentionKind)"/> spec.</summary>
     [JsonPropertyName("attention")][JsonConverter(typeof(JsonStringEnumConverter<AttentionKind>))]
     public AttentionKind Attention { get; init; } = AttentionKind.Mediator;
+    /// <summary>SiT or DiT: decides the time input, the returned channels and the sampler (<see cref="ModelFamily"/>).</summary>
     [JsonPropertyName("family")][JsonConverter(typeof(JsonStringEnumConverter<ModelFamily>))]
     public ModelFamily Family { get; init; } = ModelFamily.SiT;
 
+    /// <summary>Tokens per side: <see cref="InputSize"/> / <see cref="PatchSize"/>.</summary>
     [JsonIgnore] public int GridSize => InputSize / PatchSize;
+    /// <summary>Tokens per image N: <see cref="GridSize"/> squared.</summary>
     [JsonIgnore] public int NumTokens => GridSize * GridSize;
+    /// <summary>Width of one head: <see cref="HiddenSize"/> / <see cref="NumHeads"/>.</summary>
     [JsonIgnore] public int HeadDim => HiddenSize / NumHeads;
+    /// <summary>MLP hidden width: <see cref="HiddenSize"/> x <see cref="MlpRatio"/>, truncated.</summary>
     [JsonIgnore] public int MlpHidden => (int)(HiddenSize * MlpRatio);
+    /// <summary>Channels the output layer produces: 2 x <see cref="InChannels"/> with <see cref="LearnSigma"/>, else <see cref="InChannels"/>.</summary>
     [JsonIgnore] public int OutChannels => LearnSigma ? InChannels * 2 : InChannels;
+    /// <summary>Mediators per side: the square root of <see cref="MediatorNum"/>.</summary>
     [JsonIgnore] public int MediatorGrid => (int)Math.Round(Math.Sqrt(MediatorNum));
     /// <summary>Channels forward() returns: SiT drops the sigma half, DiT returns all of them.</summary>
     [JsonIgnore] public int ReturnedChannels => Family == ModelFamily.DiT ? OutChannels : InChannels;
@@ -110,6 +126,7 @@ public sealed record ModelConfig
 
     private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = false };
 
+    /// <summary>The config as one line of JSON, with the official field names (the form <see cref="FromJson"/> reads).</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
     /// <summary>A config from JSON, validated; errors name <paramref name="source"/> (the file, or the weights' metadata).</summary>

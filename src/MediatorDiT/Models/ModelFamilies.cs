@@ -3,7 +3,9 @@ namespace MediatorDiT.Models;
 /// <summary>SiT (continuous t in [0,1], returns the first C channels) or DiT (integer t, returns all 2C).</summary>
 public enum ModelFamily
 {
+    /// <summary>Scalable Interpolant Transformer: continuous time t in [0, 1], returns the first C channels.</summary>
     SiT,
+    /// <summary>Diffusion Transformer: integer timestep, returns all output channels (with learned sigma, 2C).</summary>
     DiT,
 }
 
@@ -16,6 +18,10 @@ public enum ModelFamily
 /// </summary>
 public static class ModelFamilies
 {
+    /// <summary>
+    /// The family <paramref name="text"/> names ("DiT" or "SiT", any letter case); otherwise a
+    /// <see cref="MediatorDiTException"/> whose message starts with <paramref name="what"/> (the option, e.g. "--family").
+    /// </summary>
     public static ModelFamily Parse(string text, string what) =>
         Enum.TryParse<ModelFamily>(text, ignoreCase: true, out var family) && Enum.IsDefined(family) && !int.TryParse(text, out _)
             ? family

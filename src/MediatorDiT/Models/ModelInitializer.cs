@@ -9,7 +9,7 @@ namespace MediatorDiT.Models;
 /// (adaLN-Zero), trunc-normal(0.02) mediator position biases, PyTorch's default init for the depthwise
 /// conv (uniform +-1/sqrt(9)). pos_embed stays the fixed sin-cos table.
 /// </summary>
-public static class ModelInitializer
+internal static class ModelInitializer
 {
     public static void Initialize(SiTModel model, ulong seed)
     {

@@ -7,7 +7,7 @@ namespace MediatorDiT.Models;
 /// timm PatchEmbed: a conv with kernel = stride = p, x (B, C, H, W) -> tokens (B*N, D), computed as
 /// im2col (N, C*p*p) times the flattened weight (D, C*p*p)^T.
 /// </summary>
-public sealed class PatchEmbed
+internal sealed class PatchEmbed
 {
     private readonly int _c, _p, _d;
     public Parameter Weight { get; }

@@ -5,7 +5,7 @@ namespace MediatorDiT.Models;
 /// channels encode the column j and the last D/2 the row i, each as [sin(pos*w_k), cos(pos*w_k)] with
 /// w_k = 10000^(-k / (D/4)), computed in float64 as the official numpy code does.
 /// </summary>
-public static class PositionalEmbedding
+internal static class PositionalEmbedding
 {
     /// <summary>Fills (G*G, D) row-major.</summary>
     public static void Fill2DSinCos(Span<float> dst, int dim, int grid)

@@ -9,7 +9,7 @@ namespace MediatorDiT.Models;
 /// the dynamic sampler directly; the shared tensors exist once in memory.
 /// In a combined state dict a count's biases are stored as "blocks.{i}.attn.m{n}.{bias}".
 /// </summary>
-public sealed class SharedMediatorLadder : IParameterSet
+internal sealed class SharedMediatorLadder : IParameterSet
 {
     public IReadOnlyList<SiTModel> Members { get; }
     public IReadOnlyList<int> Counts { get; }

@@ -2,7 +2,7 @@ using MediatorDiT.Tensors;
 
 namespace MediatorDiT.Models;
 
-public sealed partial class SiTBlock
+internal sealed partial class SiTBlock
 {
     /// <summary>
     /// For analysis: when set, Forward hands it the attention module's input (B*N, D) and the batch size

@@ -10,7 +10,7 @@ namespace MediatorDiT.Models;
 ///   x = x + gate2 * mlp(LN(x) * (1 + scale2) + shift2),  mlp = fc2(GELU_tanh(fc1(.)))
 /// The residual stream x (B*N, D) is updated in place.
 /// </summary>
-public sealed partial class SiTBlock
+internal sealed partial class SiTBlock
 {
     private readonly int _dim, _hidden;
     public IAttention Attention { get; }
@@ -80,6 +80,7 @@ public sealed partial class SiTBlock
 
     /// <param name="x">residual stream (B*N, D), updated in place</param>
     /// <param name="siluC">SiLU of the conditioning vector (B, D)</param>
+    /// <param name="batch">B, the number of images (x holds N rows each)</param>
     public void Forward(Tensor x, Tensor siluC, int batch)
     {
         int d = _dim, rows = x.Length / d;

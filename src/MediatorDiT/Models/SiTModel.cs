@@ -11,13 +11,16 @@ namespace MediatorDiT.Models;
 /// </summary>
 public sealed class SiTModel : IParameterSet
 {
+    /// <summary>The validated hyper-parameters the network was built for.</summary>
     public ModelConfig Config { get; }
+    /// <summary>"pos_embed" (1, N, D): the fixed 2D sin-cos position table (not trained).</summary>
     public Parameter PosEmbed { get; }
-    public PatchEmbed XEmbedder { get; }
-    public TimestepEmbedder TEmbedder { get; }
-    public LabelEmbedder YEmbedder { get; }
-    public IReadOnlyList<SiTBlock> Blocks { get; }
-    public FinalLayer Final { get; }
+    internal PatchEmbed XEmbedder { get; }
+    internal TimestepEmbedder TEmbedder { get; }
+    internal LabelEmbedder YEmbedder { get; }
+    internal IReadOnlyList<SiTBlock> Blocks { get; }
+    internal FinalLayer Final { get; }
+    /// <summary>Every parameter under its official state-dict key, in PyTorch's order (pos_embed first).</summary>
     public IReadOnlyList<Parameter> Parameters { get; }
 
     /// <summary>
@@ -46,6 +49,7 @@ public sealed class SiTModel : IParameterSet
 
     /// <summary>When set, Forward keeps a copy of every block's output (for parity checks and analysis).</summary>
     public bool RecordBlockOutputs { get; set; }
+    /// <summary>With <see cref="RecordBlockOutputs"/>, each block's output (B, N, D) of the last forward, in block order; else empty.</summary>
     public IReadOnlyList<Tensor> BlockOutputs => _blockOutputs;
 
     private readonly List<Tensor> _blockOutputs = [];
@@ -53,6 +57,10 @@ public sealed class SiTModel : IParameterSet
     private readonly Tensor _x = new(0), _temb = new(0), _c = new(0), _siluC = new(0), _tokensOut = new(0);
     private readonly Tensor _dX = new(0), _dTokensOut = new(0), _dSiluC = new(0), _dC = new(0);
 
+    /// <summary>
+    /// Builds the network for <paramref name="config"/> (validated first; a <see cref="MediatorDiTException"/> names a
+    /// bad field) with pos_embed filled and every other parameter zero; <see cref="ModelFiles.Load"/> builds one with weights from a file.
+    /// </summary>
     public SiTModel(ModelConfig config)
     {
         Config = config.Validate();
@@ -74,6 +82,7 @@ public sealed class SiTModel : IParameterSet
         ];
     }
 
+    /// <summary>The parameter with state-dict key <paramref name="name"/>; throws a <see cref="KeyNotFoundException"/> when there is none.</summary>
     public Parameter this[string name] =>
         Parameters.FirstOrDefault(p => p.Name == name) ?? throw new KeyNotFoundException($"the model has no parameter '{name}'.");
 
@@ -164,6 +173,7 @@ public sealed class SiTModel : IParameterSet
         return dx;
     }
 
+    /// <summary>Zeroes the gradient of every trainable parameter (before a <see cref="Backward"/>, which accumulates).</summary>
     public void ZeroGrad()
     {
         foreach (var p in Parameters) p.Grad?.Zero();

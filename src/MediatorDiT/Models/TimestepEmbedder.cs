@@ -7,7 +7,7 @@ namespace MediatorDiT.Models;
 /// Timestep embedding: 256 sinusoidal frequencies [cos(t f_k), sin(t f_k)], f_k = exp(-ln(10000) k / 128),
 /// then Linear(256, D) -> SiLU -> Linear(D, D). t may be fractional (SiT) or integer-valued (DiT).
 /// </summary>
-public sealed class TimestepEmbedder
+internal sealed class TimestepEmbedder
 {
     public const int FrequencySize = 256;
     private readonly int _d;

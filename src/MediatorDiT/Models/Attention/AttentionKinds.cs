@@ -13,21 +13,21 @@ public static class AttentionKinds
     /// (<see cref="Recognise"/>): a kind whose weights also hold another kind's marker key comes before it
     /// (mediator attention has full attention's attn.qkv too).
     /// </summary>
-    public static IReadOnlyList<AttentionSpec> All { get; } =
+    internal static IReadOnlyList<AttentionSpec> All { get; } =
     [
         MediatorAttentionKind.Instance,
         FullAttentionKind.Instance,
     ];
 
     /// <summary>The spec of <paramref name="kind"/>; throws a <see cref="MediatorDiTException"/> for a value that is no member.</summary>
-    public static AttentionSpec For(AttentionKind kind) =>
+    internal static AttentionSpec For(AttentionKind kind) =>
         Find(kind) ?? throw new MediatorDiTException(UnknownKind(kind));
 
     /// <summary>The spec of the config's <see cref="ModelConfig.Attention"/>.</summary>
-    public static AttentionSpec For(ModelConfig config) => For(config.Attention);
+    internal static AttentionSpec For(ModelConfig config) => For(config.Attention);
 
     /// <summary>The kind whose marker key block 0 of <paramref name="state"/> has, trying <see cref="All"/> in order; null when none has.</summary>
-    public static AttentionSpec? Recognise(IReadOnlyDictionary<string, StoredTensor> state)
+    internal static AttentionSpec? Recognise(IReadOnlyDictionary<string, StoredTensor> state)
     {
         foreach (var spec in All)
             if (spec.Recognises(state)) return spec;

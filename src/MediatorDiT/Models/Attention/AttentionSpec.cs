@@ -10,7 +10,7 @@ namespace MediatorDiT.Models;
 /// its input with qkv (3D) and its output with proj (D), as timm's attention does; the kinds differ in what
 /// happens between the two.
 /// </summary>
-public abstract class AttentionSpec
+internal abstract class AttentionSpec
 {
     private protected AttentionSpec() { }
 

@@ -7,7 +7,7 @@ namespace MediatorDiT.Models;
 /// The self-attention inside a block, built by its kind's <see cref="AttentionSpec.Create"/>. Works on token rows (B*N, D).
 /// Forward keeps what Backward needs; the caller must leave <c>input</c> unchanged until Backward.
 /// </summary>
-public interface IAttention
+internal interface IAttention
 {
     /// <summary>Parameters with their state-dict names (relative to the block, e.g. "attn.qkv.weight").</summary>
     IReadOnlyList<Parameter> Parameters { get; }

@@ -5,7 +5,7 @@ namespace MediatorDiT.Models;
 /// <summary>
 /// An attention module that can give its query-to-key maps for analysis (not used in the forward pass).
 /// </summary>
-public interface IAttentionMaps
+internal interface IAttentionMaps
 {
     /// <summary>
     /// The per-head (N, N) maps, (heads, N, N), that the module computes for one image's attention input

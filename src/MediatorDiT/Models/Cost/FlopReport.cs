@@ -6,6 +6,7 @@ namespace MediatorDiT.Models;
 /// <summary>One line of a <see cref="FlopReport"/>: a part of the network and its FLOPs for one image.</summary>
 public sealed record FlopComponent(string Name, double Flops)
 {
+    /// <summary><see cref="Flops"/> in billions.</summary>
     public double GFlops => Flops / 1e9;
 }
 
@@ -26,6 +27,7 @@ public sealed record FlopReport(ModelConfig Config, IReadOnlyList<FlopComponent>
     /// <summary>Same as <see cref="Total"/>; named for call sites that multiply by a batch.</summary>
     public double PerImage => Total;
 
+    /// <summary><see cref="Total"/> in billions.</summary>
     public double GFlops => Total / 1e9;
 
     /// <summary>

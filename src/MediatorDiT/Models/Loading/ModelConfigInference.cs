@@ -9,8 +9,8 @@ namespace MediatorDiT.Models;
 /// D; depth from the blocks.i keys; attention from block 0's keys (the first kind of
 /// <see cref="AttentionKinds.All"/> whose marker key is there: attn.an_bias (heads, n, 7, 7) means mediator
 /// attention with n mediators, else attn.qkv full attention); heads as the attention weights show them
-/// (<see cref="AttentionSpec.ReadShapes"/>: an_bias), else the standard size of that hidden
-/// width (S 384/6, B 768/12, L 1024/16, XL 1152/16), else <c>numHeads</c>; mlp_ratio from mlp.fc1;
+/// (<see cref="AttentionSpec.ReadShapes"/>: an_bias), else <c>numHeads</c>, else the standard count of that
+/// hidden width (S 384/6, B 768/12, L 1024/16, XL 1152/16); mlp_ratio from mlp.fc1;
 /// learn_sigma from final_layer.linear (p p 2C rows); num_classes from y_embedder.embedding_table rows - 1
 /// (the null class of guidance); input_size from pos_embed's N tokens: sqrt(N) p. The family is not in
 /// the keys (DiT and SiT share them) and is the caller's (<see cref="ModelFamilies.Resolve"/>).
@@ -25,6 +25,12 @@ public static class ModelConfigInference
     /// <summary>Standard hidden widths and their head counts (the registry's S, B, L, XL).</summary>
     private static readonly Dictionary<int, int> HeadsByHidden = new() { [384] = 6, [768] = 12, [1024] = 16, [1152] = 16 };
 
+    /// <summary>
+    /// The config of the weights in <paramref name="state"/>, as the class summary says, with the given
+    /// <paramref name="family"/>; <paramref name="numHeads"/> gives the head count where the weights do not
+    /// show it (and must agree where they do). Throws a <see cref="MediatorDiTException"/> prefixed with
+    /// <paramref name="source"/> when a key is missing or has the wrong shape.
+    /// </summary>
     public static ModelConfig Infer(IReadOnlyDictionary<string, StoredTensor> state, ModelFamily family, string source, int? numHeads = null)
     {
         int[] patch = Shape(state, PatchKey, 4, source);

@@ -11,8 +11,18 @@ namespace MediatorDiT.Models;
 /// </summary>
 public static class ModelFiles
 {
+    /// <summary>The safetensors __metadata__ entry that holds the model config JSON.</summary>
     public const string ConfigMetadataKey = "config";
 
+    /// <summary>
+    /// The network in <paramref name="weightsPath"/> with its weights loaded (float32). Throws a
+    /// <see cref="MediatorDiTException"/> when a file is missing, no config can be found, or the config
+    /// does not describe the weights.
+    /// </summary>
+    /// <param name="weightsPath">a .safetensors file or a PyTorch .pt/.pth file</param>
+    /// <param name="configPath">a JSON config (<see cref="ModelConfig"/>), which takes precedence over the file's own</param>
+    /// <param name="checkpointKey">the entry of a PyTorch training checkpoint to load ("ema", "model"); null picks "ema", else "model", else "state_dict"</param>
+    /// <param name="strict">when true, a missing, unexpected or mis-shaped key is an error; when false, what matches is loaded</param>
     /// <param name="family">overrides the family of a config, and names it for weights without one</param>
     /// <param name="numHeads">the head count of full-attention weights of a non-standard width without a config</param>
     public static SiTModel Load(string weightsPath, string? configPath = null, string? checkpointKey = null, bool strict = true,

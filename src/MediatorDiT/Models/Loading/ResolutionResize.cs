@@ -10,7 +10,7 @@ namespace MediatorDiT.Models;
 /// biases along the grid with linear interpolation, align_corners=True), keeping everything else (the 7x7
 /// mediator biases included).
 /// </summary>
-public static class ResolutionResize
+internal static class ResolutionResize
 {
     /// <summary><paramref name="state"/> carried to <paramref name="target"/>'s token grid; tensors nothing resizes are the same objects.</summary>
     public static Dictionary<string, StoredTensor> Interpolate(IReadOnlyDictionary<string, StoredTensor> state, ModelConfig target)

@@ -14,16 +14,22 @@ namespace MediatorDiT.Models.Vae;
 /// </summary>
 public sealed class AutoencoderKl : IParameterSet
 {
+    /// <summary>The validated hyper-parameters the VAE was built for.</summary>
     public AutoencoderKlConfig Config { get; }
-    public VaeEncoder Encoder { get; }
-    public VaeDecoder Decoder { get; }
-    public Conv2dLayer QuantConv { get; }
-    public Conv2dLayer PostQuantConv { get; }
+    internal VaeEncoder Encoder { get; }
+    internal VaeDecoder Decoder { get; }
+    internal Conv2dLayer QuantConv { get; }
+    internal Conv2dLayer PostQuantConv { get; }
+    /// <summary>
+    /// Every parameter (all frozen) under its diffusers state-dict key, the mid-block attention under the older
+    /// names (query/key/value/proj_attn): encoder, decoder, quant_conv, post_quant_conv.
+    /// </summary>
     public IReadOnlyList<Parameter> Parameters { get; }
-    public VaeWorkspace Workspace { get; } = new();
+    internal VaeWorkspace Workspace { get; } = new();
 
     private readonly Dictionary<string, Parameter> _byName;
 
+    /// <summary>Builds the VAE for <paramref name="config"/> (validated first) with zero weights; <see cref="VaeFiles.Load"/> builds one from a file.</summary>
     public AutoencoderKl(AutoencoderKlConfig config)
     {
         Config = config.Validate();

@@ -10,13 +10,21 @@ namespace MediatorDiT.Models.Vae;
 /// </summary>
 public sealed record AutoencoderKlConfig
 {
+    /// <summary>Image channels the encoder reads (3).</summary>
     [JsonPropertyName("in_channels")] public int InChannels { get; init; } = 3;
+    /// <summary>Image channels the decoder writes (3).</summary>
     [JsonPropertyName("out_channels")] public int OutChannels { get; init; } = 3;
+    /// <summary>Channels of each resolution level, finest first; each must be a multiple of <see cref="NormNumGroups"/>. Their count sets <see cref="DownsampleFactor"/>.</summary>
     [JsonPropertyName("block_out_channels")] public int[] BlockOutChannels { get; init; } = [128, 256, 512, 512];
+    /// <summary>Resnet blocks per encoder level (the decoder has one more per level, as in diffusers).</summary>
     [JsonPropertyName("layers_per_block")] public int LayersPerBlock { get; init; } = 2;
+    /// <summary>Channels of the latent (4).</summary>
     [JsonPropertyName("latent_channels")] public int LatentChannels { get; init; } = 4;
+    /// <summary>Groups of every GroupNorm (32).</summary>
     [JsonPropertyName("norm_num_groups")] public int NormNumGroups { get; init; } = 32;
+    /// <summary>The image size the VAE was trained at, in pixels; informational (any multiple of the downsampling factor is accepted).</summary>
     [JsonPropertyName("sample_size")] public int SampleSize { get; init; } = 256;
+    /// <summary>The activation; only "silu" (or its alias "swish") is supported.</summary>
     [JsonPropertyName("act_fn")] public string ActFn { get; init; } = "silu";
     /// <summary>The latent scale the pipeline applies (0.18215 for the SD VAE); not used by the network itself.</summary>
     [JsonPropertyName("scaling_factor")] public double ScalingFactor { get; init; } = 0.18215;
@@ -72,6 +80,7 @@ public sealed record AutoencoderKlConfig
 
     private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = false };
 
+    /// <summary>The config as one line of JSON with diffusers' field names (the form <see cref="FromJson"/> reads).</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
     /// <summary>Reads a diffusers config.json (unknown keys such as _class_name or scaling_factor are ignored).</summary>

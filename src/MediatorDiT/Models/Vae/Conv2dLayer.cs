@@ -4,7 +4,7 @@ using MediatorDiT.Tensors;
 namespace MediatorDiT.Models.Vae;
 
 /// <summary>An nn.Conv2d with bias: parameters "{name}.weight" (out, in, kh, kw) and "{name}.bias" (out).</summary>
-public sealed class Conv2dLayer
+internal sealed class Conv2dLayer
 {
     public Conv2dGeometry Geometry { get; }
     public Parameter Weight { get; }

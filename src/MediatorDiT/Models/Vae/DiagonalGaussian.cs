@@ -8,12 +8,17 @@ namespace MediatorDiT.Models.Vae;
 /// </summary>
 public sealed class DiagonalGaussian
 {
+    /// <summary>The range the log-variance is clamped to, as diffusers clamps it.</summary>
     public const float MinLogVar = -30f, MaxLogVar = 20f;
 
+    /// <summary>The posterior mean (B, latent, h, w).</summary>
     public Tensor Mean { get; }
+    /// <summary>The log-variance (B, latent, h, w), clamped to [<see cref="MinLogVar"/>, <see cref="MaxLogVar"/>].</summary>
     public Tensor LogVar { get; }
+    /// <summary>The standard deviation exp(logvar / 2) (B, latent, h, w).</summary>
     public Tensor Std { get; }
 
+    /// <summary>Wraps the three tensors (not copied); throws an <see cref="ArgumentException"/> when their shapes differ.</summary>
     public DiagonalGaussian(Tensor mean, Tensor logVar, Tensor std)
     {
         if (!mean.SameShape(logVar) || !mean.SameShape(std))

@@ -7,7 +7,7 @@ namespace MediatorDiT.Models.Vae;
 /// one row at the bottom, then a 3x3 stride-2 conv "{name}.conv". (C, H, W) -> (C, ceil(H/2), ceil(W/2))
 /// for H, W >= 2; (C, H/2, W/2) for even sizes.
 /// </summary>
-public sealed class Downsample2D
+internal sealed class Downsample2D
 {
     public Conv2dLayer Conv { get; }
 

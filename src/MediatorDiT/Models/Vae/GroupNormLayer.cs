@@ -4,7 +4,7 @@ using MediatorDiT.Tensors;
 namespace MediatorDiT.Models.Vae;
 
 /// <summary>An affine nn.GroupNorm: parameters "{name}.weight" and "{name}.bias", both (C).</summary>
-public sealed class GroupNormLayer
+internal sealed class GroupNormLayer
 {
     public int Channels { get; }
     public int Groups { get; }

@@ -9,7 +9,7 @@ namespace MediatorDiT.Models.Vae;
 /// h = conv2(silu(norm2(h))) (dropout is a no-op at inference), out = shortcut(x) + h with a 1x1
 /// conv_shortcut when the channel count changes. output_scale_factor is 1.
 /// </summary>
-public sealed class ResnetBlock2D
+internal sealed class ResnetBlock2D
 {
     public int InChannels { get; }
     public int OutChannels { get; }

@@ -6,7 +6,7 @@ namespace MediatorDiT.Models.Vae;
 /// diffusers' Upsample2D as the VAE decoder uses it: nearest-neighbour 2x upsampling, then a 3x3 conv
 /// "{name}.conv" with padding 1. (C, H, W) -> (C, 2H, 2W).
 /// </summary>
-public sealed class Upsample2D
+internal sealed class Upsample2D
 {
     public Conv2dLayer Conv { get; }
 

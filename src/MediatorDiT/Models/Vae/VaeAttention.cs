@@ -10,7 +10,7 @@ namespace MediatorDiT.Models.Vae;
 /// y = x + proj_attn(out) (rescale factor 1). Parameter names follow v0.14 (group_norm, query, key, value,
 /// proj_attn); <see cref="VaeKeyNames"/> maps today's to_q/to_k/to_v/to_out.0 onto them.
 /// </summary>
-public sealed class VaeAttention
+internal sealed class VaeAttention
 {
     public int Channels { get; }
     public GroupNormLayer GroupNorm { get; }

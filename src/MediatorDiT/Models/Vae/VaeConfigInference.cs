@@ -10,7 +10,7 @@ namespace MediatorDiT.Models.Vae;
 /// decoder.conv_out (out, c0, 3, 3). norm_num_groups is not visible in any shape and stays 32, the value
 /// of every released Stable Diffusion VAE. Keys under either diffusers naming scheme.
 /// </summary>
-public static class VaeConfigInference
+internal static class VaeConfigInference
 {
     public static AutoencoderKlConfig Infer(IReadOnlyDictionary<string, StoredTensor> state, string source)
     {

@@ -7,7 +7,7 @@ namespace MediatorDiT.Models.Vae;
 /// entry of reversed block_out_channels ("up_blocks.i": layers_per_block + 1 resnets, then an Upsample2D
 /// except in the last block); conv_norm_out + SiLU; conv_out to the image channels.
 /// </summary>
-public sealed class VaeDecoder
+internal sealed class VaeDecoder
 {
     public AutoencoderKlConfig Config { get; }
     public Conv2dLayer ConvIn { get; }

@@ -7,7 +7,7 @@ namespace MediatorDiT.Models.Vae;
 /// block_out_channels ("down_blocks.i": layers_per_block resnets, then a Downsample2D except in the last
 /// block); the mid block; conv_norm_out + SiLU; conv_out to 2 * latent channels (mean and log-variance).
 /// </summary>
-public sealed class VaeEncoder
+internal sealed class VaeEncoder
 {
     public AutoencoderKlConfig Config { get; }
     public Conv2dLayer ConvIn { get; }

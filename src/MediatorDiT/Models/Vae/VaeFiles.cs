@@ -11,9 +11,16 @@ namespace MediatorDiT.Models.Vae;
 /// </summary>
 public static class VaeFiles
 {
+    /// <summary>The safetensors __metadata__ entry that holds the config JSON.</summary>
     public const string ConfigMetadataKey = "config";
+    /// <summary>The name of the config file beside the weights in a diffusers folder.</summary>
     public const string DiffusersConfigName = "config.json";
 
+    /// <summary>
+    /// The VAE in <paramref name="weightsPath"/>, its config from <paramref name="configPath"/> when given (else
+    /// as the class summary says). Throws a <see cref="MediatorDiTException"/> when a file is missing or the
+    /// weights do not fit the config (strict: every key must match a parameter).
+    /// </summary>
     public static AutoencoderKl Load(string weightsPath, string? configPath = null)
     {
         if (!File.Exists(weightsPath))

@@ -5,7 +5,7 @@ namespace MediatorDiT.Models.Vae;
 /// v0.14 (the version DiT used) say query/key/value/proj_attn; later ones say to_q/to_k/to_v/to_out.0.
 /// Every other key is the same in both. The model's parameters carry the older names.
 /// </summary>
-public static class VaeKeyNames
+internal static class VaeKeyNames
 {
     private static readonly (string Modern, string Older)[] Renames =
     [

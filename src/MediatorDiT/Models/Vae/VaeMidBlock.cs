@@ -6,7 +6,7 @@ namespace MediatorDiT.Models.Vae;
 /// diffusers' UNetMidBlock2D as the VAE uses it ("{name}.attentions.0", "{name}.resnets.0/1"):
 /// resnet, single-head attention, resnet, all at the same width.
 /// </summary>
-public sealed class VaeMidBlock
+internal sealed class VaeMidBlock
 {
     public VaeAttention Attention { get; }
     public ResnetBlock2D Resnet0 { get; }

@@ -14,7 +14,9 @@ public sealed class VaePipeline
     /// <summary>The Stable Diffusion VAE's latent scale (its config's scaling_factor), DiT's constant.</summary>
     public const float StableDiffusionScale = 0.18215f;
 
+    /// <summary>The autoencoder, which works on unscaled latents.</summary>
     public AutoencoderKl Vae { get; }
+    /// <summary>The factor encoded latents are multiplied by and sampled latents divided by (positive, finite).</summary>
     public float LatentScale { get; }
 
     /// <summary>The scale defaults to the config's scaling_factor (0.18215 unless the config says otherwise).</summary>

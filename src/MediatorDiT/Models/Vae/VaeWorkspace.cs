@@ -9,7 +9,7 @@ namespace MediatorDiT.Models.Vae;
 /// grows to the largest size seen and is kept, so a batch (or many batches) allocates once.
 /// Not thread-safe: one pass at a time.
 /// </summary>
-public sealed class VaeWorkspace
+internal sealed class VaeWorkspace
 {
     /// <summary>The current activation (C, H, W) and the next one; blocks read Current and write Next.</summary>
     internal Tensor Current = new(0), Next = new(0);

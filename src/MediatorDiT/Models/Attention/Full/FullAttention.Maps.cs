@@ -4,7 +4,7 @@ using MediatorDiT.Tensors;
 namespace MediatorDiT.Models;
 
 /// <summary>Attention maps for analysis: softmax(q k^T * hd^-0.5) per head, from the module's own weights.</summary>
-public sealed partial class FullAttention : IAttentionMaps
+internal sealed partial class FullAttention : IAttentionMaps
 {
     public Tensor ComputeAttentionProbabilities(Tensor input)
     {

@@ -12,7 +12,7 @@ namespace MediatorDiT.Models;
 /// the N x N score matrix exists at a time (per thread); the backward pass recomputes the tiles from the
 /// saved row log-sum-exp, as flash attention does. Memory stays linear in N.
 /// </summary>
-public sealed partial class FullAttention : IAttention
+internal sealed partial class FullAttention : IAttention
 {
     public const int DefaultTileRows = 64;
     // A tile holds at most this many scores (256 KB, L2) unless 64 rows need more: at 256 tokens one tile

@@ -8,7 +8,7 @@ namespace MediatorDiT.Models;
 /// network computes, A1 = softmax(s T k^T + bias1) (n, N) and A2 = softmax(s q T^T + bias2) (N, n), and
 /// their composition A2 A1 (N, N): how much query i reads from key j through the mediators.
 /// </summary>
-public sealed partial class MediatorAttention : IAttentionMaps
+internal sealed partial class MediatorAttention : IAttentionMaps
 {
     private readonly object _mapsGate = new();
 

@@ -13,7 +13,7 @@ namespace MediatorDiT.Models;
 /// bias1 = resize(an_bias 7x7 -> G x G) + ah_bias (rows) + aw_bias (cols), (heads, n, N);
 /// bias2 = resize(na_bias)^T + ha_bias + wa_bias, (heads, N, n). Cost is linear in N.
 /// </summary>
-public sealed partial class MediatorAttention : IAttention
+internal sealed partial class MediatorAttention : IAttention
 {
     private readonly int _dim, _heads, _headDim, _grid, _mediators, _medGrid;
     private readonly float _scale;
@@ -42,7 +42,10 @@ public sealed partial class MediatorAttention : IAttention
     private readonly Tensor _dS1 = new(0), _dS2 = new(0), _dBias1 = new(0), _dBias2 = new(0), _resized = new(0);
 
     /// <param name="prefix">state-dict prefix, e.g. "blocks.0.attn."</param>
+    /// <param name="dim">token width D</param>
+    /// <param name="heads">number of heads; must divide <paramref name="dim"/></param>
     /// <param name="grid">the token grid side G the position biases are built for (input_size / patch_size)</param>
+    /// <param name="mediators">number of mediator tokens n; a perfect square, else a <see cref="MediatorDiTException"/></param>
     public MediatorAttention(string prefix, int dim, int heads, int grid, int mediators)
     {
         int g = (int)Math.Round(Math.Sqrt(mediators));
