@@ -16,12 +16,14 @@ public static class BenchCommand
         var noXl = new Option<bool>("--no-xl") { Description = "skip the SiT-XL/2 sampling memory check (builds a 675M-parameter model, ~3 GiB)" };
         var breakdown = new Option<bool>("--breakdown") { Description = "add a per-operation time breakdown of the 256-token cases" };
         var memoryOnly = new Option<bool>("--memory-only") { Description = "only the memory figures (no timings)" };
+        var device = DeviceOption.Create("the benchmark");
         var command = new Command("bench", "Measure SGEMM, SiT-S/2 forward and training throughput, mediator vs full attention, thread scaling and peak memory.")
         {
-            threads, quick, json, noLarge, noXl, breakdown, memoryOnly,
+            threads, quick, json, noLarge, noXl, breakdown, memoryOnly, device,
         };
         command.SetAction((parse, token) => CliApp.Guard(() =>
         {
+            DeviceOption.Select(parse, device, "the benchmark");
             int t = parse.GetValue(threads);
             string? jsonPath = parse.GetValue(json);
             if (jsonPath is not null) CliApp.OutputFile(jsonPath);

@@ -21,12 +21,14 @@ public static class ForwardCommand
         var cfgAll = new Option<bool>("--cfg-all-channels") { Description = "guide all channels instead of the official first 3" };
         var config = new Option<string?>("--config") { Description = "model config JSON when the weights carry none" };
         var key = new Option<string?>("--key") { Description = "for training checkpoints: 'model' or 'ema' (default ema)" };
+        var device = DeviceOption.Create("the forward pass");
         var command = new Command("forward", "Run the network on tensors stored in a file and write its output.")
         {
-            weights, inputs, output, cfgScale, cfgAll, config, key,
+            weights, inputs, output, cfgScale, cfgAll, config, key, device,
         };
         command.SetAction((parse, token) => CliApp.Guard(() =>
         {
+            DeviceOption.Select(parse, device, "the forward pass");
             string outPath = CliApp.OutputFile(parse.GetValue(output)!);
             var model = ModelFiles.Load(parse.GetValue(weights)!, parse.GetValue(config), parse.GetValue(key));
             string inputPath = parse.GetValue(inputs)!;

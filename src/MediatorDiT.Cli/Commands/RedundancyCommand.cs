@@ -36,14 +36,15 @@ public static class RedundancyCommand
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "redundancy" };
         var threads = new Option<int?>("--threads").Threads();
+        var device = DeviceOption.Create("sampling");
         var noProgress = new Option<bool>("--no-progress");
         var command = new Command("redundancy", "Measure the attention redundancy (mean pairwise JS divergence of query rows) per layer and sampling step.")
         {
-            checkpoint, ladder, config, ratios, first, switchAt, samples, steps, mode, method, cfgScale, labels, batch, seed, output, threads, noProgress,
+            checkpoint, ladder, config, ratios, first, switchAt, samples, steps, mode, method, cfgScale, labels, batch, seed, output, threads, device, noProgress,
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            var compute = ComputeContext.WithThreads(p.GetValue(threads));
+            var compute = DeviceOption.Apply(ComputeContext.WithThreads(p.GetValue(threads)), p, device, "sampling");
             using var computeScope = compute.Use();
             float scale = p.GetValue(cfgScale);
             var options = new RedundancyOptions

@@ -63,15 +63,17 @@ public static class SampleCommand
         var ddim = new Option<int?>("--ddim") { Description = "DiT: DDIM with this many steps instead of ancestral sampling (1..1000)" }.InRange(1, 1000);
         var eta = new Option<float>("--eta") { Description = "DiT DDIM: eta (0 = deterministic)", DefaultValueFactory = _ => 0f };
         var threads = new Option<int?>("--threads").Threads();
+        var device = DeviceOption.Create("sampling");
         var noProgress = new Option<bool>("--no-progress");
         var command = new Command("sample", "Sample images from a model or a mediator ladder with the step-wise dynamic schedule.")
         {
             checkpoint, ladder, config, ratios, first, distance, perSample, switchAt, mode, method, steps, lastStep, lastStepSize, diffusionForm,
-            cfgScale, cfgAll, labels, numImages, batch, seed, rank, world, output, npz, saveLatents, initialNoise, noiseFile, vae, threads, noProgress,
+            cfgScale, cfgAll, labels, numImages, batch, seed, rank, world, output, npz, saveLatents, initialNoise, noiseFile, vae, threads, device, noProgress,
             family, numHeads, imageSize, diffusionSteps, ddim, eta,
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
+            var compute = DeviceOption.Apply(ComputeContext.WithThreads(p.GetValue(threads)), p, device, "sampling");
             string outDir = p.GetValue(output)!;
             using var outFolder = FreshFolder.Create(outDir, "output folder"); // removed again if the run fails before writing to it
             string[] paths = p.GetValue(ladder) is string l ? OptionValues.Split(l)
@@ -83,7 +85,7 @@ public static class SampleCommand
                 Family = p.GetValue(family) is string fam ? ModelFamilies.Parse(fam, "--family") : null,
                 NumHeads = p.GetValue(numHeads),
                 VaePath = p.GetValue(vae),
-                Compute = ComputeContext.WithThreads(p.GetValue(threads)),
+                Compute = compute,
             });
             var cfg = pipeline.Config;
             bool dit = cfg.Family == ModelFamily.DiT;

@@ -49,15 +49,16 @@ public static class SearchThresholdsCommand
         var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "thresholds" };
         var independent = new Option<bool>("--independent") { Description = "run every schedule separately instead of sharing trajectory prefixes (same results, slower)" };
         var threads = new Option<int?>("--threads").Threads();
+        var device = DeviceOption.Create("sampling");
         var noProgress = new Option<bool>("--no-progress");
         var command = new Command("search-thresholds", "Sweep the switch-ratio grid of a mediator ladder and pick the best schedule within a GFLOPs budget.")
         {
             ladder, config, samples, seed, batch, labels, first, distance, mode, method, steps, lastStep, lastStepSize, diffusionForm,
-            cfgScale, cfgAll, refine, refineSamples, refineScorer, proxyScorer, classifier, dataset, dataDir, budget, output, independent, threads, noProgress,
+            cfgScale, cfgAll, refine, refineSamples, refineScorer, proxyScorer, classifier, dataset, dataDir, budget, output, independent, threads, device, noProgress,
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            var compute = ComputeContext.WithThreads(p.GetValue(threads));
+            var compute = DeviceOption.Apply(ComputeContext.WithThreads(p.GetValue(threads)), p, device, "sampling");
             using var computeScope = compute.Use();
             float scale = p.GetValue(cfgScale);
             double? budgetGflops = p.GetValue(budget);

@@ -30,14 +30,15 @@ public static class TrainCommand
         var sampleEvery = new Option<long?>("--sample-every") { Description = "sample grid from the EMA model every M steps (0 = never)" }.AtLeast(0L);
         var threads = new Option<int?>("--threads") { Description = "compute threads (default: all cores)" }.Threads();
         var noProgress = new Option<bool>("--no-progress") { Description = "plain log lines instead of a progress bar" };
+        var device = DeviceOption.Create("training");
         var command = new Command("train", "Train a diffusion transformer (SiT transport) on a dataset.")
         {
-            config, output, resume, resumeFromValid, initFrom, model, mediators, dataset, dataDir, steps, batch, lr, seed, ckptEvery, sampleEvery, threads, noProgress,
+            config, output, resume, resumeFromValid, initFrom, model, mediators, dataset, dataDir, steps, batch, lr, seed, ckptEvery, sampleEvery, threads, noProgress, device,
         };
         var limitOptions = new InputLimitOptions(command, arrays: true);
         command.SetAction((parse, token) => CliApp.Guard(() =>
         {
-            using var compute = Tensors.ComputeContext.WithThreads(parse.GetValue(threads)).Use();
+            using var compute = DeviceOption.Apply(Tensors.ComputeContext.WithThreads(parse.GetValue(threads)), parse, device, "training").Use();
             string? resumeDir = parse.GetValue(resume);
             string? outDir = parse.GetValue(output);
             if (resumeDir is not null && outDir is not null && !SameFolder(resumeDir, outDir))

@@ -82,6 +82,7 @@ public sealed class DiffusionPipeline
     {
         if (models.Length == 0) throw new MediatorDiTException("a pipeline needs at least one model, got none.");
         Compute = compute ?? ComputeContext.Default;
+        Devices.DeviceAvailability.Require(Compute.DeviceSelection, "sampling");
         foreach (var model in models)
         {
             model.KeepActivations = false; // sampling needs no backward: one block of activations
@@ -108,6 +109,7 @@ public sealed class DiffusionPipeline
         ArgumentNullException.ThrowIfNull(weightsPaths);
         options ??= new PipelineLoadOptions();
         if (weightsPaths.Count == 0) throw new MediatorDiTException("give at least one weight file, got none.");
+        if (options.Compute is { } requested) Devices.DeviceAvailability.Require(requested.DeviceSelection, "sampling"); // before any weight is read
         var models = weightsPaths.Select(path => ModelFiles.Load(path, options.ConfigPath, family: options.Family, numHeads: options.NumHeads)).ToArray();
         string? schedulePath = options.SchedulePath;
         if (schedulePath is null && weightsPaths.Count > 1)

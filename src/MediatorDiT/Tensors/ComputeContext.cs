@@ -1,10 +1,15 @@
 namespace MediatorDiT.Tensors;
 
-/// <summary>Where a model's work runs. Only the CPU exists today; a GPU backend adds its kinds here.</summary>
+/// <summary>Where a model's work runs (<see cref="DeviceSelection"/> parses "cpu", "cuda", "cuda:N").</summary>
 public enum ComputeDevice
 {
     /// <summary>This machine's cores: the managed kernels and, where it wins, the system OpenBLAS.</summary>
     Cpu,
+    /// <summary>
+    /// An NVIDIA GPU through the CUDA driver and cuBLAS, the one numbered <see cref="ComputeContext.DeviceIndex"/>.
+    /// Its libraries are looked up at run time (<see cref="Devices.CudaLibraries"/>); see docs/GPU.md for what runs there.
+    /// </summary>
+    Cuda,
 }
 
 /// <summary>
@@ -39,6 +44,19 @@ public sealed record ComputeContext
 
     /// <summary>The device the work runs on.</summary>
     public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
+
+    private readonly int _deviceIndex;
+
+    /// <summary>Which device of its kind (cuda:N); 0 for the CPU and the first GPU.</summary>
+    public int DeviceIndex
+    {
+        get => _deviceIndex;
+        init => _deviceIndex = value >= 0 ? value
+            : throw new MediatorDiTException($"a device number is 0 or more, got {value}.");
+    }
+
+    /// <summary>The device and its number, as the --device option writes them ("cpu", "cuda:0").</summary>
+    public DeviceSelection DeviceSelection => new(Device, Device == ComputeDevice.Cpu ? 0 : DeviceIndex);
 
     /// <summary>All cores, GEMM backend and kernel width from the environment, on the CPU.</summary>
     public static ComputeContext Default { get; } = new();

@@ -79,6 +79,8 @@ public sealed class Trainer
     public Result Run(TrainConfig requested, string runDir, bool resume, Options options, CancellationToken token)
     {
         requested.Validate();
+        // A device without a backend of its own is refused before the run folder is touched.
+        if (options.Backend is null) Devices.DeviceAvailability.Require((options.Compute ?? ComputeContext.Current).DeviceSelection, "training");
         OutputFolder.EnsureWritable(runDir, "run folder");
         using var folderLock = RunFolderLock.Acquire(runDir);
         foreach (var removed in folderLock.RemoveStaleTempFiles())

@@ -1,0 +1,97 @@
+using ILGPU;
+using ILGPU.Runtime;
+using MediatorDiT.Nn;
+
+namespace MediatorDiT.Cuda.Kernels;
+
+/// <summary>
+/// The device kernels compiled for one ILGPU accelerator (a CUDA device, or the CPU accelerator the tests run them
+/// on), each loaded once at first use, with launchers over device views. Launches are queued on the accelerator's
+/// default stream; <see cref="Synchronize"/> waits for them.
+/// </summary>
+internal sealed class KernelSet
+{
+    private readonly Accelerator _accelerator;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>>? _gelu, _silu;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _geluBackward;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _gated;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceAdamWScalars>? _adamW;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _adaLn;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _softmax;
+
+    public KernelSet(Accelerator accelerator) => _accelerator = accelerator;
+
+    /// <summary>The accelerator the kernels run on.</summary>
+    public Accelerator Accelerator => _accelerator;
+
+    /// <summary>Waits for every queued launch.</summary>
+    public void Synchronize() => _accelerator.Synchronize();
+
+    /// <summary>y = gelu(x) over x's length.</summary>
+    public void GeluForward(ArrayView<float> x, ArrayView<float> y)
+    {
+        Check(y.Length >= x.Length, "y is shorter than x");
+        (_gelu ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementKernels.GeluForward))((int)x.Length, x, y);
+    }
+
+    /// <summary>dx = dy gelu'(x) over x's length.</summary>
+    public void GeluBackward(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx)
+    {
+        Check(dy.Length >= x.Length && dx.Length >= x.Length, "dy and dx must be as long as x");
+        (_geluBackward ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementKernels.GeluBackward))(
+            (int)x.Length, x, dy, dx);
+    }
+
+    /// <summary>y = silu(x) over x's length.</summary>
+    public void SiluForward(ArrayView<float> x, ArrayView<float> y)
+    {
+        Check(y.Length >= x.Length, "y is shorter than x");
+        (_silu ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementKernels.SiluForward))((int)x.Length, x, y);
+    }
+
+    /// <summary>dst = branch * gate + src over rows of d channels, gate (B, d) per image of <paramref name="rowsPerImage"/> rows.</summary>
+    public void GatedResidualForward(ArrayView<float> src, ArrayView<float> branch, ArrayView<float> gate, ArrayView<float> dst, int d, int rowsPerImage)
+    {
+        long n = dst.Length;
+        Check(d >= 1 && rowsPerImage >= 1 && n % d == 0, "dst must hold whole rows of d channels");
+        Check(src.Length >= n && branch.Length >= n && gate.Length >= (n / d + rowsPerImage - 1) / rowsPerImage * d, "src, branch or gate is too short");
+        (_gated ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(
+            ElementKernels.GatedResidualForward))((int)n, src, branch, gate, dst, d, rowsPerImage);
+    }
+
+    /// <summary>One AdamW step over p's length.</summary>
+    public void AdamWUpdate(ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, AdamWScalars s)
+    {
+        Check(g.Length >= p.Length && m.Length >= p.Length && v.Length >= p.Length, "g, m and v must be as long as p");
+        (_adamW ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceAdamWScalars>(
+            ElementKernels.AdamWUpdate))((int)p.Length, p, g, m, v, new DeviceAdamWScalars(s));
+    }
+
+    /// <summary>LayerNorm and adaLN modulation over x (rows, d); stats gets (mean, rstd) per row.</summary>
+    public void AdaLayerNormForward(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat, ArrayView<float> y,
+        ArrayView<float> stats, int d, int rowsPerImage, float eps = LayerNorm.DefaultEps)
+    {
+        Check(d >= 1 && rowsPerImage >= 1 && x.Length % d == 0, "x must hold whole rows of d channels");
+        int rows = (int)(x.Length / d);
+        long images = (rows + rowsPerImage - 1) / rowsPerImage;
+        Check(shift.Length >= images * d && scale.Length >= images * d, "shift and scale need one row per image");
+        Check(xhat.Length >= x.Length && y.Length >= x.Length && stats.Length >= 2L * rows, "xhat, y or stats is too short");
+        (_adaLn ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, int, int, float>(RowKernels.AdaLayerNormForward))(rows, x, shift, scale, xhat, y, stats, d, rowsPerImage, eps);
+    }
+
+    /// <summary>Softmax of each row of x (rows, n) in place, plus the shared bias (n) when given; lse gets each row's log-sum-exp.</summary>
+    public void SoftmaxForward(ArrayView<float> x, ArrayView<float> bias, ArrayView<float> lse, int n, bool hasBias)
+    {
+        Check(n >= 1 && x.Length % n == 0, "x must hold whole rows of n logits");
+        int rows = (int)(x.Length / n);
+        Check(lse.Length >= rows && (!hasBias || bias.Length >= n), "lse or bias is too short");
+        (_softmax ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(RowKernels.SoftmaxForward))(
+            rows, x, bias, lse, n, hasBias ? 1 : 0);
+    }
+
+    private static void Check(bool ok, string what)
+    {
+        if (!ok) throw new ArgumentException(what + ".");
+    }
+}

@@ -1,0 +1,55 @@
+using MediatorDiT.Devices;
+
+namespace MediatorDiT.Tests.Cli;
+
+/// <summary>--device on the real mdit: a malformed value is a parse error; a CUDA device this machine lacks is one sentence, exit 1.</summary>
+public class DeviceOptionTests
+{
+    private const string NoDriver = "no NVIDIA driver (libcuda.so.1) was found on the loader path, CUDA_HOME or a Python environment's nvidia/*/lib; " +
+        "this machine can run on the cpu only.";
+
+    private static void AssertRefused(CliRunner.Result r, string expected)
+    {
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal("", r.Stdout);
+        Assert.Equal(expected, r.Stderr.Trim());
+    }
+
+    [Fact]
+    public void ForwardOnCuda_SaysWhatWasNotFound()
+    {
+        var r = CliRunner.Run("forward", "--weights", "w.safetensors", "--inputs", "in.safetensors", "--out", Path.Combine(CliRunner.TempDir(), "o.safetensors"),
+            "--device", "cuda");
+        if (CudaLibraries.Locate().Driver is null) AssertRefused(r, "error: --device cuda: " + NoDriver);
+        else Assert.StartsWith("error: --device cuda: ", r.Stderr.Trim());
+    }
+
+    [Fact]
+    public void TrainOnCudaN_SaysWhatWasNotFound_BeforeTouchingTheRunFolder()
+    {
+        string dir = Path.Combine(CliRunner.TempDir(), "run");
+        var r = CliRunner.Run("train", "--dataset", "fashion-mnist", "--steps", "1", "--out", dir, "--device", "cuda:1");
+        if (CudaLibraries.Locate().Driver is null) AssertRefused(r, "error: --device cuda:1: " + NoDriver);
+        else Assert.StartsWith("error: --device cuda:1: ", r.Stderr.Trim());
+        Assert.False(Directory.Exists(dir));
+    }
+
+    [Fact]
+    public void TheOverrideFolderIsNamedWhenItLacksTheDriver()
+    {
+        string empty = CliRunner.TempDir();
+        var r = CliRunner.RunWithEnvironment(new Dictionary<string, string> { ["MDIT_CUDA_LIB_DIR"] = empty },
+            "sample", "--checkpoint", "w.safetensors", "--out", Path.Combine(empty, "out"), "--device", "cuda");
+        if (CudaLibraries.Locate().Driver is not null) return;
+        AssertRefused(r, "error: --device cuda: no NVIDIA driver (libcuda.so.1) was found in MDIT_CUDA_LIB_DIR, on the loader path, CUDA_HOME or a " +
+            "Python environment's nvidia/*/lib; this machine can run on the cpu only.");
+        Assert.False(Directory.Exists(Path.Combine(empty, "out")));
+    }
+
+    [Fact]
+    public void AMalformedDeviceIsAParseError()
+    {
+        var r = CliRunner.Run("bench", "--device", "gpu");
+        AssertRefused(r, "error: --device must be cpu, cuda or cuda:N (N = 0, 1, ...), got 'gpu' (see 'mdit bench --help').");
+    }
+}

@@ -1,0 +1,79 @@
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using MediatorDiT.Cuda.Kernels;
+
+namespace MediatorDiT.Tests.Cuda.Kernels;
+
+/// <summary>
+/// One ILGPU context with its CPU accelerator for all device-kernel tests (kernels compile at first use, so sharing
+/// it keeps the tests quick). The CPU accelerator runs the kernels' code as a GPU would, group by group, without a GPU.
+/// </summary>
+public sealed class CpuAcceleratorFixture : IDisposable
+{
+    private readonly Context _context;
+
+    public CpuAcceleratorFixture()
+    {
+        _context = Context.Create(builder => builder.CPU().Math(MathMode.Default));
+        Accelerator = _context.CreateCPUAccelerator(0, CPUAcceleratorMode.Parallel);
+        Kernels = new KernelSet(Accelerator);
+    }
+
+    public Accelerator Accelerator { get; }
+
+    internal KernelSet Kernels { get; }
+
+    /// <summary>A device copy of <paramref name="values"/>.</summary>
+    public MemoryBuffer1D<float, Stride1D.Dense> Upload(float[] values) => Accelerator.Allocate1D(values);
+
+    /// <summary>The buffer's values after every queued launch.</summary>
+    public float[] Download(MemoryBuffer1D<float, Stride1D.Dense> buffer)
+    {
+        Accelerator.Synchronize();
+        return buffer.GetAsArray1D();
+    }
+
+    public void Dispose()
+    {
+        Accelerator.Dispose();
+        _context.Dispose();
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class CpuAcceleratorCollection : ICollectionFixture<CpuAcceleratorFixture>
+{
+    public const string Name = "ILGPU CPU accelerator";
+}
+
+/// <summary>Inputs and comparisons the kernel tests share.</summary>
+internal static class KernelData
+{
+    /// <summary>n values uniform in [lo, hi) from a fixed seed.</summary>
+    public static float[] Uniform(int n, int seed, float lo = -4f, float hi = 4f)
+    {
+        var random = new Random(seed);
+        var values = new float[n];
+        for (int i = 0; i < n; i++) values[i] = lo + (hi - lo) * random.NextSingle();
+        return values;
+    }
+
+    /// <summary>Every element equal, bit for bit.</summary>
+    public static void AssertSameBits(float[] expected, float[] actual)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            if (BitConverter.SingleToInt32Bits(expected[i]) != BitConverter.SingleToInt32Bits(actual[i]))
+                Assert.Fail($"element {i}: expected {expected[i]:R}, got {actual[i]:R}");
+    }
+
+    /// <summary>|actual - expected| &lt;= tolerance |expected| for every element.</summary>
+    public static void AssertRelative(float[] expected, float[] actual, double tolerance)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            if (!(Math.Abs((double)actual[i] - expected[i]) <= tolerance * Math.Abs((double)expected[i])))
+                Assert.Fail($"element {i}: expected {expected[i]:R}, got {actual[i]:R} (relative tolerance {tolerance})");
+    }
+}

@@ -1,0 +1,93 @@
+using MediatorDiT.Nn;
+
+namespace MediatorDiT.Tests.Cuda.Kernels;
+
+/// <summary>The element-wise device kernels on ILGPU's CPU accelerator against the CPU backend's kernels.</summary>
+[Collection(CpuAcceleratorCollection.Name)]
+public class ElementKernelsTests(CpuAcceleratorFixture device)
+{
+    // Lengths are whole multiples of every vector width, so the CPU kernels run their vector code throughout.
+    private const int N = 48 * 16;
+
+    [Fact]
+    public void GeluForward_IsTheCpuKernelsBits()
+    {
+        var x = KernelData.Uniform(N, 1, -9f, 9f);
+        var expected = new float[N];
+        Gelu.Forward(x, expected);
+        using var dx = device.Upload(x);
+        using var dy = device.Accelerator.Allocate1D<float>(N);
+        device.Kernels.GeluForward(dx.View, dy.View);
+        KernelData.AssertSameBits(expected, device.Download(dy));
+    }
+
+    [Fact]
+    public void GeluBackward_IsTheCpuKernelsBits()
+    {
+        var x = KernelData.Uniform(N, 2, -9f, 9f);
+        var g = KernelData.Uniform(N, 3);
+        var expected = new float[N];
+        Gelu.Backward(x, g, expected);
+        using var dx = device.Upload(x);
+        using var dg = device.Upload(g);
+        device.Kernels.GeluBackward(dx.View, dg.View, dg.View); // in place, as the CPU kernel allows
+        KernelData.AssertSameBits(expected, device.Download(dg));
+    }
+
+    [Fact]
+    public void SiluForward_MatchesTheCpuKernelToRounding()
+    {
+        var x = KernelData.Uniform(N, 4, -12f, 12f);
+        var expected = new float[N];
+        Silu.Forward(x, expected);
+        using var dx = device.Upload(x);
+        using var dy = device.Accelerator.Allocate1D<float>(N);
+        device.Kernels.SiluForward(dx.View, dy.View);
+        KernelData.AssertRelative(expected, device.Download(dy), 1e-6);
+    }
+
+    [Fact]
+    public void GatedResidual_IsTheCpuKernelsBits_WithEachRowsImageGate()
+    {
+        const int d = 24, rowsPerImage = 5, images = 3;
+        int n = d * rowsPerImage * images;
+        var src = KernelData.Uniform(n, 5);
+        var branch = KernelData.Uniform(n, 6);
+        var gate = KernelData.Uniform(images * d, 7);
+        var expected = new float[n];
+        for (int row = 0; row < n / d; row++)
+            GatedResidual.Forward(src.AsSpan(row * d, d), branch.AsSpan(row * d, d), gate.AsSpan(row / rowsPerImage * d, d), expected.AsSpan(row * d, d));
+        using var ds = device.Upload(src);
+        using var db = device.Upload(branch);
+        using var dg = device.Upload(gate);
+        device.Kernels.GatedResidualForward(ds.View, db.View, dg.View, ds.View, d, rowsPerImage); // dst = src, in place
+        KernelData.AssertSameBits(expected, device.Download(ds));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AdamW_ThreeSteps_AreTheCpuKernelsBits(bool decays)
+    {
+        var p = KernelData.Uniform(N, 8, -1f, 1f);
+        var m = new float[N];
+        var v = new float[N];
+        using var dp = device.Upload(p);
+        using var dm = device.Upload(m);
+        using var dv = device.Upload(v);
+        for (int step = 1; step <= 3; step++)
+        {
+            var g = KernelData.Uniform(N, 10 + step, -0.1f, 0.1f);
+            double lr = 1e-3, b1 = 0.9, b2 = 0.999;
+            var s = new AdamWScalars((float)(1 - lr * 0.01), decays, (float)b1, (float)b2, (float)(1 - b1), (float)(1 - b2),
+                (float)Math.Sqrt(1 - Math.Pow(b2, step)), 1e-8f, (float)(lr / (1 - Math.Pow(b1, step))));
+            AdamWKernel.Update(p, g, m, v, s);
+            using var dg = device.Upload(g);
+            device.Kernels.AdamWUpdate(dp.View, dg.View, dm.View, dv.View, s);
+            device.Accelerator.Synchronize();
+        }
+        KernelData.AssertSameBits(p, device.Download(dp));
+        KernelData.AssertSameBits(m, device.Download(dm));
+        KernelData.AssertSameBits(v, device.Download(dv));
+    }
+}
