@@ -26,7 +26,7 @@ public static class ServeCommand
         var classNames = new Option<string?>("--class-names") { Description = "class names: fashion-mnist, mnist, or a text file with one name per line (default: fashion-mnist for the shipped ladder, else 'class c')" };
         var host = new Option<string>("--host") { Description = "address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 serves others)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { DefaultValueFactory = _ => 8080 }.InRange(0, 65535);
-        var device = new Option<string>("--device") { Description = "where sampling runs: cpu", DefaultValueFactory = _ => "cpu" };
+        var device = DeviceOption.Create("sampling");
         var threads = new Option<int?>("--threads").Threads();
         var maxImages = new Option<int>("--max-images") { Description = "images one job may ask for", DefaultValueFactory = _ => 64 }.AtLeast(1);
         var maxSteps = new Option<int>("--max-steps") { Description = "sampler steps one job may ask for", DefaultValueFactory = _ => 250 }.AtLeast(2);
@@ -38,8 +38,7 @@ public static class ServeCommand
         };
         command.SetAction((p, token) => CliApp.Guard(async stop =>
         {
-            if (!string.Equals(p.GetValue(device), "cpu", StringComparison.OrdinalIgnoreCase))
-                throw new MediatorDiTException($"--device {p.GetValue(device)}: this build samples on the cpu only.");
+            var compute = DeviceOption.Apply(ComputeContext.WithThreads(p.GetValue(threads)), p, device, "sampling");
             if (p.GetValue(ladder) is not null && p.GetValue(checkpoint) is not null)
                 throw new MediatorDiTException("give --ladder W1,W2,... or --checkpoint W, not both.");
             bool shipped = p.GetValue(ladder) is null && p.GetValue(checkpoint) is null;
@@ -50,7 +49,7 @@ public static class ServeCommand
             {
                 ConfigPath = p.GetValue(config),
                 VaePath = p.GetValue(vae),
-                Compute = ComputeContext.WithThreads(p.GetValue(threads)) with { Device = ComputeDevice.Cpu },
+                Compute = compute,
             });
             if (!pipeline.IsPixelSpace && pipeline.Vae is null)
                 throw new MediatorDiTException($"{paths[0]} makes {pipeline.Config.InChannels}-channel latents; give --vae W to decode them into images.");

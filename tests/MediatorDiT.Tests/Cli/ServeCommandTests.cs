@@ -7,11 +7,16 @@ namespace MediatorDiT.Tests.Cli;
 public class ServeCommandTests
 {
     [Fact]
-    public void AnUnknownDeviceIsRefused()
+    public void AnUnknownOrMissingDeviceIsRefused()
     {
-        var r = CliRunner.Run("serve", "--device", "cuda");
+        var r = CliRunner.Run("serve", "--device", "tpu");
         Assert.Equal(1, r.ExitCode);
-        Assert.Equal("error: --device cuda: this build samples on the cpu only.", r.Stderr.Trim());
+        Assert.Equal("error: --device must be cpu, cuda or cuda:N (N = 0, 1, ...), got 'tpu' (see 'mdit serve --help').", r.Stderr.Trim());
+        // No CUDA here (CI has none): the sentence names what is missing, before any model is read.
+        r = CliRunner.RunWithEnvironment(new Dictionary<string, string> { ["MDIT_CUDA_LIB_DIR"] = CliRunner.TempDir() }, "serve", "--device", "cuda");
+        Assert.Equal(1, r.ExitCode);
+        Assert.StartsWith("error: --device cuda: no NVIDIA driver (libcuda.so.1)", r.Stderr.Trim());
+        Assert.DoesNotContain("mediators", r.Stderr);
     }
 
     [Fact]
