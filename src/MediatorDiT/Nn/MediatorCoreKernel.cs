@@ -25,7 +25,7 @@ namespace MediatorDiT.Nn;
 /// by float rounding, and a process-wide switch flipped between two forwards would make them differ.
 /// </summary>
 [SkipLocalsInit]
-internal static class MediatorCoreKernel
+internal static partial class MediatorCoreKernel
 {
     /// <summary>One (image, head) of mediator attention, at the widest accelerated vector width.</summary>
     /// <param name="q">this head's queries: token r's hd channels at q[r * xStride ..]; likewise k and v</param>
@@ -627,7 +627,7 @@ internal static class MediatorCoreKernel
 /// The plain form of <see cref="MediatorCoreKernel"/> it is tested against: the adaptive pooling, four
 /// <see cref="Gemm.Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/> products, one <see cref="SoftmaxRows"/> call per row and the depthwise conv, in order.
 /// </summary>
-internal static class ReferenceMediatorCore
+internal static partial class ReferenceMediatorCore
 {
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int xStride,
         ReadOnlySpan<float> bias1T, ReadOnlySpan<float> bias2, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> dwcBias,
