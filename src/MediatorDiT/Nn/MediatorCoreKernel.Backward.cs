@@ -15,7 +15,7 @@ namespace MediatorDiT.Nn;
 ///   dA1 = dVm v^T, dS1 = A1 (dA1 - rowsum(A1 dA1));  dT += s dS1 k;
 ///   dq = s dS2 T + pool^T(dT);  dk = s dS1^T T;  dv = A1^T dVm + dwc^T(dO);  dTaps += dO (x) v, dBias += sum dO.
 /// dO, q and k are first copied into contiguous scratch (their rows lie 3 * dim floats apart) and v transposed
-/// (hd, N) for dA1; the products keep a 4-row x 2-vector block in registers, reading either operand's rows or
+/// (hd, N) for dA1 (in W x W register transposes where the width has them); the products keep a 4-row x 2-vector block in registers, reading either operand's rows or
 /// columns (A1, A2, dS1 and dS2 serve as they are stored, no transposed copies). The depthwise conv's input
 /// gradient is a gather (the forward's conv with the taps flipped, on a zero-bordered copy of dO), added onto
 /// A1^T dVm one grid row at a time on the way to dv; its tap gradients keep nine tap sums and the bias sum in
@@ -155,12 +155,7 @@ internal static partial class MediatorCoreKernel
         Product2<TW, TV>(ref ds2, 1, n, n, N, ref qc, hd, ref dT, hd, hd, s, accumulate: false);
 
         // The key side: dA1 (n, N) = dVm v^T straight into dS1, the softmax backward in place, then dT += s dS1 k.
-        for (int r = 0; r < N; r++)
-        {
-            if (r + 8 < N) PrefetchRow(ref Unsafe.Add(ref vr, (r + 8) * xs), hd);
-            ref float src = ref Unsafe.Add(ref vr, r * xs);
-            for (int c = 0; c < hd; c++) Unsafe.Add(ref vT, c * N + r) = Unsafe.Add(ref src, c);
-        }
+        TransposeRows<TW, TV>(ref vr, xs, N, hd, ref vT);
         Product2<TW, TV>(ref dVm, hd, 1, n, hd, ref vT, N, ref ds1, N, N, 1f, accumulate: false);
         for (int m = 0; m < n; m++)
         {
@@ -201,6 +196,33 @@ internal static partial class MediatorCoreKernel
             TensorPrimitives.Add(dst, MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref tapSums, t * hd), hd), dst);
         }
         TensorPrimitives.Add(dBias[..hd], MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref tapSums, 9 * hd), hd), dBias[..hd]);
+    }
+
+    /// <summary>
+    /// dst (cols, rows) = the transpose of src (rows, cols; rows xs apart), with the next block's rows prefetched: in
+    /// W x W blocks turned over in registers where the width has a transpose and both sides are whole vectors, else
+    /// one element at a time. Either way only moves, so the values are the same.
+    /// </summary>
+    private static void TransposeRows<TW, TV>(ref float src, int xs, int rows, int cols, ref float dst)
+        where TW : struct, ISimd<TV> where TV : struct
+    {
+        int W = TW.Count;
+        if (TW.CanTranspose && rows % W == 0 && cols % W == 0)
+        {
+            for (int r = 0; r < rows; r += W)
+            {
+                for (int i = r + W; i < Math.Min(r + 2 * W, rows); i++) PrefetchRow(ref Unsafe.Add(ref src, i * xs), cols);
+                for (int c = 0; c < cols; c += W)
+                    TW.TransposeScaled(ref Unsafe.Add(ref src, r * xs + c), xs, TW.One, ref Unsafe.Add(ref dst, c * rows + r), rows);
+            }
+            return;
+        }
+        for (int r = 0; r < rows; r++)
+        {
+            if (r + 8 < rows) PrefetchRow(ref Unsafe.Add(ref src, (r + 8) * xs), cols);
+            ref float row = ref Unsafe.Add(ref src, r * xs);
+            for (int c = 0; c < cols; c++) Unsafe.Add(ref dst, c * rows + r) = Unsafe.Add(ref row, c);
+        }
     }
 
     /// <summary>
