@@ -6,7 +6,8 @@ using MediatorDiT.Tensors;
 // full attention and mediators, 4,096 tokens, thread scaling, memory), next to this machine's SGEMM rate
 // measured in the same run with the same threads; add `quick`, `breakdown`, `no-large`, `no-xl`.
 // Extra reports: `sampling` (one model vs a ladder, one vs two network calls per SDE step), `vae` (decode),
-// `gemm` (SGEMM per shape and backend), `train` (whole trainer steps), `pretrained-memory` and
+// `gemm` (SGEMM per shape and backend), `gemm-recipe` (1 thread, the shared.json recipe's products), `train` (whole trainer steps), `train-recipe [steps=N] [breakdown]`
+// (only configs/fashion-mnist/shared.json's steps, wall and thread CPU time, optionally per operation), `pretrained-memory` and
 // `pretrained-speed` (DiT-XL/2 and the VAE), `eval` (the evaluation classifier and metrics), `thresholds`
 // (the switch-ratio sweep with shared prefixes vs independent runs), `kernels` (the element and row kernels
 // one at a time on one thread), `serve-load [URL]` (20 clients at once against `mdit serve`).
@@ -15,10 +16,17 @@ if (args.Contains("sampling")) { Console.WriteLine(SamplingBenchmark.Run()); ret
 if (args.Any(a => a.StartsWith("pretrained-"))) { Console.Write(PretrainedBenchmark.Run(args, threads)); return; }
 if (args.Contains("thresholds")) { ComputeContext.Raw = ComputeContext.Default with { Threads = threads }; Console.WriteLine(ThresholdBenchmark.Run()); return; }
 if (args.Contains("vae")) { Console.WriteLine(VaeBenchmark.Run(threads: threads)); return; }
+if (args.Contains("train-recipe"))
+{
+    int steps = args.Select(a => a.StartsWith("steps=") && int.TryParse(a[6..], out int n) ? n : 0).Max() is int s && s > 0 ? s : 10;
+    Console.WriteLine(TrainingBenchmark.RunRecipe(threads, steps, args.Contains("breakdown")));
+    return;
+}
 if (args.Contains("train")) { Console.WriteLine(TrainingBenchmark.Run(threads)); return; }
 if (args.Contains("eval")) { Console.WriteLine(EvaluationBenchmark.Run(threads)); return; }
 if (args.Contains("kernels")) { Console.Write(KernelBenchmark.Run()); return; }
 if (args.Contains("serve-load")) { Console.WriteLine(await ServeLoadBenchmark.Run(args.FirstOrDefault(a => a.StartsWith("http")))); return; }
+if (args.Contains("gemm-recipe")) { Console.Write(SgemmBenchmark.RecipeReport()); return; }
 if (args.Contains("gemm")) { ComputeContext.Raw = ComputeContext.Default with { Threads = threads }; SgemmBenchmark.Report(); return; }
 var options = new PerformanceOptions(threads, Quick: args.Contains("quick"), Large: !args.Contains("no-large"),
     XlMemory: !args.Contains("no-xl"), Breakdown: args.Contains("breakdown"));

@@ -20,6 +20,72 @@ public static class SgemmBenchmark
     /// <summary>Two threads of scalar work against one (the library's <see cref="SgemmRate.TwoCoreRatio"/>).</summary>
     public static double TwoCoreRatio(int milliseconds = 30) => SgemmRate.TwoCoreRatio(milliseconds);
 
+    /// <summary>
+    /// One thread, the calling thread's CPU time: managed vs OpenBLAS on the products of a configs/fashion-mnist/shared.json
+    /// training step (batch 64 x 256 tokens = 16,384 rows, hidden 96, MLP 384, head width 24, 4 to 64 mediators).
+    /// </summary>
+    public static string RecipeReport()
+    {
+        var shapes = new (string Name, int M, int N, int K, bool TA, bool TB)[]
+        {
+            ("1024^3", 1024, 1024, 1024, false, false),
+            ("qkv x W^T 16384x288x96", 16384, 288, 96, false, true),
+            ("proj x W^T 16384x96x96", 16384, 96, 96, false, true),
+            ("fc1 block 256x384x96", 256, 384, 96, false, true),
+            ("fc2 block 256x96x384", 256, 96, 384, false, true),
+            ("dW qkv dy^T x 288x96x16384", 288, 96, 16384, true, false),
+            ("dX qkv dy W 16384x96x288", 16384, 96, 288, false, false),
+            ("dW fc1 384x96x16384", 384, 96, 16384, true, false),
+            ("dX fc2 16384x384x96", 16384, 384, 96, false, false),
+            ("dW fc2 96x384x16384", 96, 384, 16384, true, false),
+            ("dX fc1 16384x96x384", 16384, 96, 384, false, false),
+            ("dW proj 96x96x16384", 96, 96, 16384, true, false),
+            ("dX proj 16384x96x96", 16384, 96, 96, false, false),
+            ("core dS2 = dO Vm^T 256x64x24", 256, 64, 24, false, true),
+            ("core dVm = A2^T dO 64x24x256", 64, 24, 256, true, false),
+            ("core dq = dS2 T 256x24x64", 256, 24, 64, false, false),
+            ("core dS2 = dO Vm^T 256x4x24", 256, 4, 24, false, true),
+            ("core dVm = A2^T dO 4x24x256", 4, 24, 256, true, false),
+        };
+        var sb = new StringBuilder();
+        sb.AppendLine($"SGEMM GFLOP/s on 1 thread (thread CPU time, median of 5), {(ManagedGemm.Uses512 ? "AVX-512" : "256-bit")} managed kernel");
+        sb.AppendLine($"{"shape (m x n x k)",-32} {"managed",8} {"OpenBLAS",9}");
+        foreach (var s in shapes)
+            sb.AppendLine($"{s.Name,-32} {CpuRate(s.M, s.N, s.K, s.TA, s.TB, GemmBackend.Managed),8:F1} {CpuRate(s.M, s.N, s.K, s.TA, s.TB, GemmBackend.OpenBlas),9:F1}");
+        return sb.ToString();
+    }
+
+    private static double CpuRate(int m, int n, int k, bool ta, bool tb, GemmBackend backend)
+    {
+        if (backend == GemmBackend.OpenBlas && !Gemm.OpenBlasAvailable) return double.NaN;
+        var rng = new RandomSource(5);
+        float[] a = new float[m * k], b = new float[k * n], c = new float[m * n];
+        rng.FillUniform(a, -1, 1);
+        rng.FillUniform(b, -1, 1);
+        int lda = ta ? m : k, ldb = tb ? k : n;
+        long work = (long)m * n * k;
+        int calls = (int)Math.Max(1, 30_000_000 / work);
+        bool saved = OpProfiler.ThreadCpuTime;
+        OpProfiler.ThreadCpuTime = true;
+        try
+        {
+            for (int i = 0; i < calls; i++) Gemm.Sgemm(backend, 1, ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, n);
+            var rates = new double[5];
+            for (int r = 0; r < rates.Length; r++)
+            {
+                long t0 = OpProfiler.Now();
+                for (int i = 0; i < calls; i++) Gemm.Sgemm(backend, 1, ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, n);
+                rates[r] = 2.0 * work * calls / ((double)(OpProfiler.Now() - t0) / Stopwatch.Frequency) / 1e9;
+            }
+            Array.Sort(rates);
+            return rates[2];
+        }
+        finally
+        {
+            OpProfiler.ThreadCpuTime = saved;
+        }
+    }
+
     /// <summary>Prints (and returns) the table: managed vs OpenBLAS at 1 and 2 threads.</summary>
     public static string Report()
     {

@@ -13,8 +13,9 @@ namespace MediatorDiT.Bench;
 /// <summary>
 /// Whole optimisation steps of the trainer (transport sampling, forward, loss, backward, clipping norm,
 /// AdamW, EMA), on random data so that data loading is left out: SiT-S/2 at 256 tokens (batch 8, full
-/// attention and 16 mediators) and the default Fashion-MNIST recipe (TrainConfig's defaults: the default
-/// network, 16 mediators, batch 64, 1x32x32 images). Achieved GFLOP/s counts a step as 3 forwards
+/// attention and 16 mediators), the default Fashion-MNIST recipe (TrainConfig's defaults: the default
+/// network, 16 mediators, batch 64, 1x32x32 images) and configs/fashion-mnist/shared.json (hidden 96, depth 4,
+/// the 4/16/64 shared-weight ladder, one member drawn per step; the median of 9 steps). Achieved GFLOP/s counts a step as 3 forwards
 /// (FlopCounter's multiply-accumulates x 2), next to this machine's 1024^3 SGEMM rate measured in the same run.
 /// </summary>
 public static class TrainingBenchmark
@@ -35,6 +36,7 @@ public static class TrainingBenchmark
         cases.Add(("SiT-S/2 256 tokens, full", s2 with { Mediators = [] }, new SampleShape(4, 32, 32), 1000, 5));
         cases.Add(("SiT-S/2 256 tokens, 16 mediators", s2 with { Mediators = [16] }, new SampleShape(4, 32, 32), 1000, 5));
         cases.Add(("Fashion-MNIST default recipe", new TrainConfig(), new SampleShape(1, 32, 32), 10, 3));
+        cases.Add(("fashion-mnist/shared.json (4/16/64)", SharedRecipe(), new SampleShape(1, 32, 32), 10, 9));
         foreach (var c in cases)
         {
             var r = Measure(c.Name, c.Config, c.Shape, c.Classes, c.Repeats);
@@ -47,6 +49,132 @@ public static class TrainingBenchmark
             $"default recipe network: hidden {resolved.HiddenSize}, depth {resolved.Depth}, heads {resolved.NumHeads}, patch {resolved.PatchSize}, {resolved.NumTokens} tokens, " +
             $"{FlopCounter.Count(resolved).GFlops:F3} GMAC per image forward");
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// configs/fashion-mnist/shared.json, the recipe of the Fashion-MNIST ladder (SiT, 32x32x1, patch 2, hidden 96,
+    /// depth 4, 4 heads, a shared-weight ladder of 4/16/64 mediators, batch 64, EMA 0.999), read from the
+    /// repository (found upwards from the working directory or the benchmark's folder).
+    /// </summary>
+    public static TrainConfig SharedRecipe()
+    {
+        const string relative = "configs/fashion-mnist/shared.json";
+        foreach (string start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                string path = Path.Combine(dir.FullName, relative);
+                if (File.Exists(path)) return TrainConfig.FromJson(File.ReadAllText(path), path);
+            }
+        throw new FileNotFoundException($"{relative} was not found above {Directory.GetCurrentDirectory()}; run the benchmark inside the repository.");
+    }
+
+    /// <summary>
+    /// Only the shared.json recipe: <paramref name="steps"/> trainer steps after a forward and backward of every
+    /// ladder member (so no member allocates its buffers while timed) and two warm-up steps, each timed
+    /// in wall time and in the calling thread's CPU time (steadier on a shared machine; with one thread every
+    /// kernel runs on the calling thread), then the medians as images/s; with <paramref name="breakdown"/>
+    /// also the per-operation CPU time of those steps (nested names overlap).
+    /// </summary>
+    public static string RunRecipe(int threads, int steps, bool breakdown)
+    {
+        ComputeContext.Raw = ComputeContext.Default with { Threads = threads };
+        var config = Trainer.Resolve(SharedRecipe(), new SampleShape(1, 32, 32), 10).Validate();
+        var run = new RecipeRun(config, new SampleShape(1, 32, 32), 10);
+        run.WarmMembers();
+        run.Step();
+        run.Step();
+        var wall = new double[steps];
+        var cpu = new double[steps];
+        bool savedClock = OpProfiler.ThreadCpuTime;
+        OpProfiler.ThreadCpuTime = true;
+        OpProfiler.Reset();
+        OpProfiler.Enabled = breakdown;
+        long allocated = GC.GetTotalAllocatedBytes(precise: true);
+        try
+        {
+            for (int r = 0; r < steps; r++)
+            {
+                long c0 = OpProfiler.Now();
+                var sw = Stopwatch.StartNew();
+                using (OpProfiler.Time("step")) run.Step();
+                wall[r] = sw.Elapsed.TotalSeconds;
+                cpu[r] = (double)(OpProfiler.Now() - c0) / Stopwatch.Frequency;
+            }
+        }
+        finally
+        {
+            OpProfiler.Enabled = false;
+            OpProfiler.ThreadCpuTime = savedClock;
+        }
+        allocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;
+        double Median(double[] v) => v.Order().ElementAt(v.Length / 2);
+        var sb = new StringBuilder();
+        int batch = config.BatchSize;
+        sb.AppendLine(CultureInfo.InvariantCulture,
+            $"recipe configs/fashion-mnist/shared.json, threads {threads}, GEMM backend {Gemm.Backend}, {steps} steps after a forward and backward of each member and 2 warm-up steps");
+        sb.AppendLine(CultureInfo.InvariantCulture,
+            $"median wall {Median(wall):F3} s/step = {batch / Median(wall):F2} images/s; median thread CPU {Median(cpu):F3} s/step = {batch / Median(cpu):F2} images/s; " +
+            $"{allocated / (double)steps / 1e6:F1} MB allocated per step");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"cpu s/step: {string.Join(" ", cpu.Select(c => c.ToString("F3", CultureInfo.InvariantCulture)))}");
+        if (breakdown)
+        {
+            double stepTotal = cpu.Sum();
+            sb.AppendLine();
+            sb.AppendLine($"{"operation (thread CPU time per step; nested names overlap)",-58} {"ms",8} {"share",7} {"calls",7} {"MB alloc",9}");
+            var bytes = OpProfiler.AllocationSnapshot().ToDictionary(e => e.Name, e => e.Bytes);
+            foreach (var (name, seconds, calls) in OpProfiler.Snapshot())
+                sb.AppendLine(CultureInfo.InvariantCulture,
+                    $"{name,-58} {seconds / steps * 1e3,8:F1} {seconds / stepTotal,7:P1} {calls / (double)steps,7:F0} {bytes[name] / (double)steps / 1e6,9:F2}");
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>A network, its EMA, AdamW and random data for whole trainer steps (as the trainer sets them up).</summary>
+    private sealed class RecipeRun
+    {
+        private readonly TrainableNetwork _network, _ema;
+        private readonly AdamW _optimizer;
+        private readonly Transport _transport = new();
+        private readonly RandomSource _rng = new(3);
+        private readonly Tensor _x1;
+        private readonly int[] _labels;
+        private readonly TrainConfig _config;
+        private long _step;
+
+        public RecipeRun(TrainConfig config, SampleShape shape, int classes)
+        {
+            _config = config;
+            var modelConfig = config.ModelConfig!;
+            _network = TrainableNetwork.Create(modelConfig, config.Mediators);
+            _ema = TrainableNetwork.Create(modelConfig, config.Mediators);
+            foreach (var member in _network.Members) ModelInitializer.Initialize(member, 1);
+            var init = new RandomSource(2);
+            foreach (var p in _network.Parameters)
+                if (p.Trainable && (p.Name.Contains("adaLN") || p.Name.StartsWith("final_layer")))
+                    init.FillGaussian(p.Value.Span, 0, 0.02f);
+            Ema.CopyWeights(_network, _ema);
+            _optimizer = new AdamW(_network.Parameters, config.LearningRate, weightDecay: config.WeightDecay);
+            _x1 = new Tensor(config.BatchSize, shape.Channels, shape.Height, shape.Width);
+            new RandomSource(4).FillGaussian(_x1.Span, 0, 0.5f);
+            _labels = Enumerable.Range(0, config.BatchSize).Select(i => i % classes).ToArray();
+        }
+
+        /// <summary>
+        /// One forward and backward of every ladder member (gradients zeroed after), so each member's activation
+        /// buffers exist before timing, as they do a few steps into a run; weights and optimizer are untouched.
+        /// </summary>
+        public void WarmMembers()
+        {
+            var t = Enumerable.Range(0, _config.BatchSize).Select(i => (i + 0.5f) / _config.BatchSize).ToArray();
+            foreach (var member in _network.Members)
+            {
+                var output = member.Forward(_x1, t, _labels);
+                member.Backward(output);
+            }
+            _network.ZeroGrad();
+        }
+
+        public void Step() => Trainer.TrainStep(_network, _ema, _optimizer, _transport, _rng, _x1, _labels, _config, _step++);
     }
 
     /// <summary>Median seconds of <paramref name="repeats"/> steps after one warm-up step.</summary>

@@ -107,17 +107,20 @@ public sealed class SiTModel : IParameterSet
         _c.EnsureShape(b, d);
         _siluC.EnsureShape(b, d);
 
-        XEmbedder.Forward(x, _x);
-        var pos = PosEmbed.Value.Span;
-        for (int i = 0; i < b; i++)
+        using (OpProfiler.Time("embed"))
         {
-            var rows = _x.Span.Slice(i * n * d, n * d);
-            TensorPrimitives.Add(rows, pos, rows);
+            XEmbedder.Forward(x, _x);
+            var pos = PosEmbed.Value.Span;
+            for (int i = 0; i < b; i++)
+            {
+                var rows = _x.Span.Slice(i * n * d, n * d);
+                TensorPrimitives.Add(rows, pos, rows);
+            }
+            TEmbedder.Forward(t, _temb);
+            YEmbedder.Forward(y, _c);
+            TensorPrimitives.Add(_c.Span, _temb.Span, _c.Span);
+            Silu.Forward(_c.Span, _siluC.Span);
         }
-        TEmbedder.Forward(t, _temb);
-        YEmbedder.Forward(y, _c);
-        TensorPrimitives.Add(_c.Span, _temb.Span, _c.Span);
-        Silu.Forward(_c.Span, _siluC.Span);
 
         _blockOutputs.Clear();
         foreach (var block in Blocks)
@@ -127,14 +130,16 @@ public sealed class SiTModel : IParameterSet
         }
 
         int outWidth = cfg.PatchSize * cfg.PatchSize * cfg.OutChannels;
-        _tokensOut.EnsureShape(b * n, outWidth);
-        Final.Forward(_x, _siluC, _tokensOut, b);
-
         int keep = cfg.ReturnedChannels, size = cfg.InputSize;
         var output = new Tensor(b, keep, size, size);
-        for (int i = 0; i < b; i++)
-            Patchify.Unpatchify(_tokensOut.Span.Slice(i * n * outWidth, n * outWidth), output.Span.Slice(i * keep * size * size),
-                cfg.OutChannels, cfg.GridSize, cfg.PatchSize, keep);
+        using (OpProfiler.Time("final"))
+        {
+            _tokensOut.EnsureShape(b * n, outWidth);
+            Final.Forward(_x, _siluC, _tokensOut, b);
+            for (int i = 0; i < b; i++)
+                Patchify.Unpatchify(_tokensOut.Span.Slice(i * n * outWidth, n * outWidth), output.Span.Slice(i * keep * size * size),
+                    cfg.OutChannels, cfg.GridSize, cfg.PatchSize, keep);
+        }
         return output;
     }
 
@@ -157,19 +162,25 @@ public sealed class SiTModel : IParameterSet
         _dSiluC.EnsureShape(b, d);
         _dC.EnsureShape(b, d);
         _dSiluC.Zero();
-        for (int i = 0; i < b; i++)
-            Patchify.UnpatchifyBackward(dOutput.Span.Slice(i * keep * size * size), _dTokensOut.Span.Slice(i * n * outWidth, n * outWidth),
-                cfg.OutChannels, cfg.GridSize, cfg.PatchSize, keep);
-        Final.Backward(_dTokensOut, _siluC, _dX, _dSiluC);
+        using (OpProfiler.Time("bwd.final"))
+        {
+            for (int i = 0; i < b; i++)
+                Patchify.UnpatchifyBackward(dOutput.Span.Slice(i * keep * size * size), _dTokensOut.Span.Slice(i * n * outWidth, n * outWidth),
+                    cfg.OutChannels, cfg.GridSize, cfg.PatchSize, keep);
+            Final.Backward(_dTokensOut, _siluC, _dX, _dSiluC);
+        }
         for (int i = Blocks.Count - 1; i >= 0; i--)
             Blocks[i].Backward(_dX, _siluC, _dSiluC);
 
         // c = t_emb + y_emb, siluC = SiLU(c).
-        Silu.Backward(_c.Span, _dSiluC.Span, _dC.Span);
-        TEmbedder.Backward(_dC);
-        YEmbedder.Backward(_dC);
         var dx = new Tensor(b, cfg.InChannels, size, size);
-        XEmbedder.Backward(_dX, dx);
+        using (OpProfiler.Time("bwd.embed"))
+        {
+            Silu.Backward(_c.Span, _dSiluC.Span, _dC.Span);
+            TEmbedder.Backward(_dC);
+            YEmbedder.Backward(_dC);
+            XEmbedder.Backward(_dX, dx);
+        }
         return dx;
     }
 

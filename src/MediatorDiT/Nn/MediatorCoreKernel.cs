@@ -25,7 +25,7 @@ namespace MediatorDiT.Nn;
 /// by float rounding, and a process-wide switch flipped between two forwards would make them differ.
 /// </summary>
 [SkipLocalsInit]
-internal static class MediatorCoreKernel
+internal static partial class MediatorCoreKernel
 {
     /// <summary>One (image, head) of mediator attention, at the widest accelerated vector width.</summary>
     /// <param name="q">this head's queries: token r's hd channels at q[r * xStride ..]; likewise k and v</param>
@@ -152,7 +152,7 @@ internal static class MediatorCoreKernel
         KeySoftmax<TW, TV>(ref logits, np, N, n, bias1T, ref p1, ref pad);
         // Vm = A1 v (n, hd), from a contiguous copy of v (the product passes over v once per 4 x 2 block).
         Copy<TW, TV>(ref vr, xs, N, hd, ref vc);
-        Product<TW, TV>(ref p1, N, n, N, ref vc, hd, ref vmc, hd, hd);
+        Product2<TW, TV>(ref p1, N, 1, n, N, ref vc, hd, ref vmc, hd, hd, 1f, accumulate: false);
         MemoryMarshal.CreateReadOnlySpan(ref vmc, n * hd).CopyTo(vm);
 
         // Queries read from the mediators: A2 = softmax(q sT^T + bias2) (N, n), O = A2 Vm + dwc(v) (N, hd).
@@ -160,7 +160,7 @@ internal static class MediatorCoreKernel
         QuerySoftmax<TW, TV>(ref logits, np, N, n, bias2, a2, ref pad);
         if (hd < W)
         {
-            Product<TW, TV>(ref p2, n, N, n, ref vmc, hd, ref orr, os, hd);
+            Product2<TW, TV>(ref p2, n, 1, N, n, ref vmc, hd, ref orr, os, hd, 1f, accumulate: false);
             DepthwiseConv3x3.Forward(v, xs, taps, g.TapStride, dwcBias, o, os, gh, gw, hd, accumulate: true);
         }
         else
@@ -177,7 +177,7 @@ internal static class MediatorCoreKernel
                 ref float oi = ref Unsafe.Add(ref orr, i * gw * os);
                 if (i + 1 < gh)
                     for (int j = 0; j < gw; j++) PrefetchRow(ref Unsafe.Add(ref oi, (gw + j) * os), hd);
-                Product<TW, TV>(ref Unsafe.Add(ref p2, i * gw * n), n, gw, n, ref vmc, hd, ref gridRow, hd, hd);
+                Product2<TW, TV>(ref Unsafe.Add(ref p2, i * gw * n), n, 1, gw, n, ref vmc, hd, ref gridRow, hd, hd, 1f, accumulate: false);
                 DepthwiseRow<TW, TV>(ref Unsafe.Add(ref grid, i * pw * hd), pw * hd, gw, hd, ref tapr, g.TapStride, ref dbr,
                     ref gridRow, ref oi, os);
             }
@@ -386,6 +386,11 @@ internal static class MediatorCoreKernel
         where TW : struct, ISimd<TV> where TV : struct
     {
         int W = TW.Count, r = 0;
+        if (np >= 2 * W)
+        {
+            LogitsWide<TW, TV>(ref x, xs, rows, ref tt, hd, np, ref dst);
+            return;
+        }
         for (; r + 8 <= rows; r += 8)
         {
             ref float x0 = ref Unsafe.Add(ref x, r * xs);
@@ -423,6 +428,89 @@ internal static class MediatorCoreKernel
                 TW.Store(s5, ref Unsafe.Add(ref d0, 5 * np + c));
                 TW.Store(s6, ref Unsafe.Add(ref d0, 6 * np + c));
                 TW.Store(s7, ref Unsafe.Add(ref d0, 7 * np + c));
+            }
+        }
+        for (; r < rows; r++)
+        {
+            ref float x0 = ref Unsafe.Add(ref x, r * xs);
+            for (int c = 0; c < np; c += W)
+            {
+                var s0 = TW.Zero;
+                for (int kk = 0; kk < hd; kk++)
+                    s0 = TW.Fma(TW.Splat(Unsafe.Add(ref x0, kk)), TW.Load(ref Unsafe.Add(ref tt, kk * np + c)), s0);
+                TW.Store(s0, ref Unsafe.Add(ref dst, r * np + c));
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Logits{TW, TV}"/> for rows of at least two vectors: 4 rows x 2 vectors in registers (two loads and
+    /// four broadcasts per eight FMAs, where 8 x 1 needs eight broadcasts), an odd last vector 4 x 1, then single
+    /// rows. Every element is the same FMA chain over the hd terms in order, so the values equal the 8 x 1 path's.
+    /// </summary>
+    private static void LogitsWide<TW, TV>(ref float x, int xs, int rows, ref float tt, int hd, int np, ref float dst)
+        where TW : struct, ISimd<TV> where TV : struct
+    {
+        int W = TW.Count, r = 0;
+        for (; r + 4 <= rows; r += 4)
+        {
+            ref float x0 = ref Unsafe.Add(ref x, r * xs);
+            ref float x1 = ref Unsafe.Add(ref x0, xs);
+            ref float x2 = ref Unsafe.Add(ref x1, xs);
+            ref float x3 = ref Unsafe.Add(ref x2, xs);
+            ref float d0 = ref Unsafe.Add(ref dst, r * np);
+            // x may be k in place (rows far apart, not yet in cache): ask for the next block's rows.
+            for (int i = r + 4; i < Math.Min(r + 8, rows); i++) PrefetchRow(ref Unsafe.Add(ref x, i * xs), hd);
+            int c = 0;
+            for (; c + 2 * W <= np; c += 2 * W)
+            {
+                TV a0 = TW.Zero, a1 = TW.Zero, b0 = TW.Zero, b1 = TW.Zero, c0 = TW.Zero, c1 = TW.Zero, e0 = TW.Zero, e1 = TW.Zero;
+                ref float tc = ref Unsafe.Add(ref tt, c);
+                for (int kk = 0; kk < hd; kk++)
+                {
+                    ref float tk = ref Unsafe.Add(ref tc, kk * np);
+                    var t0 = TW.Load(ref tk);
+                    var t1 = TW.Load(ref Unsafe.Add(ref tk, W));
+                    var sp = TW.Splat(Unsafe.Add(ref x0, kk));
+                    a0 = TW.Fma(sp, t0, a0);
+                    a1 = TW.Fma(sp, t1, a1);
+                    sp = TW.Splat(Unsafe.Add(ref x1, kk));
+                    b0 = TW.Fma(sp, t0, b0);
+                    b1 = TW.Fma(sp, t1, b1);
+                    sp = TW.Splat(Unsafe.Add(ref x2, kk));
+                    c0 = TW.Fma(sp, t0, c0);
+                    c1 = TW.Fma(sp, t1, c1);
+                    sp = TW.Splat(Unsafe.Add(ref x3, kk));
+                    e0 = TW.Fma(sp, t0, e0);
+                    e1 = TW.Fma(sp, t1, e1);
+                }
+                ref float dc = ref Unsafe.Add(ref d0, c);
+                TW.Store(a0, ref dc);
+                TW.Store(a1, ref Unsafe.Add(ref dc, W));
+                TW.Store(b0, ref Unsafe.Add(ref dc, np));
+                TW.Store(b1, ref Unsafe.Add(ref dc, np + W));
+                TW.Store(c0, ref Unsafe.Add(ref dc, 2 * np));
+                TW.Store(c1, ref Unsafe.Add(ref dc, 2 * np + W));
+                TW.Store(e0, ref Unsafe.Add(ref dc, 3 * np));
+                TW.Store(e1, ref Unsafe.Add(ref dc, 3 * np + W));
+            }
+            if (c < np)
+            {
+                TV a0 = TW.Zero, b0 = TW.Zero, c0 = TW.Zero, e0 = TW.Zero;
+                ref float tc = ref Unsafe.Add(ref tt, c);
+                for (int kk = 0; kk < hd; kk++)
+                {
+                    var t0 = TW.Load(ref Unsafe.Add(ref tc, kk * np));
+                    a0 = TW.Fma(TW.Splat(Unsafe.Add(ref x0, kk)), t0, a0);
+                    b0 = TW.Fma(TW.Splat(Unsafe.Add(ref x1, kk)), t0, b0);
+                    c0 = TW.Fma(TW.Splat(Unsafe.Add(ref x2, kk)), t0, c0);
+                    e0 = TW.Fma(TW.Splat(Unsafe.Add(ref x3, kk)), t0, e0);
+                }
+                ref float dc = ref Unsafe.Add(ref d0, c);
+                TW.Store(a0, ref dc);
+                TW.Store(b0, ref Unsafe.Add(ref dc, np));
+                TW.Store(c0, ref Unsafe.Add(ref dc, 2 * np));
+                TW.Store(e0, ref Unsafe.Add(ref dc, 3 * np));
             }
         }
         for (; r < rows; r++)
@@ -528,106 +616,13 @@ internal static class MediatorCoreKernel
             if (!full) MemoryMarshal.CreateReadOnlySpan(ref pad, n).CopyTo(MemoryMarshal.CreateSpan(ref Unsafe.Add(ref pr, r * n), n));
         }
     }
-
-    /// <summary>
-    /// c (rows, cols; rows cs apart) = p (rows, len; rows ps apart) times x (len, cols; rows xs apart), overwritten.
-    /// 4 rows x 2 vectors of c in registers; column tails by a block overlapping the previous one.
-    /// </summary>
-    private static void Product<TW, TV>(ref float p, int ps, int rows, int len, ref float x, int xs, ref float c, int cs, int cols)
-        where TW : struct, ISimd<TV> where TV : struct
-    {
-        int W = TW.Count;
-        if (cols < W)
-        {
-            for (int r = 0; r < rows; r++)
-            for (int j = 0; j < cols; j++)
-            {
-                float acc = 0f;
-                for (int l = 0; l < len; l++)
-                    acc = MathF.FusedMultiplyAdd(Unsafe.Add(ref p, r * ps + l), Unsafe.Add(ref x, l * xs + j), acc);
-                Unsafe.Add(ref c, r * cs + j) = acc;
-            }
-            return;
-        }
-        int step = cols >= 2 * W ? 2 * W : W;
-        for (int col = 0; col < cols; col += step)
-        {
-            int c0 = Math.Min(col, cols - step);
-            ref float xc = ref Unsafe.Add(ref x, c0);
-            int r = 0;
-            if (step == 2 * W)
-            {
-                for (; r + 4 <= rows; r += 4)
-                {
-                    ref float pa = ref Unsafe.Add(ref p, r * ps);
-                    ref float pb = ref Unsafe.Add(ref pa, ps);
-                    ref float pc = ref Unsafe.Add(ref pb, ps);
-                    ref float pd = ref Unsafe.Add(ref pc, ps);
-                    TV a0 = TW.Zero, a1 = TW.Zero, b0 = TW.Zero, b1 = TW.Zero, c0v = TW.Zero, c1v = TW.Zero, d0 = TW.Zero, d1 = TW.Zero;
-                    for (int l = 0; l < len; l++)
-                    {
-                        ref float xl = ref Unsafe.Add(ref xc, l * xs);
-                        var x0 = TW.Load(ref xl);
-                        var x1 = TW.Load(ref Unsafe.Add(ref xl, W));
-                        var s = TW.Splat(Unsafe.Add(ref pa, l));
-                        a0 = TW.Fma(s, x0, a0);
-                        a1 = TW.Fma(s, x1, a1);
-                        s = TW.Splat(Unsafe.Add(ref pb, l));
-                        b0 = TW.Fma(s, x0, b0);
-                        b1 = TW.Fma(s, x1, b1);
-                        s = TW.Splat(Unsafe.Add(ref pc, l));
-                        c0v = TW.Fma(s, x0, c0v);
-                        c1v = TW.Fma(s, x1, c1v);
-                        s = TW.Splat(Unsafe.Add(ref pd, l));
-                        d0 = TW.Fma(s, x0, d0);
-                        d1 = TW.Fma(s, x1, d1);
-                    }
-                    ref float cr = ref Unsafe.Add(ref c, r * cs + c0);
-                    TW.Store(a0, ref cr);
-                    TW.Store(a1, ref Unsafe.Add(ref cr, W));
-                    TW.Store(b0, ref Unsafe.Add(ref cr, cs));
-                    TW.Store(b1, ref Unsafe.Add(ref cr, cs + W));
-                    TW.Store(c0v, ref Unsafe.Add(ref cr, 2 * cs));
-                    TW.Store(c1v, ref Unsafe.Add(ref cr, 2 * cs + W));
-                    TW.Store(d0, ref Unsafe.Add(ref cr, 3 * cs));
-                    TW.Store(d1, ref Unsafe.Add(ref cr, 3 * cs + W));
-                }
-                for (; r < rows; r++)
-                {
-                    ref float pa = ref Unsafe.Add(ref p, r * ps);
-                    TV a0 = TW.Zero, a1 = TW.Zero;
-                    for (int l = 0; l < len; l++)
-                    {
-                        ref float xl = ref Unsafe.Add(ref xc, l * xs);
-                        var s = TW.Splat(Unsafe.Add(ref pa, l));
-                        a0 = TW.Fma(s, TW.Load(ref xl), a0);
-                        a1 = TW.Fma(s, TW.Load(ref Unsafe.Add(ref xl, W)), a1);
-                    }
-                    ref float cr = ref Unsafe.Add(ref c, r * cs + c0);
-                    TW.Store(a0, ref cr);
-                    TW.Store(a1, ref Unsafe.Add(ref cr, W));
-                }
-            }
-            else
-            {
-                for (; r < rows; r++)
-                {
-                    ref float pa = ref Unsafe.Add(ref p, r * ps);
-                    var a0 = TW.Zero;
-                    for (int l = 0; l < len; l++)
-                        a0 = TW.Fma(TW.Splat(Unsafe.Add(ref pa, l)), TW.Load(ref Unsafe.Add(ref xc, l * xs)), a0);
-                    TW.Store(a0, ref Unsafe.Add(ref c, r * cs + c0));
-                }
-            }
-        }
-    }
 }
 
 /// <summary>
 /// The plain form of <see cref="MediatorCoreKernel"/> it is tested against: the adaptive pooling, four
 /// <see cref="Gemm.Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/> products, one <see cref="SoftmaxRows"/> call per row and the depthwise conv, in order.
 /// </summary>
-internal static class ReferenceMediatorCore
+internal static partial class ReferenceMediatorCore
 {
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int xStride,
         ReadOnlySpan<float> bias1T, ReadOnlySpan<float> bias2, ReadOnlySpan<float> taps, int tapStride, ReadOnlySpan<float> dwcBias,

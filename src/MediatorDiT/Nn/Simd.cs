@@ -287,8 +287,40 @@ internal readonly struct W256 : ISimd<Vector256<float>>
         return v + Vector256.Shuffle(v, Vector256.Create(1, 0, 3, 2, 5, 4, 7, 6));
     }
 
-    public static bool CanTranspose => false;
-    public static void TransposeScaled(ref float src, int ss, Vector256<float> scale, ref float dst, int ds) => throw new NotSupportedException();
+    public static bool CanTranspose => Avx.IsSupported;
+
+    /// <summary>
+    /// 8 x 8 transpose in three rounds: 32-bit interleaves and 64-bit shuffles within 128-bit lanes, then the
+    /// 128-bit halves exchanged (0x20 takes both low halves, 0x31 both high ones).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void TransposeScaled(ref float src, int ss, Vector256<float> scale, ref float dst, int ds)
+    {
+        var r0 = Vector256.LoadUnsafe(ref src) * scale;
+        var r1 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, ss)) * scale;
+        var r2 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 2 * ss)) * scale;
+        var r3 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 3 * ss)) * scale;
+        var r4 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 4 * ss)) * scale;
+        var r5 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 5 * ss)) * scale;
+        var r6 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 6 * ss)) * scale;
+        var r7 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 7 * ss)) * scale;
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Permute2x128(u0, u4, 0x20).StoreUnsafe(ref dst);
+        Avx.Permute2x128(u1, u5, 0x20).StoreUnsafe(ref Unsafe.Add(ref dst, ds));
+        Avx.Permute2x128(u2, u6, 0x20).StoreUnsafe(ref Unsafe.Add(ref dst, 2 * ds));
+        Avx.Permute2x128(u3, u7, 0x20).StoreUnsafe(ref Unsafe.Add(ref dst, 3 * ds));
+        Avx.Permute2x128(u0, u4, 0x31).StoreUnsafe(ref Unsafe.Add(ref dst, 4 * ds));
+        Avx.Permute2x128(u1, u5, 0x31).StoreUnsafe(ref Unsafe.Add(ref dst, 5 * ds));
+        Avx.Permute2x128(u2, u6, 0x31).StoreUnsafe(ref Unsafe.Add(ref dst, 6 * ds));
+        Avx.Permute2x128(u3, u7, 0x31).StoreUnsafe(ref Unsafe.Add(ref dst, 7 * ds));
+    }
 }
 
 /// <summary>128-bit vectors: ARM64 (NEON) and x86 machines without AVX2.</summary>
@@ -345,6 +377,22 @@ internal readonly struct W128 : ISimd<Vector128<float>>
         return v + Vector128.Shuffle(v, Vector128.Create(1, 0, 3, 2));
     }
 
-    public static bool CanTranspose => false;
-    public static void TransposeScaled(ref float src, int ss, Vector128<float> scale, ref float dst, int ds) => throw new NotSupportedException();
+    /// <summary>SSE's 4 x 4 transpose where x86 offers it; ARM64 scatters one probability at a time instead.</summary>
+    public static bool CanTranspose => Sse.IsSupported;
+
+    /// <summary>4 x 4 transpose: 32-bit interleaves, then the 64-bit halves combined.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void TransposeScaled(ref float src, int ss, Vector128<float> scale, ref float dst, int ds)
+    {
+        var r0 = Vector128.LoadUnsafe(ref src) * scale;
+        var r1 = Vector128.LoadUnsafe(ref Unsafe.Add(ref src, ss)) * scale;
+        var r2 = Vector128.LoadUnsafe(ref Unsafe.Add(ref src, 2 * ss)) * scale;
+        var r3 = Vector128.LoadUnsafe(ref Unsafe.Add(ref src, 3 * ss)) * scale;
+        var t0 = Sse.UnpackLow(r0, r1); var t1 = Sse.UnpackHigh(r0, r1);
+        var t2 = Sse.UnpackLow(r2, r3); var t3 = Sse.UnpackHigh(r2, r3);
+        Sse.MoveLowToHigh(t0, t2).StoreUnsafe(ref dst);
+        Sse.MoveHighToLow(t2, t0).StoreUnsafe(ref Unsafe.Add(ref dst, ds));
+        Sse.MoveLowToHigh(t1, t3).StoreUnsafe(ref Unsafe.Add(ref dst, 2 * ds));
+        Sse.MoveHighToLow(t3, t1).StoreUnsafe(ref Unsafe.Add(ref dst, 3 * ds));
+    }
 }

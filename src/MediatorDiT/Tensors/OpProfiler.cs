@@ -12,7 +12,7 @@ internal static class OpProfiler
 {
     internal sealed class Counter
     {
-        public long Ticks, Calls;
+        public long Ticks, Calls, Bytes;
     }
 
     private static readonly ConcurrentDictionary<string, Counter> Counters = new();
@@ -55,11 +55,12 @@ internal static class OpProfiler
     public readonly struct Scope : IDisposable
     {
         private readonly Counter? _counter;
-        private readonly long _start;
+        private readonly long _start, _allocated;
 
         internal Scope(Counter counter)
         {
             _counter = counter;
+            _allocated = GC.GetAllocatedBytesForCurrentThread();
             _start = Now();
         }
 
@@ -68,6 +69,7 @@ internal static class OpProfiler
             if (_counter is null) return;
             Interlocked.Add(ref _counter.Ticks, Now() - _start);
             Interlocked.Increment(ref _counter.Calls);
+            Interlocked.Add(ref _counter.Bytes, GC.GetAllocatedBytesForCurrentThread() - _allocated);
         }
     }
 
@@ -80,4 +82,11 @@ internal static class OpProfiler
     public static IReadOnlyList<(string Name, double Seconds, long Calls)> Snapshot() =>
         Counters.Select(kv => (kv.Key, (double)kv.Value.Ticks / Stopwatch.Frequency, kv.Value.Calls))
             .OrderByDescending(e => e.Item2).ToList();
+
+    /// <summary>
+    /// Managed bytes allocated inside each name's scopes by the thread that opened them (work a scope hands to
+    /// other threads is not counted), largest first.
+    /// </summary>
+    public static IReadOnlyList<(string Name, long Bytes)> AllocationSnapshot() =>
+        Counters.Select(kv => (kv.Key, Interlocked.Read(ref kv.Value.Bytes))).OrderByDescending(e => e.Item2).ToList();
 }

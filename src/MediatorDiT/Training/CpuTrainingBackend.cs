@@ -27,21 +27,27 @@ public sealed class CpuTrainingBackend(Transport transport) : ITrainingBackend
     {
         var network = _network ?? throw new InvalidOperationException("Attach must precede Step.");
         var model = network.Members[batch.Member];
-        network.ZeroGrad();
+        using (OpProfiler.Time("zero_grad")) network.ZeroGrad();
         int size = batch.Labels.Length, micro = size / batch.GradAccum, per = batch.X1.Length / size;
         double lossSum = 0;
         for (int m = 0; m < batch.GradAccum; m++)
         {
             Tensor Slice(Tensor full) => new(full.Span.Slice(m * micro * per, micro * per).ToArray(), [micro, .. full.Shape[1..]]);
             var tM = batch.T.AsSpan(m * micro, micro).ToArray();
-            var prediction = model.Forward(Slice(batch.Xt), tM, batch.Labels.AsSpan(m * micro, micro));
+            Tensor prediction;
+            using (OpProfiler.Time("forward"))
+                prediction = model.Forward(Slice(batch.Xt), tM, batch.Labels.AsSpan(m * micro, micro));
             var gradient = new Tensor(prediction.Shape);
-            var losses = transport.TrainingLoss(prediction, tM, Slice(batch.X0), Slice(batch.X1), gradient);
-            foreach (float l in losses) lossSum += l;
+            using (OpProfiler.Time("loss"))
+            {
+                var losses = transport.TrainingLoss(prediction, tM, Slice(batch.X0), Slice(batch.X1), gradient);
+                foreach (float l in losses) lossSum += l;
+            }
             if (batch.GradAccum > 1) TensorPrimitives.Multiply(gradient.Span, 1f / batch.GradAccum, gradient.Span);
-            model.Backward(gradient);
+            using (OpProfiler.Time("backward")) model.Backward(gradient);
         }
 
+        var normScope = OpProfiler.Time("grad_norm");
         var active = model.Parameters.Where(p => p.Trainable).ToArray();
         double norm = Math.Sqrt(active.Sum(p => (double)TensorPrimitives.SumOfSquares(p.Grad!.Span)));
         if (batch.GradClip > 0 && norm > batch.GradClip)
@@ -49,9 +55,10 @@ public sealed class CpuTrainingBackend(Transport transport) : ITrainingBackend
             float scale = (float)(batch.GradClip / (norm + 1e-6));
             foreach (var p in active) TensorPrimitives.Multiply(p.Grad!.Span, scale, p.Grad!.Span);
         }
+        normScope.Dispose();
         _optimizer!.LearningRate = batch.LearningRate;
-        _optimizer.Update(active);
-        Ema.Update(_ema!, network, batch.EmaDecay);
+        using (OpProfiler.Time("adamw")) _optimizer.Update(active);
+        using (OpProfiler.Time("ema")) Ema.Update(_ema!, network, batch.EmaDecay);
         return new TrainingStepResult(lossSum / size, norm);
     }
 

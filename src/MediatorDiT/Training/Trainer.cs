@@ -319,7 +319,8 @@ public sealed class Trainer
     internal static (double Loss, double GradNorm, double Lr) TrainStep(TrainableNetwork network, TrainableNetwork ema, AdamW optimizer,
         Transport transport, RandomSource rng, Tensor x1, int[] labels, TrainConfig config, long step)
     {
-        var batch = Draw(network, transport, rng, x1, labels, config, step);
+        TrainingBatch batch;
+        using (OpProfiler.Time("draw")) batch = Draw(network, transport, rng, x1, labels, config, step);
         using var backend = new CpuTrainingBackend(transport);
         backend.Attach(network, ema, optimizer);
         var result = backend.Step(batch);

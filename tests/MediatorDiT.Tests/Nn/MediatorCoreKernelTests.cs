@@ -152,4 +152,92 @@ public class MediatorCoreKernelTests
             Assert.All(r.A2, p => Assert.InRange(p, 0f, 1f));
         }
     }
+
+    private sealed record Gradients(float[] Dq, float[] Dk, float[] Dv, float[] DS1, float[] DS2, float[] DTaps, float[] DBias);
+
+    /// <summary>
+    /// The backward pass of case <paramref name="c"/> from the reference forward's T, A1, A2, Vm and a random dO (rows
+    /// wider than hd). dq, dk, dv start as NaN (every row element must be overwritten, the gaps left alone); the tap
+    /// and bias gradients start at random values (they are added to), or at zero.
+    /// </summary>
+    private static Gradients RunBackward(Case c, Result forward, SimdWidth? width, bool zeroTapGradients = false)
+    {
+        int N = c.GridH * c.GridW, n = c.MedGrid * c.MedGrid, dOs = c.Hd + 9;
+        var dO = TestData.Gaussian((N - 1) * dOs + c.Hd, 11);
+        float[] Filled(int length) => Enumerable.Repeat(float.NaN, length).ToArray();
+        var g = new Gradients(Filled(c.Q.Length), Filled(c.K.Length), Filled(c.V.Length), Filled(n * N), Filled(N * n),
+            zeroTapGradients ? new float[c.Taps.Length] : TestData.Gaussian(c.Taps.Length, 12),
+            zeroTapGradients ? new float[c.Hd] : TestData.Gaussian(c.Hd, 13));
+        if (width is SimdWidth w)
+            MediatorCoreKernel.Backward(c.Q, c.K, c.V, c.XStride, c.Taps, c.TapStride, forward.Tokens, c.TokenStride, forward.A1,
+                forward.A2, forward.Vm, dO, dOs, g.Dq, g.Dk, g.Dv, g.DS1, g.DS2, g.DTaps, g.DBias, c.GridH, c.GridW, c.MedGrid, c.Hd,
+                c.Scale, w);
+        else
+            ReferenceMediatorCore.Backward(c.Q, c.K, c.V, c.XStride, c.Taps, c.TapStride, forward.Tokens, c.TokenStride, forward.A1,
+                forward.A2, forward.Vm, dO, dOs, g.Dq, g.Dk, g.Dv, g.DS1, g.DS2, g.DTaps, g.DBias, c.GridH, c.GridW, c.MedGrid, c.Hd,
+                c.Scale);
+        return g;
+    }
+
+    // As for the forward, the two forms add the same terms in other orders (the GEMMs block their sums, the fused
+    // kernel runs them straight; the conv's input gradient gathers where the reference scatters), so they differ by
+    // a few float roundings of the largest terms. The softmax backward subtracts the row's mean gradient, which
+    // cancels part of each value, so a gradient may sit further below the largest terms than a forward value:
+    // 1e-5 of max |value| (the forward's bound) still holds here, and an indexing, masking or tail error moves
+    // values by O(1).
+    private const float BackwardTolerance = 1e-5f;
+
+    private static void AssertSameGradients(Case c, Gradients expected, Gradients actual, string what)
+    {
+        int N = c.GridH * c.GridW;
+        TestData.AssertClose(Rows(expected.Dq, N, c.XStride, c.Hd, what), Rows(actual.Dq, N, c.XStride, c.Hd, what), BackwardTolerance, $"{what}: dq");
+        TestData.AssertClose(Rows(expected.Dk, N, c.XStride, c.Hd, what), Rows(actual.Dk, N, c.XStride, c.Hd, what), BackwardTolerance, $"{what}: dk");
+        TestData.AssertClose(Rows(expected.Dv, N, c.XStride, c.Hd, what), Rows(actual.Dv, N, c.XStride, c.Hd, what), BackwardTolerance, $"{what}: dv");
+        TestData.AssertClose(expected.DS1, actual.DS1, BackwardTolerance, $"{what}: dS1");
+        TestData.AssertClose(expected.DS2, actual.DS2, BackwardTolerance, $"{what}: dS2");
+        TestData.AssertClose(expected.DTaps, actual.DTaps, BackwardTolerance, $"{what}: dTaps");
+        TestData.AssertClose(expected.DBias, actual.DBias, BackwardTolerance, $"{what}: dBias");
+    }
+
+    [Theory]
+    [InlineData(1, 16, 16, 64)]
+    [InlineData(2, 9, 9, 32)]
+    [InlineData(3, 5, 7, 72)]
+    [InlineData(4, 16, 16, 64)]
+    [InlineData(4, 5, 7, 32)]
+    [InlineData(4, 9, 9, 72)]
+    [InlineData(8, 16, 16, 64)]
+    [InlineData(8, 9, 9, 72)]
+    [InlineData(2, 2, 3, 16)]
+    [InlineData(1, 1, 1, 8)]
+    [InlineData(3, 7, 7, 8)]
+    [InlineData(2, 4, 4, 4)]
+    [InlineData(2, 16, 16, 24)]
+    [InlineData(4, 16, 16, 24)]
+    [InlineData(8, 16, 16, 24)]
+    public void FusedBackwardMatchesReference(int medGrid, int gridH, int gridW, int hd)
+    {
+        var c = MakeCase(medGrid, gridH, gridW, hd);
+        var forward = Reference(c);
+        var expected = RunBackward(c, forward, null);
+        foreach (var width in SimdWidthTests.Accelerated())
+            AssertSameGradients(c, expected, RunBackward(c, forward, width), $"{width} n={medGrid * medGrid} {gridH}x{gridW} hd={hd}");
+    }
+
+    [Fact]
+    public void BackwardTapGradientsMatchTheReferenceBitForBit()
+    {
+        // From zero, the tap and bias sums add the same terms in the same token order as the reference's conv
+        // backward (an out-of-grid neighbour adds 0 * dO, exactly nothing), so they agree exactly, not just within
+        // the tolerance (as MediatorAttention uses them: each image's gradients start at zero).
+        var c = MakeCase(4, 9, 9, 32);
+        var forward = Reference(c);
+        var expected = RunBackward(c, forward, null, zeroTapGradients: true);
+        foreach (var width in SimdWidthTests.Accelerated())
+        {
+            var actual = RunBackward(c, forward, width, zeroTapGradients: true);
+            Assert.True(expected.DTaps.AsSpan().SequenceEqual(actual.DTaps), $"{width}: dTaps differ");
+            Assert.True(expected.DBias.AsSpan().SequenceEqual(actual.DBias), $"{width}: dBias differ");
+        }
+    }
 }

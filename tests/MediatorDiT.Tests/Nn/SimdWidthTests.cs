@@ -322,4 +322,34 @@ public class SimdWidthTests
         DepthwiseConv3x3.AccumulateWeightGradient(taps, dWeight, c);
         Assert.Equal(expected, dWeight);
     }
+
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void TransposeScaledMovesEachScaledLaneToItsRow(int bits)
+    {
+        // dst[m * ds + i] = scale[m] * src[i * ss + m], bit for bit (one multiply, then moves), with row strides wider
+        // than a vector so a stray lane would land in a gap that must stay NaN.
+        switch ((SimdWidth)bits)
+        {
+            case SimdWidth.W512: CheckTranspose<W512, Vector512<float>>(); break;
+            case SimdWidth.W256: CheckTranspose<W256, Vector256<float>>(); break;
+            default: CheckTranspose<W128, Vector128<float>>(); break;
+        }
+    }
+
+    private static void CheckTranspose<TW, TV>() where TW : struct, ISimd<TV> where TV : struct
+    {
+        if (!TW.CanTranspose) return;
+        int w = TW.Count, ss = w + 3, ds = w + 5;
+        var src = TestData.Gaussian(w * ss, 41);
+        var scale = TestData.Gaussian(w, 42);
+        var dst = Enumerable.Repeat(float.NaN, w * ds).ToArray();
+        TW.TransposeScaled(ref src[0], ss, TW.Load(ref scale[0]), ref dst[0], ds);
+        for (int m = 0; m < w; m++)
+        for (int i = 0; i < ds; i++)
+        {
+            if (i < w) Assert.Equal(scale[m] * src[i * ss + m], dst[m * ds + i]);
+            else Assert.True(float.IsNaN(dst[m * ds + i]), $"gap ({m}, {i}) written");
+        }
+    }
 }

@@ -38,7 +38,7 @@ internal sealed partial class MediatorAttention : IAttention
     private int _batch;
     private Tensor _qkv = new(0), _tokens = new(0), _a1 = new(0), _a2 = new(0), _vm = new(0), _o = new(0); // shared between blocks for inference
     private readonly Tensor _bias1 = new(0), _bias1T = new(0), _bias2 = new(0), _taps = new(0);
-    private readonly Tensor _dO = new(0), _dqkv = new(0), _dTokens = new(0), _dVm = new(0), _dTaps = new(0);
+    private readonly Tensor _dO = new(0), _dqkv = new(0), _dTaps = new(0);
     private readonly Tensor _dS1 = new(0), _dS2 = new(0), _dBias1 = new(0), _dBias2 = new(0), _resized = new(0);
 
     /// <param name="prefix">state-dict prefix, e.g. "blocks.0.attn."</param>
@@ -169,51 +169,29 @@ internal sealed partial class MediatorAttention : IAttention
         int batch = _batch, d = _dim, hd = _headDim, n = _mediators, G = _grid, N = G * G, rows = batch * N, H = _heads;
         _dO.EnsureShape(rows, d);
         _dqkv.EnsureShape(rows, 3 * d);
-        _dTokens.EnsureShape(batch, n, d);
-        _dVm.EnsureShape(batch, H, n, hd);
         _dTaps.EnsureShape(batch, 10, d);
         _dS1.EnsureShape(batch, H, n, N);
         _dS2.EnsureShape(batch, H, N, n);
-        _dqkv.Zero();
         _dTaps.Zero();
         using (OpProfiler.Time("bwd.attn.proj"))
             Linear.Backward(_o.Span, ProjWeight.Value.Span, dOutput.Span, ProjWeight.Grad!.Span, ProjBias.Grad!.Span,
                 _dO.Span, rows, d, d);
         float[] qkv = _qkv.Data, dqkv = _dqkv.Data, dO = _dO.Data, taps = _taps.Data, dTapsAll = _dTaps.Data;
-        float[] t = _tokens.Data, dt = _dTokens.Data, a1 = _a1.Data, a2 = _a2.Data, vm = _vm.Data, dvm = _dVm.Data;
-        float[] ds1 = _dS1.Data, ds2 = _dS2.Data;
-        // One parallel region: item (b, h) writes only head h's channels of image b (dq, dk, dv, dT, and its
-        // slice of the image's tap and bias gradients, (B, 10, D): 9 taps + bias, added in image order below).
+        float[] t = _tokens.Data, a1 = _a1.Data, a2 = _a2.Data, vm = _vm.Data, ds1 = _dS1.Data, ds2 = _dS2.Data;
+        // One parallel region: item (b, h) overwrites only head h's channels of image b in dq, dk, dv (so dqkv needs no
+        // clearing) and its (n, N) and (N, n) blocks of dS1 and dS2, and adds to its slice of the image's tap and bias
+        // gradients, (B, 10, D): 9 taps + bias, added in image order below.
         using (OpProfiler.Time("bwd.attn.m.core")) ParallelLoop.For(batch * H, bh =>
         {
             int b = bh / H, h = bh % H;
             int qOff = b * N * 3 * d + h * hd, tOff = b * n * d + h * hd;
-            var p1 = a1.AsSpan(bh * n * N, n * N);
-            var p2 = a2.AsSpan(bh * N * n, N * n);
-            var dOh = dO.AsSpan(b * N * d + h * hd);
-            var dVmh = dvm.AsSpan(bh * n * hd, n * hd);
-            var dS2 = ds2.AsSpan(bh * N * n, N * n);
-            var dS1 = ds1.AsSpan(bh * n * N, n * N);
-            // The depthwise branch: its input v lives in the qkv buffer.
             var own = dTapsAll.AsSpan(b * 10 * d, 10 * d);
-            DepthwiseConv3x3.BackwardAccumulate(qkv.AsSpan(qOff + 2 * d), 3 * d, taps.AsSpan(h * hd), d, dOh, d,
-                dqkv.AsSpan(qOff + 2 * d), own[(h * hd)..(9 * d)], own.Slice(9 * d + h * hd, hd), G, G, hd);
-            // dA2 = dO Vm^T and dVm = A2^T dO; the softmax turns dA2 into dS2 (N, n) in place.
-            Gemm.Sgemm(false, true, N, n, hd, 1f, dOh, d, vm.AsSpan(bh * n * hd), hd, 0f, dS2, n);
-            Gemm.Sgemm(true, false, n, hd, N, 1f, p2, n, dOh, d, 0f, dVmh, hd);
-            for (int r = 0; r < N; r++) SoftmaxRows.Backward(p2.Slice(r * n, n), dS2.Slice(r * n, n));
-            // dq = s dS2 T ; dT = s dS2^T q.
-            Gemm.Sgemm(false, false, N, hd, n, _scale, dS2, n, t.AsSpan(tOff), d, 0f, dqkv.AsSpan(qOff), 3 * d);
-            Gemm.Sgemm(true, false, n, hd, N, _scale, dS2, n, qkv.AsSpan(qOff), 3 * d, 0f, dt.AsSpan(tOff), d);
-            // dA1 = dVm v^T and dv += A1^T dVm; the softmax turns dA1 into dS1 (n, N).
-            Gemm.Sgemm(false, true, n, N, hd, 1f, dVmh, hd, qkv.AsSpan(qOff + 2 * d), 3 * d, 0f, dS1, N);
-            Gemm.Sgemm(true, false, N, hd, n, 1f, p1, N, dVmh, hd, 1f, dqkv.AsSpan(qOff + 2 * d), 3 * d);
-            for (int m = 0; m < n; m++) SoftmaxRows.Backward(p1.Slice(m * N, N), dS1.Slice(m * N, N));
-            // dT += s dS1 k ; dk = s dS1^T T.
-            Gemm.Sgemm(false, false, n, hd, N, _scale, dS1, N, qkv.AsSpan(qOff + d), 3 * d, 1f, dt.AsSpan(tOff), d);
-            Gemm.Sgemm(true, false, N, hd, n, _scale, dS1, N, t.AsSpan(tOff), d, 0f, dqkv.AsSpan(qOff + d), 3 * d);
-            // The mediator tokens are a pooling of q: spread dT back over each bin.
-            AdaptiveAvgPool.BackwardAccumulate(dt.AsSpan(tOff), d, dqkv.AsSpan(qOff), 3 * d, G, G, hd, _medGrid, _medGrid);
+            MediatorCoreKernel.Backward(qkv.AsSpan(qOff), qkv.AsSpan(qOff + d), qkv.AsSpan(qOff + 2 * d), 3 * d,
+                taps.AsSpan(h * hd), d, t.AsSpan(tOff), d, a1.AsSpan(bh * n * N, n * N), a2.AsSpan(bh * N * n, N * n),
+                vm.AsSpan(bh * n * hd, n * hd), dO.AsSpan(b * N * d + h * hd), d,
+                dqkv.AsSpan(qOff), dqkv.AsSpan(qOff + d), dqkv.AsSpan(qOff + 2 * d),
+                ds1.AsSpan(bh * n * N, n * N), ds2.AsSpan(bh * N * n, N * n), own[(h * hd)..(9 * d)], own.Slice(9 * d + h * hd, hd),
+                G, G, _medGrid, hd, _scale);
         });
         var poolScope = OpProfiler.Time("bwd.attn.m.biases");
         var dw = DwcWeight.Grad!.Span;
