@@ -289,9 +289,15 @@ public sealed class TcpCommunicator : ICommunicator
     /// <inheritdoc/>
     public void Abort(int exitCode)
     {
+        CloseConnections();
+        Environment.Exit(exitCode);
+    }
+
+    /// <summary>Closes this rank's connections without the goodbye, as the OS does for a process that dies.</summary>
+    internal void CloseConnections()
+    {
         _closing = true;
         foreach (var s in _peers) s?.Dispose();
-        Environment.Exit(exitCode);
     }
 
     /// <summary>
