@@ -40,7 +40,10 @@ public sealed record TrainConfig
 
     /// <summary>Samples per optimisation step (all micro-batches together).</summary>
     [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 64;
-    /// <summary>Micro-batches per step whose gradients are averaged; must divide <see cref="BatchSize"/>.</summary>
+    /// <summary>
+    /// Bounds the size of a forward and backward to batch_size / grad_accum: <see cref="GradShards"/> is a multiple
+    /// of it (the batch's parts are the micro-batches); must divide <see cref="BatchSize"/>.
+    /// </summary>
     [JsonPropertyName("grad_accum")] public int GradAccum { get; init; } = 1;
     /// <summary>
     /// Equal parts of every batch whose gradients are computed separately (one forward and backward each) and

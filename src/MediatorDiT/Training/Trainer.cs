@@ -282,6 +282,7 @@ public sealed class Trainer
         long? lastGoodStep = checkpoint is null ? null : step;
         var divergence = new DivergenceWatch();
         double lastLoss = double.NaN;
+        (long Steps, double Seconds, double Bytes) exchange = default;
         var images = new Tensor(config.BatchSize, dataset!.SampleShape.Channels, dataset.SampleShape.Height, dataset.SampleShape.Width);
         var labels = new int[config.BatchSize];
 
@@ -336,6 +337,8 @@ public sealed class Trainer
                 // ranks); each rank then keeps its own parts.
                 var batch = Draw(network, transport, rng, images, labels, config, step).Part(firstShard, mine);
                 var (loss, gradNorm) = backend.Step(batch);
+                if (backend is CpuTrainingBackend { LastExchangeBytes: > 0 } cpu)
+                    exchange = (exchange.Steps + 1, exchange.Seconds + cpu.LastExchangeTime.TotalSeconds, exchange.Bytes + cpu.LastExchangeBytes);
                 double lr = batch.LearningRate;
                 if (!double.IsFinite(loss) || !double.IsFinite(gradNorm))
                 {
@@ -382,6 +385,9 @@ public sealed class Trainer
         if (divergence.Diverging && lastGood is not null && lastGoodStep != lastSavedStep)
             messages?.Report(
                 $"warning: the run ended with the loss still diverging ({Format(lastLoss)}); {lastGood}, step {lastGoodStep}, written before it began, was kept.");
+        if (exchange.Steps > 0)
+            messages?.Report(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"gradient exchange between the {comm.Size} ranks: {1000 * exchange.Seconds / exchange.Steps:F1} ms and {exchange.Bytes / exchange.Steps / 1e6:F2} MB received per step on rank 0 (mean of {exchange.Steps} steps)"));
         backend.SyncToHost();
         var exported = root ? ExportEma(ema, runDir) : [];
         return new Result(step, lastLoss, runDir, exported);
