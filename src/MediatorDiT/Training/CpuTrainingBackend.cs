@@ -8,9 +8,9 @@ namespace MediatorDiT.Training;
 
 /// <summary>
 /// The CPU backend: steps computed on the host objects themselves, under the trainer's compute context. In a
-/// data-parallel run each rank computes its parts of the batch, the parts' gradients and loss sums are gathered
-/// from all ranks (<see cref="ICommunicator.AllGather{T}"/>) and summed in part order on every rank, so every
-/// rank takes the same step, bit for bit, whatever the number of ranks.
+/// data-parallel run each rank computes its parts of the batch, and the parts' gradients are summed in part order
+/// over all ranks (<see cref="ICommunicator.SumInOrder"/>: the same additions in the same order as one process
+/// makes), the loss sums gathered, so every rank takes the same step, bit for bit, whatever the number of ranks.
 /// </summary>
 /// <param name="transport">The transport whose loss is trained.</param>
 /// <param name="communicator">The ranks sharing each batch; null: this process alone.</param>
@@ -19,15 +19,15 @@ public sealed class CpuTrainingBackend(Transport transport, ICommunicator? commu
     private readonly ICommunicator _comm = communicator ?? SingleProcessCommunicator.Instance;
     private TrainableNetwork? _network, _ema;
     private AdamW? _optimizer;
-    private float[] _local = [], _gathered = [];
+    private float[] _local = [], _sum = [];
 
     /// <inheritdoc/>
     public string Name => _comm.Size == 1 ? "CPU" : $"CPU, {_comm.Size} ranks over {_comm.Name}";
 
-    /// <summary>Bytes each rank received in the last step's gathers (0 in a single process).</summary>
+    /// <summary>Bytes this rank received in the last step's exchange (0 in a single process).</summary>
     public long LastExchangeBytes { get; private set; }
 
-    /// <summary>Time the last step spent in the gathers.</summary>
+    /// <summary>Time the last step spent in the exchange (including waiting for the other ranks).</summary>
     public TimeSpan LastExchangeTime { get; private set; }
 
     /// <inheritdoc/>
@@ -69,21 +69,24 @@ public sealed class CpuTrainingBackend(Transport transport, ICommunicator? commu
                 localLoss[s] = ForwardBackward(model, batch, s * part, part, batch.TotalShards);
                 Flatten(active, _local.AsSpan(s * length, length));
             }
-            ReadOnlySpan<float> all = _local.AsSpan(0, shards * length);
+            ReadOnlySpan<float> local = _local.AsSpan(0, shards * length);
             ReadOnlySpan<double> losses = localLoss;
             if (_comm.Size > 1)
             {
                 var clock = System.Diagnostics.Stopwatch.StartNew();
-                if (_gathered.Length < (long)batch.TotalShards * length) _gathered = new float[(long)batch.TotalShards * length];
-                _comm.AllGather(all, _gathered.AsSpan(0, batch.TotalShards * length));
+                if (_sum.Length < length) _sum = new float[length];
+                long bytes = _comm.SumInOrder(local, length, _sum.AsSpan(0, length));
                 var allLosses = new double[batch.TotalShards];
                 _comm.AllGather(losses, allLosses);
                 LastExchangeTime = clock.Elapsed;
-                LastExchangeBytes = (long)(batch.TotalShards - shards) * length * sizeof(float) + (batch.TotalShards - shards) * sizeof(double);
-                all = _gathered.AsSpan(0, batch.TotalShards * length);
+                LastExchangeBytes = bytes + (batch.TotalShards - shards) * sizeof(double);
+                Unflatten(active, _sum.AsSpan(0, length));
                 losses = allLosses;
             }
-            SumInOrder(active, all, length, batch.TotalShards);
+            else
+            {
+                SumInOrder(active, local, length, shards);
+            }
             lossSum = 0;
             foreach (double l in losses) lossSum += l;
         }
@@ -126,6 +129,16 @@ public sealed class CpuTrainingBackend(Transport transport, ICommunicator? commu
         foreach (var p in active)
         {
             p.Grad!.Span.CopyTo(destination.Slice(offset));
+            offset += p.Grad.Length;
+        }
+    }
+
+    private static void Unflatten(Parameter[] active, ReadOnlySpan<float> source)
+    {
+        int offset = 0;
+        foreach (var p in active)
+        {
+            source.Slice(offset, p.Grad!.Length).CopyTo(p.Grad.Span);
             offset += p.Grad.Length;
         }
     }

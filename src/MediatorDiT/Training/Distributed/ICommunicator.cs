@@ -30,6 +30,17 @@ public interface ICommunicator : IDisposable
     void Broadcast<T>(Span<T> data, int root) where T : unmanaged;
 
     /// <summary>
+    /// The sum of every rank's blocks (<paramref name="localBlocks"/>: this rank's blocks of
+    /// <paramref name="blockLength"/> values each, the same count on every rank), added element by element
+    /// strictly left to right in (rank, block) order, as one process adding all blocks in that order would, into
+    /// <paramref name="result"/> on every rank. Returns the bytes this rank received. The default gathers every
+    /// block to every rank (<see cref="AllGather{T}"/>) and adds them there; a communicator with point-to-point
+    /// transfers passes the running sum along the ranks instead.
+    /// </summary>
+    long SumInOrder(ReadOnlySpan<float> localBlocks, int blockLength, Span<float> result) =>
+        OrderedSum.ByGather(this, localBlocks, blockLength, result);
+
+    /// <summary>
     /// Ends every rank of the run at once after a failure that only this rank saw (the launcher tears the job
     /// down); does not return.
     /// </summary>

@@ -32,6 +32,8 @@ internal sealed unsafe class MpiLibrary
     private readonly delegate* unmanaged<void*, int, int, int, int, int*, int> _ibcast;
     private readonly delegate* unmanaged<void*, void*, int, int, int, int, int*, int> _iallreduce;
     private readonly delegate* unmanaged<int*, int*, nint, int> _test;
+    private readonly delegate* unmanaged<void*, int, int, int, int, int, int*, int> _isend;
+    private readonly delegate* unmanaged<void*, int, int, int, int, int, int*, int> _irecv;
     private readonly delegate* unmanaged<int> _finalize;
     private readonly delegate* unmanaged<int, int, int> _abort;
     private readonly delegate* unmanaged<byte*, int*, int> _libraryVersion;
@@ -54,6 +56,8 @@ internal sealed unsafe class MpiLibrary
         _ibcast = (delegate* unmanaged<void*, int, int, int, int, int*, int>)F("MPI_Ibcast");
         _iallreduce = (delegate* unmanaged<void*, void*, int, int, int, int, int*, int>)F("MPI_Iallreduce");
         _test = (delegate* unmanaged<int*, int*, nint, int>)F("MPI_Test");
+        _isend = (delegate* unmanaged<void*, int, int, int, int, int, int*, int>)F("MPI_Isend");
+        _irecv = (delegate* unmanaged<void*, int, int, int, int, int, int*, int>)F("MPI_Irecv");
         _finalize = (delegate* unmanaged<int>)F("MPI_Finalize");
         _abort = (delegate* unmanaged<int, int, int>)F("MPI_Abort");
         _libraryVersion = (delegate* unmanaged<byte*, int*, int>)F("MPI_Get_library_version");
@@ -121,6 +125,10 @@ internal sealed unsafe class MpiLibrary
     public int Ibcast(void* data, int count, int root, int comm, int* request) => _ibcast(data, count, Byte, root, comm, request);
 
     public int IallreduceMaxInt(int* send, int* receive, int comm, int* request) => _iallreduce(send, receive, 1, Int, OpMax, comm, request);
+
+    public int Isend(void* data, int count, int dest, int tag, int comm, int* request) => _isend(data, count, Byte, dest, tag, comm, request);
+
+    public int Irecv(void* data, int count, int source, int tag, int comm, int* request) => _irecv(data, count, Byte, source, tag, comm, request);
 
     public int Test(int* request, out bool done)
     {

@@ -67,4 +67,22 @@ public class CollectivesTests
             Assert.Equal([0L, 10L, 20L], r.Values);
         });
     }
+
+    [Fact]
+    public void TheOrderedSumAddsLeftToRightOverRanksAndBlocks()
+    {
+        // Values whose float sum depends on the order: 1e8 + 1 - 1e8 is 0 left to right, 1 otherwise.
+        float[][] blocks = [[1e8f, 3f], [1f, 1e-8f], [-1e8f, 2f], [0.5f, -5f]];
+        var expected = new float[2];
+        OrderedSum.Local(blocks.SelectMany(b => b).ToArray(), 2, expected);
+        Assert.Equal(0.5f, expected[0]);
+        var results = ThreadRanks.Run(2, comm =>
+        {
+            var result = new float[2];
+            long bytes = comm.SumInOrder(blocks.Skip(2 * comm.Rank).Take(2).SelectMany(b => b).ToArray(), 2, result);
+            Assert.Equal(2 * 2 * sizeof(float), bytes);
+            return result;
+        });
+        Assert.All(results, r => Assert.Equal(expected, r));
+    }
 }

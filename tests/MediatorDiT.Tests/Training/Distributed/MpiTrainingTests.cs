@@ -8,7 +8,7 @@ namespace MediatorDiT.Tests.Training.Distributed;
 
 /// <summary>
 /// `mpiexec -n 2 mdit train` on one machine, one thread per rank (MPICH from scripts/setup.sh): the weights equal
-/// one process's bit for bit, a run resumes with the other number of ranks, and a killed or hung rank ends the
+/// one process's bit for bit (and with 4 ranks), a run resumes with the other number of ranks, and a killed or hung rank ends the
 /// run within 60 s with a clear message. Also torchrun-style variables (TCP) with a killed rank.
 /// </summary>
 public class MpiTrainingTests
@@ -75,8 +75,9 @@ public class MpiTrainingTests
 
     private static Run Single(string config, string run, bool resume = false) => Execute(Start("dotnet", TrainArgs(config, run, resume)));
 
-    private static Run TwoRanks(string config, string run, bool resume = false, IReadOnlyDictionary<string, string>? env = null, Action<Process>? during = null) =>
-        Execute(Start(Mpiexec(), ["-n", "2", "dotnet", .. TrainArgs(config, run, resume)], env), during);
+    private static Run TwoRanks(string config, string run, bool resume = false, IReadOnlyDictionary<string, string>? env = null, Action<Process>? during = null,
+        int ranks = 2) =>
+        Execute(Start(Mpiexec(), ["-n", ranks.ToString(), "dotnet", .. TrainArgs(config, run, resume)], env), during);
 
     private static void AssertOk(Run run, string what) => Assert.True(run.ExitCode == 0, $"{what} exited with {run.ExitCode}: {run.Output}");
 
@@ -101,6 +102,10 @@ public class MpiTrainingTests
         Assert.Single(twoRun.Output.Split('\n'), l => l.StartsWith("trained to step 20", StringComparison.Ordinal));
         foreach (string file in new[] { "checkpoints/0000010.safetensors", "checkpoints/0000020.safetensors", "ema.safetensors" })
             AssertSameBytes(Path.Combine(one, file), Path.Combine(two, file));
+        // 4 ranks: the running sum passes through ranks that both receive and send it.
+        string four = Path.Combine(dir, "four");
+        AssertOk(TwoRanks(config, four, ranks: 4), "mpiexec -n 4");
+        AssertSameBytes(Path.Combine(one, "checkpoints/0000020.safetensors"), Path.Combine(four, "checkpoints/0000020.safetensors"));
 
         void AssertSteps(Run r, string what, int last)
         {
