@@ -20,6 +20,7 @@ public static partial class CliApp
             ExportCommand.Create(),
             TrainCommand.Create(),
             SampleCommand.Create(),
+            JoinSamplesCommand.Create(),
             DemoCommand.Create(),
             RedundancyCommand.Create(),
             VaeCommand.Create(),

@@ -4,7 +4,7 @@ namespace MediatorDiT;
 /// A problem with the user's input (a file, a key, an option value). The message is one complete
 /// sentence naming what was wrong and what was expected; the CLI prints it and exits non-zero.
 /// </summary>
-public sealed class MediatorDiTException : Exception
+public class MediatorDiTException : Exception
 {
     /// <summary>An error with its one-sentence <paramref name="message"/>.</summary>
     /// <param name="message">What was wrong and what was expected.</param>

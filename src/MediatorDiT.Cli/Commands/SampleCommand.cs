@@ -48,8 +48,8 @@ public static class SampleCommand
         var numImages = new Option<int?>("--num-images") { Description = "images in all (default: one per label, or 16)" }.AtLeast(1);
         var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 16 }.BatchSize();
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
-        var rank = new Option<int>("--rank") { DefaultValueFactory = _ => 0 }.AtLeast(0);
-        var world = new Option<int>("--world-size") { DefaultValueFactory = _ => 1 }.AtLeast(1);
+        var rank = new Option<int>("--rank") { Description = "this process's share: images i with i mod world size = rank (default: the launcher's rank, else 0)", DefaultValueFactory = _ => Launch.LaunchEnvironment.Detect().Rank }.AtLeast(0);
+        var world = new Option<int>("--world-size") { Description = "processes sharing the images (default: the launcher's world size, else 1)", DefaultValueFactory = _ => Launch.LaunchEnvironment.Detect().WorldSize }.AtLeast(1);
         var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "samples" };
         var npz = new Option<bool>("--npz") { Description = "also write samples.npz (arr_0, uint8 NHWC) for the ADM evaluation suite" };
         var saveLatents = new Option<string?>("--save-latents") { Description = "write the final samples as tensor 'samples' to this safetensors file" };
@@ -170,10 +170,11 @@ public static class SampleCommand
             }
             renderer.Done();
             var all = Tensor.ConcatBatches(gridImages);
-            if (all.Dim(1) is 1 or 3) ImageGrid.SaveGrid(Path.Combine(outDir, "grid.png"), all, (int)Math.Ceiling(Math.Sqrt(all.Dim(0))));
+            // Ranks sharing one folder: rank 0 draws the grid, each rank writes its own record.
+            if (all.Dim(1) is 1 or 3 && options.Rank == 0) ImageGrid.SaveGrid(Path.Combine(outDir, "grid.png"), all, (int)Math.Ceiling(Math.Sqrt(all.Dim(0))));
             if (p.GetValue(saveLatents) is string latentsPath)
                 SafeTensors.Write(CliApp.OutputFile(latentsPath), new Dictionary<string, StoredTensor> { ["samples"] = StoredTensor.FromFloat(Tensor.ConcatBatches(allLatents)) });
-            RunRecordFile.Write(Path.Combine(outDir, "run.json"), record);
+            RunRecordFile.Write(Path.Combine(outDir, options.WorldSize > 1 ? $"run-rank{options.Rank}.json" : "run.json"), record);
             double wall = record.WallSeconds;
             Console.WriteLine($"{record.ImageCount} images in {wall:F1} s ({record.ImageCount / wall:F2} images/s) -> {outDir}");
             Console.WriteLine($"mean {record.MeanGflopsPerImage:F2} GFLOPs per image" + (pipeline.Models.Count > 1 ? $" ({100 * record.FlopsSaving:F1}% less than the largest model alone)" : ""));

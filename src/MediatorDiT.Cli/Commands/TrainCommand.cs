@@ -1,13 +1,17 @@
 using System.CommandLine;
+using MediatorDiT.Cli.Launch;
 using MediatorDiT.Cli.Rendering;
 using MediatorDiT.Training;
+using MediatorDiT.Training.Distributed;
 
 namespace MediatorDiT.Cli.Commands;
 
 /// <summary>
 /// `mdit train`: trains a SiT with mediator (or full) attention. Settings: defaults, then --config, then
 /// the options given here. --resume RUN_DIR continues a run bit for bit; a new run needs an empty folder.
-/// Ctrl+C / SIGTERM saves a checkpoint and exits with 130.
+/// Ctrl+C / SIGTERM saves a checkpoint and exits with 130. Under a launcher (mpiexec, srun, torchrun-style
+/// variables; see <see cref="LaunchEnvironment"/>) the processes train one run data-parallel: rank 0 writes the run
+/// folder and reports, the others stay quiet unless they fail.
 /// </summary>
 public static class TrainCommand
 {
@@ -28,16 +32,41 @@ public static class TrainCommand
         var seed = new Option<ulong?>("--seed") { Description = "seed of data order, noise and initialisation" };
         var ckptEvery = new Option<long?>("--ckpt-every") { Description = "checkpoint every N steps" }.AtLeast(1L);
         var sampleEvery = new Option<long?>("--sample-every") { Description = "sample grid from the EMA model every M steps (0 = never)" }.AtLeast(0L);
-        var threads = new Option<int?>("--threads") { Description = "compute threads (default: all cores)" }.Threads();
+        var threads = new Option<int?>("--threads") { Description = "compute threads of this process, per rank under a launcher (default: all cores)" }.Threads();
+        var gradShards = new Option<int?>("--grad-shards") { Description = "parts of each batch whose gradients are summed in order (fixed for a run; the number of ranks must divide it)" }.AtLeast(1);
         var noProgress = new Option<bool>("--no-progress") { Description = "plain log lines instead of a progress bar" };
         var device = DeviceOption.Create("training");
         var command = new Command("train", "Train a diffusion transformer (SiT transport) on a dataset.")
         {
-            config, output, resume, resumeFromValid, initFrom, model, mediators, dataset, dataDir, steps, batch, lr, seed, ckptEvery, sampleEvery, threads, noProgress, device,
+            config, output, resume, resumeFromValid, initFrom, model, mediators, dataset, dataDir, steps, batch, lr, seed, ckptEvery, sampleEvery, threads, gradShards, noProgress, device,
         };
         var limitOptions = new InputLimitOptions(command, arrays: true);
         command.SetAction((parse, token) => CliApp.Guard(() =>
         {
+            var launch = LaunchEnvironment.Detect();
+            if (launch.WorldSize == 1) return Train(parse, LaunchEnvironment.Single, SingleProcessCommunicator.Instance, token);
+            ICommunicator comm = launch.Connect(message =>
+            {
+                Console.Error.WriteLine($"error: rank {launch.Rank}: {message}");
+                Environment.Exit(1);
+            });
+            int code;
+            try
+            {
+                code = Train(parse, launch, comm, token);
+            }
+            catch (Exception e)
+            {
+                return Stop(e, comm);
+            }
+            comm.Dispose();
+            return code;
+        }, token));
+        return command;
+
+        int Train(ParseResult parse, LaunchEnvironment launch, ICommunicator comm, CancellationToken token)
+        {
+            bool root = comm.Rank == 0;
             using var compute = DeviceOption.Apply(Tensors.ComputeContext.WithThreads(parse.GetValue(threads)), parse, device, "training").Use();
             string? resumeDir = parse.GetValue(resume);
             string? outDir = parse.GetValue(output);
@@ -47,6 +76,8 @@ public static class TrainCommand
                 throw new MediatorDiTException("--resume-from-valid only applies to --resume RUN_DIR.");
             TrainConfig cfg = new();
             string? configPath = parse.GetValue(config) ?? (resumeDir is not null ? Path.Combine(resumeDir, "config.json") : null);
+            // On resume the other ranks train rank 0's config; they need not see the run folder.
+            if (configPath is not null && !root && parse.GetValue(config) is null && !File.Exists(configPath)) configPath = null;
             if (configPath is not null)
             {
                 if (!File.Exists(configPath)) throw new MediatorDiTException($"config file '{configPath}' does not exist.");
@@ -67,10 +98,11 @@ public static class TrainCommand
             if (parse.GetValue(seed) is ulong s) cfg = cfg with { Seed = s };
             if (parse.GetValue(ckptEvery) is long ce) cfg = cfg with { CheckpointEvery = ce };
             if (parse.GetValue(sampleEvery) is long se) cfg = cfg with { SampleEvery = se };
+            if (parse.GetValue(gradShards) is int gs) cfg = cfg with { GradShards = gs };
             string runDir = resumeDir ?? outDir ?? Path.Combine("runs", $"{cfg.Dataset.Split(':')[0]}-{DateTime.Now:yyyyMMdd-HHmmss}");
 
             var limits = limitOptions.Read(parse);
-            using var renderer = ProgressRenderer.Create(parse.GetValue(noProgress));
+            using var renderer = ProgressRenderer.Create(parse.GetValue(noProgress) || !root);
             var result = new Trainer().Run(cfg, runDir, resumeDir is not null, new Trainer.Options
             {
                 Progress = new ImmediateProgress<TrainingProgress>(p => renderer.Report(p.Step, p.TotalSteps,
@@ -80,16 +112,51 @@ public static class TrainCommand
                 ResumeFromValid = parse.GetValue(resumeFromValid),
                 Limits = limits,
                 Compute = Tensors.ComputeContext.Current,
+                Communicator = comm,
             }, token);
             renderer.Done();
+            if (!root) return 0;
             // A resumed run already at its last step trains nothing, so there is no loss to report.
             Console.WriteLine(double.IsNaN(result.LastLoss)
                 ? $"no steps run; already at step {result.Step} of {cfg.Steps} in {result.RunDir}"
                 : $"trained to step {result.Step} (last loss {result.LastLoss:F4}) in {result.RunDir}");
             foreach (var f in result.ExportedWeights) Console.WriteLine($"EMA weights: {f}");
             return 0;
-        }, token));
-        return command;
+        }
+    }
+
+    /// <summary>
+    /// How a rank of a data-parallel run ends after <paramref name="e"/>: a stop every rank agreed on is stated
+    /// once (by rank 0 or the failing rank) and the ranks exit together; a failure only this rank saw is stated and
+    /// ends the whole job (<see cref="ICommunicator.Abort"/>), so no rank waits for it.
+    /// </summary>
+    private static int Stop(Exception e, ICommunicator comm)
+    {
+        switch (e)
+        {
+            case RunStoppedException { Quiet: true }:
+                comm.Dispose();
+                return 1;
+            case RunStoppedException stopped:
+                Console.Error.WriteLine($"{CliApp.ErrorLine(stopped.InnerException ?? stopped).Line}");
+                comm.Dispose();
+                return 1;
+            case OperationCanceledException:
+                // Every rank stopped at the same step and rank 0 wrote the checkpoint.
+                if (comm.Rank == 0) Console.Error.WriteLine("cancelled.");
+                comm.Dispose();
+                return 130;
+            case RankFailureException:
+                Console.Error.WriteLine($"error: rank {comm.Rank}: {e.Message}");
+                Console.Error.Flush();
+                Environment.Exit(1);
+                return 1;
+            default:
+                Console.Error.WriteLine($"{CliApp.ErrorLine(e).Line.Replace("error: ", $"error: rank {comm.Rank}: ", StringComparison.Ordinal)}");
+                Console.Error.Flush();
+                comm.Abort(1);
+                return 1;
+        }
     }
 
     private static bool SameFolder(string a, string b) =>

@@ -81,6 +81,24 @@ public sealed class DataLoader
         return Fill(step, images, labels);
     }
 
+    /// <summary>
+    /// Samples [<paramref name="first"/>, <paramref name="first"/> + <paramref name="count"/>) of batch
+    /// <paramref name="step"/> into their places in reused buffers shaped for the whole batch; the other samples and
+    /// labels are left as they are. A data-parallel rank loads its share of the global batch this way.
+    /// </summary>
+    public void GetBatch(long step, Tensor images, int[] labels, int first, int count)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(labels);
+        int size = BatchSizeAt(step);
+        if (first < 0 || count < 0 || first + count > size)
+            throw new ArgumentOutOfRangeException(nameof(count), $"samples {first}..{first + count - 1} are outside the batch of {size}.");
+        if (labels.Length < size) throw new ArgumentException($"labels has room for {labels.Length} entries, but the batch has {size}.", nameof(labels));
+        SampleShape shape = Dataset.SampleShape;
+        images.EnsureShape(size, shape.Channels, shape.Height, shape.Width);
+        Fill(step, images, labels, first, count);
+    }
+
     /// <summary>Batches from <paramref name="firstStep"/> on, without end; stop by breaking out or cancelling.</summary>
     public IEnumerable<DataBatch> Batches(long firstStep = 0, CancellationToken cancellationToken = default)
     {
@@ -109,7 +127,7 @@ public sealed class DataLoader
         return Math.Min(BatchSize, Dataset.Count - inEpoch * BatchSize);
     }
 
-    private DataBatch Fill(long step, Tensor images, int[] labels)
+    private DataBatch Fill(long step, Tensor images, int[] labels, int first = 0, int count = -1)
     {
         (long epoch, long inEpochLong) = Math.DivRem(step, BatchesPerEpoch);
         int inEpoch = (int)inEpochLong;
@@ -121,13 +139,15 @@ public sealed class DataLoader
         SampleShape shape = Dataset.SampleShape;
         int length = shape.Length;
         float[] data = images.Data;
-        ParallelLoop.For(size, i =>
+        if (count < 0) count = size - first;
+        ParallelLoop.For(count, j =>
         {
+            int i = first + j;
             Span<float> sample = data.AsSpan(i * length, length);
             Dataset.Get(indices[i], sample, out labels[i]);
             if (flipped[i]) ImageTransforms.FlipHorizontal(sample, shape);
         });
-        for (int i = 0; i < size; i++)
+        for (int i = first; i < first + count; i++)
         {
             if ((uint)labels[i] >= (uint)Dataset.NumClasses)
                 throw new MediatorDiTException($"Sample {indices[i]} has label {labels[i]}, outside the dataset's {Dataset.NumClasses} classes.");

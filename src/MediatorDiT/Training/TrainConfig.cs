@@ -40,8 +40,19 @@ public sealed record TrainConfig
 
     /// <summary>Samples per optimisation step (all micro-batches together).</summary>
     [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 64;
-    /// <summary>Micro-batches per step whose gradients are averaged; must divide <see cref="BatchSize"/>.</summary>
+    /// <summary>
+    /// Bounds the size of a forward and backward to batch_size / grad_accum: <see cref="GradShards"/> is a multiple
+    /// of it (the batch's parts are the micro-batches); must divide <see cref="BatchSize"/>.
+    /// </summary>
     [JsonPropertyName("grad_accum")] public int GradAccum { get; init; } = 1;
+    /// <summary>
+    /// Equal parts of every batch whose gradients are computed separately (one forward and backward each) and
+    /// summed in part order, so the step does not depend on how many ranks share the batch: a data-parallel run
+    /// on N ranks (N dividing it) gives each rank grad_shards / N parts. 0: chosen when the run starts (the
+    /// largest divisor of batch_size that is a multiple of grad_accum and at most max(8, grad_accum)) and recorded
+    /// in config.json. A multiple of grad_accum, so no part is larger than a micro-batch.
+    /// </summary>
+    [JsonPropertyName("grad_shards")] public int GradShards { get; init; }
     /// <summary>AdamW's learning rate after warm-up.</summary>
     [JsonPropertyName("lr")] public double LearningRate { get; init; } = 1e-4;
     /// <summary>Steps over which the learning rate rises linearly to <see cref="LearningRate"/>; 0: none.</summary>
@@ -84,7 +95,7 @@ public sealed record TrainConfig
 
     /// <summary>Fields that fix the network, the data and the optimisation; a resume must keep them.</summary>
     public static readonly string[] ResumeInvariantFields =
-        ["model", "model_config", "mediators", "dataset", "image_size", "path", "prediction", "loss_weight", "batch_size", "grad_accum", "seed"];
+        ["model", "model_config", "mediators", "dataset", "image_size", "path", "prediction", "loss_weight", "batch_size", "grad_accum", "grad_shards", "seed"];
 
     private static readonly JsonSerializerOptions Options = new() { WriteIndented = true };
 
@@ -116,6 +127,9 @@ public sealed record TrainConfig
         }
         Require(BatchSize > 0, $"batch_size must be positive, got {BatchSize}.");
         Require(GradAccum > 0 && BatchSize % GradAccum == 0, $"grad_accum {GradAccum} must be positive and divide batch_size {BatchSize}.");
+        Require(GradShards >= 0, $"grad_shards must be 0 (chosen at the start) or positive, got {GradShards}.");
+        Require(GradShards == 0 || (BatchSize % GradShards == 0 && GradShards % GradAccum == 0),
+            $"grad_shards {GradShards} must divide batch_size {BatchSize} and be a multiple of grad_accum {GradAccum}.");
         Require(LearningRate > 0, $"lr must be positive, got {LearningRate}.");
         Require(Steps > 0, $"steps must be positive, got {Steps}.");
         Require(EmaDecay >= 0 && EmaDecay < 1, $"ema_decay must be in [0, 1), got {EmaDecay}.");
@@ -127,6 +141,19 @@ public sealed record TrainConfig
         Require(GradClip >= 0, $"grad_clip must be 0 (off) or positive, got {GradClip}.");
         Require(Mediators.Zip(Mediators.Skip(1)).All(p => p.First < p.Second), $"mediators must increase, got {string.Join(",", Mediators)}.");
         return this;
+    }
+
+    /// <summary>
+    /// <see cref="GradShards"/>, or when it is 0 the largest divisor of batch_size that is a multiple of grad_accum
+    /// and at most max(8, grad_accum).
+    /// </summary>
+    public int EffectiveGradShards()
+    {
+        if (GradShards > 0) return GradShards;
+        int limit = Math.Max(8, GradAccum);
+        for (int s = Math.Min(limit, BatchSize); s >= 1; s--)
+            if (BatchSize % s == 0 && s % GradAccum == 0) return s;
+        return GradAccum;
     }
 
     /// <summary>Names of the resume-invariant fields whose values differ between two configs.</summary>

@@ -5,6 +5,7 @@ using MediatorDiT.IO;
 using MediatorDiT.Models;
 using MediatorDiT.Nn;
 using MediatorDiT.Tensors;
+using MediatorDiT.Training.Distributed;
 
 namespace MediatorDiT.Training;
 
@@ -35,8 +36,16 @@ public sealed class Trainer
         public InputLimits Limits { get; init; } = InputLimits.Default;
         /// <summary>Threads, GEMM backend and device of the run; null: <see cref="ComputeContext.Default"/>.</summary>
         public ComputeContext? Compute { get; init; }
-        /// <summary>Where steps are computed; null: the backend of the compute context's device (the CPU backend).</summary>
+        /// <summary>
+        /// Where steps are computed; null: the backend of the compute context's device (the CPU backend). In a
+        /// data-parallel run the backend must exchange the parts' gradients over <see cref="Communicator"/> itself.
+        /// </summary>
         public Func<Transport, ITrainingBackend>? Backend { get; init; }
+        /// <summary>
+        /// The ranks of a data-parallel run (every rank calls <see cref="Run"/> with the same arguments); null:
+        /// this process alone. Rank 0 holds the run folder and writes it; every rank takes its parts of each batch.
+        /// </summary>
+        public ICommunicator? Communicator { get; init; }
     }
 
     /// <summary>A loss this many times its running mean is reported as a possible divergence.</summary>
@@ -69,7 +78,7 @@ public sealed class Trainer
             InputSize = shape.Height, InChannels = shape.Channels, NumClasses = numClasses, ClassDropoutProb = config.ClassDropout,
         }, config.Mediators.Length == 0 ? null : config.Mediators[0]);
         foreach (int m in config.Mediators) _ = (model with { MediatorNum = m }).Validate();
-        return config with { ModelConfig = model.Validate() };
+        return config with { ModelConfig = model.Validate(), GradShards = config.EffectiveGradShards() };
     }
 
     /// <summary>
@@ -81,12 +90,77 @@ public sealed class Trainer
         requested.Validate();
         // A device without a backend of its own is refused before the run folder is touched.
         if (options.Backend is null) Devices.DeviceAvailability.Require((options.Compute ?? ComputeContext.Current).DeviceSelection, "training");
-        OutputFolder.EnsureWritable(runDir, "run folder");
-        using var folderLock = RunFolderLock.Acquire(runDir);
-        foreach (var removed in folderLock.RemoveStaleTempFiles())
-            options.Messages?.Report($"removed {removed}, left by an interrupted write");
-        if (!resume) RequireEmpty(runDir);
-        return Train(requested, runDir, resume, options, token);
+        var comm = options.Communicator ?? SingleProcessCommunicator.Instance;
+        RunFolderLock? folderLock = null;
+        Exception? failure = null;
+        if (comm.Rank == 0)
+        {
+            try
+            {
+                OutputFolder.EnsureWritable(runDir, "run folder");
+                folderLock = RunFolderLock.Acquire(runDir);
+                foreach (var removed in folderLock.RemoveStaleTempFiles())
+                    options.Messages?.Report($"removed {removed}, left by an interrupted write");
+                if (!resume) RequireEmpty(runDir);
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        }
+        try
+        {
+            comm.Agree(failure, "preparing the run folder");
+            return Train(requested, runDir, resume, options, comm, token);
+        }
+        finally
+        {
+            folderLock?.Dispose();
+        }
+    }
+
+    /// <summary>Stops every rank with <paramref name="message"/>, which all of them reached alike: rank 0 states it, the others stay quiet.</summary>
+    private static MediatorDiTException StopAll(ICommunicator comm, string message) =>
+        comm.Size == 1 ? new MediatorDiTException(message) : new RunStoppedException(message, quiet: comm.Rank != 0);
+
+    /// <summary>
+    /// The 32-bit checksum of everything the ranks must agree on: weights, EMA, AdamW moments and steps, the
+    /// step and the generator state.
+    /// </summary>
+    internal static uint StateChecksum(TrainableNetwork network, TrainableNetwork ema, AdamW optimizer, long step, RandomSource rng)
+    {
+        uint crc = 0;
+        static ReadOnlySpan<byte> Bytes(Tensor t) => System.Runtime.InteropServices.MemoryMarshal.AsBytes(t.Span);
+        foreach (var p in network.Parameters) crc = Crc32.Append(crc, Bytes(p.Value));
+        foreach (var p in ema.Parameters) crc = Crc32.Append(crc, Bytes(p.Value));
+        foreach (var (_, m, v, s) in optimizer.State)
+        {
+            crc = Crc32.Append(crc, Bytes(m));
+            crc = Crc32.Append(crc, Bytes(v));
+            crc = Crc32.Append(crc, BitConverter.GetBytes(s));
+        }
+        crc = Crc32.Append(crc, BitConverter.GetBytes(step));
+        foreach (ulong word in rng.GetState()) crc = Crc32.Append(crc, BitConverter.GetBytes(word));
+        return crc;
+    }
+
+    /// <summary>Rank 0's weights, EMA, AdamW state, step and generator state on every rank.</summary>
+    private static long BroadcastState(ICommunicator comm, TrainableNetwork network, TrainableNetwork ema, AdamW optimizer, long step, RandomSource rng)
+    {
+        if (comm.Size == 1) return step;
+        comm.BroadcastTensors(network.Parameters.Select(p => p.Value));
+        comm.BroadcastTensors(ema.Parameters.Select(p => p.Value));
+        var state = optimizer.State;
+        comm.BroadcastTensors(state.SelectMany(s => new[] { s.ExpAvg, s.ExpAvgSq }));
+        var words = new long[state.Count + 1];
+        for (int i = 0; i < state.Count; i++) words[i] = state[i].Step;
+        words[^1] = step;
+        comm.Broadcast<long>(words, 0);
+        for (int i = 0; i < state.Count; i++) optimizer.RestoreStep(state[i].Param, words[i]);
+        var rngState = rng.GetState();
+        comm.Broadcast<ulong>(rngState, 0);
+        rng.SetState(rngState);
+        return words[^1];
     }
 
     private static void RequireEmpty(string runDir)
@@ -102,56 +176,107 @@ public sealed class Trainer
                 $"continue that run with --resume {runDir}, or give a new folder.");
     }
 
-    private Result Train(TrainConfig requested, string runDir, bool resume, Options options, CancellationToken token)
+    private Result Train(TrainConfig requested, string runDir, bool resume, Options options, ICommunicator comm, CancellationToken token)
     {
-        if (!resume && requested.InitFrom is { } initFrom && !File.Exists(initFrom))
-            throw new MediatorDiTException($"init_from file '{initFrom}' does not exist.");
+        bool root = comm.Rank == 0;
+        var messages = root ? options.Messages : null;
         string configPath = Path.Combine(runDir, "config.json");
         string? checkpoint = null;
-        if (resume)
+        Exception? failure = null;
+        if (root)
         {
-            if (!File.Exists(configPath)) throw new MediatorDiTException($"cannot resume: '{configPath}' does not exist.");
-            var saved = TrainConfig.FromJson(File.ReadAllText(configPath), configPath);
-            var differing = TrainConfig.DifferingInvariants(saved, requested with { ModelConfig = saved.ModelConfig ?? requested.ModelConfig });
-            if (differing.Count > 0)
-                throw new MediatorDiTException(
-                    $"cannot resume {runDir}: the new config differs from the run's in {string.Join(", ", differing)}; these fields must stay the same.");
-            checkpoint = ValidLatest(runDir, options);
+            try
+            {
+                if (!resume && requested.InitFrom is { } initFrom && !File.Exists(initFrom))
+                    throw new MediatorDiTException($"init_from file '{initFrom}' does not exist.");
+                if (resume)
+                {
+                    if (!File.Exists(configPath)) throw new MediatorDiTException($"cannot resume: '{configPath}' does not exist.");
+                    var saved = TrainConfig.FromJson(File.ReadAllText(configPath), configPath);
+                    // Runs from before grad_shards computed one part per micro-batch.
+                    int savedShards = saved.GradShards > 0 ? saved.GradShards : saved.GradAccum;
+                    saved = saved with { GradShards = savedShards };
+                    if (requested.GradShards == 0) requested = requested with { GradShards = savedShards };
+                    var differing = TrainConfig.DifferingInvariants(saved, requested with { ModelConfig = saved.ModelConfig ?? requested.ModelConfig });
+                    if (differing.Count > 0)
+                        throw new MediatorDiTException(
+                            $"cannot resume {runDir}: the new config differs from the run's in {string.Join(", ", differing)}; these fields must stay the same.");
+                    checkpoint = ValidLatest(runDir, options);
+                }
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
         }
+        comm.Agree(failure, "reading the run's config");
+        // Every rank trains rank 0's config (the others may not see the run folder).
+        if (comm.Size > 1) requested = TrainConfig.FromJson(comm.BroadcastString(root ? requested.ToJson() : null), "rank 0's config");
 
-        var dataset = TrainingData.Open(requested, options.Messages, token, options.Limits);
-        var config = Resolve(requested, dataset.SampleShape, dataset.NumClasses);
+        IDataset? dataset = null;
+        TrainConfig? resolved = null;
+        try
+        {
+            dataset = TrainingData.Open(requested, messages, token, options.Limits);
+            resolved = Resolve(requested, dataset.SampleShape, dataset.NumClasses);
+            resolved.ModelConfig!.Validate();
+            if (dataset.SampleShape.Height % resolved.ModelConfig!.PatchSize != 0)
+                throw new MediatorDiTException($"image size {dataset.SampleShape.Height} is not divisible by patch_size {resolved.ModelConfig.PatchSize}.");
+        }
+        catch (Exception e) when (comm.Size > 1)
+        {
+            failure = e;
+        }
+        comm.Agree(failure, "opening the data");
+        var config = resolved!;
         var modelConfig = config.ModelConfig!;
-        modelConfig.Validate();
-        if (dataset.SampleShape.Height % modelConfig.PatchSize != 0)
-            throw new MediatorDiTException($"image size {dataset.SampleShape.Height} is not divisible by patch_size {modelConfig.PatchSize}.");
+        int shards = config.GradShards;
+        if (shards % comm.Size != 0)
+            throw StopAll(comm, $"grad_shards {shards} cannot be shared by {comm.Size} ranks; use a number of ranks that divides {shards} " +
+                $"(or start a new run with grad_shards a multiple of {comm.Size}; it cannot change on resume).");
+        if (comm.Size > 1)
+            messages?.Report($"{comm.Size} ranks over {comm.Name}: each computes {shards / comm.Size} of the batch's {shards} parts ({config.BatchSize / comm.Size} samples)");
 
         var network = TrainableNetwork.Create(modelConfig, config.Mediators);
         var ema = TrainableNetwork.Create(modelConfig, config.Mediators);
         foreach (var member in network.Members) ModelInitializer.Initialize(member, config.Seed);
-        if (checkpoint is null && config.InitFrom is { } source) InitialWeights.LoadInto(source, network, options.Messages);
-        Ema.CopyWeights(network, ema);
         var optimizer = new AdamW(network.Parameters, config.LearningRate, weightDecay: config.WeightDecay);
         var rng = new RandomSource(config.Seed ^ 0x5DEECE66DUL);
         long step = 0;
-        if (checkpoint is not null)
+        if (root)
         {
-            (step, var rngState, _) = TrainingCheckpoint.Load(checkpoint, network, ema, optimizer);
-            rng.SetState(rngState);
-            options.Messages?.Report($"resumed from {checkpoint} at step {step}");
+            try
+            {
+                if (checkpoint is null && config.InitFrom is { } source) InitialWeights.LoadInto(source, network, messages);
+                Ema.CopyWeights(network, ema);
+                if (checkpoint is not null)
+                {
+                    (step, var rngState, _) = TrainingCheckpoint.Load(checkpoint, network, ema, optimizer);
+                    rng.SetState(rngState);
+                    messages?.Report($"resumed from {checkpoint} at step {step}{(comm.Size > 1 ? $" on {comm.Size} ranks" : "")}");
+                }
+                AtomicFile.Write(configPath, stream => stream.Write(System.Text.Encoding.UTF8.GetBytes(config.ToJson())));
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
         }
-        AtomicFile.Write(configPath, stream => stream.Write(System.Text.Encoding.UTF8.GetBytes(config.ToJson())));
+        comm.Agree(failure, "loading the weights");
+        step = BroadcastState(comm, network, ema, optimizer, step, rng);
 
         var transport = new Transport(ParsePath(config.Path), ParsePrediction(config.Prediction), ParseWeighting(config.LossWeight),
             config.TrainEps, config.SampleEps);
         using var compute = (options.Compute ?? ComputeContext.Current).Use();
-        using var backend = options.Backend?.Invoke(transport) ?? new CpuTrainingBackend(transport);
+        using var backend = options.Backend?.Invoke(transport) ?? new CpuTrainingBackend(transport, comm);
         backend.Attach(network, ema, optimizer);
-        var loader = new DataLoader(dataset, new DataLoaderOptions
+        var loader = new DataLoader(dataset!, new DataLoaderOptions
         {
             BatchSize = config.BatchSize, Seed = config.Seed, Shuffle = true, DropLast = true, HorizontalFlip = config.HorizontalFlip,
         });
-        var metrics = new MetricsLog(runDir, step, options.Messages);
+        // This rank's parts of every batch: samples [first * part, (first + mine) * part).
+        int mine = shards / comm.Size, firstShard = comm.Rank * mine, partSize = config.BatchSize / shards;
+        var metrics = root ? new MetricsLog(runDir, step, messages) : null;
         var clock = Stopwatch.StartNew();
         long startStep = step, lastSavedStep = step;
         // The newest checkpoint written while the loss was not diverging: named when the run stops, never pruned.
@@ -159,7 +284,8 @@ public sealed class Trainer
         long? lastGoodStep = checkpoint is null ? null : step;
         var divergence = new DivergenceWatch();
         double lastLoss = double.NaN;
-        var images = new Tensor(config.BatchSize, dataset.SampleShape.Channels, dataset.SampleShape.Height, dataset.SampleShape.Width);
+        (long Steps, double Seconds, double Bytes) exchange = default;
+        var images = new Tensor(config.BatchSize, dataset!.SampleShape.Channels, dataset.SampleShape.Height, dataset.SampleShape.Width);
         var labels = new int[config.BatchSize];
 
         string LastGoodText() => lastGood is null
@@ -172,52 +298,78 @@ public sealed class Trainer
         {
             backend.SyncToHost();
             if (TrainingCheckpoint.FindNonFinite(network, ema, optimizer) is { } bad)
-                throw new MediatorDiTException(
+                throw StopAll(comm,
                     $"tensor '{bad}' holds a NaN or infinity at step {step}; stopped without checkpointing it ({LastGoodText()}); try a lower lr or grad_clip.");
+            if (comm.Size > 1)
+            {
+                var sums = comm.GatherValue(StateChecksum(network, ema, optimizer, step, rng));
+                if (sums.Distinct().Count() > 1)
+                    throw StopAll(comm, $"the ranks' weights disagree at step {step} (state checksums {string.Join(", ", sums.Select((c, r) => $"rank {r} {c:x8}"))}); " +
+                        $"all ranks stopped without checkpointing it ({LastGoodText()}).");
+            }
             string path = TrainingCheckpoint.PathFor(runDir, step);
-            TrainingCheckpoint.Save(path, network, ema, optimizer, step, config, rng.GetState());
+            Exception? failure = null;
+            if (root)
+            {
+                try
+                {
+                    TrainingCheckpoint.Save(path, network, ema, optimizer, step, config, rng.GetState());
+                    if (!divergence.Diverging) TrainingCheckpoint.Prune(runDir, config.KeepLast, protect: step);
+                    else TrainingCheckpoint.Prune(runDir, config.KeepLast, protect: lastGoodStep);
+                }
+                catch (Exception e)
+                {
+                    failure = e;
+                }
+            }
+            comm.Agree(failure, $"writing the checkpoint of step {step}");
             lastSavedStep = step;
             if (!divergence.Diverging) (lastGood, lastGoodStep) = (path, step);
-            TrainingCheckpoint.Prune(runDir, config.KeepLast, protect: lastGoodStep);
         }
 
         try
         {
             while (step < config.Steps)
             {
-                token.ThrowIfCancellationRequested();
-                loader.GetBatch(step, images, labels);
-                var batch = Draw(network, transport, rng, images, labels, config, step);
+                // All ranks stop at the same step, whichever of them got the signal.
+                if (comm.Size == 1) token.ThrowIfCancellationRequested();
+                else if (comm.Any(token.IsCancellationRequested)) throw new OperationCanceledException(token);
+                loader.GetBatch(step, images, labels, firstShard * partSize, mine * partSize);
+                // The draws cover the whole global batch on every rank (so they do not depend on the number of
+                // ranks); each rank then keeps its own parts.
+                var batch = Draw(network, transport, rng, images, labels, config, step).Part(firstShard, mine);
                 var (loss, gradNorm) = backend.Step(batch);
+                if (backend is CpuTrainingBackend { LastExchangeBytes: > 0 } cpu)
+                    exchange = (exchange.Steps + 1, exchange.Seconds + cpu.LastExchangeTime.TotalSeconds, exchange.Bytes + cpu.LastExchangeBytes);
                 double lr = batch.LearningRate;
                 if (!double.IsFinite(loss) || !double.IsFinite(gradNorm))
                 {
                     // The optimizer has taken a non-finite gradient into its moments: nothing from this step on is kept.
-                    metrics.Append(new MetricsLog.Entry(step + 1, loss, gradNorm, lr, double.NaN));
-                    metrics.WriteSvg();
+                    metrics?.Append(new MetricsLog.Entry(step + 1, loss, gradNorm, lr, double.NaN));
+                    metrics?.WriteSvg();
                     string what = !double.IsFinite(loss) ? $"the training loss became {Format(loss)}" : $"the gradient norm became {Format(gradNorm)} (loss {Format(loss)})";
-                    throw new MediatorDiTException(
+                    throw StopAll(comm,
                         $"{what} at step {step + 1}; stopped without checkpointing it ({LastGoodText()}); try a lower lr or grad_clip.");
                 }
                 step++;
                 lastLoss = loss;
                 if (divergence.Observe(loss) is { } mean)
-                    options.Messages?.Report(
+                    messages?.Report(
                         $"warning: at step {step} the loss {Format(loss)} is {Format(loss / mean)} times its running mean {Format(mean)}; the run may be diverging (try a lower lr or grad_clip).");
                 if (step % config.LogEvery == 0 || step == config.Steps)
                 {
                     double seconds = clock.Elapsed.TotalSeconds;
                     double ips = (step - startStep) * config.BatchSize / Math.Max(seconds, 1e-9);
-                    metrics.Append(new MetricsLog.Entry(step, loss, gradNorm, lr, ips));
+                    metrics?.Append(new MetricsLog.Entry(step, loss, gradNorm, lr, ips));
                     var remaining = TimeSpan.FromSeconds((config.Steps - step) * config.BatchSize / Math.Max(ips, 1e-9));
-                    options.Progress?.Report(new TrainingProgress(step, config.Steps, loss, gradNorm, lr, ips, clock.Elapsed, remaining));
+                    if (root) options.Progress?.Report(new TrainingProgress(step, config.Steps, loss, gradNorm, lr, ips, clock.Elapsed, remaining));
                 }
                 if (step % config.CheckpointEvery == 0 || step == config.Steps)
                 {
                     SaveCheckpoint();
-                    metrics.WriteSvg();
+                    metrics?.WriteSvg();
                 }
-                if (config.SampleEvery > 0 && step % config.SampleEvery == 0 && options.OnSample is { } sample)
+                if (root && config.SampleEvery > 0 && step % config.SampleEvery == 0 && options.OnSample is { } sample)
                 {
                     backend.SyncToHost();
                     sample(ema, step, Path.Combine(runDir, "samples", $"step-{step:D7}.png"));
@@ -227,16 +379,19 @@ public sealed class Trainer
         catch (OperationCanceledException)
         {
             if (step > lastSavedStep) SaveCheckpoint();
-            metrics.WriteSvg();
-            options.Messages?.Report($"cancelled: checkpoint at step {step} saved in {Path.Combine(runDir, "checkpoints")}");
+            metrics?.WriteSvg();
+            messages?.Report($"cancelled: checkpoint at step {step} saved in {Path.Combine(runDir, "checkpoints")}");
             throw;
         }
-        metrics.WriteSvg();
+        metrics?.WriteSvg();
         if (divergence.Diverging && lastGood is not null && lastGoodStep != lastSavedStep)
-            options.Messages?.Report(
+            messages?.Report(
                 $"warning: the run ended with the loss still diverging ({Format(lastLoss)}); {lastGood}, step {lastGoodStep}, written before it began, was kept.");
+        if (exchange.Steps > 0)
+            messages?.Report(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"gradient exchange between the {comm.Size} ranks: {1000 * exchange.Seconds / exchange.Steps:F1} ms and {exchange.Bytes / exchange.Steps / 1e6:F2} MB received per step on rank 0 (mean of {exchange.Steps} steps)"));
         backend.SyncToHost();
-        var exported = ExportEma(ema, runDir);
+        var exported = root ? ExportEma(ema, runDir) : [];
         return new Result(step, lastLoss, runDir, exported);
     }
 
@@ -312,10 +467,10 @@ public sealed class Trainer
         var (t, x0, _) = transport.Sample(x1, rng);
         var (xt, _) = transport.PathSample(t, x0, x1);
         double lr = config.WarmupSteps > 0 ? config.LearningRate * Math.Min(1.0, (step + 1.0) / config.WarmupSteps) : config.LearningRate;
-        return new TrainingBatch(member, y, xt, t, x0, x1, config.GradAccum, config.GradClip, lr, config.EmaDecay);
+        return new TrainingBatch(member, y, xt, t, x0, x1, config.EffectiveGradShards(), config.GradClip, lr, config.EmaDecay);
     }
 
-    /// <summary>One optimisation step over the whole batch (split into grad_accum micro-batches) on the CPU backend.</summary>
+    /// <summary>One optimisation step over the whole batch (its grad_shards parts one after another) on the CPU backend.</summary>
     internal static (double Loss, double GradNorm, double Lr) TrainStep(TrainableNetwork network, TrainableNetwork ema, AdamW optimizer,
         Transport transport, RandomSource rng, Tensor x1, int[] labels, TrainConfig config, long step)
     {
