@@ -195,6 +195,8 @@ public class ServeApiTests
         Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
         Assert.Contains("the queue is full: 1 jobs are waiting (the limit is 1)", await refused.Content.ReadAsStringAsync());
         await server.WaitFor(first, JobState.Running);
+        var queue = JsonDocument.Parse(await server.Client.GetStringAsync("/api/queue")).RootElement;
+        Assert.Equal((true, 1, 1), (queue.GetProperty("running").GetBoolean(), queue.GetProperty("waiting").GetInt32(), queue.GetProperty("maxQueue").GetInt32()));
 
         var cancel = await server.Client.DeleteAsync($"/api/jobs/{first}");
         Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
