@@ -62,31 +62,24 @@ internal sealed class AdaLayerNorm
     }
 
     /// <summary>
-    /// dy -> dx (overwritten or added), and d(shift), d(scale) accumulated into dMod's columns.
-    /// x is the forward input (to recompute nothing else than what LayerNorm's backward needs).
+    /// dy -> dx (overwritten or added), and d(shift), d(scale) accumulated into dMod's columns, one fused
+    /// <see cref="AdaLayerNormKernel.BackwardRow(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, float, Span{float}, Span{float}, Span{float}, Span{float}, bool)"/>
+    /// per row from the forward's saved xhat and 1/std; x is the forward input (only its size is read).
     /// </summary>
     public void Backward(Tensor x, Tensor mod, int shiftCol, int scaleCol, Tensor dy, Tensor dMod, Tensor dx, int batch, bool accumulate)
     {
         int d = _dim, rows = x.Length / d, n = rows / batch, mw = mod.Length / batch;
-        _scratch.EnsureShape(batch, 3, d);
-        float[] xs = x.Data, xh = _xhat.Data, dys = dy.Data, m = mod.Data, dm = dMod.Data, dxs = dx.Data;
-        float[] mean = _mean.Data, rstd = _rstd.Data, scr = _scratch.Data;
+        _scratch.EnsureShape(batch, d);
+        float[] xh = _xhat.Data, dys = dy.Data, m = mod.Data, dm = dMod.Data, dxs = dx.Data, rstd = _rstd.Data, scr = _scratch.Data;
         ParallelLoop.For(batch, b =>
         {
             var scale = m.AsSpan(b * mw + scaleCol, d);
             var dShift = dm.AsSpan(b * mw + shiftCol, d);
             var dScale = dm.AsSpan(b * mw + scaleCol, d);
-            var dxhat = scr.AsSpan(b * 3 * d, d);
-            var lnGrad = scr.AsSpan(b * 3 * d + d, d);
-            var lnScratch = scr.AsSpan(b * 3 * d + 2 * d, d);
+            var dxhat = scr.AsSpan(b * d, d);
             for (int r = b * n; r < (b + 1) * n; r++)
-            {
-                AdaLayerNormKernel.ModulationBackwardRow(dys.AsSpan(r * d, d), xh.AsSpan(r * d, d), scale, dShift, dScale, dxhat);
-                var dxr = dxs.AsSpan(r * d, d);
-                LayerNorm.Backward(xs.AsSpan(r * d, d), mean.AsSpan(r, 1), rstd.AsSpan(r, 1), dxhat,
-                    accumulate ? lnGrad : dxr, lnScratch, 1, d);
-                if (accumulate) TensorPrimitives.Add(dxr, lnGrad, dxr);
-            }
+                AdaLayerNormKernel.BackwardRow(dys.AsSpan(r * d, d), xh.AsSpan(r * d, d), scale, rstd[r], dShift, dScale, dxhat,
+                    dxs.AsSpan(r * d, d), accumulate);
         });
     }
 }

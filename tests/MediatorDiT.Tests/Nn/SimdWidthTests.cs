@@ -181,6 +181,45 @@ public class SimdWidthTests
     }
 
     [Theory]
+    [InlineData(7, false)]
+    [InlineData(40, true)]
+    [InlineData(96, false)]
+    [InlineData(96, true)]
+    [InlineData(384, true)]
+    public void AdaLayerNormBackwardRowMatchesReferenceAndTheUnfusedCalls(int d, bool accumulate)
+    {
+        var x = TestData.Gaussian(d, 71, 3f);
+        for (int i = 0; i < d; i++) x[i] += 50f;
+        var shift = TestData.Gaussian(d, 72);
+        var scale = TestData.Gaussian(d, 73);
+        var (xhat, y) = (new float[d], new float[d]);
+        var (mean, rstd) = AdaLayerNormKernel.ForwardRow(x, shift, scale, xhat, y);
+        var g = TestData.Gaussian(d, 74);
+        var dShift0 = TestData.Gaussian(d, 75);
+        var dScale0 = TestData.Gaussian(d, 76);
+        var dx0 = TestData.Gaussian(d, 77);
+        var (dShiftR, dScaleR, dxR) = ((float[])dShift0.Clone(), (float[])dScale0.Clone(), (float[])dx0.Clone());
+        ReferenceAdaLayerNormKernel.BackwardRow(g, xhat, scale, rstd, dShiftR, dScaleR, dxR, accumulate);
+        // The calls the fused row replaced: the modulation's row, LayerNorm's backward (xhat recomputed from x), the add.
+        var (dShiftU, dScaleU, dxhatU, lnU, dxU) = ((float[])dShift0.Clone(), (float[])dScale0.Clone(), new float[d], new float[d], (float[])dx0.Clone());
+        AdaLayerNormKernel.ModulationBackwardRow(g, xhat, scale, dShiftU, dScaleU, dxhatU);
+        LayerNorm.Backward(x, [mean], [rstd], dxhatU, accumulate ? lnU : dxU, new float[d], 1, d);
+        if (accumulate) TensorPrimitives.Add(dxU, lnU, dxU);
+        foreach (var width in Accelerated())
+        {
+            var (dShift, dScale, dx) = ((float[])dShift0.Clone(), (float[])dScale0.Clone(), (float[])dx0.Clone());
+            AdaLayerNormKernel.BackwardRow(g, xhat, scale, rstd, dShift, dScale, new float[d], dx, accumulate, width);
+            TestData.AssertClose(dShiftR, dShift, 1e-6f, $"{width} dShift");
+            TestData.AssertClose(dScaleR, dScale, 1e-6f, $"{width} dScale");
+            TestData.AssertClose(dxR, dx, 1e-5f, $"{width} dx");
+            // The modulation's gradients are the same element-wise operations: the same bits as before.
+            Assert.Equal(dShiftU, dShift);
+            Assert.Equal(dScaleU, dScale);
+            TestData.AssertClose(dxU, dx, 1e-5f, $"{width} dx vs the unfused calls");
+        }
+    }
+
+    [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public void AdamWUpdateEqualsTheScalarLoopAtEveryWidth(bool decays)
