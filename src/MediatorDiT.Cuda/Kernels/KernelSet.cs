@@ -9,7 +9,7 @@ namespace MediatorDiT.Cuda.Kernels;
 /// on), each loaded once at first use, with launchers over device views. Launches are queued on the accelerator's
 /// default stream; <see cref="Synchronize"/> waits for them.
 /// </summary>
-internal sealed class KernelSet
+internal sealed partial class KernelSet
 {
     private readonly Accelerator _accelerator;
     private Action<Index1D, ArrayView<float>, ArrayView<float>>? _gelu, _silu;
