@@ -41,6 +41,8 @@ public static class SgemmBenchmark
             ("dX fc1 16384x96x384", 16384, 96, 384, false, false),
             ("dW proj 96x96x16384", 96, 96, 16384, true, false),
             ("dX proj 16384x96x96", 16384, 96, 96, false, false),
+            ("full attn scores 256x256x64", 256, 256, 64, false, true),
+            ("full attn scores 256x256x72", 256, 256, 72, false, true),
             ("core dS2 = dO Vm^T 256x64x24", 256, 64, 24, false, true),
             ("core dVm = A2^T dO 64x24x256", 64, 24, 256, true, false),
             ("core dq = dS2 T 256x24x64", 256, 24, 64, false, false),

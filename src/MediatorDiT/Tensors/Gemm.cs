@@ -167,16 +167,22 @@ internal static unsafe class Gemm
     /// short A B^T, 3 &lt;= m &lt;= 8 (4x1152x6912: 22 vs 16, memory-bound and close on 2 threads);
     /// and, when only the 256-bit managed kernel can run, everything except GEMV-like products
     /// (1024x1152x384: 93 vs 111), whereas for m &lt;= 2 with B not transposed the managed streaming path
-    /// wins at either width (1x1152x1152: 30 vs 9). Without OpenBLAS everything runs managed.
+    /// wins at either width (1x1152x1152: 30 vs 9). One exception on 256-bit machines: long, wide products
+    /// over a short k (m &gt;= 256, n &gt;= 256, k &lt;= 128, A not transposed), the layers of a hidden-96
+    /// network, where the managed 6 x 16 kernel leads (AVX2 Zen 3, one thread, thread CPU time, three runs:
+    /// x W^T 16384x288x96 76 vs 68, 256x384x96 84 vs 73, dy W 16384x384x96 80 vs 70; in the
+    /// fashion-mnist/shared.json step, five alternating runs: MLP-down backward 146-152 -> 136-137 ms, qkv 56-59
+    /// -> 54-55 ms). OpenBLAS keeps the narrow or long-k ones (256x96x384: 69 vs 78, 16384x96x288: 64 vs 71).
+    /// Without OpenBLAS everything runs managed.
     /// </summary>
     internal static GemmBackend Choose(bool transA, bool transB, int m, int n, int k, int threads)
     {
-        _ = transA;
         _ = threads;
         if (!OpenBlas.Available) return GemmBackend.Managed;
         if ((long)m * n * k < ManagedGemm.TinyWork) return GemmBackend.OpenBlas;
         if (m <= 2 && !transB) return GemmBackend.Managed;
-        if (!ManagedGemm.Uses512) return GemmBackend.OpenBlas;
+        if (!ManagedGemm.Uses512)
+            return !transA && m >= 256 && n >= 256 && k <= 128 ? GemmBackend.Managed : GemmBackend.OpenBlas;
         if (n < 16) return GemmBackend.OpenBlas;
         if (transB && m >= 3 && m <= ManagedGemm.DirectMaxM) return GemmBackend.OpenBlas;
         return GemmBackend.Managed;

@@ -284,6 +284,12 @@ public class GemmTests
         Assert.Equal(GemmBackend.OpenBlas, tiny);
         Assert.Equal(ManagedGemm.Uses512 ? GemmBackend.Managed : GemmBackend.OpenBlas, big);
         Assert.Equal(GemmBackend.Managed, Gemm.Choose(false, false, 1, 1152, 1152, 1));
+        // Long, wide products over a short k (a hidden-96 network's qkv, MLP up, MLP-down input gradient) run
+        // managed at either width; narrow or long-k ones keep the 256-bit rule.
+        Assert.Equal(GemmBackend.Managed, Gemm.Choose(false, true, 16384, 288, 96, 1));
+        Assert.Equal(GemmBackend.Managed, Gemm.Choose(false, false, 16384, 384, 96, 1));
+        Assert.Equal(ManagedGemm.Uses512 ? GemmBackend.Managed : GemmBackend.OpenBlas, Gemm.Choose(false, true, 256, 96, 384, 1));
+        Assert.Equal(ManagedGemm.Uses512 ? GemmBackend.Managed : GemmBackend.OpenBlas, Gemm.Choose(true, false, 384, 96, 16384, 1));
     }
 
     [Fact]

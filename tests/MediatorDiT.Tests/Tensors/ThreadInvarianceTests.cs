@@ -17,6 +17,8 @@ public class ThreadInvarianceTests
         { false, true, 300, 200, 70 },   // tall with a tail block, B transposed
         { true, false, 48, 1536, 96 },   // wide: column blocks
         { true, true, 256, 256, 64 },
+        { true, false, 384, 96, 8192 },  // a weight gradient over a long k: k parts
+        { true, false, 96, 200, 6000 },  // k parts of unequal length, column-major split otherwise
     };
 
     [Theory]
