@@ -84,7 +84,7 @@ public sealed record TrainConfig
     [JsonPropertyName("log_every")] public long LogEvery { get; init; } = 10;
     /// <summary>Steps between calls of <see cref="Trainer.Options.OnSample"/> with the EMA network; 0: never.</summary>
     [JsonPropertyName("sample_every")] public long SampleEvery { get; init; }
-    /// <summary>Sampling steps meant for the periodic samples; stored with the config but not read by the trainer.</summary>
+    /// <summary>Sampling steps of the periodic samples (passed to <see cref="Trainer.Options.OnSample"/>; the CLI's grid integrates the ODE with that many Euler steps).</summary>
     [JsonPropertyName("sample_steps")] public int SampleSteps { get; init; } = 50;
 
     /// <summary>
@@ -138,6 +138,7 @@ public sealed record TrainConfig
         Require(KeepLast > 0, $"keep_last must be positive, got {KeepLast}.");
         Require(LogEvery > 0, $"log_every must be positive, got {LogEvery}.");
         Require(SampleEvery >= 0, $"sample_every must be 0 (off) or positive, got {SampleEvery}.");
+        Require(SampleSteps > 0, $"sample_steps must be positive, got {SampleSteps}.");
         Require(GradClip >= 0, $"grad_clip must be 0 (off) or positive, got {GradClip}.");
         Require(Mediators.Zip(Mediators.Skip(1)).All(p => p.First < p.Second), $"mediators must increase, got {string.Join(",", Mediators)}.");
         return this;

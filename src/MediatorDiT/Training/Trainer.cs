@@ -25,7 +25,7 @@ public sealed class Trainer
         /// <summary>Receives one-line notes and warnings (resume, removed temp files, divergence).</summary>
         public IProgress<string>? Messages { get; init; }
         /// <summary>Called every sample_every steps with the EMA network (e.g. to write a sample grid).</summary>
-        public Action<TrainableNetwork, long, string>? OnSample { get; init; }
+        public Action<TrainingSampleRequest>? OnSample { get; init; }
         /// <summary>
         /// On resume, when the latest checkpoint fails its checks (checksum, metadata, non-finite values),
         /// continue from the newest one that passes; the failing newer ones are renamed NAME.corrupt.
@@ -372,7 +372,7 @@ public sealed class Trainer
                 if (root && config.SampleEvery > 0 && step % config.SampleEvery == 0 && options.OnSample is { } sample)
                 {
                     backend.SyncToHost();
-                    sample(ema, step, Path.Combine(runDir, "samples", $"step-{step:D7}.png"));
+                    sample(new TrainingSampleRequest(ema, step, Path.Combine(runDir, "samples", $"step-{step:D7}.png"), config.SampleSteps));
                 }
             }
         }
