@@ -74,7 +74,7 @@ public sealed record LaunchEnvironment(string Launcher, RankTransport Transport,
 
     /// <summary>Joins the ranks (one process: <see cref="SingleProcessCommunicator"/>).</summary>
     /// <param name="onRankFailure">Called once with a sentence when a peer rank dies or stops answering.</param>
-    /// <param name="rankTimeout">How long an MPI heartbeat may go unanswered; null: MDIT_RANK_TIMEOUT seconds, else 30 s.</param>
+    /// <param name="rankTimeout">How long a peer's heartbeat (MPI or TCP) may go unanswered; null: MDIT_RANK_TIMEOUT seconds, else 30 s.</param>
     public ICommunicator Connect(Action<string>? onRankFailure, TimeSpan? rankTimeout = null)
     {
         switch (Transport)
@@ -86,7 +86,8 @@ public sealed record LaunchEnvironment(string Launcher, RankTransport Transport,
                     throw new MediatorDiTException($"MPI reports rank {mpi.Rank} of {mpi.Size}, but the launcher set rank {Rank} of {WorldSize}; launch with MPICH's mpiexec.");
                 return mpi;
             case RankTransport.Tcp:
-                return TcpCommunicator.Connect(Rank, WorldSize, MasterAddr!, MasterPort!.Value, new TcpCommunicator.Options { OnRankFailure = onRankFailure });
+                return TcpCommunicator.Connect(Rank, WorldSize, MasterAddr!, MasterPort!.Value,
+                    new TcpCommunicator.Options { OnRankFailure = onRankFailure, RankTimeout = rankTimeout ?? RankTimeoutFromEnvironment() });
             default:
                 return SingleProcessCommunicator.Instance;
         }

@@ -12,7 +12,11 @@ namespace MediatorDiT.Training.Distributed;
 /// and every collective goes through rank 0 (a star: it gathers the blocks in rank order and sends them back).
 /// Bytes are only copied, so results equal those of the other communicators. A peer that ends closes its
 /// connection, which every waiting rank sees at once; a watcher thread notices it between collectives too, and
-/// TCP keep-alive probes find a peer whose machine went away.
+/// TCP keep-alive probes find a peer whose machine went away. A peer that hangs with its connection open (a
+/// stopped process, a deadlock of the whole process) is found by a heartbeat: each rank and rank 0 also share a
+/// second connection on which both send a byte every <see cref="Options.HeartbeatInterval"/> from a thread of
+/// their own; silence for <see cref="Options.RankTimeout"/> ends the run. A rank busy with a long step keeps
+/// beating, so only a rank that no longer runs at all is taken for hung.
 /// </summary>
 public sealed class TcpCommunicator : ICommunicator
 {
@@ -26,15 +30,21 @@ public sealed class TcpCommunicator : ICommunicator
         /// process while the main thread is in the middle of a step); null: the next collective throws.
         /// </summary>
         public Action<string>? OnRankFailure { get; init; }
+        /// <summary>How long a peer's heartbeat may be silent before the run is declared failed.</summary>
+        public TimeSpan RankTimeout { get; init; } = TimeSpan.FromSeconds(30);
+        /// <summary>Time between heartbeat bytes (at most a quarter of <see cref="RankTimeout"/> is used).</summary>
+        public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(2);
     }
 
-    private const uint Magic = 0x5444444D; // "MDDT"
+    private const uint Magic = 0x5444444D; // "MDDT": a rank's data connection
+    private const uint HeartbeatMagic = 0x4248444D; // "MDHB": its heartbeat connection
     private readonly Options _options;
     private readonly Socket?[] _peers; // rank 0: one per other rank; others: [0] is rank 0
+    private readonly Socket?[] _beats; // the heartbeat connections, indexed like _peers
     private readonly Lock _busy = new();
-    private readonly Thread? _watcher;
+    private readonly Thread? _watcher, _heartbeat;
     private volatile string? _failure;
-    private volatile bool _closing;
+    private volatile bool _closing, _stopBeats;
 
     /// <inheritdoc/>
     public int Rank { get; }
@@ -45,13 +55,15 @@ public sealed class TcpCommunicator : ICommunicator
     /// <inheritdoc/>
     public string Name => "TCP";
 
-    private TcpCommunicator(int rank, int size, Socket?[] peers, Options options)
+    private TcpCommunicator(int rank, int size, Socket?[] peers, Socket?[] beats, Options options)
     {
-        (Rank, Size, _peers, _options) = (rank, size, peers, options);
+        (Rank, Size, _peers, _beats, _options) = (rank, size, peers, beats, options);
         if (size > 1)
         {
             _watcher = new Thread(Watch) { IsBackground = true, Name = "mdit rank watcher" };
             _watcher.Start();
+            _heartbeat = new Thread(Beat) { IsBackground = true, Name = "mdit rank heartbeat" };
+            _heartbeat.Start();
         }
     }
 
@@ -62,7 +74,8 @@ public sealed class TcpCommunicator : ICommunicator
         options ??= new Options();
         if (size < 1 || rank < 0 || rank >= size) throw new MediatorDiTException($"rank {rank} is not one of the {size} ranks.");
         var peers = new Socket?[size];
-        if (size == 1) return new TcpCommunicator(rank, size, peers, options);
+        var beats = new Socket?[size];
+        if (size == 1) return new TcpCommunicator(rank, size, peers, beats, options);
         var deadline = Stopwatch.StartNew();
         if (rank == 0)
         {
@@ -77,9 +90,10 @@ public sealed class TcpCommunicator : ICommunicator
             {
                 throw new MediatorDiTException($"rank 0 cannot listen on port {port} (MASTER_PORT): {e.Message.TrimEnd('.')}.");
             }
-            int joined = 1;
+            // Every other rank connects twice: its data connection, then its heartbeat connection.
+            int joined = 1, beating = 1;
             var hello = new byte[12];
-            while (joined < size)
+            while (joined < size || beating < size)
             {
                 var left = options.ConnectTimeout - deadline.Elapsed;
                 if (left <= TimeSpan.Zero || !listener.Poll(left, SelectMode.SelectRead))
@@ -90,41 +104,20 @@ public sealed class TcpCommunicator : ICommunicator
                 ReceiveExactly(s, hello, -1);
                 uint magic = BinaryPrimitives.ReadUInt32LittleEndian(hello);
                 int r = BinaryPrimitives.ReadInt32LittleEndian(hello[4..]), n = BinaryPrimitives.ReadInt32LittleEndian(hello[8..]);
-                if (magic != Magic) { s.Dispose(); continue; }
+                if (magic is not (Magic or HeartbeatMagic)) { s.Dispose(); continue; }
                 if (n != size) throw new MediatorDiTException($"rank {r} says the run has {n} ranks, rank 0 says {size}; give every rank the same WORLD_SIZE.");
-                if (r <= 0 || r >= size || peers[r] is not null) throw new MediatorDiTException($"two processes claim rank {r}; give every process its own RANK.");
-                peers[r] = s;
-                joined++;
+                var slots = magic == Magic ? peers : beats;
+                if (r <= 0 || r >= size || slots[r] is not null) throw new MediatorDiTException($"two processes claim rank {r}; give every process its own RANK.");
+                slots[r] = s;
+                if (magic == Magic) joined++;
+                else beating++;
             }
             foreach (var s in peers) s?.Send(BitConverter.GetBytes(Magic));
         }
         else
         {
-            Socket? s = null;
-            Exception? last = null;
-            while (s is null)
-            {
-                if (deadline.Elapsed > options.ConnectTimeout)
-                    throw new MediatorDiTException(
-                        $"rank {rank} could not reach rank 0 at {host}:{port} within {options.ConnectTimeout.TotalSeconds:F0} s ({last?.Message.TrimEnd('.') ?? "no answer"}); check MASTER_ADDR and MASTER_PORT.");
-                try
-                {
-                    var c = new Socket(SocketType.Stream, ProtocolType.Tcp);
-                    c.Connect(host, port);
-                    s = c;
-                }
-                catch (SocketException e)
-                {
-                    last = e;
-                    Thread.Sleep(200);
-                }
-            }
-            Configure(s);
-            var hello = new byte[12];
-            BinaryPrimitives.WriteUInt32LittleEndian(hello, Magic);
-            BinaryPrimitives.WriteInt32LittleEndian(hello.AsSpan(4), rank);
-            BinaryPrimitives.WriteInt32LittleEndian(hello.AsSpan(8), size);
-            s.Send(hello);
+            var s = Join(Magic);
+            beats[0] = Join(HeartbeatMagic);
             Span<byte> ack = stackalloc byte[4];
             try
             {
@@ -135,8 +128,38 @@ public sealed class TcpCommunicator : ICommunicator
                 throw new MediatorDiTException($"rank 0 at {host}:{port} closed the connection before all ranks joined; see its message.");
             }
             peers[0] = s;
+
+            Socket Join(uint magic)
+            {
+                Socket? joined = null;
+                Exception? last = null;
+                while (joined is null)
+                {
+                    if (deadline.Elapsed > options.ConnectTimeout)
+                        throw new MediatorDiTException(
+                            $"rank {rank} could not reach rank 0 at {host}:{port} within {options.ConnectTimeout.TotalSeconds:F0} s ({last?.Message.TrimEnd('.') ?? "no answer"}); check MASTER_ADDR and MASTER_PORT.");
+                    try
+                    {
+                        var c = new Socket(SocketType.Stream, ProtocolType.Tcp);
+                        c.Connect(host, port);
+                        joined = c;
+                    }
+                    catch (SocketException e)
+                    {
+                        last = e;
+                        Thread.Sleep(200);
+                    }
+                }
+                Configure(joined);
+                var hello = new byte[12];
+                BinaryPrimitives.WriteUInt32LittleEndian(hello, magic);
+                BinaryPrimitives.WriteInt32LittleEndian(hello.AsSpan(4), rank);
+                BinaryPrimitives.WriteInt32LittleEndian(hello.AsSpan(8), size);
+                joined.Send(hello);
+                return joined;
+            }
         }
-        return new TcpCommunicator(rank, size, peers, options);
+        return new TcpCommunicator(rank, size, peers, beats, options);
     }
 
     private static void Configure(Socket s)
@@ -171,16 +194,23 @@ public sealed class TcpCommunicator : ICommunicator
                 send.CopyTo(all);
                 return;
             }
-            if (Rank == 0)
+            try
             {
-                send.CopyTo(all);
-                for (int r = 1; r < Size; r++) ReceiveExactly(_peers[r]!, all.Slice(r * block, block), r);
-                for (int r = 1; r < Size; r++) SendAll(_peers[r]!, all, r);
+                if (Rank == 0)
+                {
+                    send.CopyTo(all);
+                    for (int r = 1; r < Size; r++) ReceiveExactly(_peers[r]!, all.Slice(r * block, block), r);
+                    for (int r = 1; r < Size; r++) SendAll(_peers[r]!, all, r);
+                }
+                else
+                {
+                    SendAll(_peers[0]!, send, 0);
+                    ReceiveExactly(_peers[0]!, all, 0);
+                }
             }
-            else
+            catch (RankFailureException e)
             {
-                SendAll(_peers[0]!, send, 0);
-                ReceiveExactly(_peers[0]!, all, 0);
+                throw Explain(e);
             }
         }
     }
@@ -195,19 +225,33 @@ public sealed class TcpCommunicator : ICommunicator
         {
             ThrowIfFailed();
             if (Size == 1) return;
-            if (root != 0)
+            try
             {
-                if (Rank == root) SendAll(_peers[0]!, bytes, 0);
-                else if (Rank == 0) ReceiveExactly(_peers[root]!, bytes, root);
+                if (root != 0)
+                {
+                    if (Rank == root) SendAll(_peers[0]!, bytes, 0);
+                    else if (Rank == 0) ReceiveExactly(_peers[root]!, bytes, root);
+                }
+                if (Rank == 0)
+                {
+                    for (int r = 1; r < Size; r++)
+                        if (r != root) SendAll(_peers[r]!, bytes, r);
+                }
+                else if (Rank != root) ReceiveExactly(_peers[0]!, bytes, 0);
             }
-            if (Rank == 0)
+            catch (RankFailureException e)
             {
-                for (int r = 1; r < Size; r++)
-                    if (r != root) SendAll(_peers[r]!, bytes, r);
+                throw Explain(e);
             }
-            else if (Rank != root) ReceiveExactly(_peers[0]!, bytes, 0);
         }
     }
+
+    /// <summary>
+    /// A collective that failed because the heartbeat found a hung peer (and shut the connections to end the wait)
+    /// reports the heartbeat's sentence, not a lost connection.
+    /// </summary>
+    private RankFailureException Explain(RankFailureException e) =>
+        _failure is { } message && message != e.Message ? new RankFailureException(message) : e;
 
     private void ThrowIfFailed()
     {
@@ -286,6 +330,68 @@ public sealed class TcpCommunicator : ICommunicator
         }
     }
 
+    /// <summary>
+    /// Sends a byte to every heartbeat peer each interval and reads theirs; a peer silent for the rank timeout ends
+    /// the run. A heartbeat connection that closes is left to the watcher (the data connection closes with it).
+    /// </summary>
+    private void Beat()
+    {
+        var clock = Stopwatch.StartNew();
+        var lastHeard = new TimeSpan[Size];
+        byte[] beat = [1], sink = new byte[256];
+        while (!_stopBeats && _failure is null)
+        {
+            for (int r = 0; r < Size && !_stopBeats; r++)
+            {
+                if (_beats[r] is not { } s) continue;
+                try
+                {
+                    s.Send(beat);
+                    while (s.Available > 0)
+                    {
+                        s.Receive(sink, Math.Min(s.Available, sink.Length), SocketFlags.None);
+                        lastHeard[r] = clock.Elapsed;
+                    }
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException)
+                {
+                    continue;
+                }
+                if (clock.Elapsed - lastHeard[r] > _options.RankTimeout)
+                {
+                    Hung($"rank {r} stopped answering for {_options.RankTimeout.TotalSeconds:F0} s (it hangs, or its machine went away); rank {Rank} stops without a checkpoint.");
+                    return;
+                }
+            }
+            var wait = Stopwatch.StartNew();
+            var interval = TimeSpan.FromTicks(Math.Min(_options.HeartbeatInterval.Ticks, _options.RankTimeout.Ticks / 4));
+            while (wait.Elapsed < interval && !_stopBeats) Thread.Sleep(20);
+        }
+    }
+
+    /// <summary>
+    /// Reports a hung peer: through the callback where there is one, else by shutting the data connections, so a
+    /// collective waiting on the hung peer ends and throws this sentence.
+    /// </summary>
+    private void Hung(string message)
+    {
+        if (_failure is not null) return;
+        _failure = message;
+        if (_options.OnRankFailure is { } report)
+        {
+            report(message);
+            return;
+        }
+        foreach (var s in _peers)
+        {
+            try { s?.Shutdown(SocketShutdown.Both); }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
+        }
+    }
+
+    /// <summary>Stops this rank's heartbeat and leaves every connection open, as a stopped process does.</summary>
+    internal void StopAnswering() => _stopBeats = true;
+
     /// <inheritdoc/>
     public void Abort(int exitCode)
     {
@@ -297,7 +403,9 @@ public sealed class TcpCommunicator : ICommunicator
     internal void CloseConnections()
     {
         _closing = true;
+        _stopBeats = true;
         foreach (var s in _peers) s?.Dispose();
+        foreach (var s in _beats) s?.Dispose();
     }
 
     /// <summary>
@@ -320,7 +428,11 @@ public sealed class TcpCommunicator : ICommunicator
                 // A peer already ended; nothing to wait for.
             }
         }
+        // The heartbeat beats on through that last gather: a rank that gets there early must not look hung.
+        _stopBeats = true;
+        _heartbeat?.Join(_options.HeartbeatInterval + TimeSpan.FromSeconds(5));
         lock (_busy)
             foreach (var s in _peers) s?.Dispose();
+        foreach (var s in _beats) s?.Dispose();
     }
 }

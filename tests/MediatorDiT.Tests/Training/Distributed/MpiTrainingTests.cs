@@ -210,4 +210,35 @@ public class MpiTrainingTests
             if (!rank1.HasExited) rank1.Kill();
         }
     }
+
+    [Fact]
+    public void AHungTcpRankIsFoundByTheHeartbeat()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var (dir, config) = Setup(1_000_000, ckptEvery: 1_000_000);
+        string run = Path.Combine(dir, "tcp-hung");
+        int port = 20000 + Random.Shared.Next(20000);
+        Dictionary<string, string> Env(int rank) => new()
+        {
+            ["RANK"] = rank.ToString(), ["WORLD_SIZE"] = "2", ["MASTER_ADDR"] = "127.0.0.1", ["MASTER_PORT"] = port.ToString(),
+            ["MDIT_RANK_TIMEOUT"] = "5",
+        };
+        using var rank1 = Process.Start(Start("dotnet", TrainArgs(config, run, false), Env(1)))!;
+        _ = rank1.StandardOutput.ReadToEndAsync();
+        _ = rank1.StandardError.ReadToEndAsync();
+        var sinceStop = new Stopwatch();
+        try
+        {
+            var result = Execute(Start("dotnet", TrainArgs(config, run, false), Env(0)), SignalRankOneAfterAStep(run, "STOP", sinceStop, "RANK"));
+            Assert.True(sinceStop.Elapsed < TimeSpan.FromSeconds(60), $"rank 0 went on for {sinceStop.Elapsed.TotalSeconds:F0} s after rank 1 hung");
+            Assert.Equal(1, result.ExitCode);
+            var errors = result.Output.Split('\n').Where(l => l.StartsWith("error:", StringComparison.Ordinal)).ToArray();
+            Assert.Single(errors);
+            Assert.Equal("error: rank 0: rank 1 stopped answering for 5 s (it hangs, or its machine went away); rank 0 stops without a checkpoint.", errors[0].TrimEnd());
+        }
+        finally
+        {
+            if (!rank1.HasExited) rank1.Kill();
+        }
+    }
 }

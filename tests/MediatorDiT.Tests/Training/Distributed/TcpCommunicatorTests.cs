@@ -67,6 +67,58 @@ public class TcpCommunicatorTests
     }
 
     [Fact]
+    public void ARankThatStopsAnsweringIsFoundByTheHeartbeat()
+    {
+        string? reported = null;
+        using var seen = new ManualResetEventSlim();
+        var clock = new System.Diagnostics.Stopwatch();
+        var ranks = Join(3, FreePort(), new TcpCommunicator.Options
+        {
+            RankTimeout = TimeSpan.FromSeconds(1), HeartbeatInterval = TimeSpan.FromMilliseconds(100),
+            OnRankFailure = m => { reported ??= m; seen.Set(); },
+        });
+        // Rank 2 stops as a SIGSTOPped process does: its connections stay open, nothing more comes from it.
+        ranks[2].StopAnswering();
+        clock.Start();
+        Assert.True(seen.Wait(TimeSpan.FromSeconds(10)), "no rank noticed in 10 s");
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(0.9), $"reported after {clock.Elapsed.TotalSeconds:F2} s, before the timeout");
+        Assert.Equal("rank 2 stopped answering for 1 s (it hangs, or its machine went away); rank 0 stops without a checkpoint.", reported);
+        foreach (var r in ranks) r.CloseConnections();
+    }
+
+    [Fact]
+    public void WithoutACallbackTheWaitingCollectiveThrowsTheHeartbeatsSentence()
+    {
+        var ranks = Join(2, FreePort(), new TcpCommunicator.Options { RankTimeout = TimeSpan.FromSeconds(1), HeartbeatInterval = TimeSpan.FromMilliseconds(100) });
+        ranks[1].StopAnswering();
+        // Rank 0 waits for rank 1's block, which never comes; the heartbeat ends the wait.
+        var e = Assert.Throws<RankFailureException>(() => ranks[0].GatherValue(1));
+        Assert.Equal("rank 1 stopped answering for 1 s (it hangs, or its machine went away); rank 0 stops without a checkpoint.", e.Message);
+        foreach (var r in ranks) r.CloseConnections();
+    }
+
+    [Fact]
+    public void ARankBusyForLongerThanTheTimeoutIsNotTakenForHung()
+    {
+        string? reported = null;
+        var ranks = Join(2, FreePort(), new TcpCommunicator.Options
+        {
+            RankTimeout = TimeSpan.FromSeconds(1), HeartbeatInterval = TimeSpan.FromMilliseconds(100), OnRankFailure = m => reported = m,
+        });
+        // Rank 1 computes for 3 timeouts before it joins the gather; its heartbeat thread keeps beating meanwhile.
+        var gathered = ranks.AsParallel().WithDegreeOfParallelism(2).Select(comm =>
+        {
+            if (comm.Rank == 1) Thread.Sleep(3000);
+            var all = new int[2];
+            comm.AllGather<int>([comm.Rank + 10], all);
+            comm.Dispose();
+            return all;
+        }).ToArray();
+        Assert.Null(reported);
+        Assert.All(gathered, g => Assert.Equal([10, 11], g));
+    }
+
+    [Fact]
     public void RanksThatNeverArriveAreNamed()
     {
         var e = Assert.Throws<MediatorDiTException>(() =>
