@@ -4,7 +4,7 @@ using MediatorDiT.Nn;
 
 namespace MediatorDiT.Cuda.Kernels;
 
-/// <summary>The launchers of the backward-pass kernels (<see cref="AttentionBackwardKernels"/>, <see cref="MediatorBiasBackwardKernels"/>).</summary>
+/// <summary>The launchers of the backward-pass kernels (<see cref="AttentionBackwardKernels"/>, <see cref="MediatorBiasBackwardKernels"/>, <see cref="BackwardKernels"/>).</summary>
 internal sealed partial class KernelSet
 {
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _fullDelta;
@@ -128,6 +128,107 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MediatorShape> LoadMediator3(
         Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MediatorShape> kernel) =>
         _accelerator.LoadAutoGroupedStreamKernel(kernel);
+
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>? _adaLnDx;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _adaLnMod;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _branchGrad, _gateGrad;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _siluBackward;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _softmaxBackward;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _columnSums;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _unpatchifyBackward, _patchesToImage;
+    private Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int>? _labelTable;
+
+    /// <summary>
+    /// adaLN's backward over g = dL/dy (rows, d): dx (overwritten, or added to when <paramref name="accumulate"/>) from
+    /// the forward's xhat and stats (rows, 2), and the per-image dShift, dScale added to. scale, dShift and dScale are
+    /// (B, d) rows <paramref name="modStride"/> floats apart (views starting at their column of the modulation).
+    /// </summary>
+    public void AdaLayerNormBackward(ArrayView<float> g, ArrayView<float> xhat, ArrayView<float> scale, ArrayView<float> stats,
+        ArrayView<float> dShift, ArrayView<float> dScale, ArrayView<float> dx, int d, int rowsPerImage, int modStride, bool accumulate)
+    {
+        Check(d >= 1 && rowsPerImage >= 1 && modStride >= d && g.Length % d == 0, "g must hold whole rows of d channels, modStride at least d");
+        int rows = (int)(g.Length / d), images = (rows + rowsPerImage - 1) / rowsPerImage;
+        Check(rows % rowsPerImage == 0, "g must hold whole images");
+        long modLength = (long)(images - 1) * modStride + d;
+        Check(xhat.Length >= g.Length && dx.Length >= g.Length && stats.Length >= 2L * rows, "xhat, dx or stats is too short");
+        Check(scale.Length >= modLength && dShift.Length >= modLength && dScale.Length >= modLength, "scale, dShift or dScale is too short");
+        (_adaLnDx ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            int, int, int, int>(BackwardKernels.AdaLayerNormInputGradient))(rows, g, xhat, scale, stats, dx, d, rowsPerImage, modStride, accumulate ? 1 : 0);
+        (_adaLnMod ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(
+            BackwardKernels.AdaLayerNormModulationGradient))(images * d, g, xhat, dShift, dScale, d, rowsPerImage, modStride);
+    }
+
+    /// <summary>
+    /// The gated residual's backward over dy (rows, d): dGate (B, d; rows modStride apart) added to, then dBranch =
+    /// dy gate (dBranch may be dy).
+    /// </summary>
+    public void GatedResidualBackward(ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> gate, ArrayView<float> dGate, ArrayView<float> dBranch,
+        int d, int rowsPerImage, int modStride)
+    {
+        Check(d >= 1 && rowsPerImage >= 1 && modStride >= d && dy.Length % (d * (long)rowsPerImage) == 0, "dy must hold whole images of rows of d channels");
+        int images = (int)(dy.Length / d / rowsPerImage);
+        long modLength = (long)(images - 1) * modStride + d;
+        Check(branch.Length >= dy.Length && dBranch.Length >= dy.Length && gate.Length >= modLength && dGate.Length >= modLength, "a buffer is too short");
+        (_gateGrad ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(
+            BackwardKernels.GatedResidualGateGradient))(images * d, dy, branch, dGate, d, rowsPerImage, modStride);
+        (_branchGrad ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(
+            BackwardKernels.GatedResidualBranchGradient))((int)dy.Length, dy, gate, dBranch, d, rowsPerImage, modStride);
+    }
+
+    /// <summary>dx = dy silu'(x) over x's length (dx may be dy).</summary>
+    public void SiluBackward(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx)
+    {
+        Check(dy.Length >= x.Length && dx.Length >= x.Length, "dy and dx must be as long as x");
+        (_siluBackward ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BackwardKernels.SiluBackward))(
+            (int)x.Length, x, dy, dx);
+    }
+
+    /// <summary>
+    /// Row softmax backward in place on dp (rows, n) from the probabilities p; when the forward added a shared bias (n),
+    /// its gradient, the result's column sums, is added to <paramref name="dBias"/> (pass an empty view for none).
+    /// </summary>
+    public void SoftmaxBackward(ArrayView<float> p, ArrayView<float> dp, ArrayView<float> dBias, int n)
+    {
+        Check(n >= 1 && dp.Length % n == 0 && p.Length >= dp.Length, "dp must hold whole rows of n, p as many");
+        int rows = (int)(dp.Length / n);
+        (_softmaxBackward ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(BackwardKernels.SoftmaxBackward))(rows, p, dp, n);
+        if (dBias.Length > 0) ColumnSums(dp, dBias, n);
+    }
+
+    /// <summary>dst (cols) += the column sums of x (rows, cols) in row order: a bias gradient.</summary>
+    public void ColumnSums(ArrayView<float> x, ArrayView<float> dst, int cols)
+    {
+        Check(cols >= 1 && x.Length % cols == 0 && dst.Length >= cols, "x must hold whole rows of cols, dst cols");
+        (_columnSums ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(BackwardKernels.ColumnSums))(
+            cols, x, dst, (int)(x.Length / cols), cols);
+    }
+
+    /// <summary>dTokens (B*N, p p C) = the transpose of unpatchify applied to dImage (B, keep, G p, G p); dropped channels get 0.</summary>
+    public void UnpatchifyBackward(ArrayView<float> dImage, ArrayView<float> dTokens, int batch, int channels, int grid, int patch, int keep)
+    {
+        long tokens = (long)batch * grid * grid * patch * patch * channels;
+        Check(keep >= 1 && keep <= channels && dTokens.Length >= tokens && dImage.Length >= (long)batch * keep * grid * patch * grid * patch, "dImage or dTokens is too short");
+        (_unpatchifyBackward ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(
+            BackwardKernels.UnpatchifyBackward))((int)tokens, dImage, dTokens, channels, grid, patch, keep);
+    }
+
+    /// <summary>dx (B, C, H, W) = the transpose of the patch embedding's im2col applied to dCols (B*N, C p p).</summary>
+    public void PatchesToImage(ArrayView<float> dCols, ArrayView<float> dx, int batch, int channels, int height, int width, int patch)
+    {
+        long pixels = (long)batch * channels * height * width;
+        Check(height % patch == 0 && width % patch == 0 && dx.Length >= pixels && dCols.Length >= pixels, "the image must hold whole patches; dx or dCols is too short");
+        (_patchesToImage ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(
+            BackwardKernels.PatchesToImage))((int)pixels, dCols, dx, channels, height, width, patch);
+    }
+
+    /// <summary>dTable (rows, d) += dOut (B, d) row by row at each image's label, in image order.</summary>
+    public void LabelTableGradient(ArrayView<int> labels, ArrayView<float> dOut, ArrayView<float> dTable, int d)
+    {
+        int images = (int)labels.Length;
+        Check(d >= 1 && dTable.Length % d == 0 && dOut.Length >= (long)images * d, "dTable must hold whole rows of d, dOut one per label");
+        (_labelTable ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int>(
+            BackwardKernels.LabelTableGradient))((int)dTable.Length, labels, dOut, dTable, d, images);
+    }
 }
 
 /// <summary>The device buffers of <see cref="KernelSet.MediatorCoreBackward"/>, in the CPU layer's layouts.</summary>
