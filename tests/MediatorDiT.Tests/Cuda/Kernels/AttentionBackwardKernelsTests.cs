@@ -17,7 +17,7 @@ public class AttentionBackwardKernelsTests(CpuAcceleratorFixture device)
 {
     private const double GradientTolerance = 1e-3;
 
-    /// <summary>Random weights and input, a forward and a backward of the layer on the CPU; returns the batch.</summary>
+    /// <summary>Random weights and input, then a forward and a backward of the layer on the CPU (which keep its saved tensors and gradients).</summary>
     private static void RunCpuLayer(IAttention attention, int batch, int tokens, int dim, ulong seed)
     {
         var rng = new RandomSource(seed);
