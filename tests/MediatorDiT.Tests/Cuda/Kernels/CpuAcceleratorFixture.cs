@@ -77,3 +77,24 @@ internal static class KernelData
                 Assert.Fail($"element {i}: expected {expected[i]:R}, got {actual[i]:R} (relative tolerance {tolerance})");
     }
 }
+
+/// <summary>Comparisons of gradients computed in another summation order than the CPU's.</summary>
+internal static class GradientData
+{
+    /// <summary>
+    /// |actual - expected| &lt;= tolerance max(|expected|, rms(expected)) for every element: relative where the
+    /// gradient is of its tensor's size, and absolute at the tensor's scale where it is near zero (there a sum
+    /// of O(rms) terms in another order cancels to a residue of their rounding, not of the value).
+    /// </summary>
+    public static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double tolerance, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double squares = 0;
+        foreach (float e in expected) squares += (double)e * e;
+        double rms = Math.Sqrt(squares / Math.Max(1, expected.Length));
+        Assert.True(rms > 0, $"{what}: the expected gradient is all zeros, so the comparison would prove nothing");
+        for (int i = 0; i < expected.Length; i++)
+            if (!(Math.Abs((double)actual[i] - expected[i]) <= tolerance * Math.Max(Math.Abs((double)expected[i]), rms)))
+                Assert.Fail($"{what}, element {i}: expected {expected[i]:R}, got {actual[i]:R} (tolerance {tolerance} of max(|expected|, rms {rms:G3}))");
+    }
+}

@@ -1,0 +1,151 @@
+using ILGPU;
+
+namespace MediatorDiT.Cuda.Kernels;
+
+/// <summary>
+/// The backward passes of the network's layers besides attention and the matrix products: adaLN, the gated residual,
+/// SiLU, the row softmax, the linear layers' bias gradient, unpatchify and patchify, the label table. Per-image
+/// modulation rows (shift, scale, gate) are read at image * modStride + j, so they can be column slices of the
+/// (B, k D) modulation buffer (view offset to the slice's first column, modStride = k D). Sums over rows and images
+/// are gathers, one thread per gradient element adding the terms in the CPU layers' order (no atomics): the CPU's
+/// bits wherever the CPU adds them one by one.
+/// </summary>
+internal static class BackwardKernels
+{
+    /// <summary>
+    /// LayerNorm's input gradient through adaLN's modulation, as Nn.AdaLayerNormKernel.BackwardRow, per row of g
+    /// (rows, d): dxhat = g scale + g, dx = ((xhat (-mean(dxhat xhat)) + dxhat) + (-mean(dxhat))) rstd, overwritten, or
+    /// added to dx when <paramref name="accumulate"/> is 1. stats (rows, 2) as the forward writes it: (mean, rstd).
+    /// </summary>
+    public static void AdaLayerNormInputGradient(Index1D row, ArrayView<float> g, ArrayView<float> xhat, ArrayView<float> scale,
+        ArrayView<float> stats, ArrayView<float> dx, int d, int rowsPerImage, int modStride, int accumulate)
+    {
+        int r = row;
+        long o = (long)r * d, c = (long)(r / rowsPerImage) * modStride;
+        float sum = 0, dot = 0;
+        for (int j = 0; j < d; j++)
+        {
+            float gs = g[o + j], dh = gs * scale[c + j] + gs;
+            sum += dh;
+            dot += dh * xhat[o + j];
+        }
+        float meanDy = sum / d, meanDyX = dot / d, rstd = stats[2 * r + 1];
+        for (int j = 0; j < d; j++)
+        {
+            float gs = g[o + j], dh = gs * scale[c + j] + gs;
+            float t = (xhat[o + j] * -meanDyX + dh + -meanDy) * rstd;
+            dx[o + j] = accumulate != 0 ? dx[o + j] + t : t;
+        }
+    }
+
+    /// <summary>
+    /// adaLN's modulation gradients per (image, channel j): dShift += g and dScale = g xhat + dScale over the image's
+    /// rows in order, as the CPU layer accumulates them row by row (same bits).
+    /// </summary>
+    public static void AdaLayerNormModulationGradient(Index1D index, ArrayView<float> g, ArrayView<float> xhat, ArrayView<float> dShift,
+        ArrayView<float> dScale, int d, int rowsPerImage, int modStride)
+    {
+        int image = index / d, j = index - image * d;
+        long m = (long)image * modStride + j;
+        float sh = dShift[m], sc = dScale[m];
+        for (int r = 0; r < rowsPerImage; r++)
+        {
+            long o = ((long)image * rowsPerImage + r) * d + j;
+            float gs = g[o];
+            sh += gs;
+            sc = gs * xhat[o] + sc;
+        }
+        dShift[m] = sh;
+        dScale[m] = sc;
+    }
+
+    /// <summary>The gated residual's branch gradient, per element of dy (rows, d): dBranch = dy gate (dBranch may be dy).</summary>
+    public static void GatedResidualBranchGradient(Index1D i, ArrayView<float> dy, ArrayView<float> gate, ArrayView<float> dBranch,
+        int d, int rowsPerImage, int modStride)
+    {
+        int row = i / d, j = i - row * d;
+        dBranch[i] = dy[i] * gate[(long)(row / rowsPerImage) * modStride + j];
+    }
+
+    /// <summary>The gated residual's gate gradient per (image, channel j): dGate = dy branch + dGate over the image's rows in order.</summary>
+    public static void GatedResidualGateGradient(Index1D index, ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> dGate,
+        int d, int rowsPerImage, int modStride)
+    {
+        int image = index / d, j = index - image * d;
+        long m = (long)image * modStride + j;
+        float acc = dGate[m];
+        for (int r = 0; r < rowsPerImage; r++)
+        {
+            long o = ((long)image * rowsPerImage + r) * d + j;
+            acc = dy[o] * branch[o] + acc;
+        }
+        dGate[m] = acc;
+    }
+
+    /// <summary>dx = dy s (1 + x (1 - s)) with s = sigmoid(x), as Nn.Silu.Backward (dx may be dy, not x).</summary>
+    public static void SiluBackward(Index1D i, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx)
+    {
+        float v = x[i], s = 1f / (1f + MathF.Exp(-v));
+        dx[i] = dy[i] * s * (1f + v * (1f - s));
+    }
+
+    /// <summary>
+    /// Row softmax backward in place, per row of n: dp = p (dp - sum(p dp)), as Nn.SoftmaxRows.Backward. With a
+    /// shared bias added before the softmax its gradient is the result's column sums (<see cref="ColumnSums"/>).
+    /// </summary>
+    public static void SoftmaxBackward(Index1D row, ArrayView<float> p, ArrayView<float> dp, int n)
+    {
+        long o = (long)(int)row * n;
+        float delta = 0;
+        for (int j = 0; j < n; j++) delta += p[o + j] * dp[o + j];
+        for (int j = 0; j < n; j++) dp[o + j] = p[o + j] * (dp[o + j] - delta);
+    }
+
+    /// <summary>
+    /// dst (cols) += the column sums of x (rows, cols), row by row in order: a linear layer's bias gradient (as
+    /// Nn.Linear.Backward adds it, same bits), a shared softmax bias's, the patch embedding's bias's.
+    /// </summary>
+    public static void ColumnSums(Index1D j, ArrayView<float> x, ArrayView<float> dst, int rows, int cols)
+    {
+        float acc = dst[j];
+        for (int r = 0; r < rows; r++) acc += x[(long)r * cols + j];
+        dst[j] = acc;
+    }
+
+    /// <summary>
+    /// The transpose of unpatchify (Nn.Patchify.UnpatchifyBackward) per element of dTokens (B*N, p p C) laid out
+    /// (pi, pj, c): the image gradient dImage (B, keep, G p, G p) at the pixel it was written to; the channels
+    /// unpatchify dropped (c >= keep) get 0.
+    /// </summary>
+    public static void UnpatchifyBackward(Index1D index, ArrayView<float> dImage, ArrayView<float> dTokens, int channels, int grid, int patch, int keep)
+    {
+        int k = patch * patch * channels, col = index % k, token = index / k, n = grid * grid, b = token / n, t = token - b * n;
+        int ch = col % channels, pp = col / channels, pi = pp / patch, pj = pp - pi * patch, gi = t / grid, gj = t - gi * grid;
+        int size = grid * patch;
+        dTokens[index] = ch < keep ? dImage[(((long)b * keep + ch) * size + gi * patch + pi) * size + gj * patch + pj] : 0f;
+    }
+
+    /// <summary>
+    /// The transpose of the patch embedding's im2col (Nn.Patchify.PatchesToImage) per element of dx (B, C, H, W): the
+    /// column gradient dCols (B*N, C p p) at (token, c p p + pi p + pj).
+    /// </summary>
+    public static void PatchesToImage(Index1D index, ArrayView<float> dCols, ArrayView<float> dx, int channels, int height, int width, int patch)
+    {
+        int x = index % width, rest = index / width, y = rest % height, plane = rest / height, ch = plane % channels, b = plane / channels;
+        int gw = width / patch, n = height / patch * gw, gi = y / patch, pi = y - gi * patch, gj = x / patch, pj = x - gj * patch;
+        dx[index] = dCols[((long)b * n + gi * gw + gj) * (channels * patch * patch) + (ch * patch + pi) * patch + pj];
+    }
+
+    /// <summary>
+    /// The label table's gradient (classes (+ 1 null), d) per element: the output gradient rows dOut (B, d) of the
+    /// images whose label is this row, added in image order (the CPU's scatter-add as a gather, same bits).
+    /// </summary>
+    public static void LabelTableGradient(Index1D index, ArrayView<int> labels, ArrayView<float> dOut, ArrayView<float> dTable, int d, int images)
+    {
+        int row = index / d, j = index - row * d;
+        float acc = dTable[index];
+        for (int b = 0; b < images; b++)
+            if (labels[b] == row) acc += dOut[(long)b * d + j];
+        dTable[index] = acc;
+    }
+}

@@ -1,0 +1,81 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace MediatorDiT.Cuda.Kernels;
+
+/// <summary>The launchers of the training step's kernels (<see cref="TrainingKernels"/>).</summary>
+internal sealed partial class KernelSet
+{
+    /// <summary>Floats per group-partial of the gradient norm: fixed, so the partials' boundaries do not depend on the device.</summary>
+    public const int NormChunk = 16384;
+
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, ArrayView<float>, ArrayView<float>, int, int>? _loss;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int>? _squares;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, double>? _normScale;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>>? _scaleByClip;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, float, float>? _ema;
+    private Action<Index1D, ArrayView<float>>? _zero;
+
+    /// <summary>
+    /// Threads per group of the reductions: the largest power of two within both the kernels' shared arrays
+    /// (<see cref="TrainingKernels.MaxGroupSize"/>) and the accelerator's group limit.
+    /// </summary>
+    public int ReductionGroupSize
+    {
+        get
+        {
+            int limit = Math.Min(TrainingKernels.MaxGroupSize, _accelerator.MaxNumThreadsPerGroup), size = 1;
+            while (size * 2 <= limit) size *= 2;
+            return size;
+        }
+    }
+
+    /// <summary>
+    /// The transport's training loss over prediction, x0 and x1 (B, per): gradient (B, per) overwritten with dL/dprediction
+    /// and losses (B) with each image's loss, from the per-image coefficient rows of
+    /// <see cref="TrainingKernels.LossCoefficientsFor"/> (uploaded, (B, 5)) and its mode.
+    /// </summary>
+    public void TrainingLoss(ArrayView<float> prediction, ArrayView<float> x0, ArrayView<float> x1, ArrayView<double> coefficients, int mode,
+        ArrayView<float> gradient, ArrayView<float> losses)
+    {
+        int images = (int)losses.Length;
+        Check(images >= 1 && prediction.Length % images == 0, "prediction must hold one equal part per image");
+        long n = prediction.Length;
+        Check(x0.Length >= n && x1.Length >= n && gradient.Length >= n && coefficients.Length >= (long)images * TrainingKernels.LossCoefficients,
+            "x0, x1, gradient or coefficients is too short");
+        Check(mode is >= 0 and <= 2, "mode is 0 (velocity), 1 (noise) or 2 (score)");
+        (_loss ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, ArrayView<float>, ArrayView<float>, int, int>(
+            TrainingKernels.TrainingLoss))(new KernelConfig(images, ReductionGroupSize), prediction, x0, x1, coefficients, gradient, losses, (int)(n / images), mode);
+    }
+
+    /// <summary>The number of group partials <see cref="GradientNormAndClip"/> needs for <paramref name="length"/> gradient floats.</summary>
+    public static int NormPartials(long length) => (int)((length + NormChunk - 1) / NormChunk);
+
+    /// <summary>
+    /// The global gradient norm of g (every trainable parameter's gradient, one flat buffer) in fp32, and gradient
+    /// clipping: result (2) = (norm, scale) with scale = maxNorm / (norm + 1e-6) when 0 &lt; maxNorm &lt; norm, else 1,
+    /// and g scaled by it on the device. partials holds <see cref="NormPartials"/> floats.
+    /// </summary>
+    public void GradientNormAndClip(ArrayView<float> g, ArrayView<float> partials, ArrayView<float> result, double maxNorm)
+    {
+        int count = NormPartials(g.Length);
+        Check(count >= 1 && partials.Length >= count && result.Length >= 2, "g is empty, or partials or result is too short");
+        (_squares ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(TrainingKernels.SumOfSquaresPartials))(
+            new KernelConfig(count, ReductionGroupSize), g, partials, NormChunk);
+        (_normScale ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, double>(TrainingKernels.GradientNormAndClipScale))(
+            1, partials, result, count, maxNorm);
+        (_scaleByClip ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(TrainingKernels.ScaleByClip))((int)g.Length, g, result);
+    }
+
+    /// <summary>ema = decay ema + (1 - decay) p over ema's length, with Training.Ema's float factors.</summary>
+    public void EmaUpdate(ArrayView<float> ema, ArrayView<float> p, double decay)
+    {
+        Check(p.Length >= ema.Length, "p is shorter than ema");
+        (_ema ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, float, float>(TrainingKernels.EmaUpdate))(
+            (int)ema.Length, ema, p, (float)decay, (float)(1 - decay));
+    }
+
+    /// <summary>x = 0 over x's length, queued on the stream with the other launches (gradients before a backward pass).</summary>
+    public void Zero(ArrayView<float> x) =>
+        (_zero ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>>(TrainingKernels.Zero))((int)x.Length, x);
+}

@@ -1,0 +1,131 @@
+using ILGPU;
+using MediatorDiT.Diffusion;
+
+namespace MediatorDiT.Cuda.Kernels;
+
+/// <summary>
+/// The training step's kernels besides the network and AdamW (<see cref="ElementKernels.AdamWUpdate"/>): the SiT
+/// transport loss and its gradient, the global gradient norm and the clipping scale, the EMA update, zeroing.
+/// Reductions run in a fixed order (each group's threads stride over their range, then a tree over the group in
+/// shared memory, then an ordered sum of the groups' partials), so a result is the same on every run of one
+/// accelerator configuration; the group size is the launcher's <see cref="KernelSet.ReductionGroupSize"/>.
+/// </summary>
+internal static class TrainingKernels
+{
+    /// <summary>The largest reduction group, the size of the kernels' shared-memory arrays.</summary>
+    public const int MaxGroupSize = 256;
+
+    /// <summary>Floats of the coefficient row per image in <see cref="TrainingLoss"/>: a, b, gradient scale, gradient factor, loss weight.</summary>
+    public const int LossCoefficients = 5;
+
+    /// <summary>
+    /// One group per image of prediction, x0 (noise) and x1 (data), (B, per), as Transport.TrainingLoss: the residual
+    /// r = p - (a x1 + b x0) (velocity: a, b = d alpha, d sigma), p - x0 (noise) or p a + x0 (score: a = sigma);
+    /// gradient = (float)((gradScale r) factor) in double; losses[image] = (float)(sum(r^2) weight / per), the sum
+    /// in double. coefficients (B, 5): a, b, gradScale, factor, weight (a and b are floats held exactly).
+    /// </summary>
+    public static void TrainingLoss(ArrayView<float> prediction, ArrayView<float> noise, ArrayView<float> data, ArrayView<double> coefficients,
+        ArrayView<float> gradient, ArrayView<float> losses, int per, int mode)
+    {
+        var partial = SharedMemory.Allocate<double>(MaxGroupSize);
+        int image = Grid.IdxX, tid = Group.IdxX, size = Group.DimX;
+        long o = (long)image * per, c = (long)image * LossCoefficients;
+        float a = (float)coefficients[c], b = (float)coefficients[c + 1];
+        double gradScale = coefficients[c + 2], factor = coefficients[c + 3];
+        double sum = 0;
+        for (int i = tid; i < per; i += size)
+        {
+            float p = prediction[o + i];
+            float r = mode == 0 ? p - (a * data[o + i] + b * noise[o + i]) : mode == 1 ? p - noise[o + i] : p * a + noise[o + i];
+            sum += (double)r * r;
+            gradient[o + i] = (float)(gradScale * r * factor);
+        }
+        partial[tid] = sum;
+        Group.Barrier();
+        for (int s = size / 2; s > 0; s >>= 1)
+        {
+            if (tid < s) partial[tid] += partial[tid + s];
+            Group.Barrier();
+        }
+        if (tid == 0) losses[image] = (float)(partial[0] * coefficients[c + 4] / per);
+    }
+
+    /// <summary>Group g's sum of squares of g[g chunk ..) (chunk floats, the last group fewer) into partials[g], in fp32.</summary>
+    public static void SumOfSquaresPartials(ArrayView<float> g, ArrayView<float> partials, int chunk)
+    {
+        var partial = SharedMemory.Allocate<float>(MaxGroupSize);
+        int block = Grid.IdxX, tid = Group.IdxX, size = Group.DimX;
+        long start = (long)block * chunk, end = start + chunk < g.Length ? start + chunk : g.Length;
+        float sum = 0;
+        for (long i = start + tid; i < end; i += size) sum += g[i] * g[i];
+        partial[tid] = sum;
+        Group.Barrier();
+        for (int s = size / 2; s > 0; s >>= 1)
+        {
+            if (tid < s) partial[tid] += partial[tid + s];
+            Group.Barrier();
+        }
+        if (tid == 0) partials[block] = partial[0];
+    }
+
+    /// <summary>
+    /// One thread: norm = sqrt of the partials summed in order, and the clipping scale the trainer applies,
+    /// maxNorm / (norm + 1e-6) in double when 0 &lt; maxNorm &lt; norm, else 1; result = (norm, scale).
+    /// </summary>
+    public static void GradientNormAndClipScale(Index1D index, ArrayView<float> partials, ArrayView<float> result, int count, double maxNorm)
+    {
+        float total = 0;
+        for (int i = 0; i < count; i++) total += partials[i];
+        float norm = MathF.Sqrt(total);
+        result[0] = norm;
+        result[1] = maxNorm > 0 && norm > maxNorm ? (float)(maxNorm / (norm + 1e-6)) : 1f;
+    }
+
+    /// <summary>g *= result[1], the clipping scale <see cref="GradientNormAndClipScale"/> left on the device (1: unchanged).</summary>
+    public static void ScaleByClip(Index1D i, ArrayView<float> g, ArrayView<float> result) => g[i] *= result[1];
+
+    /// <summary>ema = ema decay + p oneMinusDecay, Training.Ema.Update's operations.</summary>
+    public static void EmaUpdate(Index1D i, ArrayView<float> ema, ArrayView<float> p, float decay, float oneMinusDecay) =>
+        ema[i] = ema[i] * decay + p[i] * oneMinusDecay;
+
+    /// <summary>x = 0.</summary>
+    public static void Zero(Index1D i, ArrayView<float> x) => x[i] = 0f;
+
+    /// <summary>
+    /// The per-image coefficient rows (B, <see cref="LossCoefficients"/>) and mode of <see cref="TrainingLoss"/> for a
+    /// transport, computed on the host with the same formulas and types as Transport.TrainingLoss.
+    /// </summary>
+    public static (double[] Coefficients, int Mode) LossCoefficientsFor(Transport transport, ReadOnlySpan<float> t, int per)
+    {
+        int batch = t.Length;
+        var rows = new double[batch * LossCoefficients];
+        double gradScale = 2.0 / ((double)per * batch);
+        int mode = transport.Prediction switch { PredictionType.Velocity => 0, PredictionType.Noise => 1, _ => 2 };
+        for (int b = 0; b < batch; b++)
+        {
+            var row = rows.AsSpan(b * LossCoefficients, LossCoefficients);
+            if (mode == 0)
+            {
+                row[0] = transport.Path.AlphaAt(t[b]).DAlpha;
+                row[1] = transport.Path.SigmaAt(t[b]).DSigma;
+                row[2] = gradScale;
+                row[3] = 1;
+                row[4] = 1;
+                continue;
+            }
+            double sigma = transport.Path.SigmaAt(t[b]).Sigma;
+            double variance = transport.Path.DriftAt(t[b]).Variance;
+            double weight = transport.LossWeighting switch
+            {
+                LossWeighting.Velocity => (variance / sigma) * (variance / sigma),
+                LossWeighting.Likelihood => variance / (sigma * sigma),
+                _ => 1.0,
+            };
+            row[0] = (float)sigma;
+            row[2] = gradScale * weight;
+            row[3] = mode == 1 ? 1 : sigma;
+            row[4] = weight;
+        }
+        return (rows, mode);
+    }
+}

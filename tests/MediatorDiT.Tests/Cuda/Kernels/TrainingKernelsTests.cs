@@ -1,0 +1,106 @@
+using ILGPU.Runtime;
+using MediatorDiT.Cuda.Kernels;
+using MediatorDiT.Diffusion;
+using MediatorDiT.Nn;
+using MediatorDiT.Tensors;
+using MediatorDiT.Training;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+
+namespace MediatorDiT.Tests.Cuda.Kernels;
+
+/// <summary>
+/// The training step's kernels on ILGPU's CPU accelerator against the CPU trainer's code. Element-wise results (the
+/// loss gradient, the EMA, the clipped gradient given the same scale) are the CPU's bits; the reductions (a loss sum
+/// in double, the norm in fp32) add in a tree instead of in order: 1e-6 and 1e-5 relative.
+/// </summary>
+[Collection(CpuAcceleratorCollection.Name)]
+public class TrainingKernelsTests(CpuAcceleratorFixture device)
+{
+    [Theory]
+    [InlineData(PathType.Linear, PredictionType.Velocity, LossWeighting.None)]
+    [InlineData(PathType.GVP, PredictionType.Noise, LossWeighting.Velocity)]
+    [InlineData(PathType.VP, PredictionType.Score, LossWeighting.Likelihood)]
+    public void TrainingLoss_MatchesTheTransport(PathType path, PredictionType prediction, LossWeighting weighting)
+    {
+        const int batch = 3, per = 2 * 5 * 5; // per is not a multiple of the group: threads' strides end unevenly
+        var transport = new Transport(path, prediction, weighting);
+        float[] t = [0.2f, 0.55f, 0.9f];
+        var p = new Tensor(KernelData.Uniform(batch * per, 101, -2f, 2f), batch, 2, 5, 5);
+        var x0 = new Tensor(KernelData.Uniform(batch * per, 102, -2f, 2f), batch, 2, 5, 5);
+        var x1 = new Tensor(KernelData.Uniform(batch * per, 103, -1f, 1f), batch, 2, 5, 5);
+        var gradient = new Tensor(batch, 2, 5, 5);
+        var losses = transport.TrainingLoss(p, t, x0, x1, gradient);
+        var (coefficients, mode) = TrainingKernels.LossCoefficientsFor(transport, t, per);
+        using var dp = device.Upload(p.Span.ToArray());
+        using var d0 = device.Upload(x0.Span.ToArray());
+        using var d1 = device.Upload(x1.Span.ToArray());
+        using var dc = device.Accelerator.Allocate1D(coefficients);
+        using var dg = device.Accelerator.Allocate1D<float>(batch * per);
+        using var dl = device.Accelerator.Allocate1D<float>(batch);
+        Assert.InRange(device.Kernels.ReductionGroupSize, 2, per - 1); // several threads per image: the group's tree runs
+        device.Kernels.TrainingLoss(dp.View, d0.View, d1.View, dc.View, mode, dg.View, dl.View);
+        KernelData.AssertSameBits(gradient.Span.ToArray(), device.Download(dg));
+        KernelData.AssertRelative(losses, device.Download(dl), 1e-6);
+    }
+
+    [Theory]
+    [InlineData(1.0)] // the norm is far above: clipped
+    [InlineData(0.0)] // no clipping
+    [InlineData(1e9)] // a limit above the norm: unchanged
+    public void GradientNormAndClip_MatchesTheCpuTrainer(double maxNorm)
+    {
+        // Three parameters' gradients in one flat buffer, longer than one norm chunk so the partials are summed.
+        int[] lengths = [KernelSet.NormChunk + 37, 300, 5];
+        var parameters = lengths.Select((n, i) => KernelData.Uniform(n, 111 + i, -0.1f, 0.1f)).ToArray();
+        double norm = Math.Sqrt(parameters.Sum(g => (double)TensorPrimitives.SumOfSquares(g)));
+        var flat = parameters.SelectMany(g => g).ToArray();
+        var expected = (float[])flat.Clone();
+        if (maxNorm > 0 && norm > maxNorm) TensorPrimitives.Multiply(expected, (float)(maxNorm / (norm + 1e-6)), expected);
+        using var dg = device.Upload(flat);
+        using var partials = device.Accelerator.Allocate1D<float>(KernelSet.NormPartials(flat.Length));
+        using var result = device.Accelerator.Allocate1D<float>(2);
+        device.Kernels.GradientNormAndClip(dg.View, partials.View, result.View, maxNorm);
+        var (deviceNorm, scale) = (device.Download(result)[0], device.Download(result)[1]);
+        Assert.Equal(norm, deviceNorm, norm * 1e-5);
+        if (maxNorm > 0 && norm > maxNorm)
+        {
+            Assert.Equal(maxNorm / (norm + 1e-6), scale, 1e-5 * scale);
+            KernelData.AssertRelative(expected, device.Download(dg), 1e-5);
+        }
+        else
+        {
+            Assert.Equal(1f, scale);
+            KernelData.AssertSameBits(expected, device.Download(dg));
+        }
+    }
+
+    private sealed class Weights(params Parameter[] parameters) : IParameterSet
+    {
+        public IReadOnlyList<Parameter> Parameters { get; } = parameters;
+    }
+
+    [Fact]
+    public void EmaUpdate_EqualsTheCpuEmaBitForBit()
+    {
+        const double decay = 0.9999;
+        var model = new Parameter("w", [41]);
+        var ema = new Parameter("w", [41]);
+        KernelData.Uniform(41, 121).CopyTo(model.Value.Span);
+        KernelData.Uniform(41, 122).CopyTo(ema.Value.Span);
+        using var de = device.Upload(ema.Value.Span.ToArray());
+        using var dp = device.Upload(model.Value.Span.ToArray());
+        Ema.Update(new Weights(ema), new Weights(model), decay);
+        device.Kernels.EmaUpdate(de.View, dp.View, decay);
+        KernelData.AssertSameBits(ema.Value.Span.ToArray(), device.Download(de));
+    }
+
+    [Fact]
+    public void Zero_ClearsOnlyItsView()
+    {
+        var values = KernelData.Uniform(20, 131, 1f, 2f);
+        using var buffer = device.Upload(values);
+        device.Kernels.Zero(buffer.View.SubView(5, 10));
+        var after = device.Download(buffer);
+        for (int i = 0; i < 20; i++) Assert.Equal(i is >= 5 and < 15 ? 0f : values[i], after[i]);
+    }
+}
