@@ -93,7 +93,7 @@ internal static class TrainingKernels
 
     /// <summary>
     /// The per-image coefficient rows (B, <see cref="LossCoefficients"/>) and mode of <see cref="TrainingLoss"/> for a
-    /// transport, computed on the host with the same formulas and types as Transport.TrainingLoss.
+    /// transport, computed on the host from Transport.LossTermsAt, as Transport.TrainingLoss takes them.
     /// </summary>
     public static (double[] Coefficients, int Mode) LossCoefficientsFor(Transport transport, ReadOnlySpan<float> t, int per)
     {
@@ -104,27 +104,20 @@ internal static class TrainingKernels
         for (int b = 0; b < batch; b++)
         {
             var row = rows.AsSpan(b * LossCoefficients, LossCoefficients);
+            var terms = transport.LossTermsAt(t[b]);
             if (mode == 0)
             {
-                row[0] = transport.Path.AlphaAt(t[b]).DAlpha;
-                row[1] = transport.Path.SigmaAt(t[b]).DSigma;
+                row[0] = terms.DAlpha;
+                row[1] = terms.DSigma;
                 row[2] = gradScale;
                 row[3] = 1;
                 row[4] = 1;
                 continue;
             }
-            double sigma = transport.Path.SigmaAt(t[b]).Sigma;
-            double variance = transport.Path.DriftAt(t[b]).Variance;
-            double weight = transport.LossWeighting switch
-            {
-                LossWeighting.Velocity => (variance / sigma) * (variance / sigma),
-                LossWeighting.Likelihood => variance / (sigma * sigma),
-                _ => 1.0,
-            };
-            row[0] = (float)sigma;
-            row[2] = gradScale * weight;
-            row[3] = mode == 1 ? 1 : sigma;
-            row[4] = weight;
+            row[0] = (float)terms.Sigma;
+            row[2] = gradScale * terms.Weight;
+            row[3] = mode == 1 ? 1 : terms.Sigma;
+            row[4] = terms.Weight;
         }
         return (rows, mode);
     }

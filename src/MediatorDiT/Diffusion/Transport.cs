@@ -219,11 +219,10 @@ public sealed class Transport
             var data = x1.Span.Slice(b * per, per);
             var g = gradient is null ? Span<float>.Empty : gradient.Span.Slice(b * per, per);
             double sum = 0;
+            var terms = LossTermsAt(t[b]);
             if (Prediction == PredictionType.Velocity)
             {
-                var (_, dAlpha) = Path.AlphaAt(t[b]);
-                var (_, dSigma) = Path.SigmaAt(t[b]);
-                float da = dAlpha, ds = dSigma;
+                float da = terms.DAlpha, ds = terms.DSigma;
                 for (int i = 0; i < per; i++)
                 {
                     float r = p[i] - (da * data[i] + ds * noise[i]);
@@ -233,14 +232,7 @@ public sealed class Transport
             }
             else
             {
-                double sigma = Path.SigmaAt(t[b]).Sigma;
-                double variance = Path.DriftAt(t[b]).Variance;
-                double weight = LossWeighting switch
-                {
-                    LossWeighting.Velocity => (variance / sigma) * (variance / sigma),
-                    LossWeighting.Likelihood => variance / (sigma * sigma),
-                    _ => 1.0,
-                };
+                double sigma = terms.Sigma, weight = terms.Weight;
                 float s = (float)sigma;
                 for (int i = 0; i < per; i++)
                 {
@@ -254,6 +246,25 @@ public sealed class Transport
             losses[b] = (float)(sum / per);
         }
         return losses;
+    }
+
+    /// <summary>
+    /// The per-image constants of <see cref="TrainingLoss"/> at time t, in the types it computes them in (the device
+    /// loss takes them from here too): the velocity target's d alpha / dt and d sigma / dt, and for noise and score
+    /// predictions sigma_t and the loss weight w (1, (var / sigma)^2 for velocity weighting, var / sigma^2 for likelihood).
+    /// </summary>
+    internal (float DAlpha, float DSigma, double Sigma, double Weight) LossTermsAt(float t)
+    {
+        if (Prediction == PredictionType.Velocity) return (Path.AlphaAt(t).DAlpha, Path.SigmaAt(t).DSigma, 0, 1);
+        double sigma = Path.SigmaAt(t).Sigma;
+        double variance = Path.DriftAt(t).Variance;
+        double weight = LossWeighting switch
+        {
+            LossWeighting.Velocity => (variance / sigma) * (variance / sigma),
+            LossWeighting.Likelihood => variance / (sigma * sigma),
+            _ => 1.0,
+        };
+        return (0, 0, sigma, weight);
     }
 
     /// <summary>
