@@ -123,6 +123,16 @@ internal sealed partial class MediatorAttention : IAttention
         MediatorBiases.AddAxisBiasesPerMediator(_bias2.Span, HaBias.Value.Span, WaBias.Value.Span, h, G, G, n);
     }
 
+    /// <summary>
+    /// The position biases the logits get, built from the current parameters: bias1 (heads, n, N) for the mediators'
+    /// key logits and bias2 (heads, N, n) for the queries' mediator logits (the device backend uploads them).
+    /// </summary>
+    internal (Tensor Bias1, Tensor Bias2) PositionBiases()
+    {
+        BuildBiases();
+        return (_bias1, _bias2);
+    }
+
     public void Forward(Tensor input, Tensor output, int batch)
     {
         int d = _dim, hd = _headDim, n = _mediators, G = _grid, N = G * G, rows = batch * N;

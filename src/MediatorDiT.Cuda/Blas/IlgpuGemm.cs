@@ -1,0 +1,125 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace MediatorDiT.Cuda.Blas;
+
+/// <summary>
+/// <see cref="GemmShape"/> as a kernel argument: a plain struct of ints and floats (flags as ints).
+/// </summary>
+internal readonly struct DeviceGemmArgs(in GemmShape s)
+{
+    public readonly int TransA = s.TransA ? 1 : 0, TransB = s.TransB ? 1 : 0;
+    public readonly int M = s.M, N = s.N, K = s.K, Lda = s.Lda, Ldb = s.Ldb, Ldc = s.Ldc;
+    public readonly float Alpha = s.Alpha, Beta = s.Beta;
+    public readonly long StrideA = s.StrideA, StrideB = s.StrideB, StrideC = s.StrideC;
+}
+
+/// <summary>
+/// The SGEMM kernels written in ILGPU, for every accelerator (the CPU accelerator in tests; a CUDA device without
+/// cuBLAS). <see cref="Tiled"/> stages T x T tiles of op(A) and op(B) in shared memory, one thread per element of C;
+/// <see cref="Plain"/>, its reference twin, reads the operands straight from memory. Both sum the K products in
+/// order with fused multiply-adds from zero, so they give the same bits.
+/// </summary>
+internal static class GemmKernels
+{
+    /// <summary>op(A)[row, p] of item base offset aOff.</summary>
+    private static float LoadA(ArrayView<float> a, in DeviceGemmArgs g, long aOff, int row, int p) =>
+        g.TransA != 0 ? a[aOff + (long)p * g.Lda + row] : a[aOff + (long)row * g.Lda + p];
+
+    /// <summary>op(B)[p, col] of item base offset bOff.</summary>
+    private static float LoadB(ArrayView<float> b, in DeviceGemmArgs g, long bOff, int p, int col) =>
+        g.TransB != 0 ? b[bOff + (long)col * g.Ldb + p] : b[bOff + (long)p * g.Ldb + col];
+
+    private static void Store(ArrayView<float> c, in DeviceGemmArgs g, long index, float sum)
+    {
+        float v = g.Alpha * sum;
+        c[index] = g.Beta == 0f ? v : v + g.Beta * c[index];
+    }
+
+    /// <summary>
+    /// Groups of T x T threads (T = Group.DimX) each own a T x T block of C (grid: N / T, M / T, batch); per step of T
+    /// along K every thread loads one element of the A tile and one of the B tile into dynamic shared memory (2 T^2
+    /// floats), then adds its row-by-column products.
+    /// </summary>
+    public static void Tiled(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, DeviceGemmArgs g)
+    {
+        int t = Group.DimX, tx = Group.IdxX, ty = Group.IdxY;
+        int col = Grid.IdxX * t + tx, row = Grid.IdxY * t + ty, item = Grid.IdxZ;
+        var shared = SharedMemory.GetDynamic<float>();
+        var tileA = shared.SubView(0, t * t);
+        var tileB = shared.SubView(t * t, t * t);
+        long aOff = item * g.StrideA, bOff = item * g.StrideB;
+        float sum = 0f;
+        for (int p0 = 0; p0 < g.K; p0 += t)
+        {
+            int pa = p0 + tx, pb = p0 + ty;
+            tileA[ty * t + tx] = row < g.M && pa < g.K ? LoadA(a, g, aOff, row, pa) : 0f;
+            tileB[ty * t + tx] = pb < g.K && col < g.N ? LoadB(b, g, bOff, pb, col) : 0f;
+            Group.Barrier();
+            int steps = Math.Min(t, g.K - p0);
+            for (int q = 0; q < steps; q++) sum = MathF.FusedMultiplyAdd(tileA[ty * t + q], tileB[q * t + tx], sum);
+            Group.Barrier();
+        }
+        if (row < g.M && col < g.N) Store(c, g, item * g.StrideC + (long)row * g.Ldc + col, sum);
+    }
+
+    /// <summary>One thread per element of C (index: item, row, column), the K products read from memory in order.</summary>
+    public static void Plain(Index3D i, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, DeviceGemmArgs g)
+    {
+        int item = i.X, row = i.Y, col = i.Z;
+        long aOff = item * g.StrideA, bOff = item * g.StrideB;
+        float sum = 0f;
+        for (int p = 0; p < g.K; p++) sum = MathF.FusedMultiplyAdd(LoadA(a, g, aOff, row, p), LoadB(b, g, bOff, p, col), sum);
+        Store(c, g, item * g.StrideC + (long)row * g.Ldc + col, sum);
+    }
+}
+
+/// <summary>
+/// <see cref="IDeviceGemm"/> by the ILGPU kernels of <see cref="GemmKernels"/>: on a GPU the tiled kernel with the
+/// largest square tile (at most 16 x 16) the accelerator's groups hold; on ILGPU's CPU accelerator the plain one,
+/// since that accelerator runs a group's threads as OS threads and each barrier is a thread rendezvous (a small
+/// model's forward takes seconds tiled, a fraction plain). Tests hold the two equal bit for bit.
+/// </summary>
+internal sealed class IlgpuGemm : IDeviceGemm
+{
+    private readonly Accelerator _accelerator;
+    private readonly bool _plain;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceGemmArgs>? _tiled;
+    private Action<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceGemmArgs>? _plainKernel;
+
+    /// <param name="accelerator">the accelerator the products run on</param>
+    /// <param name="plain">run the plain one-thread-per-element kernel (true) or the tiled one (false); null: plain on the CPU accelerator only</param>
+    public IlgpuGemm(Accelerator accelerator, bool? plain = null)
+    {
+        _accelerator = accelerator;
+        _plain = plain ?? accelerator.AcceleratorType == AcceleratorType.CPU;
+        int t = 16;
+        while (t > 1 && t * t > accelerator.MaxNumThreadsPerGroup) t /= 2;
+        Tile = t;
+    }
+
+    /// <summary>The side T of the tiles (and thread groups) of the tiled kernel.</summary>
+    public int Tile { get; }
+
+    public void Sgemm(in GemmShape shape, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
+    {
+        shape.Check(a.Length, b.Length, c.Length);
+        if (shape.M == 0 || shape.N == 0 || shape.Batch == 0) return;
+        var args = new DeviceGemmArgs(shape);
+        if (_plain)
+        {
+            (_plainKernel ??= _accelerator.LoadAutoGroupedStreamKernel<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceGemmArgs>(
+                GemmKernels.Plain))(new Index3D(shape.Batch, shape.M, shape.N), a, b, c, args);
+            return;
+        }
+        int t = Tile;
+        var config = new KernelConfig(new Index3D((shape.N + t - 1) / t, (shape.M + t - 1) / t, shape.Batch), new Index3D(t, t, 1),
+            SharedMemoryConfig.RequestDynamic<float>(2 * t * t));
+        (_tiled ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceGemmArgs>(GemmKernels.Tiled))(
+            config, a, b, c, args);
+    }
+
+    public void Dispose()
+    {
+    }
+}

@@ -1,0 +1,137 @@
+using ILGPU;
+using ILGPU.Runtime;
+using MediatorDiT.Models;
+
+namespace MediatorDiT.Cuda.Models;
+
+/// <summary>
+/// Every activation buffer of one device forward for a batch of B images, allocated together and reused by every
+/// call of that batch size (the blocks run one after another and share them). Shapes as the CPU backend's tensors.
+/// </summary>
+internal sealed class DeviceActivations : IDisposable
+{
+    private readonly List<MemoryBuffer1D<float, Stride1D.Dense>> _buffers = [];
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> _labels;
+    private readonly int _chunk;
+
+    public DeviceActivations(ModelConfig cfg, int batch, Accelerator accelerator)
+    {
+        ArrayView<float> New(long length)
+        {
+            var buffer = accelerator.Allocate1D<float>(Math.Max(1, length));
+            _buffers.Add(buffer);
+            return ((ArrayView<float>)buffer.View).SubView(0, length);
+        }
+        Batch = batch;
+        int d = cfg.HiddenSize, n = cfg.NumTokens, p = cfg.PatchSize, heads = cfg.NumHeads, m = cfg.MediatorNum;
+        long rows = (long)batch * n;
+        bool mediator = cfg.Attention == AttentionKind.Mediator;
+        _chunk = batch * d;
+        Input = New((long)batch * cfg.InChannels * cfg.InputSize * cfg.InputSize);
+        Times = New(batch);
+        _labels = accelerator.Allocate1D<int>(Math.Max(1, batch));
+        Labels = ((ArrayView<int>)_labels.View).SubView(0, batch);
+        Patches = New(rows * cfg.InChannels * p * p);
+        X = New(rows * d);
+        Frequencies = New((long)batch * TimestepEmbedder.FrequencySize);
+        TimeHidden = New(batch * d);
+        TimeActivated = New(batch * d);
+        TimeEmbedding = New(batch * d);
+        Condition = New(batch * d);
+        SiluCondition = New(batch * d);
+        Modulation = New(batch * 6L * d);
+        FinalModulation = New(batch * 2L * d);
+        ModulationChunks = New(6L * batch * d);
+        Normalized = New(rows * d);
+        H = New(rows * d);
+        Stats = New(2 * rows);
+        Qkv = New(rows * 3 * d);
+        Heads = New(rows * d);
+        Lse = New(mediator ? 0 : rows * heads);
+        MediatorTokens = New(mediator ? (long)batch * m * d : 0);
+        A1 = New(mediator ? rows * heads * m : 0);
+        A2 = New(mediator ? rows * heads * m : 0);
+        Vm = New(mediator ? (long)batch * heads * m * cfg.HeadDim : 0);
+        AttentionOut = New(rows * d);
+        XMid = New(rows * d);
+        Fc1 = New(rows * cfg.MlpHidden);
+        Gelu = New(rows * cfg.MlpHidden);
+        Mlp = New(rows * d);
+        TokensOut = New(rows * p * p * cfg.OutChannels);
+        Output = New((long)batch * cfg.ReturnedChannels * cfg.InputSize * cfg.InputSize);
+    }
+
+    /// <summary>B, the batch size the buffers are for.</summary>
+    public int Batch { get; }
+    /// <summary>x (B, C, S, S) as uploaded.</summary>
+    public ArrayView<float> Input { get; }
+    /// <summary>t (B).</summary>
+    public ArrayView<float> Times { get; }
+    /// <summary>y (B).</summary>
+    public ArrayView<int> Labels { get; }
+    /// <summary>Patches (B*N, C p^2).</summary>
+    public ArrayView<float> Patches { get; }
+    /// <summary>The residual stream (B*N, D).</summary>
+    public ArrayView<float> X { get; }
+    /// <summary>Timestep frequencies (B, 256).</summary>
+    public ArrayView<float> Frequencies { get; }
+    /// <summary>The timestep MLP's hidden row before and after SiLU, and its output (B, D).</summary>
+    public ArrayView<float> TimeHidden { get; }
+    /// <inheritdoc cref="TimeHidden"/>
+    public ArrayView<float> TimeActivated { get; }
+    /// <inheritdoc cref="TimeHidden"/>
+    public ArrayView<float> TimeEmbedding { get; }
+    /// <summary>c = t_emb + y_emb and SiLU(c) (B, D).</summary>
+    public ArrayView<float> Condition { get; }
+    /// <inheritdoc cref="Condition"/>
+    public ArrayView<float> SiluCondition { get; }
+    /// <summary>A block's adaLN modulation (B, 6D) and the final layer's (B, 2D).</summary>
+    public ArrayView<float> Modulation { get; }
+    /// <inheritdoc cref="Modulation"/>
+    public ArrayView<float> FinalModulation { get; }
+    /// <summary>The modulation split into (K, B, D) chunks (<see cref="Chunk"/>).</summary>
+    public ArrayView<float> ModulationChunks { get; }
+    /// <summary>LayerNorm's xhat (B*N, D), its output after modulation (B*N, D) and (mean, rstd) per row.</summary>
+    public ArrayView<float> Normalized { get; }
+    /// <inheritdoc cref="Normalized"/>
+    public ArrayView<float> H { get; }
+    /// <inheritdoc cref="Normalized"/>
+    public ArrayView<float> Stats { get; }
+    /// <summary>qkv (B*N, 3D).</summary>
+    public ArrayView<float> Qkv { get; }
+    /// <summary>The heads' outputs before proj (B*N, D).</summary>
+    public ArrayView<float> Heads { get; }
+    /// <summary>Full attention's row log-sum-exp (B, H, N).</summary>
+    public ArrayView<float> Lse { get; }
+    /// <summary>Mediator attention's T (B, n, D), A1 (B, H, n, N), A2 (B, H, N, n) and Vm (B, H, n, hd).</summary>
+    public ArrayView<float> MediatorTokens { get; }
+    /// <inheritdoc cref="MediatorTokens"/>
+    public ArrayView<float> A1 { get; }
+    /// <inheritdoc cref="MediatorTokens"/>
+    public ArrayView<float> A2 { get; }
+    /// <inheritdoc cref="MediatorTokens"/>
+    public ArrayView<float> Vm { get; }
+    /// <summary>The attention module's output (B*N, D) and the stream after the attention branch.</summary>
+    public ArrayView<float> AttentionOut { get; }
+    /// <inheritdoc cref="AttentionOut"/>
+    public ArrayView<float> XMid { get; }
+    /// <summary>The MLP's hidden rows before and after GELU (B*N, hidden) and its output (B*N, D).</summary>
+    public ArrayView<float> Fc1 { get; }
+    /// <inheritdoc cref="Fc1"/>
+    public ArrayView<float> Gelu { get; }
+    /// <inheritdoc cref="Fc1"/>
+    public ArrayView<float> Mlp { get; }
+    /// <summary>The final layer's tokens (B*N, p^2 outC) and the prediction (B, returned channels, S, S).</summary>
+    public ArrayView<float> TokensOut { get; }
+    /// <inheritdoc cref="TokensOut"/>
+    public ArrayView<float> Output { get; }
+
+    /// <summary>Chunk <paramref name="index"/> (B, D) of <see cref="ModulationChunks"/>.</summary>
+    public ArrayView<float> Chunk(int index) => ModulationChunks.SubView((long)index * _chunk, _chunk);
+
+    public void Dispose()
+    {
+        foreach (var buffer in _buffers) buffer.Dispose();
+        _labels.Dispose();
+    }
+}

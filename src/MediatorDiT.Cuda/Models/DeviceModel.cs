@@ -1,0 +1,148 @@
+using ILGPU;
+using ILGPU.Runtime;
+using MediatorDiT.Cuda.Blas;
+using MediatorDiT.Cuda.Kernels;
+using MediatorDiT.Models;
+using MediatorDiT.Tensors;
+
+namespace MediatorDiT.Cuda.Models;
+
+/// <summary>
+/// <see cref="SiTModel.Forward"/> and <see cref="SiTModel.ForwardWithCfg"/> on an ILGPU accelerator: the weights are
+/// uploaded once (<see cref="DeviceWeights"/>), the activations allocated once per batch size (<see cref="DeviceActivations"/>),
+/// and each call uploads x, t, y, runs the network's kernels and matrix products on the accelerator's default stream
+/// and downloads the prediction. Every device buffer holds its tensor in the CPU backend's row-major layout.
+/// Not thread-safe: one forward at a time.
+/// </summary>
+internal sealed class DeviceModel : IDisposable
+{
+    private readonly KernelSet _kernels;
+    private readonly IDeviceGemm _gemm;
+    private readonly DeviceWeights _weights;
+    private DeviceActivations? _activations;
+
+    public DeviceModel(SiTModel model, KernelSet kernels, IDeviceGemm gemm)
+    {
+        Config = model.Config;
+        _kernels = kernels;
+        _gemm = gemm;
+        _weights = new DeviceWeights(model, kernels.Accelerator);
+    }
+
+    public ModelConfig Config { get; }
+
+    /// <summary>The activations of the last forward (tests read the saved attention tensors), null before the first.</summary>
+    internal DeviceActivations? Activations => _activations;
+
+    /// <summary>x (B, C, H, W), t (B), y (B) -> (B, ReturnedChannels, H, W), as <see cref="SiTModel.Forward"/>.</summary>
+    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, ReadOnlySpan<int> y) => Run(x.Span, x, t, y, guidance: null);
+
+    /// <summary>forward_with_cfg as <see cref="SiTModel.ForwardWithCfg"/>: the first half's states under both halves' labels, guided on the device.</summary>
+    public Tensor ForwardWithCfg(Tensor x, ReadOnlySpan<float> t, ReadOnlySpan<int> y, float cfgScale, int? guidedChannels)
+    {
+        int b = x.Dim(0);
+        if (b % 2 != 0) throw new MediatorDiTException($"classifier-free guidance needs an even batch (conditional + unconditional halves), got {b}.");
+        int per = x.Length / b, half = b / 2;
+        var combined = new float[x.Length];
+        x.Span[..(half * per)].CopyTo(combined);
+        x.Span[..(half * per)].CopyTo(combined.AsSpan(half * per));
+        return Run(combined, x, t, y, (cfgScale, guidedChannels));
+    }
+
+    private Tensor Run(ReadOnlySpan<float> states, Tensor x, ReadOnlySpan<float> t, ReadOnlySpan<int> y, (float Scale, int? Channels)? guidance)
+    {
+        var cfg = Config;
+        if (x.Rank != 4 || x.Dim(1) != cfg.InChannels || x.Dim(2) != cfg.InputSize || x.Dim(3) != cfg.InputSize)
+            throw new MediatorDiTException(
+                $"input x has shape [{x.ShapeString}] but the model expects [B, {cfg.InChannels}, {cfg.InputSize}, {cfg.InputSize}].");
+        int b = x.Dim(0);
+        if (t.Length != b || y.Length != b)
+            throw new MediatorDiTException($"batch mismatch: x has {b} samples, t has {t.Length}, y has {y.Length}.");
+        foreach (int label in y)
+            if ((uint)label >= (uint)_weights.LabelRows)
+                throw new MediatorDiTException(
+                    $"class label {label} is out of range: the model has {cfg.NumClasses} classes (0..{cfg.NumClasses - 1}, {cfg.NumClasses} = null label).");
+
+        if (_activations?.Batch != b)
+        {
+            _activations?.Dispose();
+            _activations = new DeviceActivations(cfg, b, _kernels.Accelerator);
+        }
+        var a = _activations;
+        a.Input.CopyFromCPU(states);
+        a.Times.CopyFromCPU(t);
+        a.Labels.CopyFromCPU(y);
+        Network(a, b);
+
+        int keep = cfg.ReturnedChannels, size = cfg.InputSize, plane = size * size;
+        if (guidance is var (scale, channels))
+            _kernels.Guidance(a.Output, b / 2, keep * plane, Math.Min(channels ?? keep, keep) * plane, scale);
+        var output = new Tensor(b, keep, size, size);
+        _kernels.Synchronize();
+        a.Output.CopyToCPU(output.Span);
+        return output;
+    }
+
+    /// <summary>The network's kernels over the uploaded input, times and labels, in SiTModel.Forward's order.</summary>
+    private void Network(DeviceActivations a, int b)
+    {
+        var cfg = Config;
+        var k = _kernels;
+        int d = cfg.HiddenSize, n = cfg.NumTokens, rows = b * n, p = cfg.PatchSize, patchWidth = cfg.InChannels * p * p;
+        int outWidth = p * p * cfg.OutChannels;
+        var w = _weights;
+
+        // Embeddings: tokens = patches W^T + b + pos; c = y_emb + t_emb; siluC = SiLU(c).
+        k.Patchify(a.Input, a.Patches, new PatchGeometry(cfg.InChannels, p, cfg.GridSize, cfg.InChannels), b);
+        Linear(a.Patches, w.PatchWeight, w.PatchBias, a.X, rows, patchWidth, d);
+        k.AddRepeated(a.X, w.PosEmbed, n * d);
+        k.TimestepFrequencies(a.Times, a.Frequencies);
+        Linear(a.Frequencies, w.TimeW0, w.TimeB0, a.TimeHidden, b, TimestepEmbedder.FrequencySize, d);
+        k.SiluForward(a.TimeHidden, a.TimeActivated);
+        Linear(a.TimeActivated, w.TimeW2, w.TimeB2, a.TimeEmbedding, b, d, d);
+        k.LabelEmbed(w.LabelTable, a.Labels, a.TimeEmbedding, a.Condition, d);
+        k.SiluForward(a.Condition, a.SiluCondition);
+
+        var geometry = new AttentionGeometry(b, cfg.GridSize, cfg.NumHeads, cfg.HeadDim, cfg.MediatorGrid, 1f / MathF.Sqrt(cfg.HeadDim));
+        foreach (var block in w.Blocks)
+        {
+            // mod (B, 6D) -> shift1, scale1, gate1, shift2, scale2, gate2, each (B, D).
+            Linear(a.SiluCondition, block.AdaWeight, block.AdaBias, a.Modulation, b, d, 6 * d);
+            k.SplitModulation(a.Modulation, a.ModulationChunks, b, d, 6);
+            k.AdaLayerNormForward(a.X, a.Chunk(0), a.Chunk(1), a.Normalized, a.H, a.Stats, d, n);
+            Linear(a.H, block.QkvWeight, block.QkvBias, a.Qkv, rows, d, 3 * d);
+            if (block.Mediator)
+                k.MediatorAttention(a.Qkv, block.Bias1, block.Bias2, block.DwcWeight, block.DwcBias, a.MediatorTokens, a.A1, a.Vm, a.A2,
+                    a.Heads, geometry);
+            else
+                k.FlashAttention(a.Qkv, a.Heads, a.Lse, geometry);
+            Linear(a.Heads, block.ProjWeight, block.ProjBias, a.AttentionOut, rows, d, d);
+            k.GatedResidualForward(a.X, a.AttentionOut, a.Chunk(2), a.XMid, d, n);
+            k.AdaLayerNormForward(a.XMid, a.Chunk(3), a.Chunk(4), a.Normalized, a.H, a.Stats, d, n);
+            Linear(a.H, block.Fc1Weight, block.Fc1Bias, a.Fc1, rows, d, cfg.MlpHidden);
+            k.GeluForward(a.Fc1, a.Gelu);
+            Linear(a.Gelu, block.Fc2Weight, block.Fc2Bias, a.Mlp, rows, cfg.MlpHidden, d);
+            k.GatedResidualForward(a.XMid, a.Mlp, a.Chunk(5), a.X, d, n);
+        }
+
+        // Final layer: shift, scale = Linear(siluC) (B, 2D); tokens = Linear(adaLN(x)); unpatchify the returned channels.
+        Linear(a.SiluCondition, w.FinalAdaWeight, w.FinalAdaBias, a.FinalModulation, b, d, 2 * d);
+        k.SplitModulation(a.FinalModulation, a.ModulationChunks.SubView(0, 2L * b * d), b, d, 2);
+        k.AdaLayerNormForward(a.X, a.Chunk(0), a.Chunk(1), a.Normalized, a.H, a.Stats, d, n);
+        Linear(a.H, w.FinalLinearWeight, w.FinalLinearBias, a.TokensOut, rows, d, outWidth);
+        k.Unpatchify(a.TokensOut, a.Output, new PatchGeometry(cfg.OutChannels, p, cfg.GridSize, cfg.ReturnedChannels), b);
+    }
+
+    /// <summary>y (rows, out) = x (rows, in) W^T + bias with W (out, in), as Nn.Linear.Forward: bias rows, then the product added.</summary>
+    private void Linear(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias, ArrayView<float> y, int rows, int inFeatures, int outFeatures)
+    {
+        _kernels.RepeatRow(bias, y, outFeatures);
+        _gemm.Sgemm(GemmShape.Single(false, true, rows, outFeatures, inFeatures, 1f, inFeatures, inFeatures, 1f, outFeatures), x, weight, y);
+    }
+
+    public void Dispose()
+    {
+        _activations?.Dispose();
+        _weights.Dispose();
+    }
+}

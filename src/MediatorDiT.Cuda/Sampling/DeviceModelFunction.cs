@@ -1,0 +1,74 @@
+using ILGPU.Runtime;
+using MediatorDiT.Cuda.Blas;
+using MediatorDiT.Cuda.Kernels;
+using MediatorDiT.Cuda.Models;
+using MediatorDiT.Models;
+using MediatorDiT.Sampling;
+using MediatorDiT.Tensors;
+
+namespace MediatorDiT.Cuda.Sampling;
+
+/// <summary>
+/// A loaded network evaluated on an ILGPU accelerator (a CUDA device, or the CPU accelerator), the device twin of
+/// <see cref="NetworkFunction"/> and, with guidance, <see cref="GuidedNetworkFunction"/>: the weights are uploaded once,
+/// activations allocated once per batch size, and each call uploads x, t, y and returns the prediction as a host
+/// tensor. Works for both families (SiT and DiT, which returns all 2C channels with learn_sigma) and both attention
+/// kinds. Not thread-safe: a sampler calls it one step at a time. Dispose it to free the device memory.
+/// </summary>
+public sealed class DeviceModelFunction : IModelFunction, IDisposable
+{
+    private readonly DeviceModel _model;
+    private readonly IDeviceGemm _gemm;
+
+    /// <summary>
+    /// Uploads <paramref name="model"/>'s weights to <paramref name="accelerator"/>; with active
+    /// <paramref name="guidance"/> (scale above 1) every call is the official forward_with_cfg.
+    /// </summary>
+    /// <param name="model">The loaded network (its parameters are read once, here).</param>
+    /// <param name="accelerator">The accelerator to run on; it stays the caller's to dispose.</param>
+    /// <param name="guidance">Classifier-free guidance, or null (or a scale of 1) for none.</param>
+    /// <exception cref="MediatorDiTException">Guidance asks for more channels than the model has.</exception>
+    public DeviceModelFunction(SiTModel model, Accelerator accelerator, ClassifierFreeGuidance? guidance = null)
+        : this(model, new KernelSet(accelerator), new IlgpuGemm(accelerator), guidance)
+    {
+    }
+
+    internal DeviceModelFunction(SiTModel model, KernelSet kernels, IDeviceGemm gemm, ClassifierFreeGuidance? guidance)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (guidance is { IsActive: true }) guidance.ChannelsFor(model.Config.InChannels); // refuses more guided channels than the model has
+        Guidance = guidance is { IsActive: true } ? guidance : null;
+        _gemm = gemm;
+        _model = new DeviceModel(model, kernels, gemm);
+    }
+
+    /// <summary>The network's configuration.</summary>
+    public ModelConfig Config => _model.Config;
+
+    /// <summary>The guidance every call applies, or null for plain evaluations.</summary>
+    public ClassifierFreeGuidance? Guidance { get; }
+
+    /// <inheritdoc/>
+    public int RowsPerSample => Guidance is null ? 1 : 2;
+
+    /// <inheritdoc/>
+    public Tensor Evaluate(Tensor x, ReadOnlySpan<float> t, ReadOnlySpan<int> y) =>
+        Guidance is { } g ? _model.ForwardWithCfg(x, t, y, g.Scale, g.GuidedChannels) : _model.Forward(x, t, y);
+
+    /// <summary>The network's plain forward, as <see cref="SiTModel.Forward"/>.</summary>
+    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, ReadOnlySpan<int> y) => _model.Forward(x, t, y);
+
+    /// <summary>forward_with_cfg, as <see cref="SiTModel.ForwardWithCfg"/> (DiT's sampler calls it with its own scale).</summary>
+    public Tensor ForwardWithCfg(Tensor x, ReadOnlySpan<float> t, ReadOnlySpan<int> y, float cfgScale, int? guidedChannels = 3) =>
+        _model.ForwardWithCfg(x, t, y, cfgScale, guidedChannels);
+
+    /// <summary>The device network (tests read its saved activations).</summary>
+    internal DeviceModel Model => _model;
+
+    /// <summary>Frees the weights and activations on the device.</summary>
+    public void Dispose()
+    {
+        _model.Dispose();
+        _gemm.Dispose();
+    }
+}
