@@ -29,7 +29,7 @@ public sealed class DeviceModelFunction : IModelFunction, IDisposable
     /// <param name="guidance">Classifier-free guidance, or null (or a scale of 1) for none.</param>
     /// <exception cref="MediatorDiTException">Guidance asks for more channels than the model has.</exception>
     public DeviceModelFunction(SiTModel model, Accelerator accelerator, ClassifierFreeGuidance? guidance = null)
-        : this(model, new KernelSet(accelerator), new IlgpuGemm(accelerator), guidance)
+        : this(model, new KernelSet(accelerator), DeviceGemms.For(accelerator), guidance)
     {
     }
 

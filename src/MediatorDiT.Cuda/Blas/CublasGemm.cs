@@ -1,0 +1,87 @@
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+using MediatorDiT.Devices;
+
+namespace MediatorDiT.Cuda.Blas;
+
+/// <summary>
+/// <see cref="IDeviceGemm"/> by cuBLAS on a CUDA accelerator: one handle bound to the accelerator's default stream
+/// (so products queue behind the ILGPU kernels), CUBLAS_DEFAULT_MATH (fp32 stays fp32: no TF32), alpha and beta passed
+/// from the host. fp32 products go to cublasSgemm_v2 / cublasSgemmStridedBatched; <see cref="GemmBf16"/> takes bf16
+/// operands with fp32 accumulation and output through cublasGemmEx / cublasGemmStridedBatchedEx (CUBLAS_COMPUTE_32F).
+/// Row-major shapes are mapped by <see cref="CublasCall.For"/>.
+/// </summary>
+internal sealed unsafe class CublasGemm : IDeviceGemm
+{
+    private readonly CublasApi _api;
+    private IntPtr _handle;
+
+    /// <summary>A cuBLAS handle on <paramref name="accelerator"/>'s default stream, from the library at <paramref name="cublasPath"/>.</summary>
+    public CublasGemm(CudaAccelerator accelerator, string cublasPath)
+    {
+        _api = CublasApi.Load(cublasPath);
+        IntPtr handle;
+        CublasErrors.Check(_api.Create(&handle), "cublasCreate_v2");
+        _handle = handle;
+        CublasErrors.Check(_api.SetStream(_handle, ((CudaStream)accelerator.DefaultStream).StreamPtr), "cublasSetStream_v2");
+        CublasErrors.Check(_api.SetMathMode(_handle, CublasApi.DefaultMath), "cublasSetMathMode");
+    }
+
+    /// <summary>cuBLAS on <paramref name="accelerator"/> with the library <see cref="CudaLibraries.Locate()"/> finds; a sentence when there is none.</summary>
+    public static CublasGemm Create(CudaAccelerator accelerator)
+    {
+        var report = CudaLibraries.Locate();
+        return new CublasGemm(accelerator, report.Cublas ?? throw new MediatorDiTException(
+            $"no cuBLAS (libcublas.so.13 or .12) was found {report.Places}."));
+    }
+
+    public void Sgemm(in GemmShape shape, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
+    {
+        shape.Check(a.Length, b.Length, c.Length);
+        if (shape.M == 0 || shape.N == 0 || shape.Batch == 0) return;
+        var call = CublasCall.For(shape);
+        float alpha = shape.Alpha, beta = shape.Beta;
+        IntPtr first = b.LoadEffectiveAddressAsPtr(), second = a.LoadEffectiveAddressAsPtr(), pc = c.LoadEffectiveAddressAsPtr();
+        if (call.Batch == 1)
+            CublasErrors.Check(_api.Sgemm(_handle, call.OpFirst, call.OpSecond, call.M, call.N, call.K, &alpha, first, call.LdFirst, second, call.LdSecond,
+                &beta, pc, call.Ldc), "cublasSgemm_v2");
+        else
+            CublasErrors.Check(_api.SgemmStridedBatched(_handle, call.OpFirst, call.OpSecond, call.M, call.N, call.K, &alpha, first, call.LdFirst,
+                call.StrideFirst, second, call.LdSecond, call.StrideSecond, &beta, pc, call.Ldc, call.StrideC, call.Batch), "cublasSgemmStridedBatched");
+    }
+
+    /// <summary>
+    /// The product with A and B in bf16 (the upper 16 bits of each float, as ushorts), accumulated and written in fp32:
+    /// C = alpha op(A) op(B) + beta C.
+    /// </summary>
+    public void GemmBf16(in GemmShape shape, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> c)
+    {
+        shape.Check(a.Length, b.Length, c.Length);
+        if (shape.M == 0 || shape.N == 0 || shape.Batch == 0) return;
+        var call = CublasCall.For(shape);
+        float alpha = shape.Alpha, beta = shape.Beta;
+        IntPtr first = b.LoadEffectiveAddressAsPtr(), second = a.LoadEffectiveAddressAsPtr(), pc = c.LoadEffectiveAddressAsPtr();
+        if (call.Batch == 1)
+            CublasErrors.Check(_api.GemmEx(_handle, call.OpFirst, call.OpSecond, call.M, call.N, call.K, &alpha, first, CublasApi.R16BF, call.LdFirst,
+                second, CublasApi.R16BF, call.LdSecond, &beta, pc, CublasApi.R32F, call.Ldc, CublasApi.Compute32F, CublasApi.GemmDefault), "cublasGemmEx");
+        else
+            CublasErrors.Check(_api.GemmStridedBatchedEx(_handle, call.OpFirst, call.OpSecond, call.M, call.N, call.K, &alpha, first, CublasApi.R16BF,
+                call.LdFirst, call.StrideFirst, second, CublasApi.R16BF, call.LdSecond, call.StrideSecond, &beta, pc, CublasApi.R32F, call.Ldc, call.StrideC,
+                call.Batch, CublasApi.Compute32F, CublasApi.GemmDefault), "cublasGemmStridedBatchedEx");
+    }
+
+    public void Dispose()
+    {
+        if (_handle == IntPtr.Zero) return;
+        _api.Destroy(_handle);
+        _handle = IntPtr.Zero;
+    }
+}
+
+/// <summary>The matrix products an accelerator gets: cuBLAS on a CUDA device, the ILGPU kernels elsewhere.</summary>
+internal static class DeviceGemms
+{
+    public static IDeviceGemm For(Accelerator accelerator) =>
+        accelerator is CudaAccelerator cuda ? CublasGemm.Create(cuda) : new IlgpuGemm(accelerator);
+}
