@@ -181,29 +181,36 @@ public class MpiTrainingTests
         Assert.Contains("error: rank 0: a rank of the 2 stopped answering for 5 s (it ended or hangs); rank 0 stops without a checkpoint.", result.Output);
     }
 
-    [Fact]
-    public void AKilledTcpRankEndsTheOtherWithOneSentence()
+    /// <summary>
+    /// Two ranks joined over torchrun-style variables (TCP); after rank 0 logs a step, rank 1 gets
+    /// <paramref name="signal"/>. Returns rank 0's one error line, after checking it came within 60 s and exit 1.
+    /// </summary>
+    private static string TcpRankZeroErrorAfterSignal(string name, string signal, Dictionary<string, string>? extraEnv = null)
     {
-        if (!OperatingSystem.IsLinux()) return;
         var (dir, config) = Setup(1_000_000, ckptEvery: 1_000_000);
-        string run = Path.Combine(dir, "tcp");
+        string run = Path.Combine(dir, name);
         int port = 20000 + Random.Shared.Next(20000);
-        Dictionary<string, string> Env(int rank) => new()
+        Dictionary<string, string> Env(int rank)
         {
-            ["RANK"] = rank.ToString(), ["WORLD_SIZE"] = "2", ["MASTER_ADDR"] = "127.0.0.1", ["MASTER_PORT"] = port.ToString(),
-        };
+            var env = new Dictionary<string, string>
+            {
+                ["RANK"] = rank.ToString(), ["WORLD_SIZE"] = "2", ["MASTER_ADDR"] = "127.0.0.1", ["MASTER_PORT"] = port.ToString(),
+            };
+            foreach (var (k, v) in extraEnv ?? []) env[k] = v;
+            return env;
+        }
         using var rank1 = Process.Start(Start("dotnet", TrainArgs(config, run, false), Env(1)))!;
         _ = rank1.StandardOutput.ReadToEndAsync();
         _ = rank1.StandardError.ReadToEndAsync();
-        var sinceKill = new Stopwatch();
+        var sinceSignal = new Stopwatch();
         try
         {
-            var result = Execute(Start("dotnet", TrainArgs(config, run, false), Env(0)), SignalRankOneAfterAStep(run, "KILL", sinceKill, "RANK"));
-            Assert.True(sinceKill.Elapsed < TimeSpan.FromSeconds(60), $"rank 0 went on for {sinceKill.Elapsed.TotalSeconds:F0} s after rank 1 was killed");
+            var result = Execute(Start("dotnet", TrainArgs(config, run, false), Env(0)), SignalRankOneAfterAStep(run, signal, sinceSignal, "RANK"));
+            Assert.True(sinceSignal.Elapsed < TimeSpan.FromSeconds(60), $"rank 0 went on for {sinceSignal.Elapsed.TotalSeconds:F0} s after rank 1 got SIG{signal}");
             Assert.Equal(1, result.ExitCode);
             var errors = result.Output.Split('\n').Where(l => l.StartsWith("error:", StringComparison.Ordinal)).ToArray();
             Assert.Single(errors);
-            Assert.StartsWith("error: rank 0: rank 1 ended or lost its connection", errors[0]);
+            return errors[0].TrimEnd();
         }
         finally
         {
@@ -212,33 +219,17 @@ public class MpiTrainingTests
     }
 
     [Fact]
+    public void AKilledTcpRankEndsTheOtherWithOneSentence()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        Assert.StartsWith("error: rank 0: rank 1 ended or lost its connection", TcpRankZeroErrorAfterSignal("tcp", "KILL"));
+    }
+
+    [Fact]
     public void AHungTcpRankIsFoundByTheHeartbeat()
     {
         if (!OperatingSystem.IsLinux()) return;
-        var (dir, config) = Setup(1_000_000, ckptEvery: 1_000_000);
-        string run = Path.Combine(dir, "tcp-hung");
-        int port = 20000 + Random.Shared.Next(20000);
-        Dictionary<string, string> Env(int rank) => new()
-        {
-            ["RANK"] = rank.ToString(), ["WORLD_SIZE"] = "2", ["MASTER_ADDR"] = "127.0.0.1", ["MASTER_PORT"] = port.ToString(),
-            ["MDIT_RANK_TIMEOUT"] = "5",
-        };
-        using var rank1 = Process.Start(Start("dotnet", TrainArgs(config, run, false), Env(1)))!;
-        _ = rank1.StandardOutput.ReadToEndAsync();
-        _ = rank1.StandardError.ReadToEndAsync();
-        var sinceStop = new Stopwatch();
-        try
-        {
-            var result = Execute(Start("dotnet", TrainArgs(config, run, false), Env(0)), SignalRankOneAfterAStep(run, "STOP", sinceStop, "RANK"));
-            Assert.True(sinceStop.Elapsed < TimeSpan.FromSeconds(60), $"rank 0 went on for {sinceStop.Elapsed.TotalSeconds:F0} s after rank 1 hung");
-            Assert.Equal(1, result.ExitCode);
-            var errors = result.Output.Split('\n').Where(l => l.StartsWith("error:", StringComparison.Ordinal)).ToArray();
-            Assert.Single(errors);
-            Assert.Equal("error: rank 0: rank 1 stopped answering for 5 s (it hangs, or its machine went away); rank 0 stops without a checkpoint.", errors[0].TrimEnd());
-        }
-        finally
-        {
-            if (!rank1.HasExited) rank1.Kill();
-        }
+        Assert.Equal("error: rank 0: rank 1 stopped answering for 5 s (it hangs, or its machine went away); rank 0 stops without a checkpoint.",
+            TcpRankZeroErrorAfterSignal("tcp-hung", "STOP", new() { ["MDIT_RANK_TIMEOUT"] = "5" }));
     }
 }
