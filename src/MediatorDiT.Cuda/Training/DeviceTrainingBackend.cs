@@ -47,6 +47,9 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
     /// <inheritdoc/>
     public string Name { get; }
 
+    /// <summary>The device state after <see cref="Attach"/> (tests read the last step's gradients from it); null before.</summary>
+    internal DeviceTrainingState? State => _state;
+
     /// <inheritdoc/>
     public void Attach(TrainableNetwork network, TrainableNetwork ema, AdamW optimizer)
     {

@@ -1,3 +1,4 @@
+using ILGPU.Runtime;
 using MediatorDiT.Cuda.Training;
 using MediatorDiT.Diffusion;
 using MediatorDiT.IO;
@@ -155,6 +156,37 @@ public class DeviceTrainingBackendTests(CpuAcceleratorFixture device, ITestOutpu
     [Fact]
     public void SharedLadderWithAlternatingMembers_MatchesTheCpuBackend() =>
         Compare(Config(16, 1, learnSigma: false), [1, 4], batchSize: 2, shards: 1, clip: 0, step => step % 2);
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void OneStepsGradients_MatchTheCpuModelsBackward(bool mediator)
+    {
+        // Without clipping the step leaves the gradients unscaled on both sides: every parameter's, layer by layer.
+        var config = Config(16, 2, learnSigma: true);
+        int[] mediators = mediator ? [4] : [];
+        var transport = new Transport();
+        var (cpuNet, cpuEma, cpuOpt) = Run(config, mediators, 9);
+        var (devNet, devEma, devOpt) = Run(config, mediators, 9);
+        using var cpu = new CpuTrainingBackend(transport);
+        using var dev = new DeviceTrainingBackend(device.Accelerator, transport);
+        cpu.Attach(cpuNet, cpuEma, cpuOpt);
+        dev.Attach(devNet, devEma, devOpt);
+        var batch = Batch(config, 2, 1, 0, 0, 21);
+        cpu.Step(batch);
+        dev.Step(batch);
+        var state = dev.State!;
+        double worst = 0;
+        for (int i = 0; i < cpuNet.Parameters.Count; i++)
+        {
+            var p = cpuNet.Parameters[i];
+            if (!p.Trainable) continue;
+            var actual = new float[p.Grad!.Length];
+            state.Slice(state.Gradients, state.IndexOf(devNet.Parameters[i])).CopyToCPU(actual);
+            worst = Math.Max(worst, AssertClose(p.Grad.Span, actual, p.Name));
+        }
+        output.WriteLine($"largest gradient difference: {worst:E2} of max(|cpu|, rms)");
+    }
 
     [Fact]
     public void AShardedBatchOfAnotherRankIsRefused()
