@@ -103,9 +103,16 @@ internal sealed partial class KernelSet
         (_axisColsPerMediator ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(
             MediatorBiasBackwardKernels.AxisColumnGradientsPerMediator))(heads * grid * n, dBias2, grads.Wa, grid, grid, n);
         // bias2's resized part is stored transposed (H, N, n): back to (H, n, N) before the resize's transpose.
-        (_transpose ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(MediatorBiasBackwardKernels.Transpose))(
-            map, dBias2, resized, N, n);
+        Transpose(dBias2.SubView(0, map), resized, N, n);
         BilinearResizeBackward(resized, grads.Na, taps, heads * n);
+    }
+
+    /// <summary>dst (count, cols, rows) = the transpose of each of src's count (rows, cols) matrices (count = src's length / (rows cols)).</summary>
+    public void Transpose(ArrayView<float> src, ArrayView<float> dst, int rows, int cols)
+    {
+        Check(rows >= 1 && cols >= 1 && src.Length % ((long)rows * cols) == 0 && dst.Length >= src.Length, "src must hold whole (rows, cols) matrices, dst as many");
+        (_transpose ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(MediatorBiasBackwardKernels.Transpose))(
+            (int)src.Length, src, dst, rows, cols);
     }
 
     /// <summary>The side of the mediator position biases' parameter maps (an_bias, na_bias: (H, n, 7, 7)).</summary>

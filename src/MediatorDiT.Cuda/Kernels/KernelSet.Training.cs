@@ -15,6 +15,8 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<float>, ArrayView<float>>? _scaleByClip;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, float, float>? _ema;
     private Action<Index1D, ArrayView<float>>? _zero;
+    private Action<Index1D, ArrayView<float>, float>? _scale;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>>? _addInto;
 
     /// <summary>
     /// Threads per group of the reductions: the largest power of two within both the kernels' shared arrays
@@ -78,4 +80,15 @@ internal sealed partial class KernelSet
     /// <summary>x = 0 over x's length, queued on the stream with the other launches (gradients before a backward pass).</summary>
     public void Zero(ArrayView<float> x) =>
         (_zero ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>>(TrainingKernels.Zero))((int)x.Length, x);
+
+    /// <summary>x *= factor over x's length.</summary>
+    public void Scale(ArrayView<float> x, float factor) =>
+        (_scale ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, float>(TrainingKernels.Scale))((int)x.Length, x, factor);
+
+    /// <summary>sum += part over sum's length.</summary>
+    public void AddInto(ArrayView<float> sum, ArrayView<float> part)
+    {
+        Check(part.Length >= sum.Length, "part is shorter than sum");
+        (_addInto ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(TrainingKernels.AddInto))((int)sum.Length, sum, part);
+    }
 }

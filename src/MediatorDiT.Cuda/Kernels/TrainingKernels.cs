@@ -91,6 +91,12 @@ internal static class TrainingKernels
     /// <summary>x = 0.</summary>
     public static void Zero(Index1D i, ArrayView<float> x) => x[i] = 0f;
 
+    /// <summary>x *= factor: one part's loss gradient scaled by 1 / parts, as the CPU backend scales it.</summary>
+    public static void Scale(Index1D i, ArrayView<float> x, float factor) => x[i] *= factor;
+
+    /// <summary>sum += part: the parts' gradients added one part after another, in part order.</summary>
+    public static void AddInto(Index1D i, ArrayView<float> sum, ArrayView<float> part) => sum[i] += part[i];
+
     /// <summary>
     /// The per-image coefficient rows (B, <see cref="LossCoefficients"/>) and mode of <see cref="TrainingLoss"/> for a
     /// transport, computed on the host from Transport.LossTermsAt, as Transport.TrainingLoss takes them.

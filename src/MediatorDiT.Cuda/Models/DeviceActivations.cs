@@ -6,15 +6,18 @@ namespace MediatorDiT.Cuda.Models;
 
 /// <summary>
 /// Every activation buffer of one device forward for a batch of B images, allocated together and reused by every
-/// call of that batch size (the blocks run one after another and share them). Shapes as the CPU backend's tensors.
+/// call of that batch size. Shapes as the CPU backend's tensors. For sampling the blocks run one after another and
+/// share one set of block buffers; for training (<paramref name="perBlock"/>) each block keeps its own, which its
+/// backward reads.
 /// </summary>
 internal sealed class DeviceActivations : IDisposable
 {
     private readonly List<MemoryBuffer1D<float, Stride1D.Dense>> _buffers = [];
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _labels;
+    private readonly DeviceBlockActivations[] _blocks;
     private readonly int _chunk;
 
-    public DeviceActivations(ModelConfig cfg, int batch, Accelerator accelerator)
+    public DeviceActivations(ModelConfig cfg, int batch, Accelerator accelerator, bool perBlock = false)
     {
         ArrayView<float> New(long length)
         {
@@ -23,9 +26,8 @@ internal sealed class DeviceActivations : IDisposable
             return ((ArrayView<float>)buffer.View).SubView(0, length);
         }
         Batch = batch;
-        int d = cfg.HiddenSize, n = cfg.NumTokens, p = cfg.PatchSize, heads = cfg.NumHeads, m = cfg.MediatorNum;
+        int d = cfg.HiddenSize, n = cfg.NumTokens, p = cfg.PatchSize;
         long rows = (long)batch * n;
-        bool mediator = cfg.Attention == AttentionKind.Mediator;
         _chunk = batch * d;
         Input = New((long)batch * cfg.InChannels * cfg.InputSize * cfg.InputSize);
         Times = New(batch);
@@ -39,26 +41,16 @@ internal sealed class DeviceActivations : IDisposable
         TimeEmbedding = New(batch * d);
         Condition = New(batch * d);
         SiluCondition = New(batch * d);
-        Modulation = New(batch * 6L * d);
         FinalModulation = New(batch * 2L * d);
         ModulationChunks = New(6L * batch * d);
         Normalized = New(rows * d);
         H = New(rows * d);
         Stats = New(2 * rows);
-        Qkv = New(rows * 3 * d);
-        Heads = New(rows * d);
-        Lse = New(mediator ? 0 : rows * heads);
-        MediatorTokens = New(mediator ? (long)batch * m * d : 0);
-        A1 = New(mediator ? rows * heads * m : 0);
-        A2 = New(mediator ? rows * heads * m : 0);
-        Vm = New(mediator ? (long)batch * heads * m * cfg.HeadDim : 0);
-        AttentionOut = New(rows * d);
-        XMid = New(rows * d);
-        Fc1 = New(rows * cfg.MlpHidden);
-        Gelu = New(rows * cfg.MlpHidden);
-        Mlp = New(rows * d);
         TokensOut = New(rows * p * p * cfg.OutChannels);
         Output = New((long)batch * cfg.ReturnedChannels * cfg.InputSize * cfg.InputSize);
+        PerBlock = perBlock;
+        _blocks = new DeviceBlockActivations[perBlock ? cfg.Depth : 1];
+        for (int i = 0; i < _blocks.Length; i++) _blocks[i] = new DeviceBlockActivations(cfg, batch, New);
     }
 
     /// <summary>B, the batch size the buffers are for.</summary>
@@ -85,18 +77,74 @@ internal sealed class DeviceActivations : IDisposable
     public ArrayView<float> Condition { get; }
     /// <inheritdoc cref="Condition"/>
     public ArrayView<float> SiluCondition { get; }
-    /// <summary>A block's adaLN modulation (B, 6D) and the final layer's (B, 2D).</summary>
-    public ArrayView<float> Modulation { get; }
-    /// <inheritdoc cref="Modulation"/>
+    /// <summary>The final layer's adaLN modulation (B, 2D): shift, scale.</summary>
     public ArrayView<float> FinalModulation { get; }
-    /// <summary>The modulation split into (K, B, D) chunks (<see cref="Chunk"/>).</summary>
+    /// <summary>A modulation split into (K, B, D) chunks (<see cref="Chunk"/>), the forward's scratch.</summary>
     public ArrayView<float> ModulationChunks { get; }
-    /// <summary>LayerNorm's xhat (B*N, D), its output after modulation (B*N, D) and (mean, rstd) per row.</summary>
+    /// <summary>The final layer's LayerNorm xhat (B*N, D), its output after modulation (B*N, D) and (mean, rstd) per row.</summary>
     public ArrayView<float> Normalized { get; }
     /// <inheritdoc cref="Normalized"/>
     public ArrayView<float> H { get; }
     /// <inheritdoc cref="Normalized"/>
     public ArrayView<float> Stats { get; }
+    /// <summary>The final layer's tokens (B*N, p^2 outC) and the prediction (B, returned channels, S, S).</summary>
+    public ArrayView<float> TokensOut { get; }
+    /// <inheritdoc cref="TokensOut"/>
+    public ArrayView<float> Output { get; }
+
+    /// <summary>Whether every block has its own buffers (training) rather than one shared set (sampling).</summary>
+    public bool PerBlock { get; }
+
+    /// <summary>Block <paramref name="index"/>'s buffers (the shared set when not <see cref="PerBlock"/>).</summary>
+    public DeviceBlockActivations Block(int index) => _blocks[_blocks.Length == 1 ? 0 : index];
+
+    /// <summary>Chunk <paramref name="index"/> (B, D) of <see cref="ModulationChunks"/>.</summary>
+    public ArrayView<float> Chunk(int index) => ModulationChunks.SubView((long)index * _chunk, _chunk);
+
+    public void Dispose()
+    {
+        foreach (var buffer in _buffers) buffer.Dispose();
+        _labels.Dispose();
+    }
+}
+
+/// <summary>One block's forward buffers (B images, N tokens, D channels); what its backward reads.</summary>
+internal sealed class DeviceBlockActivations
+{
+    public DeviceBlockActivations(ModelConfig cfg, int batch, Func<long, ArrayView<float>> allocate)
+    {
+        int d = cfg.HiddenSize, n = cfg.NumTokens, heads = cfg.NumHeads, m = cfg.MediatorNum;
+        long rows = (long)batch * n;
+        bool mediator = cfg.Attention == AttentionKind.Mediator;
+        Modulation = allocate(batch * 6L * d);
+        Normalized1 = allocate(rows * d);
+        H1 = allocate(rows * d);
+        Stats1 = allocate(2 * rows);
+        Qkv = allocate(rows * 3 * d);
+        Heads = allocate(rows * d);
+        Lse = allocate(mediator ? 0 : rows * heads);
+        MediatorTokens = allocate(mediator ? (long)batch * m * d : 0);
+        A1 = allocate(mediator ? rows * heads * m : 0);
+        A2 = allocate(mediator ? rows * heads * m : 0);
+        Vm = allocate(mediator ? (long)batch * heads * m * cfg.HeadDim : 0);
+        AttentionOut = allocate(rows * d);
+        XMid = allocate(rows * d);
+        Normalized2 = allocate(rows * d);
+        H2 = allocate(rows * d);
+        Stats2 = allocate(2 * rows);
+        Fc1 = allocate(rows * cfg.MlpHidden);
+        Gelu = allocate(rows * cfg.MlpHidden);
+        Mlp = allocate(rows * d);
+    }
+
+    /// <summary>The block's adaLN modulation (B, 6D): shift1, scale1, gate1, shift2, scale2, gate2.</summary>
+    public ArrayView<float> Modulation { get; }
+    /// <summary>The first LayerNorm's xhat (B*N, D), its modulated output (the attention's input, B*N, D) and (mean, rstd) per row.</summary>
+    public ArrayView<float> Normalized1 { get; }
+    /// <inheritdoc cref="Normalized1"/>
+    public ArrayView<float> H1 { get; }
+    /// <inheritdoc cref="Normalized1"/>
+    public ArrayView<float> Stats1 { get; }
     /// <summary>qkv (B*N, 3D).</summary>
     public ArrayView<float> Qkv { get; }
     /// <summary>The heads' outputs before proj (B*N, D).</summary>
@@ -115,23 +163,16 @@ internal sealed class DeviceActivations : IDisposable
     public ArrayView<float> AttentionOut { get; }
     /// <inheritdoc cref="AttentionOut"/>
     public ArrayView<float> XMid { get; }
+    /// <summary>The second LayerNorm's xhat, modulated output (the MLP's input) and stats, as <see cref="Normalized1"/>.</summary>
+    public ArrayView<float> Normalized2 { get; }
+    /// <inheritdoc cref="Normalized2"/>
+    public ArrayView<float> H2 { get; }
+    /// <inheritdoc cref="Normalized2"/>
+    public ArrayView<float> Stats2 { get; }
     /// <summary>The MLP's hidden rows before and after GELU (B*N, hidden) and its output (B*N, D).</summary>
     public ArrayView<float> Fc1 { get; }
     /// <inheritdoc cref="Fc1"/>
     public ArrayView<float> Gelu { get; }
     /// <inheritdoc cref="Fc1"/>
     public ArrayView<float> Mlp { get; }
-    /// <summary>The final layer's tokens (B*N, p^2 outC) and the prediction (B, returned channels, S, S).</summary>
-    public ArrayView<float> TokensOut { get; }
-    /// <inheritdoc cref="TokensOut"/>
-    public ArrayView<float> Output { get; }
-
-    /// <summary>Chunk <paramref name="index"/> (B, D) of <see cref="ModulationChunks"/>.</summary>
-    public ArrayView<float> Chunk(int index) => ModulationChunks.SubView((long)index * _chunk, _chunk);
-
-    public void Dispose()
-    {
-        foreach (var buffer in _buffers) buffer.Dispose();
-        _labels.Dispose();
-    }
 }

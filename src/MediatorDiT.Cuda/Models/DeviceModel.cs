@@ -12,13 +12,16 @@ namespace MediatorDiT.Cuda.Models;
 /// uploaded once (<see cref="DeviceWeights"/>), the activations allocated once per batch size (<see cref="DeviceActivations"/>),
 /// and each call uploads x, t, y, runs the network's kernels and matrix products on the accelerator's default stream
 /// and downloads the prediction. Every device buffer holds its tensor in the CPU backend's row-major layout.
+/// For training the weights and gradients are views into a training state's buffers, every block keeps its own
+/// activations, and <see cref="Backward"/> (DeviceModel.Backward.cs) accumulates the gradients.
 /// Not thread-safe: one forward at a time.
 /// </summary>
-internal sealed class DeviceModel : IDisposable
+internal sealed partial class DeviceModel : IDisposable
 {
     private readonly KernelSet _kernels;
     private readonly IDeviceGemm _gemm;
     private readonly DeviceWeights _weights;
+    private readonly DeviceWeights? _gradients;
     private DeviceActivations? _activations;
 
     public DeviceModel(SiTModel model, KernelSet kernels, IDeviceGemm gemm)
@@ -28,6 +31,22 @@ internal sealed class DeviceModel : IDisposable
         _gemm = gemm;
         _weights = new DeviceWeights(model, kernels.Accelerator);
     }
+
+    /// <summary>
+    /// A model for training: <paramref name="weights"/> and <paramref name="gradients"/> are views of a training
+    /// state (this model disposes them; they own only the position-bias tables).
+    /// </summary>
+    public DeviceModel(SiTModel model, KernelSet kernels, IDeviceGemm gemm, DeviceWeights weights, DeviceWeights gradients)
+    {
+        Config = model.Config;
+        _kernels = kernels;
+        _gemm = gemm;
+        _weights = weights;
+        _gradients = gradients;
+    }
+
+    /// <summary>The weights the forward reads (training refreshes their position biases).</summary>
+    internal DeviceWeights Weights => _weights;
 
     public ModelConfig Config { get; }
 
@@ -63,12 +82,7 @@ internal sealed class DeviceModel : IDisposable
                 throw new MediatorDiTException(
                     $"class label {label} is out of range: the model has {cfg.NumClasses} classes (0..{cfg.NumClasses - 1}, {cfg.NumClasses} = null label).");
 
-        if (_activations?.Batch != b)
-        {
-            _activations?.Dispose();
-            _activations = new DeviceActivations(cfg, b, _kernels.Accelerator);
-        }
-        var a = _activations;
+        var a = ActivationsFor(b);
         a.Input.CopyFromCPU(states);
         a.Times.CopyFromCPU(t);
         a.Labels.CopyFromCPU(y);
@@ -81,6 +95,17 @@ internal sealed class DeviceModel : IDisposable
         _kernels.Synchronize();
         a.Output.CopyToCPU(output.Span);
         return output;
+    }
+
+    /// <summary>The activations for a batch of <paramref name="batch"/>, allocated at the first call of that size (per block when training).</summary>
+    internal DeviceActivations ActivationsFor(int batch)
+    {
+        if (_activations?.Batch != batch)
+        {
+            _activations?.Dispose();
+            _activations = new DeviceActivations(Config, batch, _kernels.Accelerator, perBlock: _gradients is not null);
+        }
+        return _activations;
     }
 
     /// <summary>The network's kernels over the uploaded input, times and labels, in SiTModel.Forward's order.</summary>
@@ -104,25 +129,27 @@ internal sealed class DeviceModel : IDisposable
         k.SiluForward(a.Condition, a.SiluCondition);
 
         var geometry = new AttentionGeometry(b, cfg.GridSize, cfg.NumHeads, cfg.HeadDim, cfg.MediatorGrid, 1f / MathF.Sqrt(cfg.HeadDim));
-        foreach (var block in w.Blocks)
+        for (int i = 0; i < w.Blocks.Count; i++)
         {
+            var block = w.Blocks[i];
+            var s = a.Block(i);
             // mod (B, 6D) -> shift1, scale1, gate1, shift2, scale2, gate2, each (B, D).
-            Linear(a.SiluCondition, block.AdaWeight, block.AdaBias, a.Modulation, b, d, 6 * d);
-            k.SplitModulation(a.Modulation, a.ModulationChunks, b, d, 6);
-            k.AdaLayerNormForward(a.X, a.Chunk(0), a.Chunk(1), a.Normalized, a.H, a.Stats, d, n);
-            Linear(a.H, block.QkvWeight, block.QkvBias, a.Qkv, rows, d, 3 * d);
+            Linear(a.SiluCondition, block.AdaWeight, block.AdaBias, s.Modulation, b, d, 6 * d);
+            k.SplitModulation(s.Modulation, a.ModulationChunks, b, d, 6);
+            k.AdaLayerNormForward(a.X, a.Chunk(0), a.Chunk(1), s.Normalized1, s.H1, s.Stats1, d, n);
+            Linear(s.H1, block.QkvWeight, block.QkvBias, s.Qkv, rows, d, 3 * d);
             if (block.Mediator)
-                k.MediatorAttention(a.Qkv, block.Bias1, block.Bias2, block.DwcWeight, block.DwcBias, a.MediatorTokens, a.A1, a.Vm, a.A2,
-                    a.Heads, geometry);
+                k.MediatorAttention(s.Qkv, block.Bias1, block.Bias2, block.DwcWeight, block.DwcBias, s.MediatorTokens, s.A1, s.Vm, s.A2,
+                    s.Heads, geometry);
             else
-                k.FlashAttention(a.Qkv, a.Heads, a.Lse, geometry);
-            Linear(a.Heads, block.ProjWeight, block.ProjBias, a.AttentionOut, rows, d, d);
-            k.GatedResidualForward(a.X, a.AttentionOut, a.Chunk(2), a.XMid, d, n);
-            k.AdaLayerNormForward(a.XMid, a.Chunk(3), a.Chunk(4), a.Normalized, a.H, a.Stats, d, n);
-            Linear(a.H, block.Fc1Weight, block.Fc1Bias, a.Fc1, rows, d, cfg.MlpHidden);
-            k.GeluForward(a.Fc1, a.Gelu);
-            Linear(a.Gelu, block.Fc2Weight, block.Fc2Bias, a.Mlp, rows, cfg.MlpHidden, d);
-            k.GatedResidualForward(a.XMid, a.Mlp, a.Chunk(5), a.X, d, n);
+                k.FlashAttention(s.Qkv, s.Heads, s.Lse, geometry);
+            Linear(s.Heads, block.ProjWeight, block.ProjBias, s.AttentionOut, rows, d, d);
+            k.GatedResidualForward(a.X, s.AttentionOut, a.Chunk(2), s.XMid, d, n);
+            k.AdaLayerNormForward(s.XMid, a.Chunk(3), a.Chunk(4), s.Normalized2, s.H2, s.Stats2, d, n);
+            Linear(s.H2, block.Fc1Weight, block.Fc1Bias, s.Fc1, rows, d, cfg.MlpHidden);
+            k.GeluForward(s.Fc1, s.Gelu);
+            Linear(s.Gelu, block.Fc2Weight, block.Fc2Bias, s.Mlp, rows, cfg.MlpHidden, d);
+            k.GatedResidualForward(s.XMid, s.Mlp, a.Chunk(5), a.X, d, n);
         }
 
         // Final layer: shift, scale = Linear(siluC) (B, 2D); tokens = Linear(adaLN(x)); unpatchify the returned channels.
@@ -143,6 +170,8 @@ internal sealed class DeviceModel : IDisposable
     public void Dispose()
     {
         _activations?.Dispose();
+        _backward?.Dispose();
         _weights.Dispose();
+        _gradients?.Dispose();
     }
 }

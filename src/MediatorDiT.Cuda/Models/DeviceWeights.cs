@@ -6,25 +6,35 @@ using MediatorDiT.Nn;
 namespace MediatorDiT.Cuda.Models;
 
 /// <summary>
-/// A loaded <see cref="SiTModel"/>'s parameters on the device, uploaded once, each in the layout PyTorch (and the CPU
-/// backend) stores it; mediator attention's position biases are uploaded already built (bias1 (H, n, N), bias2
-/// (H, N, n), by the CPU's own resize and axis-bias code), since they depend on the parameters only.
+/// A <see cref="SiTModel"/>'s parameters on the device, each in the layout PyTorch (and the CPU backend) stores it:
+/// uploaded once for sampling, or views into a training state's flat buffers (its values, or its gradients). For
+/// the forward, mediator attention's position biases are kept built (bias1 (H, n, N), bias2 (H, N, n), by the
+/// CPU's own resize and axis-bias code), since they depend on the parameters only; training rebuilds them each
+/// step (<see cref="RefreshPositionBiases"/>).
 /// </summary>
 internal sealed class DeviceWeights : IDisposable
 {
     private readonly List<MemoryBuffer1D<float, Stride1D.Dense>> _buffers = [];
 
+    /// <summary>Uploads every parameter of <paramref name="model"/> and its built position biases (sampling).</summary>
     public DeviceWeights(SiTModel model, Accelerator accelerator)
+        : this(model, accelerator, null, buildBiases: true) { }
+
+    /// <summary>
+    /// Each parameter's view from <paramref name="view"/> (a training state's values or gradients); with
+    /// <paramref name="buildBiases"/> the position-bias tables are allocated and built from the host values.
+    /// </summary>
+    public DeviceWeights(SiTModel model, Accelerator accelerator, Func<Parameter, ArrayView<float>>? view, bool buildBiases)
     {
         ArrayView<float> Up(ReadOnlySpan<float> values)
         {
             var buffer = accelerator.Allocate1D<float>(Math.Max(1, values.Length));
-            ArrayView<float> view = buffer.View.SubView(0, values.Length);
-            if (!values.IsEmpty) view.CopyFromCPU(values);
+            ArrayView<float> v = buffer.View.SubView(0, values.Length);
+            if (!values.IsEmpty) v.CopyFromCPU(values);
             _buffers.Add(buffer);
-            return view;
+            return v;
         }
-        ArrayView<float> P(Parameter p) => Up(p.Value.Span);
+        ArrayView<float> P(Parameter p) => view is null ? Up(p.Value.Span) : view(p);
 
         PosEmbed = P(model.PosEmbed);
         PatchWeight = P(model.XEmbedder.Weight);
@@ -46,12 +56,20 @@ internal sealed class DeviceWeights : IDisposable
                 case FullAttention full:
                     return w with { QkvWeight = P(full.QkvWeight), QkvBias = P(full.QkvBias), ProjWeight = P(full.ProjWeight), ProjBias = P(full.ProjBias) };
                 case MediatorAttention mediator:
-                    var (bias1, bias2) = mediator.PositionBiases();
-                    return w with
+                    w = w with
                     {
                         QkvWeight = P(mediator.QkvWeight), QkvBias = P(mediator.QkvBias), ProjWeight = P(mediator.ProjWeight), ProjBias = P(mediator.ProjBias),
-                        Mediator = true, Bias1 = Up(bias1.Span), Bias2 = Up(bias2.Span), DwcWeight = P(mediator.DwcWeight), DwcBias = P(mediator.DwcBias),
+                        Mediator = true, DwcWeight = P(mediator.DwcWeight), DwcBias = P(mediator.DwcBias),
                     };
+                    if (view is not null)
+                        w = w with
+                        {
+                            AnBias = view(mediator.AnBias), NaBias = view(mediator.NaBias), AhBias = view(mediator.AhBias), AwBias = view(mediator.AwBias),
+                            HaBias = view(mediator.HaBias), WaBias = view(mediator.WaBias),
+                        };
+                    if (!buildBiases) return w;
+                    var (bias1, bias2) = mediator.PositionBiases();
+                    return w with { Bias1 = Up(bias1.Span), Bias2 = Up(bias2.Span) };
                 default:
                     throw new MediatorDiTException($"the device backend has no kernels for '{block.Attention.Kind}' attention.");
             }
@@ -61,6 +79,29 @@ internal sealed class DeviceWeights : IDisposable
         FinalAdaWeight = P(model.Final.AdaWeight);
         FinalAdaBias = P(model.Final.AdaBias);
         LabelRows = model.YEmbedder.Table.Value.Dim(0);
+    }
+
+    /// <summary>
+    /// Rebuilds the position-bias tables from the parameter views' current values (training: the parameters change
+    /// every step): the six bias parameters are downloaded into <paramref name="model"/>'s host tensors, built there
+    /// by the CPU code, and the tables uploaded. A few KB per block; waits for the queued launches.
+    /// </summary>
+    public void RefreshPositionBiases(SiTModel model)
+    {
+        for (int i = 0; i < Blocks.Count; i++)
+        {
+            var w = Blocks[i];
+            if (!w.Mediator || model.Blocks[i].Attention is not MediatorAttention mediator) continue;
+            w.AnBias.CopyToCPU(mediator.AnBias.Value.Span);
+            w.NaBias.CopyToCPU(mediator.NaBias.Value.Span);
+            w.AhBias.CopyToCPU(mediator.AhBias.Value.Span);
+            w.AwBias.CopyToCPU(mediator.AwBias.Value.Span);
+            w.HaBias.CopyToCPU(mediator.HaBias.Value.Span);
+            w.WaBias.CopyToCPU(mediator.WaBias.Value.Span);
+            var (bias1, bias2) = mediator.PositionBiases();
+            w.Bias1.CopyFromCPU(bias1.Span);
+            w.Bias2.CopyFromCPU(bias2.Span);
+        }
     }
 
     public ArrayView<float> PosEmbed { get; }
@@ -106,4 +147,16 @@ internal sealed record BlockWeights
     public ArrayView<float> Bias2 { get; init; }
     public ArrayView<float> DwcWeight { get; init; }
     public ArrayView<float> DwcBias { get; init; }
+    /// <summary>The position-bias parameters (an, na: (H, n, 7, 7); ah, aw: (H, n, G); ha, wa: (H, G, n)), set for views of a training state.</summary>
+    public ArrayView<float> AnBias { get; init; }
+    /// <inheritdoc cref="AnBias"/>
+    public ArrayView<float> NaBias { get; init; }
+    /// <inheritdoc cref="AnBias"/>
+    public ArrayView<float> AhBias { get; init; }
+    /// <inheritdoc cref="AnBias"/>
+    public ArrayView<float> AwBias { get; init; }
+    /// <inheritdoc cref="AnBias"/>
+    public ArrayView<float> HaBias { get; init; }
+    /// <inheritdoc cref="AnBias"/>
+    public ArrayView<float> WaBias { get; init; }
 }

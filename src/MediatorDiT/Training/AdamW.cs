@@ -85,18 +85,21 @@ public sealed class AdamW
 
     private void UpdateIndices(int[] indices)
     {
-        float decay = (float)(1 - LearningRate * WeightDecay);
-        float b1 = (float)Beta1, b2 = (float)Beta2, oneMinusB1 = (float)(1 - Beta1), oneMinusB2 = (float)(1 - Beta2);
-        float eps = (float)Eps;
-        bool decays = WeightDecay != 0;
         ParallelLoop.For(indices.Length, j =>
         {
             int i = indices[j];
-            long step = ++_steps[i];
-            double bc1 = 1 - Math.Pow(Beta1, step), bc2 = 1 - Math.Pow(Beta2, step);
-            var scalars = new AdamWScalars(decay, decays, b1, b2, oneMinusB1, oneMinusB2, (float)Math.Sqrt(bc2), eps,
-                (float)(LearningRate / bc1));
-            AdamWKernel.Update(_params[i].Value.Span, _params[i].Grad!.Span, _m[i].Span, _v[i].Span, scalars);
+            AdamWKernel.Update(_params[i].Value.Span, _params[i].Grad!.Span, _m[i].Span, _v[i].Span, ScalarsAt(++_steps[i]));
         });
+    }
+
+    /// <summary>
+    /// The element update's float scalars for a parameter's <paramref name="step"/>-th update (1 for the first) at the
+    /// current learning rate: the bias corrections in double, as Python computes them (a device backend uses them too).
+    /// </summary>
+    internal AdamWScalars ScalarsAt(long step)
+    {
+        double bc1 = 1 - Math.Pow(Beta1, step), bc2 = 1 - Math.Pow(Beta2, step);
+        return new AdamWScalars((float)(1 - LearningRate * WeightDecay), WeightDecay != 0, (float)Beta1, (float)Beta2, (float)(1 - Beta1),
+            (float)(1 - Beta2), (float)Math.Sqrt(bc2), (float)Eps, (float)(LearningRate / bc1));
     }
 }

@@ -103,4 +103,21 @@ public class TrainingKernelsTests(CpuAcceleratorFixture device)
         var after = device.Download(buffer);
         for (int i = 0; i < 20; i++) Assert.Equal(i is >= 5 and < 15 ? 0f : values[i], after[i]);
     }
+
+    [Fact]
+    public void ScaleAndAddInto_EqualTheCpuBackendsPartArithmeticBitForBit()
+    {
+        // The CPU backend scales each part's loss gradient by 1/parts and sums the parts' gradients left to right.
+        var first = KernelData.Uniform(300, 137);
+        var second = KernelData.Uniform(300, 139);
+        var expected = first.ToArray();
+        TensorPrimitives.Multiply(expected, 1f / 3, expected);
+        TensorPrimitives.Add(expected, second, expected);
+        using var sum = device.Upload(first);
+        using var part = device.Upload(second);
+        device.Kernels.Scale(sum.View, 1f / 3);
+        device.Kernels.AddInto(sum.View, part.View);
+        KernelData.AssertSameBits(expected, device.Download(sum));
+        Assert.Equal(second, device.Download(part));
+    }
 }

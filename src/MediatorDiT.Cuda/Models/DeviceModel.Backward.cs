@@ -1,0 +1,144 @@
+using ILGPU;
+using ILGPU.Runtime;
+using MediatorDiT.Cuda.Blas;
+using MediatorDiT.Cuda.Kernels;
+using MediatorDiT.Models;
+
+namespace MediatorDiT.Cuda.Models;
+
+/// <summary>
+/// The training pass on the device: the forward over inputs a trainer uploaded into the activations, and the
+/// backward of every layer in reverse order (SiTModel.Backward's order), adding each parameter's gradient into the
+/// gradient views as the CPU layers accumulate theirs. The linear layers' weight and input gradients are matrix
+/// products (<see cref="IDeviceGemm"/>); everything else is a backward kernel.
+/// </summary>
+internal sealed partial class DeviceModel
+{
+    private DeviceBackwardBuffers? _backward;
+
+    /// <summary>The gradient buffers for a batch of <paramref name="batch"/>, allocated at the first call of that size.</summary>
+    internal DeviceBackwardBuffers BackwardBuffersFor(int batch)
+    {
+        if (_gradients is null) throw new InvalidOperationException("this device model was built for sampling; it has no gradients.");
+        if (_backward?.Batch != batch)
+        {
+            _backward?.Dispose();
+            _backward = new DeviceBackwardBuffers(Config, batch, _kernels.Accelerator);
+        }
+        return _backward;
+    }
+
+    /// <summary>Throws the CPU model's sentence when a label is not a row of the label table.</summary>
+    internal void CheckLabels(ReadOnlySpan<int> y)
+    {
+        foreach (int label in y)
+            if ((uint)label >= (uint)_weights.LabelRows)
+                throw new MediatorDiTException(
+                    $"class label {label} is out of range: the model has {Config.NumClasses} classes (0..{Config.NumClasses - 1}, {Config.NumClasses} = null label).");
+    }
+
+    /// <summary>The forward over a.Input, a.Times and a.Labels (uploaded by the caller), keeping every block's activations; the prediction in a.Output.</summary>
+    internal void TrainingForward(DeviceActivations a)
+    {
+        if (!a.PerBlock) throw new InvalidOperationException("a training forward needs every block's activations.");
+        Network(a, a.Batch);
+    }
+
+    /// <summary>
+    /// Back-propagates g.Output = dL/d(prediction) (B, returned channels, S, S) through the last
+    /// <see cref="TrainingForward"/>, adding every trainable parameter's gradient into the gradient views (zero them
+    /// first). The input's gradient is not formed (nothing reads it).
+    /// </summary>
+    internal void Backward(DeviceActivations a, DeviceBackwardBuffers g)
+    {
+        var grads = _gradients ?? throw new InvalidOperationException("this device model was built for sampling; it has no gradients.");
+        var cfg = Config;
+        var k = _kernels;
+        var w = _weights;
+        int b = a.Batch, d = cfg.HiddenSize, n = cfg.NumTokens, rows = b * n, p = cfg.PatchSize, hidden = cfg.MlpHidden;
+        int outWidth = p * p * cfg.OutChannels, patchWidth = cfg.InChannels * p * p;
+
+        // Final layer: tokens = Linear(adaLN(x; shift, scale)), (shift, scale) = Linear(siluC) (B, 2D).
+        k.UnpatchifyBackward(g.Output, g.TokensOut, b, cfg.OutChannels, cfg.GridSize, p, cfg.ReturnedChannels);
+        LinearBackward(a.H, w.FinalLinearWeight, g.TokensOut, grads.FinalLinearWeight, grads.FinalLinearBias, g.H, rows, d, outWidth, false);
+        k.Zero(g.FinalModulation);
+        k.AdaLayerNormBackward(g.H, a.Normalized, Column(a.FinalModulation, 1, d), a.Stats, Column(g.FinalModulation, 0, d),
+            Column(g.FinalModulation, 1, d), g.X, d, n, 2 * d, accumulate: false);
+        LinearBackward(a.SiluCondition, w.FinalAdaWeight, g.FinalModulation, grads.FinalAdaWeight, grads.FinalAdaBias, g.SiluCondition, b, d, 2 * d, false);
+
+        for (int i = w.Blocks.Count - 1; i >= 0; i--) BlockBackward(a.Block(i), w.Blocks[i], grads.Blocks[i], a.SiluCondition, g, b);
+
+        // Embeddings: c = t_emb + y_emb, siluC = SiLU(c); t_emb = W2 SiLU(W0 freq + b0) + b2; tokens = patches W^T + b + pos.
+        k.SiluBackward(a.Condition, g.SiluCondition, g.Condition);
+        LinearBackward(a.TimeActivated, w.TimeW2, g.Condition, grads.TimeW2, grads.TimeB2, g.TimeActivated, b, d, d, false);
+        k.SiluBackward(a.TimeHidden, g.TimeActivated, g.TimeActivated);
+        LinearBackward(a.Frequencies, w.TimeW0, g.TimeActivated, grads.TimeW0, grads.TimeB0, default, b, TimestepEmbedder.FrequencySize, d, false);
+        k.LabelTableGradient(a.Labels, g.Condition, grads.LabelTable, d);
+        LinearBackward(a.Patches, w.PatchWeight, g.X, grads.PatchWeight, grads.PatchBias, default, rows, patchWidth, d, false);
+    }
+
+    /// <summary>One block's backward (SiTBlock.Backward): g.X holds dL/d(block output) on entry, dL/d(block input) on exit; dL/d(siluC) added to g.SiluCondition.</summary>
+    private void BlockBackward(DeviceBlockActivations s, BlockWeights w, BlockWeights grads, ArrayView<float> siluC, DeviceBackwardBuffers g, int b)
+    {
+        var cfg = Config;
+        var k = _kernels;
+        int d = cfg.HiddenSize, n = cfg.NumTokens, rows = b * n, hidden = cfg.MlpHidden, stride = 6 * d;
+        k.Zero(g.Modulation);
+
+        // MLP branch: x_out = xMid + gate2 * fc2(gelu(fc1(h2))).
+        k.GatedResidualBackward(g.X, s.Mlp, Column(s.Modulation, 5, d), Column(g.Modulation, 5, d), g.Branch, d, n, stride);
+        LinearBackward(s.Gelu, w.Fc2Weight, g.Branch, grads.Fc2Weight, grads.Fc2Bias, g.Hidden, rows, hidden, d, false);
+        k.GeluBackward(s.Fc1, g.Hidden, g.Hidden);
+        LinearBackward(s.H2, w.Fc1Weight, g.Hidden, grads.Fc1Weight, grads.Fc1Bias, g.H, rows, d, hidden, false);
+        g.X.CopyTo(g.XMid);
+        k.AdaLayerNormBackward(g.H, s.Normalized2, Column(s.Modulation, 4, d), s.Stats2, Column(g.Modulation, 3, d), Column(g.Modulation, 4, d),
+            g.XMid, d, n, stride, accumulate: true);
+
+        // Attention branch: xMid = xIn + gate1 * proj(attention(qkv(h1))).
+        k.GatedResidualBackward(g.XMid, s.AttentionOut, Column(s.Modulation, 2, d), Column(g.Modulation, 2, d), g.Branch, d, n, stride);
+        LinearBackward(s.Heads, w.ProjWeight, g.Branch, grads.ProjWeight, grads.ProjBias, g.Heads, rows, d, d, false);
+        if (w.Mediator) MediatorBackward(s, w, grads, g, b);
+        else k.FullAttentionBackward(s.Qkv, s.Heads, g.Heads, s.Lse, g.Delta, g.Qkv, b, n, cfg.NumHeads, cfg.HeadDim, 1f / MathF.Sqrt(cfg.HeadDim));
+        LinearBackward(s.H1, w.QkvWeight, g.Qkv, grads.QkvWeight, grads.QkvBias, g.H, rows, d, 3 * d, false);
+        g.XMid.CopyTo(g.X);
+        k.AdaLayerNormBackward(g.H, s.Normalized1, Column(s.Modulation, 1, d), s.Stats1, Column(g.Modulation, 0, d), Column(g.Modulation, 1, d),
+            g.X, d, n, stride, accumulate: true);
+
+        // adaLN projection: mod = siluC W^T + b.
+        LinearBackward(siluC, w.AdaWeight, g.Modulation, grads.AdaWeight, grads.AdaBias, g.SiluCondition, b, d, stride, true);
+    }
+
+    /// <summary>Mediator attention's core backward from g.Heads: dqkv into g.Qkv, the depthwise conv's and the position biases' gradients added.</summary>
+    private void MediatorBackward(DeviceBlockActivations s, BlockWeights w, BlockWeights grads, DeviceBackwardBuffers g, int b)
+    {
+        var cfg = Config;
+        var k = _kernels;
+        int d = cfg.HiddenSize;
+        // The core reads the depthwise weight (D, 1, 3, 3) as taps (9, D).
+        k.Transpose(w.DwcWeight, g.Taps, d, 9);
+        var shape = new MediatorShape(cfg.NumHeads, cfg.HeadDim, cfg.GridSize, cfg.GridSize, cfg.MediatorGrid, 1f / MathF.Sqrt(cfg.HeadDim));
+        k.MediatorCoreBackward(new MediatorBackwardViews(s.Qkv, s.MediatorTokens, s.A1, s.A2, s.Vm, g.Taps, g.Heads, g.Qkv, g.S1, g.S2,
+            g.TapsPerImage, g.Vm, g.T), b, shape);
+        k.DepthwiseParameterGradients(g.TapsPerImage, grads.DwcWeight, grads.DwcBias, d, b);
+        k.MediatorBiasGradients(g.S1, g.S2, g.Bias1, g.Bias2, g.Resized,
+            new MediatorBiasGradientViews(grads.AnBias, grads.NaBias, grads.AhBias, grads.AwBias, grads.HaBias, grads.WaBias), g.ResizeTaps!,
+            b, cfg.NumHeads, cfg.GridSize, cfg.MediatorGrid);
+    }
+
+    /// <summary>
+    /// Nn.Linear.Backward on the device for x (rows, in), W (out, in), dy (rows, out): dW += dy^T x, db += the column
+    /// sums of dy, and dx = dy W (overwritten, or added when <paramref name="accumulateDx"/>; skipped for an empty dx).
+    /// </summary>
+    private void LinearBackward(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> dy, ArrayView<float> dWeight, ArrayView<float> dBias,
+        ArrayView<float> dx, int rows, int inFeatures, int outFeatures, bool accumulateDx)
+    {
+        _gemm.Sgemm(GemmShape.Single(true, false, outFeatures, inFeatures, rows, 1f, outFeatures, inFeatures, 1f, inFeatures), dy, x, dWeight);
+        _kernels.ColumnSums(dy, dBias, outFeatures);
+        if (dx.Length > 0)
+            _gemm.Sgemm(GemmShape.Single(false, false, rows, inFeatures, outFeatures, 1f, outFeatures, inFeatures, accumulateDx ? 1f : 0f, inFeatures),
+                dy, weight, dx);
+    }
+
+    /// <summary>Column block <paramref name="index"/> (B, D) of a (B, K D) modulation, as a view starting at its first column (rows K D apart).</summary>
+    private static ArrayView<float> Column(ArrayView<float> modulation, int index, int d) => modulation.SubView((long)index * d, modulation.Length - (long)index * d);
+}

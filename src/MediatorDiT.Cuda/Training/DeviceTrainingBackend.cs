@@ -1,0 +1,182 @@
+using ILGPU.Runtime;
+using MediatorDiT.Cuda.Blas;
+using MediatorDiT.Cuda.Kernels;
+using MediatorDiT.Cuda.Models;
+using MediatorDiT.Diffusion;
+using MediatorDiT.Nn;
+using MediatorDiT.Training;
+
+namespace MediatorDiT.Cuda.Training;
+
+/// <summary>
+/// The training backend on an ILGPU accelerator: parameters, gradients, AdamW's moments and the EMA live on the device
+/// (<see cref="DeviceTrainingState"/>) and the whole step runs there: per part of the batch the forward keeping every
+/// block's activations, the transport's loss and its gradient, the backward; the parts' gradients summed in part
+/// order, as <see cref="CpuTrainingBackend"/> sums them; the fp32 gradient norm and clipping; AdamW with the CPU
+/// optimiser's scalars for the parameters the step's member used; the EMA. A shared-weight ladder's member uses its
+/// own position biases, rebuilt on the host from their current values each step (a few KB per block). The host
+/// objects are brought up to date by <see cref="SyncToHost"/>, so checkpoints are the CPU run's files.
+/// One process only: data-parallel runs use the CPU backend.
+/// </summary>
+public sealed class DeviceTrainingBackend : ITrainingBackend
+{
+    private readonly Transport _transport;
+    private readonly KernelSet _kernels;
+    private readonly IDeviceGemm _gemm;
+    private DeviceTrainingState? _state;
+    private DeviceModel[] _members = [];
+    private TrainableNetwork? _network, _ema;
+    private AdamW? _optimizer;
+    // Per member: runs of neighbouring trainable parameters (indices into the state) AdamW updates in one launch when their step counts agree.
+    private (int First, int Last)[][] _runs = [];
+    private float[] _losses = [], _norm = new float[1];
+
+    /// <summary>A backend computing on <paramref name="accelerator"/> (a CUDA device, or ILGPU's CPU accelerator), training <paramref name="transport"/>'s loss.</summary>
+    /// <param name="accelerator">The device; the caller keeps and disposes it.</param>
+    /// <param name="transport">The transport whose loss is trained.</param>
+    public DeviceTrainingBackend(Accelerator accelerator, Transport transport)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        ArgumentNullException.ThrowIfNull(transport);
+        _transport = transport;
+        _kernels = new KernelSet(accelerator);
+        _gemm = DeviceGemms.For(accelerator);
+        Name = accelerator.Name;
+    }
+
+    /// <inheritdoc/>
+    public string Name { get; }
+
+    /// <summary>The device state after <see cref="Attach"/> (tests read the last step's gradients from it); null before.</summary>
+    internal DeviceTrainingState? State => _state;
+
+    /// <inheritdoc/>
+    public void Attach(TrainableNetwork network, TrainableNetwork ema, AdamW optimizer)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(ema);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        DisposeState();
+        var state = new DeviceTrainingState(_kernels.Accelerator, network);
+        _state = state;
+        state.Load(ema, optimizer);
+        var accelerator = _kernels.Accelerator;
+        _members = network.Members.Select(member => new DeviceModel(member, _kernels, _gemm,
+            new DeviceWeights(member, accelerator, p => state.Slice(state.Values, state.IndexOf(p)), buildBiases: true),
+            new DeviceWeights(member, accelerator, p => state.Slice(state.Gradients, state.IndexOf(p)), buildBiases: false))).ToArray();
+        _runs = network.Members.Select(member => Runs(state, member.Parameters)).ToArray();
+        (_network, _ema, _optimizer) = (network, ema, optimizer);
+    }
+
+    /// <summary>The member's trainable parameters as runs of neighbours in the state's layout.</summary>
+    private static (int First, int Last)[] Runs(DeviceTrainingState state, IReadOnlyList<Parameter> parameters)
+    {
+        var indices = parameters.Where(p => p.Trainable).Select(state.IndexOf).Distinct().Order().ToArray();
+        var runs = new List<(int, int)>();
+        for (int i = 0; i < indices.Length;)
+        {
+            int j = i;
+            while (j + 1 < indices.Length && indices[j + 1] == indices[j] + 1) j++;
+            runs.Add((indices[i], indices[j]));
+            i = j + 1;
+        }
+        return runs.ToArray();
+    }
+
+    /// <inheritdoc/>
+    public TrainingStepResult Step(TrainingBatch batch)
+    {
+        var state = _state ?? throw new InvalidOperationException("Attach must precede Step.");
+        ArgumentNullException.ThrowIfNull(batch);
+        if (batch.TotalShards != batch.Shards)
+            throw new MediatorDiTException($"the device training backend runs in one process, but the batch holds {batch.Shards} of {batch.TotalShards} parts.");
+        if ((uint)batch.Member >= (uint)_members.Length)
+            throw new ArgumentOutOfRangeException(nameof(batch), $"member {batch.Member} is outside the network's {_members.Length}.");
+        var host = _network!.Members[batch.Member];
+        var model = _members[batch.Member];
+        var k = _kernels;
+        int size = batch.Labels.Length, shards = batch.Shards, part = size / shards;
+        int per = batch.X1.Length / size, perInput = batch.Xt.Length / size;
+        model.CheckLabels(batch.Labels);
+        // The member's position biases from the current weights (they changed in the last step's update).
+        model.Weights.RefreshPositionBiases(host);
+        var a = model.ActivationsFor(part);
+        var g = model.BackwardBuffersFor(part);
+        if (g.Output.Length != (long)part * per || g.Noise.Length != (long)part * per || a.Input.Length != (long)part * perInput)
+            throw new MediatorDiTException($"the batch's samples ({perInput} input, {per} target floats) do not fit the model's prediction ({g.Output.Length / part} floats).");
+        if (_losses.Length < part) _losses = new float[part];
+
+        double lossSum = 0;
+        for (int s = 0; s < shards; s++)
+        {
+            int start = s * part;
+            k.Zero(state.Gradients);
+            a.Input.CopyFromCPU(batch.Xt.Span.Slice(start * perInput, part * perInput));
+            a.Times.CopyFromCPU(batch.T.AsSpan(start, part));
+            a.Labels.CopyFromCPU(batch.Labels.AsSpan(start, part));
+            g.Noise.CopyFromCPU(batch.X0.Span.Slice(start * per, part * per));
+            g.Data.CopyFromCPU(batch.X1.Span.Slice(start * per, part * per));
+            model.TrainingForward(a);
+            var (coefficients, mode) = TrainingKernels.LossCoefficientsFor(_transport, batch.T.AsSpan(start, part), per);
+            g.LossCoefficients.CopyFromCPU(coefficients);
+            k.TrainingLoss(a.Output, g.Noise, g.Data, g.LossCoefficients, mode, g.Output, g.Losses);
+            if (shards > 1) k.Scale(g.Output, 1f / shards);
+            model.Backward(a, g);
+            // The parts' gradients added one part after another: part 0 + part 1 + ..., as the CPU backend adds them.
+            if (shards > 1)
+            {
+                if (s == 0) state.Gradients.CopyTo(state.Sum);
+                else k.AddInto(state.Sum, state.Gradients);
+            }
+            k.Synchronize();
+            g.Losses.CopyToCPU(_losses.AsSpan(0, part));
+            foreach (float l in _losses.AsSpan(0, part)) lossSum += l;
+        }
+        var gradients = shards > 1 ? state.Sum : state.Gradients;
+
+        k.GradientNormAndClip(gradients, state.NormPartials, state.NormResult, batch.GradClip);
+        _optimizer!.LearningRate = batch.LearningRate;
+        foreach (var (first, last) in _runs[batch.Member]) Update(state, gradients, first, last);
+        k.EmaUpdate(state.Ema, state.Values, batch.EmaDecay);
+        k.Synchronize();
+        state.NormResult.SubView(0, 1).CopyToCPU(_norm.AsSpan());
+        return new TrainingStepResult(lossSum / batch.GlobalSize, _norm[0]);
+    }
+
+    /// <summary>AdamW over parameters first..last: one launch per stretch whose step counts agree (each parameter keeps its own count, as the CPU optimiser).</summary>
+    private void Update(DeviceTrainingState state, ILGPU.ArrayView<float> gradients, int first, int last)
+    {
+        for (int i = first; i <= last;)
+        {
+            int j = i;
+            while (j + 1 <= last && state.Steps[j + 1] == state.Steps[i]) j++;
+            long step = state.Steps[i] + 1;
+            for (int p = i; p <= j; p++) state.Steps[p] = step;
+            _kernels.AdamWUpdate(state.Range(state.Values, i, j), state.Range(gradients, i, j), state.Range(state.ExpAvg, i, j),
+                state.Range(state.ExpAvgSq, i, j), _optimizer!.ScalarsAt(step));
+            i = j + 1;
+        }
+    }
+
+    /// <inheritdoc/>
+    public void SyncToHost()
+    {
+        if (_state is null) return;
+        _state.Store(_ema!, _optimizer!);
+    }
+
+    private void DisposeState()
+    {
+        foreach (var member in _members) member.Dispose();
+        _members = [];
+        _state?.Dispose();
+        _state = null;
+    }
+
+    /// <summary>Frees the device state and buffers (the accelerator stays the caller's).</summary>
+    public void Dispose()
+    {
+        DisposeState();
+        _gemm.Dispose();
+    }
+}
