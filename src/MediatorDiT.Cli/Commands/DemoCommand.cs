@@ -40,7 +40,8 @@ public static class DemoCommand
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            var compute = DeviceOption.Apply(ComputeContext.WithThreads(p.GetValue(threads)), p, device, "sampling");
+            var (compute, deviceModels) = DeviceOption.ApplyForSampling(ComputeContext.WithThreads(p.GetValue(threads)), p, device);
+            using var deviceScope = deviceModels;
             using var computeScope = compute.Use();
             string outDir = p.GetValue(output)!;
             using var outFolder = FreshFolder.Create(outDir, "output folder"); // removed again if the run fails before writing to it
@@ -62,7 +63,7 @@ public static class DemoCommand
                 model = ImageClassifier.Load(classifierPath);
             }
 
-            var pipeline = DiffusionPipeline.LoadLadder(paths, new PipelineLoadOptions { Compute = compute });
+            var pipeline = DiffusionPipeline.LoadLadder(paths, new PipelineLoadOptions { Compute = compute, DeviceModels = deviceModels });
             var cfg = pipeline.Config;
             if (cfg.InChannels is not (1 or 3) || cfg.InputSize != model.Config.ImageSize)
                 throw new MediatorDiTException($"{paths[0]} makes {cfg.InChannels}-channel {cfg.InputSize}x{cfg.InputSize} samples, but the classifier {classifierPath} takes {model.Config.ImageSize}x{model.Config.ImageSize} images; the demo needs a pixel-space ladder of the classifier's dataset.");
@@ -79,6 +80,7 @@ public static class DemoCommand
             var inv = CultureInfo.InvariantCulture;
             Console.Error.WriteLine($"ladder {string.Join(", ", paths)}");
             Console.Error.WriteLine($"classifier {classifierPath}");
+            if (deviceModels is not null) Console.Error.WriteLine($"device {deviceModels.DeviceName}");
             using var renderer = ProgressRenderer.Create(p.GetValue(noProgress));
             var progress = new ImmediateProgress<LadderDemoProgress>(s => renderer.Report(s.StepsDone, s.StepCount, s.Run == "dynamic" ? "dynamic schedule" : $"{names[^1]} alone"));
             var result = LadderDemo.Run(pipeline, model, options, progress, token);

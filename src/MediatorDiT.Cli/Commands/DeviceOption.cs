@@ -1,4 +1,5 @@
 using System.CommandLine;
+using MediatorDiT.Cuda.Sampling;
 using MediatorDiT.Devices;
 using MediatorDiT.Tensors;
 
@@ -7,7 +8,8 @@ namespace MediatorDiT.Cli.Commands;
 /// <summary>
 /// The --device option the compute commands share: cpu (default), cuda or cuda:N. A value of another form is a parse
 /// error; a CUDA device that this machine lacks (driver, cuBLAS, the device itself) is refused in one sentence saying
-/// what was not found, before any work (docs/GPU.md).
+/// what was not found, before any work (docs/GPU.md). Sampling and the forward pass run there through MediatorDiT.Cuda
+/// (<see cref="OpenModels(ParseResult, Option{string})"/>); the other commands refuse a usable GPU too (<see cref="Select"/>).
 /// </summary>
 internal static class DeviceOption
 {
@@ -29,15 +31,46 @@ internal static class DeviceOption
     }
 
     /// <summary>
-    /// The device given, after checking it can run <paramref name="work"/> here; throws <see cref="MediatorDiTException"/>
-    /// ("--device cuda: no NVIDIA driver ...") otherwise.
+    /// The device given, for <paramref name="work"/> that runs on the CPU only in this build: the cpu, else
+    /// <see cref="MediatorDiTException"/> ("--device cuda: no NVIDIA driver ...", or that the work does not run on the
+    /// GPU yet).
     /// </summary>
     public static DeviceSelection Select(ParseResult parse, Option<string> option, string work)
     {
-        string text = parse.GetValue(option) ?? "cpu";
-        var device = DeviceSelection.Parse(text, "--device");
-        DeviceAvailability.Require(device, work, $"--device {text.Trim()}");
+        var (device, what) = Parse(parse, option);
+        DeviceAvailability.Require(device, work, what);
         return device;
+    }
+
+    /// <summary>
+    /// The device given, for work that runs there (sampling, the forward pass), with the factory that evaluates the
+    /// networks on it: null on the cpu; on cuda[:N] the device opened, or <see cref="MediatorDiTException"/> saying
+    /// what this machine lacks. The caller disposes the factory after its last network call.
+    /// </summary>
+    public static DeviceModelFactory? OpenModels(ParseResult parse, Option<string> option)
+    {
+        var (device, what) = Parse(parse, option);
+        return OpenModels(device, what);
+    }
+
+    /// <summary>The factory for <paramref name="device"/>: none on the cpu, a CUDA device opened otherwise.</summary>
+    internal static DeviceModelFactory? OpenModels(DeviceSelection device, string what) =>
+        device.Device == ComputeDevice.Cpu ? null : DeviceModelFactory.OpenCuda(device, what);
+
+    /// <summary>
+    /// <paramref name="context"/> on the device given and the factory of its networks there (see
+    /// <see cref="OpenModels(ParseResult, Option{string})"/>), for the sampling commands' pipeline.
+    /// </summary>
+    public static (ComputeContext Compute, DeviceModelFactory? Models) ApplyForSampling(ComputeContext context, ParseResult parse, Option<string> option)
+    {
+        var (device, what) = Parse(parse, option);
+        return (device.ApplyTo(context), OpenModels(device, what));
+    }
+
+    private static (DeviceSelection Device, string What) Parse(ParseResult parse, Option<string> option)
+    {
+        string text = parse.GetValue(option) ?? "cpu";
+        return (DeviceSelection.Parse(text, "--device"), $"--device {text.Trim()}");
     }
 
     /// <summary><paramref name="context"/> on the device given (see <see cref="Select"/>).</summary>

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using MediatorDiT.Cuda.Sampling;
 using MediatorDiT.IO;
 using MediatorDiT.Models;
 using MediatorDiT.Tensors;
@@ -28,18 +29,19 @@ public static class ForwardCommand
         };
         command.SetAction((parse, token) => CliApp.Guard(() =>
         {
-            DeviceOption.Select(parse, device, "the forward pass");
+            using var deviceModels = DeviceOption.OpenModels(parse, device);
             string outPath = CliApp.OutputFile(parse.GetValue(output)!);
             var model = ModelFiles.Load(parse.GetValue(weights)!, parse.GetValue(config), parse.GetValue(key));
+            var network = deviceModels?.Network(model);
             string inputPath = parse.GetValue(inputs)!;
             var io = SafeTensors.Read(inputPath);
             var results = new Dictionary<string, StoredTensor>
             {
-                ["out"] = StoredTensor.FromFloat(Run(model, io, "", null, false)),
+                ["out"] = StoredTensor.FromFloat(Run(model, network, io, "", null, false)),
             };
             if (parse.GetValue(cfgScale) is float scale)
             {
-                results["cfg.out"] = StoredTensor.FromFloat(Run(model, io, "cfg.", scale, parse.GetValue(cfgAll)));
+                results["cfg.out"] = StoredTensor.FromFloat(Run(model, network, io, "cfg.", scale, parse.GetValue(cfgAll)));
             }
             SafeTensors.Write(outPath, results);
             Console.WriteLine($"wrote {string.Join(", ", results.Keys)} to {outPath}");
@@ -48,15 +50,21 @@ public static class ForwardCommand
         return command;
     }
 
-    private static Tensor Run(SiTModel model, SafeTensorsFile io, string prefix, float? cfgScale, bool allChannels)
+    /// <summary>The forward (or forward_with_cfg) of the stored inputs, on the device's network when there is one.</summary>
+    private static Tensor Run(SiTModel model, DeviceModelFunction? network, SafeTensorsFile io, string prefix, float? cfgScale, bool allChannels)
     {
         var x = io.GetFloat(prefix + "x");
         var tStored = io.Tensors.TryGetValue(prefix + "t", out var ts) ? ts
             : throw new MediatorDiTException($"{io.Path}: missing tensor '{prefix}t'.");
         float[] t = tStored.DType == DType.F32 ? tStored.ToFloat().Span.ToArray() : tStored.ToInt64().Select(v => (float)v).ToArray();
         int[] y = io.GetInt64(prefix + "y").Select(v => checked((int)v)).ToArray();
-        return cfgScale is float s
-            ? model.ForwardWithCfg(x, t, y, s, allChannels ? null : 3)
-            : model.Forward(x, t, y);
+        int? guided = allChannels ? null : 3;
+        return (cfgScale, network) switch
+        {
+            (float s, null) => model.ForwardWithCfg(x, t, y, s, guided),
+            (float s, { } device) => device.ForwardWithCfg(x, t, y, s, guided),
+            (null, null) => model.Forward(x, t, y),
+            (null, { } device) => device.Forward(x, t, y),
+        };
     }
 }

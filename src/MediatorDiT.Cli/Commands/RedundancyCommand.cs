@@ -44,7 +44,7 @@ public static class RedundancyCommand
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            var compute = DeviceOption.Apply(ComputeContext.WithThreads(p.GetValue(threads)), p, device, "sampling");
+            var compute = DeviceOption.Apply(ComputeContext.WithThreads(p.GetValue(threads)), p, device, "the redundancy analysis");
             using var computeScope = compute.Use();
             float scale = p.GetValue(cfgScale);
             var options = new RedundancyOptions

@@ -73,7 +73,8 @@ public static class SampleCommand
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            var compute = DeviceOption.Apply(ComputeContext.WithThreads(p.GetValue(threads)), p, device, "sampling");
+            var (compute, deviceModels) = DeviceOption.ApplyForSampling(ComputeContext.WithThreads(p.GetValue(threads)), p, device);
+            using var deviceScope = deviceModels;
             string outDir = p.GetValue(output)!;
             using var outFolder = FreshFolder.Create(outDir, "output folder"); // removed again if the run fails before writing to it
             string[] paths = p.GetValue(ladder) is string l ? OptionValues.Split(l)
@@ -86,6 +87,7 @@ public static class SampleCommand
                 NumHeads = p.GetValue(numHeads),
                 VaePath = p.GetValue(vae),
                 Compute = compute,
+                DeviceModels = deviceModels,
             });
             var cfg = pipeline.Config;
             bool dit = cfg.Family == ModelFamily.DiT;
@@ -101,6 +103,7 @@ public static class SampleCommand
             sampler.CheckGuidance(p, cfg.InChannels);
             foreach (var (path, model) in paths.Zip(pipeline.Models))
                 Console.Error.WriteLine($"{path}: {Describe(model.Config)}");
+            if (deviceModels is not null) Console.Error.WriteLine($"device: {deviceModels.DeviceName}");
 
             var options = sampler.Generation(p, new GenerationOptions()) with
             {

@@ -58,7 +58,7 @@ public static class SearchThresholdsCommand
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            var compute = DeviceOption.Apply(ComputeContext.WithThreads(p.GetValue(threads)), p, device, "sampling");
+            var compute = DeviceOption.Apply(ComputeContext.WithThreads(p.GetValue(threads)), p, device, "the threshold search");
             using var computeScope = compute.Use();
             float scale = p.GetValue(cfgScale);
             double? budgetGflops = p.GetValue(budget);

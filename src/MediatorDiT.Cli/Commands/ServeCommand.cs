@@ -38,7 +38,7 @@ public static class ServeCommand
         };
         command.SetAction((p, token) => CliApp.Guard(async stop =>
         {
-            var compute = DeviceOption.Apply(ComputeContext.WithThreads(p.GetValue(threads)), p, device, "sampling");
+            var compute = DeviceOption.Apply(ComputeContext.WithThreads(p.GetValue(threads)), p, device, "mdit serve");
             if (p.GetValue(ladder) is not null && p.GetValue(checkpoint) is not null)
                 throw new MediatorDiTException("give --ladder W1,W2,... or --checkpoint W, not both.");
             bool shipped = p.GetValue(ladder) is null && p.GetValue(checkpoint) is null;

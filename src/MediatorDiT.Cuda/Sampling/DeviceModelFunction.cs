@@ -62,6 +62,28 @@ public sealed class DeviceModelFunction : IModelFunction, IDisposable
     public Tensor ForwardWithCfg(Tensor x, ReadOnlySpan<float> t, ReadOnlySpan<int> y, float cfgScale, int? guidedChannels = 3) =>
         _model.ForwardWithCfg(x, t, y, cfgScale, guidedChannels);
 
+    /// <summary>
+    /// This network under <paramref name="guidance"/> without a second upload: a view that shares the device weights and
+    /// activations (so it too runs one call at a time) and frees nothing itself. With no active guidance, a plain view.
+    /// Views of one network may differ in guidance; each call runs as <see cref="Evaluate"/> of a function built with it.
+    /// </summary>
+    /// <exception cref="MediatorDiTException">Guidance asks for more channels than the model has.</exception>
+    public IModelFunction WithGuidance(ClassifierFreeGuidance? guidance)
+    {
+        if (guidance is not { IsActive: true }) return new View(this, null);
+        guidance.ChannelsFor(Config.InChannels); // refuses more guided channels than the model has
+        return new View(this, guidance);
+    }
+
+    /// <summary>A guidance setting over a shared device network.</summary>
+    private sealed class View(DeviceModelFunction network, ClassifierFreeGuidance? guidance) : IModelFunction
+    {
+        public int RowsPerSample => guidance is null ? 1 : 2;
+
+        public Tensor Evaluate(Tensor x, ReadOnlySpan<float> t, ReadOnlySpan<int> y) =>
+            guidance is { } g ? network.ForwardWithCfg(x, t, y, g.Scale, g.GuidedChannels) : network.Forward(x, t, y);
+    }
+
     /// <summary>The device network (tests read its saved activations).</summary>
     internal DeviceModel Model => _model;
 

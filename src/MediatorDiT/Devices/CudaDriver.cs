@@ -70,15 +70,26 @@ public static class DeviceAvailability
     }
 
     /// <summary>
+    /// Throws <see cref="MediatorDiTException"/> ("WHAT: reason.") unless <paramref name="device"/> is usable here: the
+    /// check before work that runs on the device (sampling through an <see cref="Sampling.IDeviceModelFactory"/>).
+    /// </summary>
+    public static void RequireUsable(Tensors.DeviceSelection device, string? what = null)
+    {
+        if (device.Device == Tensors.ComputeDevice.Cpu) return;
+        if (Problem(device) is string problem) throw new MediatorDiTException($"{what ?? $"device {device}"}: {problem}.");
+    }
+
+    /// <summary>
     /// Throws <see cref="MediatorDiTException"/> ("WHAT: reason.") unless <paramref name="device"/> can run
-    /// <paramref name="work"/>. The CUDA device's libraries and device are checked first; this build then still
-    /// refuses it, as no work runs on the GPU yet (docs/GPU.md).
+    /// <paramref name="work"/>, work this build runs on the CPU only (training, serving, the benchmark, the analyses):
+    /// a CUDA device is checked as by <see cref="RequireUsable"/>, so a missing driver, library or device is named, and
+    /// then refused (docs/GPU.md).
     /// </summary>
     public static void Require(Tensors.DeviceSelection device, string work, string? what = null)
     {
         if (device.Device == Tensors.ComputeDevice.Cpu) return;
         what ??= $"device {device}";
-        if (Problem(device) is string problem) throw new MediatorDiTException($"{what}: {problem}.");
+        RequireUsable(device, what);
         throw new MediatorDiTException(
             $"{what}: the NVIDIA driver, cuBLAS and device {device} were found, but this build does not yet run {work} on the GPU (docs/GPU.md); use the cpu.");
     }

@@ -29,6 +29,13 @@ public sealed record PipelineLoadOptions
 
     /// <summary>Threads, GEMM backend and device the pipeline runs under; null: <see cref="ComputeContext.Default"/>.</summary>
     public ComputeContext? Compute { get; init; }
+
+    /// <summary>
+    /// Builds the networks' functions on <see cref="Compute"/>'s device when that is not the cpu (MediatorDiT.Cuda's
+    /// <c>DeviceModelFactory.OpenCuda</c>); required there, unused on the cpu. It stays the caller's to dispose after the
+    /// pipeline's last run; the pipeline then leaves the device check to it.
+    /// </summary>
+    public IDeviceModelFactory? DeviceModels { get; init; }
 }
 
 /// <summary>
@@ -68,6 +75,12 @@ public sealed class DiffusionPipeline
     /// <summary>The compute settings every network, sampler and decoder call runs under.</summary>
     public ComputeContext Compute { get; }
 
+    /// <summary>
+    /// What evaluates the networks on <see cref="Compute"/>'s device, or null on the cpu. Samplers, schedules, the noise
+    /// and the VAE stay on the host; only the network calls go to the device.
+    /// </summary>
+    public IDeviceModelFactory? DeviceModels { get; }
+
     /// <summary>Side of the generated images in pixels (8 x the latent side for latent models).</summary>
     public int ImageSize => ModelConfigInference.ImageSize(Config);
 
@@ -78,11 +91,12 @@ public sealed class DiffusionPipeline
     public int NumClasses => Config.NumClasses;
 
     private DiffusionPipeline(SiTModel[] models, IReadOnlyList<string> sources, VaePipeline? vae, ScheduleFile? schedule,
-        string? schedulePath, ComputeContext? compute)
+        string? schedulePath, ComputeContext? compute, IDeviceModelFactory? deviceModels)
     {
         if (models.Length == 0) throw new MediatorDiTException("a pipeline needs at least one model, got none.");
         Compute = compute ?? ComputeContext.Default;
-        Devices.DeviceAvailability.Require(Compute.DeviceSelection, "sampling");
+        CheckDevice(Compute, deviceModels);
+        DeviceModels = Compute.Device == ComputeDevice.Cpu ? null : deviceModels;
         foreach (var model in models)
         {
             model.KeepActivations = false; // sampling needs no backward: one block of activations
@@ -109,7 +123,7 @@ public sealed class DiffusionPipeline
         ArgumentNullException.ThrowIfNull(weightsPaths);
         options ??= new PipelineLoadOptions();
         if (weightsPaths.Count == 0) throw new MediatorDiTException("give at least one weight file, got none.");
-        if (options.Compute is { } requested) Devices.DeviceAvailability.Require(requested.DeviceSelection, "sampling"); // before any weight is read
+        if (options.Compute is { } requested) CheckDevice(requested, options.DeviceModels); // before any weight is read
         var models = weightsPaths.Select(path => ModelFiles.Load(path, options.ConfigPath, family: options.Family, numHeads: options.NumHeads)).ToArray();
         string? schedulePath = options.SchedulePath;
         if (schedulePath is null && weightsPaths.Count > 1)
@@ -118,7 +132,21 @@ public sealed class DiffusionPipeline
             throw new MediatorDiTException($"schedule file '{options.SchedulePath}' does not exist.");
         var schedule = schedulePath is null ? null : ScheduleFile.TryRead(schedulePath);
         var vae = options.VaePath is null ? null : VaePipeline.Load(options.VaePath);
-        return new DiffusionPipeline(models, weightsPaths.ToArray(), vae, schedule, schedule is null ? null : schedulePath, options.Compute);
+        return new DiffusionPipeline(models, weightsPaths.ToArray(), vae, schedule, schedule is null ? null : schedulePath, options.Compute,
+            options.DeviceModels);
+    }
+
+    /// <summary>
+    /// A device other than the cpu needs a device model factory (which then checks the device itself); without one,
+    /// a missing driver, library or device is named first, else the missing factory.
+    /// </summary>
+    private static void CheckDevice(ComputeContext compute, IDeviceModelFactory? deviceModels)
+    {
+        var device = compute.DeviceSelection;
+        if (device.Device == ComputeDevice.Cpu || deviceModels is not null) return;
+        Devices.DeviceAvailability.RequireUsable(device);
+        throw new MediatorDiTException(
+            $"device {device}: a pipeline samples on the GPU through a device model factory (PipelineLoadOptions.DeviceModels, e.g. MediatorDiT.Cuda's DeviceModelFactory.OpenCuda); give one, or use the cpu.");
     }
 
     /// <summary>
@@ -141,13 +169,17 @@ public sealed class DiffusionPipeline
         return paths;
     }
 
-    /// <summary>Models already in memory (cheapest first), with an optional VAE and stored schedule.</summary>
+    /// <summary>
+    /// Models already in memory (cheapest first), with an optional VAE and stored schedule; on a device other than the
+    /// cpu, <paramref name="deviceModels"/> evaluates them (see <see cref="PipelineLoadOptions.DeviceModels"/>).
+    /// </summary>
     public static DiffusionPipeline FromModels(IReadOnlyList<SiTModel> models, VaePipeline? vae = null, ScheduleFile? schedule = null,
-        ComputeContext? compute = null)
+        ComputeContext? compute = null, IDeviceModelFactory? deviceModels = null)
     {
         ArgumentNullException.ThrowIfNull(models);
         if (models.Any(m => m is null)) throw new MediatorDiTException("a pipeline's models must not be null.");
-        return new DiffusionPipeline(models.ToArray(), models.Select((_, i) => $"model {i + 1}").ToArray(), vae, schedule, null, compute);
+        return new DiffusionPipeline(models.ToArray(), models.Select((_, i) => $"model {i + 1}").ToArray(), vae, schedule, null, compute,
+            deviceModels);
     }
 
     /// <summary>The short name of each model: "full" or "m16".</summary>
@@ -161,7 +193,7 @@ public sealed class DiffusionPipeline
     }
 
     /// <summary>The ladder of the pipeline's models under the options' guidance.</summary>
-    public ModelLadder LadderFor(GenerationOptions options) => ModelLadder.FromModels(_models, GuidanceFor(options));
+    public ModelLadder LadderFor(GenerationOptions options) => ModelLadder.FromModels(_models, GuidanceFor(options), DeviceModels);
 
     /// <summary>The sampler the options ask for, checked against the model family.</summary>
     public ISampler CreateSampler(GenerationOptions options)
@@ -252,7 +284,7 @@ public sealed class DiffusionPipeline
         options = options.Validate();
         using var compute = Compute.Use();
         var guidance = GuidanceFor(options);
-        var ladder = ModelLadder.FromModels(_models, guidance);
+        var ladder = ModelLadder.FromModels(_models, guidance, DeviceModels);
         var sampler = CreateSampler(options);
         var (schedule, scheduleText) = CreateSchedule(options);
         int total = options.TotalImages;

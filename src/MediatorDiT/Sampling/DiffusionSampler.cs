@@ -88,11 +88,11 @@ public sealed class DiffusionSampler : ISampler
             z.Span.CopyTo(start.Span);
             z.Span.CopyTo(start.Span[(batch * per)..]);
             int[] labels = [.. classes, .. Enumerable.Repeat(numClasses, batch)];
-            predictor = DitNoisePredictors.Guided(model, labels, ladder.Guidance!);
+            predictor = ladder.DiffusionNetwork is { } network ? DitNoisePredictors.Of(network, labels) : DitNoisePredictors.Guided(model, labels, ladder.Guidance!);
         }
         else
         {
-            predictor = DitNoisePredictors.Conditional(model, classes);
+            predictor = ladder.DiffusionNetwork is { } network ? DitNoisePredictors.Of(network, classes) : DitNoisePredictors.Conditional(model, classes);
         }
 
         noise.Prepare(start.Shape, DrawCount);

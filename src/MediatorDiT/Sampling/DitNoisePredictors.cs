@@ -23,6 +23,13 @@ public static class DitNoisePredictors
         return (x, t) => model.ForwardWithCfg(x, ToFloats(t), labels, guidance.Scale, channels);
     }
 
+    /// <summary>
+    /// A DiT network evaluated elsewhere (on a device, <see cref="ModelLadder.DiffusionNetwork"/>) with fixed labels:
+    /// <see cref="Conditional"/> or, for a guided function and the doubled labels, <see cref="Guided"/>.
+    /// </summary>
+    internal static NoisePredictor Of(IModelFunction network, int[] labels) =>
+        (x, t) => network.Evaluate(x, ToFloats(t), labels);
+
     private static float[] ToFloats(int[] t)
     {
         var values = new float[t.Length];

@@ -14,6 +14,7 @@ public sealed class ModelLadder
     private readonly IModelFunction[] _stages;
     private readonly double[] _flopsPerImage;
     private readonly int[] _sampleShape;
+    private readonly IModelFunction? _diffusionNetwork;
 
     /// <summary>The stage functions, index 0 first.</summary>
     public IReadOnlyList<IModelFunction> Stages => _stages;
@@ -50,12 +51,13 @@ public sealed class ModelLadder
     /// <paramref name="flopsPerImage"/> gives each stage's cost per sample and evaluation (0 if unknown).
     /// </summary>
     public ModelLadder(IReadOnlyList<IModelFunction> stages, IReadOnlyList<double> flopsPerImage, int numClasses, IReadOnlyList<int> sampleShape)
-        : this(stages, flopsPerImage, numClasses, sampleShape, null, null, null)
+        : this(stages, flopsPerImage, numClasses, sampleShape, null, null, null, null)
     {
     }
 
     private ModelLadder(IReadOnlyList<IModelFunction> stages, IReadOnlyList<double> flopsPerImage, int numClasses,
-        IReadOnlyList<int> sampleShape, IReadOnlyList<ModelConfig>? configs, IReadOnlyList<SiTModel>? models, ClassifierFreeGuidance? guidance)
+        IReadOnlyList<int> sampleShape, IReadOnlyList<ModelConfig>? configs, IReadOnlyList<SiTModel>? models, ClassifierFreeGuidance? guidance,
+        IModelFunction? diffusionNetwork)
     {
         ArgumentNullException.ThrowIfNull(stages);
         ArgumentNullException.ThrowIfNull(flopsPerImage);
@@ -87,18 +89,28 @@ public sealed class ModelLadder
         Configs = configs?.ToArray();
         Models = models?.ToArray();
         Guidance = guidance;
+        _diffusionNetwork = diffusionNetwork;
     }
 
-    /// <summary>A ladder of one network.</summary>
-    public static ModelLadder FromModel(SiTModel model, ClassifierFreeGuidance? guidance = null) => FromModels([model], guidance);
+    /// <summary>
+    /// The DiT network on a device, as <see cref="DiffusionSampler"/> calls it (its full 2C-channel output, guided as
+    /// forward_with_cfg), when the ladder was built with a device model factory; null: the sampler runs the CPU model.
+    /// </summary>
+    internal IModelFunction? DiffusionNetwork => _diffusionNetwork;
+
+    /// <summary>A ladder of one network (on the device of <paramref name="deviceModels"/> when given).</summary>
+    public static ModelLadder FromModel(SiTModel model, ClassifierFreeGuidance? guidance = null, IDeviceModelFactory? deviceModels = null) =>
+        FromModels([model], guidance, deviceModels);
 
     /// <summary>
     /// A ladder of networks that agree in everything but their mediator count, which must increase
     /// along the ladder. Guidance (scale above 1) wraps every model as the official forward_with_cfg and
     /// doubles its cost per image. A DiT model (2C output channels) makes a ladder of one that only
-    /// <see cref="DiffusionSampler"/> samples.
+    /// <see cref="DiffusionSampler"/> samples. With <paramref name="deviceModels"/> every model is evaluated on that
+    /// factory's device (each stage its own device function, switched between as CPU ones); without, on the CPU.
     /// </summary>
-    public static ModelLadder FromModels(IReadOnlyList<SiTModel> models, ClassifierFreeGuidance? guidance = null)
+    public static ModelLadder FromModels(IReadOnlyList<SiTModel> models, ClassifierFreeGuidance? guidance = null,
+        IDeviceModelFactory? deviceModels = null)
     {
         ArgumentNullException.ThrowIfNull(models);
         if (models.Count == 0) throw new MediatorDiTException("a model ladder needs at least one model, got none.");
@@ -111,12 +123,15 @@ public sealed class ModelLadder
         if (dit && models.Count > 1)
             throw new MediatorDiTException("a mediator ladder is sampled with SiT's transport; a DiT checkpoint is sampled alone with DiT's diffusion.");
         if (guided) guidance!.ChannelsFor(configs[0].InChannels); // refuses more guided channels than the models have
+        var active = guided ? guidance : null;
         var stages = models.Select(m => dit ? new DiffusionOnlyFunction(guided ? 2 : 1)
+            : deviceModels is not null ? deviceModels.Create(m, active)
             : guided ? (IModelFunction)new GuidedNetworkFunction(m, guidance!) : new NetworkFunction(m)).ToArray();
+        var diffusionNetwork = dit && deviceModels is not null ? deviceModels.Create(models[0], active) : null;
         var flops = configs.Select(c => FlopCounter.Count(c).PerImage * (guided ? 2 : 1)).ToArray();
         var first = configs[0];
         return new ModelLadder(stages, flops, first.NumClasses, [first.InChannels, first.InputSize, first.InputSize], configs,
-            models, guided ? guidance : null);
+            models, active, diffusionNetwork);
     }
 
     /// <summary>
@@ -127,7 +142,7 @@ public sealed class ModelLadder
     {
         ArgumentNullException.ThrowIfNull(wrap);
         var stages = _stages.Select((s, i) => wrap(i, s)).ToArray();
-        return new ModelLadder(stages, _flopsPerImage, NumClasses, _sampleShape, Configs, Models, Guidance);
+        return new ModelLadder(stages, _flopsPerImage, NumClasses, _sampleShape, Configs, Models, Guidance, _diffusionNetwork);
     }
 
     /// <summary>Throws unless every label is a class index in [0, num_classes) or the null label num_classes.</summary>

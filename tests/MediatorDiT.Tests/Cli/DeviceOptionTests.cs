@@ -1,8 +1,13 @@
+using MediatorDiT.Cli.Commands;
 using MediatorDiT.Devices;
+using MediatorDiT.Tensors;
 
 namespace MediatorDiT.Tests.Cli;
 
-/// <summary>--device on the real mdit: a malformed value is a parse error; a CUDA device this machine lacks is one sentence, exit 1.</summary>
+/// <summary>
+/// --device on the real mdit: a malformed value is a parse error; a CUDA device this machine lacks is one sentence, exit 1,
+/// for the commands that sample on the device and for those that do not; the sampling commands' factory choice.
+/// </summary>
 public class DeviceOptionTests
 {
     private const string NoDriver = "no NVIDIA driver (libcuda.so.1) was found on the loader path, CUDA_HOME or a Python environment's nvidia/*/lib; " +
@@ -44,6 +49,36 @@ public class DeviceOptionTests
         AssertRefused(r, "error: --device cuda: no NVIDIA driver (libcuda.so.1) was found in MDIT_CUDA_LIB_DIR, on the loader path, CUDA_HOME or a " +
             "Python environment's nvidia/*/lib; this machine can run on the cpu only.");
         Assert.False(Directory.Exists(Path.Combine(empty, "out")));
+    }
+
+    [Fact]
+    public void DemoOnCuda_SaysWhatWasNotFound_BeforeTouchingTheOutputFolder()
+    {
+        string dir = Path.Combine(CliRunner.TempDir(), "demo");
+        var r = CliRunner.Run("demo", "--per-class", "1", "--steps", "4", "--out", dir, "--no-progress", "--device", "cuda:0");
+        if (CudaLibraries.Locate().Driver is null) AssertRefused(r, "error: --device cuda:0: " + NoDriver);
+        else Assert.StartsWith("error: --device cuda:0: ", r.Stderr.Trim());
+        Assert.False(Directory.Exists(dir));
+    }
+
+    [Fact]
+    public void RedundancyOnCuda_SaysWhatWasNotFound()
+    {
+        var r = CliRunner.Run("redundancy", "--checkpoint", "w.safetensors", "--out", Path.Combine(CliRunner.TempDir(), "o"), "--device", "cuda");
+        if (CudaLibraries.Locate().Driver is null) AssertRefused(r, "error: --device cuda: " + NoDriver);
+        else Assert.StartsWith("error: --device cuda: ", r.Stderr.Trim());
+    }
+
+    [Fact]
+    public void TheCpuTakesNoDeviceModelFactory() =>
+        Assert.Null(DeviceOption.OpenModels(DeviceSelection.Cpu, "--device cpu"));
+
+    [Fact]
+    public void ACudaDeviceOpensTheCudaFactory_OrSaysWhatWasNotFound()
+    {
+        if (CudaLibraries.Locate().Driver is not null) return; // a GPU machine opens the device (DevicePipelineGpuTests)
+        var e = Assert.Throws<MediatorDiTException>(() => DeviceOption.OpenModels(new DeviceSelection(ComputeDevice.Cuda, 2), "--device cuda:2"));
+        Assert.Equal("--device cuda:2: " + NoDriver, e.Message);
     }
 
     [Fact]
