@@ -1,4 +1,5 @@
 using System.CommandLine;
+using MediatorDiT.Cuda;
 using MediatorDiT.Cuda.Sampling;
 using MediatorDiT.Devices;
 using MediatorDiT.Tensors;
@@ -71,6 +72,17 @@ internal static class DeviceOption
     {
         string text = parse.GetValue(option) ?? "cpu";
         return (DeviceSelection.Parse(text, "--device"), $"--device {text.Trim()}");
+    }
+
+    /// <summary>
+    /// The device given, for training: null on the cpu; on cuda[:N] the device opened (its accelerator takes the
+    /// trainer's <see cref="Cuda.Training.DeviceTrainingBackend"/>), or <see cref="MediatorDiTException"/> saying what
+    /// this machine lacks. The caller disposes it after the run.
+    /// </summary>
+    public static (DeviceSelection Device, CudaDevice? Cuda) OpenForTraining(ParseResult parse, Option<string> option)
+    {
+        var (device, what) = Parse(parse, option);
+        return (device, device.Device == ComputeDevice.Cpu ? null : CudaDevice.Open(device, what));
     }
 
     /// <summary><paramref name="context"/> on the device given (see <see cref="Select"/>).</summary>

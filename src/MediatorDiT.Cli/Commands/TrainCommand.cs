@@ -67,7 +67,9 @@ public static class TrainCommand
         int Train(ParseResult parse, LaunchEnvironment launch, ICommunicator comm, CancellationToken token)
         {
             bool root = comm.Rank == 0;
-            using var compute = DeviceOption.Apply(Tensors.ComputeContext.WithThreads(parse.GetValue(threads)), parse, device, "training").Use();
+            var (selection, cuda) = DeviceOption.OpenForTraining(parse, device);
+            using var cudaDevice = cuda;
+            using var compute = selection.ApplyTo(Tensors.ComputeContext.WithThreads(parse.GetValue(threads))).Use();
             string? resumeDir = parse.GetValue(resume);
             string? outDir = parse.GetValue(output);
             if (resumeDir is not null && outDir is not null && !SameFolder(resumeDir, outDir))
@@ -113,6 +115,7 @@ public static class TrainCommand
                 Limits = limits,
                 Compute = Tensors.ComputeContext.Current,
                 Communicator = comm,
+                Backend = cuda is null ? null : transport => new Cuda.Training.DeviceTrainingBackend(cuda.Accelerator, transport),
             }, token);
             renderer.Done();
             if (!root) return 0;

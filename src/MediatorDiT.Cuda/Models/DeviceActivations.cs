@@ -7,7 +7,7 @@ namespace MediatorDiT.Cuda.Models;
 /// <summary>
 /// Every activation buffer of one device forward for a batch of B images, allocated together and reused by every
 /// call of that batch size. Shapes as the CPU backend's tensors. For sampling the blocks run one after another and
-/// share one set of block buffers; for training (<paramref name="perBlock"/>) each block keeps its own, which its
+/// share one set of block buffers; for training (<c>perBlock</c>) each block keeps its own, which its
 /// backward reads.
 /// </summary>
 internal sealed class DeviceActivations : IDisposable

@@ -24,8 +24,7 @@ public sealed class DeviceModelFactory : IDeviceModelFactory
 {
     private readonly Dictionary<SiTModel, DeviceModelFunction> _networks = new(ReferenceEqualityComparer.Instance);
     private readonly KernelSet _kernels;
-    private readonly Context? _ownedContext;
-    private readonly Accelerator? _ownedAccelerator;
+    private readonly CudaDevice? _ownedDevice;
     private bool _disposed;
 
     /// <summary>Networks on <paramref name="accelerator"/>, which stays the caller's to dispose (after this factory).</summary>
@@ -39,11 +38,7 @@ public sealed class DeviceModelFactory : IDeviceModelFactory
         _kernels = new KernelSet(accelerator);
     }
 
-    private DeviceModelFactory(Context context, Accelerator accelerator, string deviceName) : this(accelerator, deviceName)
-    {
-        _ownedContext = context;
-        _ownedAccelerator = accelerator;
-    }
+    private DeviceModelFactory(CudaDevice device) : this(device.Accelerator, device.Name) => _ownedDevice = device;
 
     /// <summary>
     /// Opens CUDA device <paramref name="device"/> (cuda:N) with the driver and cuBLAS that <see cref="CudaLibraries"/>
@@ -54,25 +49,8 @@ public sealed class DeviceModelFactory : IDeviceModelFactory
     /// <exception cref="MediatorDiTException">The selection is the cpu, or the device cannot be used here.</exception>
     public static DeviceModelFactory OpenCuda(DeviceSelection device, string? what = null)
     {
-        what ??= $"device {device}";
-        if (device.Device != ComputeDevice.Cuda) throw new MediatorDiTException($"{what}: a CUDA device model factory needs cuda or cuda:N, got {device}.");
-        DeviceAvailability.RequireUsable(device, what);
-        IlgpuDriver.PointAt(CudaLibraries.Locate().Driver!);
-        var context = Context.Create(builder => builder.Cuda());
-        try
-        {
-            int count = context.GetCudaDevices().Count;
-            if (device.Index >= count)
-                throw new MediatorDiTException(
-                    $"{what}: ILGPU sees {count} CUDA device{(count == 1 ? "" : "s")} where the driver reports more; its driver did not load (docs/GPU.md).");
-            var accelerator = context.CreateCudaAccelerator(device.Index);
-            return new DeviceModelFactory(context, accelerator, $"{device} ({accelerator.Name})");
-        }
-        catch
-        {
-            context.Dispose();
-            throw;
-        }
+        var cuda = CudaDevice.Open(device, what);
+        return new DeviceModelFactory(cuda);
     }
 
     /// <summary>The accelerator the networks run on.</summary>
@@ -104,27 +82,6 @@ public sealed class DeviceModelFactory : IDeviceModelFactory
         _disposed = true;
         foreach (var network in _networks.Values) network.Dispose();
         _networks.Clear();
-        _ownedAccelerator?.Dispose();
-        _ownedContext?.Dispose();
-    }
-
-    /// <summary>
-    /// ILGPU binds the driver by the name "cuda" (libcuda.so), which machines with only the driver's libcuda.so.1 lack;
-    /// where the runtime's own search fails, the name resolves to the libcuda.so.1 that <see cref="CudaLibraries"/> found.
-    /// </summary>
-    private static class IlgpuDriver
-    {
-        private static readonly Assembly s_ilgpu = typeof(Context).Assembly;
-        private static string? s_path;
-        private static int s_hooked;
-
-        public static void PointAt(string driverPath)
-        {
-            s_path = driverPath;
-            if (Interlocked.Exchange(ref s_hooked, 1) == 0) AssemblyLoadContext.Default.ResolvingUnmanagedDll += Resolve;
-        }
-
-        private static IntPtr Resolve(Assembly assembly, string name) =>
-            assembly == s_ilgpu && name == "cuda" && s_path is { } path && NativeLibrary.TryLoad(path, out var handle) ? handle : IntPtr.Zero;
+        _ownedDevice?.Dispose();
     }
 }

@@ -13,7 +13,7 @@ public class TrainCommandTests
     /// A tiny run on 4 random images of <paramref name="channels"/> x 16 x 16 (as latents) whose config asks for
     /// samples every step.
     /// </summary>
-    private static (string Data, string Config) TinyRun(string dir, int sampleSteps, int channels = 1)
+    internal static (string Data, string Config) TinyRun(string dir, int sampleSteps, int channels = 1)
     {
         string data = Path.Combine(dir, "latents.safetensors");
         var latents = new Tensor(4, channels, 16, 16);
