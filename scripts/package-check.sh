@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the two NuGet packages as a user gets them (docs/PACKAGING.md):
-#   1. packs MediatorDiT (the library) and MediatorDiT.Cli (the mdit .NET tool), Release, into a temporary
-#      folder feed, and checks their metadata;
+#   1. packs MediatorDiT (the library), MediatorDiT.Cuda (its CUDA backend) and MediatorDiT.Cli (the mdit .NET
+#      tool), Release, into a temporary folder feed, and checks their metadata;
 #   2. installs the tool from that feed into a temporary tool path and, from a folder outside the repository
 #      (so the models it finds are the ones inside the tool package), runs `mdit flops`,
 #      `mdit demo --per-class 1` and `mdit serve` (one job through its API with curl);
@@ -38,18 +38,23 @@ feed="$work/feed" tools="$work/tools" outside="$work/outside" app="$work/app"
 mkdir -p "$feed" "$outside"
 
 version="$(dotnet msbuild "$root/src/MediatorDiT/MediatorDiT.csproj" -getProperty:Version -p:Configuration=Release)"
-lib_id=MediatorDiT tool_id=MediatorDiT.Cli
+lib_id=MediatorDiT cuda_id=MediatorDiT.Cuda tool_id=MediatorDiT.Cli
 [ -n "$version" ] || fail "could not read the package version from src/MediatorDiT/MediatorDiT.csproj"
 
 # --- 1. pack ---------------------------------------------------------------------------------------------
-step "pack $lib_id $version and $tool_id $version (Release) into $feed"
-# The tool's pack builds the library too; the library's pack then reuses that build.
+step "pack $lib_id, $cuda_id and $tool_id $version (Release) into $feed"
+# The tool's pack builds the library and the CUDA backend too; their packs then reuse that build.
 quiet "dotnet pack $tool_id" dotnet pack "$root/src/MediatorDiT.Cli/MediatorDiT.Cli.csproj" -c Release -o "$feed" --nologo
 quiet "dotnet pack $lib_id" dotnet pack "$root/src/MediatorDiT/MediatorDiT.csproj" -c Release --no-build -o "$feed" --nologo
-for pkg in "$lib_id.$version.nupkg" "$lib_id.$version.snupkg" "$tool_id.$version.nupkg"; do
+quiet "dotnet pack $cuda_id" dotnet pack "$root/src/MediatorDiT.Cuda/MediatorDiT.Cuda.csproj" -c Release --no-build -o "$feed" --nologo
+for pkg in "$lib_id.$version.nupkg" "$lib_id.$version.snupkg" "$cuda_id.$version.nupkg" "$tool_id.$version.nupkg"; do
   [ -f "$feed/$pkg" ] || fail "$pkg is missing from the feed (found: $(ls "$feed"))"
 done
 ls -l "$feed" | tail -n +2
+# The CUDA backend's package depends on the library (same version) and on ILGPU, pinned.
+cuda_nuspec="$(python3 -c 'import sys, zipfile; print(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]).decode())' "$feed/$cuda_id.$version.nupkg" "$cuda_id.nuspec")" || fail "cannot read the nuspec of $cuda_id.$version.nupkg"
+echo "$cuda_nuspec" | grep -q "id=\"$lib_id\" version=\"$version\"" || fail "$cuda_id does not depend on $lib_id $version"
+echo "$cuda_nuspec" | grep -q 'id="ILGPU" version="\[1.5.3\]"' || fail "$cuda_id does not pin ILGPU 1.5.3"
 
 # The package folder of this machine (before it is swapped for a temporary one below): the packs restored the
 # dependencies (System.Numerics.Tensors, ...) into it, and it is laid out as a folder feed.
