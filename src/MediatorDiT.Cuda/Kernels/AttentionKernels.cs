@@ -143,23 +143,7 @@ internal static class AttentionKernels
     public static void SoftmaxRowsWithBiasTable(Index1D row, ArrayView<float> x, ArrayView<float> bias, int n, int biasRows)
     {
         int r = row;
-        long o = (long)r * n, bo = (long)(r % biasRows) * n;
-        float max = float.NegativeInfinity;
-        for (int j = 0; j < n; j++)
-        {
-            float v = x[o + j] + bias[bo + j];
-            x[o + j] = v;
-            max = MathF.Max(max, v);
-        }
-        float sum = 0f;
-        for (int j = 0; j < n; j++)
-        {
-            float e = DeviceMath.Exp(x[o + j] - max);
-            x[o + j] = e;
-            sum += e;
-        }
-        float inv = 1f / sum;
-        for (int j = 0; j < n; j++) x[o + j] *= inv;
+        RowKernels.SoftmaxRowInPlace(x, (long)r * n, n, bias, (long)(r % biasRows) * n, addBias: true);
     }
 }
 

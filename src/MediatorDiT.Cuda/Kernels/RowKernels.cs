@@ -46,14 +46,23 @@ internal static class RowKernels
     public static void SoftmaxForward(Index1D row, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> lse, int n, int hasBias)
     {
         int r = row;
-        long o = (long)r * n;
+        lse[row] = SoftmaxRowInPlace(x, (long)r * n, n, bias, 0, hasBias != 0);
+    }
+
+    /// <summary>
+    /// The softmax of one row in place, shared by the row kernels: x[o..o+n) += bias[bo..bo+n) (when
+    /// <paramref name="addBias"/>), subtract the maximum, exponentiate (FastExp's bits), scale by 1 / sum, as
+    /// Nn.SoftmaxRows.Forward; returns the row's log-sum-exp, max + log(sum).
+    /// </summary>
+    public static float SoftmaxRowInPlace(ArrayView<float> x, long o, int n, ArrayView<float> bias, long bo, bool addBias)
+    {
         float max = float.NegativeInfinity;
         for (int j = 0; j < n; j++)
         {
             float v = x[o + j];
-            if (hasBias != 0)
+            if (addBias)
             {
-                v += bias[j];
+                v += bias[bo + j];
                 x[o + j] = v;
             }
             max = MathF.Max(max, v);
@@ -67,6 +76,6 @@ internal static class RowKernels
         }
         float inv = 1f / sum;
         for (int j = 0; j < n; j++) x[o + j] *= inv;
-        lse[row] = max + MathF.Log(sum);
+        return max + MathF.Log(sum);
     }
 }
