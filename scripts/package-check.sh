@@ -142,4 +142,4 @@ cmp -s <(grep -v " images in " "$work/example.txt") <(grep -v " images in " "$wo
   || fail "the fresh project and examples/SampleLadder printed different output"
 for png in "$outside"/example/*.png; do cmp -s "$png" "$outside/app/$(basename "$png")" || fail "the fresh project's $(basename "$png") differs from the example's"; done
 
-echo "package check: $lib_id $version and $tool_id $version packed; tool installed, mdit flops, mdit demo and mdit serve ran from it; example built from the package and from a fresh project, ran ($((SECONDS - started)) s)"
+echo "package check: $lib_id, $cuda_id and $tool_id $version packed; tool installed, mdit flops, mdit demo and mdit serve ran from it; example built from the package and from a fresh project, ran ($((SECONDS - started)) s)"
