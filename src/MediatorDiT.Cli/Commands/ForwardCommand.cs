@@ -23,13 +23,14 @@ public static class ForwardCommand
         var config = new Option<string?>("--config") { Description = "model config JSON when the weights carry none" };
         var key = new Option<string?>("--key") { Description = "for training checkpoints: 'model' or 'ema' (default ema)" };
         var device = DeviceOption.Create("the forward pass");
+        var precision = DeviceOption.CreatePrecision();
         var command = new Command("forward", "Run the network on tensors stored in a file and write its output.")
         {
-            weights, inputs, output, cfgScale, cfgAll, config, key, device,
+            weights, inputs, output, cfgScale, cfgAll, config, key, device, precision,
         };
         command.SetAction((parse, token) => CliApp.Guard(() =>
         {
-            using var deviceModels = DeviceOption.OpenModels(parse, device);
+            using var deviceModels = DeviceOption.OpenModels(parse, device, precision);
             string outPath = CliApp.OutputFile(parse.GetValue(output)!);
             var model = ModelFiles.Load(parse.GetValue(weights)!, parse.GetValue(config), parse.GetValue(key));
             var network = deviceModels?.Network(model);

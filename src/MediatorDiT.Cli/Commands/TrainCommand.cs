@@ -36,9 +36,10 @@ public static class TrainCommand
         var gradShards = new Option<int?>("--grad-shards") { Description = "parts of each batch whose gradients are summed in order (fixed for a run; the number of ranks must divide it)" }.AtLeast(1);
         var noProgress = new Option<bool>("--no-progress") { Description = "plain log lines instead of a progress bar" };
         var device = DeviceOption.Create("training");
+        var precision = DeviceOption.CreatePrecision();
         var command = new Command("train", "Train a diffusion transformer (SiT transport) on a dataset.")
         {
-            config, output, resume, resumeFromValid, initFrom, model, mediators, dataset, dataDir, steps, batch, lr, seed, ckptEvery, sampleEvery, threads, gradShards, noProgress, device,
+            config, output, resume, resumeFromValid, initFrom, model, mediators, dataset, dataDir, steps, batch, lr, seed, ckptEvery, sampleEvery, threads, gradShards, noProgress, device, precision,
         };
         var limitOptions = new InputLimitOptions(command, arrays: true);
         command.SetAction((parse, token) => CliApp.Guard(() =>
@@ -67,7 +68,7 @@ public static class TrainCommand
         int Train(ParseResult parse, LaunchEnvironment launch, ICommunicator comm, CancellationToken token)
         {
             bool root = comm.Rank == 0;
-            var (selection, cuda) = DeviceOption.OpenForTraining(parse, device);
+            var (selection, cuda, precisionSetting) = DeviceOption.OpenForTraining(parse, device, precision);
             using var cudaDevice = cuda;
             using var compute = selection.ApplyTo(Tensors.ComputeContext.WithThreads(parse.GetValue(threads))).Use();
             string? resumeDir = parse.GetValue(resume);
@@ -115,7 +116,7 @@ public static class TrainCommand
                 Limits = limits,
                 Compute = Tensors.ComputeContext.Current,
                 Communicator = comm,
-                Backend = cuda is null ? null : transport => new Cuda.Training.DeviceTrainingBackend(cuda.Accelerator, transport),
+                Backend = cuda is null ? null : transport => new Cuda.Training.DeviceTrainingBackend(cuda.Accelerator, transport, precisionSetting),
             }, token);
             renderer.Done();
             if (!root) return 0;

@@ -3,16 +3,23 @@ using ILGPU;
 namespace MediatorDiT.Cuda.Blas;
 
 /// <summary>
-/// Row-major single-precision matrix products on the device, the one entry point the device layers use (the device
-/// twin of Tensors.Gemm): for each of <see cref="GemmShape.Batch"/> items i,
-/// C_i[m,n] = alpha op(A_i)[m,k] op(B_i)[k,n] + beta C_i[m,n], with A_i at a + i strideA (likewise B, C). Products are
-/// queued on the accelerator's default stream. Implementations: <see cref="IlgpuGemm"/> (every accelerator) and
-/// <see cref="CublasGemm"/> (CUDA devices).
+/// Row-major matrix products on the device, the one entry point the device layers use (the device twin of
+/// Tensors.Gemm): for each of <see cref="GemmShape.Batch"/> items i,
+/// C_i[m,n] = alpha op(A_i)[m,k] op(B_i)[k,n] + beta C_i[m,n], with A_i at a + i strideA (likewise B, C), in float32
+/// (<see cref="Sgemm"/>) or from bf16 operands with float32 accumulation and output (<see cref="GemmBf16"/>).
+/// Products are queued on the accelerator's default stream. Implementations: <see cref="IlgpuGemm"/> (every
+/// accelerator) and <see cref="CublasGemm"/> (CUDA devices).
 /// </summary>
 internal interface IDeviceGemm : IDisposable
 {
-    /// <summary>Queues the products <paramref name="shape"/> describes over the three views.</summary>
+    /// <summary>Queues the float32 products <paramref name="shape"/> describes over the three views.</summary>
     void Sgemm(in GemmShape shape, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c);
+
+    /// <summary>
+    /// Queues the products with A and B in bf16 (Kernels.Bf16's bits, as ushorts; strides and leading dimensions in
+    /// elements, as for <see cref="Sgemm"/>), accumulated and written in float32.
+    /// </summary>
+    void GemmBf16(in GemmShape shape, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> c);
 }
 
 /// <summary>

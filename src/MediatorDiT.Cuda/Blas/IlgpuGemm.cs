@@ -1,5 +1,6 @@
 using ILGPU;
 using ILGPU.Runtime;
+using MediatorDiT.Cuda.Kernels;
 
 namespace MediatorDiT.Cuda.Blas;
 
@@ -18,7 +19,9 @@ internal readonly struct DeviceGemmArgs(in GemmShape s)
 /// The SGEMM kernels written in ILGPU, for every accelerator (the CPU accelerator in tests; a CUDA device without
 /// cuBLAS). <see cref="Tiled"/> stages T x T tiles of op(A) and op(B) in shared memory, one thread per element of C;
 /// <see cref="Plain"/>, its reference twin, reads the operands straight from memory. Both sum the K products in
-/// order with fused multiply-adds from zero, so they give the same bits.
+/// order with fused multiply-adds from zero, so they give the same bits. <see cref="TiledBf16"/> and
+/// <see cref="PlainBf16"/> are the same two over bf16 operands, widened to float32 as they are loaded (exactly), so a
+/// bf16 product equals the float32 product of the widened operands bit for bit.
 /// </summary>
 internal static class GemmKernels
 {
@@ -35,6 +38,14 @@ internal static class GemmKernels
         float v = g.Alpha * sum;
         c[index] = g.Beta == 0f ? v : v + g.Beta * c[index];
     }
+
+    /// <summary>op(A)[row, p] of bf16 A, widened.</summary>
+    private static float LoadA(ArrayView<ushort> a, in DeviceGemmArgs g, long aOff, int row, int p) =>
+        Bf16.Widen(g.TransA != 0 ? a[aOff + (long)p * g.Lda + row] : a[aOff + (long)row * g.Lda + p]);
+
+    /// <summary>op(B)[p, col] of bf16 B, widened.</summary>
+    private static float LoadB(ArrayView<ushort> b, in DeviceGemmArgs g, long bOff, int p, int col) =>
+        Bf16.Widen(g.TransB != 0 ? b[bOff + (long)col * g.Ldb + p] : b[bOff + (long)p * g.Ldb + col]);
 
     /// <summary>
     /// Groups of T x T threads (T = Group.DimX) each own a T x T block of C (grid: N / T, M / T, batch); per step of T
@@ -63,6 +74,39 @@ internal static class GemmKernels
         if (row < g.M && col < g.N) Store(c, g, item * g.StrideC + (long)row * g.Ldc + col, sum);
     }
 
+    /// <summary><see cref="Tiled"/> over bf16 operands: the float32 tiles hold the widened values.</summary>
+    public static void TiledBf16(ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> c, DeviceGemmArgs g)
+    {
+        int t = Group.DimX, tx = Group.IdxX, ty = Group.IdxY;
+        int col = Grid.IdxX * t + tx, row = Grid.IdxY * t + ty, item = Grid.IdxZ;
+        var shared = SharedMemory.GetDynamic<float>();
+        var tileA = shared.SubView(0, t * t);
+        var tileB = shared.SubView(t * t, t * t);
+        long aOff = item * g.StrideA, bOff = item * g.StrideB;
+        float sum = 0f;
+        for (int p0 = 0; p0 < g.K; p0 += t)
+        {
+            int pa = p0 + tx, pb = p0 + ty;
+            tileA[ty * t + tx] = row < g.M && pa < g.K ? LoadA(a, g, aOff, row, pa) : 0f;
+            tileB[ty * t + tx] = pb < g.K && col < g.N ? LoadB(b, g, bOff, pb, col) : 0f;
+            Group.Barrier();
+            int steps = Math.Min(t, g.K - p0);
+            for (int q = 0; q < steps; q++) sum = MathF.FusedMultiplyAdd(tileA[ty * t + q], tileB[q * t + tx], sum);
+            Group.Barrier();
+        }
+        if (row < g.M && col < g.N) Store(c, g, item * g.StrideC + (long)row * g.Ldc + col, sum);
+    }
+
+    /// <summary><see cref="Plain"/> over bf16 operands, each widened as it is read.</summary>
+    public static void PlainBf16(Index3D i, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> c, DeviceGemmArgs g)
+    {
+        int item = i.X, row = i.Y, col = i.Z;
+        long aOff = item * g.StrideA, bOff = item * g.StrideB;
+        float sum = 0f;
+        for (int p = 0; p < g.K; p++) sum = MathF.FusedMultiplyAdd(LoadA(a, g, aOff, row, p), LoadB(b, g, bOff, p, col), sum);
+        Store(c, g, item * g.StrideC + (long)row * g.Ldc + col, sum);
+    }
+
     /// <summary>One thread per element of C (index: item, row, column), the K products read from memory in order.</summary>
     public static void Plain(Index3D i, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, DeviceGemmArgs g)
     {
@@ -86,6 +130,8 @@ internal sealed class IlgpuGemm : IDeviceGemm
     private readonly bool _plain;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceGemmArgs>? _tiled;
     private Action<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceGemmArgs>? _plainKernel;
+    private Action<KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, DeviceGemmArgs>? _tiledBf16;
+    private Action<Index3D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, DeviceGemmArgs>? _plainBf16;
 
     /// <param name="accelerator">the accelerator the products run on</param>
     /// <param name="plain">run the plain one-thread-per-element kernel (true) or the tiled one (false); null: plain on the CPU accelerator only</param>
@@ -112,11 +158,31 @@ internal sealed class IlgpuGemm : IDeviceGemm
                 GemmKernels.Plain))(new Index3D(shape.Batch, shape.M, shape.N), a, b, c, args);
             return;
         }
-        int t = Tile;
-        var config = new KernelConfig(new Index3D((shape.N + t - 1) / t, (shape.M + t - 1) / t, shape.Batch), new Index3D(t, t, 1),
-            SharedMemoryConfig.RequestDynamic<float>(2 * t * t));
         (_tiled ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceGemmArgs>(GemmKernels.Tiled))(
-            config, a, b, c, args);
+            TiledConfig(shape), a, b, c, args);
+    }
+
+    public void GemmBf16(in GemmShape shape, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> c)
+    {
+        shape.Check(a.Length, b.Length, c.Length);
+        if (shape.M == 0 || shape.N == 0 || shape.Batch == 0) return;
+        var args = new DeviceGemmArgs(shape);
+        if (_plain)
+        {
+            (_plainBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index3D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, DeviceGemmArgs>(
+                GemmKernels.PlainBf16))(new Index3D(shape.Batch, shape.M, shape.N), a, b, c, args);
+            return;
+        }
+        (_tiledBf16 ??= _accelerator.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, DeviceGemmArgs>(GemmKernels.TiledBf16))(
+            TiledConfig(shape), a, b, c, args);
+    }
+
+    /// <summary>T x T groups over C's tiles (grid: N / T, M / T, batch), with shared memory for one tile of each operand.</summary>
+    private KernelConfig TiledConfig(in GemmShape shape)
+    {
+        int t = Tile;
+        return new KernelConfig(new Index3D((shape.N + t - 1) / t, (shape.M + t - 1) / t, shape.Batch), new Index3D(t, t, 1),
+            SharedMemoryConfig.RequestDynamic<float>(2 * t * t));
     }
 
     public void Dispose()

@@ -18,6 +18,7 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceAdamWScalars>? _adamW;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _adaLn;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _softmax;
+    private Action<Index1D, ArrayView<float>, ArrayView<ushort>>? _roundToBf16;
 
     public KernelSet(Accelerator accelerator) => _accelerator = accelerator;
 
@@ -88,6 +89,14 @@ internal sealed partial class KernelSet
         Check(lse.Length >= rows && (!hasBias || bias.Length >= n), "lse or bias is too short");
         (_softmax ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(RowKernels.SoftmaxForward))(
             rows, x, bias, lse, n, hasBias ? 1 : 0);
+    }
+
+    /// <summary>y = bf16(x) over x's length (round to nearest, ties to even, as __float2bfloat16_rn).</summary>
+    public void RoundToBf16(ArrayView<float> x, ArrayView<ushort> y)
+    {
+        Check(y.Length >= x.Length, "y is shorter than x");
+        if (x.Length == 0) return;
+        (_roundToBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>>(Bf16Kernels.RoundToBf16))((int)x.Length, x, y);
     }
 
     private static void Check(bool ok, string what)

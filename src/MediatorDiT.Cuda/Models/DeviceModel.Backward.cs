@@ -10,7 +10,7 @@ namespace MediatorDiT.Cuda.Models;
 /// The training pass on the device: the forward over inputs a trainer uploaded into the activations, and the
 /// backward of every layer in reverse order (SiTModel.Backward's order), adding each parameter's gradient into the
 /// gradient views as the CPU layers accumulate theirs. The linear layers' weight and input gradients are matrix
-/// products (<see cref="IDeviceGemm"/>); everything else is a backward kernel.
+/// products (<see cref="LinearProducts"/>, at its precision); everything else is a backward kernel, in fp32.
 /// </summary>
 internal sealed partial class DeviceModel
 {
@@ -132,11 +132,9 @@ internal sealed partial class DeviceModel
     private void LinearBackward(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> dy, ArrayView<float> dWeight, ArrayView<float> dBias,
         ArrayView<float> dx, int rows, int inFeatures, int outFeatures, bool accumulateDx)
     {
-        _gemm.Sgemm(GemmShape.Single(true, false, outFeatures, inFeatures, rows, 1f, outFeatures, inFeatures, 1f, inFeatures), dy, x, dWeight);
+        _products.WeightGradient(dy, x, dWeight, rows, inFeatures, outFeatures);
         _kernels.ColumnSums(dy, dBias, outFeatures);
-        if (dx.Length > 0)
-            _gemm.Sgemm(GemmShape.Single(false, false, rows, inFeatures, outFeatures, 1f, outFeatures, inFeatures, accumulateDx ? 1f : 0f, inFeatures),
-                dy, weight, dx);
+        if (dx.Length > 0) _products.InputGradient(dy, weight, dx, rows, inFeatures, outFeatures, accumulateDx);
     }
 
     /// <summary>Column block <paramref name="index"/> (B, D) of a (B, K D) modulation, as a view starting at its first column (rows K D apart).</summary>

@@ -11,7 +11,9 @@ namespace MediatorDiT.Cuda.Models;
 /// <see cref="SiTModel.Forward"/> and <see cref="SiTModel.ForwardWithCfg"/> on an ILGPU accelerator: the weights are
 /// uploaded once (<see cref="DeviceWeights"/>), the activations allocated once per batch size (<see cref="DeviceActivations"/>),
 /// and each call uploads x, t, y, runs the network's kernels and matrix products on the accelerator's default stream
-/// and downloads the prediction. Every device buffer holds its tensor in the CPU backend's row-major layout.
+/// and downloads the prediction. Every device buffer holds its tensor in the CPU backend's row-major layout. The
+/// linear layers' matrix products run at the precision of the <see cref="LinearProducts"/> given (fp32, or bf16
+/// inputs with fp32 accumulation); every other kernel computes in fp32.
 /// For training the weights and gradients are views into a training state's buffers, every block keeps its own
 /// activations, and <see cref="Backward"/> (DeviceModel.Backward.cs) accumulates the gradients.
 /// Not thread-safe: one forward at a time.
@@ -19,28 +21,31 @@ namespace MediatorDiT.Cuda.Models;
 internal sealed partial class DeviceModel : IDisposable
 {
     private readonly KernelSet _kernels;
-    private readonly IDeviceGemm _gemm;
+    private readonly LinearProducts _products;
     private readonly DeviceWeights _weights;
     private readonly DeviceWeights? _gradients;
     private DeviceActivations? _activations;
 
-    public DeviceModel(SiTModel model, KernelSet kernels, IDeviceGemm gemm)
+    /// <summary>A model for sampling: uploads the weights (and, in bf16, gives <paramref name="products"/> their copies to keep).</summary>
+    public DeviceModel(SiTModel model, KernelSet kernels, LinearProducts products)
     {
         Config = model.Config;
         _kernels = kernels;
-        _gemm = gemm;
+        _products = products;
         _weights = new DeviceWeights(model, kernels.Accelerator);
+        products.KeepBf16Copies(_weights.Matrices);
     }
 
     /// <summary>
     /// A model for training: <paramref name="weights"/> and <paramref name="gradients"/> are views of a training
-    /// state (this model disposes them; they own only the position-bias tables).
+    /// state (this model disposes them; they own only the position-bias tables); <paramref name="products"/> keeps the
+    /// bf16 copies of the state's values in bf16.
     /// </summary>
-    public DeviceModel(SiTModel model, KernelSet kernels, IDeviceGemm gemm, DeviceWeights weights, DeviceWeights gradients)
+    public DeviceModel(SiTModel model, KernelSet kernels, LinearProducts products, DeviceWeights weights, DeviceWeights gradients)
     {
         Config = model.Config;
         _kernels = kernels;
-        _gemm = gemm;
+        _products = products;
         _weights = weights;
         _gradients = gradients;
     }
@@ -164,7 +169,7 @@ internal sealed partial class DeviceModel : IDisposable
     private void Linear(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias, ArrayView<float> y, int rows, int inFeatures, int outFeatures)
     {
         _kernels.RepeatRow(bias, y, outFeatures);
-        _gemm.Sgemm(GemmShape.Single(false, true, rows, outFeatures, inFeatures, 1f, inFeatures, inFeatures, 1f, outFeatures), x, weight, y);
+        _products.Forward(x, weight, y, rows, inFeatures, outFeatures);
     }
 
     public void Dispose()

@@ -104,6 +104,27 @@ internal sealed class DeviceWeights : IDisposable
         }
     }
 
+    /// <summary>The weights the linear layers' matrix products read (the ones with bf16 copies in bf16), each (out, in).</summary>
+    public IEnumerable<ArrayView<float>> Matrices
+    {
+        get
+        {
+            yield return PatchWeight;
+            yield return TimeW0;
+            yield return TimeW2;
+            foreach (var block in Blocks)
+            {
+                yield return block.AdaWeight;
+                yield return block.QkvWeight;
+                yield return block.ProjWeight;
+                yield return block.Fc1Weight;
+                yield return block.Fc2Weight;
+            }
+            yield return FinalAdaWeight;
+            yield return FinalLinearWeight;
+        }
+    }
+
     public ArrayView<float> PosEmbed { get; }
     public ArrayView<float> PatchWeight { get; }
     public ArrayView<float> PatchBias { get; }

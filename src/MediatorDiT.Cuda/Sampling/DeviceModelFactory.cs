@@ -18,7 +18,8 @@ namespace MediatorDiT.Cuda.Sampling;
 /// accelerator, a CUDA device (<see cref="OpenCuda"/>, products by cuBLAS) or any other accelerator (the CPU
 /// accelerator the tests use, products by the ILGPU SGEMM). Each network's weights are uploaded once, at its first
 /// <see cref="Create"/>, and shared by every guidance setting and ladder built from it; the kernels are compiled once
-/// per factory. Disposing it frees every network and, when it opened them, the accelerator and ILGPU context.
+/// per factory. Every network's matrix products run at the factory's <see cref="Precision"/>. Disposing it frees every
+/// network and, when it opened them, the accelerator and ILGPU context.
 /// </summary>
 public sealed class DeviceModelFactory : IDeviceModelFactory
 {
@@ -30,15 +31,17 @@ public sealed class DeviceModelFactory : IDeviceModelFactory
     /// <summary>Networks on <paramref name="accelerator"/>, which stays the caller's to dispose (after this factory).</summary>
     /// <param name="accelerator">The accelerator to run on.</param>
     /// <param name="deviceName">Where that is, in words; null: the accelerator's name.</param>
-    public DeviceModelFactory(Accelerator accelerator, string? deviceName = null)
+    /// <param name="precision">The matrix products' precision (fp32 unless asked; <see cref="OpenCuda"/> defaults to bf16).</param>
+    public DeviceModelFactory(Accelerator accelerator, string? deviceName = null, DevicePrecision precision = DevicePrecision.Fp32)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
         Accelerator = accelerator;
         DeviceName = deviceName ?? accelerator.Name;
+        Precision = precision;
         _kernels = new KernelSet(accelerator);
     }
 
-    private DeviceModelFactory(CudaDevice device) : this(device.Accelerator, device.Name) => _ownedDevice = device;
+    private DeviceModelFactory(CudaDevice device, DevicePrecision precision) : this(device.Accelerator, device.Name, precision) => _ownedDevice = device;
 
     /// <summary>
     /// Opens CUDA device <paramref name="device"/> (cuda:N) with the driver and cuBLAS that <see cref="CudaLibraries"/>
@@ -46,12 +49,16 @@ public sealed class DeviceModelFactory : IDeviceModelFactory
     /// </summary>
     /// <param name="device">A CUDA device selection.</param>
     /// <param name="what">What asked for it, prefixed to errors (e.g. "--device cuda:1"); null: "device cuda:N".</param>
+    /// <param name="precision">The matrix products' precision; null: the GPU's default, bf16 (<see cref="DevicePrecisions.DefaultFor"/>).</param>
     /// <exception cref="MediatorDiTException">The selection is the cpu, or the device cannot be used here.</exception>
-    public static DeviceModelFactory OpenCuda(DeviceSelection device, string? what = null)
+    public static DeviceModelFactory OpenCuda(DeviceSelection device, string? what = null, DevicePrecision? precision = null)
     {
         var cuda = CudaDevice.Open(device, what);
-        return new DeviceModelFactory(cuda);
+        return new DeviceModelFactory(cuda, precision ?? DevicePrecisions.DefaultFor(ComputeDevice.Cuda));
     }
+
+    /// <summary>The number format of the networks' matrix products.</summary>
+    public DevicePrecision Precision { get; }
 
     /// <summary>The accelerator the networks run on.</summary>
     public Accelerator Accelerator { get; }
@@ -66,7 +73,7 @@ public sealed class DeviceModelFactory : IDeviceModelFactory
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (!_networks.TryGetValue(model, out var network))
         {
-            network = new DeviceModelFunction(model, _kernels, DeviceGemms.For(Accelerator), guidance: null);
+            network = new DeviceModelFunction(model, _kernels, DeviceGemms.For(Accelerator), guidance: null, Precision);
             _networks.Add(model, network);
         }
         return network;

@@ -13,12 +13,15 @@ namespace MediatorDiT.Cuda.Sampling;
 /// <see cref="NetworkFunction"/> and, with guidance, <see cref="GuidedNetworkFunction"/>: the weights are uploaded once,
 /// activations allocated once per batch size, and each call uploads x, t, y and returns the prediction as a host
 /// tensor. Works for both families (SiT and DiT, which returns all 2C channels with learn_sigma) and both attention
-/// kinds. Not thread-safe: a sampler calls it one step at a time. Dispose it to free the device memory.
+/// kinds. The linear layers' matrix products run at <see cref="Precision"/> (fp32 reproduces the CPU model to rounding;
+/// bf16 rounds their inputs to bf16 and accumulates in fp32, the rest of the network staying fp32). Not thread-safe: a
+/// sampler calls it one step at a time. Dispose it to free the device memory.
 /// </summary>
 public sealed class DeviceModelFunction : IModelFunction, IDisposable
 {
     private readonly DeviceModel _model;
     private readonly IDeviceGemm _gemm;
+    private readonly LinearProducts _products;
 
     /// <summary>
     /// Uploads <paramref name="model"/>'s weights to <paramref name="accelerator"/>; with active
@@ -27,20 +30,28 @@ public sealed class DeviceModelFunction : IModelFunction, IDisposable
     /// <param name="model">The loaded network (its parameters are read once, here).</param>
     /// <param name="accelerator">The accelerator to run on; it stays the caller's to dispose.</param>
     /// <param name="guidance">Classifier-free guidance, or null (or a scale of 1) for none.</param>
+    /// <param name="precision">The matrix products' precision (bf16 keeps bf16 copies of the weight matrices beside the fp32 ones).</param>
     /// <exception cref="MediatorDiTException">Guidance asks for more channels than the model has.</exception>
-    public DeviceModelFunction(SiTModel model, Accelerator accelerator, ClassifierFreeGuidance? guidance = null)
-        : this(model, new KernelSet(accelerator), DeviceGemms.For(accelerator), guidance)
+    public DeviceModelFunction(SiTModel model, Accelerator accelerator, ClassifierFreeGuidance? guidance = null,
+        DevicePrecision precision = DevicePrecision.Fp32)
+        : this(model, new KernelSet(accelerator), DeviceGemms.For(accelerator), guidance, precision)
     {
     }
 
-    internal DeviceModelFunction(SiTModel model, KernelSet kernels, IDeviceGemm gemm, ClassifierFreeGuidance? guidance)
+    /// <summary>As the public constructor, with the kernels and the GEMM (owned and disposed by this function) given.</summary>
+    internal DeviceModelFunction(SiTModel model, KernelSet kernels, IDeviceGemm gemm, ClassifierFreeGuidance? guidance,
+        DevicePrecision precision = DevicePrecision.Fp32)
     {
         ArgumentNullException.ThrowIfNull(model);
         if (guidance is { IsActive: true }) guidance.ChannelsFor(model.Config.InChannels); // refuses more guided channels than the model has
         Guidance = guidance is { IsActive: true } ? guidance : null;
         _gemm = gemm;
-        _model = new DeviceModel(model, kernels, gemm);
+        _products = new LinearProducts(kernels, gemm, precision);
+        _model = new DeviceModel(model, kernels, _products);
     }
+
+    /// <summary>The number format of the matrix products' inputs.</summary>
+    public DevicePrecision Precision => _products.Precision;
 
     /// <summary>The network's configuration.</summary>
     public ModelConfig Config => _model.Config;
@@ -91,6 +102,7 @@ public sealed class DeviceModelFunction : IModelFunction, IDisposable
     public void Dispose()
     {
         _model.Dispose();
+        _products.Dispose();
         _gemm.Dispose();
     }
 }

@@ -4,6 +4,7 @@ using MediatorDiT.Cuda.Kernels;
 using MediatorDiT.Cuda.Models;
 using MediatorDiT.Diffusion;
 using MediatorDiT.Nn;
+using MediatorDiT.Tensors;
 using MediatorDiT.Training;
 
 namespace MediatorDiT.Cuda.Training;
@@ -16,6 +17,9 @@ namespace MediatorDiT.Cuda.Training;
 /// optimiser's scalars for the parameters the step's member used; the EMA. A shared-weight ladder's member uses its
 /// own position biases, rebuilt on the host from their current values each step (a few KB per block). The host
 /// objects are brought up to date by <see cref="SyncToHost"/>, so checkpoints are the CPU run's files.
+/// The linear layers' matrix products (forward and backward) run at the backend's <see cref="Precision"/>: fp32, or
+/// bf16 inputs with fp32 accumulation, reading bf16 copies of the fp32 master weights that are rounded again after
+/// every optimiser step; the loss, norms, softmax, AdamW and the EMA are fp32 either way.
 /// One process only: data-parallel runs use the CPU backend.
 /// </summary>
 public sealed class DeviceTrainingBackend : ITrainingBackend
@@ -23,6 +27,7 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
     private readonly Transport _transport;
     private readonly KernelSet _kernels;
     private readonly IDeviceGemm _gemm;
+    private readonly LinearProducts _products;
     private DeviceTrainingState? _state;
     private DeviceModel[] _members = [];
     private TrainableNetwork? _network, _ema;
@@ -34,15 +39,20 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
     /// <summary>A backend computing on <paramref name="accelerator"/> (a CUDA device, or ILGPU's CPU accelerator), training <paramref name="transport"/>'s loss.</summary>
     /// <param name="accelerator">The device; the caller keeps and disposes it.</param>
     /// <param name="transport">The transport whose loss is trained.</param>
-    public DeviceTrainingBackend(Accelerator accelerator, Transport transport)
+    /// <param name="precision">The matrix products' precision (fp32 unless asked; the CLI's default on a GPU is bf16).</param>
+    public DeviceTrainingBackend(Accelerator accelerator, Transport transport, DevicePrecision precision = DevicePrecision.Fp32)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
         ArgumentNullException.ThrowIfNull(transport);
         _transport = transport;
         _kernels = new KernelSet(accelerator);
         _gemm = DeviceGemms.For(accelerator);
+        _products = new LinearProducts(_kernels, _gemm, precision);
         Name = accelerator.Name;
     }
+
+    /// <summary>The number format of the matrix products' inputs.</summary>
+    public DevicePrecision Precision => _products.Precision;
 
     /// <inheritdoc/>
     public string Name { get; }
@@ -61,7 +71,9 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
         _state = state;
         state.Load(ema, optimizer);
         var accelerator = _kernels.Accelerator;
-        _members = network.Members.Select(member => new DeviceModel(member, _kernels, _gemm,
+        // bf16: one copy of the whole flat value buffer serves every member's weights (they are views into it).
+        _products.KeepBf16Copies([state.Values]);
+        _members = network.Members.Select(member => new DeviceModel(member, _kernels, _products,
             new DeviceWeights(member, accelerator, p => state.Slice(state.Values, state.IndexOf(p)), buildBiases: true),
             new DeviceWeights(member, accelerator, p => state.Slice(state.Gradients, state.IndexOf(p)), buildBiases: false))).ToArray();
         _runs = network.Members.Select(member => Runs(state, member.Parameters)).ToArray();
@@ -137,6 +149,7 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
         k.GradientNormAndClip(gradients, state.NormPartials, state.NormResult, batch.GradClip);
         _optimizer!.LearningRate = batch.LearningRate;
         foreach (var (first, last) in _runs[batch.Member]) Update(state, gradients, first, last);
+        _products.RefreshBf16Copies();
         k.EmaUpdate(state.Ema, state.Values, batch.EmaDecay);
         k.Synchronize();
         state.NormResult.SubView(0, 1).CopyToCPU(_norm.AsSpan());
@@ -169,6 +182,7 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
     {
         foreach (var member in _members) member.Dispose();
         _members = [];
+        _products.Dispose();
         _state?.Dispose();
         _state = null;
     }

@@ -6,7 +6,8 @@ namespace MediatorDiT.Tests.Cli;
 
 /// <summary>
 /// --device on the real mdit: a malformed value is a parse error; a CUDA device this machine lacks is one sentence, exit 1,
-/// for the commands that sample on the device and for those that do not; the sampling commands' factory choice.
+/// for the commands that sample on the device and for those that do not; the sampling commands' factory choice;
+/// --precision: a malformed value is a parse error, bf16 on the cpu one sentence before any work.
 /// </summary>
 public class DeviceOptionTests
 {
@@ -86,5 +87,39 @@ public class DeviceOptionTests
     {
         var r = CliRunner.Run("bench", "--device", "gpu");
         AssertRefused(r, "error: --device must be cpu, cuda or cuda:N (N = 0, 1, ...), got 'gpu' (see 'mdit bench --help').");
+    }
+
+    private const string Bf16OnCpu = "error: --precision bf16 runs on a GPU only; the cpu computes in float32.";
+
+    [Fact]
+    public void Bf16OnTheCpuIsRefused_BeforeAnyWork()
+    {
+        // forward: before the weights are read (the file does not exist); demo and train: before their folders are made.
+        AssertRefused(CliRunner.Run("forward", "--weights", "missing.safetensors", "--inputs", "in.safetensors", "--out",
+            Path.Combine(CliRunner.TempDir(), "o.safetensors"), "--precision", "bf16"), Bf16OnCpu);
+        string demo = Path.Combine(CliRunner.TempDir(), "demo");
+        AssertRefused(CliRunner.Run("demo", "--per-class", "1", "--steps", "4", "--out", demo, "--no-progress", "--device", "cpu", "--precision", "BF16"),
+            Bf16OnCpu);
+        Assert.False(Directory.Exists(demo));
+        string run = Path.Combine(CliRunner.TempDir(), "run");
+        AssertRefused(CliRunner.Run("train", "--dataset", "fashion-mnist", "--steps", "1", "--out", run, "--precision", "bf16"), Bf16OnCpu);
+        Assert.False(Directory.Exists(run));
+    }
+
+    [Fact]
+    public void AMalformedPrecisionIsAParseError()
+    {
+        var r = CliRunner.Run("sample", "--checkpoint", "w.safetensors", "--precision", "fp16");
+        AssertRefused(r, "error: --precision must be fp32 or bf16, got 'fp16' (see 'mdit sample --help').");
+    }
+
+    [Fact]
+    public void Fp32OnTheCpuIsAccepted()
+    {
+        var r = CliRunner.Run("forward", "--weights", "missing.safetensors", "--inputs", "in.safetensors", "--out",
+            Path.Combine(CliRunner.TempDir(), "o.safetensors"), "--precision", "fp32");
+        Assert.Equal(1, r.ExitCode);
+        Assert.DoesNotContain("--precision", r.Stderr); // it went on to the weights, which do not exist
+        Assert.Contains("missing.safetensors", r.Stderr);
     }
 }

@@ -1,3 +1,4 @@
+using ILGPU.Runtime;
 using MediatorDiT.Cuda.Blas;
 using MediatorDiT.Tensors;
 using MediatorDiT.Tests.Cuda.Kernels;
@@ -7,7 +8,9 @@ namespace MediatorDiT.Tests.Cuda.Blas;
 /// <summary>
 /// The ILGPU SGEMM kernels on the CPU accelerator: the tiled kernel equals its plain twin bit for bit, and both
 /// equal the CPU's ReferenceGemm (double sums) to float rounding, over transposes, odd sizes, leading dimensions,
-/// alpha/beta and strided batches.
+/// alpha/beta and strided batches. The bf16 kernels likewise, over the same cases with bf16 operands: tiled = plain,
+/// and both = the float32 kernel over the operands widened on the host, bit for bit (widening is exact and the sums
+/// run in the same order), and = ReferenceGemm of the widened operands to float rounding.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
 public class IlgpuGemmTests(CpuAcceleratorFixture device)
@@ -48,6 +51,34 @@ public class IlgpuGemmTests(CpuAcceleratorFixture device)
                 Assert.Fail($"element {i}: expected {expected[i]:R}, got {tiled[i]:R}");
     }
 
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Bf16Kernels_EqualTheFloatKernelOnTheWidenedOperands(bool transA, bool transB, int m, int n, int k, float alpha, float beta, int batch)
+    {
+        int lda = (transA ? m : k) + 2, ldb = (transB ? k : n) + 1, ldc = n + 3;
+        int rowsA = transA ? k : m, rowsB = transB ? n : k;
+        long strideA = (long)rowsA * lda + 5, strideB = (long)rowsB * ldb + 1, strideC = (long)m * ldc + 2;
+        var shape = new GemmShape(transA, transB, m, n, k, alpha, lda, ldb, beta, ldc, strideA, strideB, strideC, batch);
+        var a = KernelData.Uniform((int)(strideA * batch), 34, -1f, 1f).Select(ReferenceBf16.Round).ToArray();
+        var b = KernelData.Uniform((int)(strideB * batch), 35, -1f, 1f).Select(ReferenceBf16.Round).ToArray();
+        var wideA = a.Select(ReferenceBf16.Widen).ToArray();
+        var wideB = b.Select(ReferenceBf16.Widen).ToArray();
+        var c0 = KernelData.Uniform((int)(strideC * batch), 36, -1f, 1f);
+
+        var expected = (float[])c0.Clone();
+        for (int i = 0; i < batch; i++)
+            ReferenceGemm.Sgemm(transA, transB, m, n, k, alpha, wideA.AsSpan((int)(i * strideA)), lda, wideB.AsSpan((int)(i * strideB)), ldb, beta,
+                expected.AsSpan((int)(i * strideC)), ldc);
+
+        var tiled = RunBf16(new IlgpuGemm(device.Accelerator, plain: false), shape, a, b, c0);
+        var plain = RunBf16(new IlgpuGemm(device.Accelerator, plain: true), shape, a, b, c0);
+        KernelData.AssertSameBits(plain, tiled);
+        KernelData.AssertSameBits(Run(new IlgpuGemm(device.Accelerator, plain: true), shape, wideA, wideB, c0), plain);
+        for (int i = 0; i < expected.Length; i++)
+            if (!(Math.Abs(plain[i] - expected[i]) <= 1e-5f * Math.Max(1f, Math.Abs(expected[i]))))
+                Assert.Fail($"element {i}: expected {expected[i]:R}, got {plain[i]:R}");
+    }
+
     [Fact]
     public void TheTileFitsTheAcceleratorsGroups()
     {
@@ -72,6 +103,15 @@ public class IlgpuGemmTests(CpuAcceleratorFixture device)
         using var db = device.Upload(b);
         using var dc = device.Upload(c0);
         gemm.Sgemm(shape, da.View, db.View, dc.View);
+        return device.Download(dc);
+    }
+
+    private float[] RunBf16(IlgpuGemm gemm, GemmShape shape, ushort[] a, ushort[] b, float[] c0)
+    {
+        using var da = device.Accelerator.Allocate1D(a);
+        using var db = device.Accelerator.Allocate1D(b);
+        using var dc = device.Upload(c0);
+        gemm.GemmBf16(shape, da.View, db.View, dc.View);
         return device.Download(dc);
     }
 }

@@ -23,14 +23,14 @@ public class DeviceTrainingBackendTests(CpuAcceleratorFixture device, ITestOutpu
 {
     private const double StepTolerance = 1e-4, StateTolerance = 1e-3;
 
-    private static ModelConfig Config(int hidden, int depth, bool learnSigma) => new()
+    internal static ModelConfig Config(int hidden, int depth, bool learnSigma) => new()
     {
         InputSize = 8, PatchSize = 2, InChannels = 2, HiddenSize = hidden, Depth = depth, NumHeads = 2, MlpRatio = 2.0, NumClasses = 3,
         LearnSigma = learnSigma,
     };
 
     /// <summary>A network, its EMA and optimiser with N(0, 0.2) weights from <paramref name="seed"/> (the EMA starts as a copy).</summary>
-    private static (TrainableNetwork Net, TrainableNetwork Ema, AdamW Opt) Run(ModelConfig config, int[] mediators, int seed)
+    internal static (TrainableNetwork Net, TrainableNetwork Ema, AdamW Opt) Run(ModelConfig config, int[] mediators, int seed)
     {
         var net = TrainableNetwork.Create(config, mediators);
         var ema = TrainableNetwork.Create(config, mediators);
@@ -41,7 +41,7 @@ public class DeviceTrainingBackendTests(CpuAcceleratorFixture device, ITestOutpu
         return (net, ema, new AdamW(net.Parameters, 1e-3, weightDecay: 0.01));
     }
 
-    private static TrainingBatch Batch(ModelConfig config, int size, int shards, int member, double clip, int seed)
+    internal static TrainingBatch Batch(ModelConfig config, int size, int shards, int member, double clip, int seed)
     {
         var random = new RandomSource((ulong)seed);
         Tensor Normal()

@@ -1,0 +1,124 @@
+using ILGPU;
+using ILGPU.Runtime;
+using MediatorDiT.Cuda.Blas;
+using MediatorDiT.Cuda.Kernels;
+using MediatorDiT.Tensors;
+
+namespace MediatorDiT.Cuda.Models;
+
+/// <summary>
+/// The linear layers' three matrix products (the forward x W^T, the weight gradient dy^T x, the input gradient dy W)
+/// at a <see cref="DevicePrecision"/>. In fp32 they are <see cref="IDeviceGemm.Sgemm"/> on the float32 views. In bf16
+/// they are <see cref="IDeviceGemm.GemmBf16"/>: the activation (and gradient) operands are rounded into scratch
+/// buffers by <see cref="KernelSet.RoundToBf16"/> just before each product, and the weights are read from bf16 copies
+/// kept beside the float32 master weights (<see cref="KeepBf16Copies"/>; <see cref="RefreshBf16Copies"/> after the
+/// masters change). Everything else the network computes stays float32. One set of products serves every device
+/// model sharing its weights (the members of a training ladder); queued on the accelerator's default stream, so a
+/// scratch buffer is free again once the product that reads it is queued.
+/// </summary>
+internal sealed class LinearProducts : IDisposable
+{
+    private readonly KernelSet _kernels;
+    private readonly IDeviceGemm _gemm;
+    private readonly List<(ArrayView<float> Master, MemoryBuffer1D<ushort, Stride1D.Dense> Copy)> _copies = [];
+    private MemoryBuffer1D<ushort, Stride1D.Dense>? _scratchA, _scratchB;
+
+    /// <summary>Products by <paramref name="gemm"/> (the caller keeps and disposes it) at <paramref name="precision"/>.</summary>
+    public LinearProducts(KernelSet kernels, IDeviceGemm gemm, DevicePrecision precision)
+    {
+        _kernels = kernels;
+        _gemm = gemm;
+        Precision = precision;
+    }
+
+    /// <summary>The number format of the products' inputs.</summary>
+    public DevicePrecision Precision { get; }
+
+    /// <summary>
+    /// bf16: allocates a bf16 copy of each master view (a weight, or a training state's whole flat parameter buffer) and
+    /// rounds it; weights inside these views are then read from their copies. fp32: nothing.
+    /// </summary>
+    public void KeepBf16Copies(IEnumerable<ArrayView<float>> masters)
+    {
+        if (Precision != DevicePrecision.Bf16) return;
+        foreach (var master in masters)
+        {
+            if (master.Length == 0) continue;
+            var copy = _kernels.Accelerator.Allocate1D<ushort>(master.Length);
+            _copies.Add((master, copy));
+            _kernels.RoundToBf16(master, copy.View);
+        }
+    }
+
+    /// <summary>Rounds every master into its bf16 copy again (training: after each optimiser step). Nothing in fp32.</summary>
+    public void RefreshBf16Copies()
+    {
+        foreach (var (master, copy) in _copies) _kernels.RoundToBf16(master, copy.View);
+    }
+
+    /// <summary>y (rows, out) += x (rows, in) W^T for W (out, in): Nn.Linear's product (y holds the bias rows).</summary>
+    public void Forward(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> y, int rows, int inFeatures, int outFeatures) =>
+        Product(GemmShape.Single(false, true, rows, outFeatures, inFeatures, 1f, inFeatures, inFeatures, 1f, outFeatures), x, Activation, weight, Weight, y);
+
+    /// <summary>dW (out, in) += dy^T x for dy (rows, out), x (rows, in).</summary>
+    public void WeightGradient(ArrayView<float> dy, ArrayView<float> x, ArrayView<float> dWeight, int rows, int inFeatures, int outFeatures) =>
+        Product(GemmShape.Single(true, false, outFeatures, inFeatures, rows, 1f, outFeatures, inFeatures, 1f, inFeatures), dy, Activation, x, Activation, dWeight);
+
+    /// <summary>dx (rows, in) = dy W (added to dx when <paramref name="accumulate"/>) for dy (rows, out), W (out, in).</summary>
+    public void InputGradient(ArrayView<float> dy, ArrayView<float> weight, ArrayView<float> dx, int rows, int inFeatures, int outFeatures, bool accumulate) =>
+        Product(GemmShape.Single(false, false, rows, inFeatures, outFeatures, 1f, outFeatures, inFeatures, accumulate ? 1f : 0f, inFeatures),
+            dy, Activation, weight, Weight, dx);
+
+    private enum Operand { Activation, Weight }
+
+    private const Operand Activation = Operand.Activation, Weight = Operand.Weight;
+
+    private void Product(in GemmShape shape, ArrayView<float> a, Operand aKind, ArrayView<float> b, Operand bKind, ArrayView<float> c)
+    {
+        if (Precision == DevicePrecision.Fp32)
+        {
+            _gemm.Sgemm(shape, a, b, c);
+            return;
+        }
+        var (aFloats, bFloats, _) = shape.Extents();
+        var a16 = aKind == Weight ? CopyOf(a) : Rounded(a.SubView(0, aFloats), ref _scratchA);
+        var b16 = bKind == Weight ? CopyOf(b) : Rounded(b.SubView(0, bFloats), ref _scratchB);
+        _gemm.GemmBf16(shape, a16, b16, c);
+    }
+
+    /// <summary><paramref name="values"/> rounded into the scratch buffer (grown to fit).</summary>
+    private ArrayView<ushort> Rounded(ArrayView<float> values, ref MemoryBuffer1D<ushort, Stride1D.Dense>? scratch)
+    {
+        if (scratch is null || scratch.Length < values.Length)
+        {
+            scratch?.Dispose();
+            scratch = _kernels.Accelerator.Allocate1D<ushort>(Math.Max(1, values.Length));
+        }
+        var view = scratch.View.SubView(0, values.Length);
+        _kernels.RoundToBf16(values, view);
+        return view;
+    }
+
+    /// <summary>The bf16 copy of a weight: the same elements of the copy of the master view that holds it (found by device address).</summary>
+    private ArrayView<ushort> CopyOf(ArrayView<float> weight)
+    {
+        long start = weight.LoadEffectiveAddressAsPtr().ToInt64();
+        foreach (var (master, copy) in _copies)
+        {
+            long offset = (start - master.LoadEffectiveAddressAsPtr().ToInt64()) / sizeof(float);
+            if (start >= master.LoadEffectiveAddressAsPtr().ToInt64() && offset + weight.Length <= master.Length)
+                return copy.View.SubView(offset, weight.Length);
+        }
+        throw new InvalidOperationException("a bf16 product reads a weight that has no bf16 copy (KeepBf16Copies was not given its master).");
+    }
+
+    /// <summary>Frees the bf16 copies and the scratch buffers (the GEMM stays the caller's).</summary>
+    public void Dispose()
+    {
+        foreach (var (_, copy) in _copies) copy.Dispose();
+        _copies.Clear();
+        _scratchA?.Dispose();
+        _scratchB?.Dispose();
+        (_scratchA, _scratchB) = (null, null);
+    }
+}

@@ -1,0 +1,111 @@
+using ILGPU;
+using ILGPU.Runtime;
+using MediatorDiT.Cuda.Blas;
+using MediatorDiT.Cuda.Models;
+using MediatorDiT.Tensors;
+using MediatorDiT.Tests.Cuda.Kernels;
+
+namespace MediatorDiT.Tests.Cuda.Models;
+
+/// <summary>
+/// The linear layers' three products at each precision on the CPU accelerator, against the float32 SGEMM: in fp32
+/// they are that SGEMM; in bf16 they equal it over operands rounded to bf16 on the host, bit for bit, with the weight
+/// read from its bf16 copy inside a flat master buffer (as a training state's), which follows the master only when
+/// refreshed.
+/// </summary>
+[Collection(CpuAcceleratorCollection.Name)]
+public class LinearProductsTests(CpuAcceleratorFixture device)
+{
+    private const int Rows = 4, In = 7, Out = 5, WeightOffset = 3, MasterLength = 50;
+
+    private sealed class Setup : IDisposable
+    {
+        public readonly float[] Master = KernelData.Uniform(MasterLength, 81, -1f, 1f);
+        public readonly float[] X = KernelData.Uniform(Rows * In, 82, -2f, 2f);
+        public readonly float[] Dy = KernelData.Uniform(Rows * Out, 83, -2f, 2f);
+        public readonly float[] Y0 = KernelData.Uniform(Rows * Out, 84, -1f, 1f);
+        public readonly float[] DWeight0 = KernelData.Uniform(Out * In, 85, -1f, 1f);
+        public readonly float[] Dx0 = KernelData.Uniform(Rows * In, 86, -1f, 1f);
+        public readonly MemoryBuffer1D<float, Stride1D.Dense> DMaster, DX, DDy, DY, DDWeight, DDx;
+
+        public Setup(CpuAcceleratorFixture device)
+        {
+            (DMaster, DX, DDy, DY, DDWeight, DDx) = (device.Upload(Master), device.Upload(X), device.Upload(Dy), device.Upload(Y0), device.Upload(DWeight0),
+                device.Upload(Dx0));
+        }
+
+        public ArrayView<float> Weight => DMaster.View.SubView(WeightOffset, Out * In);
+
+        public float[] HostWeight => Master.AsSpan(WeightOffset, Out * In).ToArray();
+
+        public void Dispose()
+        {
+            foreach (var b in new[] { DMaster, DX, DDy, DY, DDWeight, DDx }) b.Dispose();
+        }
+    }
+
+    /// <summary>The float32 plain SGEMM of <paramref name="shape"/> over host operands.</summary>
+    private float[] Sgemm(GemmShape shape, float[] a, float[] b, float[] c0)
+    {
+        using var da = device.Upload(a);
+        using var db = device.Upload(b);
+        using var dc = device.Upload(c0);
+        new IlgpuGemm(device.Accelerator, plain: true).Sgemm(shape, da.View, db.View, dc.View);
+        return device.Download(dc);
+    }
+
+    private static GemmShape ForwardShape => GemmShape.Single(false, true, Rows, Out, In, 1f, In, In, 1f, Out);
+    private static GemmShape WeightGradientShape => GemmShape.Single(true, false, Out, In, Rows, 1f, Out, In, 1f, In);
+    private static GemmShape InputGradientShape(bool accumulate) => GemmShape.Single(false, false, Rows, In, Out, 1f, Out, In, accumulate ? 1f : 0f, In);
+
+    [Theory]
+    [InlineData(DevicePrecision.Fp32)]
+    [InlineData(DevicePrecision.Bf16)]
+    public void TheThreeProducts_EqualTheFloatGemmOverTheOperandsAtThatPrecision(DevicePrecision precision)
+    {
+        using var s = new Setup(device);
+        using var products = new LinearProducts(device.Kernels, new IlgpuGemm(device.Accelerator, plain: true), precision);
+        products.KeepBf16Copies([s.DMaster.View]);
+        products.Forward(s.DX.View, s.Weight, s.DY.View, Rows, In, Out);
+        products.WeightGradient(s.DDy.View, s.DX.View, s.DDWeight.View, Rows, In, Out);
+        products.InputGradient(s.DDy.View, s.Weight, s.DDx.View, Rows, In, Out, accumulate: true);
+
+        Func<float[], float[]> at = precision == DevicePrecision.Bf16 ? ReferenceBf16.Rounded : v => v;
+        var (x, dy, w) = (at(s.X), at(s.Dy), at(s.HostWeight));
+        KernelData.AssertSameBits(Sgemm(ForwardShape, x, w, s.Y0), device.Download(s.DY));
+        KernelData.AssertSameBits(Sgemm(WeightGradientShape, dy, x, s.DWeight0), device.Download(s.DDWeight));
+        KernelData.AssertSameBits(Sgemm(InputGradientShape(true), dy, w, s.Dx0), device.Download(s.DDx));
+        if (precision == DevicePrecision.Bf16) // the rounding changed the result, so the bf16 path really ran
+            Assert.NotEqual(Sgemm(ForwardShape, s.X, s.HostWeight, s.Y0), device.Download(s.DY));
+    }
+
+    [Fact]
+    public void Bf16WeightCopies_FollowTheMasterOnlyWhenRefreshed()
+    {
+        using var s = new Setup(device);
+        using var products = new LinearProducts(device.Kernels, new IlgpuGemm(device.Accelerator, plain: true), DevicePrecision.Bf16);
+        products.KeepBf16Copies([s.DMaster.View]);
+        var oldWeight = ReferenceBf16.Rounded(s.HostWeight);
+        var newWeight = KernelData.Uniform(Out * In, 87, -1f, 1f);
+        s.Weight.CopyFromCPU(newWeight); // an optimiser step on the master
+
+        var zeros = new float[Rows * Out];
+        s.DY.View.MemSetToZero();
+        products.Forward(s.DX.View, s.Weight, s.DY.View, Rows, In, Out);
+        KernelData.AssertSameBits(Sgemm(ForwardShape, ReferenceBf16.Rounded(s.X), oldWeight, zeros), device.Download(s.DY));
+
+        products.RefreshBf16Copies();
+        s.DY.View.MemSetToZero();
+        products.Forward(s.DX.View, s.Weight, s.DY.View, Rows, In, Out);
+        KernelData.AssertSameBits(Sgemm(ForwardShape, ReferenceBf16.Rounded(s.X), ReferenceBf16.Rounded(newWeight), zeros), device.Download(s.DY));
+    }
+
+    [Fact]
+    public void ABf16ProductOfAWeightWithoutACopyIsRefused()
+    {
+        using var s = new Setup(device);
+        using var products = new LinearProducts(device.Kernels, new IlgpuGemm(device.Accelerator, plain: true), DevicePrecision.Bf16);
+        products.KeepBf16Copies([s.DMaster.View.SubView(0, WeightOffset)]);
+        Assert.Throws<InvalidOperationException>(() => products.Forward(s.DX.View, s.Weight, s.DY.View, Rows, In, Out));
+    }
+}
