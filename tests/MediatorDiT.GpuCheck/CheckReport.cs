@@ -20,6 +20,9 @@ public sealed class CheckReport
     /// <param name="log">Where the readable log goes.</param>
     public CheckReport(double budgetSeconds, TextWriter log) => (_budgetSeconds, _log) = (budgetSeconds, log);
 
+    /// <summary>Where the report is saved after every case (so a run killed by a time limit still leaves its finished cases); null: only at the end.</summary>
+    public string? SavePath { get; init; }
+
     /// <summary>The whole report: header fields, then <c>cases</c>, one object per case by name.</summary>
     public JsonObject Root { get; } = new() { ["cases"] = new JsonObject() };
 
@@ -73,6 +76,7 @@ public sealed class CheckReport
         foreach (var (key, value) in entry)
             if (key is not ("status" or "error" or "seconds")) _log.WriteLine($"    {key}: {value?.ToJsonString()}");
         _log.Flush();
+        if (SavePath is not null) Save(SavePath);
     }
 
     /// <summary>Records case <paramref name="name"/> as skipped for <paramref name="reason"/> without running it.</summary>

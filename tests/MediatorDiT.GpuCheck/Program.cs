@@ -32,7 +32,8 @@ if (outDir is null || accelerator is not ("cuda" or "cpu"))
     return 2;
 }
 Directory.CreateDirectory(outDir);
-var report = new CheckReport(budget, Console.Out);
+string json = Path.Combine(outDir, "gpu-check.json");
+var report = new CheckReport(budget, Console.Out) { SavePath = json };
 var options = new SpeedChecks.Options(quick, sampleSteps ?? (quick ? 2 : 25), sampleBatch ?? (quick ? 2 : 16));
 report.Root["program"] = "MediatorDiT.GpuCheck";
 report.Root["accelerator"] = accelerator;
@@ -78,7 +79,7 @@ JsonArray Named(string status) => new(cases.Where(c => (string?)c.Value!["status
 report.Root["failed"] = Named("failed");
 report.Root["skipped"] = Named("skipped");
 device?.Dispose();
-string json = Path.Combine(outDir, "gpu-check.json");
+report.Root["finished"] = true;
 report.Save(json);
 report.Log($"wrote {json}; failed: {report.Root["failed"]!.ToJsonString()}, skipped: {report.Root["skipped"]!.ToJsonString()}");
 return 0;
