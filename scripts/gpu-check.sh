@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The device check on a GPU machine (docs/GPU.md, "The device check"), from the repository root with gpu-bundle/
+# (scripts/gpu-bundle.sh) beside it: MediatorDiT.GpuCheck on CUDA device 0, then the PyTorch reference on the same
+# card, each under a time limit, then summary.json with the ratios side by side. Everything goes to ${OUT:-gpu-check-out}:
+# gpu-check.json, pytorch.json, summary.json, gpu-check.log. Under 8 minutes in all.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out="${OUT:-$root/gpu-check-out}"
+mkdir -p "$out"
+log="$out/gpu-check.log"
+exec > >(tee -a "$log") 2>&1
+python="${MDIT_PYTHON:-/opt/torch/.venv/bin/python}"
+[ -x "$python" ] || python=python3
+# The pip wheels' cuBLAS lives in this environment's nvidia/*/lib, where CudaLibraries looks.
+export VIRTUAL_ENV="${VIRTUAL_ENV:-/opt/torch/.venv}"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1
+start=$(date +%s)
+say() { echo "[gpu-check $(( $(date +%s) - start ))s] $*"; }
+
+bundle="$root/gpu-bundle"
+if [ -f "$bundle/bundle.tar.xz" ]; then
+  unpacked="${TMPDIR:-/tmp}/mdit-gpu-bundle"
+  say "unpacking $bundle/bundle.tar.xz to $unpacked"
+  rm -rf "$unpacked" && mkdir -p "$unpacked"
+  if ! xz -dc "$bundle/bundle.tar.xz" | tar -C "$unpacked" -xf -; then say "error: could not unpack the bundle"; fi
+  bundle="$unpacked"
+fi
+check="$bundle/gpucheck/MediatorDiT.GpuCheck"
+say "bundle: $bundle (commit $(cat "$bundle/commit.txt" 2>/dev/null || echo unknown))"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 || say "nvidia-smi failed"
+
+rc_ours=127
+if [ -x "$check" ]; then
+  say "MediatorDiT.GpuCheck (limit 300 s, no case starts after 220 s)"
+  timeout -k 10 300 "$check" --out "$out" --accelerator cuda --fixtures "$bundle/fixtures" --budget-seconds 220
+  rc_ours=$?
+  say "MediatorDiT.GpuCheck exit $rc_ours$([ $rc_ours -eq 124 ] && echo ' (timed out; the JSON holds the cases finished)')"
+else
+  say "error: $check is missing; run scripts/gpu-bundle.sh on the build machine and carry gpu-bundle"
+fi
+
+script="$bundle/sit_reference.py"
+[ -f "$script" ] || script="$root/bench/pytorch/sit_reference.py"
+say "PyTorch reference with $python (limit 140 s, no case starts after 100 s)"
+timeout -k 10 140 "$python" "$script" --out "$out/pytorch.json" --budget-seconds 100
+rc_torch=$?
+say "PyTorch reference exit $rc_torch$([ $rc_torch -eq 124 ] && echo ' (timed out)')"
+
+say "summary"
+"$python" - "$out" "$rc_ours" "$rc_torch" <<'PY'
+import json, os, sys
+out, rc_ours, rc_torch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def load(name):
+    try:
+        with open(os.path.join(out, name)) as f:
+            return json.load(f)
+    except Exception as e:
+        return {"load_error": f"{name}: {type(e).__name__}: {e}"}
+ours, torch_ = load("gpu-check.json"), load("pytorch.json")
+oc, tc = ours.get("cases", {}), torch_.get("cases", {})
+def num(case, key):
+    v = (case or {}).get(key)
+    return v if isinstance(v, (int, float)) else None
+pairs = [("speed_training", "train", 0.8), ("speed_sampling_ladder", "sample", 1.5),
+         ("speed_long_forward_mediator", "long_mediator", None), ("speed_long_forward_full", "long_full", None)]
+rows = {}
+for mine, theirs, target in pairs:
+    a, b = num(oc.get(mine), "images_per_second"), num(tc.get(theirs), "images_per_second")
+    rows[mine] = {"ours_images_per_second": a, "pytorch_images_per_second": b,
+                  "ratio_ours_to_pytorch": a / b if a and b else None, "target_ratio": target,
+                  "ours_status": (oc.get(mine) or {}).get("status"), "pytorch_status": (tc.get(theirs) or {}).get("status"),
+                  "ours_precision": (oc.get(mine) or {}).get("precision"), "pytorch_precision": (tc.get(theirs) or {}).get("precision"),
+                  "ours_device_memory_bytes": num(oc.get(mine), "device_memory_used_bytes"),
+                  "pytorch_peak_memory_bytes": num(tc.get(theirs), "peak_memory_bytes")}
+summary = {
+    "exit_codes": {"gpu_check": rc_ours, "pytorch": rc_torch},
+    "ours_finished": ours.get("finished", False),
+    "device": (oc.get("device") or {}).get("name"), "pytorch_device": torch_.get("device_name"),
+    "cases": rows,
+    "training_mfu_ours_of_bf16_peak": num(oc.get("speed_training"), "mfu_of_bf16_peak"),
+    "training_mfu_pytorch_of_bf16_peak": num(tc.get("train"), "mfu_of_bf16_peak"),
+    "training_mfu_target": 0.35,
+    "long_forward_mediator_speedup_ours": ours.get("long_forward_mediator_speedup"),
+    "long_forward_mediator_speedup_pytorch": torch_.get("long_forward_mediator_speedup"),
+    "long_forward_speedup_target": 2.5,
+    "parity": {k: {"status": v.get("status"), "pass": v.get("pass"), "error": v.get("error")} for k, v in oc.items() if k.startswith("parity")},
+    "failed": {"ours": ours.get("failed"), "pytorch": [k for k, v in tc.items() if v.get("status") != "ok"]},
+    "bf16": ours.get("bf16"),
+    "load_errors": [d["load_error"] for d in (ours, torch_) if "load_error" in d],
+    "note": "ours runs fp32 (no bf16 option in this build), PyTorch bf16 autocast; sampling: ours one network call per SDE step, PyTorch two",
+}
+with open(os.path.join(out, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+print(json.dumps(summary, indent=2))
+PY
+say "done; files in $out: $(ls "$out" | tr '\n' ' ')"
+[ "$rc_ours" -eq 0 ] && [ "$rc_torch" -eq 0 ]

@@ -1,0 +1,237 @@
+using System.Text.Json.Nodes;
+using MediatorDiT.Cuda.Sampling;
+using MediatorDiT.Cuda.Training;
+using MediatorDiT.Diffusion;
+using MediatorDiT.IO;
+using MediatorDiT.Models;
+using MediatorDiT.Tensors;
+using MediatorDiT.Training;
+
+namespace MediatorDiT.GpuCheck;
+
+/// <summary>
+/// fp32 parity of the device backend: <see cref="DeviceModelFunction"/> on the golden fixtures against the official
+/// outputs and against the CPU model, and <see cref="DeviceTrainingBackend"/> against <see cref="CpuTrainingBackend"/>
+/// over a few steps of a small model. Errors are scaled as the tests scale them (docs/GPU.md).
+/// </summary>
+public static class ParityChecks
+{
+    /// <summary>The forward bound: |device - reference| &lt;= 1e-4 max(1, max |reference|).</summary>
+    public const double ForwardTolerance = 1e-4;
+
+    /// <summary>The gradient and weight bound: |device - cpu| &lt;= 1e-3 max(|cpu|, rms(cpu)) element by element.</summary>
+    public const double GradientTolerance = 1e-3;
+
+    /// <summary>The SiT fixture cases and the DiT one, each a model with its io file (../shared/fixtures/README.md).</summary>
+    public static IReadOnlyList<string> FixtureCases { get; } = ["mediator_grid4_m4", "mediator_grid8_m16", "full_grid8", "dit_model"];
+
+    /// <summary>The files of the fixture cases, for the bundle.</summary>
+    public static IEnumerable<string> FixtureFiles => FixtureCases.SelectMany(c => new[] { $"{c}.weights.safetensors", $"{c}.io.safetensors" });
+
+    /// <summary>
+    /// One fixture case on the device: the plain forward against the fixture's <c>out</c> and the CPU model, and the
+    /// guided forward (scale 4 on the first 3 channels, the official forward_with_cfg) against <c>cfg.out</c> and the CPU.
+    /// </summary>
+    /// <param name="device">The accelerator.</param>
+    /// <param name="fixtures">The fixtures folder.</param>
+    /// <param name="name">The case.</param>
+    /// <param name="entry">Receives the errors.</param>
+    public static void Forward(CheckDevice device, string fixtures, string name, JsonObject entry)
+    {
+        var weights = SafeTensors.Read(FixtureFile(fixtures, $"{name}.weights.safetensors"));
+        var config = ModelConfig.FromJson(weights.Metadata["config"], name);
+        var model = new SiTModel(config);
+        StateDict.LoadInto(model, weights.Tensors, strict: true, name);
+        var io = SafeTensors.Read(FixtureFile(fixtures, $"{name}.io.safetensors"));
+        using var function = new DeviceModelFunction(model, device.Accelerator);
+
+        var (x, t, y) = (io.GetFloat("x"), Times(io, "t"), Labels(io, "y"));
+        var plain = function.Evaluate(x, t, y);
+        var cpuPlain = model.Forward(x, t, y);
+        var (cx, ct, cy) = (io.GetFloat("cfg.x"), Times(io, "cfg.t"), Labels(io, "cfg.y"));
+        var guided = function.ForwardWithCfg(cx, ct, cy, 4f, 3);
+        var cpuGuided = model.ForwardWithCfg(cx, ct, cy, 4f, guidedChannels: 3);
+
+        entry["config"] = $"{config.Family} {config.Attention} hidden {config.HiddenSize} depth {config.Depth} tokens {config.NumTokens} mediators {config.MediatorNum} learn_sigma {config.LearnSigma}";
+        entry["batch"] = x.Dim(0);
+        double[] errors =
+        [
+            Scaled(io.GetFloat("out").Span, plain.Span), Scaled(cpuPlain.Span, plain.Span),
+            Scaled(io.GetFloat("cfg.out").Span, guided.Span), Scaled(cpuGuided.Span, guided.Span),
+        ];
+        entry["out_vs_fixture"] = CheckReport.Number(errors[0]);
+        entry["out_vs_cpu"] = CheckReport.Number(errors[1]);
+        entry["cfg_out_vs_fixture"] = CheckReport.Number(errors[2]);
+        entry["cfg_out_vs_cpu"] = CheckReport.Number(errors[3]);
+        entry["cpu_out_vs_fixture"] = CheckReport.Number(Scaled(io.GetFloat("out").Span, cpuPlain.Span));
+        entry["tolerance"] = ForwardTolerance;
+        entry["error_scale"] = "max |device - reference| / max(1, max |reference|)";
+        entry["pass"] = errors.All(e => e <= ForwardTolerance);
+    }
+
+    /// <summary>
+    /// The device training step against the CPU one on a small SiT (8x8x2 input, patch 2, hidden 16, depth 2, learn_sigma,
+    /// batch 4), full or 4-mediator attention, from the same weights and batches: per step the loss and the gradient norm;
+    /// after step 1 the AdamW first moments, which are 0.1 times the gradients (no clipping), i.e. every gradient; after 3
+    /// steps every weight and EMA value.
+    /// </summary>
+    /// <param name="device">The accelerator.</param>
+    /// <param name="mediators">0: full attention; else the mediator count.</param>
+    /// <param name="entry">Receives the differences.</param>
+    public static void Training(CheckDevice device, int mediators, JsonObject entry)
+    {
+        var config = new ModelConfig
+        {
+            InputSize = 8, PatchSize = 2, InChannels = 2, HiddenSize = 16, Depth = 2, NumHeads = 2, MlpRatio = 2.0, NumClasses = 3,
+            LearnSigma = true,
+        };
+        int[] counts = mediators == 0 ? [] : [mediators];
+        var transport = new Transport();
+        var (cpuNet, cpuEma, cpuOpt) = Network(config, counts, 5);
+        var (devNet, devEma, devOpt) = Network(config, counts, 5);
+        using var cpu = new CpuTrainingBackend(transport);
+        using var dev = new DeviceTrainingBackend(device.Accelerator, transport);
+        cpu.Attach(cpuNet, cpuEma, cpuOpt);
+        dev.Attach(devNet, devEma, devOpt);
+
+        double lossDiff = 0, normDiff = 0, gradDiff = 0;
+        var losses = new JsonArray();
+        for (int step = 0; step < 3; step++)
+        {
+            var batch = Batch(config, 4, 100 + step);
+            var expected = cpu.Step(batch);
+            var actual = dev.Step(batch);
+            lossDiff = Math.Max(lossDiff, Math.Abs(actual.Loss - expected.Loss) / Math.Abs(expected.Loss));
+            normDiff = Math.Max(normDiff, Math.Abs(actual.GradNorm - expected.GradNorm) / expected.GradNorm);
+            losses.Add(new JsonObject
+            {
+                ["cpu_loss"] = CheckReport.Number(expected.Loss), ["device_loss"] = CheckReport.Number(actual.Loss),
+                ["cpu_grad_norm"] = CheckReport.Number(expected.GradNorm), ["device_grad_norm"] = CheckReport.Number(actual.GradNorm),
+            });
+            if (step == 0)
+            {
+                dev.SyncToHost();
+                var (cpuState, devState) = (cpuOpt.State, devOpt.State);
+                for (int i = 0; i < cpuState.Count; i++)
+                    gradDiff = Math.Max(gradDiff, Relative(cpuState[i].ExpAvg.Span, devState[i].ExpAvg.Span));
+            }
+        }
+        dev.SyncToHost();
+        double weightDiff = 0, emaDiff = 0;
+        for (int i = 0; i < cpuNet.Parameters.Count; i++)
+        {
+            if (!cpuNet.Parameters[i].Trainable) continue;
+            bool qkvBias = cpuNet.NameOf(cpuNet.Parameters[i]).EndsWith("attn.qkv.bias", StringComparison.Ordinal);
+            weightDiff = Math.Max(weightDiff, Relative(cpuNet.Parameters[i].Value.Span, devNet.Parameters[i].Value.Span, qkvBias));
+            emaDiff = Math.Max(emaDiff, Relative(cpuEma.Parameters[i].Value.Span, devEma.Parameters[i].Value.Span, qkvBias));
+        }
+        entry["config"] = $"SiT {(mediators == 0 ? "full attention" : $"{mediators} mediators")}, 8x8x2 input, patch 2, hidden 16, depth 2, learn_sigma, batch 4, AdamW lr 1e-3 wd 0.01, 3 steps";
+        entry["steps"] = losses;
+        entry["loss_max_rel_diff"] = CheckReport.Number(lossDiff);
+        entry["grad_norm_max_rel_diff"] = CheckReport.Number(normDiff);
+        entry["grad_max_rel_diff"] = CheckReport.Number(gradDiff);
+        entry["weight_max_rel_diff"] = CheckReport.Number(weightDiff);
+        entry["ema_max_rel_diff"] = CheckReport.Number(emaDiff);
+        entry["loss_tolerance"] = ForwardTolerance;
+        entry["gradient_tolerance"] = GradientTolerance;
+        entry["error_scale"] = "loss and grad norm: relative; gradients (step 1's AdamW first moments), weights and EMA after 3 steps: max |device - cpu| / max(|cpu|, rms(cpu)), the key third of attn.qkv.bias left out of the weights (its gradient is zero in exact arithmetic, AdamW turns rounding residue there into lr-sized steps)";
+        entry["pass"] = lossDiff <= ForwardTolerance && normDiff <= ForwardTolerance && gradDiff <= GradientTolerance
+            && weightDiff <= GradientTolerance && emaDiff <= GradientTolerance;
+    }
+
+    /// <summary>The fixtures folder: the one given, else ../shared/fixtures beside a MediatorDiT.sln above the working folder or the program, else fixtures/ beside the program.</summary>
+    /// <param name="given">The --fixtures value, or null.</param>
+    public static string? FindFixtures(string? given)
+    {
+        if (given is not null) return Path.GetFullPath(given);
+        foreach (var start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+                if (File.Exists(Path.Combine(dir.FullName, "MediatorDiT.sln")))
+                {
+                    string shared = Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "fixtures"));
+                    if (Directory.Exists(shared)) return shared;
+                }
+        }
+        string beside = Path.Combine(AppContext.BaseDirectory, "fixtures");
+        return Directory.Exists(beside) ? beside : null;
+    }
+
+    private static string FixtureFile(string dir, string file)
+    {
+        string path = Path.Combine(dir, file);
+        return File.Exists(path) ? path : throw new FileNotFoundException($"fixture {path} is missing (--fixtures DIR)");
+    }
+
+    private static float[] Times(SafeTensorsFile io, string key) =>
+        io.Tensors[key].DType == DType.I64 ? io.GetInt64(key).Select(v => (float)v).ToArray() : io.GetFloat(key).Span.ToArray();
+
+    private static int[] Labels(SafeTensorsFile io, string key) => io.GetInt64(key).Select(v => (int)v).ToArray();
+
+    /// <summary>max |actual - expected| / max(1, max |expected|); infinite for a shape mismatch or a non-finite value.</summary>
+    private static double Scaled(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual)
+    {
+        if (expected.Length != actual.Length) return double.PositiveInfinity;
+        double scale = 1, worst = 0;
+        foreach (float e in expected) scale = Math.Max(scale, Math.Abs(e));
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double d = Math.Abs((double)actual[i] - expected[i]);
+            if (!double.IsFinite(d)) return double.PositiveInfinity;
+            worst = Math.Max(worst, d);
+        }
+        return worst / scale;
+    }
+
+    /// <summary>max |actual - expected| / max(|expected|, rms(expected)) (0 for an all-zero tensor equal on both sides); the middle third skipped when asked.</summary>
+    private static double Relative(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, bool skipMiddleThird = false)
+    {
+        if (expected.Length != actual.Length) return double.PositiveInfinity;
+        int third = expected.Length / 3;
+        double squares = 0;
+        foreach (float e in expected) squares += (double)e * e;
+        double rms = Math.Sqrt(squares / Math.Max(1, expected.Length)), worst = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            if (skipMiddleThird && i >= third && i < 2 * third) continue;
+            double d = Math.Abs((double)actual[i] - expected[i]);
+            if (!double.IsFinite(d)) return double.PositiveInfinity;
+            double scale = Math.Max(Math.Abs((double)expected[i]), rms);
+            if (d == 0) continue;
+            worst = Math.Max(worst, scale == 0 ? double.PositiveInfinity : d / scale);
+        }
+        return worst;
+    }
+
+    private static (TrainableNetwork Net, TrainableNetwork Ema, AdamW Opt) Network(ModelConfig config, int[] mediators, int seed)
+    {
+        var net = TrainableNetwork.Create(config, mediators);
+        var ema = TrainableNetwork.Create(config, mediators);
+        var random = new RandomSource((ulong)seed);
+        foreach (var p in net.Parameters)
+            if (p.Trainable) random.FillGaussian(p.Value.Span, 0, 0.2f);
+        Ema.CopyWeights(net, ema);
+        return (net, ema, new AdamW(net.Parameters, 1e-3, weightDecay: 0.01));
+    }
+
+    /// <summary>A training batch of standard normal noise and data, labels (the null label included) and times in [0.05, 0.95).</summary>
+    internal static TrainingBatch Batch(ModelConfig config, int size, int seed)
+    {
+        var random = new RandomSource((ulong)seed);
+        Tensor Normal()
+        {
+            var t = new Tensor(size, config.InChannels, config.InputSize, config.InputSize);
+            random.FillGaussian(t.Span, 0, 1f);
+            return t;
+        }
+        var labels = new int[size];
+        var times = new float[size];
+        var draw = new Random(seed);
+        for (int i = 0; i < size; i++)
+        {
+            labels[i] = draw.Next(config.NumClasses + 1);
+            times[i] = 0.05f + 0.9f * draw.NextSingle();
+        }
+        return new TrainingBatch(0, labels, Normal(), times, Normal(), Normal(), 1, 0, 1e-3, 0.9);
+    }
+}

@@ -1,0 +1,220 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using MediatorDiT.Cuda.Sampling;
+using MediatorDiT.Cuda.Training;
+using MediatorDiT.Diffusion;
+using MediatorDiT.Models;
+using MediatorDiT.Nn;
+using MediatorDiT.Pipelines;
+using MediatorDiT.Sampling;
+using MediatorDiT.Tensors;
+using MediatorDiT.Training;
+
+namespace MediatorDiT.GpuCheck;
+
+/// <summary>
+/// The speed cases, each timed after a warm-up (kernels compiled, buffers allocated) with the accelerator synchronised
+/// around every timed run; the median of the repeats. FLOPs are the library's <see cref="FlopCounter"/> count of
+/// multiply-accumulates (linear layers, attention products, convolutions) times 2, a training step counting 3 forwards
+/// (backward = 2 x forward). Weights are random (N(0, 0.02)): speed does not depend on them.
+/// </summary>
+public static class SpeedChecks
+{
+    /// <summary>H200 dense bf16 tensor-core peak, FLOP/s (the issue's reference for MFU).</summary>
+    public const double H200PeakBf16 = 989e12;
+
+    /// <summary>H200 fp32 peak (CUDA cores, no tensor cores), FLOP/s.</summary>
+    public const double H200PeakFp32 = 67e12;
+
+    /// <summary>The options the speed cases share.</summary>
+    /// <param name="Quick">Tiny configs and 2 runs per case (the CPU accelerator in CI).</param>
+    /// <param name="SampleSteps">SDE steps actually run in the sampling case (the rate is extrapolated to 250).</param>
+    /// <param name="SampleBatch">Images per sampling batch.</param>
+    public sealed record Options(bool Quick, int SampleSteps, int SampleBatch)
+    {
+        /// <summary>Timed repeats after the warm-up.</summary>
+        public int Repeats => Quick ? 1 : 3;
+    }
+
+    /// <summary>
+    /// One training step (forward keeping activations, loss, backward, gradient norm, AdamW, EMA) of SiT-XL/2 with full
+    /// attention on 32x32x4 latents at batch 64, fp32, through <see cref="DeviceTrainingBackend"/>.
+    /// </summary>
+    /// <param name="device">The accelerator.</param>
+    /// <param name="options">Quick or full.</param>
+    /// <param name="entry">Receives times, rates and memory.</param>
+    public static void Training(CheckDevice device, Options options, JsonObject entry)
+    {
+        var config = options.Quick ? Tiny(mediators: 0) : ModelRegistry.Get("SiT-XL/2", 256);
+        int batch = options.Quick ? 2 : 64;
+        long? before = device.MemoryInUse();
+        var net = TrainableNetwork.Create(config, []);
+        var ema = TrainableNetwork.Create(config, []);
+        Randomise(net.Parameters);
+        Ema.CopyWeights(net, ema);
+        var optimizer = new AdamW(net.Parameters, 1e-4);
+        using var backend = new DeviceTrainingBackend(device.Accelerator, new Transport());
+        backend.Attach(net, ema, optimizer);
+        var batches = Enumerable.Range(0, 1 + options.Repeats).Select(i => ParityChecks.Batch(config, batch, 200 + i)).ToArray();
+        double loss = double.NaN;
+        var times = Time(device, 1, options.Repeats, run => loss = backend.Step(batches[run]).Loss);
+
+        double macs = FlopCounter.Count(config).PerImage * batch;
+        double seconds = Median(times);
+        double flops = 2 * 3 * macs / seconds;
+        entry["model"] = Describe(config);
+        entry["precision"] = "fp32";
+        entry["batch"] = batch;
+        entry["warmup_steps"] = 1;
+        entry["step_seconds"] = new JsonArray(times.Select(t => (JsonNode)Math.Round(t, 5)).ToArray());
+        entry["median_step_seconds"] = seconds;
+        entry["images_per_second"] = CheckReport.Number(batch / seconds);
+        entry["last_loss"] = CheckReport.Number(loss);
+        entry["forward_flops_per_image"] = 2 * FlopCounter.Count(config).PerImage;
+        entry["flops_per_step"] = 2 * 3 * macs;
+        entry["achieved_flops_per_second"] = CheckReport.Number(flops);
+        entry["mfu_of_fp32_peak"] = CheckReport.Number(flops / H200PeakFp32);
+        entry["mfu_of_bf16_peak"] = CheckReport.Number(flops / H200PeakBf16);
+        Memory(device, before, entry);
+    }
+
+    /// <summary>
+    /// Guided sampling (scale 4 on the first 3 channels) of a 3-model SiT-XL/2 mediator ladder (4, 16, 64 mediators,
+    /// switching at 1/3 and 2/3 of the steps) with the SDE (Euler-Maruyama, one network call per step), through
+    /// <see cref="DiffusionPipeline"/> with <see cref="DeviceModelFactory"/>; <see cref="Options.SampleSteps"/> steps
+    /// run and the time extrapolated to 250.
+    /// </summary>
+    /// <param name="device">The accelerator.</param>
+    /// <param name="options">Quick or full, steps and batch.</param>
+    /// <param name="entry">Receives times, rates and memory.</param>
+    public static void Sampling(CheckDevice device, Options options, JsonObject entry)
+    {
+        int[] mediators = options.Quick ? [1, 4, 16] : [4, 16, 64];
+        var models = mediators.Select(m => new SiTModel(options.Quick ? Tiny(m) : ModelRegistry.Get("SiT-XL/2", 256, mediators: m))).ToArray();
+        foreach (var model in models) Randomise(model.Parameters);
+        long? before = device.MemoryInUse();
+        using var factory = new DeviceModelFactory(device.Accelerator);
+        var pipeline = DiffusionPipeline.FromModels(models, compute: ComputeContext.Default with { Device = ComputeDevice.Cuda }, deviceModels: factory);
+        GenerationOptions Run(int steps) => new()
+        {
+            Sampler = SamplerKind.Sde, Steps = steps, NumImages = options.SampleBatch, BatchSize = options.SampleBatch, Seed = 7,
+            GuidanceScale = 4f, Schedule = new ScheduleChoice.Fixed([1.0 / 3, 2.0 / 3]), Decode = false,
+        };
+        pipeline.Generate(Run(3)); // warm-up: every model serves a step
+        device.Accelerator.Synchronize();
+        var watch = Stopwatch.StartNew();
+        var result = pipeline.Generate(Run(options.SampleSteps));
+        device.Accelerator.Synchronize();
+        double seconds = watch.Elapsed.TotalSeconds;
+        double perStep = seconds / options.SampleSteps;
+        double macs = result.Record.Images.Sum(i => i.Gflops) * 1e9;
+        double finite = result.Samples.Span.ToArray().Count(float.IsFinite) / (double)result.Samples.Length;
+
+        entry["model"] = Describe(models[0].Config) + $", ladder of {string.Join(", ", mediators)} mediators";
+        entry["precision"] = "fp32";
+        entry["weights"] = "random N(0, 0.02)";
+        entry["sampler"] = "SDE Euler-Maruyama, one network call per step (both guidance halves in one doubled batch), guidance 4 on 3 channels, fixed switches at 1/3 and 2/3";
+        entry["batch"] = options.SampleBatch;
+        entry["steps_run"] = options.SampleSteps;
+        entry["seconds_run"] = seconds;
+        entry["seconds_per_step"] = perStep;
+        entry["extrapolated_to_steps"] = 250;
+        entry["extrapolated_seconds"] = perStep * 250;
+        entry["images_per_second"] = CheckReport.Number(options.SampleBatch / (perStep * 250));
+        entry["achieved_flops_per_second"] = CheckReport.Number(2 * macs / seconds);
+        entry["finite_fraction"] = finite;
+        entry["note"] = options.SampleSteps == 250 ? "all 250 steps run" : $"{options.SampleSteps} steps run, time per step extrapolated to 250";
+        Memory(device, before, entry);
+    }
+
+    /// <summary>
+    /// The forward of SiT-S/2 at 4,096 tokens (128x128x4 latents, patch 2) at batch 8 through
+    /// <see cref="DeviceModelFunction"/>, with 64 mediators or full attention.
+    /// </summary>
+    /// <param name="device">The accelerator.</param>
+    /// <param name="options">Quick or full.</param>
+    /// <param name="mediators">64 (quick: 4), or 0 for full attention.</param>
+    /// <param name="entry">Receives times, rates and memory.</param>
+    public static void LongForward(CheckDevice device, Options options, int mediators, JsonObject entry)
+    {
+        var config = options.Quick
+            ? Tiny(mediators == 0 ? 0 : 4) with { InputSize = 16 }
+            : ModelRegistry.Get("SiT-S/2", 1024, mediators: mediators);
+        int batch = options.Quick ? 2 : 8;
+        var model = new SiTModel(config);
+        Randomise(model.Parameters);
+        long? before = device.MemoryInUse();
+        using var function = new DeviceModelFunction(model, device.Accelerator);
+        var x = new Tensor(batch, config.InChannels, config.InputSize, config.InputSize);
+        new RandomSource(3).FillGaussian(x.Span);
+        var t = Enumerable.Range(0, batch).Select(i => (i + 0.5f) / batch).ToArray();
+        var y = Enumerable.Range(0, batch).Select(i => i % config.NumClasses).ToArray();
+        Tensor? output = null;
+        var times = Time(device, 1, options.Repeats, _ => output = function.Evaluate(x, t, y));
+        double seconds = Median(times);
+        double macs = FlopCounter.Count(config).PerImage * batch;
+        entry["model"] = Describe(config);
+        entry["precision"] = "fp32";
+        entry["tokens"] = config.NumTokens;
+        entry["batch"] = batch;
+        entry["forward_seconds"] = new JsonArray(times.Select(s => (JsonNode)Math.Round(s, 5)).ToArray());
+        entry["median_forward_seconds"] = seconds;
+        entry["images_per_second"] = CheckReport.Number(batch / seconds);
+        entry["achieved_flops_per_second"] = CheckReport.Number(2 * macs / seconds);
+        entry["finite_fraction"] = output!.Span.ToArray().Count(float.IsFinite) / (double)output.Length;
+        Memory(device, before, entry);
+    }
+
+    /// <summary>A tiny SiT for --quick: 8x8x4 input, patch 2, hidden 32, depth 1, 2 heads, 10 classes, learn_sigma.</summary>
+    private static ModelConfig Tiny(int mediators) => AttentionKinds.WithMediators(new ModelConfig
+    {
+        InputSize = 8, PatchSize = 2, InChannels = 4, HiddenSize = 32, Depth = 1, NumHeads = 2, MlpRatio = 2.0, NumClasses = 10,
+        LearnSigma = true,
+    }, mediators == 0 ? null : mediators);
+
+    private static string Describe(ModelConfig c) =>
+        $"{c.Family} hidden {c.HiddenSize} depth {c.Depth} heads {c.NumHeads} patch {c.PatchSize}, {c.InputSize}x{c.InputSize}x{c.InChannels} latents ({c.NumTokens} tokens), "
+        + (c.Attention == AttentionKind.Full ? "full attention" : $"{c.MediatorNum} mediators");
+
+    /// <summary>Every trainable parameter N(0, 0.02), one seeded stream per parameter, in parallel.</summary>
+    private static void Randomise(IReadOnlyList<Parameter> parameters) =>
+        Parallel.For(0, parameters.Count, i =>
+        {
+            if (parameters[i].Trainable) new RandomSource((ulong)(1000 + i)).FillGaussian(parameters[i].Value.Span, 0, 0.02f);
+        });
+
+    /// <summary>Runs <paramref name="warmup"/> untimed and <paramref name="repeats"/> timed calls, each synchronised; the timed seconds.</summary>
+    private static double[] Time(CheckDevice device, int warmup, int repeats, Action<int> run)
+    {
+        for (int i = 0; i < warmup; i++) run(i);
+        device.Accelerator.Synchronize();
+        var times = new double[repeats];
+        for (int i = 0; i < repeats; i++)
+        {
+            var watch = Stopwatch.StartNew();
+            run(warmup + i);
+            device.Accelerator.Synchronize();
+            times[i] = watch.Elapsed.TotalSeconds;
+        }
+        return times;
+    }
+
+    private static double Median(double[] values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    /// <summary>
+    /// The card's memory in use after the case (its buffers are allocated once and still held) above the level before it;
+    /// null on the CPU accelerator.
+    /// </summary>
+    private static void Memory(CheckDevice device, long? before, JsonObject entry)
+    {
+        long? after = device.MemoryInUse();
+        entry["device_memory_used_bytes"] = after is long a && before is long b ? a - b : null;
+        entry["device_memory_note"] = device.IsCuda
+            ? "cuMemGetInfo (total - free) after the timed runs minus before the case: the case's buffers (allocated once and kept), kernels and cuBLAS workspace"
+            : "not measurable on the CPU accelerator";
+    }
+}

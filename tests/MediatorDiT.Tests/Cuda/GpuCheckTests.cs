@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+
+namespace MediatorDiT.Tests.Cuda;
+
+/// <summary>
+/// The device check (MediatorDiT.GpuCheck, docs/GPU.md "The device check") run as a child process on ILGPU's CPU
+/// accelerator with --quick: its JSON holds every case, the parity errors within the issue's bounds (forward 1e-4,
+/// gradients and weights 1e-3, loss and gradient norm 1e-4 relative) and finite, positive rates. No timing is asserted.
+/// </summary>
+public class GpuCheckTests
+{
+    private static readonly string[] SpeedCases = ["speed_long_forward_mediator", "speed_long_forward_full", "speed_sampling_ladder", "speed_training"];
+
+    [Fact]
+    public void QuickCheckOnTheCpuAccelerator_WritesEveryCaseWithinTheBounds()
+    {
+        string outDir = Path.Combine(Path.GetTempPath(), $"mdit-gpucheck-{Guid.NewGuid():N}");
+        try
+        {
+            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (string arg in new[] { Path.Combine(AppContext.BaseDirectory, "MediatorDiT.GpuCheck.dll"), "--out", outDir, "--accelerator", "cpu", "--quick", "--fixtures", Fixtures.Dir })
+                psi.ArgumentList.Add(arg);
+            using var p = Process.Start(psi)!;
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            var stderr = p.StandardError.ReadToEndAsync();
+            Assert.True(p.WaitForExit(180_000), "the check did not finish in 180 s");
+            Assert.True(p.ExitCode == 0, stderr.Result + stdout.Result);
+
+            var root = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "gpu-check.json")))!;
+            var cases = root["cases"]!.AsObject();
+            Assert.True(root["quick"]!.GetValue<bool>());
+            Assert.Equal("cpu", (string?)root["accelerator"]);
+            Assert.Equal("not in this build", (string?)root["bf16"]);
+            Assert.Empty(root["failed"]!.AsArray());
+            Assert.Equal(["parity_forward_mediator_grid8_m16", "parity_forward_full_grid8", "parity_forward_dit_model"],
+                root["skipped"]!.AsArray().Select(n => (string)n!));
+
+            Assert.Equal("ok", (string?)cases["libraries"]!["status"]);
+            Assert.NotNull(cases["libraries"]!["complete"]);
+            var device = cases["device"]!;
+            Assert.Equal("cpu", (string?)device["accelerator"]);
+            Assert.True(device["multiprocessors"]!.GetValue<int>() >= 1);
+
+            var forward = Ok(cases, "parity_forward_mediator_grid4_m4");
+            foreach (string key in new[] { "out_vs_fixture", "out_vs_cpu", "cfg_out_vs_fixture", "cfg_out_vs_cpu" })
+                AssertBelow(forward, key, 1e-4);
+            Assert.True(forward["pass"]!.GetValue<bool>());
+
+            foreach (string name in new[] { "parity_training_full", "parity_training_mediator" })
+            {
+                var training = Ok(cases, name);
+                AssertBelow(training, "loss_max_rel_diff", 1e-4);
+                AssertBelow(training, "grad_norm_max_rel_diff", 1e-4);
+                AssertBelow(training, "grad_max_rel_diff", 1e-3);
+                AssertBelow(training, "weight_max_rel_diff", 1e-3);
+                AssertBelow(training, "ema_max_rel_diff", 1e-3);
+                Assert.Equal(3, training["steps"]!.AsArray().Count);
+                Assert.True(training["pass"]!.GetValue<bool>());
+            }
+
+            foreach (string name in SpeedCases)
+            {
+                var speed = Ok(cases, name);
+                Assert.True(Finite(speed, "images_per_second") > 0, $"{name}: images_per_second");
+                Assert.True(Finite(speed, "achieved_flops_per_second") > 0, $"{name}: achieved_flops_per_second");
+                Assert.Null(speed["device_memory_used_bytes"]); // not measurable on the CPU accelerator
+                if (speed["finite_fraction"] is { } finite) Assert.Equal(1.0, finite.GetValue<double>());
+            }
+            var train = cases["speed_training"]!;
+            Assert.Equal(3 * Finite(train, "batch") * Finite(train, "forward_flops_per_image"), Finite(train, "flops_per_step"));
+            Assert.Equal(Finite(train, "flops_per_step") / Finite(train, "median_step_seconds"), Finite(train, "achieved_flops_per_second"), 6);
+            Assert.Equal(Finite(train, "achieved_flops_per_second") / 67e12, Finite(train, "mfu_of_fp32_peak"), 12);
+            var sampling = cases["speed_sampling_ladder"]!;
+            Assert.Equal(Finite(sampling, "seconds_per_step") * 250, Finite(sampling, "extrapolated_seconds"), 9);
+            Assert.True(double.IsFinite(root["long_forward_mediator_speedup"]!.GetValue<double>()));
+        }
+        finally
+        {
+            if (Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
+        }
+    }
+
+    private static JsonNode Ok(JsonObject cases, string name)
+    {
+        var entry = cases[name];
+        Assert.True(entry is not null, $"case {name} is missing");
+        Assert.True((string?)entry["status"] == "ok", $"case {name}: {entry["status"]} {entry["error"]}");
+        return entry;
+    }
+
+    private static double Finite(JsonNode entry, string key)
+    {
+        var value = entry[key];
+        Assert.True(value is not null && value.GetValueKind() == System.Text.Json.JsonValueKind.Number, $"{key} is not a number: {value?.ToJsonString()}");
+        double v = value!.GetValue<double>();
+        Assert.True(double.IsFinite(v), $"{key} = {v}");
+        return v;
+    }
+
+    private static void AssertBelow(JsonNode entry, string key, double bound)
+    {
+        double v = Finite(entry, key);
+        Assert.True(v >= 0 && v <= bound, $"{key} = {v:E3} exceeds {bound:E0}");
+    }
+}
