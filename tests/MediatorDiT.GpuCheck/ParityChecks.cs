@@ -69,6 +69,41 @@ public static class ParityChecks
         entry["pass"] = errors.All(e => e <= ForwardTolerance);
     }
 
+    /// <summary>Largest bf16-against-fp32 difference the library's tests allow (docs/GPU.md, "Precision").</summary>
+    public const double Bf16Tolerance = 3e-2;
+
+    /// <summary>
+    /// The forward of fixture <paramref name="name"/> on the device in bf16 against fp32 on the same device (plain and
+    /// guided): how far bf16 products move the output, on real weights.
+    /// </summary>
+    /// <param name="device">The accelerator.</param>
+    /// <param name="fixtures">The fixtures folder.</param>
+    /// <param name="name">The case.</param>
+    /// <param name="entry">Receives the differences.</param>
+    public static void Bf16Forward(CheckDevice device, string fixtures, string name, JsonObject entry)
+    {
+        var weights = SafeTensors.Read(FixtureFile(fixtures, $"{name}.weights.safetensors"));
+        var config = ModelConfig.FromJson(weights.Metadata["config"], name);
+        var model = new SiTModel(config);
+        StateDict.LoadInto(model, weights.Tensors, strict: true, name);
+        var io = SafeTensors.Read(FixtureFile(fixtures, $"{name}.io.safetensors"));
+        using var fp32 = new DeviceModelFunction(model, device.Accelerator, precision: DevicePrecision.Fp32);
+        using var bf16 = new DeviceModelFunction(model, device.Accelerator, precision: DevicePrecision.Bf16);
+        var (x, t, y) = (io.GetFloat("x"), Times(io, "t"), Labels(io, "y"));
+        var (cx, ct, cy) = (io.GetFloat("cfg.x"), Times(io, "cfg.t"), Labels(io, "cfg.y"));
+        double plain = Scaled(fp32.Evaluate(x, t, y).Span, bf16.Evaluate(x, t, y).Span);
+        double guided = Scaled(fp32.ForwardWithCfg(cx, ct, cy, 4f, 3).Span, bf16.ForwardWithCfg(cx, ct, cy, 4f, 3).Span);
+        entry["out_bf16_vs_fp32"] = CheckReport.Number(plain);
+        entry["cfg_out_bf16_vs_fp32"] = CheckReport.Number(guided);
+        // Guidance at scale s forms uncond + s (cond - uncond): each half's error reaches the output times at most
+        // |s| + |s - 1| = 2s - 1 (7 at s = 4), relative to an output of the same scale.
+        double guidedBound = Bf16Tolerance * (2 * 4f - 1);
+        entry["bound"] = Bf16Tolerance;
+        entry["bound_guided"] = guidedBound;
+        entry["error_scale"] = "max |bf16 - fp32| / max(1, max |fp32|)";
+        entry["pass"] = plain <= Bf16Tolerance && guided <= guidedBound && plain > 0;
+    }
+
     /// <summary>
     /// The device training step against the CPU one on a small SiT (8x8x2 input, patch 2, hidden 16, depth 2, learn_sigma,
     /// batch 4), full or 4-mediator attention, from the same weights and batches: per step the loss and the gradient norm;

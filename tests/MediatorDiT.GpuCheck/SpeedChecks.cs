@@ -30,7 +30,8 @@ public static class SpeedChecks
     /// <param name="Quick">Tiny configs and 2 runs per case (the CPU accelerator in CI).</param>
     /// <param name="SampleSteps">SDE steps actually run in the sampling case (the rate is extrapolated to 250).</param>
     /// <param name="SampleBatch">Images per sampling batch.</param>
-    public sealed record Options(bool Quick, int SampleSteps, int SampleBatch)
+    /// <param name="Precision">The device's matrix products: bf16 inputs with fp32 accumulation, or fp32.</param>
+    public sealed record Options(bool Quick, int SampleSteps, int SampleBatch, DevicePrecision Precision)
     {
         /// <summary>Timed repeats after the warm-up.</summary>
         public int Repeats => Quick ? 1 : 3;
@@ -38,7 +39,7 @@ public static class SpeedChecks
 
     /// <summary>
     /// One training step (forward keeping activations, loss, backward, gradient norm, AdamW, EMA) of SiT-XL/2 with full
-    /// attention on 32x32x4 latents at batch 64, fp32, through <see cref="DeviceTrainingBackend"/>.
+    /// attention on 32x32x4 latents at batch 64, in the options' precision, through <see cref="DeviceTrainingBackend"/>.
     /// </summary>
     /// <param name="device">The accelerator.</param>
     /// <param name="options">Quick or full.</param>
@@ -53,7 +54,7 @@ public static class SpeedChecks
         Randomise(net.Parameters);
         Ema.CopyWeights(net, ema);
         var optimizer = new AdamW(net.Parameters, 1e-4);
-        using var backend = new DeviceTrainingBackend(device.Accelerator, new Transport());
+        using var backend = new DeviceTrainingBackend(device.Accelerator, new Transport(), options.Precision);
         backend.Attach(net, ema, optimizer);
         var batches = Enumerable.Range(0, 1 + options.Repeats).Select(i => ParityChecks.Batch(config, batch, 200 + i)).ToArray();
         double loss = double.NaN;
@@ -63,7 +64,7 @@ public static class SpeedChecks
         double seconds = Median(times);
         double flops = 2 * 3 * macs / seconds;
         entry["model"] = Describe(config);
-        entry["precision"] = "fp32";
+        entry["precision"] = DevicePrecisions.Name(options.Precision);
         entry["batch"] = batch;
         entry["warmup_steps"] = 1;
         entry["step_seconds"] = new JsonArray(times.Select(t => (JsonNode)Math.Round(t, 5)).ToArray());
@@ -93,7 +94,7 @@ public static class SpeedChecks
         var models = mediators.Select(m => new SiTModel(options.Quick ? Tiny(m) : ModelRegistry.Get("SiT-XL/2", 256, mediators: m))).ToArray();
         foreach (var model in models) Randomise(model.Parameters);
         long? before = device.MemoryInUse();
-        using var factory = new DeviceModelFactory(device.Accelerator);
+        using var factory = new DeviceModelFactory(device.Accelerator, precision: options.Precision);
         var pipeline = DiffusionPipeline.FromModels(models, compute: ComputeContext.Default with { Device = ComputeDevice.Cuda }, deviceModels: factory);
         GenerationOptions Run(int steps) => new()
         {
@@ -111,7 +112,7 @@ public static class SpeedChecks
         double finite = result.Samples.Span.ToArray().Count(float.IsFinite) / (double)result.Samples.Length;
 
         entry["model"] = Describe(models[0].Config) + $", ladder of {string.Join(", ", mediators)} mediators";
-        entry["precision"] = "fp32";
+        entry["precision"] = DevicePrecisions.Name(options.Precision);
         entry["weights"] = "random N(0, 0.02)";
         entry["sampler"] = "SDE Euler-Maruyama, one network call per step (both guidance halves in one doubled batch), guidance 4 on 3 channels, fixed switches at 1/3 and 2/3";
         entry["batch"] = options.SampleBatch;
@@ -144,7 +145,7 @@ public static class SpeedChecks
         var model = new SiTModel(config);
         Randomise(model.Parameters);
         long? before = device.MemoryInUse();
-        using var function = new DeviceModelFunction(model, device.Accelerator);
+        using var function = new DeviceModelFunction(model, device.Accelerator, precision: options.Precision);
         var x = new Tensor(batch, config.InChannels, config.InputSize, config.InputSize);
         new RandomSource(3).FillGaussian(x.Span);
         var t = Enumerable.Range(0, batch).Select(i => (i + 0.5f) / batch).ToArray();
@@ -154,7 +155,7 @@ public static class SpeedChecks
         double seconds = Median(times);
         double macs = FlopCounter.Count(config).PerImage * batch;
         entry["model"] = Describe(config);
-        entry["precision"] = "fp32";
+        entry["precision"] = DevicePrecisions.Name(options.Precision);
         entry["tokens"] = config.NumTokens;
         entry["batch"] = batch;
         entry["forward_seconds"] = new JsonArray(times.Select(s => (JsonNode)Math.Round(s, 5)).ToArray());

@@ -6,7 +6,8 @@ namespace MediatorDiT.Tests.Cuda;
 /// <summary>
 /// The device check (MediatorDiT.GpuCheck, docs/GPU.md "The device check") run as a child process on ILGPU's CPU
 /// accelerator with --quick: its JSON holds every case, the parity errors within the bounds (forward 1e-4,
-/// gradients and weights 1e-3, loss and gradient norm 1e-4 relative) and finite, positive rates. No timing is asserted.
+/// gradients and weights 1e-3, loss and gradient norm 1e-4 relative), bf16 against fp32 within the library's bf16 bound
+/// (the speed cases run in bf16) and finite, positive rates. No timing is asserted.
 /// </summary>
 public class GpuCheckTests
 {
@@ -19,7 +20,7 @@ public class GpuCheckTests
         try
         {
             var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (string arg in new[] { Path.Combine(AppContext.BaseDirectory, "MediatorDiT.GpuCheck.dll"), "--out", outDir, "--accelerator", "cpu", "--quick", "--fixtures", Fixtures.Dir })
+            foreach (string arg in new[] { Path.Combine(AppContext.BaseDirectory, "MediatorDiT.GpuCheck.dll"), "--out", outDir, "--accelerator", "cpu", "--quick", "--fixtures", Fixtures.Dir, "--precision", "bf16" })
                 psi.ArgumentList.Add(arg);
             using var p = Process.Start(psi)!;
             var stdout = p.StandardOutput.ReadToEndAsync();
@@ -31,7 +32,7 @@ public class GpuCheckTests
             var cases = root["cases"]!.AsObject();
             Assert.True(root["quick"]!.GetValue<bool>());
             Assert.Equal("cpu", (string?)root["accelerator"]);
-            Assert.Equal("not in this build", (string?)root["bf16"]);
+            Assert.Equal("bf16", (string?)root["speed_precision"]);
             Assert.Empty(root["failed"]!.AsArray());
             Assert.Equal(["parity_forward_mediator_grid8_m16", "parity_forward_full_grid8", "parity_forward_dit_model"],
                 root["skipped"]!.AsArray().Select(n => (string)n!));
@@ -46,6 +47,13 @@ public class GpuCheckTests
             foreach (string key in new[] { "out_vs_fixture", "out_vs_cpu", "cfg_out_vs_fixture", "cfg_out_vs_cpu" })
                 AssertBelow(forward, key, 1e-4);
             Assert.True(forward["pass"]!.GetValue<bool>());
+
+            // bf16 products move the fixture's output, but within the library's bf16 bound.
+            var bf16 = Ok(cases, "parity_bf16_forward");
+            Assert.True(Finite(bf16, "out_bf16_vs_fp32") > 0, "bf16 gave fp32's bits");
+            AssertBelow(bf16, "out_bf16_vs_fp32", 3e-2);
+            AssertBelow(bf16, "cfg_out_bf16_vs_fp32", 3e-2 * 7); // guidance at scale 4 multiplies it by at most 2s - 1
+            Assert.True(bf16["pass"]!.GetValue<bool>());
 
             foreach (string name in new[] { "parity_training_full", "parity_training_mediator" })
             {
@@ -63,6 +71,7 @@ public class GpuCheckTests
             {
                 var speed = Ok(cases, name);
                 Assert.True(Finite(speed, "images_per_second") > 0, $"{name}: images_per_second");
+                Assert.Equal("bf16", (string?)speed["precision"]);
                 Assert.True(Finite(speed, "achieved_flops_per_second") > 0, $"{name}: achieved_flops_per_second");
                 Assert.Null(speed["device_memory_used_bytes"]); // not measurable on the CPU accelerator
                 if (speed["finite_fraction"] is { } finite) Assert.Equal(1.0, finite.GetValue<double>());
