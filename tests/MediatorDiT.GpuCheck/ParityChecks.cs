@@ -38,11 +38,8 @@ public static class ParityChecks
     /// <param name="entry">Receives the errors.</param>
     public static void Forward(CheckDevice device, string fixtures, string name, JsonObject entry)
     {
-        var weights = SafeTensors.Read(FixtureFile(fixtures, $"{name}.weights.safetensors"));
-        var config = ModelConfig.FromJson(weights.Metadata["config"], name);
-        var model = new SiTModel(config);
-        StateDict.LoadInto(model, weights.Tensors, strict: true, name);
-        var io = SafeTensors.Read(FixtureFile(fixtures, $"{name}.io.safetensors"));
+        var (model, io) = LoadFixture(fixtures, name);
+        var config = model.Config;
         using var function = new DeviceModelFunction(model, device.Accelerator);
 
         var (x, t, y) = (io.GetFloat("x"), Times(io, "t"), Labels(io, "y"));
@@ -82,11 +79,7 @@ public static class ParityChecks
     /// <param name="entry">Receives the differences.</param>
     public static void Bf16Forward(CheckDevice device, string fixtures, string name, JsonObject entry)
     {
-        var weights = SafeTensors.Read(FixtureFile(fixtures, $"{name}.weights.safetensors"));
-        var config = ModelConfig.FromJson(weights.Metadata["config"], name);
-        var model = new SiTModel(config);
-        StateDict.LoadInto(model, weights.Tensors, strict: true, name);
-        var io = SafeTensors.Read(FixtureFile(fixtures, $"{name}.io.safetensors"));
+        var (model, io) = LoadFixture(fixtures, name);
         using var fp32 = new DeviceModelFunction(model, device.Accelerator, precision: DevicePrecision.Fp32);
         using var bf16 = new DeviceModelFunction(model, device.Accelerator, precision: DevicePrecision.Bf16);
         var (x, t, y) = (io.GetFloat("x"), Times(io, "t"), Labels(io, "y"));
@@ -190,6 +183,15 @@ public static class ParityChecks
         }
         string beside = Path.Combine(AppContext.BaseDirectory, "fixtures");
         return Directory.Exists(beside) ? beside : null;
+    }
+
+    /// <summary>Fixture <paramref name="name"/>'s network (its official weights) and its io file of inputs and outputs.</summary>
+    private static (SiTModel Model, SafeTensorsFile Io) LoadFixture(string fixtures, string name)
+    {
+        var weights = SafeTensors.Read(FixtureFile(fixtures, $"{name}.weights.safetensors"));
+        var model = new SiTModel(ModelConfig.FromJson(weights.Metadata["config"], name));
+        StateDict.LoadInto(model, weights.Tensors, strict: true, name);
+        return (model, SafeTensors.Read(FixtureFile(fixtures, $"{name}.io.safetensors")));
     }
 
     private static string FixtureFile(string dir, string file)

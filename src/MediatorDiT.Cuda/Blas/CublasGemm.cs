@@ -36,13 +36,25 @@ internal sealed unsafe class CublasGemm : IDeviceGemm
             $"no cuBLAS (libcublas.so.13 or .12) was found {report.Places}."));
     }
 
-    public void Sgemm(in GemmShape shape, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
+    /// <summary>
+    /// Checks the shape; false for an empty product, else cuBLAS's column-major call and the device addresses of its
+    /// operands, B's first (C^T = B^T A^T, <see cref="CublasCall"/>).
+    /// </summary>
+    private static bool Prepare<T>(in GemmShape shape, ArrayView<T> a, ArrayView<T> b, ArrayView<float> c, out CublasCall call,
+        out IntPtr first, out IntPtr second, out IntPtr pc) where T : unmanaged
     {
         shape.Check(a.Length, b.Length, c.Length);
-        if (shape.M == 0 || shape.N == 0 || shape.Batch == 0) return;
-        var call = CublasCall.For(shape);
+        (call, first, second, pc) = (default, IntPtr.Zero, IntPtr.Zero, IntPtr.Zero);
+        if (shape.M == 0 || shape.N == 0 || shape.Batch == 0) return false;
+        call = CublasCall.For(shape);
+        (first, second, pc) = (b.LoadEffectiveAddressAsPtr(), a.LoadEffectiveAddressAsPtr(), c.LoadEffectiveAddressAsPtr());
+        return true;
+    }
+
+    public void Sgemm(in GemmShape shape, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
+    {
+        if (!Prepare(shape, a, b, c, out var call, out var first, out var second, out var pc)) return;
         float alpha = shape.Alpha, beta = shape.Beta;
-        IntPtr first = b.LoadEffectiveAddressAsPtr(), second = a.LoadEffectiveAddressAsPtr(), pc = c.LoadEffectiveAddressAsPtr();
         if (call.Batch == 1)
             CublasErrors.Check(_api.Sgemm(_handle, call.OpFirst, call.OpSecond, call.M, call.N, call.K, &alpha, first, call.LdFirst, second, call.LdSecond,
                 &beta, pc, call.Ldc), "cublasSgemm_v2");
@@ -57,11 +69,8 @@ internal sealed unsafe class CublasGemm : IDeviceGemm
     /// </summary>
     public void GemmBf16(in GemmShape shape, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> c)
     {
-        shape.Check(a.Length, b.Length, c.Length);
-        if (shape.M == 0 || shape.N == 0 || shape.Batch == 0) return;
-        var call = CublasCall.For(shape);
+        if (!Prepare(shape, a, b, c, out var call, out var first, out var second, out var pc)) return;
         float alpha = shape.Alpha, beta = shape.Beta;
-        IntPtr first = b.LoadEffectiveAddressAsPtr(), second = a.LoadEffectiveAddressAsPtr(), pc = c.LoadEffectiveAddressAsPtr();
         if (call.Batch == 1)
             CublasErrors.Check(_api.GemmEx(_handle, call.OpFirst, call.OpSecond, call.M, call.N, call.K, &alpha, first, CublasApi.R16BF, call.LdFirst,
                 second, CublasApi.R16BF, call.LdSecond, &beta, pc, CublasApi.R32F, call.Ldc, CublasApi.Compute32F, CublasApi.GemmDefault), "cublasGemmEx");

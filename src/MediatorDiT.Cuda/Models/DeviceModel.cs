@@ -76,12 +76,7 @@ internal sealed partial class DeviceModel : IDisposable
     private Tensor Run(ReadOnlySpan<float> states, Tensor x, ReadOnlySpan<float> t, ReadOnlySpan<int> y, (float Scale, int? Channels)? guidance)
     {
         var cfg = Config;
-        if (x.Rank != 4 || x.Dim(1) != cfg.InChannels || x.Dim(2) != cfg.InputSize || x.Dim(3) != cfg.InputSize)
-            throw new MediatorDiTException(
-                $"input x has shape [{x.ShapeString}] but the model expects [B, {cfg.InChannels}, {cfg.InputSize}, {cfg.InputSize}].");
-        int b = x.Dim(0);
-        if (t.Length != b || y.Length != b)
-            throw new MediatorDiTException($"batch mismatch: x has {b} samples, t has {t.Length}, y has {y.Length}.");
+        int b = SiTModel.CheckInputs(cfg, x, t.Length, y.Length);
         foreach (int label in y)
             if ((uint)label >= (uint)_weights.LabelRows)
                 throw new MediatorDiTException(

@@ -87,6 +87,21 @@ public sealed class SiTModel : IParameterSet
         Parameters.FirstOrDefault(p => p.Name == name) ?? throw new KeyNotFoundException($"the model has no parameter '{name}'.");
 
     /// <summary>
+    /// The batch size of a forward's inputs for a network of <paramref name="cfg"/>: x must be (B, C, H, W) with the
+    /// config's channels and side, and t and y one value per sample; otherwise one sentence saying what was found.
+    /// </summary>
+    internal static int CheckInputs(ModelConfig cfg, Tensor x, int times, int labels)
+    {
+        if (x.Rank != 4 || x.Dim(1) != cfg.InChannels || x.Dim(2) != cfg.InputSize || x.Dim(3) != cfg.InputSize)
+            throw new MediatorDiTException(
+                $"input x has shape [{x.ShapeString}] but the model expects [B, {cfg.InChannels}, {cfg.InputSize}, {cfg.InputSize}].");
+        int b = x.Dim(0);
+        if (times != b || labels != b)
+            throw new MediatorDiTException($"batch mismatch: x has {b} samples, t has {times}, y has {labels}.");
+        return b;
+    }
+
+    /// <summary>
     /// x (B, C, H, W), t (B) timesteps, y (B) labels (num_classes = null label).
     /// Returns (B, C, H, W) for SiT (the learned-sigma half dropped) or (B, 2C, H, W) for DiT.
     /// </summary>
@@ -94,12 +109,7 @@ public sealed class SiTModel : IParameterSet
     {
         using var compute = ComputeContext.Use(Compute);
         var cfg = Config;
-        if (x.Rank != 4 || x.Dim(1) != cfg.InChannels || x.Dim(2) != cfg.InputSize || x.Dim(3) != cfg.InputSize)
-            throw new MediatorDiTException(
-                $"input x has shape [{x.ShapeString}] but the model expects [B, {cfg.InChannels}, {cfg.InputSize}, {cfg.InputSize}].");
-        int b = x.Dim(0);
-        if (t.Length != b || y.Length != b)
-            throw new MediatorDiTException($"batch mismatch: x has {b} samples, t has {t.Length}, y has {y.Length}.");
+        int b = CheckInputs(cfg, x, t.Length, y.Length);
         _batch = b;
         int d = cfg.HiddenSize, n = cfg.NumTokens;
         _x.EnsureShape(b * n, d);
