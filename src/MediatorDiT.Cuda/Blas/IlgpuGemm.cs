@@ -15,23 +15,41 @@ internal readonly struct DeviceGemmArgs(in GemmShape s)
     public readonly long StrideA = s.StrideA, StrideB = s.StrideB, StrideC = s.StrideC;
 }
 
+/// <summary>How a kernel reads one operand element as float32: a float as it is, a bf16 value widened (exactly).</summary>
+internal interface IOperandWidening<T> where T : unmanaged
+{
+    float Widen(T value);
+}
+
+/// <summary>float32 operands.</summary>
+internal readonly struct Fp32Operands : IOperandWidening<float>
+{
+    public float Widen(float value) => value;
+}
+
+/// <summary>bf16 operands (the upper 16 bits of a float, as ushorts).</summary>
+internal readonly struct Bf16Operands : IOperandWidening<ushort>
+{
+    public float Widen(ushort value) => Bf16.Widen(value);
+}
+
 /// <summary>
-/// The SGEMM kernels written in ILGPU, for every accelerator (the CPU accelerator in tests; a CUDA device without
-/// cuBLAS). <see cref="Tiled"/> stages T x T tiles of op(A) and op(B) in shared memory, one thread per element of C;
-/// <see cref="Plain"/>, its reference twin, reads the operands straight from memory. Both sum the K products in
-/// order with fused multiply-adds from zero, so they give the same bits. <see cref="TiledBf16"/> and
-/// <see cref="PlainBf16"/> are the same two over bf16 operands, widened to float32 as they are loaded (exactly), so a
-/// bf16 product equals the float32 product of the widened operands bit for bit.
+/// The GEMM kernels written in ILGPU, for every accelerator (the CPU accelerator in tests; a CUDA device without
+/// cuBLAS), over float32 or bf16 operands (<typeparamref name="TW"/> widens each element to float32 as it is loaded,
+/// exactly, so a bf16 product equals the float32 product of the widened operands bit for bit).
+/// <see cref="Tiled{T, TW}"/> stages T x T tiles of op(A) and op(B) in shared memory, one thread per element of C;
+/// <see cref="Plain{T, TW}"/>, its reference twin, reads the operands straight from memory. Both sum the K products in
+/// order with fused multiply-adds from zero, so they give the same bits.
 /// </summary>
 internal static class GemmKernels
 {
-    /// <summary>op(A)[row, p] of item base offset aOff.</summary>
-    private static float LoadA(ArrayView<float> a, in DeviceGemmArgs g, long aOff, int row, int p) =>
-        g.TransA != 0 ? a[aOff + (long)p * g.Lda + row] : a[aOff + (long)row * g.Lda + p];
+    /// <summary>op(A)[row, p] of item base offset aOff, as float32.</summary>
+    private static float LoadA<T, TW>(ArrayView<T> a, in DeviceGemmArgs g, long aOff, int row, int p) where T : unmanaged where TW : struct, IOperandWidening<T> =>
+        default(TW).Widen(g.TransA != 0 ? a[aOff + (long)p * g.Lda + row] : a[aOff + (long)row * g.Lda + p]);
 
-    /// <summary>op(B)[p, col] of item base offset bOff.</summary>
-    private static float LoadB(ArrayView<float> b, in DeviceGemmArgs g, long bOff, int p, int col) =>
-        g.TransB != 0 ? b[bOff + (long)col * g.Ldb + p] : b[bOff + (long)p * g.Ldb + col];
+    /// <summary>op(B)[p, col] of item base offset bOff, as float32.</summary>
+    private static float LoadB<T, TW>(ArrayView<T> b, in DeviceGemmArgs g, long bOff, int p, int col) where T : unmanaged where TW : struct, IOperandWidening<T> =>
+        default(TW).Widen(g.TransB != 0 ? b[bOff + (long)col * g.Ldb + p] : b[bOff + (long)p * g.Ldb + col]);
 
     private static void Store(ArrayView<float> c, in DeviceGemmArgs g, long index, float sum)
     {
@@ -39,20 +57,12 @@ internal static class GemmKernels
         c[index] = g.Beta == 0f ? v : v + g.Beta * c[index];
     }
 
-    /// <summary>op(A)[row, p] of bf16 A, widened.</summary>
-    private static float LoadA(ArrayView<ushort> a, in DeviceGemmArgs g, long aOff, int row, int p) =>
-        Bf16.Widen(g.TransA != 0 ? a[aOff + (long)p * g.Lda + row] : a[aOff + (long)row * g.Lda + p]);
-
-    /// <summary>op(B)[p, col] of bf16 B, widened.</summary>
-    private static float LoadB(ArrayView<ushort> b, in DeviceGemmArgs g, long bOff, int p, int col) =>
-        Bf16.Widen(g.TransB != 0 ? b[bOff + (long)col * g.Ldb + p] : b[bOff + (long)p * g.Ldb + col]);
-
     /// <summary>
     /// Groups of T x T threads (T = Group.DimX) each own a T x T block of C (grid: N / T, M / T, batch); per step of T
-    /// along K every thread loads one element of the A tile and one of the B tile into dynamic shared memory (2 T^2
-    /// floats), then adds its row-by-column products.
+    /// along K every thread loads one element of the A tile and one of the B tile (as float32) into dynamic shared
+    /// memory (2 T^2 floats), then adds its row-by-column products.
     /// </summary>
-    public static void Tiled(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, DeviceGemmArgs g)
+    public static void Tiled<T, TW>(ArrayView<T> a, ArrayView<T> b, ArrayView<float> c, DeviceGemmArgs g) where T : unmanaged where TW : struct, IOperandWidening<T>
     {
         int t = Group.DimX, tx = Group.IdxX, ty = Group.IdxY;
         int col = Grid.IdxX * t + tx, row = Grid.IdxY * t + ty, item = Grid.IdxZ;
@@ -64,56 +74,23 @@ internal static class GemmKernels
         for (int p0 = 0; p0 < g.K; p0 += t)
         {
             int pa = p0 + tx, pb = p0 + ty;
-            tileA[ty * t + tx] = row < g.M && pa < g.K ? LoadA(a, g, aOff, row, pa) : 0f;
-            tileB[ty * t + tx] = pb < g.K && col < g.N ? LoadB(b, g, bOff, pb, col) : 0f;
+            tileA[ty * t + tx] = row < g.M && pa < g.K ? LoadA<T, TW>(a, g, aOff, row, pa) : 0f;
+            tileB[ty * t + tx] = pb < g.K && col < g.N ? LoadB<T, TW>(b, g, bOff, pb, col) : 0f;
             Group.Barrier();
             int steps = Math.Min(t, g.K - p0);
             for (int q = 0; q < steps; q++) sum = MathF.FusedMultiplyAdd(tileA[ty * t + q], tileB[q * t + tx], sum);
             Group.Barrier();
         }
         if (row < g.M && col < g.N) Store(c, g, item * g.StrideC + (long)row * g.Ldc + col, sum);
-    }
-
-    /// <summary><see cref="Tiled"/> over bf16 operands: the float32 tiles hold the widened values.</summary>
-    public static void TiledBf16(ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> c, DeviceGemmArgs g)
-    {
-        int t = Group.DimX, tx = Group.IdxX, ty = Group.IdxY;
-        int col = Grid.IdxX * t + tx, row = Grid.IdxY * t + ty, item = Grid.IdxZ;
-        var shared = SharedMemory.GetDynamic<float>();
-        var tileA = shared.SubView(0, t * t);
-        var tileB = shared.SubView(t * t, t * t);
-        long aOff = item * g.StrideA, bOff = item * g.StrideB;
-        float sum = 0f;
-        for (int p0 = 0; p0 < g.K; p0 += t)
-        {
-            int pa = p0 + tx, pb = p0 + ty;
-            tileA[ty * t + tx] = row < g.M && pa < g.K ? LoadA(a, g, aOff, row, pa) : 0f;
-            tileB[ty * t + tx] = pb < g.K && col < g.N ? LoadB(b, g, bOff, pb, col) : 0f;
-            Group.Barrier();
-            int steps = Math.Min(t, g.K - p0);
-            for (int q = 0; q < steps; q++) sum = MathF.FusedMultiplyAdd(tileA[ty * t + q], tileB[q * t + tx], sum);
-            Group.Barrier();
-        }
-        if (row < g.M && col < g.N) Store(c, g, item * g.StrideC + (long)row * g.Ldc + col, sum);
-    }
-
-    /// <summary><see cref="Plain"/> over bf16 operands, each widened as it is read.</summary>
-    public static void PlainBf16(Index3D i, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> c, DeviceGemmArgs g)
-    {
-        int item = i.X, row = i.Y, col = i.Z;
-        long aOff = item * g.StrideA, bOff = item * g.StrideB;
-        float sum = 0f;
-        for (int p = 0; p < g.K; p++) sum = MathF.FusedMultiplyAdd(LoadA(a, g, aOff, row, p), LoadB(b, g, bOff, p, col), sum);
-        Store(c, g, item * g.StrideC + (long)row * g.Ldc + col, sum);
     }
 
     /// <summary>One thread per element of C (index: item, row, column), the K products read from memory in order.</summary>
-    public static void Plain(Index3D i, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, DeviceGemmArgs g)
+    public static void Plain<T, TW>(Index3D i, ArrayView<T> a, ArrayView<T> b, ArrayView<float> c, DeviceGemmArgs g) where T : unmanaged where TW : struct, IOperandWidening<T>
     {
         int item = i.X, row = i.Y, col = i.Z;
         long aOff = item * g.StrideA, bOff = item * g.StrideB;
         float sum = 0f;
-        for (int p = 0; p < g.K; p++) sum = MathF.FusedMultiplyAdd(LoadA(a, g, aOff, row, p), LoadB(b, g, bOff, p, col), sum);
+        for (int p = 0; p < g.K; p++) sum = MathF.FusedMultiplyAdd(LoadA<T, TW>(a, g, aOff, row, p), LoadB<T, TW>(b, g, bOff, p, col), sum);
         Store(c, g, item * g.StrideC + (long)row * g.Ldc + col, sum);
     }
 }
@@ -155,10 +132,10 @@ internal sealed class IlgpuGemm : IDeviceGemm
         if (_plain)
         {
             (_plainKernel ??= _accelerator.LoadAutoGroupedStreamKernel<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceGemmArgs>(
-                GemmKernels.Plain))(new Index3D(shape.Batch, shape.M, shape.N), a, b, c, args);
+                GemmKernels.Plain<float, Fp32Operands>))(new Index3D(shape.Batch, shape.M, shape.N), a, b, c, args);
             return;
         }
-        (_tiled ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceGemmArgs>(GemmKernels.Tiled))(
+        (_tiled ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceGemmArgs>(GemmKernels.Tiled<float, Fp32Operands>))(
             TiledConfig(shape), a, b, c, args);
     }
 
@@ -170,10 +147,10 @@ internal sealed class IlgpuGemm : IDeviceGemm
         if (_plain)
         {
             (_plainBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index3D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, DeviceGemmArgs>(
-                GemmKernels.PlainBf16))(new Index3D(shape.Batch, shape.M, shape.N), a, b, c, args);
+                GemmKernels.Plain<ushort, Bf16Operands>))(new Index3D(shape.Batch, shape.M, shape.N), a, b, c, args);
             return;
         }
-        (_tiledBf16 ??= _accelerator.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, DeviceGemmArgs>(GemmKernels.TiledBf16))(
+        (_tiledBf16 ??= _accelerator.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, DeviceGemmArgs>(GemmKernels.Tiled<ushort, Bf16Operands>))(
             TiledConfig(shape), a, b, c, args);
     }
 
