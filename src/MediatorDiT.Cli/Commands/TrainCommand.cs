@@ -116,7 +116,7 @@ public static class TrainCommand
                 Limits = limits,
                 Compute = Tensors.ComputeContext.Current,
                 Communicator = comm,
-                Backend = cuda is null ? null : transport => new Cuda.Training.DeviceTrainingBackend(cuda.Accelerator, transport, precisionSetting),
+                Backend = cuda is null ? null : transport => new Cuda.Training.DeviceTrainingBackend(cuda.Accelerator, transport, precisionSetting, comm),
             }, token);
             renderer.Done();
             if (!root) return 0;

@@ -6,6 +6,7 @@ using MediatorDiT.Diffusion;
 using MediatorDiT.Nn;
 using MediatorDiT.Tensors;
 using MediatorDiT.Training;
+using MediatorDiT.Training.Distributed;
 
 namespace MediatorDiT.Cuda.Training;
 
@@ -35,20 +36,30 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
     // Per member: runs of neighbouring trainable parameters (indices into the state) AdamW updates in one launch when their step counts agree.
     private (int First, int Last)[][] _runs = [];
     private float[] _losses = [], _norm = new float[1];
+    private readonly ICommunicator _comm;
+    private float[] _local = [], _sum = [];
+    private double[] _partLosses = [], _rankLosses = [];
 
     /// <summary>A backend computing on <paramref name="accelerator"/> (a CUDA device, or ILGPU's CPU accelerator), training <paramref name="transport"/>'s loss.</summary>
     /// <param name="accelerator">The device; the caller keeps and disposes it.</param>
     /// <param name="transport">The transport whose loss is trained.</param>
     /// <param name="precision">The matrix products' precision (fp32 unless asked; the CLI's default on a GPU is bf16).</param>
-    public DeviceTrainingBackend(Accelerator accelerator, Transport transport, DevicePrecision precision = DevicePrecision.Fp32)
+    /// <param name="communicator">
+    /// The ranks sharing each batch (one device each); null: this process alone. Each rank's part gradients are
+    /// downloaded and summed in part order over all ranks on the host (<see cref="ICommunicator.SumInOrder"/>), then
+    /// uploaded: the same additions in the same order as one process, so any number of ranks gives the same weights.
+    /// </param>
+    public DeviceTrainingBackend(Accelerator accelerator, Transport transport, DevicePrecision precision = DevicePrecision.Fp32,
+        ICommunicator? communicator = null)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
         ArgumentNullException.ThrowIfNull(transport);
+        _comm = communicator ?? SingleProcessCommunicator.Instance;
         _transport = transport;
         _kernels = new KernelSet(accelerator);
         _gemm = DeviceGemms.For(accelerator);
         _products = new LinearProducts(_kernels, _gemm, precision);
-        Name = accelerator.Name;
+        Name = _comm.Size == 1 ? accelerator.Name : $"{accelerator.Name}, {_comm.Size} ranks over {_comm.Name}";
     }
 
     /// <summary>The number format of the matrix products' inputs.</summary>
@@ -100,8 +111,8 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
     {
         var state = _state ?? throw new InvalidOperationException("Attach must precede Step.");
         ArgumentNullException.ThrowIfNull(batch);
-        if (batch.TotalShards != batch.Shards)
-            throw new MediatorDiTException($"the device training backend runs in one process, but the batch holds {batch.Shards} of {batch.TotalShards} parts.");
+        if (batch.TotalShards != batch.Shards * _comm.Size)
+            throw new MediatorDiTException($"the batch holds {batch.Shards} of {batch.TotalShards} parts, but {_comm.Size} ranks share it.");
         if ((uint)batch.Member >= (uint)_members.Length)
             throw new ArgumentOutOfRangeException(nameof(batch), $"member {batch.Member} is outside the network's {_members.Length}.");
         var host = _network!.Members[batch.Member];
@@ -117,8 +128,11 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
         if (g.Output.Length != (long)part * per || g.Noise.Length != (long)part * per || a.Input.Length != (long)part * perInput)
             throw new MediatorDiTException($"the batch's samples ({perInput} input, {per} target floats) do not fit the model's prediction ({g.Output.Length / part} floats).");
         if (_losses.Length < part) _losses = new float[part];
+        if (_partLosses.Length < batch.TotalShards) _partLosses = new double[batch.TotalShards];
+        bool ranks = _comm.Size > 1;
+        int length = (int)state.Gradients.Length;
+        if (ranks && _local.Length < (long)shards * length) (_local, _sum) = (new float[(long)shards * length], new float[length]);
 
-        double lossSum = 0;
         for (int s = 0; s < shards; s++)
         {
             int start = s * part;
@@ -132,19 +146,33 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
             var (coefficients, mode) = TrainingKernels.LossCoefficientsFor(_transport, batch.T.AsSpan(start, part), per);
             g.LossCoefficients.CopyFromCPU(coefficients);
             k.TrainingLoss(a.Output, g.Noise, g.Data, g.LossCoefficients, mode, g.Output, g.Losses);
-            if (shards > 1) k.Scale(g.Output, 1f / shards);
+            if (batch.TotalShards > 1) k.Scale(g.Output, 1f / batch.TotalShards); // each part's mean loss weighs 1 / parts of the global batch
             model.Backward(a, g);
-            // The parts' gradients added one part after another: part 0 + part 1 + ..., as the CPU backend adds them.
-            if (shards > 1)
+            // The parts' gradients added one part after another: part 0 + part 1 + ..., as the CPU backend adds them;
+            // over several ranks every part goes to the host and the ranks add all of them in that order.
+            if (ranks) state.Gradients.CopyToCPU(_local.AsSpan(s * length, length));
+            else if (shards > 1)
             {
                 if (s == 0) state.Gradients.CopyTo(state.Sum);
                 else k.AddInto(state.Sum, state.Gradients);
             }
             k.Synchronize();
             g.Losses.CopyToCPU(_losses.AsSpan(0, part));
-            foreach (float l in _losses.AsSpan(0, part)) lossSum += l;
+            double partLoss = 0;
+            foreach (float l in _losses.AsSpan(0, part)) partLoss += l;
+            _partLosses[s] = partLoss;
         }
-        var gradients = shards > 1 ? state.Sum : state.Gradients;
+        if (ranks)
+        {
+            _comm.SumInOrder(_local.AsSpan(0, shards * length), length, _sum.AsSpan(0, length));
+            state.Sum.CopyFromCPU(_sum.AsSpan(0, length));
+            if (_rankLosses.Length != shards) _rankLosses = new double[shards];
+            _partLosses.AsSpan(0, shards).CopyTo(_rankLosses);
+            _comm.AllGather<double>(_rankLosses, _partLosses.AsSpan(0, batch.TotalShards));
+        }
+        double lossSum = 0;
+        foreach (double l in _partLosses.AsSpan(0, batch.TotalShards)) lossSum += l;
+        var gradients = ranks || shards > 1 ? state.Sum : state.Gradients;
 
         k.GradientNormAndClip(gradients, state.NormPartials, state.NormResult, batch.GradClip);
         _optimizer!.LearningRate = batch.LearningRate;

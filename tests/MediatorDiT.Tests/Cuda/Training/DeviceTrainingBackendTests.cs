@@ -1,4 +1,6 @@
+using ILGPU;
 using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
 using MediatorDiT.Cuda.Training;
 using MediatorDiT.Diffusion;
 using MediatorDiT.IO;
@@ -8,6 +10,7 @@ using MediatorDiT.Tensors;
 using MediatorDiT.Tests.Cuda.Kernels;
 using MediatorDiT.Tests.Training;
 using MediatorDiT.Training;
+using MediatorDiT.Training.Distributed;
 using Xunit.Abstractions;
 
 namespace MediatorDiT.Tests.Cuda.Training;
@@ -197,7 +200,37 @@ public class DeviceTrainingBackendTests(CpuAcceleratorFixture device, ITestOutpu
         dev.Attach(net, ema, opt);
         var batch = Batch(config, 2, 1, 0, 0, 7) with { TotalShards = 2 };
         var e = Assert.Throws<MediatorDiTException>(() => dev.Step(batch));
-        Assert.Contains("one process", e.Message);
+        Assert.Equal("the batch holds 1 of 2 parts, but 1 ranks share it.", e.Message);
+    }
+
+    [Fact]
+    public void TwoRanksGiveOneProcesssWeightsBitForBit()
+    {
+        // A global batch of 4 in 4 parts, 2 steps of a mediator network: one process against 2 thread ranks holding 2
+        // parts each, every rank on an accelerator of its own (the parts' gradients go through the host, summed in
+        // part order over the ranks).
+        var config = Config(16, 1, learnSigma: false);
+        var batches = Enumerable.Range(0, 2).Select(i => Batch(config, 4, 4, 0, 1.0, 30 + i)).ToArray();
+        TrainableNetwork Train(ICommunicator? comm, Accelerator accelerator)
+        {
+            var (net, ema, opt) = Run(config, [4], 5);
+            using var backend = new DeviceTrainingBackend(accelerator, new Transport(), communicator: comm);
+            backend.Attach(net, ema, opt);
+            foreach (var batch in batches)
+                backend.Step(comm is null ? batch : batch.Part(2 * comm.Rank, 2));
+            backend.SyncToHost();
+            return net;
+        }
+        var single = Train(null, device.Accelerator);
+        var ranks = MediatorDiT.Tests.Training.Distributed.ThreadRanks.Run(2, comm =>
+        {
+            using var context = ILGPU.Context.Create(b => b.CPU().Math(MathMode.Default));
+            using var accelerator = context.CreateCPUAccelerator(0, CPUAcceleratorMode.Parallel);
+            return Train(comm, accelerator);
+        });
+        foreach (var net in ranks)
+            for (int i = 0; i < single.Parameters.Count; i++)
+                Assert.Equal(single.Parameters[i].Value.Span.ToArray(), net.Parameters[i].Value.Span.ToArray());
     }
 
     [Fact]
