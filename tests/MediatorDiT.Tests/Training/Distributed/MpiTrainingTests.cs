@@ -164,8 +164,10 @@ public class MpiTrainingTests
         var result = TwoRanks(config, run, during: SignalRankOneAfterAStep(run, "KILL", sinceKill));
         Assert.True(sinceKill.Elapsed < TimeSpan.FromSeconds(60), $"the run went on for {sinceKill.Elapsed.TotalSeconds:F0} s after rank 1 was killed");
         Assert.NotEqual(0, result.ExitCode);
-        // MPICH's mpiexec ends the job at once and says which process was killed.
-        Assert.Contains("signal 9", result.Output, StringComparison.OrdinalIgnoreCase);
+        // MPICH's mpiexec ends the job at once with its report of a process that ended badly. It usually names the
+        // killed rank ("Killed (signal 9)"); once, in a CI run under load, its report did not name the signal (rank 0,
+        // failing on the lost peer, may reach mpiexec first), so the test holds the report, not the signal.
+        Assert.True(result.Output.Contains("BAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES", StringComparison.Ordinal), result.Output);
     }
 
     [Fact]
