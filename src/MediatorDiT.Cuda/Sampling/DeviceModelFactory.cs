@@ -1,9 +1,4 @@
-using System.Reflection;
-using System.Runtime.InteropServices;
-using System.Runtime.Loader;
-using ILGPU;
 using ILGPU.Runtime;
-using ILGPU.Runtime.Cuda;
 using MediatorDiT.Cuda.Blas;
 using MediatorDiT.Cuda.Kernels;
 using MediatorDiT.Devices;

@@ -179,7 +179,9 @@ public class MpiTrainingTests
         var sinceStop = new Stopwatch();
         var result = TwoRanks(config, run, env: new Dictionary<string, string> { ["MDIT_RANK_TIMEOUT"] = "5" }, during: SignalRankOneAfterAStep(run, "STOP", sinceStop));
         Assert.True(sinceStop.Elapsed < TimeSpan.FromSeconds(60), $"the run went on for {sinceStop.Elapsed.TotalSeconds:F0} s after rank 1 hung");
-        Assert.Equal(1, result.ExitCode);
+        // Rank 0 aborts the job with exit code 1 and mpiexec then kills the stopped rank; which of the two exit
+        // statuses mpiexec returns is a race (CI under load saw 9, the kill's signal), so only "not 0" is held.
+        Assert.True(result.ExitCode != 0, result.Output);
         Assert.Contains("error: rank 0: a rank of the 2 stopped answering for 5 s (it ended or hangs); rank 0 stops without a checkpoint.", result.Output);
     }
 
