@@ -240,7 +240,8 @@ public static class ParityChecks
         return worst;
     }
 
-    private static (TrainableNetwork Net, TrainableNetwork Ema, AdamW Opt) Network(ModelConfig config, int[] mediators, int seed)
+    /// <summary>A network, its EMA and optimiser with N(0, 0.2) weights from <paramref name="seed"/> (the EMA starts as a copy).</summary>
+    public static (TrainableNetwork Net, TrainableNetwork Ema, AdamW Opt) Network(ModelConfig config, int[] mediators, int seed)
     {
         var net = TrainableNetwork.Create(config, mediators);
         var ema = TrainableNetwork.Create(config, mediators);
@@ -252,7 +253,7 @@ public static class ParityChecks
     }
 
     /// <summary>A training batch of standard normal noise and data, labels (the null label included) and times in [0.05, 0.95).</summary>
-    internal static TrainingBatch Batch(ModelConfig config, int size, int seed)
+    public static TrainingBatch Batch(ModelConfig config, int size, int seed)
     {
         var random = new RandomSource((ulong)seed);
         Tensor Normal()

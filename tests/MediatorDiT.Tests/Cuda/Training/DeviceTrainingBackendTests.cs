@@ -3,6 +3,7 @@ using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using MediatorDiT.Cuda.Training;
 using MediatorDiT.Diffusion;
+using MediatorDiT.GpuCheck;
 using MediatorDiT.IO;
 using MediatorDiT.Models;
 using MediatorDiT.Nn;
@@ -33,36 +34,12 @@ public class DeviceTrainingBackendTests(CpuAcceleratorFixture device, ITestOutpu
     };
 
     /// <summary>A network, its EMA and optimiser with N(0, 0.2) weights from <paramref name="seed"/> (the EMA starts as a copy).</summary>
-    internal static (TrainableNetwork Net, TrainableNetwork Ema, AdamW Opt) Run(ModelConfig config, int[] mediators, int seed)
-    {
-        var net = TrainableNetwork.Create(config, mediators);
-        var ema = TrainableNetwork.Create(config, mediators);
-        var random = new RandomSource((ulong)seed);
-        foreach (var p in net.Parameters)
-            if (p.Trainable) random.FillGaussian(p.Value.Span, 0, 0.2f);
-        Ema.CopyWeights(net, ema);
-        return (net, ema, new AdamW(net.Parameters, 1e-3, weightDecay: 0.01));
-    }
+    internal static (TrainableNetwork Net, TrainableNetwork Ema, AdamW Opt) Run(ModelConfig config, int[] mediators, int seed) =>
+        ParityChecks.Network(config, mediators, seed);
 
-    internal static TrainingBatch Batch(ModelConfig config, int size, int shards, int member, double clip, int seed)
-    {
-        var random = new RandomSource((ulong)seed);
-        Tensor Normal()
-        {
-            var t = new Tensor(size, config.InChannels, config.InputSize, config.InputSize);
-            random.FillGaussian(t.Span, 0, 1f);
-            return t;
-        }
-        var labels = new int[size];
-        var times = new float[size];
-        var draw = new Random(seed);
-        for (int i = 0; i < size; i++)
-        {
-            labels[i] = draw.Next(config.NumClasses + 1); // the null label too
-            times[i] = 0.05f + 0.9f * draw.NextSingle();
-        }
-        return new TrainingBatch(member, labels, Normal(), times, Normal(), Normal(), shards, clip, 1e-3, 0.9);
-    }
+    /// <summary>The device check's batch (<see cref="ParityChecks.Batch"/>) for ladder member <paramref name="member"/>, in <paramref name="shards"/> parts, clipped at <paramref name="clip"/>.</summary>
+    internal static TrainingBatch Batch(ModelConfig config, int size, int shards, int member, double clip, int seed) =>
+        ParityChecks.Batch(config, size, seed) with { Member = member, Shards = shards, TotalShards = shards, GradClip = clip };
 
     private (double Loss, double Norm) Compare(ModelConfig config, int[] mediators, int batchSize, int shards, double clip, Func<int, int> memberAt)
     {
