@@ -21,6 +21,7 @@ public static partial class CliApp
             TrainCommand.Create(),
             SampleCommand.Create(),
             JoinSamplesCommand.Create(),
+            ReportCommand.Create(),
             DemoCommand.Create(),
             RedundancyCommand.Create(),
             VaeCommand.Create(),

@@ -1,0 +1,37 @@
+using MediatorDiT.Tests.Evaluation;
+
+namespace MediatorDiT.Tests.Cli;
+
+/// <summary>`mdit report DIR`: the table on stdout and in --markdown, the JSON and the plot; a missing file is one sentence.</summary>
+public class ReportCommandTests
+{
+    [Fact]
+    public void WritesTableJsonAndPlot()
+    {
+        string dir = CliRunner.TempDir();
+        string results = Path.Combine(dir, "samples");
+        SeedSetSummaryTests.WriteSeedSet(results, "full", 1, 30, 0.8, 8.2, 50, [[0]]);
+        SeedSetSummaryTests.WriteSeedSet(results, "full", 2, 32, 0.8, 8.2, 50, [[0]]);
+        SeedSetSummaryTests.WriteSeedSet(results, "dyn@0.9-0.6", 1, 31, 0.8, 6.3, 50, [[0, 12, 36]]);
+        string md = Path.Combine(dir, "out", "table.md"), json = Path.Combine(dir, "out", "summary.json"), svg = Path.Combine(dir, "out", "fid.svg");
+        var r = CliRunner.Run("report", results, "--configs", "full,dyn@0.9-0.6", "--markdown", md, "--json", json, "--plot", svg);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var lines = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("| full | 2 x 1 | 8.200 |  | 31.00 ± 1.41 |", lines[2]);
+        Assert.StartsWith("| dyn@0.9-0.6 | 1 x 1 | 6.300 | 12.0, 36.0 | 31.00 |", lines[3]);
+        Assert.Equal(r.Stdout, File.ReadAllText(md));
+        Assert.Contains("\"name\": \"dyn@0.9-0.6\"", File.ReadAllText(json));
+        Assert.StartsWith("<svg", File.ReadAllText(svg).TrimStart());
+    }
+
+    [Fact]
+    public void MissingEvaluationIsOneSentence()
+    {
+        string dir = CliRunner.TempDir();
+        SeedSetSummaryTests.WriteSeedSet(dir, "full", 1, 30, 0.8, 8.2, 50, [[0]]);
+        File.Delete(Path.Combine(dir, "full", "seed-1", "eval.json"));
+        var r = CliRunner.Run("report", dir);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal($"error: {Path.Combine(dir, "full", "seed-1")} has no eval.json (written by mdit eval --json).", r.Stderr.Trim());
+    }
+}

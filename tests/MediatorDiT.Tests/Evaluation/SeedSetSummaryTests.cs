@@ -1,0 +1,116 @@
+using System.Text.Json;
+using MediatorDiT.Evaluation;
+
+namespace MediatorDiT.Tests.Evaluation;
+
+/// <summary>
+/// `mdit report`'s library side: seed-set folders (run.json + eval.json) summarised as mean and sample standard
+/// deviation, the mean switch steps of a ladder run, curves for the plot, and one sentence for broken folders.
+/// </summary>
+public class SeedSetSummaryTests
+{
+    /// <summary>Writes DIR/config/seed-S/{run.json, eval.json} as `mdit sample` and `mdit eval --json` write them.</summary>
+    internal static void WriteSeedSet(string root, string config, int seed, double fid, double agreement, double gflops,
+        int steps, int[][] firstSteps)
+    {
+        string dir = Path.Combine(root, config, $"seed-{seed}");
+        Directory.CreateDirectory(dir);
+        var run = new
+        {
+            images = firstSteps.Length,
+            steps,
+            mean_gflops_per_image = gflops,
+            samples = firstSteps.Select((f, i) => new { index = i, label = i % 10, first_step_of_model = f, gflops }),
+        };
+        File.WriteAllText(Path.Combine(dir, "run.json"), JsonSerializer.Serialize(run));
+        var eval = new
+        {
+            result = new QualityReport
+            {
+                Fid = fid, Precision = 0.5 + seed / 100.0, Recall = 0.4, InceptionScore = 4, ClassAgreement = agreement,
+                Count = firstSteps.Length, Reference = "test", K = 3,
+            },
+        };
+        File.WriteAllText(Path.Combine(dir, "eval.json"), JsonSerializer.Serialize(eval));
+    }
+
+    [Fact]
+    public void MeansAndSampleStandardDeviationsOverSeedSets()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "mdit-seedsum-" + Guid.NewGuid().ToString("N")[..8]);
+        double[] fids = [30.5, 31.25, 33.0];
+        double[] agreements = [0.8, 0.82, 0.78];
+        for (int s = 0; s < 3; s++)
+            WriteSeedSet(root, "full", s + 1, fids[s], agreements[s], 8.2, 50, [[0], [0]]);
+        var summary = Assert.Single(SeedSetSummary.Load(root));
+
+        double mean = fids.Average();
+        double std = Math.Sqrt(fids.Sum(f => (f - mean) * (f - mean)) / 2);
+        Assert.Equal("full", summary.Name);
+        Assert.Equal(6, summary.Images);
+        Assert.Equal(mean, summary.Fid.Mean, 12);
+        Assert.Equal(std, summary.Fid.StandardDeviation, 12);
+        Assert.Equal(3, summary.Fid.Count);
+        Assert.Equal(agreements.Average(), summary.ClassAgreement.Mean, 12);
+        Assert.Equal(8.2, summary.MeanGflopsPerImage, 12);
+        Assert.Empty(summary.MeanSwitchSteps);
+        Assert.Null(summary.Curve);
+        Assert.Contains($"| full | 3 x 2 | 8.200 |  | {mean:F2} ± {std:F2} |", SeedSetSummary.MarkdownTable([summary]));
+    }
+
+    [Fact]
+    public void SwitchStepsCountAModelSkippedOrNeverReached()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "mdit-seedsum-" + Guid.NewGuid().ToString("N")[..8]);
+        // Three images of a 3-model ladder over 50 steps: switches at 10 and 30; at 20 and 20 (model 1 skipped
+        // in the same step); to model 1 at 40 and never to model 2.
+        WriteSeedSet(root, "shared-dynamic@0.9-0.6", 1, 30, 0.8, 6.3, 50, [[0, 10, 30], [0, -1, 20], [0, 40, -1]]);
+        var summary = Assert.Single(SeedSetSummary.Load(root));
+        Assert.Equal([(10 + 20 + 40) / 3.0, (30 + 20 + 50) / 3.0], summary.MeanSwitchSteps);
+        Assert.Equal("shared-dynamic", summary.Curve);
+        Assert.True(double.IsNaN(summary.Fid.StandardDeviation));
+        Assert.Equal("30.00", summary.Fid.Format(2));
+    }
+
+    [Fact]
+    public void CurvesAreLinesSortedByFlopsAndSinglesAreDots()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "mdit-seedsum-" + Guid.NewGuid().ToString("N")[..8]);
+        WriteSeedSet(root, "dyn@b", 1, 31, 0.8, 6.5, 50, [[0, 5, 9]]);
+        WriteSeedSet(root, "dyn@a", 1, 33, 0.8, 6.0, 50, [[0, 10, 30]]);
+        WriteSeedSet(root, "m64", 1, 30, 0.8, 7.1, 50, [[0]]);
+        var all = SeedSetSummary.Load(root);
+        Assert.Equal(["dyn@a", "dyn@b", "m64"], all.Select(c => c.Name));
+        string svg = SeedSetSummary.FidPlot(all, "t");
+        Assert.Contains(">dyn<", svg);
+        Assert.Contains(">m64<", svg);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(svg, "<polyline"));
+        Assert.Equal(3, System.Text.RegularExpressions.Regex.Matches(svg, "<circle").Count);
+
+        using var json = JsonDocument.Parse(SeedSetSummary.Json(SeedSetSummary.Load(root, ["m64", "dyn@a"])));
+        Assert.Equal(["m64", "dyn@a"], json.RootElement.EnumerateArray().Select(e => e.GetProperty("name").GetString()));
+        Assert.Equal(30, json.RootElement[0].GetProperty("fid").GetProperty("mean").GetDouble());
+        Assert.Equal(JsonValueKind.Null, json.RootElement[0].GetProperty("fid").GetProperty("std").ValueKind);
+    }
+
+    [Fact]
+    public void BrokenFoldersAreNamedInOneSentence()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "mdit-seedsum-" + Guid.NewGuid().ToString("N")[..8]);
+        WriteSeedSet(root, "full", 1, 30, 0.8, 8.2, 50, [[0], [0]]);
+        string seed = Path.Combine(root, "full", "seed-1");
+        File.Delete(Path.Combine(seed, "eval.json"));
+        var e = Assert.Throws<MediatorDiTException>(() => SeedSetSummary.Load(root));
+        Assert.Equal($"{seed} has no eval.json (written by mdit eval --json).", e.Message);
+
+        WriteSeedSet(root, "full", 1, 30, 0.8, 8.2, 50, [[0], [0]]);
+        File.WriteAllText(Path.Combine(seed, "run.json"), JsonSerializer.Serialize(new { images = 3, steps = 50, mean_gflops_per_image = 8.2 }));
+        e = Assert.Throws<MediatorDiTException>(() => SeedSetSummary.Load(root));
+        Assert.Contains("scored 2 images but", e.Message);
+
+        e = Assert.Throws<MediatorDiTException>(() => SeedSetSummary.Load(root, ["missing"]));
+        Assert.Contains("the configuration 'missing' has no folder", e.Message);
+        e = Assert.Throws<MediatorDiTException>(() => SeedSetSummary.Load(Path.Combine(root, "nothing")));
+        Assert.Contains("does not exist", e.Message);
+    }
+}
