@@ -1,72 +1,123 @@
 #!/usr/bin/env bash
-# The small-scale reproduction of docs/REPRODUCTION.md on Fashion-MNIST: trains full attention, 4, 16 and 64
-# mediators and one shared-weight 4/16/64 network at one training budget, samples each (static counts and the
-# step-wise dynamic ladders) from the same seeds, scores them with `mdit eval`, measures attention
-# redundancy over the sampling steps and runs the switch-ratio search on the shared ladder.
-#   PHASES="train sample redundancy thresholds" STEPS=3000 N=500 bash scripts/reproduce-fashion-mnist.sh
-# Every run folder is resumable: an interrupted phase continues where it stopped when run again.
+# The small-scale reproduction of docs/REPRODUCTION.md: trains full attention, 4, 16 and 64 mediators (one model
+# each) and one shared-weight 4/16/64 network at one training budget, exports their EMA weights, samples every
+# configuration (static counts, the step-wise dynamic schedule over a grid of switch ratios, and for each
+# dynamic point the fixed schedule that switches at its mean steps, so at equal FLOPs) from several seed sets,
+# scores each seed set with `mdit eval` and summarises them as mean and standard deviation with `mdit report`;
+# then measures attention redundancy over the sampling steps and runs the switch-ratio search.
+#
+#   bash scripts/reproduce-fashion-mnist.sh                          # sampling and evaluation from the committed weights
+#   PHASES="train export" bash scripts/reproduce-fashion-mnist.sh    # the training phase (resumes the run folders)
+#   DATASET=mnist bash scripts/reproduce-fashion-mnist.sh            # the same protocol on MNIST (scripts/reproduce-mnist.sh)
+#
+# Every phase can be interrupted and run again: run folders resume, and finished seed sets are kept.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 "$root/scripts/mdit" --version >/dev/null   # set-up and build once
 M="dotnet $root/src/MediatorDiT.Cli/bin/Release/net10.0/mdit.dll"
-PHASES=${PHASES:-"train sample redundancy thresholds"}
-STEPS=${STEPS:-3000}            # optimisation steps of every model (batch 64)
-N=${N:-500}                     # samples per configuration for the metrics
+
+DATASET=${DATASET:-fashion-mnist}
+PHASES=${PHASES:-"sample report redundancy thresholds"}
+STEPS=${STEPS:-15000}           # optimisation steps of every model (batch 64)
+RUNS=${RUNS:-training}          # run folders: $RUNS/$DATASET-{full,m4,m16,m64,ladder}
+OUT=${OUT:-results/$DATASET}
+MODELS=${MODELS:-$OUT/models}   # the exported EMA weights of step $STEPS (committed)
+TRAIN=${TRAIN:-"full m4 m16 m64 shared"}
+THREADS=${THREADS:-}            # compute threads of every command (default: all cores)
+SEEDS=${SEEDS:-"1 2 3"}         # seed sets per configuration
+N=${N:-700}                     # samples per seed set
 SAMPLE_STEPS=${SAMPLE_STEPS:-50}
-RATIOS=${RATIOS:-0.9,0.6}       # the authors' default switch ratios
-SEARCHED_RATIOS=${SEARCHED_RATIOS:-0.7,0.3}   # the schedule the threshold search picked on the 2,000-step ladder (docs/REPRODUCTION.md)
-FIXED_SWITCH=${FIXED_SWITCH:-0.24,0.72}       # a fixed schedule at the dynamic one's mean switch steps (12 and 36 of 50): equal FLOPs
-RUNS=${RUNS:-runs/repro}
-OUT=${OUT:-results/fashion-mnist}
-WEIGHTS=${WEIGHTS:-model}         # ema: the EMA exports; model: the raw weights of the latest checkpoint (mdit export)
-mkdir -p "$OUT/eval" "$OUT/samples"
+RATIO_GRID=${RATIO_GRID:-"0.7,0.5 0.8,0.6 0.9,0.6 0.9,0.8 1,0.9 1,1"}   # points of the authors' grid; 0.9,0.6 is their default
+CONFIGS=${CONFIGS:-}            # default: every configuration below
+threads=(); [ -n "$THREADS" ] && threads=(--threads "$THREADS")
+mkdir -p "$OUT/samples"
 
-weights() { # run name, mediator count (shared run) -> weights file
-  local run="$RUNS/$1" suffix=""
-  [ -n "${2:-}" ] && suffix="-m$2"
-  if [ "$WEIGHTS" = model ] && [ ! -f "$run/model$suffix.safetensors" ]; then $M export "$run" --weights model >/dev/null; fi
-  echo "$run/$WEIGHTS$suffix.safetensors"
-}
-
-sample_and_score() { # name, then the sampling arguments
-  local name=$1; shift
-  $M sample "$@" --num-images "$N" --batch-size 100 --steps "$SAMPLE_STEPS" --seed 1 --npz \
-    --out "$OUT/samples/$name" --no-progress 2>&1 | tail -n 2
-  $M eval --samples "$OUT/samples/$name/samples.npz" --json "$OUT/eval/$name.json" --no-floor | tail -n 1
-  rm -f "$OUT/samples/$name"/*.png.tmp
-}
+run_dir() { if [ "$1" = shared ]; then echo "$RUNS/$DATASET-ladder"; else echo "$RUNS/$DATASET-$1"; fi; }
 
 if [[ " $PHASES " == *" train "* ]]; then
-  for n in full m4 m16 m64 shared; do
-    if [ -f "$RUNS/$n/config.json" ]; then resume=(--resume "$RUNS/$n"); else resume=(--config "configs/fashion-mnist/$n.json" --out "$RUNS/$n"); fi
-    $M train "${resume[@]}" --steps "$STEPS" --no-progress
+  for n in $TRAIN; do
+    run=$(run_dir "$n")
+    if [ -f "$run/config.json" ]; then args=(--resume "$run"); else args=(--config "configs/$DATASET/$n.json" --out "$run"); fi
+    $M train "${args[@]}" --steps "$STEPS" --ckpt-every 500 --no-progress "${threads[@]}"
   done
 fi
 
-CONFIGS=${CONFIGS:-"floor full separate-m4 separate-m16 separate-m64 shared-m4 shared-m16 shared-m64 separate-dynamic shared-dynamic shared-dynamic-searched separate-fixed"}
+if [[ " $PHASES " == *" export "* ]]; then
+  for n in $TRAIN; do
+    ckpt="$(run_dir "$n")/checkpoints/$(printf %07d "$STEPS").safetensors"
+    [ -f "$ckpt" ] || { echo "error: $ckpt is missing: train $n to step $STEPS first (PHASES=train)." >&2; exit 1; }
+    mkdir -p "$MODELS/$n"
+    $M export "$ckpt" --weights ema --out "$MODELS/$n"
+  done
+fi
+
+ladder() { echo "$MODELS/$1/ema$2.safetensors,$MODELS/$1/ema$3.safetensors,$MODELS/$1/ema$4.safetensors"; }
+separate_ladder() { echo "$MODELS/m4/ema.safetensors,$MODELS/m16/ema.safetensors,$MODELS/m64/ema.safetensors"; }
+shared_ladder() { ladder shared -m4 -m16 -m64; }
+
+# One seed set of a configuration: samples, run.json and eval.json in $OUT/samples/<config>/seed-<S>; kept when done.
+sample_seed_set() { # config, seed, then the sampling arguments
+  local name=$1 seed=$2; shift 2
+  local dir="$OUT/samples/$name/seed-$seed"
+  [ -f "$dir/eval.json" ] && return 0
+  $M sample "$@" --num-images "$N" --batch-size 100 --steps "$SAMPLE_STEPS" --seed "$seed" --npz \
+    --out "$dir" --no-progress "${threads[@]}" | tail -n 1
+  $M eval --samples "$dir/samples.npz" --dataset "$DATASET" --json "$dir/eval.json" --no-floor "${threads[@]}" | tail -n 1
+}
+
+sample_config() { # config, then the sampling arguments
+  local name=$1; shift
+  for seed in $SEEDS; do sample_seed_set "$name" "$seed" "$@"; done
+}
+
+# The fixed schedule at a dynamic configuration's mean switch steps (over all its seed sets), as fractions for --switch-at.
+matched_fractions() {
+  $M report "$OUT/samples" --configs "$1" | awk -F'|' -v steps="$SAMPLE_STEPS" 'NR == 3 {
+    n = split($5, s, ","); out = "";
+    for (i = 1; i <= n; i++) { v = int(s[i] + 0.5) / steps; out = out (i > 1 ? "," : "") v }
+    print out }'
+}
+
+all_configs() {
+  echo "full separate-m4 separate-m16 separate-m64 shared-m4 shared-m16 shared-m64"
+  for kind in separate shared; do
+    for r in $RATIO_GRID; do echo "$kind-dynamic@${r/,/-} $kind-fixed@${r/,/-}"; done
+  done
+}
+CONFIGS=${CONFIGS:-$(all_configs | tr '\n' ' ')}
+
 if [[ " $PHASES " == *" sample "* ]]; then
   for c in $CONFIGS; do
+    echo "== $c"
     case $c in
-      floor) $M eval --json "$OUT/eval/floor.json" | tail -n 1 ;;
-      full) sample_and_score full --checkpoint "$(weights full)" ;;
-      separate-m*) sample_and_score "$c" --checkpoint "$(weights "${c#separate-}")" ;;
-      shared-m*) sample_and_score "$c" --checkpoint "$(weights shared "${c#shared-m}")" ;;
-      separate-dynamic) sample_and_score "$c" --ladder "$(weights m4),$(weights m16),$(weights m64)" --ratios "$RATIOS" --per-sample ;;
-      shared-dynamic) sample_and_score "$c" --ladder "$(weights shared 4),$(weights shared 16),$(weights shared 64)" --ratios "$RATIOS" --per-sample ;;
-      shared-dynamic-searched) sample_and_score "$c" --ladder "$(weights shared 4),$(weights shared 16),$(weights shared 64)" --ratios "$SEARCHED_RATIOS" --per-sample ;;
-      separate-fixed) sample_and_score "$c" --ladder "$(weights m4),$(weights m16),$(weights m64)" --switch-at "$FIXED_SWITCH" ;;
+      full) sample_config "$c" --checkpoint "$MODELS/full/ema.safetensors" ;;
+      separate-m*) sample_config "$c" --checkpoint "$MODELS/${c#separate-}/ema.safetensors" ;;
+      shared-m*) sample_config "$c" --checkpoint "$MODELS/shared/ema-${c#shared-}.safetensors" ;;
+      separate-dynamic@*|shared-dynamic@*)
+        kind=${c%%-dynamic@*}; r=${c#*@}
+        sample_config "$c" --ladder "$("${kind}_ladder")" --ratios "${r/-/,}" --per-sample ;;
+      separate-fixed@*|shared-fixed@*)
+        kind=${c%%-fixed@*}; dyn="$kind-dynamic@${c#*@}"
+        fractions=$(matched_fractions "$dyn")
+        sample_config "$c" --ladder "$("${kind}_ladder")" --switch-at "$fractions" ;;
       *) echo "unknown configuration '$c'" >&2; exit 2 ;;
     esac
   done
+  $M eval --dataset "$DATASET" --json "$OUT/floor.json" "${threads[@]}" | tail -n 1
+fi
+
+if [[ " $PHASES " == *" report "* ]]; then
+  $M report "$OUT/samples" --configs "$(echo $CONFIGS | tr ' ' ',')" --markdown "$OUT/summary.md" \
+    --json "$OUT/summary.json" --plot "$OUT/fid-flops.svg" --title "$DATASET: FID against sampling FLOPs"
 fi
 
 if [[ " $PHASES " == *" redundancy "* ]]; then
-  $M redundancy --checkpoint "$(weights full)" --samples 8 --steps 25 --out "$OUT/redundancy-full" --no-progress
-  $M redundancy --checkpoint "$(weights m64)" --samples 8 --steps 25 --out "$OUT/redundancy-m64" --no-progress
+  $M redundancy --checkpoint "$MODELS/full/ema.safetensors" --samples 8 --steps 25 --out "$OUT/redundancy-full" --no-progress "${threads[@]}"
+  $M redundancy --checkpoint "$MODELS/m64/ema.safetensors" --samples 8 --steps 25 --out "$OUT/redundancy-m64" --no-progress "${threads[@]}"
 fi
 
 if [[ " $PHASES " == *" thresholds "* ]]; then
-  $M search-thresholds --ladder "$(weights shared 4),$(weights shared 16),$(weights shared 64)" --samples 32 \
-    --steps "$SAMPLE_STEPS" --refine 6 --refine-samples 200 --refine-scorer "${REFINE_SCORER:-fid}" --out "$OUT/thresholds" --no-progress
+  $M search-thresholds --ladder "$(shared_ladder)" --samples 32 --steps "$SAMPLE_STEPS" --refine 6 --refine-samples 200 \
+    --refine-scorer "${REFINE_SCORER:-fid}" --dataset "$DATASET" --out "$OUT/thresholds" --no-progress "${threads[@]}"
 fi
