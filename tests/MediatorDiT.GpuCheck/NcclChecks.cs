@@ -58,6 +58,7 @@ public static class NcclChecks
             chain.Release(sum.View, 0, Length / 2, views);
             chain.Finish(sum.View);
             nccl.Broadcast(sum.View, 0);
+            nccl.ComputeWaitsForTransfers();
             accelerator.Synchronize();
             var actual = sum.GetAsArray1D();
             int differing = expected.Zip(actual).Count(p => BitConverter.SingleToInt32Bits(p.First) != BitConverter.SingleToInt32Bits(p.Second));

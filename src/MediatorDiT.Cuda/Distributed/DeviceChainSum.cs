@@ -12,28 +12,33 @@ namespace MediatorDiT.Cuda.Distributed;
 /// single process uses) and sends it on; the last rank holds the total and broadcasts it at <see cref="Finish"/>.
 /// Buckets are released one at a time as their gradients become final (<see cref="Release"/>), so while a later
 /// bucket is still being computed an earlier one is already on its way along the chain; every rank must release
-/// the same buckets in the same order. With one rank nothing is transferred.
+/// the same buckets in the same order. With one rank nothing is transferred. The receives, additions and sends run on
+/// the transport's stream, each bucket after the launches queued on the default stream before its release (its
+/// gradients), so the chain runs beside the rest of the backward; <see cref="Finish"/> makes the default stream wait
+/// for the totals.
 /// </summary>
 public sealed class DeviceChainSum
 {
-    private readonly KernelSet _kernels;
+    private readonly Accelerator _accelerator;
     private readonly IDeviceTransport? _transport;
+    // sum += part (n,) on a given stream: TrainingKernels.AddInto, the kernel the single process adds its parts with.
+    private Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>>? _add;
     private readonly List<(long Offset, long Count)> _released = [];
     private readonly int _rank, _size;
 
     /// <summary>A chain over <paramref name="transport"/>'s ranks on <paramref name="accelerator"/> (null transport: one rank).</summary>
     public DeviceChainSum(Accelerator accelerator, IDeviceTransport? transport)
-        : this(new KernelSet(accelerator ?? throw new ArgumentNullException(nameof(accelerator))), transport) { }
-
-    internal DeviceChainSum(KernelSet kernels, IDeviceTransport? transport)
     {
-        _kernels = kernels;
+        ArgumentNullException.ThrowIfNull(accelerator);
+        _accelerator = accelerator;
         _transport = transport;
         (_rank, _size) = transport is null ? (0, 1) : (transport.Rank, transport.Size);
     }
 
-    /// <summary>Floats received by this rank since the last <see cref="Finish"/> started counting (running sums and totals).</summary>
+    /// <summary>Bytes received by this rank since the last <see cref="Finish"/> (running sums).</summary>
     public long BytesReceived { get; private set; }
+
+    private AcceleratorStream Stream => _transport?.Stream ?? _accelerator.DefaultStream;
 
     /// <summary>The buckets released since the last <see cref="Finish"/>, in release order.</summary>
     public int Pending => _released.Count;
@@ -59,6 +64,8 @@ public sealed class DeviceChainSum
             if (part.Length != sum.Length) throw new ArgumentException($"a part holds {part.Length} floats; the sum holds {sum.Length}.", nameof(parts));
         if (sumHoldsEarlierParts && _rank != 0) throw new ArgumentException("only rank 0 starts the chain from a sum it already holds.", nameof(sumHoldsEarlierParts));
         var bucket = sum.SubView(offset, count);
+        var stream = Stream;
+        _transport?.WaitForCompute();
         int first = 0;
         if (_rank > 0)
         {
@@ -67,18 +74,19 @@ public sealed class DeviceChainSum
         }
         else if (!sumHoldsEarlierParts)
         {
-            parts[0].SubView(offset, count).CopyTo(bucket);
+            parts[0].SubView(offset, count).CopyTo(stream, bucket);
             first = 1;
         }
-        for (int p = first; p < parts.Length; p++) _kernels.AddInto(bucket, parts[p].SubView(offset, count));
+        _add ??= _accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>>(TrainingKernels.AddInto);
+        for (int p = first; p < parts.Length; p++) _add(stream, (int)count, bucket, parts[p].SubView(offset, count));
         if (_rank < _size - 1) _transport!.Send(bucket, _rank + 1);
         _released.Add((offset, count));
     }
 
     /// <summary>
     /// Queues the last rank's broadcast of every released bucket, in release order, so every rank's
-    /// <paramref name="sum"/> holds the total; the list of released buckets starts again. Returns the bytes this rank
-    /// received for this sum (running sums and totals).
+    /// <paramref name="sum"/> holds the total, and makes the default stream wait for it; the list of released buckets
+    /// starts again. Returns the bytes this rank received for this sum (running sums and totals).
     /// </summary>
     public long Finish(ArrayView<float> sum)
     {
@@ -88,6 +96,7 @@ public sealed class DeviceChainSum
                 _transport!.Broadcast(sum.SubView(offset, count), _size - 1);
                 if (_rank != _size - 1) BytesReceived += count * sizeof(float);
             }
+        _transport?.ComputeWaitsForTransfers();
         _released.Clear();
         long bytes = BytesReceived;
         BytesReceived = 0;

@@ -9,14 +9,25 @@ namespace MediatorDiT.Cuda.Distributed;
 /// <see cref="IDeviceTransport"/> between ranks that are threads of one process, each with an accelerator of its own
 /// (ILGPU's CPU accelerator in tests): a send waits for the rank's queued launches, copies the buffer to the host and
 /// posts it to the receiver's mailbox for this sender; a receive takes the next one and uploads it. Sends never wait
-/// for the receiver, so any schedule the NCCL ranks can run, these can.
+/// for the receiver, so any schedule the NCCL ranks can run, these can. The transfers' stream is a stream of its own
+/// on the accelerator, ordered with the default stream by waiting on the host.
 /// </summary>
 public sealed class InProcessDeviceTransport : IDeviceTransport
 {
     private readonly Group _group;
     private readonly Accelerator _accelerator;
 
-    private InProcessDeviceTransport(Group group, int rank, Accelerator accelerator) => (_group, Rank, _accelerator) = (group, rank, accelerator);
+    private InProcessDeviceTransport(Group group, int rank, Accelerator accelerator) =>
+        (_group, Rank, _accelerator, Stream) = (group, rank, accelerator, accelerator.CreateStream());
+
+    /// <inheritdoc/>
+    public AcceleratorStream Stream { get; }
+
+    /// <inheritdoc/>
+    public void WaitForCompute() => _accelerator.DefaultStream.Synchronize();
+
+    /// <inheritdoc/>
+    public void ComputeWaitsForTransfers() => Stream.Synchronize();
 
     /// <inheritdoc/>
     public int Rank { get; }
@@ -76,7 +87,7 @@ public sealed class InProcessDeviceTransport : IDeviceTransport
             throw new RankFailureException($"rank {peer} sent rank {Rank} nothing in {_group.Timeout.TotalSeconds:F0} s.");
         if (values.Length != data.Length)
             throw new MediatorDiTException($"rank {peer} sent {values.Length} floats where rank {Rank} receives {data.Length}; the ranks' schedules disagree.");
-        if (values.Length > 0) data.CopyFromCPU(values);
+        if (values.Length > 0) data.CopyFromCPU(Stream, values);
     }
 
     /// <inheritdoc/>
@@ -95,9 +106,9 @@ public sealed class InProcessDeviceTransport : IDeviceTransport
 
     private float[] Download(ArrayView<float> data)
     {
-        _accelerator.Synchronize();
+        Stream.Synchronize();
         var values = new float[data.Length];
-        if (values.Length > 0) data.CopyToCPU(values);
+        if (values.Length > 0) data.CopyToCPU(Stream, values);
         return values;
     }
 
@@ -107,6 +118,6 @@ public sealed class InProcessDeviceTransport : IDeviceTransport
             throw new ArgumentOutOfRangeException(nameof(peer), $"peer {peer} is not another of the {Size} ranks (this is rank {Rank}).");
     }
 
-    /// <summary>Nothing to free: the mailboxes belong to the group.</summary>
-    public void Dispose() { }
+    /// <summary>Frees the transfers' stream (the mailboxes belong to the group).</summary>
+    public void Dispose() => Stream.Dispose();
 }

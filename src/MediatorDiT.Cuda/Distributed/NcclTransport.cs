@@ -8,20 +8,37 @@ namespace MediatorDiT.Cuda.Distributed;
 
 /// <summary>
 /// <see cref="IDeviceTransport"/> by NCCL (libnccl.so.2, found at run time as the driver and cuBLAS are): one
-/// communicator over the run's ranks, one GPU per rank, every transfer queued on the accelerator's default stream
-/// behind the training kernels (ncclSend, ncclRecv, ncclBroadcast of fp32 buffers). The communicator is bootstrapped
+/// communicator over the run's ranks, one GPU per rank, every transfer (ncclSend, ncclRecv, ncclBroadcast of fp32
+/// buffers) queued on a stream of its own, so it runs beside the training kernels; the streams wait for each other
+/// through CUDA events (<see cref="CudaStreamOrder"/>), never through the host. The communicator is bootstrapped
 /// over the run's own <see cref="ICommunicator"/>: rank 0 makes the unique id and broadcasts its 128 bytes, so MPI,
 /// TCP and torchrun-style launches all start NCCL the same way.
 /// </summary>
 public sealed unsafe class NcclTransport : IDeviceTransport
 {
     private readonly NcclApi _api;
-    private readonly IntPtr _stream;
+    private readonly CudaStream _transfers;
+    private readonly IntPtr _stream, _compute;
+    private readonly CudaStreamOrder _order;
     private IntPtr _comm;
     private bool _failed;
 
-    private NcclTransport(NcclApi api, IntPtr comm, IntPtr stream, int rank, int size, string version) =>
-        (_api, _comm, _stream, Rank, Size, Name) = (api, comm, stream, rank, size, $"NCCL {version}");
+    private NcclTransport(NcclApi api, IntPtr comm, CudaAccelerator accelerator, CudaStreamOrder order, int rank, int size, string version)
+    {
+        (_api, _comm, _order, Rank, Size, Name) = (api, comm, order, rank, size, $"NCCL {version}");
+        _transfers = (CudaStream)accelerator.CreateStream();
+        _stream = _transfers.StreamPtr;
+        _compute = ((CudaStream)accelerator.DefaultStream).StreamPtr;
+    }
+
+    /// <inheritdoc/>
+    public AcceleratorStream Stream => _transfers;
+
+    /// <inheritdoc/>
+    public void WaitForCompute() => _order.Order(_compute, _stream);
+
+    /// <inheritdoc/>
+    public void ComputeWaitsForTransfers() => _order.Order(_stream, _compute);
 
     /// <inheritdoc/>
     public int Rank { get; }
@@ -85,10 +102,19 @@ public sealed unsafe class NcclTransport : IDeviceTransport
         var id = new NcclUniqueId();
         if (communicator.Rank == 0) api!.Check(api.GetUniqueId(&id), "ncclGetUniqueId");
         communicator.Broadcast(new Span<byte>(id.Internal, NcclUniqueId.Bytes), 0);
-        cuda.Bind(); // NCCL runs on the current context: the accelerator's
+        cuda.Bind(); // NCCL and the events use the current context: the accelerator's
+        string driver = CudaLibraries.Locate().Driver ?? throw new MediatorDiTException("no NVIDIA driver (libcuda.so.1) was found for the stream events.");
         IntPtr comm;
         api!.Check(api.CommInitRank(&comm, communicator.Size, id, communicator.Rank), "ncclCommInitRank");
-        return new NcclTransport(api, comm, ((CudaStream)cuda.DefaultStream).StreamPtr, communicator.Rank, communicator.Size, api.Version());
+        try
+        {
+            return new NcclTransport(api, comm, cuda, new CudaStreamOrder(driver), communicator.Rank, communicator.Size, api.Version());
+        }
+        catch
+        {
+            api.CommAbort(comm);
+            throw;
+        }
     }
 
     /// <inheritdoc/>
@@ -133,7 +159,13 @@ public sealed unsafe class NcclTransport : IDeviceTransport
     {
         if (_comm == IntPtr.Zero) return;
         if (_failed) _api.CommAbort(_comm);
-        else _api.CommDestroy(_comm);
+        else
+        {
+            _transfers.Synchronize();
+            _api.CommDestroy(_comm);
+        }
         _comm = IntPtr.Zero;
+        _order.Dispose();
+        _transfers.Dispose();
     }
 }

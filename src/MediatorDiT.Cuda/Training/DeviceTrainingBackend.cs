@@ -79,7 +79,7 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
         {
             exchange.Check(_comm.Rank, _comm.Size);
             _exchange = exchange;
-            _chain = new DeviceChainSum(_kernels, exchange.Transport);
+            _chain = new DeviceChainSum(_kernels.Accelerator, exchange.Transport);
         }
         Name = _comm.Size == 1 ? accelerator.Name
             : $"{accelerator.Name}, {_comm.Size} ranks over {_comm.Name}" + (_exchange is null ? "" : $", gradients summed over {_exchange.Transport.Name}");

@@ -28,6 +28,9 @@ public class DeviceExchangeTrainingTests(CpuAcceleratorFixture device)
         public int Rank => inner.Rank;
         public int Size => inner.Size;
         public string Name => inner.Name;
+        public AcceleratorStream Stream => inner.Stream;
+        public void WaitForCompute() => inner.WaitForCompute();
+        public void ComputeWaitsForTransfers() => inner.ComputeWaitsForTransfers();
 
         public void Send(ArrayView<float> data, int peer)
         {

@@ -47,6 +47,7 @@ public class NcclGpuTests
         chain.Release(sum.View, 0, 50_000, views);
         Assert.Equal(0, chain.Finish(sum.View));
         nccl.Broadcast(sum.View, 0);
+        nccl.ComputeWaitsForTransfers();
         accelerator.Synchronize();
         KernelData.AssertSameBits(expected, sum.GetAsArray1D());
         foreach (var b in buffers) b.Dispose();
