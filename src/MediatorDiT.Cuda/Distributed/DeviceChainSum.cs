@@ -35,12 +35,12 @@ public sealed class DeviceChainSum
         (_rank, _size) = transport is null ? (0, 1) : (transport.Rank, transport.Size);
     }
 
-    /// <summary>Bytes received by this rank since the last <see cref="Finish"/> (running sums).</summary>
+    /// <summary>Bytes this rank has received for the sum under way: the running sums so far (<see cref="Finish"/> adds the totals and starts again).</summary>
     public long BytesReceived { get; private set; }
 
     private AcceleratorStream Stream => _transport?.Stream ?? _accelerator.DefaultStream;
 
-    /// <summary>The buckets released since the last <see cref="Finish"/>, in release order.</summary>
+    /// <summary>How many buckets were released since the last <see cref="Finish"/>.</summary>
     public int Pending => _released.Count;
 
     /// <summary>
@@ -58,6 +58,7 @@ public sealed class DeviceChainSum
     public void Release(ArrayView<float> sum, long offset, long count, ReadOnlySpan<ArrayView<float>> parts, bool sumHoldsEarlierParts = false)
     {
         if (parts.IsEmpty) throw new ArgumentException("a rank adds at least one part to the sum.", nameof(parts));
+        if (count > int.MaxValue) throw new ArgumentOutOfRangeException(nameof(count), $"a bucket holds at most {int.MaxValue} floats, not {count}.");
         if (offset < 0 || count < 1 || offset + count > sum.Length)
             throw new ArgumentOutOfRangeException(nameof(offset), $"the bucket [{offset}, {offset + count}) is not inside the sum's {sum.Length} floats.");
         foreach (var part in parts)
