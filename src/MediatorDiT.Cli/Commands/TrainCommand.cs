@@ -116,7 +116,8 @@ public static class TrainCommand
                 Limits = limits,
                 Compute = Tensors.ComputeContext.Current,
                 Communicator = comm,
-                Backend = cuda is null ? null : transport => new Cuda.Training.DeviceTrainingBackend(cuda.Accelerator, transport, precisionSetting, comm),
+                Backend = cuda is null ? null : transport => new Cuda.Training.DeviceTrainingBackend(cuda.Accelerator, transport, precisionSetting, comm,
+                    NcclExchange(cuda, comm, renderer.Message)),
             }, token);
             renderer.Done();
             if (!root) return 0;
@@ -127,6 +128,22 @@ public static class TrainCommand
             foreach (var f in result.ExportedWeights) Console.WriteLine($"EMA weights: {f}");
             return 0;
         }
+    }
+
+    /// <summary>
+    /// With several ranks on CUDA devices, the part gradients summed on the devices over NCCL (the same additions as
+    /// through the host); null, said once, where some rank cannot load NCCL: they go through the host then.
+    /// </summary>
+    private static Cuda.Distributed.DeviceExchange? NcclExchange(Cuda.CudaDevice device, ICommunicator comm, Action<string> say)
+    {
+        if (comm.Size == 1) return null;
+        var nccl = Cuda.Distributed.NcclTransport.TryCreate(device.Accelerator, comm, out string? problem);
+        if (nccl is null)
+        {
+            if (comm.Rank == 0) say($"the gradients go through the host: {problem}");
+            return null;
+        }
+        return new Cuda.Distributed.DeviceExchange(nccl) { OwnsTransport = true };
     }
 
     /// <summary>

@@ -47,9 +47,11 @@ internal sealed partial class DeviceModel
     /// <summary>
     /// Back-propagates g.Output = dL/d(prediction) (B, returned channels, S, S) through the last
     /// <see cref="TrainingForward"/>, adding every trainable parameter's gradient into the gradient views (zero them
-    /// first). The input's gradient is not formed (nothing reads it).
+    /// first). The input's gradient is not formed (nothing reads it). <paramref name="stageDone"/>, when given, is
+    /// called as each stage's parameter gradients are queued complete, so their exchange can start while the rest
+    /// runs: 0 after the final layer, 1 + j after block depth - 1 - j, depth + 1 after the embeddings.
     /// </summary>
-    internal void Backward(DeviceActivations a, DeviceBackwardBuffers g)
+    internal void Backward(DeviceActivations a, DeviceBackwardBuffers g, Action<int>? stageDone = null)
     {
         var grads = _gradients ?? throw new InvalidOperationException("this device model was built for sampling; it has no gradients.");
         var cfg = Config;
@@ -66,7 +68,12 @@ internal sealed partial class DeviceModel
             Column(g.FinalModulation, 1, d), g.X, d, n, 2 * d, accumulate: false);
         LinearBackward(a.SiluCondition, w.FinalAdaWeight, g.FinalModulation, grads.FinalAdaWeight, grads.FinalAdaBias, g.SiluCondition, b, d, 2 * d, false);
 
-        for (int i = w.Blocks.Count - 1; i >= 0; i--) BlockBackward(a.Block(i), w.Blocks[i], grads.Blocks[i], a.SiluCondition, g, b);
+        stageDone?.Invoke(0);
+        for (int i = w.Blocks.Count - 1; i >= 0; i--)
+        {
+            BlockBackward(a.Block(i), w.Blocks[i], grads.Blocks[i], a.SiluCondition, g, b);
+            stageDone?.Invoke(w.Blocks.Count - i);
+        }
 
         // Embeddings: c = t_emb + y_emb, siluC = SiLU(c); t_emb = W2 SiLU(W0 freq + b0) + b2; tokens = patches W^T + b + pos.
         k.SiluBackward(a.Condition, g.SiluCondition, g.Condition);
@@ -75,6 +82,7 @@ internal sealed partial class DeviceModel
         LinearBackward(a.Frequencies, w.TimeW0, g.TimeActivated, grads.TimeW0, grads.TimeB0, default, b, TimestepEmbedder.FrequencySize, d, false);
         k.LabelTableGradient(a.Labels, g.Condition, grads.LabelTable, d);
         LinearBackward(a.Patches, w.PatchWeight, g.X, grads.PatchWeight, grads.PatchBias, default, rows, patchWidth, d, false);
+        stageDone?.Invoke(w.Blocks.Count + 1);
     }
 
     /// <summary>One block's backward (SiTBlock.Backward): g.X holds dL/d(block output) on entry, dL/d(block input) on exit; dL/d(siluC) added to g.SiluCondition.</summary>

@@ -1,8 +1,11 @@
+using ILGPU;
 using ILGPU.Runtime;
 using MediatorDiT.Cuda.Blas;
+using MediatorDiT.Cuda.Distributed;
 using MediatorDiT.Cuda.Kernels;
 using MediatorDiT.Cuda.Models;
 using MediatorDiT.Diffusion;
+using MediatorDiT.Models;
 using MediatorDiT.Nn;
 using MediatorDiT.Tensors;
 using MediatorDiT.Training;
@@ -21,7 +24,9 @@ namespace MediatorDiT.Cuda.Training;
 /// The linear layers' matrix products (forward and backward) run at the backend's <see cref="Precision"/>: fp32, or
 /// bf16 inputs with fp32 accumulation, reading bf16 copies of the fp32 master weights that are rounded again after
 /// every optimiser step; the loss, norms, softmax, AdamW and the EMA are fp32 either way.
-/// One process only: data-parallel runs use the CPU backend.
+/// Data-parallel runs (one device per rank) sum the ranks' part gradients in part order, through the host or, with a
+/// <see cref="DeviceExchange"/>, on the devices bucket by bucket during the backward pass; either way the weights are
+/// one process's bit for bit.
 /// </summary>
 public sealed class DeviceTrainingBackend : ITrainingBackend
 {
@@ -39,6 +44,13 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
     private readonly ICommunicator _comm;
     private float[] _local = [], _sum = [];
     private double[] _partLosses = [], _rankLosses = [];
+    private readonly DeviceExchange? _exchange;
+    private readonly DeviceChainSum? _chain;
+    // Per member, per backward stage (DeviceModel.Backward's numbering): the gradient buckets final after it, in release order.
+    private int[][][] _schedule = [];
+    // Ranks after the first keep the parts before the step's last until the running sum reaches them: (parts - 1, parameters).
+    private MemoryBuffer1D<float, Stride1D.Dense>? _stored;
+    private ArrayView<float>[] _parts = [];
 
     /// <summary>A backend computing on <paramref name="accelerator"/> (a CUDA device, or ILGPU's CPU accelerator), training <paramref name="transport"/>'s loss.</summary>
     /// <param name="accelerator">The device; the caller keeps and disposes it.</param>
@@ -49,8 +61,12 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
     /// downloaded and summed in part order over all ranks on the host (<see cref="ICommunicator.SumInOrder"/>), then
     /// uploaded: the same additions in the same order as one process, so any number of ranks gives the same weights.
     /// </param>
+    /// <param name="exchange">
+    /// With several ranks: sum the part gradients on the devices over this transport instead (<see cref="DeviceChainSum"/>,
+    /// the same additions in the same order); null: through the host. Ignored for one rank.
+    /// </param>
     public DeviceTrainingBackend(Accelerator accelerator, Transport transport, DevicePrecision precision = DevicePrecision.Fp32,
-        ICommunicator? communicator = null)
+        ICommunicator? communicator = null, DeviceExchange? exchange = null)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
         ArgumentNullException.ThrowIfNull(transport);
@@ -59,7 +75,14 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
         _kernels = new KernelSet(accelerator);
         _gemm = DeviceGemms.For(accelerator);
         _products = new LinearProducts(_kernels, _gemm, precision);
-        Name = _comm.Size == 1 ? accelerator.Name : $"{accelerator.Name}, {_comm.Size} ranks over {_comm.Name}";
+        if (exchange is not null && _comm.Size > 1)
+        {
+            exchange.Check(_comm.Rank, _comm.Size);
+            _exchange = exchange;
+            _chain = new DeviceChainSum(_kernels.Accelerator, exchange.Transport);
+        }
+        Name = _comm.Size == 1 ? accelerator.Name
+            : $"{accelerator.Name}, {_comm.Size} ranks over {_comm.Name}" + (_exchange is null ? "" : $", gradients summed over {_exchange.Transport.Name}");
     }
 
     /// <summary>The number format of the matrix products' inputs.</summary>
@@ -88,6 +111,7 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
             new DeviceWeights(member, accelerator, p => state.Slice(state.Values, state.IndexOf(p)), buildBiases: true),
             new DeviceWeights(member, accelerator, p => state.Slice(state.Gradients, state.IndexOf(p)), buildBiases: false))).ToArray();
         _runs = network.Members.Select(member => Runs(state, member.Parameters)).ToArray();
+        if (_exchange is not null) _schedule = network.Members.Select(member => Schedule(state, member, _exchange.BucketFloats)).ToArray();
         (_network, _ema, _optimizer) = (network, ema, optimizer);
     }
 
@@ -104,6 +128,47 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
             i = j + 1;
         }
         return runs.ToArray();
+    }
+
+    /// <summary>
+    /// The order in which the member's gradient buckets become final during its backward: per stage of
+    /// <see cref="DeviceModel.Backward"/> (0 the final layer, 1 + j block depth - 1 - j, depth + 1 the embeddings) the
+    /// buckets none of whose parameters a later stage writes, the buffer's end first. Parameters the member's backward
+    /// never writes (other members' biases, frozen ones) are final once zeroed, so count as stage 0.
+    /// </summary>
+    private static int[][] Schedule(DeviceTrainingState state, SiTModel member, int bucketFloats)
+    {
+        int depth = member.Blocks.Count;
+        var stageOf = new Dictionary<int, int>();
+        foreach (var p in new[] { member.Final.LinearWeight, member.Final.LinearBias, member.Final.AdaWeight, member.Final.AdaBias })
+            stageOf[state.IndexOf(p)] = 0;
+        for (int i = 0; i < depth; i++)
+            foreach (var p in member.Blocks[i].Parameters)
+                stageOf[state.IndexOf(p)] = Math.Max(stageOf.GetValueOrDefault(state.IndexOf(p)), depth - i);
+        foreach (var p in member.Parameters) stageOf.TryAdd(state.IndexOf(p), depth + 1);
+        int buckets = (int)((state.Length + bucketFloats - 1) / bucketFloats);
+        var bucketStage = new int[buckets];
+        foreach (var (index, stage) in stageOf)
+        {
+            var (offset, length) = state.Extent(index);
+            if (length == 0) continue;
+            for (long b = offset / bucketFloats; b <= (offset + length - 1) / bucketFloats; b++) bucketStage[b] = Math.Max(bucketStage[b], stage);
+        }
+        var order = new List<int>[depth + 2];
+        for (int i = 0; i < order.Length; i++) order[i] = [];
+        for (int b = buckets - 1; b >= 0; b--) order[bucketStage[b]].Add(b);
+        return order.Select(list => list.ToArray()).ToArray();
+    }
+
+    /// <summary>Releases <paramref name="buckets"/> of the state's sum along the chain, with this rank's parts of the step.</summary>
+    private void Release(DeviceTrainingState state, int[] buckets, bool sumHoldsEarlierParts)
+    {
+        long size = _exchange!.BucketFloats;
+        foreach (int b in buckets)
+        {
+            long offset = b * size;
+            _chain!.Release(state.Sum, offset, Math.Min(size, state.Length - offset), _parts, sumHoldsEarlierParts);
+        }
     }
 
     /// <inheritdoc/>
@@ -129,9 +194,23 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
             throw new MediatorDiTException($"the batch's samples ({perInput} input, {per} target floats) do not fit the model's prediction ({g.Output.Length / part} floats).");
         if (_losses.Length < part) _losses = new float[part];
         if (_partLosses.Length < batch.TotalShards) _partLosses = new double[batch.TotalShards];
-        bool ranks = _comm.Size > 1;
+        bool ranks = _comm.Size > 1, onDevice = _chain is not null;
         int length = (int)state.Gradients.Length;
-        if (ranks && _local.Length < (long)shards * length) (_local, _sum) = (new float[(long)shards * length], new float[length]);
+        if (ranks && !onDevice && _local.Length < (long)shards * length) (_local, _sum) = (new float[(long)shards * length], new float[length]);
+        if (onDevice)
+        {
+            // Rank 0 starts the chain from its own running sum; later ranks add every part of theirs to the received sum.
+            bool keep = _comm.Rank > 0 && shards > 1;
+            if (keep && (_stored is null || _stored.Length < (long)(shards - 1) * length))
+            {
+                _stored?.Dispose();
+                _stored = _kernels.Accelerator.Allocate1D<float>((long)(shards - 1) * length);
+            }
+            int count = _comm.Rank > 0 ? shards : 1;
+            if (_parts.Length != count) _parts = new ArrayView<float>[count];
+            for (int p = 0; p < count - 1; p++) _parts[p] = ((ArrayView<float>)_stored!.View).SubView((long)p * length, length);
+            _parts[count - 1] = state.Gradients;
+        }
 
         for (int s = 0; s < shards; s++)
         {
@@ -147,10 +226,28 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
             g.LossCoefficients.CopyFromCPU(coefficients);
             k.TrainingLoss(a.Output, g.Noise, g.Data, g.LossCoefficients, mode, g.Output, g.Losses);
             if (batch.TotalShards > 1) k.Scale(g.Output, 1f / batch.TotalShards); // each part's mean loss weighs 1 / parts of the global batch
-            model.Backward(a, g);
+            bool chainStarts = onDevice && s == shards - 1, continues = _comm.Rank == 0 && shards > 1;
+            if (chainStarts && _exchange!.Overlap)
+            {
+                var schedule = _schedule[batch.Member];
+                model.Backward(a, g, stage => Release(state, schedule[stage], continues));
+            }
+            else model.Backward(a, g);
             // The parts' gradients added one part after another: part 0 + part 1 + ..., as the CPU backend adds them;
-            // over several ranks every part goes to the host and the ranks add all of them in that order.
-            if (ranks) state.Gradients.CopyToCPU(_local.AsSpan(s * length, length));
+            // over several ranks every part goes to the host and the ranks add all of them in that order, or the
+            // devices pass the running sum along the ranks (the step's last part joins bucket by bucket).
+            if (chainStarts)
+            {
+                if (!_exchange!.Overlap)
+                    foreach (var buckets in _schedule[batch.Member]) Release(state, buckets, continues);
+            }
+            else if (onDevice)
+            {
+                if (_comm.Rank > 0) state.Gradients.CopyTo(_parts[s]);
+                else if (s == 0) state.Gradients.CopyTo(state.Sum);
+                else k.AddInto(state.Sum, state.Gradients);
+            }
+            else if (ranks) state.Gradients.CopyToCPU(_local.AsSpan(s * length, length));
             else if (shards > 1)
             {
                 if (s == 0) state.Gradients.CopyTo(state.Sum);
@@ -164,8 +261,12 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
         }
         if (ranks)
         {
-            _comm.SumInOrder(_local.AsSpan(0, shards * length), length, _sum.AsSpan(0, length));
-            state.Sum.CopyFromCPU(_sum.AsSpan(0, length));
+            if (onDevice) _chain!.Finish(state.Sum);
+            else
+            {
+                _comm.SumInOrder(_local.AsSpan(0, shards * length), length, _sum.AsSpan(0, length));
+                state.Sum.CopyFromCPU(_sum.AsSpan(0, length));
+            }
             if (_rankLosses.Length != shards) _rankLosses = new double[shards];
             _partLosses.AsSpan(0, shards).CopyTo(_rankLosses);
             _comm.AllGather<double>(_rankLosses, _partLosses.AsSpan(0, batch.TotalShards));
@@ -210,6 +311,8 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
     {
         foreach (var member in _members) member.Dispose();
         _members = [];
+        _stored?.Dispose();
+        _stored = null;
         _products.Dispose();
         _state?.Dispose();
         _state = null;
@@ -220,5 +323,6 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
     {
         DisposeState();
         _gemm.Dispose();
+        if (_exchange is { OwnsTransport: true }) _exchange.Transport.Dispose();
     }
 }

@@ -69,6 +69,9 @@ internal sealed class DeviceTrainingState : IDisposable
     /// <summary>Parameter <paramref name="index"/>'s floats in <paramref name="buffer"/> (one of this state's views).</summary>
     public ArrayView<float> Slice(ArrayView<float> buffer, int index) => buffer.SubView(_offsets[index], _offsets[index + 1] - _offsets[index]);
 
+    /// <summary>Where parameter <paramref name="index"/>'s floats start in every buffer, and how many there are.</summary>
+    public (long Offset, long Length) Extent(int index) => (_offsets[index], _offsets[index + 1] - _offsets[index]);
+
     /// <summary>Floats [first, end) of parameters first..last in <paramref name="buffer"/>: a run of neighbours updated by one launch.</summary>
     public ArrayView<float> Range(ArrayView<float> buffer, int first, int last) => buffer.SubView(_offsets[first], _offsets[last + 1] - _offsets[first]);
 

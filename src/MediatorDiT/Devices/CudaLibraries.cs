@@ -142,6 +142,17 @@ public sealed record CudaLibraryReport(string? Driver, string? Cublas, string? C
         $"searched: {string.Join(", ", Searched.Select(f => $"{f.Folder} ({f.Source})"))}");
 }
 
+/// <summary>What <see cref="CudaLibraries.Find(string)"/> found for one library file.</summary>
+/// <param name="File">The file looked for, e.g. libnccl.so.2.</param>
+/// <param name="Path">Its path in the first folder that has it, or null.</param>
+/// <param name="Searched">The folders looked at, in order.</param>
+/// <param name="OverrideSet">Whether MDIT_CUDA_LIB_DIR was set.</param>
+public sealed record CudaFileReport(string File, string? Path, IReadOnlyList<CudaSearchFolder> Searched, bool OverrideSet)
+{
+    /// <summary>The places searched, as a sentence part (as <see cref="CudaLibraryReport.Places"/>).</summary>
+    public string Places => (OverrideSet ? $"in {CudaLibraries.OverrideVariable}, " : "") + "on the loader path, CUDA_HOME or a Python environment's nvidia/*/lib";
+}
+
 /// <summary>
 /// Finds the CUDA libraries at run time, in this order of folders: MDIT_CUDA_LIB_DIR (colon-separated), LD_LIBRARY_PATH,
 /// the system loader path, CUDA_HOME/lib64 and /lib (default /usr/local/cuda), and the nvidia/*/lib folders of a Python
@@ -186,6 +197,29 @@ public static class CudaLibraries
             if (driver is not null && cublas is not null && cublasLt is not null) break;
         }
         return new CudaLibraryReport(driver, cublas, cublasLt, searched, !string.IsNullOrWhiteSpace(environment.Variable(OverrideVariable)));
+    }
+
+    /// <summary>
+    /// Another library of the CUDA stack (e.g. NCCL's libnccl.so.2) by the same search in the same order of folders:
+    /// the first folder holding <paramref name="file"/>, or null, with the folders looked at.
+    /// </summary>
+    public static CudaFileReport Find(string file) => Find(file, CudaSearchEnvironment.Process);
+
+    /// <inheritdoc cref="Find(string)"/>
+    public static CudaFileReport Find(string file, CudaSearchEnvironment environment)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(file);
+        ArgumentNullException.ThrowIfNull(environment);
+        var searched = new List<CudaSearchFolder>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        string? path = null;
+        foreach (var folder in Folders(environment).Concat(PythonFolders(environment)))
+        {
+            if (!seen.Add(folder.Folder) || !Directory.Exists(folder.Folder)) continue;
+            searched.Add(folder);
+            if ((path = Existing(folder.Folder, file)) is not null) break;
+        }
+        return new CudaFileReport(file, path, searched, !string.IsNullOrWhiteSpace(environment.Variable(OverrideVariable)));
     }
 
     private static int VersionOf(string path) => int.Parse(path[(path.LastIndexOf(".so.", StringComparison.Ordinal) + 4)..].Split('.')[0]);
