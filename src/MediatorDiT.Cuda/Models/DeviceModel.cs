@@ -82,6 +82,9 @@ internal sealed partial class DeviceModel : IDisposable
                 throw new MediatorDiTException(
                     $"class label {label} is out of range: the model has {cfg.NumClasses} classes (0..{cfg.NumClasses - 1}, {cfg.NumClasses} = null label).");
 
+        // The caller's thread may not be the one that opened the device (mdit serve runs jobs on a worker thread):
+        // make its context current there, so the launches and cuBLAS calls below find it.
+        _kernels.Accelerator.Bind();
         var a = ActivationsFor(b);
         a.Input.CopyFromCPU(states);
         a.Times.CopyFromCPU(t);
