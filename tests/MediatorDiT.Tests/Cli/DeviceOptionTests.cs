@@ -129,6 +129,9 @@ public class DeviceOptionTests
         AssertRefused(CliRunner.Run("search-thresholds", "--ladder", "a.safetensors,b.safetensors", "--out", thresholds, "--precision", "bf16"), Bf16OnCpu);
         Assert.False(Directory.Exists(thresholds));
         AssertRefused(CliRunner.Run("serve", "--checkpoint", "missing.safetensors", "--port", "0", "--precision", "bf16"), Bf16OnCpu);
+        string redundancy = Path.Combine(CliRunner.TempDir(), "redundancy");
+        AssertRefused(CliRunner.Run("redundancy", "--checkpoint", "missing.safetensors", "--out", redundancy, "--precision", "bf16"), Bf16OnCpu);
+        Assert.False(Directory.Exists(redundancy));
     }
 
     [Fact]
