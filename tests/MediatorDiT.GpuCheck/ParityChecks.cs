@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using MediatorDiT.Cuda.Performance;
 using MediatorDiT.Cuda.Sampling;
 using MediatorDiT.Cuda.Training;
 using MediatorDiT.Diffusion;
@@ -126,7 +127,7 @@ public static class ParityChecks
         var losses = new JsonArray();
         for (int step = 0; step < 3; step++)
         {
-            var batch = Batch(config, 4, 100 + step);
+            var batch = DeviceWorkload.RandomBatch(config, 4, 100 + step);
             var expected = cpu.Step(batch);
             var actual = dev.Step(batch);
             lossDiff = Math.Max(lossDiff, Math.Abs(actual.Loss - expected.Loss) / Math.Abs(expected.Loss));
@@ -250,26 +251,5 @@ public static class ParityChecks
             if (p.Trainable) random.FillGaussian(p.Value.Span, 0, 0.2f);
         Ema.CopyWeights(net, ema);
         return (net, ema, new AdamW(net.Parameters, 1e-3, weightDecay: 0.01));
-    }
-
-    /// <summary>A training batch of standard normal noise and data, labels (the null label included) and times in [0.05, 0.95).</summary>
-    public static TrainingBatch Batch(ModelConfig config, int size, int seed)
-    {
-        var random = new RandomSource((ulong)seed);
-        Tensor Normal()
-        {
-            var t = new Tensor(size, config.InChannels, config.InputSize, config.InputSize);
-            random.FillGaussian(t.Span, 0, 1f);
-            return t;
-        }
-        var labels = new int[size];
-        var times = new float[size];
-        var draw = new Random(seed);
-        for (int i = 0; i < size; i++)
-        {
-            labels[i] = draw.Next(config.NumClasses + 1);
-            times[i] = 0.05f + 0.9f * draw.NextSingle();
-        }
-        return new TrainingBatch(0, labels, Normal(), times, Normal(), Normal(), 1, 0, 1e-3, 0.9);
     }
 }

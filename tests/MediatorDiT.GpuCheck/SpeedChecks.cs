@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using MediatorDiT.Cuda.Performance;
 using MediatorDiT.Cuda.Sampling;
 using MediatorDiT.Cuda.Training;
 using MediatorDiT.Diffusion;
@@ -21,10 +22,10 @@ namespace MediatorDiT.GpuCheck;
 public static class SpeedChecks
 {
     /// <summary>H200 dense bf16 tensor-core peak, FLOP/s (the reference for MFU).</summary>
-    public const double H200PeakBf16 = 989e12;
+    public const double H200PeakBf16 = DevicePeaks.H200Bf16;
 
     /// <summary>H200 fp32 peak (CUDA cores, no tensor cores), FLOP/s.</summary>
-    public const double H200PeakFp32 = 67e12;
+    public const double H200PeakFp32 = DevicePeaks.H200Fp32;
 
     /// <summary>The options the speed cases share.</summary>
     /// <param name="Quick">Tiny configs and 2 runs per case (the CPU accelerator in CI).</param>
@@ -49,19 +50,12 @@ public static class SpeedChecks
         var config = options.Quick ? Tiny(mediators: 0) : ModelRegistry.Get("SiT-XL/2", 256);
         int batch = options.Quick ? 2 : 64;
         long? before = device.MemoryInUse();
-        var net = TrainableNetwork.Create(config, []);
-        var ema = TrainableNetwork.Create(config, []);
-        Randomise(net.Parameters);
-        Ema.CopyWeights(net, ema);
-        var optimizer = new AdamW(net.Parameters, 1e-4);
-        using var backend = new DeviceTrainingBackend(device.Accelerator, new Transport(), options.Precision);
-        backend.Attach(net, ema, optimizer);
-        var batches = Enumerable.Range(0, 1 + options.Repeats).Select(i => ParityChecks.Batch(config, batch, 200 + i)).ToArray();
+        using var work = new DeviceWorkload(device.Accelerator, config, batch, options.Precision, trainingBatches: 1 + options.Repeats);
         double loss = double.NaN;
-        var times = Time(device, 1, options.Repeats, run => loss = backend.Step(batches[run]).Loss);
+        var times = DeviceTiming.Time(device.Accelerator, 1, options.Repeats, run => loss = work.TrainStep(run).Loss);
 
         double macs = FlopCounter.Count(config).PerImage * batch;
-        double seconds = Median(times);
+        double seconds = DeviceTiming.Median(times);
         double flops = 2 * 3 * macs / seconds;
         entry["model"] = Describe(config);
         entry["precision"] = DevicePrecisions.Name(options.Precision);
@@ -92,7 +86,7 @@ public static class SpeedChecks
     {
         int[] mediators = options.Quick ? [1, 4, 16] : [4, 16, 64];
         var models = mediators.Select(m => new SiTModel(options.Quick ? Tiny(m) : ModelRegistry.Get("SiT-XL/2", 256, mediators: m))).ToArray();
-        foreach (var model in models) Randomise(model.Parameters);
+        foreach (var model in models) DeviceWorkload.Randomise(model.Parameters);
         long? before = device.MemoryInUse();
         using var factory = new DeviceModelFactory(device.Accelerator, precision: options.Precision);
         var pipeline = DiffusionPipeline.FromModels(models, compute: ComputeContext.Default with { Device = ComputeDevice.Cuda }, deviceModels: factory);
@@ -142,17 +136,11 @@ public static class SpeedChecks
             ? Tiny(mediators == 0 ? 0 : 4) with { InputSize = 16 }
             : ModelRegistry.Get("SiT-S/2", 1024, mediators: mediators);
         int batch = options.Quick ? 2 : 8;
-        var model = new SiTModel(config);
-        Randomise(model.Parameters);
         long? before = device.MemoryInUse();
-        using var function = new DeviceModelFunction(model, device.Accelerator, precision: options.Precision);
-        var x = new Tensor(batch, config.InChannels, config.InputSize, config.InputSize);
-        new RandomSource(3).FillGaussian(x.Span);
-        var t = Enumerable.Range(0, batch).Select(i => (i + 0.5f) / batch).ToArray();
-        var y = Enumerable.Range(0, batch).Select(i => i % config.NumClasses).ToArray();
+        using var work = new DeviceWorkload(device.Accelerator, config, batch, options.Precision);
         Tensor? output = null;
-        var times = Time(device, 1, options.Repeats, _ => output = function.Evaluate(x, t, y));
-        double seconds = Median(times);
+        var times = DeviceTiming.Time(device.Accelerator, 1, options.Repeats, _ => output = work.Forward());
+        double seconds = DeviceTiming.Median(times);
         double macs = FlopCounter.Count(config).PerImage * batch;
         entry["model"] = Describe(config);
         entry["precision"] = DevicePrecisions.Name(options.Precision);
@@ -176,35 +164,6 @@ public static class SpeedChecks
     private static string Describe(ModelConfig c) =>
         $"{c.Family} hidden {c.HiddenSize} depth {c.Depth} heads {c.NumHeads} patch {c.PatchSize}, {c.InputSize}x{c.InputSize}x{c.InChannels} latents ({c.NumTokens} tokens), "
         + (c.Attention == AttentionKind.Full ? "full attention" : $"{c.MediatorNum} mediators");
-
-    /// <summary>Every trainable parameter N(0, 0.02), one seeded stream per parameter, in parallel.</summary>
-    private static void Randomise(IReadOnlyList<Parameter> parameters) =>
-        Parallel.For(0, parameters.Count, i =>
-        {
-            if (parameters[i].Trainable) new RandomSource((ulong)(1000 + i)).FillGaussian(parameters[i].Value.Span, 0, 0.02f);
-        });
-
-    /// <summary>Runs <paramref name="warmup"/> untimed and <paramref name="repeats"/> timed calls, each synchronised; the timed seconds.</summary>
-    private static double[] Time(CheckDevice device, int warmup, int repeats, Action<int> run)
-    {
-        for (int i = 0; i < warmup; i++) run(i);
-        device.Accelerator.Synchronize();
-        var times = new double[repeats];
-        for (int i = 0; i < repeats; i++)
-        {
-            var watch = Stopwatch.StartNew();
-            run(warmup + i);
-            device.Accelerator.Synchronize();
-            times[i] = watch.Elapsed.TotalSeconds;
-        }
-        return times;
-    }
-
-    private static double Median(double[] values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-    }
 
     /// <summary>
     /// The card's memory in use after the case (its buffers are allocated once and still held) above the level before it;

@@ -1,10 +1,15 @@
 using System.CommandLine;
 using MediatorDiT.Cli.Rendering;
+using MediatorDiT.Cuda.Performance;
 using MediatorDiT.Evaluation.Performance;
+using MediatorDiT.Tensors;
 
 namespace MediatorDiT.Cli.Commands;
 
-/// <summary>`mdit bench`: the performance figures of docs/PERFORMANCE.md on this machine, as a table and optionally JSON.</summary>
+/// <summary>
+/// `mdit bench`: the performance figures of docs/PERFORMANCE.md on this machine, as a table and optionally JSON; with
+/// --device cuda[:N] the timed cases on that GPU (<see cref="DevicePerformanceSuite"/>, docs/GPU.md).
+/// </summary>
 public static class BenchCommand
 {
     public static Command Create()
@@ -17,19 +22,21 @@ public static class BenchCommand
         var breakdown = new Option<bool>("--breakdown") { Description = "add a per-operation time breakdown of the 256-token cases" };
         var memoryOnly = new Option<bool>("--memory-only") { Description = "only the memory figures (no timings)" };
         var device = DeviceOption.Create("the benchmark");
-        var command = new Command("bench", "Measure SGEMM, SiT-S/2 forward and training throughput, mediator vs full attention, thread scaling and peak memory.")
+        var precision = DeviceOption.CreatePrecision();
+        var command = new Command("bench", "Measure SGEMM, SiT-S/2 forward and training throughput, mediator vs full attention, thread scaling and peak memory (on a GPU: the same cases against its product rate and peak).")
         {
-            threads, quick, json, noLarge, noXl, breakdown, memoryOnly, device,
+            threads, quick, json, noLarge, noXl, breakdown, memoryOnly, device, precision,
         };
         command.SetAction((parse, token) => CliApp.Guard(() =>
         {
-            DeviceOption.Select(parse, device, "the benchmark");
-            int t = parse.GetValue(threads);
+            var options = Options(parse, threads, quick, noLarge, noXl, breakdown, memoryOnly, device);
             string? jsonPath = parse.GetValue(json);
+            using var cuda = DeviceOption.OpenDevice(parse, device, precision, out var devicePrecision);
             if (jsonPath is not null) CliApp.OutputFile(jsonPath);
-            var options = new PerformanceOptions(t, parse.GetValue(quick), !parse.GetValue(noLarge), !parse.GetValue(noXl), parse.GetValue(breakdown),
-                Timings: !parse.GetValue(memoryOnly));
-            var report = PerformanceSuite.Run(options, new ImmediateProgress<string>(step => Console.Error.WriteLine($"  measuring {step} ...")), token);
+            var progress = new ImmediateProgress<string>(step => Console.Error.WriteLine($"  measuring {step} ..."));
+            var report = cuda is null
+                ? PerformanceSuite.Run(options, progress, token)
+                : DevicePerformanceSuite.Run(cuda.Accelerator, cuda.Name, devicePrecision, options, progress, token);
             Console.Write(report.ToTable());
             if (jsonPath is not null)
             {
@@ -39,5 +46,21 @@ public static class BenchCommand
             return 0;
         }, token));
         return command;
+    }
+
+    /// <summary>
+    /// The suite's options from the command line; on cuda[:N] the CPU-only parts are refused in one sentence
+    /// (--breakdown and --memory-only time and measure the CPU kernels), and --no-xl has nothing to skip there.
+    /// </summary>
+    internal static PerformanceOptions Options(ParseResult parse, Option<int> threads, Option<bool> quick, Option<bool> noLarge, Option<bool> noXl,
+        Option<bool> breakdown, Option<bool> memoryOnly, Option<string> device)
+    {
+        string deviceText = parse.GetValue(device) ?? "cpu";
+        bool onDevice = DeviceSelection.Parse(deviceText, "--device").Device != ComputeDevice.Cpu;
+        foreach (var (option, what) in new[] { (breakdown, "times the CPU kernels' operations"), (memoryOnly, "measures the CPU process's memory") })
+            if (onDevice && parse.GetValue(option))
+                throw new MediatorDiTException($"{option.Name} {what}; it does not apply to --device {deviceText.Trim()}.");
+        return new PerformanceOptions(parse.GetValue(threads), parse.GetValue(quick), !parse.GetValue(noLarge), !onDevice && !parse.GetValue(noXl),
+            parse.GetValue(breakdown), Timings: !parse.GetValue(memoryOnly));
     }
 }

@@ -9,9 +9,9 @@ namespace MediatorDiT.Cli.Commands;
 /// <summary>
 /// The --device option the compute commands share: cpu (default), cuda or cuda:N. A value of another form is a parse
 /// error; a CUDA device that this machine lacks (driver, cuBLAS, the device itself) is refused in one sentence saying
-/// what was not found, before any work (docs/GPU.md). Sampling and the forward pass run there through MediatorDiT.Cuda
-/// (<see cref="OpenModels(ParseResult, Option{string}, Option{string})"/>), as does training; the other commands refuse a
-/// usable GPU too (<see cref="Select"/>). The commands that run on the device also take --precision
+/// what was not found, before any work (docs/GPU.md). Every command that takes it runs there through MediatorDiT.Cuda:
+/// the sampling commands through a device model factory (<see cref="ApplyForSampling"/>), training and the bench on the
+/// opened device (<see cref="OpenForTraining"/>, <see cref="OpenDevice"/>). They also take --precision
 /// (<see cref="CreatePrecision"/>): fp32 or bf16 matrix products there, default bf16 on a GPU and fp32 on the cpu, which
 /// refuses bf16 (<see cref="DevicePrecisions.For"/>).
 /// </summary>
@@ -47,18 +47,6 @@ internal static class DeviceOption
             if (!DevicePrecisions.TryParse(text, out _)) result.AddError($"--precision must be {DevicePrecisions.Forms}, got '{text}'.");
         });
         return option;
-    }
-
-    /// <summary>
-    /// The device given, for <paramref name="work"/> that runs on the CPU only in this build: the cpu, else
-    /// <see cref="MediatorDiTException"/> ("--device cuda: no NVIDIA driver ...", or that the work does not run on the
-    /// GPU yet).
-    /// </summary>
-    public static DeviceSelection Select(ParseResult parse, Option<string> option, string work)
-    {
-        var (device, what) = Parse(parse, option);
-        DeviceAvailability.Require(device, work, what);
-        return device;
     }
 
     /// <summary>
@@ -114,7 +102,17 @@ internal static class DeviceOption
         return (device, device.Device == ComputeDevice.Cpu ? null : CudaDevice.Open(device, what), p);
     }
 
-    /// <summary><paramref name="context"/> on the device given (see <see cref="Select"/>).</summary>
-    public static ComputeContext Apply(ComputeContext context, ParseResult parse, Option<string> option, string work) =>
-        Select(parse, option, work).ApplyTo(context);
+    /// <summary>
+    /// The device given, opened for work that runs its own device code (the bench): null on the cpu; on cuda[:N] the
+    /// device opened, at the precision returned in <paramref name="precisionUsed"/> (the device's default unless given),
+    /// or <see cref="MediatorDiTException"/> saying what this machine lacks (or that the cpu takes no bf16). The caller
+    /// disposes it.
+    /// </summary>
+    public static CudaDevice? OpenDevice(ParseResult parse, Option<string> option, Option<string> precision, out DevicePrecision precisionUsed)
+    {
+        var (device, cuda, p) = OpenForTraining(parse, option, precision);
+        precisionUsed = p;
+        return device.Device == ComputeDevice.Cpu ? null : cuda;
+    }
+
 }

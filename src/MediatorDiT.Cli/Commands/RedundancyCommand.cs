@@ -37,14 +37,19 @@ public static class RedundancyCommand
         var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "redundancy" };
         var threads = new Option<int?>("--threads").Threads();
         var device = DeviceOption.Create("sampling");
+        var precision = DeviceOption.CreatePrecision();
         var noProgress = new Option<bool>("--no-progress");
         var command = new Command("redundancy", "Measure the attention redundancy (mean pairwise JS divergence of query rows) per layer and sampling step.")
         {
-            checkpoint, ladder, config, ratios, first, switchAt, samples, steps, mode, method, cfgScale, labels, batch, seed, output, threads, device, noProgress,
+            checkpoint, ladder, config, ratios, first, switchAt, samples, steps, mode, method, cfgScale, labels, batch, seed, output, threads, device, precision,
+            noProgress,
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            var compute = DeviceOption.Apply(ComputeContext.WithThreads(p.GetValue(threads)), p, device, "the redundancy analysis");
+            // The network calls run on the device given, which hands each block's attention input back; the maps and
+            // the JS divergences are computed on the host.
+            var (compute, deviceModels) = DeviceOption.ApplyForSampling(ComputeContext.WithThreads(p.GetValue(threads)), p, device, precision);
+            using var deviceScope = deviceModels;
             using var computeScope = compute.Use();
             float scale = p.GetValue(cfgScale);
             var options = new RedundancyOptions
@@ -59,8 +64,9 @@ public static class RedundancyCommand
             string[] paths = p.GetValue(ladder) is string l ? OptionValues.Split(l)
                 : p.GetValue(checkpoint) is string c ? [c]
                 : throw new MediatorDiTException("give --checkpoint W or --ladder W1,W2,...");
-            var pipeline = DiffusionPipeline.LoadLadder(paths, new PipelineLoadOptions { ConfigPath = p.GetValue(config), Compute = compute });
+            var pipeline = DiffusionPipeline.LoadLadder(paths, new PipelineLoadOptions { ConfigPath = p.GetValue(config), Compute = compute, DeviceModels = deviceModels });
             var models = pipeline.Models;
+            if (deviceModels is not null) Console.Error.WriteLine($"device: {deviceModels.DeviceName}");
             string modeName = p.GetValue(mode)!.ToLowerInvariant();
             if (modeName is not ("sde" or "ode")) throw new MediatorDiTException($"--mode must be sde or ode, got '{p.GetValue(mode)}'.");
             string methodName = p.GetValue(method) ?? "euler"; // one evaluation per step for both modes
@@ -84,7 +90,7 @@ public static class RedundancyCommand
             using var renderer = ProgressRenderer.Create(p.GetValue(noProgress));
             var progress = new ImmediateProgress<RedundancyProgress>(r =>
                 renderer.Report(r.Step, r.StepCount, $"samples {r.SamplesDone}/{r.Samples}"));
-            var points = RedundancyAnalysis.Measure(models, guidance, schedule, sample, rng, options, progress, token);
+            var points = RedundancyAnalysis.Measure(models, guidance, schedule, sample, rng, options, progress, token, deviceModels: pipeline.DeviceModels);
             renderer.Done();
 
             string csv = Path.Combine(outDir, "redundancy.csv");

@@ -50,15 +50,19 @@ public static class SearchThresholdsCommand
         var independent = new Option<bool>("--independent") { Description = "run every schedule separately instead of sharing trajectory prefixes (same results, slower)" };
         var threads = new Option<int?>("--threads").Threads();
         var device = DeviceOption.Create("sampling");
+        var precision = DeviceOption.CreatePrecision();
         var noProgress = new Option<bool>("--no-progress");
         var command = new Command("search-thresholds", "Sweep the switch-ratio grid of a mediator ladder and pick the best schedule within a GFLOPs budget.")
         {
             ladder, config, samples, seed, batch, labels, first, distance, mode, method, steps, lastStep, lastStepSize, diffusionForm,
-            cfgScale, cfgAll, refine, refineSamples, refineScorer, proxyScorer, classifier, dataset, dataDir, budget, output, independent, threads, device, noProgress,
+            cfgScale, cfgAll, refine, refineSamples, refineScorer, proxyScorer, classifier, dataset, dataDir, budget, output, independent, threads, device, precision,
+            noProgress,
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            var compute = DeviceOption.Apply(ComputeContext.WithThreads(p.GetValue(threads)), p, device, "the threshold search");
+            // Every network call of the sweep and the refine step runs on the device given; scorers stay on the host.
+            var (compute, deviceModels) = DeviceOption.ApplyForSampling(ComputeContext.WithThreads(p.GetValue(threads)), p, device, precision);
+            using var deviceScope = deviceModels;
             using var computeScope = compute.Use();
             float scale = p.GetValue(cfgScale);
             double? budgetGflops = p.GetValue(budget);
@@ -83,8 +87,9 @@ public static class SearchThresholdsCommand
             string[] paths = OptionValues.Split(ladderText);
             if (paths.Length is not (2 or 3))
                 throw new MediatorDiTException($"--ladder names {paths.Length} weight files; the threshold grid is defined for ladders of 2 or 3 models.");
-            var pipeline = DiffusionPipeline.LoadLadder(paths, new PipelineLoadOptions { ConfigPath = p.GetValue(config), Compute = compute });
+            var pipeline = DiffusionPipeline.LoadLadder(paths, new PipelineLoadOptions { ConfigPath = p.GetValue(config), Compute = compute, DeviceModels = deviceModels });
             sampler.CheckGuidance(p, pipeline.Config.InChannels);
+            if (deviceModels is not null) Console.Error.WriteLine($"device: {deviceModels.DeviceName}");
             var generation = sampler.Generation(p, new GenerationOptions()).Validate();
             var modelLadder = pipeline.LadderFor(generation);
             var dist = sampler.ParseDistance(p);

@@ -27,6 +27,7 @@ public static class ServeCommand
         var host = new Option<string>("--host") { Description = "address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 serves others)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { DefaultValueFactory = _ => 8080 }.InRange(0, 65535);
         var device = DeviceOption.Create("sampling");
+        var precision = DeviceOption.CreatePrecision();
         var threads = new Option<int?>("--threads").Threads();
         var maxImages = new Option<int>("--max-images") { Description = "images one job may ask for", DefaultValueFactory = _ => 64 }.AtLeast(1);
         var maxSteps = new Option<int>("--max-steps") { Description = "sampler steps one job may ask for", DefaultValueFactory = _ => 250 }.AtLeast(2);
@@ -34,11 +35,13 @@ public static class ServeCommand
         var previewEvery = new Option<int?>("--preview-every") { Description = "send the current images every this many steps (default 1; 10 for latent models, each preview being a VAE decode)" }.AtLeast(1);
         var command = new Command("serve", "Serve a web page and JSON API to generate images and watch the mediator schedule (docs/SERVE.md).")
         {
-            ladder, checkpoint, config, vae, classNames, host, port, device, threads, maxImages, maxSteps, maxQueue, previewEvery,
+            ladder, checkpoint, config, vae, classNames, host, port, device, precision, threads, maxImages, maxSteps, maxQueue, previewEvery,
         };
         command.SetAction((p, token) => CliApp.Guard(async stop =>
         {
-            var compute = DeviceOption.Apply(ComputeContext.WithThreads(p.GetValue(threads)), p, device, "mdit serve");
+            // The jobs' network calls run on the device given (from the server's one worker thread); the VAE and PNGs stay on the host.
+            var (compute, deviceModels) = DeviceOption.ApplyForSampling(ComputeContext.WithThreads(p.GetValue(threads)), p, device, precision);
+            using var deviceScope = deviceModels;
             if (p.GetValue(ladder) is not null && p.GetValue(checkpoint) is not null)
                 throw new MediatorDiTException("give --ladder W1,W2,... or --checkpoint W, not both.");
             bool shipped = p.GetValue(ladder) is null && p.GetValue(checkpoint) is null;
@@ -50,6 +53,7 @@ public static class ServeCommand
                 ConfigPath = p.GetValue(config),
                 VaePath = p.GetValue(vae),
                 Compute = compute,
+                DeviceModels = deviceModels,
             });
             if (!pipeline.IsPixelSpace && pipeline.Vae is null)
                 throw new MediatorDiTException($"{paths[0]} makes {pipeline.Config.InChannels}-channel latents; give --vae W to decode them into images.");
@@ -65,6 +69,7 @@ public static class ServeCommand
             }.Validate();
             foreach (var (path, model) in paths.Zip(pipeline.Models))
                 Console.Error.WriteLine($"{path}: {AttentionKinds.Describe(model.Config)}");
+            if (deviceModels is not null) Console.Error.WriteLine($"device: {deviceModels.DeviceName}");
             pipeline.WarmUp();
             await using var app = ServeApp.Build(pipeline, options);
             try

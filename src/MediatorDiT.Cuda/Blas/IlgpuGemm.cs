@@ -35,7 +35,7 @@ internal readonly struct Bf16Operands : IOperandWidening<ushort>
 
 /// <summary>
 /// The GEMM kernels written in ILGPU, for every accelerator (the CPU accelerator in tests; a CUDA device without
-/// cuBLAS), over float32 or bf16 operands (<typeparamref name="TW"/> widens each element to float32 as it is loaded,
+/// cuBLAS), over float32 or bf16 operands (the kernels' <c>TW</c> widens each element to float32 as it is loaded,
 /// exactly, so a bf16 product equals the float32 product of the widened operands bit for bit).
 /// <see cref="Tiled{T, TW}"/> stages T x T tiles of op(A) and op(B) in shared memory, one thread per element of C;
 /// <see cref="Plain{T, TW}"/>, its reference twin, reads the operands straight from memory. Both sum the K products in

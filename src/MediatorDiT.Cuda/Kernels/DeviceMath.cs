@@ -25,7 +25,9 @@ internal static class DeviceMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Exp(float x)
     {
+#pragma warning disable CS1718 // x != x is the NaN test, one comparison in every back end
         if (x != x) return x;
+#pragma warning restore CS1718
         if (x < Lowest) return 0f;
         if (x > Highest) return float.PositiveInfinity;
         float p = Reduced(x, out int n);

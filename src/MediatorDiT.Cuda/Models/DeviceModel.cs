@@ -55,6 +55,14 @@ internal sealed partial class DeviceModel : IDisposable
 
     public ModelConfig Config { get; }
 
+    /// <summary>
+    /// For analysis: when set, every forward downloads each block's attention input H1 (B*N, D) and hands it with the
+    /// layer and the batch size B, before the block's attention runs (a synchronisation per block; none when unset).
+    /// </summary>
+    internal Action<int, Tensor, int>? AttentionInputObserver { get; set; }
+
+    private Tensor? _observedInput;
+
     /// <summary>The activations of the last forward (tests read the saved attention tensors), null before the first.</summary>
     internal DeviceActivations? Activations => _activations;
 
@@ -82,6 +90,9 @@ internal sealed partial class DeviceModel : IDisposable
                 throw new MediatorDiTException(
                     $"class label {label} is out of range: the model has {cfg.NumClasses} classes (0..{cfg.NumClasses - 1}, {cfg.NumClasses} = null label).");
 
+        // The caller's thread may not be the one that opened the device (mdit serve runs jobs on a worker thread):
+        // make its context current there, so the launches and cuBLAS calls below find it.
+        _kernels.Accelerator.Bind();
         var a = ActivationsFor(b);
         a.Input.CopyFromCPU(states);
         a.Times.CopyFromCPU(t);
@@ -137,6 +148,7 @@ internal sealed partial class DeviceModel : IDisposable
             Linear(a.SiluCondition, block.AdaWeight, block.AdaBias, s.Modulation, b, d, 6 * d);
             k.SplitModulation(s.Modulation, a.ModulationChunks, b, d, 6);
             k.AdaLayerNormForward(a.X, a.Chunk(0), a.Chunk(1), s.Normalized1, s.H1, s.Stats1, d, n);
+            if (AttentionInputObserver is { } observe) observe(i, Observed(s.H1, rows, d), b);
             Linear(s.H1, block.QkvWeight, block.QkvBias, s.Qkv, rows, d, 3 * d);
             if (block.Mediator)
                 k.MediatorAttention(s.Qkv, block.Bias1, block.Bias2, block.DwcWeight, block.DwcBias, s.MediatorTokens, s.A1, s.Vm, s.A2,
@@ -158,6 +170,15 @@ internal sealed partial class DeviceModel : IDisposable
         k.AdaLayerNormForward(a.X, a.Chunk(0), a.Chunk(1), a.Normalized, a.H, a.Stats, d, n);
         Linear(a.H, w.FinalLinearWeight, w.FinalLinearBias, a.TokensOut, rows, d, outWidth);
         k.Unpatchify(a.TokensOut, a.Output, new PatchGeometry(cfg.OutChannels, p, cfg.GridSize, cfg.ReturnedChannels), b);
+    }
+
+    /// <summary>The attention input (rows, d) on the host, in one host tensor reused while the batch size stays.</summary>
+    private Tensor Observed(ArrayView<float> input, int rows, int d)
+    {
+        if (_observedInput is null || _observedInput.Dim(0) != rows || _observedInput.Dim(1) != d) _observedInput = new Tensor(rows, d);
+        _kernels.Synchronize();
+        input.SubView(0, (long)rows * d).CopyToCPU(_observedInput.Span);
+        return _observedInput;
     }
 
     /// <summary>y (rows, out) = x (rows, in) W^T + bias with W (out, in), as Nn.Linear.Forward: bias rows, then the product added.</summary>

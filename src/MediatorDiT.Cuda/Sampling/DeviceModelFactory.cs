@@ -1,8 +1,10 @@
 using ILGPU.Runtime;
 using MediatorDiT.Cuda.Blas;
 using MediatorDiT.Cuda.Kernels;
+using MediatorDiT.Cuda.Vae;
 using MediatorDiT.Devices;
 using MediatorDiT.Models;
+using MediatorDiT.Models.Vae;
 using MediatorDiT.Sampling;
 using MediatorDiT.Tensors;
 
@@ -13,12 +15,14 @@ namespace MediatorDiT.Cuda.Sampling;
 /// accelerator, a CUDA device (<see cref="OpenCuda"/>, products by cuBLAS) or any other accelerator (the CPU
 /// accelerator the tests use, products by the ILGPU SGEMM). Each network's weights are uploaded once, at its first
 /// <see cref="Create"/>, and shared by every guidance setting and ladder built from it; the kernels are compiled once
-/// per factory. Every network's matrix products run at the factory's <see cref="Precision"/>. Disposing it frees every
-/// network and, when it opened them, the accelerator and ILGPU context.
+/// per factory. Every network's matrix products run at the factory's <see cref="Precision"/>. A latent pipeline's VAE
+/// decodes (and encodes) on the same device in fp32 (<see cref="CreateVae"/>). Disposing it frees every network and
+/// VAE and, when it opened them, the accelerator and ILGPU context.
 /// </summary>
 public sealed class DeviceModelFactory : IDeviceModelFactory
 {
     private readonly Dictionary<SiTModel, DeviceModelFunction> _networks = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<AutoencoderKl, DeviceVae> _vaes = new(ReferenceEqualityComparer.Instance);
     private readonly KernelSet _kernels;
     private readonly CudaDevice? _ownedDevice;
     private bool _disposed;
@@ -77,6 +81,19 @@ public sealed class DeviceModelFactory : IDeviceModelFactory
     /// <inheritdoc/>
     public IModelFunction Create(SiTModel model, ClassifierFreeGuidance? guidance) => Network(model).WithGuidance(guidance);
 
+    /// <summary><paramref name="vae"/> on the device (<see cref="DeviceVae"/>, fp32), its weights uploaded at the first call for it.</summary>
+    public IVaeDevice? CreateVae(AutoencoderKl vae)
+    {
+        ArgumentNullException.ThrowIfNull(vae);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!_vaes.TryGetValue(vae, out var device))
+        {
+            device = new DeviceVae(vae, _kernels, DeviceGemms.For(Accelerator), DeviceName);
+            _vaes.Add(vae, device);
+        }
+        return device;
+    }
+
     /// <summary>Frees every network's device memory, then the accelerator and context this factory opened.</summary>
     public void Dispose()
     {
@@ -84,6 +101,8 @@ public sealed class DeviceModelFactory : IDeviceModelFactory
         _disposed = true;
         foreach (var network in _networks.Values) network.Dispose();
         _networks.Clear();
+        foreach (var vae in _vaes.Values) vae.Dispose();
+        _vaes.Clear();
         _ownedDevice?.Dispose();
     }
 }

@@ -17,7 +17,7 @@ namespace MediatorDiT.Cuda.Sampling;
 /// bf16 rounds their inputs to bf16 and accumulates in fp32, the rest of the network staying fp32). Not thread-safe: a
 /// sampler calls it one step at a time. Dispose it to free the device memory.
 /// </summary>
-public sealed class DeviceModelFunction : IModelFunction, IDisposable
+public sealed class DeviceModelFunction : IModelFunction, IAttentionInputSource, IDisposable
 {
     private readonly DeviceModel _model;
     private readonly IDeviceGemm _gemm;
@@ -73,6 +73,32 @@ public sealed class DeviceModelFunction : IModelFunction, IDisposable
     public Tensor ForwardWithCfg(Tensor x, ReadOnlySpan<float> t, ReadOnlySpan<int> y, float cfgScale, int? guidedChannels = 3) =>
         _model.ForwardWithCfg(x, t, y, cfgScale, guidedChannels);
 
+    /// <inheritdoc/>
+    /// <remarks>
+    /// Each observed block synchronises the device and downloads its attention input (B*N, D); unobserved calls run
+    /// as before. Views of this network (<see cref="WithGuidance"/>) share the observer.
+    /// </remarks>
+    public IDisposable ObserveAttentionInputs(Action<int, Tensor, int> onInput)
+    {
+        ArgumentNullException.ThrowIfNull(onInput);
+        if (_model.AttentionInputObserver is not null) throw new InvalidOperationException("this device network is already observed.");
+        _model.AttentionInputObserver = onInput;
+        return new Detach(_model);
+    }
+
+    /// <summary>Removes the observer once.</summary>
+    private sealed class Detach(DeviceModel model) : IDisposable
+    {
+        private bool _done;
+
+        public void Dispose()
+        {
+            if (_done) return;
+            _done = true;
+            model.AttentionInputObserver = null;
+        }
+    }
+
     /// <summary>
     /// This network under <paramref name="guidance"/> without a second upload: a view that shares the device weights and
     /// activations (so it too runs one call at a time) and frees nothing itself. With no active guidance, a plain view.
@@ -87,9 +113,11 @@ public sealed class DeviceModelFunction : IModelFunction, IDisposable
     }
 
     /// <summary>A guidance setting over a shared device network.</summary>
-    private sealed class View(DeviceModelFunction network, ClassifierFreeGuidance? guidance) : IModelFunction
+    private sealed class View(DeviceModelFunction network, ClassifierFreeGuidance? guidance) : IModelFunction, IAttentionInputSource
     {
         public int RowsPerSample => guidance is null ? 1 : 2;
+
+        public IDisposable ObserveAttentionInputs(Action<int, Tensor, int> onInput) => network.ObserveAttentionInputs(onInput);
 
         public Tensor Evaluate(Tensor x, ReadOnlySpan<float> t, ReadOnlySpan<int> y) =>
             guidance is { } g ? network.ForwardWithCfg(x, t, y, g.Scale, g.GuidedChannels) : network.Forward(x, t, y);

@@ -46,32 +46,37 @@ public sealed record RedundancyOptions
 /// attention redundancy S (<see cref="AttentionRedundancy"/>) of the maps the network computes: plain
 /// softmax maps for full attention, the composed queries-to-mediators times mediators-to-keys map for
 /// mediator attention. Under guidance only the conditional half of the batch is measured. With a ladder,
-/// each sample is measured in whichever model serves it.
+/// each sample is measured in whichever model serves it. With a device model factory the networks run on its device,
+/// which hands each block's attention input back (<see cref="IAttentionInputSource"/>); the maps and S are computed
+/// on the host from it, as on the CPU.
 /// </summary>
 public static class RedundancyAnalysis
 {
     /// <summary>
     /// Samples <see cref="RedundancyOptions.Samples"/> images with <paramref name="sampler"/>, the initial noise of
     /// each batch drawn from <paramref name="random"/>, the per-step draws from <paramref name="noise"/> (default:
-    /// the same generator, after z), and returns S per layer and step.
+    /// the same generator, after z), and returns S per layer and step. With <paramref name="deviceModels"/> every network
+    /// call runs on that factory's device (e.g. a pipeline's <c>DeviceModels</c>); without, on the CPU.
     /// </summary>
+    /// <exception cref="MediatorDiTException">A network cannot show its attention inputs (maps or device function).</exception>
     public static IReadOnlyList<RedundancyPoint> Measure(IReadOnlyList<SiTModel> models, ClassifierFreeGuidance? guidance,
         IModelSchedule? schedule, ISampler sampler, RandomSource random, RedundancyOptions options,
-        IProgress<RedundancyProgress>? progress = null, CancellationToken cancellationToken = default, INoiseSource? noise = null)
+        IProgress<RedundancyProgress>? progress = null, CancellationToken cancellationToken = default, INoiseSource? noise = null,
+        IDeviceModelFactory? deviceModels = null)
     {
         ArgumentNullException.ThrowIfNull(models);
         ArgumentNullException.ThrowIfNull(sampler);
         ArgumentNullException.ThrowIfNull(random);
         noise ??= new GaussianNoiseSource(random);
         options.Validate();
-        var ladder = ModelLadder.FromModels(models, guidance);
+        var ladder = ModelLadder.FromModels(models, guidance, deviceModels);
         var config = models[0].Config;
         int[] labels = Enumerable.Range(0, options.Samples)
             .Select(i => options.Labels.Count > 0 ? options.Labels[i % options.Labels.Count] : i % config.NumClasses).ToArray();
         ladder.ValidateLabels(labels);
 
         var recorder = new Recorder(config.Depth, config.NumTokens, ladder.RowsPerSample, options.TileRows);
-        var observed = ladder.WithStages((i, stage) => new ObservedStage(stage, models[i], recorder));
+        var observed = ladder.WithStages((i, stage) => new ObservedStage(stage, models[i], recorder, deviceModels is not null));
         var tracked = new StepTrackingSchedule(schedule ?? FixedModelSchedule.Only(0), recorder);
         for (int start = 0; start < options.Samples; start += options.BatchSize)
         {
@@ -173,19 +178,34 @@ public static class RedundancyAnalysis
         }
     }
 
-    /// <summary>A ladder stage whose network calls are measured.</summary>
-    private sealed class ObservedStage(IModelFunction inner, SiTModel model, Recorder recorder) : IModelFunction
+    /// <summary>
+    /// A ladder stage whose network calls are measured: a CPU stage through its model's blocks, a device stage through
+    /// the attention inputs it downloads; the maps come from the CPU model's attention either way.
+    /// </summary>
+    private sealed class ObservedStage : IModelFunction
     {
-        private readonly IAttentionMaps[] _maps = model.Blocks.Select((b, i) => b.Attention as IAttentionMaps
-            ?? throw new MediatorDiTException($"block {i}'s {b.Attention.Kind} attention cannot give its attention maps.")).ToArray();
+        private readonly IModelFunction _inner;
+        private readonly SiTModel _model;
+        private readonly Recorder _recorder;
+        private readonly IAttentionMaps[] _maps;
 
-        public int RowsPerSample => inner.RowsPerSample;
+        public ObservedStage(IModelFunction inner, SiTModel model, Recorder recorder, bool onDevice)
+        {
+            (_inner, _model, _recorder) = (inner, model, recorder);
+            _maps = model.Blocks.Select((b, i) => b.Attention as IAttentionMaps
+                ?? throw new MediatorDiTException($"block {i}'s {b.Attention.Kind} attention cannot give its attention maps.")).ToArray();
+            if (onDevice && inner is not IAttentionInputSource)
+                throw new MediatorDiTException("the device's network functions cannot show their attention inputs, so redundancy cannot be measured there; use the cpu.");
+        }
+
+        public int RowsPerSample => _inner.RowsPerSample;
 
         public Tensor Evaluate(Tensor x, ReadOnlySpan<float> t, ReadOnlySpan<int> y)
         {
-            recorder.BeginCall(t[0]);
-            using var observer = AttentionObserver.Attach(model, (layer, input, batch) => recorder.Record(layer, _maps[layer], input, batch));
-            return inner.Evaluate(x, t, y);
+            _recorder.BeginCall(t[0]);
+            Action<int, Tensor, int> record = (layer, input, batch) => _recorder.Record(layer, _maps[layer], input, batch);
+            using var observer = _inner is IAttentionInputSource source ? source.ObserveAttentionInputs(record) : AttentionObserver.Attach(_model, record);
+            return _inner.Evaluate(x, t, y);
         }
     }
 

@@ -76,8 +76,9 @@ public sealed class DiffusionPipeline
     public ComputeContext Compute { get; }
 
     /// <summary>
-    /// What evaluates the networks on <see cref="Compute"/>'s device, or null on the cpu. Samplers, schedules, the noise
-    /// and the VAE stay on the host; only the network calls go to the device.
+    /// What evaluates the networks on <see cref="Compute"/>'s device, or null on the cpu. Samplers, schedules and the noise
+    /// stay on the host; the network calls go to the device, and the VAE's decoding too where the factory runs it there
+    /// (<see cref="IDeviceModelFactory.CreateVae"/>).
     /// </summary>
     public IDeviceModelFactory? DeviceModels { get; }
 
@@ -105,7 +106,8 @@ public sealed class DiffusionPipeline
         _ = ModelLadder.FromModels(models); // the ladder's models must agree in all but their mediator count
         _models = models;
         Sources = sources;
-        Vae = vae;
+        // On a device whose backend runs the VAE there, latents are decoded there too (the scale stays on the host).
+        Vae = vae is not null && DeviceModels?.CreateVae(vae.Vae) is { } deviceVae ? vae.OnDevice(deviceVae) : vae;
         StoredSchedule = schedule;
         StoredSchedulePath = schedulePath;
     }

@@ -1,4 +1,5 @@
 using MediatorDiT.Models;
+using MediatorDiT.Models.Vae;
 
 namespace MediatorDiT.Sampling;
 
@@ -22,4 +23,10 @@ public interface IDeviceModelFactory : IDisposable
     /// </summary>
     /// <exception cref="MediatorDiTException">Guidance asks for more channels than the model has.</exception>
     IModelFunction Create(SiTModel model, ClassifierFreeGuidance? guidance);
+
+    /// <summary>
+    /// <paramref name="vae"/> encoding and decoding on the device, owned by the factory (weights uploaded once per
+    /// autoencoder), or null where the backend runs the VAE on the host (the default).
+    /// </summary>
+    IVaeDevice? CreateVae(AutoencoderKl vae) => null;
 }

@@ -6,7 +6,8 @@ namespace MediatorDiT.Tests.Cli;
 
 /// <summary>
 /// --device on the real mdit: a malformed value is a parse error; a CUDA device this machine lacks is one sentence, exit 1,
-/// for the commands that sample on the device and for those that do not; the sampling commands' factory choice;
+/// for every command that runs on the device (sample, demo, forward, train, search-thresholds, serve, redundancy, bench);
+/// the sampling commands' factory choice;
 /// --precision: a malformed value is a parse error, bf16 on the cpu one sentence before any work.
 /// </summary>
 public class DeviceOptionTests
@@ -71,6 +72,26 @@ public class DeviceOptionTests
     }
 
     [Fact]
+    public void SearchThresholdsAndServeOnCuda_SayWhatWasNotFound_BeforeAnyWork()
+    {
+        string dir = Path.Combine(CliRunner.TempDir(), "thresholds");
+        var search = CliRunner.Run("search-thresholds", "--ladder", "a.safetensors,b.safetensors", "--out", dir, "--no-progress", "--device", "cuda",
+            "--precision", "fp32");
+        var serve = CliRunner.Run("serve", "--checkpoint", "w.safetensors", "--port", "0", "--device", "cuda:0", "--precision", "bf16");
+        if (CudaLibraries.Locate().Driver is null)
+        {
+            AssertRefused(search, "error: --device cuda: " + NoDriver);
+            AssertRefused(serve, "error: --device cuda:0: " + NoDriver);
+        }
+        else
+        {
+            Assert.StartsWith("error: --device cuda: ", search.Stderr.Trim());
+            Assert.StartsWith("error: --device cuda:0: ", serve.Stderr.Trim());
+        }
+        Assert.False(Directory.Exists(dir));
+    }
+
+    [Fact]
     public void TheCpuTakesNoDeviceModelFactory() =>
         Assert.Null(DeviceOption.OpenModels(DeviceSelection.Cpu, "--device cpu"));
 
@@ -104,6 +125,13 @@ public class DeviceOptionTests
         string run = Path.Combine(CliRunner.TempDir(), "run");
         AssertRefused(CliRunner.Run("train", "--dataset", "fashion-mnist", "--steps", "1", "--out", run, "--precision", "bf16"), Bf16OnCpu);
         Assert.False(Directory.Exists(run));
+        string thresholds = Path.Combine(CliRunner.TempDir(), "thresholds");
+        AssertRefused(CliRunner.Run("search-thresholds", "--ladder", "a.safetensors,b.safetensors", "--out", thresholds, "--precision", "bf16"), Bf16OnCpu);
+        Assert.False(Directory.Exists(thresholds));
+        AssertRefused(CliRunner.Run("serve", "--checkpoint", "missing.safetensors", "--port", "0", "--precision", "bf16"), Bf16OnCpu);
+        string redundancy = Path.Combine(CliRunner.TempDir(), "redundancy");
+        AssertRefused(CliRunner.Run("redundancy", "--checkpoint", "missing.safetensors", "--out", redundancy, "--precision", "bf16"), Bf16OnCpu);
+        Assert.False(Directory.Exists(redundancy));
     }
 
     [Fact]

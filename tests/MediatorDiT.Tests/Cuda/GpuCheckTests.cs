@@ -14,7 +14,7 @@ public class GpuCheckTests
     private static readonly string[] SpeedCases = ["speed_long_forward_mediator", "speed_long_forward_full", "speed_sampling_ladder", "speed_training"];
 
     [Fact]
-    public void QuickCheckOnTheCpuAccelerator_WritesEveryCaseWithinTheBounds()
+    public async Task QuickCheckOnTheCpuAccelerator_WritesEveryCaseWithinTheBounds()
     {
         string outDir = Path.Combine(Path.GetTempPath(), $"mdit-gpucheck-{Guid.NewGuid():N}");
         try
@@ -26,7 +26,7 @@ public class GpuCheckTests
             var stdout = p.StandardOutput.ReadToEndAsync();
             var stderr = p.StandardError.ReadToEndAsync();
             Assert.True(p.WaitForExit(180_000), "the check did not finish in 180 s");
-            Assert.True(p.ExitCode == 0, stderr.Result + stdout.Result);
+            Assert.True(p.ExitCode == 0, await stderr + await stdout);
 
             var root = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "gpu-check.json")))!;
             var cases = root["cases"]!.AsObject();

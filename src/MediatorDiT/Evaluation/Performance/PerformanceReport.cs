@@ -13,9 +13,10 @@ namespace MediatorDiT.Evaluation.Performance;
 /// <param name="MedianSeconds">median wall seconds per call</param>
 /// <param name="ImagesPerSecond">Batch / MedianSeconds</param>
 /// <param name="Gflops">achieved GFLOP/s (multiply and add counted apart)</param>
-/// <param name="OfSgemm">Gflops as a fraction of the SGEMM rate</param>
+/// <param name="OfSgemm">Gflops as a fraction of the SGEMM rate (on a device: of its product rate at the same precision)</param>
+/// <param name="OfPeak">on a device whose peak is known: Gflops as a fraction of it; else null</param>
 public sealed record CaseResult(string Name, int Tokens, int Mediators, int Batch, bool Training, double MedianSeconds,
-    double ImagesPerSecond, double Gflops, double OfSgemm);
+    double ImagesPerSecond, double Gflops, double OfSgemm, double? OfPeak = null);
 
 /// <summary>One operation's share of a step (<see cref="MediatorDiT.Tensors.OpProfiler"/>); nested names overlap.</summary>
 public sealed record OpTime(string Name, double Seconds, double Share, long Calls);
@@ -35,8 +36,21 @@ public sealed class PerformanceReport
     public bool OpenBlas { get; set; }
     /// <summary>Whether the run used the quick settings (fewer rounds).</summary>
     public bool Quick { get; set; }
-    /// <summary>The 1024^3 SGEMM rate in GFLOP/s at <see cref="Threads"/> threads, the yardstick of every case.</summary>
+    /// <summary>
+    /// The 1024^3 SGEMM rate in GFLOP/s at <see cref="Threads"/> threads, the yardstick of every case; on a device, its
+    /// <see cref="GemmSize"/>^3 product rate at <see cref="Precision"/>.
+    /// </summary>
     public double SgemmGflops { get; set; }
+    /// <summary>n of the yardstick's n^3 product (1024).</summary>
+    public int GemmSize { get; set; } = 1024;
+    /// <summary>The device the cases ran on, e.g. "cuda:0 (NVIDIA H200)"; null: the CPU.</summary>
+    public string? Device { get; set; }
+    /// <summary>On a device: the matrix products' number format, "fp32" or "bf16"; null on the CPU.</summary>
+    public string? Precision { get; set; }
+    /// <summary>On a device whose peak is known: the vendor's peak at <see cref="Precision"/> in GFLOP/s; else null.</summary>
+    public double? PeakGflops { get; set; }
+    /// <summary>What <see cref="PeakGflops"/> is, e.g. "H200 SXM dense bf16 tensor-core peak"; null when unknown.</summary>
+    public string? PeakDescription { get; set; }
     /// <summary>Two threads of independent scalar work over one (2.0: two free cores; near 1: the host is busy).</summary>
     public double TwoCoreCheck { get; set; }
     /// <summary>The timed cases, in the order run.</summary>
@@ -77,21 +91,35 @@ public sealed class PerformanceReport
     {
         var ci = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
-        sb.AppendLine(ci, $"threads {Threads} of {ProcessorCount} cores; CPU {CpuFeatures}; GEMM {GemmBackend}{(OpenBlas ? " (OpenBLAS present)" : "")}{(Quick ? "; quick run" : "")}");
+        if (Device is null)
+            sb.AppendLine(ci, $"threads {Threads} of {ProcessorCount} cores; CPU {CpuFeatures}; GEMM {GemmBackend}{(OpenBlas ? " (OpenBLAS present)" : "")}{(Quick ? "; quick run" : "")}");
+        else
+            sb.AppendLine(ci, $"device {Device}, {Precision} matrix products by {GemmBackend}; host {ProcessorCount} cores{(Quick ? "; quick run" : "")}");
         if (Cases.Count > 0)
         {
-        sb.AppendLine(ci, $"SGEMM 1024^3: {SgemmGflops:F1} GFLOP/s; two-core check {TwoCoreCheck:F2} (2.00 = two free cores)");
+        if (Device is null) sb.AppendLine(ci, $"SGEMM 1024^3: {SgemmGflops:F1} GFLOP/s; two-core check {TwoCoreCheck:F2} (2.00 = two free cores)");
+        else
+            sb.AppendLine(ci, $"GEMM {GemmSize}^3 ({Precision}) on the device: {SgemmGflops:F1} GFLOP/s; limit: " +
+                              $"{(PeakGflops is double peak ? string.Create(ci, $"{PeakDescription}, {peak:F0} GFLOP/s") : "no peak known for this device")}");
         sb.AppendLine();
-        sb.AppendLine(ci, $"{"case",-20} {"tokens",6} {"batch",5} {"median s",9} {"images/s",9} {"GFLOP/s",8} {"of SGEMM",8}");
+        string yardstick = Device is null ? "of SGEMM" : "of GEMM";
+        sb.AppendLine(ci, $"{"case",-20} {"tokens",6} {"batch",5} {"median s",9} {"images/s",9} {"GFLOP/s",8} {yardstick,8}{(PeakGflops is null ? "" : $" {"of peak",8}")}");
         foreach (var c in Cases)
-            sb.AppendLine(ci, $"{c.Name,-20} {c.Tokens,6} {c.Batch,5} {c.MedianSeconds,9:F4} {c.ImagesPerSecond,9:F2} {c.Gflops,8:F1} {c.OfSgemm,8:P0}");
+            sb.AppendLine(ci, $"{c.Name,-20} {c.Tokens,6} {c.Batch,5} {c.MedianSeconds,9:F4} {c.ImagesPerSecond,9:F2} {c.Gflops,8:F1} {c.OfSgemm,8:P0}" +
+                              $"{(c.OfPeak is double share ? string.Create(ci, $" {share,8:P1}") : "")}");
         sb.AppendLine();
-        sb.AppendLine(ci, $"m16 / full forward time at 256 tokens: {MediatorTimeRatio256:F3} (FLOPs ratio {MediatorFlopRatio256:F3})");
-        sb.AppendLine(ci, $"managed allocation per call: forward full {ForwardAllocatedBytes / 1024.0:F0} KiB, forward m16 {MediatorForwardAllocatedBytes / 1024.0:F0} KiB, " +
-                          $"train step full {TrainStepAllocatedBytes / 1024.0:F0} KiB");
+        var (small, mediator) = (Cases[0], Cases.Count > 1 ? Cases[1] : Cases[0]);
+        sb.AppendLine(ci, $"{mediator.Name["forward ".Length..]} / full forward time at {small.Tokens} tokens: {MediatorTimeRatio256:F3} (FLOPs ratio {MediatorFlopRatio256:F3})");
+        if (Device is null)
+            sb.AppendLine(ci, $"managed allocation per call: forward full {ForwardAllocatedBytes / 1024.0:F0} KiB, forward m16 {MediatorForwardAllocatedBytes / 1024.0:F0} KiB, " +
+                              $"train step full {TrainStepAllocatedBytes / 1024.0:F0} KiB");
         }
         if (ThreadSpeedup is { } ts) sb.AppendLine(ci, $"forward batch 4, {Threads} threads vs 1: {ts:F2}x faster");
-        if (Mediator4096Speedup is { } ms) sb.AppendLine(ci, $"4,096 tokens: 64 mediators {ms:F2}x faster than full attention");
+        if (Mediator4096Speedup is { } ms)
+        {
+            var longPair = Cases.Where(c => !c.Training).TakeLast(2).ToArray();
+            sb.AppendLine(ci, $"{longPair[0].Tokens:N0} tokens: {longPair[1].Mediators} mediators {ms:F2}x faster than full attention");
+        }
         if (Large4096PeakBytes is { } lp)
             sb.AppendLine(ci, $"4,096 tokens, full attention, model built + one forward keeping all activations: +{Mib(Large4096GrowthBytes ?? 0)} " +
                               $"(process peak {Mib(lp)}; one 4096 x 4096 score matrix alone is 64 MiB per head)");
@@ -132,6 +160,11 @@ public sealed class PerformanceReport
         w.WriteString("gemm_backend", GemmBackend);
         w.WriteBoolean("openblas", OpenBlas);
         w.WriteBoolean("quick", Quick);
+        w.WriteString("device", Device);
+        w.WriteString("precision", Precision);
+        Optional(w, "peak_gflops", PeakGflops);
+        w.WriteString("peak", PeakDescription);
+        w.WriteNumber("gemm_size", GemmSize);
         w.WriteNumber("sgemm_1024_gflops", SgemmGflops);
         w.WriteNumber("two_core_check", TwoCoreCheck);
         w.WriteStartArray("cases");
@@ -152,6 +185,7 @@ public sealed class PerformanceReport
         w.WriteNumber("images_per_second", c.ImagesPerSecond);
         w.WriteNumber("gflops", c.Gflops);
         w.WriteNumber("of_sgemm", c.OfSgemm);
+        Optional(w, "of_peak", c.OfPeak);
         w.WriteEndObject();
     }
 

@@ -129,7 +129,7 @@ public sealed class AutoencoderKl : IParameterSet
         return images;
     }
 
-    private static (int Batch, int Height, int Width) CheckInput(Tensor x, int channels, string what, int multiple)
+    internal static (int Batch, int Height, int Width) CheckInput(Tensor x, int channels, string what, int multiple)
     {
         if (x.Rank != 4 || x.Dim(1) != channels || x.Dim(2) <= 0 || x.Dim(3) <= 0 || x.Dim(2) % multiple != 0 || x.Dim(3) % multiple != 0)
             throw new MediatorDiTException(
@@ -142,7 +142,7 @@ public sealed class AutoencoderKl : IParameterSet
     /// (channels x H/2^i x W/2^i) or the mid-block attention's scores, (H/f x W/f)^2, which grow with the
     /// fourth power of the side.
     /// </summary>
-    private void CheckSize(long height, long width, string what)
+    internal void CheckSize(long height, long width, string what)
     {
         int f = Config.DownsampleFactor;
         long positions = height / f * (width / f);

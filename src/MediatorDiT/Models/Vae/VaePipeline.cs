@@ -19,6 +19,12 @@ public sealed class VaePipeline
     /// <summary>The factor encoded latents are multiplied by and sampled latents divided by (positive, finite).</summary>
     public float LatentScale { get; }
 
+    /// <summary>
+    /// Where encoding and decoding run when not on the CPU: a device twin of <see cref="Vae"/> (MediatorDiT.Cuda's
+    /// <c>DeviceVae</c>), or null. The latent scale is applied on the host either way.
+    /// </summary>
+    public IVaeDevice? Device { get; }
+
     /// <summary>The scale defaults to the config's scaling_factor (0.18215 unless the config says otherwise).</summary>
     public VaePipeline(AutoencoderKl vae, float? latentScale = null)
     {
@@ -27,6 +33,15 @@ public sealed class VaePipeline
             throw new MediatorDiTException($"the VAE latent scale must be a positive number, got {scale}.");
         Vae = vae;
         LatentScale = scale;
+    }
+
+    private VaePipeline(VaePipeline host, IVaeDevice device) => (Vae, LatentScale, Device) = (host.Vae, host.LatentScale, device);
+
+    /// <summary>This pipeline with its encoding and decoding on <paramref name="device"/> (same autoencoder and scale).</summary>
+    public VaePipeline OnDevice(IVaeDevice device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        return new VaePipeline(this, device);
     }
 
     /// <summary>Loads the VAE with <see cref="VaeFiles.Load"/>.</summary>
@@ -38,7 +53,7 @@ public sealed class VaePipeline
     /// </summary>
     public Tensor EncodeToLatents(Tensor images, RandomSource? rng = null, CancellationToken cancellationToken = default)
     {
-        var posterior = Vae.Encode(images, cancellationToken);
+        var posterior = Device?.Encode(images, cancellationToken) ?? Vae.Encode(images, cancellationToken);
         var latents = rng is null ? posterior.Mean : posterior.Sample(rng);
         TensorPrimitives.Multiply(latents.Span, LatentScale, latents.Span);
         return latents;
@@ -49,6 +64,6 @@ public sealed class VaePipeline
     {
         var unscaled = new Tensor(latents.Shape);
         TensorPrimitives.Divide(latents.Span, LatentScale, unscaled.Span);
-        return Vae.Decode(unscaled, cancellationToken);
+        return Device?.Decode(unscaled, cancellationToken) ?? Vae.Decode(unscaled, cancellationToken);
     }
 }

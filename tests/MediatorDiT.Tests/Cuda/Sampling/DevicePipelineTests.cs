@@ -16,34 +16,12 @@ namespace MediatorDiT.Tests.Cuda.Sampling;
 [Collection(CpuAcceleratorCollection.Name)]
 public class DevicePipelineTests(CpuAcceleratorFixture device)
 {
-    /// <summary>
-    /// Each forward matches the CPU within 1e-4 of max(1, max |output|) (DeviceModelFunctionTests); guidance at scale s
-    /// turns the two halves' errors into at most (2s - 1) times that, 7e-4 at s = 4. A step adds its step size times the
-    /// prediction and the step sizes sum to the time span (1 for SiT; DDIM's x0 and eps terms are rescaled alike, as is
-    /// the image), so over the 4 to 8 evaluations here the images stay within that bound of max(1, max |image|) unless
-    /// the networks amplify it; 1e-3 leaves room for the random networks' mild growth. Measured: about 1.5e-6 of the
-    /// scale (1e-5 on images up to 9, 1.8e-4 on DDIM's up to 126), while a wrong kernel is off by the order of 1.
-    /// </summary>
-    private const float Tolerance = 1e-3f;
+    private static ComputeContext OnCuda => TinyDeviceModels.OnCuda;
 
-    private static readonly ComputeContext OnCuda = ComputeContext.WithThreads(1) with { Device = ComputeDevice.Cuda };
+    private static SiTModel[] Ladder() => TinyDeviceModels.Ladder();
 
-    /// <summary>A SiT ladder of 1 and 4 mediators on a 4 x 4 token grid, 4 channels (guidance takes the official first 3).</summary>
-    private static SiTModel[] Ladder() => [Model(ModelFamily.SiT, AttentionKind.Mediator, mediators: 1, seed: 61), Model(ModelFamily.SiT, AttentionKind.Mediator, mediators: 4, seed: 62)];
-
-    private static SiTModel Model(ModelFamily family, AttentionKind attention, int mediators, int seed)
-    {
-        var config = new ModelConfig
-        {
-            InputSize = 8, PatchSize = 2, InChannels = 4, HiddenSize = 32, Depth = 2, NumHeads = 2, MlpRatio = 2.0, NumClasses = 5,
-            LearnSigma = family == ModelFamily.DiT, MediatorNum = mediators, Attention = attention, Family = family,
-        };
-        var model = new SiTModel(config);
-        var random = new RandomSource((ulong)seed);
-        foreach (var p in model.Parameters)
-            if (p.Trainable) random.FillGaussian(p.Value.Span, 0, 0.2f);
-        return model;
-    }
+    private static SiTModel Model(ModelFamily family, AttentionKind attention, int mediators, int seed) =>
+        TinyDeviceModels.Model(family, attention, mediators, seed);
 
     public static TheoryData<SamplerKind> TransportSamplers => new() { SamplerKind.Sde, SamplerKind.Ode };
 
@@ -114,19 +92,7 @@ public class DevicePipelineTests(CpuAcceleratorFixture device)
         Assert.StartsWith("guidance is set for 5 channels but the model has only 4;", e.Message);
     }
 
-    private static void AssertClose(Tensor expected, Tensor actual)
-    {
-        Assert.Equal(expected.Shape, actual.Shape);
-        float scale = 1f, worst = 0f;
-        var e = expected.Span;
-        var a = actual.Span;
-        for (int i = 0; i < e.Length; i++)
-        {
-            scale = MathF.Max(scale, MathF.Abs(e[i]));
-            worst = MathF.Max(worst, MathF.Abs(e[i] - a[i]));
-        }
-        Assert.True(worst <= Tolerance * scale, $"max |device - cpu| = {worst:E3}, allowed {Tolerance * scale:E3} (scale {scale:E3})");
-    }
+    private static void AssertClose(Tensor expected, Tensor actual) => TinyDeviceModels.AssertClose(expected, actual);
 
     /// <summary>A factory that counts each model's device evaluations (models numbered in the order first created).</summary>
     private sealed class CountingFactory(DeviceModelFactory inner) : IDeviceModelFactory

@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
+using MediatorDiT.Cuda.Performance;
 using MediatorDiT.Cuda.Training;
 using MediatorDiT.Diffusion;
 using MediatorDiT.GpuCheck;
@@ -37,9 +38,9 @@ public class DeviceTrainingBackendTests(CpuAcceleratorFixture device, ITestOutpu
     internal static (TrainableNetwork Net, TrainableNetwork Ema, AdamW Opt) Run(ModelConfig config, int[] mediators, int seed) =>
         ParityChecks.Network(config, mediators, seed);
 
-    /// <summary>The device check's batch (<see cref="ParityChecks.Batch"/>) for ladder member <paramref name="member"/>, in <paramref name="shards"/> parts, clipped at <paramref name="clip"/>.</summary>
+    /// <summary>The device check's batch (<see cref="DeviceWorkload.RandomBatch"/>) for ladder member <paramref name="member"/>, in <paramref name="shards"/> parts, clipped at <paramref name="clip"/>.</summary>
     internal static TrainingBatch Batch(ModelConfig config, int size, int shards, int member, double clip, int seed) =>
-        ParityChecks.Batch(config, size, seed) with { Member = member, Shards = shards, TotalShards = shards, GradClip = clip };
+        DeviceWorkload.RandomBatch(config, size, seed) with { Member = member, Shards = shards, TotalShards = shards, GradClip = clip };
 
     private (double Loss, double Norm) Compare(ModelConfig config, int[] mediators, int batchSize, int shards, double clip, Func<int, int> memberAt)
     {

@@ -1,0 +1,125 @@
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+using MediatorDiT.Evaluation.Performance;
+using MediatorDiT.Models;
+using MediatorDiT.Tensors;
+
+namespace MediatorDiT.Cuda.Performance;
+
+/// <summary>
+/// The models and sizes the device bench times: a forward pair (full attention and mediators) and its training steps,
+/// a long-sequence forward pair, and the square product size of the yardstick.
+/// </summary>
+/// <param name="Short">The full-attention model of the forward and training cases.</param>
+/// <param name="ShortMediator">The same model with mediator attention.</param>
+/// <param name="ForwardBatch">Images per forward.</param>
+/// <param name="TrainBatch">Images per training step.</param>
+/// <param name="Long">The full-attention model of the long-sequence forward.</param>
+/// <param name="LongMediator">The same with mediator attention.</param>
+/// <param name="LongBatch">Images per long forward.</param>
+/// <param name="GemmSize">n of the n x n x n product yardstick.</param>
+public sealed record DeviceBenchCases(ModelConfig Short, ModelConfig ShortMediator, int ForwardBatch, int TrainBatch,
+    ModelConfig Long, ModelConfig LongMediator, int LongBatch, int GemmSize)
+{
+    /// <summary>
+    /// The CPU bench's cases (docs/PERFORMANCE.md), so the two reports compare line by line: SiT-S/2 at 256 tokens with
+    /// full attention and 16 mediators (forward batch 4, training batch 8), at 4,096 tokens with full attention and 64
+    /// mediators (batch 1), and 1024^3 products.
+    /// </summary>
+    public static DeviceBenchCases Standard => new(
+        ModelRegistry.Get("SiT-S/2", 256), ModelRegistry.Get("SiT-S/2", 256, mediators: 16), 4, 8,
+        ModelRegistry.Get("SiT-S/2", 1024), ModelRegistry.Get("SiT-S/2", 1024, mediators: 64), 1, 1024);
+}
+
+/// <summary>
+/// `mdit bench --device cuda[:N]`: the CPU bench's timed cases (<see cref="PerformanceSuite"/>) on an accelerator, in
+/// the same <see cref="PerformanceReport"/>: images/s and achieved FLOP/s of the forward (through
+/// <see cref="Sampling.DeviceModelFunction"/>) and the training step (through <see cref="Training.DeviceTrainingBackend"/>),
+/// each against the device's own product rate at the same precision (the yardstick, as SGEMM is on the CPU) and the
+/// vendor's peak where <see cref="DevicePeaks"/> knows the card. Cases compared with each other are timed interleaved,
+/// the accelerator synchronised after every run; figures are medians. The CPU bench's memory figures (resident
+/// memory, managed allocations) and per-operation breakdown describe the CPU kernels and are not measured here.
+/// </summary>
+public static class DevicePerformanceSuite
+{
+    /// <summary>Times <paramref name="cases"/> (default <see cref="DeviceBenchCases.Standard"/>) on <paramref name="accelerator"/>.</summary>
+    /// <param name="accelerator">Where the cases run (stays the caller's).</param>
+    /// <param name="deviceName">The device in words, for the report (e.g. "cuda:0 (NVIDIA H200)").</param>
+    /// <param name="precision">The linear layers' matrix products and the yardstick's.</param>
+    /// <param name="options">Quick (fewer rounds) and Large (the long-sequence pair); the rest describes CPU work.</param>
+    /// <param name="progress">Receives a line as each part starts.</param>
+    /// <param name="cancel">Stops between runs.</param>
+    /// <param name="cases">The models and sizes; null: the CPU bench's.</param>
+    public static PerformanceReport Run(Accelerator accelerator, string deviceName, DevicePrecision precision, PerformanceOptions options,
+        IProgress<string>? progress = null, CancellationToken cancel = default, DeviceBenchCases? cases = null)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        ArgumentNullException.ThrowIfNull(deviceName);
+        ArgumentNullException.ThrowIfNull(options);
+        var c = cases ?? DeviceBenchCases.Standard;
+        var peak = DevicePeaks.For(accelerator.Name, precision);
+        var report = new PerformanceReport
+        {
+            Threads = Math.Max(1, options.Threads),
+            ProcessorCount = Environment.ProcessorCount,
+            CpuFeatures = PerformanceSuite.CpuFeatures(),
+            GemmBackend = accelerator is CudaAccelerator ? "cuBLAS" : "ILGPU GEMM kernels",
+            Quick = options.Quick,
+            Device = deviceName,
+            Precision = DevicePrecisions.Name(precision),
+            PeakGflops = peak?.FlopsPerSecond / 1e9,
+            PeakDescription = peak?.Description,
+            GemmSize = c.GemmSize,
+        };
+        int warmups = options.WarmUps, repeats = options.Repeats;
+
+        progress?.Report($"GEMM {c.GemmSize}^3 ({report.Precision}) on {deviceName}");
+        report.SgemmGflops = DeviceGemmRate.Measure(accelerator, c.GemmSize, precision, warmups, repeats, cancel) / 1e9;
+
+        progress?.Report($"forward, {c.Short.NumTokens} tokens, batch {c.ForwardBatch}: full vs {AttentionKinds.MediatorCount(c.ShortMediator)} mediators");
+        using (var full = new DeviceWorkload(accelerator, c.Short, c.ForwardBatch, precision))
+        using (var mediator = new DeviceWorkload(accelerator, c.ShortMediator, c.ForwardBatch, precision))
+        {
+            var t = DeviceTiming.Interleaved(accelerator, warmups, repeats, cancel, () => full.Forward(), () => mediator.Forward());
+            report.Cases.Add(Case(report, "forward", full, t[0], full.ForwardFlops, training: false));
+            report.Cases.Add(Case(report, "forward", mediator, t[1], mediator.ForwardFlops, training: false));
+            report.MediatorTimeRatio256 = DeviceTiming.Ratio(t[1], t[0]);
+            report.MediatorFlopRatio256 = mediator.ForwardFlops / full.ForwardFlops;
+        }
+
+        progress?.Report($"training step (forward, backward, AdamW, EMA), batch {c.TrainBatch}: full vs {AttentionKinds.MediatorCount(c.ShortMediator)} mediators");
+        using (var full = new DeviceWorkload(accelerator, c.Short, c.TrainBatch, precision))
+        using (var mediator = new DeviceWorkload(accelerator, c.ShortMediator, c.TrainBatch, precision))
+        {
+            var t = DeviceTiming.Interleaved(accelerator, warmups, repeats, cancel, () => full.TrainStep(), () => mediator.TrainStep());
+            report.Cases.Add(Case(report, "train step", full, t[0], full.TrainFlops, training: true));
+            report.Cases.Add(Case(report, "train step", mediator, t[1], mediator.TrainFlops, training: true));
+        }
+
+        if (options.Large)
+        {
+            progress?.Report($"forward, {c.Long.NumTokens} tokens, batch {c.LongBatch}: full vs {AttentionKinds.MediatorCount(c.LongMediator)} mediators");
+            var quick = options with { Quick = true }; // as the CPU bench: the long pair takes the quick rounds
+            using var full = new DeviceWorkload(accelerator, c.Long, c.LongBatch, precision);
+            using var mediator = new DeviceWorkload(accelerator, c.LongMediator, c.LongBatch, precision);
+            var t = DeviceTiming.Interleaved(accelerator, quick.WarmUps, quick.Repeats, cancel, () => full.Forward(), () => mediator.Forward());
+            report.Cases.Add(Case(report, "forward", full, t[0], full.ForwardFlops, training: false, withTokens: true));
+            report.Cases.Add(Case(report, "forward", mediator, t[1], mediator.ForwardFlops, training: false, withTokens: true));
+            report.Mediator4096Speedup = DeviceTiming.Ratio(t[0], t[1]);
+        }
+        return report;
+    }
+
+    /// <summary>A case named as the CPU bench names it ("forward full", "train step m16", "forward m64 4096").</summary>
+    private static CaseResult Case(PerformanceReport report, string what, DeviceWorkload work, double[] times, double flops, bool training,
+        bool withTokens = false)
+    {
+        var config = work.Config;
+        int mediators = AttentionKinds.MediatorCount(config);
+        string name = $"{what} {(mediators == 0 ? "full" : $"m{mediators}")}{(withTokens ? $" {config.NumTokens}" : "")}";
+        double seconds = DeviceTiming.Median(times);
+        double gflops = flops / seconds / 1e9;
+        return new CaseResult(name, config.NumTokens, mediators, work.Batch, training, seconds, work.Batch / seconds, gflops,
+            gflops / report.SgemmGflops, report.PeakGflops is double peak ? gflops / peak : null);
+    }
+}
