@@ -19,9 +19,11 @@ public static class ReportCommand
         var json = new Option<string?>("--json") { Description = "also write the summary as JSON" };
         var plot = new Option<string?>("--plot") { Description = "write FID against GFLOPs per image as SVG" };
         var title = new Option<string>("--title") { Description = "the plot's title", DefaultValueFactory = _ => "FID against sampling FLOPs" };
+        var baseline = new Option<string?>("--baseline") { Description = "also a table of every other configuration minus this one, seed set by seed set (paired differences)" };
+        var pairCurves = new Option<string[]>("--pair-curves") { Description = "A,B: also a table of A@P minus B@P for every point P on both curves, seed set by seed set (repeatable)", AllowMultipleArgumentsPerToken = false };
         var command = new Command("report", "Summarise evaluations over seed sets: mean ± standard deviation per configuration, as a table, JSON and a plot.")
         {
-            folder, configs, markdown, json, plot, title,
+            folder, configs, markdown, json, plot, title, baseline, pairCurves,
         };
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
@@ -31,6 +33,18 @@ public static class ReportCommand
             string? plotPath = p.GetValue(plot) is string s ? CliApp.OutputFile(s, "--plot") : null;
             var summaries = SeedSetSummary.Load(p.GetValue(folder)!, names);
             string table = SeedSetSummary.MarkdownTable(summaries);
+            if (p.GetValue(baseline) is string b)
+            {
+                var reference = summaries.FirstOrDefault(c => c.Name == b)
+                    ?? throw new MediatorDiTException($"--baseline '{b}' is not one of the configurations ({string.Join(", ", summaries.Select(c => c.Name))}).");
+                table += "\n" + SeedSetSummary.PairedTable(summaries.Where(c => c != reference).Select(c => (c, reference)).ToArray());
+            }
+            foreach (string pair in p.GetValue(pairCurves) ?? [])
+            {
+                var curves = OptionValues.Split(pair);
+                if (curves.Length != 2) throw new MediatorDiTException($"--pair-curves takes two curve names, A,B; got '{pair}'.");
+                table += "\n" + SeedSetSummary.PairedTable(SeedSetSummary.CurvePairs(summaries, curves[0], curves[1]));
+            }
             Console.Write(table);
             if (markdownPath is not null) SeedSetSummary.WriteFile(markdownPath, table);
             if (jsonPath is not null) SeedSetSummary.WriteFile(jsonPath, SeedSetSummary.Json(summaries));

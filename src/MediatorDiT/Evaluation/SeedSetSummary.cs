@@ -15,12 +15,12 @@ public sealed record MetricSpread(double Mean, double StandardDeviation, int Cou
         return new MetricSpread(mean, std, values.Count);
     }
 
-    /// <summary>"mean ± std" with <paramref name="decimals"/> decimals ("mean" alone for one set).</summary>
-    public string Format(int decimals)
+    /// <summary>"mean ± std" with <paramref name="decimals"/> decimals ("mean" alone for one set); <paramref name="signed"/>: "+" on positive means.</summary>
+    public string Format(int decimals, bool signed = false)
     {
         string f = "F" + decimals.ToString(CultureInfo.InvariantCulture);
         if (Count == 0) return "";
-        string mean = Mean.ToString(f, CultureInfo.InvariantCulture);
+        string mean = (signed && Mean > 0 ? "+" : "") + Mean.ToString(f, CultureInfo.InvariantCulture);
         return double.IsNaN(StandardDeviation) ? mean : $"{mean} ± {StandardDeviation.ToString(f, CultureInfo.InvariantCulture)}";
     }
 }
@@ -179,6 +179,56 @@ public static class SeedSetSummary
     private static int Int(JsonElement e, string key, string path) =>
         e.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) ? i
             : throw new MediatorDiTException($"{path} has no integer \"{key}\".");
+
+    /// <summary>
+    /// <paramref name="a"/> minus <paramref name="b"/>, seed set by seed set (sets matched by folder name, seed-&lt;S&gt;):
+    /// two configurations sampled from the same seed share their initial noise and labels, so the paired difference
+    /// varies far less than either configuration between seed sets. Null where they share no seed set.
+    /// </summary>
+    public static MetricSpread? PairedDifference(ConfigurationSummary a, ConfigurationSummary b, Func<QualityReport, double> metric)
+    {
+        var bySeed = b.SeedSets.ToDictionary(s => Path.GetFileName(s.Folder), s => s.Quality);
+        var differences = a.SeedSets
+            .Where(s => bySeed.ContainsKey(Path.GetFileName(s.Folder)))
+            .Select(s => metric(s.Quality) - metric(bySeed[Path.GetFileName(s.Folder)]))
+            .Where(double.IsFinite).ToArray();
+        return differences.Length == 0 ? null : MetricSpread.Of(differences);
+    }
+
+    /// <summary>
+    /// The pairs of curve <paramref name="curveA"/> and curve <paramref name="curveB"/> with the same point name
+    /// (e.g. dynamic@0.9-0.6 and fixed@0.9-0.6), in <paramref name="configurations"/>' order.
+    /// </summary>
+    public static IReadOnlyList<(ConfigurationSummary A, ConfigurationSummary B)> CurvePairs(
+        IReadOnlyList<ConfigurationSummary> configurations, string curveA, string curveB)
+    {
+        var b = configurations.Where(c => c.Curve == curveB).ToDictionary(c => c.Name[(c.Name.IndexOf('@') + 1)..]);
+        var pairs = configurations.Where(c => c.Curve == curveA && b.ContainsKey(c.Name[(c.Name.IndexOf('@') + 1)..]))
+            .Select(c => (c, b[c.Name[(c.Name.IndexOf('@') + 1)..]])).ToArray();
+        if (pairs.Length == 0)
+            throw new MediatorDiTException($"no point of curve '{curveA}' has a point of the same name on curve '{curveB}' (configurations named {curveA}@P and {curveB}@P).");
+        return pairs;
+    }
+
+    /// <summary>
+    /// A Markdown table of paired differences, first minus second of each pair, seed set by seed set: GFLOPs of
+    /// both, then FID, precision, recall, IS and class agreement differences as mean ± standard deviation.
+    /// </summary>
+    public static string PairedTable(IReadOnlyList<(ConfigurationSummary A, ConfigurationSummary B)> pairs)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var sb = new System.Text.StringBuilder();
+        sb.AppendLine("| configuration | against | paired seed sets | GFLOPs / image (both) | FID difference | precision difference | recall difference | IS difference | class agreement difference |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
+        foreach (var (a, b) in pairs)
+        {
+            string D(Func<QualityReport, double> metric, int decimals) => PairedDifference(a, b, metric)?.Format(decimals, signed: true) ?? "";
+            int paired = PairedDifference(a, b, q => q.Fid)?.Count ?? 0;
+            sb.AppendLine(string.Create(inv,
+                $"| {a.Name} | {b.Name} | {paired} | {a.MeanGflopsPerImage:F3}, {b.MeanGflopsPerImage:F3} | {D(q => q.Fid, 2)} | {D(q => q.Precision, 3)} | {D(q => q.Recall, 3)} | {D(q => q.InceptionScore, 2)} | {D(q => q.ClassAgreement ?? double.NaN, 3)} |"));
+        }
+        return sb.ToString();
+    }
 
     /// <summary>
     /// A Markdown table: configuration, seed sets x images, GFLOPs per image, mean switch steps, then FID,

@@ -34,4 +34,25 @@ public class ReportCommandTests
         Assert.Equal(1, r.ExitCode);
         Assert.Equal($"error: {Path.Combine(dir, "full", "seed-1")} has no eval.json (written by mdit eval --json).", r.Stderr.Trim());
     }
+
+    [Fact]
+    public void BaselineAndCurvePairsAddPairedTables()
+    {
+        string dir = CliRunner.TempDir();
+        for (int seed = 1; seed <= 2; seed++)
+        {
+            SeedSetSummaryTests.WriteSeedSet(dir, "m64", seed, 30 + seed, 0.8, 7.1, 50, [[0]]);
+            SeedSetSummaryTests.WriteSeedSet(dir, "dyn@a", seed, 31 + seed, 0.8, 6.3, 50, [[0, 12, 36]]);
+            SeedSetSummaryTests.WriteSeedSet(dir, "fix@a", seed, 32 + 2 * seed, 0.8, 6.3, 50, [[0, 12, 36]]);
+        }
+        var r = CliRunner.Run("report", dir, "--baseline", "m64", "--pair-curves", "dyn,fix");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("| dyn@a | m64 | 2 | 6.300, 7.100 | +1.00 ± 0.00 |", r.Stdout);
+        Assert.Contains("| fix@a | m64 | 2 | 6.300, 7.100 | +3.50 ± 0.71 |", r.Stdout);
+        Assert.Contains("| dyn@a | fix@a | 2 | 6.300, 6.300 | -2.50 ± 0.71 |", r.Stdout);
+
+        var bad = CliRunner.Run("report", dir, "--baseline", "m16");
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Equal("error: --baseline 'm16' is not one of the configurations (dyn@a, fix@a, m64).", bad.Stderr.Trim());
+    }
 }

@@ -24,13 +24,13 @@ public class SampleFilesTests
         }
         var set = SampleFiles.Load(path);
         Assert.Equal([4, 3, 2, 2], set.Images.Shape);
-        Assert.Equal([3, 1, 4, 1], set.Labels);
+        Assert.Equal([3, 1, 4, 1], set.Labels!);
         // Pixel (y 0, x 1) of image 1, green: byte index ((1 * 2 + 0) * 2 + 1) * 3 + 1.
         Assert.Equal(MediatorDiT.Data.ImageConversion.ToFloat(pixels[(1 * 4 + 1) * 3 + 1]), set.Images.Data[(1 * 3 + 1) * 4 + 1]);
 
         // run.json beside the npz: labels in record order (the npz's order, also for one rank of several).
         File.WriteAllText(Path.Combine(dir, "run.json"), RunJson((5, 2), (1, 0), (9, 7), (3, 3)));
-        Assert.Equal([2, 0, 7, 3], SampleFiles.Load(path, Path.Combine(dir, "run.json")).Labels);
+        Assert.Equal([2, 0, 7, 3], SampleFiles.Load(path, Path.Combine(dir, "run.json")).Labels!);
         Assert.Null(SampleFiles.Load(path, "none").Labels);
         var e = Assert.Throws<MediatorDiTException>(() => SampleFiles.Load(path, "arr_9"));
         Assert.Contains("arr_9", e.Message);
@@ -46,7 +46,7 @@ public class SampleFilesTests
         File.WriteAllText(Path.Combine(dir, "run.json"), RunJson((4, 9), (0, 5), (2, 6)));
         var set = SampleFiles.Load(dir);
         Assert.Equal([3, 1, 2, 2], set.Images.Shape);
-        Assert.Equal([5, 6, 9], set.Labels);
+        Assert.Equal([5, 6, 9], set.Labels!);
         Assert.Equal(MediatorDiT.Data.ImageConversion.ToFloat(2), set.Images.Data[2 * 4]);
     }
 

@@ -113,4 +113,31 @@ public class SeedSetSummaryTests
         e = Assert.Throws<MediatorDiTException>(() => SeedSetSummary.Load(Path.Combine(root, "nothing")));
         Assert.Contains("does not exist", e.Message);
     }
+
+    [Fact]
+    public void PairedDifferencesMatchSeedSetsByName()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "mdit-seedsum-" + Guid.NewGuid().ToString("N")[..8]);
+        // Seed sets move both configurations together; the paired difference keeps only what separates them.
+        double[] fixedFid = [30, 33, 35], dynamicFid = [29.5, 32.25, 34.75];
+        for (int s = 0; s < 3; s++)
+        {
+            WriteSeedSet(root, "fixed@0.9-0.6", s + 1, fixedFid[s], 0.8, 6.3, 50, [[0, 12, 36]]);
+            WriteSeedSet(root, "dynamic@0.9-0.6", s + 1, dynamicFid[s], 0.8, 6.3, 50, [[0, 10, 38]]);
+        }
+        WriteSeedSet(root, "dynamic@1-1", 4, 31, 0.8, 6.9, 50, [[0, 5, 5]]);   // no partner on the fixed curve
+        var all = SeedSetSummary.Load(root);
+        var pairs = SeedSetSummary.CurvePairs(all, "dynamic", "fixed");
+        var (a, b) = Assert.Single(pairs);
+        Assert.Equal(("dynamic@0.9-0.6", "fixed@0.9-0.6"), (a.Name, b.Name));
+        var d = SeedSetSummary.PairedDifference(a, b, q => q.Fid)!;
+        double[] diffs = [-0.5, -0.75, -0.25];
+        Assert.Equal(diffs.Average(), d.Mean, 12);
+        Assert.Equal(Math.Sqrt(diffs.Sum(x => (x - diffs.Average()) * (x - diffs.Average())) / 2), d.StandardDeviation, 12);
+        Assert.True(d.StandardDeviation < a.Fid.StandardDeviation / 4);
+        Assert.Null(SeedSetSummary.PairedDifference(all.Single(c => c.Name == "dynamic@1-1"), b, q => q.Fid));
+        Assert.Contains("| dynamic@0.9-0.6 | fixed@0.9-0.6 | 3 | 6.300, 6.300 | -0.50 ± 0.25 |", SeedSetSummary.PairedTable(pairs));
+        var e = Assert.Throws<MediatorDiTException>(() => SeedSetSummary.CurvePairs(all, "dynamic", "static"));
+        Assert.Contains("curve 'static'", e.Message);
+    }
 }

@@ -208,7 +208,7 @@ public sealed class InputLimitsTests : IDisposable
 
         string outside = SamplesNpz("twelve.npz", [3, 12]);
         SampleSet set = SampleFiles.Load(outside);
-        Assert.Equal([3, 12], set.Labels);
+        Assert.Equal([3, 12], set.Labels!);
         var classes = Assert.Throws<MediatorDiTException>(() => set.CheckLabels(10));
         Assert.Equal($"{outside}: 'arr_1' gives image 1 the label 12, but the classifier knows 10 classes (labels 0..9).", classes.Message);
         set.CheckLabels(13);

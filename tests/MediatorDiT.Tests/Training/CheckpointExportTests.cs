@@ -17,7 +17,7 @@ public class CheckpointExportTests
         string outDir = Path.Combine(Path.GetDirectoryName(data)!, "exported");
 
         var written = CheckpointExport.Export(run, useEma: true, outDir);
-        Assert.Equal(["ema-m1.safetensors", "ema-m4.safetensors"], written.Select(Path.GetFileName).ToArray());
+        Assert.Equal(["ema-m1.safetensors", "ema-m4.safetensors"], written.Select(f => Path.GetFileName(f)!).ToArray());
         foreach (var name in new[] { "ema-m1.safetensors", "ema-m4.safetensors" })
         {
             var ours = SafeTensors.Read(Path.Combine(outDir, name));
