@@ -108,7 +108,11 @@ if [[ " $PHASES " == *" sample "* ]]; then
 fi
 
 if [[ " $PHASES " == *" report "* ]]; then
-  $M report "$OUT/samples" --configs "$(echo $CONFIGS | tr ' ' ',')" --markdown "$OUT/summary.md" \
+  # Paired tables: every configuration against full attention (claim a), each dynamic point against its
+  # equal-FLOPs fixed schedule (claim b), seed set by seed set.
+  pairs=(); for kind in separate shared; do [[ " $CONFIGS " == *" $kind-dynamic@"* ]] && pairs+=(--pair-curves "$kind-dynamic,$kind-fixed"); done
+  base=(); [[ " $CONFIGS " == *" full "* ]] && base=(--baseline full)
+  $M report "$OUT/samples" --configs "$(echo $CONFIGS | tr ' ' ',')" "${base[@]}" "${pairs[@]}" --markdown "$OUT/summary.md" \
     --json "$OUT/summary.json" --plot "$OUT/fid-flops.svg" --title "$DATASET: FID against sampling FLOPs"
 fi
 
