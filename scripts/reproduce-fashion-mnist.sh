@@ -15,7 +15,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 "$root/scripts/mdit" --version >/dev/null   # set-up and build once
-M="dotnet $root/src/MediatorDiT.Cli/bin/Release/net10.0/mdit.dll"
+M=${M:-"dotnet $root/src/MediatorDiT.Cli/bin/Release/net10.0/mdit.dll"}   # the mdit to run (a published copy keeps long runs apart from rebuilds)
 
 DATASET=${DATASET:-fashion-mnist}
 PHASES=${PHASES:-"sample report redundancy thresholds"}
