@@ -119,6 +119,7 @@ fi
 if [[ " $PHASES " == *" redundancy "* ]]; then
   $M redundancy --checkpoint "$MODELS/full/ema.safetensors" --samples 8 --steps 25 --out "$OUT/redundancy-full" --no-progress "${threads[@]}"
   $M redundancy --checkpoint "$MODELS/m64/ema.safetensors" --samples 8 --steps 25 --out "$OUT/redundancy-m64" --no-progress "${threads[@]}"
+  $M redundancy --checkpoint "$MODELS/shared/ema-m64.safetensors" --samples 8 --steps 25 --out "$OUT/redundancy-shared-m64" --no-progress "${threads[@]}"
 fi
 
 if [[ " $PHASES " == *" thresholds "* ]]; then
