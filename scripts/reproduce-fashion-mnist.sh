@@ -30,6 +30,7 @@ N=${N:-700}                     # samples per seed set
 SAMPLE_STEPS=${SAMPLE_STEPS:-50}
 RATIO_GRID=${RATIO_GRID:-"0.7,0.3 1,0.3 0.9,0.6 1,0.7 1,0.9 1,1"}   # points of the authors' grid spread over its FLOPs (5.93-6.96 GFLOPs on the shared ladder); 0.9,0.6 is their default
 CONFIGS=${CONFIGS:-}            # default: every configuration below
+BASELINES=${BASELINES:-}        # report: configurations to take paired differences against (default: full, when sampled)
 threads=(); [ -n "$THREADS" ] && threads=(--threads "$THREADS")
 mkdir -p "$OUT/samples"
 
@@ -108,10 +109,10 @@ if [[ " $PHASES " == *" sample "* ]]; then
 fi
 
 if [[ " $PHASES " == *" report "* ]]; then
-  # Paired tables: every configuration against full attention (claim a), each dynamic point against its
+  # Paired tables: every configuration against full attention (claim a) or $BASELINES, each dynamic point against its
   # equal-FLOPs fixed schedule (claim b), seed set by seed set.
   pairs=(); for kind in separate shared; do [[ " $CONFIGS " == *" $kind-dynamic@"* ]] && pairs+=(--pair-curves "$kind-dynamic,$kind-fixed"); done
-  base=(); [[ " $CONFIGS " == *" full "* ]] && base=(--baseline full)
+  base=(); for b in ${BASELINES:-$([[ " $CONFIGS " == *" full "* ]] && echo full)}; do base+=(--baseline "$b"); done
   $M report "$OUT/samples" --configs "$(echo $CONFIGS | tr ' ' ',')" "${base[@]}" "${pairs[@]}" --markdown "$OUT/summary.md" \
     --json "$OUT/summary.json" --plot "$OUT/fid-flops.svg" --title "$DATASET: FID against sampling FLOPs"
 fi

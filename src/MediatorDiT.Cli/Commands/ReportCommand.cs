@@ -19,7 +19,7 @@ public static class ReportCommand
         var json = new Option<string?>("--json") { Description = "also write the summary as JSON" };
         var plot = new Option<string?>("--plot") { Description = "write FID against GFLOPs per image as SVG" };
         var title = new Option<string>("--title") { Description = "the plot's title", DefaultValueFactory = _ => "FID against sampling FLOPs" };
-        var baseline = new Option<string?>("--baseline") { Description = "also a table of every other configuration minus this one, seed set by seed set (paired differences)" };
+        var baseline = new Option<string[]>("--baseline") { Description = "also a table of every other configuration minus this one, seed set by seed set (paired differences; repeatable, one table each)", AllowMultipleArgumentsPerToken = false };
         var pairCurves = new Option<string[]>("--pair-curves") { Description = "A,B: also a table of A@P minus B@P for every point P on both curves, seed set by seed set (repeatable)", AllowMultipleArgumentsPerToken = false };
         var command = new Command("report", "Summarise evaluations over seed sets: mean ± standard deviation per configuration, as a table, JSON and a plot.")
         {
@@ -33,7 +33,7 @@ public static class ReportCommand
             string? plotPath = p.GetValue(plot) is string s ? CliApp.OutputFile(s, "--plot") : null;
             var summaries = SeedSetSummary.Load(p.GetValue(folder)!, names);
             string table = SeedSetSummary.MarkdownTable(summaries);
-            if (p.GetValue(baseline) is string b)
+            foreach (string b in p.GetValue(baseline) ?? [])
             {
                 var reference = summaries.FirstOrDefault(c => c.Name == b)
                     ?? throw new MediatorDiTException($"--baseline '{b}' is not one of the configurations ({string.Join(", ", summaries.Select(c => c.Name))}).");

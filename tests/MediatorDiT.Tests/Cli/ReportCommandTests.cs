@@ -51,6 +51,13 @@ public class ReportCommandTests
         Assert.Contains("| fix@a | m64 | 2 | 6.300, 7.100 | +3.50 ± 0.71 |", r.Stdout);
         Assert.Contains("| dyn@a | fix@a | 2 | 6.300, 6.300 | -2.50 ± 0.71 |", r.Stdout);
 
+        // Two baselines: one table each, in the order given.
+        var two = CliRunner.Run("report", dir, "--baseline", "m64", "--baseline", "fix@a");
+        Assert.True(two.ExitCode == 0, two.Stderr);
+        int againstM64 = two.Stdout.IndexOf("| dyn@a | m64 | 2 | 6.300, 7.100 | +1.00 ± 0.00 |", StringComparison.Ordinal);
+        int againstFixed = two.Stdout.IndexOf("| m64 | fix@a | 2 | 7.100, 6.300 | -3.50 ± 0.71 |", StringComparison.Ordinal);
+        Assert.True(againstM64 > 0 && againstFixed > againstM64, two.Stdout);
+
         var bad = CliRunner.Run("report", dir, "--baseline", "m16");
         Assert.Equal(1, bad.ExitCode);
         Assert.Equal("error: --baseline 'm16' is not one of the configurations (dyn@a, fix@a, m64).", bad.Stderr.Trim());
