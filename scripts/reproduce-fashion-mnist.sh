@@ -9,6 +9,8 @@
 #   bash scripts/reproduce-fashion-mnist.sh                          # sampling and evaluation from the committed weights
 #   PHASES="train export" bash scripts/reproduce-fashion-mnist.sh    # the training phase (resumes the run folders)
 #   DATASET=mnist bash scripts/reproduce-fashion-mnist.sh            # the same protocol on MNIST (scripts/reproduce-mnist.sh)
+#   KINDS=shared BASELINES="shared-m64 shared-m16" REPORT=results/fashion-mnist/shared-network \
+#     PHASES="sample report" bash scripts/reproduce-fashion-mnist.sh   # only the shared network's configurations
 #
 # Every phase can be interrupted and run again: run folders resume, and finished seed sets are kept.
 set -euo pipefail
@@ -30,7 +32,9 @@ N=${N:-700}                     # samples per seed set
 SAMPLE_STEPS=${SAMPLE_STEPS:-50}
 RATIO_GRID=${RATIO_GRID:-"0.7,0.3 1,0.3 0.9,0.6 1,0.7 1,0.9 1,1"}   # points of the authors' grid spread over its FLOPs (5.93-6.96 GFLOPs on the shared ladder); 0.9,0.6 is their default
 CONFIGS=${CONFIGS:-}            # default: every configuration below
+KINDS=${KINDS:-"full separate shared"}   # the default CONFIGS: full attention, the separate models' and the shared network's
 BASELINES=${BASELINES:-}        # report: configurations to take paired differences against (default: full, when sampled)
+REPORT=${REPORT:-$OUT}          # report: where summary.md, summary.json and fid-flops.svg go
 threads=(); [ -n "$THREADS" ] && threads=(--threads "$THREADS")
 mkdir -p "$OUT/samples"
 
@@ -81,8 +85,10 @@ matched_fractions() {
 }
 
 all_configs() {
-  echo "full separate-m4 separate-m16 separate-m64 shared-m4 shared-m16 shared-m64"
+  [[ " $KINDS " == *" full "* ]] && echo full
   for kind in separate shared; do
+    [[ " $KINDS " == *" $kind "* ]] || continue
+    echo "$kind-m4 $kind-m16 $kind-m64"
     for r in $RATIO_GRID; do echo "$kind-dynamic@${r/,/-} $kind-fixed@${r/,/-}"; done
   done
 }
@@ -112,9 +118,10 @@ if [[ " $PHASES " == *" report "* ]]; then
   # Paired tables: every configuration against full attention (claim a) or $BASELINES, each dynamic point against its
   # equal-FLOPs fixed schedule (claim b), seed set by seed set.
   pairs=(); for kind in separate shared; do [[ " $CONFIGS " == *" $kind-dynamic@"* ]] && pairs+=(--pair-curves "$kind-dynamic,$kind-fixed"); done
+  mkdir -p "$REPORT"
   base=(); for b in ${BASELINES:-$([[ " $CONFIGS " == *" full "* ]] && echo full)}; do base+=(--baseline "$b"); done
-  $M report "$OUT/samples" --configs "$(echo $CONFIGS | tr ' ' ',')" "${base[@]}" "${pairs[@]}" --markdown "$OUT/summary.md" \
-    --json "$OUT/summary.json" --plot "$OUT/fid-flops.svg" --title "$DATASET: FID against sampling FLOPs"
+  $M report "$OUT/samples" --configs "$(echo $CONFIGS | tr ' ' ',')" "${base[@]}" "${pairs[@]}" --markdown "$REPORT/summary.md" \
+    --json "$REPORT/summary.json" --plot "$REPORT/fid-flops.svg" --title "$DATASET: FID against sampling FLOPs"
 fi
 
 if [[ " $PHASES " == *" redundancy "* ]]; then
