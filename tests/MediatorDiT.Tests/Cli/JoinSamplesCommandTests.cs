@@ -29,7 +29,7 @@ public class JoinSamplesCommandTests
         ["sample", "--checkpoint", model, "--num-images", "5", "--batch-size", "1", "--steps", "4", "--npz", "--out", output, "--threads", "1", "--no-progress"];
 
     [Fact]
-    public void TwoRanksJoinedEqualOneProcess()
+    public async Task TwoRanksJoinedEqualOneProcess()
     {
         if (!OperatingSystem.IsLinux()) return;
         string dir = CliRunner.TempDir();
@@ -45,7 +45,7 @@ public class JoinSamplesCommandTests
             var stderr = p.StandardError.ReadToEndAsync();
             _ = p.StandardOutput.ReadToEndAsync();
             Assert.True(p.WaitForExit(120_000), "mpiexec sample did not end in 120 s");
-            Assert.True(p.ExitCode == 0, stderr.Result);
+            Assert.True(p.ExitCode == 0, await stderr);
         }
         Assert.True(File.Exists(Path.Combine(two, "samples-rank0.npz")) && File.Exists(Path.Combine(two, "samples-rank1.npz")));
         Assert.True(File.Exists(Path.Combine(two, "run-rank1.json")));
