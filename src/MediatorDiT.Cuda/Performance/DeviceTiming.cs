@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using ILGPU.Runtime;
+using MediatorDiT.Evaluation.Performance;
 
 namespace MediatorDiT.Cuda.Performance;
 
@@ -23,49 +23,19 @@ public static class DeviceTiming
 
     /// <summary>
     /// Warms every case up, then times the cases in turn, round after round (A B A B ...), so that load from other
-    /// work hits all of them alike.
+    /// work hits all of them alike (<see cref="InterleavedTiming"/>, the CPU bench's, with the accelerator synchronised
+    /// after the warm-ups and inside every timed run).
     /// </summary>
     /// <returns>Per case, the seconds of each round.</returns>
     public static double[][] Interleaved(Accelerator accelerator, int warmups, int repeats, CancellationToken cancel, params Action[] cases)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
-        ArgumentNullException.ThrowIfNull(cases);
-        if (repeats < 1) throw new ArgumentOutOfRangeException(nameof(repeats), repeats, "at least one timed run is needed.");
-        for (int w = 0; w < warmups; w++)
-            foreach (var c in cases)
-            {
-                cancel.ThrowIfCancellationRequested();
-                c();
-            }
-        accelerator.Synchronize();
-        var samples = cases.Select(_ => new double[repeats]).ToArray();
-        for (int r = 0; r < repeats; r++)
-            for (int i = 0; i < cases.Length; i++)
-            {
-                cancel.ThrowIfCancellationRequested();
-                long t0 = Stopwatch.GetTimestamp();
-                cases[i]();
-                accelerator.Synchronize();
-                samples[i][r] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-            }
-        return samples;
+        return InterleavedTiming.Run(warmups, repeats, cancel, accelerator.Synchronize, cases);
     }
 
     /// <summary>The median (the mean of the middle two for an even count).</summary>
-    public static double Median(IReadOnlyList<double> values)
-    {
-        ArgumentNullException.ThrowIfNull(values);
-        if (values.Count == 0) throw new ArgumentException("the median of no values is undefined.", nameof(values));
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-    }
+    public static double Median(IReadOnlyList<double> values) => InterleavedTiming.Median(values);
 
     /// <summary>The median over rounds of time(a) / time(b), for two cases timed together.</summary>
-    public static double Ratio(IReadOnlyList<double> a, IReadOnlyList<double> b)
-    {
-        ArgumentNullException.ThrowIfNull(a);
-        ArgumentNullException.ThrowIfNull(b);
-        if (a.Count != b.Count) throw new ArgumentException($"the cases have {a.Count} and {b.Count} rounds; time them together.");
-        return Median(a.Zip(b, (x, y) => x / y).ToArray());
-    }
+    public static double Ratio(IReadOnlyList<double> a, IReadOnlyList<double> b) => InterleavedTiming.Ratio(a, b);
 }

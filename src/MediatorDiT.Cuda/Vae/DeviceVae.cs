@@ -15,8 +15,8 @@ namespace MediatorDiT.Cuda.Vae;
 /// upsampling, the asymmetric-padded stride-2 downsampling), and the activations live in device buffers that grow to
 /// the largest size seen and are kept. Convolutions are im2col then the device GEMM (cuBLAS on a GPU; a 1x1 stride-1
 /// convolution reads its input as the column matrix), or with <see cref="DirectConvolutions"/> the plain direct kernel;
-/// GroupNorm, SiLU, the residual sums and upsampling are <see cref="VaeKernels"/>, the attention's row softmax the
-/// network's. Everything computes in fp32. Not thread-safe: one call at a time. Dispose it to free the device memory.
+/// GroupNorm, SiLU and upsampling are <see cref="VaeKernels"/>, the residual sums and the attention's row softmax the
+/// network's kernels. Everything computes in fp32. Not thread-safe: one call at a time. Dispose it to free the device memory.
 /// </summary>
 public sealed class DeviceVae : IVaeDevice, IDisposable
 {
@@ -195,11 +195,11 @@ public sealed class DeviceVae : IVaeDevice, IDisposable
         if (r.ConvShortcut is { } shortcut)
         {
             Conv(shortcut, x, height, width, _t2);
-            _k.Add(y, _t2.Read(y.Length), y);
+            _kernels.AddInto(y, _t2.Read(y.Length));
         }
         else
         {
-            _k.Add(y, x, y);
+            _kernels.AddInto(y, x);
         }
         return r.OutChannels;
     }

@@ -13,7 +13,6 @@ internal sealed class VaeKernelSet(Accelerator accelerator)
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvShape>? _convDirect;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _channelRows;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _addChannelBias;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _add;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, float>? _groupStats;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _groupApply;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _upsample;
@@ -50,13 +49,6 @@ internal sealed class VaeKernelSet(Accelerator accelerator)
         Check(n >= 1 && y.Length % n == 0 && x.Length >= y.Length && bias.Length >= y.Length / n, "x, bias or y do not fit (C, n)");
         (_addChannelBias ??= accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(
             VaeKernels.AddChannelBias))((int)y.Length, x, bias, y, n);
-    }
-
-    /// <summary>y = a + b over y's length.</summary>
-    public void Add(ArrayView<float> a, ArrayView<float> b, ArrayView<float> y)
-    {
-        Check(a.Length >= y.Length && b.Length >= y.Length, "a and b must be as long as y");
-        (_add ??= accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(VaeKernels.Add))((int)y.Length, a, b, y);
     }
 
     /// <summary>GroupNorm (+ SiLU) of x (C, spatial) into y (may be x) with <paramref name="groups"/> groups; stats holds 2 floats per group.</summary>

@@ -26,8 +26,8 @@ internal readonly record struct ConvShape(int InChannels, int Height, int Width,
 /// <summary>
 /// The VAE's device kernels, one thread per output element or per group: im2col for the convolutions (whose products
 /// run on the device GEMM) and its plain twin, a direct convolution; GroupNorm's statistics and its affine (+ SiLU);
-/// nearest 2x upsampling; per-channel biases and residual sums. All tensors are one image's (C, H, W), channel-major
-/// as the CPU VAE keeps them.
+/// nearest 2x upsampling; per-channel biases (the residual sums are the network's <c>KernelSet.AddInto</c>). All
+/// tensors are one image's (C, H, W), channel-major as the CPU VAE keeps them.
 /// </summary>
 internal static class VaeKernels
 {
@@ -78,9 +78,6 @@ internal static class VaeKernels
     /// <summary>y = x + bias[c] over (C, n): the mid attention's residual with the output projection's bias.</summary>
     public static void AddChannelBias(Index1D index, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> y, int n) =>
         y[index] = x[index] + bias[index / n];
-
-    /// <summary>y = a + b (the resnets' shortcut sum; y may be a).</summary>
-    public static void Add(Index1D index, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) => y[index] = a[index] + b[index];
 
     /// <summary>
     /// GroupNorm's statistics of group g of x (C, spatial), the group's perGroup channels contiguous (n = perGroup spatial

@@ -188,6 +188,7 @@ public static class RedundancyAnalysis
         private readonly SiTModel _model;
         private readonly Recorder _recorder;
         private readonly IAttentionMaps[] _maps;
+        private readonly Action<int, Tensor, int> _record; // (layer, attention input (B*N, D), batch B), made once
 
         public ObservedStage(IModelFunction inner, SiTModel model, Recorder recorder, bool onDevice)
         {
@@ -196,6 +197,7 @@ public static class RedundancyAnalysis
                 ?? throw new MediatorDiTException($"block {i}'s {b.Attention.Kind} attention cannot give its attention maps.")).ToArray();
             if (onDevice && inner is not IAttentionInputSource)
                 throw new MediatorDiTException("the device's network functions cannot show their attention inputs, so redundancy cannot be measured there; use the cpu.");
+            _record = (layer, input, batch) => _recorder.Record(layer, _maps[layer], input, batch);
         }
 
         public int RowsPerSample => _inner.RowsPerSample;
@@ -203,8 +205,7 @@ public static class RedundancyAnalysis
         public Tensor Evaluate(Tensor x, ReadOnlySpan<float> t, ReadOnlySpan<int> y)
         {
             _recorder.BeginCall(t[0]);
-            Action<int, Tensor, int> record = (layer, input, batch) => _recorder.Record(layer, _maps[layer], input, batch);
-            using var observer = _inner is IAttentionInputSource source ? source.ObserveAttentionInputs(record) : AttentionObserver.Attach(_model, record);
+            using var observer = _inner is IAttentionInputSource source ? source.ObserveAttentionInputs(_record) : AttentionObserver.Attach(_model, _record);
             return _inner.Evaluate(x, t, y);
         }
     }

@@ -66,6 +66,9 @@ public sealed record ConfigurationSummary(string Name, IReadOnlyList<SeedSetResu
     /// <summary>The curve this configuration belongs to: the part of its name before '@' (null without one).</summary>
     public string? Curve => Name.Contains('@') ? Name[..Name.IndexOf('@')] : null;
 
+    /// <summary>Its point on that curve: the part of its name after '@' (null without one).</summary>
+    public string? Point => Name.Contains('@') ? Name[(Name.IndexOf('@') + 1)..] : null;
+
     private MetricSpread Spread(Func<QualityReport, double> metric)
     {
         var values = SeedSets.Select(s => metric(s.Quality)).Where(double.IsFinite).ToArray();
@@ -202,9 +205,8 @@ public static class SeedSetSummary
     public static IReadOnlyList<(ConfigurationSummary A, ConfigurationSummary B)> CurvePairs(
         IReadOnlyList<ConfigurationSummary> configurations, string curveA, string curveB)
     {
-        var b = configurations.Where(c => c.Curve == curveB).ToDictionary(c => c.Name[(c.Name.IndexOf('@') + 1)..]);
-        var pairs = configurations.Where(c => c.Curve == curveA && b.ContainsKey(c.Name[(c.Name.IndexOf('@') + 1)..]))
-            .Select(c => (c, b[c.Name[(c.Name.IndexOf('@') + 1)..]])).ToArray();
+        var b = configurations.Where(c => c.Curve == curveB).ToDictionary(c => c.Point!);
+        var pairs = configurations.Where(c => c.Curve == curveA && b.ContainsKey(c.Point!)).Select(c => (c, b[c.Point!])).ToArray();
         if (pairs.Length == 0)
             throw new MediatorDiTException($"no point of curve '{curveA}' has a point of the same name on curve '{curveB}' (configurations named {curveA}@P and {curveB}@P).");
         return pairs;
@@ -223,9 +225,9 @@ public static class SeedSetSummary
         foreach (var (a, b) in pairs)
         {
             string D(Func<QualityReport, double> metric, int decimals) => PairedDifference(a, b, metric)?.Format(decimals, signed: true) ?? "";
-            int paired = PairedDifference(a, b, q => q.Fid)?.Count ?? 0;
+            var fid = PairedDifference(a, b, q => q.Fid);
             sb.AppendLine(string.Create(inv,
-                $"| {a.Name} | {b.Name} | {paired} | {a.MeanGflopsPerImage:F3}, {b.MeanGflopsPerImage:F3} | {D(q => q.Fid, 2)} | {D(q => q.Precision, 3)} | {D(q => q.Recall, 3)} | {D(q => q.InceptionScore, 2)} | {D(q => q.ClassAgreement ?? double.NaN, 3)} |"));
+                $"| {a.Name} | {b.Name} | {fid?.Count ?? 0} | {a.MeanGflopsPerImage:F3}, {b.MeanGflopsPerImage:F3} | {fid?.Format(2, signed: true) ?? ""} | {D(q => q.Precision, 3)} | {D(q => q.Recall, 3)} | {D(q => q.InceptionScore, 2)} | {D(q => q.ClassAgreement ?? double.NaN, 3)} |"));
         }
         return sb.ToString();
     }

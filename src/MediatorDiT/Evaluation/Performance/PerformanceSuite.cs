@@ -198,28 +198,15 @@ public static class PerformanceSuite
     /// <summary>Per-case medians, and medians of per-round time ratios between cases.</summary>
     internal sealed class Timings(double[][] samples)
     {
-        public double[] Medians { get; } = samples.Select(Median).ToArray();
+        public double[] Medians { get; } = samples.Select(InterleavedTiming.Median).ToArray();
 
         /// <summary>Median over rounds of time(a) / time(b).</summary>
-        public double Ratio(int a, int b) => Median(samples[a].Zip(samples[b], (x, y) => x / y).ToArray());
+        public double Ratio(int a, int b) => InterleavedTiming.Ratio(samples[a], samples[b]);
     }
 
-    /// <summary>Warms every case up, then times the cases in turn, round after round.</summary>
-    internal static Timings Interleaved(PerformanceOptions options, CancellationToken cancel, params Action[] cases)
-    {
-        for (int w = 0; w < options.WarmUps; w++)
-            foreach (var c in cases) c();
-        var samples = cases.Select(_ => new double[options.Repeats]).ToArray();
-        for (int r = 0; r < options.Repeats; r++)
-            for (int i = 0; i < cases.Length; i++)
-            {
-                cancel.ThrowIfCancellationRequested();
-                long t0 = Stopwatch.GetTimestamp();
-                cases[i]();
-                samples[i][r] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-            }
-        return new Timings(samples);
-    }
+    /// <summary>Warms every case up, then times the cases in turn, round after round (<see cref="InterleavedTiming"/>).</summary>
+    internal static Timings Interleaved(PerformanceOptions options, CancellationToken cancel, params Action[] cases) =>
+        new(InterleavedTiming.Run(options.WarmUps, options.Repeats, cancel, settle: null, cases));
 
     /// <summary>
     /// Per-operation breakdown of <paramref name="repeats"/> steps on one thread, in that thread's CPU time
@@ -254,13 +241,6 @@ public static class PerformanceSuite
         long before = GC.GetTotalAllocatedBytes(precise: true);
         step();
         return GC.GetTotalAllocatedBytes(precise: true) - before;
-    }
-
-    private static double Median(double[] values)
-    {
-        var v = (double[])values.Clone();
-        Array.Sort(v);
-        return v.Length % 2 == 1 ? v[v.Length / 2] : 0.5 * (v[v.Length / 2 - 1] + v[v.Length / 2]);
     }
 
     /// <summary>The SIMD features the kernels choose between (Vector512 off when the runtime disables AVX-512).</summary>
