@@ -86,12 +86,16 @@ internal sealed class LinearProducts : IDisposable
         _gemm.GemmBf16(shape, a16, b16, c);
     }
 
-    /// <summary><paramref name="values"/> rounded into the scratch buffer (grown to fit).</summary>
+    /// <summary><paramref name="values"/> rounded into the scratch buffer (grown to fit; growing waits for the queue).</summary>
     private ArrayView<ushort> Rounded(ArrayView<float> values, ref MemoryBuffer1D<ushort, Stride1D.Dense>? scratch)
     {
         if (scratch is null || scratch.Length < values.Length)
         {
-            scratch?.Dispose();
+            if (scratch is not null)
+            {
+                _kernels.Accelerator.Synchronize(); // products already queued may still read the old buffer
+                scratch.Dispose();
+            }
             scratch = _kernels.Accelerator.Allocate1D<ushort>(Math.Max(1, values.Length));
         }
         var view = scratch.View.SubView(0, values.Length);
