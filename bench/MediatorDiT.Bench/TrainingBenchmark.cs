@@ -77,14 +77,15 @@ public static class TrainingBenchmark
     /// ladder member (so no member allocates its buffers while timed) and two warm-up steps, each timed
     /// in wall time and in the calling thread's CPU time (steadier on a shared machine; with one thread every
     /// kernel runs on the calling thread), then the means as images/s (a member is drawn per step, so the mean is the
-    /// expected step; the medians are printed too); with <paramref name="breakdown"/>
+    /// expected step; the medians are printed too); <paramref name="parts"/> (when positive) replaces the recipe's grad_shards; with <paramref name="breakdown"/>
     /// also the per-operation CPU time of those steps (nested names overlap).
     /// </summary>
-    public static string RunRecipe(int threads, int steps, bool breakdown)
+    public static string RunRecipe(int threads, int steps, bool breakdown, int parts = 0)
     {
         ComputeContext.Raw = ComputeContext.Default with { Threads = threads };
-        var config = Trainer.Resolve(SharedRecipe(), new SampleShape(1, 32, 32), 10).Validate();
-        var run = new RecipeRun(config, new SampleShape(1, 32, 32), 10);
+        var recipe = parts > 0 ? SharedRecipe() with { GradShards = parts } : SharedRecipe();
+        var config = Trainer.Resolve(recipe, new SampleShape(1, 32, 32), 10).Validate();
+        using var run = new RecipeRun(config, new SampleShape(1, 32, 32), 10);
         run.WarmMembers();
         run.Step();
         run.Step();
@@ -116,7 +117,7 @@ public static class TrainingBenchmark
         var sb = new StringBuilder();
         int batch = config.BatchSize;
         sb.AppendLine(CultureInfo.InvariantCulture,
-            $"recipe configs/fashion-mnist/shared.json, threads {threads}, GEMM backend {Gemm.Backend}, {steps} steps after a forward and backward of each member and 2 warm-up steps");
+            $"recipe configs/fashion-mnist/shared.json, threads {threads}, GEMM backend {Gemm.Backend}, {config.GradShards} part(s) per batch, {steps} steps after a forward and backward of each member and 2 warm-up steps");
         // The members cost different amounts and one is drawn per step, so the step times are not one population:
         // the mean is the expected step (the figure to compare), the median only a single member's.
         sb.AppendLine(CultureInfo.InvariantCulture,
@@ -138,12 +139,17 @@ public static class TrainingBenchmark
         return sb.ToString();
     }
 
-    /// <summary>A network, its EMA, AdamW and random data for whole trainer steps (as the trainer sets them up).</summary>
-    private sealed class RecipeRun
+    /// <summary>
+    /// A network, its EMA, AdamW, random data and one CPU training backend for whole trainer steps, set up as the
+    /// trainer sets them up: one backend for the whole run, so its part buffers (grad_shards x the parameters) are
+    /// allocated once, not per step.
+    /// </summary>
+    private sealed class RecipeRun : IDisposable
     {
         private readonly TrainableNetwork _network, _ema;
         private readonly AdamW _optimizer;
         private readonly Transport _transport = new();
+        private readonly CpuTrainingBackend _backend;
         private readonly RandomSource _rng = new(3);
         private readonly Tensor _x1;
         private readonly int[] _labels;
@@ -157,60 +163,57 @@ public static class TrainingBenchmark
             _network = TrainableNetwork.Create(modelConfig, config.Mediators);
             _ema = TrainableNetwork.Create(modelConfig, config.Mediators);
             foreach (var member in _network.Members) ModelInitializer.Initialize(member, 1);
+            // Random (not zero) adaLN and output weights, so every path does real work.
             var init = new RandomSource(2);
             foreach (var p in _network.Parameters)
                 if (p.Trainable && (p.Name.Contains("adaLN") || p.Name.StartsWith("final_layer")))
                     init.FillGaussian(p.Value.Span, 0, 0.02f);
             Ema.CopyWeights(_network, _ema);
             _optimizer = new AdamW(_network.Parameters, config.LearningRate, weightDecay: config.WeightDecay);
+            _backend = new CpuTrainingBackend(_transport);
+            _backend.Attach(_network, _ema, _optimizer);
             _x1 = new Tensor(config.BatchSize, shape.Channels, shape.Height, shape.Width);
             new RandomSource(4).FillGaussian(_x1.Span, 0, 0.5f);
             _labels = Enumerable.Range(0, config.BatchSize).Select(i => i % classes).ToArray();
         }
 
+        /// <summary>The network's members (one, or a shared ladder's).</summary>
+        public IReadOnlyList<SiTModel> Members => _network.Members;
+
         /// <summary>See <see cref="TrainingBenchmark.WarmMembers"/>.</summary>
         public void WarmMembers() => TrainingBenchmark.WarmMembers(_network, _x1, _labels);
 
-        public void Step() => Trainer.TrainStep(_network, _ema, _optimizer, _transport, _rng, _x1, _labels, _config, _step++);
+        /// <summary>One step: the transport's draw, then the backend's forward, backward, clipping, AdamW and EMA.</summary>
+        public void Step()
+        {
+            TrainingBatch batch;
+            using (OpProfiler.Time("draw")) batch = Trainer.Draw(_network, _transport, _rng, _x1, _labels, _config, _step++);
+            _backend.Step(batch);
+        }
+
+        public void Dispose() => _backend.Dispose();
     }
 
-    /// <summary>Median seconds of <paramref name="repeats"/> steps after one warm-up step.</summary>
+    /// <summary>Median seconds of <paramref name="repeats"/> steps after one warm-up step (a ladder: the mean, after every member is warmed).</summary>
     public static Result Measure(string name, TrainConfig requested, SampleShape shape, int classes, int repeats)
     {
         var config = Trainer.Resolve(requested, shape, classes).Validate();
-        var modelConfig = config.ModelConfig!;
-        var network = TrainableNetwork.Create(modelConfig, config.Mediators);
-        var ema = TrainableNetwork.Create(modelConfig, config.Mediators);
-        foreach (var member in network.Members) ModelInitializer.Initialize(member, 1);
-        // Random (not zero) adaLN and output weights, so every path does real work.
-        var init = new RandomSource(2);
-        foreach (var p in network.Parameters)
-            if (p.Trainable && (p.Name.Contains("adaLN") || p.Name.StartsWith("final_layer")))
-                init.FillGaussian(p.Value.Span, 0, 0.02f);
-        Ema.CopyWeights(network, ema);
-        var optimizer = new AdamW(network.Parameters, config.LearningRate, weightDecay: config.WeightDecay);
-        var transport = new Transport();
-        var rng = new RandomSource(3);
-        var x1 = new Tensor(config.BatchSize, shape.Channels, shape.Height, shape.Width);
-        rng.FillGaussian(x1.Span, 0, 0.5f);
-        var labels = Enumerable.Range(0, config.BatchSize).Select(i => i % classes).ToArray();
-
-        bool ladder = network.Members.Count > 1;
-        if (ladder) WarmMembers(network, x1, labels);
-        long step = 0;
-        Trainer.TrainStep(network, ema, optimizer, transport, rng, x1, labels, config, step++);
+        using var run = new RecipeRun(config, shape, classes);
+        bool ladder = run.Members.Count > 1;
+        if (ladder) run.WarmMembers();
+        run.Step();
         var times = new double[repeats];
         for (int r = 0; r < repeats; r++)
         {
             var sw = Stopwatch.StartNew();
-            Trainer.TrainStep(network, ema, optimizer, transport, rng, x1, labels, config, step++);
+            run.Step();
             times[r] = sw.Elapsed.TotalSeconds;
         }
         Array.Sort(times);
         // A ladder draws its member per step, and the members cost different amounts: its figure is the mean
         // step against the members' mean FLOPs (each member equally likely), not the median step.
         double seconds = ladder ? times.Average() : times[repeats / 2];
-        double perImage = network.Members.Average(m => FlopCounter.Count(m.Config).PerImage);
+        double perImage = run.Members.Average(m => FlopCounter.Count(m.Config).PerImage);
         double flops = perImage * 2 * 3 * config.BatchSize;
         return new Result(name, config.BatchSize, seconds, config.BatchSize / seconds, flops / seconds / 1e9);
     }
