@@ -6,8 +6,8 @@ using MediatorDiT.Tensors;
 // full attention and mediators, 4,096 tokens, thread scaling, memory), next to this machine's SGEMM rate
 // measured in the same run with the same threads; add `quick`, `breakdown`, `no-large`, `no-xl`.
 // Extra reports: `sampling` (one model vs a ladder, one vs two network calls per SDE step), `vae` (decode),
-// `gemm` (SGEMM per shape and backend), `gemm-recipe` (1 thread, the shared.json recipe's products), `train` (whole trainer steps), `train-recipe [steps=N] [parts=P] [breakdown]`
-// (only configs/fashion-mnist/shared.json's steps (parts=P overrides its grad_shards), wall and thread CPU time, optionally per operation), `pretrained-memory` and
+// `gemm` (SGEMM per shape and backend), `gemm-recipe` (1 thread, the shared.json recipe's products), `train` (whole trainer steps), `train-recipe [steps=N] [parts=P] [recipe=CONFIG] [breakdown]`
+// (only one config's steps, configs/fashion-mnist/shared.json unless recipe= names another; parts=P overrides its grad_shards; wall and thread CPU time, optionally per operation), `pretrained-memory` and
 // `pretrained-speed` (DiT-XL/2 and the VAE), `eval` (the evaluation classifier and metrics), `thresholds`
 // (the switch-ratio sweep with shared prefixes vs independent runs), `kernels` (the element and row kernels
 // one at a time on one thread), `serve-load [URL]` (20 clients at once against `mdit serve`).
@@ -20,7 +20,8 @@ if (args.Contains("train-recipe"))
 {
     int steps = args.Select(a => a.StartsWith("steps=") && int.TryParse(a[6..], out int n) ? n : 0).Max() is int s && s > 0 ? s : 10;
     int parts = args.Select(a => a.StartsWith("parts=") && int.TryParse(a[6..], out int n) ? n : 0).Max();
-    Console.WriteLine(TrainingBenchmark.RunRecipe(threads, steps, args.Contains("breakdown"), parts));
+    string recipe = args.FirstOrDefault(a => a.StartsWith("recipe="))?[7..] ?? TrainingBenchmark.DefaultRecipe;
+    Console.WriteLine(TrainingBenchmark.RunRecipe(threads, steps, args.Contains("breakdown"), parts, recipe));
     return;
 }
 if (args.Contains("train")) { Console.WriteLine(TrainingBenchmark.Run(threads)); return; }

@@ -22,7 +22,8 @@ public static class SgemmBenchmark
 
     /// <summary>
     /// One thread, the calling thread's CPU time: managed vs OpenBLAS on the products of a configs/fashion-mnist/shared.json
-    /// training step (batch 64 x 256 tokens = 16,384 rows, hidden 96, MLP 384, head width 24, 4 to 64 mediators).
+    /// training step (batch 64 x 256 tokens = 16,384 rows, hidden 96, MLP 384, head width 24, 4 to 64 mediators), and
+    /// full.json's attention core (256 x 256 per image and head).
     /// </summary>
     public static string RecipeReport()
     {
@@ -41,6 +42,9 @@ public static class SgemmBenchmark
             ("dX fc1 16384x96x384", 16384, 96, 384, false, false),
             ("dW proj 96x96x16384", 96, 96, 16384, true, false),
             ("dX proj 16384x96x96", 16384, 96, 96, false, false),
+            ("full attn scores 256x256x24", 256, 256, 24, false, true),
+            ("full attn O = P v 256x24x256", 256, 24, 256, false, false),
+            ("full attn dv = P^T dO 256x24x256", 256, 24, 256, true, false),
             ("full attn scores 256x256x64", 256, 256, 64, false, true),
             ("full attn scores 256x256x72", 256, 256, 72, false, true),
             ("core dS2 = dO Vm^T 256x64x24", 256, 64, 24, false, true),

@@ -57,12 +57,19 @@ public static class TrainingBenchmark
 
     /// <summary>
     /// configs/fashion-mnist/shared.json, the recipe of the Fashion-MNIST ladder (SiT, 32x32x1, patch 2, hidden 96,
-    /// depth 4, 4 heads, a shared-weight ladder of 4/16/64 mediators, batch 64, EMA 0.999), read from the
-    /// repository (found upwards from the working directory or the benchmark's folder).
+    /// depth 4, 4 heads, a shared-weight ladder of 4/16/64 mediators, batch 64, EMA 0.999).
     /// </summary>
-    public static TrainConfig SharedRecipe()
+    public static TrainConfig SharedRecipe() => Recipe(DefaultRecipe);
+
+    /// <summary>The recipe <see cref="RunRecipe"/> times unless told otherwise.</summary>
+    public const string DefaultRecipe = "configs/fashion-mnist/shared.json";
+
+    /// <summary>
+    /// A training config of the repository (<paramref name="relative"/>, e.g. configs/fashion-mnist/full.json), found
+    /// upwards from the working directory or the benchmark's folder.
+    /// </summary>
+    public static TrainConfig Recipe(string relative)
     {
-        const string relative = "configs/fashion-mnist/shared.json";
         foreach (string start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
             for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
             {
@@ -73,18 +80,19 @@ public static class TrainingBenchmark
     }
 
     /// <summary>
-    /// Only the shared.json recipe: <paramref name="steps"/> trainer steps after a forward and backward of every
+    /// Only one recipe's steps (<paramref name="recipe"/>, by default <see cref="DefaultRecipe"/>): <paramref name="steps"/> trainer steps after a forward and backward of every
     /// ladder member (so no member allocates its buffers while timed) and two warm-up steps, each timed
     /// in wall time and in the calling thread's CPU time (steadier on a shared machine; with one thread every
     /// kernel runs on the calling thread), then the means as images/s (a member is drawn per step, so the mean is the
     /// expected step; the medians are printed too); <paramref name="parts"/> (when positive) replaces the recipe's grad_shards; with <paramref name="breakdown"/>
     /// also the per-operation CPU time of those steps (nested names overlap).
     /// </summary>
-    public static string RunRecipe(int threads, int steps, bool breakdown, int parts = 0)
+    public static string RunRecipe(int threads, int steps, bool breakdown, int parts = 0, string recipe = DefaultRecipe)
     {
         ComputeContext.Raw = ComputeContext.Default with { Threads = threads };
-        var recipe = parts > 0 ? SharedRecipe() with { GradShards = parts } : SharedRecipe();
-        var config = Trainer.Resolve(recipe, new SampleShape(1, 32, 32), 10).Validate();
+        var requested = Recipe(recipe);
+        if (parts > 0) requested = requested with { GradShards = parts };
+        var config = Trainer.Resolve(requested, new SampleShape(1, 32, 32), 10).Validate();
         using var run = new RecipeRun(config, new SampleShape(1, 32, 32), 10);
         run.WarmMembers();
         run.Step();
@@ -117,7 +125,7 @@ public static class TrainingBenchmark
         var sb = new StringBuilder();
         int batch = config.BatchSize;
         sb.AppendLine(CultureInfo.InvariantCulture,
-            $"recipe configs/fashion-mnist/shared.json, threads {threads}, GEMM backend {Gemm.Backend}, {config.GradShards} part(s) per batch, {steps} steps after a forward and backward of each member and 2 warm-up steps");
+            $"recipe {recipe}, threads {threads}, GEMM backend {Gemm.Backend}, {config.GradShards} part(s) per batch, {steps} steps after a forward and backward of each member and 2 warm-up steps");
         // The members cost different amounts and one is drawn per step, so the step times are not one population:
         // the mean is the expected step (the figure to compare), the median only a single member's.
         sb.AppendLine(CultureInfo.InvariantCulture,
