@@ -58,8 +58,11 @@ public class ServeApiTests
         Assert.Equal([1, 2, 3, 4, 5, 6], steps.Select(s => s.GetProperty("step").GetInt32()));
         Assert.All(steps, s => Assert.Equal([0, 1], s.GetProperty("indices").EnumerateArray().Select(e => e.GetInt32())));
         Assert.Equal([0, 0, 0, 2, 2, 2], steps.Select(s => s.GetProperty("models")[1].GetInt32()));
-        // A live client sees every step's images; a late one only the newest of each batch (the log stays small).
-        Assert.All(steps, s => Assert.Equal(2, s.GetProperty("previews").GetArrayLength()));
+        // A live client sees a step's images if it reads that step before the next one replaces them (a slow reader
+        // may miss some; which, depends on timing), and always the last step's; a late client only the newest of
+        // each batch (the log stays small).
+        Assert.All(steps.Where(s => s.TryGetProperty("previews", out _)), s => Assert.Equal(2, s.GetProperty("previews").GetArrayLength()));
+        Assert.True(steps[^1].TryGetProperty("previews", out _));
         var replay = (await server.Events(id)).Where(e => e.Name == "step" && e.Data.GetProperty("run").GetString() == "dynamic").ToList();
         Assert.Equal([6], replay.Where(e => e.Data.TryGetProperty("previews", out _)).Select(e => e.Data.GetProperty("step").GetInt32()));
         var largest = events.Where(e => e.Name == "step" && e.Data.GetProperty("run").GetString() == "largest").Select(e => e.Data).ToList();

@@ -45,6 +45,8 @@ public sealed record PipelineLoadOptions
 /// a <see cref="GenerationRecord"/> (switch steps per image, FLOPs, wall time); <see cref="Run"/> hands over one
 /// batch at a time for runs too large to hold. Every image's noise is drawn from a generator seeded by the
 /// run's seed and the image's global index, so an image does not depend on the batch size, rank or world size.
+/// Thread-safe: the networks keep their scratch between calls, so runs of one pipeline take turns; a call from
+/// another thread waits for the running one to end.
 /// </summary>
 public sealed class DiffusionPipeline
 {
@@ -54,6 +56,9 @@ public sealed class DiffusionPipeline
     public static IReadOnlyList<string> ShippedLadderFiles { get; } = ["m4.safetensors", "m16.safetensors", "m64.safetensors"];
 
     private readonly SiTModel[] _models;
+    // One run (or warm-up) at a time: the models' workspaces are shared by every call.
+    private readonly object _runGate = new();
+    private Thread? _runningThread;
 
     /// <summary>The networks, cheapest first (one for a single model).</summary>
     public IReadOnlyList<SiTModel> Models => _models;
@@ -284,6 +289,7 @@ public sealed class DiffusionPipeline
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(onBatch);
         options = options.Validate();
+        using var turn = TakeTurn();
         using var compute = Compute.Use();
         var guidance = GuidanceFor(options);
         var ladder = ModelLadder.FromModels(_models, guidance, DeviceModels);
@@ -366,6 +372,28 @@ public sealed class DiffusionPipeline
         };
     }
 
+    /// <summary>
+    /// Waits until no other thread is running this pipeline, then holds it until disposed. A call from inside a run's
+    /// own callback (on the running thread) would overwrite the networks' scratch mid-step, so it is refused.
+    /// </summary>
+    private RunTurn TakeTurn()
+    {
+        if (_runningThread == Thread.CurrentThread)
+            throw new MediatorDiTException("a pipeline run cannot start from inside another run's batch or progress callback on the same pipeline; start it after that run returns.");
+        Monitor.Enter(_runGate);
+        _runningThread = Thread.CurrentThread;
+        return new RunTurn(this);
+    }
+
+    private readonly struct RunTurn(DiffusionPipeline pipeline) : IDisposable
+    {
+        public void Dispose()
+        {
+            pipeline._runningThread = null;
+            Monitor.Exit(pipeline._runGate);
+        }
+    }
+
     /// <summary>The batch's first B state rows as images (B, C, H, W) on the steps the options ask for, else null.</summary>
     private Tensor? PreviewOf(SamplingProgress progress, int batch, GenerationOptions options, CancellationToken cancellationToken)
     {
@@ -381,6 +409,7 @@ public sealed class DiffusionPipeline
     /// <summary>One call of each model on one sample, so timed runs that follow do not include JIT compilation.</summary>
     public void WarmUp(GenerationOptions? options = null)
     {
+        using var turn = TakeTurn();
         using var compute = Compute.Use();
         var ladder = LadderFor(options ?? new GenerationOptions());
         if (Config.Family == ModelFamily.DiT) return;

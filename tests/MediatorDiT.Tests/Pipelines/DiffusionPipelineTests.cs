@@ -113,6 +113,33 @@ public class DiffusionPipelineTests
     }
 
     [Fact]
+    public void RunsFromSeveralThreadsTakeTurnsAndGiveTheirOwnImages()
+    {
+        // The networks keep their scratch between calls: without turns, overlapping runs overwrite each other's.
+        var pipeline = DiffusionPipeline.FromModels(LadderDemoTests.TinyLadder());
+        var options = Enumerable.Range(0, 4).Select(i => Few with { NumImages = 3, BatchSize = 3, Seed = (ulong)(10 + i) }).ToArray();
+        var alone = options.Select(o => pipeline.Generate(o).Images.Span.ToArray()).ToArray();
+        using var start = new Barrier(options.Length);
+        var together = options.Select(o => Task.Factory.StartNew(() =>
+        {
+            start.SignalAndWait();
+            return pipeline.Generate(o).Images.Span.ToArray();
+        }, TaskCreationOptions.LongRunning)).ToArray();
+        Task.WaitAll(together);
+        for (int i = 0; i < options.Length; i++) Assert.Equal(alone[i], together[i].Result);
+    }
+
+    [Fact]
+    public void ARunStartedFromInsideAnotherRunsCallbackIsRefused()
+    {
+        var pipeline = DiffusionPipeline.FromModels(LadderDemoTests.TinyLadder());
+        var error = Assert.Throws<MediatorDiTException>(() => pipeline.Run(Few with { NumImages = 1 }, _ => pipeline.Generate(Few with { NumImages = 1 })));
+        Assert.StartsWith("a pipeline run cannot start from inside another run's batch or progress callback", error.Message);
+        // The refused call left the pipeline usable.
+        Assert.Single(pipeline.Generate(Few with { NumImages = 1 }).Record.Images);
+    }
+
+    [Fact]
     public void BadOptionsAreOneSentenceBeforeAnyWork()
     {
         var pipeline = DiffusionPipeline.FromModels(LadderDemoTests.TinyLadder());
