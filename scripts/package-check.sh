@@ -111,7 +111,8 @@ info=$(curl -sf "http://127.0.0.1:$port/api/info") || serve_ok=0
 job=$(curl -sf -H 'Content-Type: application/json' -d '{"classes":["Bag"],"images":1,"steps":4}' "http://127.0.0.1:$port/api/jobs") || serve_ok=0
 id=$(echo "$job" | sed -n 's/.*"id":"\([0-9a-f]*\)".*/\1/p')
 events=$(curl -sfN --max-time 60 "http://127.0.0.1:$port/api/jobs/$id/events" | grep '^event:' | tail -n 1) || serve_ok=0
-kill -INT "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null || true
+# TERM, not INT: a background job of a script that itself runs in the background (nohup) starts with SIGINT ignored.
+kill -TERM "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null || true
 cat "$work/serve.txt"
 [ "$serve_ok" = 1 ] || fail "mdit serve did not answer on port $port"
 echo "$info" | grep -q '"models":\["m4","m16","m64"\]' || fail "mdit serve's /api/info did not list the shipped ladder: $info"
