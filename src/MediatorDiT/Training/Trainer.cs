@@ -278,7 +278,10 @@ public sealed class Trainer
         int mine = shards / comm.Size, firstShard = comm.Rank * mine, partSize = config.BatchSize / shards;
         var metrics = root ? new MetricsLog(runDir, step, messages) : null;
         var clock = Stopwatch.StartNew();
-        long startStep = step, lastSavedStep = step;
+        long lastSavedStep = step;
+        // The logged rate covers the last log interval (as the authors' train.py), so a pause or a busy stretch
+        // shows in it and then leaves it; the time since start would keep it for the rest of the run.
+        (long Step, double Seconds) lastLog = (step, 0);
         // The newest checkpoint written while the loss was not diverging: named when the run stops, never pruned.
         string? lastGood = checkpoint;
         long? lastGoodStep = checkpoint is null ? null : step;
@@ -359,7 +362,8 @@ public sealed class Trainer
                 if (step % config.LogEvery == 0 || step == config.Steps)
                 {
                     double seconds = clock.Elapsed.TotalSeconds;
-                    double ips = (step - startStep) * config.BatchSize / Math.Max(seconds, 1e-9);
+                    double ips = (step - lastLog.Step) * config.BatchSize / Math.Max(seconds - lastLog.Seconds, 1e-9);
+                    lastLog = (step, seconds);
                     metrics?.Append(new MetricsLog.Entry(step, loss, gradNorm, lr, ips));
                     var remaining = TimeSpan.FromSeconds((config.Steps - step) * config.BatchSize / Math.Max(ips, 1e-9));
                     if (root) options.Progress?.Report(new TrainingProgress(step, config.Steps, loss, gradNorm, lr, ips, clock.Elapsed, remaining));
