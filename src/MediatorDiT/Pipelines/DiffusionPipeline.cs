@@ -57,8 +57,7 @@ public sealed class DiffusionPipeline
 
     private readonly SiTModel[] _models;
     // One run (or warm-up) at a time: the models' workspaces are shared by every call.
-    private readonly object _runGate = new();
-    private Thread? _runningThread;
+    private readonly Lock _runGate = new();
 
     /// <summary>The networks, cheapest first (one for a single model).</summary>
     public IReadOnlyList<SiTModel> Models => _models;
@@ -376,22 +375,11 @@ public sealed class DiffusionPipeline
     /// Waits until no other thread is running this pipeline, then holds it until disposed. A call from inside a run's
     /// own callback (on the running thread) would overwrite the networks' scratch mid-step, so it is refused.
     /// </summary>
-    private RunTurn TakeTurn()
+    private Lock.Scope TakeTurn()
     {
-        if (_runningThread == Thread.CurrentThread)
+        if (_runGate.IsHeldByCurrentThread)
             throw new MediatorDiTException("a pipeline run cannot start from inside another run's batch or progress callback on the same pipeline; start it after that run returns.");
-        Monitor.Enter(_runGate);
-        _runningThread = Thread.CurrentThread;
-        return new RunTurn(this);
-    }
-
-    private readonly struct RunTurn(DiffusionPipeline pipeline) : IDisposable
-    {
-        public void Dispose()
-        {
-            pipeline._runningThread = null;
-            Monitor.Exit(pipeline._runGate);
-        }
+        return _runGate.EnterScope();
     }
 
     /// <summary>The batch's first B state rows as images (B, C, H, W) on the steps the options ask for, else null.</summary>
