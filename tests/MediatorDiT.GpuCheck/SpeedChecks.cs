@@ -71,6 +71,9 @@ public static class SpeedChecks
         entry["mfu_of_fp32_peak"] = CheckReport.Number(flops / H200PeakFp32);
         entry["mfu_of_bf16_peak"] = CheckReport.Number(flops / H200PeakBf16);
         Memory(device, before, entry);
+        var profile = new DeviceStageProfile(device.Accelerator);
+        work.ProfileTrainStep(profile, 1);
+        entry["profile"] = Profile(profile, seconds);
     }
 
     /// <summary>
@@ -152,6 +155,41 @@ public static class SpeedChecks
         entry["achieved_flops_per_second"] = CheckReport.Number(2 * macs / seconds);
         entry["finite_fraction"] = output!.Span.ToArray().Count(float.IsFinite) / (double)output.Length;
         Memory(device, before, entry);
+        var profile = new DeviceStageProfile(device.Accelerator);
+        work.ProfileForward(profile);
+        entry["profile"] = Profile(profile, seconds);
+    }
+
+    /// <summary>
+    /// A profiled run's stages, longest first, with their FLOP rates where products were counted, and the totals of the
+    /// matrix products, their bf16 rounding, the attention cores and everything else.
+    /// </summary>
+    private static JsonObject Profile(DeviceStageProfile profile, double unprofiledSeconds)
+    {
+        double total = profile.TotalSeconds;
+        double Sum(Func<string, bool> pick) => profile.Stages.Where(s => pick(s.Name)).Sum(s => s.Seconds);
+        double products = Sum(n => n.EndsWith(": product", StringComparison.Ordinal));
+        double productFlops = profile.Stages.Where(s => s.Name.EndsWith(": product", StringComparison.Ordinal)).Sum(s => s.Flops);
+        double rounding = Sum(n => n.EndsWith(": bf16 rounding", StringComparison.Ordinal));
+        double cores = Sum(n => n.EndsWith("attention core", StringComparison.Ordinal));
+        var stages = new JsonArray(profile.Stages.OrderByDescending(s => s.Seconds).Select(s => (JsonNode)new JsonObject
+        {
+            ["stage"] = s.Name, ["seconds"] = Math.Round(s.Seconds, 6), ["share"] = Math.Round(total > 0 ? s.Seconds / total : 0, 4), ["calls"] = s.Calls,
+            ["flops"] = s.Flops > 0 ? s.Flops : null, ["flops_per_second"] = s.Flops > 0 && s.Seconds > 0 ? CheckReport.Number(s.Flops / s.Seconds) : null,
+        }).ToArray());
+        return new JsonObject
+        {
+            ["note"] = "one run with the accelerator synchronised at every stage boundary (DeviceStageProfile): wall time per stage; the waits make it slower than the unprofiled runs",
+            ["profiled_seconds"] = total,
+            ["unprofiled_median_seconds"] = unprofiledSeconds,
+            ["matrix_products_seconds"] = products,
+            ["matrix_products_flops"] = productFlops,
+            ["matrix_products_flops_per_second"] = products > 0 ? CheckReport.Number(productFlops / products) : null,
+            ["bf16_rounding_seconds"] = rounding,
+            ["attention_cores_seconds"] = cores,
+            ["everything_else_seconds"] = total - products - rounding - cores,
+            ["stages"] = stages,
+        };
     }
 
     /// <summary>A tiny SiT for --quick: 8x8x4 input, patch 2, hidden 32, depth 1, 2 heads, 10 classes, learn_sigma.</summary>

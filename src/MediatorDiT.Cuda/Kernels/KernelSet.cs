@@ -25,6 +25,15 @@ internal sealed partial class KernelSet
     /// <summary>The accelerator the kernels run on.</summary>
     public Accelerator Accelerator => _accelerator;
 
+    /// <summary>
+    /// Where the models over these kernels attribute their time (stage by stage, waiting for the queue at each boundary);
+    /// null, the default, for unprofiled runs.
+    /// </summary>
+    public Performance.DeviceStageProfile? Profile { get; set; }
+
+    /// <summary>Enters a profiled stage until the scope is disposed; nothing when <see cref="Profile"/> is null.</summary>
+    public Performance.DeviceStageProfile.Scope Stage(string stage, double flops = 0) => Performance.DeviceStageProfile.Enter(Profile, stage, flops);
+
     /// <summary>Waits for every queued launch.</summary>
     public void Synchronize() => _accelerator.Synchronize();
 

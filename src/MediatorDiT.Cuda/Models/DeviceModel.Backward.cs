@@ -61,12 +61,15 @@ internal sealed partial class DeviceModel
         int outWidth = p * p * cfg.OutChannels, patchWidth = cfg.InChannels * p * p;
 
         // Final layer: tokens = Linear(adaLN(x; shift, scale)), (shift, scale) = Linear(siluC) (B, 2D).
-        k.UnpatchifyBackward(g.Output, g.TokensOut, b, cfg.OutChannels, cfg.GridSize, p, cfg.ReturnedChannels);
-        LinearBackward(a.H, w.FinalLinearWeight, g.TokensOut, grads.FinalLinearWeight, grads.FinalLinearBias, g.H, rows, d, outWidth, false);
-        k.Zero(g.FinalModulation);
-        k.AdaLayerNormBackward(g.H, a.Normalized, Column(a.FinalModulation, 1, d), a.Stats, Column(g.FinalModulation, 0, d),
-            Column(g.FinalModulation, 1, d), g.X, d, n, 2 * d, accumulate: false);
-        LinearBackward(a.SiluCondition, w.FinalAdaWeight, g.FinalModulation, grads.FinalAdaWeight, grads.FinalAdaBias, g.SiluCondition, b, d, 2 * d, false);
+        using (k.Stage("backward: final layer"))
+        {
+            k.UnpatchifyBackward(g.Output, g.TokensOut, b, cfg.OutChannels, cfg.GridSize, p, cfg.ReturnedChannels);
+            LinearBackward(a.H, w.FinalLinearWeight, g.TokensOut, grads.FinalLinearWeight, grads.FinalLinearBias, g.H, rows, d, outWidth, false);
+            k.Zero(g.FinalModulation);
+            k.AdaLayerNormBackward(g.H, a.Normalized, Column(a.FinalModulation, 1, d), a.Stats, Column(g.FinalModulation, 0, d),
+                Column(g.FinalModulation, 1, d), g.X, d, n, 2 * d, accumulate: false);
+            LinearBackward(a.SiluCondition, w.FinalAdaWeight, g.FinalModulation, grads.FinalAdaWeight, grads.FinalAdaBias, g.SiluCondition, b, d, 2 * d, false);
+        }
 
         stageDone?.Invoke(0);
         for (int i = w.Blocks.Count - 1; i >= 0; i--)
@@ -76,12 +79,15 @@ internal sealed partial class DeviceModel
         }
 
         // Embeddings: c = t_emb + y_emb, siluC = SiLU(c); t_emb = W2 SiLU(W0 freq + b0) + b2; tokens = patches W^T + b + pos.
-        k.SiluBackward(a.Condition, g.SiluCondition, g.Condition);
-        LinearBackward(a.TimeActivated, w.TimeW2, g.Condition, grads.TimeW2, grads.TimeB2, g.TimeActivated, b, d, d, false);
-        k.SiluBackward(a.TimeHidden, g.TimeActivated, g.TimeActivated);
-        LinearBackward(a.Frequencies, w.TimeW0, g.TimeActivated, grads.TimeW0, grads.TimeB0, default, b, TimestepEmbedder.FrequencySize, d, false);
-        k.LabelTableGradient(a.Labels, g.Condition, grads.LabelTable, d);
-        LinearBackward(a.Patches, w.PatchWeight, g.X, grads.PatchWeight, grads.PatchBias, default, rows, patchWidth, d, false);
+        using (k.Stage("backward: embeddings"))
+        {
+            k.SiluBackward(a.Condition, g.SiluCondition, g.Condition);
+            LinearBackward(a.TimeActivated, w.TimeW2, g.Condition, grads.TimeW2, grads.TimeB2, g.TimeActivated, b, d, d, false);
+            k.SiluBackward(a.TimeHidden, g.TimeActivated, g.TimeActivated);
+            LinearBackward(a.Frequencies, w.TimeW0, g.TimeActivated, grads.TimeW0, grads.TimeB0, default, b, TimestepEmbedder.FrequencySize, d, false);
+            k.LabelTableGradient(a.Labels, g.Condition, grads.LabelTable, d);
+            LinearBackward(a.Patches, w.PatchWeight, g.X, grads.PatchWeight, grads.PatchBias, default, rows, patchWidth, d, false);
+        }
         stageDone?.Invoke(w.Blocks.Count + 1);
     }
 
@@ -91,29 +97,39 @@ internal sealed partial class DeviceModel
         var cfg = Config;
         var k = _kernels;
         int d = cfg.HiddenSize, n = cfg.NumTokens, rows = b * n, hidden = cfg.MlpHidden, stride = 6 * d;
-        k.Zero(g.Modulation);
+        const string norms = "backward: norms and gated residuals";
+        using (k.Stage(norms)) k.Zero(g.Modulation);
 
         // MLP branch: x_out = xMid + gate2 * fc2(gelu(fc1(h2))).
-        k.GatedResidualBackward(g.X, s.Mlp, Column(s.Modulation, 5, d), Column(g.Modulation, 5, d), g.Branch, d, n, stride);
-        LinearBackward(s.Gelu, w.Fc2Weight, g.Branch, grads.Fc2Weight, grads.Fc2Bias, g.Hidden, rows, hidden, d, false);
-        k.GeluBackward(s.Fc1, g.Hidden, g.Hidden);
-        LinearBackward(s.H2, w.Fc1Weight, g.Hidden, grads.Fc1Weight, grads.Fc1Bias, g.H, rows, d, hidden, false);
-        g.X.CopyTo(g.XMid);
-        k.AdaLayerNormBackward(g.H, s.Normalized2, Column(s.Modulation, 4, d), s.Stats2, Column(g.Modulation, 3, d), Column(g.Modulation, 4, d),
-            g.XMid, d, n, stride, accumulate: true);
+        using (k.Stage(norms)) k.GatedResidualBackward(g.X, s.Mlp, Column(s.Modulation, 5, d), Column(g.Modulation, 5, d), g.Branch, d, n, stride);
+        using (k.Stage("backward: fc2")) LinearBackward(s.Gelu, w.Fc2Weight, g.Branch, grads.Fc2Weight, grads.Fc2Bias, g.Hidden, rows, hidden, d, false);
+        using (k.Stage("backward: gelu")) k.GeluBackward(s.Fc1, g.Hidden, g.Hidden);
+        using (k.Stage("backward: fc1")) LinearBackward(s.H2, w.Fc1Weight, g.Hidden, grads.Fc1Weight, grads.Fc1Bias, g.H, rows, d, hidden, false);
+        using (k.Stage(norms))
+        {
+            g.X.CopyTo(g.XMid);
+            k.AdaLayerNormBackward(g.H, s.Normalized2, Column(s.Modulation, 4, d), s.Stats2, Column(g.Modulation, 3, d), Column(g.Modulation, 4, d),
+                g.XMid, d, n, stride, accumulate: true);
 
-        // Attention branch: xMid = xIn + gate1 * proj(attention(qkv(h1))).
-        k.GatedResidualBackward(g.XMid, s.AttentionOut, Column(s.Modulation, 2, d), Column(g.Modulation, 2, d), g.Branch, d, n, stride);
-        LinearBackward(s.Heads, w.ProjWeight, g.Branch, grads.ProjWeight, grads.ProjBias, g.Heads, rows, d, d, false);
-        if (w.Mediator) MediatorBackward(s, w, grads, g, b);
-        else k.FullAttentionBackward(s.Qkv, s.Heads, g.Heads, s.Lse, g.Delta, g.Qkv, b, n, cfg.NumHeads, cfg.HeadDim, 1f / MathF.Sqrt(cfg.HeadDim));
-        LinearBackward(s.H1, w.QkvWeight, g.Qkv, grads.QkvWeight, grads.QkvBias, g.H, rows, d, 3 * d, false);
-        g.XMid.CopyTo(g.X);
-        k.AdaLayerNormBackward(g.H, s.Normalized1, Column(s.Modulation, 1, d), s.Stats1, Column(g.Modulation, 0, d), Column(g.Modulation, 1, d),
-            g.X, d, n, stride, accumulate: true);
+            // Attention branch: xMid = xIn + gate1 * proj(attention(qkv(h1))).
+            k.GatedResidualBackward(g.XMid, s.AttentionOut, Column(s.Modulation, 2, d), Column(g.Modulation, 2, d), g.Branch, d, n, stride);
+        }
+        using (k.Stage("backward: proj")) LinearBackward(s.Heads, w.ProjWeight, g.Branch, grads.ProjWeight, grads.ProjBias, g.Heads, rows, d, d, false);
+        if (w.Mediator)
+            using (k.Stage("backward: mediator attention core")) MediatorBackward(s, w, grads, g, b);
+        else
+            using (k.Stage("backward: full attention core"))
+                k.FullAttentionBackward(s.Qkv, s.Heads, g.Heads, s.Lse, g.Delta, g.Qkv, b, n, cfg.NumHeads, cfg.HeadDim, 1f / MathF.Sqrt(cfg.HeadDim));
+        using (k.Stage("backward: qkv")) LinearBackward(s.H1, w.QkvWeight, g.Qkv, grads.QkvWeight, grads.QkvBias, g.H, rows, d, 3 * d, false);
+        using (k.Stage(norms))
+        {
+            g.XMid.CopyTo(g.X);
+            k.AdaLayerNormBackward(g.H, s.Normalized1, Column(s.Modulation, 1, d), s.Stats1, Column(g.Modulation, 0, d), Column(g.Modulation, 1, d),
+                g.X, d, n, stride, accumulate: true);
+        }
 
         // adaLN projection: mod = siluC W^T + b.
-        LinearBackward(siluC, w.AdaWeight, g.Modulation, grads.AdaWeight, grads.AdaBias, g.SiluCondition, b, d, stride, true);
+        using (k.Stage("backward: adaLN modulation")) LinearBackward(siluC, w.AdaWeight, g.Modulation, grads.AdaWeight, grads.AdaBias, g.SiluCondition, b, d, stride, true);
     }
 
     /// <summary>Mediator attention's core backward from g.Heads: dqkv into g.Qkv, the depthwise conv's and the position biases' gradients added.</summary>
@@ -141,7 +157,7 @@ internal sealed partial class DeviceModel
         ArrayView<float> dx, int rows, int inFeatures, int outFeatures, bool accumulateDx)
     {
         _products.WeightGradient(dy, x, dWeight, rows, inFeatures, outFeatures);
-        _kernels.ColumnSums(dy, dBias, outFeatures);
+        using (_kernels.Stage(_kernels.Profile?.Current + ": bias column sums")) _kernels.ColumnSums(dy, dBias, outFeatures);
         if (dx.Length > 0) _products.InputGradient(dy, weight, dx, rows, inFeatures, outFeatures, accumulateDx);
     }
 

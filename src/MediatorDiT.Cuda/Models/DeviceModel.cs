@@ -129,15 +129,18 @@ internal sealed partial class DeviceModel : IDisposable
         var w = _weights;
 
         // Embeddings: tokens = patches W^T + b + pos; c = y_emb + t_emb; siluC = SiLU(c).
-        k.Patchify(a.Input, a.Patches, new PatchGeometry(cfg.InChannels, p, cfg.GridSize, cfg.InChannels), b);
-        Linear(a.Patches, w.PatchWeight, w.PatchBias, a.X, rows, patchWidth, d);
-        k.AddRepeated(a.X, w.PosEmbed, n * d);
-        k.TimestepFrequencies(a.Times, a.Frequencies);
-        Linear(a.Frequencies, w.TimeW0, w.TimeB0, a.TimeHidden, b, TimestepEmbedder.FrequencySize, d);
-        k.SiluForward(a.TimeHidden, a.TimeActivated);
-        Linear(a.TimeActivated, w.TimeW2, w.TimeB2, a.TimeEmbedding, b, d, d);
-        k.LabelEmbed(w.LabelTable, a.Labels, a.TimeEmbedding, a.Condition, d);
-        k.SiluForward(a.Condition, a.SiluCondition);
+        using (k.Stage("forward: embeddings"))
+        {
+            k.Patchify(a.Input, a.Patches, new PatchGeometry(cfg.InChannels, p, cfg.GridSize, cfg.InChannels), b);
+            Linear(a.Patches, w.PatchWeight, w.PatchBias, a.X, rows, patchWidth, d);
+            k.AddRepeated(a.X, w.PosEmbed, n * d);
+            k.TimestepFrequencies(a.Times, a.Frequencies);
+            Linear(a.Frequencies, w.TimeW0, w.TimeB0, a.TimeHidden, b, TimestepEmbedder.FrequencySize, d);
+            k.SiluForward(a.TimeHidden, a.TimeActivated);
+            Linear(a.TimeActivated, w.TimeW2, w.TimeB2, a.TimeEmbedding, b, d, d);
+            k.LabelEmbed(w.LabelTable, a.Labels, a.TimeEmbedding, a.Condition, d);
+            k.SiluForward(a.Condition, a.SiluCondition);
+        }
 
         var geometry = new AttentionGeometry(b, cfg.GridSize, cfg.NumHeads, cfg.HeadDim, cfg.MediatorGrid, 1f / MathF.Sqrt(cfg.HeadDim));
         for (int i = 0; i < w.Blocks.Count; i++)
@@ -145,31 +148,41 @@ internal sealed partial class DeviceModel : IDisposable
             var block = w.Blocks[i];
             var s = a.Block(i);
             // mod (B, 6D) -> shift1, scale1, gate1, shift2, scale2, gate2, each (B, D).
-            Linear(a.SiluCondition, block.AdaWeight, block.AdaBias, s.Modulation, b, d, 6 * d);
-            k.SplitModulation(s.Modulation, a.ModulationChunks, b, d, 6);
-            k.AdaLayerNormForward(a.X, a.Chunk(0), a.Chunk(1), s.Normalized1, s.H1, s.Stats1, d, n);
+            using (k.Stage("forward: adaLN modulation"))
+            {
+                Linear(a.SiluCondition, block.AdaWeight, block.AdaBias, s.Modulation, b, d, 6 * d);
+                k.SplitModulation(s.Modulation, a.ModulationChunks, b, d, 6);
+            }
+            using (k.Stage("forward: norms and gated residuals")) k.AdaLayerNormForward(a.X, a.Chunk(0), a.Chunk(1), s.Normalized1, s.H1, s.Stats1, d, n);
             if (AttentionInputObserver is { } observe) observe(i, Observed(s.H1, rows, d), b);
-            Linear(s.H1, block.QkvWeight, block.QkvBias, s.Qkv, rows, d, 3 * d);
+            using (k.Stage("forward: qkv")) Linear(s.H1, block.QkvWeight, block.QkvBias, s.Qkv, rows, d, 3 * d);
             if (block.Mediator)
-                k.MediatorAttention(s.Qkv, block.Bias1, block.Bias2, block.DwcWeight, block.DwcBias, s.MediatorTokens, s.A1, s.Vm, s.A2,
-                    s.Heads, geometry);
+                using (k.Stage("forward: mediator attention core"))
+                    k.MediatorAttention(s.Qkv, block.Bias1, block.Bias2, block.DwcWeight, block.DwcBias, s.MediatorTokens, s.A1, s.Vm, s.A2,
+                        s.Heads, geometry);
             else
-                k.FlashAttention(s.Qkv, s.Heads, s.Lse, geometry);
-            Linear(s.Heads, block.ProjWeight, block.ProjBias, s.AttentionOut, rows, d, d);
-            k.GatedResidualForward(a.X, s.AttentionOut, a.Chunk(2), s.XMid, d, n);
-            k.AdaLayerNormForward(s.XMid, a.Chunk(3), a.Chunk(4), s.Normalized2, s.H2, s.Stats2, d, n);
-            Linear(s.H2, block.Fc1Weight, block.Fc1Bias, s.Fc1, rows, d, cfg.MlpHidden);
-            k.GeluForward(s.Fc1, s.Gelu);
-            Linear(s.Gelu, block.Fc2Weight, block.Fc2Bias, s.Mlp, rows, cfg.MlpHidden, d);
-            k.GatedResidualForward(s.XMid, s.Mlp, a.Chunk(5), a.X, d, n);
+                using (k.Stage("forward: full attention core")) k.FlashAttention(s.Qkv, s.Heads, s.Lse, geometry);
+            using (k.Stage("forward: proj")) Linear(s.Heads, block.ProjWeight, block.ProjBias, s.AttentionOut, rows, d, d);
+            using (k.Stage("forward: norms and gated residuals"))
+            {
+                k.GatedResidualForward(a.X, s.AttentionOut, a.Chunk(2), s.XMid, d, n);
+                k.AdaLayerNormForward(s.XMid, a.Chunk(3), a.Chunk(4), s.Normalized2, s.H2, s.Stats2, d, n);
+            }
+            using (k.Stage("forward: fc1")) Linear(s.H2, block.Fc1Weight, block.Fc1Bias, s.Fc1, rows, d, cfg.MlpHidden);
+            using (k.Stage("forward: gelu")) k.GeluForward(s.Fc1, s.Gelu);
+            using (k.Stage("forward: fc2")) Linear(s.Gelu, block.Fc2Weight, block.Fc2Bias, s.Mlp, rows, cfg.MlpHidden, d);
+            using (k.Stage("forward: norms and gated residuals")) k.GatedResidualForward(s.XMid, s.Mlp, a.Chunk(5), a.X, d, n);
         }
 
         // Final layer: shift, scale = Linear(siluC) (B, 2D); tokens = Linear(adaLN(x)); unpatchify the returned channels.
-        Linear(a.SiluCondition, w.FinalAdaWeight, w.FinalAdaBias, a.FinalModulation, b, d, 2 * d);
-        k.SplitModulation(a.FinalModulation, a.ModulationChunks.SubView(0, 2L * b * d), b, d, 2);
-        k.AdaLayerNormForward(a.X, a.Chunk(0), a.Chunk(1), a.Normalized, a.H, a.Stats, d, n);
-        Linear(a.H, w.FinalLinearWeight, w.FinalLinearBias, a.TokensOut, rows, d, outWidth);
-        k.Unpatchify(a.TokensOut, a.Output, new PatchGeometry(cfg.OutChannels, p, cfg.GridSize, cfg.ReturnedChannels), b);
+        using (k.Stage("forward: final layer"))
+        {
+            Linear(a.SiluCondition, w.FinalAdaWeight, w.FinalAdaBias, a.FinalModulation, b, d, 2 * d);
+            k.SplitModulation(a.FinalModulation, a.ModulationChunks.SubView(0, 2L * b * d), b, d, 2);
+            k.AdaLayerNormForward(a.X, a.Chunk(0), a.Chunk(1), a.Normalized, a.H, a.Stats, d, n);
+            Linear(a.H, w.FinalLinearWeight, w.FinalLinearBias, a.TokensOut, rows, d, outWidth);
+            k.Unpatchify(a.TokensOut, a.Output, new PatchGeometry(cfg.OutChannels, p, cfg.GridSize, cfg.ReturnedChannels), b);
+        }
     }
 
     /// <summary>The attention input (rows, d) on the host, in one host tensor reused while the batch size stays.</summary>

@@ -24,6 +24,7 @@ public sealed class DeviceWorkload : IDisposable
     private readonly float[] _t;
     private readonly int[] _y;
     private DeviceModelFunction? _forward;
+    private Kernels.KernelSet? _forwardKernels;
     private DeviceTrainingBackend? _training;
     private TrainingBatch[]? _batches;
 
@@ -73,9 +74,36 @@ public sealed class DeviceWorkload : IDisposable
         {
             var model = new SiTModel(Config);
             Randomise(model.Parameters);
-            _forward = new DeviceModelFunction(model, _accelerator, precision: Precision);
+            _forwardKernels = new Kernels.KernelSet(_accelerator);
+            _forward = new DeviceModelFunction(model, _forwardKernels, Blas.DeviceGemms.For(_accelerator), guidance: null, Precision);
         }
         return _forward.Evaluate(_x, _t, _y);
+    }
+
+    /// <summary>
+    /// One <see cref="Forward"/> with <paramref name="profile"/> attributing its time by stage (the profile is
+    /// restarted first and stopped after); run an unprofiled one first, so compiling and allocating stay out of it.
+    /// </summary>
+    public void ProfileForward(DeviceStageProfile profile) => Profiled(profile, () => _forwardKernels, () => Forward());
+
+    /// <summary>One <see cref="TrainStep"/> on training batch <paramref name="call"/> with <paramref name="profile"/> attributing its time by stage.</summary>
+    public void ProfileTrainStep(DeviceStageProfile profile, int call = 0) => Profiled(profile, () => _training?.Kernels, () => TrainStep(call));
+
+    private static void Profiled(DeviceStageProfile profile, Func<Kernels.KernelSet?> kernels, Action run)
+    {
+        ArgumentNullException.ThrowIfNull(profile);
+        var set = kernels() ?? throw new InvalidOperationException("run the workload once before profiling it.");
+        set.Profile = profile;
+        try
+        {
+            profile.Start();
+            run();
+            profile.Stop();
+        }
+        finally
+        {
+            set.Profile = null;
+        }
     }
 
     /// <summary>One training step on training batch <paramref name="call"/> mod the batches drawn; its loss and gradient norm.</summary>
@@ -83,8 +111,10 @@ public sealed class DeviceWorkload : IDisposable
     {
         if (_training is null)
         {
-            var net = TrainableNetwork.Create(Config, []);
-            var ema = TrainableNetwork.Create(Config, []);
+            // The config's own attention: its one mediator count, or none for full attention.
+            int[] mediators = Config.Attention == AttentionKind.Mediator ? [Config.MediatorNum] : [];
+            var net = TrainableNetwork.Create(Config, mediators);
+            var ema = TrainableNetwork.Create(Config, mediators);
             Randomise(net.Parameters);
             Ema.CopyWeights(net, ema);
             _batches = Enumerable.Range(0, _trainingBatches).Select(i => RandomBatch(Config, Batch, 200 + i)).ToArray();

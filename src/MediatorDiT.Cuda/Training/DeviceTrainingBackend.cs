@@ -91,6 +91,9 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
     /// <inheritdoc/>
     public string Name { get; }
 
+    /// <summary>The kernels the step runs (their <see cref="KernelSet.Profile"/> attributes its time).</summary>
+    internal KernelSet Kernels => _kernels;
+
     /// <summary>The device state after <see cref="Attach"/> (tests read the last step's gradients from it); null before.</summary>
     internal DeviceTrainingState? State => _state;
 
@@ -187,7 +190,7 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
         int per = batch.X1.Length / size, perInput = batch.Xt.Length / size;
         model.CheckLabels(batch.Labels);
         // The member's position biases from the current weights (they changed in the last step's update).
-        model.Weights.RefreshPositionBiases(host);
+        using (k.Stage("training: position biases (host)")) model.Weights.RefreshPositionBiases(host);
         var a = model.ActivationsFor(part);
         var g = model.BackwardBuffersFor(part);
         if (g.Output.Length != (long)part * per || g.Noise.Length != (long)part * per || a.Input.Length != (long)part * perInput)
@@ -215,17 +218,23 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
         for (int s = 0; s < shards; s++)
         {
             int start = s * part;
-            k.Zero(state.Gradients);
-            a.Input.CopyFromCPU(batch.Xt.Span.Slice(start * perInput, part * perInput));
-            a.Times.CopyFromCPU(batch.T.AsSpan(start, part));
-            a.Labels.CopyFromCPU(batch.Labels.AsSpan(start, part));
-            g.Noise.CopyFromCPU(batch.X0.Span.Slice(start * per, part * per));
-            g.Data.CopyFromCPU(batch.X1.Span.Slice(start * per, part * per));
+            using (k.Stage("training: zero gradients, upload the batch"))
+            {
+                k.Zero(state.Gradients);
+                a.Input.CopyFromCPU(batch.Xt.Span.Slice(start * perInput, part * perInput));
+                a.Times.CopyFromCPU(batch.T.AsSpan(start, part));
+                a.Labels.CopyFromCPU(batch.Labels.AsSpan(start, part));
+                g.Noise.CopyFromCPU(batch.X0.Span.Slice(start * per, part * per));
+                g.Data.CopyFromCPU(batch.X1.Span.Slice(start * per, part * per));
+            }
             model.TrainingForward(a);
-            var (coefficients, mode) = TrainingKernels.LossCoefficientsFor(_transport, batch.T.AsSpan(start, part), per);
-            g.LossCoefficients.CopyFromCPU(coefficients);
-            k.TrainingLoss(a.Output, g.Noise, g.Data, g.LossCoefficients, mode, g.Output, g.Losses);
-            if (batch.TotalShards > 1) k.Scale(g.Output, 1f / batch.TotalShards); // each part's mean loss weighs 1 / parts of the global batch
+            using (k.Stage("training: loss"))
+            {
+                var (coefficients, mode) = TrainingKernels.LossCoefficientsFor(_transport, batch.T.AsSpan(start, part), per);
+                g.LossCoefficients.CopyFromCPU(coefficients);
+                k.TrainingLoss(a.Output, g.Noise, g.Data, g.LossCoefficients, mode, g.Output, g.Losses);
+                if (batch.TotalShards > 1) k.Scale(g.Output, 1f / batch.TotalShards); // each part's mean loss weighs 1 / parts of the global batch
+            }
             bool chainStarts = onDevice && s == shards - 1, continues = _comm.Rank == 0 && shards > 1;
             if (chainStarts && _exchange!.Overlap)
             {
@@ -275,11 +284,12 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
         foreach (double l in _partLosses.AsSpan(0, batch.TotalShards)) lossSum += l;
         var gradients = ranks || shards > 1 ? state.Sum : state.Gradients;
 
-        k.GradientNormAndClip(gradients, state.NormPartials, state.NormResult, batch.GradClip);
+        using (k.Stage("training: gradient norm and clipping")) k.GradientNormAndClip(gradients, state.NormPartials, state.NormResult, batch.GradClip);
         _optimizer!.LearningRate = batch.LearningRate;
-        foreach (var (first, last) in _runs[batch.Member]) Update(state, gradients, first, last);
-        _products.RefreshBf16Copies();
-        k.EmaUpdate(state.Ema, state.Values, batch.EmaDecay);
+        using (k.Stage("training: AdamW"))
+            foreach (var (first, last) in _runs[batch.Member]) Update(state, gradients, first, last);
+        using (k.Stage("training: bf16 weight copies")) _products.RefreshBf16Copies();
+        using (k.Stage("training: EMA")) k.EmaUpdate(state.Ema, state.Values, batch.EmaDecay);
         k.Synchronize();
         state.NormResult.SubView(0, 1).CopyToCPU(_norm.AsSpan());
         return new TrainingStepResult(lossSum / batch.GlobalSize, _norm[0]);
