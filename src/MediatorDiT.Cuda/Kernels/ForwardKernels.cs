@@ -43,20 +43,6 @@ internal static class ForwardKernels
     public static void AddRepeated(Index1D i, ArrayView<float> x, ArrayView<float> table, int period) => x[i] = x[i] + table[i % period];
 
     /// <summary>
-    /// Models.TimestepEmbedder.Frequencies: for sample b and k &lt; 128, freq = exp(-ln(10000) k / 128),
-    /// dst[b, k] = cos(t_b freq), dst[b, 128 + k] = sin(t_b freq); dst (B, 256). One thread per (b, k).
-    /// </summary>
-    public static void TimestepFrequencies(Index1D i, ArrayView<float> t, ArrayView<float> dst)
-    {
-        const int half = 128;
-        int b = i / half, k = i % half;
-        float freq = MathF.Exp(-MathF.Log(10000f) * (k / (float)half));
-        float arg = t[b] * freq;
-        dst[b * 2 * half + k] = MathF.Cos(arg);
-        dst[b * 2 * half + half + k] = MathF.Sin(arg);
-    }
-
-    /// <summary>
     /// Models.LabelEmbedder.Forward plus the timestep embedding: c (B, D) = table[y_b] + temb (labels checked on the host).
     /// </summary>
     public static void LabelEmbed(Index1D i, ArrayView<float> table, ArrayView<int> labels, ArrayView<float> temb, ArrayView<float> c, int d)

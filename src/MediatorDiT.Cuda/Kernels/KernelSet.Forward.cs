@@ -8,7 +8,6 @@ internal sealed partial class KernelSet
 {
     private Action<Index1D, ArrayView<float>, ArrayView<float>, PatchGeometry>? _patchify, _unpatchify;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _repeatRow, _addRepeated;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>>? _frequencies;
     private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int>? _labelEmbed;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>? _splitModulation;
     private Action<Index1D, ArrayView<float>, int, int, int, float>? _guidance;
@@ -51,14 +50,6 @@ internal sealed partial class KernelSet
         Check(period >= 1 && table.Length >= period && x.Length % period == 0, "x must hold whole periods of the table");
         (_addRepeated ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(ForwardKernels.AddRepeated))(
             (int)x.Length, x, table, period);
-    }
-
-    /// <summary>dst (B, 256) = the sinusoidal frequencies of the B times in t.</summary>
-    public void TimestepFrequencies(ArrayView<float> t, ArrayView<float> dst)
-    {
-        Check(dst.Length >= t.Length * 256, "dst needs 256 floats per time");
-        (_frequencies ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ForwardKernels.TimestepFrequencies))(
-            (int)t.Length * 128, t, dst);
     }
 
     /// <summary>c (B, D) = table[labels] + temb; the labels must be rows of the table (the caller checks them on the host).</summary>

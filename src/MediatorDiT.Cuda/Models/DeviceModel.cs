@@ -62,6 +62,8 @@ internal sealed partial class DeviceModel : IDisposable
     internal Action<int, Tensor, int>? AttentionInputObserver { get; set; }
 
     private Tensor? _observedInput;
+    // The host's timestep features (B, 256), reused while the batch does not grow.
+    private float[] _hostFrequencies = [];
 
     /// <summary>The activations of the last forward (tests read the saved attention tensors), null before the first.</summary>
     internal DeviceActivations? Activations => _activations;
@@ -95,7 +97,7 @@ internal sealed partial class DeviceModel : IDisposable
         _kernels.Accelerator.Bind();
         var a = ActivationsFor(b);
         a.Input.CopyFromCPU(states);
-        a.Times.CopyFromCPU(t);
+        UploadTimes(a, t);
         a.Labels.CopyFromCPU(y);
         Network(a, b);
 
@@ -106,6 +108,20 @@ internal sealed partial class DeviceModel : IDisposable
         _kernels.Synchronize();
         a.Output.CopyToCPU(output.Span);
         return output;
+    }
+
+    /// <summary>
+    /// Uploads the times t (B) and their sinusoidal features (B, 256), computed on the host by the CPU model's own
+    /// <see cref="TimestepEmbedder.Frequencies"/>: a GPU's fast sine, cosine and exponential are approximations, and
+    /// DiT's times reach 999, where an error of one unit in the last place of t freq already moves sin(t freq) by 1e-4.
+    /// </summary>
+    internal void UploadTimes(DeviceActivations a, ReadOnlySpan<float> t)
+    {
+        int size = t.Length * 2 * (TimestepEmbedder.FrequencySize / 2);
+        if (_hostFrequencies.Length < size) _hostFrequencies = new float[size];
+        TimestepEmbedder.Frequencies(t, _hostFrequencies.AsSpan(0, size));
+        a.Times.SubView(0, t.Length).CopyFromCPU(t);
+        a.Frequencies.SubView(0, size).CopyFromCPU(_hostFrequencies.AsSpan(0, size));
     }
 
     /// <summary>The activations for a batch of <paramref name="batch"/>, allocated at the first call of that size (per block when training).</summary>
@@ -134,7 +150,6 @@ internal sealed partial class DeviceModel : IDisposable
             k.Patchify(a.Input, a.Patches, new PatchGeometry(cfg.InChannels, p, cfg.GridSize, cfg.InChannels), b);
             Linear(a.Patches, w.PatchWeight, w.PatchBias, a.X, rows, patchWidth, d);
             k.AddRepeated(a.X, w.PosEmbed, n * d);
-            k.TimestepFrequencies(a.Times, a.Frequencies);
             Linear(a.Frequencies, w.TimeW0, w.TimeB0, a.TimeHidden, b, TimestepEmbedder.FrequencySize, d);
             k.SiluForward(a.TimeHidden, a.TimeActivated);
             Linear(a.TimeActivated, w.TimeW2, w.TimeB2, a.TimeEmbedding, b, d, d);

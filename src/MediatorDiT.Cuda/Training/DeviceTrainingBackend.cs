@@ -222,7 +222,7 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
             {
                 k.Zero(state.Gradients);
                 a.Input.CopyFromCPU(batch.Xt.Span.Slice(start * perInput, part * perInput));
-                a.Times.CopyFromCPU(batch.T.AsSpan(start, part));
+                model.UploadTimes(a, batch.T.AsSpan(start, part));
                 a.Labels.CopyFromCPU(batch.Labels.AsSpan(start, part));
                 g.Noise.CopyFromCPU(batch.X0.Span.Slice(start * per, part * per));
                 g.Data.CopyFromCPU(batch.X1.Span.Slice(start * per, part * per));

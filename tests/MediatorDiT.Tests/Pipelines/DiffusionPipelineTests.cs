@@ -113,7 +113,7 @@ public class DiffusionPipelineTests
     }
 
     [Fact]
-    public void RunsFromSeveralThreadsTakeTurnsAndGiveTheirOwnImages()
+    public async Task RunsFromSeveralThreadsTakeTurnsAndGiveTheirOwnImages()
     {
         // The networks keep their scratch between calls: without turns, overlapping runs overwrite each other's.
         var pipeline = DiffusionPipeline.FromModels(LadderDemoTests.TinyLadder());
@@ -125,8 +125,8 @@ public class DiffusionPipelineTests
             start.SignalAndWait();
             return pipeline.Generate(o).Images.Span.ToArray();
         }, TaskCreationOptions.LongRunning)).ToArray();
-        Task.WaitAll(together);
-        for (int i = 0; i < options.Length; i++) Assert.Equal(alone[i], together[i].Result);
+        var images = await Task.WhenAll(together);
+        for (int i = 0; i < options.Length; i++) Assert.Equal(alone[i], images[i]);
     }
 
     [Fact]

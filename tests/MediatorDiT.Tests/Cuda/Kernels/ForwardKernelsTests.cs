@@ -35,19 +35,6 @@ public class ForwardKernelsTests(CpuAcceleratorFixture device)
     }
 
     [Fact]
-    public void TimestepFrequencies_MatchTheCpuToRounding()
-    {
-        float[] t = [0f, 0.37f, 1f, 999f];
-        var expected = new float[t.Length * TimestepEmbedder.FrequencySize];
-        TimestepEmbedder.Frequencies(t, expected);
-        using var dt = device.Upload(t);
-        using var dst = device.Accelerator.Allocate1D<float>(expected.Length);
-        device.Kernels.TimestepFrequencies(dt.View, dst.View);
-        var actual = device.Download(dst);
-        for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(actual[i] - expected[i]) <= 1e-6f, $"element {i}: {expected[i]} vs {actual[i]}");
-    }
-
-    [Fact]
     public void LabelEmbed_RepeatRow_AddRepeated_AndSplitModulation_AreTheCpuSums()
     {
         const int d = 5, batch = 3, classes = 4;
