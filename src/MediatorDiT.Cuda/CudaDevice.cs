@@ -39,7 +39,7 @@ public sealed class CudaDevice : IDisposable
         if (device.Device != ComputeDevice.Cuda) throw new MediatorDiTException($"{what}: a CUDA device needs cuda or cuda:N, got {device}.");
         DeviceAvailability.RequireUsable(device, what);
         IlgpuDriver.PointAt(CudaLibraries.Locate().Driver!);
-        var context = Context.Create(builder => builder.Cuda());
+        var context = Context.Create(builder => Kernels.PtxIntrinsics.Register(builder.Cuda()));
         try
         {
             int count = context.GetCudaDevices().Count;

@@ -70,11 +70,12 @@ foreach (string name in ParityChecks.FixtureCases)
 OnDevice("parity_bf16_forward", (d, e) => ParityChecks.Bf16Forward(d, fixtureDir ?? throw new DirectoryNotFoundException("no fixtures folder (--fixtures DIR)"), ParityChecks.FixtureCases[0], e));
 OnDevice("parity_training_full", (d, e) => ParityChecks.Training(d, 0, e));
 OnDevice("parity_training_mediator", (d, e) => ParityChecks.Training(d, 4, e));
-OnDevice("nccl_one_rank", NcclChecks.OneRank);
 OnDevice("speed_long_forward_mediator", (d, e) => SpeedChecks.LongForward(d, options, 64, e));
 OnDevice("speed_long_forward_full", (d, e) => SpeedChecks.LongForward(d, options, 0, e));
 OnDevice("speed_sampling_ladder", (d, e) => SpeedChecks.Sampling(d, options, e));
 OnDevice("speed_training", (d, e) => SpeedChecks.Training(d, options, e));
+// Last: NCCL initialises the CUDA runtime, which may make the device's primary context current on this thread.
+OnDevice("nccl_one_rank", NcclChecks.OneRank);
 
 var cases = (JsonObject)report.Root["cases"]!;
 double? Rate(string name) => cases[name]?["images_per_second"]?.GetValueKind() == System.Text.Json.JsonValueKind.Number ? cases[name]!["images_per_second"]!.GetValue<double>() : null;

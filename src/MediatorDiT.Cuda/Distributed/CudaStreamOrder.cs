@@ -40,8 +40,8 @@ internal sealed unsafe class CudaStreamOrder : IDisposable
     public void Order(IntPtr earlier, IntPtr later)
     {
         if (_event == IntPtr.Zero) throw new ObjectDisposedException(nameof(CudaStreamOrder));
-        Check(_record(_event, earlier), "cuEventRecord");
-        Check(_wait(later, _event, 0), "cuStreamWaitEvent");
+        Check(_record(_event, earlier), $"cuEventRecord (event 0x{_event:x}, stream 0x{earlier:x})");
+        Check(_wait(later, _event, 0), $"cuStreamWaitEvent (stream 0x{later:x}, event 0x{_event:x})");
     }
 
     private static void Check(int result, string call)

@@ -106,6 +106,7 @@ public sealed unsafe class NcclTransport : IDeviceTransport
         string driver = CudaLibraries.Locate().Driver ?? throw new MediatorDiTException("no NVIDIA driver (libcuda.so.1) was found for the stream events.");
         IntPtr comm;
         api!.Check(api.CommInitRank(&comm, communicator.Size, id, communicator.Rank), "ncclCommInitRank");
+        cuda.Bind(); // NCCL's runtime may have made the device's primary context current: the events belong in the accelerator's
         try
         {
             return new NcclTransport(api, comm, cuda, new CudaStreamOrder(driver), communicator.Rank, communicator.Size, api.Version());

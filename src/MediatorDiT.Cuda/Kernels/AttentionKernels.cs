@@ -43,7 +43,7 @@ internal static class AttentionKernels
         }
         float inv = 1f / sum;
         for (int c = 0; c < hd; c++) o[oo + c] *= inv;
-        lse[i] = max + MathF.Log(sum);
+        lse[i] = max + DeviceMath.Log(sum);
     }
 
     /// <summary>

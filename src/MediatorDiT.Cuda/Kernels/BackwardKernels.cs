@@ -85,7 +85,7 @@ internal static class BackwardKernels
     /// <summary>dx = dy s (1 + x (1 - s)) with s = sigmoid(x), as Nn.Silu.Backward (dx may be dy, not x).</summary>
     public static void SiluBackward(Index1D i, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx)
     {
-        float v = x[i], s = 1f / (1f + MathF.Exp(-v));
+        float v = x[i], s = 1f / (1f + DeviceMath.Exp(-v));
         dx[i] = dy[i] * s * (1f + v * (1f - s));
     }
 

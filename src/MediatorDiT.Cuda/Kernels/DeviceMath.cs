@@ -55,4 +55,13 @@ internal static class DeviceMath
     /// <summary>2^n for n in [-126, 127], built in the exponent bits.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Pow2(int n) => BitConverter.Int32BitsToSingle((n + 127) << 23);
+
+    /// <summary>
+    /// ln(x) as log2(x) ln 2: ILGPU's PTX back end has no natural logarithm (nor exponential) of its own, only the
+    /// hardware's lg2.approx.f32 (absolute error about 2^-22 near 1), reached through ILGPU's Log2 intrinsic
+    /// (MathF.Log2 itself is left an undefined external call). The kernels take it of sums of at least 1 (a
+    /// softmax row's sum with its maximum term e^0), where that is a few units in the last place.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Log(float x) => ILGPU.IntrinsicMath.CPUOnly.Log2(x) * 0.6931471805599453f;
 }

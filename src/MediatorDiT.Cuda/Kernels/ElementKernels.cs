@@ -36,7 +36,7 @@ internal static class ElementKernels
     public static void SiluForward(Index1D i, ArrayView<float> x, ArrayView<float> y)
     {
         float v = x[i];
-        y[i] = v * (1f / (1f + MathF.Exp(-v)));
+        y[i] = v * (1f / (1f + DeviceMath.Exp(-v)));
     }
 
     /// <summary>

@@ -76,6 +76,6 @@ internal static class RowKernels
         }
         float inv = 1f / sum;
         for (int j = 0; j < n; j++) x[o + j] *= inv;
-        return max + MathF.Log(sum);
+        return max + DeviceMath.Log(sum);
     }
 }

@@ -109,7 +109,7 @@ internal static class VaeKernels
     {
         int c = index / spatial, g = c / perGroup;
         float v = (x[index] - stats[2 * g]) * (stats[2 * g + 1] * gamma[c]) + beta[c];
-        y[index] = silu != 0 ? v * (1f / (1f + MathF.Exp(-v))) : v;
+        y[index] = silu != 0 ? v * (1f / (1f + Kernels.DeviceMath.Exp(-v))) : v;
     }
 
     /// <summary>y (C, 2h, 2w) = x (C, h, w) repeated 2 x 2 (nearest neighbour), one thread per output.</summary>

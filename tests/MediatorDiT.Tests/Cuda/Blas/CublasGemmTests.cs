@@ -75,7 +75,7 @@ public class CublasGemmGpuTests
 {
     private static (Context, CudaAccelerator) Cuda()
     {
-        var context = Context.Create(builder => builder.Cuda());
+        var context = Context.Create(builder => MediatorDiT.Cuda.Kernels.PtxIntrinsics.Register(builder.Cuda()));
         return (context, context.CreateCudaAccelerator(0));
     }
 

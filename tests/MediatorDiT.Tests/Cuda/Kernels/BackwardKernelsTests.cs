@@ -81,7 +81,7 @@ public class BackwardKernelsTests(CpuAcceleratorFixture device)
     }
 
     [Fact]
-    public void SiluBackward_EqualsTheCpuKernelBitForBit()
+    public void SiluBackward_MatchesTheCpuKernelToRounding()
     {
         var x = KernelData.Uniform(301, 61, -12f, 12f);
         var dy = KernelData.Uniform(301, 62);
@@ -90,7 +90,8 @@ public class BackwardKernelsTests(CpuAcceleratorFixture device)
         using var dx = device.Upload(x);
         using var ddy = device.Upload(dy);
         device.Kernels.SiluBackward(dx.View, ddy.View, ddy.View); // in place, as the timestep embedder calls it
-        KernelData.AssertSameBits(expected, device.Download(ddy));
+        // The device's sigmoid takes DeviceMath.Exp (PTX has no exp), the CPU's MathF.Exp: a few units in the last place.
+        KernelData.AssertRelative(expected, device.Download(ddy), 1e-6);
     }
 
     [Theory]

@@ -24,7 +24,7 @@ public class DeviceBf16GpuTests(ITestOutputHelper output)
 {
     private static (Context, CudaAccelerator) Cuda()
     {
-        var context = Context.Create(builder => builder.Cuda());
+        var context = Context.Create(builder => MediatorDiT.Cuda.Kernels.PtxIntrinsics.Register(builder.Cuda()));
         return (context, context.CreateCudaAccelerator(0));
     }
 
