@@ -29,7 +29,9 @@ internal static class AttentionBackwardKernels
     /// <summary>
     /// Full attention's dq, one thread per (b, h, query i), flash style: for each key j the probability is recomputed
     /// as p = exp(s q_i.k_j - lse_i) from the forward's log-sum-exp (never an N x N matrix), then
-    /// dS = p (dO_i.v_j - delta_i) and dq_i = s sum_j dS k_j, accumulated in the thread's own row of dqkv.
+    /// dS = p (dO_i.v_j - delta_i) and dq_i = s sum_j dS k_j. The thread's q_i, dO_i and dq_i rows live in its local
+    /// memory (see AttentionKernels.FlashAttention: neighbouring threads' global rows are 3D floats apart), dq_i is
+    /// written once at the end; the sums run in the same order as in global memory, to the same bits.
     /// </summary>
     public static void FullAttentionQueryGradient(Index1D index, ArrayView<float> qkv, ArrayView<float> dO, ArrayView<float> lse,
         ArrayView<float> delta, ArrayView<float> dqkv, int tokens, int heads, int headDim, float scale)
@@ -39,26 +41,35 @@ internal static class AttentionBackwardKernels
         long imageRow = (long)b * tokens;
         long q = (imageRow + i) * 3 * d + h * hd, g = (imageRow + i) * d + h * hd;
         float l = lse[index], dl = delta[index];
-        for (int c = 0; c < hd; c++) dqkv[q + c] = 0;
+        var qRow = LocalMemory.Allocate<float>(AttentionKernels.MaxHeadDim);
+        var gRow = LocalMemory.Allocate<float>(AttentionKernels.MaxHeadDim);
+        var dq = LocalMemory.Allocate<float>(AttentionKernels.MaxHeadDim);
+        for (int c = 0; c < hd; c++)
+        {
+            qRow[c] = qkv[q + c];
+            gRow[c] = dO[g + c];
+            dq[c] = 0;
+        }
         for (int j = 0; j < tokens; j++)
         {
             long k = (imageRow + j) * 3 * d + d + h * hd, v = k + d;
             float s = 0, dp = 0;
             for (int c = 0; c < hd; c++)
             {
-                s += qkv[q + c] * qkv[k + c];
-                dp += dO[g + c] * qkv[v + c];
+                s += qRow[c] * qkv[k + c];
+                dp += gRow[c] * qkv[v + c];
             }
             float p = DeviceMath.Exp(scale * s - l);
             float ds = scale * (p * (dp - dl));
-            for (int c = 0; c < hd; c++) dqkv[q + c] += ds * qkv[k + c];
+            for (int c = 0; c < hd; c++) dq[c] += ds * qkv[k + c];
         }
+        for (int c = 0; c < hd; c++) dqkv[q + c] = dq[c];
     }
 
     /// <summary>
     /// Full attention's dk and dv, one thread per (b, h, key j), over the queries i in order with the probabilities
     /// recomputed as in <see cref="FullAttentionQueryGradient"/> (the same dot products, so the same p):
-    /// dv_j = sum_i p dO_i, dk_j = s sum_i dS q_i.
+    /// dv_j = sum_i p dO_i, dk_j = s sum_i dS q_i; k_j, v_j and both accumulators in the thread's local memory.
     /// </summary>
     public static void FullAttentionKeyValueGradient(Index1D index, ArrayView<float> qkv, ArrayView<float> dO, ArrayView<float> lse,
         ArrayView<float> delta, ArrayView<float> dqkv, int tokens, int heads, int headDim, float scale)
@@ -67,10 +78,16 @@ internal static class AttentionBackwardKernels
         int d = heads * headDim, hd = headDim;
         long imageRow = (long)b * tokens;
         long k = (imageRow + j) * 3 * d + d + h * hd, v = k + d;
+        var kRow = LocalMemory.Allocate<float>(AttentionKernels.MaxHeadDim);
+        var vRow = LocalMemory.Allocate<float>(AttentionKernels.MaxHeadDim);
+        var dk = LocalMemory.Allocate<float>(AttentionKernels.MaxHeadDim);
+        var dv = LocalMemory.Allocate<float>(AttentionKernels.MaxHeadDim);
         for (int c = 0; c < hd; c++)
         {
-            dqkv[k + c] = 0;
-            dqkv[v + c] = 0;
+            kRow[c] = qkv[k + c];
+            vRow[c] = qkv[v + c];
+            dk[c] = 0;
+            dv[c] = 0;
         }
         for (int i = 0; i < tokens; i++)
         {
@@ -78,17 +95,22 @@ internal static class AttentionBackwardKernels
             float s = 0, dp = 0;
             for (int c = 0; c < hd; c++)
             {
-                s += qkv[q + c] * qkv[k + c];
-                dp += dO[g + c] * qkv[v + c];
+                s += qkv[q + c] * kRow[c];
+                dp += dO[g + c] * vRow[c];
             }
             int row = bh * tokens + i;
             float p = DeviceMath.Exp(scale * s - lse[row]);
             float ds = scale * (p * (dp - delta[row]));
             for (int c = 0; c < hd; c++)
             {
-                dqkv[v + c] += p * dO[g + c];
-                dqkv[k + c] += ds * qkv[q + c];
+                dv[c] += p * dO[g + c];
+                dk[c] += ds * qkv[q + c];
             }
+        }
+        for (int c = 0; c < hd; c++)
+        {
+            dqkv[k + c] = dk[c];
+            dqkv[v + c] = dv[c];
         }
     }
 

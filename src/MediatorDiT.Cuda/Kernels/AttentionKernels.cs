@@ -10,11 +10,17 @@ namespace MediatorDiT.Cuda.Kernels;
 /// </summary>
 internal static class AttentionKernels
 {
+    /// <summary>The widest head the full-attention kernels take: each thread keeps its rows in local arrays of this size.</summary>
+    public const int MaxHeadDim = 128;
+
     /// <summary>
     /// Full attention for one (image, head, query row): O = softmax(s q k^T) v over all N keys with an online softmax,
-    /// so no N x N matrix is stored: a running maximum m, sum l and output row (held in O itself, which this thread
-    /// alone writes) are rescaled by exp(m_old - m_new) whenever a larger logit comes. lse (B, H, N) gets m + log(l),
-    /// the row's log-sum-exp that Models.FullAttention saves for its backward. Thread i = (b H + h) N + r.
+    /// so no N x N matrix is stored: a running maximum m, sum l and output row are rescaled by exp(m_old - m_new)
+    /// whenever a larger logit comes. lse (B, H, N) gets m + log(l), the row's log-sum-exp that Models.FullAttention
+    /// saves for its backward. Thread i = (b H + h) N + r. The query row and the output accumulator live in the thread's
+    /// local memory (interleaved across a warp, so the same channel of neighbouring threads is one transaction), not in
+    /// O's global row, which neighbouring threads would touch 3D floats apart on every key; the key and value rows are
+    /// the same for a warp's threads (one image and head). The sums run in the same order as before, to the same bits.
     /// </summary>
     public static void FlashAttention(Index1D i, ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> lse, AttentionGeometry g)
     {
@@ -22,27 +28,33 @@ internal static class AttentionKernels
         int bh = i / n, r = i % n, b = bh / g.Heads, h = bh % g.Heads;
         long q = ((long)b * n + r) * 3 * d + h * hd, kv0 = (long)b * n * 3 * d + h * hd;
         long oo = ((long)b * n + r) * d + h * hd;
-        for (int c = 0; c < hd; c++) o[oo + c] = 0f;
+        var qRow = LocalMemory.Allocate<float>(MaxHeadDim);
+        var acc = LocalMemory.Allocate<float>(MaxHeadDim);
+        for (int c = 0; c < hd; c++)
+        {
+            qRow[c] = qkv[q + c];
+            acc[c] = 0f;
+        }
         float max = float.NegativeInfinity, sum = 0f;
         for (int j = 0; j < n; j++)
         {
             long k = kv0 + (long)j * 3 * d + d;
             float dot = 0f;
-            for (int c = 0; c < hd; c++) dot = MathF.FusedMultiplyAdd(qkv[q + c], qkv[k + c], dot);
+            for (int c = 0; c < hd; c++) dot = MathF.FusedMultiplyAdd(qRow[c], qkv[k + c], dot);
             float s = dot * g.Scale;
             if (s > max)
             {
                 float correction = DeviceMath.Exp(max - s); // 0 for the first key (max = -inf)
                 sum *= correction;
-                for (int c = 0; c < hd; c++) o[oo + c] *= correction;
+                for (int c = 0; c < hd; c++) acc[c] *= correction;
                 max = s;
             }
             float p = DeviceMath.Exp(s - max);
             sum += p;
-            for (int c = 0; c < hd; c++) o[oo + c] = MathF.FusedMultiplyAdd(p, qkv[k + d + c], o[oo + c]);
+            for (int c = 0; c < hd; c++) acc[c] = MathF.FusedMultiplyAdd(p, qkv[k + d + c], acc[c]);
         }
         float inv = 1f / sum;
-        for (int c = 0; c < hd; c++) o[oo + c] *= inv;
+        for (int c = 0; c < hd; c++) o[oo + c] = acc[c] * inv;
         lse[i] = max + DeviceMath.Log(sum);
     }
 

@@ -31,6 +31,7 @@ internal sealed partial class KernelSet
         Check(batch >= 1 && tokens >= 1 && heads >= 1 && headDim >= 1, "batch, tokens, heads and headDim must be positive");
         Check(qkv.Length >= rows * 3 * d && dqkv.Length >= rows * 3 * d && o.Length >= rows * d && dO.Length >= rows * d, "qkv, dqkv, o or dO is too short");
         Check(lse.Length >= heads3 && delta.Length >= heads3, "lse and delta need (B, H, N)");
+        CheckHeadDim(headDim);
         int threads = (int)heads3;
         (_fullDelta ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(
             AttentionBackwardKernels.FullAttentionDelta))(threads, o, dO, delta, tokens, heads, headDim);

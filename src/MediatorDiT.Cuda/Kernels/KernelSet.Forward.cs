@@ -84,6 +84,7 @@ internal sealed partial class KernelSet
     {
         long rows = (long)g.Batch * g.Tokens;
         Check(qkv.Length >= rows * 3 * g.Dim && o.Length >= rows * g.Dim && lse.Length >= rows * g.Heads, "qkv, o or lse is too short");
+        CheckHeadDim(g.HeadDim);
         (_flash ??= LoadAttention(AttentionKernels.FlashAttention))((int)(rows * g.Heads), qkv, o, lse, g);
     }
 

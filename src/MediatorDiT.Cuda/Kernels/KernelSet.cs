@@ -108,6 +108,14 @@ internal sealed partial class KernelSet
         (_roundToBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>>(Bf16Kernels.RoundToBf16))((int)x.Length, x, y);
     }
 
+    /// <summary>The full-attention kernels keep a head's rows in local arrays of <see cref="AttentionKernels.MaxHeadDim"/> floats.</summary>
+    private static void CheckHeadDim(int headDim)
+    {
+        if (headDim > AttentionKernels.MaxHeadDim)
+            throw new MediatorDiTException(
+                $"full attention on the device takes heads of at most {AttentionKernels.MaxHeadDim} channels; this model's have {headDim} (hidden size / heads).");
+    }
+
     private static void Check(bool ok, string what)
     {
         if (!ok) throw new ArgumentException(what + ".");
