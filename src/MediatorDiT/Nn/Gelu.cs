@@ -29,6 +29,20 @@ internal static class Gelu
             SimdWidth.W256 => Forward<W256, Vector256<float>>(ref xr, ref yr, x.Length),
             _ => Forward<W128, Vector128<float>>(ref xr, ref yr, x.Length),
         };
+        if (i < x.Length && W128.IsAccelerated)
+        {
+            // The tail through the 128-bit lanes on zero-padded copies: the lanes' arithmetic is the same at every
+            // width, so every width gives the same bits (a scalar tail would differ where the widths' tails do).
+            Span<float> xt = stackalloc float[4], yt = stackalloc float[4];
+            for (; i < x.Length; i += 4)
+            {
+                int m = Math.Min(4, x.Length - i);
+                xt.Clear();
+                x.Slice(i, m).CopyTo(xt);
+                Forward<W128, Vector128<float>>(ref MemoryMarshal.GetReference(xt), ref MemoryMarshal.GetReference(yt), 4);
+                yt[..m].CopyTo(y[i..]);
+            }
+        }
         for (; i < x.Length; i++)
         {
             float v = x[i];
@@ -69,6 +83,21 @@ internal static class Gelu
             SimdWidth.W256 => Backward<W256, Vector256<float>>(ref xr, ref gr, ref dr, x.Length),
             _ => Backward<W128, Vector128<float>>(ref xr, ref gr, ref dr, x.Length),
         };
+        if (i < x.Length && W128.IsAccelerated)
+        {
+            // The tail through the 128-bit lanes, as in Forward.
+            Span<float> xt = stackalloc float[4], gt = stackalloc float[4], dt = stackalloc float[4];
+            for (; i < x.Length; i += 4)
+            {
+                int m = Math.Min(4, x.Length - i);
+                xt.Clear();
+                gt.Clear();
+                x.Slice(i, m).CopyTo(xt);
+                dy.Slice(i, m).CopyTo(gt);
+                Backward<W128, Vector128<float>>(ref MemoryMarshal.GetReference(xt), ref MemoryMarshal.GetReference(gt), ref MemoryMarshal.GetReference(dt), 4);
+                dt[..m].CopyTo(dx[i..]);
+            }
+        }
         for (; i < x.Length; i++)
         {
             float v = x[i];
