@@ -34,6 +34,10 @@ internal sealed partial class KernelSet
     /// <summary>Enters a profiled stage until the scope is disposed; nothing when <see cref="Profile"/> is null.</summary>
     public Performance.DeviceStageProfile.Scope Stage(string stage, double flops = 0) => Performance.DeviceStageProfile.Enter(Profile, stage, flops);
 
+    /// <summary>Enters "running stage: <paramref name="part"/>" (a product, a rounding, a column sum inside a layer's stage); nothing when unprofiled.</summary>
+    public Performance.DeviceStageProfile.Scope SubStage(string part, double flops = 0) =>
+        Profile is { } profile ? Performance.DeviceStageProfile.Enter(profile, profile.Current + ": " + part, flops) : default;
+
     /// <summary>Waits for every queued launch.</summary>
     public void Synchronize() => _accelerator.Synchronize();
 

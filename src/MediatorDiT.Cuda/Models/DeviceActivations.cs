@@ -30,7 +30,6 @@ internal sealed class DeviceActivations : IDisposable
         long rows = (long)batch * n;
         _chunk = batch * d;
         Input = New((long)batch * cfg.InChannels * cfg.InputSize * cfg.InputSize);
-        Times = New(batch);
         _labels = accelerator.Allocate1D<int>(Math.Max(1, batch));
         Labels = ((ArrayView<int>)_labels.View).SubView(0, batch);
         Patches = New(rows * cfg.InChannels * p * p);
@@ -57,15 +56,13 @@ internal sealed class DeviceActivations : IDisposable
     public int Batch { get; }
     /// <summary>x (B, C, S, S) as uploaded.</summary>
     public ArrayView<float> Input { get; }
-    /// <summary>t (B).</summary>
-    public ArrayView<float> Times { get; }
     /// <summary>y (B).</summary>
     public ArrayView<int> Labels { get; }
     /// <summary>Patches (B*N, C p^2).</summary>
     public ArrayView<float> Patches { get; }
     /// <summary>The residual stream (B*N, D).</summary>
     public ArrayView<float> X { get; }
-    /// <summary>Timestep frequencies (B, 256).</summary>
+    /// <summary>Timestep frequencies (B, 256), computed on the host (DeviceModel.UploadTimes).</summary>
     public ArrayView<float> Frequencies { get; }
     /// <summary>The timestep MLP's hidden row before and after SiLU, and its output (B, D).</summary>
     public ArrayView<float> TimeHidden { get; }

@@ -37,7 +37,7 @@ internal sealed partial class DeviceModel
                     $"class label {label} is out of range: the model has {Config.NumClasses} classes (0..{Config.NumClasses - 1}, {Config.NumClasses} = null label).");
     }
 
-    /// <summary>The forward over a.Input, a.Times and a.Labels (uploaded by the caller), keeping every block's activations; the prediction in a.Output.</summary>
+    /// <summary>The forward over a.Input, a.Frequencies (UploadTimes) and a.Labels (uploaded by the caller), keeping every block's activations; the prediction in a.Output.</summary>
     internal void TrainingForward(DeviceActivations a)
     {
         if (!a.PerBlock) throw new InvalidOperationException("a training forward needs every block's activations.");
@@ -157,7 +157,7 @@ internal sealed partial class DeviceModel
         ArrayView<float> dx, int rows, int inFeatures, int outFeatures, bool accumulateDx)
     {
         _products.WeightGradient(dy, x, dWeight, rows, inFeatures, outFeatures);
-        using (_kernels.Stage(_kernels.Profile?.Current + ": bias column sums")) _kernels.ColumnSums(dy, dBias, outFeatures);
+        using (_kernels.SubStage("bias column sums")) _kernels.ColumnSums(dy, dBias, outFeatures);
         if (dx.Length > 0) _products.InputGradient(dy, weight, dx, rows, inFeatures, outFeatures, accumulateDx);
     }
 

@@ -111,16 +111,15 @@ internal sealed partial class DeviceModel : IDisposable
     }
 
     /// <summary>
-    /// Uploads the times t (B) and their sinusoidal features (B, 256), computed on the host by the CPU model's own
+    /// Uploads the sinusoidal features (B, 256) of the times t (B), computed on the host by the CPU model's own
     /// <see cref="TimestepEmbedder.Frequencies"/>: a GPU's fast sine, cosine and exponential are approximations, and
     /// DiT's times reach 999, where an error of one unit in the last place of t freq already moves sin(t freq) by 1e-4.
     /// </summary>
     internal void UploadTimes(DeviceActivations a, ReadOnlySpan<float> t)
     {
-        int size = t.Length * 2 * (TimestepEmbedder.FrequencySize / 2);
+        int size = t.Length * TimestepEmbedder.FrequencySize;
         if (_hostFrequencies.Length < size) _hostFrequencies = new float[size];
         TimestepEmbedder.Frequencies(t, _hostFrequencies.AsSpan(0, size));
-        a.Times.SubView(0, t.Length).CopyFromCPU(t);
         a.Frequencies.SubView(0, size).CopyFromCPU(_hostFrequencies.AsSpan(0, size));
     }
 

@@ -76,21 +76,20 @@ internal sealed class LinearProducts : IDisposable
     private void Product(in GemmShape shape, ArrayView<float> a, Operand aKind, ArrayView<float> b, Operand bKind, ArrayView<float> c)
     {
         // Profiled, the product and its operands' rounding are stages of their own under the caller's.
-        string? outer = _kernels.Profile?.Current;
         double flops = 2.0 * shape.M * shape.N * shape.K * shape.Batch;
         if (Precision == DevicePrecision.Fp32)
         {
-            using (_kernels.Stage(outer + ": product", flops)) _gemm.Sgemm(shape, a, b, c);
+            using (_kernels.SubStage("product", flops)) _gemm.Sgemm(shape, a, b, c);
             return;
         }
         var (aFloats, bFloats, _) = shape.Extents();
         ArrayView<ushort> a16, b16;
-        using (_kernels.Stage(outer + ": bf16 rounding"))
+        using (_kernels.SubStage("bf16 rounding"))
         {
             a16 = aKind == Weight ? CopyOf(a) : Rounded(a.SubView(0, aFloats), ref _scratchA);
             b16 = bKind == Weight ? CopyOf(b) : Rounded(b.SubView(0, bFloats), ref _scratchB);
         }
-        using (_kernels.Stage(outer + ": product", flops)) _gemm.GemmBf16(shape, a16, b16, c);
+        using (_kernels.SubStage("product", flops)) _gemm.GemmBf16(shape, a16, b16, c);
     }
 
     /// <summary><paramref name="values"/> rounded into the scratch buffer (grown to fit; growing waits for the queue).</summary>
