@@ -188,7 +188,15 @@ internal static class AttentionBackwardKernels
         long s2 = ((long)bh * N + r) * n, t = (long)b * n * m.Dim + h * hd + c;
         float sum = 0;
         for (int k = 0; k < n; k++) sum += dS2[s2 + k] * tokens[t + (long)k * m.Dim];
-        float dq = m.Scale * sum;
+        dqkv[((long)b * N + r) * 3 * m.Dim + h * hd + c] = AddPoolingGradient(m.Scale * sum, dT, bh, r, c, m);
+    }
+
+    /// <summary>
+    /// dq plus the adaptive pooling's transpose for token r, channel c of item bh: dT (B, H, n, hd) of every mediator
+    /// bin holding the token (bins may overlap), divided by the bin's size, in bin order.
+    /// </summary>
+    private static float AddPoolingGradient(float dq, ArrayView<float> dT, int bh, int r, int c, MediatorShape m)
+    {
         int gi = r / m.GridW, gj = r - gi * m.GridW, mg = m.MedGrid;
         for (int i = 0; i < mg; i++)
         {
@@ -199,10 +207,21 @@ internal static class AttentionBackwardKernels
                 int w0 = j * m.GridW / mg, w1 = ((j + 1) * m.GridW + mg - 1) / mg;
                 if (gj < w0 || gj >= w1) continue;
                 float inv = 1f / ((h1 - h0) * (w1 - w0));
-                dq = dT[((long)bh * n + i * mg + j) * hd + c] * inv + dq;
+                dq = dT[((long)bh * m.Mediators + i * mg + j) * m.HeadDim + c] * inv + dq;
             }
         }
-        dqkv[((long)b * N + r) * 3 * m.Dim + h * hd + c] = dq;
+        return dq;
+    }
+
+    /// <summary>
+    /// For the product-based backward (Models.AttentionProducts): dq in dqkv (B*N, 3D), which holds s dS2 T, plus the
+    /// pooling's transpose of dT, per (b, token r, channel of q).
+    /// </summary>
+    public static void MediatorPoolingGradientAdd(Index1D index, ArrayView<float> dT, ArrayView<float> dqkv, MediatorShape m)
+    {
+        int d = m.Dim, ch = index % d, rest = index / d, r = rest % m.Tokens, b = rest / m.Tokens, h = ch / m.HeadDim, c = ch - h * m.HeadDim;
+        long at = ((long)b * m.Tokens + r) * 3 * d + ch;
+        dqkv[at] = AddPoolingGradient(dqkv[at], dT, b * m.Heads + h, r, c, m);
     }
 
     /// <summary>Per (b, h, token j, channel c): dk = s dS1^T T.</summary>
@@ -225,6 +244,19 @@ internal static class AttentionBackwardKernels
     {
         int hd = m.HeadDim, n = m.Mediators, N = m.Tokens, c = index % hd, rest = index / hd, j = rest % N, bh = rest / N;
         int b = bh / m.Heads, h = bh - b * m.Heads, ch = h * hd + c;
+        float conv = DepthwiseInputGradient(dO, taps, b, j, ch, m);
+        float sum = 0;
+        long a1o = (long)bh * n * N + j, dvo = (long)bh * n * hd + c;
+        for (int k = 0; k < n; k++) sum += a1[a1o + (long)k * N] * dVm[dvo + (long)k * hd];
+        dqkv[((long)b * N + j) * 3 * m.Dim + 2 * m.Dim + ch] = conv + sum;
+    }
+
+    /// <summary>
+    /// The depthwise conv's input gradient at token j, channel ch of image b, a gather: token (a, e) collects tap
+    /// t = (di + 1) 3 + (dj + 1) times dO of the output (a - di, e - dj) that read it.
+    /// </summary>
+    private static float DepthwiseInputGradient(ArrayView<float> dO, ArrayView<float> taps, int b, int j, int ch, MediatorShape m)
+    {
         int a = j / m.GridW, e = j - a * m.GridW;
         float conv = 0;
         for (int di = -1; di <= 1; di++)
@@ -236,13 +268,21 @@ internal static class AttentionBackwardKernels
                 int oj = e - dj;
                 if (oj < 0 || oj >= m.GridW) continue;
                 int t = (di + 1) * 3 + dj + 1;
-                conv += taps[(long)t * m.Dim + ch] * dO[((long)b * N + oi * m.GridW + oj) * m.Dim + ch];
+                conv += taps[(long)t * m.Dim + ch] * dO[((long)b * m.Tokens + oi * m.GridW + oj) * m.Dim + ch];
             }
         }
-        float sum = 0;
-        long a1o = (long)bh * n * N + j, dvo = (long)bh * n * hd + c;
-        for (int k = 0; k < n; k++) sum += a1[a1o + (long)k * N] * dVm[dvo + (long)k * hd];
-        dqkv[((long)b * N + j) * 3 * m.Dim + 2 * m.Dim + ch] = conv + sum;
+        return conv;
+    }
+
+    /// <summary>
+    /// For the product-based backward (Models.AttentionProducts): dv in dqkv (B*N, 3D), which holds A1^T dVm, becomes
+    /// dwc^T(dO) + dv, per (b, token j, channel of v).
+    /// </summary>
+    public static void DepthwiseInputGradientAdd(Index1D index, ArrayView<float> dO, ArrayView<float> taps, ArrayView<float> dqkv, MediatorShape m)
+    {
+        int d = m.Dim, ch = index % d, rest = index / d, j = rest % m.Tokens, b = rest / m.Tokens;
+        long at = ((long)b * m.Tokens + j) * 3 * d + 2 * d + ch;
+        dqkv[at] = DepthwiseInputGradient(dO, taps, b, j, ch, m) + dqkv[at];
     }
 
     /// <summary>

@@ -10,7 +10,8 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _fullDelta;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float>? _fullDq, _fullDkv;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MediatorShape>? _medQuerySoftmax, _medKeySoftmax, _medTokens, _medDq;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MediatorShape>? _medDVm, _medDk, _medDwcPerImage;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MediatorShape>? _medDVm, _medDk, _medDwcPerImage, _medDwcInputAdd;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, MediatorShape>? _medPoolAdd;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MediatorShape>? _medDv;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _dwcParams;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _sumImages, _transpose;
@@ -33,8 +34,7 @@ internal sealed partial class KernelSet
         Check(lse.Length >= heads3 && delta.Length >= heads3, "lse and delta need (B, H, N)");
         CheckHeadDim(headDim);
         int threads = (int)heads3;
-        (_fullDelta ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(
-            AttentionBackwardKernels.FullAttentionDelta))(threads, o, dO, delta, tokens, heads, headDim);
+        FullAttentionDelta(o, dO, delta, batch, tokens, heads, headDim);
         (_fullDq ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float>(
             AttentionBackwardKernels.FullAttentionQueryGradient))(threads, qkv, dO, lse, delta, dqkv, tokens, heads, headDim, scale);
         (_fullDkv ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float>(
@@ -63,8 +63,33 @@ internal sealed partial class KernelSet
         (_medDk ??= LoadMediator3(AttentionBackwardKernels.MediatorKeyGradient))(perChannel, v.Tokens, v.DS1, v.DQkv, m);
         (_medDv ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MediatorShape>(
             AttentionBackwardKernels.MediatorValueInputGradient))(perChannel, v.DO, v.Taps, v.A1, v.DVm, v.DQkv, m);
-        (_medDwcPerImage ??= LoadMediator3(AttentionBackwardKernels.DepthwiseGradientsPerImage))(batch * 10 * m.Dim, v.Qkv, v.DO, v.DTaps, m);
+        DepthwiseGradientsPerImage(v.Qkv, v.DO, v.DTaps, batch, m);
     }
+
+    /// <summary>The depthwise conv's per-image tap and bias gradients dTaps (B, 10, D) from qkv's v and dO, overwritten.</summary>
+    public void DepthwiseGradientsPerImage(ArrayView<float> qkv, ArrayView<float> dO, ArrayView<float> dTaps, int batch, MediatorShape m)
+    {
+        long rows = (long)batch * m.Tokens;
+        Check(qkv.Length >= rows * 3 * m.Dim && dO.Length >= rows * m.Dim && dTaps.Length >= batch * 10L * m.Dim, "qkv, dO or dTaps is too short");
+        (_medDwcPerImage ??= LoadMediator3(AttentionBackwardKernels.DepthwiseGradientsPerImage))(batch * 10 * m.Dim, qkv, dO, dTaps, m);
+    }
+
+    /// <summary>
+    /// The non-product steps that finish the product-based mediator backward in dqkv (B*N, 3D): dq += the pooling's
+    /// transpose of dT (B, H, n, hd), dv += the depthwise conv's input gradient from dO (B*N, D) and taps (9, D).
+    /// </summary>
+    public void MediatorPoolingAndDepthwiseGradients(ArrayView<float> dT, ArrayView<float> dO, ArrayView<float> taps, ArrayView<float> dqkv, int batch,
+        MediatorShape m)
+    {
+        long rows = (long)batch * m.Tokens, perChannel = rows * m.Dim;
+        Check(dqkv.Length >= rows * 3 * m.Dim && dO.Length >= perChannel && taps.Length >= 9L * m.Dim, "dqkv, dO or taps is too short");
+        Check(dT.Length >= (long)batch * m.Heads * m.Mediators * m.HeadDim, "dT is too short");
+        (_medPoolAdd ??= LoadMediator2(AttentionBackwardKernels.MediatorPoolingGradientAdd))((int)perChannel, dT, dqkv, m);
+        (_medDwcInputAdd ??= LoadMediator3(AttentionBackwardKernels.DepthwiseInputGradientAdd))((int)perChannel, dO, taps, dqkv, m);
+    }
+
+    /// <summary>Row softmax backward in place over rows of n: dp = p (dp - sum(p dp)), no bias.</summary>
+    public void SoftmaxBackward(ArrayView<float> p, ArrayView<float> dp, int n) => SoftmaxBackward(p, dp, default, n);
 
     /// <summary>The per-image tap and bias gradients (B, 10, D) added, image by image, to dwc.weight's (D, 1, 3, 3) and dwc.bias's (D) gradients.</summary>
     public void DepthwiseParameterGradients(ArrayView<float> dTaps, ArrayView<float> dWeight, ArrayView<float> dBias, int dim, int batch)
@@ -133,11 +158,16 @@ internal sealed partial class KernelSet
         Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MediatorShape> kernel) =>
         _accelerator.LoadAutoGroupedStreamKernel(kernel);
 
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, MediatorShape> LoadMediator2(
+        Action<Index1D, ArrayView<float>, ArrayView<float>, MediatorShape> kernel) =>
+        _accelerator.LoadAutoGroupedStreamKernel(kernel);
+
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MediatorShape> LoadMediator3(
         Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MediatorShape> kernel) =>
         _accelerator.LoadAutoGroupedStreamKernel(kernel);
 
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>? _adaLnDx;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _adaLnDxWarp;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _adaLnMod;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _branchGrad, _gateGrad;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _siluBackward;
@@ -160,8 +190,13 @@ internal sealed partial class KernelSet
         long modLength = (long)(images - 1) * modStride + d;
         Check(xhat.Length >= g.Length && dx.Length >= g.Length && stats.Length >= 2L * rows, "xhat, dx or stats is too short");
         Check(scale.Length >= modLength && dShift.Length >= modLength && dScale.Length >= modLength, "scale, dShift or dScale is too short");
-        (_adaLnDx ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            int, int, int, int>(BackwardKernels.AdaLayerNormInputGradient))(rows, g, xhat, scale, stats, dx, d, rowsPerImage, modStride, accumulate ? 1 : 0);
+        if (WarpRows)
+            (_adaLnDxWarp ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                int, int, int, int, int>(WarpRowKernels.AdaLayerNormInputGradient))(RowLaunch(rows), g, xhat, scale, stats, dx, rows, d, rowsPerImage, modStride,
+                accumulate ? 1 : 0);
+        else
+            (_adaLnDx ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                int, int, int, int>(BackwardKernels.AdaLayerNormInputGradient))(rows, g, xhat, scale, stats, dx, d, rowsPerImage, modStride, accumulate ? 1 : 0);
         (_adaLnMod ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(
             BackwardKernels.AdaLayerNormModulationGradient))(images * d, g, xhat, dShift, dScale, d, rowsPerImage, modStride);
     }

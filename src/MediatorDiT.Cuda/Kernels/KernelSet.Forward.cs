@@ -15,6 +15,7 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<float>, ArrayView<float>, AttentionGeometry>? _pool;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionGeometry>? _dwc;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _softmaxTable;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>? _softmaxTableWarp;
 
     /// <summary>cols (B*N, C p^2) = the patches of x (B, C, S, S), B = <paramref name="batch"/>.</summary>
     public void Patchify(ArrayView<float> x, ArrayView<float> cols, PatchGeometry g, int batch)
@@ -102,14 +103,30 @@ internal sealed partial class KernelSet
         Check(a1.Length >= maps && a2.Length >= maps && vm.Length >= (long)g.Batch * g.Heads * g.Mediators * g.HeadDim, "a1, a2 or vm is too short");
         Check(bias1.Length >= maps / g.Batch && bias2.Length >= maps / g.Batch && dwcWeight.Length >= 9 * d && dwcBias.Length >= d,
             "a bias table or the depthwise conv's weight is too short");
-        (_pool ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, AttentionGeometry>(AttentionKernels.MediatorPool))(
-            (int)(g.Batch * g.Mediators * d), qkv, tokens, g);
+        MediatorPool(qkv, tokens, g);
         (_keyLogits ??= LoadAttention(AttentionKernels.MediatorKeyLogits))((int)maps, qkv, tokens, a1, g);
         SoftmaxRowsWithBiasTable(a1, bias1, g.Batch * g.Heads * g.Mediators, g.Tokens, g.Heads * g.Mediators);
         (_gather ??= LoadAttention(AttentionKernels.MediatorGather))(g.Batch * g.Heads * g.Mediators * g.HeadDim, a1, qkv, vm, g);
         (_queryLogits ??= LoadAttention(AttentionKernels.MediatorQueryLogits))((int)maps, qkv, tokens, a2, g);
         SoftmaxRowsWithBiasTable(a2, bias2, g.Batch * g.Heads * g.Tokens, g.Mediators, g.Heads * g.Tokens);
         (_readBack ??= LoadAttention(AttentionKernels.MediatorReadBack))((int)(rows * d), a2, vm, o, g);
+        DepthwiseConvAdd(qkv, dwcWeight, dwcBias, o, g);
+    }
+
+    /// <summary>The mediator tokens T (B, n, D): q of qkv (B*N, 3D) average-pooled over the grid.</summary>
+    public void MediatorPool(ArrayView<float> qkv, ArrayView<float> tokens, AttentionGeometry g)
+    {
+        long cells = (long)g.Batch * g.Mediators * g.Dim;
+        Check(qkv.Length >= (long)g.Batch * g.Tokens * 3 * g.Dim && tokens.Length >= cells, "qkv or tokens is too short");
+        (_pool ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, AttentionGeometry>(AttentionKernels.MediatorPool))(
+            (int)cells, qkv, tokens, g);
+    }
+
+    /// <summary>o (B*N, D) += the depthwise 3x3 conv of v (qkv's last D columns) with weight (D, 1, 3, 3) and bias (D).</summary>
+    public void DepthwiseConvAdd(ArrayView<float> qkv, ArrayView<float> dwcWeight, ArrayView<float> dwcBias, ArrayView<float> o, AttentionGeometry g)
+    {
+        long rows = (long)g.Batch * g.Tokens, d = g.Dim;
+        Check(qkv.Length >= rows * 3 * d && o.Length >= rows * d && dwcWeight.Length >= 9 * d && dwcBias.Length >= d, "qkv, o or the depthwise conv's weight is too short");
         (_dwc ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionGeometry>(
             AttentionKernels.DepthwiseConvAdd))((int)(rows * d), qkv, dwcWeight, dwcBias, o, g);
     }
@@ -118,8 +135,13 @@ internal sealed partial class KernelSet
     public void SoftmaxRowsWithBiasTable(ArrayView<float> x, ArrayView<float> bias, int rows, int n, int biasRows)
     {
         Check(rows >= 0 && n >= 1 && biasRows >= 1 && x.Length >= (long)rows * n && bias.Length >= (long)biasRows * n, "x or the bias table is too short");
-        (_softmaxTable ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(
-            AttentionKernels.SoftmaxRowsWithBiasTable))(rows, x, bias, n, biasRows);
+        if (rows == 0) return;
+        if (WarpRows)
+            (_softmaxTableWarp ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(WarpRowKernels.SoftmaxRowsWithBiasTable))(
+                RowLaunch(rows), x, bias, rows, n, biasRows);
+        else
+            (_softmaxTable ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(
+                AttentionKernels.SoftmaxRowsWithBiasTable))(rows, x, bias, n, biasRows);
     }
 
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionGeometry> LoadAttention(

@@ -17,10 +17,33 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _gated;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceAdamWScalars>? _adamW;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _adaLn;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float>? _adaLnWarp;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _softmax;
     private Action<Index1D, ArrayView<float>, ArrayView<ushort>>? _roundToBf16;
 
-    public KernelSet(Accelerator accelerator) => _accelerator = accelerator;
+    /// <summary>
+    /// The kernels for <paramref name="accelerator"/>. The row kernels (LayerNorm and adaLN forward and input gradient,
+    /// the attention softmaxes) run a warp per row (<see cref="WarpRowKernels"/>) or a thread per row (their reference
+    /// twins, which the tests hold them to); <paramref name="warpRows"/> null: a warp per row on a GPU, a thread per row
+    /// on ILGPU's CPU accelerator, which runs a warp's lanes as OS threads and every shuffle as a rendezvous of them (as
+    /// IlgpuGemm runs its plain kernel there).
+    /// </summary>
+    public KernelSet(Accelerator accelerator, bool? warpRows = null)
+    {
+        _accelerator = accelerator;
+        WarpRows = warpRows ?? accelerator.AcceleratorType != AcceleratorType.CPU;
+    }
+
+    /// <summary>Whether the row kernels run a warp per row (else a thread per row).</summary>
+    public bool WarpRows { get; }
+
+    /// <summary>A launch of whole warps, one per row, up to 8 in a group.</summary>
+    private KernelConfig RowLaunch(long rows)
+    {
+        int warp = _accelerator.WarpSize, perGroup = Math.Clamp(_accelerator.MaxNumThreadsPerGroup / warp, 1, 8);
+        Check(rows <= (long)int.MaxValue * perGroup, "too many rows for one launch");
+        return new KernelConfig((int)((rows + perGroup - 1) / perGroup), warp * perGroup);
+    }
 
     /// <summary>The accelerator the kernels run on.</summary>
     public Accelerator Accelerator => _accelerator;
@@ -90,8 +113,13 @@ internal sealed partial class KernelSet
         long images = (rows + rowsPerImage - 1) / rowsPerImage;
         Check(shift.Length >= images * d && scale.Length >= images * d, "shift and scale need one row per image");
         Check(xhat.Length >= x.Length && y.Length >= x.Length && stats.Length >= 2L * rows, "xhat, y or stats is too short");
-        (_adaLn ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, int, int, float>(RowKernels.AdaLayerNormForward))(rows, x, shift, scale, xhat, y, stats, d, rowsPerImage, eps);
+        if (rows == 0) return;
+        if (WarpRows)
+            (_adaLnWarp ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                ArrayView<float>, int, int, int, float>(WarpRowKernels.AdaLayerNormForward))(RowLaunch(rows), x, shift, scale, xhat, y, stats, rows, d, rowsPerImage, eps);
+        else
+            (_adaLn ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                ArrayView<float>, int, int, float>(RowKernels.AdaLayerNormForward))(rows, x, shift, scale, xhat, y, stats, d, rowsPerImage, eps);
     }
 
     /// <summary>Softmax of each row of x (rows, n) in place, plus the shared bias (n) when given; lse gets each row's log-sum-exp.</summary>

@@ -119,7 +119,8 @@ internal sealed partial class DeviceModel
             using (k.Stage("backward: mediator attention core")) MediatorBackward(s, w, grads, g, b);
         else
             using (k.Stage("backward: full attention core"))
-                k.FullAttentionBackward(s.Qkv, s.Heads, g.Heads, s.Lse, g.Delta, g.Qkv, b, n, cfg.NumHeads, cfg.HeadDim, 1f / MathF.Sqrt(cfg.HeadDim));
+                _products.Attention.FullBackward(s.Qkv, s.Heads, g.Heads, s.Lse, g.Delta, g.Qkv,
+                    new AttentionGeometry(b, cfg.GridSize, cfg.NumHeads, cfg.HeadDim, cfg.MediatorGrid, 1f / MathF.Sqrt(cfg.HeadDim)));
         using (k.Stage("backward: qkv")) LinearBackward(s.H1, w.QkvWeight, g.Qkv, grads.QkvWeight, grads.QkvBias, g.H, rows, d, 3 * d, false);
         using (k.Stage(norms))
         {
@@ -140,9 +141,8 @@ internal sealed partial class DeviceModel
         int d = cfg.HiddenSize;
         // The core reads the depthwise weight (D, 1, 3, 3) as taps (9, D).
         k.Transpose(w.DwcWeight, g.Taps, d, 9);
-        var shape = new MediatorShape(cfg.NumHeads, cfg.HeadDim, cfg.GridSize, cfg.GridSize, cfg.MediatorGrid, 1f / MathF.Sqrt(cfg.HeadDim));
-        k.MediatorCoreBackward(new MediatorBackwardViews(s.Qkv, s.MediatorTokens, s.A1, s.A2, s.Vm, g.Taps, g.Heads, g.Qkv, g.S1, g.S2,
-            g.TapsPerImage, g.Vm, g.T), b, shape);
+        _products.Attention.MediatorBackward(new MediatorBackwardViews(s.Qkv, s.MediatorTokens, s.A1, s.A2, s.Vm, g.Taps, g.Heads, g.Qkv, g.S1, g.S2,
+            g.TapsPerImage, g.Vm, g.T), new AttentionGeometry(b, cfg.GridSize, cfg.NumHeads, cfg.HeadDim, cfg.MediatorGrid, 1f / MathF.Sqrt(cfg.HeadDim)));
         k.DepthwiseParameterGradients(g.TapsPerImage, grads.DwcWeight, grads.DwcBias, d, b);
         k.MediatorBiasGradients(g.S1, g.S2, g.Bias1, g.Bias2, g.Resized,
             new MediatorBiasGradientViews(grads.AnBias, grads.NaBias, grads.AhBias, grads.AwBias, grads.HaBias, grads.WaBias), g.ResizeTaps!,
@@ -157,7 +157,7 @@ internal sealed partial class DeviceModel
         ArrayView<float> dx, int rows, int inFeatures, int outFeatures, bool accumulateDx)
     {
         _products.WeightGradient(dy, x, dWeight, rows, inFeatures, outFeatures);
-        using (_kernels.SubStage("bias column sums")) _kernels.ColumnSums(dy, dBias, outFeatures);
+        _products.BiasGradient(dy, dBias, rows, outFeatures);
         if (dx.Length > 0) _products.InputGradient(dy, weight, dx, rows, inFeatures, outFeatures, accumulateDx);
     }
 

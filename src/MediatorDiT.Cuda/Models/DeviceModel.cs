@@ -172,10 +172,10 @@ internal sealed partial class DeviceModel : IDisposable
             using (k.Stage("forward: qkv")) Linear(s.H1, block.QkvWeight, block.QkvBias, s.Qkv, rows, d, 3 * d);
             if (block.Mediator)
                 using (k.Stage("forward: mediator attention core"))
-                    k.MediatorAttention(s.Qkv, block.Bias1, block.Bias2, block.DwcWeight, block.DwcBias, s.MediatorTokens, s.A1, s.Vm, s.A2,
-                        s.Heads, geometry);
+                    _products.Attention.MediatorForward(s.Qkv, block.Bias1, block.Bias2, block.DwcWeight, block.DwcBias, s.MediatorTokens, s.A1,
+                        s.Vm, s.A2, s.Heads, geometry);
             else
-                using (k.Stage("forward: full attention core")) k.FlashAttention(s.Qkv, s.Heads, s.Lse, geometry);
+                using (k.Stage("forward: full attention core")) _products.Attention.FullForward(s.Qkv, s.Heads, s.Lse, geometry);
             using (k.Stage("forward: proj")) Linear(s.Heads, block.ProjWeight, block.ProjBias, s.AttentionOut, rows, d, d);
             using (k.Stage("forward: norms and gated residuals"))
             {

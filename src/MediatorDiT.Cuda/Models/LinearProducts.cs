@@ -14,7 +14,8 @@ namespace MediatorDiT.Cuda.Models;
 /// kept beside the float32 master weights (<see cref="KeepBf16Copies"/>; <see cref="RefreshBf16Copies"/> after the
 /// masters change). Everything else the network computes stays float32. One set of products serves every device
 /// model sharing its weights (the members of a training ladder); queued on the accelerator's default stream, so a
-/// scratch buffer is free again once the product that reads it is queued.
+/// scratch buffer is free again once the product that reads it is queued. The same products run full attention's
+/// core (<see cref="Attention"/>).
 /// </summary>
 internal sealed class LinearProducts : IDisposable
 {
@@ -22,6 +23,7 @@ internal sealed class LinearProducts : IDisposable
     private readonly IDeviceGemm _gemm;
     private readonly List<(ArrayView<float> Master, MemoryBuffer1D<ushort, Stride1D.Dense> Copy)> _copies = [];
     private MemoryBuffer1D<ushort, Stride1D.Dense>? _scratchA, _scratchB;
+    private MemoryBuffer1D<float, Stride1D.Dense>? _ones;
 
     /// <summary>Products by <paramref name="gemm"/> (the caller keeps and disposes it) at <paramref name="precision"/>.</summary>
     public LinearProducts(KernelSet kernels, IDeviceGemm gemm, DevicePrecision precision)
@@ -29,7 +31,11 @@ internal sealed class LinearProducts : IDisposable
         _kernels = kernels;
         _gemm = gemm;
         Precision = precision;
+        Attention = new AttentionProducts(kernels, gemm, precision);
     }
+
+    /// <summary>Full attention's core as products at the same precision, shared by the models these products serve.</summary>
+    public AttentionProducts Attention { get; }
 
     /// <summary>The number format of the products' inputs.</summary>
     public DevicePrecision Precision { get; }
@@ -68,6 +74,27 @@ internal sealed class LinearProducts : IDisposable
     public void InputGradient(ArrayView<float> dy, ArrayView<float> weight, ArrayView<float> dx, int rows, int inFeatures, int outFeatures, bool accumulate) =>
         Product(GemmShape.Single(false, false, rows, inFeatures, outFeatures, 1f, outFeatures, inFeatures, accumulate ? 1f : 0f, inFeatures),
             dy, Activation, weight, Weight, dx);
+
+    /// <summary>
+    /// dBias (out) += the column sums of dy (rows, out), as the fp32 product ones (1, rows) dy (cuBLAS runs it as a
+    /// matrix-vector product over all rows at once; a thread per column would have only out threads): fp32 at every
+    /// precision, the gradients' reductions stay fp32.
+    /// </summary>
+    public void BiasGradient(ArrayView<float> dy, ArrayView<float> dBias, int rows, int outFeatures)
+    {
+        if (rows == 0) return;
+        if (_ones is null || _ones.Length < rows)
+        {
+            if (_ones is not null)
+            {
+                _kernels.Accelerator.Synchronize(); // products already queued may still read the old buffer
+                _ones.Dispose();
+            }
+            _ones = _kernels.Accelerator.Allocate1D(Enumerable.Repeat(1f, rows).ToArray());
+        }
+        using (_kernels.SubStage("bias column sums", 2.0 * rows * outFeatures))
+            _gemm.Sgemm(GemmShape.Single(false, false, 1, outFeatures, rows, 1f, rows, outFeatures, 1f, outFeatures), _ones.View, dy, dBias);
+    }
 
     private enum Operand { Activation, Weight }
 
@@ -129,6 +156,8 @@ internal sealed class LinearProducts : IDisposable
         _copies.Clear();
         _scratchA?.Dispose();
         _scratchB?.Dispose();
-        (_scratchA, _scratchB) = (null, null);
+        _ones?.Dispose();
+        (_scratchA, _scratchB, _ones) = (null, null, null);
+        Attention.Dispose();
     }
 }

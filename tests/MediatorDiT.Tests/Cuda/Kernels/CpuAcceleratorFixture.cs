@@ -18,11 +18,19 @@ public sealed class CpuAcceleratorFixture : IDisposable
         _context = Context.Create(builder => builder.CPU().Math(MathMode.Default));
         Accelerator = _context.CreateCPUAccelerator(0, CPUAcceleratorMode.Parallel);
         Kernels = new KernelSet(Accelerator);
+        ThreadRowKernels = new KernelSet(Accelerator, warpRows: false);
+        WarpRowKernels = new KernelSet(Accelerator, warpRows: true);
     }
 
     public Accelerator Accelerator { get; }
 
     internal KernelSet Kernels { get; }
+
+    /// <summary>The kernels with the row kernels' reference mapping, a thread per row (<see cref="Kernels"/>'s on this accelerator).</summary>
+    internal KernelSet ThreadRowKernels { get; }
+
+    /// <summary>The kernels with the row kernels a warp per row, as on a GPU.</summary>
+    internal KernelSet WarpRowKernels { get; }
 
     /// <summary>A device copy of <paramref name="values"/>.</summary>
     public MemoryBuffer1D<float, Stride1D.Dense> Upload(float[] values) => Accelerator.Allocate1D(values);

@@ -108,4 +108,28 @@ public class LinearProductsTests(CpuAcceleratorFixture device)
         products.KeepBf16Copies([s.DMaster.View.SubView(0, WeightOffset)]);
         Assert.Throws<InvalidOperationException>(() => products.Forward(s.DX.View, s.Weight, s.DY.View, Rows, In, Out));
     }
+
+    [Theory]
+    [InlineData(DevicePrecision.Fp32)]
+    [InlineData(DevicePrecision.Bf16)]
+    public void BiasGradient_AddsTheColumnSumsInFloat32_AsTheReferenceKernel(DevicePrecision precision)
+    {
+        // 300 rows, then 7 (the ones vector grown once, then read in part); the reference sums in row order, the
+        // product from zero then adds: the same terms in another order, 1e-5 of max(1, |expected|).
+        using var products = new LinearProducts(device.Kernels, new IlgpuGemm(device.Accelerator, plain: true), precision);
+        foreach (int rows in new[] { 300, 7 })
+        {
+            var dy = KernelData.Uniform(rows * Out, 88 + rows, -2f, 2f);
+            var db0 = KernelData.Uniform(Out, 89, -1f, 1f);
+            using var ddy = device.Upload(dy);
+            using var expected = device.Upload(db0);
+            using var actual = device.Upload(db0);
+            device.Kernels.ColumnSums(ddy.View, expected.View, Out);
+            products.BiasGradient(ddy.View, actual.View, rows, Out);
+            float[] e = device.Download(expected), a = device.Download(actual);
+            for (int j = 0; j < Out; j++)
+                Assert.True(Math.Abs(e[j] - a[j]) <= 1e-5 * Math.Max(1, Math.Abs(e[j])), $"{rows} rows, column {j}: expected {e[j]:R}, got {a[j]:R}");
+            Assert.NotEqual(db0, a); // added, and in fp32: bf16 operands would miss the reference by far more than 1e-5
+        }
+    }
 }

@@ -1,0 +1,334 @@
+using ILGPU;
+using ILGPU.Runtime;
+using MediatorDiT.Cuda.Blas;
+using MediatorDiT.Cuda.Kernels;
+using MediatorDiT.Tensors;
+
+namespace MediatorDiT.Cuda.Models;
+
+/// <summary>
+/// Full attention's core, forward and backward, as strided-batched matrix products, so that on a GPU it runs on the
+/// tensor cores (bf16) or cuBLAS's SGEMM (fp32) rather than in one thread per row (<see cref="KernelSet.FlashAttention"/>
+/// and <see cref="KernelSet.FullAttentionBackward"/>, kept as the reference the tests hold this to).
+/// q, k and v (and dO) are first moved from the blocks' rows (B*N, 3D) into head-major copies (B, H, N, hd), so one
+/// product with a fixed batch stride covers all B H (image, head) items. The logits are then made a tile at a time:
+/// a tile is (items, rows, N) for a run of items and query rows, at most <see cref="TileFloats"/> floats, so the
+/// N x N matrix of every item is never stored at once (for SiT-XL/2 at batch 64, 1,024 items of 256 x 256, a tile is 512
+/// items). Per tile, forward: S = s Q K^T, softmax (lse saved, as the reference's), O = P V. Backward, with delta =
+/// rowsum(dO O): S and dP = dO V^T, P = exp(S - lse) and dS = P (dP - delta), then dQ = s dS K, dK += s dS^T Q,
+/// dV += P^T dO (the query tiles of an item add into its dK and dV). In bf16 the products' operands (q, k, v, dO,
+/// P, dS) are rounded to bf16 and accumulated in fp32; the softmax and its backward run in fp32.
+/// Sums run in the products' order, not the reference's: the two agree to rounding.
+/// One instance serves the device models that share a <see cref="LinearProducts"/> (the members of a ladder run one
+/// after another); its scratch grows to the largest batch it met.
+/// </summary>
+internal sealed class AttentionProducts : IDisposable
+{
+    /// <summary>The default tile: 2^25 floats (128 MiB; two of them, plus their bf16 copies, in a backward).</summary>
+    public const long DefaultTileFloats = 1L << 25;
+
+    private readonly KernelSet _kernels;
+    private readonly IDeviceGemm _gemm;
+    private readonly bool _bf16;
+    // Head-major q, k, v, then O (forward) or dO (backward), then dq, dk, dv (backward): up to 7 (B*N*D) floats; their
+    // bf16 copies (q, k, v, dO) in bf16; the tile's S and dP, and their bf16 copies.
+    private MemoryBuffer1D<float, Stride1D.Dense>? _heads, _tiles;
+    private MemoryBuffer1D<ushort, Stride1D.Dense>? _heads16, _tiles16;
+
+    /// <summary>Products by <paramref name="gemm"/> (the caller's) at <paramref name="precision"/>, tiles of at most <paramref name="tileFloats"/> logits.</summary>
+    public AttentionProducts(KernelSet kernels, IDeviceGemm gemm, DevicePrecision precision, long tileFloats = DefaultTileFloats)
+    {
+        if (tileFloats < 1) throw new ArgumentOutOfRangeException(nameof(tileFloats), "a tile holds at least one logit.");
+        _kernels = kernels;
+        _gemm = gemm;
+        _bf16 = precision == DevicePrecision.Bf16;
+        TileFloats = tileFloats;
+    }
+
+    /// <summary>The most logits one tile holds.</summary>
+    public long TileFloats { get; }
+
+    /// <summary>
+    /// o (B*N, D) = softmax(s q k^T) v per image and head from qkv (B*N, 3D); lse (B, H, N) gets each row's log-sum-exp
+    /// (natural log of the sum of exp of the scaled logits), what <see cref="FullBackward"/> reads.
+    /// </summary>
+    public void FullForward(ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> lse, AttentionGeometry g)
+    {
+        int n = g.Tokens, hd = g.HeadDim, items = g.Batch * g.Heads;
+        long e = (long)g.Batch * n * g.Dim;
+        Check(qkv.Length >= 3 * e && o.Length >= e && lse.Length >= (long)items * n, "qkv, o or lse is too short for the geometry");
+        var (heads, heads16) = Heads(4 * e, 3 * e);
+        var (q, k, v) = SplitHeads(qkv, heads, heads16, g);
+        var oh = heads.SubView(3 * e, e);
+        var (tile, tile16) = Tiles(items, n, 1);
+        foreach (var (i0, ni, r0, rows) in Tiling(items, n))
+        {
+            long item = (long)i0 * n * hd, row = (long)r0 * hd;
+            var s = new Operand(tile, tile16);
+            // S (ni, rows, N) = s Q_tile K^T.
+            Product(new GemmShape(false, true, rows, n, hd, g.Scale, hd, hd, 0f, n, (long)n * hd, (long)n * hd, (long)rows * n, ni),
+                q.From(item + row), k.From(item), s.F32);
+            using (_kernels.SubStage("softmax"))
+            {
+                _kernels.TileSoftmax(tile, lse, ni, new AttentionTile(n, rows, i0, r0));
+                Round(s, (long)ni * rows * n);
+            }
+            // O_tile (ni, rows, hd) = P V.
+            Product(new GemmShape(false, false, rows, hd, n, 1f, n, hd, 0f, hd, (long)rows * n, (long)n * hd, (long)n * hd, ni),
+                s, v.From(item), oh.SubView(item + row));
+        }
+        using (_kernels.SubStage("layout")) _kernels.FromHeadMajor(oh, o, g.Batch, new HeadLayout(n, g.Heads, hd, g.Dim, 0));
+    }
+
+    /// <summary>
+    /// dqkv (B*N, 3D) overwritten with the gradient of <see cref="FullForward"/> from qkv, its output o and lse, and dO (B*N, D);
+    /// delta (B, H, N) is scratch.
+    /// </summary>
+    public void FullBackward(ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> dO, ArrayView<float> lse, ArrayView<float> delta,
+        ArrayView<float> dqkv, AttentionGeometry g)
+    {
+        int n = g.Tokens, hd = g.HeadDim, items = g.Batch * g.Heads;
+        long e = (long)g.Batch * n * g.Dim;
+        Check(qkv.Length >= 3 * e && dqkv.Length >= 3 * e && o.Length >= e && dO.Length >= e, "qkv, dqkv, o or dO is too short for the geometry");
+        Check(lse.Length >= (long)items * n && delta.Length >= (long)items * n, "lse and delta need (B, H, N)");
+        var (heads, heads16) = Heads(7 * e, 4 * e);
+        var (q, k, v) = SplitHeads(qkv, heads, heads16, g);
+        var dOh = Part(heads, heads16, 3, e);
+        ArrayView<float> dq = heads.SubView(4 * e, e), dk = heads.SubView(5 * e, e), dv = heads.SubView(6 * e, e);
+        using (_kernels.SubStage("layout"))
+        {
+            _kernels.FullAttentionDelta(o, dO, delta, g.Batch, n, g.Heads, hd);
+            _kernels.ToHeadMajor(dO, dOh.F32, g.Batch, new HeadLayout(n, g.Heads, hd, g.Dim, 0));
+            Round(dOh, e);
+        }
+        var (tiles, tiles16) = Tiles(items, n, 2);
+        long tileLength = tiles.Length / 2;
+        var s = new Operand(tiles.SubView(0, tileLength), _bf16 ? tiles16.SubView(0, tileLength) : default);
+        var dp = new Operand(tiles.SubView(tileLength, tileLength), _bf16 ? tiles16.SubView(tileLength, tileLength) : default);
+        foreach (var (i0, ni, r0, rows) in Tiling(items, n))
+        {
+            long item = (long)i0 * n * hd, row = (long)r0 * hd, tileStride = (long)rows * n, itemStride = (long)n * hd;
+            float accumulate = r0 == 0 ? 0f : 1f; // an item's first query tile overwrites its dK and dV, later ones add
+            // S = s Q_tile K^T and dP = dO_tile V^T (ni, rows, N).
+            Product(new GemmShape(false, true, rows, n, hd, g.Scale, hd, hd, 0f, n, itemStride, itemStride, tileStride, ni), q.From(item + row), k.From(item), s.F32);
+            Product(new GemmShape(false, true, rows, n, hd, 1f, hd, hd, 0f, n, itemStride, itemStride, tileStride, ni), dOh.From(item + row), v.From(item), dp.F32);
+            using (_kernels.SubStage("softmax"))
+            {
+                _kernels.TileSoftmaxBackward(s.F32, dp.F32, lse, delta, ni, new AttentionTile(n, rows, i0, r0));
+                Round(s, (long)ni * tileStride);
+                Round(dp, (long)ni * tileStride);
+            }
+            // dQ_tile = s dS K; dK += s dS^T Q_tile; dV += P^T dO_tile.
+            Product(new GemmShape(false, false, rows, hd, n, g.Scale, n, hd, 0f, hd, tileStride, itemStride, itemStride, ni), dp, k.From(item), dq.SubView(item + row));
+            Product(new GemmShape(true, false, n, hd, rows, g.Scale, n, hd, accumulate, hd, tileStride, itemStride, itemStride, ni), dp, q.From(item + row), dk.SubView(item));
+            Product(new GemmShape(true, false, n, hd, rows, 1f, n, hd, accumulate, hd, tileStride, itemStride, itemStride, ni), s, dOh.From(item + row), dv.SubView(item));
+        }
+        using (_kernels.SubStage("layout"))
+            for (int part = 0; part < 3; part++)
+                _kernels.FromHeadMajor(heads.SubView((4 + part) * e, e), dqkv, g.Batch, new HeadLayout(n, g.Heads, hd, 3 * g.Dim, part * g.Dim));
+    }
+
+    /// <summary>
+    /// Mediator attention's core as products, the same tensors as <see cref="KernelSet.MediatorAttention"/> (its
+    /// reference): T (B, n, D) = the pooled q; per (image, head) item A1 (n, N) = softmax(s T k^T + bias1),
+    /// Vm (n, hd) = A1 v, A2 (N, n) = softmax(s q T^T + bias2), o = A2 Vm + dwc(v), with bias1 (H, n, N), bias2 (H, N, n),
+    /// the depthwise conv's weight (D, 1, 3, 3) and bias (D). T, A1, Vm and A2 are kept in their layouts (B, n, D),
+    /// (B, H, n, N), (B, H, n, hd), (B, H, N, n), which the backward reads; q, k, v and T are read from head-major copies,
+    /// so each of the four products is one strided-batched call over all B H items. In bf16 the products read bf16
+    /// copies of q, k, v, T, A1, Vm and A2.
+    /// </summary>
+    public void MediatorForward(ArrayView<float> qkv, ArrayView<float> bias1, ArrayView<float> bias2, ArrayView<float> dwcWeight,
+        ArrayView<float> dwcBias, ArrayView<float> tokens, ArrayView<float> a1, ArrayView<float> vm, ArrayView<float> a2, ArrayView<float> o,
+        AttentionGeometry g)
+    {
+        int n = g.Tokens, hd = g.HeadDim, m = g.Mediators, items = g.Batch * g.Heads;
+        long e = (long)g.Batch * n * g.Dim, te = (long)g.Batch * m * g.Dim, maps = (long)items * m * n;
+        Check(qkv.Length >= 3 * e && o.Length >= e && tokens.Length >= te, "qkv, o or tokens is too short for the geometry");
+        Check(a1.Length >= maps && a2.Length >= maps && vm.Length >= te, "a1, a2 or vm is too short for the geometry");
+        // Head-major q, k, v, O and T; in bf16 their copies (but O's), then A1's, A2's and Vm's.
+        var (heads, heads16) = Heads(4 * e + te, 3 * e + te + 2 * maps + te);
+        var (q, k, v) = SplitHeads(qkv, heads, heads16, g);
+        var oh = heads.SubView(3 * e, e);
+        var th = new Operand(heads.SubView(4 * e, te), _bf16 ? heads16.SubView(3 * e, te) : default); // O has no bf16 copy
+        var a1Op = new Operand(a1, _bf16 ? heads16.SubView(3 * e + te, maps) : default);
+        var a2Op = new Operand(a2, _bf16 ? heads16.SubView(3 * e + te + maps, maps) : default);
+        var vmOp = new Operand(vm, _bf16 ? heads16.SubView(3 * e + te + 2 * maps, te) : default);
+        using (_kernels.SubStage("pooling and layout"))
+        {
+            _kernels.MediatorPool(qkv, tokens, g);
+            _kernels.ToHeadMajor(tokens, th.F32, g.Batch, new HeadLayout(m, g.Heads, hd, g.Dim, 0));
+            Round(th, te);
+        }
+        long itemQ = (long)n * hd, itemT = (long)m * hd, itemMap = (long)m * n;
+        // A1 (items, n, N) = s T K^T, then its softmax with bias1.
+        Product(new GemmShape(false, true, m, n, hd, g.Scale, hd, hd, 0f, n, itemT, itemQ, itemMap, items), th, k, a1);
+        // A2 (items, N, n) = s Q T^T.
+        Product(new GemmShape(false, true, n, m, hd, g.Scale, hd, hd, 0f, m, itemQ, itemT, itemMap, items), q, th, a2);
+        using (_kernels.SubStage("softmax"))
+        {
+            _kernels.SoftmaxRowsWithBiasTable(a1, bias1, items * m, n, g.Heads * m);
+            _kernels.SoftmaxRowsWithBiasTable(a2, bias2, items * n, m, g.Heads * n);
+            Round(a1Op, maps);
+            Round(a2Op, maps);
+        }
+        // Vm (items, n, hd) = A1 V.
+        Product(new GemmShape(false, false, m, hd, n, 1f, n, hd, 0f, hd, itemMap, itemQ, itemT, items), a1Op, v, vm);
+        using (_kernels.SubStage("softmax")) Round(vmOp, te);
+        // O (items, N, hd) = A2 Vm, back to rows, plus the depthwise conv of v.
+        Product(new GemmShape(false, false, n, hd, m, 1f, m, hd, 0f, hd, itemMap, itemT, itemQ, items), a2Op, vmOp, oh);
+        using (_kernels.SubStage("layout and depthwise conv"))
+        {
+            _kernels.FromHeadMajor(oh, o, g.Batch, new HeadLayout(n, g.Heads, hd, g.Dim, 0));
+            _kernels.DepthwiseConvAdd(qkv, dwcWeight, dwcBias, o, g);
+        }
+    }
+
+    /// <summary>
+    /// Mediator attention's core backward as products, what <see cref="KernelSet.MediatorCoreBackward"/> (its reference)
+    /// computes from the same views: dqkv, dS1 (B, H, n, N), dS2 (B, H, N, n) and the depthwise conv's per-image
+    /// gradients dTaps overwritten, dVm and dT (B, H, n, hd) as scratch. Per item: dA2 = dO Vm^T and dVm = A2^T dO,
+    /// dS2 = A2 (dA2 - rowsum(A2 dA2)); dA1 = dVm v^T, dS1 likewise with A1; dT = s dS1 k + s dS2^T q; dq = s dS2 T + the
+    /// pooling's transpose of dT, dk = s dS1^T T, dv = A1^T dVm + the depthwise conv's transpose of dO. Its products
+    /// run in fp32 at both precisions (they are n-by-N, a small part of a step's FLOPs).
+    /// </summary>
+    public void MediatorBackward(in MediatorBackwardViews v, AttentionGeometry g)
+    {
+        int n = g.Tokens, hd = g.HeadDim, m = g.Mediators, items = g.Batch * g.Heads;
+        long e = (long)g.Batch * n * g.Dim, te = (long)g.Batch * m * g.Dim, maps = (long)items * m * n;
+        Check(v.Qkv.Length >= 3 * e && v.DQkv.Length >= 3 * e && v.DO.Length >= e && v.Tokens.Length >= te, "qkv, dqkv, dO or tokens is too short for the geometry");
+        Check(v.A1.Length >= maps && v.A2.Length >= maps && v.DS1.Length >= maps && v.DS2.Length >= maps, "A1, A2, dS1 or dS2 is too short for the geometry");
+        Check(v.Vm.Length >= te && v.DVm.Length >= te && v.DT.Length >= te, "Vm, dVm or dT is too short for the geometry");
+        // Head-major q, k, v, dO, then dq, dk, dv, then T: fp32 only.
+        var (heads, _) = Heads(7 * e + te, 0);
+        var (q, k, vh) = SplitHeads(v.Qkv, heads, default, g, round: false);
+        ArrayView<float> dOh = heads.SubView(3 * e, e), th = heads.SubView(7 * e, te);
+        var shape = new MediatorShape(g.Heads, hd, g.Grid, g.Grid, g.MedGrid, g.Scale);
+        using (_kernels.SubStage("layout"))
+        {
+            _kernels.ToHeadMajor(v.DO, dOh, g.Batch, new HeadLayout(n, g.Heads, hd, g.Dim, 0));
+            _kernels.ToHeadMajor(v.Tokens, th, g.Batch, new HeadLayout(m, g.Heads, hd, g.Dim, 0));
+        }
+        long itemQ = (long)n * hd, itemT = (long)m * hd, itemMap = (long)m * n;
+        ArrayView<float> dS1 = v.DS1.SubView(0, maps), dS2 = v.DS2.SubView(0, maps);
+        // dA2 (items, N, n) = dO Vm^T and dVm (items, n, hd) = A2^T dO, then dS2.
+        ProductF32(new GemmShape(false, true, n, m, hd, 1f, hd, hd, 0f, m, itemQ, itemT, itemMap, items), dOh, v.Vm, dS2);
+        ProductF32(new GemmShape(true, false, m, hd, n, 1f, m, hd, 0f, hd, itemMap, itemQ, itemT, items), v.A2, dOh, v.DVm);
+        using (_kernels.SubStage("softmax backward")) _kernels.SoftmaxBackward(v.A2.SubView(0, maps), dS2, m);
+        // dA1 (items, n, N) = dVm V^T, then dS1.
+        ProductF32(new GemmShape(false, true, m, n, hd, 1f, hd, hd, 0f, n, itemT, itemQ, itemMap, items), v.DVm, vh.F32, dS1);
+        using (_kernels.SubStage("softmax backward")) _kernels.SoftmaxBackward(v.A1.SubView(0, maps), dS1, n);
+        // dT (items, n, hd) = s dS1 K + s dS2^T Q.
+        ProductF32(new GemmShape(false, false, m, hd, n, g.Scale, n, hd, 0f, hd, itemMap, itemQ, itemT, items), dS1, k.F32, v.DT);
+        ProductF32(new GemmShape(true, false, m, hd, n, g.Scale, m, hd, 1f, hd, itemMap, itemQ, itemT, items), dS2, q.F32, v.DT);
+        // dQ = s dS2 T, dK = s dS1^T T, dV = A1^T dVm (items, N, hd).
+        ArrayView<float> dq = heads.SubView(4 * e, e), dk = heads.SubView(5 * e, e), dv = heads.SubView(6 * e, e);
+        ProductF32(new GemmShape(false, false, n, hd, m, g.Scale, m, hd, 0f, hd, itemMap, itemT, itemQ, items), dS2, th, dq);
+        ProductF32(new GemmShape(true, false, n, hd, m, g.Scale, n, hd, 0f, hd, itemMap, itemT, itemQ, items), dS1, th, dk);
+        ProductF32(new GemmShape(true, false, n, hd, m, 1f, n, hd, 0f, hd, itemMap, itemT, itemQ, items), v.A1, v.DVm, dv);
+        using (_kernels.SubStage("layout, pooling and depthwise conv"))
+        {
+            for (int part = 0; part < 3; part++)
+                _kernels.FromHeadMajor(heads.SubView((4 + part) * e, e), v.DQkv, g.Batch, new HeadLayout(n, g.Heads, hd, 3 * g.Dim, part * g.Dim));
+            _kernels.MediatorPoolingAndDepthwiseGradients(v.DT, v.DO, v.Taps, v.DQkv, g.Batch, shape);
+            _kernels.DepthwiseGradientsPerImage(v.Qkv, v.DO, v.DTaps, g.Batch, shape);
+        }
+    }
+
+    /// <summary>q, k and v of qkv (B*N, 3D) into the first three (B*N*D) parts of the head-major scratch, and in bf16 their copies.</summary>
+    private (Operand Q, Operand K, Operand V) SplitHeads(ArrayView<float> qkv, ArrayView<float> heads, ArrayView<ushort> heads16, AttentionGeometry g,
+        bool round = true)
+    {
+        long e = (long)g.Batch * g.Tokens * g.Dim;
+        using (_kernels.SubStage("layout"))
+        {
+            for (int part = 0; part < 3; part++)
+                _kernels.ToHeadMajor(qkv, heads.SubView(part * e, e), g.Batch, new HeadLayout(g.Tokens, g.Heads, g.HeadDim, 3 * g.Dim, part * g.Dim));
+            if (_bf16 && round) _kernels.RoundToBf16(heads.SubView(0, 3 * e), heads16.SubView(0, 3 * e));
+        }
+        if (!round) return (new(heads.SubView(0, e), default), new(heads.SubView(e, e), default), new(heads.SubView(2 * e, e), default));
+        return (Part(heads, heads16, 0, e), Part(heads, heads16, 1, e), Part(heads, heads16, 2, e));
+    }
+
+    /// <summary>The tiles covering items x N query rows: whole items while one fits a tile, else runs of rows of one item.</summary>
+    internal IEnumerable<(int Item0, int Items, int Row0, int Rows)> Tiling(int items, int tokens)
+    {
+        long perItem = (long)tokens * tokens;
+        int itemsPerTile = (int)Math.Clamp(TileFloats / perItem, 1, items);
+        int rowsPerTile = perItem <= TileFloats ? tokens : (int)Math.Clamp(TileFloats / tokens, 1, tokens);
+        for (int i0 = 0; i0 < items; i0 += itemsPerTile)
+        for (int r0 = 0; r0 < tokens; r0 += rowsPerTile)
+            yield return (i0, Math.Min(itemsPerTile, items - i0), r0, Math.Min(rowsPerTile, tokens - r0));
+    }
+
+    /// <summary>An operand in fp32 and (in bf16) its bf16 copy at the same offsets.</summary>
+    private readonly record struct Operand(ArrayView<float> F32, ArrayView<ushort> B16)
+    {
+        public Operand From(long offset) => new(F32.SubView(offset), B16.Length == 0 ? B16 : B16.SubView(offset));
+    }
+
+    /// <summary>Part <paramref name="index"/> (e elements) of the fp32 scratch and (in bf16) of its copy.</summary>
+    private Operand Part(ArrayView<float> heads, ArrayView<ushort> heads16, int index, long e) =>
+        new(heads.SubView(index * e, e), _bf16 ? heads16.SubView(index * e, e) : default);
+
+    /// <summary>C = the product of A and B: the fp32 views in fp32, the bf16 copies in bf16.</summary>
+    private void Product(in GemmShape shape, Operand a, Operand b, ArrayView<float> c)
+    {
+        using (_kernels.SubStage("product", 2.0 * shape.M * shape.N * shape.K * shape.Batch))
+        {
+            if (_bf16) _gemm.GemmBf16(shape, a.B16, b.B16, c);
+            else _gemm.Sgemm(shape, a.F32, b.F32, c);
+        }
+    }
+
+    /// <summary>C = the fp32 product of A and B at either precision.</summary>
+    private void ProductF32(in GemmShape shape, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
+    {
+        using (_kernels.SubStage("product", 2.0 * shape.M * shape.N * shape.K * shape.Batch)) _gemm.Sgemm(shape, a, b, c);
+    }
+
+    /// <summary>The first <paramref name="length"/> values of the operand's fp32 view rounded into its bf16 copy (bf16 only).</summary>
+    private void Round(Operand x, long length)
+    {
+        if (_bf16) _kernels.RoundToBf16(x.F32.SubView(0, length), x.B16.SubView(0, length));
+    }
+
+    private (ArrayView<float>, ArrayView<ushort>) Heads(long floats, long halves) =>
+        (Grow(ref _heads, floats), _bf16 ? Grow(ref _heads16, halves) : default);
+
+    /// <summary>Scratch for <paramref name="count"/> tiles of the largest size <see cref="Tiling"/> gives.</summary>
+    private (ArrayView<float>, ArrayView<ushort>) Tiles(int items, int tokens, int count)
+    {
+        var (_, ni, _, rows) = Tiling(items, tokens).First();
+        long length = (long)count * ni * rows * tokens;
+        return (Grow(ref _tiles, length), _bf16 ? Grow(ref _tiles16, length) : default);
+    }
+
+    /// <summary>The first <paramref name="length"/> elements of the buffer, grown to fit (growing waits for the queue).</summary>
+    private ArrayView<T> Grow<T>(ref MemoryBuffer1D<T, Stride1D.Dense>? buffer, long length) where T : unmanaged
+    {
+        if (buffer is null || buffer.Length < length)
+        {
+            if (buffer is not null)
+            {
+                _kernels.Synchronize(); // work already queued may still read the old buffer
+                buffer.Dispose();
+            }
+            buffer = _kernels.Accelerator.Allocate1D<T>(Math.Max(1, length));
+        }
+        return ((ArrayView<T>)buffer.View).SubView(0, length);
+    }
+
+    private static void Check(bool ok, string what)
+    {
+        if (!ok) throw new ArgumentException(what + ".");
+    }
+
+    public void Dispose()
+    {
+        _heads?.Dispose();
+        _heads16?.Dispose();
+        _tiles?.Dispose();
+        _tiles16?.Dispose();
+        (_heads, _heads16, _tiles, _tiles16) = (null, null, null, null);
+    }
+}

@@ -1,0 +1,96 @@
+using ILGPU.Runtime;
+using MediatorDiT.Cuda.Kernels;
+
+namespace MediatorDiT.Tests.Cuda.Kernels;
+
+/// <summary>
+/// The row kernels with a warp per row against their reference twins with a thread per row, on the CPU accelerator
+/// (warps of 4 lanes there): the same formulas with the sums in another order, 1e-5 of max(1, |reference|). Row
+/// lengths below, at and above the warp's width, and row counts that leave the last group part empty.
+/// </summary>
+[Collection(CpuAcceleratorCollection.Name)]
+public class WarpRowKernelsTests(CpuAcceleratorFixture device)
+{
+    public static TheoryData<int, int> Shapes => new() { { 2, 3 }, { 3, 5 }, { 4, 8 }, { 33, 7 }, { 130, 37 } };
+
+    [Fact]
+    public void TheCpuAcceleratorRunsAThreadPerRowByDefault_TheSwitchTheWarps()
+    {
+        Assert.False(device.Kernels.WarpRows);
+        Assert.True(device.WarpRowKernels.WarpRows);
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void AdaLayerNorm_ForwardAndInputGradient_MatchTheThreadPerRowKernels(int d, int rows)
+    {
+        var x = KernelData.Uniform(rows * d, 111, -3f, 3f);
+        var mod = KernelData.Uniform(rows * 2 * d, 112, -1f, 1f); // one image per row: shift, scale (rows, 2d)
+        var g = KernelData.Uniform(rows * d, 113, -2f, 2f);
+        var dx0 = KernelData.Uniform(rows * d, 114, -1f, 1f);
+        float[][] Run(KernelSet kernels)
+        {
+            using var dX = device.Upload(x);
+            using var dMod = device.Upload(mod);
+            using var dG = device.Upload(g);
+            using var xhat = device.Accelerator.Allocate1D<float>(rows * d);
+            using var y = device.Accelerator.Allocate1D<float>(rows * d);
+            using var stats = device.Accelerator.Allocate1D<float>(2 * rows);
+            using var dx = device.Upload(dx0);
+            using var dShift = device.Accelerator.Allocate1D<float>(rows * 2 * d);
+            dShift.MemSetToZero();
+            var scale = dMod.View.SubView(d, rows * 2 * d - d);
+            // The forward reads dense (B, d) rows; give it the modulation's shift and scale halves copied apart.
+            var shiftDense = new float[rows * d];
+            var scaleDense = new float[rows * d];
+            for (int r = 0; r < rows; r++)
+            {
+                Array.Copy(mod, r * 2 * d, shiftDense, r * d, d);
+                Array.Copy(mod, r * 2 * d + d, scaleDense, r * d, d);
+            }
+            using var dShiftDense = device.Upload(shiftDense);
+            using var dScaleDense = device.Upload(scaleDense);
+            kernels.AdaLayerNormForward(dX.View, dShiftDense.View, dScaleDense.View, xhat.View, y.View, stats.View, d, 1);
+            kernels.AdaLayerNormBackward(dG.View, xhat.View, scale, stats.View, dShift.View, dShift.View.SubView(d, rows * 2 * d - d), dx.View, d, 1, 2 * d,
+                accumulate: true);
+            return [device.Download(xhat), device.Download(y), device.Download(stats), device.Download(dx), device.Download(dShift)];
+        }
+        var expected = Run(device.ThreadRowKernels);
+        var actual = Run(device.WarpRowKernels);
+        string[] names = ["xhat", "y", "stats", "dx", "dShift and dScale"];
+        for (int i = 0; i < names.Length; i++) AssertClose(expected[i], actual[i], names[i]);
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Softmaxes_MatchTheThreadPerRowKernels(int n, int rows)
+    {
+        // The attention tile's rows (their lse at the tile's items and rows) and rows with a bias table of 3 rows.
+        var logits = KernelData.Uniform(rows * n, 115, -6f, 6f);
+        var bias = KernelData.Uniform(3 * n, 116, -1f, 1f);
+        var tile = new AttentionTile(n, 1, 2, n - 1); // items of one row each, the last row of items 2 .. 2 + rows - 1
+        float[][] Run(KernelSet kernels)
+        {
+            using var s = device.Upload(logits);
+            using var lse = device.Upload(new float[(2 + rows) * n]);
+            using var x = device.Upload(logits);
+            using var b = device.Upload(bias);
+            kernels.TileSoftmax(s.View, lse.View, rows, tile);
+            kernels.SoftmaxRowsWithBiasTable(x.View, b.View, rows, n, 3);
+            return [device.Download(s), device.Download(lse), device.Download(x)];
+        }
+        var expected = Run(device.ThreadRowKernels);
+        var actual = Run(device.WarpRowKernels);
+        string[] names = ["tile probabilities", "tile lse", "biased probabilities"];
+        for (int i = 0; i < names.Length; i++) AssertClose(expected[i], actual[i], names[i]);
+    }
+
+    private static void AssertClose(float[] expected, float[] actual, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        Assert.Contains(expected, v => v != 0); // the comparison compares something
+        for (int i = 0; i < expected.Length; i++)
+            if (!(Math.Abs((double)actual[i] - expected[i]) <= 1e-5 * Math.Max(1, Math.Abs((double)expected[i]))))
+                Assert.Fail($"{what} element {i}: expected {expected[i]:R}, got {actual[i]:R}");
+    }
+}

@@ -1,0 +1,300 @@
+using ILGPU.Runtime;
+using MediatorDiT.Cuda.Blas;
+using MediatorDiT.Cuda.Kernels;
+using MediatorDiT.Cuda.Models;
+using MediatorDiT.Models;
+using MediatorDiT.Tensors;
+using MediatorDiT.Tests.Cuda.Kernels;
+
+namespace MediatorDiT.Tests.Cuda.Models;
+
+/// <summary>
+/// Full attention's core as products on the CPU accelerator, at tile sizes that take whole items at once, split the
+/// items over tiles (the last one short) and split each item's query rows (the last run short): in fp32 the forward
+/// against the one-thread-per-row reference kernel (1e-5, the sums run in another order) and the backward against the
+/// CPU layer's gradients (1e-3, the gradient tolerance); in bf16 against the same algorithm run on the host with the operands rounded where the products read them.
+/// </summary>
+[Collection(CpuAcceleratorCollection.Name)]
+public class AttentionProductsTests(CpuAcceleratorFixture device)
+{
+    // 2 images of a 3 x 3 grid (9 tokens), 3 heads of 5 channels: 6 items of 81 logits.
+    private const int Batch = 2, Grid = 3, Heads = 3, HeadDim = 5, Tokens = Grid * Grid, Dim = Heads * HeadDim;
+    private static readonly AttentionGeometry Geometry = new(Batch, Grid, Heads, HeadDim, 1, 1f / MathF.Sqrt(HeadDim));
+
+    /// <summary>Tile sizes: every item at once; 4 items per tile (6 = 4 + 2); 4 rows per tile (9 = 4 + 4 + 1).</summary>
+    public static TheoryData<long> TileSizes => new() { AttentionProducts.DefaultTileFloats, 4 * Tokens * Tokens, 4 * Tokens };
+
+    [Fact]
+    public void Tiling_CoversEveryItemAndRowOnce()
+    {
+        foreach (long tileFloats in new long[] { AttentionProducts.DefaultTileFloats, 4 * Tokens * Tokens, 4 * Tokens, 1 })
+        {
+            using var gemm = new IlgpuGemm(device.Accelerator);
+            using var products = new AttentionProducts(device.Kernels, gemm, DevicePrecision.Fp32, tileFloats);
+            var seen = new int[Batch * Heads * Tokens];
+            foreach (var (i0, ni, r0, rows) in products.Tiling(Batch * Heads, Tokens))
+            {
+                Assert.True((long)ni * rows * Tokens <= Math.Max(tileFloats, Tokens), $"a tile of {ni} x {rows} rows is over {tileFloats} logits");
+                for (int i = i0; i < i0 + ni; i++)
+                for (int r = r0; r < r0 + rows; r++) seen[i * Tokens + r]++;
+            }
+            Assert.All(seen, count => Assert.Equal(1, count));
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(TileSizes))]
+    public void Forward_MatchesTheReferenceKernel(long tileFloats)
+    {
+        var qkv = KernelData.Uniform(Batch * Tokens * 3 * Dim, 91, -2f, 2f);
+        var (expectedO, expectedLse) = ReferenceForward(qkv);
+        var (o, lse) = Forward(qkv, DevicePrecision.Fp32, tileFloats);
+        AssertClose(expectedO, o, 1e-5, "o");
+        AssertClose(expectedLse, lse, 1e-5, "lse");
+    }
+
+    [Theory]
+    [MemberData(nameof(TileSizes))]
+    public void Backward_MatchesTheCpuLayer(long tileFloats)
+    {
+        var attention = CpuLayer(92);
+        var dqkv = Backward(attention, DevicePrecision.Fp32, tileFloats);
+        GradientData.AssertClose(attention.QkvGradient.Span, dqkv, 1e-3, "dqkv");
+    }
+
+    [Fact]
+    public void Bf16_EqualsTheAlgorithmWithItsOperandsRoundedToBf16()
+    {
+        // Against the host's double-precision run of the same algorithm with q, k, v, dO, P and dS rounded to bf16 where
+        // the products read them: only the products' fp32 sums differ (1e-3). And not the fp32 result: the roundings happened.
+        var qkv = KernelData.Uniform(Batch * Tokens * 3 * Dim, 93, -2f, 2f);
+        var (o16, _) = Forward(qkv, DevicePrecision.Bf16, 4 * Tokens);
+        AssertClose(HostForward(qkv, bf16: true), o16, 1e-3, "bf16 o");
+        Assert.True(MaxDifference(HostForward(qkv, bf16: false), o16) > 1e-3, "the bf16 forward gave the fp32 result: its operands were not rounded");
+
+        var attention = CpuLayer(94);
+        var d16 = Backward(attention, DevicePrecision.Bf16, 4 * Tokens);
+        var expected = HostBackward(attention, bf16: true);
+        GradientData.AssertClose(expected, d16, 1e-3, "bf16 dqkv");
+        Assert.True(MaxDifference(HostBackward(attention, bf16: false), d16) > 1e-2, "the bf16 backward gave the fp32 result: its operands were not rounded");
+    }
+
+    [Theory]
+    [InlineData(2, 4, 2, 3, 2, false)]
+    [InlineData(1, 5, 2, 4, 3, false)] // a grid the mediator grid does not divide: overlapping pooling bins
+    [InlineData(2, 4, 2, 3, 2, true)]
+    public void MediatorForward_MatchesTheReferenceKernelsOnEverySavedTensor(int batch, int grid, int heads, int hd, int medGrid, bool bf16)
+    {
+        // fp32: the products sum in another order than the reference kernels, 1e-5 of max(1, |expected|). bf16: within
+        // bf16's rounding of the fp32 reference (3e-2, as the bf16 forward's bound) and not equal to it.
+        var g = new AttentionGeometry(batch, grid, heads, hd, medGrid, 1f / MathF.Sqrt(hd));
+        int n = g.Tokens, d = g.Dim, m = g.Mediators;
+        var qkv = KernelData.Uniform(batch * n * 3 * d, 101, -2f, 2f);
+        var bias1 = KernelData.Uniform(heads * m * n, 102, -1f, 1f);
+        var bias2 = KernelData.Uniform(heads * n * m, 103, -1f, 1f);
+        var weight = KernelData.Uniform(9 * d, 104, -0.5f, 0.5f);
+        var dwcBias = KernelData.Uniform(d, 105, -0.5f, 0.5f);
+        float[][] Run(bool products, DevicePrecision precision)
+        {
+            using var gemm = new IlgpuGemm(device.Accelerator);
+            using var attention = new AttentionProducts(device.Kernels, gemm, precision);
+            using var dq = device.Upload(qkv);
+            using var b1 = device.Upload(bias1);
+            using var b2 = device.Upload(bias2);
+            using var w = device.Upload(weight);
+            using var wb = device.Upload(dwcBias);
+            // Stale values every output must overwrite.
+            using var t = device.Upload(KernelData.Uniform(batch * m * d, 106));
+            using var a1 = device.Upload(KernelData.Uniform(batch * heads * m * n, 107));
+            using var vm = device.Upload(KernelData.Uniform(batch * heads * m * hd, 108));
+            using var a2 = device.Upload(KernelData.Uniform(batch * heads * n * m, 109));
+            using var o = device.Upload(KernelData.Uniform(batch * n * d, 110));
+            if (products) attention.MediatorForward(dq.View, b1.View, b2.View, w.View, wb.View, t.View, a1.View, vm.View, a2.View, o.View, g);
+            else device.Kernels.MediatorAttention(dq.View, b1.View, b2.View, w.View, wb.View, t.View, a1.View, vm.View, a2.View, o.View, g);
+            return [device.Download(t), device.Download(a1), device.Download(vm), device.Download(a2), device.Download(o)];
+        }
+        var expected = Run(products: false, DevicePrecision.Fp32);
+        var actual = Run(products: true, bf16 ? DevicePrecision.Bf16 : DevicePrecision.Fp32);
+        string[] names = ["T", "A1", "Vm", "A2", "O"];
+        for (int i = 0; i < names.Length; i++) AssertClose(expected[i], actual[i], bf16 ? 3e-2 : 1e-5, names[i]);
+        if (bf16) Assert.True(MaxDifference(expected[4], actual[4]) > 1e-4, "the bf16 mediator forward gave the fp32 result: its operands were not rounded");
+    }
+
+    [Theory]
+    [InlineData(2, 2, 4, 4, 4, DevicePrecision.Fp32)]
+    [InlineData(1, 3, 3, 5, 4, DevicePrecision.Fp32)] // a 5x5 grid pooled to 2x2: overlapping bins
+    [InlineData(2, 2, 4, 4, 4, DevicePrecision.Bf16)] // its products stay fp32 in bf16
+    public void MediatorBackward_MatchesTheCpuLayer(int batch, int heads, int headDim, int grid, int mediators, DevicePrecision precision)
+    {
+        // Against the CPU layer's dqkv, dS1, dS2 and per-image depthwise gradients: the products sum in another order, 1e-3.
+        int dim = heads * headDim, tokens = grid * grid, medGrid = (int)Math.Round(Math.Sqrt(mediators));
+        var attention = new MediatorAttention("a.", dim, heads, grid, mediators);
+        var rng = new RandomSource(121);
+        foreach (var p in attention.Parameters)
+        {
+            rng.FillGaussian(p.Value.Span, 0, 0.5f);
+            p.Grad!.Zero();
+        }
+        var x = new Tensor(batch * tokens, dim);
+        rng.FillGaussian(x.Span);
+        var dy = new Tensor(batch * tokens, dim);
+        rng.FillGaussian(dy.Span);
+        attention.Forward(x, new Tensor(batch * tokens, dim), batch);
+        attention.Backward(dy, new Tensor(batch * tokens, dim));
+
+        int maps = batch * heads * mediators * tokens, small = batch * heads * mediators * headDim;
+        using var gemm = new IlgpuGemm(device.Accelerator);
+        using var products = new AttentionProducts(device.Kernels, gemm, precision);
+        using var qkv = device.Upload(attention.SavedQkv.Span.ToArray());
+        using var t = device.Upload(attention.SavedTokens.Span.ToArray());
+        using var a1 = device.Upload(attention.SavedA1.Span.ToArray());
+        using var a2 = device.Upload(attention.SavedA2.Span.ToArray());
+        using var vm = device.Upload(attention.SavedMediatorValues.Span.ToArray());
+        using var taps = device.Upload(attention.SavedTaps.Span.ToArray());
+        using var dO = device.Upload(attention.HeadOutputGradient.Span.ToArray());
+        // Stale values every output must overwrite.
+        using var dqkv = device.Upload(KernelData.Uniform(batch * tokens * 3 * dim, 122));
+        using var dS1 = device.Upload(KernelData.Uniform(maps, 123));
+        using var dS2 = device.Upload(KernelData.Uniform(maps, 124));
+        using var dTaps = device.Upload(KernelData.Uniform(batch * 10 * dim, 125));
+        using var dVm = device.Upload(KernelData.Uniform(small, 126));
+        using var dT = device.Upload(KernelData.Uniform(small, 127));
+        products.MediatorBackward(new MediatorBackwardViews(qkv.View, t.View, a1.View, a2.View, vm.View, taps.View, dO.View, dqkv.View, dS1.View,
+            dS2.View, dTaps.View, dVm.View, dT.View), new AttentionGeometry(batch, grid, heads, headDim, medGrid, 1f / MathF.Sqrt(headDim)));
+        GradientData.AssertClose(attention.QkvGradient.Span, device.Download(dqkv), 1e-3, "dqkv");
+        GradientData.AssertClose(attention.KeyLogitGradient.Span, device.Download(dS1), 1e-3, "dS1");
+        GradientData.AssertClose(attention.QueryLogitGradient.Span, device.Download(dS2), 1e-3, "dS2");
+        GradientData.AssertClose(attention.DepthwiseGradientsPerImage.Span, device.Download(dTaps), 1e-3, "dTaps");
+    }
+
+    /// <summary>x as the bf16 products read it: rounded to bf16 (and widened) when <paramref name="bf16"/>.</summary>
+    private static double Read(float x, bool bf16) => bf16 ? Bf16.Widen(Bf16.Round(x)) : x;
+
+    /// <summary>The scaled logit of query row i and key row j of image b, head h, from qkv (B*N, 3D), in double.</summary>
+    private static double Logit(float[] qkv, int b, int h, int i, int j, bool bf16)
+    {
+        double dot = 0;
+        for (int c = 0; c < HeadDim; c++)
+            dot += Read(qkv[(b * Tokens + i) * 3 * Dim + h * HeadDim + c], bf16) * Read(qkv[(b * Tokens + j) * 3 * Dim + Dim + h * HeadDim + c], bf16);
+        return Geometry.Scale * dot;
+    }
+
+    /// <summary>The forward's O (B*N, D) in double: exact softmax, P rounded as the PV product reads it.</summary>
+    private static float[] HostForward(float[] qkv, bool bf16)
+    {
+        var o = new float[Batch * Tokens * Dim];
+        var p = new double[Tokens];
+        for (int b = 0; b < Batch; b++)
+        for (int h = 0; h < Heads; h++)
+        for (int i = 0; i < Tokens; i++)
+        {
+            for (int j = 0; j < Tokens; j++) p[j] = Logit(qkv, b, h, i, j, bf16);
+            double max = p.Max(), sum = 0;
+            for (int j = 0; j < Tokens; j++) sum += p[j] = Math.Exp(p[j] - max);
+            for (int c = 0; c < HeadDim; c++)
+            {
+                double acc = 0;
+                for (int j = 0; j < Tokens; j++) acc += Read((float)(p[j] / sum), bf16) * Read(qkv[(b * Tokens + j) * 3 * Dim + 2 * Dim + h * HeadDim + c], bf16);
+                o[(b * Tokens + i) * Dim + h * HeadDim + c] = (float)acc;
+            }
+        }
+        return o;
+    }
+
+    /// <summary>The backward's dqkv in double from the CPU layer's saved tensors, with P and dS rounded as the products read them.</summary>
+    private static float[] HostBackward(FullAttention attention, bool bf16)
+    {
+        var qkv = attention.SavedQkv.Span.ToArray();
+        var o = attention.SavedHeadOutputs.Span.ToArray();
+        var dO = attention.HeadOutputGradient.Span.ToArray();
+        var lse = attention.SavedLogSumExp.Span.ToArray();
+        var dqkv = new double[qkv.Length];
+        int Row(int b, int r) => b * Tokens + r;
+        for (int b = 0; b < Batch; b++)
+        for (int h = 0; h < Heads; h++)
+        for (int i = 0; i < Tokens; i++)
+        {
+            double delta = 0;
+            for (int c = 0; c < HeadDim; c++) delta += (double)dO[Row(b, i) * Dim + h * HeadDim + c] * o[Row(b, i) * Dim + h * HeadDim + c];
+            for (int j = 0; j < Tokens; j++)
+            {
+                float p = (float)Math.Exp(Logit(qkv, b, h, i, j, bf16) - lse[(b * Heads + h) * Tokens + i]);
+                double dp = 0;
+                for (int c = 0; c < HeadDim; c++)
+                    dp += Read(dO[Row(b, i) * Dim + h * HeadDim + c], bf16) * Read(qkv[Row(b, j) * 3 * Dim + 2 * Dim + h * HeadDim + c], bf16);
+                double pr = Read(p, bf16), ds = Read((float)(p * (dp - delta)), bf16);
+                for (int c = 0; c < HeadDim; c++)
+                {
+                    int q = Row(b, i) * 3 * Dim + h * HeadDim + c, k = Row(b, j) * 3 * Dim + Dim + h * HeadDim + c;
+                    dqkv[q] += Geometry.Scale * ds * Read(qkv[k], bf16);
+                    dqkv[k] += Geometry.Scale * ds * Read(qkv[q], bf16);
+                    dqkv[k + Dim] += pr * Read(dO[Row(b, i) * Dim + h * HeadDim + c], bf16);
+                }
+            }
+        }
+        return dqkv.Select(x => (float)x).ToArray();
+    }
+
+    private (float[] O, float[] Lse) ReferenceForward(float[] qkv)
+    {
+        using var dqkv = device.Upload(qkv);
+        using var o = device.Accelerator.Allocate1D<float>(Batch * Tokens * Dim);
+        using var lse = device.Accelerator.Allocate1D<float>(Batch * Heads * Tokens);
+        device.Kernels.FlashAttention(dqkv.View, o.View, lse.View, Geometry);
+        return (device.Download(o), device.Download(lse));
+    }
+
+    private (float[] O, float[] Lse) Forward(float[] qkv, DevicePrecision precision, long tileFloats)
+    {
+        using var gemm = new IlgpuGemm(device.Accelerator);
+        using var products = new AttentionProducts(device.Kernels, gemm, precision, tileFloats);
+        using var dqkv = device.Upload(qkv);
+        using var o = device.Upload(KernelData.Uniform(Batch * Tokens * Dim, 95)); // stale values the forward must overwrite
+        using var lse = device.Upload(KernelData.Uniform(Batch * Heads * Tokens, 96));
+        products.FullForward(dqkv.View, o.View, lse.View, Geometry);
+        return (device.Download(o), device.Download(lse));
+    }
+
+    /// <summary>A CPU layer after a forward and backward of random weights and inputs: its saved tensors and its dqkv.</summary>
+    private static FullAttention CpuLayer(ulong seed)
+    {
+        var attention = new FullAttention("a.", Dim, Heads);
+        var rng = new RandomSource(seed);
+        foreach (var p in attention.Parameters)
+        {
+            rng.FillGaussian(p.Value.Span, 0, 0.5f);
+            p.Grad!.Zero();
+        }
+        var x = new Tensor(Batch * Tokens, Dim);
+        rng.FillGaussian(x.Span);
+        var dy = new Tensor(Batch * Tokens, Dim);
+        rng.FillGaussian(dy.Span);
+        attention.Forward(x, new Tensor(Batch * Tokens, Dim), Batch);
+        attention.Backward(dy, new Tensor(Batch * Tokens, Dim));
+        return attention;
+    }
+
+    private float[] Backward(FullAttention attention, DevicePrecision precision, long tileFloats)
+    {
+        using var gemm = new IlgpuGemm(device.Accelerator);
+        using var products = new AttentionProducts(device.Kernels, gemm, precision, tileFloats);
+        using var qkv = device.Upload(attention.SavedQkv.Span.ToArray());
+        using var o = device.Upload(attention.SavedHeadOutputs.Span.ToArray());
+        using var dO = device.Upload(attention.HeadOutputGradient.Span.ToArray());
+        using var lse = device.Upload(attention.SavedLogSumExp.Span.ToArray());
+        using var delta = device.Accelerator.Allocate1D<float>(Batch * Heads * Tokens);
+        using var dqkv = device.Upload(KernelData.Uniform(Batch * Tokens * 3 * Dim, 97)); // overwritten, not added to
+        products.FullBackward(qkv.View, o.View, dO.View, lse.View, delta.View, dqkv.View, Geometry);
+        return device.Download(dqkv);
+    }
+
+    private static double MaxDifference(float[] a, float[] b) => a.Zip(b, (x, y) => Math.Abs((double)x - y)).Max();
+
+    private static void AssertClose(float[] expected, float[] actual, double tolerance, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            if (!(Math.Abs((double)actual[i] - expected[i]) <= tolerance * Math.Max(1, Math.Abs((double)expected[i]))))
+                Assert.Fail($"{what} element {i}: expected {expected[i]:R}, got {actual[i]:R} (tolerance {tolerance} of max(1, |expected|))");
+    }
+}
