@@ -17,23 +17,6 @@ public class AttentionBackwardKernelsTests(CpuAcceleratorFixture device)
 {
     private const double GradientTolerance = 1e-3;
 
-    /// <summary>Random weights and input, then a forward and a backward of the layer on the CPU (which keep its saved tensors and gradients).</summary>
-    private static void RunCpuLayer(IAttention attention, int batch, int tokens, int dim, ulong seed)
-    {
-        var rng = new RandomSource(seed);
-        foreach (var p in attention.Parameters)
-        {
-            rng.FillGaussian(p.Value.Span, 0, 0.5f);
-            p.Grad!.Zero();
-        }
-        var x = new Tensor(batch * tokens, dim);
-        rng.FillGaussian(x.Span);
-        var dy = new Tensor(batch * tokens, dim);
-        rng.FillGaussian(dy.Span);
-        attention.Forward(x, new Tensor(batch * tokens, dim), batch);
-        attention.Backward(dy, new Tensor(batch * tokens, dim));
-    }
-
     [Theory]
     [InlineData(2, 12, 2, 4)]
     [InlineData(1, 9, 3, 5)] // an odd head size and token count
@@ -41,7 +24,7 @@ public class AttentionBackwardKernelsTests(CpuAcceleratorFixture device)
     {
         int dim = heads * headDim;
         var attention = new FullAttention("a.", dim, heads);
-        RunCpuLayer(attention, batch, tokens, dim, 71);
+        CpuAttentionLayers.Run(attention, batch, tokens, dim, 71);
         using var qkv = device.Upload(attention.SavedQkv.Span.ToArray());
         using var o = device.Upload(attention.SavedHeadOutputs.Span.ToArray());
         using var dO = device.Upload(attention.HeadOutputGradient.Span.ToArray());
@@ -59,7 +42,7 @@ public class AttentionBackwardKernelsTests(CpuAcceleratorFixture device)
         // The documented lse layout (B, H, N): row (b, h, i) = ln sum_j exp(s q_i.k_j), checked in double on the host.
         const int batch = 2, tokens = 5, heads = 2, headDim = 3, dim = heads * headDim;
         var attention = new FullAttention("a.", dim, heads);
-        RunCpuLayer(attention, batch, tokens, dim, 72);
+        CpuAttentionLayers.Run(attention, batch, tokens, dim, 72);
         var qkv = attention.SavedQkv.Span;
         var lse = attention.SavedLogSumExp.Span;
         double scale = 1 / Math.Sqrt(headDim);
@@ -86,7 +69,7 @@ public class AttentionBackwardKernelsTests(CpuAcceleratorFixture device)
     {
         int dim = heads * headDim, tokens = grid * grid, n = mediators, medGrid = (int)Math.Round(Math.Sqrt(mediators));
         var attention = new MediatorAttention("a.", dim, heads, grid, mediators);
-        RunCpuLayer(attention, batch, tokens, dim, 73);
+        CpuAttentionLayers.Run(attention, batch, tokens, dim, 73);
         var shape = new MediatorShape(heads, headDim, grid, grid, medGrid, 1f / MathF.Sqrt(headDim));
         int maps = batch * heads * n * tokens, small = batch * heads * n * headDim;
         using var qkv = device.Upload(attention.SavedQkv.Span.ToArray());
@@ -117,7 +100,7 @@ public class AttentionBackwardKernelsTests(CpuAcceleratorFixture device)
     {
         int dim = heads * headDim, tokens = grid * grid, medGrid = (int)Math.Round(Math.Sqrt(mediators)), map = heads * mediators * tokens;
         var attention = new MediatorAttention("a.", dim, heads, grid, mediators);
-        RunCpuLayer(attention, batch, tokens, dim, 74);
+        CpuAttentionLayers.Run(attention, batch, tokens, dim, 74);
         using var dS1 = device.Upload(attention.KeyLogitGradient.Span.ToArray());
         using var dS2 = device.Upload(attention.QueryLogitGradient.Span.ToArray());
         using var dTaps = device.Upload(attention.DepthwiseGradientsPerImage.Span.ToArray());

@@ -2,6 +2,8 @@ using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using MediatorDiT.Cuda.Kernels;
+using MediatorDiT.Models;
+using MediatorDiT.Tensors;
 
 namespace MediatorDiT.Tests.Cuda.Kernels;
 
@@ -104,5 +106,26 @@ internal static class GradientData
         for (int i = 0; i < expected.Length; i++)
             if (!(Math.Abs((double)actual[i] - expected[i]) <= tolerance * Math.Max(Math.Abs((double)expected[i]), rms)))
                 Assert.Fail($"{what}, element {i}: expected {expected[i]:R}, got {actual[i]:R} (tolerance {tolerance} of max(|expected|, rms {rms:G3}))");
+    }
+}
+
+/// <summary>The CPU attention layers the device's attention backward is checked against.</summary>
+internal static class CpuAttentionLayers
+{
+    /// <summary>Random weights and input, then a forward and a backward of the layer on the CPU (which keep its saved tensors and gradients).</summary>
+    public static void Run(IAttention attention, int batch, int tokens, int dim, ulong seed)
+    {
+        var rng = new RandomSource(seed);
+        foreach (var p in attention.Parameters)
+        {
+            rng.FillGaussian(p.Value.Span, 0, 0.5f);
+            p.Grad!.Zero();
+        }
+        var x = new Tensor(batch * tokens, dim);
+        rng.FillGaussian(x.Span);
+        var dy = new Tensor(batch * tokens, dim);
+        rng.FillGaussian(dy.Span);
+        attention.Forward(x, new Tensor(batch * tokens, dim), batch);
+        attention.Backward(dy, new Tensor(batch * tokens, dim));
     }
 }

@@ -129,18 +129,7 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
         // Against the CPU layer's dqkv, dS1, dS2 and per-image depthwise gradients: the products sum in another order, 1e-3.
         int dim = heads * headDim, tokens = grid * grid, medGrid = (int)Math.Round(Math.Sqrt(mediators));
         var attention = new MediatorAttention("a.", dim, heads, grid, mediators);
-        var rng = new RandomSource(121);
-        foreach (var p in attention.Parameters)
-        {
-            rng.FillGaussian(p.Value.Span, 0, 0.5f);
-            p.Grad!.Zero();
-        }
-        var x = new Tensor(batch * tokens, dim);
-        rng.FillGaussian(x.Span);
-        var dy = new Tensor(batch * tokens, dim);
-        rng.FillGaussian(dy.Span);
-        attention.Forward(x, new Tensor(batch * tokens, dim), batch);
-        attention.Backward(dy, new Tensor(batch * tokens, dim));
+        CpuAttentionLayers.Run(attention, batch, tokens, dim, 121);
 
         int maps = batch * heads * mediators * tokens, small = batch * heads * mediators * headDim;
         using var gemm = new IlgpuGemm(device.Accelerator);
@@ -259,18 +248,7 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
     private static FullAttention CpuLayer(ulong seed)
     {
         var attention = new FullAttention("a.", Dim, Heads);
-        var rng = new RandomSource(seed);
-        foreach (var p in attention.Parameters)
-        {
-            rng.FillGaussian(p.Value.Span, 0, 0.5f);
-            p.Grad!.Zero();
-        }
-        var x = new Tensor(Batch * Tokens, Dim);
-        rng.FillGaussian(x.Span);
-        var dy = new Tensor(Batch * Tokens, Dim);
-        rng.FillGaussian(dy.Span);
-        attention.Forward(x, new Tensor(Batch * Tokens, Dim), Batch);
-        attention.Backward(dy, new Tensor(Batch * Tokens, Dim));
+        CpuAttentionLayers.Run(attention, Batch, Tokens, Dim, seed);
         return attention;
     }
 
