@@ -61,6 +61,25 @@ internal sealed partial class KernelSet
     public Performance.DeviceStageProfile.Scope SubStage(string part, double flops = 0) =>
         Profile is { } profile ? Performance.DeviceStageProfile.Enter(profile, profile.Current + ": " + part, flops) : default;
 
+    /// <summary>
+    /// The first <paramref name="length"/> elements of a scratch buffer, reallocated to fit when it is too short
+    /// (<paramref name="grown"/>); reallocating first waits for the queue, whose launches may still read the old buffer.
+    /// </summary>
+    public ArrayView<T> Scratch<T>(ref MemoryBuffer1D<T, Stride1D.Dense>? buffer, long length, out bool grown) where T : unmanaged
+    {
+        grown = buffer is null || buffer.Length < length;
+        if (grown)
+        {
+            if (buffer is not null)
+            {
+                _accelerator.Synchronize();
+                buffer.Dispose();
+            }
+            buffer = _accelerator.Allocate1D<T>(Math.Max(1, length));
+        }
+        return ((ArrayView<T>)buffer!.View).SubView(0, length);
+    }
+
     /// <summary>Waits for every queued launch.</summary>
     public void Synchronize() => _accelerator.Synchronize();
 

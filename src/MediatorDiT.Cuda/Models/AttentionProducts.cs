@@ -293,29 +293,14 @@ internal sealed class AttentionProducts : IDisposable
     }
 
     private (ArrayView<float>, ArrayView<ushort>) Heads(long floats, long halves) =>
-        (Grow(ref _heads, floats), _bf16 ? Grow(ref _heads16, halves) : default);
+        (_kernels.Scratch(ref _heads, floats, out _), _bf16 ? _kernels.Scratch(ref _heads16, halves, out _) : default);
 
     /// <summary>Scratch for <paramref name="count"/> tiles of the largest size <see cref="Tiling"/> gives.</summary>
     private (ArrayView<float>, ArrayView<ushort>) Tiles(int items, int tokens, int count)
     {
         var (_, ni, _, rows) = Tiling(items, tokens).First();
         long length = (long)count * ni * rows * tokens;
-        return (Grow(ref _tiles, length), _bf16 ? Grow(ref _tiles16, length) : default);
-    }
-
-    /// <summary>The first <paramref name="length"/> elements of the buffer, grown to fit (growing waits for the queue).</summary>
-    private ArrayView<T> Grow<T>(ref MemoryBuffer1D<T, Stride1D.Dense>? buffer, long length) where T : unmanaged
-    {
-        if (buffer is null || buffer.Length < length)
-        {
-            if (buffer is not null)
-            {
-                _kernels.Synchronize(); // work already queued may still read the old buffer
-                buffer.Dispose();
-            }
-            buffer = _kernels.Accelerator.Allocate1D<T>(Math.Max(1, length));
-        }
-        return ((ArrayView<T>)buffer.View).SubView(0, length);
+        return (_kernels.Scratch(ref _tiles, length, out _), _bf16 ? _kernels.Scratch(ref _tiles16, length, out _) : default);
     }
 
     private static void Check(bool ok, string what)

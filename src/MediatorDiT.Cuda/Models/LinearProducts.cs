@@ -83,17 +83,10 @@ internal sealed class LinearProducts : IDisposable
     public void BiasGradient(ArrayView<float> dy, ArrayView<float> dBias, int rows, int outFeatures)
     {
         if (rows == 0) return;
-        if (_ones is null || _ones.Length < rows)
-        {
-            if (_ones is not null)
-            {
-                _kernels.Accelerator.Synchronize(); // products already queued may still read the old buffer
-                _ones.Dispose();
-            }
-            _ones = _kernels.Accelerator.Allocate1D(Enumerable.Repeat(1f, rows).ToArray());
-        }
+        var ones = _kernels.Scratch(ref _ones, rows, out bool grown);
+        if (grown) ones.CopyFromCPU(Enumerable.Repeat(1f, rows).ToArray());
         using (_kernels.SubStage("bias column sums", 2.0 * rows * outFeatures))
-            _gemm.Sgemm(GemmShape.Single(false, false, 1, outFeatures, rows, 1f, rows, outFeatures, 1f, outFeatures), _ones.View, dy, dBias);
+            _gemm.Sgemm(GemmShape.Single(false, false, 1, outFeatures, rows, 1f, rows, outFeatures, 1f, outFeatures), ones, dy, dBias);
     }
 
     private enum Operand { Activation, Weight }
@@ -122,16 +115,7 @@ internal sealed class LinearProducts : IDisposable
     /// <summary><paramref name="values"/> rounded into the scratch buffer (grown to fit; growing waits for the queue).</summary>
     private ArrayView<ushort> Rounded(ArrayView<float> values, ref MemoryBuffer1D<ushort, Stride1D.Dense>? scratch)
     {
-        if (scratch is null || scratch.Length < values.Length)
-        {
-            if (scratch is not null)
-            {
-                _kernels.Accelerator.Synchronize(); // products already queued may still read the old buffer
-                scratch.Dispose();
-            }
-            scratch = _kernels.Accelerator.Allocate1D<ushort>(Math.Max(1, values.Length));
-        }
-        var view = scratch.View.SubView(0, values.Length);
+        var view = _kernels.Scratch(ref scratch, values.Length, out _);
         _kernels.RoundToBf16(values, view);
         return view;
     }
