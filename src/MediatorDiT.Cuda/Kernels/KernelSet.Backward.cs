@@ -172,6 +172,7 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _branchGrad, _gateGrad;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _siluBackward;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _softmaxBackward;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int>? _softmaxBackwardWarp;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _columnSums;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _unpatchifyBackward, _patchesToImage;
     private Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int>? _labelTable;
@@ -234,7 +235,11 @@ internal sealed partial class KernelSet
     {
         Check(n >= 1 && dp.Length % n == 0 && p.Length >= dp.Length, "dp must hold whole rows of n, p as many");
         int rows = (int)(dp.Length / n);
-        (_softmaxBackward ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(BackwardKernels.SoftmaxBackward))(rows, p, dp, n);
+        if (WarpRows)
+            (_softmaxBackwardWarp ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int>(WarpRowKernels.SoftmaxBackward))(
+                RowLaunch(rows), p, dp, rows, n);
+        else
+            (_softmaxBackward ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(BackwardKernels.SoftmaxBackward))(rows, p, dp, n);
         if (dBias.Length > 0) ColumnSums(dp, dBias, n);
     }
 

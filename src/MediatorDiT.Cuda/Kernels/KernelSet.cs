@@ -23,7 +23,7 @@ internal sealed partial class KernelSet
 
     /// <summary>
     /// The kernels for <paramref name="accelerator"/>. The row kernels (LayerNorm and adaLN forward and input gradient,
-    /// the attention softmaxes) run a warp per row (<see cref="WarpRowKernels"/>) or a thread per row (their reference
+    /// the attention softmaxes and their backward) run a warp per row (<see cref="WarpRowKernels"/>) or a thread per row (their reference
     /// twins, which the tests hold them to); <paramref name="warpRows"/> null: a warp per row on a GPU, a thread per row
     /// on ILGPU's CPU accelerator, which runs a warp's lanes as OS threads and every shuffle as a rendezvous of them (as
     /// IlgpuGemm runs its plain kernel there).

@@ -8,7 +8,7 @@ namespace MediatorDiT.Cuda.Kernels;
 /// the row's sums are combined by a butterfly of shuffles, after which every lane holds the same bits. Explicitly
 /// grouped: a group holds whole warps, one row each (<see cref="RowOf"/>), and a warp past the last row leaves as a
 /// whole, so no shuffle waits on a lane that left. The same formulas as <see cref="RowKernels"/> and
-/// <see cref="BackwardKernels.AdaLayerNormInputGradient"/> (their reference twins, a thread per row), with the sums
+/// <see cref="BackwardKernels.AdaLayerNormInputGradient"/> and <see cref="BackwardKernels.SoftmaxBackward"/> (their reference twins, a thread per row), with the sums
 /// in another order: equal to rounding.
 /// </summary>
 internal static class WarpRowKernels
@@ -104,6 +104,21 @@ internal static class WarpRowKernels
         int row = RowOf();
         if (row >= rows) return;
         SoftmaxRowInPlace(x, (long)row * n, n, bias, (long)(row % biasRows) * n, addBias: true);
+    }
+
+    /// <summary>
+    /// <see cref="BackwardKernels.SoftmaxBackward"/> with a warp per row: dp = p (dp - sum(p dp)) in place, per row of n
+    /// (the mediator attention's two softmaxes, rows of N and of n mediators).
+    /// </summary>
+    public static void SoftmaxBackward(ArrayView<float> p, ArrayView<float> dp, int rows, int n)
+    {
+        int row = RowOf(), lane = Warp.LaneIdx, lanes = Warp.WarpSize;
+        if (row >= rows) return;
+        long o = (long)row * n;
+        float dot = 0;
+        for (int j = lane; j < n; j += lanes) dot += p[o + j] * dp[o + j];
+        float delta = WarpSum(dot);
+        for (int j = lane; j < n; j += lanes) dp[o + j] = p[o + j] * (dp[o + j] - delta);
     }
 
     /// <summary><see cref="RowKernels.SoftmaxRowInPlace"/> by the calling warp: the same steps, the row's max and sum over the lanes.</summary>

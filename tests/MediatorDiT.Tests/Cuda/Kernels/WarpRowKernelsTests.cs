@@ -63,11 +63,13 @@ public class WarpRowKernelsTests(CpuAcceleratorFixture device)
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void Softmaxes_MatchTheThreadPerRowKernels(int n, int rows)
+    public void Softmaxes_AndTheSoftmaxBackward_MatchTheThreadPerRowKernels(int n, int rows)
     {
-        // The attention tile's rows (their lse at the tile's items and rows) and rows with a bias table of 3 rows.
+        // The attention tile's rows (their lse at the tile's items and rows), rows with a bias table of 3 rows, and
+        // those rows' backward.
         var logits = KernelData.Uniform(rows * n, 115, -6f, 6f);
         var bias = KernelData.Uniform(3 * n, 116, -1f, 1f);
+        var upstream = KernelData.Uniform(rows * n, 117, -2f, 2f);
         var tile = new AttentionTile(n, 1, 2, n - 1); // items of one row each, the last row of items 2 .. 2 + rows - 1
         float[][] Run(KernelSet kernels)
         {
@@ -77,11 +79,14 @@ public class WarpRowKernelsTests(CpuAcceleratorFixture device)
             using var b = device.Upload(bias);
             kernels.TileSoftmax(s.View, lse.View, rows, tile);
             kernels.SoftmaxRowsWithBiasTable(x.View, b.View, rows, n, 3);
-            return [device.Download(s), device.Download(lse), device.Download(x)];
+            // The backward from the biased probabilities, on an upstream gradient of whole rows.
+            using var dp = device.Upload(upstream);
+            kernels.SoftmaxBackward(x.View, dp.View, n);
+            return [device.Download(s), device.Download(lse), device.Download(x), device.Download(dp)];
         }
         var expected = Run(device.ThreadRowKernels);
         var actual = Run(device.WarpRowKernels);
-        string[] names = ["tile probabilities", "tile lse", "biased probabilities"];
+        string[] names = ["tile probabilities", "tile lse", "biased probabilities", "softmax input gradient"];
         for (int i = 0; i < names.Length; i++) AssertClose(expected[i], actual[i], names[i]);
     }
 
