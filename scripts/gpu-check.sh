@@ -17,14 +17,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1
 start=$(date +%s)
 say() { echo "[gpu-check $(( $(date +%s) - start ))s] $*"; }
 
-bundle="$root/gpu-bundle"
-if [ -f "$bundle/bundle.tar.xz" ]; then
-  unpacked="${TMPDIR:-/tmp}/mdit-gpu-bundle"
-  say "unpacking $bundle/bundle.tar.xz to $unpacked"
-  rm -rf "$unpacked" && mkdir -p "$unpacked"
-  if ! xz -dc "$bundle/bundle.tar.xz" | tar -C "$unpacked" -xf -; then say "error: could not unpack the bundle"; fi
-  bundle="$unpacked"
-fi
+bundle=$(bash "$root/scripts/gpu-unpack.sh") || { say "error: could not unpack the bundle"; bundle="$root/gpu-bundle"; }
 check="$bundle/gpucheck/MediatorDiT.GpuCheck"
 say "bundle: $bundle (commit $(cat "$bundle/commit.txt" 2>/dev/null || echo unknown))"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 || say "nvidia-smi failed"
@@ -87,7 +80,7 @@ summary = {
     "failed": {"ours": ours.get("failed"), "pytorch": [k for k, v in tc.items() if v.get("status") != "ok"]},
     "speed_precision_ours": ours.get("speed_precision"),
     "load_errors": [d["load_error"] for d in (ours, torch_) if "load_error" in d],
-    "note": "ours: parity in fp32 (and bf16 against fp32 in parity_bf16_forward), the speed cases in speed_precision_ours (bf16: the linear products take bf16 inputs, the attention cores stay fp32); PyTorch bf16 autocast; sampling: ours one network call per SDE step, PyTorch two",
+    "note": "ours: parity in fp32 (and bf16 against fp32 in parity_bf16_forward), the speed cases in speed_precision_ours (bf16: the linear and attention products take bf16 operands; softmaxes, norms and reductions stay fp32); PyTorch bf16 autocast; sampling: ours one network call per SDE step, PyTorch two",
 }
 with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)

@@ -10,7 +10,10 @@ public static class Fixtures
 
     public static string RepoRoot => Root.Value;
 
-    public static string Dir => Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "fixtures"));
+    /// <summary>The fixtures folder: MDIT_FIXTURES when set (a GPU machine's bundle, scripts/gpu-tests.sh), else ../shared/fixtures.</summary>
+    public static string Dir => Environment.GetEnvironmentVariable("MDIT_FIXTURES") is { Length: > 0 } dir
+        ? Path.GetFullPath(dir)
+        : Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "fixtures"));
 
     public static string PathOf(string fileName)
     {

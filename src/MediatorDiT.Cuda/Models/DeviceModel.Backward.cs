@@ -119,8 +119,7 @@ internal sealed partial class DeviceModel
             using (k.Stage("backward: mediator attention core")) MediatorBackward(s, w, grads, g, b);
         else
             using (k.Stage("backward: full attention core"))
-                _products.Attention.FullBackward(s.Qkv, s.Heads, g.Heads, s.Lse, g.Delta, g.Qkv,
-                    new AttentionGeometry(b, cfg.GridSize, cfg.NumHeads, cfg.HeadDim, cfg.MediatorGrid, 1f / MathF.Sqrt(cfg.HeadDim)));
+                _products.Attention.FullBackward(s.Qkv, s.Heads, g.Heads, s.Lse, g.Delta, g.Qkv, Geometry(b));
         using (k.Stage("backward: qkv")) LinearBackward(s.H1, w.QkvWeight, g.Qkv, grads.QkvWeight, grads.QkvBias, g.H, rows, d, 3 * d, false);
         using (k.Stage(norms))
         {
@@ -142,7 +141,7 @@ internal sealed partial class DeviceModel
         // The core reads the depthwise weight (D, 1, 3, 3) as taps (9, D).
         k.Transpose(w.DwcWeight, g.Taps, d, 9);
         _products.Attention.MediatorBackward(new MediatorBackwardViews(s.Qkv, s.MediatorTokens, s.A1, s.A2, s.Vm, g.Taps, g.Heads, g.Qkv, g.S1, g.S2,
-            g.TapsPerImage, g.Vm, g.T), new AttentionGeometry(b, cfg.GridSize, cfg.NumHeads, cfg.HeadDim, cfg.MediatorGrid, 1f / MathF.Sqrt(cfg.HeadDim)));
+            g.TapsPerImage, g.Vm, g.T), Geometry(b));
         k.DepthwiseParameterGradients(g.TapsPerImage, grads.DwcWeight, grads.DwcBias, d, b);
         k.MediatorBiasGradients(g.S1, g.S2, g.Bias1, g.Bias2, g.Resized,
             new MediatorBiasGradientViews(grads.AnBias, grads.NaBias, grads.AhBias, grads.AwBias, grads.HaBias, grads.WaBias), g.ResizeTaps!,

@@ -156,7 +156,7 @@ internal sealed partial class DeviceModel : IDisposable
             k.SiluForward(a.Condition, a.SiluCondition);
         }
 
-        var geometry = new AttentionGeometry(b, cfg.GridSize, cfg.NumHeads, cfg.HeadDim, cfg.MediatorGrid, 1f / MathF.Sqrt(cfg.HeadDim));
+        var geometry = Geometry(b);
         for (int i = 0; i < w.Blocks.Count; i++)
         {
             var block = w.Blocks[i];
@@ -222,4 +222,8 @@ internal sealed partial class DeviceModel : IDisposable
         _weights.Dispose();
         _gradients?.Dispose();
     }
+
+    /// <summary>The attention cores' geometry for a batch of <paramref name="batch"/> images of this network.</summary>
+    private AttentionGeometry Geometry(int batch) =>
+        new(batch, Config.GridSize, Config.NumHeads, Config.HeadDim, Config.MediatorGrid, 1f / MathF.Sqrt(Config.HeadDim));
 }

@@ -25,7 +25,11 @@ public class GpuCheckTests
             using var p = Process.Start(psi)!;
             var stdout = p.StandardOutput.ReadToEndAsync();
             var stderr = p.StandardError.ReadToEndAsync();
-            Assert.True(p.WaitForExit(180_000), "the check did not finish in 180 s");
+            if (!p.WaitForExit(180_000))
+            {
+                p.Kill(entireProcessTree: true); // not left running after the test
+                Assert.Fail("the check did not finish in 180 s");
+            }
             Assert.True(p.ExitCode == 0, await stderr + await stdout);
 
             var root = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "gpu-check.json")))!;
