@@ -11,6 +11,8 @@
 #   DATASET=mnist bash scripts/reproduce-fashion-mnist.sh            # the same protocol on MNIST (scripts/reproduce-mnist.sh)
 #   KINDS=shared BASELINES="shared-m64 shared-m16" REPORT=results/fashion-mnist/shared-network \
 #     PHASES="sample report" bash scripts/reproduce-fashion-mnist.sh   # only the shared network's configurations
+# The report phase writes $OUT/summary.md (every configuration against full attention) and, when every kind was
+# sampled, $OUT/separate-ladder/ and $OUT/shared-network/ (each ladder against its own static counts).
 #
 # Every phase can be interrupted and run again: run folders resume, and finished seed sets are kept.
 set -euo pipefail
@@ -34,7 +36,7 @@ RATIO_GRID=${RATIO_GRID:-"0.7,0.3 1,0.3 0.9,0.6 1,0.7 1,0.9 1,1"}   # points of 
 CONFIGS=${CONFIGS:-}            # default: every configuration below
 KINDS=${KINDS:-"full separate shared"}   # the default CONFIGS: full attention, the separate models' and the shared network's
 BASELINES=${BASELINES:-}        # report: configurations to take paired differences against (default: full, when sampled)
-REPORT=${REPORT:-$OUT}          # report: where summary.md, summary.json and fid-flops.svg go
+REPORT=${REPORT:-$OUT}          # report: where summary.md, summary.json and fid-flops.svg of the main report go
 threads=(); [ -n "$THREADS" ] && threads=(--threads "$THREADS")
 mkdir -p "$OUT/samples"
 
@@ -114,14 +116,34 @@ if [[ " $PHASES " == *" sample "* ]]; then
   $M eval --dataset "$DATASET" --json "$OUT/floor.json" "${threads[@]}" | tail -n 1
 fi
 
+# One report of the configurations $1 (space-separated) into the folder $2: a table of every configuration, paired
+# tables against the baselines $3 (claim a: full attention), each dynamic point against its equal-FLOPs fixed schedule
+# (claim b), and, for a report of one ladder alone, the ladder's dynamic and fixed points against the straight line
+# from its 16- to its 64-mediator model at their FLOPs (claim b against static counts).
+report_into() {
+  local configs=$1 dir=$2 baselines=$3 kind other
+  local pairs=() base=() lines=()
+  for kind in separate shared; do
+    [[ " $configs " == *" $kind-dynamic@"* ]] && pairs+=(--pair-curves "$kind-dynamic,$kind-fixed")
+    other=$([ "$kind" = separate ] && echo shared || echo separate)
+    [[ " $configs " == *" $kind-m16 "* && " $configs " == *" $kind-m64 "* && " $configs " != *" $other-"* ]] && lines+=(--line "$kind-m16,$kind-m64")
+  done
+  for b in $baselines; do base+=(--baseline "$b"); done
+  mkdir -p "$dir"
+  $M report "$OUT/samples" --configs "$(echo $configs | tr ' ' ',')" "${base[@]}" "${pairs[@]}" "${lines[@]}" --markdown "$dir/summary.md" \
+    --json "$dir/summary.json" --plot "$dir/fid-flops.svg" --title "$DATASET: FID against sampling FLOPs"
+}
+
 if [[ " $PHASES " == *" report "* ]]; then
-  # Paired tables: every configuration against full attention (claim a) or $BASELINES, each dynamic point against its
-  # equal-FLOPs fixed schedule (claim b), seed set by seed set.
-  pairs=(); for kind in separate shared; do [[ " $CONFIGS " == *" $kind-dynamic@"* ]] && pairs+=(--pair-curves "$kind-dynamic,$kind-fixed"); done
-  mkdir -p "$REPORT"
-  base=(); for b in ${BASELINES:-$([[ " $CONFIGS " == *" full "* ]] && echo full)}; do base+=(--baseline "$b"); done
-  $M report "$OUT/samples" --configs "$(echo $CONFIGS | tr ' ' ',')" "${base[@]}" "${pairs[@]}" --markdown "$REPORT/summary.md" \
-    --json "$REPORT/summary.json" --plot "$REPORT/fid-flops.svg" --title "$DATASET: FID against sampling FLOPs"
+  # Paired seed set by seed set: every configuration against full attention (or $BASELINES); then, when every kind
+  # was sampled, one report per ladder against its own static counts.
+  report_into "$CONFIGS" "$REPORT" "${BASELINES:-$([[ " $CONFIGS " == *" full "* ]] && echo full)}"
+  if [ -z "${BASELINES:-}" ] && [[ " $KINDS " == *" separate "* && " $KINDS " == *" shared "* ]]; then
+    for kind in separate shared; do
+      own=$(for c in $CONFIGS; do if [[ $c == $kind-* ]]; then echo "$c"; fi; done | tr '\n' ' ')
+      [ -n "$own" ] && report_into "$own" "$OUT/$([ "$kind" = separate ] && echo separate-ladder || echo shared-network)" "$kind-m64 $kind-m16"
+    done
+  fi
 fi
 
 if [[ " $PHASES " == *" redundancy "* ]]; then

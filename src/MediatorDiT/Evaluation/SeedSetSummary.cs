@@ -188,12 +188,49 @@ public static class SeedSetSummary
     /// two configurations sampled from the same seed share their initial noise and labels, so the paired difference
     /// varies far less than either configuration between seed sets. Null where they share no seed set.
     /// </summary>
-    public static MetricSpread? PairedDifference(ConfigurationSummary a, ConfigurationSummary b, Func<QualityReport, double> metric)
+    public static MetricSpread? PairedDifference(ConfigurationSummary a, ConfigurationSummary b, Func<QualityReport, double> metric) =>
+        CombinedDifference(a, [(b, 1)], metric);
+
+    /// <summary>
+    /// <paramref name="c"/> minus the straight line from <paramref name="from"/> to <paramref name="to"/> at c's GFLOPs
+    /// per image, seed set by seed set: c - ((1 - w) from + w to), w = (G_c - G_from) / (G_to - G_from). What a
+    /// configuration gains over the counts it lies between at the same FLOPs (a static count's frontier). Null where
+    /// the three share no seed set.
+    /// </summary>
+    public static MetricSpread? LineDifference(ConfigurationSummary c, ConfigurationSummary from, ConfigurationSummary to, Func<QualityReport, double> metric)
     {
-        var bySeed = b.SeedSets.ToDictionary(s => Path.GetFileName(s.Folder), s => s.Quality);
+        double w = LineWeight(c, from, to);
+        return CombinedDifference(c, [(from, 1 - w), (to, w)], metric);
+    }
+
+    /// <summary>The weight of <paramref name="to"/> on the line from <paramref name="from"/> at c's GFLOPs per image.</summary>
+    public static double LineWeight(ConfigurationSummary c, ConfigurationSummary from, ConfigurationSummary to)
+    {
+        double span = to.MeanGflopsPerImage - from.MeanGflopsPerImage;
+        if (!(Math.Abs(span) > 0))
+            throw new MediatorDiTException($"the line from '{from.Name}' to '{to.Name}' needs two different costs; both sample at {from.MeanGflopsPerImage:F3} GFLOPs per image.");
+        return (c.MeanGflopsPerImage - from.MeanGflopsPerImage) / span;
+    }
+
+    /// <summary>
+    /// The configurations whose GFLOPs per image lie strictly between <paramref name="from"/>'s and <paramref name="to"/>'s,
+    /// in <paramref name="configurations"/>' order: those the line between them is a reference for.
+    /// </summary>
+    public static IReadOnlyList<ConfigurationSummary> Between(IReadOnlyList<ConfigurationSummary> configurations, ConfigurationSummary from, ConfigurationSummary to)
+    {
+        double lo = Math.Min(from.MeanGflopsPerImage, to.MeanGflopsPerImage), hi = Math.Max(from.MeanGflopsPerImage, to.MeanGflopsPerImage);
+        return configurations.Where(c => c != from && c != to && c.MeanGflopsPerImage > lo && c.MeanGflopsPerImage < hi).ToArray();
+    }
+
+    /// <summary>a minus the weighted sum of <paramref name="terms"/>, over the seed sets all of them share.</summary>
+    private static MetricSpread? CombinedDifference(ConfigurationSummary a, IReadOnlyList<(ConfigurationSummary C, double Weight)> terms, Func<QualityReport, double> metric)
+    {
+        var bySeed = terms.Select(t => t.C.SeedSets.ToDictionary(s => Path.GetFileName(s.Folder), s => s.Quality)).ToArray();
         var differences = a.SeedSets
-            .Where(s => bySeed.ContainsKey(Path.GetFileName(s.Folder)))
-            .Select(s => metric(s.Quality) - metric(bySeed[Path.GetFileName(s.Folder)]))
+            .Select(s => Path.GetFileName(s.Folder))
+            .Where(seed => bySeed.All(d => d.ContainsKey(seed)))
+            .Select(seed => metric(a.SeedSets.First(s => Path.GetFileName(s.Folder) == seed).Quality)
+                            - terms.Select((t, i) => t.Weight * metric(bySeed[i][seed])).Sum())
             .Where(double.IsFinite).ToArray();
         return differences.Length == 0 ? null : MetricSpread.Of(differences);
     }
@@ -216,18 +253,42 @@ public static class SeedSetSummary
     /// A Markdown table of paired differences, first minus second of each pair, seed set by seed set: GFLOPs of
     /// both, then FID, precision, recall, IS and class agreement differences as mean ± standard deviation.
     /// </summary>
-    public static string PairedTable(IReadOnlyList<(ConfigurationSummary A, ConfigurationSummary B)> pairs)
+    public static string PairedTable(IReadOnlyList<(ConfigurationSummary A, ConfigurationSummary B)> pairs) =>
+        DifferenceTable("against", "GFLOPs / image (both)", pairs.Select(p => new DifferenceRow(p.A, p.B.Name,
+            string.Create(CultureInfo.InvariantCulture, $"{p.A.MeanGflopsPerImage:F3}, {p.B.MeanGflopsPerImage:F3}"),
+            metric => PairedDifference(p.A, p.B, metric))).ToArray());
+
+    /// <summary>
+    /// A Markdown table of each configuration between <paramref name="from"/> and <paramref name="to"/> (<see cref="Between"/>)
+    /// minus the straight line between them at its GFLOPs (<see cref="LineDifference"/>), seed set by seed set; the
+    /// line's column names both ends and the weight of the second.
+    /// </summary>
+    public static string LineTable(IReadOnlyList<ConfigurationSummary> configurations, ConfigurationSummary from, ConfigurationSummary to)
+    {
+        var rows = Between(configurations, from, to);
+        if (rows.Count == 0)
+            throw new MediatorDiTException($"no configuration samples at a cost between '{from.Name}' ({from.MeanGflopsPerImage:F3} GFLOPs per image) and '{to.Name}' ({to.MeanGflopsPerImage:F3}).");
+        return DifferenceTable("against the line (weight of the second end)", "GFLOPs / image", rows.Select(c => new DifferenceRow(c,
+            string.Create(CultureInfo.InvariantCulture, $"{from.Name} to {to.Name} at {LineWeight(c, from, to):F2}"),
+            string.Create(CultureInfo.InvariantCulture, $"{c.MeanGflopsPerImage:F3}"),
+            metric => LineDifference(c, from, to, metric))).ToArray());
+    }
+
+    /// <summary>One row of a difference table: the configuration, what it is compared with, the GFLOPs shown, and the difference of a metric.</summary>
+    private sealed record DifferenceRow(ConfigurationSummary A, string Against, string Gflops, Func<Func<QualityReport, double>, MetricSpread?> Difference);
+
+    private static string DifferenceTable(string againstHeader, string gflopsHeader, IReadOnlyList<DifferenceRow> rows)
     {
         var inv = CultureInfo.InvariantCulture;
         var sb = new System.Text.StringBuilder();
-        sb.AppendLine("| configuration | against | paired seed sets | GFLOPs / image (both) | FID difference | precision difference | recall difference | IS difference | class agreement difference |");
+        sb.AppendLine($"| configuration | {againstHeader} | paired seed sets | {gflopsHeader} | FID difference | precision difference | recall difference | IS difference | class agreement difference |");
         sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
-        foreach (var (a, b) in pairs)
+        foreach (var row in rows)
         {
-            string D(Func<QualityReport, double> metric, int decimals) => PairedDifference(a, b, metric)?.Format(decimals, signed: true) ?? "";
-            var fid = PairedDifference(a, b, q => q.Fid);
+            string D(Func<QualityReport, double> metric, int decimals) => row.Difference(metric)?.Format(decimals, signed: true) ?? "";
+            var fid = row.Difference(q => q.Fid);
             sb.AppendLine(string.Create(inv,
-                $"| {a.Name} | {b.Name} | {fid?.Count ?? 0} | {a.MeanGflopsPerImage:F3}, {b.MeanGflopsPerImage:F3} | {fid?.Format(2, signed: true) ?? ""} | {D(q => q.Precision, 3)} | {D(q => q.Recall, 3)} | {D(q => q.InceptionScore, 2)} | {D(q => q.ClassAgreement ?? double.NaN, 3)} |"));
+                $"| {row.A.Name} | {row.Against} | {fid?.Count ?? 0} | {row.Gflops} | {fid?.Format(2, signed: true) ?? ""} | {D(q => q.Precision, 3)} | {D(q => q.Recall, 3)} | {D(q => q.InceptionScore, 2)} | {D(q => q.ClassAgreement ?? double.NaN, 3)} |"));
         }
         return sb.ToString();
     }

@@ -62,4 +62,28 @@ public class ReportCommandTests
         Assert.Equal(1, bad.ExitCode);
         Assert.Equal("error: --baseline 'm16' is not one of the configurations (dyn@a, fix@a, m64).", bad.Stderr.Trim());
     }
+
+    [Fact]
+    public void LineAddsTheTableAgainstTheStraightLineBetweenTwoCosts()
+    {
+        string dir = CliRunner.TempDir();
+        for (int seed = 1; seed <= 2; seed++)
+        {
+            SeedSetSummaryTests.WriteSeedSet(dir, "m16", seed, 32 + seed, 0.8, 6.0, 50, [[0]]);
+            SeedSetSummaryTests.WriteSeedSet(dir, "m64", seed, 28 + seed, 0.8, 7.0, 50, [[0]]);
+            SeedSetSummaryTests.WriteSeedSet(dir, "dyn@a", seed, 30 + 2 * seed, 0.8, 6.5, 50, [[0, 12, 36]]);
+        }
+        var r = CliRunner.Run("report", dir, "--line", "m16,m64");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        // Halfway: the line is 31 and 32; dyn@a has 32 and 34.
+        Assert.Contains("| configuration | against the line (weight of the second end) | paired seed sets | GFLOPs / image |", r.Stdout);
+        Assert.Contains("| dyn@a | m16 to m64 at 0.50 | 2 | 6.500 | +1.50 ± 0.71 |", r.Stdout);
+
+        var unknown = CliRunner.Run("report", dir, "--line", "m16,m4");
+        Assert.Equal(1, unknown.ExitCode);
+        Assert.Equal("error: --line 'm4' is not one of the configurations (dyn@a, m16, m64).", unknown.Stderr.Trim());
+        var one = CliRunner.Run("report", dir, "--line", "m16");
+        Assert.Equal(1, one.ExitCode);
+        Assert.Equal("error: --line takes two configurations, A,B; got 'm16'.", one.Stderr.Trim());
+    }
 }

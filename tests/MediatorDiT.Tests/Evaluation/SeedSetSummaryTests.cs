@@ -140,4 +140,36 @@ public class SeedSetSummaryTests
         var e = Assert.Throws<MediatorDiTException>(() => SeedSetSummary.CurvePairs(all, "dynamic", "static"));
         Assert.Contains("curve 'static'", e.Message);
     }
+
+    [Fact]
+    public void TheLineBetweenTwoCosts_IsWeightedByFlops_SeedSetBySeedSet()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "mdit-seedsum-" + Guid.NewGuid().ToString("N")[..8]);
+        // m16 at 6 GFLOPs, m64 at 7; a schedule at 6.25 lies a quarter of the way: its line is 0.75 m16 + 0.25 m64.
+        double[] m16 = [31, 33, 32], m64 = [27, 29, 30], schedule = [29, 31.5, 31];
+        for (int s = 0; s < 3; s++)
+        {
+            WriteSeedSet(root, "m16", s + 1, m16[s], 0.8, 6.0, 50, [[0]]);
+            WriteSeedSet(root, "m64", s + 1, m64[s], 0.8, 7.0, 50, [[0]]);
+            WriteSeedSet(root, "dynamic@a", s + 1, schedule[s], 0.8, 6.25, 50, [[0, 10, 40]]);
+        }
+        WriteSeedSet(root, "full", 1, 30, 0.8, 8.2, 50, [[0]]); // outside the line's costs
+        var all = SeedSetSummary.Load(root);
+        ConfigurationSummary Get(string name) => all.Single(c => c.Name == name);
+        Assert.Equal(0.25, SeedSetSummary.LineWeight(Get("dynamic@a"), Get("m16"), Get("m64")), 12);
+        Assert.Equal(["dynamic@a"], SeedSetSummary.Between(all, Get("m64"), Get("m16")).Select(c => c.Name));
+
+        double[] expected = [.. Enumerable.Range(0, 3).Select(s => schedule[s] - (0.75 * m16[s] + 0.25 * m64[s]))]; // -1, -0.5, -0.5
+        var d = SeedSetSummary.LineDifference(Get("dynamic@a"), Get("m16"), Get("m64"), q => q.Fid)!;
+        Assert.Equal(expected.Average(), d.Mean, 12);
+        Assert.Equal(Math.Sqrt(expected.Sum(x => (x - expected.Average()) * (x - expected.Average())) / 2), d.StandardDeviation, 12);
+        // The same line from its other end.
+        Assert.Equal(d.Mean, SeedSetSummary.LineDifference(Get("dynamic@a"), Get("m64"), Get("m16"), q => q.Fid)!.Mean, 12);
+        Assert.Contains("| dynamic@a | m16 to m64 at 0.25 | 3 | 6.250 | -0.67 ± 0.29 |", SeedSetSummary.LineTable(all, Get("m16"), Get("m64")));
+
+        var e = Assert.Throws<MediatorDiTException>(() => SeedSetSummary.LineTable(all, Get("m16"), Get("dynamic@a")));
+        Assert.Contains("no configuration samples at a cost between 'm16'", e.Message);
+        e = Assert.Throws<MediatorDiTException>(() => SeedSetSummary.LineWeight(Get("full"), Get("m16"), Get("m16")));
+        Assert.Contains("needs two different costs", e.Message);
+    }
 }
