@@ -227,10 +227,9 @@ public static class SeedSetSummary
     {
         var bySeed = terms.Select(t => t.C.SeedSets.ToDictionary(s => Path.GetFileName(s.Folder), s => s.Quality)).ToArray();
         var differences = a.SeedSets
-            .Select(s => Path.GetFileName(s.Folder))
-            .Where(seed => bySeed.All(d => d.ContainsKey(seed)))
-            .Select(seed => metric(a.SeedSets.First(s => Path.GetFileName(s.Folder) == seed).Quality)
-                            - terms.Select((t, i) => t.Weight * metric(bySeed[i][seed])).Sum())
+            .Select(s => (Seed: Path.GetFileName(s.Folder), s.Quality))
+            .Where(s => bySeed.All(d => d.ContainsKey(s.Seed)))
+            .Select(s => metric(s.Quality) - terms.Select((t, i) => t.Weight * metric(bySeed[i][s.Seed])).Sum())
             .Where(double.IsFinite).ToArray();
         return differences.Length == 0 ? null : MetricSpread.Of(differences);
     }

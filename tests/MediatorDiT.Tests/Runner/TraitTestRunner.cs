@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Reflection;
-using System.Runtime.ExceptionServices;
 using System.Text.Json;
 using Xunit.Abstractions;
 
@@ -100,12 +99,9 @@ public static class TraitTestRunner
             object instance = Construct(test.DeclaringType!, output, fixtures);
             try
             {
-                var result = test.Invoke(instance, null);
+                // The test's own exception, not reflection's wrapper around it.
+                var result = test.Invoke(instance, BindingFlags.DoNotWrapExceptions, null, null, null);
                 if (result is Task task) task.GetAwaiter().GetResult();
-            }
-            catch (TargetInvocationException e) when (e.InnerException is not null)
-            {
-                ExceptionDispatchInfo.Capture(e.InnerException).Throw();
             }
             finally
             {
@@ -135,15 +131,7 @@ public static class TraitTestRunner
             }
             throw new NotSupportedException($"{type.Name}'s constructor takes {p.ParameterType.Name} {p.Name}, which this runner cannot supply (it supplies ITestOutputHelper and class fixtures)");
         }).ToArray();
-        try
-        {
-            return constructors[0].Invoke(arguments);
-        }
-        catch (TargetInvocationException e) when (e.InnerException is not null)
-        {
-            ExceptionDispatchInfo.Capture(e.InnerException).Throw();
-            throw;
-        }
+        return constructors[0].Invoke(BindingFlags.DoNotWrapExceptions, null, arguments, null);
     }
 
     private static bool HasTrait(IEnumerable<CustomAttributeData> attributes, string name, string value) =>
