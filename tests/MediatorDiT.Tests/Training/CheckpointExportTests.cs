@@ -57,6 +57,22 @@ public class CheckpointExportTests
     }
 
     [Fact]
+    public void ACheckpointLoadedAsModelWeightsNamesTheExportCommand()
+    {
+        string data = TrainerTests.MakeData();
+        string run = Path.Combine(Path.GetDirectoryName(data)!, "run");
+        new Trainer().Run(TrainerTests.Tiny(data, 2), run, resume: false, new Trainer.Options(), CancellationToken.None);
+        string checkpoint = TrainingCheckpoint.Latest(run)!;
+
+        var e = Assert.Throws<MediatorDiTException>(() => ModelFiles.Load(checkpoint));
+        Assert.Equal($"{checkpoint} is a training checkpoint of `mdit train` (network, EMA and optimizer state), not a model's weights: "
+            + $"write its weights with `mdit export {checkpoint}` (the EMA weights; `--weights model` for the raw ones) and load the file it writes.", e.Message);
+        // What the sentence says works: the exported EMA weights load.
+        string exported = CheckpointExport.Export(checkpoint, useEma: true, Path.Combine(Path.GetDirectoryName(data)!, "exported")).Single();
+        Assert.Equal(TrainerTests.Tiny(data, 2).ModelConfig!.HiddenSize, ModelFiles.Load(exported).Config.HiddenSize);
+    }
+
+    [Fact]
     public void AFileThatIsNoCheckpointIsRefusedByName()
     {
         var e = Assert.Throws<MediatorDiTException>(() =>

@@ -31,6 +31,10 @@ public static class ModelFiles
         if (!File.Exists(weightsPath))
             throw new MediatorDiTException($"weights file '{weightsPath}' does not exist.");
         using var file = OpenStateDict.Open(weightsPath, checkpointKey);
+        // A run checkpoint holds "model.*", "ema.*" and optimizer tensors (and, for a shared ladder, every
+        // count's biases): name the command that turns it into weights rather than list 500 unknown keys.
+        if (file.Metadata.TryGetValue("format", out string? format) && format == Training.TrainingCheckpoint.Format)
+            throw new MediatorDiTException($"{weightsPath} is a training checkpoint of `mdit train` (network, EMA and optimizer state), not a model's weights: write its weights with `mdit export {weightsPath}` (the EMA weights; `--weights model` for the raw ones) and load the file it writes.");
         file.Metadata.TryGetValue(ConfigMetadataKey, out string? embedded);
         return Build(weightsPath, file.Tensors, configPath, embedded, strict, family, numHeads);
     }
