@@ -32,6 +32,7 @@ public static class TrainCommand
         var seed = new Option<ulong?>("--seed") { Description = "seed of data order, noise and initialisation" };
         var ckptEvery = new Option<long?>("--ckpt-every") { Description = "checkpoint every N steps" }.AtLeast(1L);
         var sampleEvery = new Option<long?>("--sample-every") { Description = "sample grid from the EMA model every M steps (0 = never)" }.AtLeast(0L);
+        var evalEvery = new Option<long?>("--eval-every") { Description = "score 200 samples of the EMA and raw weights every N steps with the dataset's classifier into eval.jsonl (0 = never; built-in datasets)" }.AtLeast(0L);
         var threads = new Option<int?>("--threads") { Description = "compute threads of this process, per rank under a launcher (default: all cores)" }.Threads();
         var gradShards = new Option<int?>("--grad-shards") { Description = "parts of each batch whose gradients are summed in order (fixed for a run; the number of ranks must divide it)" }.AtLeast(1);
         var noProgress = new Option<bool>("--no-progress") { Description = "plain log lines instead of a progress bar" };
@@ -39,7 +40,7 @@ public static class TrainCommand
         var precision = DeviceOption.CreatePrecision();
         var command = new Command("train", "Train a diffusion transformer (SiT transport) on a dataset.")
         {
-            config, output, resume, resumeFromValid, initFrom, model, mediators, dataset, dataDir, steps, batch, lr, seed, ckptEvery, sampleEvery, threads, gradShards, noProgress, device, precision,
+            config, output, resume, resumeFromValid, initFrom, model, mediators, dataset, dataDir, steps, batch, lr, seed, ckptEvery, sampleEvery, evalEvery, threads, gradShards, noProgress, device, precision,
         };
         var limitOptions = new InputLimitOptions(command, arrays: true);
         command.SetAction((parse, token) => CliApp.Guard(() =>
@@ -101,6 +102,7 @@ public static class TrainCommand
             if (parse.GetValue(seed) is ulong s) cfg = cfg with { Seed = s };
             if (parse.GetValue(ckptEvery) is long ce) cfg = cfg with { CheckpointEvery = ce };
             if (parse.GetValue(sampleEvery) is long se) cfg = cfg with { SampleEvery = se };
+            if (parse.GetValue(evalEvery) is long ee) cfg = cfg with { EvalEvery = ee };
             if (parse.GetValue(gradShards) is int gs) cfg = cfg with { GradShards = gs };
             string runDir = resumeDir ?? outDir ?? Path.Combine("runs", $"{cfg.Dataset.Split(':')[0]}-{DateTime.Now:yyyyMMdd-HHmmss}");
 

@@ -86,6 +86,15 @@ public sealed record TrainConfig
     [JsonPropertyName("sample_every")] public long SampleEvery { get; init; }
     /// <summary>Sampling steps of the periodic samples (passed to <see cref="Trainer.Options.OnSample"/>; the CLI's grid integrates the ODE with that many Euler steps).</summary>
     [JsonPropertyName("sample_steps")] public int SampleSteps { get; init; } = 50;
+    /// <summary>
+    /// Steps between scores of sample quality (<see cref="TrainingEvaluation"/>: the EMA and the raw weights, written to
+    /// eval.jsonl); 0: never. Needs a built-in dataset, whose shipped classifier scores the samples.
+    /// </summary>
+    [JsonPropertyName("eval_every")] public long EvalEvery { get; init; }
+    /// <summary>Images per score of <see cref="EvalEvery"/>.</summary>
+    [JsonPropertyName("eval_samples")] public int EvalSamples { get; init; } = 200;
+    /// <summary>SDE time points of each image of <see cref="EvalEvery"/>.</summary>
+    [JsonPropertyName("eval_steps")] public int EvalSteps { get; init; } = 50;
 
     /// <summary>
     /// The network of model "custom" when no model_config is given: a small SiT for 32x32 images
@@ -139,6 +148,9 @@ public sealed record TrainConfig
         Require(LogEvery > 0, $"log_every must be positive, got {LogEvery}.");
         Require(SampleEvery >= 0, $"sample_every must be 0 (off) or positive, got {SampleEvery}.");
         Require(SampleSteps > 0, $"sample_steps must be positive, got {SampleSteps}.");
+        Require(EvalEvery >= 0, $"eval_every must be 0 (off) or positive, got {EvalEvery}.");
+        Require(EvalSamples > 3 && EvalSamples <= 100_000, $"eval_samples must be in [4, 100000], got {EvalSamples}.");
+        Require(EvalSteps > 0 && EvalSteps <= 10_000, $"eval_steps must be in [1, 10000], got {EvalSteps}.");
         Require(GradClip >= 0, $"grad_clip must be 0 (off) or positive, got {GradClip}.");
         Require(Mediators.Zip(Mediators.Skip(1)).All(p => p.First < p.Second), $"mediators must increase, got {string.Join(",", Mediators)}.");
         return this;

@@ -27,6 +27,11 @@ public sealed class Trainer
         /// <summary>Called every sample_every steps with the EMA network (e.g. to write a sample grid).</summary>
         public Action<TrainingSampleRequest>? OnSample { get; init; }
         /// <summary>
+        /// Scores sample quality every eval_every steps (written to eval.jsonl and reported); null: the config's built-in
+        /// dataset's classifier and test split (<see cref="TrainingEvaluation.ForDataset"/>), made when the run starts.
+        /// </summary>
+        public TrainingEvaluation? Evaluation { get; init; }
+        /// <summary>
         /// On resume, when the latest checkpoint fails its checks (checksum, metadata, non-finite values),
         /// continue from the newest one that passes; the failing newer ones are renamed NAME.corrupt.
         /// Without it such a resume stops, naming the previous valid checkpoint.
@@ -277,6 +282,8 @@ public sealed class Trainer
         // This rank's parts of every batch: samples [first * part, (first + mine) * part).
         int mine = shards / comm.Size, firstShard = comm.Rank * mine, partSize = config.BatchSize / shards;
         var metrics = root ? new MetricsLog(runDir, step, messages) : null;
+        var evaluation = root && config.EvalEvery > 0 ? options.Evaluation ?? TrainingEvaluation.ForDataset(config, messages, token) : null;
+        var evaluationLog = evaluation is null ? null : new TrainingEvaluationLog(runDir, step, messages);
         var clock = Stopwatch.StartNew();
         long lastSavedStep = step;
         // The logged rate covers the last log interval (as the authors' train.py), so a pause or a busy stretch
@@ -377,6 +384,15 @@ public sealed class Trainer
                 {
                     backend.SyncToHost();
                     sample(new TrainingSampleRequest(ema, step, Path.Combine(runDir, "samples", $"step-{step:D7}.png"), config.SampleSteps));
+                }
+                if (evaluation is not null && step % config.EvalEvery == 0)
+                {
+                    backend.SyncToHost();
+                    foreach (var entry in evaluation.Evaluate(ema, network, step, token))
+                    {
+                        evaluationLog!.Append(entry);
+                        messages?.Report(TrainingEvaluation.Describe(entry));
+                    }
                 }
             }
         }

@@ -77,6 +77,7 @@ public class ErrorMessageTests
     [InlineData("search-thresholds", "--batch-size", "0")]
     [InlineData("train-classifier", "--batch-size", "0")]
     [InlineData("train", "--sample-every", "-1")]
+    [InlineData("train", "--eval-every", "-1")]
     [InlineData("redundancy", "--cfg-scale", "NaN")]
     [InlineData("search-thresholds", "--cfg-scale", "NaN")]
     [InlineData("forward", "--cfg-scale", "NaN")]
