@@ -393,6 +393,7 @@ public sealed class Trainer
                         evaluationLog!.Append(entry);
                         messages?.Report(TrainingEvaluation.Describe(entry));
                     }
+                    evaluationLog!.WriteSvg();
                 }
             }
         }

@@ -46,6 +46,9 @@ public class TrainingEvaluationTests
         Assert.StartsWith("{\"step\":5,\"weights\":\"model\",\"fid\":", lines[1]);
         Assert.StartsWith("{\"step\":10,\"weights\":\"ema\",\"fid\":", lines[2]);
         Assert.Equal(4, messages.Count(m => m.Contains(" weights, 6 samples: FID ")));
+        string svg = File.ReadAllText(Path.Combine(dir, "scored", TrainingEvaluationLog.PlotFileName));
+        Assert.Contains("EMA weights", svg);
+        Assert.Contains("raw weights", svg);
 
         // The step-10 lines are the scores of the final checkpoint's EMA and raw weights.
         var resolved = Trainer.Resolve(config, new SampleShape(2, 8, 8), 3);
