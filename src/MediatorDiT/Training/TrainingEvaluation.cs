@@ -82,7 +82,7 @@ public sealed class TrainingEvaluation
             GenerationResult generated;
             try
             {
-                generated = DiffusionPipeline.FromModels([member], compute: ComputeContext.Current).Generate(options, cancellationToken: cancellationToken);
+                generated = DiffusionPipeline.FromModels([member], compute: SamplingCompute).Generate(options, cancellationToken: cancellationToken);
             }
             finally
             {
@@ -98,6 +98,10 @@ public sealed class TrainingEvaluation
         }
         return entries;
     }
+
+    // The run's threads and GEMM backend on the CPU: the host weights are current (the trainer syncs them first), and a
+    // device run's scoring samples on the host rather than hold a second copy of the network on the device.
+    private static ComputeContext SamplingCompute => ComputeContext.Current with { Device = ComputeDevice.Cpu, DeviceIndex = 0 };
 
     /// <summary>The line a run prints for an entry.</summary>
     public static string Describe(Entry entry)

@@ -64,6 +64,22 @@ public class TrainingEvaluationTests
     }
 
     [Fact]
+    public void UnderADeviceRunsContextTheScoresSampleOnTheHostAndEqualTheCpusScores()
+    {
+        var resolved = Trainer.Resolve(TrainerTests.Tiny(TrainerTests.MakeData(), 1), new SampleShape(2, 8, 8), 3);
+        var network = TrainableNetwork.Create(resolved.ModelConfig!, resolved.Mediators);
+        var ema = TrainableNetwork.Create(resolved.ModelConfig!, resolved.Mediators);
+        var rng = new RandomSource(8);
+        foreach (var p in network.Parameters.Concat(ema.Parameters)) rng.FillGaussian(p.Value.Span, 0, 0.05f);
+        var evaluation = TinyEvaluation();
+        var onCpu = evaluation.Evaluate(ema, network, 1);
+        IReadOnlyList<TrainingEvaluation.Entry> onDevice;
+        var cuda = ComputeContext.Default with { Device = ComputeDevice.Cuda, DeviceIndex = 1 };
+        using (cuda.Use()) onDevice = evaluation.Evaluate(ema, network, 1);
+        Assert.Equal(onCpu.Select(TrainingEvaluationLog.ToLine), onDevice.Select(TrainingEvaluationLog.ToLine));
+    }
+
+    [Fact]
     public void ResumeDropsTheLinesPastTheResumedStepAndLinesThatAreNoEntry()
     {
         string data = TrainerTests.MakeData();
