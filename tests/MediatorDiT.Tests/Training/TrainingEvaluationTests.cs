@@ -23,17 +23,20 @@ public class TrainingEvaluationTests
     private static Dictionary<string, float[]> Weights(string file) =>
         SafeTensors.Read(file).Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.ToFloat().Span.ToArray());
 
-    [Fact]
-    public void ARunScoresBothWeightsEveryEvalEveryStepsAndTrainsTheSameWeights()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ARunScoresBothWeightsEveryEvalEveryStepsAndTrainsTheSameWeights(bool sharedLadder)
     {
         string data = TrainerTests.MakeData();
         string dir = Path.GetDirectoryName(data)!;
         var evaluation = TinyEvaluation();
         var messages = new List<string>();
-        var config = TrainerTests.Tiny(data, 10) with { EvalEvery = 5 };
+        var plainConfig = TrainerTests.Tiny(data, 10) with { Mediators = sharedLadder ? [1, 4] : [4] };
+        var config = plainConfig with { EvalEvery = 5 };
         new Trainer().Run(config, Path.Combine(dir, "scored"), false,
             new Trainer.Options { Evaluation = evaluation, Messages = new Collect(messages) }, CancellationToken.None);
-        new Trainer().Run(TrainerTests.Tiny(data, 10), Path.Combine(dir, "plain"), false, new Trainer.Options(), CancellationToken.None);
+        new Trainer().Run(plainConfig, Path.Combine(dir, "plain"), false, new Trainer.Options(), CancellationToken.None);
 
         // Scoring samples from the networks leaves the training untouched, bit for bit.
         var scored = Weights(TrainingCheckpoint.Latest(Path.Combine(dir, "scored"))!);
