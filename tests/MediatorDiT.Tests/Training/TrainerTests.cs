@@ -35,7 +35,7 @@ public class TrainerTests
         Seed = 11,
     };
 
-    private static Dictionary<string, float[]> Weights(string file) =>
+    internal static Dictionary<string, float[]> Weights(string file) =>
         SafeTensors.Read(file).Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.ToFloat().Span.ToArray());
 
     [Theory]

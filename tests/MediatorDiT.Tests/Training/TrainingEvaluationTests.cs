@@ -20,9 +20,6 @@ public class TrainingEvaluationTests
         return new TrainingEvaluation(evaluator, evaluator.Reference("real", real, Enumerable.Range(0, 12).Select(i => i % 3).ToArray()), samples: 6, samplingSteps: 3);
     }
 
-    private static Dictionary<string, float[]> Weights(string file) =>
-        SafeTensors.Read(file).Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.ToFloat().Span.ToArray());
-
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -39,8 +36,8 @@ public class TrainingEvaluationTests
         new Trainer().Run(plainConfig, Path.Combine(dir, "plain"), false, new Trainer.Options(), CancellationToken.None);
 
         // Scoring samples from the networks leaves the training untouched, bit for bit.
-        var scored = Weights(TrainingCheckpoint.Latest(Path.Combine(dir, "scored"))!);
-        var plain = Weights(TrainingCheckpoint.Latest(Path.Combine(dir, "plain"))!);
+        var scored = TrainerTests.Weights(TrainingCheckpoint.Latest(Path.Combine(dir, "scored"))!);
+        var plain = TrainerTests.Weights(TrainingCheckpoint.Latest(Path.Combine(dir, "plain"))!);
         foreach (var key in plain.Keys) Assert.Equal(plain[key], scored[key]);
 
         string[] lines = File.ReadAllLines(Path.Combine(dir, "scored", TrainingEvaluationLog.FileName));
