@@ -17,29 +17,20 @@ internal sealed partial class MetricsLog
     public sealed record Entry(long Step, double Loss, double GradNorm, double LearningRate, double ImagesPerSecond);
 
     private readonly string _jsonl, _svg;
-    private readonly List<Entry> _entries = [];
+    private readonly List<Entry> _entries;
 
     public MetricsLog(string runDir, long resumeStep, IProgress<string>? messages = null)
     {
         _jsonl = Path.Combine(runDir, "metrics.jsonl");
         _svg = Path.Combine(runDir, "loss.svg");
-        if (File.Exists(_jsonl))
-        {
-            string[] lines = File.ReadAllLines(_jsonl);
-            for (int i = 0; i < lines.Length; i++)
+        _entries = RunLogLines.KeepThrough(_jsonl, resumeStep,
+            (string line, out Entry entry, out string? problem) =>
             {
-                if (string.IsNullOrWhiteSpace(lines[i])) continue;
-                if (Parse(lines[i], out var problem) is { } entry)
-                {
-                    if (entry.Step <= resumeStep) _entries.Add(entry);
-                }
-                else
-                {
-                    messages?.Report($"warning: {_jsonl} line {i + 1} was dropped, it is not a metrics entry ({problem}).");
-                }
-            }
-            IO.AtomicFile.Write(_jsonl, stream => stream.Write(Encoding.UTF8.GetBytes(string.Concat(_entries.Select(e => ToLine(e) + "\n")))));
-        }
+                entry = Parse(line, out string reason)!;
+                problem = reason;
+                return entry is not null;
+            },
+            e => e.Step, (_, e) => ToLine(e), "a metrics entry", messages);
     }
 
     public IReadOnlyList<Entry> Entries => _entries;
@@ -109,7 +100,7 @@ internal sealed partial class MetricsLog
         };
     }
 
-    private static string Number(double v) => double.IsFinite(v) ? v.ToString("R", CultureInfo.InvariantCulture)
+    internal static string Number(double v) => double.IsFinite(v) ? v.ToString("R", CultureInfo.InvariantCulture)
         : double.IsNaN(v) ? "\"NaN\"" : v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
 
     internal static string ToLine(Entry e) => string.Create(CultureInfo.InvariantCulture,

@@ -103,12 +103,15 @@ public sealed class TrainingEvaluation
     // device run's scoring samples on the host rather than hold a second copy of the network on the device.
     private static ComputeContext SamplingCompute => ComputeContext.Current with { Device = ComputeDevice.Cpu, DeviceIndex = 0 };
 
+    /// <summary>How the log and the plot name a set of weights: "EMA weights" or "raw weights".</summary>
+    public static string DisplayName(string weights) => weights == "ema" ? "EMA weights" : "raw weights";
+
     /// <summary>The line a run prints for an entry.</summary>
     public static string Describe(Entry entry)
     {
         var r = entry.Report;
         string agreement = r.ClassAgreement is double a ? FormattableString.Invariant($", class agreement {a:F3}") : "";
         return FormattableString.Invariant(
-            $"step {entry.Step}: {(entry.Weights == "ema" ? "EMA" : "raw")} weights, {r.Count} samples: FID {r.Fid:F2}, precision {r.Precision:F3}, recall {r.Recall:F3}{agreement}");
+            $"step {entry.Step}: {DisplayName(entry.Weights)}, {r.Count} samples: FID {r.Fid:F2}, precision {r.Precision:F3}, recall {r.Recall:F3}{agreement}");
     }
 }
