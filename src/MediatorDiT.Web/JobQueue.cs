@@ -52,15 +52,14 @@ internal sealed class JobQueue : IDisposable
         if (request.Compare) runs.Add(new JobRun("largest", $"{_model.Models[^1]} alone", main with { Schedule = new ScheduleChoice.Single() }));
         lock (_gate)
         {
-            int room = _options.MaxQueue + (_running is null && _waiting.Count == 0 ? 1 : 0);
-            if (_waiting.Count >= room)
+            if (_running is not null && _waiting.Count >= _options.MaxQueue)
                 throw new RequestRejectedException(429, null,
                     $"the queue is full: {_waiting.Count} jobs are waiting (the limit is {_options.MaxQueue}); try again when one has finished.");
             var job = new GenerationJob(NewId(), request, runs, DateTime.UtcNow);
             _jobs[job.Id] = job;
             _waiting.AddLast(job);
             RenumberLocked();
-            _signal.Release();
+            StartNextLocked();
             return job;
         }
     }
@@ -114,23 +113,17 @@ internal sealed class JobQueue : IDisposable
             }
             catch (OperationCanceledException)
             {
+                lock (_gate) _running?.SetState(JobState.Cancelled, "the server stopped.");
                 return;
             }
-            GenerationJob? job;
-            lock (_gate)
-            {
-                job = _waiting.First?.Value;
-                if (job is null) continue; // cancelled while queued
-                _waiting.RemoveFirst();
-                _running = job;
-                job.SetState(JobState.Running);
-                RenumberLocked();
-            }
+            GenerationJob job;
+            lock (_gate) job = _running!;
             Execute(job);
             lock (_gate)
             {
                 _running = null;
                 FinishLocked(job);
+                StartNextLocked();
             }
         }
     }
@@ -265,6 +258,21 @@ internal sealed class JobQueue : IDisposable
     private static byte[] Png(MediatorDiT.Tensors.Tensor images, int index) => PngEncoder.Encode(ImageConversion.ToImage(images, index));
 
     private static string NewId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+
+    /// <summary>
+    /// Promotes the first waiting job to running when nothing runs, under the lock, so that a job's state and the
+    /// queue's counts never show a job that has been handed to the worker but not yet taken: what waits is exactly
+    /// what <see cref="ServerOptions.MaxQueue"/> limits. The worker is woken once per promoted job.
+    /// </summary>
+    private void StartNextLocked()
+    {
+        if (_running is not null || _waiting.First?.Value is not { } next) return;
+        _waiting.RemoveFirst();
+        _running = next;
+        next.SetState(JobState.Running);
+        RenumberLocked();
+        _signal.Release();
+    }
 
     private void RenumberLocked()
     {

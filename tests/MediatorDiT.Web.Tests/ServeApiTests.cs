@@ -189,7 +189,11 @@ public class ServeApiTests
     {
         await using var server = await ServedLadder.Start(ServedLadder.Options with { MaxQueue = 1 });
         const string Long = """{"images": 16, "steps": 400}""";
-        string first = await server.Submit(Long);
+        // The first job goes to the worker as it is accepted, so the second waits behind it at place 1 however
+        // quickly it comes.
+        var firstAnswer = JsonDocument.Parse(await (await server.Post(Long)).Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(("running", 0), (firstAnswer.GetProperty("state").GetString(), firstAnswer.GetProperty("position").GetInt32()));
+        string first = firstAnswer.GetProperty("id").GetString()!;
         var second = JsonDocument.Parse(await (await server.Post("""{"images": 1, "steps": 4}""")).Content.ReadAsStringAsync()).RootElement;
         Assert.Equal("queued", second.GetProperty("state").GetString());
         Assert.Equal(1, second.GetProperty("position").GetInt32());
@@ -212,6 +216,20 @@ public class ServeApiTests
         Assert.Equal(["queued", "running"], events.Select(e => e.Name).Take(2));
         Assert.Equal(1, events[0].Data.GetProperty("position").GetInt32());
         Assert.Equal("done", events[^1].Name);
+    }
+
+    [Fact]
+    public async Task WithNoRoomToWaitOneJobRunsAndTheNextIsRefused()
+    {
+        await using var server = await ServedLadder.Start(ServedLadder.Options with { MaxQueue = 0 });
+        string first = await server.Submit("""{"images": 16, "steps": 400}""");
+        var refused = await server.Post("""{"images": 1, "steps": 4}""");
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.Contains("the queue is full: 0 jobs are waiting (the limit is 0)", await refused.Content.ReadAsStringAsync());
+        await server.Client.DeleteAsync($"/api/jobs/{first}");
+        Assert.Equal("cancelled", (await server.Events(first))[^1].Name);
+        string next = await server.Submit("""{"images": 1, "steps": 4}""");
+        Assert.Equal("done", (await server.Events(next))[^1].Name);
     }
 
     [Fact]
