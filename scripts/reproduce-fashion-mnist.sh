@@ -18,8 +18,12 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-"$root/scripts/mdit" --version >/dev/null   # set-up and build once
-M=${M:-"dotnet $root/src/MediatorDiT.Cli/bin/Release/net10.0/mdit.dll"}   # the mdit to run (a published copy keeps long runs apart from rebuilds)
+# The mdit to run: a published copy (M=/path/to/mdit) keeps long runs apart from rebuilds and skips the set-up;
+# by default the source tree's, set up and built once here.
+if [ -z "${M:-}" ]; then
+  "$root/scripts/mdit" --version >/dev/null
+  M="dotnet $root/src/MediatorDiT.Cli/bin/Release/net10.0/mdit.dll"
+fi
 
 DATASET=${DATASET:-fashion-mnist}
 PHASES=${PHASES:-"sample report redundancy thresholds"}
