@@ -22,6 +22,23 @@ internal static class OptionValues
     /// <summary>The comma-separated items of <paramref name="s"/>, trimmed, empty ones dropped.</summary>
     public static string[] Split(string s) => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
+    /// <summary>
+    /// The weight files a command runs: the files of <c>--ladder W1,W2,...</c> or the one of <c>--checkpoint W</c>, never
+    /// both; with neither, <paramref name="whenNeither"/>'s files (e.g. the shipped ladder), or an error where it is null.
+    /// </summary>
+    public static string[] ModelPaths(string? checkpoint, string? ladder, Func<string[]>? whenNeither = null)
+    {
+        if (checkpoint is not null && ladder is not null)
+            throw new MediatorDiTException($"give --checkpoint W or --ladder W1,W2,..., not both (got --checkpoint {checkpoint} and --ladder {ladder}).");
+        if (ladder is not null)
+        {
+            string[] files = Split(ladder);
+            return files.Length > 0 ? files : throw new MediatorDiTException($"--ladder names no weight files (got '{ladder}'); give W1,W2,... with increasing mediator counts.");
+        }
+        if (checkpoint is not null) return [checkpoint];
+        return whenNeither?.Invoke() ?? throw new MediatorDiTException("give --checkpoint W or --ladder W1,W2,...");
+    }
+
     /// <summary>An invariant-culture number; the error names <paramref name="option"/> when given.</summary>
     public static double Number(string s, string? option = null) =>
         double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v

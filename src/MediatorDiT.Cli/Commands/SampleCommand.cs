@@ -78,9 +78,7 @@ public static class SampleCommand
             using var deviceScope = deviceModels;
             string outDir = p.GetValue(output)!;
             using var outFolder = FreshFolder.Create(outDir, "output folder"); // removed again if the run fails before writing to it
-            string[] paths = p.GetValue(ladder) is string l ? OptionValues.Split(l)
-                : p.GetValue(checkpoint) is string c ? [c]
-                : throw new MediatorDiTException("give --checkpoint W or --ladder W1,W2,...");
+            string[] paths = OptionValues.ModelPaths(p.GetValue(checkpoint), p.GetValue(ladder));
             var pipeline = DiffusionPipeline.LoadLadder(paths, new PipelineLoadOptions
             {
                 ConfigPath = p.GetValue(config),

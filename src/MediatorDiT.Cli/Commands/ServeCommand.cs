@@ -42,12 +42,8 @@ public static class ServeCommand
             // The jobs' network calls run on the device given (from the server's one worker thread); the VAE and PNGs stay on the host.
             var (compute, deviceModels) = DeviceOption.ApplyForSampling(ComputeContext.WithThreads(p.GetValue(threads)), p, device, precision);
             using var deviceScope = deviceModels;
-            if (p.GetValue(ladder) is not null && p.GetValue(checkpoint) is not null)
-                throw new MediatorDiTException("give --ladder W1,W2,... or --checkpoint W, not both.");
             bool shipped = p.GetValue(ladder) is null && p.GetValue(checkpoint) is null;
-            string[] paths = p.GetValue(ladder) is string l ? OptionValues.Split(l)
-                : p.GetValue(checkpoint) is string c ? [c]
-                : [.. DiffusionPipeline.ShippedLadderPaths()];
+            string[] paths = OptionValues.ModelPaths(p.GetValue(checkpoint), p.GetValue(ladder), () => [.. DiffusionPipeline.ShippedLadderPaths()]);
             var pipeline = DiffusionPipeline.LoadLadder(paths, new PipelineLoadOptions
             {
                 ConfigPath = p.GetValue(config),

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using MediatorDiT.IO;
 
 namespace MediatorDiT.Evaluation;
 
@@ -52,14 +53,6 @@ public sealed record ClassifierConfig
     /// <exception cref="MediatorDiTException">The text is not valid JSON, is empty, or fails <see cref="Validate"/>.</exception>
     public static ClassifierConfig FromJson(string json, string source)
     {
-        try
-        {
-            return (JsonSerializer.Deserialize<ClassifierConfig>(json, JsonOptions)
-                    ?? throw new MediatorDiTException($"{source}: the classifier config is empty.")).Validate();
-        }
-        catch (JsonException e)
-        {
-            throw new MediatorDiTException($"{source}: the classifier config is not valid JSON ({e.Message.TrimEnd('.')}).", e);
-        }
+        return ConfigJson.Read<ClassifierConfig>(json, source, "classifier config", JsonOptions).Validate();
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using MediatorDiT.IO;
 
 namespace MediatorDiT.Models;
 
@@ -132,14 +133,6 @@ public sealed record ModelConfig
     /// <summary>A config from JSON, validated; errors name <paramref name="source"/> (the file, or the weights' metadata).</summary>
     public static ModelConfig FromJson(string json, string source)
     {
-        try
-        {
-            return (JsonSerializer.Deserialize<ModelConfig>(json, JsonOptions)
-                   ?? throw new MediatorDiTException($"{source}: the model config is empty.")).Validate(source);
-        }
-        catch (JsonException e)
-        {
-            throw new MediatorDiTException($"{source}: the model config is not valid JSON ({e.Message}).");
-        }
+        return ConfigJson.Read<ModelConfig>(json, source, "model config", JsonOptions).Validate(source);
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using MediatorDiT.IO;
 using MediatorDiT.Models;
 
 namespace MediatorDiT.Training;
@@ -114,17 +115,10 @@ public sealed record TrainConfig
     /// <summary>Reads a config written by <see cref="ToJson"/> or by hand; missing fields keep their defaults.</summary>
     /// <param name="json">The JSON text.</param>
     /// <param name="source">Where the text came from (a file path), for messages.</param>
-    /// <exception cref="MediatorDiTException">The text is not valid JSON or is empty.</exception>
+    /// <exception cref="MediatorDiTException">The text is empty, not valid JSON, or holds a value of the wrong kind (<see cref="ConfigJson"/>).</exception>
     public static TrainConfig FromJson(string json, string source)
     {
-        try
-        {
-            return JsonSerializer.Deserialize<TrainConfig>(json, Options) ?? throw new MediatorDiTException($"{source}: the training config is empty.");
-        }
-        catch (JsonException e)
-        {
-            throw new MediatorDiTException($"{source}: the training config is not valid JSON ({e.Message}).");
-        }
+        return ConfigJson.Read<TrainConfig>(json, source, "training config", Options);
     }
 
     /// <summary>Throws naming the first option with an impossible value.</summary>

@@ -82,8 +82,10 @@ public sealed class Trainer
         {
             InputSize = shape.Height, InChannels = shape.Channels, NumClasses = numClasses, ClassDropoutProb = config.ClassDropout,
         }, config.Mediators.Length == 0 ? null : config.Mediators[0]);
-        foreach (int m in config.Mediators) _ = (model with { MediatorNum = m }).Validate();
-        return config with { ModelConfig = model.Validate(), GradShards = config.EffectiveGradShards() };
+        // Errors name where the network came from: the config's model_config, or a registry name.
+        string source = config.ModelConfig is not null ? "the training config's model_config" : $"model '{config.Model}'";
+        foreach (int m in config.Mediators) _ = (model with { MediatorNum = m }).Validate(source);
+        return config with { ModelConfig = model.Validate(source), GradShards = config.EffectiveGradShards() };
     }
 
     /// <summary>

@@ -141,6 +141,27 @@ public class ErrorMessageTests
         Assert.Equal([folder], Directory.EnumerateFileSystemEntries(dir).ToArray());
     }
 
+    [Theory]
+    [InlineData("sample")]
+    [InlineData("redundancy")]
+    public void CheckpointAndLadderTogetherAreRefusedNotOneSilentlyDropped(string command)
+    {
+        string dir = CliRunner.TempDir();
+        var ladder = SampleCommandTests.WriteLadder(dir);
+        var r = CliRunner.Run(command, "--checkpoint", ladder[0], "--ladder", string.Join(",", ladder), "--steps", "4",
+            "--out", Path.Combine(dir, "out"), "--no-progress");
+        AssertOneErrorLine(r, "not both", $"--checkpoint {ladder[0]}", "--ladder");
+        Assert.False(Directory.Exists(Path.Combine(dir, "out")));
+    }
+
+    [Fact]
+    public void ALadderOfNoFilesIsRefused()
+    {
+        string dir = CliRunner.TempDir();
+        var r = CliRunner.Run("sample", "--ladder", " , ", "--steps", "4", "--out", Path.Combine(dir, "out"), "--no-progress");
+        AssertOneErrorLine(r, "--ladder names no weight files");
+    }
+
     [Fact]
     public void UnrecognisedOptionIsOneLine()
     {

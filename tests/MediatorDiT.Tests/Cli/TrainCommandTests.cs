@@ -75,6 +75,32 @@ public class TrainCommandTests
     }
 
     [Fact]
+    public void AnImpossibleModelConfigIsNamedAsTheConfigsModelConfig()
+    {
+        string dir = CliRunner.TempDir();
+        var (data, config) = TinyRun(dir, 2);
+        File.WriteAllText(config, File.ReadAllText(config).Replace("\"hidden_size\": 32", "\"hidden_size\": -32"));
+        var r = CliRunner.Run("train", "--config", config, "--dataset", "latents:" + data, "--steps", "1",
+            "--out", Path.Combine(dir, "run"), "--no-progress");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("error: the training config's model_config: hidden_size must be positive, got -32.", r.Stderr);
+        Assert.DoesNotContain("   at ", r.Stderr);
+    }
+
+    [Fact]
+    public void AConfigValueOfTheWrongKindIsNamedByFileAndKey()
+    {
+        string dir = CliRunner.TempDir();
+        var (data, config) = TinyRun(dir, 2);
+        File.WriteAllText(config, File.ReadAllText(config).Replace("\"batch_size\": 4", "\"batch_size\": \"4\""));
+        var r = CliRunner.Run("train", "--config", config, "--dataset", "latents:" + data, "--steps", "1",
+            "--out", Path.Combine(dir, "run"), "--no-progress");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains($"error: {config}: the training config's \"batch_size\" must be a whole number, found the string \"4\".", r.Stderr);
+        Assert.DoesNotContain("System.", r.Stderr);
+    }
+
+    [Fact]
     public void AnUnreachableRegistryTellsHowToGetTheData()
     {
         string dir = CliRunner.TempDir();

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using MediatorDiT.IO;
 
 namespace MediatorDiT.Models.Vae;
 
@@ -86,14 +87,6 @@ public sealed record AutoencoderKlConfig
     /// <summary>Reads a diffusers config.json (unknown keys such as _class_name or scaling_factor are ignored).</summary>
     public static AutoencoderKlConfig FromJson(string json, string source)
     {
-        try
-        {
-            return JsonSerializer.Deserialize<AutoencoderKlConfig>(json, JsonOptions)
-                   ?? throw new MediatorDiTException($"{source}: the VAE config is empty.");
-        }
-        catch (JsonException e)
-        {
-            throw new MediatorDiTException($"{source}: the VAE config is not valid JSON ({e.Message}).");
-        }
+        return ConfigJson.Read<AutoencoderKlConfig>(json, source, "VAE config", JsonOptions);
     }
 }
