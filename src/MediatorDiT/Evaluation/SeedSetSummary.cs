@@ -172,7 +172,7 @@ public static class SeedSetSummary
     private static JsonDocument Parse(string path)
     {
         try { return JsonDocument.Parse(File.ReadAllText(path)); }
-        catch (JsonException e) { throw new MediatorDiTException($"{path} is not valid JSON: {e.Message}"); }
+        catch (JsonException e) { throw new MediatorDiTException($"{path} is not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1})."); }
     }
 
     private static double Number(JsonElement e, string key, string path) =>

@@ -36,6 +36,18 @@ public class ReportCommandTests
     }
 
     [Fact]
+    public void ADamagedEvaluationIsNamedWithItsLineAndByte()
+    {
+        string dir = CliRunner.TempDir();
+        SeedSetSummaryTests.WriteSeedSet(dir, "full", 1, 30, 0.8, 8.2, 50, [[0]]);
+        string eval = Path.Combine(dir, "full", "seed-1", "eval.json");
+        File.WriteAllText(eval, "{\n  bad");
+        var r = CliRunner.Run("report", dir);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal($"error: {eval} is not valid JSON (line 2, byte 3).", r.Stderr.Trim());
+    }
+
+    [Fact]
     public void BaselineAndCurvePairsAddPairedTables()
     {
         string dir = CliRunner.TempDir();

@@ -25,4 +25,21 @@ public class TrainResumeMessageTests
         Assert.Contains("no steps run; already at step 2 of 2", again.Stdout);
         Assert.DoesNotContain("NaN", again.Stdout);
     }
+
+    [Fact]
+    public void ResumingAFolderThatIsNotARunSaysWhich()
+    {
+        string dir = CliRunner.TempDir();
+        string missing = Path.Combine(dir, "nope");
+        var r = CliRunner.Run("train", "--resume", missing, "--no-progress");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal($"error: --resume {missing}: the run folder does not exist.", r.Stderr.Trim());
+
+        string empty = Path.Combine(dir, "empty");
+        Directory.CreateDirectory(empty);
+        r = CliRunner.Run("train", "--resume", empty, "--no-progress");
+        Assert.Equal(1, r.ExitCode);
+        Assert.StartsWith($"error: --resume {empty}: the folder is not a run folder (it has no config.json)", r.Stderr.Trim());
+        Assert.Empty(Directory.EnumerateFileSystemEntries(empty));
+    }
 }
