@@ -44,7 +44,7 @@ public static class SampleCommand
         var diffusionForm = sampler.DiffusionForm;
         var cfgScale = sampler.CfgScale;
         var cfgAll = sampler.CfgAll;
-        var labels = new Option<string?>("--labels") { Description = "class labels, comma-separated (default: cycle through the classes)" };
+        var labels = new Option<string?>("--labels") { Description = "class labels, comma-separated (default: cycle through the classes); a SiT model also takes its class count, the null label, for unconditional samples" };
         var numImages = new Option<int?>("--num-images") { Description = "images in all (default: one per label, or 16)" }.AtLeast(1);
         var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 16 }.BatchSize();
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
