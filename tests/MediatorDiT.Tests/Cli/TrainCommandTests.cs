@@ -62,42 +62,34 @@ public class TrainCommandTests
         Assert.False(File.Exists(Path.Combine(run, "samples", "step-0000001.png")));
     }
 
-    [Fact]
-    public void ZeroSampleStepsIsRefusedByName()
+    /// <summary>One step of <see cref="TinyRun"/> with its config text edited first; the run must fail with one error line, no stack trace.</summary>
+    private static (string Stderr, string Config) RefusedTinyRun(int sampleSteps, Func<string, string> editConfig)
     {
         string dir = CliRunner.TempDir();
-        var (data, config) = TinyRun(dir, 0);
+        var (data, config) = TinyRun(dir, sampleSteps);
+        File.WriteAllText(config, editConfig(File.ReadAllText(config)));
         var r = CliRunner.Run("train", "--config", config, "--dataset", "latents:" + data, "--steps", "1",
             "--out", Path.Combine(dir, "run"), "--no-progress");
         Assert.Equal(1, r.ExitCode);
-        Assert.Contains("sample_steps must be positive, got 0.", r.Stderr);
         Assert.DoesNotContain("   at ", r.Stderr);
+        return (r.Stderr, config);
     }
 
     [Fact]
-    public void AnImpossibleModelConfigIsNamedAsTheConfigsModelConfig()
-    {
-        string dir = CliRunner.TempDir();
-        var (data, config) = TinyRun(dir, 2);
-        File.WriteAllText(config, File.ReadAllText(config).Replace("\"hidden_size\": 32", "\"hidden_size\": -32"));
-        var r = CliRunner.Run("train", "--config", config, "--dataset", "latents:" + data, "--steps", "1",
-            "--out", Path.Combine(dir, "run"), "--no-progress");
-        Assert.Equal(1, r.ExitCode);
-        Assert.Contains("error: the training config's model_config: hidden_size must be positive, got -32.", r.Stderr);
-        Assert.DoesNotContain("   at ", r.Stderr);
-    }
+    public void ZeroSampleStepsIsRefusedByName() =>
+        Assert.Contains("sample_steps must be positive, got 0.", RefusedTinyRun(0, text => text).Stderr);
+
+    [Fact]
+    public void AnImpossibleModelConfigIsNamedAsTheConfigsModelConfig() =>
+        Assert.Contains("error: the training config's model_config: hidden_size must be positive, got -32.",
+            RefusedTinyRun(2, text => text.Replace("\"hidden_size\": 32", "\"hidden_size\": -32")).Stderr);
 
     [Fact]
     public void AConfigValueOfTheWrongKindIsNamedByFileAndKey()
     {
-        string dir = CliRunner.TempDir();
-        var (data, config) = TinyRun(dir, 2);
-        File.WriteAllText(config, File.ReadAllText(config).Replace("\"batch_size\": 4", "\"batch_size\": \"4\""));
-        var r = CliRunner.Run("train", "--config", config, "--dataset", "latents:" + data, "--steps", "1",
-            "--out", Path.Combine(dir, "run"), "--no-progress");
-        Assert.Equal(1, r.ExitCode);
-        Assert.Contains($"error: {config}: the training config's \"batch_size\" must be a whole number, found the string \"4\".", r.Stderr);
-        Assert.DoesNotContain("System.", r.Stderr);
+        var (stderr, config) = RefusedTinyRun(2, text => text.Replace("\"batch_size\": 4", "\"batch_size\": \"4\""));
+        Assert.Contains($"error: {config}: the training config's \"batch_size\" must be a whole number, found the string \"4\".", stderr);
+        Assert.DoesNotContain("System.", stderr);
     }
 
     [Fact]
