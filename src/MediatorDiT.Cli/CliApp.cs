@@ -4,6 +4,7 @@ using System.CommandLine.Parsing;
 using System.Text.RegularExpressions;
 using System.Runtime.InteropServices;
 using MediatorDiT.Cli.Commands;
+using MediatorDiT.Tensors;
 
 namespace MediatorDiT.Cli;
 
@@ -58,6 +59,13 @@ public static partial class CliApp
             if (parse.Action is ParseErrorAction && args.Length > 0)
             {
                 await Console.Error.WriteLineAsync($"error: {ParseErrorLine(parse)}");
+                return 1;
+            }
+            // A misspelt backend would otherwise run silently on the default one.
+            if (Environment.GetEnvironmentVariable(ComputeContext.GemmVariable) is string gemm && ComputeContext.GemmBackendNamed(gemm) is null)
+            {
+                await Console.Error.WriteLineAsync(
+                    $"error: {ComputeContext.GemmVariable}='{gemm}' names no matrix-product backend; set it to managed, openblas, reference or auto, or unset it.");
                 return 1;
             }
             return await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false }, stop.Token);

@@ -99,12 +99,23 @@ public sealed record ComputeContext
         set => t_current = value;
     }
 
+    /// <summary>The environment variable that sets the default <see cref="Gemm"/>.</summary>
+    public const string GemmVariable = "MDIT_GEMM";
+
+    /// <summary>
+    /// The backend a value of <see cref="GemmVariable"/> names (managed, openblas, reference, auto, any letter case;
+    /// unset or empty: auto), or null for any other value, which the default context ignores (applications
+    /// check it with this and refuse it: the CLI does).
+    /// </summary>
+    public static GemmBackend? GemmBackendNamed(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "auto" => GemmBackend.Auto,
+        "managed" => GemmBackend.Managed,
+        "openblas" => GemmBackend.OpenBlas,
+        "reference" => GemmBackend.Reference,
+        _ => null,
+    };
+
     private static GemmBackend BackendFromEnvironment() =>
-        Environment.GetEnvironmentVariable("MDIT_GEMM")?.Trim().ToLowerInvariant() switch
-        {
-            "managed" => GemmBackend.Managed,
-            "openblas" => GemmBackend.OpenBlas,
-            "reference" => GemmBackend.Reference,
-            _ => GemmBackend.Auto,
-        };
+        GemmBackendNamed(Environment.GetEnvironmentVariable(GemmVariable)) ?? GemmBackend.Auto;
 }

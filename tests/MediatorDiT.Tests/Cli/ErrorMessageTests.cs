@@ -163,6 +163,14 @@ public class ErrorMessageTests
     }
 
     [Fact]
+    public void AMisspeltGemmBackendIsRefusedNotIgnored()
+    {
+        var r = CliRunner.RunWithEnvironment(new Dictionary<string, string> { ["MDIT_GEMM"] = "openblass" }, "flops", "--model", "SiT-S/2");
+        AssertOneErrorLine(r, "MDIT_GEMM='openblass'", "managed, openblas, reference or auto");
+        Assert.Equal("", r.Stdout);
+    }
+
+    [Fact]
     public void UnrecognisedOptionIsOneLine()
     {
         var r = CliRunner.Run("sample", "--bogus");

@@ -94,4 +94,16 @@ public class ComputeContextTests
         }
         Assert.Same(ComputeContext.Default, ComputeContext.Current);
     }
+
+    [Theory]
+    [InlineData(null, GemmBackend.Auto)]
+    [InlineData("", GemmBackend.Auto)]
+    [InlineData(" Auto ", GemmBackend.Auto)]
+    [InlineData("managed", GemmBackend.Managed)]
+    [InlineData("OpenBLAS", GemmBackend.OpenBlas)]
+    [InlineData("reference", GemmBackend.Reference)]
+    [InlineData("blas", null)]
+    [InlineData("openblass", null)]
+    public void TheGemmVariableNamesABackendOrNothing(string? value, GemmBackend? expected) =>
+        Assert.Equal(expected, ComputeContext.GemmBackendNamed(value));
 }
