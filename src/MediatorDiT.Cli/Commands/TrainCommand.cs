@@ -82,13 +82,13 @@ public static class TrainCommand
             string? configPath = parse.GetValue(config) ?? (resumeDir is not null ? Path.Combine(resumeDir, "config.json") : null);
             // On resume the other ranks train rank 0's config; they need not see the run folder.
             if (configPath is not null && !root && parse.GetValue(config) is null && !File.Exists(configPath)) configPath = null;
-            if (root && resumeDir is not null && parse.GetValue(config) is null && !File.Exists(configPath))
-                throw new MediatorDiTException(Directory.Exists(resumeDir)
-                    ? $"--resume {resumeDir}: the folder is not a run folder (it has no config.json); start a run there with --out, or name the run's folder."
-                    : $"--resume {resumeDir}: the run folder does not exist.");
             if (configPath is not null)
             {
-                if (!File.Exists(configPath)) throw new MediatorDiTException($"config file '{configPath}' does not exist.");
+                if (!File.Exists(configPath))
+                    throw new MediatorDiTException(parse.GetValue(config) is not null ? $"config file '{configPath}' does not exist."
+                        : Directory.Exists(resumeDir)
+                            ? $"--resume {resumeDir}: the folder is not a run folder (it has no config.json); start a run there with --out, or name the run's folder."
+                            : $"--resume {resumeDir}: the run folder does not exist.");
                 cfg = TrainConfig.FromJson(File.ReadAllText(configPath), configPath);
             }
             if (parse.GetValue(model) is string m) cfg = cfg with { Model = m };

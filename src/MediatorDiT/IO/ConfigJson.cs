@@ -35,7 +35,7 @@ public static partial class ConfigJson
                 throw new MediatorDiTException($"{source}: the {what} must be a JSON object {{...}}, found {Describe(document.RootElement)}.");
             try
             {
-                return JsonSerializer.Deserialize<T>(json, options) ?? throw new MediatorDiTException($"{source}: the {what} is empty.");
+                return document.Deserialize<T>(options) ?? throw new MediatorDiTException($"{source}: the {what} is empty.");
             }
             catch (JsonException e)
             {
