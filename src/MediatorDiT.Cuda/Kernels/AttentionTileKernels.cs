@@ -19,6 +19,12 @@ internal static class AttentionTileKernels
         dst[i] = src[l.RowMajorIndex(i)];
     }
 
+    /// <summary><see cref="ToHeadMajor"/> writing the bf16 copy alone: dst16 = bf16 of the head-major values (the operand a bf16 product reads).</summary>
+    public static void ToHeadMajorBf16(Index1D i, ArrayView<float> src, ArrayView<ushort> dst16, HeadLayout l)
+    {
+        dst16[i] = Bf16.Round(src[l.RowMajorIndex(i)]);
+    }
+
     /// <summary>The inverse of <see cref="ToHeadMajor"/>: dst (B*N, ld) at columns Column.. gets src (B, H, N, hd).</summary>
     public static void FromHeadMajor(Index1D i, ArrayView<float> src, ArrayView<float> dst, HeadLayout l)
     {
@@ -46,6 +52,19 @@ internal static class AttentionTileKernels
         float p = DeviceMath.Exp(s[i] - lse[g]);
         s[i] = p;
         dp[i] = p * (dp[i] - delta[g]);
+    }
+
+    /// <summary>
+    /// <see cref="TileSoftmaxBackward"/> writing P and dS only as bf16 (p16, ds16: the operands of the products that
+    /// read them), the bits <see cref="Bf16Kernels.RoundToBf16"/> would give for the fp32 twin's s and dp.
+    /// </summary>
+    public static void TileSoftmaxBackwardBf16(Index1D i, ArrayView<float> s, ArrayView<float> dp, ArrayView<float> lse, ArrayView<float> delta,
+        ArrayView<ushort> p16, ArrayView<ushort> ds16, AttentionTile t)
+    {
+        long g = t.LseIndex(i / t.Tokens);
+        float p = DeviceMath.Exp(s[i] - lse[g]);
+        p16[i] = Bf16.Round(p);
+        ds16[i] = Bf16.Round(p * (dp[i] - delta[g]));
     }
 }
 

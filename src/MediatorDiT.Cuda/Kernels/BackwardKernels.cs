@@ -67,6 +67,16 @@ internal static class BackwardKernels
         dBranch[i] = dy[i] * gate[(long)(row / rowsPerImage) * modStride + j];
     }
 
+    /// <summary><see cref="GatedResidualBranchGradient"/> that also writes dBranch16 = bf16(dBranch), the operand of the bf16 products that read it.</summary>
+    public static void GatedResidualBranchGradientBf16(Index1D i, ArrayView<float> dy, ArrayView<float> gate, ArrayView<float> dBranch,
+        ArrayView<ushort> dBranch16, int d, int rowsPerImage, int modStride)
+    {
+        int row = i / d, j = i - row * d;
+        float g = dy[i] * gate[(long)(row / rowsPerImage) * modStride + j];
+        dBranch[i] = g;
+        dBranch16[i] = Bf16.Round(g);
+    }
+
     /// <summary>The gated residual's gate gradient per (image, channel j): dGate = dy branch + dGate over the image's rows in order.</summary>
     public static void GatedResidualGateGradient(Index1D index, ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> dGate,
         int d, int rowsPerImage, int modStride)

@@ -15,21 +15,34 @@ internal static class ElementKernels
     private const float MinusTwoBeta = -2f * Gelu.Beta;
 
     /// <summary>y = gelu(x) (tanh approximation) as x sigmoid(2z): Nn.Gelu's vector path.</summary>
-    public static void GeluForward(Index1D i, ArrayView<float> x, ArrayView<float> y)
-    {
-        float v = x[i];
-        float minusTwoZ = v * MathF.FusedMultiplyAdd(MinusTwoBetaKappa, v * v, MinusTwoBeta);
-        y[i] = v / (1f + DeviceMath.Exp(minusTwoZ));
-    }
+    public static void GeluForward(Index1D i, ArrayView<float> x, ArrayView<float> y) => y[i] = GeluOf(x[i]);
+
+    /// <summary>y16 = bf16(gelu(x)): <see cref="GeluForward"/> written only as the bf16 operand of the product that reads it.</summary>
+    public static void GeluForwardBf16(Index1D i, ArrayView<float> x, ArrayView<ushort> y16) => y16[i] = Bf16.Round(GeluOf(x[i]));
 
     /// <summary>dx = dy gelu'(x): Nn.Gelu's vector backward (dx may be dy).</summary>
-    public static void GeluBackward(Index1D i, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx)
+    public static void GeluBackward(Index1D i, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx) => dx[i] = GeluGradient(x[i], dy[i]);
+
+    /// <summary><see cref="GeluBackward"/> that also writes dx16 = bf16(dx), the operand of the bf16 products that read dx.</summary>
+    public static void GeluBackwardBf16(Index1D i, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx, ArrayView<ushort> dx16)
     {
-        float v = x[i];
+        float g = GeluGradient(x[i], dy[i]);
+        dx[i] = g;
+        dx16[i] = Bf16.Round(g);
+    }
+
+    private static float GeluOf(float v)
+    {
+        float minusTwoZ = v * MathF.FusedMultiplyAdd(MinusTwoBetaKappa, v * v, MinusTwoBeta);
+        return v / (1f + DeviceMath.Exp(minusTwoZ));
+    }
+
+    private static float GeluGradient(float v, float dy)
+    {
         float minusTwoZ = v * MathF.FusedMultiplyAdd(MinusTwoBetaKappa, v * v, MinusTwoBeta);
         float sg = 1f / (1f + DeviceMath.Exp(minusTwoZ));
         float slope = sg * (1f - sg) * (2f * Gelu.Beta) * MathF.FusedMultiplyAdd(3f * Gelu.Kappa, v * v, 1f);
-        dx[i] = dy[i] * MathF.FusedMultiplyAdd(v, slope, sg);
+        return dy * MathF.FusedMultiplyAdd(v, slope, sg);
     }
 
     /// <summary>y = x sigmoid(x).</summary>

@@ -14,7 +14,7 @@ internal sealed partial class KernelSet
     /// <summary>headMajor (B, H, N, hd) = the heads of rowMajor (B*N, layout.Ld) from column layout.Column.</summary>
     public void ToHeadMajor(ArrayView<float> rowMajor, ArrayView<float> headMajor, int batch, HeadLayout layout)
     {
-        long count = CheckHeadLayout(rowMajor, headMajor, batch, layout);
+        long count = CheckHeadLayout(rowMajor, headMajor.Length, batch, layout);
         (_toHeadMajor ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, HeadLayout>(AttentionTileKernels.ToHeadMajor))(
             (int)count, rowMajor, headMajor, layout);
     }
@@ -22,7 +22,7 @@ internal sealed partial class KernelSet
     /// <summary>rowMajor (B*N, layout.Ld) from column layout.Column = the heads of headMajor (B, H, N, hd).</summary>
     public void FromHeadMajor(ArrayView<float> headMajor, ArrayView<float> rowMajor, int batch, HeadLayout layout)
     {
-        long count = CheckHeadLayout(rowMajor, headMajor, batch, layout);
+        long count = CheckHeadLayout(rowMajor, headMajor.Length, batch, layout);
         (_fromHeadMajor ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, HeadLayout>(AttentionTileKernels.FromHeadMajor))(
             (int)count, headMajor, rowMajor, layout);
     }
@@ -30,9 +30,7 @@ internal sealed partial class KernelSet
     /// <summary>Softmax of each of the tile's rows of s (items, tile.Rows, N) in place; lse (B, H, N) gets their log-sum-exps.</summary>
     public void TileSoftmax(ArrayView<float> s, ArrayView<float> lse, int items, AttentionTile tile)
     {
-        long rows = (long)items * tile.Rows;
-        Check(items >= 1 && tile.Rows >= 1 && s.Length >= rows * tile.Tokens, "s must hold the tile's items x rows x tokens logits");
-        Check(lse.Length >= tile.LseIndex((int)rows - 1) + 1, "lse is too short for the tile");
+        long rows = CheckTileSoftmax(s, lse, items, tile);
         if (WarpRows)
             (_tileSoftmaxWarp ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, AttentionTile>(WarpRowKernels.TileSoftmax))(
                 RowLaunch(rows), s, lse, (int)rows, tile);
@@ -44,13 +42,29 @@ internal sealed partial class KernelSet
     /// <summary>On a tile (items, tile.Rows, N): s (scaled logits) becomes P, dp (dO v^T) becomes P (dp - delta).</summary>
     public void TileSoftmaxBackward(ArrayView<float> s, ArrayView<float> dp, ArrayView<float> lse, ArrayView<float> delta, int items, AttentionTile tile)
     {
+        long count = CheckTileSoftmaxBackward(s, dp, lse, delta, items, tile);
+        (_tileSoftmaxBackward ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionTile>(
+            AttentionTileKernels.TileSoftmaxBackward))((int)count, s, dp, lse, delta, tile);
+    }
+
+    /// <summary>The tile's rows (items x tile.Rows), after checking s and lse.</summary>
+    private static long CheckTileSoftmax(ArrayView<float> s, ArrayView<float> lse, int items, AttentionTile tile)
+    {
+        long rows = (long)items * tile.Rows;
+        Check(items >= 1 && tile.Rows >= 1 && s.Length >= rows * tile.Tokens, "s must hold the tile's items x rows x tokens logits");
+        Check(lse.Length >= tile.LseIndex((int)rows - 1) + 1, "lse is too short for the tile");
+        return rows;
+    }
+
+    /// <summary>The tile's values (items x tile.Rows x N), after checking s, dp, lse and delta.</summary>
+    private static long CheckTileSoftmaxBackward(ArrayView<float> s, ArrayView<float> dp, ArrayView<float> lse, ArrayView<float> delta, int items, AttentionTile tile)
+    {
         long rows = (long)items * tile.Rows, count = rows * tile.Tokens;
         Check(items >= 1 && tile.Rows >= 1 && s.Length >= count && dp.Length >= count, "s and dp must hold the tile's items x rows x tokens values");
         Check(count <= int.MaxValue, "a tile holds at most 2^31 - 1 logits");
         long last = tile.LseIndex((int)rows - 1) + 1;
         Check(lse.Length >= last && delta.Length >= last, "lse or delta is too short for the tile");
-        (_tileSoftmaxBackward ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionTile>(
-            AttentionTileKernels.TileSoftmaxBackward))((int)count, s, dp, lse, delta, tile);
+        return count;
     }
 
     /// <summary>delta (B, H, N) = rowsum(dO * O) over each head's channels of O and dO (B*N, D): what the softmax backward subtracts.</summary>
@@ -63,13 +77,13 @@ internal sealed partial class KernelSet
             AttentionBackwardKernels.FullAttentionDelta))((int)heads3, o, dO, delta, tokens, heads, headDim);
     }
 
-    private static long CheckHeadLayout(ArrayView<float> rowMajor, ArrayView<float> headMajor, int batch, HeadLayout l)
+    private static long CheckHeadLayout(ArrayView<float> rowMajor, long headMajorLength, int batch, HeadLayout l)
     {
         long rows = (long)batch * l.Tokens, count = rows * l.Heads * l.HeadDim;
         Check(batch >= 1 && l.Tokens >= 1 && l.Heads >= 1 && l.HeadDim >= 1, "batch, tokens, heads and headDim must be positive");
         Check(l.Column >= 0 && l.Ld >= l.Column + l.Heads * l.HeadDim, "the row-major side's rows must hold the heads from the column on");
         Check(count <= int.MaxValue, "a head-major buffer holds at most 2^31 - 1 values");
-        Check(headMajor.Length >= count && rowMajor.Length >= (rows - 1) * l.Ld + l.Column + l.Heads * l.HeadDim, "a head-major or row-major view is too short");
+        Check(headMajorLength >= count && rowMajor.Length >= (rows - 1) * l.Ld + l.Column + l.Heads * l.HeadDim, "a head-major or row-major view is too short");
         return count;
     }
 }

@@ -209,14 +209,21 @@ internal sealed partial class KernelSet
     public void GatedResidualBackward(ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> gate, ArrayView<float> dGate, ArrayView<float> dBranch,
         int d, int rowsPerImage, int modStride)
     {
+        GatedResidualGateGradient(dy, branch, gate, dGate, dBranch, d, rowsPerImage, modStride);
+        (_branchGrad ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(
+            BackwardKernels.GatedResidualBranchGradient))((int)dy.Length, dy, gate, dBranch, d, rowsPerImage, modStride);
+    }
+
+    /// <summary>The gated residual backward's first step, dGate added to, after checking every view the backward uses.</summary>
+    private void GatedResidualGateGradient(ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> gate, ArrayView<float> dGate, ArrayView<float> dBranch,
+        int d, int rowsPerImage, int modStride)
+    {
         Check(d >= 1 && rowsPerImage >= 1 && modStride >= d && dy.Length % (d * (long)rowsPerImage) == 0, "dy must hold whole images of rows of d channels");
         int images = (int)(dy.Length / d / rowsPerImage);
         long modLength = (long)(images - 1) * modStride + d;
         Check(branch.Length >= dy.Length && dBranch.Length >= dy.Length && gate.Length >= modLength && dGate.Length >= modLength, "a buffer is too short");
         (_gateGrad ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(
             BackwardKernels.GatedResidualGateGradient))(images * d, dy, branch, dGate, d, rowsPerImage, modStride);
-        (_branchGrad ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(
-            BackwardKernels.GatedResidualBranchGradient))((int)dy.Length, dy, gate, dBranch, d, rowsPerImage, modStride);
     }
 
     /// <summary>dx = dy silu'(x) over x's length (dx may be dy).</summary>

@@ -127,11 +127,8 @@ internal sealed partial class KernelSet
     public void AdaLayerNormForward(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat, ArrayView<float> y,
         ArrayView<float> stats, int d, int rowsPerImage, float eps = LayerNorm.DefaultEps)
     {
-        Check(d >= 1 && rowsPerImage >= 1 && x.Length % d == 0, "x must hold whole rows of d channels");
-        int rows = (int)(x.Length / d);
-        long images = (rows + rowsPerImage - 1) / rowsPerImage;
-        Check(shift.Length >= images * d && scale.Length >= images * d, "shift and scale need one row per image");
-        Check(xhat.Length >= x.Length && y.Length >= x.Length && stats.Length >= 2L * rows, "xhat, y or stats is too short");
+        Check(y.Length >= x.Length, "y is shorter than x");
+        int rows = CheckAdaLayerNorm(x, shift, scale, xhat, stats, d, rowsPerImage);
         if (rows == 0) return;
         if (WarpRows)
             (_adaLnWarp ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
@@ -139,6 +136,18 @@ internal sealed partial class KernelSet
         else
             (_adaLn ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<float>, int, int, float>(RowKernels.AdaLayerNormForward))(rows, x, shift, scale, xhat, y, stats, d, rowsPerImage, eps);
+    }
+
+    /// <summary>The rows of an adaLN LayerNorm over x (rows, d), after checking the views' lengths.</summary>
+    private static int CheckAdaLayerNorm(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat, ArrayView<float> stats,
+        int d, int rowsPerImage)
+    {
+        Check(d >= 1 && rowsPerImage >= 1 && x.Length % d == 0, "x must hold whole rows of d channels");
+        int rows = (int)(x.Length / d);
+        long images = (rows + rowsPerImage - 1) / rowsPerImage;
+        Check(shift.Length >= images * d && scale.Length >= images * d, "shift and scale need one row per image");
+        Check(xhat.Length >= x.Length && stats.Length >= 2L * rows, "xhat or stats is too short");
+        return rows;
     }
 
     /// <summary>Softmax of each row of x (rows, n) in place, plus the shared bias (n) when given; lse gets each row's log-sum-exp.</summary>

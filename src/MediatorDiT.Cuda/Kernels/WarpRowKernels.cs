@@ -40,6 +40,40 @@ internal static class WarpRowKernels
         int row = RowOf(), lane = Warp.LaneIdx, lanes = Warp.WarpSize;
         if (row >= rows) return;
         long o = (long)row * d, c = (long)(row / rowsPerImage) * d;
+        var m = RowMoments(x, o, d, eps);
+        for (int j = lane; j < d; j += lanes)
+        {
+            float h = (x[o + j] - m.Mean) * m.Rstd;
+            xhat[o + j] = h;
+            y[o + j] = h * scale[c + j] + h + shift[c + j];
+        }
+        if (lane == 0) m.Store(stats, row);
+    }
+
+    /// <summary>
+    /// <see cref="AdaLayerNormForward"/> writing the modulated output only as bf16 (y16, what the next bf16 product
+    /// reads): the bits <see cref="Bf16Kernels.RoundToBf16"/> would give for <see cref="AdaLayerNormForward"/>'s y.
+    /// </summary>
+    public static void AdaLayerNormForwardBf16(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat,
+        ArrayView<ushort> y16, ArrayView<float> stats, int rows, int d, int rowsPerImage, float eps)
+    {
+        int row = RowOf(), lane = Warp.LaneIdx, lanes = Warp.WarpSize;
+        if (row >= rows) return;
+        long o = (long)row * d, c = (long)(row / rowsPerImage) * d;
+        var m = RowMoments(x, o, d, eps);
+        for (int j = lane; j < d; j += lanes)
+        {
+            float h = (x[o + j] - m.Mean) * m.Rstd;
+            xhat[o + j] = h;
+            y16[o + j] = Bf16.Round(h * scale[c + j] + h + shift[c + j]);
+        }
+        if (lane == 0) m.Store(stats, row);
+    }
+
+    /// <summary>The mean and 1 / sqrt(variance + eps) of the row of d values at o, in every lane of the calling warp.</summary>
+    private static Moments RowMoments(ArrayView<float> x, long o, int d, float eps)
+    {
+        int lane = Warp.LaneIdx, lanes = Warp.WarpSize;
         float sum = 0;
         for (int j = lane; j < d; j += lanes) sum += x[o + j];
         float mu = WarpSum(sum) / d;
@@ -49,17 +83,19 @@ internal static class WarpRowKernels
             float dev = x[o + j] - mu;
             var += dev * dev;
         }
-        float rs = 1f / MathF.Sqrt(WarpSum(var) / d + eps);
-        for (int j = lane; j < d; j += lanes)
+        return new Moments(mu, 1f / MathF.Sqrt(WarpSum(var) / d + eps));
+    }
+
+    /// <summary>A row's LayerNorm statistics, stored as (mean, rstd) at the row's pair of stats.</summary>
+    private readonly struct Moments(float mean, float rstd)
+    {
+        public float Mean { get; } = mean;
+        public float Rstd { get; } = rstd;
+
+        public void Store(ArrayView<float> stats, int row)
         {
-            float h = (x[o + j] - mu) * rs;
-            xhat[o + j] = h;
-            y[o + j] = h * scale[c + j] + h + shift[c + j];
-        }
-        if (lane == 0)
-        {
-            stats[2L * row] = mu;
-            stats[2L * row + 1] = rs;
+            stats[2L * row] = Mean;
+            stats[2L * row + 1] = Rstd;
         }
     }
 
@@ -98,6 +134,22 @@ internal static class WarpRowKernels
         if (Warp.LaneIdx == 0) lse[t.LseIndex(row)] = l;
     }
 
+    /// <summary>
+    /// <see cref="TileSoftmax"/> writing the probabilities only as bf16 into p16 (what the product P V reads; s is left
+    /// holding the unnormalised exponentials): the bits <see cref="Bf16Kernels.RoundToBf16"/> would give for
+    /// <see cref="TileSoftmax"/>'s s.
+    /// </summary>
+    public static void TileSoftmaxBf16(ArrayView<float> s, ArrayView<ushort> p16, ArrayView<float> lse, int rows, AttentionTile t)
+    {
+        int row = RowOf(), lane = Warp.LaneIdx, lanes = Warp.WarpSize;
+        if (row >= rows) return;
+        long o = (long)row * t.Tokens;
+        var e = ExponentiateRow(s, o, t.Tokens, s, 0, addBias: false);
+        float inv = 1f / e.Sum;
+        for (int j = lane; j < t.Tokens; j += lanes) p16[o + j] = Bf16.Round(s[o + j] * inv);
+        if (lane == 0) lse[t.LseIndex(row)] = e.LogSumExp;
+    }
+
     /// <summary><see cref="AttentionKernels.SoftmaxRowsWithBiasTable"/> with a warp per row: row r of x (rows, n) gets bias row r mod biasRows.</summary>
     public static void SoftmaxRowsWithBiasTable(ArrayView<float> x, ArrayView<float> bias, int rows, int n, int biasRows)
     {
@@ -125,6 +177,19 @@ internal static class WarpRowKernels
     private static float SoftmaxRowInPlace(ArrayView<float> x, long o, int n, ArrayView<float> bias, long bo, bool addBias)
     {
         int lane = Warp.LaneIdx, lanes = Warp.WarpSize;
+        var e = ExponentiateRow(x, o, n, bias, bo, addBias);
+        float inv = 1f / e.Sum;
+        for (int j = lane; j < n; j += lanes) x[o + j] *= inv;
+        return e.LogSumExp;
+    }
+
+    /// <summary>
+    /// The softmax's first steps on the row of n at o (plus the bias row at bo when addBias): x becomes exp(x - max),
+    /// and the row's max and sum of exponentials come back, in every lane.
+    /// </summary>
+    private static Exponentials ExponentiateRow(ArrayView<float> x, long o, int n, ArrayView<float> bias, long bo, bool addBias)
+    {
+        int lane = Warp.LaneIdx, lanes = Warp.WarpSize;
         float max = float.NegativeInfinity;
         for (int j = lane; j < n; j += lanes)
         {
@@ -144,9 +209,14 @@ internal static class WarpRowKernels
             x[o + j] = e;
             sum += e;
         }
-        sum = WarpSum(sum);
-        float inv = 1f / sum;
-        for (int j = lane; j < n; j += lanes) x[o + j] *= inv;
-        return max + DeviceMath.Log(sum);
+        return new Exponentials(max, WarpSum(sum));
+    }
+
+    /// <summary>A softmax row's max and sum of exp(x - max); its log-sum-exp is max + log(sum).</summary>
+    private readonly struct Exponentials(float max, float sum)
+    {
+        public float Max { get; } = max;
+        public float Sum { get; } = sum;
+        public float LogSumExp => Max + DeviceMath.Log(Sum);
     }
 }

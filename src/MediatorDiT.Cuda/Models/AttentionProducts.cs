@@ -29,19 +29,26 @@ internal sealed class AttentionProducts : IDisposable
 
     private readonly KernelSet _kernels;
     private readonly IDeviceGemm _gemm;
-    private readonly bool _bf16;
+    private readonly bool _bf16, _fused;
     // Head-major q, k, v, then O (forward) or dO (backward), then dq, dk, dv (backward): up to 7 (B*N*D) floats; their
     // bf16 copies (q, k, v, dO) in bf16; the tile's S and dP, and their bf16 copies.
     private MemoryBuffer1D<float, Stride1D.Dense>? _heads, _tiles;
     private MemoryBuffer1D<ushort, Stride1D.Dense>? _heads16, _tiles16;
 
-    /// <summary>Products by <paramref name="gemm"/> (the caller's) at <paramref name="precision"/>, tiles of at most <paramref name="tileFloats"/> logits.</summary>
-    public AttentionProducts(KernelSet kernels, IDeviceGemm gemm, DevicePrecision precision, long tileFloats = DefaultTileFloats)
+    /// <summary>
+    /// Products by <paramref name="gemm"/> (the caller's) at <paramref name="precision"/>, tiles of at most
+    /// <paramref name="tileFloats"/> logits. In bf16 with <paramref name="operandsFromProducers"/> the head-major copies,
+    /// the softmax and its backward write the bf16 operands directly (no fp32 copy of head-major q, k, v, dO, and of P
+    /// and dS, is rounded in a pass of its own); false: the same bits through fp32 and separate roundings, the reference.
+    /// </summary>
+    public AttentionProducts(KernelSet kernels, IDeviceGemm gemm, DevicePrecision precision, long tileFloats = DefaultTileFloats,
+        bool operandsFromProducers = true)
     {
         if (tileFloats < 1) throw new ArgumentOutOfRangeException(nameof(tileFloats), "a tile holds at least one logit.");
         _kernels = kernels;
         _gemm = gemm;
         _bf16 = precision == DevicePrecision.Bf16;
+        _fused = _bf16 && operandsFromProducers;
         TileFloats = tileFloats;
     }
 
@@ -64,14 +71,18 @@ internal sealed class AttentionProducts : IDisposable
         foreach (var (i0, ni, r0, rows) in Tiling(items, n))
         {
             long item = (long)i0 * n * hd, row = (long)r0 * hd;
-            var s = new Operand(tile, tile16);
+            var s = new ProductOperand(tile, tile16);
             // S (ni, rows, N) = s Q_tile K^T.
             Product(new GemmShape(false, true, rows, n, hd, g.Scale, hd, hd, 0f, n, (long)n * hd, (long)n * hd, (long)rows * n, ni),
                 q.From(item + row), k.From(item), s.F32);
             using (_kernels.SubStage("softmax"))
             {
-                _kernels.TileSoftmax(tile, lse, ni, new AttentionTile(n, rows, i0, r0));
-                Round(s, (long)ni * rows * n);
+                if (_fused) _kernels.TileSoftmaxBf16(tile, tile16, lse, ni, new AttentionTile(n, rows, i0, r0));
+                else
+                {
+                    _kernels.TileSoftmax(tile, lse, ni, new AttentionTile(n, rows, i0, r0));
+                    Round(s, (long)ni * rows * n);
+                }
             }
             // O_tile (ni, rows, hd) = P V.
             Product(new GemmShape(false, false, rows, hd, n, 1f, n, hd, 0f, hd, (long)rows * n, (long)n * hd, (long)n * hd, ni),
@@ -98,13 +109,12 @@ internal sealed class AttentionProducts : IDisposable
         using (_kernels.SubStage("layout"))
         {
             _kernels.FullAttentionDelta(o, dO, delta, g.Batch, n, g.Heads, hd);
-            _kernels.ToHeadMajor(dO, dOh.F32, g.Batch, new HeadLayout(n, g.Heads, hd, g.Dim, 0));
-            Round(dOh, e);
+            ToHeadMajor(dO, dOh, g.Batch, new HeadLayout(n, g.Heads, hd, g.Dim, 0), round: true);
         }
         var (tiles, tiles16) = Tiles(items, n, 2);
         long tileLength = tiles.Length / 2;
-        var s = new Operand(tiles.SubView(0, tileLength), _bf16 ? tiles16.SubView(0, tileLength) : default);
-        var dp = new Operand(tiles.SubView(tileLength, tileLength), _bf16 ? tiles16.SubView(tileLength, tileLength) : default);
+        var s = new ProductOperand(tiles.SubView(0, tileLength), _bf16 ? tiles16.SubView(0, tileLength) : default);
+        var dp = new ProductOperand(tiles.SubView(tileLength, tileLength), _bf16 ? tiles16.SubView(tileLength, tileLength) : default);
         foreach (var (i0, ni, r0, rows) in Tiling(items, n))
         {
             long item = (long)i0 * n * hd, row = (long)r0 * hd, tileStride = (long)rows * n, itemStride = (long)n * hd;
@@ -114,9 +124,13 @@ internal sealed class AttentionProducts : IDisposable
             Product(new GemmShape(false, true, rows, n, hd, 1f, hd, hd, 0f, n, itemStride, itemStride, tileStride, ni), dOh.From(item + row), v.From(item), dp.F32);
             using (_kernels.SubStage("softmax"))
             {
-                _kernels.TileSoftmaxBackward(s.F32, dp.F32, lse, delta, ni, new AttentionTile(n, rows, i0, r0));
-                Round(s, (long)ni * tileStride);
-                Round(dp, (long)ni * tileStride);
+                if (_fused) _kernels.TileSoftmaxBackwardBf16(s.F32, dp.F32, lse, delta, s.B16, dp.B16, ni, new AttentionTile(n, rows, i0, r0));
+                else
+                {
+                    _kernels.TileSoftmaxBackward(s.F32, dp.F32, lse, delta, ni, new AttentionTile(n, rows, i0, r0));
+                    Round(s, (long)ni * tileStride);
+                    Round(dp, (long)ni * tileStride);
+                }
             }
             // dQ_tile = s dS K; dK += s dS^T Q_tile; dV += P^T dO_tile.
             Product(new GemmShape(false, false, rows, hd, n, g.Scale, n, hd, 0f, hd, tileStride, itemStride, itemStride, ni), dp, k.From(item), dq.SubView(item + row));
@@ -149,15 +163,14 @@ internal sealed class AttentionProducts : IDisposable
         var (heads, heads16) = Heads(4 * e + te, 3 * e + te + 2 * maps + te);
         var (q, k, v) = SplitHeads(qkv, heads, heads16, g);
         var oh = heads.SubView(3 * e, e);
-        var th = new Operand(heads.SubView(4 * e, te), _bf16 ? heads16.SubView(3 * e, te) : default); // O has no bf16 copy
-        var a1Op = new Operand(a1, _bf16 ? heads16.SubView(3 * e + te, maps) : default);
-        var a2Op = new Operand(a2, _bf16 ? heads16.SubView(3 * e + te + maps, maps) : default);
-        var vmOp = new Operand(vm, _bf16 ? heads16.SubView(3 * e + te + 2 * maps, te) : default);
+        var th = new ProductOperand(heads.SubView(4 * e, te), _bf16 ? heads16.SubView(3 * e, te) : default); // O has no bf16 copy
+        var a1Op = new ProductOperand(a1, _bf16 ? heads16.SubView(3 * e + te, maps) : default);
+        var a2Op = new ProductOperand(a2, _bf16 ? heads16.SubView(3 * e + te + maps, maps) : default);
+        var vmOp = new ProductOperand(vm, _bf16 ? heads16.SubView(3 * e + te + 2 * maps, te) : default);
         using (_kernels.SubStage("pooling and layout"))
         {
             _kernels.MediatorPool(qkv, tokens, g);
-            _kernels.ToHeadMajor(tokens, th.F32, g.Batch, new HeadLayout(m, g.Heads, hd, g.Dim, 0));
-            Round(th, te);
+            ToHeadMajor(tokens, th, g.Batch, new HeadLayout(m, g.Heads, hd, g.Dim, 0), round: true);
         }
         long itemQ = (long)n * hd, itemT = (long)m * hd, itemMap = (long)m * n;
         // A1 (items, n, N) = s T K^T, then its softmax with bias1.
@@ -234,19 +247,37 @@ internal sealed class AttentionProducts : IDisposable
         }
     }
 
-    /// <summary>q, k and v of qkv (B*N, 3D) into the first three (B*N*D) parts of the head-major scratch, and in bf16 their copies.</summary>
-    private (Operand Q, Operand K, Operand V) SplitHeads(ArrayView<float> qkv, ArrayView<float> heads, ArrayView<ushort> heads16, AttentionGeometry g,
+    /// <summary>
+    /// q, k and v of qkv (B*N, 3D) into the first three (B*N*D) parts of the head-major scratch, and in bf16 (when
+    /// <paramref name="round"/>) their copies; when the copies come from the moves themselves the fp32 parts are not written.
+    /// </summary>
+    private (ProductOperand Q, ProductOperand K, ProductOperand V) SplitHeads(ArrayView<float> qkv, ArrayView<float> heads, ArrayView<ushort> heads16, AttentionGeometry g,
         bool round = true)
     {
         long e = (long)g.Batch * g.Tokens * g.Dim;
-        using (_kernels.SubStage("layout"))
+        using (_kernels.SubStage("layout")) return (Move(0), Move(1), Move(2));
+
+        ProductOperand Move(int part)
         {
-            for (int part = 0; part < 3; part++)
-                _kernels.ToHeadMajor(qkv, heads.SubView(part * e, e), g.Batch, new HeadLayout(g.Tokens, g.Heads, g.HeadDim, 3 * g.Dim, part * g.Dim));
-            if (_bf16 && round) _kernels.RoundToBf16(heads.SubView(0, 3 * e), heads16.SubView(0, 3 * e));
+            ProductOperand operand = round ? Part(heads, heads16, part, e) : heads.SubView(part * e, e);
+            ToHeadMajor(qkv, operand, g.Batch, new HeadLayout(g.Tokens, g.Heads, g.HeadDim, 3 * g.Dim, part * g.Dim), round);
+            return operand;
         }
-        if (!round) return (new(heads.SubView(0, e), default), new(heads.SubView(e, e), default), new(heads.SubView(2 * e, e), default));
-        return (Part(heads, heads16, 0, e), Part(heads, heads16, 1, e), Part(heads, heads16, 2, e));
+    }
+
+    /// <summary>
+    /// The heads of rowMajor into the head-major operand: in bf16 with <paramref name="round"/> its bf16 copy, written
+    /// directly when the producers write the operands (the fp32 view left unwritten), else through the fp32 view.
+    /// </summary>
+    private void ToHeadMajor(ArrayView<float> rowMajor, ProductOperand headMajor, int batch, HeadLayout layout, bool round)
+    {
+        if (_fused && round)
+        {
+            _kernels.ToHeadMajorBf16(rowMajor, headMajor.B16, batch, layout);
+            return;
+        }
+        _kernels.ToHeadMajor(rowMajor, headMajor.F32, batch, layout);
+        if (round) Round(headMajor, headMajor.F32.Length);
     }
 
     /// <summary>The tiles covering items x N query rows: whole items while one fits a tile, else runs of rows of one item.</summary>
@@ -260,18 +291,12 @@ internal sealed class AttentionProducts : IDisposable
             yield return (i0, Math.Min(itemsPerTile, items - i0), r0, Math.Min(rowsPerTile, tokens - r0));
     }
 
-    /// <summary>An operand in fp32 and (in bf16) its bf16 copy at the same offsets.</summary>
-    private readonly record struct Operand(ArrayView<float> F32, ArrayView<ushort> B16)
-    {
-        public Operand From(long offset) => new(F32.SubView(offset), B16.Length == 0 ? B16 : B16.SubView(offset));
-    }
-
     /// <summary>Part <paramref name="index"/> (e elements) of the fp32 scratch and (in bf16) of its copy.</summary>
-    private Operand Part(ArrayView<float> heads, ArrayView<ushort> heads16, int index, long e) =>
+    private ProductOperand Part(ArrayView<float> heads, ArrayView<ushort> heads16, int index, long e) =>
         new(heads.SubView(index * e, e), _bf16 ? heads16.SubView(index * e, e) : default);
 
     /// <summary>C = the product of A and B: the fp32 views in fp32, the bf16 copies in bf16.</summary>
-    private void Product(in GemmShape shape, Operand a, Operand b, ArrayView<float> c)
+    private void Product(in GemmShape shape, ProductOperand a, ProductOperand b, ArrayView<float> c)
     {
         using (_kernels.SubStage("product", 2.0 * shape.M * shape.N * shape.K * shape.Batch))
         {
@@ -287,7 +312,7 @@ internal sealed class AttentionProducts : IDisposable
     }
 
     /// <summary>The first <paramref name="length"/> values of the operand's fp32 view rounded into its bf16 copy (bf16 only).</summary>
-    private void Round(Operand x, long length)
+    private void Round(ProductOperand x, long length)
     {
         if (_bf16) _kernels.RoundToBf16(x.F32.SubView(0, length), x.B16.SubView(0, length));
     }

@@ -8,22 +8,32 @@ namespace MediatorDiT.Cuda.Models;
 /// Every activation buffer of one device forward for a batch of B images, allocated together and reused by every
 /// call of that batch size. Shapes as the CPU backend's tensors. For sampling the blocks run one after another and
 /// share one set of block buffers; for training (<c>perBlock</c>) each block keeps its own, which its
-/// backward reads.
+/// backward reads. With <c>bf16Operands</c> (bf16 products whose operands their producers write,
+/// LinearProducts.OperandsFromProducers) each block also has the bf16 inputs of its qkv, proj, fc1 and fc2, and the
+/// fp32 inputs that only those products read are not kept per block: H1 and H2 are one set of scratch for all blocks
+/// (the fp32 LayerNorm output a thread-per-row kernel rounds, or an observer reads), GELU's output has no fp32 buffer.
 /// </summary>
 internal sealed class DeviceActivations : IDisposable
 {
     private readonly List<MemoryBuffer1D<float, Stride1D.Dense>> _buffers = [];
+    private readonly List<MemoryBuffer1D<ushort, Stride1D.Dense>> _halves = [];
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _labels;
     private readonly DeviceBlockActivations[] _blocks;
     private readonly int _chunk;
 
-    public DeviceActivations(ModelConfig cfg, int batch, Accelerator accelerator, bool perBlock = false)
+    public DeviceActivations(ModelConfig cfg, int batch, Accelerator accelerator, bool perBlock = false, bool bf16Operands = false)
     {
         ArrayView<float> New(long length)
         {
             var buffer = accelerator.Allocate1D<float>(Math.Max(1, length));
             _buffers.Add(buffer);
             return ((ArrayView<float>)buffer.View).SubView(0, length);
+        }
+        ArrayView<ushort> New16(long length)
+        {
+            var buffer = accelerator.Allocate1D<ushort>(Math.Max(1, length));
+            _halves.Add(buffer);
+            return ((ArrayView<ushort>)buffer.View).SubView(0, length);
         }
         Batch = batch;
         int d = cfg.HiddenSize, n = cfg.NumTokens, p = cfg.PatchSize;
@@ -49,7 +59,8 @@ internal sealed class DeviceActivations : IDisposable
         Output = New((long)batch * cfg.ReturnedChannels * cfg.InputSize * cfg.InputSize);
         PerBlock = perBlock;
         _blocks = new DeviceBlockActivations[perBlock ? cfg.Depth : 1];
-        for (int i = 0; i < _blocks.Length; i++) _blocks[i] = new DeviceBlockActivations(cfg, batch, New);
+        for (int i = 0; i < _blocks.Length; i++)
+            _blocks[i] = new DeviceBlockActivations(cfg, batch, New, bf16Operands ? New16 : null, bf16Operands && i > 0 ? _blocks[0] : null);
     }
 
     /// <summary>B, the batch size the buffers are for.</summary>
@@ -101,6 +112,7 @@ internal sealed class DeviceActivations : IDisposable
     public void Dispose()
     {
         foreach (var buffer in _buffers) buffer.Dispose();
+        foreach (var buffer in _halves) buffer.Dispose();
         _labels.Dispose();
     }
 }
@@ -108,14 +120,19 @@ internal sealed class DeviceActivations : IDisposable
 /// <summary>One block's forward buffers (B images, N tokens, D channels); what its backward reads.</summary>
 internal sealed class DeviceBlockActivations
 {
-    public DeviceBlockActivations(ModelConfig cfg, int batch, Func<long, ArrayView<float>> allocate)
+    /// <summary>
+    /// The buffers from <paramref name="allocate"/>; with <paramref name="allocate16"/> also the products' bf16 inputs
+    /// (and no fp32 GELU output), H1 and H2 then taken from <paramref name="scratchOf"/> when given (one set for all blocks).
+    /// </summary>
+    public DeviceBlockActivations(ModelConfig cfg, int batch, Func<long, ArrayView<float>> allocate, Func<long, ArrayView<ushort>>? allocate16 = null,
+        DeviceBlockActivations? scratchOf = null)
     {
         int d = cfg.HiddenSize, n = cfg.NumTokens, heads = cfg.NumHeads, m = cfg.MediatorNum;
         long rows = (long)batch * n;
         bool mediator = cfg.Attention == AttentionKind.Mediator;
         Modulation = allocate(batch * 6L * d);
         Normalized1 = allocate(rows * d);
-        H1 = allocate(rows * d);
+        H1 = scratchOf?.H1 ?? allocate(rows * d);
         Stats1 = allocate(2 * rows);
         Qkv = allocate(rows * 3 * d);
         Heads = allocate(rows * d);
@@ -127,11 +144,16 @@ internal sealed class DeviceBlockActivations
         AttentionOut = allocate(rows * d);
         XMid = allocate(rows * d);
         Normalized2 = allocate(rows * d);
-        H2 = allocate(rows * d);
+        H2 = scratchOf?.H2 ?? allocate(rows * d);
         Stats2 = allocate(2 * rows);
         Fc1 = allocate(rows * cfg.MlpHidden);
-        Gelu = allocate(rows * cfg.MlpHidden);
+        Gelu = allocate(allocate16 is null ? rows * cfg.MlpHidden : 0);
         Mlp = allocate(rows * d);
+        if (allocate16 is null) return;
+        H1Bf16 = allocate16(rows * d);
+        HeadsBf16 = allocate16(rows * d);
+        H2Bf16 = allocate16(rows * d);
+        GeluBf16 = allocate16(rows * cfg.MlpHidden);
     }
 
     /// <summary>The block's adaLN modulation (B, 6D): shift1, scale1, gate1, shift2, scale2, gate2.</summary>
@@ -172,4 +194,22 @@ internal sealed class DeviceBlockActivations
     public ArrayView<float> Gelu { get; }
     /// <inheritdoc cref="Fc1"/>
     public ArrayView<float> Mlp { get; }
+
+    /// <summary>The bf16 inputs of qkv, proj, fc1 and fc2 (bf16 operands from their producers; empty otherwise).</summary>
+    public ArrayView<ushort> H1Bf16 { get; }
+    /// <inheritdoc cref="H1Bf16"/>
+    public ArrayView<ushort> HeadsBf16 { get; }
+    /// <inheritdoc cref="H1Bf16"/>
+    public ArrayView<ushort> H2Bf16 { get; }
+    /// <inheritdoc cref="H1Bf16"/>
+    public ArrayView<ushort> GeluBf16 { get; }
+
+    /// <summary>qkv's input H1 with its bf16 copy (when kept).</summary>
+    public ProductOperand QkvInput => new(H1, H1Bf16);
+    /// <summary>proj's input, the heads' outputs, with its bf16 copy (when kept).</summary>
+    public ProductOperand ProjInput => new(Heads, HeadsBf16);
+    /// <summary>fc1's input H2 with its bf16 copy (when kept).</summary>
+    public ProductOperand Fc1Input => new(H2, H2Bf16);
+    /// <summary>fc2's input, GELU's output, with its bf16 copy (when kept; then there is no fp32 one).</summary>
+    public ProductOperand Fc2Input => new(Gelu, GeluBf16);
 }

@@ -7,14 +7,17 @@ namespace MediatorDiT.Cuda.Models;
 
 /// <summary>
 /// The backward pass's gradient buffers for a batch of B images (B*N rows of D channels), allocated once per batch
-/// size beside the training activations and reused by every block (their backwards run one after another).
+/// size beside the training activations and reused by every block (their backwards run one after another). With
+/// <c>bf16Operands</c> the gated residuals' and GELU's input gradients also have the bf16 copies their kernels write for
+/// the products that read them.
 /// </summary>
 internal sealed class DeviceBackwardBuffers : IDisposable
 {
     private readonly List<MemoryBuffer1D<float, Stride1D.Dense>> _buffers = [];
     private readonly MemoryBuffer1D<double, Stride1D.Dense> _coefficients;
+    private readonly MemoryBuffer1D<ushort, Stride1D.Dense>? _halves;
 
-    public DeviceBackwardBuffers(ModelConfig cfg, int batch, Accelerator accelerator)
+    public DeviceBackwardBuffers(ModelConfig cfg, int batch, Accelerator accelerator, bool bf16Operands = false)
     {
         ArrayView<float> New(long length)
         {
@@ -57,6 +60,11 @@ internal sealed class DeviceBackwardBuffers : IDisposable
         Noise = New((long)batch * cfg.InChannels * cfg.InputSize * cfg.InputSize);
         Data = New(Noise.Length);
         ResizeTaps = mediator ? new DeviceResizeTaps(accelerator, KernelSet.MediatorBiasSide, cfg.GridSize) : null;
+        if (!bf16Operands) return;
+        _halves = accelerator.Allocate1D<ushort>(rows * d + rows * cfg.MlpHidden);
+        var halves = (ArrayView<ushort>)_halves.View;
+        BranchBf16 = halves.SubView(0, rows * d);
+        HiddenBf16 = halves.SubView(rows * d, rows * cfg.MlpHidden);
     }
 
     /// <summary>B, the batch size the buffers are for.</summary>
@@ -79,6 +87,14 @@ internal sealed class DeviceBackwardBuffers : IDisposable
     public ArrayView<float> Qkv { get; }
     /// <inheritdoc cref="Heads"/>
     public ArrayView<float> Hidden { get; }
+    /// <summary>The bf16 copies of <see cref="Branch"/> and <see cref="Hidden"/> (bf16 operands from their producers; empty otherwise).</summary>
+    public ArrayView<ushort> BranchBf16 { get; }
+    /// <inheritdoc cref="BranchBf16"/>
+    public ArrayView<ushort> HiddenBf16 { get; }
+    /// <summary>dL/d(a gated branch's output) as the operand of its linear layer's backward.</summary>
+    public ProductOperand BranchGradient => new(Branch, BranchBf16);
+    /// <summary>dL/d(fc1's output) as the operand of fc1's backward.</summary>
+    public ProductOperand HiddenGradient => new(Hidden, HiddenBf16);
     /// <summary>dL/d(a block's modulation) (B, 6D) and the final layer's (B, 2D).</summary>
     public ArrayView<float> Modulation { get; }
     /// <inheritdoc cref="Modulation"/>
@@ -124,6 +140,7 @@ internal sealed class DeviceBackwardBuffers : IDisposable
     {
         foreach (var buffer in _buffers) buffer.Dispose();
         _coefficients.Dispose();
+        _halves?.Dispose();
         ResizeTaps?.Dispose();
     }
 }

@@ -23,7 +23,7 @@ internal sealed partial class DeviceModel
         if (_backward?.Batch != batch)
         {
             _backward?.Dispose();
-            _backward = new DeviceBackwardBuffers(Config, batch, _kernels.Accelerator);
+            _backward = new DeviceBackwardBuffers(Config, batch, _kernels.Accelerator, _products.OperandsFromProducers);
         }
         return _backward;
     }
@@ -101,10 +101,16 @@ internal sealed partial class DeviceModel
         using (k.Stage(norms)) k.Zero(g.Modulation);
 
         // MLP branch: x_out = xMid + gate2 * fc2(gelu(fc1(h2))).
-        using (k.Stage(norms)) k.GatedResidualBackward(g.X, s.Mlp, Column(s.Modulation, 5, d), Column(g.Modulation, 5, d), g.Branch, d, n, stride);
-        using (k.Stage("backward: fc2")) LinearBackward(s.Gelu, w.Fc2Weight, g.Branch, grads.Fc2Weight, grads.Fc2Bias, g.Hidden, rows, hidden, d, false);
-        using (k.Stage("backward: gelu")) k.GeluBackward(s.Fc1, g.Hidden, g.Hidden);
-        using (k.Stage("backward: fc1")) LinearBackward(s.H2, w.Fc1Weight, g.Hidden, grads.Fc1Weight, grads.Fc1Bias, g.H, rows, d, hidden, false);
+        using (k.Stage(norms)) GatedResidualBackward(g.X, s.Mlp, Column(s.Modulation, 5, d), Column(g.Modulation, 5, d), g.BranchGradient, d, n, stride);
+        using (k.Stage("backward: fc2"))
+            _products.Backward(s.Fc2Input, w.Fc2Weight, g.BranchGradient, grads.Fc2Weight, grads.Fc2Bias, g.Hidden, rows, hidden, d, false);
+        using (k.Stage("backward: gelu"))
+        {
+            if (g.HiddenGradient.HasBf16) k.GeluBackwardBf16(s.Fc1, g.Hidden, g.Hidden, g.HiddenBf16);
+            else k.GeluBackward(s.Fc1, g.Hidden, g.Hidden);
+        }
+        using (k.Stage("backward: fc1"))
+            _products.Backward(s.Fc1Input, w.Fc1Weight, g.HiddenGradient, grads.Fc1Weight, grads.Fc1Bias, g.H, rows, d, hidden, false);
         using (k.Stage(norms))
         {
             g.X.CopyTo(g.XMid);
@@ -112,15 +118,16 @@ internal sealed partial class DeviceModel
                 g.XMid, d, n, stride, accumulate: true);
 
             // Attention branch: xMid = xIn + gate1 * proj(attention(qkv(h1))).
-            k.GatedResidualBackward(g.XMid, s.AttentionOut, Column(s.Modulation, 2, d), Column(g.Modulation, 2, d), g.Branch, d, n, stride);
+            GatedResidualBackward(g.XMid, s.AttentionOut, Column(s.Modulation, 2, d), Column(g.Modulation, 2, d), g.BranchGradient, d, n, stride);
         }
-        using (k.Stage("backward: proj")) LinearBackward(s.Heads, w.ProjWeight, g.Branch, grads.ProjWeight, grads.ProjBias, g.Heads, rows, d, d, false);
+        using (k.Stage("backward: proj"))
+            _products.Backward(s.ProjInput, w.ProjWeight, g.BranchGradient, grads.ProjWeight, grads.ProjBias, g.Heads, rows, d, d, false);
         if (w.Mediator)
             using (k.Stage("backward: mediator attention core")) MediatorBackward(s, w, grads, g, b);
         else
             using (k.Stage("backward: full attention core"))
                 _products.Attention.FullBackward(s.Qkv, s.Heads, g.Heads, s.Lse, g.Delta, g.Qkv, Geometry(b));
-        using (k.Stage("backward: qkv")) LinearBackward(s.H1, w.QkvWeight, g.Qkv, grads.QkvWeight, grads.QkvBias, g.H, rows, d, 3 * d, false);
+        using (k.Stage("backward: qkv")) _products.Backward(s.QkvInput, w.QkvWeight, g.Qkv, grads.QkvWeight, grads.QkvBias, g.H, rows, d, 3 * d, false);
         using (k.Stage(norms))
         {
             g.XMid.CopyTo(g.X);
@@ -148,16 +155,17 @@ internal sealed partial class DeviceModel
             b, cfg.NumHeads, cfg.GridSize, cfg.MediatorGrid);
     }
 
-    /// <summary>
-    /// Nn.Linear.Backward on the device for x (rows, in), W (out, in), dy (rows, out): dW += dy^T x, db += the column
-    /// sums of dy, and dx = dy W (overwritten, or added when <paramref name="accumulateDx"/>; skipped for an empty dx).
-    /// </summary>
+    /// <summary>Nn.Linear.Backward on the device (<see cref="LinearProducts.Backward"/>) for operands without bf16 copies.</summary>
     private void LinearBackward(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> dy, ArrayView<float> dWeight, ArrayView<float> dBias,
-        ArrayView<float> dx, int rows, int inFeatures, int outFeatures, bool accumulateDx)
+        ArrayView<float> dx, int rows, int inFeatures, int outFeatures, bool accumulateDx) =>
+        _products.Backward(x, weight, dy, dWeight, dBias, dx, rows, inFeatures, outFeatures, accumulateDx);
+
+    /// <summary>The gated residual's backward into dBranch, and into its bf16 copy when it has one.</summary>
+    private void GatedResidualBackward(ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> gate, ArrayView<float> dGate, ProductOperand dBranch,
+        int d, int rowsPerImage, int modStride)
     {
-        _products.WeightGradient(dy, x, dWeight, rows, inFeatures, outFeatures);
-        _products.BiasGradient(dy, dBias, rows, outFeatures);
-        if (dx.Length > 0) _products.InputGradient(dy, weight, dx, rows, inFeatures, outFeatures, accumulateDx);
+        if (dBranch.HasBf16) _kernels.GatedResidualBackwardBf16(dy, branch, gate, dGate, dBranch.F32, dBranch.B16, d, rowsPerImage, modStride);
+        else _kernels.GatedResidualBackward(dy, branch, gate, dGate, dBranch.F32, d, rowsPerImage, modStride);
     }
 
     /// <summary>Column block <paramref name="index"/> (B, D) of a (B, K D) modulation, as a view starting at its first column (rows K D apart).</summary>

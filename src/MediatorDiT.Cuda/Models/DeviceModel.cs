@@ -129,7 +129,8 @@ internal sealed partial class DeviceModel : IDisposable
         if (_activations?.Batch != batch)
         {
             _activations?.Dispose();
-            _activations = new DeviceActivations(Config, batch, _kernels.Accelerator, perBlock: _gradients is not null);
+            _activations = new DeviceActivations(Config, batch, _kernels.Accelerator, perBlock: _gradients is not null,
+                bf16Operands: _products.OperandsFromProducers);
         }
         return _activations;
     }
@@ -167,24 +168,36 @@ internal sealed partial class DeviceModel : IDisposable
                 Linear(a.SiluCondition, block.AdaWeight, block.AdaBias, s.Modulation, b, d, 6 * d);
                 k.SplitModulation(s.Modulation, a.ModulationChunks, b, d, 6);
             }
-            using (k.Stage("forward: norms and gated residuals")) k.AdaLayerNormForward(a.X, a.Chunk(0), a.Chunk(1), s.Normalized1, s.H1, s.Stats1, d, n);
-            if (AttentionInputObserver is { } observe) observe(i, Observed(s.H1, rows, d), b);
-            using (k.Stage("forward: qkv")) Linear(s.H1, block.QkvWeight, block.QkvBias, s.Qkv, rows, d, 3 * d);
+            var observe = AttentionInputObserver;
+            using (k.Stage("forward: norms and gated residuals"))
+                AdaLayerNorm(a.X, a.Chunk(0), a.Chunk(1), s.Normalized1, s.QkvInput, s.Stats1, d, n, keepFloats: observe is not null);
+            observe?.Invoke(i, Observed(s.H1, rows, d), b);
+            using (k.Stage("forward: qkv")) Linear(s.QkvInput, block.QkvWeight, block.QkvBias, s.Qkv, rows, d, 3 * d);
             if (block.Mediator)
                 using (k.Stage("forward: mediator attention core"))
                     _products.Attention.MediatorForward(s.Qkv, block.Bias1, block.Bias2, block.DwcWeight, block.DwcBias, s.MediatorTokens, s.A1,
                         s.Vm, s.A2, s.Heads, geometry);
             else
                 using (k.Stage("forward: full attention core")) _products.Attention.FullForward(s.Qkv, s.Heads, s.Lse, geometry);
-            using (k.Stage("forward: proj")) Linear(s.Heads, block.ProjWeight, block.ProjBias, s.AttentionOut, rows, d, d);
+            using (k.Stage("forward: proj"))
+            {
+                // The heads' output is made by the core's last steps (a layout move, the depthwise conv's add): rounded here.
+                if (s.ProjInput.HasBf16)
+                    using (k.SubStage("bf16 rounding")) k.RoundToBf16(s.Heads, s.HeadsBf16);
+                Linear(s.ProjInput, block.ProjWeight, block.ProjBias, s.AttentionOut, rows, d, d);
+            }
             using (k.Stage("forward: norms and gated residuals"))
             {
                 k.GatedResidualForward(a.X, s.AttentionOut, a.Chunk(2), s.XMid, d, n);
-                k.AdaLayerNormForward(s.XMid, a.Chunk(3), a.Chunk(4), s.Normalized2, s.H2, s.Stats2, d, n);
+                AdaLayerNorm(s.XMid, a.Chunk(3), a.Chunk(4), s.Normalized2, s.Fc1Input, s.Stats2, d, n, keepFloats: false);
             }
-            using (k.Stage("forward: fc1")) Linear(s.H2, block.Fc1Weight, block.Fc1Bias, s.Fc1, rows, d, cfg.MlpHidden);
-            using (k.Stage("forward: gelu")) k.GeluForward(s.Fc1, s.Gelu);
-            using (k.Stage("forward: fc2")) Linear(s.Gelu, block.Fc2Weight, block.Fc2Bias, s.Mlp, rows, cfg.MlpHidden, d);
+            using (k.Stage("forward: fc1")) Linear(s.Fc1Input, block.Fc1Weight, block.Fc1Bias, s.Fc1, rows, d, cfg.MlpHidden);
+            using (k.Stage("forward: gelu"))
+            {
+                if (s.Fc2Input.HasBf16) k.GeluForwardBf16(s.Fc1, s.GeluBf16);
+                else k.GeluForward(s.Fc1, s.Gelu);
+            }
+            using (k.Stage("forward: fc2")) Linear(s.Fc2Input, block.Fc2Weight, block.Fc2Bias, s.Mlp, rows, cfg.MlpHidden, d);
             using (k.Stage("forward: norms and gated residuals")) k.GatedResidualForward(s.XMid, s.Mlp, a.Chunk(5), a.X, d, n);
         }
 
@@ -208,8 +221,24 @@ internal sealed partial class DeviceModel : IDisposable
         return _observedInput;
     }
 
+    /// <summary>
+    /// The adaLN LayerNorm of x into xhat, stats and h; when h has a bf16 copy the kernel writes it, and the fp32 h too
+    /// only when <paramref name="keepFloats"/> (an observer reads it).
+    /// </summary>
+    private void AdaLayerNorm(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat, ProductOperand h,
+        ArrayView<float> stats, int d, int rowsPerImage, bool keepFloats)
+    {
+        if (h.HasBf16 && !keepFloats)
+        {
+            _kernels.AdaLayerNormForwardBf16(x, shift, scale, xhat, h.F32, h.B16, stats, d, rowsPerImage);
+            return;
+        }
+        _kernels.AdaLayerNormForward(x, shift, scale, xhat, h.F32, stats, d, rowsPerImage);
+        if (h.HasBf16) _kernels.RoundToBf16(h.F32, h.B16);
+    }
+
     /// <summary>y (rows, out) = x (rows, in) W^T + bias with W (out, in), as Nn.Linear.Forward: bias rows, then the product added.</summary>
-    private void Linear(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias, ArrayView<float> y, int rows, int inFeatures, int outFeatures)
+    private void Linear(ProductOperand x, ArrayView<float> weight, ArrayView<float> bias, ArrayView<float> y, int rows, int inFeatures, int outFeatures)
     {
         _kernels.RepeatRow(bias, y, outFeatures);
         _products.Forward(x, weight, y, rows, inFeatures, outFeatures);

@@ -12,7 +12,9 @@ namespace MediatorDiT.Cuda.Models;
 /// they are <see cref="IDeviceGemm.GemmBf16"/>: the activation (and gradient) operands are rounded into scratch
 /// buffers by <see cref="KernelSet.RoundToBf16"/> just before each product, and the weights are read from bf16 copies
 /// kept beside the float32 master weights (<see cref="KeepBf16Copies"/>; <see cref="RefreshBf16Copies"/> after the
-/// masters change). Everything else the network computes stays float32. One set of products serves every device
+/// masters change). Where the network's kernel that produces an activation operand writes its bf16 copy itself
+/// (<see cref="OperandsFromProducers"/>), the product reads that copy instead of rounding the fp32 values again; a
+/// backward rounds dy once for both its products. Everything else the network computes stays float32. One set of products serves every device
 /// model sharing its weights (the members of a training ladder); queued on the accelerator's default stream, so a
 /// scratch buffer is free again once the product that reads it is queued. The same products run full attention's
 /// core (<see cref="Attention"/>).
@@ -25,14 +27,27 @@ internal sealed class LinearProducts : IDisposable
     private MemoryBuffer1D<ushort, Stride1D.Dense>? _scratchA, _scratchB;
     private MemoryBuffer1D<float, Stride1D.Dense>? _ones;
 
-    /// <summary>Products by <paramref name="gemm"/> (the caller keeps and disposes it) at <paramref name="precision"/>.</summary>
-    public LinearProducts(KernelSet kernels, IDeviceGemm gemm, DevicePrecision precision)
+    /// <summary>
+    /// Products by <paramref name="gemm"/> (the caller keeps and disposes it) at <paramref name="precision"/>;
+    /// <paramref name="operandsFromProducers"/>: see <see cref="OperandsFromProducers"/> (false gives the same bits
+    /// through separate roundings, the reference the tests hold the fused path to).
+    /// </summary>
+    public LinearProducts(KernelSet kernels, IDeviceGemm gemm, DevicePrecision precision, bool operandsFromProducers = true)
     {
         _kernels = kernels;
         _gemm = gemm;
         Precision = precision;
-        Attention = new AttentionProducts(kernels, gemm, precision);
+        OperandsFromProducers = precision == DevicePrecision.Bf16 && operandsFromProducers;
+        Attention = new AttentionProducts(kernels, gemm, precision, operandsFromProducers: operandsFromProducers);
     }
+
+    /// <summary>
+    /// bf16 only: the models' kernels that produce a product's activation operand (the adaLN LayerNorms, GELU, the
+    /// gated residual's and GELU's gradients, the attention cores' head-major copies and softmaxes) write its bf16 copy
+    /// themselves, and the training forward keeps the bf16 inputs of qkv, proj, fc1 and fc2 for their weight gradients,
+    /// so no product rounds them again. False in fp32.
+    /// </summary>
+    public bool OperandsFromProducers { get; }
 
     /// <summary>Full attention's core as products at the same precision, shared by the models these products serve.</summary>
     public AttentionProducts Attention { get; }
@@ -62,16 +77,34 @@ internal sealed class LinearProducts : IDisposable
         foreach (var (master, copy) in _copies) _kernels.RoundToBf16(master, copy.View);
     }
 
-    /// <summary>y (rows, out) += x (rows, in) W^T for W (out, in): Nn.Linear's product (y holds the bias rows).</summary>
-    public void Forward(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> y, int rows, int inFeatures, int outFeatures) =>
+    /// <summary>
+    /// y (rows, out) += x (rows, in) W^T for W (out, in): Nn.Linear's product (y holds the bias rows). In bf16 x's
+    /// bf16 copy is read when it has one, else x is rounded first.
+    /// </summary>
+    public void Forward(ProductOperand x, ArrayView<float> weight, ArrayView<float> y, int rows, int inFeatures, int outFeatures) =>
         Product(GemmShape.Single(false, true, rows, outFeatures, inFeatures, 1f, inFeatures, inFeatures, 1f, outFeatures), x, Activation, weight, Weight, y);
 
+    /// <summary>
+    /// Nn.Linear.Backward for x (rows, in), W (out, in), dy (rows, out): dW += dy^T x, db += the column sums of dy,
+    /// and dx = dy W (overwritten, or added when <paramref name="accumulateDx"/>; skipped for an empty dx). In bf16,
+    /// dy and x are read from their bf16 copies where they have them, else rounded, dy once for both its products.
+    /// </summary>
+    public void Backward(ProductOperand x, ArrayView<float> weight, ProductOperand dy, ArrayView<float> dWeight, ArrayView<float> dBias,
+        ArrayView<float> dx, int rows, int inFeatures, int outFeatures, bool accumulateDx)
+    {
+        if (Precision == DevicePrecision.Bf16 && !dy.HasBf16)
+            using (_kernels.SubStage("bf16 rounding")) dy = new ProductOperand(dy.F32, Rounded(dy.F32.SubView(0, (long)rows * outFeatures), ref _scratchA));
+        WeightGradient(dy, x, dWeight, rows, inFeatures, outFeatures);
+        BiasGradient(dy.F32, dBias, rows, outFeatures);
+        if (dx.Length > 0) InputGradient(dy, weight, dx, rows, inFeatures, outFeatures, accumulateDx);
+    }
+
     /// <summary>dW (out, in) += dy^T x for dy (rows, out), x (rows, in).</summary>
-    public void WeightGradient(ArrayView<float> dy, ArrayView<float> x, ArrayView<float> dWeight, int rows, int inFeatures, int outFeatures) =>
+    public void WeightGradient(ProductOperand dy, ProductOperand x, ArrayView<float> dWeight, int rows, int inFeatures, int outFeatures) =>
         Product(GemmShape.Single(true, false, outFeatures, inFeatures, rows, 1f, outFeatures, inFeatures, 1f, inFeatures), dy, Activation, x, Activation, dWeight);
 
     /// <summary>dx (rows, in) = dy W (added to dx when <paramref name="accumulate"/>) for dy (rows, out), W (out, in).</summary>
-    public void InputGradient(ArrayView<float> dy, ArrayView<float> weight, ArrayView<float> dx, int rows, int inFeatures, int outFeatures, bool accumulate) =>
+    public void InputGradient(ProductOperand dy, ArrayView<float> weight, ArrayView<float> dx, int rows, int inFeatures, int outFeatures, bool accumulate) =>
         Product(GemmShape.Single(false, false, rows, inFeatures, outFeatures, 1f, outFeatures, inFeatures, accumulate ? 1f : 0f, inFeatures),
             dy, Activation, weight, Weight, dx);
 
@@ -93,22 +126,26 @@ internal sealed class LinearProducts : IDisposable
 
     private const Operand Activation = Operand.Activation, Weight = Operand.Weight;
 
-    private void Product(in GemmShape shape, ArrayView<float> a, Operand aKind, ArrayView<float> b, Operand bKind, ArrayView<float> c)
+    /// <summary>C = op(A) op(B): fp32 views in fp32; in bf16 weights from their copies, activations from theirs or rounded into scratch.</summary>
+    private void Product(in GemmShape shape, ProductOperand a, Operand aKind, ProductOperand b, Operand bKind, ArrayView<float> c)
     {
         // Profiled, the product and its operands' rounding are stages of their own under the caller's.
         double flops = 2.0 * shape.M * shape.N * shape.K * shape.Batch;
         if (Precision == DevicePrecision.Fp32)
         {
-            using (_kernels.SubStage("product", flops)) _gemm.Sgemm(shape, a, b, c);
+            using (_kernels.SubStage("product", flops)) _gemm.Sgemm(shape, a.F32, b.F32, c);
             return;
         }
         var (aFloats, bFloats, _) = shape.Extents();
-        ArrayView<ushort> a16, b16;
-        using (_kernels.SubStage("bf16 rounding"))
-        {
-            a16 = aKind == Weight ? CopyOf(a) : Rounded(a.SubView(0, aFloats), ref _scratchA);
-            b16 = bKind == Weight ? CopyOf(b) : Rounded(b.SubView(0, bFloats), ref _scratchB);
-        }
+        ArrayView<ushort> a16 = a.B16, b16 = b.B16;
+        if (aKind == Weight || bKind == Weight || !a.HasBf16 || !b.HasBf16)
+            using (_kernels.SubStage("bf16 rounding"))
+            {
+                if (aKind == Weight) a16 = CopyOf(a.F32);
+                else if (!a.HasBf16) a16 = Rounded(a.F32.SubView(0, aFloats), ref _scratchA);
+                if (bKind == Weight) b16 = CopyOf(b.F32);
+                else if (!b.HasBf16) b16 = Rounded(b.F32.SubView(0, bFloats), ref _scratchB);
+            }
         using (_kernels.SubStage("product", flops)) _gemm.GemmBf16(shape, a16, b16, c);
     }
 

@@ -38,15 +38,19 @@ public sealed class DeviceModelFunction : IModelFunction, IAttentionInputSource,
     {
     }
 
-    /// <summary>As the public constructor, with the kernels and the GEMM (owned and disposed by this function) given.</summary>
+    /// <summary>
+    /// As the public constructor, with the kernels and the GEMM (owned and disposed by this function) given;
+    /// <paramref name="operandsFromProducers"/> false rounds every bf16 product's operands in passes of their own
+    /// (LinearProducts.OperandsFromProducers), the same bits.
+    /// </summary>
     internal DeviceModelFunction(SiTModel model, KernelSet kernels, IDeviceGemm gemm, ClassifierFreeGuidance? guidance,
-        DevicePrecision precision = DevicePrecision.Fp32)
+        DevicePrecision precision = DevicePrecision.Fp32, bool operandsFromProducers = true)
     {
         ArgumentNullException.ThrowIfNull(model);
         if (guidance is { IsActive: true }) guidance.ChannelsFor(model.Config.InChannels); // refuses more guided channels than the model has
         Guidance = guidance is { IsActive: true } ? guidance : null;
         _gemm = gemm;
-        _products = new LinearProducts(kernels, gemm, precision);
+        _products = new LinearProducts(kernels, gemm, precision, operandsFromProducers);
         _model = new DeviceModel(model, kernels, _products);
     }
 

@@ -67,6 +67,17 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
     /// </param>
     public DeviceTrainingBackend(Accelerator accelerator, Transport transport, DevicePrecision precision = DevicePrecision.Fp32,
         ICommunicator? communicator = null, DeviceExchange? exchange = null)
+        : this(accelerator, transport, precision, communicator, exchange, operandsFromProducers: true)
+    {
+    }
+
+    /// <summary>
+    /// As the public constructor; <paramref name="operandsFromProducers"/> false rounds every bf16 product's operands
+    /// in passes of their own (LinearProducts.OperandsFromProducers), the same bits: the reference the tests hold the
+    /// default to.
+    /// </summary>
+    internal DeviceTrainingBackend(Accelerator accelerator, Transport transport, DevicePrecision precision, ICommunicator? communicator,
+        DeviceExchange? exchange, bool operandsFromProducers)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
         ArgumentNullException.ThrowIfNull(transport);
@@ -74,7 +85,7 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
         _transport = transport;
         _kernels = new KernelSet(accelerator);
         _gemm = DeviceGemms.For(accelerator);
-        _products = new LinearProducts(_kernels, _gemm, precision);
+        _products = new LinearProducts(_kernels, _gemm, precision, operandsFromProducers);
         if (exchange is not null && _comm.Size > 1)
         {
             exchange.Check(_comm.Rank, _comm.Size);

@@ -13,6 +13,7 @@ namespace MediatorDiT.Tests.Cuda.Models;
 /// items over tiles (the last one short) and split each item's query rows (the last run short): in fp32 the forward
 /// against the one-thread-per-row reference kernel (1e-5, the sums run in another order) and the backward against the
 /// CPU layer's gradients (1e-3, the gradient tolerance); in bf16 against the same algorithm run on the host with the operands rounded where the products read them.
+/// In bf16 the operands written by their producers (head-major moves, softmaxes) give the separate roundings' bits.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
 public class AttentionProductsTests(CpuAcceleratorFixture device)
@@ -77,6 +78,54 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
         var expected = HostBackward(attention, bf16: true);
         GradientData.AssertClose(expected, d16, 1e-3, "bf16 dqkv");
         Assert.True(MaxDifference(HostBackward(attention, bf16: false), d16) > 1e-2, "the bf16 backward gave the fp32 result: its operands were not rounded");
+    }
+
+    [Theory]
+    [InlineData(false, AttentionProducts.DefaultTileFloats)]
+    [InlineData(false, 4 * Tokens)]
+    [InlineData(true, AttentionProducts.DefaultTileFloats)]
+    [InlineData(true, 4 * Tokens * Tokens)]
+    public void Bf16OperandsFromTheirProducers_GiveTheSeparateRoundingsBits(bool warpRows, long tileFloats)
+    {
+        var kernels = warpRows ? device.WarpRowKernels : device.ThreadRowKernels;
+        var qkv = KernelData.Uniform(Batch * Tokens * 3 * Dim, 98, -2f, 2f);
+        var (o, lse) = Forward(qkv, DevicePrecision.Bf16, tileFloats, kernels, operandsFromProducers: false);
+        var (fusedO, fusedLse) = Forward(qkv, DevicePrecision.Bf16, tileFloats, kernels, operandsFromProducers: true);
+        KernelData.AssertSameBits(o, fusedO);
+        KernelData.AssertSameBits(lse, fusedLse);
+
+        var attention = CpuLayer(99);
+        KernelData.AssertSameBits(Backward(attention, DevicePrecision.Bf16, tileFloats, kernels, operandsFromProducers: false),
+            Backward(attention, DevicePrecision.Bf16, tileFloats, kernels, operandsFromProducers: true));
+
+        // Mediator attention: T's head-major copy is written in bf16 directly.
+        var g = new AttentionGeometry(Batch, Grid, Heads, HeadDim, 2, 1f / MathF.Sqrt(HeadDim));
+        int m = g.Mediators;
+        var bias1 = KernelData.Uniform(Heads * m * Tokens, 102, -1f, 1f);
+        var bias2 = KernelData.Uniform(Heads * Tokens * m, 103, -1f, 1f);
+        var weight = KernelData.Uniform(9 * Dim, 104, -0.5f, 0.5f);
+        var dwcBias = KernelData.Uniform(Dim, 105, -0.5f, 0.5f);
+        float[][] Mediator(bool fromProducers)
+        {
+            using var gemm = new IlgpuGemm(device.Accelerator);
+            using var products = new AttentionProducts(kernels, gemm, DevicePrecision.Bf16, tileFloats, fromProducers);
+            using var dq = device.Upload(qkv);
+            using var b1 = device.Upload(bias1);
+            using var b2 = device.Upload(bias2);
+            using var w = device.Upload(weight);
+            using var wb = device.Upload(dwcBias);
+            using var t = device.Accelerator.Allocate1D<float>(Batch * m * Dim);
+            using var a1 = device.Accelerator.Allocate1D<float>(Batch * Heads * m * Tokens);
+            using var vm = device.Accelerator.Allocate1D<float>(Batch * Heads * m * HeadDim);
+            using var a2 = device.Accelerator.Allocate1D<float>(Batch * Heads * Tokens * m);
+            using var mo = device.Accelerator.Allocate1D<float>(Batch * Tokens * Dim);
+            products.MediatorForward(dq.View, b1.View, b2.View, w.View, wb.View, t.View, a1.View, vm.View, a2.View, mo.View, g);
+            return [device.Download(t), device.Download(a1), device.Download(vm), device.Download(a2), device.Download(mo)];
+        }
+        var expected = Mediator(fromProducers: false);
+        var actual = Mediator(fromProducers: true);
+        for (int i = 0; i < expected.Length; i++) KernelData.AssertSameBits(expected[i], actual[i]);
+        Assert.Contains(expected[4], v => v != 0);
     }
 
     [Theory]
@@ -233,10 +282,11 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
         return (device.Download(o), device.Download(lse));
     }
 
-    private (float[] O, float[] Lse) Forward(float[] qkv, DevicePrecision precision, long tileFloats)
+    private (float[] O, float[] Lse) Forward(float[] qkv, DevicePrecision precision, long tileFloats, KernelSet? kernels = null,
+        bool operandsFromProducers = true)
     {
         using var gemm = new IlgpuGemm(device.Accelerator);
-        using var products = new AttentionProducts(device.Kernels, gemm, precision, tileFloats);
+        using var products = new AttentionProducts(kernels ?? device.Kernels, gemm, precision, tileFloats, operandsFromProducers);
         using var dqkv = device.Upload(qkv);
         using var o = device.Upload(KernelData.Uniform(Batch * Tokens * Dim, 95)); // stale values the forward must overwrite
         using var lse = device.Upload(KernelData.Uniform(Batch * Heads * Tokens, 96));
@@ -252,10 +302,11 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
         return attention;
     }
 
-    private float[] Backward(FullAttention attention, DevicePrecision precision, long tileFloats)
+    private float[] Backward(FullAttention attention, DevicePrecision precision, long tileFloats, KernelSet? kernels = null,
+        bool operandsFromProducers = true)
     {
         using var gemm = new IlgpuGemm(device.Accelerator);
-        using var products = new AttentionProducts(device.Kernels, gemm, precision, tileFloats);
+        using var products = new AttentionProducts(kernels ?? device.Kernels, gemm, precision, tileFloats, operandsFromProducers);
         using var qkv = device.Upload(attention.SavedQkv.Span.ToArray());
         using var o = device.Upload(attention.SavedHeadOutputs.Span.ToArray());
         using var dO = device.Upload(attention.HeadOutputGradient.Span.ToArray());

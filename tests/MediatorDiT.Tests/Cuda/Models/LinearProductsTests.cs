@@ -11,7 +11,8 @@ namespace MediatorDiT.Tests.Cuda.Models;
 /// The linear layers' three products at each precision on the CPU accelerator, against the float32 SGEMM: in fp32
 /// they are that SGEMM; in bf16 they equal it over operands rounded to bf16 on the host, bit for bit, with the weight
 /// read from its bf16 copy inside a flat master buffer (as a training state's), which follows the master only when
-/// refreshed.
+/// refreshed. Operands whose producers wrote their bf16 copies, and the backward that rounds dy once for both its
+/// products, give the same bits as the products rounding each operand themselves.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
 public class LinearProductsTests(CpuAcceleratorFixture device)
@@ -107,6 +108,66 @@ public class LinearProductsTests(CpuAcceleratorFixture device)
         using var products = new LinearProducts(device.Kernels, new IlgpuGemm(device.Accelerator, plain: true), DevicePrecision.Bf16);
         products.KeepBf16Copies([s.DMaster.View.SubView(0, WeightOffset)]);
         Assert.Throws<InvalidOperationException>(() => products.Forward(s.DX.View, s.Weight, s.DY.View, Rows, In, Out));
+    }
+
+    [Theory]
+    [InlineData(DevicePrecision.Fp32, false)]
+    [InlineData(DevicePrecision.Bf16, false)]
+    [InlineData(DevicePrecision.Bf16, true)]
+    public void Backward_IsItsThreeProducts_WithOperandsRoundedOnceOrByTheirProducers(DevicePrecision precision, bool producersRound)
+    {
+        var db0 = KernelData.Uniform(Out, 90, -1f, 1f);
+        float[][] Run(bool separately)
+        {
+            using var s = new Setup(device);
+            using var products = new LinearProducts(device.Kernels, new IlgpuGemm(device.Accelerator, plain: true), precision);
+            products.KeepBf16Copies([s.DMaster.View]);
+            using var db = device.Upload(db0);
+            using var x16 = device.Accelerator.Allocate1D<ushort>(Rows * In);
+            using var dy16 = device.Accelerator.Allocate1D<ushort>(Rows * Out);
+            ProductOperand x = s.DX.View, dy = s.DDy.View;
+            if (producersRound)
+            {
+                device.Kernels.RoundToBf16(s.DX.View, x16.View);
+                device.Kernels.RoundToBf16(s.DDy.View, dy16.View);
+                // The fp32 views are not read when the copies are there: garbage in them must not matter.
+                (x, dy) = (new ProductOperand(s.DX.View, x16.View), new ProductOperand(s.DDy.View, dy16.View));
+            }
+            if (separately)
+            {
+                products.WeightGradient(s.DDy.View, s.DX.View, s.DDWeight.View, Rows, In, Out);
+                products.BiasGradient(s.DDy.View, db.View, Rows, Out);
+                products.InputGradient(s.DDy.View, s.Weight, s.DDx.View, Rows, In, Out, accumulate: true);
+            }
+            else
+            {
+                if (producersRound) s.DX.View.MemSetToZero();
+                products.Backward(x, s.Weight, dy, s.DDWeight.View, db.View, s.DDx.View, Rows, In, Out, accumulateDx: true);
+            }
+            return [device.Download(s.DDWeight), device.Download(db), device.Download(s.DDx)];
+        }
+        var expected = Run(separately: true);
+        var actual = Run(separately: false);
+        string[] names = ["dW", "db", "dx"];
+        for (int i = 0; i < names.Length; i++)
+        {
+            Assert.True(expected[i].SequenceEqual(actual[i]), $"{names[i]} differs from the separate products'");
+            Assert.Contains(expected[i], v => v != 0);
+        }
+        Assert.NotEqual(db0, expected[1]);
+    }
+
+    [Fact]
+    public void Forward_ReadsTheProducersBf16Copy_AsTheRoundedInput()
+    {
+        using var s = new Setup(device);
+        using var products = new LinearProducts(device.Kernels, new IlgpuGemm(device.Accelerator, plain: true), DevicePrecision.Bf16);
+        products.KeepBf16Copies([s.DMaster.View]);
+        using var x16 = device.Accelerator.Allocate1D<ushort>(Rows * In);
+        device.Kernels.RoundToBf16(s.DX.View, x16.View);
+        s.DX.View.MemSetToZero(); // only the copy is read
+        products.Forward(new ProductOperand(s.DX.View, x16.View), s.Weight, s.DY.View, Rows, In, Out);
+        KernelData.AssertSameBits(Sgemm(ForwardShape, ReferenceBf16.Rounded(s.X), ReferenceBf16.Rounded(s.HostWeight), s.Y0), device.Download(s.DY));
     }
 
     [Theory]

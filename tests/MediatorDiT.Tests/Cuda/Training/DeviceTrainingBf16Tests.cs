@@ -10,7 +10,8 @@ namespace MediatorDiT.Tests.Cuda.Training;
 /// <summary>
 /// Training steps with bf16 matrix products against fp32 ones on the CPU accelerator, from the same weights and
 /// batches (a tiny mediator SiT, depth 2): the losses, gradient norms and updated weights differ (the bf16 path ran),
-/// by at most the bounds below.
+/// by at most the bounds below. The default bf16 step, whose kernels write the products' bf16 operands, gives the bits of
+/// the reference that rounds each operand in a pass of its own.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
 public class DeviceTrainingBf16Tests(CpuAcceleratorFixture device, ITestOutputHelper output)
@@ -63,5 +64,36 @@ public class DeviceTrainingBf16Tests(CpuAcceleratorFixture device, ITestOutputHe
         }
         output.WriteLine($"largest weight difference after 2 steps: {largest:E2}");
         Assert.True(largest > 0 && largest <= 2 * 2 * 1e-3 * 3.17, $"the weights differ by {largest:E2}");
+    }
+
+    [Theory]
+    [InlineData(new int[0])] // full attention
+    [InlineData(new[] { 4 })]
+    [InlineData(new[] { 1, 4 })] // a shared-weight ladder: members take turns
+    public void Bf16OperandsFromTheirProducers_GiveTheSeparateRoundingsBits(int[] mediators)
+    {
+        var config = DeviceTrainingBackendTests.Config(16, 2, learnSigma: true);
+        var transport = new Transport();
+        var (refNet, refEma, refOpt) = DeviceTrainingBackendTests.Run(config, mediators, 6);
+        var (net, ema, opt) = DeviceTrainingBackendTests.Run(config, mediators, 6);
+        using var reference = new DeviceTrainingBackend(device.Accelerator, transport, DevicePrecision.Bf16, null, null, operandsFromProducers: false);
+        using var fused = new DeviceTrainingBackend(device.Accelerator, transport, DevicePrecision.Bf16);
+        reference.Attach(refNet, refEma, refOpt);
+        fused.Attach(net, ema, opt);
+        for (int step = 0; step < 3; step++)
+        {
+            var batch = DeviceTrainingBackendTests.Batch(config, 2, 1, step % Math.Max(1, mediators.Length), 0, 200 + step);
+            var expected = reference.Step(batch);
+            var actual = fused.Step(batch);
+            Assert.Equal(expected.Loss, actual.Loss);
+            Assert.Equal(expected.GradNorm, actual.GradNorm);
+        }
+        reference.SyncToHost();
+        fused.SyncToHost();
+        for (int i = 0; i < refNet.Parameters.Count; i++)
+        {
+            KernelData.AssertSameBits(refNet.Parameters[i].Value.Span.ToArray(), net.Parameters[i].Value.Span.ToArray());
+            KernelData.AssertSameBits(refEma.Parameters[i].Value.Span.ToArray(), ema.Parameters[i].Value.Span.ToArray());
+        }
     }
 }

@@ -1,0 +1,105 @@
+using ILGPU;
+using ILGPU.Runtime;
+using MediatorDiT.Nn;
+
+namespace MediatorDiT.Cuda.Kernels;
+
+/// <summary>
+/// The launchers of the kernels that write a bf16 product's operand themselves, beside or instead of their fp32
+/// output, so that no separate <see cref="RoundToBf16"/> pass reads the fp32 tensor again. Each gives the bits its fp32
+/// twin followed by <see cref="RoundToBf16"/> gives (the tests hold them to that); a row kernel's thread-per-row path
+/// is that composition.
+/// </summary>
+internal sealed partial class KernelSet
+{
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int, float>? _adaLnWarpBf16;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, AttentionTile>? _tileSoftmaxWarpBf16;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, AttentionTile>? _tileSoftmaxBackwardBf16;
+    private Action<Index1D, ArrayView<float>, ArrayView<ushort>>? _geluBf16;
+    private Action<Index1D, ArrayView<float>, ArrayView<ushort>, HeadLayout>? _toHeadMajorBf16;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>>? _geluBackwardBf16;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int, int>? _branchGradBf16;
+
+    /// <summary>
+    /// <see cref="AdaLayerNormForward"/> with the modulated output y16 in bf16: xhat and stats as there. A warp per row
+    /// writes y16 alone; a thread per row writes the fp32 <paramref name="y"/> (scratch, as long as x) and rounds it.
+    /// </summary>
+    public void AdaLayerNormForwardBf16(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat, ArrayView<float> y,
+        ArrayView<ushort> y16, ArrayView<float> stats, int d, int rowsPerImage, float eps = LayerNorm.DefaultEps)
+    {
+        Check(y16.Length >= x.Length, "y16 is shorter than x");
+        if (!WarpRows)
+        {
+            AdaLayerNormForward(x, shift, scale, xhat, y, stats, d, rowsPerImage, eps);
+            RoundToBf16(y.SubView(0, x.Length), y16);
+            return;
+        }
+        int rows = CheckAdaLayerNorm(x, shift, scale, xhat, stats, d, rowsPerImage);
+        if (rows == 0) return;
+        (_adaLnWarpBf16 ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>,
+            ArrayView<float>, int, int, int, float>(WarpRowKernels.AdaLayerNormForwardBf16))(RowLaunch(rows), x, shift, scale, xhat, y16, stats, rows, d, rowsPerImage, eps);
+    }
+
+    /// <summary>
+    /// <see cref="TileSoftmax"/> with the probabilities in bf16 (p16, as long as the tile); lse as there. A warp per row
+    /// writes p16 alone (s is left holding the unnormalised exponentials); a thread per row runs the softmax in place and
+    /// rounds s.
+    /// </summary>
+    public void TileSoftmaxBf16(ArrayView<float> s, ArrayView<ushort> p16, ArrayView<float> lse, int items, AttentionTile tile)
+    {
+        long rows = (long)items * tile.Rows;
+        Check(p16.Length >= rows * tile.Tokens, "p16 must hold the tile's items x rows x tokens values");
+        if (!WarpRows)
+        {
+            TileSoftmax(s, lse, items, tile);
+            RoundToBf16(s.SubView(0, rows * tile.Tokens), p16);
+            return;
+        }
+        CheckTileSoftmax(s, lse, items, tile);
+        (_tileSoftmaxWarpBf16 ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, AttentionTile>(WarpRowKernels.TileSoftmaxBf16))(
+            RowLaunch(rows), s, p16, lse, (int)rows, tile);
+    }
+
+    /// <summary><see cref="TileSoftmaxBackward"/> writing P and dS only in bf16, into p16 and ds16 (s and dp are read, not written).</summary>
+    public void TileSoftmaxBackwardBf16(ArrayView<float> s, ArrayView<float> dp, ArrayView<float> lse, ArrayView<float> delta, ArrayView<ushort> p16,
+        ArrayView<ushort> ds16, int items, AttentionTile tile)
+    {
+        long count = CheckTileSoftmaxBackward(s, dp, lse, delta, items, tile);
+        Check(p16.Length >= count && ds16.Length >= count, "p16 and ds16 must hold the tile's items x rows x tokens values");
+        (_tileSoftmaxBackwardBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<ushort>, ArrayView<ushort>, AttentionTile>(AttentionTileKernels.TileSoftmaxBackwardBf16))((int)count, s, dp, lse, delta, p16, ds16, tile);
+    }
+
+    /// <summary><see cref="ToHeadMajor"/> into the bf16 copy alone: headMajor16 (B, H, N, hd) = bf16 of the heads of rowMajor.</summary>
+    public void ToHeadMajorBf16(ArrayView<float> rowMajor, ArrayView<ushort> headMajor16, int batch, HeadLayout layout)
+    {
+        long count = CheckHeadLayout(rowMajor, headMajor16.Length, batch, layout);
+        (_toHeadMajorBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>, HeadLayout>(AttentionTileKernels.ToHeadMajorBf16))(
+            (int)count, rowMajor, headMajor16, layout);
+    }
+
+    /// <summary>y16 = bf16(gelu(x)) over x's length (no fp32 output).</summary>
+    public void GeluForwardBf16(ArrayView<float> x, ArrayView<ushort> y16)
+    {
+        Check(y16.Length >= x.Length, "y16 is shorter than x");
+        (_geluBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>>(ElementKernels.GeluForwardBf16))((int)x.Length, x, y16);
+    }
+
+    /// <summary><see cref="GeluBackward"/> that also writes dx16 = bf16(dx).</summary>
+    public void GeluBackwardBf16(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx, ArrayView<ushort> dx16)
+    {
+        Check(dy.Length >= x.Length && dx.Length >= x.Length && dx16.Length >= x.Length, "dy, dx and dx16 must be as long as x");
+        (_geluBackwardBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>>(
+            ElementKernels.GeluBackwardBf16))((int)x.Length, x, dy, dx, dx16);
+    }
+
+    /// <summary><see cref="GatedResidualBackward"/> that also writes dBranch16 = bf16(dBranch).</summary>
+    public void GatedResidualBackwardBf16(ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> gate, ArrayView<float> dGate, ArrayView<float> dBranch,
+        ArrayView<ushort> dBranch16, int d, int rowsPerImage, int modStride)
+    {
+        Check(dBranch16.Length >= dy.Length, "dBranch16 is shorter than dy");
+        GatedResidualGateGradient(dy, branch, gate, dGate, dBranch, d, rowsPerImage, modStride);
+        (_branchGradBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int, int>(
+            BackwardKernels.GatedResidualBranchGradientBf16))((int)dy.Length, dy, gate, dBranch, dBranch16, d, rowsPerImage, modStride);
+    }
+}

@@ -1,0 +1,195 @@
+using ILGPU;
+using ILGPU.Runtime;
+using MediatorDiT.Cuda.Kernels;
+
+namespace MediatorDiT.Tests.Cuda.Kernels;
+
+/// <summary>
+/// The kernels that write a bf16 product's operand themselves against their fp32 twins followed by the rounding
+/// kernel, on the CPU accelerator: the bf16 outputs are the rounded fp32 outputs bit for bit, and every fp32 output the
+/// fused kernel still writes is its twin's, bit for bit. Row kernels both with a warp per row and a thread per row.
+/// </summary>
+[Collection(CpuAcceleratorCollection.Name)]
+public class Bf16OperandKernelsTests(CpuAcceleratorFixture device)
+{
+    public static TheoryData<bool, int, int> RowShapes => new() { { false, 3, 5 }, { false, 33, 7 }, { true, 3, 5 }, { true, 33, 7 }, { true, 130, 9 } };
+
+    [Theory]
+    [MemberData(nameof(RowShapes))]
+    public void AdaLayerNormForwardBf16_IsTheRoundedForward(bool warpRows, int d, int rows)
+    {
+        var kernels = warpRows ? device.WarpRowKernels : device.ThreadRowKernels;
+        var x = KernelData.Uniform(rows * d, 201, -3f, 3f);
+        var shift = KernelData.Uniform(2 * d, 202, -1f, 1f);
+        var scale = KernelData.Uniform(2 * d, 203, -1f, 1f);
+        int rowsPerImage = (rows + 1) / 2;
+        using var dx = device.Upload(x);
+        using var dShift = device.Upload(shift);
+        using var dScale = device.Upload(scale);
+        using var xhat = Floats(rows * d);
+        using var y = Floats(rows * d);
+        using var stats = Floats(2 * rows);
+        kernels.AdaLayerNormForward(dx.View, dShift.View, dScale.View, xhat.View, y.View, stats.View, d, rowsPerImage);
+        var (expectedXhat, expectedStats, expected16) = (device.Download(xhat), device.Download(stats), Rounded(device.Download(y)));
+
+        using var xhat2 = Floats(rows * d);
+        using var scratch = Floats(rows * d);
+        using var y16 = Halves(rows * d);
+        using var stats2 = Floats(2 * rows);
+        kernels.AdaLayerNormForwardBf16(dx.View, dShift.View, dScale.View, xhat2.View, scratch.View, y16.View, stats2.View, d, rowsPerImage);
+        AssertSameHalves(expected16, Download(y16), "y16");
+        KernelData.AssertSameBits(expectedXhat, device.Download(xhat2));
+        KernelData.AssertSameBits(expectedStats, device.Download(stats2));
+    }
+
+    [Theory]
+    [MemberData(nameof(RowShapes))]
+    public void TileSoftmaxBf16_IsTheRoundedSoftmax(bool warpRows, int n, int rows)
+    {
+        var kernels = warpRows ? device.WarpRowKernels : device.ThreadRowKernels;
+        var logits = KernelData.Uniform(rows * n, 204, -6f, 6f);
+        var tile = new AttentionTile(n, 1, 2, n - 1); // items of one row each, the last row of items 2 .. 2 + rows - 1
+        using var s = device.Upload(logits);
+        using var lse = Floats((2 + rows) * n);
+        kernels.TileSoftmax(s.View, lse.View, rows, tile);
+        var (expected16, expectedLse) = (Rounded(device.Download(s)), device.Download(lse));
+
+        using var s2 = device.Upload(logits);
+        using var lse2 = Floats((2 + rows) * n);
+        using var p16 = Halves(rows * n);
+        kernels.TileSoftmaxBf16(s2.View, p16.View, lse2.View, rows, tile);
+        AssertSameHalves(expected16, Download(p16), "p16");
+        KernelData.AssertSameBits(expectedLse, device.Download(lse2));
+    }
+
+    [Fact]
+    public void TileSoftmaxBackwardBf16_IsTheRoundedBackward()
+    {
+        const int n = 6, rows = 3, items = 2; // a tile of 2 items x 3 rows from row 2, of 4 items of 6 tokens
+        var tile = new AttentionTile(n, rows, 1, 2);
+        var logits = KernelData.Uniform(items * rows * n, 205, -4f, 4f);
+        var upstream = KernelData.Uniform(items * rows * n, 206, -2f, 2f);
+        var lse = KernelData.Uniform(4 * n, 207, 1f, 3f);
+        var delta = KernelData.Uniform(4 * n, 208, -1f, 1f);
+        using var dLse = device.Upload(lse);
+        using var dDelta = device.Upload(delta);
+        using var s = device.Upload(logits);
+        using var dp = device.Upload(upstream);
+        device.Kernels.TileSoftmaxBackward(s.View, dp.View, dLse.View, dDelta.View, items, tile);
+        var (expectedP, expectedDs) = (Rounded(device.Download(s)), Rounded(device.Download(dp)));
+
+        using var s2 = device.Upload(logits);
+        using var dp2 = device.Upload(upstream);
+        using var p16 = Halves(logits.Length);
+        using var ds16 = Halves(logits.Length);
+        device.Kernels.TileSoftmaxBackwardBf16(s2.View, dp2.View, dLse.View, dDelta.View, p16.View, ds16.View, items, tile);
+        AssertSameHalves(expectedP, Download(p16), "p16");
+        AssertSameHalves(expectedDs, Download(ds16), "ds16");
+        KernelData.AssertSameBits(logits, device.Download(s2)); // read, not written
+    }
+
+    [Fact]
+    public void ToHeadMajorBf16_IsTheRoundedMove()
+    {
+        var layout = new HeadLayout(Tokens: 5, Heads: 3, HeadDim: 4, Ld: 3 * 12, Column: 12); // the k part of qkv rows
+        const int batch = 2;
+        var qkv = KernelData.Uniform(batch * 5 * 36, 209);
+        using var src = device.Upload(qkv);
+        using var dst = Floats(batch * 5 * 12);
+        device.Kernels.ToHeadMajor(src.View, dst.View, batch, layout);
+        using var dst16 = Halves(batch * 5 * 12);
+        device.Kernels.ToHeadMajorBf16(src.View, dst16.View, batch, layout);
+        AssertSameHalves(Rounded(device.Download(dst)), Download(dst16), "head-major bf16");
+    }
+
+    [Fact]
+    public void GeluBf16Kernels_AreTheRoundedGelus()
+    {
+        var x = KernelData.Uniform(1000, 210, -6f, 6f);
+        var dy = KernelData.Uniform(1000, 211, -2f, 2f);
+        using var dX = device.Upload(x);
+        using var y = Floats(x.Length);
+        device.Kernels.GeluForward(dX.View, y.View);
+        using var y16 = Halves(x.Length);
+        device.Kernels.GeluForwardBf16(dX.View, y16.View);
+        AssertSameHalves(Rounded(device.Download(y)), Download(y16), "gelu y16");
+
+        using var g = device.Upload(dy);
+        device.Kernels.GeluBackward(dX.View, g.View, g.View);
+        var expected = device.Download(g);
+        using var g2 = device.Upload(dy);
+        using var g16 = Halves(x.Length);
+        device.Kernels.GeluBackwardBf16(dX.View, g2.View, g2.View, g16.View); // in place, as the model runs it
+        KernelData.AssertSameBits(expected, device.Download(g2));
+        AssertSameHalves(Rounded(expected), Download(g16), "gelu dx16");
+    }
+
+    [Fact]
+    public void GatedResidualBackwardBf16_IsTheRoundedBackward()
+    {
+        const int d = 7, rowsPerImage = 5, images = 3, modStride = 6 * d;
+        var dy = KernelData.Uniform(images * rowsPerImage * d, 212, -2f, 2f);
+        var branch = KernelData.Uniform(dy.Length, 213, -2f, 2f);
+        var modulation = KernelData.Uniform(images * modStride, 214, -1f, 1f);
+        var dModulation = KernelData.Uniform(images * modStride, 215, -1f, 1f);
+        float[][] Run(bool bf16, out ushort[] dBranch16)
+        {
+            using var dDy = device.Upload(dy);
+            using var dBranchIn = device.Upload(branch);
+            using var mod = device.Upload(modulation);
+            using var dMod = device.Upload(dModulation);
+            using var dBranch = Floats(dy.Length);
+            using var halves = Halves(dy.Length);
+            var gate = mod.View.SubView(2 * d, modulation.Length - 2 * d);
+            var dGate = dMod.View.SubView(2 * d, modulation.Length - 2 * d);
+            if (bf16) device.Kernels.GatedResidualBackwardBf16(dDy.View, dBranchIn.View, gate, dGate, dBranch.View, halves.View, d, rowsPerImage, modStride);
+            else device.Kernels.GatedResidualBackward(dDy.View, dBranchIn.View, gate, dGate, dBranch.View, d, rowsPerImage, modStride);
+            dBranch16 = Download(halves);
+            return [device.Download(dBranch), device.Download(dMod)];
+        }
+        var expected = Run(bf16: false, out _);
+        var actual = Run(bf16: true, out var actual16);
+        KernelData.AssertSameBits(expected[0], actual[0]);
+        KernelData.AssertSameBits(expected[1], actual[1]);
+        Assert.NotEqual(dModulation, expected[1]); // the gate gradient was added
+        AssertSameHalves(Rounded(expected[0]), actual16, "dBranch16");
+    }
+
+    private MemoryBuffer1D<float, Stride1D.Dense> Floats(int length)
+    {
+        var buffer = device.Accelerator.Allocate1D<float>(length);
+        buffer.MemSetToZero();
+        return buffer;
+    }
+
+    private MemoryBuffer1D<ushort, Stride1D.Dense> Halves(int length)
+    {
+        var buffer = device.Accelerator.Allocate1D<ushort>(length);
+        buffer.MemSetToZero();
+        return buffer;
+    }
+
+    private ushort[] Download(MemoryBuffer1D<ushort, Stride1D.Dense> buffer)
+    {
+        device.Accelerator.Synchronize();
+        return buffer.GetAsArray1D();
+    }
+
+    /// <summary>The values rounded on the device by the rounding kernel the products' operands otherwise go through.</summary>
+    private ushort[] Rounded(float[] values)
+    {
+        using var source = device.Upload(values);
+        using var halves = Halves(values.Length);
+        device.Kernels.RoundToBf16(source.View, halves.View);
+        return Download(halves);
+    }
+
+    private static void AssertSameHalves(ushort[] expected, ushort[] actual, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        Assert.Contains(expected, v => (v & 0x7FFF) != 0); // the comparison compares something
+        for (int i = 0; i < expected.Length; i++)
+            if (expected[i] != actual[i])
+                Assert.Fail($"{what} element {i}: expected 0x{expected[i]:X4}, got 0x{actual[i]:X4}");
+    }
+}
