@@ -11,24 +11,42 @@ namespace MediatorDiT.Cuda.Kernels;
 internal static class AttentionTileKernels
 {
     /// <summary>
-    /// dst (B, H, N, hd) from the row-major src (B*N, ld) whose heads sit side by side from column
-    /// <see cref="HeadLayout.Column"/>. Thread i is dst's element i, so a warp reads one head's channels of a row together.
+    /// dst (B, H, N, hd, n values) from the row-major src (B*N, ld) whose heads sit side by side from column
+    /// <see cref="HeadLayout.Column"/>. Elements i of dst <see cref="ElementsPerThread"/> (loads first), so a warp reads
+    /// one head's channels of a row together.
     /// </summary>
-    public static void ToHeadMajor(Index1D i, ArrayView<float> src, ArrayView<float> dst, HeadLayout l)
+    public static void ToHeadMajor(Index1D t, ArrayView<float> src, ArrayView<float> dst, HeadLayout l, int n)
     {
-        dst[i] = src[l.RowMajorIndex(i)];
+        int stride = ElementsPerThread.Threads(n), i0 = t, i1 = i0 + stride, i2 = i1 + stride, i3 = i2 + stride;
+        float v0 = i0 < n ? src[l.RowMajorIndex(i0)] : 0f, v1 = i1 < n ? src[l.RowMajorIndex(i1)] : 0f;
+        float v2 = i2 < n ? src[l.RowMajorIndex(i2)] : 0f, v3 = i3 < n ? src[l.RowMajorIndex(i3)] : 0f;
+        if (i0 < n) dst[i0] = v0;
+        if (i1 < n) dst[i1] = v1;
+        if (i2 < n) dst[i2] = v2;
+        if (i3 < n) dst[i3] = v3;
     }
 
     /// <summary><see cref="ToHeadMajor"/> writing the bf16 copy alone: dst16 = bf16 of the head-major values (the operand a bf16 product reads).</summary>
-    public static void ToHeadMajorBf16(Index1D i, ArrayView<float> src, ArrayView<ushort> dst16, HeadLayout l)
+    public static void ToHeadMajorBf16(Index1D t, ArrayView<float> src, ArrayView<ushort> dst16, HeadLayout l, int n)
     {
-        dst16[i] = Bf16.Round(src[l.RowMajorIndex(i)]);
+        int stride = ElementsPerThread.Threads(n), i0 = t, i1 = i0 + stride, i2 = i1 + stride, i3 = i2 + stride;
+        float v0 = i0 < n ? src[l.RowMajorIndex(i0)] : 0f, v1 = i1 < n ? src[l.RowMajorIndex(i1)] : 0f;
+        float v2 = i2 < n ? src[l.RowMajorIndex(i2)] : 0f, v3 = i3 < n ? src[l.RowMajorIndex(i3)] : 0f;
+        if (i0 < n) dst16[i0] = Bf16.Round(v0);
+        if (i1 < n) dst16[i1] = Bf16.Round(v1);
+        if (i2 < n) dst16[i2] = Bf16.Round(v2);
+        if (i3 < n) dst16[i3] = Bf16.Round(v3);
     }
 
-    /// <summary>The inverse of <see cref="ToHeadMajor"/>: dst (B*N, ld) at columns Column.. gets src (B, H, N, hd).</summary>
-    public static void FromHeadMajor(Index1D i, ArrayView<float> src, ArrayView<float> dst, HeadLayout l)
+    /// <summary>The inverse of <see cref="ToHeadMajor"/>: dst (B*N, ld) at columns Column.. gets src (B, H, N, hd, n values).</summary>
+    public static void FromHeadMajor(Index1D t, ArrayView<float> src, ArrayView<float> dst, HeadLayout l, int n)
     {
-        dst[l.RowMajorIndex(i)] = src[i];
+        int stride = ElementsPerThread.Threads(n), i0 = t, i1 = i0 + stride, i2 = i1 + stride, i3 = i2 + stride;
+        float v0 = i0 < n ? src[i0] : 0f, v1 = i1 < n ? src[i1] : 0f, v2 = i2 < n ? src[i2] : 0f, v3 = i3 < n ? src[i3] : 0f;
+        if (i0 < n) dst[l.RowMajorIndex(i0)] = v0;
+        if (i1 < n) dst[l.RowMajorIndex(i1)] = v1;
+        if (i2 < n) dst[l.RowMajorIndex(i2)] = v2;
+        if (i3 < n) dst[l.RowMajorIndex(i3)] = v3;
     }
 
     /// <summary>

@@ -46,11 +46,27 @@ internal static class BackwardKernels
         ArrayView<float> dScale, int d, int rowsPerImage, int modStride)
     {
         int image = index / d, j = index - image * d;
-        long m = (long)image * modStride + j;
+        long m = (long)image * modStride + j, first = (long)image * rowsPerImage * d + j;
         float sh = dShift[m], sc = dScale[m];
-        for (int r = 0; r < rowsPerImage; r++)
+        int r = 0;
+        // Four rows' loads in flight together (a thread per column has few threads), then the same sums in row order.
+        for (; r + 4 <= rowsPerImage; r += 4)
         {
-            long o = ((long)image * rowsPerImage + r) * d + j;
+            long o0 = first + (long)r * d, o1 = o0 + d, o2 = o1 + d, o3 = o2 + d;
+            float g0 = g[o0], g1 = g[o1], g2 = g[o2], g3 = g[o3];
+            float x0 = xhat[o0], x1 = xhat[o1], x2 = xhat[o2], x3 = xhat[o3];
+            sh += g0;
+            sc = g0 * x0 + sc;
+            sh += g1;
+            sc = g1 * x1 + sc;
+            sh += g2;
+            sc = g2 * x2 + sc;
+            sh += g3;
+            sc = g3 * x3 + sc;
+        }
+        for (; r < rowsPerImage; r++)
+        {
+            long o = first + (long)r * d;
             float gs = g[o];
             sh += gs;
             sc = gs * xhat[o] + sc;
@@ -82,11 +98,23 @@ internal static class BackwardKernels
         int d, int rowsPerImage, int modStride)
     {
         int image = index / d, j = index - image * d;
-        long m = (long)image * modStride + j;
+        long m = (long)image * modStride + j, first = (long)image * rowsPerImage * d + j;
         float acc = dGate[m];
-        for (int r = 0; r < rowsPerImage; r++)
+        int r = 0;
+        // Four rows' loads in flight together (a thread per column has few threads), then the same sums in row order.
+        for (; r + 4 <= rowsPerImage; r += 4)
         {
-            long o = ((long)image * rowsPerImage + r) * d + j;
+            long o0 = first + (long)r * d, o1 = o0 + d, o2 = o1 + d, o3 = o2 + d;
+            float a0 = dy[o0], a1 = dy[o1], a2 = dy[o2], a3 = dy[o3];
+            float b0 = branch[o0], b1 = branch[o1], b2 = branch[o2], b3 = branch[o3];
+            acc = a0 * b0 + acc;
+            acc = a1 * b1 + acc;
+            acc = a2 * b2 + acc;
+            acc = a3 * b3 + acc;
+        }
+        for (; r < rowsPerImage; r++)
+        {
+            long o = first + (long)r * d;
             acc = dy[o] * branch[o] + acc;
         }
         dGate[m] = acc;

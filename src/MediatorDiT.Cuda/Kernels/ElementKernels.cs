@@ -17,8 +17,19 @@ internal static class ElementKernels
     /// <summary>y = gelu(x) (tanh approximation) as x sigmoid(2z): Nn.Gelu's vector path.</summary>
     public static void GeluForward(Index1D i, ArrayView<float> x, ArrayView<float> y) => y[i] = GeluOf(x[i]);
 
-    /// <summary>y16 = bf16(gelu(x)): <see cref="GeluForward"/> written only as the bf16 operand of the product that reads it.</summary>
-    public static void GeluForwardBf16(Index1D i, ArrayView<float> x, ArrayView<ushort> y16) => y16[i] = Bf16.Round(GeluOf(x[i]));
+    /// <summary>
+    /// y16 = bf16(gelu(x)) over n elements, <see cref="ElementsPerThread"/> (loads first): <see cref="GeluForward"/>
+    /// written only as the bf16 operand of the product that reads it.
+    /// </summary>
+    public static void GeluForwardBf16(Index1D t, ArrayView<float> x, ArrayView<ushort> y16, int n)
+    {
+        int stride = ElementsPerThread.Threads(n), i0 = t, i1 = i0 + stride, i2 = i1 + stride, i3 = i2 + stride;
+        float v0 = i0 < n ? x[i0] : 0f, v1 = i1 < n ? x[i1] : 0f, v2 = i2 < n ? x[i2] : 0f, v3 = i3 < n ? x[i3] : 0f;
+        if (i0 < n) y16[i0] = Bf16.Round(GeluOf(v0));
+        if (i1 < n) y16[i1] = Bf16.Round(GeluOf(v1));
+        if (i2 < n) y16[i2] = Bf16.Round(GeluOf(v2));
+        if (i3 < n) y16[i3] = Bf16.Round(GeluOf(v3));
+    }
 
     /// <summary>dx = dy gelu'(x): Nn.Gelu's vector backward (dx may be dy).</summary>
     public static void GeluBackward(Index1D i, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx) => dx[i] = GeluGradient(x[i], dy[i]);

@@ -6,7 +6,7 @@ namespace MediatorDiT.Cuda.Kernels;
 /// <summary>The launchers of <see cref="AttentionTileKernels"/>, the non-product steps of Models.AttentionProducts.</summary>
 internal sealed partial class KernelSet
 {
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, HeadLayout>? _toHeadMajor, _fromHeadMajor;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, HeadLayout, int>? _toHeadMajor, _fromHeadMajor;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, AttentionTile>? _tileSoftmax;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, AttentionTile>? _tileSoftmaxWarp;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionTile>? _tileSoftmaxBackward;
@@ -15,16 +15,16 @@ internal sealed partial class KernelSet
     public void ToHeadMajor(ArrayView<float> rowMajor, ArrayView<float> headMajor, int batch, HeadLayout layout)
     {
         long count = CheckHeadLayout(rowMajor, headMajor.Length, batch, layout);
-        (_toHeadMajor ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, HeadLayout>(AttentionTileKernels.ToHeadMajor))(
-            (int)count, rowMajor, headMajor, layout);
+        (_toHeadMajor ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, HeadLayout, int>(AttentionTileKernels.ToHeadMajor))(
+            ElementsPerThread.Threads(count), rowMajor, headMajor, layout, (int)count);
     }
 
     /// <summary>rowMajor (B*N, layout.Ld) from column layout.Column = the heads of headMajor (B, H, N, hd).</summary>
     public void FromHeadMajor(ArrayView<float> headMajor, ArrayView<float> rowMajor, int batch, HeadLayout layout)
     {
         long count = CheckHeadLayout(rowMajor, headMajor.Length, batch, layout);
-        (_fromHeadMajor ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, HeadLayout>(AttentionTileKernels.FromHeadMajor))(
-            (int)count, headMajor, rowMajor, layout);
+        (_fromHeadMajor ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, HeadLayout, int>(AttentionTileKernels.FromHeadMajor))(
+            ElementsPerThread.Threads(count), headMajor, rowMajor, layout, (int)count);
     }
 
     /// <summary>Softmax of each of the tile's rows of s (items, tile.Rows, N) in place; lse (B, H, N) gets their log-sum-exps.</summary>

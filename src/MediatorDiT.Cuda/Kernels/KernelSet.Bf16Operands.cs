@@ -15,8 +15,8 @@ internal sealed partial class KernelSet
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int, float>? _adaLnWarpBf16;
     private Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, AttentionTile>? _tileSoftmaxWarpBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, AttentionTile>? _tileSoftmaxBackwardBf16;
-    private Action<Index1D, ArrayView<float>, ArrayView<ushort>>? _geluBf16;
-    private Action<Index1D, ArrayView<float>, ArrayView<ushort>, HeadLayout>? _toHeadMajorBf16;
+    private Action<Index1D, ArrayView<float>, ArrayView<ushort>, int>? _geluBf16;
+    private Action<Index1D, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>? _toHeadMajorBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>>? _geluBackwardBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int, int>? _branchGradBf16;
 
@@ -74,15 +74,16 @@ internal sealed partial class KernelSet
     public void ToHeadMajorBf16(ArrayView<float> rowMajor, ArrayView<ushort> headMajor16, int batch, HeadLayout layout)
     {
         long count = CheckHeadLayout(rowMajor, headMajor16.Length, batch, layout);
-        (_toHeadMajorBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>, HeadLayout>(AttentionTileKernels.ToHeadMajorBf16))(
-            (int)count, rowMajor, headMajor16, layout);
+        (_toHeadMajorBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>(AttentionTileKernels.ToHeadMajorBf16))(
+            ElementsPerThread.Threads(count), rowMajor, headMajor16, layout, (int)count);
     }
 
     /// <summary>y16 = bf16(gelu(x)) over x's length (no fp32 output).</summary>
     public void GeluForwardBf16(ArrayView<float> x, ArrayView<ushort> y16)
     {
-        Check(y16.Length >= x.Length, "y16 is shorter than x");
-        (_geluBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>>(ElementKernels.GeluForwardBf16))((int)x.Length, x, y16);
+        Check(y16.Length >= x.Length && x.Length <= int.MaxValue, "y16 is shorter than x, or x holds over 2^31 - 1 values");
+        (_geluBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>, int>(ElementKernels.GeluForwardBf16))(
+            ElementsPerThread.Threads(x.Length), x, y16, (int)x.Length);
     }
 
     /// <summary><see cref="GeluBackward"/> that also writes dx16 = bf16(dx).</summary>

@@ -19,7 +19,7 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _adaLn;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float>? _adaLnWarp;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _softmax;
-    private Action<Index1D, ArrayView<float>, ArrayView<ushort>>? _roundToBf16;
+    private Action<Index1D, ArrayView<float>, ArrayView<ushort>, int>? _roundToBf16;
 
     /// <summary>
     /// The kernels for <paramref name="accelerator"/>. The row kernels (LayerNorm and adaLN forward and input gradient,
@@ -165,7 +165,9 @@ internal sealed partial class KernelSet
     {
         Check(y.Length >= x.Length, "y is shorter than x");
         if (x.Length == 0) return;
-        (_roundToBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>>(Bf16Kernels.RoundToBf16))((int)x.Length, x, y);
+        Check(x.Length <= int.MaxValue, "at most 2^31 - 1 values are rounded at once");
+        (_roundToBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>, int>(Bf16Kernels.RoundToBf16))(
+            ElementsPerThread.Threads(x.Length), x, y, (int)x.Length);
     }
 
     /// <summary>The full-attention kernels keep a head's rows in local arrays of <see cref="AttentionKernels.MaxHeadDim"/> floats.</summary>
