@@ -76,6 +76,8 @@ summary = {
     "long_forward_mediator_speedup_ours": ours.get("long_forward_mediator_speedup"),
     "long_forward_mediator_speedup_pytorch": torch_.get("long_forward_mediator_speedup"),
     "long_forward_speedup_target": 2.5,
+    "training_speedup_of_operands_from_producers": ours.get("training_speedup_of_operands_from_producers"),
+    "training_same_loss_both_roundings": ours.get("training_same_loss_both_roundings"),
     "parity": {k: {"status": v.get("status"), "pass": v.get("pass"), "error": v.get("error")} for k, v in oc.items() if k.startswith("parity")},
     "failed": {"ours": ours.get("failed"), "pytorch": [k for k, v in tc.items() if v.get("status") != "ok"]},
     "speed_precision_ours": ours.get("speed_precision"),

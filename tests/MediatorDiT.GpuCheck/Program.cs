@@ -74,12 +74,20 @@ OnDevice("speed_long_forward_mediator", (d, e) => SpeedChecks.LongForward(d, opt
 OnDevice("speed_long_forward_full", (d, e) => SpeedChecks.LongForward(d, options, 0, e));
 OnDevice("speed_sampling_ladder", (d, e) => SpeedChecks.Sampling(d, options, e));
 OnDevice("speed_training", (d, e) => SpeedChecks.Training(d, options, e));
+// The same step with every bf16 operand rounded in a pass of its own (the same bits): what the producers' writing saves.
+if (precision == MediatorDiT.Tensors.DevicePrecision.Bf16)
+    OnDevice("speed_training_separate_roundings", (d, e) => SpeedChecks.Training(d, options, e, operandsFromProducers: false));
+else report.Skip("speed_training_separate_roundings", "the speed cases run in fp32, where no operand is rounded");
 // Last: NCCL initialises the CUDA runtime, which may make the device's primary context current on this thread.
 OnDevice("nccl_one_rank", NcclChecks.OneRank);
 
 var cases = (JsonObject)report.Root["cases"]!;
 double? Rate(string name) => cases[name]?["images_per_second"]?.GetValueKind() == System.Text.Json.JsonValueKind.Number ? cases[name]!["images_per_second"]!.GetValue<double>() : null;
 report.Root["long_forward_mediator_speedup"] = Rate("speed_long_forward_mediator") is double m && Rate("speed_long_forward_full") is double f ? m / f : null;
+report.Root["training_speedup_of_operands_from_producers"] = Rate("speed_training") is double fused && Rate("speed_training_separate_roundings") is double separate
+    ? fused / separate : null;
+report.Root["training_same_loss_both_roundings"] = cases["speed_training"]?["last_loss"] is { } l1 && cases["speed_training_separate_roundings"]?["last_loss"] is { } l2
+    ? l1.ToJsonString() == l2.ToJsonString() : null;
 JsonArray Named(string status) => new(cases.Where(c => (string?)c.Value!["status"] == status).Select(c => (JsonNode)c.Key).ToArray());
 report.Root["failed"] = Named("failed");
 report.Root["skipped"] = Named("skipped");

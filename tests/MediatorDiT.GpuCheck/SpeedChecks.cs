@@ -45,12 +45,20 @@ public static class SpeedChecks
     /// <param name="device">The accelerator.</param>
     /// <param name="options">Quick or full.</param>
     /// <param name="entry">Receives times, rates and memory.</param>
-    public static void Training(CheckDevice device, Options options, JsonObject entry)
+    /// <param name="operandsFromProducers">
+    /// False: the bf16 products' operands rounded in passes of their own (the reference with the same bits), to measure
+    /// what writing them from the producing kernels saves.
+    /// </param>
+    public static void Training(CheckDevice device, Options options, JsonObject entry, bool operandsFromProducers = true)
     {
         var config = options.Quick ? Tiny(mediators: 0) : ModelRegistry.Get("SiT-XL/2", 256);
         int batch = options.Quick ? 2 : 64;
         long? before = device.MemoryInUse();
-        using var work = new DeviceWorkload(device.Accelerator, config, batch, options.Precision, trainingBatches: 1 + options.Repeats);
+        using var work = new DeviceWorkload(device.Accelerator, config, batch, options.Precision, trainingBatches: 1 + options.Repeats)
+        {
+            OperandsFromProducers = operandsFromProducers,
+        };
+        entry["bf16_operands"] = operandsFromProducers ? "written by their producing kernels" : "rounded in passes of their own";
         double loss = double.NaN;
         var times = DeviceTiming.Time(device.Accelerator, 1, options.Repeats, run => loss = work.TrainStep(run).Loss);
 

@@ -55,6 +55,12 @@ public sealed class DeviceWorkload : IDisposable
     /// <summary>The model timed.</summary>
     public ModelConfig Config { get; }
 
+    /// <summary>
+    /// Whether the training step's bf16 operands are written by the kernels that produce them (the default) or
+    /// rounded in passes of their own, the reference with the same bits (the device check times both).
+    /// </summary>
+    internal bool OperandsFromProducers { get; init; } = true;
+
     /// <summary>Images per call.</summary>
     public int Batch { get; }
 
@@ -118,7 +124,7 @@ public sealed class DeviceWorkload : IDisposable
             Randomise(net.Parameters);
             Ema.CopyWeights(net, ema);
             _batches = Enumerable.Range(0, _trainingBatches).Select(i => RandomBatch(Config, Batch, 200 + i)).ToArray();
-            _training = new DeviceTrainingBackend(_accelerator, new Transport(), Precision);
+            _training = new DeviceTrainingBackend(_accelerator, new Transport(), Precision, null, null, OperandsFromProducers);
             _training.Attach(net, ema, new AdamW(net.Parameters, 1e-4));
         }
         return _training.Step(_batches![call % _batches.Length]);

@@ -11,7 +11,8 @@ namespace MediatorDiT.Tests.Cuda;
 /// </summary>
 public class GpuCheckTests
 {
-    private static readonly string[] SpeedCases = ["speed_long_forward_mediator", "speed_long_forward_full", "speed_sampling_ladder", "speed_training"];
+    private static readonly string[] SpeedCases =
+        ["speed_long_forward_mediator", "speed_long_forward_full", "speed_sampling_ladder", "speed_training", "speed_training_separate_roundings"];
 
     [Fact]
     public async Task QuickCheckOnTheCpuAccelerator_WritesEveryCaseWithinTheBounds()
@@ -87,6 +88,10 @@ public class GpuCheckTests
             var sampling = cases["speed_sampling_ladder"]!;
             Assert.Equal(Finite(sampling, "seconds_per_step") * 250, Finite(sampling, "extrapolated_seconds"), 9);
             Assert.True(double.IsFinite(root["long_forward_mediator_speedup"]!.GetValue<double>()));
+            // The operands rounded by their producers or in passes of their own: the same training step, bit for bit.
+            Assert.True(root["training_same_loss_both_roundings"]!.GetValue<bool>());
+            Assert.Equal(Finite(train, "last_loss"), Finite(cases["speed_training_separate_roundings"]!, "last_loss"));
+            Assert.True(Finite(root, "training_speedup_of_operands_from_producers") > 0);
         }
         finally
         {
