@@ -15,10 +15,11 @@ internal static class BackwardKernels
     /// <summary>
     /// LayerNorm's input gradient through adaLN's modulation, as Nn.AdaLayerNormKernel.BackwardRow, per row of g
     /// (rows, d): dxhat = g scale + g, dx = ((xhat (-mean(dxhat xhat)) + dxhat) + (-mean(dxhat))) rstd, overwritten, or
-    /// added to dx when <paramref name="accumulate"/> is 1. stats (rows, 2) as the forward writes it: (mean, rstd).
+    /// when <paramref name="accumulate"/> is 1 added to <paramref name="addend"/> (dx itself, or the residual branch's
+    /// gradient, which saves copying it into dx first). stats (rows, 2) as the forward writes it: (mean, rstd).
     /// </summary>
     public static void AdaLayerNormInputGradient(Index1D row, ArrayView<float> g, ArrayView<float> xhat, ArrayView<float> scale,
-        ArrayView<float> stats, ArrayView<float> dx, int d, int rowsPerImage, int modStride, int accumulate)
+        ArrayView<float> stats, ArrayView<float> addend, ArrayView<float> dx, int d, int rowsPerImage, int modStride, int accumulate)
     {
         int r = row;
         long o = (long)r * d, c = (long)(r / rowsPerImage) * modStride;
@@ -34,7 +35,7 @@ internal static class BackwardKernels
         {
             float gs = g[o + j], dh = gs * scale[c + j] + gs;
             float t = (xhat[o + j] * -meanDyX + dh + -meanDy) * rstd;
-            dx[o + j] = accumulate != 0 ? dx[o + j] + t : t;
+            dx[o + j] = accumulate != 0 ? addend[o + j] + t : t;
         }
     }
 

@@ -166,8 +166,8 @@ internal sealed partial class KernelSet
         Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MediatorShape> kernel) =>
         _accelerator.LoadAutoGroupedStreamKernel(kernel);
 
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>? _adaLnDx;
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _adaLnDxWarp;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>? _adaLnDx;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _adaLnDxWarp;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _adaLnMod;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _branchGrad, _gateGrad;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _siluBackward;
@@ -181,9 +181,12 @@ internal sealed partial class KernelSet
     /// adaLN's backward over g = dL/dy (rows, d): dx (overwritten, or added to when <paramref name="accumulate"/>) from
     /// the forward's xhat and stats (rows, 2), and the per-image dShift, dScale added to. scale, dShift and dScale are
     /// (B, d) rows <paramref name="modStride"/> floats apart (views starting at their column of the modulation).
+    /// With <paramref name="residual"/> (and accumulate) dx = residual + the gradient, the bits of copying the residual
+    /// into dx first and adding to it, without the copy.
     /// </summary>
     public void AdaLayerNormBackward(ArrayView<float> g, ArrayView<float> xhat, ArrayView<float> scale, ArrayView<float> stats,
-        ArrayView<float> dShift, ArrayView<float> dScale, ArrayView<float> dx, int d, int rowsPerImage, int modStride, bool accumulate)
+        ArrayView<float> dShift, ArrayView<float> dScale, ArrayView<float> dx, int d, int rowsPerImage, int modStride, bool accumulate,
+        ArrayView<float> residual = default)
     {
         Check(d >= 1 && rowsPerImage >= 1 && modStride >= d && g.Length % d == 0, "g must hold whole rows of d channels, modStride at least d");
         int rows = (int)(g.Length / d), images = (rows + rowsPerImage - 1) / rowsPerImage;
@@ -191,13 +194,16 @@ internal sealed partial class KernelSet
         long modLength = (long)(images - 1) * modStride + d;
         Check(xhat.Length >= g.Length && dx.Length >= g.Length && stats.Length >= 2L * rows, "xhat, dx or stats is too short");
         Check(scale.Length >= modLength && dShift.Length >= modLength && dScale.Length >= modLength, "scale, dShift or dScale is too short");
+        Check(residual.Length == 0 || (accumulate && residual.Length >= g.Length), "a residual is added only when accumulating, and must cover g");
+        var addend = residual.Length > 0 ? residual : dx;
         if (WarpRows)
-            (_adaLnDxWarp ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                int, int, int, int, int>(WarpRowKernels.AdaLayerNormInputGradient))(RowLaunch(rows), g, xhat, scale, stats, dx, rows, d, rowsPerImage, modStride,
-                accumulate ? 1 : 0);
+            (_adaLnDxWarp ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                int, int, int, int, int>(WarpRowKernels.AdaLayerNormInputGradient))(RowLaunch(rows), g, xhat, scale, stats, addend, dx, rows, d, rowsPerImage,
+                modStride, accumulate ? 1 : 0);
         else
             (_adaLnDx ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                int, int, int, int>(BackwardKernels.AdaLayerNormInputGradient))(rows, g, xhat, scale, stats, dx, d, rowsPerImage, modStride, accumulate ? 1 : 0);
+                ArrayView<float>, int, int, int, int>(BackwardKernels.AdaLayerNormInputGradient))(rows, g, xhat, scale, stats, addend, dx, d, rowsPerImage, modStride,
+                accumulate ? 1 : 0);
         (_adaLnMod ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(
             BackwardKernels.AdaLayerNormModulationGradient))(images * d, g, xhat, dShift, dScale, d, rowsPerImage, modStride);
     }

@@ -99,9 +99,9 @@ internal static class WarpRowKernels
         }
     }
 
-    /// <summary><see cref="BackwardKernels.AdaLayerNormInputGradient"/> with a warp per row (dx overwritten, or added to when accumulate is 1).</summary>
+    /// <summary><see cref="BackwardKernels.AdaLayerNormInputGradient"/> with a warp per row (dx overwritten, or addend + the gradient when accumulate is 1).</summary>
     public static void AdaLayerNormInputGradient(ArrayView<float> g, ArrayView<float> xhat, ArrayView<float> scale, ArrayView<float> stats,
-        ArrayView<float> dx, int rows, int d, int rowsPerImage, int modStride, int accumulate)
+        ArrayView<float> addend, ArrayView<float> dx, int rows, int d, int rowsPerImage, int modStride, int accumulate)
     {
         int row = RowOf(), lane = Warp.LaneIdx, lanes = Warp.WarpSize;
         if (row >= rows) return;
@@ -118,7 +118,7 @@ internal static class WarpRowKernels
         {
             float gs = g[o + j], dh = gs * scale[c + j] + gs;
             float t = (xhat[o + j] * -meanDyX + dh + -meanDy) * rstd;
-            dx[o + j] = accumulate != 0 ? dx[o + j] + t : t;
+            dx[o + j] = accumulate != 0 ? addend[o + j] + t : t;
         }
     }
 

@@ -113,9 +113,9 @@ internal sealed partial class DeviceModel
             _products.Backward(s.Fc1Input, w.Fc1Weight, g.HiddenGradient, grads.Fc1Weight, grads.Fc1Bias, g.H, rows, d, hidden, false);
         using (k.Stage(norms))
         {
-            g.X.CopyTo(g.XMid);
+            // dL/dxMid = dL/dx (the residual path) + the MLP branch's LayerNorm input gradient.
             k.AdaLayerNormBackward(g.H, s.Normalized2, Column(s.Modulation, 4, d), s.Stats2, Column(g.Modulation, 3, d), Column(g.Modulation, 4, d),
-                g.XMid, d, n, stride, accumulate: true);
+                g.XMid, d, n, stride, accumulate: true, residual: g.X);
 
             // Attention branch: xMid = xIn + gate1 * proj(attention(qkv(h1))).
             GatedResidualBackward(g.XMid, s.AttentionOut, Column(s.Modulation, 2, d), Column(g.Modulation, 2, d), g.BranchGradient, d, n, stride);
@@ -130,9 +130,8 @@ internal sealed partial class DeviceModel
         using (k.Stage("backward: qkv")) _products.Backward(s.QkvInput, w.QkvWeight, g.Qkv, grads.QkvWeight, grads.QkvBias, g.H, rows, d, 3 * d, false);
         using (k.Stage(norms))
         {
-            g.XMid.CopyTo(g.X);
             k.AdaLayerNormBackward(g.H, s.Normalized1, Column(s.Modulation, 1, d), s.Stats1, Column(g.Modulation, 0, d), Column(g.Modulation, 1, d),
-                g.X, d, n, stride, accumulate: true);
+                g.X, d, n, stride, accumulate: true, residual: g.XMid);
         }
 
         // adaLN projection: mod = siluC W^T + b.

@@ -54,6 +54,45 @@ public class BackwardKernelsTests(CpuAcceleratorFixture device)
         GradientData.AssertClose(dx, device.Download(ddx), 1e-5, "dx");
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AdaLayerNormBackward_WithAResidual_IsTheCopyThenAccumulate(bool warpRows)
+    {
+        // dx = residual + the input gradient, the bits of copying the residual into dx and accumulating; dx's own old values unread.
+        const int d = 37, rowsPerImage = 3, images = 2, modStride = 6 * d, rows = rowsPerImage * images;
+        var kernels = warpRows ? device.WarpRowKernels : device.ThreadRowKernels;
+        var g = KernelData.Uniform(rows * d, 131, -2f, 2f);
+        var xhat = KernelData.Uniform(rows * d, 132, -2f, 2f);
+        var mod = KernelData.Uniform(images * modStride, 133, -1f, 1f);
+        var stats = KernelData.Uniform(2 * rows, 134, 0.5f, 2f);
+        var residual = KernelData.Uniform(rows * d, 135, -1f, 1f);
+        float[][] Run(bool copy)
+        {
+            using var dg = device.Upload(g);
+            using var dh = device.Upload(xhat);
+            using var dm = device.Upload(mod);
+            using var ds = device.Upload(stats);
+            using var ddm = device.Upload(new float[images * modStride]);
+            using var dres = device.Upload(residual);
+            using var ddx = device.Upload(KernelData.Uniform(rows * d, 136)); // stale values
+            if (copy)
+            {
+                dres.View.CopyTo(ddx.View);
+                kernels.AdaLayerNormBackward(dg.View, dh.View, From(dm, d), ds.View, ddm.View, From(ddm, d), ddx.View, d, rowsPerImage, modStride, accumulate: true);
+            }
+            else
+                kernels.AdaLayerNormBackward(dg.View, dh.View, From(dm, d), ds.View, ddm.View, From(ddm, d), ddx.View, d, rowsPerImage, modStride, accumulate: true,
+                    residual: dres.View);
+            return [device.Download(ddx), device.Download(ddm), device.Download(dres)];
+        }
+        var expected = Run(copy: true);
+        var actual = Run(copy: false);
+        for (int i = 0; i < expected.Length; i++) KernelData.AssertSameBits(expected[i], actual[i]);
+        KernelData.AssertSameBits(residual, actual[2]); // read, not written
+        Assert.NotEqual(residual, actual[0]);
+    }
+
     [Fact]
     public void GatedResidualBackward_EqualsTheCpuKernelBitForBit()
     {
