@@ -94,20 +94,23 @@ internal static class BackwardKernels
         dBranch16[i] = Bf16.Round(g);
     }
 
-    /// <summary>The gated residual's gate gradient per (image, channel j): dGate = dy branch + dGate over the image's rows in order.</summary>
-    public static void GatedResidualGateGradient(Index1D index, ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> dGate,
+    /// <summary>
+    /// The gated residual's gate gradient per (image, channel j): dGate = dy (branch + bias) + dGate over the image's
+    /// rows in order (the branch before its bias (d), as the forward reads it).
+    /// </summary>
+    public static void GatedResidualGateGradient(Index1D index, ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> bias, ArrayView<float> dGate,
         int d, int rowsPerImage, int modStride)
     {
         int image = index / d, j = index - image * d;
         long m = (long)image * modStride + j, first = (long)image * rowsPerImage * d + j;
-        float acc = dGate[m];
+        float acc = dGate[m], b = bias[j];
         int r = 0;
         // Four rows' loads in flight together (a thread per column has few threads), then the same sums in row order.
         for (; r + 4 <= rowsPerImage; r += 4)
         {
             long o0 = first + (long)r * d, o1 = o0 + d, o2 = o1 + d, o3 = o2 + d;
             float a0 = dy[o0], a1 = dy[o1], a2 = dy[o2], a3 = dy[o3];
-            float b0 = branch[o0], b1 = branch[o1], b2 = branch[o2], b3 = branch[o3];
+            float b0 = branch[o0] + b, b1 = branch[o1] + b, b2 = branch[o2] + b, b3 = branch[o3] + b;
             acc = a0 * b0 + acc;
             acc = a1 * b1 + acc;
             acc = a2 * b2 + acc;
@@ -116,7 +119,7 @@ internal static class BackwardKernels
         for (; r < rowsPerImage; r++)
         {
             long o = first + (long)r * d;
-            acc = dy[o] * branch[o] + acc;
+            acc = dy[o] * (branch[o] + b) + acc;
         }
         dGate[m] = acc;
     }

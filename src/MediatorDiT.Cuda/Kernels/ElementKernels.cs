@@ -14,30 +14,36 @@ internal static class ElementKernels
     private const float MinusTwoBetaKappa = -2f * Gelu.Beta * Gelu.Kappa;
     private const float MinusTwoBeta = -2f * Gelu.Beta;
 
-    /// <summary>y = gelu(x) (tanh approximation) as x sigmoid(2z): Nn.Gelu's vector path.</summary>
-    public static void GeluForward(Index1D i, ArrayView<float> x, ArrayView<float> y) => y[i] = GeluOf(x[i]);
+    // GELU reads fc1's product before its bias, x (rows, width), and adds the bias row (width) as it reads each value:
+    // fl(x + b), the value fc1's bias rows plus the product would have stored (the bias is then never written).
+
+    /// <summary>y = gelu(x + bias) (tanh approximation) as v sigmoid(2z): Nn.Gelu's vector path.</summary>
+    public static void GeluForward(Index1D i, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> y, int width) =>
+        y[i] = GeluOf(x[i] + bias[i % width]);
 
     /// <summary>
-    /// y16 = bf16(gelu(x)) over n elements, <see cref="ElementsPerThread"/> (loads first): <see cref="GeluForward"/>
+    /// y16 = bf16(gelu(x + bias)) over n elements, <see cref="ElementsPerThread"/> (loads first): <see cref="GeluForward"/>
     /// written only as the bf16 operand of the product that reads it.
     /// </summary>
-    public static void GeluForwardBf16(Index1D t, ArrayView<float> x, ArrayView<ushort> y16, int n)
+    public static void GeluForwardBf16(Index1D t, ArrayView<float> x, ArrayView<float> bias, ArrayView<ushort> y16, int width, int n)
     {
         int stride = ElementsPerThread.Threads(n), i0 = t, i1 = i0 + stride, i2 = i1 + stride, i3 = i2 + stride;
         float v0 = i0 < n ? x[i0] : 0f, v1 = i1 < n ? x[i1] : 0f, v2 = i2 < n ? x[i2] : 0f, v3 = i3 < n ? x[i3] : 0f;
-        if (i0 < n) y16[i0] = Bf16.Round(GeluOf(v0));
-        if (i1 < n) y16[i1] = Bf16.Round(GeluOf(v1));
-        if (i2 < n) y16[i2] = Bf16.Round(GeluOf(v2));
-        if (i3 < n) y16[i3] = Bf16.Round(GeluOf(v3));
+        if (i0 < n) y16[i0] = Bf16.Round(GeluOf(v0 + bias[i0 % width]));
+        if (i1 < n) y16[i1] = Bf16.Round(GeluOf(v1 + bias[i1 % width]));
+        if (i2 < n) y16[i2] = Bf16.Round(GeluOf(v2 + bias[i2 % width]));
+        if (i3 < n) y16[i3] = Bf16.Round(GeluOf(v3 + bias[i3 % width]));
     }
 
-    /// <summary>dx = dy gelu'(x): Nn.Gelu's vector backward (dx may be dy).</summary>
-    public static void GeluBackward(Index1D i, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx) => dx[i] = GeluGradient(x[i], dy[i]);
+    /// <summary>dx = dy gelu'(x + bias): Nn.Gelu's vector backward (dx may be dy).</summary>
+    public static void GeluBackward(Index1D i, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> dy, ArrayView<float> dx, int width) =>
+        dx[i] = GeluGradient(x[i] + bias[i % width], dy[i]);
 
     /// <summary><see cref="GeluBackward"/> that also writes dx16 = bf16(dx), the operand of the bf16 products that read dx.</summary>
-    public static void GeluBackwardBf16(Index1D i, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx, ArrayView<ushort> dx16)
+    public static void GeluBackwardBf16(Index1D i, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> dy, ArrayView<float> dx, ArrayView<ushort> dx16,
+        int width)
     {
-        float g = GeluGradient(x[i], dy[i]);
+        float g = GeluGradient(x[i] + bias[i % width], dy[i]);
         dx[i] = g;
         dx16[i] = Bf16.Round(g);
     }
@@ -64,14 +70,15 @@ internal static class ElementKernels
     }
 
     /// <summary>
-    /// The adaLN-Zero gated residual over rows of d channels: dst = branch * gate + src, with gate (B, d) the row's
-    /// image's (rows of one image are <paramref name="rowsPerImage"/> consecutive rows). dst may be src.
+    /// The adaLN-Zero gated residual over rows of d channels: dst = (branch + bias) * gate + src, with gate (B, d) the
+    /// row's image's (rows of one image are <paramref name="rowsPerImage"/> consecutive rows). The branch is its linear
+    /// layer's product before the bias (d), which is added here as it is read. dst may be src.
     /// </summary>
-    public static void GatedResidualForward(Index1D i, ArrayView<float> src, ArrayView<float> branch, ArrayView<float> gate, ArrayView<float> dst,
-        int d, int rowsPerImage)
+    public static void GatedResidualForward(Index1D i, ArrayView<float> src, ArrayView<float> branch, ArrayView<float> bias, ArrayView<float> gate,
+        ArrayView<float> dst, int d, int rowsPerImage)
     {
         int row = i / d, j = i - row * d;
-        dst[i] = branch[i] * gate[(row / rowsPerImage) * d + j] + src[i];
+        dst[i] = (branch[i] + bias[j]) * gate[(row / rowsPerImage) * d + j] + src[i];
     }
 
     /// <summary>

@@ -169,7 +169,8 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>? _adaLnDx;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _adaLnDxWarp;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _adaLnMod;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _branchGrad, _gateGrad;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _branchGrad;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _gateGrad;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _siluBackward;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _softmaxBackward;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int>? _softmaxBackwardWarp;
@@ -209,27 +210,28 @@ internal sealed partial class KernelSet
     }
 
     /// <summary>
-    /// The gated residual's backward over dy (rows, d): dGate (B, d; rows modStride apart) added to, then dBranch =
-    /// dy gate (dBranch may be dy).
+    /// The gated residual's backward over dy (rows, d): dGate (B, d; rows modStride apart) added to, from the branch
+    /// before its bias (d) as <see cref="GatedResidualForward"/> read it, then dBranch = dy gate (dBranch may be dy).
     /// </summary>
-    public void GatedResidualBackward(ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> gate, ArrayView<float> dGate, ArrayView<float> dBranch,
-        int d, int rowsPerImage, int modStride)
+    public void GatedResidualBackward(ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> bias, ArrayView<float> gate, ArrayView<float> dGate,
+        ArrayView<float> dBranch, int d, int rowsPerImage, int modStride)
     {
-        GatedResidualGateGradient(dy, branch, gate, dGate, dBranch, d, rowsPerImage, modStride);
+        GatedResidualGateGradient(dy, branch, bias, gate, dGate, dBranch, d, rowsPerImage, modStride);
         (_branchGrad ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(
             BackwardKernels.GatedResidualBranchGradient))((int)dy.Length, dy, gate, dBranch, d, rowsPerImage, modStride);
     }
 
     /// <summary>The gated residual backward's first step, dGate added to, after checking every view the backward uses.</summary>
-    private void GatedResidualGateGradient(ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> gate, ArrayView<float> dGate, ArrayView<float> dBranch,
-        int d, int rowsPerImage, int modStride)
+    private void GatedResidualGateGradient(ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> bias, ArrayView<float> gate, ArrayView<float> dGate,
+        ArrayView<float> dBranch, int d, int rowsPerImage, int modStride)
     {
+        Check(bias.Length >= d, "the branch's bias must hold d values");
         Check(d >= 1 && rowsPerImage >= 1 && modStride >= d && dy.Length % (d * (long)rowsPerImage) == 0, "dy must hold whole images of rows of d channels");
         int images = (int)(dy.Length / d / rowsPerImage);
         long modLength = (long)(images - 1) * modStride + d;
         Check(branch.Length >= dy.Length && dBranch.Length >= dy.Length && gate.Length >= modLength && dGate.Length >= modLength, "a buffer is too short");
-        (_gateGrad ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(
-            BackwardKernels.GatedResidualGateGradient))(images * d, dy, branch, dGate, d, rowsPerImage, modStride);
+        (_gateGrad ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(
+            BackwardKernels.GatedResidualGateGradient))(images * d, dy, branch, bias, dGate, d, rowsPerImage, modStride);
     }
 
     /// <summary>dx = dy silu'(x) over x's length (dx may be dy).</summary>

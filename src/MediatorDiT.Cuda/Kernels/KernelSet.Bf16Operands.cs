@@ -15,9 +15,9 @@ internal sealed partial class KernelSet
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int, float>? _adaLnWarpBf16;
     private Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, AttentionTile>? _tileSoftmaxWarpBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, AttentionTile>? _tileSoftmaxBackwardBf16;
-    private Action<Index1D, ArrayView<float>, ArrayView<ushort>, int>? _geluBf16;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int>? _geluBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>? _toHeadMajorBf16;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>>? _geluBackwardBf16;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int>? _geluBackwardBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int, int>? _branchGradBf16;
 
     /// <summary>
@@ -78,28 +78,30 @@ internal sealed partial class KernelSet
             ElementsPerThread.Threads(count), rowMajor, headMajor16, layout, (int)count);
     }
 
-    /// <summary>y16 = bf16(gelu(x)) over x's length (no fp32 output).</summary>
-    public void GeluForwardBf16(ArrayView<float> x, ArrayView<ushort> y16)
+    /// <summary>y16 = bf16(gelu(x + bias)) over x's length (x and bias as <see cref="GeluForward"/>'s; no fp32 output).</summary>
+    public void GeluForwardBf16(ArrayView<float> x, ArrayView<float> bias, ArrayView<ushort> y16)
     {
-        Check(y16.Length >= x.Length && x.Length <= int.MaxValue, "y16 is shorter than x, or x holds over 2^31 - 1 values");
-        (_geluBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>, int>(ElementKernels.GeluForwardBf16))(
-            ElementsPerThread.Threads(x.Length), x, y16, (int)x.Length);
+        Check(y16.Length >= x.Length, "y16 is shorter than x");
+        int width = CheckBiasRows(x, bias);
+        (_geluBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int>(ElementKernels.GeluForwardBf16))(
+            ElementsPerThread.Threads(x.Length), x, bias, y16, width, (int)x.Length);
     }
 
     /// <summary><see cref="GeluBackward"/> that also writes dx16 = bf16(dx).</summary>
-    public void GeluBackwardBf16(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx, ArrayView<ushort> dx16)
+    public void GeluBackwardBf16(ArrayView<float> x, ArrayView<float> bias, ArrayView<float> dy, ArrayView<float> dx, ArrayView<ushort> dx16)
     {
         Check(dy.Length >= x.Length && dx.Length >= x.Length && dx16.Length >= x.Length, "dy, dx and dx16 must be as long as x");
-        (_geluBackwardBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>>(
-            ElementKernels.GeluBackwardBf16))((int)x.Length, x, dy, dx, dx16);
+        int width = CheckBiasRows(x, bias);
+        (_geluBackwardBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int>(
+            ElementKernels.GeluBackwardBf16))((int)x.Length, x, bias, dy, dx, dx16, width);
     }
 
     /// <summary><see cref="GatedResidualBackward"/> that also writes dBranch16 = bf16(dBranch).</summary>
-    public void GatedResidualBackwardBf16(ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> gate, ArrayView<float> dGate, ArrayView<float> dBranch,
-        ArrayView<ushort> dBranch16, int d, int rowsPerImage, int modStride)
+    public void GatedResidualBackwardBf16(ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> bias, ArrayView<float> gate, ArrayView<float> dGate,
+        ArrayView<float> dBranch, ArrayView<ushort> dBranch16, int d, int rowsPerImage, int modStride)
     {
         Check(dBranch16.Length >= dy.Length, "dBranch16 is shorter than dy");
-        GatedResidualGateGradient(dy, branch, gate, dGate, dBranch, d, rowsPerImage, modStride);
+        GatedResidualGateGradient(dy, branch, bias, gate, dGate, dBranch, d, rowsPerImage, modStride);
         (_branchGradBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int, int>(
             BackwardKernels.GatedResidualBranchGradientBf16))((int)dy.Length, dy, gate, dBranch, dBranch16, d, rowsPerImage, modStride);
     }

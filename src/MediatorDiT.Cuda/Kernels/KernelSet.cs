@@ -12,9 +12,10 @@ namespace MediatorDiT.Cuda.Kernels;
 internal sealed partial class KernelSet
 {
     private readonly Accelerator _accelerator;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>>? _gelu, _silu;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _geluBackward;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _gated;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>>? _silu;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _gelu;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _geluBackward;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _gated;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceAdamWScalars>? _adamW;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _adaLn;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float>? _adaLnWarp;
@@ -83,19 +84,30 @@ internal sealed partial class KernelSet
     /// <summary>Waits for every queued launch.</summary>
     public void Synchronize() => _accelerator.Synchronize();
 
-    /// <summary>y = gelu(x) over x's length.</summary>
-    public void GeluForward(ArrayView<float> x, ArrayView<float> y)
+    /// <summary>y = gelu(x + bias) over x's length: x is fc1's product before its bias, rows of bias.Length.</summary>
+    public void GeluForward(ArrayView<float> x, ArrayView<float> bias, ArrayView<float> y)
     {
         Check(y.Length >= x.Length, "y is shorter than x");
-        (_gelu ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementKernels.GeluForward))((int)x.Length, x, y);
+        int width = CheckBiasRows(x, bias);
+        (_gelu ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ElementKernels.GeluForward))(
+            (int)x.Length, x, bias, y, width);
     }
 
-    /// <summary>dx = dy gelu'(x) over x's length.</summary>
-    public void GeluBackward(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx)
+    /// <summary>dx = dy gelu'(x + bias) over x's length (x and bias as <see cref="GeluForward"/>'s; dx may be dy).</summary>
+    public void GeluBackward(ArrayView<float> x, ArrayView<float> bias, ArrayView<float> dy, ArrayView<float> dx)
     {
         Check(dy.Length >= x.Length && dx.Length >= x.Length, "dy and dx must be as long as x");
-        (_geluBackward ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementKernels.GeluBackward))(
-            (int)x.Length, x, dy, dx);
+        int width = CheckBiasRows(x, bias);
+        (_geluBackward ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(
+            ElementKernels.GeluBackward))((int)x.Length, x, bias, dy, dx, width);
+    }
+
+    /// <summary>The width of the rows of x that a bias row is added to, after checking that x holds whole rows.</summary>
+    private static int CheckBiasRows(ArrayView<float> x, ArrayView<float> bias)
+    {
+        Check(bias.Length >= 1 && bias.Length <= int.MaxValue && x.Length % bias.Length == 0, "x must hold whole rows of the bias's length");
+        Check(x.Length <= int.MaxValue, "at most 2^31 - 1 values at once");
+        return (int)bias.Length;
     }
 
     /// <summary>y = silu(x) over x's length.</summary>
@@ -105,14 +117,18 @@ internal sealed partial class KernelSet
         (_silu ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementKernels.SiluForward))((int)x.Length, x, y);
     }
 
-    /// <summary>dst = branch * gate + src over rows of d channels, gate (B, d) per image of <paramref name="rowsPerImage"/> rows.</summary>
-    public void GatedResidualForward(ArrayView<float> src, ArrayView<float> branch, ArrayView<float> gate, ArrayView<float> dst, int d, int rowsPerImage)
+    /// <summary>
+    /// dst = (branch + bias) * gate + src over rows of d channels: branch is a linear layer's product before its bias (d),
+    /// gate (B, d) per image of <paramref name="rowsPerImage"/> rows. dst may be src.
+    /// </summary>
+    public void GatedResidualForward(ArrayView<float> src, ArrayView<float> branch, ArrayView<float> bias, ArrayView<float> gate, ArrayView<float> dst,
+        int d, int rowsPerImage)
     {
         long n = dst.Length;
-        Check(d >= 1 && rowsPerImage >= 1 && n % d == 0, "dst must hold whole rows of d channels");
+        Check(d >= 1 && rowsPerImage >= 1 && n % d == 0 && bias.Length >= d, "dst must hold whole rows of d channels, bias d of them");
         Check(src.Length >= n && branch.Length >= n && gate.Length >= (n / d + rowsPerImage - 1) / rowsPerImage * d, "src, branch or gate is too short");
-        (_gated ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(
-            ElementKernels.GatedResidualForward))((int)n, src, branch, gate, dst, d, rowsPerImage);
+        (_gated ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(
+            ElementKernels.GatedResidualForward))((int)n, src, branch, bias, gate, dst, d, rowsPerImage);
     }
 
     /// <summary>One AdamW step over p's length.</summary>

@@ -178,7 +178,7 @@ internal sealed class DeviceBlockActivations
     public ArrayView<float> A2 { get; }
     /// <inheritdoc cref="MediatorTokens"/>
     public ArrayView<float> Vm { get; }
-    /// <summary>The attention module's output (B*N, D) and the stream after the attention branch.</summary>
+    /// <summary>The attention module's output before proj's bias (B*N, D; the gated residual adds it) and the stream after the attention branch.</summary>
     public ArrayView<float> AttentionOut { get; }
     /// <inheritdoc cref="AttentionOut"/>
     public ArrayView<float> XMid { get; }
@@ -188,7 +188,10 @@ internal sealed class DeviceBlockActivations
     public ArrayView<float> H2 { get; }
     /// <inheritdoc cref="Normalized2"/>
     public ArrayView<float> Stats2 { get; }
-    /// <summary>The MLP's hidden rows before and after GELU (B*N, hidden) and its output (B*N, D).</summary>
+    /// <summary>
+    /// The MLP's hidden rows before fc1's bias and GELU, and after both (B*N, hidden), and its output before fc2's bias
+    /// (B*N, D): the kernels that read fc1's and fc2's products add their biases.
+    /// </summary>
     public ArrayView<float> Fc1 { get; }
     /// <inheritdoc cref="Fc1"/>
     public ArrayView<float> Gelu { get; }

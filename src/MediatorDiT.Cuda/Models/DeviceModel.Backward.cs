@@ -101,13 +101,13 @@ internal sealed partial class DeviceModel
         using (k.Stage(norms)) k.Zero(g.Modulation);
 
         // MLP branch: x_out = xMid + gate2 * fc2(gelu(fc1(h2))).
-        using (k.Stage(norms)) GatedResidualBackward(g.X, s.Mlp, Column(s.Modulation, 5, d), Column(g.Modulation, 5, d), g.BranchGradient, d, n, stride);
+        using (k.Stage(norms)) GatedResidualBackward(g.X, s.Mlp, w.Fc2Bias, Column(s.Modulation, 5, d), Column(g.Modulation, 5, d), g.BranchGradient, d, n, stride);
         using (k.Stage("backward: fc2"))
             _products.Backward(s.Fc2Input, w.Fc2Weight, g.BranchGradient, grads.Fc2Weight, grads.Fc2Bias, g.Hidden, rows, hidden, d, false);
         using (k.Stage("backward: gelu"))
         {
-            if (g.HiddenGradient.HasBf16) k.GeluBackwardBf16(s.Fc1, g.Hidden, g.Hidden, g.HiddenBf16);
-            else k.GeluBackward(s.Fc1, g.Hidden, g.Hidden);
+            if (g.HiddenGradient.HasBf16) k.GeluBackwardBf16(s.Fc1, w.Fc1Bias, g.Hidden, g.Hidden, g.HiddenBf16);
+            else k.GeluBackward(s.Fc1, w.Fc1Bias, g.Hidden, g.Hidden);
         }
         using (k.Stage("backward: fc1"))
             _products.Backward(s.Fc1Input, w.Fc1Weight, g.HiddenGradient, grads.Fc1Weight, grads.Fc1Bias, g.H, rows, d, hidden, false);
@@ -118,7 +118,7 @@ internal sealed partial class DeviceModel
                 g.XMid, d, n, stride, accumulate: true, residual: g.X);
 
             // Attention branch: xMid = xIn + gate1 * proj(attention(qkv(h1))).
-            GatedResidualBackward(g.XMid, s.AttentionOut, Column(s.Modulation, 2, d), Column(g.Modulation, 2, d), g.BranchGradient, d, n, stride);
+            GatedResidualBackward(g.XMid, s.AttentionOut, w.ProjBias, Column(s.Modulation, 2, d), Column(g.Modulation, 2, d), g.BranchGradient, d, n, stride);
         }
         using (k.Stage("backward: proj"))
             _products.Backward(s.ProjInput, w.ProjWeight, g.BranchGradient, grads.ProjWeight, grads.ProjBias, g.Heads, rows, d, d, false);
@@ -159,12 +159,12 @@ internal sealed partial class DeviceModel
         ArrayView<float> dx, int rows, int inFeatures, int outFeatures, bool accumulateDx) =>
         _products.Backward(x, weight, dy, dWeight, dBias, dx, rows, inFeatures, outFeatures, accumulateDx);
 
-    /// <summary>The gated residual's backward into dBranch, and into its bf16 copy when it has one.</summary>
-    private void GatedResidualBackward(ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> gate, ArrayView<float> dGate, ProductOperand dBranch,
-        int d, int rowsPerImage, int modStride)
+    /// <summary>The gated residual's backward (the branch before its bias) into dBranch, and into its bf16 copy when it has one.</summary>
+    private void GatedResidualBackward(ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> bias, ArrayView<float> gate, ArrayView<float> dGate,
+        ProductOperand dBranch, int d, int rowsPerImage, int modStride)
     {
-        if (dBranch.HasBf16) _kernels.GatedResidualBackwardBf16(dy, branch, gate, dGate, dBranch.F32, dBranch.B16, d, rowsPerImage, modStride);
-        else _kernels.GatedResidualBackward(dy, branch, gate, dGate, dBranch.F32, d, rowsPerImage, modStride);
+        if (dBranch.HasBf16) _kernels.GatedResidualBackwardBf16(dy, branch, bias, gate, dGate, dBranch.F32, dBranch.B16, d, rowsPerImage, modStride);
+        else _kernels.GatedResidualBackward(dy, branch, bias, gate, dGate, dBranch.F32, d, rowsPerImage, modStride);
     }
 
     /// <summary>Column block <paramref name="index"/> (B, D) of a (B, K D) modulation, as a view starting at its first column (rows K D apart).</summary>

@@ -184,21 +184,22 @@ internal sealed partial class DeviceModel : IDisposable
                 // The heads' output is made by the core's last steps (a layout move, the depthwise conv's add): rounded here.
                 if (s.ProjInput.HasBf16)
                     using (k.SubStage("bf16 rounding")) k.RoundToBf16(s.Heads, s.HeadsBf16);
-                Linear(s.ProjInput, block.ProjWeight, block.ProjBias, s.AttentionOut, rows, d, d);
+                _products.Forward(s.ProjInput, block.ProjWeight, s.AttentionOut, rows, d, d, accumulate: false); // + bias in the gated residual
             }
             using (k.Stage("forward: norms and gated residuals"))
             {
-                k.GatedResidualForward(a.X, s.AttentionOut, a.Chunk(2), s.XMid, d, n);
+                k.GatedResidualForward(a.X, s.AttentionOut, block.ProjBias, a.Chunk(2), s.XMid, d, n);
                 AdaLayerNorm(s.XMid, a.Chunk(3), a.Chunk(4), s.Normalized2, s.Fc1Input, s.Stats2, d, n, keepFloats: false);
             }
-            using (k.Stage("forward: fc1")) Linear(s.Fc1Input, block.Fc1Weight, block.Fc1Bias, s.Fc1, rows, d, cfg.MlpHidden);
+            // fc1's, fc2's and proj's biases are added by the kernels that read their products (GELU, the gated residuals).
+            using (k.Stage("forward: fc1")) _products.Forward(s.Fc1Input, block.Fc1Weight, s.Fc1, rows, d, cfg.MlpHidden, accumulate: false);
             using (k.Stage("forward: gelu"))
             {
-                if (s.Fc2Input.HasBf16) k.GeluForwardBf16(s.Fc1, s.GeluBf16);
-                else k.GeluForward(s.Fc1, s.Gelu);
+                if (s.Fc2Input.HasBf16) k.GeluForwardBf16(s.Fc1, block.Fc1Bias, s.GeluBf16);
+                else k.GeluForward(s.Fc1, block.Fc1Bias, s.Gelu);
             }
-            using (k.Stage("forward: fc2")) Linear(s.Fc2Input, block.Fc2Weight, block.Fc2Bias, s.Mlp, rows, cfg.MlpHidden, d);
-            using (k.Stage("forward: norms and gated residuals")) k.GatedResidualForward(s.XMid, s.Mlp, a.Chunk(5), a.X, d, n);
+            using (k.Stage("forward: fc2")) _products.Forward(s.Fc2Input, block.Fc2Weight, s.Mlp, rows, cfg.MlpHidden, d, accumulate: false);
+            using (k.Stage("forward: norms and gated residuals")) k.GatedResidualForward(s.XMid, s.Mlp, block.Fc2Bias, a.Chunk(5), a.X, d, n);
         }
 
         // Final layer: shift, scale = Linear(siluC) (B, 2D); tokens = Linear(adaLN(x)); unpatchify the returned channels.

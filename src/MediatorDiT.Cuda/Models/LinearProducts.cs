@@ -78,11 +78,13 @@ internal sealed class LinearProducts : IDisposable
     }
 
     /// <summary>
-    /// y (rows, out) += x (rows, in) W^T for W (out, in): Nn.Linear's product (y holds the bias rows). In bf16 x's
-    /// bf16 copy is read when it has one, else x is rounded first.
+    /// y (rows, out) += x (rows, in) W^T for W (out, in): Nn.Linear's product (y holds the bias rows), or y = x W^T
+    /// when not <paramref name="accumulate"/> (the bias then added by the kernel that reads y). In bf16 x's bf16 copy is
+    /// read when it has one, else x is rounded first.
     /// </summary>
-    public void Forward(ProductOperand x, ArrayView<float> weight, ArrayView<float> y, int rows, int inFeatures, int outFeatures) =>
-        Product(GemmShape.Single(false, true, rows, outFeatures, inFeatures, 1f, inFeatures, inFeatures, 1f, outFeatures), x, Activation, weight, Weight, y);
+    public void Forward(ProductOperand x, ArrayView<float> weight, ArrayView<float> y, int rows, int inFeatures, int outFeatures, bool accumulate = true) =>
+        Product(GemmShape.Single(false, true, rows, outFeatures, inFeatures, 1f, inFeatures, inFeatures, accumulate ? 1f : 0f, outFeatures),
+            x, Activation, weight, Weight, y);
 
     /// <summary>
     /// Nn.Linear.Backward for x (rows, in), W (out, in), dy (rows, out): dW += dy^T x, db += the column sums of dy,

@@ -104,17 +104,21 @@ public class BackwardKernelsTests(CpuAcceleratorFixture device)
         var dMod0 = KernelData.Uniform(images * modStride, 54, -1f, 1f);
         var dMod = (float[])dMod0.Clone();
         var dBranch = new float[n];
+        // The device reads the branch before its bias and adds it; the CPU kernel gets the sums, as its linear layer stores them.
+        var bias = KernelData.Uniform(d, 55, -1f, 1f);
+        var withBias = branch.Select((v, i) => v + bias[i % d]).ToArray();
         for (int r = 0; r < rowsPerImage * images; r++)
         {
             int c = r / rowsPerImage * modStride + gateCol;
-            GatedResidual.Backward(dy.AsSpan(r * d, d), branch.AsSpan(r * d, d), mod.AsSpan(c, d), dMod.AsSpan(c, d), dBranch.AsSpan(r * d, d));
+            GatedResidual.Backward(dy.AsSpan(r * d, d), withBias.AsSpan(r * d, d), mod.AsSpan(c, d), dMod.AsSpan(c, d), dBranch.AsSpan(r * d, d));
         }
         using var ddy = device.Upload(dy);
         using var db = device.Upload(branch);
+        using var dbias = device.Upload(bias);
         using var dm = device.Upload(mod);
         using var ddm = device.Upload(dMod0);
         using var ddb = device.Accelerator.Allocate1D<float>(n);
-        device.Kernels.GatedResidualBackward(ddy.View, db.View, From(dm, gateCol), From(ddm, gateCol), ddb.View, d, rowsPerImage, modStride);
+        device.Kernels.GatedResidualBackward(ddy.View, db.View, dbias.View, From(dm, gateCol), From(ddm, gateCol), ddb.View, d, rowsPerImage, modStride);
         KernelData.AssertSameBits(dMod, device.Download(ddm));
         KernelData.AssertSameBits(dBranch, device.Download(ddb));
     }

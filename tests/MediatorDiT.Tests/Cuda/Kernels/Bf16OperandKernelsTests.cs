@@ -108,18 +108,19 @@ public class Bf16OperandKernelsTests(CpuAcceleratorFixture device)
         var x = KernelData.Uniform(1000, 210, -6f, 6f);
         var dy = KernelData.Uniform(1000, 211, -2f, 2f);
         using var dX = device.Upload(x);
+        using var bias = device.Upload(KernelData.Uniform(40, 216, -1f, 1f));
         using var y = Floats(x.Length);
-        device.Kernels.GeluForward(dX.View, y.View);
+        device.Kernels.GeluForward(dX.View, bias.View, y.View);
         using var y16 = Halves(x.Length);
-        device.Kernels.GeluForwardBf16(dX.View, y16.View);
+        device.Kernels.GeluForwardBf16(dX.View, bias.View, y16.View);
         AssertSameHalves(Rounded(device.Download(y)), Download(y16), "gelu y16");
 
         using var g = device.Upload(dy);
-        device.Kernels.GeluBackward(dX.View, g.View, g.View);
+        device.Kernels.GeluBackward(dX.View, bias.View, g.View, g.View);
         var expected = device.Download(g);
         using var g2 = device.Upload(dy);
         using var g16 = Halves(x.Length);
-        device.Kernels.GeluBackwardBf16(dX.View, g2.View, g2.View, g16.View); // in place, as the model runs it
+        device.Kernels.GeluBackwardBf16(dX.View, bias.View, g2.View, g2.View, g16.View); // in place, as the model runs it
         KernelData.AssertSameBits(expected, device.Download(g2));
         AssertSameHalves(Rounded(expected), Download(g16), "gelu dx16");
     }
@@ -132,6 +133,7 @@ public class Bf16OperandKernelsTests(CpuAcceleratorFixture device)
         var branch = KernelData.Uniform(dy.Length, 213, -2f, 2f);
         var modulation = KernelData.Uniform(images * modStride, 214, -1f, 1f);
         var dModulation = KernelData.Uniform(images * modStride, 215, -1f, 1f);
+        var branchBias = KernelData.Uniform(d, 217, -1f, 1f);
         float[][] Run(bool bf16, out ushort[] dBranch16)
         {
             using var dDy = device.Upload(dy);
@@ -140,10 +142,11 @@ public class Bf16OperandKernelsTests(CpuAcceleratorFixture device)
             using var dMod = device.Upload(dModulation);
             using var dBranch = Floats(dy.Length);
             using var halves = Halves(dy.Length);
+            using var dBias = device.Upload(branchBias);
             var gate = mod.View.SubView(2 * d, modulation.Length - 2 * d);
             var dGate = dMod.View.SubView(2 * d, modulation.Length - 2 * d);
-            if (bf16) device.Kernels.GatedResidualBackwardBf16(dDy.View, dBranchIn.View, gate, dGate, dBranch.View, halves.View, d, rowsPerImage, modStride);
-            else device.Kernels.GatedResidualBackward(dDy.View, dBranchIn.View, gate, dGate, dBranch.View, d, rowsPerImage, modStride);
+            if (bf16) device.Kernels.GatedResidualBackwardBf16(dDy.View, dBranchIn.View, dBias.View, gate, dGate, dBranch.View, halves.View, d, rowsPerImage, modStride);
+            else device.Kernels.GatedResidualBackward(dDy.View, dBranchIn.View, dBias.View, gate, dGate, dBranch.View, d, rowsPerImage, modStride);
             dBranch16 = Download(halves);
             return [device.Download(dBranch), device.Download(dMod)];
         }

@@ -2,35 +2,48 @@ using MediatorDiT.Nn;
 
 namespace MediatorDiT.Tests.Cuda.Kernels;
 
-/// <summary>The element-wise device kernels on ILGPU's CPU accelerator against the CPU backend's kernels.</summary>
+/// <summary>
+/// The element-wise device kernels on ILGPU's CPU accelerator against the CPU backend's kernels. GELU and the gated
+/// residual read a linear layer's product before its bias and add the bias as they read: the CPU kernel is given the
+/// sums, fl(x + b), as the CPU linear layer stores them.
+/// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
 public class ElementKernelsTests(CpuAcceleratorFixture device)
 {
     // Lengths are whole multiples of every vector width, so the CPU kernels run their vector code throughout.
     private const int N = 48 * 16;
 
+    private const int Width = 48;
+
+    /// <summary>x + the bias row repeated over x's rows of <see cref="Width"/>, in float, as the CPU linear layer adds them.</summary>
+    private static float[] PlusBias(float[] x, float[] bias) => x.Select((v, i) => v + bias[i % bias.Length]).ToArray();
+
     [Fact]
     public void GeluForward_IsTheCpuKernelsBits()
     {
-        var x = KernelData.Uniform(N, 1, -9f, 9f);
+        var x = KernelData.Uniform(N, 1, -8f, 8f);
+        var bias = KernelData.Uniform(Width, 9, -1f, 1f);
         var expected = new float[N];
-        Gelu.Forward(x, expected);
+        Gelu.Forward(PlusBias(x, bias), expected);
         using var dx = device.Upload(x);
+        using var db = device.Upload(bias);
         using var dy = device.Accelerator.Allocate1D<float>(N);
-        device.Kernels.GeluForward(dx.View, dy.View);
+        device.Kernels.GeluForward(dx.View, db.View, dy.View);
         KernelData.AssertSameBits(expected, device.Download(dy));
     }
 
     [Fact]
     public void GeluBackward_IsTheCpuKernelsBits()
     {
-        var x = KernelData.Uniform(N, 2, -9f, 9f);
+        var x = KernelData.Uniform(N, 2, -8f, 8f);
+        var bias = KernelData.Uniform(Width, 10, -1f, 1f);
         var g = KernelData.Uniform(N, 3);
         var expected = new float[N];
-        Gelu.Backward(x, g, expected);
+        Gelu.Backward(PlusBias(x, bias), g, expected);
         using var dx = device.Upload(x);
+        using var db = device.Upload(bias);
         using var dg = device.Upload(g);
-        device.Kernels.GeluBackward(dx.View, dg.View, dg.View); // in place, as the CPU kernel allows
+        device.Kernels.GeluBackward(dx.View, db.View, dg.View, dg.View); // in place, as the CPU kernel allows
         KernelData.AssertSameBits(expected, device.Download(dg));
     }
 
@@ -54,13 +67,16 @@ public class ElementKernelsTests(CpuAcceleratorFixture device)
         var src = KernelData.Uniform(n, 5);
         var branch = KernelData.Uniform(n, 6);
         var gate = KernelData.Uniform(images * d, 7);
+        var bias = KernelData.Uniform(d, 17, -1f, 1f);
+        var withBias = PlusBias(branch, bias);
         var expected = new float[n];
         for (int row = 0; row < n / d; row++)
-            GatedResidual.Forward(src.AsSpan(row * d, d), branch.AsSpan(row * d, d), gate.AsSpan(row / rowsPerImage * d, d), expected.AsSpan(row * d, d));
+            GatedResidual.Forward(src.AsSpan(row * d, d), withBias.AsSpan(row * d, d), gate.AsSpan(row / rowsPerImage * d, d), expected.AsSpan(row * d, d));
         using var ds = device.Upload(src);
         using var db = device.Upload(branch);
+        using var dbias = device.Upload(bias);
         using var dg = device.Upload(gate);
-        device.Kernels.GatedResidualForward(ds.View, db.View, dg.View, ds.View, d, rowsPerImage); // dst = src, in place
+        device.Kernels.GatedResidualForward(ds.View, db.View, dbias.View, dg.View, ds.View, d, rowsPerImage); // dst = src, in place
         KernelData.AssertSameBits(expected, device.Download(ds));
     }
 

@@ -26,11 +26,12 @@ public class ElementsPerThreadTests(CpuAcceleratorFixture device)
         for (int i = 0; i < n; i++) Assert.Equal(Bf16.Round(x[i]), actual[i]);
         Assert.All(actual[n..], v => Assert.Equal(Sentinel, v));
 
+        using var bias = device.Upload(KernelData.Uniform(n, 320 + n, -1f, 1f)); // one row: element i reads bias[i]
         using var gelu = device.Accelerator.Allocate1D<float>(n);
-        device.Kernels.GeluForward(dx.View, gelu.View);
+        device.Kernels.GeluForward(dx.View, bias.View, gelu.View);
         var expected = device.Download(gelu);
         using var gelu16 = Sentinels(n + 3);
-        device.Kernels.GeluForwardBf16(dx.View, gelu16.View.SubView(0, n));
+        device.Kernels.GeluForwardBf16(dx.View, bias.View, gelu16.View.SubView(0, n));
         var actual16 = Download(gelu16);
         for (int i = 0; i < n; i++) Assert.Equal(Bf16.Round(expected[i]), actual16[i]);
         Assert.All(actual16[n..], v => Assert.Equal(Sentinel, v));
