@@ -13,7 +13,7 @@ namespace MediatorDiT.Cuda.Kernels;
 internal sealed partial class KernelSet
 {
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int, float>? _adaLnWarpBf16;
-    private Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, AttentionTile>? _tileSoftmaxWarpBf16;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, AttentionTile>? _tileSoftmaxWarpBf16, _tileSoftmaxShortBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, AttentionTile>? _tileSoftmaxBackwardBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int>? _geluBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>? _toHeadMajorBf16;
@@ -42,8 +42,8 @@ internal sealed partial class KernelSet
 
     /// <summary>
     /// <see cref="TileSoftmax"/> with the probabilities in bf16 (p16, as long as the tile); lse as there. A warp per row
-    /// writes p16 alone (s is left holding the unnormalised exponentials); a thread per row runs the softmax in place and
-    /// rounds s.
+    /// writes p16 alone (s is left holding the unnormalised exponentials, or, for rows of at most 8 x the warp's width,
+    /// read once into registers and not written); a thread per row runs the softmax in place and rounds s.
     /// </summary>
     public void TileSoftmaxBf16(ArrayView<float> s, ArrayView<ushort> p16, ArrayView<float> lse, int items, AttentionTile tile)
     {
@@ -56,8 +56,12 @@ internal sealed partial class KernelSet
             return;
         }
         CheckTileSoftmax(s, lse, items, tile);
-        (_tileSoftmaxWarpBf16 ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, AttentionTile>(WarpRowKernels.TileSoftmaxBf16))(
-            RowLaunch(rows), s, p16, lse, (int)rows, tile);
+        if (tile.Tokens <= WarpRowKernels.ShortRowValuesPerLane * _accelerator.WarpSize)
+            (_tileSoftmaxShortBf16 ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, AttentionTile>(
+                WarpRowKernels.TileSoftmaxBf16Short))(RowLaunch(rows), s, p16, lse, (int)rows, tile);
+        else
+            (_tileSoftmaxWarpBf16 ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, AttentionTile>(
+                WarpRowKernels.TileSoftmaxBf16))(RowLaunch(rows), s, p16, lse, (int)rows, tile);
     }
 
     /// <summary><see cref="TileSoftmaxBackward"/> writing P and dS only in bf16, into p16 and ds16 (s and dp are read, not written).</summary>

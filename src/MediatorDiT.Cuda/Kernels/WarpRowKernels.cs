@@ -150,6 +150,58 @@ internal static class WarpRowKernels
         if (lane == 0) lse[t.LseIndex(row)] = e.LogSumExp;
     }
 
+    /// <summary>The longest row <see cref="TileSoftmaxBf16Short"/> takes: <see cref="ShortRowValuesPerLane"/> values per lane.</summary>
+    public const int ShortRowValuesPerLane = 8;
+
+    /// <summary>
+    /// <see cref="TileSoftmaxBf16"/> for rows of at most <see cref="ShortRowValuesPerLane"/> x WarpSize logits (256 on a
+    /// GPU: SiT's 256 tokens): each lane keeps its values in registers, so the row is read once and only P's bf16 copy is
+    /// written (the general kernel reads it three times and writes the exponentials back). The same operations in the
+    /// same order as <see cref="TileSoftmaxBf16"/>, so the same bits; s is not written.
+    /// </summary>
+    public static void TileSoftmaxBf16Short(ArrayView<float> s, ArrayView<ushort> p16, ArrayView<float> lse, int rows, AttentionTile t)
+    {
+        int row = RowOf(), lanes = Warp.WarpSize, n = t.Tokens;
+        if (row >= rows) return;
+        long o = (long)row * n;
+        int j0 = Warp.LaneIdx, j1 = j0 + lanes, j2 = j1 + lanes, j3 = j2 + lanes, j4 = j3 + lanes, j5 = j4 + lanes, j6 = j5 + lanes, j7 = j6 + lanes;
+        float x0 = j0 < n ? s[o + j0] : 0f, x1 = j1 < n ? s[o + j1] : 0f, x2 = j2 < n ? s[o + j2] : 0f, x3 = j3 < n ? s[o + j3] : 0f;
+        float x4 = j4 < n ? s[o + j4] : 0f, x5 = j5 < n ? s[o + j5] : 0f, x6 = j6 < n ? s[o + j6] : 0f, x7 = j7 < n ? s[o + j7] : 0f;
+        // The max and sum over the lane's values in the general kernel's order (j = lane, lane + WarpSize, ..).
+        float max = float.NegativeInfinity;
+        if (j0 < n) max = MathF.Max(max, x0);
+        if (j1 < n) max = MathF.Max(max, x1);
+        if (j2 < n) max = MathF.Max(max, x2);
+        if (j3 < n) max = MathF.Max(max, x3);
+        if (j4 < n) max = MathF.Max(max, x4);
+        if (j5 < n) max = MathF.Max(max, x5);
+        if (j6 < n) max = MathF.Max(max, x6);
+        if (j7 < n) max = MathF.Max(max, x7);
+        max = WarpMax(max);
+        float e0 = DeviceMath.Exp(x0 - max), e1 = DeviceMath.Exp(x1 - max), e2 = DeviceMath.Exp(x2 - max), e3 = DeviceMath.Exp(x3 - max);
+        float e4 = DeviceMath.Exp(x4 - max), e5 = DeviceMath.Exp(x5 - max), e6 = DeviceMath.Exp(x6 - max), e7 = DeviceMath.Exp(x7 - max);
+        float sum = 0;
+        if (j0 < n) sum += e0;
+        if (j1 < n) sum += e1;
+        if (j2 < n) sum += e2;
+        if (j3 < n) sum += e3;
+        if (j4 < n) sum += e4;
+        if (j5 < n) sum += e5;
+        if (j6 < n) sum += e6;
+        if (j7 < n) sum += e7;
+        var e = new Exponentials(max, WarpSum(sum));
+        float inv = 1f / e.Sum;
+        if (j0 < n) p16[o + j0] = Bf16.Round(e0 * inv);
+        if (j1 < n) p16[o + j1] = Bf16.Round(e1 * inv);
+        if (j2 < n) p16[o + j2] = Bf16.Round(e2 * inv);
+        if (j3 < n) p16[o + j3] = Bf16.Round(e3 * inv);
+        if (j4 < n) p16[o + j4] = Bf16.Round(e4 * inv);
+        if (j5 < n) p16[o + j5] = Bf16.Round(e5 * inv);
+        if (j6 < n) p16[o + j6] = Bf16.Round(e6 * inv);
+        if (j7 < n) p16[o + j7] = Bf16.Round(e7 * inv);
+        if (Warp.LaneIdx == 0) lse[t.LseIndex(row)] = e.LogSumExp;
+    }
+
     /// <summary><see cref="AttentionKernels.SoftmaxRowsWithBiasTable"/> with a warp per row: row r of x (rows, n) gets bias row r mod biasRows.</summary>
     public static void SoftmaxRowsWithBiasTable(ArrayView<float> x, ArrayView<float> bias, int rows, int n, int biasRows)
     {
