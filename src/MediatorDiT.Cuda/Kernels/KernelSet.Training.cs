@@ -11,7 +11,7 @@ internal sealed partial class KernelSet
 
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, ArrayView<float>, ArrayView<float>, int, int>? _loss;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int>? _squares;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, double>? _normScale;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, double>? _normScale;
     private Action<Index1D, ArrayView<float>, ArrayView<float>>? _scaleByClip;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, float, float>? _ema;
     private Action<Index1D, ArrayView<float>>? _zero;
@@ -56,7 +56,8 @@ internal sealed partial class KernelSet
     /// <summary>
     /// The global gradient norm of g (every trainable parameter's gradient, one flat buffer) in fp32, and gradient
     /// clipping: result (2) = (norm, scale) with scale = maxNorm / (norm + 1e-6) when 0 &lt; maxNorm &lt; norm, else 1,
-    /// and g scaled by it on the device. partials holds <see cref="NormPartials"/> floats.
+    /// and g scaled by it on the device (not at all when clipping is off: the scale is 1). partials holds
+    /// <see cref="NormPartials"/> floats.
     /// </summary>
     public void GradientNormAndClip(ArrayView<float> g, ArrayView<float> partials, ArrayView<float> result, double maxNorm)
     {
@@ -64,9 +65,17 @@ internal sealed partial class KernelSet
         Check(count >= 1 && partials.Length >= count && result.Length >= 2, "g is empty, or partials or result is too short");
         (_squares ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(TrainingKernels.SumOfSquaresPartials))(
             new KernelConfig(count, ReductionGroupSize), g, partials, NormChunk);
-        (_normScale ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, double>(TrainingKernels.GradientNormAndClipScale))(
-            1, partials, result, count, maxNorm);
-        (_scaleByClip ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(TrainingKernels.ScaleByClip))((int)g.Length, g, result);
+        NormAndClipScale(partials, result, count, maxNorm);
+        if (maxNorm > 0)
+            (_scaleByClip ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(TrainingKernels.ScaleByClip))((int)g.Length, g, result);
+    }
+
+    /// <summary>result = (sqrt of the sum of the first <paramref name="count"/> partials, the clipping scale): one group.</summary>
+    internal void NormAndClipScale(ArrayView<float> partials, ArrayView<float> result, int count, double maxNorm)
+    {
+        Check(count >= 1 && partials.Length >= count && result.Length >= 2, "partials or result is too short");
+        (_normScale ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, double>(TrainingKernels.GradientNormAndClipScale))(
+            new KernelConfig(1, ReductionGroupSize), partials, result, count, maxNorm);
     }
 
     /// <summary>ema = decay ema + (1 - decay) p over ema's length, with Training.Ema's float factors.</summary>

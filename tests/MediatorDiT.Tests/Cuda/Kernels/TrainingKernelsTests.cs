@@ -74,6 +74,28 @@ public class TrainingKernelsTests(CpuAcceleratorFixture device)
         }
     }
 
+    [Theory]
+    [InlineData(1, 0.0)]
+    [InlineData(255, 0.0)]
+    [InlineData(41_231, 0.0)] // SiT-XL/2's count: more partials than the group has threads, and an odd tail
+    [InlineData(41_231, 1.0)] // clipped: the norm is about 1.4
+    public void TheNormOfManyPartials_IsTheirSumsRoot(int count, double maxNorm)
+    {
+        var partials = KernelData.Uniform(count, 140 + count, 0f, 1e-4f);
+        double total = partials.Sum(p => (double)p), norm = Math.Sqrt(total);
+        using var dp = device.Upload(partials);
+        using var result = device.Accelerator.Allocate1D<float>(2);
+        device.Kernels.NormAndClipScale(dp.View, result.View, count, maxNorm);
+        var r = device.Download(result);
+        Assert.Equal(norm, r[0], norm * 1e-5); // fp32 sums of positive terms: well inside 1e-5
+        if (maxNorm > 0)
+        {
+            Assert.True(norm > maxNorm, "the clipped case must clip");
+            Assert.Equal(maxNorm / (norm + 1e-6), r[1], 1e-6);
+        }
+        else Assert.Equal(1f, r[1]);
+    }
+
     private sealed class Weights(params Parameter[] parameters) : IParameterSet
     {
         public IReadOnlyList<Parameter> Parameters { get; } = parameters;
