@@ -41,7 +41,24 @@ internal static class WarpRowKernels
         if (row >= rows) return;
         long o = (long)row * d, c = (long)(row / rowsPerImage) * d;
         var m = RowMoments(x, o, d, eps);
-        for (int j = lane; j < d; j += lanes)
+        int j = lane;
+        for (; j + 3 * lanes < d; j += 4 * lanes) // four of the lane's values loaded before the first store
+        {
+            int j1 = j + lanes, j2 = j1 + lanes, j3 = j2 + lanes;
+            float x0 = x[o + j], x1 = x[o + j1], x2 = x[o + j2], x3 = x[o + j3];
+            float s0 = scale[c + j], s1 = scale[c + j1], s2 = scale[c + j2], s3 = scale[c + j3];
+            float b0 = shift[c + j], b1 = shift[c + j1], b2 = shift[c + j2], b3 = shift[c + j3];
+            float h0 = (x0 - m.Mean) * m.Rstd, h1 = (x1 - m.Mean) * m.Rstd, h2 = (x2 - m.Mean) * m.Rstd, h3 = (x3 - m.Mean) * m.Rstd;
+            xhat[o + j] = h0;
+            xhat[o + j1] = h1;
+            xhat[o + j2] = h2;
+            xhat[o + j3] = h3;
+            y[o + j] = h0 * s0 + h0 + b0;
+            y[o + j1] = h1 * s1 + h1 + b1;
+            y[o + j2] = h2 * s2 + h2 + b2;
+            y[o + j3] = h3 * s3 + h3 + b3;
+        }
+        for (; j < d; j += lanes)
         {
             float h = (x[o + j] - m.Mean) * m.Rstd;
             xhat[o + j] = h;
@@ -61,7 +78,24 @@ internal static class WarpRowKernels
         if (row >= rows) return;
         long o = (long)row * d, c = (long)(row / rowsPerImage) * d;
         var m = RowMoments(x, o, d, eps);
-        for (int j = lane; j < d; j += lanes)
+        int j = lane;
+        for (; j + 3 * lanes < d; j += 4 * lanes) // four of the lane's values loaded before the first store
+        {
+            int j1 = j + lanes, j2 = j1 + lanes, j3 = j2 + lanes;
+            float x0 = x[o + j], x1 = x[o + j1], x2 = x[o + j2], x3 = x[o + j3];
+            float s0 = scale[c + j], s1 = scale[c + j1], s2 = scale[c + j2], s3 = scale[c + j3];
+            float b0 = shift[c + j], b1 = shift[c + j1], b2 = shift[c + j2], b3 = shift[c + j3];
+            float h0 = (x0 - m.Mean) * m.Rstd, h1 = (x1 - m.Mean) * m.Rstd, h2 = (x2 - m.Mean) * m.Rstd, h3 = (x3 - m.Mean) * m.Rstd;
+            xhat[o + j] = h0;
+            xhat[o + j1] = h1;
+            xhat[o + j2] = h2;
+            xhat[o + j3] = h3;
+            y16[o + j] = Bf16.Round(h0 * s0 + h0 + b0);
+            y16[o + j1] = Bf16.Round(h1 * s1 + h1 + b1);
+            y16[o + j2] = Bf16.Round(h2 * s2 + h2 + b2);
+            y16[o + j3] = Bf16.Round(h3 * s3 + h3 + b3);
+        }
+        for (; j < d; j += lanes)
         {
             float h = (x[o + j] - m.Mean) * m.Rstd;
             xhat[o + j] = h;
@@ -74,11 +108,30 @@ internal static class WarpRowKernels
     private static Moments RowMoments(ArrayView<float> x, long o, int d, float eps)
     {
         int lane = Warp.LaneIdx, lanes = Warp.WarpSize;
+        // Each pass loads four of the lane's values before adding them, in the lane's order (j, j + lanes, ..).
         float sum = 0;
-        for (int j = lane; j < d; j += lanes) sum += x[o + j];
+        int j = lane;
+        for (; j + 3 * lanes < d; j += 4 * lanes)
+        {
+            float x0 = x[o + j], x1 = x[o + j + lanes], x2 = x[o + j + 2 * lanes], x3 = x[o + j + 3 * lanes];
+            sum += x0;
+            sum += x1;
+            sum += x2;
+            sum += x3;
+        }
+        for (; j < d; j += lanes) sum += x[o + j];
         float mu = WarpSum(sum) / d;
         float var = 0;
-        for (int j = lane; j < d; j += lanes)
+        j = lane;
+        for (; j + 3 * lanes < d; j += 4 * lanes)
+        {
+            float d0 = x[o + j] - mu, d1 = x[o + j + lanes] - mu, d2 = x[o + j + 2 * lanes] - mu, d3 = x[o + j + 3 * lanes] - mu;
+            var += d0 * d0;
+            var += d1 * d1;
+            var += d2 * d2;
+            var += d3 * d3;
+        }
+        for (; j < d; j += lanes)
         {
             float dev = x[o + j] - mu;
             var += dev * dev;
@@ -106,15 +159,49 @@ internal static class WarpRowKernels
         int row = RowOf(), lane = Warp.LaneIdx, lanes = Warp.WarpSize;
         if (row >= rows) return;
         long o = (long)row * d, c = (long)(row / rowsPerImage) * modStride;
+        // Each pass loads four of the lane's values before using them, in the lane's order (j, j + lanes, ..).
         float sum = 0, dot = 0;
-        for (int j = lane; j < d; j += lanes)
+        int j = lane;
+        for (; j + 3 * lanes < d; j += 4 * lanes)
+        {
+            int j1 = j + lanes, j2 = j1 + lanes, j3 = j2 + lanes;
+            float g0 = g[o + j], g1 = g[o + j1], g2 = g[o + j2], g3 = g[o + j3];
+            float s0 = scale[c + j], s1 = scale[c + j1], s2 = scale[c + j2], s3 = scale[c + j3];
+            float x0 = xhat[o + j], x1 = xhat[o + j1], x2 = xhat[o + j2], x3 = xhat[o + j3];
+            float dh0 = g0 * s0 + g0, dh1 = g1 * s1 + g1, dh2 = g2 * s2 + g2, dh3 = g3 * s3 + g3;
+            sum += dh0;
+            dot += dh0 * x0;
+            sum += dh1;
+            dot += dh1 * x1;
+            sum += dh2;
+            dot += dh2 * x2;
+            sum += dh3;
+            dot += dh3 * x3;
+        }
+        for (; j < d; j += lanes)
         {
             float gs = g[o + j], dh = gs * scale[c + j] + gs;
             sum += dh;
             dot += dh * xhat[o + j];
         }
         float meanDy = WarpSum(sum) / d, meanDyX = WarpSum(dot) / d, rstd = stats[2L * row + 1];
-        for (int j = lane; j < d; j += lanes)
+        j = lane;
+        for (; j + 3 * lanes < d; j += 4 * lanes)
+        {
+            int j1 = j + lanes, j2 = j1 + lanes, j3 = j2 + lanes;
+            float g0 = g[o + j], g1 = g[o + j1], g2 = g[o + j2], g3 = g[o + j3];
+            float s0 = scale[c + j], s1 = scale[c + j1], s2 = scale[c + j2], s3 = scale[c + j3];
+            float x0 = xhat[o + j], x1 = xhat[o + j1], x2 = xhat[o + j2], x3 = xhat[o + j3];
+            float a0 = addend[o + j], a1 = addend[o + j1], a2 = addend[o + j2], a3 = addend[o + j3];
+            float dh0 = g0 * s0 + g0, dh1 = g1 * s1 + g1, dh2 = g2 * s2 + g2, dh3 = g3 * s3 + g3;
+            float t0 = (x0 * -meanDyX + dh0 + -meanDy) * rstd, t1 = (x1 * -meanDyX + dh1 + -meanDy) * rstd;
+            float t2 = (x2 * -meanDyX + dh2 + -meanDy) * rstd, t3 = (x3 * -meanDyX + dh3 + -meanDy) * rstd;
+            dx[o + j] = accumulate != 0 ? a0 + t0 : t0;
+            dx[o + j1] = accumulate != 0 ? a1 + t1 : t1;
+            dx[o + j2] = accumulate != 0 ? a2 + t2 : t2;
+            dx[o + j3] = accumulate != 0 ? a3 + t3 : t3;
+        }
+        for (; j < d; j += lanes)
         {
             float gs = g[o + j], dh = gs * scale[c + j] + gs;
             float t = (xhat[o + j] * -meanDyX + dh + -meanDy) * rstd;
