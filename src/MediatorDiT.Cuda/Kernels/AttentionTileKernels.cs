@@ -38,6 +38,23 @@ internal static class AttentionTileKernels
         if (i3 < n) dst16[i3] = Bf16.Round(v3);
     }
 
+    /// <summary><see cref="FromHeadMajor"/> that also writes dst16 = bf16 of each value moved (at dst's index): a bf16 product's operand.</summary>
+    public static void FromHeadMajorWithBf16(Index1D t, ArrayView<float> src, ArrayView<float> dst, ArrayView<ushort> dst16, HeadLayout l, int n)
+    {
+        int stride = ElementsPerThread.Threads(n), i0 = t, i1 = i0 + stride, i2 = i1 + stride, i3 = i2 + stride;
+        float v0 = i0 < n ? src[i0] : 0f, v1 = i1 < n ? src[i1] : 0f, v2 = i2 < n ? src[i2] : 0f, v3 = i3 < n ? src[i3] : 0f;
+        if (i0 < n) Store(dst, dst16, l.RowMajorIndex(i0), v0);
+        if (i1 < n) Store(dst, dst16, l.RowMajorIndex(i1), v1);
+        if (i2 < n) Store(dst, dst16, l.RowMajorIndex(i2), v2);
+        if (i3 < n) Store(dst, dst16, l.RowMajorIndex(i3), v3);
+    }
+
+    private static void Store(ArrayView<float> dst, ArrayView<ushort> dst16, long index, float value)
+    {
+        dst[index] = value;
+        dst16[index] = Bf16.Round(value);
+    }
+
     /// <summary>The inverse of <see cref="ToHeadMajor"/>: dst (B*N, ld) at columns Column.. gets src (B, H, N, hd, n values).</summary>
     public static void FromHeadMajor(Index1D t, ArrayView<float> src, ArrayView<float> dst, HeadLayout l, int n)
     {

@@ -17,6 +17,7 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, AttentionTile>? _tileSoftmaxBackwardBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int>? _geluBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>? _toHeadMajorBf16;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>? _fromHeadMajorWithBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int>? _geluBackwardBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int, int>? _branchGradBf16;
 
@@ -80,6 +81,15 @@ internal sealed partial class KernelSet
         long count = CheckHeadLayout(rowMajor, headMajor16.Length, batch, layout);
         (_toHeadMajorBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>(AttentionTileKernels.ToHeadMajorBf16))(
             ElementsPerThread.Threads(count), rowMajor, headMajor16, layout, (int)count);
+    }
+
+    /// <summary><see cref="FromHeadMajor"/> that also writes rowMajor16 (as long as rowMajor) = bf16 of every value it moves.</summary>
+    public void FromHeadMajorWithBf16(ArrayView<float> headMajor, ArrayView<float> rowMajor, ArrayView<ushort> rowMajor16, int batch, HeadLayout layout)
+    {
+        long count = CheckHeadLayout(rowMajor, headMajor.Length, batch, layout);
+        Check(rowMajor16.Length >= rowMajor.Length, "rowMajor16 is shorter than rowMajor");
+        (_fromHeadMajorWithBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>(
+            AttentionTileKernels.FromHeadMajorWithBf16))(ElementsPerThread.Threads(count), headMajor, rowMajor, rowMajor16, layout, (int)count);
     }
 
     /// <summary>y16 = bf16(gelu(x + bias)) over x's length (x and bias as <see cref="GeluForward"/>'s; no fp32 output).</summary>

@@ -93,10 +93,11 @@ internal sealed class AttentionProducts : IDisposable
 
     /// <summary>
     /// dqkv (B*N, 3D) overwritten with the gradient of <see cref="FullForward"/> from qkv, its output o and lse, and dO (B*N, D);
-    /// delta (B, H, N) is scratch.
+    /// delta (B, H, N) is scratch. With <paramref name="dqkv16"/> (bf16 operands from their producers) the moves back to
+    /// rows also write dqkv's bf16 copy there, the operand of qkv's backward products.
     /// </summary>
     public void FullBackward(ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> dO, ArrayView<float> lse, ArrayView<float> delta,
-        ArrayView<float> dqkv, AttentionGeometry g)
+        ArrayView<float> dqkv, AttentionGeometry g, ArrayView<ushort> dqkv16 = default)
     {
         int n = g.Tokens, hd = g.HeadDim, items = g.Batch * g.Heads;
         long e = (long)g.Batch * n * g.Dim;
@@ -139,7 +140,11 @@ internal sealed class AttentionProducts : IDisposable
         }
         using (_kernels.SubStage("layout"))
             for (int part = 0; part < 3; part++)
-                _kernels.FromHeadMajor(heads.SubView((4 + part) * e, e), dqkv, g.Batch, new HeadLayout(n, g.Heads, hd, 3 * g.Dim, part * g.Dim));
+            {
+                var layout = new HeadLayout(n, g.Heads, hd, 3 * g.Dim, part * g.Dim);
+                if (_fused && dqkv16.Length > 0) _kernels.FromHeadMajorWithBf16(heads.SubView((4 + part) * e, e), dqkv, dqkv16, g.Batch, layout);
+                else _kernels.FromHeadMajor(heads.SubView((4 + part) * e, e), dqkv, g.Batch, layout);
+            }
     }
 
     /// <summary>

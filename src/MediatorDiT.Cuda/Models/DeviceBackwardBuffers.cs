@@ -61,10 +61,12 @@ internal sealed class DeviceBackwardBuffers : IDisposable
         Data = New(Noise.Length);
         ResizeTaps = mediator ? new DeviceResizeTaps(accelerator, KernelSet.MediatorBiasSide, cfg.GridSize) : null;
         if (!bf16Operands) return;
-        _halves = accelerator.Allocate1D<ushort>(rows * d + rows * cfg.MlpHidden);
+        long qkv16 = mediator ? 0 : rows * 3 * d; // mediator attention adds its pooling's and conv's gradients after the moves
+        _halves = accelerator.Allocate1D<ushort>(rows * d + rows * cfg.MlpHidden + qkv16);
         var halves = (ArrayView<ushort>)_halves.View;
         BranchBf16 = halves.SubView(0, rows * d);
         HiddenBf16 = halves.SubView(rows * d, rows * cfg.MlpHidden);
+        if (qkv16 > 0) QkvBf16 = halves.SubView(rows * d + rows * cfg.MlpHidden, qkv16);
     }
 
     /// <summary>B, the batch size the buffers are for.</summary>
@@ -91,6 +93,10 @@ internal sealed class DeviceBackwardBuffers : IDisposable
     public ArrayView<ushort> BranchBf16 { get; }
     /// <inheritdoc cref="BranchBf16"/>
     public ArrayView<ushort> HiddenBf16 { get; }
+    /// <summary>The bf16 copy of <see cref="Qkv"/> that full attention's backward writes (bf16 operands from their producers; empty otherwise).</summary>
+    public ArrayView<ushort> QkvBf16 { get; }
+    /// <summary>dL/dqkv as the operand of qkv's backward (with its bf16 copy after full attention's backward).</summary>
+    public ProductOperand QkvGradient => new(Qkv, QkvBf16);
     /// <summary>dL/d(a gated branch's output) as the operand of its linear layer's backward.</summary>
     public ProductOperand BranchGradient => new(Branch, BranchBf16);
     /// <summary>dL/d(fc1's output) as the operand of fc1's backward.</summary>

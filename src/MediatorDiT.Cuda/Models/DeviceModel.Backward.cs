@@ -126,8 +126,9 @@ internal sealed partial class DeviceModel
             using (k.Stage("backward: mediator attention core")) MediatorBackward(s, w, grads, g, b);
         else
             using (k.Stage("backward: full attention core"))
-                _products.Attention.FullBackward(s.Qkv, s.Heads, g.Heads, s.Lse, g.Delta, g.Qkv, Geometry(b));
-        using (k.Stage("backward: qkv")) _products.Backward(s.QkvInput, w.QkvWeight, g.Qkv, grads.QkvWeight, grads.QkvBias, g.H, rows, d, 3 * d, false);
+                _products.Attention.FullBackward(s.Qkv, s.Heads, g.Heads, s.Lse, g.Delta, g.Qkv, Geometry(b), g.QkvBf16);
+        using (k.Stage("backward: qkv"))
+            _products.Backward(s.QkvInput, w.QkvWeight, w.Mediator ? g.Qkv : g.QkvGradient, grads.QkvWeight, grads.QkvBias, g.H, rows, d, 3 * d, false);
         using (k.Stage(norms))
         {
             k.AdaLayerNormBackward(g.H, s.Normalized1, Column(s.Modulation, 1, d), s.Stats1, Column(g.Modulation, 0, d), Column(g.Modulation, 1, d),

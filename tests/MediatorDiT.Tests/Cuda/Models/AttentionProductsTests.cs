@@ -95,8 +95,9 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
         KernelData.AssertSameBits(lse, fusedLse);
 
         var attention = CpuLayer(99);
-        KernelData.AssertSameBits(Backward(attention, DevicePrecision.Bf16, tileFloats, kernels, operandsFromProducers: false),
-            Backward(attention, DevicePrecision.Bf16, tileFloats, kernels, operandsFromProducers: true));
+        var dqkv = Backward(attention, DevicePrecision.Bf16, tileFloats, kernels, operandsFromProducers: false);
+        KernelData.AssertSameBits(dqkv, Backward(attention, DevicePrecision.Bf16, tileFloats, kernels, operandsFromProducers: true, out var dqkv16));
+        Assert.Equal(dqkv.Select(Bf16.Round), dqkv16); // the moves back to rows wrote dqkv's bf16 copy too
 
         // Mediator attention: T's head-major copy is written in bf16 directly.
         var g = new AttentionGeometry(Batch, Grid, Heads, HeadDim, 2, 1f / MathF.Sqrt(HeadDim));
@@ -303,7 +304,11 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
     }
 
     private float[] Backward(FullAttention attention, DevicePrecision precision, long tileFloats, KernelSet? kernels = null,
-        bool operandsFromProducers = true)
+        bool operandsFromProducers = true) => Backward(attention, precision, tileFloats, kernels, operandsFromProducers, out _);
+
+    /// <summary>As the other overload; <paramref name="dqkv16"/> gets the bf16 copy of dqkv the backward writes when its producers write operands.</summary>
+    private float[] Backward(FullAttention attention, DevicePrecision precision, long tileFloats, KernelSet? kernels, bool operandsFromProducers,
+        out ushort[] dqkv16)
     {
         using var gemm = new IlgpuGemm(device.Accelerator);
         using var products = new AttentionProducts(kernels ?? device.Kernels, gemm, precision, tileFloats, operandsFromProducers);
@@ -313,8 +318,12 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
         using var lse = device.Upload(attention.SavedLogSumExp.Span.ToArray());
         using var delta = device.Accelerator.Allocate1D<float>(Batch * Heads * Tokens);
         using var dqkv = device.Upload(KernelData.Uniform(Batch * Tokens * 3 * Dim, 97)); // overwritten, not added to
-        products.FullBackward(qkv.View, o.View, dO.View, lse.View, delta.View, dqkv.View, Geometry);
-        return device.Download(dqkv);
+        using var halves = device.Accelerator.Allocate1D<ushort>(Batch * Tokens * 3 * Dim);
+        halves.MemSetToZero();
+        products.FullBackward(qkv.View, o.View, dO.View, lse.View, delta.View, dqkv.View, Geometry, halves.View);
+        var result = device.Download(dqkv);
+        dqkv16 = halves.GetAsArray1D();
+        return result;
     }
 
     private static double MaxDifference(float[] a, float[] b) => a.Zip(b, (x, y) => Math.Abs((double)x - y)).Max();
