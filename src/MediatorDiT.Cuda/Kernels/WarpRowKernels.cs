@@ -37,33 +37,11 @@ internal static class WarpRowKernels
     public static void AdaLayerNormForward(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat,
         ArrayView<float> y, ArrayView<float> stats, int rows, int d, int rowsPerImage, float eps)
     {
-        int row = RowOf(), lane = Warp.LaneIdx, lanes = Warp.WarpSize;
+        int row = RowOf(), lane = Warp.LaneIdx;
         if (row >= rows) return;
         long o = (long)row * d, c = (long)(row / rowsPerImage) * d;
         var m = RowMoments(x, o, d, eps);
-        int j = lane;
-        for (; j + 3 * lanes < d; j += 4 * lanes) // four of the lane's values loaded before the first store
-        {
-            int j1 = j + lanes, j2 = j1 + lanes, j3 = j2 + lanes;
-            float x0 = x[o + j], x1 = x[o + j1], x2 = x[o + j2], x3 = x[o + j3];
-            float s0 = scale[c + j], s1 = scale[c + j1], s2 = scale[c + j2], s3 = scale[c + j3];
-            float b0 = shift[c + j], b1 = shift[c + j1], b2 = shift[c + j2], b3 = shift[c + j3];
-            float h0 = (x0 - m.Mean) * m.Rstd, h1 = (x1 - m.Mean) * m.Rstd, h2 = (x2 - m.Mean) * m.Rstd, h3 = (x3 - m.Mean) * m.Rstd;
-            xhat[o + j] = h0;
-            xhat[o + j1] = h1;
-            xhat[o + j2] = h2;
-            xhat[o + j3] = h3;
-            y[o + j] = h0 * s0 + h0 + b0;
-            y[o + j1] = h1 * s1 + h1 + b1;
-            y[o + j2] = h2 * s2 + h2 + b2;
-            y[o + j3] = h3 * s3 + h3 + b3;
-        }
-        for (; j < d; j += lanes)
-        {
-            float h = (x[o + j] - m.Mean) * m.Rstd;
-            xhat[o + j] = h;
-            y[o + j] = h * scale[c + j] + h + shift[c + j];
-        }
+        ModulatedRow.Write<float, Fp32Results>(x, shift, scale, xhat, y, o, c, d, m.Mean, m.Rstd);
         if (lane == 0) m.Store(stats, row);
     }
 
@@ -74,33 +52,11 @@ internal static class WarpRowKernels
     public static void AdaLayerNormForwardBf16(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat,
         ArrayView<ushort> y16, ArrayView<float> stats, int rows, int d, int rowsPerImage, float eps)
     {
-        int row = RowOf(), lane = Warp.LaneIdx, lanes = Warp.WarpSize;
+        int row = RowOf(), lane = Warp.LaneIdx;
         if (row >= rows) return;
         long o = (long)row * d, c = (long)(row / rowsPerImage) * d;
         var m = RowMoments(x, o, d, eps);
-        int j = lane;
-        for (; j + 3 * lanes < d; j += 4 * lanes) // four of the lane's values loaded before the first store
-        {
-            int j1 = j + lanes, j2 = j1 + lanes, j3 = j2 + lanes;
-            float x0 = x[o + j], x1 = x[o + j1], x2 = x[o + j2], x3 = x[o + j3];
-            float s0 = scale[c + j], s1 = scale[c + j1], s2 = scale[c + j2], s3 = scale[c + j3];
-            float b0 = shift[c + j], b1 = shift[c + j1], b2 = shift[c + j2], b3 = shift[c + j3];
-            float h0 = (x0 - m.Mean) * m.Rstd, h1 = (x1 - m.Mean) * m.Rstd, h2 = (x2 - m.Mean) * m.Rstd, h3 = (x3 - m.Mean) * m.Rstd;
-            xhat[o + j] = h0;
-            xhat[o + j1] = h1;
-            xhat[o + j2] = h2;
-            xhat[o + j3] = h3;
-            y16[o + j] = Bf16.Round(h0 * s0 + h0 + b0);
-            y16[o + j1] = Bf16.Round(h1 * s1 + h1 + b1);
-            y16[o + j2] = Bf16.Round(h2 * s2 + h2 + b2);
-            y16[o + j3] = Bf16.Round(h3 * s3 + h3 + b3);
-        }
-        for (; j < d; j += lanes)
-        {
-            float h = (x[o + j] - m.Mean) * m.Rstd;
-            xhat[o + j] = h;
-            y16[o + j] = Bf16.Round(h * scale[c + j] + h + shift[c + j]);
-        }
+        ModulatedRow.Write<ushort, Bf16Results>(x, shift, scale, xhat, y16, o, c, d, m.Mean, m.Rstd);
         if (lane == 0) m.Store(stats, row);
     }
 
@@ -357,5 +313,41 @@ internal static class WarpRowKernels
         public float Max { get; } = max;
         public float Sum { get; } = sum;
         public float LogSumExp => Max + DeviceMath.Log(Sum);
+    }
+}
+
+/// <summary>
+/// The write pass the two adaLN forward kernels share, by the calling warp: xhat = (x - mean) rstd and
+/// y = xhat scale + xhat + shift over the row at o (its image's shift and scale at c), stored in the output's format.
+/// Each lane loads four of its values before the first store.
+/// </summary>
+internal static class ModulatedRow
+{
+    public static void Write<T, TF>(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat, ArrayView<T> y,
+        long o, long c, int d, float mean, float rstd) where T : unmanaged where TF : struct, IResultFormat<T>
+    {
+        int lanes = Warp.WarpSize, j = Warp.LaneIdx;
+        for (; j + 3 * lanes < d; j += 4 * lanes)
+        {
+            int j1 = j + lanes, j2 = j1 + lanes, j3 = j2 + lanes;
+            float x0 = x[o + j], x1 = x[o + j1], x2 = x[o + j2], x3 = x[o + j3];
+            float s0 = scale[c + j], s1 = scale[c + j1], s2 = scale[c + j2], s3 = scale[c + j3];
+            float b0 = shift[c + j], b1 = shift[c + j1], b2 = shift[c + j2], b3 = shift[c + j3];
+            float h0 = (x0 - mean) * rstd, h1 = (x1 - mean) * rstd, h2 = (x2 - mean) * rstd, h3 = (x3 - mean) * rstd;
+            xhat[o + j] = h0;
+            xhat[o + j1] = h1;
+            xhat[o + j2] = h2;
+            xhat[o + j3] = h3;
+            y[o + j] = default(TF).From(h0 * s0 + h0 + b0);
+            y[o + j1] = default(TF).From(h1 * s1 + h1 + b1);
+            y[o + j2] = default(TF).From(h2 * s2 + h2 + b2);
+            y[o + j3] = default(TF).From(h3 * s3 + h3 + b3);
+        }
+        for (; j < d; j += lanes)
+        {
+            float h = (x[o + j] - mean) * rstd;
+            xhat[o + j] = h;
+            y[o + j] = default(TF).From(h * scale[c + j] + h + shift[c + j]);
+        }
     }
 }
