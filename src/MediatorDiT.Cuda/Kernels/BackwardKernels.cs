@@ -84,16 +84,6 @@ internal static class BackwardKernels
         dBranch[i] = dy[i] * gate[(long)(row / rowsPerImage) * modStride + j];
     }
 
-    /// <summary><see cref="GatedResidualBranchGradient"/> that also writes dBranch16 = bf16(dBranch), the operand of the bf16 products that read it.</summary>
-    public static void GatedResidualBranchGradientBf16(Index1D i, ArrayView<float> dy, ArrayView<float> gate, ArrayView<float> dBranch,
-        ArrayView<ushort> dBranch16, int d, int rowsPerImage, int modStride)
-    {
-        int row = i / d, j = i - row * d;
-        float g = dy[i] * gate[(long)(row / rowsPerImage) * modStride + j];
-        dBranch[i] = g;
-        dBranch16[i] = Bf16.Round(g);
-    }
-
     /// <summary>
     /// The gated residual's gate gradient per (image, channel j): dGate = dy (branch + bias) + dGate over the image's
     /// rows in order (the branch before its bias (d), as the forward reads it).
@@ -152,6 +142,46 @@ internal static class BackwardKernels
         float acc = dst[j];
         for (int r = 0; r < rows; r++) acc += x[(long)r * cols + j];
         dst[j] = acc;
+    }
+
+    /// <summary>
+    /// A bias gradient's first step: partials (chunks, cols) get x's (rows, cols) column sums over each chunk of
+    /// chunkRows rows, in row order. Thread t = chunk * cols + column, so a warp reads a row's neighbouring columns.
+    /// </summary>
+    public static void ColumnPartials(Index1D t, ArrayView<float> x, ArrayView<float> partials, int rows, int cols, int chunkRows)
+    {
+        int chunk = t / cols, j = t - chunk * cols, r1 = Math.Min(rows, (chunk + 1) * chunkRows);
+        float acc = 0;
+        for (int r = chunk * chunkRows; r < r1; r++) acc += x[(long)r * cols + j];
+        partials[t] = acc;
+    }
+
+    /// <summary>The bias gradient's second step: dst (cols) += the partials' (chunks, cols) columns summed over the chunks in order.</summary>
+    public static void AddColumnPartials(Index1D j, ArrayView<float> partials, ArrayView<float> dst, int cols, int chunks)
+    {
+        float acc = 0;
+        for (int c = 0; c < chunks; c++) acc += partials[(long)c * cols + j];
+        dst[j] += acc;
+    }
+
+    /// <summary>
+    /// <see cref="GatedResidualBranchGradient"/> written only as bf16 (dBranch16, the operand of the branch's linear
+    /// backward), with the branch's bias gradient partials (<see cref="ColumnPartials"/> of the fp32 values, which are
+    /// not stored) from the same pass. Thread t = chunk * d + column.
+    /// </summary>
+    public static void GatedResidualBranchGradientBf16Columns(Index1D t, ArrayView<float> dy, ArrayView<float> gate, ArrayView<ushort> dBranch16,
+        ArrayView<float> partials, int d, int rowsPerImage, int modStride, int rows, int chunkRows)
+    {
+        int chunk = t / d, j = t - chunk * d, r1 = Math.Min(rows, (chunk + 1) * chunkRows);
+        float acc = 0;
+        for (int r = chunk * chunkRows; r < r1; r++)
+        {
+            long i = (long)r * d + j;
+            float g = dy[i] * gate[(long)(r / rowsPerImage) * modStride + j];
+            dBranch16[i] = Bf16.Round(g);
+            acc += g;
+        }
+        partials[t] = acc;
     }
 
     /// <summary>

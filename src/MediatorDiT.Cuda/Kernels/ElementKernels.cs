@@ -39,13 +39,24 @@ internal static class ElementKernels
     public static void GeluBackward(Index1D i, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> dy, ArrayView<float> dx, int width) =>
         dx[i] = GeluGradient(x[i] + bias[i % width], dy[i]);
 
-    /// <summary><see cref="GeluBackward"/> that also writes dx16 = bf16(dx), the operand of the bf16 products that read dx.</summary>
-    public static void GeluBackwardBf16(Index1D i, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> dy, ArrayView<float> dx, ArrayView<ushort> dx16,
-        int width)
+    /// <summary>
+    /// <see cref="GeluBackward"/> written only as bf16 (dx16, fc1's backward operand), with fc1's bias gradient partials
+    /// (BackwardKernels.ColumnPartials of the fp32 dx, which is not stored) from the same pass. Thread t = chunk * width
+    /// + column, over chunkRows rows of x (rows, width).
+    /// </summary>
+    public static void GeluBackwardBf16Columns(Index1D t, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> dy, ArrayView<ushort> dx16,
+        ArrayView<float> partials, int width, int rows, int chunkRows)
     {
-        float g = GeluGradient(x[i] + bias[i % width], dy[i]);
-        dx[i] = g;
-        dx16[i] = Bf16.Round(g);
+        int chunk = t / width, j = t - chunk * width, r1 = Math.Min(rows, (chunk + 1) * chunkRows);
+        float b = bias[j], acc = 0;
+        for (int r = chunk * chunkRows; r < r1; r++)
+        {
+            long i = (long)r * width + j;
+            float g = GeluGradient(x[i] + b, dy[i]);
+            dx16[i] = Bf16.Round(g);
+            acc += g;
+        }
+        partials[t] = acc;
     }
 
     private static float GeluOf(float v)

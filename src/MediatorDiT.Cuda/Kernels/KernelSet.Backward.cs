@@ -174,7 +174,8 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _siluBackward;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int>? _softmaxBackward;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int>? _softmaxBackwardWarp;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _columnSums;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _columnSums, _addColumnPartials;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>? _columnPartials;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _unpatchifyBackward, _patchesToImage;
     private Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int>? _labelTable;
 
@@ -216,20 +217,20 @@ internal sealed partial class KernelSet
     public void GatedResidualBackward(ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> bias, ArrayView<float> gate, ArrayView<float> dGate,
         ArrayView<float> dBranch, int d, int rowsPerImage, int modStride)
     {
-        GatedResidualGateGradient(dy, branch, bias, gate, dGate, dBranch, d, rowsPerImage, modStride);
+        GatedResidualGateGradient(dy, branch, bias, gate, dGate, dBranch.Length, d, rowsPerImage, modStride);
         (_branchGrad ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(
             BackwardKernels.GatedResidualBranchGradient))((int)dy.Length, dy, gate, dBranch, d, rowsPerImage, modStride);
     }
 
     /// <summary>The gated residual backward's first step, dGate added to, after checking every view the backward uses.</summary>
     private void GatedResidualGateGradient(ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> bias, ArrayView<float> gate, ArrayView<float> dGate,
-        ArrayView<float> dBranch, int d, int rowsPerImage, int modStride)
+        long dBranchLength, int d, int rowsPerImage, int modStride)
     {
         Check(bias.Length >= d, "the branch's bias must hold d values");
         Check(d >= 1 && rowsPerImage >= 1 && modStride >= d && dy.Length % (d * (long)rowsPerImage) == 0, "dy must hold whole images of rows of d channels");
         int images = (int)(dy.Length / d / rowsPerImage);
         long modLength = (long)(images - 1) * modStride + d;
-        Check(branch.Length >= dy.Length && dBranch.Length >= dy.Length && gate.Length >= modLength && dGate.Length >= modLength, "a buffer is too short");
+        Check(branch.Length >= dy.Length && dBranchLength >= dy.Length && gate.Length >= modLength && dGate.Length >= modLength, "a buffer is too short");
         (_gateGrad ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(
             BackwardKernels.GatedResidualGateGradient))(images * d, dy, branch, bias, dGate, d, rowsPerImage, modStride);
     }
@@ -257,6 +258,32 @@ internal sealed partial class KernelSet
             (_softmaxBackward ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(BackwardKernels.SoftmaxBackward))(rows, p, dp, n);
         if (dBias.Length > 0) ColumnSums(dp, dBias, n);
     }
+
+    /// <summary>The rows of one chunk of <see cref="ColumnSumsByChunks"/>.</summary>
+    public const int BiasChunkRows = 64;
+
+    /// <summary>The chunks of <paramref name="rows"/> rows: <see cref="ColumnSumsByChunks"/>'s partials hold this many rows of columns.</summary>
+    public static int BiasChunks(long rows) => (int)((rows + BiasChunkRows - 1) / BiasChunkRows);
+
+    /// <summary>
+    /// dst (cols) += the column sums of x (rows, cols), summed by chunks of <see cref="BiasChunkRows"/> rows in row order,
+    /// then the chunks in order (partials holds <see cref="BiasChunks"/> x cols floats): the bias gradient of proj, fc1
+    /// and fc2, whose output-gradient kernels can sum their chunks as they write (the bf16 kernels give these bits).
+    /// </summary>
+    public void ColumnSumsByChunks(ArrayView<float> x, ArrayView<float> partials, ArrayView<float> dst, int cols)
+    {
+        Check(cols >= 1 && x.Length % cols == 0 && dst.Length >= cols, "x must hold whole rows of cols, dst cols");
+        int rows = (int)(x.Length / cols), chunks = BiasChunks(rows);
+        Check(partials.Length >= (long)chunks * cols && (long)chunks * cols <= int.MaxValue, "partials is too short");
+        (_columnPartials ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(BackwardKernels.ColumnPartials))(
+            chunks * cols, x, partials, rows, cols, BiasChunkRows);
+        AddColumnPartials(partials, dst, cols, chunks);
+    }
+
+    /// <summary>dst (cols) += the partials' (chunks, cols) columns summed over the chunks in order.</summary>
+    private void AddColumnPartials(ArrayView<float> partials, ArrayView<float> dst, int cols, int chunks) =>
+        (_addColumnPartials ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(BackwardKernels.AddColumnPartials))(
+            cols, partials, dst, cols, chunks);
 
     /// <summary>dst (cols) += the column sums of x (rows, cols) in row order: a bias gradient.</summary>
     public void ColumnSums(ArrayView<float> x, ArrayView<float> dst, int cols)

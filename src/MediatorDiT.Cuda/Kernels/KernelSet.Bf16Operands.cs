@@ -18,8 +18,8 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int>? _geluBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>? _toHeadMajorBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>? _fromHeadMajorWithBf16;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int>? _geluBackwardBf16;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int, int>? _branchGradBf16;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int>? _geluBackwardBf16;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int, int, int>? _branchGradBf16;
 
     /// <summary>
     /// <see cref="AdaLayerNormForward"/> with the modulated output y16 in bf16: xhat and stats as there. A warp per row
@@ -101,22 +101,35 @@ internal sealed partial class KernelSet
             ElementsPerThread.Threads(x.Length), x, bias, y16, width, (int)x.Length);
     }
 
-    /// <summary><see cref="GeluBackward"/> that also writes dx16 = bf16(dx).</summary>
-    public void GeluBackwardBf16(ArrayView<float> x, ArrayView<float> bias, ArrayView<float> dy, ArrayView<float> dx, ArrayView<ushort> dx16)
+    /// <summary>
+    /// <see cref="GeluBackward"/> written only as bf16 (dx16, fc1's backward operand; the fp32 dx is not stored), with
+    /// fc1's bias gradient dBias += the column sums of dx, the bits of <see cref="ColumnSumsByChunks"/> (partials as there).
+    /// </summary>
+    public void GeluBackwardBf16WithBiasGradient(ArrayView<float> x, ArrayView<float> bias, ArrayView<float> dy, ArrayView<ushort> dx16,
+        ArrayView<float> partials, ArrayView<float> dBias)
     {
-        Check(dy.Length >= x.Length && dx.Length >= x.Length && dx16.Length >= x.Length, "dy, dx and dx16 must be as long as x");
-        int width = CheckBiasRows(x, bias);
-        (_geluBackwardBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int>(
-            ElementKernels.GeluBackwardBf16))((int)x.Length, x, bias, dy, dx, dx16, width);
+        Check(dy.Length >= x.Length && dx16.Length >= x.Length, "dy and dx16 must be as long as x");
+        int width = CheckBiasRows(x, bias), rows = (int)(x.Length / width), chunks = BiasChunks(rows);
+        Check(dBias.Length >= width && partials.Length >= (long)chunks * width && (long)chunks * width <= int.MaxValue, "dBias or partials is too short");
+        (_geluBackwardBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>,
+            int, int, int>(ElementKernels.GeluBackwardBf16Columns))(chunks * width, x, bias, dy, dx16, partials, width, rows, BiasChunkRows);
+        AddColumnPartials(partials, dBias, width, chunks);
     }
 
-    /// <summary><see cref="GatedResidualBackward"/> that also writes dBranch16 = bf16(dBranch).</summary>
-    public void GatedResidualBackwardBf16(ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> bias, ArrayView<float> gate, ArrayView<float> dGate,
-        ArrayView<float> dBranch, ArrayView<ushort> dBranch16, int d, int rowsPerImage, int modStride)
+    /// <summary>
+    /// <see cref="GatedResidualBackward"/> with dBranch written only as bf16 (dBranch16, the branch's linear backward
+    /// operand; the fp32 dBranch is not stored), and the branch's bias gradient dBias (d) += the column sums of dBranch,
+    /// the bits of <see cref="ColumnSumsByChunks"/> (partials as there).
+    /// </summary>
+    public void GatedResidualBackwardBf16WithBiasGradient(ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> bias, ArrayView<float> gate,
+        ArrayView<float> dGate, ArrayView<ushort> dBranch16, ArrayView<float> partials, ArrayView<float> dBias, int d, int rowsPerImage, int modStride)
     {
-        Check(dBranch16.Length >= dy.Length, "dBranch16 is shorter than dy");
-        GatedResidualGateGradient(dy, branch, bias, gate, dGate, dBranch, d, rowsPerImage, modStride);
-        (_branchGradBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int, int>(
-            BackwardKernels.GatedResidualBranchGradientBf16))((int)dy.Length, dy, gate, dBranch, dBranch16, d, rowsPerImage, modStride);
+        GatedResidualGateGradient(dy, branch, bias, gate, dGate, dBranch16.Length, d, rowsPerImage, modStride);
+        int rows = (int)(dy.Length / d), chunks = BiasChunks(rows);
+        Check(dBias.Length >= d && partials.Length >= (long)chunks * d, "dBias or partials is too short");
+        (_branchGradBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>,
+            int, int, int, int, int>(BackwardKernels.GatedResidualBranchGradientBf16Columns))(chunks * d, dy, gate, dBranch16, partials, d, rowsPerImage, modStride,
+            rows, BiasChunkRows);
+        AddColumnPartials(partials, dBias, d, chunks);
     }
 }

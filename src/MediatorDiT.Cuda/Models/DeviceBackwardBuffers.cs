@@ -55,6 +55,7 @@ internal sealed class DeviceBackwardBuffers : IDisposable
         Bias1 = New(mediator ? table : 0);
         Bias2 = New(mediator ? table : 0);
         Resized = New(mediator ? table : 0);
+        ColumnPartials = New((long)KernelSet.BiasChunks(rows) * Math.Max(d, cfg.MlpHidden));
         Losses = New(batch);
         _coefficients = accelerator.Allocate1D<double>((long)batch * TrainingKernels.LossCoefficients);
         Noise = New((long)batch * cfg.InChannels * cfg.InputSize * cfg.InputSize);
@@ -93,6 +94,8 @@ internal sealed class DeviceBackwardBuffers : IDisposable
     public ArrayView<ushort> BranchBf16 { get; }
     /// <inheritdoc cref="BranchBf16"/>
     public ArrayView<ushort> HiddenBf16 { get; }
+    /// <summary>The chunk partials of proj's, fc1's and fc2's bias gradients (KernelSet.ColumnSumsByChunks), (chunks, hidden) at most.</summary>
+    public ArrayView<float> ColumnPartials { get; }
     /// <summary>The bf16 copy of <see cref="Qkv"/> that full attention's backward writes (bf16 operands from their producers; empty otherwise).</summary>
     public ArrayView<ushort> QkvBf16 { get; }
     /// <summary>dL/dqkv as the operand of qkv's backward (with its bf16 copy after full attention's backward).</summary>

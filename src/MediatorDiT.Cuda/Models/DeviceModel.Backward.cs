@@ -101,16 +101,23 @@ internal sealed partial class DeviceModel
         using (k.Stage(norms)) k.Zero(g.Modulation);
 
         // MLP branch: x_out = xMid + gate2 * fc2(gelu(fc1(h2))).
-        using (k.Stage(norms)) GatedResidualBackward(g.X, s.Mlp, w.Fc2Bias, Column(s.Modulation, 5, d), Column(g.Modulation, 5, d), g.BranchGradient, d, n, stride);
+        // proj's, fc1's and fc2's bias gradients are summed by chunks of rows where their output gradients are made (in
+        // bf16 as those kernels write them, which then store them in bf16 only), so their products skip the bias.
+        using (k.Stage(norms))
+            GatedResidualBackward(g.X, s.Mlp, w.Fc2Bias, Column(s.Modulation, 5, d), Column(g.Modulation, 5, d), g, grads.Fc2Bias, d, n, stride);
         using (k.Stage("backward: fc2"))
-            _products.Backward(s.Fc2Input, w.Fc2Weight, g.BranchGradient, grads.Fc2Weight, grads.Fc2Bias, g.Hidden, rows, hidden, d, false);
+            _products.Backward(s.Fc2Input, w.Fc2Weight, g.BranchGradient, grads.Fc2Weight, default, g.Hidden, rows, hidden, d, false);
         using (k.Stage("backward: gelu"))
         {
-            if (g.HiddenGradient.HasBf16) k.GeluBackwardBf16(s.Fc1, w.Fc1Bias, g.Hidden, g.Hidden, g.HiddenBf16);
-            else k.GeluBackward(s.Fc1, w.Fc1Bias, g.Hidden, g.Hidden);
+            if (g.HiddenGradient.HasBf16) k.GeluBackwardBf16WithBiasGradient(s.Fc1, w.Fc1Bias, g.Hidden, g.HiddenBf16, g.ColumnPartials, grads.Fc1Bias);
+            else
+            {
+                k.GeluBackward(s.Fc1, w.Fc1Bias, g.Hidden, g.Hidden);
+                k.ColumnSumsByChunks(g.Hidden, g.ColumnPartials, grads.Fc1Bias, hidden);
+            }
         }
         using (k.Stage("backward: fc1"))
-            _products.Backward(s.Fc1Input, w.Fc1Weight, g.HiddenGradient, grads.Fc1Weight, grads.Fc1Bias, g.H, rows, d, hidden, false);
+            _products.Backward(s.Fc1Input, w.Fc1Weight, g.HiddenGradient, grads.Fc1Weight, default, g.H, rows, d, hidden, false);
         using (k.Stage(norms))
         {
             // dL/dxMid = dL/dx (the residual path) + the MLP branch's LayerNorm input gradient.
@@ -118,10 +125,10 @@ internal sealed partial class DeviceModel
                 g.XMid, d, n, stride, accumulate: true, residual: g.X);
 
             // Attention branch: xMid = xIn + gate1 * proj(attention(qkv(h1))).
-            GatedResidualBackward(g.XMid, s.AttentionOut, w.ProjBias, Column(s.Modulation, 2, d), Column(g.Modulation, 2, d), g.BranchGradient, d, n, stride);
+            GatedResidualBackward(g.XMid, s.AttentionOut, w.ProjBias, Column(s.Modulation, 2, d), Column(g.Modulation, 2, d), g, grads.ProjBias, d, n, stride);
         }
         using (k.Stage("backward: proj"))
-            _products.Backward(s.ProjInput, w.ProjWeight, g.BranchGradient, grads.ProjWeight, grads.ProjBias, g.Heads, rows, d, d, false);
+            _products.Backward(s.ProjInput, w.ProjWeight, g.BranchGradient, grads.ProjWeight, default, g.Heads, rows, d, d, false);
         if (w.Mediator)
             using (k.Stage("backward: mediator attention core")) MediatorBackward(s, w, grads, g, b);
         else
@@ -160,12 +167,20 @@ internal sealed partial class DeviceModel
         ArrayView<float> dx, int rows, int inFeatures, int outFeatures, bool accumulateDx) =>
         _products.Backward(x, weight, dy, dWeight, dBias, dx, rows, inFeatures, outFeatures, accumulateDx);
 
-    /// <summary>The gated residual's backward (the branch before its bias) into dBranch, and into its bf16 copy when it has one.</summary>
+    /// <summary>
+    /// The gated residual's backward (the branch before its bias) into g.Branch, or only into its bf16 copy when it
+    /// has one, and the branch's bias gradient dBias += the column sums of dBranch.
+    /// </summary>
     private void GatedResidualBackward(ArrayView<float> dy, ArrayView<float> branch, ArrayView<float> bias, ArrayView<float> gate, ArrayView<float> dGate,
-        ProductOperand dBranch, int d, int rowsPerImage, int modStride)
+        DeviceBackwardBuffers g, ArrayView<float> dBias, int d, int rowsPerImage, int modStride)
     {
-        if (dBranch.HasBf16) _kernels.GatedResidualBackwardBf16(dy, branch, bias, gate, dGate, dBranch.F32, dBranch.B16, d, rowsPerImage, modStride);
-        else _kernels.GatedResidualBackward(dy, branch, bias, gate, dGate, dBranch.F32, d, rowsPerImage, modStride);
+        if (g.BranchGradient.HasBf16)
+        {
+            _kernels.GatedResidualBackwardBf16WithBiasGradient(dy, branch, bias, gate, dGate, g.BranchBf16, g.ColumnPartials, dBias, d, rowsPerImage, modStride);
+            return;
+        }
+        _kernels.GatedResidualBackward(dy, branch, bias, gate, dGate, g.Branch, d, rowsPerImage, modStride);
+        _kernels.ColumnSumsByChunks(g.Branch, g.ColumnPartials, dBias, d);
     }
 
     /// <summary>Column block <paramref name="index"/> (B, D) of a (B, K D) modulation, as a view starting at its first column (rows K D apart).</summary>

@@ -87,9 +87,10 @@ internal sealed class LinearProducts : IDisposable
             x, Activation, weight, Weight, y);
 
     /// <summary>
-    /// Nn.Linear.Backward for x (rows, in), W (out, in), dy (rows, out): dW += dy^T x, db += the column sums of dy,
-    /// and dx = dy W (overwritten, or added when <paramref name="accumulateDx"/>; skipped for an empty dx). In bf16,
-    /// dy and x are read from their bf16 copies where they have them, else rounded, dy once for both its products.
+    /// Nn.Linear.Backward for x (rows, in), W (out, in), dy (rows, out): dW += dy^T x, db += the column sums of dy
+    /// (skipped for an empty db: the caller summed them), and dx = dy W (overwritten, or added when
+    /// <paramref name="accumulateDx"/>; skipped for an empty dx). In bf16, dy and x are read from their bf16 copies where
+    /// they have them (dy's fp32 values are then not read unless db is formed here), else rounded, dy once for both products.
     /// </summary>
     public void Backward(ProductOperand x, ArrayView<float> weight, ProductOperand dy, ArrayView<float> dWeight, ArrayView<float> dBias,
         ArrayView<float> dx, int rows, int inFeatures, int outFeatures, bool accumulateDx)
@@ -97,7 +98,7 @@ internal sealed class LinearProducts : IDisposable
         if (Precision == DevicePrecision.Bf16 && !dy.HasBf16)
             using (_kernels.SubStage("bf16 rounding")) dy = new ProductOperand(dy.F32, Rounded(dy.F32.SubView(0, (long)rows * outFeatures), ref _scratchA));
         WeightGradient(dy, x, dWeight, rows, inFeatures, outFeatures);
-        BiasGradient(dy.F32, dBias, rows, outFeatures);
+        if (dBias.Length > 0) BiasGradient(dy.F32, dBias, rows, outFeatures);
         if (dx.Length > 0) InputGradient(dy, weight, dx, rows, inFeatures, outFeatures, accumulateDx);
     }
 

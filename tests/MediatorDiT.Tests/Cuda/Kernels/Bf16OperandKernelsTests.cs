@@ -7,7 +7,8 @@ namespace MediatorDiT.Tests.Cuda.Kernels;
 /// <summary>
 /// The kernels that write a bf16 product's operand themselves against their fp32 twins followed by the rounding
 /// kernel, on the CPU accelerator: the bf16 outputs are the rounded fp32 outputs bit for bit, and every fp32 output the
-/// fused kernel still writes is its twin's, bit for bit. Row kernels both with a warp per row and a thread per row.
+/// fused kernel still writes is its twin's, bit for bit (the bias gradients summed as they write: those of
+/// KernelSet.ColumnSumsByChunks over the fp32 twin's output). Row kernels both with a warp per row and a thread per row.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
 public class Bf16OperandKernelsTests(CpuAcceleratorFixture device)
@@ -107,37 +108,49 @@ public class Bf16OperandKernelsTests(CpuAcceleratorFixture device)
     }
 
     [Fact]
-    public void GeluBf16Kernels_AreTheRoundedGelus()
+    public void GeluBf16Kernels_AreTheRoundedGelus_WithFc1sBiasGradient()
     {
-        var x = KernelData.Uniform(1000, 210, -6f, 6f);
-        var dy = KernelData.Uniform(1000, 211, -2f, 2f);
-        using var dX = device.Upload(x);
-        using var bias = device.Upload(KernelData.Uniform(40, 216, -1f, 1f));
-        using var y = Floats(x.Length);
-        device.Kernels.GeluForward(dX.View, bias.View, y.View);
-        using var y16 = Halves(x.Length);
-        device.Kernels.GeluForwardBf16(dX.View, bias.View, y16.View);
-        AssertSameHalves(Rounded(device.Download(y)), Download(y16), "gelu y16");
+        // 1,000 values in rows of 40: 25 rows, a chunk of the bias gradient's 64 rows and more than one when longer.
+        foreach (int rows in new[] { 25, 130 })
+        {
+            const int width = 40;
+            var x = KernelData.Uniform(rows * width, 210 + rows, -6f, 6f);
+            var dy = KernelData.Uniform(rows * width, 211 + rows, -2f, 2f);
+            var dBias0 = KernelData.Uniform(width, 218, -1f, 1f);
+            using var dX = device.Upload(x);
+            using var bias = device.Upload(KernelData.Uniform(width, 216, -1f, 1f));
+            using var y = Floats(x.Length);
+            device.Kernels.GeluForward(dX.View, bias.View, y.View);
+            using var y16 = Halves(x.Length);
+            device.Kernels.GeluForwardBf16(dX.View, bias.View, y16.View);
+            AssertSameHalves(Rounded(device.Download(y)), Download(y16), "gelu y16");
 
-        using var g = device.Upload(dy);
-        device.Kernels.GeluBackward(dX.View, bias.View, g.View, g.View);
-        var expected = device.Download(g);
-        using var g2 = device.Upload(dy);
-        using var g16 = Halves(x.Length);
-        device.Kernels.GeluBackwardBf16(dX.View, bias.View, g2.View, g2.View, g16.View); // in place, as the model runs it
-        KernelData.AssertSameBits(expected, device.Download(g2));
-        AssertSameHalves(Rounded(expected), Download(g16), "gelu dx16");
+            using var partials = Floats(KernelSet.BiasChunks(rows) * width);
+            using var g = device.Upload(dy);
+            using var expectedBias = device.Upload(dBias0);
+            device.Kernels.GeluBackward(dX.View, bias.View, g.View, g.View);
+            device.Kernels.ColumnSumsByChunks(g.View, partials.View, expectedBias.View, width);
+            var expected = device.Download(g);
+            using var g2 = device.Upload(dy);
+            using var g16 = Halves(x.Length);
+            using var actualBias = device.Upload(dBias0);
+            device.Kernels.GeluBackwardBf16WithBiasGradient(dX.View, bias.View, g2.View, g16.View, partials.View, actualBias.View);
+            AssertSameHalves(Rounded(expected), Download(g16), "gelu dx16");
+            KernelData.AssertSameBits(device.Download(expectedBias), device.Download(actualBias));
+            KernelData.AssertSameBits(dy, device.Download(g2)); // dy read, not written
+        }
     }
 
     [Fact]
-    public void GatedResidualBackwardBf16_IsTheRoundedBackward()
+    public void GatedResidualBackwardBf16_IsTheRoundedBackward_WithTheBranchsBiasGradient()
     {
-        const int d = 7, rowsPerImage = 5, images = 3, modStride = 6 * d;
-        var dy = KernelData.Uniform(images * rowsPerImage * d, 212, -2f, 2f);
+        const int d = 7, rowsPerImage = 50, images = 3, modStride = 6 * d, rows = images * rowsPerImage; // 150 rows: 3 chunks, the last part full
+        var dy = KernelData.Uniform(rows * d, 212, -2f, 2f);
         var branch = KernelData.Uniform(dy.Length, 213, -2f, 2f);
         var modulation = KernelData.Uniform(images * modStride, 214, -1f, 1f);
         var dModulation = KernelData.Uniform(images * modStride, 215, -1f, 1f);
         var branchBias = KernelData.Uniform(d, 217, -1f, 1f);
+        var dBias0 = KernelData.Uniform(d, 219, -1f, 1f);
         float[][] Run(bool bf16, out ushort[] dBranch16)
         {
             using var dDy = device.Upload(dy);
@@ -146,20 +159,52 @@ public class Bf16OperandKernelsTests(CpuAcceleratorFixture device)
             using var dMod = device.Upload(dModulation);
             using var dBranch = Floats(dy.Length);
             using var halves = Halves(dy.Length);
-            using var dBias = device.Upload(branchBias);
+            using var bias = device.Upload(branchBias);
+            using var dBias = device.Upload(dBias0);
+            using var partials = Floats(KernelSet.BiasChunks(rows) * d);
             var gate = mod.View.SubView(2 * d, modulation.Length - 2 * d);
             var dGate = dMod.View.SubView(2 * d, modulation.Length - 2 * d);
-            if (bf16) device.Kernels.GatedResidualBackwardBf16(dDy.View, dBranchIn.View, dBias.View, gate, dGate, dBranch.View, halves.View, d, rowsPerImage, modStride);
-            else device.Kernels.GatedResidualBackward(dDy.View, dBranchIn.View, dBias.View, gate, dGate, dBranch.View, d, rowsPerImage, modStride);
+            if (bf16)
+                device.Kernels.GatedResidualBackwardBf16WithBiasGradient(dDy.View, dBranchIn.View, bias.View, gate, dGate, halves.View, partials.View, dBias.View,
+                    d, rowsPerImage, modStride);
+            else
+            {
+                device.Kernels.GatedResidualBackward(dDy.View, dBranchIn.View, bias.View, gate, dGate, dBranch.View, d, rowsPerImage, modStride);
+                device.Kernels.RoundToBf16(dBranch.View, halves.View);
+                device.Kernels.ColumnSumsByChunks(dBranch.View, partials.View, dBias.View, d);
+            }
             dBranch16 = Download(halves);
-            return [device.Download(dBranch), device.Download(dMod)];
+            return [device.Download(dMod), device.Download(dBias)];
         }
-        var expected = Run(bf16: false, out _);
+        var expected = Run(bf16: false, out var expected16);
         var actual = Run(bf16: true, out var actual16);
         KernelData.AssertSameBits(expected[0], actual[0]);
         KernelData.AssertSameBits(expected[1], actual[1]);
-        Assert.NotEqual(dModulation, expected[1]); // the gate gradient was added
-        AssertSameHalves(Rounded(expected[0]), actual16, "dBranch16");
+        Assert.NotEqual(dModulation, expected[0]); // the gate gradient was added
+        Assert.NotEqual(dBias0, expected[1]); // and the bias gradient
+        AssertSameHalves(expected16, actual16, "dBranch16");
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(64)]
+    [InlineData(130)]
+    public void ColumnSumsByChunks_AddTheColumnSums(int rows)
+    {
+        // Against the row-order kernel: the same terms summed by chunks, 1e-5 of max(1, |sum|).
+        const int cols = 9;
+        var x = KernelData.Uniform(rows * cols, 220 + rows, -2f, 2f);
+        var dst0 = KernelData.Uniform(cols, 221, -1f, 1f);
+        using var dx = device.Upload(x);
+        using var expected = device.Upload(dst0);
+        using var actual = device.Upload(dst0);
+        using var partials = Floats(KernelSet.BiasChunks(rows) * cols);
+        device.Kernels.ColumnSums(dx.View, expected.View, cols);
+        device.Kernels.ColumnSumsByChunks(dx.View, partials.View, actual.View, cols);
+        float[] e = device.Download(expected), a = device.Download(actual);
+        for (int j = 0; j < cols; j++)
+            Assert.True(Math.Abs(e[j] - a[j]) <= 1e-5 * Math.Max(1, Math.Abs(e[j])), $"column {j}: expected {e[j]:R}, got {a[j]:R}");
+        Assert.NotEqual(dst0, a);
     }
 
     private MemoryBuffer1D<float, Stride1D.Dense> Floats(int length)
