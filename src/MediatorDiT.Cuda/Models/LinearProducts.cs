@@ -14,8 +14,8 @@ namespace MediatorDiT.Cuda.Models;
 /// kept beside the float32 master weights (<see cref="KeepBf16Copies"/>; <see cref="RefreshBf16Copies"/> after the
 /// masters change). Where the network's kernel that produces an activation operand writes its bf16 copy itself
 /// (<see cref="OperandsFromProducers"/>), the product reads that copy instead of rounding the fp32 values again; a
-/// backward rounds dy once for both its products. Everything else the network computes stays float32. One set of products serves every device
-/// model sharing its weights (the members of a training ladder); queued on the accelerator's default stream, so a
+/// backward rounds dy once for both its products. Everything else the network computes stays float32. One set of
+/// products serves every device model sharing its weights (the members of a training ladder); queued on the accelerator's default stream, so a
 /// scratch buffer is free again once the product that reads it is queued. The same products run full attention's
 /// core (<see cref="Attention"/>).
 /// </summary>
@@ -140,14 +140,13 @@ internal sealed class LinearProducts : IDisposable
             return;
         }
         var (aFloats, bFloats, _) = shape.Extents();
-        ArrayView<ushort> a16 = a.B16, b16 = b.B16;
-        if (aKind == Weight || bKind == Weight || !a.HasBf16 || !b.HasBf16)
+        ArrayView<ushort> a16 = aKind == Weight ? CopyOf(a.F32) : a.B16, b16 = bKind == Weight ? CopyOf(b.F32) : b.B16;
+        bool roundA = aKind != Weight && !a.HasBf16, roundB = bKind != Weight && !b.HasBf16;
+        if (roundA || roundB)
             using (_kernels.SubStage("bf16 rounding"))
             {
-                if (aKind == Weight) a16 = CopyOf(a.F32);
-                else if (!a.HasBf16) a16 = Rounded(a.F32.SubView(0, aFloats), ref _scratchA);
-                if (bKind == Weight) b16 = CopyOf(b.F32);
-                else if (!b.HasBf16) b16 = Rounded(b.F32.SubView(0, bFloats), ref _scratchB);
+                if (roundA) a16 = Rounded(a.F32.SubView(0, aFloats), ref _scratchA);
+                if (roundB) b16 = Rounded(b.F32.SubView(0, bFloats), ref _scratchB);
             }
         using (_kernels.SubStage("product", flops)) _gemm.GemmBf16(shape, a16, b16, c);
     }
