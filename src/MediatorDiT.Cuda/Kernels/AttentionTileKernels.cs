@@ -15,28 +15,12 @@ internal static class AttentionTileKernels
     /// <see cref="HeadLayout.Column"/>. Elements i of dst <see cref="ElementsPerThread"/> (loads first), so a warp reads
     /// one head's channels of a row together.
     /// </summary>
-    public static void ToHeadMajor(Index1D t, ArrayView<float> src, ArrayView<float> dst, HeadLayout l, int n)
-    {
-        int stride = ElementsPerThread.Threads(n), i0 = t, i1 = i0 + stride, i2 = i1 + stride, i3 = i2 + stride;
-        float v0 = i0 < n ? src[l.RowMajorIndex(i0)] : 0f, v1 = i1 < n ? src[l.RowMajorIndex(i1)] : 0f;
-        float v2 = i2 < n ? src[l.RowMajorIndex(i2)] : 0f, v3 = i3 < n ? src[l.RowMajorIndex(i3)] : 0f;
-        if (i0 < n) dst[i0] = v0;
-        if (i1 < n) dst[i1] = v1;
-        if (i2 < n) dst[i2] = v2;
-        if (i3 < n) dst[i3] = v3;
-    }
+    public static void ToHeadMajor(Index1D t, ArrayView<float> src, ArrayView<float> dst, HeadLayout l, int n) =>
+        HeadMajorMove.Gather<float, Fp32Results>(t, src, dst, l, n);
 
     /// <summary><see cref="ToHeadMajor"/> writing the bf16 copy alone: dst16 = bf16 of the head-major values (the operand a bf16 product reads).</summary>
-    public static void ToHeadMajorBf16(Index1D t, ArrayView<float> src, ArrayView<ushort> dst16, HeadLayout l, int n)
-    {
-        int stride = ElementsPerThread.Threads(n), i0 = t, i1 = i0 + stride, i2 = i1 + stride, i3 = i2 + stride;
-        float v0 = i0 < n ? src[l.RowMajorIndex(i0)] : 0f, v1 = i1 < n ? src[l.RowMajorIndex(i1)] : 0f;
-        float v2 = i2 < n ? src[l.RowMajorIndex(i2)] : 0f, v3 = i3 < n ? src[l.RowMajorIndex(i3)] : 0f;
-        if (i0 < n) dst16[i0] = Bf16.Round(v0);
-        if (i1 < n) dst16[i1] = Bf16.Round(v1);
-        if (i2 < n) dst16[i2] = Bf16.Round(v2);
-        if (i3 < n) dst16[i3] = Bf16.Round(v3);
-    }
+    public static void ToHeadMajorBf16(Index1D t, ArrayView<float> src, ArrayView<ushort> dst16, HeadLayout l, int n) =>
+        HeadMajorMove.Gather<ushort, Bf16Results>(t, src, dst16, l, n);
 
     /// <summary><see cref="FromHeadMajor"/> that also writes dst16 = bf16 of each value moved (at dst's index): a bf16 product's operand.</summary>
     public static void FromHeadMajorWithBf16(Index1D t, ArrayView<float> src, ArrayView<float> dst, ArrayView<ushort> dst16, HeadLayout l, int n)
@@ -100,6 +84,25 @@ internal static class AttentionTileKernels
         float p = DeviceMath.Exp(s[i] - lse[g]);
         p16[i] = Bf16.Round(p);
         ds16[i] = Bf16.Round(p * (dp[i] - delta[g]));
+    }
+}
+
+/// <summary>The body the two head-major gathers share, in the output's format (fp32, or the bf16 operand).</summary>
+internal static class HeadMajorMove
+{
+    /// <summary>
+    /// dst (B, H, N, hd, n values) from the row-major src, <see cref="ElementsPerThread"/>: thread t's four loads first,
+    /// then its stores.
+    /// </summary>
+    public static void Gather<T, TF>(int t, ArrayView<float> src, ArrayView<T> dst, HeadLayout l, int n) where T : unmanaged where TF : struct, IResultFormat<T>
+    {
+        int stride = ElementsPerThread.Threads(n), i0 = t, i1 = i0 + stride, i2 = i1 + stride, i3 = i2 + stride;
+        float v0 = i0 < n ? src[l.RowMajorIndex(i0)] : 0f, v1 = i1 < n ? src[l.RowMajorIndex(i1)] : 0f;
+        float v2 = i2 < n ? src[l.RowMajorIndex(i2)] : 0f, v3 = i3 < n ? src[l.RowMajorIndex(i3)] : 0f;
+        if (i0 < n) dst[i0] = default(TF).From(v0);
+        if (i1 < n) dst[i1] = default(TF).From(v1);
+        if (i2 < n) dst[i2] = default(TF).From(v2);
+        if (i3 < n) dst[i3] = default(TF).From(v3);
     }
 }
 

@@ -8,8 +8,8 @@ namespace MediatorDiT.Cuda.Models;
 /// <summary>
 /// The backward pass's gradient buffers for a batch of B images (B*N rows of D channels), allocated once per batch
 /// size beside the training activations and reused by every block (their backwards run one after another). With
-/// <c>bf16Operands</c> the gated residuals' and GELU's input gradients also have the bf16 copies their kernels write for
-/// the products that read them.
+/// <c>bf16Operands</c> the gated residuals' and GELU's input gradients, and full attention's dqkv, also have the bf16
+/// copies their kernels write for the products that read them.
 /// </summary>
 internal sealed class DeviceBackwardBuffers : IDisposable
 {
