@@ -115,3 +115,7 @@ public class IlgpuGemmTests(CpuAcceleratorFixture device)
         return device.Download(dc);
     }
 }
+
+/// <summary>The same tests on a CPU accelerator shaped as a CUDA device: 32-lane warps, a GPU's launch shapes.</summary>
+[Collection(CudaShapedAcceleratorCollection.Name)]
+public sealed class IlgpuGemmOnCudaWarpsTests(CudaShapedAcceleratorFixture device) : IlgpuGemmTests(device);

@@ -132,3 +132,7 @@ public class AttentionBackwardKernelsTests(CpuAcceleratorFixture device)
         }
     }
 }
+
+/// <summary>The same tests on a CPU accelerator shaped as a CUDA device: 32-lane warps, a GPU's launch shapes.</summary>
+[Collection(CudaShapedAcceleratorCollection.Name)]
+public sealed class AttentionBackwardKernelsOnCudaWarpsTests(CudaShapedAcceleratorFixture device) : AttentionBackwardKernelsTests(device);

@@ -109,3 +109,7 @@ public class AttentionKernelsTests(CpuAcceleratorFixture device)
                 Assert.Fail($"element {i}: expected {expected[i]:R}, got {actual[i]:R}");
     }
 }
+
+/// <summary>The same tests on a CPU accelerator shaped as a CUDA device: 32-lane warps, a GPU's launch shapes.</summary>
+[Collection(CudaShapedAcceleratorCollection.Name)]
+public sealed class AttentionKernelsOnCudaWarpsTests(CudaShapedAcceleratorFixture device) : AttentionKernelsTests(device);

@@ -226,3 +226,7 @@ public class BackwardKernelsTests(CpuAcceleratorFixture device)
         KernelData.AssertSameBits(expected, device.Download(dt));
     }
 }
+
+/// <summary>The same tests on a CPU accelerator shaped as a CUDA device: 32-lane warps, a GPU's launch shapes.</summary>
+[Collection(CudaShapedAcceleratorCollection.Name)]
+public sealed class BackwardKernelsOnCudaWarpsTests(CudaShapedAcceleratorFixture device) : BackwardKernelsTests(device);

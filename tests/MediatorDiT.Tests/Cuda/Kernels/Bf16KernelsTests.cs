@@ -107,3 +107,7 @@ internal static class ReferenceBf16
     /// <summary>Each value rounded to bf16 and widened back: what a bf16 product reads.</summary>
     public static float[] Rounded(float[] values) => values.Select(v => Widen(Round(v))).ToArray();
 }
+
+/// <summary>The same tests on a CPU accelerator shaped as a CUDA device: 32-lane warps, a GPU's launch shapes.</summary>
+[Collection(CudaShapedAcceleratorCollection.Name)]
+public sealed class Bf16KernelsOnCudaWarpsTests(CudaShapedAcceleratorFixture device) : Bf16KernelsTests(device);

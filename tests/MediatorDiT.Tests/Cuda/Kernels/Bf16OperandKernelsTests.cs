@@ -13,10 +13,12 @@ namespace MediatorDiT.Tests.Cuda.Kernels;
 [Collection(CpuAcceleratorCollection.Name)]
 public class Bf16OperandKernelsTests(CpuAcceleratorFixture device)
 {
-    // On the CPU accelerator a warp has 4 lanes: rows of up to 32 take the tile softmax's register kernel, longer ones the general one.
+    // Rows of up to 8 warps' width take the tile softmax's register kernel, longer ones the general one: 32 on the
+    // CPU accelerator's 4-lane warps, 256 (SiT's tokens) on 32-lane warps.
     public static TheoryData<bool, int, int> RowShapes => new()
     {
         { false, 3, 5 }, { false, 33, 7 }, { true, 3, 5 }, { true, 20, 6 }, { true, 32, 4 }, { true, 33, 7 }, { true, 130, 9 },
+        { true, 256, 3 }, { true, 257, 3 },
     };
 
     [Theory]
@@ -245,3 +247,7 @@ public class Bf16OperandKernelsTests(CpuAcceleratorFixture device)
                 Assert.Fail($"{what} element {i}: expected 0x{expected[i]:X4}, got 0x{actual[i]:X4}");
     }
 }
+
+/// <summary>The same tests on a CPU accelerator shaped as a CUDA device: 32-lane warps, a GPU's launch shapes.</summary>
+[Collection(CudaShapedAcceleratorCollection.Name)]
+public sealed class Bf16OperandKernelsOnCudaWarpsTests(CudaShapedAcceleratorFixture device) : Bf16OperandKernelsTests(device);

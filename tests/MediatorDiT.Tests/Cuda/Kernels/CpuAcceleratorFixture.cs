@@ -9,26 +9,34 @@ namespace MediatorDiT.Tests.Cuda.Kernels;
 
 /// <summary>
 /// One ILGPU context with its CPU accelerator for all device-kernel tests (kernels compile at first use, so sharing
-/// it keeps the tests quick). The CPU accelerator runs the kernels' code as a GPU would, group by group, without a GPU.
+/// it keeps the tests quick). The CPU accelerator runs the kernels' code as a GPU would, group by group, without a GPU;
+/// this one simulates ILGPU's default CPU device, warps of 4 lanes and groups of at most 16 threads, on which
+/// <see cref="Kernels"/> runs the row kernels a thread per row (as <see cref="KernelSet"/> chooses for a CPU).
 /// </summary>
-public sealed class CpuAcceleratorFixture : IDisposable
+public class CpuAcceleratorFixture : IDisposable
 {
     private readonly Context _context;
 
-    public CpuAcceleratorFixture()
+    public CpuAcceleratorFixture() : this(CPUDevice.Default, warpRows: false)
     {
-        _context = Context.Create(builder => builder.CPU().Math(MathMode.Default));
+    }
+
+    /// <summary>An accelerator simulating <paramref name="simulated"/>; <see cref="Kernels"/> with row kernels a warp per row or not.</summary>
+    protected CpuAcceleratorFixture(CPUDevice simulated, bool warpRows)
+    {
+        _context = Context.Create(builder => builder.CPU(simulated).Math(MathMode.Default));
         Accelerator = _context.CreateCPUAccelerator(0, CPUAcceleratorMode.Parallel);
-        Kernels = new KernelSet(Accelerator);
+        Kernels = new KernelSet(Accelerator, warpRows);
         ThreadRowKernels = new KernelSet(Accelerator, warpRows: false);
         WarpRowKernels = new KernelSet(Accelerator, warpRows: true);
     }
 
     public Accelerator Accelerator { get; }
 
+    /// <summary>The kernels as the fixture's device would run them: a thread per row here, a warp per row on <see cref="CudaShapedAcceleratorFixture"/>.</summary>
     internal KernelSet Kernels { get; }
 
-    /// <summary>The kernels with the row kernels' reference mapping, a thread per row (<see cref="Kernels"/>'s on this accelerator).</summary>
+    /// <summary>The kernels with the row kernels' reference mapping, a thread per row.</summary>
     internal KernelSet ThreadRowKernels { get; }
 
     /// <summary>The kernels with the row kernels a warp per row, as on a GPU.</summary>
@@ -48,13 +56,30 @@ public sealed class CpuAcceleratorFixture : IDisposable
     {
         Accelerator.Dispose();
         _context.Dispose();
+        GC.SuppressFinalize(this);
     }
 }
+
+/// <summary>
+/// A CPU accelerator shaped as an NVIDIA GPU (ILGPU's simulated NVIDIA device): warps of 32 lanes and groups of up to
+/// 1,024 threads, so <see cref="KernelSet"/> launches what it launches on a card (8 warps of rows to a group, 256-thread
+/// reductions, the tile softmax's register kernel for rows of up to 256 logits, SiT's 256 tokens) and the warp
+/// shuffles run their five rounds; <see cref="CpuAcceleratorFixture.Kernels"/> runs the row kernels a warp per row, as
+/// on a GPU. Its launches are slow on a CPU (a thread per lane), so it runs the kernel and product tests only
+/// (each such test class has a twin on it at the end of its file).
+/// </summary>
+public sealed class CudaShapedAcceleratorFixture() : CpuAcceleratorFixture(CPUDevice.Nvidia, warpRows: true);
 
 [CollectionDefinition(Name)]
 public sealed class CpuAcceleratorCollection : ICollectionFixture<CpuAcceleratorFixture>
 {
     public const string Name = "ILGPU CPU accelerator";
+}
+
+[CollectionDefinition(Name)]
+public sealed class CudaShapedAcceleratorCollection : ICollectionFixture<CudaShapedAcceleratorFixture>
+{
+    public const string Name = "ILGPU CPU accelerator shaped as a CUDA device";
 }
 
 /// <summary>Inputs and comparisons the kernel tests share.</summary>

@@ -107,3 +107,7 @@ public class ElementKernelsTests(CpuAcceleratorFixture device)
         KernelData.AssertSameBits(v, device.Download(dv));
     }
 }
+
+/// <summary>The same tests on a CPU accelerator shaped as a CUDA device: 32-lane warps, a GPU's launch shapes.</summary>
+[Collection(CudaShapedAcceleratorCollection.Name)]
+public sealed class ElementKernelsOnCudaWarpsTests(CudaShapedAcceleratorFixture device) : ElementKernelsTests(device);

@@ -83,3 +83,7 @@ public class ElementsPerThreadTests(CpuAcceleratorFixture device)
         return buffer.GetAsArray1D();
     }
 }
+
+/// <summary>The same tests on a CPU accelerator shaped as a CUDA device: 32-lane warps, a GPU's launch shapes.</summary>
+[Collection(CudaShapedAcceleratorCollection.Name)]
+public sealed class ElementsPerThreadOnCudaWarpsTests(CudaShapedAcceleratorFixture device) : ElementsPerThreadTests(device);

@@ -89,3 +89,7 @@ public class ForwardKernelsTests(CpuAcceleratorFixture device)
         KernelData.AssertSameBits(expected, device.Download(dout));
     }
 }
+
+/// <summary>The same tests on a CPU accelerator shaped as a CUDA device: 32-lane warps, a GPU's launch shapes.</summary>
+[Collection(CudaShapedAcceleratorCollection.Name)]
+public sealed class ForwardKernelsOnCudaWarpsTests(CudaShapedAcceleratorFixture device) : ForwardKernelsTests(device);

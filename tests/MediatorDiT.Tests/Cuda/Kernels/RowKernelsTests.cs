@@ -70,3 +70,7 @@ public class RowKernelsTests(CpuAcceleratorFixture device)
         for (int r = 0; r < rows; r++) Assert.Equal(1.0, probabilities.AsSpan(r * n, n).ToArray().Sum(v => (double)v), 5);
     }
 }
+
+/// <summary>The same tests on a CPU accelerator shaped as a CUDA device: 32-lane warps, a GPU's launch shapes.</summary>
+[Collection(CudaShapedAcceleratorCollection.Name)]
+public sealed class RowKernelsOnCudaWarpsTests(CudaShapedAcceleratorFixture device) : RowKernelsTests(device);

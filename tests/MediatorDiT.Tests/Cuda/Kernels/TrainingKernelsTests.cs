@@ -22,13 +22,16 @@ public class TrainingKernelsTests(CpuAcceleratorFixture device)
     [InlineData(PathType.VP, PredictionType.Score, LossWeighting.Likelihood)]
     public void TrainingLoss_MatchesTheTransport(PathType path, PredictionType prediction, LossWeighting weighting)
     {
-        const int batch = 3, per = 2 * 5 * 5; // per is not a multiple of the group: threads' strides end unevenly
+        // Images of c x 5 x 5 values, more than the reduction group's threads (16 on 4-lane warps: c = 2; 256 on a
+        // CUDA-shaped accelerator: c = 12) and not a multiple of them: the threads' strides end unevenly.
+        const int batch = 3;
+        int channels = device.Kernels.ReductionGroupSize / 25 + 2, per = channels * 25;
         var transport = new Transport(path, prediction, weighting);
         float[] t = [0.2f, 0.55f, 0.9f];
-        var p = new Tensor(KernelData.Uniform(batch * per, 101, -2f, 2f), batch, 2, 5, 5);
-        var x0 = new Tensor(KernelData.Uniform(batch * per, 102, -2f, 2f), batch, 2, 5, 5);
-        var x1 = new Tensor(KernelData.Uniform(batch * per, 103, -1f, 1f), batch, 2, 5, 5);
-        var gradient = new Tensor(batch, 2, 5, 5);
+        var p = new Tensor(KernelData.Uniform(batch * per, 101, -2f, 2f), batch, channels, 5, 5);
+        var x0 = new Tensor(KernelData.Uniform(batch * per, 102, -2f, 2f), batch, channels, 5, 5);
+        var x1 = new Tensor(KernelData.Uniform(batch * per, 103, -1f, 1f), batch, channels, 5, 5);
+        var gradient = new Tensor(batch, channels, 5, 5);
         var losses = transport.TrainingLoss(p, t, x0, x1, gradient);
         var (coefficients, mode) = TrainingKernels.LossCoefficientsFor(transport, t, per);
         using var dp = device.Upload(p.Span.ToArray());
@@ -37,7 +40,7 @@ public class TrainingKernelsTests(CpuAcceleratorFixture device)
         using var dc = device.Accelerator.Allocate1D(coefficients);
         using var dg = device.Accelerator.Allocate1D<float>(batch * per);
         using var dl = device.Accelerator.Allocate1D<float>(batch);
-        Assert.InRange(device.Kernels.ReductionGroupSize, 2, per - 1); // several threads per image: the group's tree runs
+        Assert.True(device.Kernels.ReductionGroupSize >= 2 && per % device.Kernels.ReductionGroupSize != 0); // the group's tree runs
         device.Kernels.TrainingLoss(dp.View, d0.View, d1.View, dc.View, mode, dg.View, dl.View);
         KernelData.AssertSameBits(gradient.Span.ToArray(), device.Download(dg));
         KernelData.AssertRelative(losses, device.Download(dl), 1e-6);
@@ -143,3 +146,7 @@ public class TrainingKernelsTests(CpuAcceleratorFixture device)
         Assert.Equal(second, device.Download(part));
     }
 }
+
+/// <summary>The same tests on a CPU accelerator shaped as a CUDA device: 32-lane warps, a GPU's launch shapes.</summary>
+[Collection(CudaShapedAcceleratorCollection.Name)]
+public sealed class TrainingKernelsOnCudaWarpsTests(CudaShapedAcceleratorFixture device) : TrainingKernelsTests(device);

@@ -5,18 +5,19 @@ namespace MediatorDiT.Tests.Cuda.Kernels;
 
 /// <summary>
 /// The row kernels with a warp per row against their reference twins with a thread per row, on the CPU accelerator
-/// (warps of 4 lanes there): the same formulas with the sums in another order, 1e-5 of max(1, |reference|). Row
-/// lengths below, at and above the warp's width, and row counts that leave the last group part empty.
+/// (warps of 4 lanes, and 32 in the twin at the end): the same formulas with the sums in another order, 1e-5 of
+/// max(1, |reference|). Row lengths below, at and above either warp width, and row counts that leave the last group part empty.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
 public class WarpRowKernelsTests(CpuAcceleratorFixture device)
 {
-    public static TheoryData<int, int> Shapes => new() { { 2, 3 }, { 3, 5 }, { 4, 8 }, { 33, 7 }, { 130, 37 } };
+    public static TheoryData<int, int> Shapes => new() { { 2, 3 }, { 3, 5 }, { 4, 8 }, { 32, 3 }, { 33, 7 }, { 130, 37 } };
 
     [Fact]
     public void TheCpuAcceleratorRunsAThreadPerRowByDefault_TheSwitchTheWarps()
     {
-        Assert.False(device.Kernels.WarpRows);
+        Assert.False(new KernelSet(device.Accelerator).WarpRows);
+        Assert.False(device.ThreadRowKernels.WarpRows);
         Assert.True(device.WarpRowKernels.WarpRows);
     }
 
@@ -99,3 +100,7 @@ public class WarpRowKernelsTests(CpuAcceleratorFixture device)
                 Assert.Fail($"{what} element {i}: expected {expected[i]:R}, got {actual[i]:R}");
     }
 }
+
+/// <summary>The same tests on a CPU accelerator shaped as a CUDA device: 32-lane warps, a GPU's launch shapes.</summary>
+[Collection(CudaShapedAcceleratorCollection.Name)]
+public sealed class WarpRowKernelsOnCudaWarpsTests(CudaShapedAcceleratorFixture device) : WarpRowKernelsTests(device);

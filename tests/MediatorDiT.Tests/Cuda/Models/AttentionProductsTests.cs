@@ -336,3 +336,7 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
                 Assert.Fail($"{what} element {i}: expected {expected[i]:R}, got {actual[i]:R} (tolerance {tolerance} of max(1, |expected|))");
     }
 }
+
+/// <summary>The same tests on a CPU accelerator shaped as a CUDA device: 32-lane warps, a GPU's launch shapes.</summary>
+[Collection(CudaShapedAcceleratorCollection.Name)]
+public sealed class AttentionProductsOnCudaWarpsTests(CudaShapedAcceleratorFixture device) : AttentionProductsTests(device);

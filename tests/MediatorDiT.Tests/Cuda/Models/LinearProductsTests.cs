@@ -194,3 +194,7 @@ public class LinearProductsTests(CpuAcceleratorFixture device)
         }
     }
 }
+
+/// <summary>The same tests on a CPU accelerator shaped as a CUDA device: 32-lane warps, a GPU's launch shapes.</summary>
+[Collection(CudaShapedAcceleratorCollection.Name)]
+public sealed class LinearProductsOnCudaWarpsTests(CudaShapedAcceleratorFixture device) : LinearProductsTests(device);

@@ -95,3 +95,7 @@ public class VaeKernelsTests(CpuAcceleratorFixture device)
         Assert.True(worst <= Tolerance * scale, $"max |device - cpu| = {worst:E3}, allowed {Tolerance * scale:E3}");
     }
 }
+
+/// <summary>The same tests on a CPU accelerator shaped as a CUDA device: 32-lane warps, a GPU's launch shapes.</summary>
+[Collection(CudaShapedAcceleratorCollection.Name)]
+public sealed class VaeKernelsOnCudaWarpsTests(CudaShapedAcceleratorFixture device) : VaeKernelsTests(device);
