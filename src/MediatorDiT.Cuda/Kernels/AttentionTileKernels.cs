@@ -12,15 +12,16 @@ internal static class AttentionTileKernels
 {
     /// <summary>
     /// dst (B, H, N, hd, n values) from the row-major src (B*N, ld) whose heads sit side by side from column
-    /// <see cref="HeadLayout.Column"/>. Elements i of dst <see cref="ElementsPerThread"/> (loads first), so a warp reads
-    /// one head's channels of a row together.
+    /// <see cref="HeadLayout.Column"/>, plus bias (ld) at the value's column where bias is not empty (a product's
+    /// bias added as it is read: fl(src + bias)). Elements i of dst <see cref="ElementsPerThread"/> (loads first), so a
+    /// warp reads one head's channels of a row together.
     /// </summary>
-    public static void ToHeadMajor(Index1D t, ArrayView<float> src, ArrayView<float> dst, HeadLayout l, int n) =>
-        HeadMajorMove.Gather<float, Fp32Results>(t, src, dst, l, n);
+    public static void ToHeadMajor(Index1D t, ArrayView<float> src, ArrayView<float> bias, ArrayView<float> dst, HeadLayout l, int n) =>
+        HeadMajorMove.Gather<float, Fp32Results>(t, src, bias, dst, l, n);
 
     /// <summary><see cref="ToHeadMajor"/> writing the bf16 copy alone: dst16 = bf16 of the head-major values (the operand a bf16 product reads).</summary>
-    public static void ToHeadMajorBf16(Index1D t, ArrayView<float> src, ArrayView<ushort> dst16, HeadLayout l, int n) =>
-        HeadMajorMove.Gather<ushort, Bf16Results>(t, src, dst16, l, n);
+    public static void ToHeadMajorBf16(Index1D t, ArrayView<float> src, ArrayView<float> bias, ArrayView<ushort> dst16, HeadLayout l, int n) =>
+        HeadMajorMove.Gather<ushort, Bf16Results>(t, src, bias, dst16, l, n);
 
     /// <summary><see cref="FromHeadMajor"/> that also writes dst16 = bf16 of each value moved (at dst's index): a bf16 product's operand.</summary>
     public static void FromHeadMajorWithBf16(Index1D t, ArrayView<float> src, ArrayView<float> dst, ArrayView<ushort> dst16, HeadLayout l, int n)
@@ -91,18 +92,26 @@ internal static class AttentionTileKernels
 internal static class HeadMajorMove
 {
     /// <summary>
-    /// dst (B, H, N, hd, n values) from the row-major src, <see cref="ElementsPerThread"/>: thread t's four loads first,
-    /// then its stores.
+    /// dst (B, H, N, hd, n values) from the row-major src, plus bias at the value's column unless bias is empty,
+    /// <see cref="ElementsPerThread"/>: thread t's four loads first, then its stores.
     /// </summary>
-    public static void Gather<T, TF>(int t, ArrayView<float> src, ArrayView<T> dst, HeadLayout l, int n) where T : unmanaged where TF : struct, IResultFormat<T>
+    public static void Gather<T, TF>(int t, ArrayView<float> src, ArrayView<float> bias, ArrayView<T> dst, HeadLayout l, int n)
+        where T : unmanaged where TF : struct, IResultFormat<T>
     {
         int stride = ElementsPerThread.Threads(n), i0 = t, i1 = i0 + stride, i2 = i1 + stride, i3 = i2 + stride;
-        float v0 = i0 < n ? src[l.RowMajorIndex(i0)] : 0f, v1 = i1 < n ? src[l.RowMajorIndex(i1)] : 0f;
-        float v2 = i2 < n ? src[l.RowMajorIndex(i2)] : 0f, v3 = i3 < n ? src[l.RowMajorIndex(i3)] : 0f;
+        float v0 = i0 < n ? Load(src, bias, l, i0) : 0f, v1 = i1 < n ? Load(src, bias, l, i1) : 0f;
+        float v2 = i2 < n ? Load(src, bias, l, i2) : 0f, v3 = i3 < n ? Load(src, bias, l, i3) : 0f;
         if (i0 < n) dst[i0] = default(TF).From(v0);
         if (i1 < n) dst[i1] = default(TF).From(v1);
         if (i2 < n) dst[i2] = default(TF).From(v2);
         if (i3 < n) dst[i3] = default(TF).From(v3);
+    }
+
+    /// <summary>Head-major element i's value: src's, plus its column's bias when there is one (no add otherwise, so -0 stays -0).</summary>
+    private static float Load(ArrayView<float> src, ArrayView<float> bias, HeadLayout l, int i)
+    {
+        long index = l.RowMajorIndex(i, out int column);
+        return bias.Length > 0 ? src[index] + bias[column] : src[index];
     }
 }
 
@@ -113,10 +122,14 @@ internal static class HeadMajorMove
 internal readonly record struct HeadLayout(int Tokens, int Heads, int HeadDim, int Ld, int Column)
 {
     /// <summary>The row-major index of head-major element i = ((b H + h) N + r) hd + c.</summary>
-    public long RowMajorIndex(int i)
+    public long RowMajorIndex(int i) => RowMajorIndex(i, out _);
+
+    /// <summary>The row-major index of head-major element i, and its column in a row-major row.</summary>
+    public long RowMajorIndex(int i, out int column)
     {
         int c = i % HeadDim, rest = i / HeadDim, r = rest % Tokens, bh = rest / Tokens, b = bh / Heads, h = bh - b * Heads;
-        return ((long)b * Tokens + r) * Ld + Column + h * HeadDim + c;
+        column = Column + h * HeadDim + c;
+        return ((long)b * Tokens + r) * Ld + column;
     }
 }
 

@@ -6,17 +6,21 @@ namespace MediatorDiT.Cuda.Kernels;
 /// <summary>The launchers of <see cref="AttentionTileKernels"/>, the non-product steps of Models.AttentionProducts.</summary>
 internal sealed partial class KernelSet
 {
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, HeadLayout, int>? _toHeadMajor, _fromHeadMajor;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, HeadLayout, int>? _fromHeadMajor;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, HeadLayout, int>? _toHeadMajor;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, AttentionTile>? _tileSoftmax;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, AttentionTile>? _tileSoftmaxWarp;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionTile>? _tileSoftmaxBackward;
 
-    /// <summary>headMajor (B, H, N, hd) = the heads of rowMajor (B*N, layout.Ld) from column layout.Column.</summary>
-    public void ToHeadMajor(ArrayView<float> rowMajor, ArrayView<float> headMajor, int batch, HeadLayout layout)
+    /// <summary>
+    /// headMajor (B, H, N, hd) = the heads of rowMajor (B*N, layout.Ld) from column layout.Column, plus
+    /// <paramref name="bias"/> (layout.Ld, a row's bias) when given: a product's bias added as its output is read.
+    /// </summary>
+    public void ToHeadMajor(ArrayView<float> rowMajor, ArrayView<float> headMajor, int batch, HeadLayout layout, ArrayView<float> bias = default)
     {
-        long count = CheckHeadLayout(rowMajor, headMajor.Length, batch, layout);
-        (_toHeadMajor ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, HeadLayout, int>(AttentionTileKernels.ToHeadMajor))(
-            ElementsPerThread.Threads(count), rowMajor, headMajor, layout, (int)count);
+        long count = CheckHeadLayout(rowMajor, headMajor.Length, batch, layout, bias);
+        (_toHeadMajor ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, HeadLayout, int>(
+            AttentionTileKernels.ToHeadMajor))(ElementsPerThread.Threads(count), rowMajor, bias, headMajor, layout, (int)count);
     }
 
     /// <summary>rowMajor (B*N, layout.Ld) from column layout.Column = the heads of headMajor (B, H, N, hd).</summary>
@@ -77,8 +81,9 @@ internal sealed partial class KernelSet
             AttentionBackwardKernels.FullAttentionDelta))((int)heads3, o, dO, delta, tokens, heads, headDim);
     }
 
-    private static long CheckHeadLayout(ArrayView<float> rowMajor, long headMajorLength, int batch, HeadLayout l)
+    private static long CheckHeadLayout(ArrayView<float> rowMajor, long headMajorLength, int batch, HeadLayout l, ArrayView<float> bias = default)
     {
+        Check(bias.Length == 0 || bias.Length == l.Ld, "a bias added to the moved values holds one row (ld values)");
         long rows = (long)batch * l.Tokens, count = rows * l.Heads * l.HeadDim;
         Check(batch >= 1 && l.Tokens >= 1 && l.Heads >= 1 && l.HeadDim >= 1, "batch, tokens, heads and headDim must be positive");
         Check(l.Column >= 0 && l.Ld >= l.Column + l.Heads * l.HeadDim, "the row-major side's rows must hold the heads from the column on");

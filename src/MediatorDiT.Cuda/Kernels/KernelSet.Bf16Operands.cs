@@ -16,7 +16,7 @@ internal sealed partial class KernelSet
     private Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, AttentionTile>? _tileSoftmaxWarpBf16, _tileSoftmaxShortBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, AttentionTile>? _tileSoftmaxBackwardBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int>? _geluBf16;
-    private Action<Index1D, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>? _toHeadMajorBf16;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>? _toHeadMajorBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>? _fromHeadMajorWithBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int>? _geluBackwardBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int, int, int>? _branchGradBf16;
@@ -75,12 +75,12 @@ internal sealed partial class KernelSet
             ArrayView<ushort>, ArrayView<ushort>, AttentionTile>(AttentionTileKernels.TileSoftmaxBackwardBf16))((int)count, s, dp, lse, delta, p16, ds16, tile);
     }
 
-    /// <summary><see cref="ToHeadMajor"/> into the bf16 copy alone: headMajor16 (B, H, N, hd) = bf16 of the heads of rowMajor.</summary>
-    public void ToHeadMajorBf16(ArrayView<float> rowMajor, ArrayView<ushort> headMajor16, int batch, HeadLayout layout)
+    /// <summary><see cref="ToHeadMajor"/> into the bf16 copy alone: headMajor16 (B, H, N, hd) = bf16 of the heads of rowMajor (plus bias, when given).</summary>
+    public void ToHeadMajorBf16(ArrayView<float> rowMajor, ArrayView<ushort> headMajor16, int batch, HeadLayout layout, ArrayView<float> bias = default)
     {
-        long count = CheckHeadLayout(rowMajor, headMajor16.Length, batch, layout);
-        (_toHeadMajorBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>(AttentionTileKernels.ToHeadMajorBf16))(
-            ElementsPerThread.Threads(count), rowMajor, headMajor16, layout, (int)count);
+        long count = CheckHeadLayout(rowMajor, headMajor16.Length, batch, layout, bias);
+        (_toHeadMajorBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>(
+            AttentionTileKernels.ToHeadMajorBf16))(ElementsPerThread.Threads(count), rowMajor, bias, headMajor16, layout, (int)count);
     }
 
     /// <summary><see cref="FromHeadMajor"/> that also writes rowMajor16 (as long as rowMajor) = bf16 of every value it moves.</summary>

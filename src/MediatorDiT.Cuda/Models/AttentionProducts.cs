@@ -56,16 +56,19 @@ internal sealed class AttentionProducts : IDisposable
     public long TileFloats { get; }
 
     /// <summary>
-    /// o (B*N, D) = softmax(s q k^T) v per image and head from qkv (B*N, 3D); lse (B, H, N) gets each row's log-sum-exp
-    /// (natural log of the sum of exp of the scaled logits), what <see cref="FullBackward"/> reads.
+    /// o (B*N, D) = softmax(s q k^T) v per image and head from qkv (B*N, 3D) plus <paramref name="qkvBias"/> (3D; empty:
+    /// qkv holds the biased values), the bias added as q, k and v are moved to head-major (so the qkv product need not
+    /// write bias rows first); lse (B, H, N) gets each row's log-sum-exp (natural log of the sum of exp of the scaled
+    /// logits), what <see cref="FullBackward"/> reads.
     /// </summary>
-    public void FullForward(ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> lse, AttentionGeometry g)
+    public void FullForward(ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> o, ArrayView<float> lse, AttentionGeometry g)
     {
         int n = g.Tokens, hd = g.HeadDim, items = g.Batch * g.Heads;
         long e = (long)g.Batch * n * g.Dim;
         Check(qkv.Length >= 3 * e && o.Length >= e && lse.Length >= (long)items * n, "qkv, o or lse is too short for the geometry");
+        Check(qkvBias.Length == 0 || qkvBias.Length == 3 * g.Dim, "the qkv bias holds 3D values");
         var (heads, heads16) = Heads(4 * e, 3 * e);
-        var (q, k, v) = SplitHeads(qkv, heads, heads16, g);
+        var (q, k, v) = SplitHeads(qkv, qkvBias, heads, heads16, g);
         var oh = heads.SubView(3 * e, e);
         var (tile, tile16) = Tiles(items, n, 1);
         foreach (var (i0, ni, r0, rows) in Tiling(items, n))
@@ -92,19 +95,20 @@ internal sealed class AttentionProducts : IDisposable
     }
 
     /// <summary>
-    /// dqkv (B*N, 3D) overwritten with the gradient of <see cref="FullForward"/> from qkv, its output o and lse, and dO (B*N, D);
-    /// delta (B, H, N) is scratch. With <paramref name="dqkv16"/> (bf16 operands from their producers) the moves back to
-    /// rows also write dqkv's bf16 copy there, the operand of qkv's backward products.
+    /// dqkv (B*N, 3D) overwritten with the gradient of <see cref="FullForward"/> from qkv and qkvBias (as there), its
+    /// output o and lse, and dO (B*N, D); delta (B, H, N) is scratch. With <paramref name="dqkv16"/> (bf16 operands from
+    /// their producers) the moves back to rows also write dqkv's bf16 copy there, the operand of qkv's backward products.
     /// </summary>
-    public void FullBackward(ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> dO, ArrayView<float> lse, ArrayView<float> delta,
-        ArrayView<float> dqkv, AttentionGeometry g, ArrayView<ushort> dqkv16 = default)
+    public void FullBackward(ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> o, ArrayView<float> dO, ArrayView<float> lse,
+        ArrayView<float> delta, ArrayView<float> dqkv, AttentionGeometry g, ArrayView<ushort> dqkv16 = default)
     {
         int n = g.Tokens, hd = g.HeadDim, items = g.Batch * g.Heads;
         long e = (long)g.Batch * n * g.Dim;
         Check(qkv.Length >= 3 * e && dqkv.Length >= 3 * e && o.Length >= e && dO.Length >= e, "qkv, dqkv, o or dO is too short for the geometry");
         Check(lse.Length >= (long)items * n && delta.Length >= (long)items * n, "lse and delta need (B, H, N)");
+        Check(qkvBias.Length == 0 || qkvBias.Length == 3 * g.Dim, "the qkv bias holds 3D values");
         var (heads, heads16) = Heads(7 * e, 4 * e);
-        var (q, k, v) = SplitHeads(qkv, heads, heads16, g);
+        var (q, k, v) = SplitHeads(qkv, qkvBias, heads, heads16, g);
         var dOh = Part(heads, heads16, 3, e);
         ArrayView<float> dq = heads.SubView(4 * e, e), dk = heads.SubView(5 * e, e), dv = heads.SubView(6 * e, e);
         using (_kernels.SubStage("layout"))
@@ -166,7 +170,7 @@ internal sealed class AttentionProducts : IDisposable
         Check(a1.Length >= maps && a2.Length >= maps && vm.Length >= te, "a1, a2 or vm is too short for the geometry");
         // Head-major q, k, v, O and T; in bf16 their copies (but O's), then A1's, A2's and Vm's.
         var (heads, heads16) = Heads(4 * e + te, 3 * e + te + 2 * maps + te);
-        var (q, k, v) = SplitHeads(qkv, heads, heads16, g);
+        var (q, k, v) = SplitHeads(qkv, default, heads, heads16, g);
         var oh = heads.SubView(3 * e, e);
         var th = new ProductOperand(heads.SubView(4 * e, te), _bf16 ? heads16.SubView(3 * e, te) : default); // O has no bf16 copy
         var a1Op = new ProductOperand(a1, _bf16 ? heads16.SubView(3 * e + te, maps) : default);
@@ -218,7 +222,7 @@ internal sealed class AttentionProducts : IDisposable
         Check(v.Vm.Length >= te && v.DVm.Length >= te && v.DT.Length >= te, "Vm, dVm or dT is too short for the geometry");
         // Head-major q, k, v, dO, then dq, dk, dv, then T: fp32 only.
         var (heads, _) = Heads(7 * e + te, 0);
-        var (q, k, vh) = SplitHeads(v.Qkv, heads, default, g, round: false);
+        var (q, k, vh) = SplitHeads(v.Qkv, default, heads, default, g, round: false);
         ArrayView<float> dOh = heads.SubView(3 * e, e), th = heads.SubView(7 * e, te);
         var shape = new MediatorShape(g.Heads, hd, g.Grid, g.Grid, g.MedGrid, g.Scale);
         using (_kernels.SubStage("layout"))
@@ -253,11 +257,12 @@ internal sealed class AttentionProducts : IDisposable
     }
 
     /// <summary>
-    /// q, k and v of qkv (B*N, 3D) into the first three (B*N*D) parts of the head-major scratch, and in bf16 (when
-    /// <paramref name="round"/>) their copies; when the copies come from the moves themselves the fp32 parts are not written.
+    /// q, k and v of qkv (B*N, 3D) plus qkvBias (3D, or empty) into the first three (B*N*D) parts of the head-major
+    /// scratch, and in bf16 (when <paramref name="round"/>) their copies; when the copies come from the moves themselves
+    /// the fp32 parts are not written.
     /// </summary>
-    private (ProductOperand Q, ProductOperand K, ProductOperand V) SplitHeads(ArrayView<float> qkv, ArrayView<float> heads, ArrayView<ushort> heads16, AttentionGeometry g,
-        bool round = true)
+    private (ProductOperand Q, ProductOperand K, ProductOperand V) SplitHeads(ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> heads,
+        ArrayView<ushort> heads16, AttentionGeometry g, bool round = true)
     {
         long e = (long)g.Batch * g.Tokens * g.Dim;
         using (_kernels.SubStage("layout")) return (Move(0), Move(1), Move(2));
@@ -265,23 +270,25 @@ internal sealed class AttentionProducts : IDisposable
         ProductOperand Move(int part)
         {
             ProductOperand operand = round ? Part(heads, heads16, part, e) : heads.SubView(part * e, e);
-            ToHeadMajor(qkv, operand, g.Batch, new HeadLayout(g.Tokens, g.Heads, g.HeadDim, 3 * g.Dim, part * g.Dim), round);
+            ToHeadMajor(qkv, operand, g.Batch, new HeadLayout(g.Tokens, g.Heads, g.HeadDim, 3 * g.Dim, part * g.Dim), round, qkvBias);
             return operand;
         }
     }
 
     /// <summary>
-    /// The heads of rowMajor into the head-major operand: in bf16 with <paramref name="round"/> its bf16 copy, written
-    /// directly when the producers write the operands (the fp32 view left unwritten), else through the fp32 view.
+    /// The heads of rowMajor (plus bias, a row's, when given) into the head-major operand: in bf16 with
+    /// <paramref name="round"/> its bf16 copy, written directly when the producers write the operands (the fp32 view
+    /// left unwritten), else through the fp32 view.
     /// </summary>
-    private void ToHeadMajor(ArrayView<float> rowMajor, ProductOperand headMajor, int batch, HeadLayout layout, bool round)
+    private void ToHeadMajor(ArrayView<float> rowMajor, ProductOperand headMajor, int batch, HeadLayout layout, bool round,
+        ArrayView<float> bias = default)
     {
         if (_fused && round)
         {
-            _kernels.ToHeadMajorBf16(rowMajor, headMajor.B16, batch, layout);
+            _kernels.ToHeadMajorBf16(rowMajor, headMajor.B16, batch, layout, bias);
             return;
         }
-        _kernels.ToHeadMajor(rowMajor, headMajor.F32, batch, layout);
+        _kernels.ToHeadMajor(rowMajor, headMajor.F32, batch, layout, bias);
         if (round) Round(headMajor, headMajor.F32.Length);
     }
 

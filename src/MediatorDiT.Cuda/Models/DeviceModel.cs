@@ -172,13 +172,18 @@ internal sealed partial class DeviceModel : IDisposable
             using (k.Stage("forward: norms and gated residuals"))
                 AdaLayerNorm(a.X, a.Chunk(0), a.Chunk(1), s.Normalized1, s.QkvInput, s.Stats1, d, n, keepFloats: observe is not null);
             observe?.Invoke(i, Observed(s.H1, rows, d), b);
-            using (k.Stage("forward: qkv")) Linear(s.QkvInput, block.QkvWeight, block.QkvBias, s.Qkv, rows, d, 3 * d);
+            using (k.Stage("forward: qkv"))
+            {
+                // Full attention adds qkv's bias as it moves q, k and v to head-major; the mediator core's kernels read qkv whole.
+                if (block.Mediator) Linear(s.QkvInput, block.QkvWeight, block.QkvBias, s.Qkv, rows, d, 3 * d);
+                else _products.Forward(s.QkvInput, block.QkvWeight, s.Qkv, rows, d, 3 * d, accumulate: false);
+            }
             if (block.Mediator)
                 using (k.Stage("forward: mediator attention core"))
                     _products.Attention.MediatorForward(s.Qkv, block.Bias1, block.Bias2, block.DwcWeight, block.DwcBias, s.MediatorTokens, s.A1,
                         s.Vm, s.A2, s.Heads, geometry);
             else
-                using (k.Stage("forward: full attention core")) _products.Attention.FullForward(s.Qkv, s.Heads, s.Lse, geometry);
+                using (k.Stage("forward: full attention core")) _products.Attention.FullForward(s.Qkv, block.QkvBias, s.Heads, s.Lse, geometry);
             using (k.Stage("forward: proj"))
             {
                 // The heads' output is made by the core's last steps (a layout move, the depthwise conv's add): rounded here.

@@ -62,6 +62,26 @@ public class ElementsPerThreadTests(CpuAcceleratorFixture device)
         for (int i = 0; i < count; i++) Assert.Equal(Bf16.Round(moved[i]), moved16[i]);
         Assert.All(moved16[count..], v => Assert.Equal(Sentinel, v));
 
+        // With a row's bias (ld values) added as the values move: each value plus its column's bias, fl(x + b).
+        var bias = KernelData.Uniform(ld, 330 + count, -1f, 1f);
+        using var dBias = device.Upload(bias);
+        using var biasedMajor = device.Accelerator.Allocate1D<float>(count);
+        using var biasedMajor16 = Sentinels(count);
+        device.Kernels.ToHeadMajor(src.View, biasedMajor.View, batch, layout, dBias.View);
+        var biased = device.Download(biasedMajor);
+        device.Kernels.ToHeadMajorBf16(src.View, biasedMajor16.View, batch, layout, dBias.View);
+        var biased16 = Download(biasedMajor16);
+        for (int b = 0; b < batch; b++)
+        for (int h = 0; h < heads; h++)
+        for (int r = 0; r < tokens; r++)
+        for (int c = 0; c < headDim; c++)
+        {
+            int column = dim + h * headDim + c, i = ((b * heads + h) * tokens + r) * headDim + c;
+            float expected = qkv[(b * tokens + r) * ld + column] + bias[column];
+            Assert.Equal(expected, biased[i]);
+            Assert.Equal(Bf16.Round(expected), biased16[i]);
+        }
+
         // Back into zeroed rows: the k columns get the values, every other column stays zero.
         using var back = device.Upload(new float[qkv.Length]);
         device.Kernels.FromHeadMajor(headMajor.View, back.View, batch, layout);

@@ -130,6 +130,31 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
     }
 
     [Theory]
+    [InlineData(DevicePrecision.Fp32, true)]
+    [InlineData(DevicePrecision.Bf16, true)]
+    [InlineData(DevicePrecision.Bf16, false)]
+    public void QkvBiasAddedByTheMoves_GivesTheBiasedRowsBits(DevicePrecision precision, bool operandsFromProducers)
+    {
+        // qkv without its bias and the bias (3D) against qkv with the bias added to every row, forward and backward.
+        var qkv = KernelData.Uniform(Batch * Tokens * 3 * Dim, 106, -2f, 2f);
+        var bias = KernelData.Uniform(3 * Dim, 107, -1f, 1f);
+        var biasedRows = qkv.Select((x, i) => x + bias[i % (3 * Dim)]).ToArray();
+        var (o, lse) = Forward(biasedRows, precision, 4 * Tokens, operandsFromProducers: operandsFromProducers);
+        var (o2, lse2) = Forward(qkv, precision, 4 * Tokens, operandsFromProducers: operandsFromProducers, qkvBias: bias);
+        KernelData.AssertSameBits(o, o2);
+        KernelData.AssertSameBits(lse, lse2);
+        Assert.True(MaxDifference(o, Forward(qkv, precision, 4 * Tokens).O) > 1e-3, "the bias changes the output: the comparison sees it");
+
+        var attention = CpuLayer(108);
+        var saved = attention.SavedQkv.Span.ToArray();
+        var unbiased = saved.Select((x, i) => x - bias[i % (3 * Dim)]).ToArray(); // so that unbiased + bias is near the saved rows
+        var rows = unbiased.Select((x, i) => x + bias[i % (3 * Dim)]).ToArray();
+        var dqkv = Backward(attention, precision, 4 * Tokens, null, operandsFromProducers, out _, qkv: rows);
+        var dqkv2 = Backward(attention, precision, 4 * Tokens, null, operandsFromProducers, out _, qkv: unbiased, qkvBias: bias);
+        KernelData.AssertSameBits(dqkv, dqkv2);
+    }
+
+    [Theory]
     [InlineData(2, 4, 2, 3, 2, false)]
     [InlineData(1, 5, 2, 4, 3, false)] // a grid the mediator grid does not divide: overlapping pooling bins
     [InlineData(2, 4, 2, 3, 2, true)]
@@ -283,15 +308,17 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
         return (device.Download(o), device.Download(lse));
     }
 
+    /// <summary>The products' forward of qkv (plus <paramref name="qkvBias"/>, 3D, added by the moves when given).</summary>
     private (float[] O, float[] Lse) Forward(float[] qkv, DevicePrecision precision, long tileFloats, KernelSet? kernels = null,
-        bool operandsFromProducers = true)
+        bool operandsFromProducers = true, float[]? qkvBias = null)
     {
         using var gemm = new IlgpuGemm(device.Accelerator);
         using var products = new AttentionProducts(kernels ?? device.Kernels, gemm, precision, tileFloats, operandsFromProducers);
         using var dqkv = device.Upload(qkv);
+        using var bias = qkvBias is null ? null : device.Upload(qkvBias);
         using var o = device.Upload(KernelData.Uniform(Batch * Tokens * Dim, 95)); // stale values the forward must overwrite
         using var lse = device.Upload(KernelData.Uniform(Batch * Heads * Tokens, 96));
-        products.FullForward(dqkv.View, o.View, lse.View, Geometry);
+        products.FullForward(dqkv.View, bias?.View ?? default, o.View, lse.View, Geometry);
         return (device.Download(o), device.Download(lse));
     }
 
@@ -306,13 +333,17 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
     private float[] Backward(FullAttention attention, DevicePrecision precision, long tileFloats, KernelSet? kernels = null,
         bool operandsFromProducers = true) => Backward(attention, precision, tileFloats, kernels, operandsFromProducers, out _);
 
-    /// <summary>As the other overload; <paramref name="dqkv16"/> gets the bf16 copy of dqkv the backward writes when its producers write operands.</summary>
+    /// <summary>
+    /// As the other overload; <paramref name="dqkv16"/> gets the bf16 copy of dqkv the backward writes when its producers
+    /// write operands. <paramref name="qkv"/> (with <paramref name="qkvBias"/>, added by the moves) replaces the layer's saved qkv when given.
+    /// </summary>
     private float[] Backward(FullAttention attention, DevicePrecision precision, long tileFloats, KernelSet? kernels, bool operandsFromProducers,
-        out ushort[] dqkv16)
+        out ushort[] dqkv16, float[]? qkv = null, float[]? qkvBias = null)
     {
         using var gemm = new IlgpuGemm(device.Accelerator);
         using var products = new AttentionProducts(kernels ?? device.Kernels, gemm, precision, tileFloats, operandsFromProducers);
-        using var qkv = device.Upload(attention.SavedQkv.Span.ToArray());
+        using var bias = qkvBias is null ? null : device.Upload(qkvBias);
+        using var dQkv = device.Upload(qkv ?? attention.SavedQkv.Span.ToArray());
         using var o = device.Upload(attention.SavedHeadOutputs.Span.ToArray());
         using var dO = device.Upload(attention.HeadOutputGradient.Span.ToArray());
         using var lse = device.Upload(attention.SavedLogSumExp.Span.ToArray());
@@ -320,7 +351,7 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
         using var dqkv = device.Upload(KernelData.Uniform(Batch * Tokens * 3 * Dim, 97)); // overwritten, not added to
         using var halves = device.Accelerator.Allocate1D<ushort>(Batch * Tokens * 3 * Dim);
         halves.MemSetToZero();
-        products.FullBackward(qkv.View, o.View, dO.View, lse.View, delta.View, dqkv.View, Geometry, halves.View);
+        products.FullBackward(dQkv.View, bias?.View ?? default, o.View, dO.View, lse.View, delta.View, dqkv.View, Geometry, halves.View);
         var result = device.Download(dqkv);
         dqkv16 = halves.GetAsArray1D();
         return result;
