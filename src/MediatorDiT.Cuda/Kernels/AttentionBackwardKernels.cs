@@ -287,9 +287,11 @@ internal static class AttentionBackwardKernels
 
     /// <summary>
     /// Per (b, slot t in 0..9, channel c) of dTaps (B, 10, D): t &lt; 9 the tap's gradient sum_p dO_p v_(p + offset t)
-    /// over image b's tokens p in grid order; t = 9 the conv bias's, sum_p dO_p. Overwritten.
+    /// over image b's tokens p in grid order; t = 9 the conv bias's, sum_p dO_p. Overwritten. v is qkv's plus qkvBias
+    /// (3D) when that is not empty.
     /// </summary>
-    public static void DepthwiseGradientsPerImage(Index1D index, ArrayView<float> qkv, ArrayView<float> dO, ArrayView<float> dTaps, MediatorShape m)
+    public static void DepthwiseGradientsPerImage(Index1D index, ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> dO, ArrayView<float> dTaps,
+        MediatorShape m)
     {
         int d = m.Dim, ch = index % d, rest = index / d, t = rest % 10, b = rest / 10, N = m.Tokens;
         long g = (long)b * N * d + ch;
@@ -301,7 +303,7 @@ internal static class AttentionBackwardKernels
         else
         {
             int di = t / 3 - 1, dj = t % 3 - 1;
-            long v = (long)b * N * 3 * d + 2 * d + ch;
+            long image = (long)b * N * 3 * d;
             for (int i = 0; i < m.GridH; i++)
             {
                 int a = i + di;
@@ -310,7 +312,7 @@ internal static class AttentionBackwardKernels
                 {
                     int e = j + dj;
                     if (e < 0 || e >= m.GridW) continue;
-                    sum += dO[g + (long)(i * m.GridW + j) * d] * qkv[v + (long)(a * m.GridW + e) * 3 * d];
+                    sum += dO[g + (long)(i * m.GridW + j) * d] * AttentionKernels.QkvValue(qkv, qkvBias, image + (long)(a * m.GridW + e) * 3 * d, 2 * d + ch);
                 }
             }
         }

@@ -61,9 +61,9 @@ internal static class AttentionKernels
     /// <summary>
     /// Mediator tokens T (B, n, D) = nn.AdaptiveAvgPool2d of q over the G x G grid to g x g, as Nn.AdaptiveAvgPool.Forward:
     /// bin rows floor(i G / g) .. ceil((i + 1) G / g) - 1 (likewise columns), summed in grid order, times 1 / count.
-    /// Thread i = (b n + m) D + c.
+    /// q is qkv's plus qkvBias (3D) when that is not empty, added to each value as it is read. Thread i = (b n + m) D + c.
     /// </summary>
-    public static void MediatorPool(Index1D i, ArrayView<float> qkv, ArrayView<float> tokens, AttentionGeometry g)
+    public static void MediatorPool(Index1D i, ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> tokens, AttentionGeometry g)
     {
         int d = g.Dim, c = i % d, rest = i / d, m = rest % g.Mediators, b = rest / g.Mediators;
         int mi = m / g.MedGrid, mj = m % g.MedGrid;
@@ -72,9 +72,13 @@ internal static class AttentionKernels
         float sum = 0f;
         for (int a = h0; a < h1; a++)
         for (int bb = w0; bb < w1; bb++)
-            sum += qkv[((long)b * g.Tokens + a * g.Grid + bb) * 3 * d + c];
+            sum += QkvValue(qkv, qkvBias, ((long)b * g.Tokens + a * g.Grid + bb) * 3 * d, c);
         tokens[i] = sum * (1f / ((h1 - h0) * (w1 - w0)));
     }
+
+    /// <summary>qkv's value in column <paramref name="column"/> of the row at <paramref name="row"/>, plus the column's bias when there is one.</summary>
+    public static float QkvValue(ArrayView<float> qkv, ArrayView<float> qkvBias, long row, int column) =>
+        qkvBias.Length > 0 ? qkv[row + column] + qkvBias[column] : qkv[row + column];
 
     /// <summary>
     /// The mediators' key logits A1 (B, H, n, N) = s T k^T per head (softmaxed in place next). Thread i = ((b H + h) n + m) N + j.
@@ -124,10 +128,11 @@ internal static class AttentionKernels
 
     /// <summary>
     /// O += dwc(v) as Nn.DepthwiseConv3x3.Forward with accumulate: per element, O + bias, then the in-grid taps in row-then-
-    /// column order as fused multiply-adds; weight (D, 1, 3, 3) as PyTorch stores it. Thread i = (b N + token) D + channel.
+    /// column order as fused multiply-adds; weight (D, 1, 3, 3) as PyTorch stores it; v is qkv's plus qkvBias (3D) when
+    /// that is not empty (the padding stays zero). Thread i = (b N + token) D + channel.
     /// </summary>
-    public static void DepthwiseConvAdd(Index1D i, ArrayView<float> qkv, ArrayView<float> weight, ArrayView<float> bias, ArrayView<float> o,
-        AttentionGeometry g)
+    public static void DepthwiseConvAdd(Index1D i, ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> weight, ArrayView<float> bias,
+        ArrayView<float> o, AttentionGeometry g)
     {
         int n = g.Tokens, d = g.Dim, side = g.Grid;
         int ch = i % d, rest = i / d, token = rest % n, b = rest / n, ti = token / side, tj = token % side;
@@ -140,7 +145,7 @@ internal static class AttentionKernels
             {
                 int c = tj + dj;
                 if (c < 0 || c >= side) continue;
-                float v = qkv[((long)b * n + a * side + c) * 3 * d + 2 * d + ch];
+                float v = QkvValue(qkv, qkvBias, ((long)b * n + a * side + c) * 3 * d, 2 * d + ch);
                 acc = MathF.FusedMultiplyAdd(v, weight[ch * 9 + (di + 1) * 3 + dj + 1], acc);
             }
         }

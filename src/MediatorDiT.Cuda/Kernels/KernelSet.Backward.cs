@@ -10,7 +10,8 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _fullDelta;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float>? _fullDq, _fullDkv;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MediatorShape>? _medQuerySoftmax, _medKeySoftmax, _medTokens, _medDq;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MediatorShape>? _medDVm, _medDk, _medDwcPerImage, _medDwcInputAdd;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MediatorShape>? _medDVm, _medDk, _medDwcInputAdd;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MediatorShape>? _medDwcPerImage;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, MediatorShape>? _medPoolAdd;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MediatorShape>? _medDv;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _dwcParams;
@@ -66,12 +67,18 @@ internal sealed partial class KernelSet
         DepthwiseGradientsPerImage(v.Qkv, v.DO, v.DTaps, batch, m);
     }
 
-    /// <summary>The depthwise conv's per-image tap and bias gradients dTaps (B, 10, D) from qkv's v and dO, overwritten.</summary>
-    public void DepthwiseGradientsPerImage(ArrayView<float> qkv, ArrayView<float> dO, ArrayView<float> dTaps, int batch, MediatorShape m)
+    /// <summary>
+    /// The depthwise conv's per-image tap and bias gradients dTaps (B, 10, D) from qkv's v (plus qkvBias's, when given)
+    /// and dO, overwritten.
+    /// </summary>
+    public void DepthwiseGradientsPerImage(ArrayView<float> qkv, ArrayView<float> dO, ArrayView<float> dTaps, int batch, MediatorShape m,
+        ArrayView<float> qkvBias = default)
     {
         long rows = (long)batch * m.Tokens;
         Check(qkv.Length >= rows * 3 * m.Dim && dO.Length >= rows * m.Dim && dTaps.Length >= batch * 10L * m.Dim, "qkv, dO or dTaps is too short");
-        (_medDwcPerImage ??= LoadMediator3(AttentionBackwardKernels.DepthwiseGradientsPerImage))(batch * 10 * m.Dim, qkv, dO, dTaps, m);
+        CheckQkvBias(qkvBias, m.Dim);
+        (_medDwcPerImage ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MediatorShape>(
+            AttentionBackwardKernels.DepthwiseGradientsPerImage))(batch * 10 * m.Dim, qkv, qkvBias, dO, dTaps, m);
     }
 
     /// <summary>

@@ -12,8 +12,8 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>? _splitModulation;
     private Action<Index1D, ArrayView<float>, int, int, int, float>? _guidance;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionGeometry>? _flash, _keyLogits, _gather, _queryLogits, _readBack;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, AttentionGeometry>? _pool;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionGeometry>? _dwc;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionGeometry>? _pool;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionGeometry>? _dwc;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _softmaxTable;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>? _softmaxTableWarp;
 
@@ -113,23 +113,36 @@ internal sealed partial class KernelSet
         DepthwiseConvAdd(qkv, dwcWeight, dwcBias, o, g);
     }
 
-    /// <summary>The mediator tokens T (B, n, D): q of qkv (B*N, 3D) average-pooled over the grid.</summary>
-    public void MediatorPool(ArrayView<float> qkv, ArrayView<float> tokens, AttentionGeometry g)
+    /// <summary>
+    /// The mediator tokens T (B, n, D): q of qkv (B*N, 3D) average-pooled over the grid, plus qkvBias (3D) added to
+    /// each value read when given (qkv then holds the product alone).
+    /// </summary>
+    public void MediatorPool(ArrayView<float> qkv, ArrayView<float> tokens, AttentionGeometry g, ArrayView<float> qkvBias = default)
     {
         long cells = (long)g.Batch * g.Mediators * g.Dim;
         Check(qkv.Length >= (long)g.Batch * g.Tokens * 3 * g.Dim && tokens.Length >= cells, "qkv or tokens is too short");
-        (_pool ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, AttentionGeometry>(AttentionKernels.MediatorPool))(
-            (int)cells, qkv, tokens, g);
+        CheckQkvBias(qkvBias, g.Dim);
+        (_pool ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionGeometry>(
+            AttentionKernels.MediatorPool))((int)cells, qkv, qkvBias, tokens, g);
     }
 
-    /// <summary>o (B*N, D) += the depthwise 3x3 conv of v (qkv's last D columns) with weight (D, 1, 3, 3) and bias (D).</summary>
-    public void DepthwiseConvAdd(ArrayView<float> qkv, ArrayView<float> dwcWeight, ArrayView<float> dwcBias, ArrayView<float> o, AttentionGeometry g)
+    /// <summary>
+    /// o (B*N, D) += the depthwise 3x3 conv of v (qkv's last D columns, plus qkvBias's when given) with weight
+    /// (D, 1, 3, 3) and bias (D).
+    /// </summary>
+    public void DepthwiseConvAdd(ArrayView<float> qkv, ArrayView<float> dwcWeight, ArrayView<float> dwcBias, ArrayView<float> o, AttentionGeometry g,
+        ArrayView<float> qkvBias = default)
     {
         long rows = (long)g.Batch * g.Tokens, d = g.Dim;
         Check(qkv.Length >= rows * 3 * d && o.Length >= rows * d && dwcWeight.Length >= 9 * d && dwcBias.Length >= d, "qkv, o or the depthwise conv's weight is too short");
-        (_dwc ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionGeometry>(
-            AttentionKernels.DepthwiseConvAdd))((int)(rows * d), qkv, dwcWeight, dwcBias, o, g);
+        CheckQkvBias(qkvBias, g.Dim);
+        (_dwc ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionGeometry>(
+            AttentionKernels.DepthwiseConvAdd))((int)(rows * d), qkv, qkvBias, dwcWeight, dwcBias, o, g);
     }
+
+    /// <summary>A bias added to qkv's values as they are read: empty, or one row of 3D.</summary>
+    private static void CheckQkvBias(ArrayView<float> qkvBias, int d) =>
+        Check(qkvBias.Length == 0 || qkvBias.Length == 3L * d, "a bias added to qkv's values holds 3D values");
 
     /// <summary>Softmax of each of x's <paramref name="rows"/> rows of n in place, row r plus bias row r mod biasRows of bias (biasRows, n).</summary>
     public void SoftmaxRowsWithBiasTable(ArrayView<float> x, ArrayView<float> bias, int rows, int n, int biasRows)

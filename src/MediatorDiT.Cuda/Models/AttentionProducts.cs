@@ -158,9 +158,10 @@ internal sealed class AttentionProducts : IDisposable
     /// the depthwise conv's weight (D, 1, 3, 3) and bias (D). T, A1, Vm and A2 are kept in their layouts (B, n, D),
     /// (B, H, n, N), (B, H, n, hd), (B, H, N, n), which the backward reads; q, k, v and T are read from head-major copies,
     /// so each of the four products is one strided-batched call over all B H items. In bf16 the products read bf16
-    /// copies of q, k, v, T, A1, Vm and A2.
+    /// copies of q, k, v, T, A1, Vm and A2. q, k and v are qkv's plus <paramref name="qkvBias"/> (3D; empty: qkv holds
+    /// them whole), added by every kernel that reads them (the head-major moves, the pooling, the depthwise conv).
     /// </summary>
-    public void MediatorForward(ArrayView<float> qkv, ArrayView<float> bias1, ArrayView<float> bias2, ArrayView<float> dwcWeight,
+    public void MediatorForward(ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> bias1, ArrayView<float> bias2, ArrayView<float> dwcWeight,
         ArrayView<float> dwcBias, ArrayView<float> tokens, ArrayView<float> a1, ArrayView<float> vm, ArrayView<float> a2, ArrayView<float> o,
         AttentionGeometry g)
     {
@@ -170,7 +171,8 @@ internal sealed class AttentionProducts : IDisposable
         Check(a1.Length >= maps && a2.Length >= maps && vm.Length >= te, "a1, a2 or vm is too short for the geometry");
         // Head-major q, k, v, O and T; in bf16 their copies (but O's), then A1's, A2's and Vm's.
         var (heads, heads16) = Heads(4 * e + te, 3 * e + te + 2 * maps + te);
-        var (q, k, v) = SplitHeads(qkv, default, heads, heads16, g);
+        Check(qkvBias.Length == 0 || qkvBias.Length == 3 * g.Dim, "the qkv bias holds 3D values");
+        var (q, k, v) = SplitHeads(qkv, qkvBias, heads, heads16, g);
         var oh = heads.SubView(3 * e, e);
         var th = new ProductOperand(heads.SubView(4 * e, te), _bf16 ? heads16.SubView(3 * e, te) : default); // O has no bf16 copy
         var a1Op = new ProductOperand(a1, _bf16 ? heads16.SubView(3 * e + te, maps) : default);
@@ -178,7 +180,7 @@ internal sealed class AttentionProducts : IDisposable
         var vmOp = new ProductOperand(vm, _bf16 ? heads16.SubView(3 * e + te + 2 * maps, te) : default);
         using (_kernels.SubStage("pooling and layout"))
         {
-            _kernels.MediatorPool(qkv, tokens, g);
+            _kernels.MediatorPool(qkv, tokens, g, qkvBias);
             ToHeadMajor(tokens, th, g.Batch, new HeadLayout(m, g.Heads, hd, g.Dim, 0), round: true);
         }
         long itemQ = (long)n * hd, itemT = (long)m * hd, itemMap = (long)m * n;
@@ -201,7 +203,7 @@ internal sealed class AttentionProducts : IDisposable
         using (_kernels.SubStage("layout and depthwise conv"))
         {
             _kernels.FromHeadMajor(oh, o, g.Batch, new HeadLayout(n, g.Heads, hd, g.Dim, 0));
-            _kernels.DepthwiseConvAdd(qkv, dwcWeight, dwcBias, o, g);
+            _kernels.DepthwiseConvAdd(qkv, dwcWeight, dwcBias, o, g, qkvBias);
         }
     }
 
@@ -211,9 +213,10 @@ internal sealed class AttentionProducts : IDisposable
     /// gradients dTaps overwritten, dVm and dT (B, H, n, hd) as scratch. Per item: dA2 = dO Vm^T and dVm = A2^T dO,
     /// dS2 = A2 (dA2 - rowsum(A2 dA2)); dA1 = dVm v^T, dS1 likewise with A1; dT = s dS1 k + s dS2^T q; dq = s dS2 T + the
     /// pooling's transpose of dT, dk = s dS1^T T, dv = A1^T dVm + the depthwise conv's transpose of dO. Its products
-    /// run in fp32 at both precisions (they are n-by-N, a small part of a step's FLOPs).
+    /// run in fp32 at both precisions (they are n-by-N, a small part of a step's FLOPs). q, k and v are v.Qkv's plus
+    /// <paramref name="qkvBias"/> as in <see cref="MediatorForward"/>.
     /// </summary>
-    public void MediatorBackward(in MediatorBackwardViews v, AttentionGeometry g)
+    public void MediatorBackward(in MediatorBackwardViews v, ArrayView<float> qkvBias, AttentionGeometry g)
     {
         int n = g.Tokens, hd = g.HeadDim, m = g.Mediators, items = g.Batch * g.Heads;
         long e = (long)g.Batch * n * g.Dim, te = (long)g.Batch * m * g.Dim, maps = (long)items * m * n;
@@ -222,7 +225,8 @@ internal sealed class AttentionProducts : IDisposable
         Check(v.Vm.Length >= te && v.DVm.Length >= te && v.DT.Length >= te, "Vm, dVm or dT is too short for the geometry");
         // Head-major q, k, v, dO, then dq, dk, dv, then T: fp32 only.
         var (heads, _) = Heads(7 * e + te, 0);
-        var (q, k, vh) = SplitHeads(v.Qkv, default, heads, default, g, round: false);
+        Check(qkvBias.Length == 0 || qkvBias.Length == 3 * g.Dim, "the qkv bias holds 3D values");
+        var (q, k, vh) = SplitHeads(v.Qkv, qkvBias, heads, default, g, round: false);
         ArrayView<float> dOh = heads.SubView(3 * e, e), th = heads.SubView(7 * e, te);
         var shape = new MediatorShape(g.Heads, hd, g.Grid, g.Grid, g.MedGrid, g.Scale);
         using (_kernels.SubStage("layout"))
@@ -252,7 +256,7 @@ internal sealed class AttentionProducts : IDisposable
             for (int part = 0; part < 3; part++)
                 _kernels.FromHeadMajor(heads.SubView((4 + part) * e, e), v.DQkv, g.Batch, new HeadLayout(n, g.Heads, hd, 3 * g.Dim, part * g.Dim));
             _kernels.MediatorPoolingAndDepthwiseGradients(v.DT, v.DO, v.Taps, v.DQkv, g.Batch, shape);
-            _kernels.DepthwiseGradientsPerImage(v.Qkv, v.DO, v.DTaps, g.Batch, shape);
+            _kernels.DepthwiseGradientsPerImage(v.Qkv, v.DO, v.DTaps, g.Batch, shape, qkvBias);
         }
     }
 

@@ -164,7 +164,7 @@ internal sealed class DeviceBlockActivations
     public ArrayView<float> H1 { get; }
     /// <inheritdoc cref="Normalized1"/>
     public ArrayView<float> Stats1 { get; }
-    /// <summary>qkv (B*N, 3D): the product without its bias in full-attention blocks (added as q, k, v are moved to head-major), with it in mediator blocks.</summary>
+    /// <summary>qkv (B*N, 3D), the product without its bias: the attention cores add it as they read q, k and v.</summary>
     public ArrayView<float> Qkv { get; }
     /// <summary>The heads' outputs before proj (B*N, D).</summary>
     public ArrayView<float> Heads { get; }

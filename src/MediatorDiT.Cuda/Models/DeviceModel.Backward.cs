@@ -155,7 +155,7 @@ internal sealed partial class DeviceModel
         // The core reads the depthwise weight (D, 1, 3, 3) as taps (9, D).
         k.Transpose(w.DwcWeight, g.Taps, d, 9);
         _products.Attention.MediatorBackward(new MediatorBackwardViews(s.Qkv, s.MediatorTokens, s.A1, s.A2, s.Vm, g.Taps, g.Heads, g.Qkv, g.S1, g.S2,
-            g.TapsPerImage, g.Vm, g.T), Geometry(b));
+            g.TapsPerImage, g.Vm, g.T), w.QkvBias, Geometry(b));
         k.DepthwiseParameterGradients(g.TapsPerImage, grads.DwcWeight, grads.DwcBias, d, b);
         k.MediatorBiasGradients(g.S1, g.S2, g.Bias1, g.Bias2, g.Resized,
             new MediatorBiasGradientViews(grads.AnBias, grads.NaBias, grads.AhBias, grads.AwBias, grads.HaBias, grads.WaBias), g.ResizeTaps!,

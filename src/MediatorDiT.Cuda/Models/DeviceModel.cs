@@ -172,15 +172,11 @@ internal sealed partial class DeviceModel : IDisposable
             using (k.Stage("forward: norms and gated residuals"))
                 AdaLayerNorm(a.X, a.Chunk(0), a.Chunk(1), s.Normalized1, s.QkvInput, s.Stats1, d, n, keepFloats: observe is not null);
             observe?.Invoke(i, Observed(s.H1, rows, d), b);
-            using (k.Stage("forward: qkv"))
-            {
-                // Full attention adds qkv's bias as it moves q, k and v to head-major; the mediator core's kernels read qkv whole.
-                if (block.Mediator) Linear(s.QkvInput, block.QkvWeight, block.QkvBias, s.Qkv, rows, d, 3 * d);
-                else _products.Forward(s.QkvInput, block.QkvWeight, s.Qkv, rows, d, 3 * d, accumulate: false);
-            }
+            // + qkv's bias in the attention core, as it reads q, k and v (the head-major moves, the pooling, the depthwise conv).
+            using (k.Stage("forward: qkv")) _products.Forward(s.QkvInput, block.QkvWeight, s.Qkv, rows, d, 3 * d, accumulate: false);
             if (block.Mediator)
                 using (k.Stage("forward: mediator attention core"))
-                    _products.Attention.MediatorForward(s.Qkv, block.Bias1, block.Bias2, block.DwcWeight, block.DwcBias, s.MediatorTokens, s.A1,
+                    _products.Attention.MediatorForward(s.Qkv, block.QkvBias, block.Bias1, block.Bias2, block.DwcWeight, block.DwcBias, s.MediatorTokens, s.A1,
                         s.Vm, s.A2, s.Heads, geometry);
             else
                 using (k.Stage("forward: full attention core")) _products.Attention.FullForward(s.Qkv, block.QkvBias, s.Heads, s.Lse, geometry);

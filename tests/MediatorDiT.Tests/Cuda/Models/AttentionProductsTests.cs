@@ -120,7 +120,7 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
             using var vm = device.Accelerator.Allocate1D<float>(Batch * Heads * m * HeadDim);
             using var a2 = device.Accelerator.Allocate1D<float>(Batch * Heads * Tokens * m);
             using var mo = device.Accelerator.Allocate1D<float>(Batch * Tokens * Dim);
-            products.MediatorForward(dq.View, b1.View, b2.View, w.View, wb.View, t.View, a1.View, vm.View, a2.View, mo.View, g);
+            products.MediatorForward(dq.View, default, b1.View, b2.View, w.View, wb.View, t.View, a1.View, vm.View, a2.View, mo.View, g);
             return [device.Download(t), device.Download(a1), device.Download(vm), device.Download(a2), device.Download(mo)];
         }
         var expected = Mediator(fromProducers: false);
@@ -184,7 +184,7 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
             using var vm = device.Upload(KernelData.Uniform(batch * heads * m * hd, 108));
             using var a2 = device.Upload(KernelData.Uniform(batch * heads * n * m, 109));
             using var o = device.Upload(KernelData.Uniform(batch * n * d, 110));
-            if (products) attention.MediatorForward(dq.View, b1.View, b2.View, w.View, wb.View, t.View, a1.View, vm.View, a2.View, o.View, g);
+            if (products) attention.MediatorForward(dq.View, default, b1.View, b2.View, w.View, wb.View, t.View, a1.View, vm.View, a2.View, o.View, g);
             else device.Kernels.MediatorAttention(dq.View, b1.View, b2.View, w.View, wb.View, t.View, a1.View, vm.View, a2.View, o.View, g);
             return [device.Download(t), device.Download(a1), device.Download(vm), device.Download(a2), device.Download(o)];
         }
@@ -224,11 +224,73 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
         using var dVm = device.Upload(KernelData.Uniform(small, 126));
         using var dT = device.Upload(KernelData.Uniform(small, 127));
         products.MediatorBackward(new MediatorBackwardViews(qkv.View, t.View, a1.View, a2.View, vm.View, taps.View, dO.View, dqkv.View, dS1.View,
-            dS2.View, dTaps.View, dVm.View, dT.View), new AttentionGeometry(batch, grid, heads, headDim, medGrid, 1f / MathF.Sqrt(headDim)));
+            dS2.View, dTaps.View, dVm.View, dT.View), default, new AttentionGeometry(batch, grid, heads, headDim, medGrid, 1f / MathF.Sqrt(headDim)));
         GradientData.AssertClose(attention.QkvGradient.Span, device.Download(dqkv), 1e-3, "dqkv");
         GradientData.AssertClose(attention.KeyLogitGradient.Span, device.Download(dS1), 1e-3, "dS1");
         GradientData.AssertClose(attention.QueryLogitGradient.Span, device.Download(dS2), 1e-3, "dS2");
         GradientData.AssertClose(attention.DepthwiseGradientsPerImage.Span, device.Download(dTaps), 1e-3, "dTaps");
+    }
+
+    [Theory]
+    [InlineData(DevicePrecision.Fp32, true)]
+    [InlineData(DevicePrecision.Bf16, true)]
+    [InlineData(DevicePrecision.Bf16, false)]
+    public void MediatorQkvBiasAddedByItsReaders_GivesTheBiasedRowsBits(DevicePrecision precision, bool operandsFromProducers)
+    {
+        // qkv without its bias and the bias (3D) against qkv with the bias added to every row: the forward's saved
+        // tensors and output, and the backward's dqkv, dS1, dS2 and depthwise gradients, bit for bit. A 5x5 grid pooled
+        // to 2x2 (overlapping bins), so the pooling and the conv's edges read biased values in several places.
+        const int batch = 2, heads = 2, headDim = 3, grid = 5, mediators = 4;
+        int dim = heads * headDim, tokens = grid * grid, maps = batch * heads * mediators * tokens, small = batch * heads * mediators * headDim;
+        var g = new AttentionGeometry(batch, grid, heads, headDim, 2, 1f / MathF.Sqrt(headDim));
+        var bias = KernelData.Uniform(3 * dim, 131, -1f, 1f);
+        float[] WithBias(float[] rows) => rows.Select((x, i) => x + bias[i % (3 * dim)]).ToArray();
+        var attention = new MediatorAttention("a.", dim, heads, grid, mediators);
+        CpuAttentionLayers.Run(attention, batch, tokens, dim, 132);
+        var unbiased = attention.SavedQkv.Span.ToArray().Select((x, i) => x - bias[i % (3 * dim)]).ToArray();
+        var weight = attention.DwcWeight.Value.Span.ToArray();
+        var dwcBias = attention.DwcBias.Value.Span.ToArray();
+        var bias1 = KernelData.Uniform(heads * mediators * tokens, 133, -1f, 1f);
+        var bias2 = KernelData.Uniform(heads * tokens * mediators, 134, -1f, 1f);
+
+        float[][] Run(float[] qkv, float[]? qkvBias)
+        {
+            using var gemm = new IlgpuGemm(device.Accelerator);
+            using var products = new AttentionProducts(device.Kernels, gemm, precision, AttentionProducts.DefaultTileFloats, operandsFromProducers);
+            using var dQkv = device.Upload(qkv);
+            using var dBias = qkvBias is null ? null : device.Upload(qkvBias);
+            using var b1 = device.Upload(bias1);
+            using var b2 = device.Upload(bias2);
+            using var w = device.Upload(weight);
+            using var wb = device.Upload(dwcBias);
+            using var t = device.Accelerator.Allocate1D<float>(batch * mediators * dim);
+            using var a1 = device.Accelerator.Allocate1D<float>(maps);
+            using var vm = device.Accelerator.Allocate1D<float>(small);
+            using var a2 = device.Accelerator.Allocate1D<float>(maps);
+            using var o = device.Accelerator.Allocate1D<float>(batch * tokens * dim);
+            products.MediatorForward(dQkv.View, dBias?.View ?? default, b1.View, b2.View, w.View, wb.View, t.View, a1.View, vm.View, a2.View, o.View, g);
+
+            // The backward from the layer's dO, with the depthwise weight as taps (9, D).
+            var tapsHost = new float[9 * dim];
+            for (int c = 0; c < dim; c++)
+            for (int k = 0; k < 9; k++) tapsHost[k * dim + c] = weight[c * 9 + k];
+            using var taps = device.Upload(tapsHost);
+            using var dO = device.Upload(attention.HeadOutputGradient.Span.ToArray());
+            using var dqkv = device.Accelerator.Allocate1D<float>(batch * tokens * 3 * dim);
+            using var dS1 = device.Accelerator.Allocate1D<float>(maps);
+            using var dS2 = device.Accelerator.Allocate1D<float>(maps);
+            using var dTaps = device.Accelerator.Allocate1D<float>(batch * 10 * dim);
+            using var dVm = device.Accelerator.Allocate1D<float>(small);
+            using var dT = device.Accelerator.Allocate1D<float>(small);
+            products.MediatorBackward(new MediatorBackwardViews(dQkv.View, t.View, a1.View, a2.View, vm.View, taps.View, dO.View, dqkv.View, dS1.View,
+                dS2.View, dTaps.View, dVm.View, dT.View), dBias?.View ?? default, g);
+            return [device.Download(t), device.Download(a1), device.Download(vm), device.Download(a2), device.Download(o),
+                device.Download(dqkv), device.Download(dS1), device.Download(dS2), device.Download(dTaps)];
+        }
+        var expected = Run(WithBias(unbiased), null);
+        var actual = Run(unbiased, bias);
+        for (int i = 0; i < expected.Length; i++) KernelData.AssertSameBits(expected[i], actual[i]);
+        Assert.True(MaxDifference(expected[4], Run(unbiased, null)[4]) > 1e-3, "the bias changes the output: the comparison sees it");
     }
 
     /// <summary>x as the bf16 products read it: rounded to bf16 (and widened) when <paramref name="bf16"/>.</summary>
