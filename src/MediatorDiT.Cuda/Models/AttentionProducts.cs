@@ -59,16 +59,19 @@ internal sealed class AttentionProducts : IDisposable
     /// o (B*N, D) = softmax(s q k^T) v per image and head from qkv (B*N, 3D) plus <paramref name="qkvBias"/> (3D; empty:
     /// qkv holds the biased values), the bias added as q, k and v are moved to head-major (so the qkv product need not
     /// write bias rows first); lse (B, H, N) gets each row's log-sum-exp (natural log of the sum of exp of the scaled
-    /// logits), what <see cref="FullBackward"/> reads.
+    /// logits), what <see cref="FullBackward"/> reads. With <paramref name="qkvHeads16"/> (3 B N D; bf16 operands from
+    /// their producers only) the head-major bf16 q, k and v are written there, for the backward to read again.
     /// </summary>
-    public void FullForward(ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> o, ArrayView<float> lse, AttentionGeometry g)
+    public void FullForward(ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> o, ArrayView<float> lse, AttentionGeometry g,
+        ArrayView<ushort> qkvHeads16 = default)
     {
         int n = g.Tokens, hd = g.HeadDim, items = g.Batch * g.Heads;
         long e = (long)g.Batch * n * g.Dim;
         Check(qkv.Length >= 3 * e && o.Length >= e && lse.Length >= (long)items * n, "qkv, o or lse is too short for the geometry");
         Check(qkvBias.Length == 0 || qkvBias.Length == 3 * g.Dim, "the qkv bias holds 3D values");
+        CheckKeptHeads(qkvHeads16, e);
         var (heads, heads16) = Heads(4 * e, 3 * e);
-        var (q, k, v) = SplitHeads(qkv, qkvBias, heads, heads16, g);
+        var (q, k, v) = SplitHeads(qkv, qkvBias, heads, qkvHeads16.Length > 0 ? qkvHeads16 : heads16, g);
         var oh = heads.SubView(3 * e, e);
         var (tile, tile16) = Tiles(items, n, 1);
         foreach (var (i0, ni, r0, rows) in Tiling(items, n))
@@ -98,17 +101,22 @@ internal sealed class AttentionProducts : IDisposable
     /// dqkv (B*N, 3D) overwritten with the gradient of <see cref="FullForward"/> from qkv and qkvBias (as there), its
     /// output o and lse, and dO (B*N, D); delta (B, H, N) is scratch. With <paramref name="dqkv16"/> (bf16 operands from
     /// their producers) the moves back to rows also write dqkv's bf16 copy there, the operand of qkv's backward products.
+    /// With <paramref name="qkvHeads16"/>, what the forward wrote there, the products read q, k and v from it and
+    /// qkv and qkvBias are not read.
     /// </summary>
     public void FullBackward(ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> o, ArrayView<float> dO, ArrayView<float> lse,
-        ArrayView<float> delta, ArrayView<float> dqkv, AttentionGeometry g, ArrayView<ushort> dqkv16 = default)
+        ArrayView<float> delta, ArrayView<float> dqkv, AttentionGeometry g, ArrayView<ushort> dqkv16 = default, ArrayView<ushort> qkvHeads16 = default)
     {
         int n = g.Tokens, hd = g.HeadDim, items = g.Batch * g.Heads;
         long e = (long)g.Batch * n * g.Dim;
         Check(qkv.Length >= 3 * e && dqkv.Length >= 3 * e && o.Length >= e && dO.Length >= e, "qkv, dqkv, o or dO is too short for the geometry");
         Check(lse.Length >= (long)items * n && delta.Length >= (long)items * n, "lse and delta need (B, H, N)");
         Check(qkvBias.Length == 0 || qkvBias.Length == 3 * g.Dim, "the qkv bias holds 3D values");
+        CheckKeptHeads(qkvHeads16, e);
         var (heads, heads16) = Heads(7 * e, 4 * e);
-        var (q, k, v) = SplitHeads(qkv, qkvBias, heads, heads16, g);
+        var (q, k, v) = qkvHeads16.Length > 0
+            ? (Part(heads, qkvHeads16, 0, e), Part(heads, qkvHeads16, 1, e), Part(heads, qkvHeads16, 2, e))
+            : SplitHeads(qkv, qkvBias, heads, heads16, g);
         var dOh = Part(heads, heads16, 3, e);
         ArrayView<float> dq = heads.SubView(4 * e, e), dk = heads.SubView(5 * e, e), dv = heads.SubView(6 * e, e);
         using (_kernels.SubStage("layout"))
@@ -295,6 +303,11 @@ internal sealed class AttentionProducts : IDisposable
         _kernels.ToHeadMajor(rowMajor, headMajor.F32, batch, layout, bias);
         if (round) Round(headMajor, headMajor.F32.Length);
     }
+
+    /// <summary>Head-major bf16 q, k, v kept by the caller: empty, or 3e values, and only where the moves write bf16 operands themselves.</summary>
+    private void CheckKeptHeads(ArrayView<ushort> qkvHeads16, long e) =>
+        Check(qkvHeads16.Length == 0 || (_fused && qkvHeads16.Length >= 3 * e),
+            "kept head-major q, k, v need bf16 operands from their producers and 3 B N D values");
 
     /// <summary>The tiles covering items x N query rows: whole items while one fits a tile, else runs of rows of one item.</summary>
     internal IEnumerable<(int Item0, int Items, int Row0, int Rows)> Tiling(int items, int tokens)

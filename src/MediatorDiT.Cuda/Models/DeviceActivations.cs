@@ -12,6 +12,9 @@ namespace MediatorDiT.Cuda.Models;
 /// LinearProducts.OperandsFromProducers) each block also has the bf16 inputs of its qkv, proj, fc1 and fc2, and the
 /// fp32 inputs that only those products read are not kept per block: H1 and H2 are one set of scratch for all blocks
 /// (the fp32 LayerNorm output a thread-per-row kernel rounds, or an observer reads), GELU's output has no fp32 buffer.
+/// Training full attention that way, each block keeps q, k and v as the bf16 head-major operands the forward made
+/// (6 bytes a value, which the backward's products read without moving them again) in place of its fp32 qkv rows
+/// (12 bytes a value; one set of scratch for all blocks).
 /// </summary>
 internal sealed class DeviceActivations : IDisposable
 {
@@ -60,7 +63,8 @@ internal sealed class DeviceActivations : IDisposable
         PerBlock = perBlock;
         _blocks = new DeviceBlockActivations[perBlock ? cfg.Depth : 1];
         for (int i = 0; i < _blocks.Length; i++)
-            _blocks[i] = new DeviceBlockActivations(cfg, batch, New, bf16Operands ? New16 : null, bf16Operands && i > 0 ? _blocks[0] : null);
+            _blocks[i] = new DeviceBlockActivations(cfg, batch, New, bf16Operands ? New16 : null, bf16Operands && i > 0 ? _blocks[0] : null,
+                keepsQkvHeads: perBlock && bf16Operands && cfg.Attention != AttentionKind.Mediator);
     }
 
     /// <summary>B, the batch size the buffers are for.</summary>
@@ -122,11 +126,14 @@ internal sealed class DeviceBlockActivations
 {
     /// <summary>
     /// The buffers from <paramref name="allocate"/>; with <paramref name="allocate16"/> also the products' bf16 inputs
-    /// (and no fp32 GELU output), H1 and H2 then taken from <paramref name="scratchOf"/> when given (one set for all blocks).
+    /// (and no fp32 GELU output), H1 and H2 then taken from <paramref name="scratchOf"/> when given (one set for all
+    /// blocks). With <paramref name="keepsQkvHeads"/> (full attention, bf16 operands) the block keeps
+    /// <see cref="QkvHeadsBf16"/>, and its fp32 qkv is <paramref name="scratchOf"/>'s when given.
     /// </summary>
     public DeviceBlockActivations(ModelConfig cfg, int batch, Func<long, ArrayView<float>> allocate, Func<long, ArrayView<ushort>>? allocate16 = null,
-        DeviceBlockActivations? scratchOf = null)
+        DeviceBlockActivations? scratchOf = null, bool keepsQkvHeads = false)
     {
+        if (keepsQkvHeads && allocate16 is null) throw new ArgumentException("head-major bf16 q, k, v are kept only with bf16 operands", nameof(keepsQkvHeads));
         int d = cfg.HiddenSize, n = cfg.NumTokens, heads = cfg.NumHeads, m = cfg.MediatorNum;
         long rows = (long)batch * n;
         bool mediator = cfg.Attention == AttentionKind.Mediator;
@@ -134,7 +141,7 @@ internal sealed class DeviceBlockActivations
         Normalized1 = allocate(rows * d);
         H1 = scratchOf?.H1 ?? allocate(rows * d);
         Stats1 = allocate(2 * rows);
-        Qkv = allocate(rows * 3 * d);
+        Qkv = keepsQkvHeads && scratchOf is not null ? scratchOf.Qkv : allocate(rows * 3 * d);
         Heads = allocate(rows * d);
         Lse = allocate(mediator ? 0 : rows * heads);
         MediatorTokens = allocate(mediator ? (long)batch * m * d : 0);
@@ -154,6 +161,7 @@ internal sealed class DeviceBlockActivations
         HeadsBf16 = allocate16(rows * d);
         H2Bf16 = allocate16(rows * d);
         GeluBf16 = allocate16(rows * cfg.MlpHidden);
+        QkvHeadsBf16 = allocate16(keepsQkvHeads ? rows * 3 * d : 0);
     }
 
     /// <summary>The block's adaLN modulation (B, 6D): shift1, scale1, gate1, shift2, scale2, gate2.</summary>
@@ -164,7 +172,10 @@ internal sealed class DeviceBlockActivations
     public ArrayView<float> H1 { get; }
     /// <inheritdoc cref="Normalized1"/>
     public ArrayView<float> Stats1 { get; }
-    /// <summary>qkv (B*N, 3D), the product without its bias: the attention cores add it as they read q, k and v.</summary>
+    /// <summary>
+    /// qkv (B*N, 3D), the product without its bias: the attention cores add it as they read q, k and v. Scratch shared
+    /// by the blocks (what the last forward left) when the block keeps <see cref="QkvHeadsBf16"/>.
+    /// </summary>
     public ArrayView<float> Qkv { get; }
     /// <summary>The heads' outputs before proj (B*N, D).</summary>
     public ArrayView<float> Heads { get; }
@@ -206,6 +217,12 @@ internal sealed class DeviceBlockActivations
     public ArrayView<ushort> H2Bf16 { get; }
     /// <inheritdoc cref="H1Bf16"/>
     public ArrayView<ushort> GeluBf16 { get; }
+
+    /// <summary>
+    /// Full attention's q, k and v with qkv's bias, head-major (3, B, H, N, hd) in bf16, as the forward's products read
+    /// them: kept for the backward's when training with bf16 operands from their producers (empty otherwise).
+    /// </summary>
+    public ArrayView<ushort> QkvHeadsBf16 { get; }
 
     /// <summary>qkv's input H1 with its bf16 copy (when kept).</summary>
     public ProductOperand QkvInput => new(H1, H1Bf16);

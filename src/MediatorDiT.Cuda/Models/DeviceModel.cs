@@ -179,7 +179,7 @@ internal sealed partial class DeviceModel : IDisposable
                     _products.Attention.MediatorForward(s.Qkv, block.QkvBias, block.Bias1, block.Bias2, block.DwcWeight, block.DwcBias, s.MediatorTokens, s.A1,
                         s.Vm, s.A2, s.Heads, geometry);
             else
-                using (k.Stage("forward: full attention core")) _products.Attention.FullForward(s.Qkv, block.QkvBias, s.Heads, s.Lse, geometry);
+                using (k.Stage("forward: full attention core")) _products.Attention.FullForward(s.Qkv, block.QkvBias, s.Heads, s.Lse, geometry, s.QkvHeadsBf16);
             using (k.Stage("forward: proj"))
             {
                 // The heads' output is made by the core's last steps (a layout move, the depthwise conv's add): rounded here.

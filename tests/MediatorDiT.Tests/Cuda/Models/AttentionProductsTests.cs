@@ -155,6 +155,42 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
     }
 
     [Theory]
+    [InlineData(AttentionProducts.DefaultTileFloats)]
+    [InlineData(4 * Tokens)]
+    public void HeadsKeptByTheForward_GiveTheBackwardThatMovesThemAgain(long tileFloats)
+    {
+        // The forward writes head-major bf16 q, k, v (with qkv's bias) into the caller's buffer; the backward reading them
+        // there (and not qkv) gives the bits of the backward that moves them from qkv again.
+        var attention = CpuLayer(109);
+        var bias = KernelData.Uniform(3 * Dim, 110, -1f, 1f);
+        var unbiased = attention.SavedQkv.Span.ToArray().Select((x, i) => x - bias[i % (3 * Dim)]).ToArray();
+        using var gemm = new IlgpuGemm(device.Accelerator);
+        using var products = new AttentionProducts(device.Kernels, gemm, DevicePrecision.Bf16, tileFloats);
+        using var qkv = device.Upload(unbiased);
+        using var dBias = device.Upload(bias);
+        using var kept = device.Accelerator.Allocate1D<ushort>(Batch * Tokens * 3 * Dim);
+        using var o = device.Accelerator.Allocate1D<float>(Batch * Tokens * Dim);
+        using var lse = device.Accelerator.Allocate1D<float>(Batch * Heads * Tokens);
+        products.FullForward(qkv.View, dBias.View, o.View, lse.View, Geometry, kept.View);
+        var (expectedO, expectedLse) = Forward(unbiased, DevicePrecision.Bf16, tileFloats, qkvBias: bias);
+        KernelData.AssertSameBits(expectedO, device.Download(o));
+        KernelData.AssertSameBits(expectedLse, device.Download(lse));
+
+        float[] Backward(bool fromKept)
+        {
+            using var dO = device.Upload(attention.HeadOutputGradient.Span.ToArray());
+            using var delta = device.Accelerator.Allocate1D<float>(Batch * Heads * Tokens);
+            using var dqkv = device.Accelerator.Allocate1D<float>(Batch * Tokens * 3 * Dim);
+            // Reading the kept heads, the backward must not read qkv: give it garbage there.
+            using var rows = device.Upload(fromKept ? KernelData.Uniform(unbiased.Length, 111) : unbiased);
+            products.FullBackward(rows.View, dBias.View, o.View, dO.View, lse.View, delta.View, dqkv.View, Geometry, default,
+                fromKept ? kept.View : default);
+            return device.Download(dqkv);
+        }
+        KernelData.AssertSameBits(Backward(fromKept: false), Backward(fromKept: true));
+    }
+
+    [Theory]
     [InlineData(2, 4, 2, 3, 2, false)]
     [InlineData(1, 5, 2, 4, 3, false)] // a grid the mediator grid does not divide: overlapping pooling bins
     [InlineData(2, 4, 2, 3, 2, true)]
