@@ -71,7 +71,6 @@ public class AttentionBackwardKernelsTests(CpuAcceleratorFixture device)
         var attention = new MediatorAttention("a.", dim, heads, grid, mediators);
         CpuAttentionLayers.Run(attention, batch, tokens, dim, 73);
         var shape = new MediatorShape(heads, headDim, grid, grid, medGrid, 1f / MathF.Sqrt(headDim));
-        int maps = batch * heads * n * tokens, small = batch * heads * n * headDim;
         using var qkv = device.Upload(attention.SavedQkv.Span.ToArray());
         using var t = device.Upload(attention.SavedTokens.Span.ToArray());
         using var a1 = device.Upload(attention.SavedA1.Span.ToArray());
@@ -79,18 +78,13 @@ public class AttentionBackwardKernelsTests(CpuAcceleratorFixture device)
         using var vm = device.Upload(attention.SavedMediatorValues.Span.ToArray());
         using var taps = device.Upload(attention.SavedTaps.Span.ToArray());
         using var dO = device.Upload(attention.HeadOutputGradient.Span.ToArray());
-        using var dqkv = device.Accelerator.Allocate1D<float>(batch * tokens * 3 * dim);
-        using var dS1 = device.Accelerator.Allocate1D<float>(maps);
-        using var dS2 = device.Accelerator.Allocate1D<float>(maps);
-        using var dTaps = device.Accelerator.Allocate1D<float>(batch * 10 * dim);
-        using var dVm = device.Accelerator.Allocate1D<float>(small);
-        using var dT = device.Accelerator.Allocate1D<float>(small);
-        device.Kernels.MediatorCoreBackward(new MediatorBackwardViews(qkv.View, t.View, a1.View, a2.View, vm.View, taps.View, dO.View,
-            dqkv.View, dS1.View, dS2.View, dTaps.View, dVm.View, dT.View), batch, shape);
-        GradientData.AssertClose(attention.QkvGradient.Span, device.Download(dqkv), GradientTolerance, "dqkv");
-        GradientData.AssertClose(attention.KeyLogitGradient.Span, device.Download(dS1), GradientTolerance, "dS1");
-        GradientData.AssertClose(attention.QueryLogitGradient.Span, device.Download(dS2), GradientTolerance, "dS2");
-        GradientData.AssertClose(attention.DepthwiseGradientsPerImage.Span, device.Download(dTaps), GradientTolerance, "dTaps");
+        using var outputs = new MediatorBackwardOutputs(device.Accelerator, batch, tokens, heads, headDim, n);
+        device.Kernels.MediatorCoreBackward(outputs.Views(qkv.View, t.View, a1.View, a2.View, vm.View, taps.View, dO.View), batch, shape);
+        var gradients = outputs.Download();
+        GradientData.AssertClose(attention.QkvGradient.Span, gradients[0], GradientTolerance, "dqkv");
+        GradientData.AssertClose(attention.KeyLogitGradient.Span, gradients[1], GradientTolerance, "dS1");
+        GradientData.AssertClose(attention.QueryLogitGradient.Span, gradients[2], GradientTolerance, "dS2");
+        GradientData.AssertClose(attention.DepthwiseGradientsPerImage.Span, gradients[3], GradientTolerance, "dTaps");
     }
 
     [Theory]

@@ -154,3 +154,40 @@ internal static class CpuAttentionLayers
         attention.Backward(dy, new Tensor(batch * tokens, dim));
     }
 }
+
+/// <summary>
+/// The buffers a mediator core backward writes (KernelSet.MediatorCoreBackward, AttentionProducts.MediatorBackward):
+/// dqkv (B*N, 3D), dS1 and dS2 (B, H, n, N), the per-image depthwise gradients (B, 10, D), and the scratch dVm and dT (B, H, n, hd).
+/// </summary>
+internal sealed class MediatorBackwardOutputs : IDisposable
+{
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> _dqkv, _dS1, _dS2, _dTaps, _dVm, _dT;
+
+    public MediatorBackwardOutputs(Accelerator accelerator, int batch, int tokens, int heads, int headDim, int mediators)
+    {
+        int dim = heads * headDim, maps = batch * heads * mediators * tokens, small = batch * heads * mediators * headDim;
+        _dqkv = accelerator.Allocate1D<float>(batch * tokens * 3 * dim);
+        _dS1 = accelerator.Allocate1D<float>(maps);
+        _dS2 = accelerator.Allocate1D<float>(maps);
+        _dTaps = accelerator.Allocate1D<float>(batch * 10 * dim);
+        _dVm = accelerator.Allocate1D<float>(small);
+        _dT = accelerator.Allocate1D<float>(small);
+    }
+
+    /// <summary>The backward's views: the forward's saved tensors, the depthwise taps (9, D) and dO given, the outputs these buffers.</summary>
+    public MediatorBackwardViews Views(ArrayView<float> qkv, ArrayView<float> tokens, ArrayView<float> a1, ArrayView<float> a2, ArrayView<float> vm,
+        ArrayView<float> taps, ArrayView<float> dO) =>
+        new(qkv, tokens, a1, a2, vm, taps, dO, _dqkv.View, _dS1.View, _dS2.View, _dTaps.View, _dVm.View, _dT.View);
+
+    /// <summary>dqkv, dS1, dS2 and the per-image depthwise gradients, after every queued launch.</summary>
+    public float[][] Download()
+    {
+        _dqkv.Accelerator.Synchronize();
+        return [_dqkv.GetAsArray1D(), _dS1.GetAsArray1D(), _dS2.GetAsArray1D(), _dTaps.GetAsArray1D()];
+    }
+
+    public void Dispose()
+    {
+        foreach (var buffer in new[] { _dqkv, _dS1, _dS2, _dTaps, _dVm, _dT }) buffer.Dispose();
+    }
+}

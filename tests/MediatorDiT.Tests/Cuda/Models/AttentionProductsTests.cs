@@ -312,16 +312,9 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
             for (int k = 0; k < 9; k++) tapsHost[k * dim + c] = weight[c * 9 + k];
             using var taps = device.Upload(tapsHost);
             using var dO = device.Upload(attention.HeadOutputGradient.Span.ToArray());
-            using var dqkv = device.Accelerator.Allocate1D<float>(batch * tokens * 3 * dim);
-            using var dS1 = device.Accelerator.Allocate1D<float>(maps);
-            using var dS2 = device.Accelerator.Allocate1D<float>(maps);
-            using var dTaps = device.Accelerator.Allocate1D<float>(batch * 10 * dim);
-            using var dVm = device.Accelerator.Allocate1D<float>(small);
-            using var dT = device.Accelerator.Allocate1D<float>(small);
-            products.MediatorBackward(new MediatorBackwardViews(dQkv.View, t.View, a1.View, a2.View, vm.View, taps.View, dO.View, dqkv.View, dS1.View,
-                dS2.View, dTaps.View, dVm.View, dT.View), dBias?.View ?? default, g);
-            return [device.Download(t), device.Download(a1), device.Download(vm), device.Download(a2), device.Download(o),
-                device.Download(dqkv), device.Download(dS1), device.Download(dS2), device.Download(dTaps)];
+            using var outputs = new MediatorBackwardOutputs(device.Accelerator, batch, tokens, heads, headDim, mediators);
+            products.MediatorBackward(outputs.Views(dQkv.View, t.View, a1.View, a2.View, vm.View, taps.View, dO.View), dBias?.View ?? default, g);
+            return [device.Download(t), device.Download(a1), device.Download(vm), device.Download(a2), device.Download(o), .. outputs.Download()];
         }
         var expected = Run(WithBias(unbiased), null);
         var actual = Run(unbiased, bias);
