@@ -68,7 +68,7 @@ internal sealed class AttentionProducts : IDisposable
         int n = g.Tokens, hd = g.HeadDim, items = g.Batch * g.Heads;
         long e = (long)g.Batch * n * g.Dim;
         Check(qkv.Length >= 3 * e && o.Length >= e && lse.Length >= (long)items * n, "qkv, o or lse is too short for the geometry");
-        Check(qkvBias.Length == 0 || qkvBias.Length == 3 * g.Dim, "the qkv bias holds 3D values");
+        CheckQkvBias(qkvBias, g);
         CheckKeptHeads(qkvHeads16, e);
         var (heads, heads16) = Heads(4 * e, 3 * e);
         var (q, k, v) = SplitHeads(qkv, qkvBias, heads, qkvHeads16.Length > 0 ? qkvHeads16 : heads16, g);
@@ -111,7 +111,7 @@ internal sealed class AttentionProducts : IDisposable
         long e = (long)g.Batch * n * g.Dim;
         Check(qkv.Length >= 3 * e && dqkv.Length >= 3 * e && o.Length >= e && dO.Length >= e, "qkv, dqkv, o or dO is too short for the geometry");
         Check(lse.Length >= (long)items * n && delta.Length >= (long)items * n, "lse and delta need (B, H, N)");
-        Check(qkvBias.Length == 0 || qkvBias.Length == 3 * g.Dim, "the qkv bias holds 3D values");
+        CheckQkvBias(qkvBias, g);
         CheckKeptHeads(qkvHeads16, e);
         var (heads, heads16) = Heads(7 * e, 4 * e);
         var (q, k, v) = qkvHeads16.Length > 0
@@ -179,7 +179,7 @@ internal sealed class AttentionProducts : IDisposable
         Check(a1.Length >= maps && a2.Length >= maps && vm.Length >= te, "a1, a2 or vm is too short for the geometry");
         // Head-major q, k, v, O and T; in bf16 their copies (but O's), then A1's, A2's and Vm's.
         var (heads, heads16) = Heads(4 * e + te, 3 * e + te + 2 * maps + te);
-        Check(qkvBias.Length == 0 || qkvBias.Length == 3 * g.Dim, "the qkv bias holds 3D values");
+        CheckQkvBias(qkvBias, g);
         var (q, k, v) = SplitHeads(qkv, qkvBias, heads, heads16, g);
         var oh = heads.SubView(3 * e, e);
         var th = new ProductOperand(heads.SubView(4 * e, te), _bf16 ? heads16.SubView(3 * e, te) : default); // O has no bf16 copy
@@ -233,7 +233,7 @@ internal sealed class AttentionProducts : IDisposable
         Check(v.Vm.Length >= te && v.DVm.Length >= te && v.DT.Length >= te, "Vm, dVm or dT is too short for the geometry");
         // Head-major q, k, v, dO, then dq, dk, dv, then T: fp32 only.
         var (heads, _) = Heads(7 * e + te, 0);
-        Check(qkvBias.Length == 0 || qkvBias.Length == 3 * g.Dim, "the qkv bias holds 3D values");
+        CheckQkvBias(qkvBias, g);
         var (q, k, vh) = SplitHeads(v.Qkv, qkvBias, heads, default, g, round: false);
         ArrayView<float> dOh = heads.SubView(3 * e, e), th = heads.SubView(7 * e, te);
         var shape = new MediatorShape(g.Heads, hd, g.Grid, g.Grid, g.MedGrid, g.Scale);
@@ -303,6 +303,10 @@ internal sealed class AttentionProducts : IDisposable
         _kernels.ToHeadMajor(rowMajor, headMajor.F32, batch, layout, bias);
         if (round) Round(headMajor, headMajor.F32.Length);
     }
+
+    /// <summary>The bias the attention cores add to qkv's values as they read them: empty, or one row of 3D.</summary>
+    private static void CheckQkvBias(ArrayView<float> qkvBias, AttentionGeometry g) =>
+        Check(qkvBias.Length == 0 || qkvBias.Length == 3L * g.Dim, "the qkv bias holds 3D values");
 
     /// <summary>Head-major bf16 q, k, v kept by the caller: empty, or 3e values, and only where the moves write bf16 operands themselves.</summary>
     private void CheckKeptHeads(ArrayView<ushort> qkvHeads16, long e) =>
