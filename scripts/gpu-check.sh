@@ -73,6 +73,7 @@ summary = {
     "training_mfu_ours_of_bf16_peak": num(oc.get("speed_training"), "mfu_of_bf16_peak"),
     "training_mfu_pytorch_of_bf16_peak": num(tc.get("train"), "mfu_of_bf16_peak"),
     "training_mfu_target": 0.35,
+    "mfu_peaks": {"ours": ours.get("peaks"), "pytorch": torch_.get("peaks")},
     "long_forward_mediator_speedup_ours": ours.get("long_forward_mediator_speedup"),
     "long_forward_mediator_speedup_pytorch": torch_.get("long_forward_mediator_speedup"),
     "long_forward_speedup_target": 2.5,

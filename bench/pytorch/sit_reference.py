@@ -27,8 +27,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-H200_PEAK_BF16 = 989e12
-H200_PEAK_FP32 = 67e12
+# Dense peaks (bf16 tensor cores with fp32 accumulation, fp32 CUDA cores without TF32), FLOP/s, as the C# check's
+# DevicePeaks: (name part, name part that must be absent, bf16, fp32); the first match wins; H200's stand in otherwise.
+PEAKS = [("H200", "NVL", 989e12, 67e12), ("H100 PCIe", None, 756e12, 51e12), ("H100", "NVL", 989e12, 67e12),
+         ("A100", None, 312e12, 19.5e12)]
+
+
+def peaks_for(device_name):
+    """(bf16, fp32, known) dense peaks of the card named device_name."""
+    for name, absent, bf16, fp32 in PEAKS:
+        if name.lower() in device_name.lower() and not (absent and absent.lower() in device_name.lower()):
+            return bf16, fp32, True
+    return PEAKS[0][2], PEAKS[0][3], False
 SIZES = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
 
 
@@ -265,8 +275,8 @@ def case_train(args, device, timer, autocast):
     return dict(model=f"SiT depth {cfg['depth']} hidden {cfg['hidden']}, {cfg['input_size']}x{cfg['input_size']}x4, full attention",
                 precision=args.precision, batch=batch, step_seconds=times, median_step_seconds=seconds,
                 images_per_second=batch / seconds, loss=float(last["loss"]), flops_per_step=flops,
-                achieved_flops_per_second=flops / seconds, mfu_of_bf16_peak=flops / seconds / H200_PEAK_BF16,
-                mfu_of_fp32_peak=flops / seconds / H200_PEAK_FP32)
+                achieved_flops_per_second=flops / seconds, mfu_of_bf16_peak=flops / seconds / args.peaks[0],
+                mfu_of_fp32_peak=flops / seconds / args.peaks[1])
 
 
 @torch.inference_mode()
@@ -365,8 +375,11 @@ def main():
     def autocast():
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
 
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    args.peaks = peaks_for(device_name)
     report = dict(program="bench/pytorch/sit_reference.py", torch=torch.__version__, device=str(device),
-                  device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                  device_name=device_name,
+                  peaks=dict(bf16_flops_per_second=args.peaks[0], fp32_flops_per_second=args.peaks[1], known=args.peaks[2]),
                   quick=args.quick, precision=args.precision,
                   flop_convention="2 FLOPs per multiply-accumulate of linear layers, attention products and convolutions; a training step = 3 forwards",
                   cases={})

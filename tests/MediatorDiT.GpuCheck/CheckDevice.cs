@@ -4,6 +4,7 @@ using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
 using CudaDevice = MediatorDiT.Cuda.CudaDevice;
+using MediatorDiT.Cuda.Performance;
 using MediatorDiT.Devices;
 using MediatorDiT.Tensors;
 
@@ -27,6 +28,18 @@ public sealed class CheckDevice : IDisposable
 
     /// <summary>Whether it is a CUDA device (else the CPU accelerator).</summary>
     public bool IsCuda => _cuda is not null;
+
+    /// <summary>
+    /// The card's dense bf16 tensor-core and fp32 peaks (<see cref="DevicePeaks"/>), the limits MFU is given against;
+    /// H200's where the card is not in the table (the CPU accelerator included), and <see cref="PeaksKnown"/> false.
+    /// </summary>
+    public (double Bf16, double Fp32, string Description) Peaks =>
+        DevicePeaks.For(Accelerator.Name, DevicePrecision.Bf16) is { } bf16 && DevicePeaks.For(Accelerator.Name, DevicePrecision.Fp32) is { } fp32
+            ? (bf16.FlopsPerSecond, fp32.FlopsPerSecond, $"{bf16.Description}; {fp32.Description}")
+            : (DevicePeaks.H200Bf16, DevicePeaks.H200Fp32, $"{Accelerator.Name} is not in the peak table: H200 SXM's dense peaks stand in");
+
+    /// <summary>Whether <see cref="Peaks"/> are the card's own.</summary>
+    public bool PeaksKnown => DevicePeaks.For(Accelerator.Name, DevicePrecision.Bf16) is not null;
 
     /// <summary>Opens "cuda" (device 0) or "cpu" (ILGPU's CPU accelerator, parallel mode, default math).</summary>
     /// <param name="kind">cuda or cpu.</param>

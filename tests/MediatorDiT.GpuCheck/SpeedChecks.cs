@@ -21,12 +21,6 @@ namespace MediatorDiT.GpuCheck;
 /// </summary>
 public static class SpeedChecks
 {
-    /// <summary>H200 dense bf16 tensor-core peak, FLOP/s (the reference for MFU).</summary>
-    public const double H200PeakBf16 = DevicePeaks.H200Bf16;
-
-    /// <summary>H200 fp32 peak (CUDA cores, no tensor cores), FLOP/s.</summary>
-    public const double H200PeakFp32 = DevicePeaks.H200Fp32;
-
     /// <summary>The options the speed cases share.</summary>
     /// <param name="Quick">Tiny configs and 2 runs per case (the CPU accelerator in CI).</param>
     /// <param name="SampleSteps">SDE steps actually run in the sampling case (the rate is extrapolated to 250).</param>
@@ -76,8 +70,8 @@ public static class SpeedChecks
         entry["forward_flops_per_image"] = 2 * FlopCounter.Count(config).PerImage;
         entry["flops_per_step"] = 2 * 3 * macs;
         entry["achieved_flops_per_second"] = CheckReport.Number(flops);
-        entry["mfu_of_fp32_peak"] = CheckReport.Number(flops / H200PeakFp32);
-        entry["mfu_of_bf16_peak"] = CheckReport.Number(flops / H200PeakBf16);
+        entry["mfu_of_fp32_peak"] = CheckReport.Number(flops / device.Peaks.Fp32);
+        entry["mfu_of_bf16_peak"] = CheckReport.Number(flops / device.Peaks.Bf16);
         Memory(device, before, entry);
         var profile = new DeviceStageProfile(device.Accelerator);
         work.ProfileTrainStep(profile, 1);

@@ -84,7 +84,14 @@ public class GpuCheckTests
             var train = cases["speed_training"]!;
             Assert.Equal(3 * Finite(train, "batch") * Finite(train, "forward_flops_per_image"), Finite(train, "flops_per_step"));
             Assert.Equal(Finite(train, "flops_per_step") / Finite(train, "median_step_seconds"), Finite(train, "achieved_flops_per_second"), 6);
+            // MFU's limits: the CPU accelerator is no card of the peak table, so H200's stand in, and the report says so.
+            var peaks = root["peaks"]!;
+            Assert.False(peaks["known"]!.GetValue<bool>());
+            Assert.Equal(989e12, Finite(peaks, "bf16_flops_per_second"));
+            Assert.Equal(67e12, Finite(peaks, "fp32_flops_per_second"));
+            Assert.Contains("not in the peak table", (string?)peaks["what"]);
             Assert.Equal(Finite(train, "achieved_flops_per_second") / 67e12, Finite(train, "mfu_of_fp32_peak"), 12);
+            Assert.Equal(Finite(train, "achieved_flops_per_second") / 989e12, Finite(train, "mfu_of_bf16_peak"), 12);
             var sampling = cases["speed_sampling_ladder"]!;
             Assert.Equal(Finite(sampling, "seconds_per_step") * 250, Finite(sampling, "extrapolated_seconds"), 9);
             Assert.True(double.IsFinite(root["long_forward_mediator_speedup"]!.GetValue<double>()));
