@@ -39,6 +39,8 @@ def peaks_for(device_name):
         if name.lower() in device_name.lower() and not (absent and absent.lower() in device_name.lower()):
             return bf16, fp32, True
     return PEAKS[0][2], PEAKS[0][3], False
+
+
 SIZES = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
 
 

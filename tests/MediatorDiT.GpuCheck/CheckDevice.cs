@@ -20,8 +20,11 @@ public sealed class CheckDevice : IDisposable
     private readonly CudaDevice? _cuda;
     private readonly Context? _cpuContext;
 
-    private CheckDevice(Accelerator accelerator, CudaDevice? cuda, Context? cpuContext) =>
+    private CheckDevice(Accelerator accelerator, CudaDevice? cuda, Context? cpuContext)
+    {
         (Accelerator, _cuda, _cpuContext) = (accelerator, cuda, cpuContext);
+        Peaks = CheckPeaks.For(accelerator.Name);
+    }
 
     /// <summary>The accelerator every case runs on.</summary>
     public Accelerator Accelerator { get; }
@@ -29,17 +32,8 @@ public sealed class CheckDevice : IDisposable
     /// <summary>Whether it is a CUDA device (else the CPU accelerator).</summary>
     public bool IsCuda => _cuda is not null;
 
-    /// <summary>
-    /// The card's dense bf16 tensor-core and fp32 peaks (<see cref="DevicePeaks"/>), the limits MFU is given against;
-    /// H200's where the card is not in the table (the CPU accelerator included), and <see cref="PeaksKnown"/> false.
-    /// </summary>
-    public (double Bf16, double Fp32, string Description) Peaks =>
-        DevicePeaks.For(Accelerator.Name, DevicePrecision.Bf16) is { } bf16 && DevicePeaks.For(Accelerator.Name, DevicePrecision.Fp32) is { } fp32
-            ? (bf16.FlopsPerSecond, fp32.FlopsPerSecond, $"{bf16.Description}; {fp32.Description}")
-            : (DevicePeaks.H200Bf16, DevicePeaks.H200Fp32, $"{Accelerator.Name} is not in the peak table: H200 SXM's dense peaks stand in");
-
-    /// <summary>Whether <see cref="Peaks"/> are the card's own.</summary>
-    public bool PeaksKnown => DevicePeaks.For(Accelerator.Name, DevicePrecision.Bf16) is not null;
+    /// <summary>The limits MFU is given against, looked up once from the card's name.</summary>
+    public CheckPeaks Peaks { get; }
 
     /// <summary>Opens "cuda" (device 0) or "cpu" (ILGPU's CPU accelerator, parallel mode, default math).</summary>
     /// <param name="kind">cuda or cpu.</param>
@@ -111,4 +105,21 @@ public sealed class CheckDevice : IDisposable
             _cpuContext!.Dispose();
         }
     }
+}
+
+/// <summary>
+/// A card's dense bf16 tensor-core and fp32 peaks, FLOP/s (<see cref="DevicePeaks"/>); H200's where the card is not in
+/// that table (the CPU accelerator included), with <paramref name="Known"/> false.
+/// </summary>
+/// <param name="Bf16">Dense bf16 tensor-core peak with fp32 accumulation.</param>
+/// <param name="Fp32">fp32 peak on the CUDA cores (no TF32).</param>
+/// <param name="Known">Whether these are the card's own peaks.</param>
+/// <param name="Description">What the peaks are, in words.</param>
+public sealed record CheckPeaks(double Bf16, double Fp32, bool Known, string Description)
+{
+    /// <summary>The peaks of the card named <paramref name="deviceName"/> (as the driver names it).</summary>
+    public static CheckPeaks For(string deviceName) =>
+        DevicePeaks.For(deviceName, DevicePrecision.Bf16) is { } bf16 && DevicePeaks.For(deviceName, DevicePrecision.Fp32) is { } fp32
+            ? new CheckPeaks(bf16.FlopsPerSecond, fp32.FlopsPerSecond, true, $"{bf16.Description}; {fp32.Description}")
+            : new CheckPeaks(DevicePeaks.H200Bf16, DevicePeaks.H200Fp32, false, $"{deviceName} is not in the peak table: H200 SXM's dense peaks stand in");
 }

@@ -61,7 +61,7 @@ if (device is not null)
     report.Root["peaks"] = new JsonObject
     {
         ["bf16_flops_per_second"] = device.Peaks.Bf16, ["fp32_flops_per_second"] = device.Peaks.Fp32,
-        ["known"] = device.PeaksKnown, ["what"] = device.Peaks.Description,
+        ["known"] = device.Peaks.Known, ["what"] = device.Peaks.Description,
         ["note"] = "dense peaks; parity runs in fp32, the speed cases in the precision below; MFU is given against both",
     };
 void OnDevice(string name, Action<CheckDevice, JsonObject> body) =>

@@ -106,6 +106,18 @@ public class GpuCheckTests
         }
     }
 
+    [Theory]
+    [InlineData("NVIDIA H100 80GB HBM3", 989e12, 67e12, true)]
+    [InlineData("NVIDIA H100 PCIe", 756e12, 51e12, true)]
+    [InlineData("NVIDIA A100-SXM4-80GB", 312e12, 19.5e12, true)]
+    [InlineData("NVIDIA H200 NVL", 989e12, 67e12, false)]
+    public void CheckPeaks_AreTheCardsOwnWhereTheTableKnowsIt(string name, double bf16, double fp32, bool known)
+    {
+        var peaks = MediatorDiT.GpuCheck.CheckPeaks.For(name);
+        Assert.Equal((bf16, fp32, known), (peaks.Bf16, peaks.Fp32, peaks.Known));
+        Assert.Equal(known, !peaks.Description.Contains("not in the peak table"));
+    }
+
     private static JsonNode Ok(JsonObject cases, string name)
     {
         var entry = cases[name];
