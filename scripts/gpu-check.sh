@@ -3,6 +3,8 @@
 # (scripts/gpu-bundle.sh) beside it: MediatorDiT.GpuCheck on CUDA device 0, then the PyTorch reference on the same
 # card, each under a time limit, then summary.json with the ratios side by side. Everything goes to ${OUT:-gpu-check-out}:
 # gpu-check.json, pytorch.json, summary.json, gpu-check.log. Under 8 minutes in all.
+# MDIT_CHECK_CASES=prefix,... runs only those cases of ours (e.g. to rerun one that failed), and the PyTorch side only
+# when one of them is a speed case.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="${OUT:-$root/gpu-check-out}"
@@ -25,7 +27,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 rc_ours=127
 if [ -x "$check" ]; then
   say "MediatorDiT.GpuCheck (limit 300 s, no case starts after 220 s)"
-  timeout -k 10 300 "$check" --out "$out" --accelerator cuda --fixtures "$bundle/fixtures" --budget-seconds 220
+  timeout -k 10 300 "$check" --out "$out" --accelerator cuda --fixtures "$bundle/fixtures" --budget-seconds 220 \
+    ${MDIT_CHECK_CASES:+--cases "$MDIT_CHECK_CASES"}
   rc_ours=$?
   say "MediatorDiT.GpuCheck exit $rc_ours$([ $rc_ours -eq 124 ] && echo ' (timed out; the JSON holds the cases finished)')"
 else
@@ -34,10 +37,15 @@ fi
 
 script="$bundle/sit_reference.py"
 [ -f "$script" ] || script="$root/bench/pytorch/sit_reference.py"
-say "PyTorch reference with $python (limit 140 s, no case starts after 100 s)"
-timeout -k 10 140 "$python" "$script" --out "$out/pytorch.json" --budget-seconds 100
-rc_torch=$?
-say "PyTorch reference exit $rc_torch$([ $rc_torch -eq 124 ] && echo ' (timed out)')"
+if [ -n "${MDIT_CHECK_CASES:-}" ] && [[ ",$MDIT_CHECK_CASES" != *,speed* ]]; then
+  say "PyTorch reference not run: MDIT_CHECK_CASES=$MDIT_CHECK_CASES asks for no speed case"
+  rc_torch=0
+else
+  say "PyTorch reference with $python (limit 140 s, no case starts after 100 s)"
+  timeout -k 10 140 "$python" "$script" --out "$out/pytorch.json" --budget-seconds 100
+  rc_torch=$?
+  say "PyTorch reference exit $rc_torch$([ $rc_torch -eq 124 ] && echo ' (timed out)')"
+fi
 
 say "summary"
 "$python" - "$out" "$rc_ours" "$rc_torch" <<'PY'
@@ -83,7 +91,7 @@ summary = {
     "failed": {"ours": ours.get("failed"), "pytorch": [k for k, v in tc.items() if v.get("status") != "ok"]},
     "speed_precision_ours": ours.get("speed_precision"),
     "load_errors": [d["load_error"] for d in (ours, torch_) if "load_error" in d],
-    "note": "ours: parity in fp32 (and bf16 against fp32 in parity_bf16_forward), the speed cases in speed_precision_ours (bf16: the linear and attention products take bf16 operands; softmaxes, norms and reductions stay fp32); PyTorch bf16 autocast; sampling: ours one network call per SDE step, PyTorch two",
+    "note": "ours: parity in fp32 (and bf16 against fp32 in parity_bf16_forward and parity_bf16_training_*), the speed cases in speed_precision_ours (bf16: the linear and attention products take bf16 operands; softmaxes, norms and reductions stay fp32); PyTorch bf16 autocast; sampling: ours one network call per SDE step, PyTorch two",
 }
 with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)

@@ -23,6 +23,12 @@ public sealed class CheckReport
     /// <summary>Where the report is saved after every case (so a run killed by a time limit still leaves its finished cases); null: only at the end.</summary>
     public string? SavePath { get; init; }
 
+    /// <summary>
+    /// When set, only the cases whose names start with one of these run (the others are recorded as skipped), and
+    /// "libraries" and "device", which the others need; null: every case.
+    /// </summary>
+    public IReadOnlyList<string>? Only { get; init; }
+
     /// <summary>The whole report: header fields, then <c>cases</c>, one object per case by name.</summary>
     public JsonObject Root { get; } = new() { ["cases"] = new JsonObject() };
 
@@ -47,6 +53,11 @@ public sealed class CheckReport
     /// <param name="body">Fills the case's values.</param>
     public void Run(string name, Action<JsonObject> body)
     {
+        if (Only is not null && name is not ("libraries" or "device") && !Only.Any(p => name.StartsWith(p, StringComparison.Ordinal)))
+        {
+            Skip(name, $"not among --cases {string.Join(",", Only)}");
+            return;
+        }
         var entry = new JsonObject();
         Cases[name] = entry;
         if (Elapsed > _budgetSeconds)

@@ -109,11 +109,7 @@ public static class ParityChecks
     /// <param name="entry">Receives the differences.</param>
     public static void Training(CheckDevice device, int mediators, JsonObject entry)
     {
-        var config = new ModelConfig
-        {
-            InputSize = 8, PatchSize = 2, InChannels = 2, HiddenSize = 16, Depth = 2, NumHeads = 2, MlpRatio = 2.0, NumClasses = 3,
-            LearnSigma = true,
-        };
+        var config = SmallTrainingConfig;
         int[] counts = mediators == 0 ? [] : [mediators];
         var transport = new Transport();
         var (cpuNet, cpuEma, cpuOpt) = Network(config, counts, 5);
@@ -154,7 +150,7 @@ public static class ParityChecks
             weightDiff = Math.Max(weightDiff, Relative(cpuNet.Parameters[i].Value.Span, devNet.Parameters[i].Value.Span, qkvBias));
             emaDiff = Math.Max(emaDiff, Relative(cpuEma.Parameters[i].Value.Span, devEma.Parameters[i].Value.Span, qkvBias));
         }
-        entry["config"] = $"SiT {(mediators == 0 ? "full attention" : $"{mediators} mediators")}, 8x8x2 input, patch 2, hidden 16, depth 2, learn_sigma, batch 4, AdamW lr 1e-3 wd 0.01, 3 steps";
+        entry["config"] = TrainingCase(config, mediators, 4, 3);
         entry["steps"] = losses;
         entry["loss_max_rel_diff"] = CheckReport.Number(lossDiff);
         entry["grad_norm_max_rel_diff"] = CheckReport.Number(normDiff);
@@ -166,6 +162,130 @@ public static class ParityChecks
         entry["error_scale"] = "loss and grad norm: relative; gradients (step 1's AdamW first moments), weights and EMA after 3 steps: max |device - cpu| / max(|cpu|, rms(cpu)), the key third of attn.qkv.bias left out of the weights (its gradient is zero in exact arithmetic, AdamW turns rounding residue there into lr-sized steps)";
         entry["pass"] = lossDiff <= ForwardTolerance && normDiff <= ForwardTolerance && gradDiff <= GradientTolerance
             && weightDiff <= GradientTolerance && emaDiff <= GradientTolerance;
+    }
+
+    /// <summary>The small SiT of the fp32 training parity: 8x8x2 input, patch 2 (16 tokens), hidden 16, depth 2, 2 heads, learn_sigma.</summary>
+    private static ModelConfig SmallTrainingConfig => new()
+    {
+        InputSize = 8, PatchSize = 2, InChannels = 2, HiddenSize = 16, Depth = 2, NumHeads = 2, MlpRatio = 2.0, NumClasses = 3,
+        LearnSigma = true,
+    };
+
+    /// <summary>bf16 training's bounds against fp32, relative: the loss 2e-2, the gradient norm 5e-2 (the library's tests, docs/GPU.md "Precision").</summary>
+    public const double Bf16LossBound = 2e-2, Bf16NormBound = 5e-2;
+
+    /// <summary>
+    /// Training in bf16 on the device against training in fp32 on the device, and the default bf16 step (operands written
+    /// by their producing kernels) against the reference bf16 step (each operand rounded in a pass of its own), 3 steps
+    /// from the same weights and batches. Full (not <paramref name="quick"/>): a SiT with SiT-XL's head width (hidden 144,
+    /// 2 heads of 72, depth 2, 4x MLP, 4 input channels, learn_sigma, batch 2, weights N(0, 1/144)), full attention at
+    /// 400 tokens (40x40 input: rows past the short softmax's 256 logits) or 16 mediators at 256 tokens; quick: the fp32
+    /// parity's small SiT (batch 4, weights N(0, 0.04)).
+    /// Per step the loss and gradient norm of all three; after 3 steps the largest weight difference of each pair.
+    /// Bounds: bf16 against fp32 within <see cref="Bf16LossBound"/> and <see cref="Bf16NormBound"/> (and not equal: the
+    /// bf16 products ran), the weights within the two runs' largest possible AdamW movement (3 steps of at most
+    /// lr (1 - beta1) / sqrt(1 - beta2) = 3.17 lr each, both runs); the two bf16 steps within the same bounds: on the CPU
+    /// accelerator they agree bit for bit, on a card each kernel's multiplies and adds may be contracted differently.
+    /// </summary>
+    /// <param name="device">The accelerator.</param>
+    /// <param name="mediators">0: full attention; else the mediator count (a square, at most the tokens).</param>
+    /// <param name="quick">The small SiT (the CPU accelerator in CI).</param>
+    /// <param name="entry">Receives the differences.</param>
+    public static void Bf16Training(CheckDevice device, int mediators, bool quick, JsonObject entry)
+    {
+        var config = quick
+            ? SmallTrainingConfig
+            : new ModelConfig
+            {
+                InputSize = mediators == 0 ? 40 : 32, PatchSize = 2, InChannels = 4, HiddenSize = 144, Depth = 2, NumHeads = 2, MlpRatio = 4.0,
+                NumClasses = 10, LearnSigma = true,
+            };
+        int[] counts = mediators == 0 ? [] : [mediators];
+        const int steps = 3;
+        const double lr = 1e-3;
+        int batchSize = quick ? 4 : 2;
+        // Weights of about unit gain per layer (std 1 / sqrt(hidden); 0.2 for hidden 16): wider layers at 0.2 would
+        // grow the activations layer by layer until bf16's relative error is amplified past any bound.
+        float std = quick ? 0.2f : 1f / MathF.Sqrt(config.HiddenSize);
+        var transport = new Transport();
+        var names = new[] { "fp32", "bf16", "bf16_separate_roundings" };
+        var runs = names.Select(_ => Network(config, counts, 7, std)).ToArray();
+        var backends = new[]
+        {
+            new DeviceTrainingBackend(device.Accelerator, transport, DevicePrecision.Fp32),
+            new DeviceTrainingBackend(device.Accelerator, transport, DevicePrecision.Bf16),
+            new DeviceTrainingBackend(device.Accelerator, transport, DevicePrecision.Bf16, null, null, operandsFromProducers: false),
+        };
+        try
+        {
+            for (int i = 0; i < runs.Length; i++) backends[i].Attach(runs[i].Net, runs[i].Ema, runs[i].Opt);
+            double lossBf16 = 0, normBf16 = 0, lossRounding = 0, normRounding = 0;
+            var stepEntries = new JsonArray();
+            for (int step = 0; step < steps; step++)
+            {
+                var batch = DeviceWorkload.RandomBatch(config, batchSize, 300 + step);
+                var results = backends.Select(b => b.Step(batch)).ToArray();
+                var stepEntry = new JsonObject();
+                for (int i = 0; i < names.Length; i++)
+                {
+                    stepEntry[$"{names[i]}_loss"] = CheckReport.Number(results[i].Loss);
+                    stepEntry[$"{names[i]}_grad_norm"] = CheckReport.Number(results[i].GradNorm);
+                }
+                stepEntries.Add(stepEntry);
+                lossBf16 = Math.Max(lossBf16, RelativeTo(results[0].Loss, results[1].Loss));
+                normBf16 = Math.Max(normBf16, RelativeTo(results[0].GradNorm, results[1].GradNorm));
+                lossRounding = Math.Max(lossRounding, RelativeTo(results[2].Loss, results[1].Loss));
+                normRounding = Math.Max(normRounding, RelativeTo(results[2].GradNorm, results[1].GradNorm));
+            }
+            foreach (var backend in backends) backend.SyncToHost();
+            double weightsBf16 = LargestDifference(runs[0].Net, runs[1].Net), weightsRounding = LargestDifference(runs[2].Net, runs[1].Net);
+            double weightBound = 2 * steps * lr * (1 - 0.9) / Math.Sqrt(1 - 0.999);
+
+            entry["config"] = TrainingCase(config, mediators, batchSize, steps) + $", weights N(0, {std:G3}^2)";
+            entry["steps"] = stepEntries;
+            entry["loss_bf16_vs_fp32"] = CheckReport.Number(lossBf16);
+            entry["grad_norm_bf16_vs_fp32"] = CheckReport.Number(normBf16);
+            entry["weights_bf16_vs_fp32"] = CheckReport.Number(weightsBf16);
+            entry["loss_bf16_vs_separate_roundings"] = CheckReport.Number(lossRounding);
+            entry["grad_norm_bf16_vs_separate_roundings"] = CheckReport.Number(normRounding);
+            entry["weights_bf16_vs_separate_roundings"] = CheckReport.Number(weightsRounding);
+            entry["loss_bound"] = Bf16LossBound;
+            entry["grad_norm_bound"] = Bf16NormBound;
+            entry["weight_bound"] = weightBound;
+            entry["error_scale"] = "loss and grad norm: max over the steps of |a - b| / |b| (b: fp32, or the separate roundings); weights after the steps: max |a - b| over every weight";
+            entry["pass"] = lossBf16 > 0 && lossBf16 <= Bf16LossBound && normBf16 <= Bf16NormBound && weightsBf16 <= weightBound
+                && lossRounding <= Bf16LossBound && normRounding <= Bf16NormBound && weightsRounding <= weightBound;
+        }
+        finally
+        {
+            foreach (var backend in backends) backend.Dispose();
+        }
+    }
+
+    /// <summary>A training parity case's network and run, for the report.</summary>
+    private static string TrainingCase(ModelConfig c, int mediators, int batch, int steps) =>
+        $"SiT {(mediators == 0 ? "full attention" : $"{mediators} mediators")}, {c.InputSize}x{c.InputSize}x{c.InChannels} input, patch {c.PatchSize} "
+        + $"({c.NumTokens} tokens), hidden {c.HiddenSize}, {c.NumHeads} heads, depth {c.Depth}, learn_sigma, batch {batch}, AdamW lr 1e-3 wd 0.01, {steps} steps";
+
+    private static double RelativeTo(double expected, double actual) => Math.Abs(actual - expected) / Math.Abs(expected);
+
+    /// <summary>max |a - b| over every trainable weight of two networks of one config; infinite for a non-finite value.</summary>
+    private static double LargestDifference(TrainableNetwork expected, TrainableNetwork actual)
+    {
+        double worst = 0;
+        for (int i = 0; i < expected.Parameters.Count; i++)
+        {
+            if (!expected.Parameters[i].Trainable) continue;
+            var e = expected.Parameters[i].Value.Span;
+            var a = actual.Parameters[i].Value.Span;
+            for (int j = 0; j < e.Length; j++)
+            {
+                double d = Math.Abs((double)a[j] - e[j]);
+                if (!double.IsFinite(d)) return double.PositiveInfinity;
+                worst = Math.Max(worst, d);
+            }
+        }
+        return worst;
     }
 
     /// <summary>The fixtures folder: the one given, else ../shared/fixtures beside a MediatorDiT.sln above the working folder or the program, else fixtures/ beside the program.</summary>
@@ -241,14 +361,14 @@ public static class ParityChecks
         return worst;
     }
 
-    /// <summary>A network, its EMA and optimiser with N(0, 0.2) weights from <paramref name="seed"/> (the EMA starts as a copy).</summary>
-    public static (TrainableNetwork Net, TrainableNetwork Ema, AdamW Opt) Network(ModelConfig config, int[] mediators, int seed)
+    /// <summary>A network, its EMA and optimiser with N(0, std^2) weights from <paramref name="seed"/> (the EMA starts as a copy).</summary>
+    public static (TrainableNetwork Net, TrainableNetwork Ema, AdamW Opt) Network(ModelConfig config, int[] mediators, int seed, float std = 0.2f)
     {
         var net = TrainableNetwork.Create(config, mediators);
         var ema = TrainableNetwork.Create(config, mediators);
         var random = new RandomSource((ulong)seed);
         foreach (var p in net.Parameters)
-            if (p.Trainable) random.FillGaussian(p.Value.Span, 0, 0.2f);
+            if (p.Trainable) random.FillGaussian(p.Value.Span, 0, std);
         Ema.CopyWeights(net, ema);
         return (net, ema, new AdamW(net.Parameters, 1e-3, weightDecay: 0.01));
     }

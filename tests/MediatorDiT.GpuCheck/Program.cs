@@ -8,6 +8,7 @@ bool quick = false;
 double budget = 360;
 int? sampleSteps = null, sampleBatch = null;
 string? precisionText = null;
+string[]? only = null;
 for (int i = 0; i < args.Length; i++)
 {
     string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -21,6 +22,7 @@ for (int i = 0; i < args.Length; i++)
         case "--sample-steps": sampleSteps = int.Parse(Value()); break;
         case "--sample-batch": sampleBatch = int.Parse(Value()); break;
         case "--precision": precisionText = Value(); break;
+        case "--cases": only = Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries); break;
         default:
             Console.Error.WriteLine($"unknown argument {args[i]}");
             outDir = null;
@@ -31,17 +33,18 @@ for (int i = 0; i < args.Length; i++)
 MediatorDiT.Tensors.DevicePrecision precision = accelerator == "cuda" ? MediatorDiT.Tensors.DevicePrecision.Bf16 : MediatorDiT.Tensors.DevicePrecision.Fp32;
 if (outDir is null || accelerator is not ("cuda" or "cpu") || (precisionText is not null && !MediatorDiT.Tensors.DevicePrecisions.TryParse(precisionText, out precision)))
 {
-    Console.Error.WriteLine("usage: MediatorDiT.GpuCheck --out DIR [--accelerator cuda|cpu] [--fixtures DIR] [--quick] [--budget-seconds S] [--sample-steps N] [--sample-batch B] [--precision fp32|bf16 (speed cases; default bf16 on cuda, fp32 on cpu)]");
+    Console.Error.WriteLine("usage: MediatorDiT.GpuCheck --out DIR [--accelerator cuda|cpu] [--fixtures DIR] [--quick] [--budget-seconds S] [--sample-steps N] [--sample-batch B] [--precision fp32|bf16 (speed cases; default bf16 on cuda, fp32 on cpu)] [--cases PREFIX,... (only the cases named so)]");
     return 2;
 }
 Directory.CreateDirectory(outDir);
 string json = Path.Combine(outDir, "gpu-check.json");
-var report = new CheckReport(budget, Console.Out) { SavePath = json };
+var report = new CheckReport(budget, Console.Out) { SavePath = json, Only = only };
 var options = new SpeedChecks.Options(quick, sampleSteps ?? (quick ? 2 : 25), sampleBatch ?? (quick ? 2 : 16), precision);
 report.Root["program"] = "MediatorDiT.GpuCheck";
 report.Root["accelerator"] = accelerator;
 report.Root["quick"] = quick;
 report.Root["budget_seconds"] = budget;
+report.Root["cases_asked"] = only is null ? null : new JsonArray(only.Select(c => (JsonNode)c).ToArray());
 report.Root["started_utc"] = DateTime.UtcNow.ToString("o");
 report.Root["runtime"] = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription;
 report.Root["flop_convention"] = "2 FLOPs per multiply-accumulate of the library's FlopCounter (linear layers, attention products, convolutions; no elementwise work); a training step = 3 forwards (backward = 2 x forward)";
@@ -73,6 +76,8 @@ foreach (string name in ParityChecks.FixtureCases)
 OnDevice("parity_bf16_forward", (d, e) => ParityChecks.Bf16Forward(d, fixtureDir ?? throw new DirectoryNotFoundException("no fixtures folder (--fixtures DIR)"), ParityChecks.FixtureCases[0], e));
 OnDevice("parity_training_full", (d, e) => ParityChecks.Training(d, 0, e));
 OnDevice("parity_training_mediator", (d, e) => ParityChecks.Training(d, 4, e));
+OnDevice("parity_bf16_training_full", (d, e) => ParityChecks.Bf16Training(d, 0, quick, e));
+OnDevice("parity_bf16_training_mediator", (d, e) => ParityChecks.Bf16Training(d, quick ? 4 : 16, quick, e));
 OnDevice("speed_long_forward_mediator", (d, e) => SpeedChecks.LongForward(d, options, 64, e));
 OnDevice("speed_long_forward_full", (d, e) => SpeedChecks.LongForward(d, options, 0, e));
 OnDevice("speed_sampling_ladder", (d, e) => SpeedChecks.Sampling(d, options, e));

@@ -153,6 +153,34 @@ internal static class AttentionKernels
     }
 
     /// <summary>
+    /// <see cref="DepthwiseConvAdd"/> over the head-major core output instead of its rows, fused with the move back:
+    /// o (B*N, D) = oh (B, H, N, hd) moved to rows, + bias, + the taps in the same order, so the bits of
+    /// <see cref="AttentionTileKernels.FromHeadMajor"/> then DepthwiseConvAdd; when o16 is not empty it also gets each
+    /// value's bf16 (proj's operand). Thread i = (b N + token) D + channel.
+    /// </summary>
+    public static void DepthwiseConvAddFromHeads(Index1D i, ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> weight, ArrayView<float> bias,
+        ArrayView<float> oh, ArrayView<float> o, ArrayView<ushort> o16, AttentionGeometry g)
+    {
+        int n = g.Tokens, d = g.Dim, side = g.Grid, hd = g.HeadDim;
+        int ch = i % d, rest = i / d, token = rest % n, b = rest / n, ti = token / side, tj = token % side, h = ch / hd;
+        float acc = oh[(((long)b * g.Heads + h) * n + token) * hd + ch - h * hd] + bias[ch];
+        for (int di = -1; di <= 1; di++)
+        {
+            int a = ti + di;
+            if (a < 0 || a >= side) continue;
+            for (int dj = -1; dj <= 1; dj++)
+            {
+                int c = tj + dj;
+                if (c < 0 || c >= side) continue;
+                float v = QkvValue(qkv, qkvBias, ((long)b * n + a * side + c) * 3 * d, 2 * d + ch);
+                acc = MathF.FusedMultiplyAdd(v, weight[ch * 9 + (di + 1) * 3 + dj + 1], acc);
+            }
+        }
+        o[i] = acc;
+        if (o16.Length > 0) o16[i] = Bf16.Round(acc);
+    }
+
+    /// <summary>
     /// Row softmax in place with a bias row per logit row, as Nn.SoftmaxRows.Forward: rows (count, n), row r gets bias
     /// row r mod biasRows of the table (biasRows, n) (mediator attention's bias1 (H, n, N) over A1's rows, bias2
     /// (H, N, n) over A2's): add, subtract the maximum, exponentiate (FastExp's bits), scale by 1 / sum.

@@ -14,6 +14,8 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionGeometry>? _flash, _keyLogits, _gather, _queryLogits, _readBack;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionGeometry>? _pool;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionGeometry>? _dwc;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>,
+        AttentionGeometry>? _dwcFromHeads;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _softmaxTable;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>? _softmaxTableWarp;
 
@@ -138,6 +140,23 @@ internal sealed partial class KernelSet
         CheckQkvBias(qkvBias, g.Dim);
         (_dwc ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionGeometry>(
             AttentionKernels.DepthwiseConvAdd))((int)(rows * d), qkv, qkvBias, dwcWeight, dwcBias, o, g);
+    }
+
+    /// <summary>
+    /// <see cref="FromHeadMajor"/> of the core's output oh (B, H, N, hd) into o (B*N, D) and then <see cref="DepthwiseConvAdd"/>,
+    /// in one pass (the same bits); when <paramref name="o16"/> is given (as long as o) it also gets o's bf16 values.
+    /// </summary>
+    public void DepthwiseConvAddFromHeads(ArrayView<float> qkv, ArrayView<float> dwcWeight, ArrayView<float> dwcBias, ArrayView<float> oh, ArrayView<float> o,
+        AttentionGeometry g, ArrayView<float> qkvBias = default, ArrayView<ushort> o16 = default)
+    {
+        long rows = (long)g.Batch * g.Tokens, d = g.Dim;
+        Check(qkv.Length >= rows * 3 * d && o.Length >= rows * d && oh.Length >= rows * d && dwcWeight.Length >= 9 * d && dwcBias.Length >= d,
+            "qkv, oh, o or the depthwise conv's weight is too short");
+        Check(o16.Length == 0 || o16.Length >= rows * d, "o16 is shorter than o");
+        CheckQkvBias(qkvBias, g.Dim);
+        (_dwcFromHeads ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<ushort>, AttentionGeometry>(AttentionKernels.DepthwiseConvAddFromHeads))((int)(rows * d), qkv, qkvBias, dwcWeight, dwcBias, oh, o,
+            o16, g);
     }
 
     /// <summary>A bias added to qkv's values as they are read: empty, or one row of 3D.</summary>

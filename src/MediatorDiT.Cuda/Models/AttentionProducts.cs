@@ -60,16 +60,18 @@ internal sealed class AttentionProducts : IDisposable
     /// qkv holds the biased values), the bias added as q, k and v are moved to head-major (so the qkv product need not
     /// write bias rows first); lse (B, H, N) gets each row's log-sum-exp (natural log of the sum of exp of the scaled
     /// logits), what <see cref="FullBackward"/> reads. With <paramref name="qkvHeads16"/> (3 B N D; bf16 operands from
-    /// their producers only) the head-major bf16 q, k and v are written there, for the backward to read again.
+    /// their producers only) the head-major bf16 q, k and v are written there, for the backward to read again; with
+    /// <paramref name="o16"/> (as long as o; likewise) o's bf16 values, proj's operand, as o is moved back to rows.
     /// </summary>
     public void FullForward(ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> o, ArrayView<float> lse, AttentionGeometry g,
-        ArrayView<ushort> qkvHeads16 = default)
+        ArrayView<ushort> qkvHeads16 = default, ArrayView<ushort> o16 = default)
     {
         int n = g.Tokens, hd = g.HeadDim, items = g.Batch * g.Heads;
         long e = (long)g.Batch * n * g.Dim;
         Check(qkv.Length >= 3 * e && o.Length >= e && lse.Length >= (long)items * n, "qkv, o or lse is too short for the geometry");
         CheckQkvBias(qkvBias, g);
         CheckKeptHeads(qkvHeads16, e);
+        CheckOutputCopy(o16, e);
         var (heads, heads16) = Heads(4 * e, 3 * e);
         var (q, k, v) = SplitHeads(qkv, qkvBias, heads, qkvHeads16.Length > 0 ? qkvHeads16 : heads16, g);
         var oh = heads.SubView(3 * e, e);
@@ -94,7 +96,12 @@ internal sealed class AttentionProducts : IDisposable
             Product(new GemmShape(false, false, rows, hd, n, 1f, n, hd, 0f, hd, (long)rows * n, (long)n * hd, (long)n * hd, ni),
                 s, v.From(item), oh.SubView(item + row));
         }
-        using (_kernels.SubStage("layout")) _kernels.FromHeadMajor(oh, o, g.Batch, new HeadLayout(n, g.Heads, hd, g.Dim, 0));
+        using (_kernels.SubStage("layout"))
+        {
+            var layout = new HeadLayout(n, g.Heads, hd, g.Dim, 0);
+            if (o16.Length > 0) _kernels.FromHeadMajorWithBf16(oh, o, o16, g.Batch, layout);
+            else _kernels.FromHeadMajor(oh, o, g.Batch, layout);
+        }
     }
 
     /// <summary>
@@ -167,16 +174,19 @@ internal sealed class AttentionProducts : IDisposable
     /// (B, H, n, N), (B, H, n, hd), (B, H, N, n), which the backward reads; q, k, v and T are read from head-major copies,
     /// so each of the four products is one strided-batched call over all B H items. In bf16 the products read bf16
     /// copies of q, k, v, T, A1, Vm and A2. q, k and v are qkv's plus <paramref name="qkvBias"/> (3D; empty: qkv holds
-    /// them whole), added by every kernel that reads them (the head-major moves, the pooling, the depthwise conv).
+    /// them whole), added by every kernel that reads them (the head-major moves, the pooling, the depthwise conv). The
+    /// depthwise conv reads the last product's head-major output and writes o's rows (one pass for the move and the add),
+    /// and with <paramref name="o16"/> (as long as o; bf16 operands from their producers only) o's bf16 values, proj's operand.
     /// </summary>
     public void MediatorForward(ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> bias1, ArrayView<float> bias2, ArrayView<float> dwcWeight,
         ArrayView<float> dwcBias, ArrayView<float> tokens, ArrayView<float> a1, ArrayView<float> vm, ArrayView<float> a2, ArrayView<float> o,
-        AttentionGeometry g)
+        AttentionGeometry g, ArrayView<ushort> o16 = default)
     {
         int n = g.Tokens, hd = g.HeadDim, m = g.Mediators, items = g.Batch * g.Heads;
         long e = (long)g.Batch * n * g.Dim, te = (long)g.Batch * m * g.Dim, maps = (long)items * m * n;
         Check(qkv.Length >= 3 * e && o.Length >= e && tokens.Length >= te, "qkv, o or tokens is too short for the geometry");
         Check(a1.Length >= maps && a2.Length >= maps && vm.Length >= te, "a1, a2 or vm is too short for the geometry");
+        CheckOutputCopy(o16, e);
         // Head-major q, k, v, O and T; in bf16 their copies (but O's), then A1's, A2's and Vm's.
         var (heads, heads16) = Heads(4 * e + te, 3 * e + te + 2 * maps + te);
         CheckQkvBias(qkvBias, g);
@@ -206,13 +216,9 @@ internal sealed class AttentionProducts : IDisposable
         // Vm (items, n, hd) = A1 V.
         Product(new GemmShape(false, false, m, hd, n, 1f, n, hd, 0f, hd, itemMap, itemQ, itemT, items), a1Op, v, vm);
         using (_kernels.SubStage("softmax")) Round(vmOp, te);
-        // O (items, N, hd) = A2 Vm, back to rows, plus the depthwise conv of v.
+        // O (items, N, hd) = A2 Vm; o = O back in rows plus the depthwise conv of v.
         Product(new GemmShape(false, false, n, hd, m, 1f, m, hd, 0f, hd, itemMap, itemT, itemQ, items), a2Op, vmOp, oh);
-        using (_kernels.SubStage("layout and depthwise conv"))
-        {
-            _kernels.FromHeadMajor(oh, o, g.Batch, new HeadLayout(n, g.Heads, hd, g.Dim, 0));
-            _kernels.DepthwiseConvAdd(qkv, dwcWeight, dwcBias, o, g, qkvBias);
-        }
+        using (_kernels.SubStage("layout and depthwise conv")) _kernels.DepthwiseConvAddFromHeads(qkv, dwcWeight, dwcBias, oh, o, g, qkvBias, o16);
     }
 
     /// <summary>
@@ -312,6 +318,10 @@ internal sealed class AttentionProducts : IDisposable
     private void CheckKeptHeads(ArrayView<ushort> qkvHeads16, long e) =>
         Check(qkvHeads16.Length == 0 || (_fused && qkvHeads16.Length >= 3 * e),
             "kept head-major q, k, v need bf16 operands from their producers and 3 B N D values");
+
+    /// <summary>The output's bf16 copy: empty, or as long as the output, and only where the kernels write bf16 operands themselves.</summary>
+    private void CheckOutputCopy(ArrayView<ushort> o16, long e) =>
+        Check(o16.Length == 0 || (_fused && o16.Length >= e), "the output's bf16 copy needs bf16 operands from their producers and B N D values");
 
     /// <summary>The tiles covering items x N query rows: whole items while one fits a tile, else runs of rows of one item.</summary>
     internal IEnumerable<(int Item0, int Items, int Row0, int Rows)> Tiling(int items, int tokens)

@@ -174,19 +174,18 @@ internal sealed partial class DeviceModel : IDisposable
             observe?.Invoke(i, Observed(s.H1, rows, d), b);
             // + qkv's bias in the attention core, as it reads q, k and v (the head-major moves, the pooling, the depthwise conv).
             using (k.Stage("forward: qkv")) _products.Forward(s.QkvInput, block.QkvWeight, s.Qkv, rows, d, 3 * d, accumulate: false);
+            // Where the blocks keep bf16 operands (written by their producers), the core's last step (the move back to
+            // rows, with the depthwise conv's add in mediator attention) writes proj's too.
+            var heads16 = s.ProjInput.HasBf16 ? s.HeadsBf16 : default;
             if (block.Mediator)
                 using (k.Stage("forward: mediator attention core"))
                     _products.Attention.MediatorForward(s.Qkv, block.QkvBias, block.Bias1, block.Bias2, block.DwcWeight, block.DwcBias, s.MediatorTokens, s.A1,
-                        s.Vm, s.A2, s.Heads, geometry);
+                        s.Vm, s.A2, s.Heads, geometry, heads16);
             else
-                using (k.Stage("forward: full attention core")) _products.Attention.FullForward(s.Qkv, block.QkvBias, s.Heads, s.Lse, geometry, s.QkvHeadsBf16);
+                using (k.Stage("forward: full attention core"))
+                    _products.Attention.FullForward(s.Qkv, block.QkvBias, s.Heads, s.Lse, geometry, s.QkvHeadsBf16, heads16);
             using (k.Stage("forward: proj"))
-            {
-                // The heads' output is made by the core's last steps (a layout move, the depthwise conv's add): rounded here.
-                if (s.ProjInput.HasBf16)
-                    using (k.SubStage("bf16 rounding")) k.RoundToBf16(s.Heads, s.HeadsBf16);
                 _products.Forward(s.ProjInput, block.ProjWeight, s.AttentionOut, rows, d, d, accumulate: false); // + bias in the gated residual
-            }
             using (k.Stage("forward: norms and gated residuals"))
             {
                 k.GatedResidualForward(a.X, s.AttentionOut, block.ProjBias, a.Chunk(2), s.XMid, d, n);

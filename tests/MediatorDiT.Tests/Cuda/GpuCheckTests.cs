@@ -72,6 +72,27 @@ public class GpuCheckTests
                 Assert.True(training["pass"]!.GetValue<bool>());
             }
 
+            // bf16 training against fp32 on the same device: within the library's bf16 bounds, and not equal (the bf16
+            // products ran); the default bf16 step against the one rounding each operand in a pass of its own: the same
+            // bits on the CPU accelerator.
+            foreach (string name in new[] { "parity_bf16_training_full", "parity_bf16_training_mediator" })
+            {
+                var training = Ok(cases, name);
+                Assert.True(Finite(training, "loss_bf16_vs_fp32") > 0, $"{name}: bf16 gave fp32's loss");
+                AssertBelow(training, "loss_bf16_vs_fp32", 2e-2);
+                AssertBelow(training, "grad_norm_bf16_vs_fp32", 5e-2);
+                double weightBound = Finite(training, "weight_bound");
+                Assert.Equal(2 * 3 * 1e-3 * 0.1 / Math.Sqrt(0.001), weightBound, 12);
+                Assert.True(Finite(training, "weights_bf16_vs_fp32") > 0, $"{name}: bf16 left fp32's weights");
+                AssertBelow(training, "weights_bf16_vs_fp32", weightBound);
+                foreach (string key in new[] { "loss_bf16_vs_separate_roundings", "grad_norm_bf16_vs_separate_roundings", "weights_bf16_vs_separate_roundings" })
+                    Assert.Equal(0.0, Finite(training, key));
+                var steps = training["steps"]!.AsArray();
+                Assert.Equal(3, steps.Count);
+                Assert.All(steps, s => Assert.Equal(Finite(s!, "bf16_loss"), Finite(s!, "bf16_separate_roundings_loss")));
+                Assert.True(training["pass"]!.GetValue<bool>());
+            }
+
             foreach (string name in SpeedCases)
             {
                 var speed = Ok(cases, name);
@@ -116,6 +137,24 @@ public class GpuCheckTests
         var peaks = MediatorDiT.GpuCheck.CheckPeaks.For(name);
         Assert.Equal((bf16, fp32, known), (peaks.Bf16, peaks.Fp32, peaks.Known));
         Assert.Equal(known, !peaks.Description.Contains("not in the peak table"));
+    }
+
+    [Fact]
+    public void CasesAsked_RunWithTheDevice_AndTheOthersAreSkippedSayingWhy()
+    {
+        var log = new StringWriter();
+        var report = new MediatorDiT.GpuCheck.CheckReport(60, log) { Only = ["parity_bf16", "speed_training"] };
+        var ran = new List<string>();
+        foreach (string name in new[] { "libraries", "device", "parity_forward_dit_model", "parity_bf16_training_full", "speed_training", "speed_training_separate_roundings", "nccl_one_rank" })
+            report.Run(name, _ => ran.Add(name));
+        Assert.Equal(["libraries", "device", "parity_bf16_training_full", "speed_training", "speed_training_separate_roundings"], ran);
+        var cases = report.Root["cases"]!.AsObject();
+        foreach (string name in new[] { "parity_forward_dit_model", "nccl_one_rank" })
+        {
+            Assert.Equal("skipped", (string?)cases[name]!["status"]);
+            Assert.Equal("not among --cases parity_bf16,speed_training", (string?)cases[name]!["error"]);
+        }
+        Assert.Equal("ok", (string?)cases["speed_training"]!["status"]);
     }
 
     private static JsonNode Ok(JsonObject cases, string name)

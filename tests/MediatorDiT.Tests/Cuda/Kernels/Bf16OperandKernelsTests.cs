@@ -95,6 +95,36 @@ public class Bf16OperandKernelsTests(CpuAcceleratorFixture device)
         KernelData.AssertSameBits(logits, device.Download(s2)); // read, not written
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // qkv's bias added to v as the conv reads it
+    public void DepthwiseConvAddFromHeads_IsTheMoveThenTheConv_WithTheRoundedOutput(bool qkvBias)
+    {
+        // 2 images of a 5 x 5 grid, 3 heads of 4 channels: the core's head-major output moved to rows, then the conv added.
+        var g = new AttentionGeometry(Batch: 2, Grid: 5, Heads: 3, HeadDim: 4, MedGrid: 2, Scale: 0.5f);
+        int rows = g.Batch * g.Tokens, d = g.Dim;
+        using var qkv = device.Upload(KernelData.Uniform(rows * 3 * d, 221, -2f, 2f));
+        using var bias = device.Upload(qkvBias ? KernelData.Uniform(3 * d, 222, -1f, 1f) : [0f]);
+        var biasView = qkvBias ? bias.View : default;
+        using var weight = device.Upload(KernelData.Uniform(9 * d, 223, -0.5f, 0.5f));
+        using var dwcBias = device.Upload(KernelData.Uniform(d, 224, -0.5f, 0.5f));
+        using var heads = device.Upload(KernelData.Uniform(rows * d, 225, -1f, 1f));
+        using var o = Floats(rows * d);
+        device.Kernels.FromHeadMajor(heads.View, o.View, g.Batch, new HeadLayout(g.Tokens, g.Heads, g.HeadDim, d, 0));
+        device.Kernels.DepthwiseConvAdd(qkv.View, weight.View, dwcBias.View, o.View, g, biasView);
+        var expected = device.Download(o);
+
+        using var fused = device.Upload(KernelData.Uniform(rows * d, 226)); // stale values the kernel must overwrite
+        using var fused16 = Halves(rows * d);
+        device.Kernels.DepthwiseConvAddFromHeads(qkv.View, weight.View, dwcBias.View, heads.View, fused.View, g, biasView, fused16.View);
+        KernelData.AssertSameBits(expected, device.Download(fused));
+        AssertSameHalves(Rounded(expected), Download(fused16), "o16");
+
+        using var alone = Floats(rows * d);
+        device.Kernels.DepthwiseConvAddFromHeads(qkv.View, weight.View, dwcBias.View, heads.View, alone.View, g, biasView);
+        KernelData.AssertSameBits(expected, device.Download(alone)); // without a bf16 copy: the same rows
+    }
+
     [Fact]
     public void ToHeadMajorBf16_IsTheRoundedMove()
     {

@@ -90,9 +90,10 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
         var kernels = warpRows ? device.WarpRowKernels : device.ThreadRowKernels;
         var qkv = KernelData.Uniform(Batch * Tokens * 3 * Dim, 98, -2f, 2f);
         var (o, lse) = Forward(qkv, DevicePrecision.Bf16, tileFloats, kernels, operandsFromProducers: false);
-        var (fusedO, fusedLse) = Forward(qkv, DevicePrecision.Bf16, tileFloats, kernels, operandsFromProducers: true);
+        var (fusedO, fusedLse) = Forward(qkv, DevicePrecision.Bf16, tileFloats, kernels, true, null, out var fusedO16);
         KernelData.AssertSameBits(o, fusedO);
         KernelData.AssertSameBits(lse, fusedLse);
+        Assert.Equal(o.Select(Bf16.Round), fusedO16); // the move back to rows wrote proj's bf16 operand too
 
         var attention = CpuLayer(99);
         var dqkv = Backward(attention, DevicePrecision.Bf16, tileFloats, kernels, operandsFromProducers: false);
@@ -106,7 +107,7 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
         var bias2 = KernelData.Uniform(Heads * Tokens * m, 103, -1f, 1f);
         var weight = KernelData.Uniform(9 * Dim, 104, -0.5f, 0.5f);
         var dwcBias = KernelData.Uniform(Dim, 105, -0.5f, 0.5f);
-        float[][] Mediator(bool fromProducers)
+        float[][] Mediator(bool fromProducers, out ushort[]? o16)
         {
             using var gemm = new IlgpuGemm(device.Accelerator);
             using var products = new AttentionProducts(kernels, gemm, DevicePrecision.Bf16, tileFloats, fromProducers);
@@ -120,13 +121,17 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
             using var vm = device.Accelerator.Allocate1D<float>(Batch * Heads * m * HeadDim);
             using var a2 = device.Accelerator.Allocate1D<float>(Batch * Heads * Tokens * m);
             using var mo = device.Accelerator.Allocate1D<float>(Batch * Tokens * Dim);
-            products.MediatorForward(dq.View, default, b1.View, b2.View, w.View, wb.View, t.View, a1.View, vm.View, a2.View, mo.View, g);
+            using var mo16 = device.Accelerator.Allocate1D<ushort>(fromProducers ? Batch * Tokens * Dim : 0);
+            products.MediatorForward(dq.View, default, b1.View, b2.View, w.View, wb.View, t.View, a1.View, vm.View, a2.View, mo.View, g, mo16.View);
+            device.Accelerator.Synchronize();
+            o16 = fromProducers ? mo16.GetAsArray1D() : null;
             return [device.Download(t), device.Download(a1), device.Download(vm), device.Download(a2), device.Download(mo)];
         }
-        var expected = Mediator(fromProducers: false);
-        var actual = Mediator(fromProducers: true);
+        var expected = Mediator(fromProducers: false, out _);
+        var actual = Mediator(fromProducers: true, out var actualO16);
         for (int i = 0; i < expected.Length; i++) KernelData.AssertSameBits(expected[i], actual[i]);
         Assert.Contains(expected[4], v => v != 0);
+        Assert.Equal(expected[4].Select(Bf16.Round), actualO16!); // the conv's pass wrote proj's bf16 operand too
     }
 
     [Theory]
@@ -401,7 +406,11 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
 
     /// <summary>The products' forward of qkv (plus <paramref name="qkvBias"/>, 3D, added by the moves when given).</summary>
     private (float[] O, float[] Lse) Forward(float[] qkv, DevicePrecision precision, long tileFloats, KernelSet? kernels = null,
-        bool operandsFromProducers = true, float[]? qkvBias = null)
+        bool operandsFromProducers = true, float[]? qkvBias = null) => Forward(qkv, precision, tileFloats, kernels, operandsFromProducers, qkvBias, out _);
+
+    /// <summary>As the other overload; in bf16 with operands from their producers <paramref name="o16"/> gets o's bf16 copy the forward writes, else null.</summary>
+    private (float[] O, float[] Lse) Forward(float[] qkv, DevicePrecision precision, long tileFloats, KernelSet? kernels, bool operandsFromProducers,
+        float[]? qkvBias, out ushort[]? o16)
     {
         using var gemm = new IlgpuGemm(device.Accelerator);
         using var products = new AttentionProducts(kernels ?? device.Kernels, gemm, precision, tileFloats, operandsFromProducers);
@@ -409,7 +418,11 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
         using var bias = qkvBias is null ? null : device.Upload(qkvBias);
         using var o = device.Upload(KernelData.Uniform(Batch * Tokens * Dim, 95)); // stale values the forward must overwrite
         using var lse = device.Upload(KernelData.Uniform(Batch * Heads * Tokens, 96));
-        products.FullForward(dqkv.View, bias?.View ?? default, o.View, lse.View, Geometry);
+        bool copy = precision == DevicePrecision.Bf16 && operandsFromProducers;
+        using var copy16 = device.Accelerator.Allocate1D<ushort>(copy ? Batch * Tokens * Dim : 0);
+        products.FullForward(dqkv.View, bias?.View ?? default, o.View, lse.View, Geometry, o16: copy16.View);
+        device.Accelerator.Synchronize();
+        o16 = copy ? copy16.GetAsArray1D() : null;
         return (device.Download(o), device.Download(lse));
     }
 
