@@ -134,22 +134,8 @@ internal static class AttentionKernels
     public static void DepthwiseConvAdd(Index1D i, ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> weight, ArrayView<float> bias,
         ArrayView<float> o, AttentionGeometry g)
     {
-        int n = g.Tokens, d = g.Dim, side = g.Grid;
-        int ch = i % d, rest = i / d, token = rest % n, b = rest / n, ti = token / side, tj = token % side;
-        float acc = o[i] + bias[ch];
-        for (int di = -1; di <= 1; di++)
-        {
-            int a = ti + di;
-            if (a < 0 || a >= side) continue;
-            for (int dj = -1; dj <= 1; dj++)
-            {
-                int c = tj + dj;
-                if (c < 0 || c >= side) continue;
-                float v = QkvValue(qkv, qkvBias, ((long)b * n + a * side + c) * 3 * d, 2 * d + ch);
-                acc = MathF.FusedMultiplyAdd(v, weight[ch * 9 + (di + 1) * 3 + dj + 1], acc);
-            }
-        }
-        o[i] = acc;
+        int ch = i % g.Dim;
+        o[i] = AddConvTaps(qkv, qkvBias, weight, g, i, o[i] + bias[ch]);
     }
 
     /// <summary>
@@ -161,9 +147,21 @@ internal static class AttentionKernels
     public static void DepthwiseConvAddFromHeads(Index1D i, ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> weight, ArrayView<float> bias,
         ArrayView<float> oh, ArrayView<float> o, ArrayView<ushort> o16, AttentionGeometry g)
     {
-        int n = g.Tokens, d = g.Dim, side = g.Grid, hd = g.HeadDim;
-        int ch = i % d, rest = i / d, token = rest % n, b = rest / n, ti = token / side, tj = token % side, h = ch / hd;
-        float acc = oh[(((long)b * g.Heads + h) * n + token) * hd + ch - h * hd] + bias[ch];
+        int n = g.Tokens, d = g.Dim, hd = g.HeadDim;
+        int ch = i % d, rest = i / d, token = rest % n, b = rest / n, h = ch / hd;
+        float acc = AddConvTaps(qkv, qkvBias, weight, g, i, oh[(((long)b * g.Heads + h) * n + token) * hd + ch - h * hd] + bias[ch]);
+        o[i] = acc;
+        if (o16.Length > 0) o16[i] = Bf16.Round(acc);
+    }
+
+    /// <summary>
+    /// acc plus the depthwise conv's in-grid taps of v for element i = (b N + token) D + channel, in row-then-column
+    /// order as fused multiply-adds (Nn.DepthwiseConv3x3's order; the padding is zero).
+    /// </summary>
+    private static float AddConvTaps(ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> weight, AttentionGeometry g, int i, float acc)
+    {
+        int n = g.Tokens, d = g.Dim, side = g.Grid;
+        int ch = i % d, rest = i / d, token = rest % n, b = rest / n, ti = token / side, tj = token % side;
         for (int di = -1; di <= 1; di++)
         {
             int a = ti + di;
@@ -176,8 +174,7 @@ internal static class AttentionKernels
                 acc = MathF.FusedMultiplyAdd(v, weight[ch * 9 + (di + 1) * 3 + dj + 1], acc);
             }
         }
-        o[i] = acc;
-        if (o16.Length > 0) o16[i] = Bf16.Round(acc);
+        return acc;
     }
 
     /// <summary>
