@@ -126,8 +126,8 @@ public static class ParityChecks
             var batch = DeviceWorkload.RandomBatch(config, 4, 100 + step);
             var expected = cpu.Step(batch);
             var actual = dev.Step(batch);
-            lossDiff = Math.Max(lossDiff, Math.Abs(actual.Loss - expected.Loss) / Math.Abs(expected.Loss));
-            normDiff = Math.Max(normDiff, Math.Abs(actual.GradNorm - expected.GradNorm) / expected.GradNorm);
+            lossDiff = Math.Max(lossDiff, RelativeTo(expected.Loss, actual.Loss));
+            normDiff = Math.Max(normDiff, RelativeTo(expected.GradNorm, actual.GradNorm));
             losses.Add(new JsonObject
             {
                 ["cpu_loss"] = CheckReport.Number(expected.Loss), ["device_loss"] = CheckReport.Number(actual.Loss),
@@ -202,7 +202,6 @@ public static class ParityChecks
             };
         int[] counts = mediators == 0 ? [] : [mediators];
         const int steps = 3;
-        const double lr = 1e-3;
         int batchSize = quick ? 4 : 2;
         // Weights of about unit gain per layer (std 1 / sqrt(hidden); 0.2 for hidden 16): wider layers at 0.2 would
         // grow the activations layer by layer until bf16's relative error is amplified past any bound.
@@ -239,7 +238,8 @@ public static class ParityChecks
             }
             foreach (var backend in backends) backend.SyncToHost();
             double weightsBf16 = LargestDifference(runs[0].Net, runs[1].Net), weightsRounding = LargestDifference(runs[2].Net, runs[1].Net);
-            double weightBound = 2 * steps * lr * (1 - 0.9) / Math.Sqrt(1 - 0.999);
+            var adam = runs[0].Opt;
+            double weightBound = 2 * steps * adam.LearningRate * (1 - adam.Beta1) / Math.Sqrt(1 - adam.Beta2);
 
             entry["config"] = TrainingCase(config, mediators, batchSize, steps) + $", weights N(0, {std:G3}^2)";
             entry["steps"] = stepEntries;
@@ -274,17 +274,8 @@ public static class ParityChecks
     {
         double worst = 0;
         for (int i = 0; i < expected.Parameters.Count; i++)
-        {
-            if (!expected.Parameters[i].Trainable) continue;
-            var e = expected.Parameters[i].Value.Span;
-            var a = actual.Parameters[i].Value.Span;
-            for (int j = 0; j < e.Length; j++)
-            {
-                double d = Math.Abs((double)a[j] - e[j]);
-                if (!double.IsFinite(d)) return double.PositiveInfinity;
-                worst = Math.Max(worst, d);
-            }
-        }
+            if (expected.Parameters[i].Trainable)
+                worst = Math.Max(worst, LargestDifference(expected.Parameters[i].Value.Span, actual.Parameters[i].Value.Span));
         return worst;
     }
 
@@ -329,16 +320,23 @@ public static class ParityChecks
     /// <summary>max |actual - expected| / max(1, max |expected|); infinite for a shape mismatch or a non-finite value.</summary>
     private static double Scaled(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual)
     {
-        if (expected.Length != actual.Length) return double.PositiveInfinity;
-        double scale = 1, worst = 0;
+        double scale = 1;
         foreach (float e in expected) scale = Math.Max(scale, Math.Abs(e));
+        return LargestDifference(expected, actual) / scale;
+    }
+
+    /// <summary>max |actual - expected|; infinite for a shape mismatch or a non-finite value.</summary>
+    private static double LargestDifference(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual)
+    {
+        if (expected.Length != actual.Length) return double.PositiveInfinity;
+        double worst = 0;
         for (int i = 0; i < expected.Length; i++)
         {
             double d = Math.Abs((double)actual[i] - expected[i]);
             if (!double.IsFinite(d)) return double.PositiveInfinity;
             worst = Math.Max(worst, d);
         }
-        return worst / scale;
+        return worst;
     }
 
     /// <summary>max |actual - expected| / max(|expected|, rms(expected)) (0 for an all-zero tensor equal on both sides); the middle third skipped when asked.</summary>

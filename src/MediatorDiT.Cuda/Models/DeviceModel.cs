@@ -176,7 +176,7 @@ internal sealed partial class DeviceModel : IDisposable
             using (k.Stage("forward: qkv")) _products.Forward(s.QkvInput, block.QkvWeight, s.Qkv, rows, d, 3 * d, accumulate: false);
             // Where the blocks keep bf16 operands (written by their producers), the core's last step (the move back to
             // rows, with the depthwise conv's add in mediator attention) writes proj's too.
-            var heads16 = s.ProjInput.HasBf16 ? s.HeadsBf16 : default;
+            var heads16 = s.ProjInput.B16;
             if (block.Mediator)
                 using (k.Stage("forward: mediator attention core"))
                     _products.Attention.MediatorForward(s.Qkv, block.QkvBias, block.Bias1, block.Bias2, block.DwcWeight, block.DwcBias, s.MediatorTokens, s.A1,
