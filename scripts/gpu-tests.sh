@@ -2,14 +2,23 @@
 # The Category=Gpu tests on a GPU machine without .NET (docs/GPU.md, "The device check"), from the repository root
 # with gpu-bundle/ (scripts/gpu-bundle.sh) beside it: the self-contained test assembly runs them through its own
 # runner (tests/MediatorDiT.Tests/Runner), with the bundle's fixtures and its self-contained mdit for the tests that
-# run the command line. Run it after scripts/gpu-check.sh (it reuses that unpack). Writes gpu-tests.json and
-# gpu-tests.log to ${OUT:-gpu-check-out}; exit 0 when none failed. Under 4 minutes.
-#   bash scripts/gpu-tests.sh [--filter TEXT]
+# run the command line. With --kernels it runs instead the kernel and product tests (those CI runs on ILGPU's CPU
+# accelerator) on cuda:0, against the same CPU kernels, their bit-for-bit comparisons bounded there. Run it after
+# scripts/gpu-check.sh (it reuses that unpack). Writes gpu-tests.json and gpu-tests.log (--kernels:
+# gpu-kernel-tests.json and .log) to ${OUT:-gpu-check-out}; exit 0 when none failed. Under 4 minutes.
+#   bash scripts/gpu-tests.sh [--kernels] [--filter TEXT]
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="${OUT:-$root/gpu-check-out}"
 mkdir -p "$out"
-exec > >(tee -a "$out/gpu-tests.log") 2>&1
+name=gpu-tests
+suite=(--trait Category=Gpu)
+if [ "${1:-}" = "--kernels" ]; then
+  shift
+  name=gpu-kernel-tests
+  suite=(--kernels-on-card)
+fi
+exec > >(tee -a "$out/$name.log") 2>&1
 # The pip wheels' cuBLAS and NCCL live in this environment's nvidia/*/lib, where CudaLibraries looks.
 export VIRTUAL_ENV="${VIRTUAL_ENV:-/opt/torch/.venv}"
 bundle=$(bash "$root/scripts/gpu-unpack.sh") || exit 1
@@ -20,7 +29,7 @@ if [ ! -x "$tests" ]; then
 fi
 echo "bundle: $bundle (commit $(cat "$bundle/commit.txt" 2>/dev/null || echo unknown))"
 MDIT_FIXTURES="$bundle/fixtures" MDIT_CLI="$bundle/gpucheck/mdit" \
-  timeout -k 10 230 "$tests" --trait Category=Gpu --json "$out/gpu-tests.json" "$@"
+  timeout -k 10 230 "$tests" "${suite[@]}" --json "$out/$name.json" "$@"
 rc=$?
-echo "gpu tests exit $rc$([ $rc -eq 124 ] && echo ' (timed out)')"
+echo "$name exit $rc$([ $rc -eq 124 ] && echo ' (timed out)')"
 exit $rc

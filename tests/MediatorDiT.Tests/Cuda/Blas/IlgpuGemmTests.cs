@@ -13,7 +13,7 @@ namespace MediatorDiT.Tests.Cuda.Blas;
 /// run in the same order), and = ReferenceGemm of the widened operands to float rounding.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class IlgpuGemmTests(CpuAcceleratorFixture device)
+public class IlgpuGemmTests(AcceleratorFixture device)
 {
     public static TheoryData<bool, bool, int, int, int, float, float, int> Cases => new()
     {
@@ -45,7 +45,7 @@ public class IlgpuGemmTests(CpuAcceleratorFixture device)
 
         var tiled = Run(new IlgpuGemm(device.Accelerator, plain: false), shape, a, b, c0);
         var plain = Run(new IlgpuGemm(device.Accelerator, plain: true), shape, a, b, c0);
-        KernelData.AssertSameBits(plain, tiled);
+        device.AssertSameBits(plain, tiled);
         for (int i = 0; i < expected.Length; i++)
             if (!(Math.Abs(tiled[i] - expected[i]) <= 1e-5f * Math.Max(1f, Math.Abs(expected[i]))))
                 Assert.Fail($"element {i}: expected {expected[i]:R}, got {tiled[i]:R}");
@@ -72,8 +72,8 @@ public class IlgpuGemmTests(CpuAcceleratorFixture device)
 
         var tiled = RunBf16(new IlgpuGemm(device.Accelerator, plain: false), shape, a, b, c0);
         var plain = RunBf16(new IlgpuGemm(device.Accelerator, plain: true), shape, a, b, c0);
-        KernelData.AssertSameBits(plain, tiled);
-        KernelData.AssertSameBits(Run(new IlgpuGemm(device.Accelerator, plain: true), shape, wideA, wideB, c0), plain);
+        device.AssertSameBits(plain, tiled);
+        device.AssertSameBits(Run(new IlgpuGemm(device.Accelerator, plain: true), shape, wideA, wideB, c0), plain);
         for (int i = 0; i < expected.Length; i++)
             if (!(Math.Abs(plain[i] - expected[i]) <= 1e-5f * Math.Max(1f, Math.Abs(expected[i]))))
                 Assert.Fail($"element {i}: expected {expected[i]:R}, got {plain[i]:R}");

@@ -20,7 +20,7 @@ namespace MediatorDiT.Tests.Cuda.Distributed;
 /// backward (in backward order) or after it, with one or several parts per rank, for a ladder too.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class DeviceExchangeTrainingTests(CpuAcceleratorFixture device)
+public class DeviceExchangeTrainingTests(AcceleratorFixture device)
 {
     /// <summary>Records the address of every bucket rank 0 sends, in order, and passes the transfer on.</summary>
     private sealed class Recording(IDeviceTransport inner, ConcurrentQueue<IntPtr> sends) : IDeviceTransport

@@ -15,7 +15,7 @@ namespace MediatorDiT.Tests.Cuda.Evaluation;
 /// analysis gives the CPU analysis's values.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class DeviceRedundancyTests(CpuAcceleratorFixture device)
+public class DeviceRedundancyTests(AcceleratorFixture device)
 {
     /// <summary>
     /// S of a layer and step, device against CPU: the attention inputs agree to rounding (the forward's 1e-4 bound of

@@ -15,7 +15,7 @@ namespace MediatorDiT.Tests.Cuda.Evaluation;
 /// sampling tests' bound (<see cref="TinyDeviceModels.Tolerance"/> of max(1, max |image|)).
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class DeviceSearchAndServeTests(CpuAcceleratorFixture device)
+public class DeviceSearchAndServeTests(AcceleratorFixture device)
 {
     private static GenerationOptions Sde(float guidance) => new() { Sampler = SamplerKind.Sde, Steps = 8, GuidanceScale = guidance, Decode = false };
 

@@ -13,7 +13,7 @@ namespace MediatorDiT.Tests.Cuda.Kernels;
 /// bias and depthwise parameter gradients add the CPU's own dS and tap sums in the CPU's order: bit for bit.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class AttentionBackwardKernelsTests(CpuAcceleratorFixture device)
+public class AttentionBackwardKernelsTests(AcceleratorFixture device)
 {
     private const double GradientTolerance = 1e-3;
 
@@ -115,9 +115,9 @@ public class AttentionBackwardKernelsTests(CpuAcceleratorFixture device)
                 new MediatorBiasGradientViews(grads[0].View, grads[1].View, grads[2].View, grads[3].View, grads[4].View, grads[5].View),
                 resizeTaps, batch, heads, grid, medGrid);
             device.Kernels.DepthwiseParameterGradients(dTaps.View, dW.View, dB.View, dim, batch);
-            for (int i = 0; i < biases.Length; i++) KernelData.AssertSameBits(biases[i].Grad!.Span.ToArray(), device.Download(grads[i]));
-            KernelData.AssertSameBits(attention.DwcWeight.Grad!.Span.ToArray(), device.Download(dW));
-            KernelData.AssertSameBits(attention.DwcBias.Grad!.Span.ToArray(), device.Download(dB));
+            for (int i = 0; i < biases.Length; i++) device.AssertSameBits(biases[i].Grad!.Span.ToArray(), device.Download(grads[i]));
+            device.AssertSameBits(attention.DwcWeight.Grad!.Span.ToArray(), device.Download(dW));
+            device.AssertSameBits(attention.DwcBias.Grad!.Span.ToArray(), device.Download(dB));
             Assert.Contains(biases[1].Grad!.Span.ToArray(), v => v != 0); // the chain reached na_bias
         }
         finally

@@ -11,7 +11,7 @@ namespace MediatorDiT.Tests.Cuda.Kernels;
 /// in other orders than the CPU's, so they agree to rounding: 1e-5 of max(1, |value|).
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class AttentionKernelsTests(CpuAcceleratorFixture device)
+public class AttentionKernelsTests(AcceleratorFixture device)
 {
     [Theory]
     [InlineData(2, 3, 2, 5)]

@@ -10,7 +10,7 @@ namespace MediatorDiT.Tests.Cuda.Kernels;
 /// the CPU takes in vector lanes (LayerNorm's two means, the softmax's delta) run in order here: 1e-5 relative.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class BackwardKernelsTests(CpuAcceleratorFixture device)
+public class BackwardKernelsTests(AcceleratorFixture device)
 {
     /// <summary>The buffer from <paramref name="offset"/> on: a column slice of a modulation buffer.</summary>
     private static ArrayView<float> From(MemoryBuffer1D<float, Stride1D.Dense> buffer, long offset) =>
@@ -50,7 +50,7 @@ public class BackwardKernelsTests(CpuAcceleratorFixture device)
         using var ddx = device.Upload(dx0);
         device.Kernels.AdaLayerNormBackward(dg.View, dh.View, From(dm, d), ds.View, ddm.View, From(ddm, d), ddx.View, d, rowsPerImage,
             modStride, accumulate);
-        KernelData.AssertSameBits(dMod, device.Download(ddm));
+        device.AssertSameBits(dMod, device.Download(ddm));
         GradientData.AssertClose(dx, device.Download(ddx), 1e-5, "dx");
     }
 
@@ -88,8 +88,8 @@ public class BackwardKernelsTests(CpuAcceleratorFixture device)
         }
         var expected = Run(copy: true);
         var actual = Run(copy: false);
-        for (int i = 0; i < expected.Length; i++) KernelData.AssertSameBits(expected[i], actual[i]);
-        KernelData.AssertSameBits(residual, actual[2]); // read, not written
+        for (int i = 0; i < expected.Length; i++) device.AssertSameBits(expected[i], actual[i]);
+        device.AssertSameBits(residual, actual[2]); // read, not written
         Assert.NotEqual(residual, actual[0]);
     }
 
@@ -119,8 +119,8 @@ public class BackwardKernelsTests(CpuAcceleratorFixture device)
         using var ddm = device.Upload(dMod0);
         using var ddb = device.Accelerator.Allocate1D<float>(n);
         device.Kernels.GatedResidualBackward(ddy.View, db.View, dbias.View, From(dm, gateCol), From(ddm, gateCol), ddb.View, d, rowsPerImage, modStride);
-        KernelData.AssertSameBits(dMod, device.Download(ddm));
-        KernelData.AssertSameBits(dBranch, device.Download(ddb));
+        device.AssertSameBits(dMod, device.Download(ddm));
+        device.AssertSameBits(dBranch, device.Download(ddb));
     }
 
     [Fact]
@@ -175,7 +175,7 @@ public class BackwardKernelsTests(CpuAcceleratorFixture device)
         using var ddy = device.Upload(dy);
         using var ddb = device.Upload(dBias0);
         device.Kernels.ColumnSums(ddy.View, ddb.View, outF);
-        KernelData.AssertSameBits(dBias, device.Download(ddb));
+        device.AssertSameBits(dBias, device.Download(ddb));
     }
 
     [Fact]
@@ -190,7 +190,7 @@ public class BackwardKernelsTests(CpuAcceleratorFixture device)
         using var di = device.Upload(dImage);
         using var dt = device.Upload(KernelData.Uniform(expected.Length, 92)); // stale values must be overwritten
         device.Kernels.UnpatchifyBackward(di.View, dt.View, batch, channels, grid, patch, keep);
-        KernelData.AssertSameBits(expected, device.Download(dt));
+        device.AssertSameBits(expected, device.Download(dt));
     }
 
     [Fact]
@@ -204,7 +204,7 @@ public class BackwardKernelsTests(CpuAcceleratorFixture device)
         using var dc = device.Upload(cols);
         using var dx = device.Accelerator.Allocate1D<float>(expected.Length);
         device.Kernels.PatchesToImage(dc.View, dx.View, batch, channels, h, w, patch);
-        KernelData.AssertSameBits(expected, device.Download(dx));
+        device.AssertSameBits(expected, device.Download(dx));
     }
 
     [Fact]
@@ -223,7 +223,7 @@ public class BackwardKernelsTests(CpuAcceleratorFixture device)
         using var dOutV = device.Upload(dOut);
         using var dt = device.Upload(table0);
         device.Kernels.LabelTableGradient(dl.View, dOutV.View, dt.View, d);
-        KernelData.AssertSameBits(expected, device.Download(dt));
+        device.AssertSameBits(expected, device.Download(dt));
     }
 }
 

@@ -9,7 +9,7 @@ namespace MediatorDiT.Tests.Cuda.Kernels;
 /// infinities, zeros, subnormals, the overflow to infinity near float.MaxValue, and random bit patterns.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class Bf16KernelsTests(CpuAcceleratorFixture device)
+public class Bf16KernelsTests(AcceleratorFixture device)
 {
     private static float F(uint bits) => BitConverter.Int32BitsToSingle((int)bits);
 

@@ -11,7 +11,7 @@ namespace MediatorDiT.Tests.Cuda.Kernels;
 /// KernelSet.ColumnSumsByChunks over the fp32 twin's output). Row kernels both with a warp per row and a thread per row.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class Bf16OperandKernelsTests(CpuAcceleratorFixture device)
+public class Bf16OperandKernelsTests(AcceleratorFixture device)
 {
     // Rows of up to 8 warps' width take the tile softmax's register kernel, longer ones the general one: 32 on the
     // CPU accelerator's 4-lane warps, 256 (SiT's tokens) on 32-lane warps.
@@ -45,8 +45,8 @@ public class Bf16OperandKernelsTests(CpuAcceleratorFixture device)
         using var stats2 = Floats(2 * rows);
         kernels.AdaLayerNormForwardBf16(dx.View, dShift.View, dScale.View, xhat2.View, scratch.View, y16.View, stats2.View, d, rowsPerImage);
         AssertSameHalves(expected16, Download(y16), "y16");
-        KernelData.AssertSameBits(expectedXhat, device.Download(xhat2));
-        KernelData.AssertSameBits(expectedStats, device.Download(stats2));
+        device.AssertSameBits(expectedXhat, device.Download(xhat2));
+        device.AssertSameBits(expectedStats, device.Download(stats2));
     }
 
     [Theory]
@@ -66,7 +66,7 @@ public class Bf16OperandKernelsTests(CpuAcceleratorFixture device)
         using var p16 = Halves(rows * n);
         kernels.TileSoftmaxBf16(s2.View, p16.View, lse2.View, rows, tile);
         AssertSameHalves(expected16, Download(p16), "p16");
-        KernelData.AssertSameBits(expectedLse, device.Download(lse2));
+        device.AssertSameBits(expectedLse, device.Download(lse2));
     }
 
     [Fact]
@@ -92,7 +92,7 @@ public class Bf16OperandKernelsTests(CpuAcceleratorFixture device)
         device.Kernels.TileSoftmaxBackwardBf16(s2.View, dp2.View, dLse.View, dDelta.View, p16.View, ds16.View, items, tile);
         AssertSameHalves(expectedP, Download(p16), "p16");
         AssertSameHalves(expectedDs, Download(ds16), "ds16");
-        KernelData.AssertSameBits(logits, device.Download(s2)); // read, not written
+        device.AssertSameBits(logits, device.Download(s2)); // read, not written
     }
 
     [Theory]
@@ -117,12 +117,12 @@ public class Bf16OperandKernelsTests(CpuAcceleratorFixture device)
         using var fused = device.Upload(KernelData.Uniform(rows * d, 226)); // stale values the kernel must overwrite
         using var fused16 = Halves(rows * d);
         device.Kernels.DepthwiseConvAddFromHeads(qkv.View, weight.View, dwcBias.View, heads.View, fused.View, g, biasView, fused16.View);
-        KernelData.AssertSameBits(expected, device.Download(fused));
+        device.AssertSameBits(expected, device.Download(fused));
         AssertSameHalves(Rounded(expected), Download(fused16), "o16");
 
         using var alone = Floats(rows * d);
         device.Kernels.DepthwiseConvAddFromHeads(qkv.View, weight.View, dwcBias.View, heads.View, alone.View, g, biasView);
-        KernelData.AssertSameBits(expected, device.Download(alone)); // without a bf16 copy: the same rows
+        device.AssertSameBits(expected, device.Download(alone)); // without a bf16 copy: the same rows
     }
 
     [Fact]
@@ -168,8 +168,8 @@ public class Bf16OperandKernelsTests(CpuAcceleratorFixture device)
             using var actualBias = device.Upload(dBias0);
             device.Kernels.GeluBackwardBf16WithBiasGradient(dX.View, bias.View, g2.View, g16.View, partials.View, actualBias.View);
             AssertSameHalves(Rounded(expected), Download(g16), "gelu dx16");
-            KernelData.AssertSameBits(device.Download(expectedBias), device.Download(actualBias));
-            KernelData.AssertSameBits(dy, device.Download(g2)); // dy read, not written
+            device.AssertSameBits(device.Download(expectedBias), device.Download(actualBias));
+            device.AssertSameBits(dy, device.Download(g2)); // dy read, not written
         }
     }
 
@@ -210,8 +210,8 @@ public class Bf16OperandKernelsTests(CpuAcceleratorFixture device)
         }
         var expected = Run(bf16: false, out var expected16);
         var actual = Run(bf16: true, out var actual16);
-        KernelData.AssertSameBits(expected[0], actual[0]);
-        KernelData.AssertSameBits(expected[1], actual[1]);
+        device.AssertSameBits(expected[0], actual[0]);
+        device.AssertSameBits(expected[1], actual[1]);
         Assert.NotEqual(dModulation, expected[0]); // the gate gradient was added
         Assert.NotEqual(dBias0, expected[1]); // and the bias gradient
         AssertSameHalves(expected16, actual16, "dBranch16");
@@ -268,13 +268,10 @@ public class Bf16OperandKernelsTests(CpuAcceleratorFixture device)
         return Download(halves);
     }
 
-    private static void AssertSameHalves(ushort[] expected, ushort[] actual, string what)
+    private void AssertSameHalves(ushort[] expected, ushort[] actual, string what)
     {
-        Assert.Equal(expected.Length, actual.Length);
         Assert.Contains(expected, v => (v & 0x7FFF) != 0); // the comparison compares something
-        for (int i = 0; i < expected.Length; i++)
-            if (expected[i] != actual[i])
-                Assert.Fail($"{what} element {i}: expected 0x{expected[i]:X4}, got 0x{actual[i]:X4}");
+        device.AssertSameHalves(expected, actual, what);
     }
 }
 

@@ -8,7 +8,7 @@ namespace MediatorDiT.Tests.Cuda.Kernels;
 /// sums, fl(x + b), as the CPU linear layer stores them.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class ElementKernelsTests(CpuAcceleratorFixture device)
+public class ElementKernelsTests(AcceleratorFixture device)
 {
     // Lengths are whole multiples of every vector width, so the CPU kernels run their vector code throughout.
     private const int N = 48 * 16;
@@ -29,7 +29,7 @@ public class ElementKernelsTests(CpuAcceleratorFixture device)
         using var db = device.Upload(bias);
         using var dy = device.Accelerator.Allocate1D<float>(N);
         device.Kernels.GeluForward(dx.View, db.View, dy.View);
-        KernelData.AssertSameBits(expected, device.Download(dy));
+        device.AssertSameBits(expected, device.Download(dy));
     }
 
     [Fact]
@@ -44,7 +44,7 @@ public class ElementKernelsTests(CpuAcceleratorFixture device)
         using var db = device.Upload(bias);
         using var dg = device.Upload(g);
         device.Kernels.GeluBackward(dx.View, db.View, dg.View, dg.View); // in place, as the CPU kernel allows
-        KernelData.AssertSameBits(expected, device.Download(dg));
+        device.AssertSameBits(expected, device.Download(dg));
     }
 
     [Fact]
@@ -77,7 +77,7 @@ public class ElementKernelsTests(CpuAcceleratorFixture device)
         using var dbias = device.Upload(bias);
         using var dg = device.Upload(gate);
         device.Kernels.GatedResidualForward(ds.View, db.View, dbias.View, dg.View, ds.View, d, rowsPerImage); // dst = src, in place
-        KernelData.AssertSameBits(expected, device.Download(ds));
+        device.AssertSameBits(expected, device.Download(ds));
     }
 
     [Theory]
@@ -102,9 +102,9 @@ public class ElementKernelsTests(CpuAcceleratorFixture device)
             device.Kernels.AdamWUpdate(dp.View, dg.View, dm.View, dv.View, s);
             device.Accelerator.Synchronize();
         }
-        KernelData.AssertSameBits(p, device.Download(dp));
-        KernelData.AssertSameBits(m, device.Download(dm));
-        KernelData.AssertSameBits(v, device.Download(dv));
+        device.AssertSameBits(p, device.Download(dp));
+        device.AssertSameBits(m, device.Download(dm));
+        device.AssertSameBits(v, device.Download(dv));
     }
 }
 

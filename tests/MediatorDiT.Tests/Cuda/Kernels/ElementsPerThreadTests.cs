@@ -10,7 +10,7 @@ namespace MediatorDiT.Tests.Cuda.Kernels;
 /// per-element result, and nothing past the end.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class ElementsPerThreadTests(CpuAcceleratorFixture device)
+public class ElementsPerThreadTests(AcceleratorFixture device)
 {
     public static TheoryData<int> Lengths => new() { 1, 2, 3, 4, 5, 7, 1001 };
 
@@ -33,7 +33,7 @@ public class ElementsPerThreadTests(CpuAcceleratorFixture device)
         using var gelu16 = Sentinels(n + 3);
         device.Kernels.GeluForwardBf16(dx.View, bias.View, gelu16.View.SubView(0, n));
         var actual16 = Download(gelu16);
-        for (int i = 0; i < n; i++) Assert.Equal(Bf16.Round(expected[i]), actual16[i]);
+        device.AssertSameHalves(expected.Select(Bf16.Round).ToArray(), actual16[..n], "GELU's bf16 output"); // two kernels: a card may contract them apart
         Assert.All(actual16[n..], v => Assert.Equal(Sentinel, v));
     }
 

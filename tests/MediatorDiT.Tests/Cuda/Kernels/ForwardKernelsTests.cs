@@ -10,7 +10,7 @@ namespace MediatorDiT.Tests.Cuda.Kernels;
 /// Rearrangements and element-wise sums are the same bits; the timestep frequencies agree to rounding.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class ForwardKernelsTests(CpuAcceleratorFixture device)
+public class ForwardKernelsTests(AcceleratorFixture device)
 {
     [Fact]
     public void PatchifyAndUnpatchify_AreTheCpuRearrangements()
@@ -30,8 +30,8 @@ public class ForwardKernelsTests(CpuAcceleratorFixture device)
         using var dimage = device.Accelerator.Allocate1D<float>(image.Length);
         device.Kernels.Patchify(dx.View, dcols.View, new PatchGeometry(c, p, grid, c), batch);
         device.Kernels.Unpatchify(dcols.View, dimage.View, new PatchGeometry(c, p, grid, keep), batch);
-        KernelData.AssertSameBits(cols, device.Download(dcols));
-        KernelData.AssertSameBits(image, device.Download(dimage));
+        device.AssertSameBits(cols, device.Download(dcols));
+        device.AssertSameBits(image, device.Download(dimage));
     }
 
     [Fact]
@@ -50,7 +50,7 @@ public class ForwardKernelsTests(CpuAcceleratorFixture device)
         using var dlabels = device.Accelerator.Allocate1D(labels);
         using var dc = device.Accelerator.Allocate1D<float>(batch * d);
         device.Kernels.LabelEmbed(dtable.View, dlabels.View, dtemb.View, dc.View, d);
-        KernelData.AssertSameBits(expected, device.Download(dc));
+        device.AssertSameBits(expected, device.Download(dc));
 
         // Bias rows then a position table added per image of 2 rows.
         var bias = KernelData.Uniform(d, 54);
@@ -62,7 +62,7 @@ public class ForwardKernelsTests(CpuAcceleratorFixture device)
         using var drows = device.Accelerator.Allocate1D<float>(rows.Length);
         device.Kernels.RepeatRow(dbias.View, drows.View, d);
         device.Kernels.AddRepeated(drows.View, dpos.View, 2 * d);
-        KernelData.AssertSameBits(rows, device.Download(drows));
+        device.AssertSameBits(rows, device.Download(drows));
 
         // mod (B, 6D) -> chunks (6, B, D).
         var mod = KernelData.Uniform(batch * 6 * d, 56);
@@ -73,7 +73,7 @@ public class ForwardKernelsTests(CpuAcceleratorFixture device)
         using var dmod = device.Upload(mod);
         using var dchunks = device.Accelerator.Allocate1D<float>(chunks.Length);
         device.Kernels.SplitModulation(dmod.View, dchunks.View, batch, d, 6);
-        KernelData.AssertSameBits(chunks, device.Download(dchunks));
+        device.AssertSameBits(chunks, device.Download(dchunks));
     }
 
     [Fact]
@@ -86,7 +86,7 @@ public class ForwardKernelsTests(CpuAcceleratorFixture device)
             ReferenceGuidanceKernel.Combine(expected.AsSpan(s * per, guided), expected.AsSpan((half + s) * per, guided), 4f);
         using var dout = device.Upload(output);
         device.Kernels.Guidance(dout.View, half, per, guided, 4f);
-        KernelData.AssertSameBits(expected, device.Download(dout));
+        device.AssertSameBits(expected, device.Download(dout));
     }
 }
 

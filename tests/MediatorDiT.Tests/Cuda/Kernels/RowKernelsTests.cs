@@ -7,7 +7,7 @@ namespace MediatorDiT.Tests.Cuda.Kernels;
 /// order than the CPU's vector lanes, so they agree to rounding: 1e-5 relative.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class RowKernelsTests(CpuAcceleratorFixture device)
+public class RowKernelsTests(AcceleratorFixture device)
 {
     [Theory]
     [InlineData(48, 3, 2)]

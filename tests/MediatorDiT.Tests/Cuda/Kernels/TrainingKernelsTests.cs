@@ -14,7 +14,7 @@ namespace MediatorDiT.Tests.Cuda.Kernels;
 /// in double, the norm in fp32) add in a tree instead of in order: 1e-6 and 1e-5 relative.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class TrainingKernelsTests(CpuAcceleratorFixture device)
+public class TrainingKernelsTests(AcceleratorFixture device)
 {
     [Theory]
     [InlineData(PathType.Linear, PredictionType.Velocity, LossWeighting.None)]
@@ -42,7 +42,7 @@ public class TrainingKernelsTests(CpuAcceleratorFixture device)
         using var dl = device.Accelerator.Allocate1D<float>(batch);
         Assert.True(device.Kernels.ReductionGroupSize >= 2 && per % device.Kernels.ReductionGroupSize != 0); // the group's tree runs
         device.Kernels.TrainingLoss(dp.View, d0.View, d1.View, dc.View, mode, dg.View, dl.View);
-        KernelData.AssertSameBits(gradient.Span.ToArray(), device.Download(dg));
+        device.AssertSameBits(gradient.Span.ToArray(), device.Download(dg));
         KernelData.AssertRelative(losses, device.Download(dl), 1e-6);
     }
 
@@ -73,7 +73,7 @@ public class TrainingKernelsTests(CpuAcceleratorFixture device)
         else
         {
             Assert.Equal(1f, scale);
-            KernelData.AssertSameBits(expected, device.Download(dg));
+            device.AssertSameBits(expected, device.Download(dg));
         }
     }
 
@@ -116,7 +116,7 @@ public class TrainingKernelsTests(CpuAcceleratorFixture device)
         using var dp = device.Upload(model.Value.Span.ToArray());
         Ema.Update(new Weights(ema), new Weights(model), decay);
         device.Kernels.EmaUpdate(de.View, dp.View, decay);
-        KernelData.AssertSameBits(ema.Value.Span.ToArray(), device.Download(de));
+        device.AssertSameBits(ema.Value.Span.ToArray(), device.Download(de));
     }
 
     [Fact]
@@ -142,7 +142,7 @@ public class TrainingKernelsTests(CpuAcceleratorFixture device)
         using var part = device.Upload(second);
         device.Kernels.Scale(sum.View, 1f / 3);
         device.Kernels.AddInto(sum.View, part.View);
-        KernelData.AssertSameBits(expected, device.Download(sum));
+        device.AssertSameBits(expected, device.Download(sum));
         Assert.Equal(second, device.Download(part));
     }
 }

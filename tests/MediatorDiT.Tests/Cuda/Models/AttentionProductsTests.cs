@@ -16,7 +16,7 @@ namespace MediatorDiT.Tests.Cuda.Models;
 /// In bf16 the operands written by their producers (head-major moves, softmaxes) give the separate roundings' bits.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class AttentionProductsTests(CpuAcceleratorFixture device)
+public class AttentionProductsTests(AcceleratorFixture device)
 {
     // 2 images of a 3 x 3 grid (9 tokens), 3 heads of 5 channels: 6 items of 81 logits.
     private const int Batch = 2, Grid = 3, Heads = 3, HeadDim = 5, Tokens = Grid * Grid, Dim = Heads * HeadDim;
@@ -91,14 +91,15 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
         var qkv = KernelData.Uniform(Batch * Tokens * 3 * Dim, 98, -2f, 2f);
         var (o, lse) = Forward(qkv, DevicePrecision.Bf16, tileFloats, kernels, operandsFromProducers: false);
         var (fusedO, fusedLse) = Forward(qkv, DevicePrecision.Bf16, tileFloats, kernels, true, null, out var fusedO16);
-        KernelData.AssertSameBits(o, fusedO);
-        KernelData.AssertSameBits(lse, fusedLse);
-        Assert.Equal(o.Select(Bf16.Round), fusedO16); // the move back to rows wrote proj's bf16 operand too
+        device.AssertSameBits(o, fusedO);
+        device.AssertSameBits(lse, fusedLse);
+        Assert.Equal(fusedO.Select(Bf16.Round), fusedO16); // the move back to rows wrote proj's bf16 operand too
 
         var attention = CpuLayer(99);
         var dqkv = Backward(attention, DevicePrecision.Bf16, tileFloats, kernels, operandsFromProducers: false);
-        KernelData.AssertSameBits(dqkv, Backward(attention, DevicePrecision.Bf16, tileFloats, kernels, operandsFromProducers: true, out var dqkv16));
-        Assert.Equal(dqkv.Select(Bf16.Round), dqkv16); // the moves back to rows wrote dqkv's bf16 copy too
+        var fusedDqkv = Backward(attention, DevicePrecision.Bf16, tileFloats, kernels, operandsFromProducers: true, out var dqkv16);
+        device.AssertSameBits(dqkv, fusedDqkv);
+        Assert.Equal(fusedDqkv.Select(Bf16.Round), dqkv16); // the moves back to rows wrote dqkv's bf16 copy too
 
         // Mediator attention: T's head-major copy is written in bf16 directly.
         var g = new AttentionGeometry(Batch, Grid, Heads, HeadDim, 2, 1f / MathF.Sqrt(HeadDim));
@@ -129,9 +130,9 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
         }
         var expected = Mediator(fromProducers: false, out _);
         var actual = Mediator(fromProducers: true, out var actualO16);
-        for (int i = 0; i < expected.Length; i++) KernelData.AssertSameBits(expected[i], actual[i]);
+        for (int i = 0; i < expected.Length; i++) device.AssertSameBits(expected[i], actual[i]);
         Assert.Contains(expected[4], v => v != 0);
-        Assert.Equal(expected[4].Select(Bf16.Round), actualO16!); // the conv's pass wrote proj's bf16 operand too
+        Assert.Equal(actual[4].Select(Bf16.Round), actualO16!); // the conv's pass wrote proj's bf16 operand too
     }
 
     [Theory]
@@ -146,8 +147,8 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
         var biasedRows = qkv.Select((x, i) => x + bias[i % (3 * Dim)]).ToArray();
         var (o, lse) = Forward(biasedRows, precision, 4 * Tokens, operandsFromProducers: operandsFromProducers);
         var (o2, lse2) = Forward(qkv, precision, 4 * Tokens, operandsFromProducers: operandsFromProducers, qkvBias: bias);
-        KernelData.AssertSameBits(o, o2);
-        KernelData.AssertSameBits(lse, lse2);
+        device.AssertSameBits(o, o2);
+        device.AssertSameBits(lse, lse2);
         Assert.True(MaxDifference(o, Forward(qkv, precision, 4 * Tokens).O) > 1e-3, "the bias changes the output: the comparison sees it");
 
         var attention = CpuLayer(108);
@@ -156,7 +157,7 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
         var rows = unbiased.Select((x, i) => x + bias[i % (3 * Dim)]).ToArray();
         var dqkv = Backward(attention, precision, 4 * Tokens, null, operandsFromProducers, out _, qkv: rows);
         var dqkv2 = Backward(attention, precision, 4 * Tokens, null, operandsFromProducers, out _, qkv: unbiased, qkvBias: bias);
-        KernelData.AssertSameBits(dqkv, dqkv2);
+        device.AssertSameBits(dqkv, dqkv2);
     }
 
     [Theory]
@@ -178,8 +179,8 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
         using var lse = device.Accelerator.Allocate1D<float>(Batch * Heads * Tokens);
         products.FullForward(qkv.View, dBias.View, o.View, lse.View, Geometry, kept.View);
         var (expectedO, expectedLse) = Forward(unbiased, DevicePrecision.Bf16, tileFloats, qkvBias: bias);
-        KernelData.AssertSameBits(expectedO, device.Download(o));
-        KernelData.AssertSameBits(expectedLse, device.Download(lse));
+        device.AssertSameBits(expectedO, device.Download(o));
+        device.AssertSameBits(expectedLse, device.Download(lse));
 
         float[] Backward(bool fromKept)
         {
@@ -192,7 +193,7 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
                 fromKept ? kept.View : default);
             return device.Download(dqkv);
         }
-        KernelData.AssertSameBits(Backward(fromKept: false), Backward(fromKept: true));
+        device.AssertSameBits(Backward(fromKept: false), Backward(fromKept: true));
     }
 
     [Theory]
@@ -323,7 +324,7 @@ public class AttentionProductsTests(CpuAcceleratorFixture device)
         }
         var expected = Run(WithBias(unbiased), null);
         var actual = Run(unbiased, bias);
-        for (int i = 0; i < expected.Length; i++) KernelData.AssertSameBits(expected[i], actual[i]);
+        for (int i = 0; i < expected.Length; i++) device.AssertSameBits(expected[i], actual[i]);
         Assert.True(MaxDifference(expected[4], Run(unbiased, null)[4]) > 1e-3, "the bias changes the output: the comparison sees it");
     }
 

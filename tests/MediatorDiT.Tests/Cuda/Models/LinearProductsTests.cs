@@ -15,7 +15,7 @@ namespace MediatorDiT.Tests.Cuda.Models;
 /// products, give the same bits as the products rounding each operand themselves.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class LinearProductsTests(CpuAcceleratorFixture device)
+public class LinearProductsTests(AcceleratorFixture device)
 {
     private const int Rows = 4, In = 7, Out = 5, WeightOffset = 3, MasterLength = 50;
 
@@ -29,7 +29,7 @@ public class LinearProductsTests(CpuAcceleratorFixture device)
         public readonly float[] Dx0 = KernelData.Uniform(Rows * In, 86, -1f, 1f);
         public readonly MemoryBuffer1D<float, Stride1D.Dense> DMaster, DX, DDy, DY, DDWeight, DDx;
 
-        public Setup(CpuAcceleratorFixture device)
+        public Setup(AcceleratorFixture device)
         {
             (DMaster, DX, DDy, DY, DDWeight, DDx) = (device.Upload(Master), device.Upload(X), device.Upload(Dy), device.Upload(Y0), device.Upload(DWeight0),
                 device.Upload(Dx0));
@@ -73,9 +73,9 @@ public class LinearProductsTests(CpuAcceleratorFixture device)
 
         Func<float[], float[]> at = precision == DevicePrecision.Bf16 ? ReferenceBf16.Rounded : v => v;
         var (x, dy, w) = (at(s.X), at(s.Dy), at(s.HostWeight));
-        KernelData.AssertSameBits(Sgemm(ForwardShape, x, w, s.Y0), device.Download(s.DY));
-        KernelData.AssertSameBits(Sgemm(WeightGradientShape, dy, x, s.DWeight0), device.Download(s.DDWeight));
-        KernelData.AssertSameBits(Sgemm(InputGradientShape(true), dy, w, s.Dx0), device.Download(s.DDx));
+        device.AssertSameBits(Sgemm(ForwardShape, x, w, s.Y0), device.Download(s.DY));
+        device.AssertSameBits(Sgemm(WeightGradientShape, dy, x, s.DWeight0), device.Download(s.DDWeight));
+        device.AssertSameBits(Sgemm(InputGradientShape(true), dy, w, s.Dx0), device.Download(s.DDx));
         if (precision == DevicePrecision.Bf16) // the rounding changed the result, so the bf16 path really ran
             Assert.NotEqual(Sgemm(ForwardShape, s.X, s.HostWeight, s.Y0), device.Download(s.DY));
     }
@@ -93,12 +93,12 @@ public class LinearProductsTests(CpuAcceleratorFixture device)
         var zeros = new float[Rows * Out];
         s.DY.View.MemSetToZero();
         products.Forward(s.DX.View, s.Weight, s.DY.View, Rows, In, Out);
-        KernelData.AssertSameBits(Sgemm(ForwardShape, ReferenceBf16.Rounded(s.X), oldWeight, zeros), device.Download(s.DY));
+        device.AssertSameBits(Sgemm(ForwardShape, ReferenceBf16.Rounded(s.X), oldWeight, zeros), device.Download(s.DY));
 
         products.RefreshBf16Copies();
         s.DY.View.MemSetToZero();
         products.Forward(s.DX.View, s.Weight, s.DY.View, Rows, In, Out);
-        KernelData.AssertSameBits(Sgemm(ForwardShape, ReferenceBf16.Rounded(s.X), ReferenceBf16.Rounded(newWeight), zeros), device.Download(s.DY));
+        device.AssertSameBits(Sgemm(ForwardShape, ReferenceBf16.Rounded(s.X), ReferenceBf16.Rounded(newWeight), zeros), device.Download(s.DY));
     }
 
     [Fact]
@@ -167,7 +167,7 @@ public class LinearProductsTests(CpuAcceleratorFixture device)
         device.Kernels.RoundToBf16(s.DX.View, x16.View);
         s.DX.View.MemSetToZero(); // only the copy is read
         products.Forward(new ProductOperand(s.DX.View, x16.View), s.Weight, s.DY.View, Rows, In, Out);
-        KernelData.AssertSameBits(Sgemm(ForwardShape, ReferenceBf16.Rounded(s.X), ReferenceBf16.Rounded(s.HostWeight), s.Y0), device.Download(s.DY));
+        device.AssertSameBits(Sgemm(ForwardShape, ReferenceBf16.Rounded(s.X), ReferenceBf16.Rounded(s.HostWeight), s.Y0), device.Download(s.DY));
     }
 
     [Theory]

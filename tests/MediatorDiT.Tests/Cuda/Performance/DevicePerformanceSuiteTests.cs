@@ -13,7 +13,7 @@ namespace MediatorDiT.Tests.Cuda.Performance;
 /// the synchronised timing helpers. No timing is asserted.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class DevicePerformanceSuiteTests(CpuAcceleratorFixture device)
+public class DevicePerformanceSuiteTests(AcceleratorFixture device)
 {
     private static ModelConfig Tiny(int mediators, int inputSize = 8) => AttentionKinds.WithMediators(new ModelConfig
     {

@@ -11,7 +11,7 @@ namespace MediatorDiT.Tests.Cuda.Performance;
 /// add up to the total, and the kernels are left unprofiled afterwards. No time is asserted beyond being non-negative.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class DeviceStageProfileTests(CpuAcceleratorFixture device)
+public class DeviceStageProfileTests(AcceleratorFixture device)
 {
     private const int Depth = 2, Batch = 2;
 

@@ -15,7 +15,7 @@ namespace MediatorDiT.Tests.Cuda.Sampling;
 /// not, observed or not.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class DeviceBf16Tests(CpuAcceleratorFixture device, ITestOutputHelper output)
+public class DeviceBf16Tests(AcceleratorFixture device, ITestOutputHelper output)
 {
     /// <summary>
     /// bf16 keeps 8 significant bits, so a rounded operand is within 2^-9 relative and a product term within about

@@ -14,7 +14,7 @@ namespace MediatorDiT.Tests.Cuda.Sampling;
 /// plain and guided. Forward tolerance 1e-4 of max(1, max |expected|), the fp32 bound.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class DeviceModelFunctionTests(CpuAcceleratorFixture device)
+public class DeviceModelFunctionTests(AcceleratorFixture device)
 {
     private const float Tolerance = 1e-4f;
 

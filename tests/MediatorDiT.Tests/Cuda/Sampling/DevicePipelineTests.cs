@@ -14,7 +14,7 @@ namespace MediatorDiT.Tests.Cuda.Sampling;
 /// checkpoint under DDIM, all guided.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class DevicePipelineTests(CpuAcceleratorFixture device)
+public class DevicePipelineTests(AcceleratorFixture device)
 {
     private static ComputeContext OnCuda => TinyDeviceModels.OnCuda;
 

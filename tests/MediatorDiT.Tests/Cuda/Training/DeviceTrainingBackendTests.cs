@@ -24,7 +24,7 @@ namespace MediatorDiT.Tests.Cuda.Training;
 /// rms) (the device adds in other orders: fp32 tree reductions, tiled products), step counts equal.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class DeviceTrainingBackendTests(CpuAcceleratorFixture device, ITestOutputHelper output)
+public class DeviceTrainingBackendTests(AcceleratorFixture device, ITestOutputHelper output)
 {
     private const double StepTolerance = 1e-4, StateTolerance = 1e-3;
 

@@ -14,7 +14,7 @@ namespace MediatorDiT.Tests.Cuda.Training;
 /// the reference that rounds each operand in a pass of its own.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class DeviceTrainingBf16Tests(CpuAcceleratorFixture device, ITestOutputHelper output)
+public class DeviceTrainingBf16Tests(AcceleratorFixture device, ITestOutputHelper output)
 {
     /// <summary>
     /// bf16 keeps 8 significant bits: each rounded operand is within 2^-9 relative, each product term within about

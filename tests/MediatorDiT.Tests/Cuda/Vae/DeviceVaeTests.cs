@@ -19,7 +19,7 @@ namespace MediatorDiT.Tests.Cuda.Vae;
 /// orders, each within 1e-5 (VaeKernelsTests), the GroupNorms renormalising in between.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class DeviceVaeTests(CpuAcceleratorFixture device)
+public class DeviceVaeTests(AcceleratorFixture device)
 {
     private const float Tolerance = 1e-4f;
 

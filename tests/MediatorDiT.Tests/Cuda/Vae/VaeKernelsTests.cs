@@ -13,7 +13,7 @@ namespace MediatorDiT.Tests.Cuda.Vae;
 /// upsampling bit for bit.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
-public class VaeKernelsTests(CpuAcceleratorFixture device)
+public class VaeKernelsTests(AcceleratorFixture device)
 {
     private const float Tolerance = 1e-5f;
 
@@ -84,7 +84,7 @@ public class VaeKernelsTests(CpuAcceleratorFixture device)
         using var dx = device.Upload(x);
         using var dy = device.Accelerator.Allocate1D<float>(expected.Length);
         new VaeKernelSet(device.Accelerator).NearestUpsample2x(dx.View, dy.View, 3, 4, 5);
-        KernelData.AssertSameBits(expected, device.Download(dy));
+        device.AssertSameBits(expected, device.Download(dy));
     }
 
     private static void AssertClose(float[] expected, float[] actual)
