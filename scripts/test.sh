@@ -15,9 +15,13 @@ dotnet build MediatorDiT.sln -c Release --nologo -v q
 # turns Vector256 acceleration off but keeps FMA, as ARM64 has it; DOTNET_EnableAVX2=0 would also turn FMA off
 # and leave every fused multiply-add to a slow software routine (VectorWidthTests runs the kernels that way too).
 # OpenBLAS preferred: every product through OpenBLAS, whose results must not depend on the thread count.
+# The AVX-512-off pass also has glibc fill every fresh allocation with 0x7F bytes (3.4e38 as a float; the thread
+# caches off, so small blocks too): ILGPU's CPU accelerator takes its buffers from malloc, whose large blocks come
+# zeroed from the OS, while a card's fresh memory holds leftovers, so a kernel reading a buffer before writing it
+# fails here rather than only on a card.
 paths=(
   "native|"
-  "AVX-512 off|DOTNET_EnableAVX512=0"
+  "AVX-512 off, fresh memory poisoned|DOTNET_EnableAVX512=0 GLIBC_TUNABLES=glibc.malloc.tcache_count=0:glibc.malloc.perturb=128"
   "Vector128 only, managed GEMM|DOTNET_PreferredVectorBitWidth=128 MDIT_NO_OPENBLAS=1"
   "OpenBLAS preferred|MDIT_GEMM=openblas"
 )
