@@ -4,7 +4,9 @@
 # card, each under a time limit, then summary.json with the ratios side by side. Everything goes to ${OUT:-gpu-check-out}:
 # gpu-check.json, pytorch.json, summary.json, gpu-check.log. Under 8 minutes in all.
 # MDIT_CHECK_CASES=prefix,... runs only those cases of ours (e.g. to rerun one that failed), and the PyTorch side only
-# when one of them is a speed case.
+# when one of them is a speed case. When a parity case fails, the kernel tests on the card follow in this same command
+# (scripts/gpu-tests.sh --kernels, into gpu-kernel-tests.json) while MDIT_CHECK_WALL (default 560) seconds in all
+# leave them at least 60, to say which kernel is at fault; the exit is then non-zero.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="${OUT:-$root/gpu-check-out}"
@@ -97,5 +99,21 @@ with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)
 print(json.dumps(summary, indent=2))
 PY
+# A failed parity case: the kernel tests on the card say which kernel, now, as the lent machine may be handed back
+# before a second command could run them.
+parity_failed=$("$python" -c 'import json, sys
+s = json.load(open(sys.argv[1]))
+print(",".join(k for k, v in s.get("parity", {}).items() if v.get("pass") is False or v.get("status") == "failed"))' "$out/summary.json" 2>/dev/null)
+rc_kernels=0
+if [ -n "$parity_failed" ]; then
+  left=$(( ${MDIT_CHECK_WALL:-560} - ($(date +%s) - start) ))
+  if [ "$left" -ge 60 ]; then
+    say "parity failed ($parity_failed): the kernel tests on the card (limit $left s)"
+    MDIT_TESTS_LIMIT=$left bash "$root/scripts/gpu-tests.sh" --kernels
+  else
+    say "parity failed ($parity_failed); $left s left: run scripts/gpu-tests.sh --kernels next"
+  fi
+  rc_kernels=1
+fi
 say "done; files in $out: $(ls "$out" | tr '\n' ' ')"
-[ "$rc_ours" -eq 0 ] && [ "$rc_torch" -eq 0 ]
+[ "$rc_ours" -eq 0 ] && [ "$rc_torch" -eq 0 ] && [ "$rc_kernels" -eq 0 ]

@@ -5,7 +5,8 @@
 # run the command line. With --kernels it runs instead the kernel and product tests (those CI runs on ILGPU's CPU
 # accelerator) on cuda:0, against the same CPU kernels, their bit-for-bit comparisons bounded there. Run it after
 # scripts/gpu-check.sh (it reuses that unpack). Writes gpu-tests.json and gpu-tests.log (--kernels:
-# gpu-kernel-tests.json and .log) to ${OUT:-gpu-check-out}; exit 0 when none failed. Under 4 minutes.
+# gpu-kernel-tests.json and .log) to ${OUT:-gpu-check-out}; exit 0 when none failed. Under 4 minutes
+# (MDIT_TESTS_LIMIT: the seconds the tests may take, default 230).
 #   bash scripts/gpu-tests.sh [--kernels] [--filter TEXT]
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,7 +30,7 @@ if [ ! -x "$tests" ]; then
 fi
 echo "bundle: $bundle (commit $(cat "$bundle/commit.txt" 2>/dev/null || echo unknown))"
 MDIT_FIXTURES="$bundle/fixtures" MDIT_CLI="$bundle/gpucheck/mdit" \
-  timeout -k 10 230 "$tests" "${suite[@]}" --json "$out/$name.json" "$@"
+  timeout -k 10 "${MDIT_TESTS_LIMIT:-230}" "$tests" "${suite[@]}" --json "$out/$name.json" "$@"
 rc=$?
 echo "$name exit $rc$([ $rc -eq 124 ] && echo ' (timed out)')"
 exit $rc
