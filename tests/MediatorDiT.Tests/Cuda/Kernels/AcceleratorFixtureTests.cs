@@ -1,7 +1,5 @@
-using ILGPU;
 using ILGPU.Runtime;
 using MediatorDiT.Cuda.Kernels;
-using MediatorDiT.Tests.Runner;
 using Xunit.Sdk;
 
 namespace MediatorDiT.Tests.Cuda.Kernels;
