@@ -44,7 +44,8 @@ if [ -n "${MDIT_CHECK_CASES:-}" ] && [[ ",$MDIT_CHECK_CASES" != *,speed* ]]; the
   rc_torch=0
 else
   say "PyTorch reference with $python (limit 140 s, no case starts after 100 s)"
-  timeout -k 10 140 "$python" "$script" --out "$out/pytorch.json" --budget-seconds 100
+  # products: the products our training step recorded into gpu-check.json, timed in torch on the same shapes.
+  timeout -k 10 140 "$python" "$script" --out "$out/pytorch.json" --budget-seconds 100 --products-from "$out/gpu-check.json"
   rc_torch=$?
   say "PyTorch reference exit $rc_torch$([ $rc_torch -eq 124 ] && echo ' (timed out)')"
 fi
@@ -75,6 +76,21 @@ for mine, theirs, target in pairs:
                   "ours_precision": (oc.get(mine) or {}).get("precision"), "pytorch_precision": (tc.get(theirs) or {}).get("precision"),
                   "ours_device_memory_bytes": num(oc.get(mine), "device_memory_used_bytes"),
                   "pytorch_peak_memory_bytes": num(tc.get(theirs), "peak_memory_bytes")}
+def products():
+    mine, theirs = (oc.get("speed_training") or {}).get("products") or {}, tc.get("products") or {}
+    ours_seconds = mine.get("seconds") or {}
+    return {"ours_seconds": ours_seconds, "ours_flops_per_second": mine.get("flops_per_second"),
+            "pytorch_seconds": num(theirs, "seconds"), "pytorch_flops_per_second": num(theirs, "flops_per_second"),
+            "ratio_pytorch_seconds_to_ours": {k: num(theirs, "seconds") / v for k, v in ours_seconds.items()
+                                               if isinstance(v, (int, float)) and v and num(theirs, "seconds")},
+            "step_products_profiled_seconds": num(((oc.get("speed_training") or {}).get("profile") or {}), "matrix_products_seconds"),
+            "note": "the training step's matrix products replayed shape by shape (sum of calls x seconds per call): ours per cuBLAS "
+                    "workspace variant, torch's on the same shapes; step_products_profiled_seconds is their time inside the profiled step"}
+def sweep(name):
+    case = oc.get(name) or {}
+    tiles = (case.get("tile_sweep") or {}).get("tiles") or []
+    return {"default": {"tile_floats": (case.get("tile_sweep") or {}).get("default_tile_floats"), "images_per_second": num(case, "images_per_second")},
+            "others": [{k: t.get(k) for k in ("tile_floats", "tile_megabytes_fp32", "images_per_second")} for t in tiles]}
 summary = {
     "exit_codes": {"gpu_check": rc_ours, "pytorch": rc_torch},
     "ours_finished": ours.get("finished", False),
@@ -88,6 +104,8 @@ summary = {
     "long_forward_mediator_speedup_pytorch": torch_.get("long_forward_mediator_speedup"),
     "long_forward_speedup_target": 2.5,
     "training_speedup_of_operands_from_producers": ours.get("training_speedup_of_operands_from_producers"),
+    "training_products": products(),
+    "tile_sweep": {"speed_training": sweep("speed_training"), "speed_long_forward_full": sweep("speed_long_forward_full")},
     "training_same_loss_both_roundings": ours.get("training_same_loss_both_roundings"),
     "parity": {k: {"status": v.get("status"), "pass": v.get("pass"), "error": v.get("error")} for k, v in oc.items() if k.startswith("parity")},
     "failed": {"ours": ours.get("failed"), "pytorch": [k for k, v in tc.items() if v.get("status") != "ok"]},

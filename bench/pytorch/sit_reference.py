@@ -11,6 +11,8 @@ same cases as MediatorDiT.GpuCheck on the same card, so the two JSON files can b
             TWO network calls per step (the drift's velocity and the score's, each a guided call on the doubled
             batch, as the authors' SDE sampler makes them); MediatorDiT makes one
   long      SiT-S/2 forward at 4,096 tokens (128x128x4 latents), 64 mediators and full attention
+  products  the matrix products of MediatorDiT's SiT-XL/2 training step, shape by shape, read from the
+            gpu-check.json MediatorDiT.GpuCheck wrote (--products-from): torch's products on the same shapes
 
 Weights are random (speed does not depend on them). Usage:
   python sit_reference.py --out ref.json                    # on a GPU
@@ -356,6 +358,68 @@ def case_long(args, device, timer, autocast, mediators):
                 achieved_flops_per_second=2 * macs_per_image(cfg) * batch / seconds)
 
 
+def product_call(shape, a, b, c, fp32_output):
+    """One of the recorded products in torch: C = alpha op(A) op(B) (+ C where beta is 1); bf16 operands give fp32
+    output through out_dtype where this torch has it (as MediatorDiT's products), else bf16 output."""
+    two_d = a.dim() == 2
+    alpha = shape["alpha"]
+    if shape["beta"] == 0:
+        mm = torch.mm if two_d else torch.bmm
+        if fp32_output:
+            return lambda: mm(a, b, out_dtype=torch.float32)
+        return lambda: mm(a, b, out=c)
+    addmm = torch.addmm if two_d else torch.baddbmm
+    if fp32_output:
+        return lambda: addmm(c, a, b, alpha=alpha, out_dtype=torch.float32)
+    return lambda: addmm(c, a, b, alpha=alpha, out=c)
+
+
+def case_products(args, device, timer, autocast):
+    if not args.products_from:
+        raise ValueError("--products-from names no gpu-check.json to read the products from")
+    with open(args.products_from) as fh:
+        recorded = json.load(fh)["cases"]["speed_training"]["products"]
+    calls_per_run, repeats = (1, 1) if args.quick else (10, 3)
+    rows, total_seconds, total_flops = [], 0.0, 0.0
+    for shape in recorded["shapes"]:
+        bf16 = shape["precision"] == "bf16"
+        dtype = torch.bfloat16 if bf16 else torch.float32
+        batch, m, n, k = shape["batch"], shape["m"], shape["n"], shape["k"]
+        a = torch.ones((batch, k, m) if shape["trans_a"] else (batch, m, k), device=device, dtype=dtype)
+        b = torch.ones((batch, n, k) if shape["trans_b"] else (batch, k, n), device=device, dtype=dtype)
+        a = a.transpose(1, 2) if shape["trans_a"] else a  # views: the transposes go to the library, as ours
+        b = b.transpose(1, 2) if shape["trans_b"] else b
+        if batch == 1:
+            a, b = a[0], b[0]
+        output = "fp32"
+        run = None
+        if bf16:
+            try:
+                run = product_call(shape, a, b, torch.zeros(a.shape[:-1] + b.shape[-1:], device=device), True)
+                run()
+            except (TypeError, RuntimeError):
+                run, output = None, "bf16 (this torch has no out_dtype)"
+        if run is None:
+            run = product_call(shape, a, b, torch.zeros(a.shape[:-1] + b.shape[-1:], device=device, dtype=dtype), False)
+
+        def runs():
+            for _ in range(calls_per_run):
+                run()
+
+        per_call = statistics.median(timer.run(runs, 1, repeats)) / calls_per_run
+        flops = shape["flops_per_call"]
+        total_seconds += per_call * shape["calls"]
+        total_flops += flops * shape["calls"]
+        rows.append(dict(precision=shape["precision"], trans_a=shape["trans_a"], trans_b=shape["trans_b"], m=m, n=n, k=k, batch=batch,
+                         beta=shape["beta"], calls=shape["calls"], output=output, seconds_per_call=per_call,
+                         flops_per_second=flops / per_call))
+        del a, b, run
+    return dict(note=f"torch.mm/bmm/addmm/baddbmm on the shapes MediatorDiT recorded, {calls_per_run} calls per timed run, median of "
+                     f"{repeats}; operands of 1.0; bf16 operands, fp32 output where out_dtype exists",
+                shapes=rows, calls=sum(r["calls"] for r in rows), flops=total_flops, seconds=total_seconds,
+                flops_per_second=total_flops / total_seconds if total_seconds else None)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="the JSON file to write")
@@ -365,7 +429,8 @@ def main():
     parser.add_argument("--sample-steps", type=int, default=250)
     parser.add_argument("--sample-batch", type=int, default=0, help="images per sampling batch (default 16; quick 2)")
     parser.add_argument("--budget-seconds", type=float, default=150, help="no case starts after this many seconds")
-    parser.add_argument("--cases", default="long_mediator,long_full,sample,train")
+    parser.add_argument("--cases", default="long_mediator,long_full,sample,train,products")
+    parser.add_argument("--products-from", help="gpu-check.json whose speed_training case holds the products to time (case products)")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -390,6 +455,7 @@ def main():
         "long_full": lambda: case_long(args, device, timer, autocast, 0),
         "sample": lambda: case_sample(args, device, timer, autocast),
         "train": lambda: case_train(args, device, timer, autocast),
+        "products": lambda: case_products(args, device, timer, autocast),
     }
     start = time.perf_counter()
     for name in args.cases.split(","):

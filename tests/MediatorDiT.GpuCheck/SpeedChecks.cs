@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using MediatorDiT.Cuda.Models;
 using MediatorDiT.Cuda.Performance;
 using MediatorDiT.Cuda.Sampling;
 using MediatorDiT.Cuda.Training;
@@ -41,7 +42,7 @@ public static class SpeedChecks
     /// <param name="entry">Receives times, rates and memory.</param>
     /// <param name="operandsFromProducers">
     /// False: the bf16 products' operands rounded in passes of their own (the reference with the same bits), to measure
-    /// what writing them from the producing kernels saves.
+    /// what writing them from the producing kernels saves; the tile sweep and the products' replay run only with true.
     /// </param>
     public static void Training(CheckDevice device, Options options, JsonObject entry, bool operandsFromProducers = true)
     {
@@ -51,6 +52,7 @@ public static class SpeedChecks
         using var work = new DeviceWorkload(device.Accelerator, config, batch, options.Precision, trainingBatches: 1 + options.Repeats)
         {
             OperandsFromProducers = operandsFromProducers,
+            RecordsProducts = operandsFromProducers,
         };
         entry["bf16_operands"] = operandsFromProducers ? "written by their producing kernels" : "rounded in passes of their own";
         double loss = double.NaN;
@@ -76,6 +78,48 @@ public static class SpeedChecks
         var profile = new DeviceStageProfile(device.Accelerator);
         work.ProfileTrainStep(profile, 1);
         entry["profile"] = Profile(profile, seconds);
+        if (!operandsFromProducers) return;
+        entry["tile_sweep"] = TileSweep(device, work, options, config, batch, run => work.TrainStep(run));
+        entry["products"] = ProductChecks.Replay(device, work.RecordProducts(() => work.TrainStep(0)), options.Quick);
+    }
+
+    /// <summary>
+    /// The workload's call timed again with full attention's tiles of other sizes (<see cref="AttentionProducts.TileFloats"/>):
+    /// tiles small enough to stay in a GPU's L2 cache between the product that writes them and the kernels that read them,
+    /// against the default's fewer, larger launches. The default is restored after.
+    /// </summary>
+    private static JsonObject TileSweep(CheckDevice device, DeviceWorkload work, Options options, ModelConfig config, int batch, Action<int> run)
+    {
+        var attention = work.Attention ?? throw new InvalidOperationException("the workload has not built its network yet.");
+        long original = attention.TileFloats, perItem = (long)config.NumTokens * config.NumTokens;
+        // Quick: one item, then one query row, per tile (the tiny model's whole batch fits the default tile).
+        long[] tiles = options.Quick ? [perItem, config.NumTokens] : [1L << 23, 1L << 22, 1L << 21];
+        var rows = new JsonArray();
+        try
+        {
+            foreach (long tile in tiles)
+            {
+                attention.TileFloats = tile;
+                double seconds = DeviceTiming.Median(DeviceTiming.Time(device.Accelerator, 1, options.Repeats, run));
+                var (_, items, _, queryRows) = attention.Tiling(batch * config.NumHeads, config.NumTokens).First();
+                rows.Add(new JsonObject
+                {
+                    ["tile_floats"] = tile, ["tile_megabytes_fp32"] = Math.Round(4.0 * items * queryRows * config.NumTokens / (1 << 20), 2),
+                    ["items_per_tile"] = items, ["query_rows_per_tile"] = queryRows,
+                    ["median_seconds"] = seconds, ["images_per_second"] = CheckReport.Number(batch / seconds),
+                });
+            }
+        }
+        finally
+        {
+            attention.TileFloats = original;
+        }
+        return new JsonObject
+        {
+            ["note"] = $"the same call with full attention's logits made in tiles of at most tile_floats; 1 warm-up, median of {options.Repeats}",
+            ["default_tile_floats"] = original,
+            ["tiles"] = rows,
+        };
     }
 
     /// <summary>
@@ -160,6 +204,7 @@ public static class SpeedChecks
         var profile = new DeviceStageProfile(device.Accelerator);
         work.ProfileForward(profile);
         entry["profile"] = Profile(profile, seconds);
+        if (mediators == 0) entry["tile_sweep"] = TileSweep(device, work, options, config, batch, _ => work.Forward());
     }
 
     /// <summary>

@@ -4,8 +4,8 @@ namespace MediatorDiT.Cuda.Blas;
 
 /// <summary>
 /// The cuBLAS entry points the device backend calls, bound by hand from the library <see cref="Devices.CudaLibraries"/>
-/// found (libcublas.so.13 or .12): handle, stream, math mode, SGEMM and GemmEx, single and strided-batched. Each
-/// returns a cublasStatus_t; <see cref="CublasErrors.Check"/> turns a failure into a sentence.
+/// found (libcublas.so.13 or .12): handle, stream, workspace, math mode, SGEMM and GemmEx, single and strided-batched.
+/// Each returns a cublasStatus_t; <see cref="CublasErrors.Check"/> turns a failure into a sentence.
 /// </summary>
 internal sealed unsafe class CublasApi
 {
@@ -25,6 +25,8 @@ internal sealed unsafe class CublasApi
     public readonly delegate* unmanaged<IntPtr, int> Destroy;
     public readonly delegate* unmanaged<IntPtr, IntPtr, int> SetStream;
     public readonly delegate* unmanaged<IntPtr, int, int> SetMathMode;
+    /// <summary>cublasSetWorkspace_v2 (handle, device pointer, bytes); null in a library without it (it came in cuBLAS 11).</summary>
+    public readonly delegate* unmanaged<IntPtr, IntPtr, nuint, int> SetWorkspace;
     public readonly delegate* unmanaged<IntPtr, int, int, int, int, int, float*, IntPtr, int, IntPtr, int, float*, IntPtr, int, int> Sgemm;
     public readonly delegate* unmanaged<IntPtr, int, int, int, int, int, float*, IntPtr, int, long, IntPtr, int, long, float*, IntPtr, int, long, int, int>
         SgemmStridedBatched;
@@ -41,6 +43,8 @@ internal sealed unsafe class CublasApi
         Destroy = (delegate* unmanaged<IntPtr, int>)Get("cublasDestroy_v2");
         SetStream = (delegate* unmanaged<IntPtr, IntPtr, int>)Get("cublasSetStream_v2");
         SetMathMode = (delegate* unmanaged<IntPtr, int, int>)Get("cublasSetMathMode");
+        SetWorkspace = NativeLibrary.TryGetExport(library, "cublasSetWorkspace_v2", out var setWorkspace)
+            ? (delegate* unmanaged<IntPtr, IntPtr, nuint, int>)setWorkspace : null;
         Sgemm = (delegate* unmanaged<IntPtr, int, int, int, int, int, float*, IntPtr, int, IntPtr, int, float*, IntPtr, int, int>)Get("cublasSgemm_v2");
         SgemmStridedBatched = (delegate* unmanaged<IntPtr, int, int, int, int, int, float*, IntPtr, int, long, IntPtr, int, long, float*, IntPtr, int, long, int, int>)
             Get("cublasSgemmStridedBatched");

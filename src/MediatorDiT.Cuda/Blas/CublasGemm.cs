@@ -8,32 +8,59 @@ namespace MediatorDiT.Cuda.Blas;
 /// <summary>
 /// <see cref="IDeviceGemm"/> by cuBLAS on a CUDA accelerator: one handle bound to the accelerator's default stream
 /// (so products queue behind the ILGPU kernels), CUBLAS_DEFAULT_MATH (fp32 stays fp32: no TF32), alpha and beta passed
-/// from the host. fp32 products go to cublasSgemm_v2 / cublasSgemmStridedBatched; <see cref="GemmBf16"/> takes bf16
+/// from the host, and on Hopper and later a workspace of its own of <see cref="RecommendedWorkspaceBytes"/> (cuBLAS's
+/// default pool is 4 MiB; NVIDIA recommends at least 32 MiB there, where more kernels, e.g. split-K, need room). fp32 products go to cublasSgemm_v2 / cublasSgemmStridedBatched; <see cref="GemmBf16"/> takes bf16
 /// operands with fp32 accumulation and output through cublasGemmEx / cublasGemmStridedBatchedEx (CUBLAS_COMPUTE_32F).
 /// Row-major shapes are mapped by <see cref="CublasCall.For"/>.
 /// </summary>
 internal sealed unsafe class CublasGemm : IDeviceGemm
 {
     private readonly CublasApi _api;
+    private readonly MemoryBuffer1D<byte, Stride1D.Dense>? _workspace;
     private IntPtr _handle;
 
-    /// <summary>A cuBLAS handle on <paramref name="accelerator"/>'s default stream, from the library at <paramref name="cublasPath"/>.</summary>
-    public CublasGemm(CudaAccelerator accelerator, string cublasPath)
+    /// <summary>
+    /// A cuBLAS handle on <paramref name="accelerator"/>'s default stream, from the library at <paramref name="cublasPath"/>,
+    /// with a workspace of <paramref name="workspaceBytes"/> (default: <see cref="RecommendedWorkspaceBytes"/> for the
+    /// card; 0 keeps cuBLAS's own pool).
+    /// </summary>
+    public CublasGemm(CudaAccelerator accelerator, string cublasPath, long? workspaceBytes = null)
     {
+        long bytes = workspaceBytes ?? RecommendedWorkspaceBytes(accelerator.Architecture.Major);
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes, nameof(workspaceBytes));
         _api = CublasApi.Load(cublasPath);
         IntPtr handle;
         CublasErrors.Check(_api.Create(&handle), "cublasCreate_v2");
         _handle = handle;
+        // The stream first: setting a stream returns the handle to cuBLAS's default workspace pool.
         CublasErrors.Check(_api.SetStream(_handle, ((CudaStream)accelerator.DefaultStream).StreamPtr), "cublasSetStream_v2");
         CublasErrors.Check(_api.SetMathMode(_handle, CublasApi.DefaultMath), "cublasSetMathMode");
+        if (bytes > 0 && _api.SetWorkspace != null)
+        {
+            _workspace = accelerator.Allocate1D<byte>(bytes);
+            CublasErrors.Check(_api.SetWorkspace(_handle, _workspace.AsContiguous().LoadEffectiveAddressAsPtr(), (nuint)bytes), "cublasSetWorkspace_v2");
+            WorkspaceBytes = bytes;
+        }
     }
 
-    /// <summary>cuBLAS on <paramref name="accelerator"/> with the library <see cref="CudaLibraries.Locate()"/> finds; a sentence when there is none.</summary>
-    public static CublasGemm Create(CudaAccelerator accelerator)
+    /// <summary>The workspace this handle was given, in bytes; 0 where it uses cuBLAS's own pool.</summary>
+    public long WorkspaceBytes { get; }
+
+    /// <summary>
+    /// The workspace to give cuBLAS on a card of compute capability <paramref name="major"/>.x: 32 MiB from Hopper (9.x)
+    /// on, as NVIDIA's cuBLAS guide recommends there; 0 (cuBLAS's own 4 MiB pool, the recommendation) before it.
+    /// </summary>
+    public static long RecommendedWorkspaceBytes(int major) => major >= 9 ? 32L << 20 : 0;
+
+    /// <summary>
+    /// cuBLAS on <paramref name="accelerator"/> with the library <see cref="CudaLibraries.Locate()"/> finds and the
+    /// workspace of the constructor; a sentence when there is none.
+    /// </summary>
+    public static CublasGemm Create(CudaAccelerator accelerator, long? workspaceBytes = null)
     {
         var report = CudaLibraries.Locate();
         return new CublasGemm(accelerator, report.Cublas ?? throw new MediatorDiTException(
-            $"no cuBLAS (libcublas.so.13 or .12) was found {report.Places}."));
+            $"no cuBLAS (libcublas.so.13 or .12) was found {report.Places}."), workspaceBytes);
     }
 
     /// <summary>
@@ -85,6 +112,7 @@ internal sealed unsafe class CublasGemm : IDeviceGemm
         if (_handle == IntPtr.Zero) return;
         _api.Destroy(_handle);
         _handle = IntPtr.Zero;
+        _workspace?.Dispose(); // after the handle, which may still have work queued in it
     }
 }
 

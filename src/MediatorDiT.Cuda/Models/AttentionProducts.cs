@@ -49,11 +49,24 @@ internal sealed class AttentionProducts : IDisposable
         _gemm = gemm;
         _bf16 = precision == DevicePrecision.Bf16;
         _fused = _bf16 && operandsFromProducers;
-        TileFloats = tileFloats;
+        _tileFloats = tileFloats;
     }
 
-    /// <summary>The most logits one tile holds.</summary>
-    public long TileFloats { get; }
+    private long _tileFloats;
+
+    /// <summary>
+    /// The most logits one tile holds; it may be changed between calls (the results agree to rounding: sums run per
+    /// tile), e.g. to time tiles that stay in a GPU's L2 cache against larger ones with fewer launches.
+    /// </summary>
+    public long TileFloats
+    {
+        get => _tileFloats;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1L, nameof(TileFloats));
+            _tileFloats = value;
+        }
+    }
 
     /// <summary>
     /// o (B*N, D) = softmax(s q k^T) v per image and head from qkv (B*N, 3D) plus <paramref name="qkvBias"/> (3D; empty:

@@ -27,6 +27,7 @@ public sealed class DeviceWorkload : IDisposable
     private Kernels.KernelSet? _forwardKernels;
     private DeviceTrainingBackend? _training;
     private TrainingBatch[]? _batches;
+    private readonly List<Blas.RecordingGemm> _recorders = [];
 
     /// <summary>A workload of <paramref name="batch"/> images of <paramref name="config"/>'s model on <paramref name="accelerator"/>.</summary>
     /// <param name="accelerator">Where it runs; it stays the caller's.</param>
@@ -61,6 +62,15 @@ public sealed class DeviceWorkload : IDisposable
     /// </summary>
     internal bool OperandsFromProducers { get; init; } = true;
 
+    /// <summary>
+    /// Whether the device's products go through a <see cref="Blas.RecordingGemm"/>, so that <see cref="RecordProducts"/>
+    /// can give a call's product mix (the device check replays it shape by shape).
+    /// </summary>
+    internal bool RecordsProducts { get; init; }
+
+    /// <summary>Full attention's core of the forward or training network built so far (the forward's first), null before either.</summary>
+    internal Models.AttentionProducts? Attention => _forward?.Attention ?? _training?.Attention;
+
     /// <summary>Images per call.</summary>
     public int Batch { get; }
 
@@ -81,7 +91,7 @@ public sealed class DeviceWorkload : IDisposable
             var model = new SiTModel(Config);
             Randomise(model.Parameters);
             _forwardKernels = new Kernels.KernelSet(_accelerator);
-            _forward = new DeviceModelFunction(model, _forwardKernels, Blas.DeviceGemms.For(_accelerator), guidance: null, Precision);
+            _forward = new DeviceModelFunction(model, _forwardKernels, Gemm(), guidance: null, Precision);
         }
         return _forward.Evaluate(_x, _t, _y);
     }
@@ -124,10 +134,49 @@ public sealed class DeviceWorkload : IDisposable
             Randomise(net.Parameters);
             Ema.CopyWeights(net, ema);
             _batches = Enumerable.Range(0, _trainingBatches).Select(i => RandomBatch(Config, Batch, 200 + i)).ToArray();
-            _training = new DeviceTrainingBackend(_accelerator, new Transport(), Precision, null, null, OperandsFromProducers);
+            _training = new DeviceTrainingBackend(_accelerator, new Transport(), Precision, null, null, OperandsFromProducers, Gemm());
             _training.Attach(net, ema, new AdamW(net.Parameters, 1e-4));
         }
         return _training.Step(_batches![call % _batches.Length]);
+    }
+
+    /// <summary>
+    /// The distinct products (shape, precision, calls) that <paramref name="run"/> (a <see cref="Forward"/> or
+    /// <see cref="TrainStep"/> of this workload, built before) queues; needs <see cref="RecordsProducts"/>.
+    /// </summary>
+    internal IReadOnlyList<Blas.RecordedProduct> RecordProducts(Action run)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        if (!RecordsProducts) throw new InvalidOperationException("the workload does not record its products (RecordsProducts).");
+        if (_recorders.Count == 0) throw new InvalidOperationException("run the workload once before recording its products.");
+        foreach (var recorder in _recorders)
+        {
+            recorder.Clear();
+            recorder.Recording = true;
+        }
+        try
+        {
+            run();
+        }
+        finally
+        {
+            foreach (var recorder in _recorders) recorder.Recording = false;
+        }
+        // The networks (forward, training) record apart; one list, in first-call order.
+        return _recorders.SelectMany(r => r.Products)
+            .GroupBy(p => (p.Shape, p.Precision))
+            .Select(g => g.First() with { Calls = g.Sum(p => p.Calls) })
+            .ToArray();
+    }
+
+    /// <summary>The device's products for a network about to be built, through a recorder of its own when asked.</summary>
+    private Blas.IDeviceGemm Gemm()
+    {
+        var gemm = Blas.DeviceGemms.For(_accelerator);
+        if (!RecordsProducts) return gemm;
+        var recorder = new Blas.RecordingGemm(gemm);
+        _recorders.Add(recorder);
+        return recorder;
     }
 
     /// <summary>Every trainable parameter N(0, 0.02), one seeded stream per parameter, in parallel (SiT-XL/2 has 675M values).</summary>

@@ -130,6 +130,9 @@ public sealed class DeviceModelFunction : IModelFunction, IAttentionInputSource,
     /// <summary>The device network (tests read its saved activations).</summary>
     internal DeviceModel Model => _model;
 
+    /// <summary>Full attention's core as products (its tile size may be changed between calls).</summary>
+    internal AttentionProducts Attention => _products.Attention;
+
     /// <summary>Frees the weights and activations on the device.</summary>
     public void Dispose()
     {

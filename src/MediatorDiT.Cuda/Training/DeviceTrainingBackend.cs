@@ -74,17 +74,18 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
     /// <summary>
     /// As the public constructor; <paramref name="operandsFromProducers"/> false rounds every bf16 product's operands
     /// in passes of their own (LinearProducts.OperandsFromProducers), the same bits: the reference the tests hold the
-    /// default to.
+    /// default to. <paramref name="gemm"/> (owned by the backend from here on) replaces the device's own products
+    /// (DeviceGemms.For), e.g. by a <see cref="RecordingGemm"/> around them.
     /// </summary>
     internal DeviceTrainingBackend(Accelerator accelerator, Transport transport, DevicePrecision precision, ICommunicator? communicator,
-        DeviceExchange? exchange, bool operandsFromProducers)
+        DeviceExchange? exchange, bool operandsFromProducers, IDeviceGemm? gemm = null)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
         ArgumentNullException.ThrowIfNull(transport);
         _comm = communicator ?? SingleProcessCommunicator.Instance;
         _transport = transport;
         _kernels = new KernelSet(accelerator);
-        _gemm = DeviceGemms.For(accelerator);
+        _gemm = gemm ?? DeviceGemms.For(accelerator);
         _products = new LinearProducts(_kernels, _gemm, precision, operandsFromProducers);
         if (exchange is not null && _comm.Size > 1)
         {
@@ -104,6 +105,9 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
 
     /// <summary>The kernels the step runs (their <see cref="KernelSet.Profile"/> attributes its time).</summary>
     internal KernelSet Kernels => _kernels;
+
+    /// <summary>Full attention's core as products (its tile size may be changed between steps).</summary>
+    internal AttentionProducts Attention => _products.Attention;
 
     /// <summary>The device state after <see cref="Attach"/> (tests read the last step's gradients from it); null before.</summary>
     internal DeviceTrainingState? State => _state;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using MediatorDiT.Cuda.Models;
 
 namespace MediatorDiT.Tests.Cuda;
 
@@ -116,6 +117,28 @@ public class GpuCheckTests
             var sampling = cases["speed_sampling_ladder"]!;
             Assert.Equal(Finite(sampling, "seconds_per_step") * 250, Finite(sampling, "extrapolated_seconds"), 9);
             Assert.True(double.IsFinite(root["long_forward_mediator_speedup"]!.GetValue<double>()));
+            // Full attention's calls timed again with smaller tiles (quick: one item, then one query row, per tile).
+            foreach (string name in new[] { "speed_training", "speed_long_forward_full" })
+            {
+                var sweep = cases[name]!["tile_sweep"]!;
+                Assert.Equal(AttentionProducts.DefaultTileFloats, sweep["default_tile_floats"]!.GetValue<long>());
+                var tiles = sweep["tiles"]!.AsArray();
+                Assert.Equal(2, tiles.Count);
+                Assert.Equal(1, tiles[0]!["items_per_tile"]!.GetValue<int>());
+                Assert.Equal(1, tiles[1]!["query_rows_per_tile"]!.GetValue<int>());
+                Assert.All(tiles, t => Assert.True(Finite(t!, "images_per_second") > 0));
+            }
+            Assert.Null(cases["speed_long_forward_mediator"]!["tile_sweep"]);
+            // The training step's products replayed shape by shape: the shapes add up to the totals, bf16 products among them.
+            var products = train["products"]!;
+            var shapes = products["shapes"]!.AsArray();
+            Assert.Equal(products["distinct_products"]!.GetValue<int>(), shapes.Count);
+            Assert.Equal(products["calls"]!.GetValue<int>(), shapes.Sum(p => p!["calls"]!.GetValue<int>()));
+            Assert.Equal(Finite(products, "flops"), shapes.Sum(p => Finite(p!, "flops_per_call") * p!["calls"]!.GetValue<int>()), 6);
+            Assert.Equal(Finite(products["seconds"]!, "library"), shapes.Sum(p => Finite(p!["seconds_per_call"]!, "library") * p!["calls"]!.GetValue<int>()), 9);
+            Assert.Contains(shapes, p => (string?)p!["precision"] == "bf16");
+            Assert.Contains(shapes, p => (string?)p!["precision"] == "fp32"); // the bias gradients' column sums stay fp32
+            Assert.True(Finite(products["flops_per_second"]!, "library") > 0);
             // The operands rounded by their producers or in passes of their own: the same training step, bit for bit.
             Assert.True(root["training_same_loss_both_roundings"]!.GetValue<bool>());
             Assert.Equal(Finite(train, "last_loss"), Finite(cases["speed_training_separate_roundings"]!, "last_loss"));

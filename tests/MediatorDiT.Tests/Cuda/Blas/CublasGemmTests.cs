@@ -56,6 +56,14 @@ public class CublasCallTests
         KernelData.AssertSameBits(expected, c);
     }
 
+    [Theory]
+    [InlineData(7, 0L)]
+    [InlineData(8, 0L)]
+    [InlineData(9, 32L << 20)]
+    [InlineData(10, 32L << 20)]
+    public void HopperAndLaterGetTheRecommended32MiBWorkspace_EarlierCardsCublassOwnPool(int major, long bytes) =>
+        Assert.Equal(bytes, CublasGemm.RecommendedWorkspaceBytes(major));
+
     [Fact]
     public void StatusCodesBecomeSentences()
     {

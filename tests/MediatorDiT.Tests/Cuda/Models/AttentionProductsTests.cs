@@ -43,6 +43,29 @@ public class AttentionProductsTests(AcceleratorFixture device)
         }
     }
 
+    [Fact]
+    public void ATileSizeChangedBetweenCalls_GivesThatSizesBits()
+    {
+        // The device check times one network at several tile sizes: the scratch sized for the default tile must serve
+        // a smaller one as a fresh instance of that size would.
+        var qkv = KernelData.Uniform(Batch * Tokens * 3 * Dim, 97, -2f, 2f);
+        using var gemm = new IlgpuGemm(device.Accelerator);
+        using var products = new AttentionProducts(device.Kernels, gemm, DevicePrecision.Fp32);
+        using var input = device.Upload(qkv);
+        using var o = device.Accelerator.Allocate1D<float>(Batch * Tokens * Dim);
+        using var lse = device.Accelerator.Allocate1D<float>(Batch * Heads * Tokens);
+        products.FullForward(input.View, default, o.View, lse.View, Geometry);
+        products.TileFloats = 4 * Tokens;
+        products.FullForward(input.View, default, o.View, lse.View, Geometry);
+        device.Accelerator.Synchronize();
+
+        var (expectedO, expectedLse) = Forward(qkv, DevicePrecision.Fp32, 4 * Tokens);
+        KernelData.AssertSameBits(expectedO, device.Download(o));
+        KernelData.AssertSameBits(expectedLse, device.Download(lse));
+        Assert.Throws<ArgumentOutOfRangeException>(() => products.TileFloats = 0);
+        Assert.Equal(4 * Tokens, products.TileFloats);
+    }
+
     [Theory]
     [MemberData(nameof(TileSizes))]
     public void Forward_MatchesTheReferenceKernel(long tileFloats)
