@@ -27,10 +27,11 @@ public class GpuCheckTests
             using var p = Process.Start(psi)!;
             var stdout = p.StandardOutput.ReadToEndAsync();
             var stderr = p.StandardError.ReadToEndAsync();
-            if (!p.WaitForExit(180_000))
+            // Alone it takes about a minute; beside the suite's other classes on CI's two cores about 2.5.
+            if (!p.WaitForExit(300_000))
             {
                 p.Kill(entireProcessTree: true); // not left running after the test
-                Assert.Fail("the check did not finish in 180 s");
+                Assert.Fail("the check did not finish in 300 s");
             }
             Assert.True(p.ExitCode == 0, await stderr + await stdout);
 
@@ -117,15 +118,14 @@ public class GpuCheckTests
             var sampling = cases["speed_sampling_ladder"]!;
             Assert.Equal(Finite(sampling, "seconds_per_step") * 250, Finite(sampling, "extrapolated_seconds"), 9);
             Assert.True(double.IsFinite(root["long_forward_mediator_speedup"]!.GetValue<double>()));
-            // Full attention's calls timed again with smaller tiles (quick: one item, then one query row, per tile).
+            // Full attention's calls timed again with smaller tiles (quick: one item per tile).
             foreach (string name in new[] { "speed_training", "speed_long_forward_full" })
             {
                 var sweep = cases[name]!["tile_sweep"]!;
                 Assert.Equal(AttentionProducts.DefaultTileFloats, sweep["default_tile_floats"]!.GetValue<long>());
                 var tiles = sweep["tiles"]!.AsArray();
-                Assert.Equal(2, tiles.Count);
+                Assert.Single(tiles);
                 Assert.Equal(1, tiles[0]!["items_per_tile"]!.GetValue<int>());
-                Assert.Equal(1, tiles[1]!["query_rows_per_tile"]!.GetValue<int>());
                 Assert.All(tiles, t => Assert.True(Finite(t!, "images_per_second") > 0));
             }
             Assert.Null(cases["speed_long_forward_mediator"]!["tile_sweep"]);
