@@ -9,9 +9,10 @@ namespace MediatorDiT.Cuda.Blas;
 /// <see cref="IDeviceGemm"/> by cuBLAS on a CUDA accelerator: one handle bound to the accelerator's default stream
 /// (so products queue behind the ILGPU kernels), CUBLAS_DEFAULT_MATH (fp32 stays fp32: no TF32), alpha and beta passed
 /// from the host, and on Hopper and later a workspace of its own of <see cref="RecommendedWorkspaceBytes"/> (cuBLAS's
-/// default pool is 4 MiB; NVIDIA recommends at least 32 MiB there, where more kernels, e.g. split-K, need room). fp32 products go to cublasSgemm_v2 / cublasSgemmStridedBatched; <see cref="GemmBf16"/> takes bf16
-/// operands with fp32 accumulation and output through cublasGemmEx / cublasGemmStridedBatchedEx (CUBLAS_COMPUTE_32F).
-/// Row-major shapes are mapped by <see cref="CublasCall.For"/>.
+/// default pool is 4 MiB; NVIDIA recommends at least 32 MiB there, where more kernels, e.g. split-K, need room).
+/// fp32 products go to cublasSgemm_v2 / cublasSgemmStridedBatched; <see cref="GemmBf16"/> takes bf16 operands with
+/// fp32 accumulation and output through cublasGemmEx / cublasGemmStridedBatchedEx (CUBLAS_COMPUTE_32F). Row-major
+/// shapes are mapped by <see cref="CublasCall.For"/>.
 /// </summary>
 internal sealed unsafe class CublasGemm : IDeviceGemm
 {
