@@ -88,9 +88,9 @@ def products():
                     "workspace variant, torch's on the same shapes; step_products_profiled_seconds is their time inside the profiled step"}
 def sweep(name):
     case = oc.get(name) or {}
-    tiles = (case.get("tile_sweep") or {}).get("tiles") or []
-    return {"default": {"tile_floats": (case.get("tile_sweep") or {}).get("default_tile_floats"), "images_per_second": num(case, "images_per_second")},
-            "others": [{k: t.get(k) for k in ("tile_floats", "tile_megabytes_fp32", "images_per_second")} for t in tiles]}
+    swept = case.get("tile_sweep") or {}
+    return {"default": {"tile_floats": swept.get("default_tile_floats"), "images_per_second": num(case, "images_per_second")},
+            "others": [{k: t.get(k) for k in ("tile_floats", "tile_megabytes_fp32", "images_per_second")} for t in swept.get("tiles") or []]}
 summary = {
     "exit_codes": {"gpu_check": rc_ours, "pytorch": rc_torch},
     "ours_finished": ours.get("finished", False),
