@@ -86,6 +86,23 @@ internal static class AttentionTileKernels
         p16[i] = Bf16.Round(p);
         ds16[i] = Bf16.Round(p * (dp[i] - delta[g]));
     }
+
+    /// <summary>
+    /// The softmax backward on a tile from the forward's probabilities kept in bf16 (p16, the tile's part of them:
+    /// items, rows, N): dS = p (dP - delta) with p the kept value widened and delta = rowsum(dO * O) (B, H, N), written
+    /// in place of dp. The logit scale of dS is left to the products that read it. n values, <see cref="ElementsPerThread"/>.
+    /// </summary>
+    public static void TileSoftmaxBackwardFromProbabilities(Index1D t, ArrayView<ushort> p16, ArrayView<float> dp, ArrayView<float> delta,
+        AttentionTile tile, int n) =>
+        KeptProbabilitiesBackward.Run<float, Fp32Results>(t, p16, dp, delta, dp, tile, n);
+
+    /// <summary>
+    /// <see cref="TileSoftmaxBackwardFromProbabilities"/> writing dS only as bf16 (ds16, the operand of the products that
+    /// read it; dp is read, not written): the bits <see cref="Bf16Kernels.RoundToBf16"/> gives for the fp32 twin's.
+    /// </summary>
+    public static void TileSoftmaxBackwardFromProbabilitiesBf16(Index1D t, ArrayView<ushort> p16, ArrayView<float> dp, ArrayView<float> delta,
+        ArrayView<ushort> ds16, AttentionTile tile, int n) =>
+        KeptProbabilitiesBackward.Run<ushort, Bf16Results>(t, p16, dp, delta, ds16, tile, n);
 }
 
 /// <summary>The body the two head-major gathers share, in the output's format (fp32, or the bf16 operand).</summary>
@@ -113,6 +130,26 @@ internal static class HeadMajorMove
         long index = l.RowMajorIndex(i, out int column);
         return bias.Length > 0 ? src[index] + bias[column] : src[index];
     }
+}
+
+/// <summary>The body the two softmax backwards from kept probabilities share, in dS's format (fp32, or the bf16 operand).</summary>
+internal static class KeptProbabilitiesBackward
+{
+    /// <summary>ds[i] = widen(p16[i]) (dp[i] - delta at i's row) for n values, <see cref="ElementsPerThread"/>: thread t's loads first, then its stores.</summary>
+    public static void Run<T, TF>(int t, ArrayView<ushort> p16, ArrayView<float> dp, ArrayView<float> delta, ArrayView<T> ds, AttentionTile tile, int n)
+        where T : unmanaged where TF : struct, IResultFormat<T>
+    {
+        int stride = ElementsPerThread.Threads(n), i0 = t, i1 = i0 + stride, i2 = i1 + stride, i3 = i2 + stride;
+        float v0 = i0 < n ? Value(p16, dp, delta, tile, i0) : 0f, v1 = i1 < n ? Value(p16, dp, delta, tile, i1) : 0f;
+        float v2 = i2 < n ? Value(p16, dp, delta, tile, i2) : 0f, v3 = i3 < n ? Value(p16, dp, delta, tile, i3) : 0f;
+        if (i0 < n) ds[i0] = default(TF).From(v0);
+        if (i1 < n) ds[i1] = default(TF).From(v1);
+        if (i2 < n) ds[i2] = default(TF).From(v2);
+        if (i3 < n) ds[i3] = default(TF).From(v3);
+    }
+
+    private static float Value(ArrayView<ushort> p16, ArrayView<float> dp, ArrayView<float> delta, AttentionTile tile, int i) =>
+        Bf16.Widen(p16[i]) * (dp[i] - delta[tile.LseIndex(i / tile.Tokens)]);
 }
 
 /// <summary>

@@ -11,6 +11,7 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<float>, ArrayView<float>, AttentionTile>? _tileSoftmax;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, AttentionTile>? _tileSoftmaxWarp;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionTile>? _tileSoftmaxBackward;
+    private Action<Index1D, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, AttentionTile, int>? _tileSoftmaxBackwardKept;
 
     /// <summary>
     /// headMajor (B, H, N, hd) = the heads of rowMajor (B*N, layout.Ld) from column layout.Column, plus
@@ -49,6 +50,27 @@ internal sealed partial class KernelSet
         long count = CheckTileSoftmaxBackward(s, dp, lse, delta, items, tile);
         (_tileSoftmaxBackward ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionTile>(
             AttentionTileKernels.TileSoftmaxBackward))((int)count, s, dp, lse, delta, tile);
+    }
+
+    /// <summary>
+    /// On a tile (items, tile.Rows, N), from the forward's probabilities p16 (the tile's part of them, kept in bf16):
+    /// dp (dO v^T) becomes P (dp - delta).
+    /// </summary>
+    public void TileSoftmaxBackwardFromProbabilities(ArrayView<ushort> p16, ArrayView<float> dp, ArrayView<float> delta, int items, AttentionTile tile)
+    {
+        long count = CheckTileProbabilities(p16, dp, delta, items, tile);
+        (_tileSoftmaxBackwardKept ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, AttentionTile, int>(
+            AttentionTileKernels.TileSoftmaxBackwardFromProbabilities))(ElementsPerThread.Threads(count), p16, dp, delta, tile, (int)count);
+    }
+
+    /// <summary>The tile's values (items x tile.Rows x N), after checking p16, dp and delta.</summary>
+    private static long CheckTileProbabilities(ArrayView<ushort> p16, ArrayView<float> dp, ArrayView<float> delta, int items, AttentionTile tile)
+    {
+        long rows = (long)items * tile.Rows, count = rows * tile.Tokens;
+        Check(items >= 1 && tile.Rows >= 1 && p16.Length >= count && dp.Length >= count, "p16 and dp must hold the tile's items x rows x tokens values");
+        Check(count <= int.MaxValue, "a tile holds at most 2^31 - 1 logits");
+        Check(delta.Length >= tile.LseIndex((int)rows - 1) + 1, "delta is too short for the tile");
+        return count;
     }
 
     /// <summary>The tile's rows (items x tile.Rows), after checking s and lse.</summary>

@@ -15,6 +15,7 @@ internal sealed partial class KernelSet
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int, float>? _adaLnWarpBf16;
     private Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, AttentionTile>? _tileSoftmaxWarpBf16, _tileSoftmaxShortBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, AttentionTile>? _tileSoftmaxBackwardBf16;
+    private Action<Index1D, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, AttentionTile, int>? _tileSoftmaxBackwardKeptBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int>? _geluBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>? _toHeadMajorBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>? _fromHeadMajorWithBf16;
@@ -73,6 +74,16 @@ internal sealed partial class KernelSet
         Check(p16.Length >= count && ds16.Length >= count, "p16 and ds16 must hold the tile's items x rows x tokens values");
         (_tileSoftmaxBackwardBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
             ArrayView<ushort>, ArrayView<ushort>, AttentionTile>(AttentionTileKernels.TileSoftmaxBackwardBf16))((int)count, s, dp, lse, delta, p16, ds16, tile);
+    }
+
+    /// <summary><see cref="TileSoftmaxBackwardFromProbabilities"/> writing dS only in bf16, into ds16 (dp is read, not written).</summary>
+    public void TileSoftmaxBackwardFromProbabilitiesBf16(ArrayView<ushort> p16, ArrayView<float> dp, ArrayView<float> delta, ArrayView<ushort> ds16,
+        int items, AttentionTile tile)
+    {
+        long count = CheckTileProbabilities(p16, dp, delta, items, tile);
+        Check(ds16.Length >= count, "ds16 must hold the tile's items x rows x tokens values");
+        (_tileSoftmaxBackwardKeptBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>,
+            AttentionTile, int>(AttentionTileKernels.TileSoftmaxBackwardFromProbabilitiesBf16))(ElementsPerThread.Threads(count), p16, dp, delta, ds16, tile, (int)count);
     }
 
     /// <summary><see cref="ToHeadMajor"/> into the bf16 copy alone: headMajor16 (B, H, N, hd) = bf16 of the heads of rowMajor (plus bias, when given).</summary>

@@ -17,7 +17,9 @@ namespace MediatorDiT.Cuda.Models;
 /// items). Per tile, forward: S = s Q K^T, softmax (lse saved, as the reference's), O = P V. Backward, with delta =
 /// rowsum(dO O): S and dP = dO V^T, P = exp(S - lse) and dS = P (dP - delta), then dQ = s dS K, dK += s dS^T Q,
 /// dV += P^T dO (the query tiles of an item add into its dK and dV). In bf16 the products' operands (q, k, v, dO,
-/// P, dS) are rounded to bf16 and accumulated in fp32; the softmax and its backward run in fp32.
+/// P, dS) are rounded to bf16 and accumulated in fp32; the softmax and its backward run in fp32. A bf16 training step
+/// keeps the forward's P in bf16 (B, H, N, N; 2 bytes a logit, where the tiles above are scratch): its backward then
+/// neither makes S again nor reads it, and dS = P (dP - delta) takes that P, the one dV's product reads too.
 /// Sums run in the products' order, not the reference's: the two agree to rounding.
 /// One instance serves the device models that share a <see cref="LinearProducts"/> (the members of a ladder run one
 /// after another); its scratch grows to the largest batch it met.
@@ -74,10 +76,12 @@ internal sealed class AttentionProducts : IDisposable
     /// write bias rows first); lse (B, H, N) gets each row's log-sum-exp (natural log of the sum of exp of the scaled
     /// logits), what <see cref="FullBackward"/> reads. With <paramref name="qkvHeads16"/> (3 B N D; bf16 operands from
     /// their producers only) the head-major bf16 q, k and v are written there, for the backward to read again; with
-    /// <paramref name="o16"/> (as long as o; likewise) o's bf16 values, proj's operand, as o is moved back to rows.
+    /// <paramref name="o16"/> (as long as o; likewise) o's bf16 values, proj's operand, as o is moved back to rows. With
+    /// <paramref name="probabilities16"/> (B, H, N, N; bf16 only) P's bf16 values are written there, where the PV
+    /// product reads them, for the backward to read again.
     /// </summary>
     public void FullForward(ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> o, ArrayView<float> lse, AttentionGeometry g,
-        ArrayView<ushort> qkvHeads16 = default, ArrayView<ushort> o16 = default)
+        ArrayView<ushort> qkvHeads16 = default, ArrayView<ushort> o16 = default, ArrayView<ushort> probabilities16 = default)
     {
         int n = g.Tokens, hd = g.HeadDim, items = g.Batch * g.Heads;
         long e = (long)g.Batch * n * g.Dim;
@@ -85,6 +89,7 @@ internal sealed class AttentionProducts : IDisposable
         CheckQkvBias(qkvBias, g);
         CheckKeptHeads(qkvHeads16, e);
         CheckOutputCopy(o16, e);
+        bool keepsP = CheckKeptProbabilities(probabilities16, g);
         var (heads, heads16) = Heads(4 * e, 3 * e);
         var (q, k, v) = SplitHeads(qkv, qkvBias, heads, qkvHeads16.Length > 0 ? qkvHeads16 : heads16, g);
         var oh = heads.SubView(3 * e, e);
@@ -92,13 +97,13 @@ internal sealed class AttentionProducts : IDisposable
         foreach (var (i0, ni, r0, rows) in Tiling(items, n))
         {
             long item = (long)i0 * n * hd, row = (long)r0 * hd;
-            var s = new ProductOperand(tile, tile16);
+            var s = new ProductOperand(tile, keepsP ? KeptTile(probabilities16, i0, ni, r0, rows, n) : tile16);
             // S (ni, rows, N) = s Q_tile K^T.
             Product(new GemmShape(false, true, rows, n, hd, g.Scale, hd, hd, 0f, n, (long)n * hd, (long)n * hd, (long)rows * n, ni),
                 q.From(item + row), k.From(item), s.F32);
             using (_kernels.SubStage("softmax"))
             {
-                if (_fused) _kernels.TileSoftmaxBf16(tile, tile16, lse, ni, new AttentionTile(n, rows, i0, r0));
+                if (_fused) _kernels.TileSoftmaxBf16(tile, s.B16, lse, ni, new AttentionTile(n, rows, i0, r0));
                 else
                 {
                     _kernels.TileSoftmax(tile, lse, ni, new AttentionTile(n, rows, i0, r0));
@@ -122,10 +127,12 @@ internal sealed class AttentionProducts : IDisposable
     /// output o and lse, and dO (B*N, D); delta (B, H, N) is scratch. With <paramref name="dqkv16"/> (bf16 operands from
     /// their producers) the moves back to rows also write dqkv's bf16 copy there, the operand of qkv's backward products.
     /// With <paramref name="qkvHeads16"/>, what the forward wrote there, the products read q, k and v from it and
-    /// qkv and qkvBias are not read.
+    /// qkv and qkvBias are not read. With <paramref name="probabilities16"/>, the P the forward kept there, S is not
+    /// made again and lse is not read.
     /// </summary>
     public void FullBackward(ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> o, ArrayView<float> dO, ArrayView<float> lse,
-        ArrayView<float> delta, ArrayView<float> dqkv, AttentionGeometry g, ArrayView<ushort> dqkv16 = default, ArrayView<ushort> qkvHeads16 = default)
+        ArrayView<float> delta, ArrayView<float> dqkv, AttentionGeometry g, ArrayView<ushort> dqkv16 = default, ArrayView<ushort> qkvHeads16 = default,
+        ArrayView<ushort> probabilities16 = default)
     {
         int n = g.Tokens, hd = g.HeadDim, items = g.Batch * g.Heads;
         long e = (long)g.Batch * n * g.Dim;
@@ -133,6 +140,7 @@ internal sealed class AttentionProducts : IDisposable
         Check(lse.Length >= (long)items * n && delta.Length >= (long)items * n, "lse and delta need (B, H, N)");
         CheckQkvBias(qkvBias, g);
         CheckKeptHeads(qkvHeads16, e);
+        bool keptP = CheckKeptProbabilities(probabilities16, g);
         var (heads, heads16) = Heads(7 * e, 4 * e);
         var (q, k, v) = qkvHeads16.Length > 0
             ? (Part(heads, qkvHeads16, 0, e), Part(heads, qkvHeads16, 1, e), Part(heads, qkvHeads16, 2, e))
@@ -144,23 +152,34 @@ internal sealed class AttentionProducts : IDisposable
             _kernels.FullAttentionDelta(o, dO, delta, g.Batch, n, g.Heads, hd);
             ToHeadMajor(dO, dOh, g.Batch, new HeadLayout(n, g.Heads, hd, g.Dim, 0), round: true);
         }
-        var (tiles, tiles16) = Tiles(items, n, 2);
-        long tileLength = tiles.Length / 2;
-        var s = new ProductOperand(tiles.SubView(0, tileLength), _bf16 ? tiles16.SubView(0, tileLength) : default);
-        var dp = new ProductOperand(tiles.SubView(tileLength, tileLength), _bf16 ? tiles16.SubView(tileLength, tileLength) : default);
+        // Two tiles, S (P) and dP (dS), or dP alone where P was kept.
+        int count = keptP ? 1 : 2;
+        var (tiles, tiles16) = Tiles(items, n, count);
+        long tileLength = tiles.Length / count;
+        var dp = new ProductOperand(tiles.SubView((count - 1) * tileLength, tileLength), _bf16 ? tiles16.SubView((count - 1) * tileLength, tileLength) : default);
+        var scratchS = keptP ? default : new ProductOperand(tiles.SubView(0, tileLength), _bf16 ? tiles16.SubView(0, tileLength) : default);
         foreach (var (i0, ni, r0, rows) in Tiling(items, n))
         {
             long item = (long)i0 * n * hd, row = (long)r0 * hd, tileStride = (long)rows * n, itemStride = (long)n * hd;
             float accumulate = r0 == 0 ? 0f : 1f; // an item's first query tile overwrites its dK and dV, later ones add
-            // S = s Q_tile K^T and dP = dO_tile V^T (ni, rows, N).
-            Product(new GemmShape(false, true, rows, n, hd, g.Scale, hd, hd, 0f, n, itemStride, itemStride, tileStride, ni), q.From(item + row), k.From(item), s.F32);
+            var tile = new AttentionTile(n, rows, i0, r0);
+            // S = s Q_tile K^T (unless P was kept) and dP = dO_tile V^T (ni, rows, N).
+            var s = keptP ? new ProductOperand(default, KeptTile(probabilities16, i0, ni, r0, rows, n)) : scratchS;
+            if (!keptP)
+                Product(new GemmShape(false, true, rows, n, hd, g.Scale, hd, hd, 0f, n, itemStride, itemStride, tileStride, ni), q.From(item + row), k.From(item), s.F32);
             Product(new GemmShape(false, true, rows, n, hd, 1f, hd, hd, 0f, n, itemStride, itemStride, tileStride, ni), dOh.From(item + row), v.From(item), dp.F32);
             using (_kernels.SubStage("softmax"))
             {
-                if (_fused) _kernels.TileSoftmaxBackwardBf16(s.F32, dp.F32, lse, delta, s.B16, dp.B16, ni, new AttentionTile(n, rows, i0, r0));
+                if (keptP && _fused) _kernels.TileSoftmaxBackwardFromProbabilitiesBf16(s.B16, dp.F32, delta, dp.B16, ni, tile);
+                else if (keptP)
+                {
+                    _kernels.TileSoftmaxBackwardFromProbabilities(s.B16, dp.F32, delta, ni, tile);
+                    Round(dp, (long)ni * tileStride);
+                }
+                else if (_fused) _kernels.TileSoftmaxBackwardBf16(s.F32, dp.F32, lse, delta, s.B16, dp.B16, ni, tile);
                 else
                 {
-                    _kernels.TileSoftmaxBackward(s.F32, dp.F32, lse, delta, ni, new AttentionTile(n, rows, i0, r0));
+                    _kernels.TileSoftmaxBackward(s.F32, dp.F32, lse, delta, ni, tile);
                     Round(s, (long)ni * tileStride);
                     Round(dp, (long)ni * tileStride);
                 }
@@ -331,6 +350,18 @@ internal sealed class AttentionProducts : IDisposable
     private void CheckKeptHeads(ArrayView<ushort> qkvHeads16, long e) =>
         Check(qkvHeads16.Length == 0 || (_fused && qkvHeads16.Length >= 3 * e),
             "kept head-major q, k, v need bf16 operands from their producers and 3 B N D values");
+
+    /// <summary>Whether P is kept: <paramref name="probabilities16"/> is empty, or (bf16 only) holds B H N N values.</summary>
+    private bool CheckKeptProbabilities(ArrayView<ushort> probabilities16, AttentionGeometry g)
+    {
+        if (probabilities16.Length == 0) return false;
+        Check(_bf16 && probabilities16.Length >= (long)g.Batch * g.Heads * g.Tokens * g.Tokens, "kept probabilities need bf16 products and B H N N values");
+        return true;
+    }
+
+    /// <summary>The part of the kept P (B H, N, N) a tile of items i0.. and query rows r0.. covers: (items, rows, N), contiguous.</summary>
+    private static ArrayView<ushort> KeptTile(ArrayView<ushort> probabilities16, int i0, int items, int r0, int rows, int n) =>
+        probabilities16.SubView(((long)i0 * n + r0) * n, (long)items * rows * n);
 
     /// <summary>The output's bf16 copy: empty, or as long as the output, and only where the kernels write bf16 operands themselves.</summary>
     private void CheckOutputCopy(ArrayView<ushort> o16, long e) =>

@@ -14,7 +14,9 @@ namespace MediatorDiT.Cuda.Models;
 /// (the fp32 LayerNorm output a thread-per-row kernel rounds, or an observer reads), GELU's output has no fp32 buffer.
 /// Training full attention that way, each block keeps q, k and v as the bf16 head-major operands the forward made
 /// (6 bytes a value, which the backward's products read without moving them again) in place of its fp32 qkv rows
-/// (12 bytes a value; one set of scratch for all blocks).
+/// (12 bytes a value; one set of scratch for all blocks). Training full attention with bf16 products (<c>keepsProbabilities</c>),
+/// each block also keeps the forward's attention probabilities P in bf16 (B, H, N, N), which its backward reads in
+/// place of making the logits again.
 /// </summary>
 internal sealed class DeviceActivations : IDisposable
 {
@@ -24,7 +26,8 @@ internal sealed class DeviceActivations : IDisposable
     private readonly DeviceBlockActivations[] _blocks;
     private readonly int _chunk;
 
-    public DeviceActivations(ModelConfig cfg, int batch, Accelerator accelerator, bool perBlock = false, bool bf16Operands = false)
+    public DeviceActivations(ModelConfig cfg, int batch, Accelerator accelerator, bool perBlock = false, bool bf16Operands = false,
+        bool keepsProbabilities = false)
     {
         ArrayView<float> New(long length)
         {
@@ -62,9 +65,10 @@ internal sealed class DeviceActivations : IDisposable
         Output = New((long)batch * cfg.ReturnedChannels * cfg.InputSize * cfg.InputSize);
         PerBlock = perBlock;
         _blocks = new DeviceBlockActivations[perBlock ? cfg.Depth : 1];
+        bool fullAttention = cfg.Attention != AttentionKind.Mediator;
         for (int i = 0; i < _blocks.Length; i++)
             _blocks[i] = new DeviceBlockActivations(cfg, batch, New, bf16Operands ? New16 : null, bf16Operands && i > 0 ? _blocks[0] : null,
-                keepsQkvHeads: perBlock && bf16Operands && cfg.Attention != AttentionKind.Mediator);
+                keepsQkvHeads: perBlock && bf16Operands && fullAttention, allocateProbabilities: perBlock && keepsProbabilities && fullAttention ? New16 : null);
     }
 
     /// <summary>B, the batch size the buffers are for.</summary>
@@ -128,10 +132,11 @@ internal sealed class DeviceBlockActivations
     /// The buffers from <paramref name="allocate"/>; with <paramref name="allocate16"/> also the products' bf16 inputs
     /// (and no fp32 GELU output), H1 and H2 then taken from <paramref name="scratchOf"/> when given (one set for all
     /// blocks). With <paramref name="keepsQkvHeads"/> (full attention, bf16 operands) the block keeps
-    /// <see cref="QkvHeadsBf16"/>, and its fp32 qkv is <paramref name="scratchOf"/>'s when given.
+    /// <see cref="QkvHeadsBf16"/>, and its fp32 qkv is <paramref name="scratchOf"/>'s when given. With
+    /// <paramref name="allocateProbabilities"/> (full attention, bf16 products) it keeps <see cref="Probabilities16"/>.
     /// </summary>
     public DeviceBlockActivations(ModelConfig cfg, int batch, Func<long, ArrayView<float>> allocate, Func<long, ArrayView<ushort>>? allocate16 = null,
-        DeviceBlockActivations? scratchOf = null, bool keepsQkvHeads = false)
+        DeviceBlockActivations? scratchOf = null, bool keepsQkvHeads = false, Func<long, ArrayView<ushort>>? allocateProbabilities = null)
     {
         if (keepsQkvHeads && allocate16 is null) throw new ArgumentException("head-major bf16 q, k, v are kept only with bf16 operands", nameof(keepsQkvHeads));
         int d = cfg.HiddenSize, n = cfg.NumTokens, heads = cfg.NumHeads, m = cfg.MediatorNum;
@@ -156,6 +161,7 @@ internal sealed class DeviceBlockActivations
         Fc1 = allocate(rows * cfg.MlpHidden);
         Gelu = allocate(allocate16 is null ? rows * cfg.MlpHidden : 0);
         Mlp = allocate(rows * d);
+        Probabilities16 = allocateProbabilities?.Invoke(rows * heads * n) ?? default;
         if (allocate16 is null) return;
         H1Bf16 = allocate16(rows * d);
         HeadsBf16 = allocate16(rows * d);
@@ -223,6 +229,12 @@ internal sealed class DeviceBlockActivations
     /// them: kept for the backward's when training with bf16 operands from their producers (empty otherwise).
     /// </summary>
     public ArrayView<ushort> QkvHeadsBf16 { get; }
+
+    /// <summary>
+    /// Full attention's probabilities P (B, H, N, N) in bf16 as the forward's PV product read them: kept for the
+    /// backward when training with bf16 products (empty otherwise).
+    /// </summary>
+    public ArrayView<ushort> Probabilities16 { get; }
 
     /// <summary>qkv's input H1 with its bf16 copy (when kept).</summary>
     public ProductOperand QkvInput => new(H1, H1Bf16);

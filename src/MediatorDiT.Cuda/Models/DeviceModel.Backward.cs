@@ -133,7 +133,8 @@ internal sealed partial class DeviceModel
             using (k.Stage("backward: mediator attention core")) MediatorBackward(s, w, grads, g, b);
         else
             using (k.Stage("backward: full attention core"))
-                _products.Attention.FullBackward(s.Qkv, w.QkvBias, s.Heads, g.Heads, s.Lse, g.Delta, g.Qkv, Geometry(b), g.QkvBf16, s.QkvHeadsBf16);
+                _products.Attention.FullBackward(s.Qkv, w.QkvBias, s.Heads, g.Heads, s.Lse, g.Delta, g.Qkv, Geometry(b), g.QkvBf16, s.QkvHeadsBf16,
+                    s.Probabilities16);
         using (k.Stage("backward: qkv"))
             _products.Backward(s.QkvInput, w.QkvWeight, w.Mediator ? g.Qkv : g.QkvGradient, grads.QkvWeight, grads.QkvBias, g.H, rows, d, 3 * d, false);
         using (k.Stage(norms))

@@ -129,8 +129,9 @@ internal sealed partial class DeviceModel : IDisposable
         if (_activations?.Batch != batch)
         {
             _activations?.Dispose();
-            _activations = new DeviceActivations(Config, batch, _kernels.Accelerator, perBlock: _gradients is not null,
-                bf16Operands: _products.OperandsFromProducers);
+            bool training = _gradients is not null;
+            _activations = new DeviceActivations(Config, batch, _kernels.Accelerator, perBlock: training,
+                bf16Operands: _products.OperandsFromProducers, keepsProbabilities: training && _products.Precision == DevicePrecision.Bf16);
         }
         return _activations;
     }
@@ -183,7 +184,7 @@ internal sealed partial class DeviceModel : IDisposable
                         s.Vm, s.A2, s.Heads, geometry, heads16);
             else
                 using (k.Stage("forward: full attention core"))
-                    _products.Attention.FullForward(s.Qkv, block.QkvBias, s.Heads, s.Lse, geometry, s.QkvHeadsBf16, heads16);
+                    _products.Attention.FullForward(s.Qkv, block.QkvBias, s.Heads, s.Lse, geometry, s.QkvHeadsBf16, heads16, s.Probabilities16);
             using (k.Stage("forward: proj"))
                 _products.Forward(s.ProjInput, block.ProjWeight, s.AttentionOut, rows, d, d, accumulate: false); // + bias in the gated residual
             using (k.Stage("forward: norms and gated residuals"))

@@ -95,6 +95,34 @@ public class Bf16OperandKernelsTests(AcceleratorFixture device)
         device.AssertSameBits(logits, device.Download(s2)); // read, not written
     }
 
+    [Fact]
+    public void TileSoftmaxBackwardFromProbabilities_IsPTimesTheShiftedUpstreamAndItsBf16TwinItsRounding()
+    {
+        const int n = 7, rows = 3, items = 2; // a tile of 2 items x 3 rows from row 2, of 4 items of 7 tokens: 42 values, not a multiple of 4 threads' worth
+        var tile = new AttentionTile(n, rows, 1, 2);
+        var probabilities = KernelData.Uniform(items * rows * n, 209, 0f, 1f).Select(Bf16.Round).ToArray();
+        var upstream = KernelData.Uniform(items * rows * n, 210, -2f, 2f);
+        var delta = KernelData.Uniform(4 * n, 211, -1f, 1f);
+        var expected = new float[upstream.Length];
+        for (int i = 0; i < expected.Length; i++)
+        {
+            long row = tile.LseIndex(i / n); // item 1 + i / (rows n), row 2 + (i / n) % rows
+            Assert.Equal((1 + i / (rows * n)) * n + 2 + i / n % rows, row);
+            expected[i] = Bf16.Widen(probabilities[i]) * (upstream[i] - delta[row]);
+        }
+        using var p16 = device.Accelerator.Allocate1D(probabilities);
+        using var dDelta = device.Upload(delta);
+        using var dp = device.Upload(upstream);
+        device.Kernels.TileSoftmaxBackwardFromProbabilities(p16.View, dp.View, dDelta.View, items, tile);
+        device.AssertSameBits(expected, device.Download(dp));
+
+        using var dp2 = device.Upload(upstream);
+        using var ds16 = Halves(upstream.Length);
+        device.Kernels.TileSoftmaxBackwardFromProbabilitiesBf16(p16.View, dp2.View, dDelta.View, ds16.View, items, tile);
+        AssertSameHalves(Rounded(expected), Download(ds16), "ds16");
+        device.AssertSameBits(upstream, device.Download(dp2)); // read, not written
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)] // qkv's bias added to v as the conv reads it

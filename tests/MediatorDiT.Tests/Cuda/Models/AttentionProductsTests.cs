@@ -220,6 +220,81 @@ public class AttentionProductsTests(AcceleratorFixture device)
     }
 
     [Theory]
+    [InlineData(AttentionProducts.DefaultTileFloats, true)]
+    [InlineData(4 * Tokens * Tokens, true)]
+    [InlineData(4 * Tokens, true)]
+    [InlineData(4 * Tokens, false)]
+    public void KeptProbabilities_AreTheForwardsPInBf16(long tileFloats, bool operandsFromProducers)
+    {
+        // A bf16 training forward keeps P (B, H, N, N) for the backward: the output and lse are the bits of the forward
+        // that keeps nothing, and each kept value is exp(logit - lse) rounded to bf16 (half an ulp, 2^-9 relative, plus
+        // the logit's fp32 sums), at its item, row and key.
+        var qkv = KernelData.Uniform(Batch * Tokens * 3 * Dim, 114, -2f, 2f);
+        var (o, lse) = Forward(qkv, DevicePrecision.Bf16, tileFloats, operandsFromProducers: operandsFromProducers);
+        var (keptO, keptLse, p16) = ForwardKeepingP(qkv, tileFloats, operandsFromProducers);
+        device.AssertSameBits(o, keptO);
+        device.AssertSameBits(lse, keptLse);
+        for (int b = 0; b < Batch; b++)
+        for (int h = 0; h < Heads; h++)
+        for (int i = 0; i < Tokens; i++)
+        for (int j = 0; j < Tokens; j++)
+        {
+            double p = Math.Exp(Logit(qkv, b, h, i, j, bf16: true) - lse[(b * Heads + h) * Tokens + i]);
+            float kept = Bf16.Widen(p16[((b * Heads + h) * Tokens + i) * Tokens + j]);
+            Assert.True(Math.Abs(kept - p) <= Math.Pow(2, -8) * p + 1e-6, $"P of image {b}, head {h}, row {i}, key {j}: expected {p:R}, kept {kept:R}");
+        }
+        Assert.Equal(ForwardKeepingP(qkv, tileFloats, !operandsFromProducers).P16, p16); // both roundings keep the same bits
+    }
+
+    [Theory]
+    [MemberData(nameof(TileSizes))]
+    public void KeptProbabilities_GiveTheBackwardFromThatP(long tileFloats)
+    {
+        // The backward from the kept P (S not made again, lse not read) against the host's run of the algorithm with
+        // that P, 1e-3 as the bf16 backward's; operands from their producers give the separate roundings' bits.
+        var attention = CpuLayer(115);
+        var (_, _, p16) = ForwardKeepingP(attention.SavedQkv.Span.ToArray(), tileFloats, operandsFromProducers: true);
+        var fused = Backward(attention, DevicePrecision.Bf16, tileFloats, null, operandsFromProducers: true, out _, keptP: p16);
+        var separate = Backward(attention, DevicePrecision.Bf16, tileFloats, null, operandsFromProducers: false, out _, keptP: p16);
+        device.AssertSameBits(separate, fused);
+        GradientData.AssertClose(HostBackward(attention, bf16: true, keptP: p16), fused, 1e-3, "dqkv from the kept P");
+        var zeros = new ushort[p16.Length];
+        Assert.True(MaxDifference(fused, Backward(attention, DevicePrecision.Bf16, tileFloats, null, true, out _, keptP: zeros)) > 1e-2,
+            "the backward did not read the kept P");
+    }
+
+    /// <summary>The bf16 forward of qkv that keeps P: o, lse and the kept P (B, H, N, N).</summary>
+    private (float[] O, float[] Lse, ushort[] P16) ForwardKeepingP(float[] qkv, long tileFloats, bool operandsFromProducers)
+    {
+        using var gemm = new IlgpuGemm(device.Accelerator);
+        using var products = new AttentionProducts(device.Kernels, gemm, DevicePrecision.Bf16, tileFloats, operandsFromProducers);
+        using var input = device.Upload(qkv);
+        using var o = device.Upload(KernelData.Uniform(Batch * Tokens * Dim, 95));
+        using var lse = device.Upload(KernelData.Uniform(Batch * Heads * Tokens, 96));
+        using var p16 = device.Accelerator.Allocate1D<ushort>(Batch * Heads * Tokens * Tokens);
+        using var o16 = device.Accelerator.Allocate1D<ushort>(operandsFromProducers ? Batch * Tokens * Dim : 0);
+        products.FullForward(input.View, default, o.View, lse.View, Geometry, o16: o16.View, probabilities16: p16.View);
+        device.Accelerator.Synchronize();
+        return (device.Download(o), device.Download(lse), p16.GetAsArray1D());
+    }
+
+    [Fact]
+    public void KeptProbabilities_NeedBf16AndEveryItemsRows()
+    {
+        using var gemm = new IlgpuGemm(device.Accelerator);
+        using var fp32 = new AttentionProducts(device.Kernels, gemm, DevicePrecision.Fp32);
+        using var bf16 = new AttentionProducts(device.Kernels, gemm, DevicePrecision.Bf16);
+        using var qkv = device.Upload(KernelData.Uniform(Batch * Tokens * 3 * Dim, 116));
+        using var o = device.Accelerator.Allocate1D<float>(Batch * Tokens * Dim);
+        using var lse = device.Accelerator.Allocate1D<float>(Batch * Heads * Tokens);
+        using var p16 = device.Accelerator.Allocate1D<ushort>(Batch * Heads * Tokens * Tokens);
+        var ex = Assert.Throws<ArgumentException>(() => fp32.FullForward(qkv.View, default, o.View, lse.View, Geometry, probabilities16: p16.View));
+        Assert.Contains("bf16", ex.Message);
+        var shortP = p16.View.SubView(0, p16.Length - 1);
+        Assert.Throws<ArgumentException>(() => bf16.FullForward(qkv.View, default, o.View, lse.View, Geometry, probabilities16: shortP));
+    }
+
+    [Theory]
     [InlineData(2, 4, 2, 3, 2, false)]
     [InlineData(1, 5, 2, 4, 3, false)] // a grid the mediator grid does not divide: overlapping pooling bins
     [InlineData(2, 4, 2, 3, 2, true)]
@@ -385,8 +460,11 @@ public class AttentionProductsTests(AcceleratorFixture device)
         return o;
     }
 
-    /// <summary>The backward's dqkv in double from the CPU layer's saved tensors, with P and dS rounded as the products read them.</summary>
-    private static float[] HostBackward(FullAttention attention, bool bf16)
+    /// <summary>
+    /// The backward's dqkv in double from the CPU layer's saved tensors, with P and dS rounded as the products read them;
+    /// with <paramref name="keptP"/> (bf16 only; B, H, N, N) P is that one, in dV's product and in dS = P (dP - delta).
+    /// </summary>
+    private static float[] HostBackward(FullAttention attention, bool bf16, ushort[]? keptP = null)
     {
         var qkv = attention.SavedQkv.Span.ToArray();
         var o = attention.SavedHeadOutputs.Span.ToArray();
@@ -402,7 +480,9 @@ public class AttentionProductsTests(AcceleratorFixture device)
             for (int c = 0; c < HeadDim; c++) delta += (double)dO[Row(b, i) * Dim + h * HeadDim + c] * o[Row(b, i) * Dim + h * HeadDim + c];
             for (int j = 0; j < Tokens; j++)
             {
-                float p = (float)Math.Exp(Logit(qkv, b, h, i, j, bf16) - lse[(b * Heads + h) * Tokens + i]);
+                float p = keptP is null
+                    ? (float)Math.Exp(Logit(qkv, b, h, i, j, bf16) - lse[(b * Heads + h) * Tokens + i])
+                    : Bf16.Widen(keptP[((b * Heads + h) * Tokens + i) * Tokens + j]);
                 double dp = 0;
                 for (int c = 0; c < HeadDim; c++)
                     dp += Read(dO[Row(b, i) * Dim + h * HeadDim + c], bf16) * Read(qkv[Row(b, j) * 3 * Dim + 2 * Dim + h * HeadDim + c], bf16);
@@ -466,7 +546,7 @@ public class AttentionProductsTests(AcceleratorFixture device)
     /// write operands. <paramref name="qkv"/> (with <paramref name="qkvBias"/>, added by the moves) replaces the layer's saved qkv when given.
     /// </summary>
     private float[] Backward(FullAttention attention, DevicePrecision precision, long tileFloats, KernelSet? kernels, bool operandsFromProducers,
-        out ushort[] dqkv16, float[]? qkv = null, float[]? qkvBias = null)
+        out ushort[] dqkv16, float[]? qkv = null, float[]? qkvBias = null, ushort[]? keptP = null)
     {
         using var gemm = new IlgpuGemm(device.Accelerator);
         using var products = new AttentionProducts(kernels ?? device.Kernels, gemm, precision, tileFloats, operandsFromProducers);
@@ -474,12 +554,15 @@ public class AttentionProductsTests(AcceleratorFixture device)
         using var dQkv = device.Upload(qkv ?? attention.SavedQkv.Span.ToArray());
         using var o = device.Upload(attention.SavedHeadOutputs.Span.ToArray());
         using var dO = device.Upload(attention.HeadOutputGradient.Span.ToArray());
-        using var lse = device.Upload(attention.SavedLogSumExp.Span.ToArray());
+        // With a kept P the backward must not read lse: give it garbage there.
+        using var lse = device.Upload(keptP is null ? attention.SavedLogSumExp.Span.ToArray() : KernelData.Uniform(Batch * Heads * Tokens, 113, -50f, 50f));
+        using var p16 = keptP is null ? null : device.Accelerator.Allocate1D(keptP);
         using var delta = device.Accelerator.Allocate1D<float>(Batch * Heads * Tokens);
         using var dqkv = device.Upload(KernelData.Uniform(Batch * Tokens * 3 * Dim, 97)); // overwritten, not added to
         using var halves = device.Accelerator.Allocate1D<ushort>(Batch * Tokens * 3 * Dim);
         halves.MemSetToZero();
-        products.FullBackward(dQkv.View, bias?.View ?? default, o.View, dO.View, lse.View, delta.View, dqkv.View, Geometry, halves.View);
+        products.FullBackward(dQkv.View, bias?.View ?? default, o.View, dO.View, lse.View, delta.View, dqkv.View, Geometry, halves.View,
+            probabilities16: p16 is null ? default : p16.View);
         var result = device.Download(dqkv);
         dqkv16 = halves.GetAsArray1D();
         return result;
