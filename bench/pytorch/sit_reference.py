@@ -393,7 +393,9 @@ def case_products(args, device, timer, autocast):
             a, b = a[0], b[0]
         output = "fp32"
         run = None
-        if bf16:
+        if bf16 and shape.get("output") == "bf16":
+            output = "bf16"  # recorded with a bf16 output: torch's default for bf16 operands
+        elif bf16:
             try:
                 run = product_call(shape, a, b, torch.zeros(a.shape[:-1] + b.shape[-1:], device=device), True)
                 run()
@@ -415,7 +417,7 @@ def case_products(args, device, timer, autocast):
                          flops_per_second=flops / per_call))
         del a, b, run
     return dict(note=f"torch.mm/bmm/addmm/baddbmm on the shapes MediatorDiT recorded, {calls_per_run} calls per timed run, median of "
-                     f"{repeats}; operands of 1.0; bf16 operands, fp32 output where out_dtype exists",
+                     f"{repeats}; operands of 1.0; bf16 operands, the output as recorded (fp32 through out_dtype where it exists, else bf16)",
                 shapes=rows, calls=sum(r["calls"] for r in rows), flops=total_flops, seconds=total_seconds,
                 flops_per_second=total_flops / total_seconds if total_seconds else None)
 

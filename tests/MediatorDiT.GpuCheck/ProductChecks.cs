@@ -57,6 +57,7 @@ public static class ProductChecks
         using var aFloat = Filled<float>(accelerator, a32, operand);
         using var bFloat = Filled<float>(accelerator, b32, operand);
         using var cFloat = Filled<float>(accelerator, c, 0);
+        using var cHalf = Filled<ushort>(accelerator, products.Where(p => p.Bf16Output).Select(p => p.Shape.Extents().C).DefaultIfEmpty(0).Max(), 0);
 
         var rows = new JsonArray();
         var totals = variants.ToDictionary(v => v.Name, _ => 0.0);
@@ -67,7 +68,8 @@ public static class ProductChecks
             Action Run(IDeviceGemm gemm) => () =>
             {
                 for (int i = 0; i < callsPerRun; i++)
-                    if (product.Precision == DevicePrecision.Bf16) gemm.GemmBf16(shape, aHalf.AsContiguous(), bHalf.AsContiguous(), cFloat.AsContiguous());
+                    if (product.Bf16Output) gemm.GemmBf16(shape, aHalf.AsContiguous(), bHalf.AsContiguous(), cHalf.AsContiguous());
+                    else if (product.Precision == DevicePrecision.Bf16) gemm.GemmBf16(shape, aHalf.AsContiguous(), bHalf.AsContiguous(), cFloat.AsContiguous());
                     else gemm.Sgemm(shape, aFloat.AsContiguous(), bFloat.AsContiguous(), cFloat.AsContiguous());
             };
             var times = DeviceTiming.Interleaved(accelerator, 1, repeats, CancellationToken.None, variants.Select(v => Run(v.Gemm)).ToArray());
@@ -84,6 +86,7 @@ public static class ProductChecks
             rows.Add(new JsonObject
             {
                 ["precision"] = DevicePrecisions.Name(product.Precision),
+                ["output"] = product.Bf16Output ? "bf16" : "fp32",
                 ["trans_a"] = shape.TransA, ["trans_b"] = shape.TransB, ["m"] = shape.M, ["n"] = shape.N, ["k"] = shape.K, ["batch"] = shape.Batch,
                 ["alpha"] = shape.Alpha, ["beta"] = shape.Beta,
                 ["calls"] = product.Calls,

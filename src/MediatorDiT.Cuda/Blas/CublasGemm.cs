@@ -10,8 +10,8 @@ namespace MediatorDiT.Cuda.Blas;
 /// (so products queue behind the ILGPU kernels), CUBLAS_DEFAULT_MATH (fp32 stays fp32: no TF32), alpha and beta passed
 /// from the host, and on Hopper and later a workspace of its own of <see cref="RecommendedWorkspaceBytes"/> (cuBLAS's
 /// default pool is 4 MiB; NVIDIA recommends at least 32 MiB there, where more kernels, e.g. split-K, need room).
-/// fp32 products go to cublasSgemm_v2 / cublasSgemmStridedBatched; <see cref="GemmBf16"/> takes bf16 operands with
-/// fp32 accumulation and output through cublasGemmEx / cublasGemmStridedBatchedEx (CUBLAS_COMPUTE_32F). Row-major
+/// fp32 products go to cublasSgemm_v2 / cublasSgemmStridedBatched; the GemmBf16 overloads take bf16 operands with
+/// fp32 accumulation and an fp32 or bf16 output through cublasGemmEx / cublasGemmStridedBatchedEx (CUBLAS_COMPUTE_32F). Row-major
 /// shapes are mapped by <see cref="CublasCall.For"/>.
 /// </summary>
 internal sealed unsafe class CublasGemm : IDeviceGemm
@@ -68,8 +68,8 @@ internal sealed unsafe class CublasGemm : IDeviceGemm
     /// Checks the shape; false for an empty product, else cuBLAS's column-major call and the device addresses of its
     /// operands, B's first (C^T = B^T A^T, <see cref="CublasCall"/>).
     /// </summary>
-    private static bool Prepare<T>(in GemmShape shape, ArrayView<T> a, ArrayView<T> b, ArrayView<float> c, out CublasCall call,
-        out IntPtr first, out IntPtr second, out IntPtr pc) where T : unmanaged
+    private static bool Prepare<T, TC>(in GemmShape shape, ArrayView<T> a, ArrayView<T> b, ArrayView<TC> c, out CublasCall call,
+        out IntPtr first, out IntPtr second, out IntPtr pc) where T : unmanaged where TC : unmanaged
     {
         shape.Check(a.Length, b.Length, c.Length);
         (call, first, second, pc) = (default, IntPtr.Zero, IntPtr.Zero, IntPtr.Zero);
@@ -97,14 +97,28 @@ internal sealed unsafe class CublasGemm : IDeviceGemm
     /// </summary>
     public void GemmBf16(in GemmShape shape, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> c)
     {
-        if (!Prepare(shape, a, b, c, out var call, out var first, out var second, out var pc)) return;
+        if (Prepare(shape, a, b, c, out var call, out var first, out var second, out var pc)) GemmEx(shape, call, first, second, pc, CublasApi.R32F);
+    }
+
+    /// <summary>
+    /// The product with A and B in bf16, accumulated in fp32 and written in bf16 (C's type CUDA_R_16BF: cuBLAS rounds
+    /// each fp32 result once as it stores it): C = alpha op(A) op(B) + beta C.
+    /// </summary>
+    public void GemmBf16(in GemmShape shape, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<ushort> c)
+    {
+        if (Prepare(shape, a, b, c, out var call, out var first, out var second, out var pc)) GemmEx(shape, call, first, second, pc, CublasApi.R16BF);
+    }
+
+    /// <summary>cublasGemmEx (one item) or cublasGemmStridedBatchedEx: bf16 operands, fp32 compute and scalars, C of <paramref name="cType"/>.</summary>
+    private void GemmEx(in GemmShape shape, in CublasCall call, IntPtr first, IntPtr second, IntPtr pc, int cType)
+    {
         float alpha = shape.Alpha, beta = shape.Beta;
         if (call.Batch == 1)
             CublasErrors.Check(_api.GemmEx(_handle, call.OpFirst, call.OpSecond, call.M, call.N, call.K, &alpha, first, CublasApi.R16BF, call.LdFirst,
-                second, CublasApi.R16BF, call.LdSecond, &beta, pc, CublasApi.R32F, call.Ldc, CublasApi.Compute32F, CublasApi.GemmDefault), "cublasGemmEx");
+                second, CublasApi.R16BF, call.LdSecond, &beta, pc, cType, call.Ldc, CublasApi.Compute32F, CublasApi.GemmDefault), "cublasGemmEx");
         else
             CublasErrors.Check(_api.GemmStridedBatchedEx(_handle, call.OpFirst, call.OpSecond, call.M, call.N, call.K, &alpha, first, CublasApi.R16BF,
-                call.LdFirst, call.StrideFirst, second, CublasApi.R16BF, call.LdSecond, call.StrideSecond, &beta, pc, CublasApi.R32F, call.Ldc, call.StrideC,
+                call.LdFirst, call.StrideFirst, second, CublasApi.R16BF, call.LdSecond, call.StrideSecond, &beta, pc, cType, call.Ldc, call.StrideC,
                 call.Batch, CublasApi.Compute32F, CublasApi.GemmDefault), "cublasGemmStridedBatchedEx");
     }
 

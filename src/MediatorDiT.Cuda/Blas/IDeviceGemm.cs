@@ -6,7 +6,8 @@ namespace MediatorDiT.Cuda.Blas;
 /// Row-major matrix products on the device, the one entry point the device layers use (the device twin of
 /// Tensors.Gemm): for each of <see cref="GemmShape.Batch"/> items i,
 /// C_i[m,n] = alpha op(A_i)[m,k] op(B_i)[k,n] + beta C_i[m,n], with A_i at a + i strideA (likewise B, C), in float32
-/// (<see cref="Sgemm"/>) or from bf16 operands with float32 accumulation and output (<see cref="GemmBf16"/>).
+/// (<see cref="Sgemm"/>) or from bf16 operands with float32 accumulation and a float32 or bf16 output (the
+/// <see cref="GemmBf16(in GemmShape, ArrayView{ushort}, ArrayView{ushort}, ArrayView{float})"/> overloads).
 /// Products are queued on the accelerator's default stream. Implementations: <see cref="IlgpuGemm"/> (every
 /// accelerator) and <see cref="CublasGemm"/> (CUDA devices).
 /// </summary>
@@ -20,6 +21,12 @@ internal interface IDeviceGemm : IDisposable
     /// elements, as for <see cref="Sgemm"/>), accumulated and written in float32.
     /// </summary>
     void GemmBf16(in GemmShape shape, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> c);
+
+    /// <summary>
+    /// As the float32-output overload, C written in bf16: each element's float32 result alpha sum (+ beta C, C widened)
+    /// rounded to bf16 once (to nearest, ties to even), as PyTorch's bf16 products store theirs.
+    /// </summary>
+    void GemmBf16(in GemmShape shape, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<ushort> c);
 }
 
 /// <summary>

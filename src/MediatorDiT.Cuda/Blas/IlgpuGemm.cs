@@ -33,12 +33,34 @@ internal readonly struct Bf16Operands : IOperandWidening<ushort>
     public float Widen(ushort value) => Bf16.Widen(value);
 }
 
+/// <summary>How a kernel stores C's element: the float32 result as it is, or rounded to bf16 (beta then reads C widened).</summary>
+internal interface IGemmOutput<T> where T : unmanaged
+{
+    T Store(float result);
+    float Widen(T value);
+}
+
+/// <summary>float32 output.</summary>
+internal readonly struct Fp32Output : IGemmOutput<float>
+{
+    public float Store(float result) => result;
+    public float Widen(float value) => value;
+}
+
+/// <summary>bf16 output (<see cref="Bf16.Round"/> of the float32 result).</summary>
+internal readonly struct Bf16Output : IGemmOutput<ushort>
+{
+    public ushort Store(float result) => Bf16.Round(result);
+    public float Widen(ushort value) => Bf16.Widen(value);
+}
+
 /// <summary>
 /// The GEMM kernels written in ILGPU, for every accelerator (the CPU accelerator in tests; a CUDA device without
 /// cuBLAS), over float32 or bf16 operands (the kernels' <c>TW</c> widens each element to float32 as it is loaded,
-/// exactly, so a bf16 product equals the float32 product of the widened operands bit for bit).
-/// <see cref="Tiled{T, TW}"/> stages T x T tiles of op(A) and op(B) in shared memory, one thread per element of C;
-/// <see cref="Plain{T, TW}"/>, its reference twin, reads the operands straight from memory. Both sum the K products in
+/// exactly, so a bf16 product equals the float32 product of the widened operands bit for bit; <c>TO</c> stores C's
+/// element, as it is or rounded to bf16 once).
+/// <see cref="Tiled{T, TW, TC, TO}"/> stages T x T tiles of op(A) and op(B) in shared memory, one thread per element of C;
+/// <see cref="Plain{T, TW, TC, TO}"/>, its reference twin, reads the operands straight from memory. Both sum the K products in
 /// order with fused multiply-adds from zero, so they give the same bits.
 /// </summary>
 internal static class GemmKernels
@@ -51,10 +73,10 @@ internal static class GemmKernels
     private static float LoadB<T, TW>(ArrayView<T> b, in DeviceGemmArgs g, long bOff, int p, int col) where T : unmanaged where TW : struct, IOperandWidening<T> =>
         default(TW).Widen(g.TransB != 0 ? b[bOff + (long)col * g.Ldb + p] : b[bOff + (long)p * g.Ldb + col]);
 
-    private static void Store(ArrayView<float> c, in DeviceGemmArgs g, long index, float sum)
+    private static void Store<TC, TO>(ArrayView<TC> c, in DeviceGemmArgs g, long index, float sum) where TC : unmanaged where TO : struct, IGemmOutput<TC>
     {
         float v = g.Alpha * sum;
-        c[index] = g.Beta == 0f ? v : v + g.Beta * c[index];
+        c[index] = default(TO).Store(g.Beta == 0f ? v : v + g.Beta * default(TO).Widen(c[index]));
     }
 
     /// <summary>
@@ -62,7 +84,8 @@ internal static class GemmKernels
     /// along K every thread loads one element of the A tile and one of the B tile (as float32) into dynamic shared
     /// memory (2 T^2 floats), then adds its row-by-column products.
     /// </summary>
-    public static void Tiled<T, TW>(ArrayView<T> a, ArrayView<T> b, ArrayView<float> c, DeviceGemmArgs g) where T : unmanaged where TW : struct, IOperandWidening<T>
+    public static void Tiled<T, TW, TC, TO>(ArrayView<T> a, ArrayView<T> b, ArrayView<TC> c, DeviceGemmArgs g)
+        where T : unmanaged where TW : struct, IOperandWidening<T> where TC : unmanaged where TO : struct, IGemmOutput<TC>
     {
         int t = Group.DimX, tx = Group.IdxX, ty = Group.IdxY;
         int col = Grid.IdxX * t + tx, row = Grid.IdxY * t + ty, item = Grid.IdxZ;
@@ -81,17 +104,18 @@ internal static class GemmKernels
             for (int q = 0; q < steps; q++) sum = MathF.FusedMultiplyAdd(tileA[ty * t + q], tileB[q * t + tx], sum);
             Group.Barrier();
         }
-        if (row < g.M && col < g.N) Store(c, g, item * g.StrideC + (long)row * g.Ldc + col, sum);
+        if (row < g.M && col < g.N) Store<TC, TO>(c, g, item * g.StrideC + (long)row * g.Ldc + col, sum);
     }
 
     /// <summary>One thread per element of C (index: item, row, column), the K products read from memory in order.</summary>
-    public static void Plain<T, TW>(Index3D i, ArrayView<T> a, ArrayView<T> b, ArrayView<float> c, DeviceGemmArgs g) where T : unmanaged where TW : struct, IOperandWidening<T>
+    public static void Plain<T, TW, TC, TO>(Index3D i, ArrayView<T> a, ArrayView<T> b, ArrayView<TC> c, DeviceGemmArgs g)
+        where T : unmanaged where TW : struct, IOperandWidening<T> where TC : unmanaged where TO : struct, IGemmOutput<TC>
     {
         int item = i.X, row = i.Y, col = i.Z;
         long aOff = item * g.StrideA, bOff = item * g.StrideB;
         float sum = 0f;
         for (int p = 0; p < g.K; p++) sum = MathF.FusedMultiplyAdd(LoadA<T, TW>(a, g, aOff, row, p), LoadB<T, TW>(b, g, bOff, p, col), sum);
-        Store(c, g, item * g.StrideC + (long)row * g.Ldc + col, sum);
+        Store<TC, TO>(c, g, item * g.StrideC + (long)row * g.Ldc + col, sum);
     }
 }
 
@@ -109,6 +133,8 @@ internal sealed class IlgpuGemm : IDeviceGemm
     private Action<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceGemmArgs>? _plainKernel;
     private Action<KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, DeviceGemmArgs>? _tiledBf16;
     private Action<Index3D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, DeviceGemmArgs>? _plainBf16;
+    private Action<KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, DeviceGemmArgs>? _tiledBf16Out;
+    private Action<Index3D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, DeviceGemmArgs>? _plainBf16Out;
 
     /// <param name="accelerator">the accelerator the products run on</param>
     /// <param name="plain">run the plain one-thread-per-element kernel (true) or the tiled one (false); null: plain on the CPU accelerator only</param>
@@ -132,11 +158,11 @@ internal sealed class IlgpuGemm : IDeviceGemm
         if (_plain)
         {
             (_plainKernel ??= _accelerator.LoadAutoGroupedStreamKernel<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceGemmArgs>(
-                GemmKernels.Plain<float, Fp32Operands>))(new Index3D(shape.Batch, shape.M, shape.N), a, b, c, args);
+                GemmKernels.Plain<float, Fp32Operands, float, Fp32Output>))(new Index3D(shape.Batch, shape.M, shape.N), a, b, c, args);
             return;
         }
-        (_tiled ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceGemmArgs>(GemmKernels.Tiled<float, Fp32Operands>))(
-            TiledConfig(shape), a, b, c, args);
+        (_tiled ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceGemmArgs>(
+            GemmKernels.Tiled<float, Fp32Operands, float, Fp32Output>))(TiledConfig(shape), a, b, c, args);
     }
 
     public void GemmBf16(in GemmShape shape, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> c)
@@ -147,11 +173,26 @@ internal sealed class IlgpuGemm : IDeviceGemm
         if (_plain)
         {
             (_plainBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index3D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, DeviceGemmArgs>(
-                GemmKernels.Plain<ushort, Bf16Operands>))(new Index3D(shape.Batch, shape.M, shape.N), a, b, c, args);
+                GemmKernels.Plain<ushort, Bf16Operands, float, Fp32Output>))(new Index3D(shape.Batch, shape.M, shape.N), a, b, c, args);
             return;
         }
-        (_tiledBf16 ??= _accelerator.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, DeviceGemmArgs>(GemmKernels.Tiled<ushort, Bf16Operands>))(
-            TiledConfig(shape), a, b, c, args);
+        (_tiledBf16 ??= _accelerator.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, DeviceGemmArgs>(
+            GemmKernels.Tiled<ushort, Bf16Operands, float, Fp32Output>))(TiledConfig(shape), a, b, c, args);
+    }
+
+    public void GemmBf16(in GemmShape shape, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<ushort> c)
+    {
+        shape.Check(a.Length, b.Length, c.Length);
+        if (shape.M == 0 || shape.N == 0 || shape.Batch == 0) return;
+        var args = new DeviceGemmArgs(shape);
+        if (_plain)
+        {
+            (_plainBf16Out ??= _accelerator.LoadAutoGroupedStreamKernel<Index3D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, DeviceGemmArgs>(
+                GemmKernels.Plain<ushort, Bf16Operands, ushort, Bf16Output>))(new Index3D(shape.Batch, shape.M, shape.N), a, b, c, args);
+            return;
+        }
+        (_tiledBf16Out ??= _accelerator.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, DeviceGemmArgs>(
+            GemmKernels.Tiled<ushort, Bf16Operands, ushort, Bf16Output>))(TiledConfig(shape), a, b, c, args);
     }
 
     /// <summary>T x T groups over C's tiles (grid: N / T, M / T, batch), with shared memory for one tile of each operand.</summary>

@@ -16,10 +16,10 @@ internal sealed partial class KernelSet
     private Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, AttentionTile>? _tileSoftmaxWarpBf16, _tileSoftmaxShortBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, AttentionTile>? _tileSoftmaxBackwardBf16;
     private Action<Index1D, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, AttentionTile, int>? _tileSoftmaxBackwardKeptBf16;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int>? _geluBf16;
+    private Action<Index1D, ArrayView<ushort>, ArrayView<float>, ArrayView<ushort>, int, int>? _geluBf16;
+    private Action<Index1D, ArrayView<ushort>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, int, int, int>? _geluBackwardBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>? _toHeadMajorBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>? _fromHeadMajorWithBf16;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int>? _geluBackwardBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int, int, int>? _branchGradBf16;
 
     /// <summary>
@@ -103,27 +103,33 @@ internal sealed partial class KernelSet
             AttentionTileKernels.FromHeadMajorWithBf16))(ElementsPerThread.Threads(count), headMajor, rowMajor, rowMajor16, layout, (int)count);
     }
 
-    /// <summary>y16 = bf16(gelu(x + bias)) over x's length (x and bias as <see cref="GeluForward"/>'s; no fp32 output).</summary>
-    public void GeluForwardBf16(ArrayView<float> x, ArrayView<float> bias, ArrayView<ushort> y16)
+    /// <summary>
+    /// y16 = bf16(gelu(x16 + bias)) over x16's length, fc1's product stored in bf16 (x16 and bias as
+    /// <see cref="GeluForward(ArrayView{ushort}, ArrayView{float}, ArrayView{float})"/>'s; no fp32 output).
+    /// </summary>
+    public void GeluForwardBf16(ArrayView<ushort> x16, ArrayView<float> bias, ArrayView<ushort> y16)
     {
-        Check(y16.Length >= x.Length, "y16 is shorter than x");
-        int width = CheckBiasRows(x, bias);
-        (_geluBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int>(ElementKernels.GeluForwardBf16))(
-            ElementsPerThread.Threads(x.Length), x, bias, y16, width, (int)x.Length);
+        Check(y16.Length >= x16.Length, "y16 is shorter than x");
+        int width = CheckBiasRows(x16, bias);
+        (_geluBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, ArrayView<ushort>, int, int>(
+            ElementKernels.GeluForwardBf16))(ElementsPerThread.Threads(x16.Length), x16, bias, y16, width, (int)x16.Length);
     }
 
     /// <summary>
-    /// <see cref="GeluBackward"/> written only as bf16 (dx16, fc1's backward operand; the fp32 dx is not stored), with
-    /// fc1's bias gradient dBias += the column sums of dx, the bits of <see cref="ColumnSumsByChunks"/> (partials as there).
+    /// <see cref="GeluBackward(ArrayView{ushort}, ArrayView{float}, ArrayView{ushort}, ArrayView{float})"/> (fc1's product and
+    /// fc2's input gradient stored in bf16) written only as bf16 (dx16, fc1's backward operand; the fp32 dx is not
+    /// stored; dx16 may be dy16, each value read before its own store), with fc1's bias gradient dBias += the column
+    /// sums of dx, the bits of <see cref="ColumnSumsByChunks"/> (partials as there).
     /// </summary>
-    public void GeluBackwardBf16WithBiasGradient(ArrayView<float> x, ArrayView<float> bias, ArrayView<float> dy, ArrayView<ushort> dx16,
+    public void GeluBackwardBf16WithBiasGradient(ArrayView<ushort> x16, ArrayView<float> bias, ArrayView<ushort> dy16, ArrayView<ushort> dx16,
         ArrayView<float> partials, ArrayView<float> dBias)
     {
-        Check(dy.Length >= x.Length && dx16.Length >= x.Length, "dy and dx16 must be as long as x");
-        int width = CheckBiasRows(x, bias), rows = (int)(x.Length / width), chunks = BiasChunks(rows);
+        Check(dy16.Length >= x16.Length && dx16.Length >= x16.Length, "dy and dx16 must be as long as x");
+        int width = CheckBiasRows(x16, bias), rows = (int)(x16.Length / width), chunks = BiasChunks(rows);
         Check(dBias.Length >= width && partials.Length >= (long)chunks * width && (long)chunks * width <= int.MaxValue, "dBias or partials is too short");
-        (_geluBackwardBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>,
-            int, int, int>(ElementKernels.GeluBackwardBf16Columns))(chunks * width, x, bias, dy, dx16, partials, width, rows, BiasChunkRows);
+        (_geluBackwardBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>,
+            ArrayView<float>, int, int, int>(ElementKernels.GeluBackwardBf16Columns))(chunks * width, x16, bias, dy16, dx16, partials, width,
+            rows, BiasChunkRows);
         AddColumnPartials(partials, dBias, width, chunks);
     }
 

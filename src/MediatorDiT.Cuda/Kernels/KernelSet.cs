@@ -15,6 +15,8 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<float>, ArrayView<float>>? _silu;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _gelu;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _geluBackward;
+    private Action<Index1D, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, int>? _geluFrom16;
+    private Action<Index1D, ArrayView<ushort>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int>? _geluBackwardFrom16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _gated;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceAdamWScalars>? _adamW;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _adaLn;
@@ -89,21 +91,39 @@ internal sealed partial class KernelSet
     {
         Check(y.Length >= x.Length, "y is shorter than x");
         int width = CheckBiasRows(x, bias);
-        (_gelu ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ElementKernels.GeluForward))(
-            (int)x.Length, x, bias, y, width);
+        (_gelu ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(
+            ElementKernels.GeluForward<float, Blas.Fp32Operands>))((int)x.Length, x, bias, y, width);
     }
 
-    /// <summary>dx = dy gelu'(x + bias) over x's length (x and bias as <see cref="GeluForward"/>'s; dx may be dy).</summary>
+    /// <summary>y = gelu(x16 + bias) over x16's length: <see cref="GeluForward(ArrayView{float}, ArrayView{float}, ArrayView{float})"/> of fc1's product stored in bf16.</summary>
+    public void GeluForward(ArrayView<ushort> x16, ArrayView<float> bias, ArrayView<float> y)
+    {
+        Check(y.Length >= x16.Length, "y is shorter than x");
+        int width = CheckBiasRows(x16, bias);
+        (_geluFrom16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, int>(
+            ElementKernels.GeluForward<ushort, Blas.Bf16Operands>))((int)x16.Length, x16, bias, y, width);
+    }
+
+    /// <summary>dx = dy gelu'(x + bias) over x's length (x and bias as <see cref="GeluForward(ArrayView{float}, ArrayView{float}, ArrayView{float})"/>'s; dx may be dy).</summary>
     public void GeluBackward(ArrayView<float> x, ArrayView<float> bias, ArrayView<float> dy, ArrayView<float> dx)
     {
         Check(dy.Length >= x.Length && dx.Length >= x.Length, "dy and dx must be as long as x");
         int width = CheckBiasRows(x, bias);
         (_geluBackward ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(
-            ElementKernels.GeluBackward))((int)x.Length, x, bias, dy, dx, width);
+            ElementKernels.GeluBackward<float, Blas.Fp32Operands>))((int)x.Length, x, bias, dy, dx, width);
+    }
+
+    /// <summary>dx = dy16 gelu'(x16 + bias): the backward of fc1's product and fc2's input gradient stored in bf16.</summary>
+    public void GeluBackward(ArrayView<ushort> x16, ArrayView<float> bias, ArrayView<ushort> dy16, ArrayView<float> dx)
+    {
+        Check(dy16.Length >= x16.Length && dx.Length >= x16.Length, "dy and dx must be as long as x");
+        int width = CheckBiasRows(x16, bias);
+        (_geluBackwardFrom16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int>(
+            ElementKernels.GeluBackward<ushort, Blas.Bf16Operands>))((int)x16.Length, x16, bias, dy16, dx, width);
     }
 
     /// <summary>The width of the rows of x that a bias row is added to, after checking that x holds whole rows.</summary>
-    private static int CheckBiasRows(ArrayView<float> x, ArrayView<float> bias)
+    private static int CheckBiasRows<T>(ArrayView<T> x, ArrayView<float> bias) where T : unmanaged
     {
         Check(bias.Length >= 1 && bias.Length <= int.MaxValue && x.Length % bias.Length == 0, "x must hold whole rows of the bias's length");
         Check(x.Length <= int.MaxValue, "at most 2^31 - 1 values at once");

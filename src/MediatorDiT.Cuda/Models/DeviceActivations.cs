@@ -14,9 +14,9 @@ namespace MediatorDiT.Cuda.Models;
 /// (the fp32 LayerNorm output a thread-per-row kernel rounds, or an observer reads), GELU's output has no fp32 buffer.
 /// Training full attention that way, each block keeps q, k and v as the bf16 head-major operands the forward made
 /// (6 bytes a value, which the backward's products read without moving them again) in place of its fp32 qkv rows
-/// (12 bytes a value; one set of scratch for all blocks). Training full attention with bf16 products (<c>keepsProbabilities</c>),
-/// each block also keeps the forward's attention probabilities P in bf16 (B, H, N, N), which its backward reads in
-/// place of making the logits again.
+/// (12 bytes a value; one set of scratch for all blocks). With bf16 products (<c>bf16Products</c>) fc1's output is
+/// stored in bf16 (as its product writes it), and training full attention each block also keeps the forward's
+/// attention probabilities P in bf16 (B, H, N, N), which its backward reads in place of making the logits again.
 /// </summary>
 internal sealed class DeviceActivations : IDisposable
 {
@@ -27,7 +27,7 @@ internal sealed class DeviceActivations : IDisposable
     private readonly int _chunk;
 
     public DeviceActivations(ModelConfig cfg, int batch, Accelerator accelerator, bool perBlock = false, bool bf16Operands = false,
-        bool keepsProbabilities = false)
+        bool bf16Products = false)
     {
         ArrayView<float> New(long length)
         {
@@ -68,7 +68,8 @@ internal sealed class DeviceActivations : IDisposable
         bool fullAttention = cfg.Attention != AttentionKind.Mediator;
         for (int i = 0; i < _blocks.Length; i++)
             _blocks[i] = new DeviceBlockActivations(cfg, batch, New, bf16Operands ? New16 : null, bf16Operands && i > 0 ? _blocks[0] : null,
-                keepsQkvHeads: perBlock && bf16Operands && fullAttention, allocateProbabilities: perBlock && keepsProbabilities && fullAttention ? New16 : null);
+                keepsQkvHeads: perBlock && bf16Operands && fullAttention, allocateBf16Products: bf16Products ? New16 : null,
+                keepsProbabilities: perBlock && fullAttention);
     }
 
     /// <summary>B, the batch size the buffers are for.</summary>
@@ -133,10 +134,12 @@ internal sealed class DeviceBlockActivations
     /// (and no fp32 GELU output), H1 and H2 then taken from <paramref name="scratchOf"/> when given (one set for all
     /// blocks). With <paramref name="keepsQkvHeads"/> (full attention, bf16 operands) the block keeps
     /// <see cref="QkvHeadsBf16"/>, and its fp32 qkv is <paramref name="scratchOf"/>'s when given. With
-    /// <paramref name="allocateProbabilities"/> (full attention, bf16 products) it keeps <see cref="Probabilities16"/>.
+    /// <paramref name="allocateBf16Products"/> (bf16 products) fc1's output is <see cref="Fc1Bf16"/> (no fp32 one), and
+    /// with <paramref name="keepsProbabilities"/> (training full attention) the block keeps <see cref="Probabilities16"/>.
     /// </summary>
     public DeviceBlockActivations(ModelConfig cfg, int batch, Func<long, ArrayView<float>> allocate, Func<long, ArrayView<ushort>>? allocate16 = null,
-        DeviceBlockActivations? scratchOf = null, bool keepsQkvHeads = false, Func<long, ArrayView<ushort>>? allocateProbabilities = null)
+        DeviceBlockActivations? scratchOf = null, bool keepsQkvHeads = false, Func<long, ArrayView<ushort>>? allocateBf16Products = null,
+        bool keepsProbabilities = false)
     {
         if (keepsQkvHeads && allocate16 is null) throw new ArgumentException("head-major bf16 q, k, v are kept only with bf16 operands", nameof(keepsQkvHeads));
         int d = cfg.HiddenSize, n = cfg.NumTokens, heads = cfg.NumHeads, m = cfg.MediatorNum;
@@ -158,10 +161,14 @@ internal sealed class DeviceBlockActivations
         Normalized2 = allocate(rows * d);
         H2 = scratchOf?.H2 ?? allocate(rows * d);
         Stats2 = allocate(2 * rows);
-        Fc1 = allocate(rows * cfg.MlpHidden);
+        Fc1 = allocate(allocateBf16Products is null ? rows * cfg.MlpHidden : 0);
         Gelu = allocate(allocate16 is null ? rows * cfg.MlpHidden : 0);
         Mlp = allocate(rows * d);
-        Probabilities16 = allocateProbabilities?.Invoke(rows * heads * n) ?? default;
+        if (allocateBf16Products is not null)
+        {
+            Fc1Bf16 = allocateBf16Products(rows * cfg.MlpHidden);
+            if (keepsProbabilities) Probabilities16 = allocateBf16Products(rows * heads * n);
+        }
         if (allocate16 is null) return;
         H1Bf16 = allocate16(rows * d);
         HeadsBf16 = allocate16(rows * d);
@@ -207,7 +214,8 @@ internal sealed class DeviceBlockActivations
     public ArrayView<float> Stats2 { get; }
     /// <summary>
     /// The MLP's hidden rows before fc1's bias and GELU, and after both (B*N, hidden), and its output before fc2's bias
-    /// (B*N, D): the kernels that read fc1's and fc2's products add their biases.
+    /// (B*N, D): the kernels that read fc1's and fc2's products add their biases. With bf16 products the first is
+    /// <see cref="Fc1Bf16"/> (this one empty).
     /// </summary>
     public ArrayView<float> Fc1 { get; }
     /// <inheritdoc cref="Fc1"/>
@@ -229,6 +237,9 @@ internal sealed class DeviceBlockActivations
     /// them: kept for the backward's when training with bf16 operands from their producers (empty otherwise).
     /// </summary>
     public ArrayView<ushort> QkvHeadsBf16 { get; }
+
+    /// <summary>fc1's product (B*N, hidden) before its bias, stored in bf16 as the bf16 product writes it (bf16 products; empty otherwise).</summary>
+    public ArrayView<ushort> Fc1Bf16 { get; }
 
     /// <summary>
     /// Full attention's probabilities P (B, H, N, N) in bf16 as the forward's PV product read them: kept for the

@@ -9,15 +9,16 @@ namespace MediatorDiT.Cuda.Models;
 /// The backward pass's gradient buffers for a batch of B images (B*N rows of D channels), allocated once per batch
 /// size beside the training activations and reused by every block (their backwards run one after another). With
 /// <c>bf16Operands</c> the gated residuals' and GELU's input gradients, and full attention's dqkv, also have the bf16
-/// copies their kernels write for the products that read them.
+/// copies their kernels write for the products that read them. With <c>bf16Products</c> fc2's input gradient, which
+/// GELU's backward reads, is stored in bf16 by its product (<see cref="GeluUpstreamBf16"/>).
 /// </summary>
 internal sealed class DeviceBackwardBuffers : IDisposable
 {
     private readonly List<MemoryBuffer1D<float, Stride1D.Dense>> _buffers = [];
     private readonly MemoryBuffer1D<double, Stride1D.Dense> _coefficients;
-    private readonly MemoryBuffer1D<ushort, Stride1D.Dense>? _halves;
+    private readonly MemoryBuffer1D<ushort, Stride1D.Dense>? _halves, _upstream;
 
-    public DeviceBackwardBuffers(ModelConfig cfg, int batch, Accelerator accelerator, bool bf16Operands = false)
+    public DeviceBackwardBuffers(ModelConfig cfg, int batch, Accelerator accelerator, bool bf16Operands = false, bool bf16Products = false)
     {
         ArrayView<float> New(long length)
         {
@@ -61,12 +62,18 @@ internal sealed class DeviceBackwardBuffers : IDisposable
         Noise = New((long)batch * cfg.InChannels * cfg.InputSize * cfg.InputSize);
         Data = New(Noise.Length);
         ResizeTaps = mediator ? new DeviceResizeTaps(accelerator, KernelSet.MediatorBiasSide, cfg.GridSize) : null;
+        if (bf16Products && !bf16Operands)
+        {
+            _upstream = accelerator.Allocate1D<ushort>(Math.Max(1, rows * cfg.MlpHidden));
+            GeluUpstreamBf16 = ((ArrayView<ushort>)_upstream.View).SubView(0, rows * cfg.MlpHidden);
+        }
         if (!bf16Operands) return;
         long qkv16 = mediator ? 0 : rows * 3 * d; // mediator attention adds its pooling's and conv's gradients after the moves
         _halves = accelerator.Allocate1D<ushort>(rows * d + rows * cfg.MlpHidden + qkv16);
         var halves = (ArrayView<ushort>)_halves.View;
         BranchBf16 = halves.SubView(0, rows * d);
         HiddenBf16 = halves.SubView(rows * d, rows * cfg.MlpHidden);
+        GeluUpstreamBf16 = HiddenBf16; // GELU's backward turns it into fc1's output gradient in place
         if (qkv16 > 0) QkvBf16 = halves.SubView(rows * d + rows * cfg.MlpHidden, qkv16);
     }
 
@@ -94,6 +101,11 @@ internal sealed class DeviceBackwardBuffers : IDisposable
     public ArrayView<ushort> BranchBf16 { get; }
     /// <inheritdoc cref="BranchBf16"/>
     public ArrayView<ushort> HiddenBf16 { get; }
+    /// <summary>
+    /// dL/d(GELU's output) (B*N, hidden) as fc2's bf16 product stores it (bf16 products; empty otherwise): with operands
+    /// from their producers the same memory as <see cref="HiddenBf16"/>, which GELU's backward overwrites as it reads.
+    /// </summary>
+    public ArrayView<ushort> GeluUpstreamBf16 { get; }
     /// <summary>The chunk partials of proj's, fc1's and fc2's bias gradients (KernelSet.ColumnSumsByChunks), (chunks, hidden) at most.</summary>
     public ArrayView<float> ColumnPartials { get; }
     /// <summary>The bf16 copy of <see cref="Qkv"/> that full attention's backward writes (bf16 operands from their producers; empty otherwise).</summary>
@@ -150,6 +162,7 @@ internal sealed class DeviceBackwardBuffers : IDisposable
         foreach (var buffer in _buffers) buffer.Dispose();
         _coefficients.Dispose();
         _halves?.Dispose();
+        _upstream?.Dispose();
         ResizeTaps?.Dispose();
     }
 }

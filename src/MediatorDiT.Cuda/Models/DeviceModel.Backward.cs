@@ -3,6 +3,7 @@ using ILGPU.Runtime;
 using MediatorDiT.Cuda.Blas;
 using MediatorDiT.Cuda.Kernels;
 using MediatorDiT.Models;
+using MediatorDiT.Tensors;
 
 namespace MediatorDiT.Cuda.Models;
 
@@ -23,7 +24,8 @@ internal sealed partial class DeviceModel
         if (_backward?.Batch != batch)
         {
             _backward?.Dispose();
-            _backward = new DeviceBackwardBuffers(Config, batch, _kernels.Accelerator, _products.OperandsFromProducers);
+            _backward = new DeviceBackwardBuffers(Config, batch, _kernels.Accelerator, _products.OperandsFromProducers,
+                bf16Products: _products.Precision == DevicePrecision.Bf16);
         }
         return _backward;
     }
@@ -105,14 +107,21 @@ internal sealed partial class DeviceModel
         // bf16 as those kernels write them, which then store them in bf16 only), so their products skip the bias.
         using (k.Stage(norms))
             GatedResidualBackward(g.X, s.Mlp, w.Fc2Bias, Column(s.Modulation, 5, d), Column(g.Modulation, 5, d), g, grads.Fc2Bias, d, n, stride);
+        // In bf16 fc2's input gradient is stored in bf16 by its product (g.GeluUpstreamBf16), fc1's output already was.
+        bool bf16 = _products.Precision == DevicePrecision.Bf16;
         using (k.Stage("backward: fc2"))
-            _products.Backward(s.Fc2Input, w.Fc2Weight, g.BranchGradient, grads.Fc2Weight, default, g.Hidden, rows, hidden, d, false);
+        {
+            if (bf16) _products.BackwardToBf16InputGradient(s.Fc2Input, w.Fc2Weight, g.BranchGradient, grads.Fc2Weight, default, g.GeluUpstreamBf16, rows, hidden, d);
+            else _products.Backward(s.Fc2Input, w.Fc2Weight, g.BranchGradient, grads.Fc2Weight, default, g.Hidden, rows, hidden, d, false);
+        }
         using (k.Stage("backward: gelu"))
         {
-            if (g.HiddenGradient.HasBf16) k.GeluBackwardBf16WithBiasGradient(s.Fc1, w.Fc1Bias, g.Hidden, g.HiddenBf16, g.ColumnPartials, grads.Fc1Bias);
+            if (g.HiddenGradient.HasBf16)
+                k.GeluBackwardBf16WithBiasGradient(s.Fc1Bf16, w.Fc1Bias, g.GeluUpstreamBf16, g.HiddenBf16, g.ColumnPartials, grads.Fc1Bias);
             else
             {
-                k.GeluBackward(s.Fc1, w.Fc1Bias, g.Hidden, g.Hidden);
+                if (bf16) k.GeluBackward(s.Fc1Bf16, w.Fc1Bias, g.GeluUpstreamBf16, g.Hidden);
+                else k.GeluBackward(s.Fc1, w.Fc1Bias, g.Hidden, g.Hidden);
                 k.ColumnSumsByChunks(g.Hidden, g.ColumnPartials, grads.Fc1Bias, hidden);
             }
         }

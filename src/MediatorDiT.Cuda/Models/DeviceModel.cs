@@ -131,7 +131,7 @@ internal sealed partial class DeviceModel : IDisposable
             _activations?.Dispose();
             bool training = _gradients is not null;
             _activations = new DeviceActivations(Config, batch, _kernels.Accelerator, perBlock: training,
-                bf16Operands: _products.OperandsFromProducers, keepsProbabilities: training && _products.Precision == DevicePrecision.Bf16);
+                bf16Operands: _products.OperandsFromProducers, bf16Products: _products.Precision == DevicePrecision.Bf16);
         }
         return _activations;
     }
@@ -193,10 +193,17 @@ internal sealed partial class DeviceModel : IDisposable
                 AdaLayerNorm(s.XMid, a.Chunk(3), a.Chunk(4), s.Normalized2, s.Fc1Input, s.Stats2, d, n, keepFloats: false);
             }
             // fc1's, fc2's and proj's biases are added by the kernels that read their products (GELU, the gated residuals).
-            using (k.Stage("forward: fc1")) _products.Forward(s.Fc1Input, block.Fc1Weight, s.Fc1, rows, d, cfg.MlpHidden, accumulate: false);
+            // In bf16 fc1's product stores its output in bf16 (as PyTorch's bf16 products do), which GELU reads.
+            bool bf16 = _products.Precision == DevicePrecision.Bf16;
+            using (k.Stage("forward: fc1"))
+            {
+                if (bf16) _products.ForwardToBf16(s.Fc1Input, block.Fc1Weight, s.Fc1Bf16, rows, d, cfg.MlpHidden);
+                else _products.Forward(s.Fc1Input, block.Fc1Weight, s.Fc1, rows, d, cfg.MlpHidden, accumulate: false);
+            }
             using (k.Stage("forward: gelu"))
             {
-                if (s.Fc2Input.HasBf16) k.GeluForwardBf16(s.Fc1, block.Fc1Bias, s.GeluBf16);
+                if (s.Fc2Input.HasBf16) k.GeluForwardBf16(s.Fc1Bf16, block.Fc1Bias, s.GeluBf16);
+                else if (bf16) k.GeluForward(s.Fc1Bf16, block.Fc1Bias, s.Gelu);
                 else k.GeluForward(s.Fc1, block.Fc1Bias, s.Gelu);
             }
             using (k.Stage("forward: fc2")) _products.Forward(s.Fc2Input, block.Fc2Weight, s.Mlp, rows, cfg.MlpHidden, d, accumulate: false);

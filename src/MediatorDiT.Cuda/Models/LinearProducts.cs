@@ -9,7 +9,7 @@ namespace MediatorDiT.Cuda.Models;
 /// <summary>
 /// The linear layers' three matrix products (the forward x W^T, the weight gradient dy^T x, the input gradient dy W)
 /// at a <see cref="DevicePrecision"/>. In fp32 they are <see cref="IDeviceGemm.Sgemm"/> on the float32 views. In bf16
-/// they are <see cref="IDeviceGemm.GemmBf16"/>: the activation (and gradient) operands are rounded into scratch
+/// they are <see cref="IDeviceGemm.GemmBf16(in GemmShape, ArrayView{ushort}, ArrayView{ushort}, ArrayView{float})"/>: the activation (and gradient) operands are rounded into scratch
 /// buffers by <see cref="KernelSet.RoundToBf16"/> just before each product, and the weights are read from bf16 copies
 /// kept beside the float32 master weights (<see cref="KeepBf16Copies"/>; <see cref="RefreshBf16Copies"/> after the
 /// masters change). Where the network's kernel that produces an activation operand writes its bf16 copy itself
@@ -25,7 +25,7 @@ internal sealed class LinearProducts : IDisposable
     private readonly IDeviceGemm _gemm;
     private readonly List<(ArrayView<float> Master, MemoryBuffer1D<ushort, Stride1D.Dense> Copy)> _copies = [];
     private MemoryBuffer1D<ushort, Stride1D.Dense>? _scratchA, _scratchB;
-    private MemoryBuffer1D<float, Stride1D.Dense>? _ones;
+    private MemoryBuffer1D<float, Stride1D.Dense>? _ones, _scratchC;
 
     /// <summary>
     /// Products by <paramref name="gemm"/> (the caller keeps and disposes it) at <paramref name="precision"/>;
@@ -95,11 +95,39 @@ internal sealed class LinearProducts : IDisposable
     public void Backward(ProductOperand x, ArrayView<float> weight, ProductOperand dy, ArrayView<float> dWeight, ArrayView<float> dBias,
         ArrayView<float> dx, int rows, int inFeatures, int outFeatures, bool accumulateDx)
     {
+        dy = WeightAndBiasGradients(x, dy, dWeight, dBias, rows, inFeatures, outFeatures);
+        if (dx.Length > 0) InputGradient(dy, weight, dx, rows, inFeatures, outFeatures, accumulateDx);
+    }
+
+    /// <summary>
+    /// bf16 only: y16 (rows, out) = x W^T rounded to bf16 once as it is stored (the bias added by the kernel that reads
+    /// it), as PyTorch's bf16 products store theirs: fc1's output, which GELU reads (half the bytes of fp32, written
+    /// and read). With operands from their producers the product writes y16 itself; otherwise its fp32 result goes
+    /// to scratch and is rounded in a pass of its own, the same bits.
+    /// </summary>
+    public void ForwardToBf16(ProductOperand x, ArrayView<float> weight, ArrayView<ushort> y16, int rows, int inFeatures, int outFeatures) =>
+        ProductToBf16(GemmShape.Single(false, true, rows, outFeatures, inFeatures, 1f, inFeatures, inFeatures, 0f, outFeatures), x, Activation, weight, Weight, y16);
+
+    /// <summary>
+    /// <see cref="Backward"/> with dx (rows, in) = dy W overwritten and stored in bf16 only (dx16, rounded once as in
+    /// <see cref="ForwardToBf16"/>): fc2's input gradient, which GELU's backward reads. bf16 only.
+    /// </summary>
+    public void BackwardToBf16InputGradient(ProductOperand x, ArrayView<float> weight, ProductOperand dy, ArrayView<float> dWeight, ArrayView<float> dBias,
+        ArrayView<ushort> dx16, int rows, int inFeatures, int outFeatures)
+    {
+        dy = WeightAndBiasGradients(x, dy, dWeight, dBias, rows, inFeatures, outFeatures);
+        ProductToBf16(GemmShape.Single(false, false, rows, inFeatures, outFeatures, 1f, outFeatures, inFeatures, 0f, inFeatures), dy, Activation, weight, Weight, dx16);
+    }
+
+    /// <summary>dW += dy^T x and (unless db is empty) db += the column sums of dy; returns dy with its bf16 copy in bf16 (rounded here where it had none).</summary>
+    private ProductOperand WeightAndBiasGradients(ProductOperand x, ProductOperand dy, ArrayView<float> dWeight, ArrayView<float> dBias, int rows,
+        int inFeatures, int outFeatures)
+    {
         if (Precision == DevicePrecision.Bf16 && !dy.HasBf16)
             using (_kernels.SubStage("bf16 rounding")) dy = new ProductOperand(dy.F32, Rounded(dy.F32.SubView(0, (long)rows * outFeatures), ref _scratchA));
         WeightGradient(dy, x, dWeight, rows, inFeatures, outFeatures);
         if (dBias.Length > 0) BiasGradient(dy.F32, dBias, rows, outFeatures);
-        if (dx.Length > 0) InputGradient(dy, weight, dx, rows, inFeatures, outFeatures, accumulateDx);
+        return dy;
     }
 
     /// <summary>dW (out, in) += dy^T x for dy (rows, out), x (rows, in).</summary>
@@ -139,6 +167,33 @@ internal sealed class LinearProducts : IDisposable
             using (_kernels.SubStage("product", flops)) _gemm.Sgemm(shape, a.F32, b.F32, c);
             return;
         }
+        var (a16, b16) = Operands16(shape, a, aKind, b, bKind);
+        using (_kernels.SubStage("product", flops)) _gemm.GemmBf16(shape, a16, b16, c);
+    }
+
+    /// <summary>
+    /// C (beta 0) = op(A) op(B) from bf16 operands as <see cref="Product"/>'s, stored in bf16: by the product itself with
+    /// operands from their producers, else through fp32 scratch and a rounding pass (the same bits).
+    /// </summary>
+    private void ProductToBf16(in GemmShape shape, ProductOperand a, Operand aKind, ProductOperand b, Operand bKind, ArrayView<ushort> c16)
+    {
+        if (Precision != DevicePrecision.Bf16) throw new InvalidOperationException("a bf16 output is written by bf16 products only.");
+        if (shape.Beta != 0f || shape.Ldc != shape.N) throw new ArgumentException("a bf16 output is overwritten, its rows contiguous.");
+        double flops = 2.0 * shape.M * shape.N * shape.K * shape.Batch;
+        var (a16, b16) = Operands16(shape, a, aKind, b, bKind);
+        if (OperandsFromProducers)
+        {
+            using (_kernels.SubStage("product", flops)) _gemm.GemmBf16(shape, a16, b16, c16);
+            return;
+        }
+        var c = _kernels.Scratch(ref _scratchC, shape.Extents().C, out _);
+        using (_kernels.SubStage("product", flops)) _gemm.GemmBf16(shape, a16, b16, c);
+        using (_kernels.SubStage("bf16 rounding")) _kernels.RoundToBf16(c, c16);
+    }
+
+    /// <summary>A and B in bf16: weights from their copies, activations from theirs or rounded into scratch.</summary>
+    private (ArrayView<ushort> A, ArrayView<ushort> B) Operands16(in GemmShape shape, ProductOperand a, Operand aKind, ProductOperand b, Operand bKind)
+    {
         var (aFloats, bFloats, _) = shape.Extents();
         ArrayView<ushort> a16 = aKind == Weight ? CopyOf(a.F32) : a.B16, b16 = bKind == Weight ? CopyOf(b.F32) : b.B16;
         bool roundA = aKind != Weight && !a.HasBf16, roundB = bKind != Weight && !b.HasBf16;
@@ -148,7 +203,7 @@ internal sealed class LinearProducts : IDisposable
                 if (roundA) a16 = Rounded(a.F32.SubView(0, aFloats), ref _scratchA);
                 if (roundB) b16 = Rounded(b.F32.SubView(0, bFloats), ref _scratchB);
             }
-        using (_kernels.SubStage("product", flops)) _gemm.GemmBf16(shape, a16, b16, c);
+        return (a16, b16);
     }
 
     /// <summary><paramref name="values"/> rounded into the scratch buffer (grown to fit; growing waits for the queue).</summary>
@@ -180,7 +235,8 @@ internal sealed class LinearProducts : IDisposable
         _scratchA?.Dispose();
         _scratchB?.Dispose();
         _ones?.Dispose();
-        (_scratchA, _scratchB, _ones) = (null, null, null);
+        _scratchC?.Dispose();
+        (_scratchA, _scratchB, _ones, _scratchC) = (null, null, null, null);
         Attention.Dispose();
     }
 }

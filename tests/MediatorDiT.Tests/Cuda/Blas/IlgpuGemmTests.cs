@@ -79,6 +79,34 @@ public class IlgpuGemmTests(AcceleratorFixture device)
                 Assert.Fail($"element {i}: expected {expected[i]:R}, got {plain[i]:R}");
     }
 
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Bf16Output_IsTheFloatOutputRoundedOnce(bool transA, bool transB, int m, int n, int k, float alpha, float beta, int batch)
+    {
+        // C in bf16: each element's float32 result (beta reading C widened) rounded to bf16 once, tiled = plain; the
+        // padding between C's rows and items is not written.
+        int lda = (transA ? m : k) + 2, ldb = (transB ? k : n) + 1, ldc = n + 3;
+        int rowsA = transA ? k : m, rowsB = transB ? n : k;
+        long strideA = (long)rowsA * lda + 5, strideB = (long)rowsB * ldb + 1, strideC = (long)m * ldc + 2;
+        var shape = new GemmShape(transA, transB, m, n, k, alpha, lda, ldb, beta, ldc, strideA, strideB, strideC, batch);
+        var a = KernelData.Uniform((int)(strideA * batch), 37, -1f, 1f).Select(ReferenceBf16.Round).ToArray();
+        var b = KernelData.Uniform((int)(strideB * batch), 38, -1f, 1f).Select(ReferenceBf16.Round).ToArray();
+        var c16 = KernelData.Uniform((int)(strideC * batch), 39, -1f, 1f).Select(ReferenceBf16.Round).ToArray();
+        var wide = RunBf16(new IlgpuGemm(device.Accelerator, plain: true), shape, a, b, c16.Select(ReferenceBf16.Widen).ToArray());
+        var expected = new ushort[c16.Length];
+        for (int i = 0; i < expected.Length; i++)
+        {
+            long item = i / strideC, rest = i % strideC, row = rest / ldc, col = rest % ldc;
+            bool written = item < batch && row < m && col < n;
+            expected[i] = written ? ReferenceBf16.Round(wide[i]) : c16[i];
+        }
+        var plain = RunBf16Output(new IlgpuGemm(device.Accelerator, plain: true), shape, a, b, c16);
+        var tiled = RunBf16Output(new IlgpuGemm(device.Accelerator, plain: false), shape, a, b, c16);
+        device.AssertSameHalves(expected, plain, "plain bf16 C");
+        device.AssertSameHalves(expected, tiled, "tiled bf16 C");
+        Assert.Contains(expected, v => v != 0);
+    }
+
     [Fact]
     public void TheTileFitsTheAcceleratorsGroups()
     {
@@ -113,6 +141,16 @@ public class IlgpuGemmTests(AcceleratorFixture device)
         using var dc = device.Upload(c0);
         gemm.GemmBf16(shape, da.View, db.View, dc.View);
         return device.Download(dc);
+    }
+
+    private ushort[] RunBf16Output(IlgpuGemm gemm, GemmShape shape, ushort[] a, ushort[] b, ushort[] c0)
+    {
+        using var da = device.Accelerator.Allocate1D(a);
+        using var db = device.Accelerator.Allocate1D(b);
+        using var dc = device.Accelerator.Allocate1D(c0);
+        gemm.GemmBf16(shape, da.View, db.View, dc.View);
+        device.Accelerator.Synchronize();
+        return dc.GetAsArray1D();
     }
 }
 

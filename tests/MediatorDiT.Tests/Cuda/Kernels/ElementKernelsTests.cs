@@ -1,3 +1,5 @@
+using ILGPU.Runtime;
+using MediatorDiT.Cuda.Kernels;
 using MediatorDiT.Nn;
 
 namespace MediatorDiT.Tests.Cuda.Kernels;
@@ -30,6 +32,28 @@ public class ElementKernelsTests(AcceleratorFixture device)
         using var dy = device.Accelerator.Allocate1D<float>(N);
         device.Kernels.GeluForward(dx.View, db.View, dy.View);
         device.AssertSameBits(expected, device.Download(dy));
+    }
+
+    [Fact]
+    public void GeluFromBf16Inputs_IsTheCpuKernelsBitsOnTheWidenedValues()
+    {
+        // fc1's output and fc2's input gradient as bf16 products store them: each value widened exactly, then as above.
+        var x16 = KernelData.Uniform(N, 4, -8f, 8f).Select(Bf16.Round).ToArray();
+        var g16 = KernelData.Uniform(N, 5).Select(Bf16.Round).ToArray();
+        var bias = KernelData.Uniform(Width, 11, -1f, 1f);
+        var x = x16.Select(Bf16.Widen).ToArray();
+        var expected = new float[N];
+        Gelu.Forward(PlusBias(x, bias), expected);
+        var expectedGradient = new float[N];
+        Gelu.Backward(PlusBias(x, bias), g16.Select(Bf16.Widen).ToArray(), expectedGradient);
+        using var dx = device.Accelerator.Allocate1D(x16);
+        using var dg = device.Accelerator.Allocate1D(g16);
+        using var db = device.Upload(bias);
+        using var dy = device.Accelerator.Allocate1D<float>(N);
+        device.Kernels.GeluForward(dx.View, db.View, dy.View);
+        device.AssertSameBits(expected, device.Download(dy));
+        device.Kernels.GeluBackward(dx.View, db.View, dg.View, dy.View);
+        device.AssertSameBits(expectedGradient, device.Download(dy));
     }
 
     [Fact]

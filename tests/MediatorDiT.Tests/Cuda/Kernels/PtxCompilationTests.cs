@@ -13,15 +13,35 @@ namespace MediatorDiT.Tests.Cuda.Kernels;
 /// and leaves what it cannot compile as an undefined external call (MathF.FusedMultiplyAdd), which the driver's JIT
 /// refuses: the first GPU run met both only at the first launch. Kernels are found by reflection: every static void method
 /// of a *Kernels class in MediatorDiT.Cuda that takes a device view; an ILGPU index first makes it implicitly grouped,
-/// otherwise explicitly; generic ones (the GEMM) with each operand format.
+/// otherwise explicitly; generic ones (the GEMM, GELU over fp32 or bf16 inputs) with every pairing of element types and
+/// formats their constraints accept.
 /// </summary>
 public class PtxCompilationTests
 {
-    private static readonly (Type Element, Type Widening)[] OperandFormats =
+    /// <summary>(element type, format) pairs a generic kernel takes as type arguments: operand widenings, output formats.</summary>
+    private static readonly (Type Element, Type Format)[] Formats =
     [
-        (typeof(float), typeof(MediatorDiT.Cuda.Blas.IlgpuGemm).Assembly.GetType("MediatorDiT.Cuda.Blas.Fp32Operands", throwOnError: true)!),
-        (typeof(ushort), typeof(MediatorDiT.Cuda.Blas.IlgpuGemm).Assembly.GetType("MediatorDiT.Cuda.Blas.Bf16Operands", throwOnError: true)!),
+        (typeof(float), Format("Blas.Fp32Operands")), (typeof(ushort), Format("Blas.Bf16Operands")),
+        (typeof(float), Format("Blas.Fp32Output")), (typeof(ushort), Format("Blas.Bf16Output")),
+        (typeof(float), Format("Kernels.Fp32Results")), (typeof(ushort), Format("Kernels.Bf16Results")),
     ];
+
+    private static Type Format(string name) => typeof(MediatorDiT.Cuda.Blas.IlgpuGemm).Assembly.GetType("MediatorDiT.Cuda." + name, throwOnError: true)!;
+
+    /// <summary>Every instantiation of a generic kernel whose type parameters come in (element, format) pairs that satisfy its constraints.</summary>
+    private static IEnumerable<MethodInfo> Instantiations(MethodInfo method)
+    {
+        int pairs = method.GetGenericArguments().Length / 2;
+        IEnumerable<Type[]> lists = [[]];
+        for (int i = 0; i < pairs; i++) lists = lists.SelectMany(list => Formats.Select(f => (Type[])[.. list, f.Element, f.Format]));
+        foreach (var arguments in lists)
+        {
+            MethodInfo? instance;
+            try { instance = method.MakeGenericMethod(arguments); }
+            catch (ArgumentException) { instance = null; } // a pairing the constraints refuse
+            if (instance is not null) yield return instance;
+        }
+    }
 
     /// <summary>The kernels, each with its name for messages.</summary>
     public static IEnumerable<MethodInfo> Kernels()
@@ -35,7 +55,7 @@ public class PtxCompilationTests
                                                 || p.ParameterType.IsGenericParameter is false && p.ParameterType.Name.StartsWith("ArrayView", StringComparison.Ordinal)))
                 continue;
             if (!method.IsGenericMethodDefinition) yield return method;
-            else foreach (var (element, widening) in OperandFormats) yield return method.MakeGenericMethod(element, widening);
+            else foreach (var instance in Instantiations(method)) yield return instance;
         }
     }
 

@@ -171,6 +171,41 @@ public class LinearProductsTests(AcceleratorFixture device)
     }
 
     [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Bf16Outputs_AreTheFloatProductsRoundedOnce(bool operandsFromProducers)
+    {
+        // fc1's forward and fc2's input gradient stored in bf16: the bf16 product's float32 result rounded once, whether
+        // the product writes bf16 itself (operands from their producers) or through scratch and a rounding pass; the
+        // weight and bias gradients as Backward's.
+        using var s = new Setup(device);
+        using var products = new LinearProducts(device.Kernels, new IlgpuGemm(device.Accelerator, plain: true), DevicePrecision.Bf16, operandsFromProducers);
+        products.KeepBf16Copies([s.DMaster.View]);
+        var (x16, w16, dy16) = (ReferenceBf16.Rounded(s.X), ReferenceBf16.Rounded(s.HostWeight), ReferenceBf16.Rounded(s.Dy));
+        using var y16 = device.Accelerator.Allocate1D<ushort>(Rows * Out);
+        products.ForwardToBf16(s.DX.View, s.Weight, y16.View, Rows, In, Out);
+        var forward = Sgemm(GemmShape.Single(false, true, Rows, Out, In, 1f, In, In, 0f, Out), x16, w16, new float[Rows * Out]);
+        device.AssertSameHalves(forward.Select(ReferenceBf16.Round).ToArray(), y16.GetAsArray1D(), "y16");
+
+        using var dx16 = device.Accelerator.Allocate1D<ushort>(Rows * In);
+        using var db = device.Upload(new float[Out]);
+        products.BackwardToBf16InputGradient(s.DX.View, s.Weight, s.DDy.View, s.DDWeight.View, db.View, dx16.View, Rows, In, Out);
+        var dx = Sgemm(InputGradientShape(accumulate: false), dy16, w16, new float[Rows * In]);
+        device.AssertSameHalves(dx.Select(ReferenceBf16.Round).ToArray(), dx16.GetAsArray1D(), "dx16");
+        device.AssertSameBits(Sgemm(WeightGradientShape, dy16, x16, s.DWeight0), device.Download(s.DDWeight));
+        Assert.Contains(device.Download(db), v => v != 0);
+    }
+
+    [Fact]
+    public void Bf16Outputs_NeedBf16Products()
+    {
+        using var s = new Setup(device);
+        using var products = new LinearProducts(device.Kernels, new IlgpuGemm(device.Accelerator, plain: true), DevicePrecision.Fp32);
+        using var y16 = device.Accelerator.Allocate1D<ushort>(Rows * Out);
+        Assert.Throws<InvalidOperationException>(() => products.ForwardToBf16(s.DX.View, s.Weight, y16.View, Rows, In, Out));
+    }
+
+    [Theory]
     [InlineData(DevicePrecision.Fp32)]
     [InlineData(DevicePrecision.Bf16)]
     public void BiasGradient_AddsTheColumnSumsInFloat32_AsTheReferenceKernel(DevicePrecision precision)

@@ -59,6 +59,37 @@ public class DeviceBf16GpuTests(ITestOutputHelper output)
     }
 
     [GpuFact]
+    public void CublasGemmBf16Output_IsTheReferenceRoundedToBf16()
+    {
+        // C stored in bf16 (CUDA_R_16BF): within one bf16 step (2^-8 relative) of the reference's fp32 result, which cuBLAS's
+        // fp32 sums in another order may round to the neighbouring bf16 value; beta reads the bf16 C widened.
+        var (context, accelerator) = Cuda();
+        using (context)
+        using (accelerator)
+        using (var gemm = CublasGemm.Create(accelerator))
+            foreach (var (ta, tb, batch, beta) in new[] { (false, true, 1, 0f), (true, false, 3, 0f), (false, false, 2, 1f) })
+            {
+                int m = 37, n = 29, k = 41, lda = ta ? m : k, ldb = tb ? k : n;
+                var shape = new GemmShape(ta, tb, m, n, k, 0.5f, lda, ldb, beta, n, (long)m * k, (long)n * k, (long)m * n, batch);
+                var a = KernelData.Uniform(m * k * batch, 94, -1f, 1f).Select(ReferenceBf16.Round).ToArray();
+                var b = KernelData.Uniform(n * k * batch, 95, -1f, 1f).Select(ReferenceBf16.Round).ToArray();
+                var c = KernelData.Uniform(m * n * batch, 96, -1f, 1f).Select(ReferenceBf16.Round).ToArray();
+                var (wideA, wideB) = (a.Select(ReferenceBf16.Widen).ToArray(), b.Select(ReferenceBf16.Widen).ToArray());
+                var expected = c.Select(ReferenceBf16.Widen).ToArray();
+                for (int i = 0; i < batch; i++)
+                    ReferenceGemm.Sgemm(ta, tb, m, n, k, 0.5f, wideA.AsSpan(i * m * k), lda, wideB.AsSpan(i * n * k), ldb, beta, expected.AsSpan(i * m * n), n);
+                using var da = accelerator.Allocate1D(a);
+                using var db = accelerator.Allocate1D(b);
+                using var dc = accelerator.Allocate1D(c);
+                gemm.GemmBf16(shape, da.View, db.View, dc.View);
+                accelerator.Synchronize();
+                var actual = dc.GetAsArray1D().Select(ReferenceBf16.Widen).ToArray();
+                for (int i = 0; i < expected.Length; i++)
+                    Assert.True(Math.Abs(actual[i] - expected[i]) <= Math.Pow(2, -8) * Math.Abs(expected[i]) + 1e-4f, $"element {i}: {actual[i]:R} vs {expected[i]:R}");
+            }
+    }
+
+    [GpuFact]
     public void Bf16Forward_DiffersFromFp32_WithinTheBound_OnTheGpu()
     {
         var (context, accelerator) = Cuda();
