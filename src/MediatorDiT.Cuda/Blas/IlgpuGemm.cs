@@ -129,12 +129,9 @@ internal sealed class IlgpuGemm : IDeviceGemm
 {
     private readonly Accelerator _accelerator;
     private readonly bool _plain;
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceGemmArgs>? _tiled;
-    private Action<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceGemmArgs>? _plainKernel;
-    private Action<KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, DeviceGemmArgs>? _tiledBf16;
-    private Action<Index3D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, DeviceGemmArgs>? _plainBf16;
-    private Action<KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, DeviceGemmArgs>? _tiledBf16Out;
-    private Action<Index3D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, DeviceGemmArgs>? _plainBf16Out;
+    private readonly Kernels<float, Fp32Operands, float, Fp32Output> _fp32 = new();
+    private readonly Kernels<ushort, Bf16Operands, float, Fp32Output> _bf16 = new();
+    private readonly Kernels<ushort, Bf16Operands, ushort, Bf16Output> _bf16Output = new();
 
     /// <param name="accelerator">the accelerator the products run on</param>
     /// <param name="plain">run the plain one-thread-per-element kernel (true) or the tiled one (false); null: plain on the CPU accelerator only</param>
@@ -150,49 +147,32 @@ internal sealed class IlgpuGemm : IDeviceGemm
     /// <summary>The side T of the tiles (and thread groups) of the tiled kernel.</summary>
     public int Tile { get; }
 
-    public void Sgemm(in GemmShape shape, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
-    {
-        shape.Check(a.Length, b.Length, c.Length);
-        if (shape.M == 0 || shape.N == 0 || shape.Batch == 0) return;
-        var args = new DeviceGemmArgs(shape);
-        if (_plain)
-        {
-            (_plainKernel ??= _accelerator.LoadAutoGroupedStreamKernel<Index3D, ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceGemmArgs>(
-                GemmKernels.Plain<float, Fp32Operands, float, Fp32Output>))(new Index3D(shape.Batch, shape.M, shape.N), a, b, c, args);
-            return;
-        }
-        (_tiled ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceGemmArgs>(
-            GemmKernels.Tiled<float, Fp32Operands, float, Fp32Output>))(TiledConfig(shape), a, b, c, args);
-    }
+    public void Sgemm(in GemmShape shape, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c) => _fp32.Launch(this, shape, a, b, c);
 
-    public void GemmBf16(in GemmShape shape, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> c)
-    {
-        shape.Check(a.Length, b.Length, c.Length);
-        if (shape.M == 0 || shape.N == 0 || shape.Batch == 0) return;
-        var args = new DeviceGemmArgs(shape);
-        if (_plain)
-        {
-            (_plainBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index3D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, DeviceGemmArgs>(
-                GemmKernels.Plain<ushort, Bf16Operands, float, Fp32Output>))(new Index3D(shape.Batch, shape.M, shape.N), a, b, c, args);
-            return;
-        }
-        (_tiledBf16 ??= _accelerator.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, DeviceGemmArgs>(
-            GemmKernels.Tiled<ushort, Bf16Operands, float, Fp32Output>))(TiledConfig(shape), a, b, c, args);
-    }
+    public void GemmBf16(in GemmShape shape, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> c) => _bf16.Launch(this, shape, a, b, c);
 
-    public void GemmBf16(in GemmShape shape, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<ushort> c)
+    public void GemmBf16(in GemmShape shape, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<ushort> c) => _bf16Output.Launch(this, shape, a, b, c);
+
+    /// <summary>The plain and tiled kernels of one operand and output format, each loaded at its first launch.</summary>
+    private sealed class Kernels<T, TW, TC, TO> where T : unmanaged where TW : struct, IOperandWidening<T> where TC : unmanaged where TO : struct, IGemmOutput<TC>
     {
-        shape.Check(a.Length, b.Length, c.Length);
-        if (shape.M == 0 || shape.N == 0 || shape.Batch == 0) return;
-        var args = new DeviceGemmArgs(shape);
-        if (_plain)
+        private Action<Index3D, ArrayView<T>, ArrayView<T>, ArrayView<TC>, DeviceGemmArgs>? _plain;
+        private Action<KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<TC>, DeviceGemmArgs>? _tiled;
+
+        /// <summary>Checks the shape and queues its products on the owner's accelerator, plain or tiled as the owner runs them.</summary>
+        public void Launch(IlgpuGemm owner, in GemmShape shape, ArrayView<T> a, ArrayView<T> b, ArrayView<TC> c)
         {
-            (_plainBf16Out ??= _accelerator.LoadAutoGroupedStreamKernel<Index3D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, DeviceGemmArgs>(
-                GemmKernels.Plain<ushort, Bf16Operands, ushort, Bf16Output>))(new Index3D(shape.Batch, shape.M, shape.N), a, b, c, args);
-            return;
+            shape.Check(a.Length, b.Length, c.Length);
+            if (shape.M == 0 || shape.N == 0 || shape.Batch == 0) return;
+            var args = new DeviceGemmArgs(shape);
+            var accelerator = owner._accelerator;
+            if (owner._plain)
+                (_plain ??= accelerator.LoadAutoGroupedStreamKernel<Index3D, ArrayView<T>, ArrayView<T>, ArrayView<TC>, DeviceGemmArgs>(
+                    GemmKernels.Plain<T, TW, TC, TO>))(new Index3D(shape.Batch, shape.M, shape.N), a, b, c, args);
+            else
+                (_tiled ??= accelerator.LoadStreamKernel<ArrayView<T>, ArrayView<T>, ArrayView<TC>, DeviceGemmArgs>(GemmKernels.Tiled<T, TW, TC, TO>))(
+                    owner.TiledConfig(shape), a, b, c, args);
         }
-        (_tiledBf16Out ??= _accelerator.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, DeviceGemmArgs>(
-            GemmKernels.Tiled<ushort, Bf16Operands, ushort, Bf16Output>))(TiledConfig(shape), a, b, c, args);
     }
 
     /// <summary>T x T groups over C's tiles (grid: N / T, M / T, batch), with shared memory for one tile of each operand.</summary>

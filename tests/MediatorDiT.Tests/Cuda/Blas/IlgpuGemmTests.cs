@@ -25,15 +25,20 @@ public class IlgpuGemmTests(AcceleratorFixture device)
         { false, true, 3, 19, 0, 1f, 0.5f, 2 }, // k = 0: C = beta C
     };
 
+    /// <summary>The case's shape with leading dimensions wider than the rows and gaps between the items, so strides and padding are exercised.</summary>
+    private static GemmShape Padded(bool transA, bool transB, int m, int n, int k, float alpha, float beta, int batch)
+    {
+        int lda = (transA ? m : k) + 2, ldb = (transB ? k : n) + 1, ldc = n + 3;
+        int rowsA = transA ? k : m, rowsB = transB ? n : k;
+        return new GemmShape(transA, transB, m, n, k, alpha, lda, ldb, beta, ldc, (long)rowsA * lda + 5, (long)rowsB * ldb + 1, (long)m * ldc + 2, batch);
+    }
+
     [Theory]
     [MemberData(nameof(Cases))]
     public void TiledEqualsPlainBitForBit_AndBothMatchReferenceGemm(bool transA, bool transB, int m, int n, int k, float alpha, float beta, int batch)
     {
-        // Leading dimensions wider than the rows, so strides and padding are exercised.
-        int lda = (transA ? m : k) + 2, ldb = (transB ? k : n) + 1, ldc = n + 3;
-        int rowsA = transA ? k : m, rowsB = transB ? n : k;
-        long strideA = (long)rowsA * lda + 5, strideB = (long)rowsB * ldb + 1, strideC = (long)m * ldc + 2;
-        var shape = new GemmShape(transA, transB, m, n, k, alpha, lda, ldb, beta, ldc, strideA, strideB, strideC, batch);
+        var shape = Padded(transA, transB, m, n, k, alpha, beta, batch);
+        var (lda, ldb, ldc, strideA, strideB, strideC) = (shape.Lda, shape.Ldb, shape.Ldc, shape.StrideA, shape.StrideB, shape.StrideC);
         var a = KernelData.Uniform((int)(strideA * batch), 31, -1f, 1f);
         var b = KernelData.Uniform((int)(strideB * batch), 32, -1f, 1f);
         var c0 = KernelData.Uniform((int)(strideC * batch), 33, -1f, 1f);
@@ -55,10 +60,8 @@ public class IlgpuGemmTests(AcceleratorFixture device)
     [MemberData(nameof(Cases))]
     public void Bf16Kernels_EqualTheFloatKernelOnTheWidenedOperands(bool transA, bool transB, int m, int n, int k, float alpha, float beta, int batch)
     {
-        int lda = (transA ? m : k) + 2, ldb = (transB ? k : n) + 1, ldc = n + 3;
-        int rowsA = transA ? k : m, rowsB = transB ? n : k;
-        long strideA = (long)rowsA * lda + 5, strideB = (long)rowsB * ldb + 1, strideC = (long)m * ldc + 2;
-        var shape = new GemmShape(transA, transB, m, n, k, alpha, lda, ldb, beta, ldc, strideA, strideB, strideC, batch);
+        var shape = Padded(transA, transB, m, n, k, alpha, beta, batch);
+        var (lda, ldb, ldc, strideA, strideB, strideC) = (shape.Lda, shape.Ldb, shape.Ldc, shape.StrideA, shape.StrideB, shape.StrideC);
         var a = KernelData.Uniform((int)(strideA * batch), 34, -1f, 1f).Select(ReferenceBf16.Round).ToArray();
         var b = KernelData.Uniform((int)(strideB * batch), 35, -1f, 1f).Select(ReferenceBf16.Round).ToArray();
         var wideA = a.Select(ReferenceBf16.Widen).ToArray();
@@ -85,10 +88,8 @@ public class IlgpuGemmTests(AcceleratorFixture device)
     {
         // C in bf16: each element's float32 result (beta reading C widened) rounded to bf16 once, tiled = plain; the
         // padding between C's rows and items is not written.
-        int lda = (transA ? m : k) + 2, ldb = (transB ? k : n) + 1, ldc = n + 3;
-        int rowsA = transA ? k : m, rowsB = transB ? n : k;
-        long strideA = (long)rowsA * lda + 5, strideB = (long)rowsB * ldb + 1, strideC = (long)m * ldc + 2;
-        var shape = new GemmShape(transA, transB, m, n, k, alpha, lda, ldb, beta, ldc, strideA, strideB, strideC, batch);
+        var shape = Padded(transA, transB, m, n, k, alpha, beta, batch);
+        var (lda, ldb, ldc, strideA, strideB, strideC) = (shape.Lda, shape.Ldb, shape.Ldc, shape.StrideA, shape.StrideB, shape.StrideC);
         var a = KernelData.Uniform((int)(strideA * batch), 37, -1f, 1f).Select(ReferenceBf16.Round).ToArray();
         var b = KernelData.Uniform((int)(strideB * batch), 38, -1f, 1f).Select(ReferenceBf16.Round).ToArray();
         var c16 = KernelData.Uniform((int)(strideC * batch), 39, -1f, 1f).Select(ReferenceBf16.Round).ToArray();
