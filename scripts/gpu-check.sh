@@ -105,6 +105,7 @@ summary = {
     "long_forward_speedup_target": 2.5,
     "training_speedup_of_operands_from_producers": ours.get("training_speedup_of_operands_from_producers"),
     "training_products": products(),
+    "bandwidth": {k: (oc.get("bandwidth") or {}).get(k) for k in ("driver_copy_bytes_per_second", "rounding_kernel_bytes_per_second", "rounding_kernel_of_driver_copy")},
     "tile_sweep": {"speed_training": sweep("speed_training"), "speed_long_forward_full": sweep("speed_long_forward_full")},
     "training_same_loss_both_roundings": ours.get("training_same_loss_both_roundings"),
     "parity": {k: {"status": v.get("status"), "pass": v.get("pass"), "error": v.get("error")} for k, v in oc.items() if k.startswith("parity")},

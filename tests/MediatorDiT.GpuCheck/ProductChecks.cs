@@ -52,12 +52,12 @@ public static class ProductChecks
         long a32 = Largest(p => p.Shape.Extents().A, DevicePrecision.Fp32), b32 = Largest(p => p.Shape.Extents().B, DevicePrecision.Fp32);
         long c = products.Select(p => p.Shape.Extents().C).DefaultIfEmpty(0).Max();
         const byte operand = 0x3F;
-        using var aHalf = Filled<ushort>(accelerator, a16, operand);
-        using var bHalf = Filled<ushort>(accelerator, b16, operand);
-        using var aFloat = Filled<float>(accelerator, a32, operand);
-        using var bFloat = Filled<float>(accelerator, b32, operand);
-        using var cFloat = Filled<float>(accelerator, c, 0);
-        using var cHalf = Filled<ushort>(accelerator, products.Where(p => p.Bf16Output).Select(p => p.Shape.Extents().C).DefaultIfEmpty(0).Max(), 0);
+        using var aHalf = BandwidthChecks.Filled<ushort>(accelerator, a16, operand);
+        using var bHalf = BandwidthChecks.Filled<ushort>(accelerator, b16, operand);
+        using var aFloat = BandwidthChecks.Filled<float>(accelerator, a32, operand);
+        using var bFloat = BandwidthChecks.Filled<float>(accelerator, b32, operand);
+        using var cFloat = BandwidthChecks.Filled<float>(accelerator, c, 0);
+        using var cHalf = BandwidthChecks.Filled<ushort>(accelerator, products.Where(p => p.Bf16Output).Select(p => p.Shape.Extents().C).DefaultIfEmpty(0).Max(), 0);
 
         var rows = new JsonArray();
         var totals = variants.ToDictionary(v => v.Name, _ => 0.0);
@@ -107,13 +107,5 @@ public static class ProductChecks
             ["flops_per_second"] = new JsonObject(totals.Select(t => KeyValuePair.Create(t.Key, (JsonNode?)CheckReport.Number(totalFlops / t.Value)))),
             ["shapes"] = rows,
         };
-    }
-
-    /// <summary>A buffer of at least one element with every byte <paramref name="value"/>.</summary>
-    private static MemoryBuffer1D<T, Stride1D.Dense> Filled<T>(Accelerator accelerator, long length, byte value) where T : unmanaged
-    {
-        var buffer = accelerator.Allocate1D<T>(Math.Max(1, length));
-        buffer.AsContiguous().MemSet(value);
-        return buffer;
     }
 }

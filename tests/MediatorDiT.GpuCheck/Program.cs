@@ -70,6 +70,9 @@ if (device is not null)
 void OnDevice(string name, Action<CheckDevice, JsonObject> body) =>
     report.Run(name, entry => body(device ?? throw new InvalidOperationException("the device did not open (see the case \"device\")"), entry));
 
+// What the element kernels can reach: the driver's copy against the library's rounding kernel.
+OnDevice("bandwidth", (d, e) => BandwidthChecks.Measure(d, quick, e));
+
 foreach (string name in ParityChecks.FixtureCases)
     if (quick && name != ParityChecks.FixtureCases[0]) report.Skip($"parity_forward_{name}", $"--quick runs the smallest fixture only ({ParityChecks.FixtureCases[0]})");
     else OnDevice($"parity_forward_{name}", (d, e) => ParityChecks.Forward(d, fixtureDir ?? throw new DirectoryNotFoundException("no fixtures folder (--fixtures DIR)"), name, e));

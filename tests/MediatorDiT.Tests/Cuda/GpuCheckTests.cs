@@ -50,6 +50,12 @@ public class GpuCheckTests
             Assert.Equal("cpu", (string?)device["accelerator"]);
             Assert.True(device["multiprocessors"]!.GetValue<int>() >= 1);
 
+            var bandwidth = Ok(cases, "bandwidth");
+            Assert.True(Finite(bandwidth, "driver_copy_bytes_per_second") > 0 && Finite(bandwidth, "rounding_kernel_bytes_per_second") > 0);
+            Assert.Equal(Finite(bandwidth, "rounding_kernel_bytes_per_second") / Finite(bandwidth, "driver_copy_bytes_per_second"),
+                Finite(bandwidth, "rounding_kernel_of_driver_copy"), 1e-9);
+            Assert.True(bandwidth["rounding_matches_its_formula"]!.GetValue<bool>(), "the timed rounding kernel wrote the wrong value");
+
             var forward = Ok(cases, "parity_forward_mediator_grid4_m4");
             foreach (string key in new[] { "out_vs_fixture", "out_vs_cpu", "cfg_out_vs_fixture", "cfg_out_vs_cpu" })
                 AssertBelow(forward, key, 1e-4);
