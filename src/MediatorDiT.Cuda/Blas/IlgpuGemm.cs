@@ -33,27 +33,6 @@ internal readonly struct Bf16Operands : IOperandWidening<ushort>
     public float Widen(ushort value) => Bf16.Widen(value);
 }
 
-/// <summary>How a kernel stores C's element: the float32 result as it is, or rounded to bf16 (beta then reads C widened).</summary>
-internal interface IGemmOutput<T> where T : unmanaged
-{
-    T Store(float result);
-    float Widen(T value);
-}
-
-/// <summary>float32 output.</summary>
-internal readonly struct Fp32Output : IGemmOutput<float>
-{
-    public float Store(float result) => result;
-    public float Widen(float value) => value;
-}
-
-/// <summary>bf16 output (<see cref="Bf16.Round"/> of the float32 result).</summary>
-internal readonly struct Bf16Output : IGemmOutput<ushort>
-{
-    public ushort Store(float result) => Bf16.Round(result);
-    public float Widen(ushort value) => Bf16.Widen(value);
-}
-
 /// <summary>
 /// The GEMM kernels written in ILGPU, for every accelerator (the CPU accelerator in tests; a CUDA device without
 /// cuBLAS), over float32 or bf16 operands (the kernels' <c>TW</c> widens each element to float32 as it is loaded,
@@ -73,10 +52,10 @@ internal static class GemmKernels
     private static float LoadB<T, TW>(ArrayView<T> b, in DeviceGemmArgs g, long bOff, int p, int col) where T : unmanaged where TW : struct, IOperandWidening<T> =>
         default(TW).Widen(g.TransB != 0 ? b[bOff + (long)col * g.Ldb + p] : b[bOff + (long)p * g.Ldb + col]);
 
-    private static void Store<TC, TO>(ArrayView<TC> c, in DeviceGemmArgs g, long index, float sum) where TC : unmanaged where TO : struct, IGemmOutput<TC>
+    private static void Store<TC, TO>(ArrayView<TC> c, in DeviceGemmArgs g, long index, float sum) where TC : unmanaged where TO : struct, IResultFormat<TC>
     {
         float v = g.Alpha * sum;
-        c[index] = default(TO).Store(g.Beta == 0f ? v : v + g.Beta * default(TO).Widen(c[index]));
+        c[index] = default(TO).From(g.Beta == 0f ? v : v + g.Beta * default(TO).Widen(c[index]));
     }
 
     /// <summary>
@@ -85,7 +64,7 @@ internal static class GemmKernels
     /// memory (2 T^2 floats), then adds its row-by-column products.
     /// </summary>
     public static void Tiled<T, TW, TC, TO>(ArrayView<T> a, ArrayView<T> b, ArrayView<TC> c, DeviceGemmArgs g)
-        where T : unmanaged where TW : struct, IOperandWidening<T> where TC : unmanaged where TO : struct, IGemmOutput<TC>
+        where T : unmanaged where TW : struct, IOperandWidening<T> where TC : unmanaged where TO : struct, IResultFormat<TC>
     {
         int t = Group.DimX, tx = Group.IdxX, ty = Group.IdxY;
         int col = Grid.IdxX * t + tx, row = Grid.IdxY * t + ty, item = Grid.IdxZ;
@@ -109,7 +88,7 @@ internal static class GemmKernels
 
     /// <summary>One thread per element of C (index: item, row, column), the K products read from memory in order.</summary>
     public static void Plain<T, TW, TC, TO>(Index3D i, ArrayView<T> a, ArrayView<T> b, ArrayView<TC> c, DeviceGemmArgs g)
-        where T : unmanaged where TW : struct, IOperandWidening<T> where TC : unmanaged where TO : struct, IGemmOutput<TC>
+        where T : unmanaged where TW : struct, IOperandWidening<T> where TC : unmanaged where TO : struct, IResultFormat<TC>
     {
         int item = i.X, row = i.Y, col = i.Z;
         long aOff = item * g.StrideA, bOff = item * g.StrideB;
@@ -129,9 +108,9 @@ internal sealed class IlgpuGemm : IDeviceGemm
 {
     private readonly Accelerator _accelerator;
     private readonly bool _plain;
-    private readonly Kernels<float, Fp32Operands, float, Fp32Output> _fp32 = new();
-    private readonly Kernels<ushort, Bf16Operands, float, Fp32Output> _bf16 = new();
-    private readonly Kernels<ushort, Bf16Operands, ushort, Bf16Output> _bf16Output = new();
+    private readonly Kernels<float, Fp32Operands, float, Fp32Results> _fp32 = new();
+    private readonly Kernels<ushort, Bf16Operands, float, Fp32Results> _bf16 = new();
+    private readonly Kernels<ushort, Bf16Operands, ushort, Bf16Results> _bf16Output = new();
 
     /// <param name="accelerator">the accelerator the products run on</param>
     /// <param name="plain">run the plain one-thread-per-element kernel (true) or the tiled one (false); null: plain on the CPU accelerator only</param>
@@ -154,7 +133,7 @@ internal sealed class IlgpuGemm : IDeviceGemm
     public void GemmBf16(in GemmShape shape, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<ushort> c) => _bf16Output.Launch(this, shape, a, b, c);
 
     /// <summary>The plain and tiled kernels of one operand and output format, each loaded at its first launch.</summary>
-    private sealed class Kernels<T, TW, TC, TO> where T : unmanaged where TW : struct, IOperandWidening<T> where TC : unmanaged where TO : struct, IGemmOutput<TC>
+    private sealed class Kernels<T, TW, TC, TO> where T : unmanaged where TW : struct, IOperandWidening<T> where TC : unmanaged where TO : struct, IResultFormat<TC>
     {
         private Action<Index3D, ArrayView<T>, ArrayView<T>, ArrayView<TC>, DeviceGemmArgs>? _plain;
         private Action<KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<TC>, DeviceGemmArgs>? _tiled;

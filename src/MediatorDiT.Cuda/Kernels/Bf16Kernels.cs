@@ -26,22 +26,28 @@ internal static class Bf16
     public static float Widen(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
 }
 
-/// <summary>How a kernel stores a float32 result in its output's element type: as it is, or rounded to bf16.</summary>
+/// <summary>
+/// How a kernel stores a float32 result in its output's element type: as it is, or rounded to bf16; and the float32 a
+/// stored value stands for (what a GEMM's beta reads back).
+/// </summary>
 internal interface IResultFormat<T> where T : unmanaged
 {
     T From(float value);
+    float Widen(T stored);
 }
 
 /// <summary>float32 results stored as they are.</summary>
 internal readonly struct Fp32Results : IResultFormat<float>
 {
     public float From(float value) => value;
+    public float Widen(float stored) => stored;
 }
 
 /// <summary>Results stored as bf16 (<see cref="Bf16.Round"/>): a bf16 product's operand.</summary>
 internal readonly struct Bf16Results : IResultFormat<ushort>
 {
     public ushort From(float value) => Bf16.Round(value);
+    public float Widen(ushort stored) => Bf16.Widen(stored);
 }
 
 /// <summary>The conversion kernel of the bf16 matrix products: float32 operands to bf16 before each product.</summary>

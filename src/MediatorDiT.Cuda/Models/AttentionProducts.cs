@@ -89,7 +89,7 @@ internal sealed class AttentionProducts : IDisposable
         CheckQkvBias(qkvBias, g);
         CheckKeptHeads(qkvHeads16, e);
         CheckOutputCopy(o16, e);
-        bool keepsP = CheckKeptProbabilities(probabilities16, g);
+        bool keptP = CheckKeptProbabilities(probabilities16, g);
         var (heads, heads16) = Heads(4 * e, 3 * e);
         var (q, k, v) = SplitHeads(qkv, qkvBias, heads, qkvHeads16.Length > 0 ? qkvHeads16 : heads16, g);
         var oh = heads.SubView(3 * e, e);
@@ -97,7 +97,7 @@ internal sealed class AttentionProducts : IDisposable
         foreach (var (i0, ni, r0, rows) in Tiling(items, n))
         {
             long item = (long)i0 * n * hd, row = (long)r0 * hd;
-            var s = new ProductOperand(tile, keepsP ? KeptTile(probabilities16, i0, ni, r0, rows, n) : tile16);
+            var s = new ProductOperand(tile, keptP ? KeptTile(probabilities16, i0, ni, r0, rows, n) : tile16);
             // S (ni, rows, N) = s Q_tile K^T.
             Product(new GemmShape(false, true, rows, n, hd, g.Scale, hd, hd, 0f, n, (long)n * hd, (long)n * hd, (long)rows * n, ni),
                 q.From(item + row), k.From(item), s.F32);
@@ -156,8 +156,9 @@ internal sealed class AttentionProducts : IDisposable
         int count = keptP ? 1 : 2;
         var (tiles, tiles16) = Tiles(items, n, count);
         long tileLength = tiles.Length / count;
-        var dp = new ProductOperand(tiles.SubView((count - 1) * tileLength, tileLength), _bf16 ? tiles16.SubView((count - 1) * tileLength, tileLength) : default);
-        var scratchS = keptP ? default : new ProductOperand(tiles.SubView(0, tileLength), _bf16 ? tiles16.SubView(0, tileLength) : default);
+        ProductOperand Tile(int index) => new(tiles.SubView(index * tileLength, tileLength), _bf16 ? tiles16.SubView(index * tileLength, tileLength) : default);
+        var dp = Tile(count - 1);
+        var scratchS = keptP ? default : Tile(0);
         foreach (var (i0, ni, r0, rows) in Tiling(items, n))
         {
             long item = (long)i0 * n * hd, row = (long)r0 * hd, tileStride = (long)rows * n, itemStride = (long)n * hd;

@@ -38,7 +38,7 @@ internal sealed class DeviceBackwardBuffers : IDisposable
         Branch = New(rows * d);
         Heads = New(rows * d);
         Qkv = New(rows * 3 * d);
-        Hidden = New(rows * cfg.MlpHidden);
+        Hidden = New(bf16Operands ? 0 : rows * cfg.MlpHidden); // bf16 operands (bf16 products): GELU's backward reads and writes bf16 only
         Modulation = New(batch * 6L * d);
         FinalModulation = New(batch * 2L * d);
         SiluCondition = New(batch * d);
@@ -91,7 +91,10 @@ internal sealed class DeviceBackwardBuffers : IDisposable
     public ArrayView<float> H { get; }
     /// <inheritdoc cref="H"/>
     public ArrayView<float> Branch { get; }
-    /// <summary>dL/d(per-head outputs) (B*N, D), dL/dqkv (B*N, 3D), dL/d(MLP hidden rows) (B*N, hidden).</summary>
+    /// <summary>
+    /// dL/d(per-head outputs) (B*N, D), dL/dqkv (B*N, 3D), dL/d(MLP hidden rows) (B*N, hidden; empty with bf16 products
+    /// whose operands come from their producers, where only <see cref="HiddenBf16"/> holds it).
+    /// </summary>
     public ArrayView<float> Heads { get; }
     /// <inheritdoc cref="Heads"/>
     public ArrayView<float> Qkv { get; }

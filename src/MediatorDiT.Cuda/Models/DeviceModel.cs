@@ -129,8 +129,7 @@ internal sealed partial class DeviceModel : IDisposable
         if (_activations?.Batch != batch)
         {
             _activations?.Dispose();
-            bool training = _gradients is not null;
-            _activations = new DeviceActivations(Config, batch, _kernels.Accelerator, perBlock: training,
+            _activations = new DeviceActivations(Config, batch, _kernels.Accelerator, perBlock: _gradients is not null,
                 bf16Operands: _products.OperandsFromProducers, bf16Products: _products.Precision == DevicePrecision.Bf16);
         }
         return _activations;

@@ -18,11 +18,10 @@ namespace MediatorDiT.Tests.Cuda.Kernels;
 /// </summary>
 public class PtxCompilationTests
 {
-    /// <summary>(element type, format) pairs a generic kernel takes as type arguments: operand widenings, output formats.</summary>
+    /// <summary>(element type, format) pairs a generic kernel takes as type arguments: operand widenings, result formats.</summary>
     private static readonly (Type Element, Type Format)[] Formats =
     [
         (typeof(float), Format("Blas.Fp32Operands")), (typeof(ushort), Format("Blas.Bf16Operands")),
-        (typeof(float), Format("Blas.Fp32Output")), (typeof(ushort), Format("Blas.Bf16Output")),
         (typeof(float), Format("Kernels.Fp32Results")), (typeof(ushort), Format("Kernels.Bf16Results")),
     ];
 
