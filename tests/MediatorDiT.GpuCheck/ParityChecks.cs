@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using MediatorDiT.Cuda.Models;
 using MediatorDiT.Cuda.Performance;
 using MediatorDiT.Cuda.Sampling;
 using MediatorDiT.Cuda.Training;
@@ -179,8 +180,10 @@ public static class ParityChecks
     /// by their producing kernels) against the reference bf16 step (each operand rounded in a pass of its own), 3 steps
     /// from the same weights and batches. Full (not <paramref name="quick"/>): a SiT with SiT-XL's head width (hidden 144,
     /// 2 heads of 72, depth 2, 4x MLP, 4 input channels, learn_sigma, batch 2, weights N(0, 1/144)), full attention at
-    /// 400 tokens (40x40 input: rows past the short softmax's 256 logits) or 16 mediators at 256 tokens; quick: the fp32
-    /// parity's small SiT (batch 4, weights N(0, 0.04)).
+    /// 400 tokens (40x40 input: rows past the short softmax's 256 logits, and too many for the step to keep P) or, with
+    /// <paramref name="keptProbabilities"/>, at 256 tokens (P kept for the backward, as at SiT-XL/2), or 16 mediators at
+    /// 256 tokens; quick: the fp32 parity's small SiT (batch 4, weights N(0, 0.04)), full attention at 64 tokens (16x16
+    /// input, P not kept) or, with <paramref name="keptProbabilities"/>, at its 16.
     /// Per step the loss and gradient norm of all three; after 3 steps the largest weight difference of each pair.
     /// Bounds: bf16 against fp32 within <see cref="Bf16LossBound"/> and <see cref="Bf16NormBound"/> (and not equal: the
     /// bf16 products ran), the weights within the two runs' largest possible AdamW movement (3 steps of at most
@@ -191,13 +194,15 @@ public static class ParityChecks
     /// <param name="mediators">0: full attention; else the mediator count (a square, at most the tokens).</param>
     /// <param name="quick">The small SiT (the CPU accelerator in CI).</param>
     /// <param name="entry">Receives the differences.</param>
-    public static void Bf16Training(CheckDevice device, int mediators, bool quick, JsonObject entry)
+    /// <param name="keptProbabilities">Full attention at the size whose step keeps P (else one past it).</param>
+    public static void Bf16Training(CheckDevice device, int mediators, bool quick, JsonObject entry, bool keptProbabilities = false)
     {
+        bool longRows = mediators == 0 && !keptProbabilities;
         var config = quick
-            ? SmallTrainingConfig
+            ? SmallTrainingConfig with { InputSize = longRows ? 16 : SmallTrainingConfig.InputSize }
             : new ModelConfig
             {
-                InputSize = mediators == 0 ? 40 : 32, PatchSize = 2, InChannels = 4, HiddenSize = 144, Depth = 2, NumHeads = 2, MlpRatio = 4.0,
+                InputSize = longRows ? 40 : 32, PatchSize = 2, InChannels = 4, HiddenSize = 144, Depth = 2, NumHeads = 2, MlpRatio = 4.0,
                 NumClasses = 10, LearnSigma = true,
             };
         int[] counts = mediators == 0 ? [] : [mediators];
@@ -242,6 +247,7 @@ public static class ParityChecks
             double weightBound = 2 * steps * adam.LearningRate * (1 - adam.Beta1) / Math.Sqrt(1 - adam.Beta2);
 
             entry["config"] = TrainingCase(config, mediators, batchSize, steps) + $", weights N(0, {std:G3}^2)";
+            entry["probabilities_kept"] = AttentionProducts.KeepsProbabilities(AttentionKinds.WithMediators(config, counts.Length == 0 ? null : counts[^1]));
             entry["steps"] = stepEntries;
             entry["loss_bf16_vs_fp32"] = CheckReport.Number(lossBf16);
             entry["grad_norm_bf16_vs_fp32"] = CheckReport.Number(normBf16);

@@ -80,6 +80,7 @@ OnDevice("parity_bf16_forward", (d, e) => ParityChecks.Bf16Forward(d, fixtureDir
 OnDevice("parity_training_full", (d, e) => ParityChecks.Training(d, 0, e));
 OnDevice("parity_training_mediator", (d, e) => ParityChecks.Training(d, 4, e));
 OnDevice("parity_bf16_training_full", (d, e) => ParityChecks.Bf16Training(d, 0, quick, e));
+OnDevice("parity_bf16_training_kept_p", (d, e) => ParityChecks.Bf16Training(d, 0, quick, e, keptProbabilities: true));
 OnDevice("parity_bf16_training_mediator", (d, e) => ParityChecks.Bf16Training(d, quick ? 4 : 16, quick, e));
 OnDevice("speed_long_forward_mediator", (d, e) => SpeedChecks.LongForward(d, options, 64, e));
 OnDevice("speed_long_forward_full", (d, e) => SpeedChecks.LongForward(d, options, 0, e));

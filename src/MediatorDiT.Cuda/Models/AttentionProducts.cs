@@ -2,6 +2,7 @@ using ILGPU;
 using ILGPU.Runtime;
 using MediatorDiT.Cuda.Blas;
 using MediatorDiT.Cuda.Kernels;
+using MediatorDiT.Models;
 using MediatorDiT.Tensors;
 
 namespace MediatorDiT.Cuda.Models;
@@ -18,8 +19,9 @@ namespace MediatorDiT.Cuda.Models;
 /// rowsum(dO O): S and dP = dO V^T, P = exp(S - lse) and dS = P (dP - delta), then dQ = s dS K, dK += s dS^T Q,
 /// dV += P^T dO (the query tiles of an item add into its dK and dV). In bf16 the products' operands (q, k, v, dO,
 /// P, dS) are rounded to bf16 and accumulated in fp32; the softmax and its backward run in fp32. A bf16 training step
-/// keeps the forward's P in bf16 (B, H, N, N; 2 bytes a logit, where the tiles above are scratch): its backward then
-/// neither makes S again nor reads it, and dS = P (dP - delta) takes that P, the one dV's product reads too.
+/// at the sizes where P is small next to a block's other kept tensors (<see cref="KeepsProbabilities"/>: every model at
+/// 256 tokens) keeps the forward's P in bf16 (B, H, N, N; 2 bytes a logit, where the tiles above are scratch): its
+/// backward then neither makes S again nor reads it, and dS = P (dP - delta) takes that P, the one dV's product reads too.
 /// Sums run in the products' order, not the reference's: the two agree to rounding.
 /// One instance serves the device models that share a <see cref="LinearProducts"/> (the members of a ladder run one
 /// after another); its scratch grows to the largest batch it met.
@@ -55,6 +57,17 @@ internal sealed class AttentionProducts : IDisposable
     }
 
     private long _tileFloats;
+
+    /// <summary>
+    /// Whether a bf16 training step of <paramref name="cfg"/> (full attention) keeps each block's P (B, H, N, N) for the
+    /// backward: only where a token's row of P (H N bf16 values) is no wider than its row of fc1's bf16 output (4D),
+    /// the widest tensor a block keeps anyway, so keeping P at most doubles that one. It holds for every SiT/DiT
+    /// size at 256 tokens (SiT-XL/2: 16 x 256 = 4,096 against 4,608), where it saves the backward's S product and
+    /// 8 bytes of traffic per logit; past it (SiT-XL/2 at 1,024 tokens: 16,384) P grows with N^2 while the rest of a
+    /// block grows with N, and the backward makes S again a tile at a time, flash-style, never storing all of it.
+    /// </summary>
+    public static bool KeepsProbabilities(ModelConfig cfg) =>
+        cfg.Attention != AttentionKind.Mediator && (long)cfg.NumHeads * cfg.NumTokens <= 4L * cfg.HiddenSize;
 
     /// <summary>
     /// The most logits one tile holds; it may be changed between calls (the results agree to rounding: sums run per

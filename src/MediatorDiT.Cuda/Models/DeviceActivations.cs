@@ -69,7 +69,7 @@ internal sealed class DeviceActivations : IDisposable
         for (int i = 0; i < _blocks.Length; i++)
             _blocks[i] = new DeviceBlockActivations(cfg, batch, New, bf16Operands ? New16 : null, bf16Operands && i > 0 ? _blocks[0] : null,
                 keepsQkvHeads: perBlock && bf16Operands && fullAttention, allocateBf16Products: bf16Products ? New16 : null,
-                keepsProbabilities: perBlock && fullAttention);
+                keepsProbabilities: perBlock && AttentionProducts.KeepsProbabilities(cfg));
     }
 
     /// <summary>B, the batch size the buffers are for.</summary>
@@ -135,7 +135,8 @@ internal sealed class DeviceBlockActivations
     /// blocks). With <paramref name="keepsQkvHeads"/> (full attention, bf16 operands) the block keeps
     /// <see cref="QkvHeadsBf16"/>, and its fp32 qkv is <paramref name="scratchOf"/>'s when given. With
     /// <paramref name="allocateBf16Products"/> (bf16 products) fc1's output is <see cref="Fc1Bf16"/> (no fp32 one), and
-    /// with <paramref name="keepsProbabilities"/> (training full attention) the block keeps <see cref="Probabilities16"/>.
+    /// with <paramref name="keepsProbabilities"/> (training full attention where
+    /// <see cref="AttentionProducts.KeepsProbabilities"/> holds) the block keeps <see cref="Probabilities16"/>.
     /// </summary>
     public DeviceBlockActivations(ModelConfig cfg, int batch, Func<long, ArrayView<float>> allocate, Func<long, ArrayView<ushort>>? allocate16 = null,
         DeviceBlockActivations? scratchOf = null, bool keepsQkvHeads = false, Func<long, ArrayView<ushort>>? allocateBf16Products = null,
@@ -243,7 +244,8 @@ internal sealed class DeviceBlockActivations
 
     /// <summary>
     /// Full attention's probabilities P (B, H, N, N) in bf16 as the forward's PV product read them: kept for the
-    /// backward when training with bf16 products (empty otherwise).
+    /// backward when training with bf16 products at a size where <see cref="AttentionProducts.KeepsProbabilities"/> holds
+    /// (empty otherwise: the backward makes S again).
     /// </summary>
     public ArrayView<ushort> Probabilities16 { get; }
 

@@ -83,9 +83,10 @@ public class GpuCheckTests
             // bf16 training against fp32 on the same device: within the library's bf16 bounds, and not equal (the bf16
             // products ran); the default bf16 step against the one rounding each operand in a pass of its own: the same
             // bits on the CPU accelerator.
-            foreach (string name in new[] { "parity_bf16_training_full", "parity_bf16_training_mediator" })
+            foreach (var (name, keptP) in new[] { ("parity_bf16_training_full", false), ("parity_bf16_training_kept_p", true), ("parity_bf16_training_mediator", false) })
             {
                 var training = Ok(cases, name);
+                Assert.Equal(keptP, training["probabilities_kept"]!.GetValue<bool>());
                 Assert.True(Finite(training, "loss_bf16_vs_fp32") > 0, $"{name}: bf16 gave fp32's loss");
                 AssertBelow(training, "loss_bf16_vs_fp32", 2e-2);
                 AssertBelow(training, "grad_norm_bf16_vs_fp32", 5e-2);

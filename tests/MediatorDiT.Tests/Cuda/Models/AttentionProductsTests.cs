@@ -295,6 +295,40 @@ public class AttentionProductsTests(AcceleratorFixture device)
     }
 
     [Theory]
+    [InlineData("SiT-S/2")]
+    [InlineData("SiT-B/2")]
+    [InlineData("SiT-L/2")]
+    [InlineData("SiT-XL/2")]
+    [InlineData("DiT-XL/4")]
+    public void KeptProbabilities_AtEverySizeOf256Pixels_NotAt512OrWithMediators(string model)
+    {
+        // 256 px: 256 tokens or fewer, P's row (H N) at most fc1's (4D); 512 px: 1,024 tokens, 4 H N > 4D at every size.
+        var small = ModelRegistry.Get(model, 256);
+        var large = ModelRegistry.Get(model, 512);
+        Assert.True(AttentionProducts.KeepsProbabilities(small), $"{model} at {small.NumTokens} tokens should keep P");
+        Assert.Equal(large.NumTokens <= 256, AttentionProducts.KeepsProbabilities(large));
+        Assert.False(AttentionProducts.KeepsProbabilities(ModelRegistry.Get(model, 256, mediators: 16)));
+    }
+
+    [Theory]
+    [InlineData(8, true)] // 16 tokens, 2 heads: a row of P is 32 values, fc1's 4 x 16 = 64
+    [InlineData(16, false)] // 64 tokens: 128 values, wider than fc1's row
+    public void KeptProbabilities_AreAllocatedOnlyWhereTheRuleKeepsThem(int inputSize, bool kept)
+    {
+        var config = new ModelConfig
+        {
+            InputSize = inputSize, PatchSize = 2, InChannels = 2, HiddenSize = 16, Depth = 2, NumHeads = 2, MlpRatio = 2.0,
+            NumClasses = 3, Attention = AttentionKind.Full,
+        };
+        Assert.Equal(kept, AttentionProducts.KeepsProbabilities(config));
+        using var training = new DeviceActivations(config, 3, device.Accelerator, perBlock: true, bf16Operands: true, bf16Products: true);
+        using var sampling = new DeviceActivations(config, 3, device.Accelerator, perBlock: false, bf16Operands: true, bf16Products: true);
+        for (int block = 0; block < config.Depth; block++)
+            Assert.Equal(kept ? 3L * config.NumHeads * config.NumTokens * config.NumTokens : 0, training.Block(block).Probabilities16.Length);
+        Assert.Equal(0, sampling.Block(0).Probabilities16.Length);
+    }
+
+    [Theory]
     [InlineData(2, 4, 2, 3, 2, false)]
     [InlineData(1, 5, 2, 4, 3, false)] // a grid the mediator grid does not divide: overlapping pooling bins
     [InlineData(2, 4, 2, 3, 2, true)]

@@ -9,7 +9,7 @@ namespace MediatorDiT.Tests.Cuda.Training;
 
 /// <summary>
 /// Training steps with bf16 matrix products against fp32 ones on the CPU accelerator, from the same weights and
-/// batches (a tiny mediator SiT, depth 2): the losses, gradient norms and updated weights differ (the bf16 path ran),
+/// batches (tiny SiTs of depth 2: mediator attention, full attention with and without its P kept): the losses, gradient norms and updated weights differ (the bf16 path ran),
 /// by at most the bounds below. The default bf16 step, whose kernels write the products' bf16 operands, gives the bits of
 /// the reference that rounds each operand in a pass of its own.
 /// </summary>
@@ -25,13 +25,17 @@ public class DeviceTrainingBf16Tests(AcceleratorFixture device, ITestOutputHelpe
     /// </summary>
     private const double LossBound = 2e-2, NormBound = 5e-2;
 
-    [Fact]
-    public void TwoStepsInBf16_StayWithinTheBoundsOfFp32()
+    /// <summary>Mediator attention; full attention at 16 tokens (P kept for the backward) and at 64 (S made again).</summary>
+    public static TheoryData<int[], int> Networks => new() { { [4], 8 }, { [], 8 }, { [], 16 } };
+
+    [Theory]
+    [MemberData(nameof(Networks))]
+    public void TwoStepsInBf16_StayWithinTheBoundsOfFp32(int[] mediators, int inputSize)
     {
-        var config = DeviceTrainingBackendTests.Config(16, 2, learnSigma: true);
+        var config = DeviceTrainingBackendTests.Config(16, 2, learnSigma: true) with { InputSize = inputSize };
         var transport = new Transport();
-        var (fpNet, fpEma, fpOpt) = DeviceTrainingBackendTests.Run(config, [4], 5);
-        var (bfNet, bfEma, bfOpt) = DeviceTrainingBackendTests.Run(config, [4], 5);
+        var (fpNet, fpEma, fpOpt) = DeviceTrainingBackendTests.Run(config, mediators, 5);
+        var (bfNet, bfEma, bfOpt) = DeviceTrainingBackendTests.Run(config, mediators, 5);
         using var fp32 = new DeviceTrainingBackend(device.Accelerator, transport);
         using var bf16 = new DeviceTrainingBackend(device.Accelerator, transport, DevicePrecision.Bf16);
         Assert.Equal(DevicePrecision.Fp32, fp32.Precision);
@@ -67,12 +71,13 @@ public class DeviceTrainingBf16Tests(AcceleratorFixture device, ITestOutputHelpe
     }
 
     [Theory]
-    [InlineData(new int[0])] // full attention
-    [InlineData(new[] { 4 })]
-    [InlineData(new[] { 1, 4 })] // a shared-weight ladder: members take turns
-    public void Bf16OperandsFromTheirProducers_GiveTheSeparateRoundingsBits(int[] mediators)
+    [InlineData(new int[0], 8)] // full attention, P kept
+    [InlineData(new int[0], 16)] // full attention at 64 tokens: P not kept, S made again
+    [InlineData(new[] { 4 }, 8)]
+    [InlineData(new[] { 1, 4 }, 8)] // a shared-weight ladder: members take turns
+    public void Bf16OperandsFromTheirProducers_GiveTheSeparateRoundingsBits(int[] mediators, int inputSize)
     {
-        var config = DeviceTrainingBackendTests.Config(16, 2, learnSigma: true);
+        var config = DeviceTrainingBackendTests.Config(16, 2, learnSigma: true) with { InputSize = inputSize };
         var transport = new Transport();
         var (refNet, refEma, refOpt) = DeviceTrainingBackendTests.Run(config, mediators, 6);
         var (net, ema, opt) = DeviceTrainingBackendTests.Run(config, mediators, 6);
