@@ -59,6 +59,20 @@ internal sealed class AttentionProducts : IDisposable
     private long _tileFloats;
 
     /// <summary>
+    /// Whether a bf16 forward that keeps no P runs its core as one fused kernel on the tensor cores
+    /// (<see cref="KernelSet.FlashForward"/>: the logits in registers, 64 keys at a time) instead of tiles of products,
+    /// where that kernel runs (32-lane warps; on CUDA compute capability 8.0 or later) and the head is even and at most
+    /// 128 wide; elsewhere the tiles run. Off by default until a card has timed it against the tiles (the device check's
+    /// 4,096-token forward does); it may be changed between calls. The results agree with the tiles' to bf16 rounding:
+    /// the fused kernel rounds P before dividing by the row's sum, the tiles after.
+    /// </summary>
+    public bool FusedForward { get; set; }
+
+    /// <summary>Whether the forward at <paramref name="g"/> runs the fused kernel (see <see cref="FusedForward"/>).</summary>
+    private bool Fuses(AttentionGeometry g, bool keptP) =>
+        FusedForward && _bf16 && !keptP && _kernels.FlashForwardRuns && g.HeadDim % 2 == 0 && g.HeadDim <= FlashMmaKernels.MaxHeadDim;
+
+    /// <summary>
     /// Whether a bf16 training step of <paramref name="cfg"/> (full attention) keeps each block's P (B, H, N, N) for the
     /// backward: only where a token's row of P (H N bf16 values) is no wider than its row of fc1's bf16 output (4D),
     /// the widest tensor a block keeps anyway, so keeping P at most doubles that one. It holds for every SiT/DiT
@@ -106,6 +120,29 @@ internal sealed class AttentionProducts : IDisposable
         var (heads, heads16) = Heads(4 * e, 3 * e);
         var (q, k, v) = SplitHeads(qkv, qkvBias, heads, qkvHeads16.Length > 0 ? qkvHeads16 : heads16, g);
         var oh = heads.SubView(3 * e, e);
+        if (Fuses(g, keptP))
+        {
+            using (_kernels.SubStage("fused kernel", 4.0 * items * n * n * hd)) // S and P V: 2 N^2 hd multiply-adds an item
+                _kernels.FlashForward(q.B16, k.B16, v.B16, oh, lse, items, n, hd, g.Scale);
+        }
+        else ForwardTiles(q, k, v, oh, lse, g, keptP ? probabilities16 : default);
+        using (_kernels.SubStage("layout"))
+        {
+            var layout = new HeadLayout(n, g.Heads, hd, g.Dim, 0);
+            if (o16.Length > 0) _kernels.FromHeadMajorWithBf16(oh, o, o16, g.Batch, layout);
+            else _kernels.FromHeadMajor(oh, o, g.Batch, layout);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="FullForward"/>'s core over tiles of products: head-major q, k, v to head-major O (B H, N, hd) and lse,
+    /// P written into <paramref name="probabilities16"/> when given.
+    /// </summary>
+    private void ForwardTiles(ProductOperand q, ProductOperand k, ProductOperand v, ArrayView<float> oh, ArrayView<float> lse, AttentionGeometry g,
+        ArrayView<ushort> probabilities16)
+    {
+        int n = g.Tokens, hd = g.HeadDim, items = g.Batch * g.Heads;
+        bool keptP = probabilities16.Length > 0;
         var (tile, tile16) = Tiles(items, n, 1);
         foreach (var (i0, ni, r0, rows) in Tiling(items, n))
         {
@@ -126,12 +163,6 @@ internal sealed class AttentionProducts : IDisposable
             // O_tile (ni, rows, hd) = P V.
             Product(new GemmShape(false, false, rows, hd, n, 1f, n, hd, 0f, hd, (long)rows * n, (long)n * hd, (long)n * hd, ni),
                 s, v.From(item), oh.SubView(item + row));
-        }
-        using (_kernels.SubStage("layout"))
-        {
-            var layout = new HeadLayout(n, g.Heads, hd, g.Dim, 0);
-            if (o16.Length > 0) _kernels.FromHeadMajorWithBf16(oh, o, o16, g.Batch, layout);
-            else _kernels.FromHeadMajor(oh, o, g.Batch, layout);
         }
     }
 

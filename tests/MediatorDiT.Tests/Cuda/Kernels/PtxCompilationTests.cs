@@ -92,6 +92,27 @@ public class PtxCompilationTests
         Assert.True(failures.Count == 0, $"{failures.Count} of {kernels.Length} kernels do not compile to PTX:\n" + string.Join("\n", failures));
     }
 
+    [Fact]
+    public void FlashForward_IssuesTheTensorCoreInstruction_AndKeepsItsFragmentsInRegisters()
+    {
+        // Q's fragments, the logits and the output accumulator are struct fields written out tile by tile (ILGPU does
+        // not unroll loops): any of them indexed at run time would be a local array. The only local memory is ILGPU's
+        // one 4-byte slot per operand of each inline instruction (4 accumulators and 6 operand registers), scalars at
+        // fixed addresses that the driver's compiler keeps in registers.
+        using var context = Context.Create(builder => MediatorDiT.Cuda.Kernels.PtxIntrinsics.Register(builder.Cuda()));
+        using var backend = new PTXBackend(context, CudaArchitecture.SM_90, CudaInstructionSet.ISA_88, nvvmAPI: null!);
+        var kernel = typeof(MediatorDiT.Cuda.Kernels.FlashMmaKernels).GetMethod("Forward")!;
+        string ptx = ((PTXCompiledKernel)backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(kernel), default(KernelSpecialization))).PTXAssembly;
+        int mma = ptx.Split("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32").Length - 1;
+        // 8 key tiles x 8 k-steps for S, 16 channel tiles x 4 key steps for P V.
+        Assert.Equal(8 * 8 + 16 * 4, mma);
+        var locals = System.Text.RegularExpressions.Regex.Matches(ptx, @"\.local \.align \d+ \.b8 __local_depot\d+\[(\d+)\]");
+        Assert.Equal(10 * mma, locals.Count);
+        Assert.All(locals, local => Assert.Equal("4", local.Groups[1].Value));
+        Assert.Equal(locals.Count, System.Text.RegularExpressions.Regex.Matches(ptx, @"\.local ").Count);
+        Assert.Matches(@"\.target sm_(8\d|9\d)", ptx);
+    }
+
     private static string Name(MethodInfo m) =>
         $"{m.DeclaringType!.Name}.{m.Name}" + (m.IsGenericMethod ? $"<{string.Join(", ", m.GetGenericArguments().Select(a => a.Name))}>" : "");
 }

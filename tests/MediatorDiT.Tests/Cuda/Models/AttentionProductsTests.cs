@@ -295,6 +295,43 @@ public class AttentionProductsTests(AcceleratorFixture device)
     }
 
     [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void FusedForward_AgreesWithTheTiles_WhereTheKernelRuns(bool operandsFromProducers)
+    {
+        // 1 image of 9 x 9 tokens (two row and key blocks of the fused kernel, the last ones short), 2 heads of 8 channels.
+        var g = new AttentionGeometry(1, 9, 2, 8, 1, 1f / MathF.Sqrt(8));
+        int n = g.Tokens, d = g.Dim;
+        var qkv = KernelData.Uniform(n * 3 * d, 130, -2f, 2f);
+        var bias = KernelData.Uniform(3 * d, 131, -0.5f, 0.5f);
+        using var gemm = new IlgpuGemm(device.Accelerator);
+        using var products = new AttentionProducts(device.Kernels, gemm, DevicePrecision.Bf16, operandsFromProducers: operandsFromProducers);
+        using var input = device.Upload(qkv);
+        using var qkvBias = device.Upload(bias);
+        (float[] O, float[] Lse) Run(bool fused)
+        {
+            products.FusedForward = fused;
+            using var o = device.Accelerator.Allocate1D<float>(n * d);
+            using var lse = device.Accelerator.Allocate1D<float>(2 * n);
+            products.FullForward(input.View, qkvBias.View, o.View, lse.View, g);
+            return (device.Download(o), device.Download(lse));
+        }
+        var tiles = Run(false);
+        var fused = Run(true);
+        if (!device.Kernels.FlashForwardRuns)
+        {
+            // 4-lane warps: the tiles run either way.
+            device.AssertSameBits(tiles.O, fused.O);
+            device.AssertSameBits(tiles.Lse, fused.Lse);
+            return;
+        }
+        // P rounded to bf16 before the division by the row's sum (fused) or after it (tiles): 2^-8 of |v| (at most 4.5) apart at most.
+        Assert.True(MaxDifference(tiles.O, fused.O) <= 4.5 / 256, $"o differs by {MaxDifference(tiles.O, fused.O):E2}");
+        Assert.True(MaxDifference(tiles.O, fused.O) > 0, "the fused kernel gave the tiles' bits: it did not run");
+        KernelData.AssertRelative(tiles.Lse, fused.Lse, 1e-5);
+    }
+
+    [Theory]
     [InlineData("SiT-S/2")]
     [InlineData("SiT-B/2")]
     [InlineData("SiT-L/2")]

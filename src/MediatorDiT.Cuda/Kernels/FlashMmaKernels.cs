@@ -1,0 +1,329 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+
+namespace MediatorDiT.Cuda.Kernels;
+
+/// <summary>
+/// Full attention's forward as one fused kernel on the tensor cores (FlashAttention-2's forward): per (image, head) item
+/// and block of 64 query rows, a group of 4 warps, each warp 16 rows. It walks the keys 64 at a time: K's and V's block
+/// are staged in shared memory in bf16 (V transposed, so a lane's two keys of one channel are one register), the warp
+/// makes its 16 x 64 logits S = s Q K^T with <see cref="WarpMma"/> (Q's fragments stay in registers from the start), keeps
+/// the online softmax's running maximum and sum per row, rescales its output accumulator when the maximum grows, rounds
+/// the exponentials P to bf16 where they are (an accumulator fragment of S is the operand fragment of P V, no exchange
+/// needed) and adds P V. Nothing N x N is stored: the logits live in registers, 64 keys at a time. At the end O = acc / sum
+/// and lse = max + ln(sum), as <see cref="AttentionKernels.FlashAttention"/> (the reference) saves them.
+/// Inputs are head-major bf16 (B H, N, hd), as the products path moves them; o is head-major fp32, lse (B H, N).
+/// hd must be even and at most <see cref="MaxHeadDim"/>; Q K^T pads hd to a multiple of 16 with zeros, P V covers it in
+/// tiles of 8 channels. The fragments are fields of structs written out tile by tile rather than arrays indexed in loops:
+/// ILGPU 1.5.3 does not unroll loops, and an array indexed by a loop variable lives in local memory, where these must stay
+/// in registers (the PTX test checks that the kernel declares no local memory).
+/// </summary>
+internal static class FlashMmaKernels
+{
+    /// <summary>The widest head: 8 k-steps of 16 channels for Q K^T, 16 tiles of 8 channels for P V.</summary>
+    public const int MaxHeadDim = 128;
+    /// <summary>Keys per block staged in shared memory; query rows per group (4 warps of 16).</summary>
+    public const int Keys = 64, Rows = 64, Warps = 4;
+    // Shared rows padded by 4 registers so that the 8 groups of a warp read 8 different banks (4 g + t differs for every lane).
+    private const int KeyStride = MaxHeadDim / 2 + 4, ValueStride = Keys / 2 + 4;
+
+    /// <summary>
+    /// The kernel (see the class): groups of <see cref="Warps"/> warps of 32 lanes, group i = item rowBlocks + row block.
+    /// </summary>
+    public static void Forward(ArrayView<ushort> q, ArrayView<ushort> k, ArrayView<ushort> v, ArrayView<float> o, ArrayView<float> lse,
+        int tokens, int headDim, int rowBlocks, float scale)
+    {
+        var keyBlock = SharedMemory.Allocate<uint>(Keys * KeyStride);
+        var valueBlock = SharedMemory.Allocate<uint>(MaxHeadDim * ValueStride);
+        int item = Grid.IdxX / rowBlocks, rowBlock = Grid.IdxX % rowBlocks;
+        int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3, thread = Group.IdxX;
+        int n = tokens, hd = headDim, pairs = hd / 2, kSteps = (hd + 15) / 16, channelTiles = (hd + 7) / 8;
+        long itemBase = (long)item * n * hd;
+        int rowA = rowBlock * Rows + Warp.WarpIdx * 16 + g, rowB = rowA + 8;
+
+        var query = new QueryFragments();
+        LoadQuery(ref query.K0, q, itemBase, rowA, rowB, n, pairs, 0, kSteps, t);
+        LoadQuery(ref query.K1, q, itemBase, rowA, rowB, n, pairs, 1, kSteps, t);
+        LoadQuery(ref query.K2, q, itemBase, rowA, rowB, n, pairs, 2, kSteps, t);
+        LoadQuery(ref query.K3, q, itemBase, rowA, rowB, n, pairs, 3, kSteps, t);
+        LoadQuery(ref query.K4, q, itemBase, rowA, rowB, n, pairs, 4, kSteps, t);
+        LoadQuery(ref query.K5, q, itemBase, rowA, rowB, n, pairs, 5, kSteps, t);
+        LoadQuery(ref query.K6, q, itemBase, rowA, rowB, n, pairs, 6, kSteps, t);
+        LoadQuery(ref query.K7, q, itemBase, rowA, rowB, n, pairs, 7, kSteps, t);
+
+        var acc = new OutputTiles();
+        float maxA = float.NegativeInfinity, maxB = float.NegativeInfinity, sumA = 0f, sumB = 0f;
+        for (int key0 = 0; key0 < n; key0 += Keys)
+        {
+            Group.Barrier(); // the previous block's readers are done
+            StageKeys(keyBlock, k, itemBase, key0, n, pairs, kSteps * 8, thread);
+            StageValues(valueBlock, v, itemBase, key0, n, hd, channelTiles * 8, thread);
+            Group.Barrier();
+
+            var s = new ScoreTiles();
+            Scores(ref s.T0, query, keyBlock, 0, kSteps, g, t);
+            Scores(ref s.T1, query, keyBlock, 1, kSteps, g, t);
+            Scores(ref s.T2, query, keyBlock, 2, kSteps, g, t);
+            Scores(ref s.T3, query, keyBlock, 3, kSteps, g, t);
+            Scores(ref s.T4, query, keyBlock, 4, kSteps, g, t);
+            Scores(ref s.T5, query, keyBlock, 5, kSteps, g, t);
+            Scores(ref s.T6, query, keyBlock, 6, kSteps, g, t);
+            Scores(ref s.T7, query, keyBlock, 7, kSteps, g, t);
+            int limit = n - key0 - 2 * t; // tile j's columns 8 j + 2 t (+ 1) are keys when below this
+            ScaleAndMask(ref s.T0, scale, limit);
+            ScaleAndMask(ref s.T1, scale, limit - 8);
+            ScaleAndMask(ref s.T2, scale, limit - 16);
+            ScaleAndMask(ref s.T3, scale, limit - 24);
+            ScaleAndMask(ref s.T4, scale, limit - 32);
+            ScaleAndMask(ref s.T5, scale, limit - 40);
+            ScaleAndMask(ref s.T6, scale, limit - 48);
+            ScaleAndMask(ref s.T7, scale, limit - 56);
+
+            // The rows' new maxima over the 4 lanes of a group (lanes 4 g .. 4 g + 3 hold row g's columns).
+            float blockA = RowMax(s.T0.C0, s.T0.C1, s.T1.C0, s.T1.C1, s.T2.C0, s.T2.C1, s.T3.C0, s.T3.C1,
+                s.T4.C0, s.T4.C1, s.T5.C0, s.T5.C1, s.T6.C0, s.T6.C1, s.T7.C0, s.T7.C1);
+            float blockB = RowMax(s.T0.C2, s.T0.C3, s.T1.C2, s.T1.C3, s.T2.C2, s.T2.C3, s.T3.C2, s.T3.C3,
+                s.T4.C2, s.T4.C3, s.T5.C2, s.T5.C3, s.T6.C2, s.T6.C3, s.T7.C2, s.T7.C3);
+            float newA = MathF.Max(maxA, blockA), newB = MathF.Max(maxB, blockB);
+            float alphaA = DeviceMath.Exp(maxA - newA), alphaB = DeviceMath.Exp(maxB - newB); // 0 at the first block (max = -inf)
+            maxA = newA;
+            maxB = newB;
+
+            float partA = 0f, partB = 0f;
+            Exponentials(ref s.T0, newA, newB, ref partA, ref partB);
+            Exponentials(ref s.T1, newA, newB, ref partA, ref partB);
+            Exponentials(ref s.T2, newA, newB, ref partA, ref partB);
+            Exponentials(ref s.T3, newA, newB, ref partA, ref partB);
+            Exponentials(ref s.T4, newA, newB, ref partA, ref partB);
+            Exponentials(ref s.T5, newA, newB, ref partA, ref partB);
+            Exponentials(ref s.T6, newA, newB, ref partA, ref partB);
+            Exponentials(ref s.T7, newA, newB, ref partA, ref partB);
+            sumA = sumA * alphaA + partA; // this lane's share of the row's sum; the 4 lanes' shares are added at the end
+            sumB = sumB * alphaB + partB;
+
+            var p = new ProbabilityFragments();
+            p.K0 = Operand(s.T0, s.T1);
+            p.K1 = Operand(s.T2, s.T3);
+            p.K2 = Operand(s.T4, s.T5);
+            p.K3 = Operand(s.T6, s.T7);
+
+            Accumulate(ref acc.T0, p, valueBlock, 0, channelTiles, alphaA, alphaB, g, t);
+            Accumulate(ref acc.T1, p, valueBlock, 1, channelTiles, alphaA, alphaB, g, t);
+            Accumulate(ref acc.T2, p, valueBlock, 2, channelTiles, alphaA, alphaB, g, t);
+            Accumulate(ref acc.T3, p, valueBlock, 3, channelTiles, alphaA, alphaB, g, t);
+            Accumulate(ref acc.T4, p, valueBlock, 4, channelTiles, alphaA, alphaB, g, t);
+            Accumulate(ref acc.T5, p, valueBlock, 5, channelTiles, alphaA, alphaB, g, t);
+            Accumulate(ref acc.T6, p, valueBlock, 6, channelTiles, alphaA, alphaB, g, t);
+            Accumulate(ref acc.T7, p, valueBlock, 7, channelTiles, alphaA, alphaB, g, t);
+            Accumulate(ref acc.T8, p, valueBlock, 8, channelTiles, alphaA, alphaB, g, t);
+            Accumulate(ref acc.T9, p, valueBlock, 9, channelTiles, alphaA, alphaB, g, t);
+            Accumulate(ref acc.T10, p, valueBlock, 10, channelTiles, alphaA, alphaB, g, t);
+            Accumulate(ref acc.T11, p, valueBlock, 11, channelTiles, alphaA, alphaB, g, t);
+            Accumulate(ref acc.T12, p, valueBlock, 12, channelTiles, alphaA, alphaB, g, t);
+            Accumulate(ref acc.T13, p, valueBlock, 13, channelTiles, alphaA, alphaB, g, t);
+            Accumulate(ref acc.T14, p, valueBlock, 14, channelTiles, alphaA, alphaB, g, t);
+            Accumulate(ref acc.T15, p, valueBlock, 15, channelTiles, alphaA, alphaB, g, t);
+        }
+
+        sumA += Warp.ShuffleXor(sumA, 1);
+        sumA += Warp.ShuffleXor(sumA, 2);
+        sumB += Warp.ShuffleXor(sumB, 1);
+        sumB += Warp.ShuffleXor(sumB, 2);
+        float invA = 1f / sumA, invB = 1f / sumB;
+        Store(acc.T0, o, itemBase, rowA, rowB, n, hd, 0, invA, invB, t);
+        Store(acc.T1, o, itemBase, rowA, rowB, n, hd, 1, invA, invB, t);
+        Store(acc.T2, o, itemBase, rowA, rowB, n, hd, 2, invA, invB, t);
+        Store(acc.T3, o, itemBase, rowA, rowB, n, hd, 3, invA, invB, t);
+        Store(acc.T4, o, itemBase, rowA, rowB, n, hd, 4, invA, invB, t);
+        Store(acc.T5, o, itemBase, rowA, rowB, n, hd, 5, invA, invB, t);
+        Store(acc.T6, o, itemBase, rowA, rowB, n, hd, 6, invA, invB, t);
+        Store(acc.T7, o, itemBase, rowA, rowB, n, hd, 7, invA, invB, t);
+        Store(acc.T8, o, itemBase, rowA, rowB, n, hd, 8, invA, invB, t);
+        Store(acc.T9, o, itemBase, rowA, rowB, n, hd, 9, invA, invB, t);
+        Store(acc.T10, o, itemBase, rowA, rowB, n, hd, 10, invA, invB, t);
+        Store(acc.T11, o, itemBase, rowA, rowB, n, hd, 11, invA, invB, t);
+        Store(acc.T12, o, itemBase, rowA, rowB, n, hd, 12, invA, invB, t);
+        Store(acc.T13, o, itemBase, rowA, rowB, n, hd, 13, invA, invB, t);
+        Store(acc.T14, o, itemBase, rowA, rowB, n, hd, 14, invA, invB, t);
+        Store(acc.T15, o, itemBase, rowA, rowB, n, hd, 15, invA, invB, t);
+        if (t == 0)
+        {
+            if (rowA < n) lse[(long)item * n + rowA] = maxA + DeviceMath.Log(sumA);
+            if (rowB < n) lse[(long)item * n + rowB] = maxB + DeviceMath.Log(sumB);
+        }
+    }
+
+    /// <summary>Q's operand fragment for k-step <paramref name="step"/> (channels 16 step ..): zeros past the rows, the channels or the steps.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void LoadQuery(ref MmaOperandA a, ArrayView<ushort> q, long itemBase, int rowA, int rowB, int n, int pairs, int step, int kSteps, int t)
+    {
+        if (step >= kSteps) return;
+        int pair = 8 * step + t;
+        a.A0 = Pair(q, itemBase, rowA, n, pairs, pair);
+        a.A1 = Pair(q, itemBase, rowB, n, pairs, pair);
+        a.A2 = Pair(q, itemBase, rowA, n, pairs, pair + 4);
+        a.A3 = Pair(q, itemBase, rowB, n, pairs, pair + 4);
+    }
+
+    /// <summary>Channels 2 pair and 2 pair + 1 of head-major row <paramref name="row"/> in one register; 0 past the rows or channels.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint Pair(ArrayView<ushort> x, long itemBase, int row, int n, int pairs, int pair)
+    {
+        if (row >= n || pair >= pairs) return 0u;
+        long at = itemBase + (long)row * (2 * pairs) + 2 * pair;
+        return x[at] | ((uint)x[at + 1] << 16);
+    }
+
+    /// <summary>K's block (keys key0 .., 64 rows of <paramref name="stagedPairs"/> channel pairs, zero past the keys or channels) into shared memory.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StageKeys(ArrayView<uint> block, ArrayView<ushort> k, long itemBase, int key0, int n, int pairs, int stagedPairs, int thread)
+    {
+        for (int i = thread; i < Keys * stagedPairs; i += Warps * 32)
+        {
+            int key = i / stagedPairs, pair = i % stagedPairs;
+            block[key * KeyStride + pair] = Pair(k, itemBase, key0 + key, n, pairs, pair);
+        }
+    }
+
+    /// <summary>V's block transposed into shared memory: channel c's row holds keys (2 j, 2 j + 1) in register j; zero past the keys or channels.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StageValues(ArrayView<uint> block, ArrayView<ushort> v, long itemBase, int key0, int n, int hd, int stagedChannels, int thread)
+    {
+        for (int i = thread; i < stagedChannels * (Keys / 2); i += Warps * 32)
+        {
+            int channel = i % stagedChannels, keyPair = i / stagedChannels; // neighbouring threads read neighbouring channels
+            int key = key0 + 2 * keyPair;
+            uint low = 0u, high = 0u;
+            if (channel < hd)
+            {
+                if (key < n) low = v[itemBase + (long)key * hd + channel];
+                if (key + 1 < n) high = v[itemBase + (long)(key + 1) * hd + channel];
+            }
+            block[channel * ValueStride + keyPair] = low | (high << 16);
+        }
+    }
+
+    /// <summary>Logit tile <paramref name="tile"/> (keys 8 tile .. 8 tile + 7 of the block) = Q K^T over the k-steps.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Scores(ref MmaAccumulator s, QueryFragments q, ArrayView<uint> keyBlock, int tile, int kSteps, int g, int t)
+    {
+        int row = (8 * tile + g) * KeyStride + t;
+        s = default;
+        ScoreStep(ref s, q.K0, keyBlock, row, 0, kSteps);
+        ScoreStep(ref s, q.K1, keyBlock, row, 1, kSteps);
+        ScoreStep(ref s, q.K2, keyBlock, row, 2, kSteps);
+        ScoreStep(ref s, q.K3, keyBlock, row, 3, kSteps);
+        ScoreStep(ref s, q.K4, keyBlock, row, 4, kSteps);
+        ScoreStep(ref s, q.K5, keyBlock, row, 5, kSteps);
+        ScoreStep(ref s, q.K6, keyBlock, row, 6, kSteps);
+        ScoreStep(ref s, q.K7, keyBlock, row, 7, kSteps);
+    }
+
+    /// <summary>One k-step of <see cref="Scores"/>: B's column g is key 8 tile + g, its rows channels 16 step + 2 t (+ 1) and + 8.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ScoreStep(ref MmaAccumulator s, MmaOperandA q, ArrayView<uint> keyBlock, int row, int step, int kSteps)
+    {
+        if (step < kSteps) WarpMma.Bf16(ref s, q, keyBlock[row + 8 * step], keyBlock[row + 8 * step + 4]);
+    }
+
+    /// <summary>The logits scaled; columns 2 t and 2 t + 1 of the tile are keys when below <paramref name="limit"/>, else -inf.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ScaleAndMask(ref MmaAccumulator s, float scale, int limit)
+    {
+        s.C0 = limit > 0 ? s.C0 * scale : float.NegativeInfinity;
+        s.C2 = limit > 0 ? s.C2 * scale : float.NegativeInfinity;
+        s.C1 = limit > 1 ? s.C1 * scale : float.NegativeInfinity;
+        s.C3 = limit > 1 ? s.C3 * scale : float.NegativeInfinity;
+    }
+
+    /// <summary>The largest of a row's 16 values in this lane and the 3 other lanes of its group.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float RowMax(float a, float b, float c, float d, float e, float f, float g, float h,
+        float i, float j, float k, float l, float m, float n, float o, float p)
+    {
+        float x = MathF.Max(MathF.Max(MathF.Max(a, b), MathF.Max(c, d)), MathF.Max(MathF.Max(e, f), MathF.Max(g, h)));
+        float y = MathF.Max(MathF.Max(MathF.Max(i, j), MathF.Max(k, l)), MathF.Max(MathF.Max(m, n), MathF.Max(o, p)));
+        float max = MathF.Max(x, y);
+        max = MathF.Max(max, Warp.ShuffleXor(max, 1));
+        return MathF.Max(max, Warp.ShuffleXor(max, 2));
+    }
+
+    /// <summary>exp(s - the row's max) in place, added to the lane's shares of the rows' sums (masked keys give 0).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Exponentials(ref MmaAccumulator s, float maxA, float maxB, ref float sumA, ref float sumB)
+    {
+        s.C0 = DeviceMath.Exp(s.C0 - maxA);
+        s.C1 = DeviceMath.Exp(s.C1 - maxA);
+        s.C2 = DeviceMath.Exp(s.C2 - maxB);
+        s.C3 = DeviceMath.Exp(s.C3 - maxB);
+        sumA += s.C0 + s.C1;
+        sumB += s.C2 + s.C3;
+    }
+
+    /// <summary>P's operand fragment for 16 keys from the two accumulator tiles of S that hold them, rounded to bf16.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static MmaOperandA Operand(MmaAccumulator low, MmaAccumulator high) => new()
+    {
+        A0 = WarpMma.Pack(low.C0, low.C1), A1 = WarpMma.Pack(low.C2, low.C3),
+        A2 = WarpMma.Pack(high.C0, high.C1), A3 = WarpMma.Pack(high.C2, high.C3),
+    };
+
+    /// <summary>Output tile <paramref name="tile"/> (channels 8 tile ..) rescaled by the rows' corrections, then += P V over the block's 64 keys.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Accumulate(ref MmaAccumulator acc, ProbabilityFragments p, ArrayView<uint> valueBlock, int tile, int channelTiles,
+        float alphaA, float alphaB, int g, int t)
+    {
+        if (tile >= channelTiles) return;
+        acc.C0 *= alphaA;
+        acc.C1 *= alphaA;
+        acc.C2 *= alphaB;
+        acc.C3 *= alphaB;
+        int row = (8 * tile + g) * ValueStride + t; // B's column g is channel 8 tile + g, its rows keys 16 step + 2 t (+ 1) and + 8
+        WarpMma.Bf16(ref acc, p.K0, valueBlock[row], valueBlock[row + 4]);
+        WarpMma.Bf16(ref acc, p.K1, valueBlock[row + 8], valueBlock[row + 12]);
+        WarpMma.Bf16(ref acc, p.K2, valueBlock[row + 16], valueBlock[row + 20]);
+        WarpMma.Bf16(ref acc, p.K3, valueBlock[row + 24], valueBlock[row + 28]);
+    }
+
+    /// <summary>Output tile <paramref name="tile"/> divided by the rows' sums into o's rows A and B, channels 8 tile + 2 t (+ 1), where they exist.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(MmaAccumulator acc, ArrayView<float> o, long itemBase, int rowA, int rowB, int n, int hd, int tile, float invA, float invB, int t)
+    {
+        int channel = 8 * tile + 2 * t;
+        if (channel >= hd) return; // hd is even: a lane's two channels are both in or both out
+        if (rowA < n)
+        {
+            o[itemBase + (long)rowA * hd + channel] = acc.C0 * invA;
+            o[itemBase + (long)rowA * hd + channel + 1] = acc.C1 * invA;
+        }
+        if (rowB < n)
+        {
+            o[itemBase + (long)rowB * hd + channel] = acc.C2 * invB;
+            o[itemBase + (long)rowB * hd + channel + 1] = acc.C3 * invB;
+        }
+    }
+
+    /// <summary>Q's operand fragments for up to 8 k-steps of 16 channels.</summary>
+    private struct QueryFragments
+    {
+        public MmaOperandA K0, K1, K2, K3, K4, K5, K6, K7;
+    }
+
+    /// <summary>P's operand fragments for the block's 4 steps of 16 keys.</summary>
+    private struct ProbabilityFragments
+    {
+        public MmaOperandA K0, K1, K2, K3;
+    }
+
+    /// <summary>The 16 x 64 logits of a warp's rows and the block's keys: 8 tiles of 8 keys.</summary>
+    private struct ScoreTiles
+    {
+        public MmaAccumulator T0, T1, T2, T3, T4, T5, T6, T7;
+    }
+
+    /// <summary>The 16 x hd output accumulator: up to 16 tiles of 8 channels.</summary>
+    private struct OutputTiles
+    {
+        public MmaAccumulator T0, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13, T14, T15;
+    }
+}

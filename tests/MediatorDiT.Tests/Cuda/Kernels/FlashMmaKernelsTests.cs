@@ -1,0 +1,152 @@
+using ILGPU;
+using ILGPU.Runtime;
+using MediatorDiT.Cuda.Kernels;
+
+namespace MediatorDiT.Tests.Cuda.Kernels;
+
+/// <summary>
+/// The warp's tensor-core product (<see cref="WarpMma"/>) and full attention's fused forward on it
+/// (<see cref="FlashMmaKernels"/>), on 32-lane warps: the CPU accelerator shaped as a GPU (the instruction emulated by
+/// shuffles) and, through scripts/gpu-tests.sh --kernels, a card (the instruction itself). The fragments are loaded
+/// here from the PTX ISA's layout, written out independently of the library's, so the card holds the emulation to
+/// the hardware. On the default CPU accelerator (4-lane warps) the kernel is refused with a sentence.
+/// </summary>
+[Collection(CpuAcceleratorCollection.Name)]
+public class FlashMmaKernelsTests(AcceleratorFixture device)
+{
+    /// <summary>One m16n8k16 product: a (16 x 16) and b (16 x 8) bf16 row-major, c (16 x 8) fp32 in and out.</summary>
+    private static void MmaKernel(ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> c)
+    {
+        int lane = Warp.LaneIdx, g = lane / 4, t = lane % 4;
+        // A's register: two neighbouring columns of a row; B's: two neighbouring rows of a column (the lower index in the lower half).
+        var fragment = new MmaOperandA { A0 = PairOfA(a, g, 2 * t), A1 = PairOfA(a, g + 8, 2 * t), A2 = PairOfA(a, g, 2 * t + 8), A3 = PairOfA(a, g + 8, 2 * t + 8) };
+        var acc = new MmaAccumulator { C0 = c[g * 8 + 2 * t], C1 = c[g * 8 + 2 * t + 1], C2 = c[(g + 8) * 8 + 2 * t], C3 = c[(g + 8) * 8 + 2 * t + 1] };
+        WarpMma.Bf16(ref acc, fragment, PairOfB(b, 2 * t, g), PairOfB(b, 2 * t + 8, g));
+        Warp.Barrier();
+        c[g * 8 + 2 * t] = acc.C0;
+        c[g * 8 + 2 * t + 1] = acc.C1;
+        c[(g + 8) * 8 + 2 * t] = acc.C2;
+        c[(g + 8) * 8 + 2 * t + 1] = acc.C3;
+    }
+
+    private static uint PairOfA(ArrayView<ushort> a, int row, int col) => a[row * 16 + col] | ((uint)a[row * 16 + col + 1] << 16);
+    private static uint PairOfB(ArrayView<ushort> b, int row, int col) => b[row * 8 + col] | ((uint)b[(row + 1) * 8 + col] << 16);
+
+    [Fact]
+    public void Mma_IsTheProductOfItsFragments_PlusTheAccumulator()
+    {
+        if (device.Accelerator.WarpSize != 32)
+        {
+            // The fragments' layout is a 32-lane warp's: the library must not run the fused kernel here.
+            Assert.False(device.Kernels.FlashForwardRuns);
+            return;
+        }
+        var a = KernelData.Uniform(16 * 16, 501).Select(Bf16.Round).ToArray();
+        var b = KernelData.Uniform(16 * 8, 502).Select(Bf16.Round).ToArray();
+        var c = KernelData.Uniform(16 * 8, 503, -10f, 10f);
+        using var da = device.Accelerator.Allocate1D(a);
+        using var db = device.Accelerator.Allocate1D(b);
+        using var dc = device.Upload(c);
+        device.Accelerator.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>>(MmaKernel)(new KernelConfig(1, 32), da.View, db.View, dc.View);
+        var actual = device.Download(dc);
+        for (int row = 0; row < 16; row++)
+        for (int col = 0; col < 8; col++)
+        {
+            double sum = c[row * 8 + col], magnitude = Math.Abs(sum);
+            for (int k = 0; k < 16; k++)
+            {
+                double term = (double)Bf16.Widen(a[row * 16 + k]) * Bf16.Widen(b[k * 8 + col]);
+                sum += term;
+                magnitude += Math.Abs(term);
+            }
+            // fp32 accumulation of 17 terms in some order: within 17 roundings of the terms' magnitude.
+            Assert.True(Math.Abs(actual[row * 8 + col] - sum) <= 17 * 6e-8 * magnitude,
+                $"C[{row}, {col}]: expected {sum:R}, got {actual[row * 8 + col]:R}");
+        }
+    }
+
+    /// <summary>
+    /// (items, tokens, head width): one short row block and key block; two of each, the last short, at SiT-XL's 72 channels
+    /// (5 k-steps, 9 channel tiles); the widest head (8 k-steps, 16 channel tiles).
+    /// </summary>
+    public static TheoryData<int, int, int> Shapes => new() { { 2, 9, 8 }, { 1, 80, 72 }, { 1, 20, 128 } };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void FlashForward_IsSoftmaxAttentionOfTheBf16Inputs(int items, int tokens, int headDim)
+    {
+        int length = items * tokens * headDim;
+        var q = KernelData.Uniform(length, 510, -2f, 2f).Select(Bf16.Round).ToArray();
+        var k = KernelData.Uniform(length, 511, -2f, 2f).Select(Bf16.Round).ToArray();
+        var v = KernelData.Uniform(length, 512, -3f, 3f).Select(Bf16.Round).ToArray();
+        float scale = 1f / MathF.Sqrt(headDim);
+        using var dq = device.Accelerator.Allocate1D(q);
+        using var dk = device.Accelerator.Allocate1D(k);
+        using var dv = device.Accelerator.Allocate1D(v);
+        using var o = device.Upload(Enumerable.Repeat(float.NaN, length + 5).ToArray()); // 5 past the end stay NaN
+        using var lse = device.Upload(Enumerable.Repeat(float.NaN, items * tokens + 5).ToArray());
+        if (!device.Kernels.FlashForwardRuns)
+        {
+            var refused = Assert.Throws<ArgumentException>(() => device.Kernels.FlashForward(dq.View, dk.View, dv.View, o.View, lse.View, items, tokens, headDim, scale));
+            Assert.Contains("warps of 32 lanes", refused.Message);
+            return;
+        }
+        device.Kernels.FlashForward(dq.View, dk.View, dv.View, o.View, lse.View, items, tokens, headDim, scale);
+        var actualO = device.Download(o);
+        var actualLse = device.Download(lse);
+        Assert.All(actualO[length..], x => Assert.True(float.IsNaN(x), "the kernel wrote past o"));
+        Assert.All(actualLse[(items * tokens)..], x => Assert.True(float.IsNaN(x), "the kernel wrote past lse"));
+        for (int item = 0; item < items; item++)
+        for (int row = 0; row < tokens; row++)
+        {
+            var (expected, expectedLse) = Attention(q, k, v, item, row, tokens, headDim, scale);
+            // lse from fp32 logits of bf16 inputs; o also from P rounded to bf16 (2^-9 relative) before P V.
+            Assert.True(Math.Abs(actualLse[item * tokens + row] - expectedLse) <= 1e-4 * Math.Max(1, Math.Abs(expectedLse)),
+                $"lse of item {item}, row {row}: expected {expectedLse:R}, got {actualLse[item * tokens + row]:R}");
+            for (int c = 0; c < headDim; c++)
+            {
+                float got = actualO[(item * tokens + row) * headDim + c];
+                Assert.True(Math.Abs(got - expected[c]) <= 3 * 3f / 512,
+                    $"o of item {item}, row {row}, channel {c}: expected {expected[c]:R}, got {got:R}");
+            }
+        }
+    }
+
+    [Fact]
+    public void FlashForward_RefusesAnOddOrTooWideHead()
+    {
+        using var buffer = device.Accelerator.Allocate1D<ushort>(2 * 9 * 130);
+        using var o = device.Accelerator.Allocate1D<float>(2 * 9 * 130);
+        foreach (int headDim in new[] { 7, 130 })
+        {
+            var refused = Assert.Throws<ArgumentException>(() =>
+                device.Kernels.FlashForward(buffer.View, buffer.View, buffer.View, o.View, o.View, 2, 9, headDim, 1f));
+            Assert.Contains(device.Kernels.FlashForwardRuns ? "even head width" : "warps of 32 lanes", refused.Message);
+        }
+    }
+
+    /// <summary>Row <paramref name="row"/> of item <paramref name="item"/>'s attention in double, and its log-sum-exp.</summary>
+    private static (double[] O, double Lse) Attention(ushort[] q, ushort[] k, ushort[] v, int item, int row, int tokens, int hd, float scale)
+    {
+        long itemBase = (long)item * tokens * hd;
+        var logits = new double[tokens];
+        for (int j = 0; j < tokens; j++)
+        {
+            double dot = 0;
+            for (int c = 0; c < hd; c++) dot += (double)Bf16.Widen(q[itemBase + row * hd + c]) * Bf16.Widen(k[itemBase + j * hd + c]);
+            logits[j] = dot * scale;
+        }
+        double max = logits.Max(), sum = logits.Sum(x => Math.Exp(x - max));
+        var o = new double[hd];
+        for (int j = 0; j < tokens; j++)
+        {
+            double p = Math.Exp(logits[j] - max) / sum;
+            for (int c = 0; c < hd; c++) o[c] += p * Bf16.Widen(v[itemBase + j * hd + c]);
+        }
+        return (o, max + Math.Log(sum));
+    }
+}
+
+/// <summary>The same tests on a CPU accelerator shaped as a CUDA device: 32-lane warps, where the kernel runs (its instruction emulated).</summary>
+[Collection(CudaShapedAcceleratorCollection.Name)]
+public sealed class FlashMmaKernelsOnCudaWarpsTests(CudaShapedAcceleratorFixture device) : FlashMmaKernelsTests(device);
