@@ -107,6 +107,8 @@ summary = {
     "training_products": products(),
     "bandwidth": {k: (oc.get("bandwidth") or {}).get(k) for k in ("driver_copy_bytes_per_second", "rounding_kernel_bytes_per_second", "rounding_kernel_of_driver_copy")},
     "tile_sweep": {"speed_training": sweep("speed_training"), "speed_long_forward_full": sweep("speed_long_forward_full")},
+    "fused_forward": {k: ((oc.get("speed_long_forward_full") or {}).get("fused_forward") or {}).get(k)
+                      for k in ("kernel_runs", "images_per_second", "speedup_over_tiles", "difference_from_tiles", "pass")},
     "training_same_loss_both_roundings": ours.get("training_same_loss_both_roundings"),
     "parity": {k: {"status": v.get("status"), "pass": v.get("pass"), "error": v.get("error")} for k, v in oc.items() if k.startswith("parity")},
     "failed": {"ours": ours.get("failed"), "pytorch": [k for k, v in tc.items() if v.get("status") != "ok"]},

@@ -205,8 +205,52 @@ public static class SpeedChecks
         var profile = new DeviceStageProfile(device.Accelerator);
         work.ProfileForward(profile);
         entry["profile"] = Profile(profile, seconds);
-        if (mediators == 0) entry["tile_sweep"] = TileSweep(device, work, options, config, batch, _ => work.Forward());
+        if (mediators != 0) return;
+        entry["tile_sweep"] = TileSweep(device, work, options, config, batch, _ => work.Forward());
+        entry["fused_forward"] = FusedForward(device, work, options, output!, seconds);
     }
+
+    /// <summary>
+    /// The forward timed again with full attention's core as the fused tensor-core kernel
+    /// (<see cref="AttentionProducts.FusedForward"/>, off by default) where it runs, and its output against the tiles':
+    /// max |fused - tiles| / max(1, max |tiles|), within the library's bf16 bound (the two round P at different points).
+    /// The default is restored after.
+    /// </summary>
+    private static JsonObject FusedForward(CheckDevice device, DeviceWorkload work, Options options, Tensor tiles, double tilesSeconds)
+    {
+        var attention = work.Attention ?? throw new InvalidOperationException("the workload has not built its network yet.");
+        bool original = attention.FusedForward;
+        Tensor? fused = null;
+        double seconds;
+        try
+        {
+            attention.FusedForward = true;
+            seconds = DeviceTiming.Median(DeviceTiming.Time(device.Accelerator, 1, options.Repeats, _ => fused = work.Forward()));
+        }
+        finally
+        {
+            attention.FusedForward = original;
+        }
+        double scale = 1, worst = 0;
+        foreach (float x in tiles.Span) scale = Math.Max(scale, Math.Abs(x));
+        for (int i = 0; i < tiles.Length; i++) worst = Math.Max(worst, Math.Abs((double)fused!.Span[i] - tiles.Span[i]));
+        bool runs = attention.Fuses(work.Config);
+        double difference = worst / scale;
+        return new JsonObject
+        {
+            ["note"] = $"the same forward with full attention's core as one fused kernel (mma.sync bf16, logits in registers); 1 warm-up, median of {options.Repeats}; difference: max |fused - tiles| / max(1, max |tiles|)",
+            ["kernel_runs"] = runs,
+            ["median_seconds"] = seconds,
+            ["images_per_second"] = CheckReport.Number(work.Batch / seconds),
+            ["speedup_over_tiles"] = CheckReport.Number(tilesSeconds / seconds),
+            ["difference_from_tiles"] = CheckReport.Number(difference),
+            ["bound"] = Bf16ForwardBound,
+            ["pass"] = double.IsFinite(difference) && (runs ? difference > 0 && difference <= Bf16ForwardBound : difference == 0),
+        };
+    }
+
+    /// <summary>The library's bf16 forward bound (docs/GPU.md, "Precision"), the fused forward's against the tiles'.</summary>
+    private const double Bf16ForwardBound = 3e-2;
 
     /// <summary>
     /// A profiled run's stages, longest first, with their FLOP rates where products were counted, and the totals of the

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
+using ILGPU.Runtime.Cuda;
 
 namespace MediatorDiT.Cuda.Kernels;
 
@@ -11,7 +12,10 @@ namespace MediatorDiT.Cuda.Kernels;
 /// the online softmax's running maximum and sum per row, rescales its output accumulator when the maximum grows, rounds
 /// the exponentials P to bf16 where they are (an accumulator fragment of S is the operand fragment of P V, no exchange
 /// needed) and adds P V. Nothing N x N is stored: the logits live in registers, 64 keys at a time. At the end O = acc / sum
-/// and lse = max + ln(sum), as <see cref="AttentionKernels.FlashAttention"/> (the reference) saves them.
+/// and lse = max + ln(sum), as <see cref="AttentionKernels.FlashAttention"/> (the reference) saves them. The exponentials
+/// are base 2 of logits scaled by s log2(e), on CUDA the special-function unit's `ex2.approx` (relative error about
+/// 2^-22, far below P's bf16 rounding), as FlashAttention computes them: a polynomial exp per logit would cost more
+/// instructions than the tensor cores' products.
 /// Inputs are head-major bf16 (B H, N, hd), as the products path moves them; o is head-major fp32, lse (B H, N).
 /// hd must be even and at most <see cref="MaxHeadDim"/>; Q K^T pads hd to a multiple of 16 with zeros, P V covers it in
 /// tiles of 8 channels. The fragments are fields of structs written out tile by tile rather than arrays indexed in loops:
@@ -26,6 +30,7 @@ internal static class FlashMmaKernels
     public const int Keys = 64, Rows = 64, Warps = 4;
     // Shared rows padded by 4 registers so that the 8 groups of a warp read 8 different banks (4 g + t differs for every lane).
     private const int KeyStride = MaxHeadDim / 2 + 4, ValueStride = Keys / 2 + 4;
+    private const float Log2E = 1.44269504088896341f, Ln2 = 0.693147180559945309f;
 
     /// <summary>
     /// The kernel (see the class): groups of <see cref="Warps"/> warps of 32 lanes, group i = item rowBlocks + row block.
@@ -52,7 +57,8 @@ internal static class FlashMmaKernels
         LoadQuery(ref query.K7, q, itemBase, rowA, rowB, n, pairs, 7, kSteps, t);
 
         var acc = new OutputTiles();
-        float maxA = float.NegativeInfinity, maxB = float.NegativeInfinity, sumA = 0f, sumB = 0f;
+        float maxA = float.NegativeInfinity, maxB = float.NegativeInfinity, sumA = 0f, sumB = 0f; // maxima in log2 units
+        float scale2 = scale * Log2E;
         for (int key0 = 0; key0 < n; key0 += Keys)
         {
             Group.Barrier(); // the previous block's readers are done
@@ -70,14 +76,14 @@ internal static class FlashMmaKernels
             Scores(ref s.T6, query, keyBlock, 6, kSteps, g, t);
             Scores(ref s.T7, query, keyBlock, 7, kSteps, g, t);
             int limit = n - key0 - 2 * t; // tile j's columns 8 j + 2 t (+ 1) are keys when below this
-            ScaleAndMask(ref s.T0, scale, limit);
-            ScaleAndMask(ref s.T1, scale, limit - 8);
-            ScaleAndMask(ref s.T2, scale, limit - 16);
-            ScaleAndMask(ref s.T3, scale, limit - 24);
-            ScaleAndMask(ref s.T4, scale, limit - 32);
-            ScaleAndMask(ref s.T5, scale, limit - 40);
-            ScaleAndMask(ref s.T6, scale, limit - 48);
-            ScaleAndMask(ref s.T7, scale, limit - 56);
+            ScaleAndMask(ref s.T0, scale2, limit);
+            ScaleAndMask(ref s.T1, scale2, limit - 8);
+            ScaleAndMask(ref s.T2, scale2, limit - 16);
+            ScaleAndMask(ref s.T3, scale2, limit - 24);
+            ScaleAndMask(ref s.T4, scale2, limit - 32);
+            ScaleAndMask(ref s.T5, scale2, limit - 40);
+            ScaleAndMask(ref s.T6, scale2, limit - 48);
+            ScaleAndMask(ref s.T7, scale2, limit - 56);
 
             // The rows' new maxima over the 4 lanes of a group (lanes 4 g .. 4 g + 3 hold row g's columns).
             float blockA = RowMax(s.T0.C0, s.T0.C1, s.T1.C0, s.T1.C1, s.T2.C0, s.T2.C1, s.T3.C0, s.T3.C1,
@@ -85,7 +91,7 @@ internal static class FlashMmaKernels
             float blockB = RowMax(s.T0.C2, s.T0.C3, s.T1.C2, s.T1.C3, s.T2.C2, s.T2.C3, s.T3.C2, s.T3.C3,
                 s.T4.C2, s.T4.C3, s.T5.C2, s.T5.C3, s.T6.C2, s.T6.C3, s.T7.C2, s.T7.C3);
             float newA = MathF.Max(maxA, blockA), newB = MathF.Max(maxB, blockB);
-            float alphaA = DeviceMath.Exp(maxA - newA), alphaB = DeviceMath.Exp(maxB - newB); // 0 at the first block (max = -inf)
+            float alphaA = Exp2(maxA - newA), alphaB = Exp2(maxB - newB); // 0 at the first block (max = -inf)
             maxA = newA;
             maxB = newB;
 
@@ -148,8 +154,8 @@ internal static class FlashMmaKernels
         Store(acc.T15, o, itemBase, rowA, rowB, n, hd, 15, invA, invB, t);
         if (t == 0)
         {
-            if (rowA < n) lse[(long)item * n + rowA] = maxA + DeviceMath.Log(sumA);
-            if (rowB < n) lse[(long)item * n + rowB] = maxB + DeviceMath.Log(sumB);
+            if (rowA < n) lse[(long)item * n + rowA] = maxA * Ln2 + DeviceMath.Log(sumA);
+            if (rowB < n) lse[(long)item * n + rowB] = maxB * Ln2 + DeviceMath.Log(sumB);
         }
     }
 
@@ -226,7 +232,7 @@ internal static class FlashMmaKernels
         if (step < kSteps) WarpMma.Bf16(ref s, q, keyBlock[row + 8 * step], keyBlock[row + 8 * step + 4]);
     }
 
-    /// <summary>The logits scaled; columns 2 t and 2 t + 1 of the tile are keys when below <paramref name="limit"/>, else -inf.</summary>
+    /// <summary>The logits scaled (by s log2(e)); columns 2 t and 2 t + 1 of the tile are keys when below <paramref name="limit"/>, else -inf.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void ScaleAndMask(ref MmaAccumulator s, float scale, int limit)
     {
@@ -248,16 +254,30 @@ internal static class FlashMmaKernels
         return MathF.Max(max, Warp.ShuffleXor(max, 2));
     }
 
-    /// <summary>exp(s - the row's max) in place, added to the lane's shares of the rows' sums (masked keys give 0).</summary>
+    /// <summary>2^(s - the row's max) in place (base 2 of logits in log2 units), added to the lane's shares of the rows' sums (masked keys give 0).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Exponentials(ref MmaAccumulator s, float maxA, float maxB, ref float sumA, ref float sumB)
     {
-        s.C0 = DeviceMath.Exp(s.C0 - maxA);
-        s.C1 = DeviceMath.Exp(s.C1 - maxA);
-        s.C2 = DeviceMath.Exp(s.C2 - maxB);
-        s.C3 = DeviceMath.Exp(s.C3 - maxB);
+        s.C0 = Exp2(s.C0 - maxA);
+        s.C1 = Exp2(s.C1 - maxA);
+        s.C2 = Exp2(s.C2 - maxB);
+        s.C3 = Exp2(s.C3 - maxB);
         sumA += s.C0 + s.C1;
         sumB += s.C2 + s.C3;
+    }
+
+    /// <summary>
+    /// 2^x: on CUDA `ex2.approx.ftz.f32` (one special-function instruction; -inf gives 0); elsewhere
+    /// <see cref="DeviceMath.Exp"/> of x ln 2.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Exp2(float x)
+    {
+        if (!CudaAsm.IsSupported) return DeviceMath.Exp(x * Ln2);
+        Output<float> y = default;
+        Input<float> input = x;
+        CudaAsm.EmitRef("ex2.approx.ftz.f32 %0, %1;", ref y, ref input);
+        return y.Value;
     }
 
     /// <summary>P's operand fragment for 16 keys from the two accumulator tiles of S that hold them, rounded to bf16.</summary>

@@ -69,8 +69,13 @@ internal sealed class AttentionProducts : IDisposable
     public bool FusedForward { get; set; }
 
     /// <summary>Whether the forward at <paramref name="g"/> runs the fused kernel (see <see cref="FusedForward"/>).</summary>
-    private bool Fuses(AttentionGeometry g, bool keptP) =>
-        FusedForward && _bf16 && !keptP && _kernels.FlashForwardRuns && g.HeadDim % 2 == 0 && g.HeadDim <= FlashMmaKernels.MaxHeadDim;
+    private bool Fuses(AttentionGeometry g, bool keptP) => Fuses(g.HeadDim) && !keptP;
+
+    /// <summary>Whether a forward of <paramref name="cfg"/> (full attention) that keeps no P runs the fused kernel.</summary>
+    public bool Fuses(ModelConfig cfg) => cfg.Attention != AttentionKind.Mediator && Fuses(cfg.HeadDim);
+
+    private bool Fuses(int headDim) =>
+        FusedForward && _bf16 && _kernels.FlashForwardRuns && headDim % 2 == 0 && headDim <= FlashMmaKernels.MaxHeadDim;
 
     /// <summary>
     /// Whether a bf16 training step of <paramref name="cfg"/> (full attention) keeps each block's P (B, H, N, N) for the

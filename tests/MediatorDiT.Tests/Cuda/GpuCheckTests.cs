@@ -136,6 +136,14 @@ public class GpuCheckTests
                 Assert.All(tiles, t => Assert.True(Finite(t!, "images_per_second") > 0));
             }
             Assert.Null(cases["speed_long_forward_mediator"]!["tile_sweep"]);
+            // The full-attention forward again with the fused kernel: the check's CPU accelerator has 4-lane warps, so the
+            // tiles ran in its place, to the same bits (on a card the kernel runs and differs by bf16 rounding).
+            var fused = cases["speed_long_forward_full"]!["fused_forward"]!;
+            Assert.False(fused["kernel_runs"]!.GetValue<bool>());
+            Assert.Equal(0.0, Finite(fused, "difference_from_tiles"));
+            Assert.True(Finite(fused, "images_per_second") > 0);
+            Assert.True(fused["pass"]!.GetValue<bool>());
+            Assert.Null(cases["speed_long_forward_mediator"]!["fused_forward"]);
             // The training step's products replayed shape by shape: the shapes add up to the totals, bf16 products among them.
             var products = train["products"]!;
             var shapes = products["shapes"]!.AsArray();
