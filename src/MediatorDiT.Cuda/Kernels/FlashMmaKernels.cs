@@ -22,7 +22,7 @@ namespace MediatorDiT.Cuda.Kernels;
 /// ILGPU 1.5.3 does not unroll loops, and an array indexed by a loop variable lives in local memory, where these must stay
 /// in registers (the PTX test checks that the kernel declares no local memory).
 /// </summary>
-internal static class FlashMmaKernels
+internal static partial class FlashMmaKernels
 {
     /// <summary>The widest head: 8 k-steps of 16 channels for Q K^T, 16 tiles of 8 channels for P V.</summary>
     public const int MaxHeadDim = 128;
@@ -47,14 +47,14 @@ internal static class FlashMmaKernels
         int rowA = rowBlock * Rows + Warp.WarpIdx * 16 + g, rowB = rowA + 8;
 
         var query = new QueryFragments();
-        LoadQuery(ref query.K0, q, itemBase, rowA, rowB, n, pairs, 0, kSteps, t);
-        LoadQuery(ref query.K1, q, itemBase, rowA, rowB, n, pairs, 1, kSteps, t);
-        LoadQuery(ref query.K2, q, itemBase, rowA, rowB, n, pairs, 2, kSteps, t);
-        LoadQuery(ref query.K3, q, itemBase, rowA, rowB, n, pairs, 3, kSteps, t);
-        LoadQuery(ref query.K4, q, itemBase, rowA, rowB, n, pairs, 4, kSteps, t);
-        LoadQuery(ref query.K5, q, itemBase, rowA, rowB, n, pairs, 5, kSteps, t);
-        LoadQuery(ref query.K6, q, itemBase, rowA, rowB, n, pairs, 6, kSteps, t);
-        LoadQuery(ref query.K7, q, itemBase, rowA, rowB, n, pairs, 7, kSteps, t);
+        LoadOperand(ref query.K0, q, itemBase, rowA, rowB, n, pairs, 0, kSteps, t);
+        LoadOperand(ref query.K1, q, itemBase, rowA, rowB, n, pairs, 1, kSteps, t);
+        LoadOperand(ref query.K2, q, itemBase, rowA, rowB, n, pairs, 2, kSteps, t);
+        LoadOperand(ref query.K3, q, itemBase, rowA, rowB, n, pairs, 3, kSteps, t);
+        LoadOperand(ref query.K4, q, itemBase, rowA, rowB, n, pairs, 4, kSteps, t);
+        LoadOperand(ref query.K5, q, itemBase, rowA, rowB, n, pairs, 5, kSteps, t);
+        LoadOperand(ref query.K6, q, itemBase, rowA, rowB, n, pairs, 6, kSteps, t);
+        LoadOperand(ref query.K7, q, itemBase, rowA, rowB, n, pairs, 7, kSteps, t);
 
         var acc = new OutputTiles();
         float maxA = float.NegativeInfinity, maxB = float.NegativeInfinity, sumA = 0f, sumB = 0f; // maxima in log2 units
@@ -62,8 +62,8 @@ internal static class FlashMmaKernels
         for (int key0 = 0; key0 < n; key0 += Keys)
         {
             Group.Barrier(); // the previous block's readers are done
-            StageKeys(keyBlock, k, itemBase, key0, n, pairs, kSteps * 8, thread);
-            StageValues(valueBlock, v, itemBase, key0, n, hd, channelTiles * 8, thread);
+            StageRows(keyBlock, k, itemBase, key0, Keys, KeyStride, n, pairs, kSteps * 8, thread);
+            StageColumns(valueBlock, v, itemBase, key0, Keys, ValueStride, n, hd, channelTiles * 8, thread);
             Group.Barrier();
 
             var s = new ScoreTiles();
@@ -159,16 +159,19 @@ internal static class FlashMmaKernels
         }
     }
 
-    /// <summary>Q's operand fragment for k-step <paramref name="step"/> (channels 16 step ..): zeros past the rows, the channels or the steps.</summary>
+    /// <summary>
+    /// The operand A fragment of rows A and B (a warp's 16 rows) of a head-major bf16 tensor for k-step <paramref name="step"/>
+    /// (channels 16 step ..): zeros past the rows, the channels or the steps.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void LoadQuery(ref MmaOperandA a, ArrayView<ushort> q, long itemBase, int rowA, int rowB, int n, int pairs, int step, int kSteps, int t)
+    private static void LoadOperand(ref MmaOperandA a, ArrayView<ushort> x, long itemBase, int rowA, int rowB, int n, int pairs, int step, int kSteps, int t)
     {
         if (step >= kSteps) return;
         int pair = 8 * step + t;
-        a.A0 = Pair(q, itemBase, rowA, n, pairs, pair);
-        a.A1 = Pair(q, itemBase, rowB, n, pairs, pair);
-        a.A2 = Pair(q, itemBase, rowA, n, pairs, pair + 4);
-        a.A3 = Pair(q, itemBase, rowB, n, pairs, pair + 4);
+        a.A0 = Pair(x, itemBase, rowA, n, pairs, pair);
+        a.A1 = Pair(x, itemBase, rowB, n, pairs, pair);
+        a.A2 = Pair(x, itemBase, rowA, n, pairs, pair + 4);
+        a.A3 = Pair(x, itemBase, rowB, n, pairs, pair + 4);
     }
 
     /// <summary>Channels 2 pair and 2 pair + 1 of head-major row <paramref name="row"/> in one register; 0 past the rows or channels.</summary>
@@ -180,32 +183,42 @@ internal static class FlashMmaKernels
         return x[at] | ((uint)x[at + 1] << 16);
     }
 
-    /// <summary>K's block (keys key0 .., 64 rows of <paramref name="stagedPairs"/> channel pairs, zero past the keys or channels) into shared memory.</summary>
+    /// <summary>
+    /// Rows row0 .. row0 + <paramref name="rows"/> - 1 of a head-major bf16 tensor into shared memory as they are, a row of
+    /// <paramref name="stagedPairs"/> channel pairs every <paramref name="stride"/> registers (zero past the rows or channels):
+    /// the operand B of a product with that tensor transposed (Q K^T reads K so, its columns the rows).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StageKeys(ArrayView<uint> block, ArrayView<ushort> k, long itemBase, int key0, int n, int pairs, int stagedPairs, int thread)
+    private static void StageRows(ArrayView<uint> block, ArrayView<ushort> x, long itemBase, int row0, int rows, int stride, int n, int pairs,
+        int stagedPairs, int thread)
     {
-        for (int i = thread; i < Keys * stagedPairs; i += Warps * 32)
+        for (int i = thread; i < rows * stagedPairs; i += Warps * 32)
         {
-            int key = i / stagedPairs, pair = i % stagedPairs;
-            block[key * KeyStride + pair] = Pair(k, itemBase, key0 + key, n, pairs, pair);
+            int row = i / stagedPairs, pair = i % stagedPairs;
+            block[row * stride + pair] = Pair(x, itemBase, row0 + row, n, pairs, pair);
         }
     }
 
-    /// <summary>V's block transposed into shared memory: channel c's row holds keys (2 j, 2 j + 1) in register j; zero past the keys or channels.</summary>
+    /// <summary>
+    /// Rows row0 .. row0 + <paramref name="rows"/> - 1 transposed into shared memory: channel c's row holds rows (2 j, 2 j + 1)
+    /// in register j, every <paramref name="stride"/> registers (zero past the rows or channels): the operand B of a
+    /// product with that tensor as it is (P V reads V so, its rows the keys).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StageValues(ArrayView<uint> block, ArrayView<ushort> v, long itemBase, int key0, int n, int hd, int stagedChannels, int thread)
+    private static void StageColumns(ArrayView<uint> block, ArrayView<ushort> x, long itemBase, int row0, int rows, int stride, int n, int hd,
+        int stagedChannels, int thread)
     {
-        for (int i = thread; i < stagedChannels * (Keys / 2); i += Warps * 32)
+        for (int i = thread; i < stagedChannels * (rows / 2); i += Warps * 32)
         {
-            int channel = i % stagedChannels, keyPair = i / stagedChannels; // neighbouring threads read neighbouring channels
-            int key = key0 + 2 * keyPair;
+            int channel = i % stagedChannels, rowPair = i / stagedChannels; // neighbouring threads read neighbouring channels
+            int row = row0 + 2 * rowPair;
             uint low = 0u, high = 0u;
             if (channel < hd)
             {
-                if (key < n) low = v[itemBase + (long)key * hd + channel];
-                if (key + 1 < n) high = v[itemBase + (long)(key + 1) * hd + channel];
+                if (row < n) low = x[itemBase + (long)row * hd + channel];
+                if (row + 1 < n) high = x[itemBase + (long)(row + 1) * hd + channel];
             }
-            block[channel * ValueStride + keyPair] = low | (high << 16);
+            block[channel * stride + rowPair] = low | (high << 16);
         }
     }
 
@@ -305,7 +318,7 @@ internal static class FlashMmaKernels
         WarpMma.Bf16(ref acc, p.K3, valueBlock[row + 24], valueBlock[row + 28]);
     }
 
-    /// <summary>Output tile <paramref name="tile"/> divided by the rows' sums into o's rows A and B, channels 8 tile + 2 t (+ 1), where they exist.</summary>
+    /// <summary>Output tile <paramref name="tile"/> times invA (row A) and invB (row B) into o's rows A and B, channels 8 tile + 2 t (+ 1), where they exist.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store(MmaAccumulator acc, ArrayView<float> o, long itemBase, int rowA, int rowB, int n, int hd, int tile, float invA, float invB, int t)
     {

@@ -3,10 +3,14 @@ using ILGPU.Runtime;
 
 namespace MediatorDiT.Cuda.Kernels;
 
-/// <summary>The launcher of <see cref="FlashMmaKernels"/>, full attention's fused forward on the tensor cores.</summary>
+/// <summary>The launchers of <see cref="FlashMmaKernels"/>, full attention's fused forward and backward on the tensor cores.</summary>
 internal sealed partial class KernelSet
 {
     private Action<KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, int, int, int, float>? _flashMma;
+    private Action<KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>, ArrayView<float>, int, int, int, float>? _flashKeys;
+    private Action<KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>, int, int, int, float>? _flashQueries;
 
     /// <summary>
     /// Whether <see cref="FlashForward"/> runs here: warps of 32 lanes (the fragments' layout) and groups of
@@ -34,5 +38,30 @@ internal sealed partial class KernelSet
         Check((long)items * rowBlocks <= int.MaxValue, "too many (item, row block) groups for one launch");
         (_flashMma ??= _accelerator.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, int, int, int, float>(
             FlashMmaKernels.Forward))(new KernelConfig(items * rowBlocks, FlashMmaKernels.Warps * 32), q, k, v, o, lse, tokens, headDim, rowBlocks, scale);
+    }
+
+    /// <summary>
+    /// dq, dk, dv (items, N, hd) fp32, overwritten = the gradients of full attention from head-major bf16 q, k, v, dO
+    /// (items, N, hd), the forward's lse and delta = rowsum(dO O) (items, N), in two fused launches
+    /// (<see cref="FlashMmaKernels.BackwardKeys"/>, <see cref="FlashMmaKernels.BackwardQueries"/>); hd even and at most
+    /// <see cref="FlashMmaKernels.MaxBackwardHeadDim"/>.
+    /// </summary>
+    public void FlashBackward(ArrayView<ushort> q, ArrayView<ushort> k, ArrayView<ushort> v, ArrayView<ushort> dO, ArrayView<float> lse, ArrayView<float> delta,
+        ArrayView<float> dq, ArrayView<float> dk, ArrayView<float> dv, int items, int tokens, int headDim, float scale)
+    {
+        Check(FlashForwardRuns, "the fused attention kernels need warps of 32 lanes, groups of 128 threads and, on CUDA, compute capability 8.0 or later");
+        Check(headDim > 0 && headDim % 2 == 0 && headDim <= FlashMmaKernels.MaxBackwardHeadDim,
+            $"the fused attention backward takes an even head width of at most {FlashMmaKernels.MaxBackwardHeadDim}, not {headDim}");
+        long e = (long)items * tokens * headDim;
+        Check(q.Length >= e && k.Length >= e && v.Length >= e && dO.Length >= e, "q, k, v or dO is shorter than items x N x hd");
+        Check(dq.Length >= e && dk.Length >= e && dv.Length >= e, "dq, dk or dv is shorter than items x N x hd");
+        Check(lse.Length >= (long)items * tokens && delta.Length >= (long)items * tokens, "lse or delta is shorter than items x N");
+        int blocks = (tokens + FlashMmaKernels.Rows - 1) / FlashMmaKernels.Rows;
+        Check((long)items * blocks <= int.MaxValue, "too many (item, block) groups for one launch");
+        var launch = new KernelConfig(items * blocks, FlashMmaKernels.Warps * 32);
+        (_flashKeys ??= _accelerator.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, int, int, int, float>(FlashMmaKernels.BackwardKeys))(launch, q, k, v, dO, lse, delta, dk, dv, tokens, headDim, blocks, scale);
+        (_flashQueries ??= _accelerator.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, int, int, int, float>(FlashMmaKernels.BackwardQueries))(launch, q, k, v, dO, lse, delta, dq, tokens, headDim, blocks, scale);
     }
 }

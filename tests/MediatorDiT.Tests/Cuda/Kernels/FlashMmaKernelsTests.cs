@@ -5,7 +5,7 @@ using MediatorDiT.Cuda.Kernels;
 namespace MediatorDiT.Tests.Cuda.Kernels;
 
 /// <summary>
-/// The warp's tensor-core product (<see cref="WarpMma"/>) and full attention's fused forward on it
+/// The warp's tensor-core product (<see cref="WarpMma"/>) and full attention's fused forward and backward on it
 /// (<see cref="FlashMmaKernels"/>), on 32-lane warps: the CPU accelerator shaped as a GPU (the instruction emulated by
 /// shuffles) and, through scripts/gpu-tests.sh --kernels, a card (the instruction itself). The fragments are loaded
 /// here from the PTX ISA's layout, written out independently of the library's, so the card holds the emulation to
@@ -113,7 +113,7 @@ public class FlashMmaKernelsTests(AcceleratorFixture device)
     }
 
     [Fact]
-    public void FlashForward_RefusesAnOddOrTooWideHead()
+    public void FlashKernels_RefuseAnOddOrTooWideHead()
     {
         using var buffer = device.Accelerator.Allocate1D<ushort>(2 * 9 * 130);
         using var o = device.Accelerator.Allocate1D<float>(2 * 9 * 130);
@@ -123,6 +123,113 @@ public class FlashMmaKernelsTests(AcceleratorFixture device)
                 device.Kernels.FlashForward(buffer.View, buffer.View, buffer.View, o.View, o.View, 2, 9, headDim, 1f));
             Assert.Contains(device.Kernels.FlashForwardRuns ? "even head width" : "warps of 32 lanes", refused.Message);
         }
+        foreach (int headDim in new[] { 7, 82 }) // the backward's widest head is 80
+        {
+            var refused = Assert.Throws<ArgumentException>(() => device.Kernels.FlashBackward(buffer.View, buffer.View, buffer.View, buffer.View,
+                o.View, o.View, o.View, o.View, o.View, 2, 9, headDim, 1f));
+            Assert.Contains(device.Kernels.FlashForwardRuns ? "even head width of at most 80" : "warps of 32 lanes", refused.Message);
+        }
+    }
+
+    /// <summary>(items, tokens, head width) for the backward: one short block; three query and two key blocks at 72 channels; its widest head.</summary>
+    public static TheoryData<int, int, int> BackwardShapes => new() { { 2, 9, 8 }, { 1, 80, 72 }, { 1, 40, 80 } };
+
+    [Theory]
+    [MemberData(nameof(BackwardShapes))]
+    public void FlashBackward_IsTheGradientOfSoftmaxAttention(int items, int tokens, int headDim)
+    {
+        int length = items * tokens * headDim;
+        var q = KernelData.Uniform(length, 520, -2f, 2f).Select(Bf16.Round).ToArray();
+        var k = KernelData.Uniform(length, 521, -2f, 2f).Select(Bf16.Round).ToArray();
+        var v = KernelData.Uniform(length, 522, -3f, 3f).Select(Bf16.Round).ToArray();
+        var dO = KernelData.Uniform(length, 523, -1f, 1f).Select(Bf16.Round).ToArray();
+        float scale = 1f / MathF.Sqrt(headDim);
+        var expected = HostBackward(q, k, v, dO, items, tokens, headDim, scale);
+        using var dq16 = device.Accelerator.Allocate1D(q);
+        using var dk16 = device.Accelerator.Allocate1D(k);
+        using var dv16 = device.Accelerator.Allocate1D(v);
+        using var dO16 = device.Accelerator.Allocate1D(dO);
+        using var lse = device.Upload(expected.Lse);
+        using var delta = device.Upload(expected.Delta);
+        var poison = Enumerable.Repeat(float.NaN, length + 5).ToArray(); // every element overwritten; 5 past the end stay NaN
+        using var dq = device.Upload(poison);
+        using var dk = device.Upload(poison);
+        using var dv = device.Upload(poison);
+        void Run() => device.Kernels.FlashBackward(dq16.View, dk16.View, dv16.View, dO16.View, lse.View, delta.View, dq.View, dk.View, dv.View, items, tokens, headDim, scale);
+        if (!device.Kernels.FlashForwardRuns)
+        {
+            Assert.Contains("warps of 32 lanes", Assert.Throws<ArgumentException>(Run).Message);
+            return;
+        }
+        Run();
+        foreach (var (name, buffer, exact, magnitude) in new[] { ("dq", dq, expected.Dq, expected.DqMagnitude), ("dk", dk, expected.Dk, expected.DkMagnitude), ("dv", dv, expected.Dv, expected.DvMagnitude) })
+        {
+            var actual = device.Download(buffer);
+            Assert.All(actual[length..], x => Assert.True(float.IsNaN(x), $"the kernel wrote past {name}"));
+            for (int i = 0; i < length; i++)
+                // P and dS rounded to bf16 (2^-9 each) where the products read them: within 2^-7 of the terms' magnitude.
+                Assert.True(Math.Abs(actual[i] - exact[i]) <= magnitude[i] / 128 + 1e-6,
+                    $"{name}[{i}]: expected {exact[i]:R} (terms of magnitude {magnitude[i]:G3}), got {actual[i]:R}");
+        }
+    }
+
+    /// <summary>Full attention's gradients in double from bf16 inputs, each with the sum of its terms' magnitudes, and the lse and delta the kernels read.</summary>
+    private static (float[] Lse, float[] Delta, double[] Dq, double[] DqMagnitude, double[] Dk, double[] DkMagnitude, double[] Dv, double[] DvMagnitude)
+        HostBackward(ushort[] q16, ushort[] k16, ushort[] v16, ushort[] dO16, int items, int n, int hd, float scale)
+    {
+        double[] W(ushort[] x) => x.Select(b => (double)Bf16.Widen(b)).ToArray();
+        double[] q = W(q16), k = W(k16), v = W(v16), dO = W(dO16);
+        int length = items * n * hd;
+        var lse = new float[items * n];
+        var delta = new float[items * n];
+        double[] dq = new double[length], dk = new double[length], dv = new double[length];
+        double[] dqm = new double[length], dkm = new double[length], dvm = new double[length];
+        var p = new double[n, n];
+        var ds = new double[n, n];
+        for (int item = 0; item < items; item++)
+        {
+            int b = item * n * hd;
+            for (int i = 0; i < n; i++)
+            {
+                var logits = new double[n];
+                for (int j = 0; j < n; j++)
+                {
+                    double dot = 0;
+                    for (int c = 0; c < hd; c++) dot += q[b + i * hd + c] * k[b + j * hd + c];
+                    logits[j] = dot * scale;
+                }
+                double max = logits.Max(), sum = logits.Sum(x => Math.Exp(x - max));
+                lse[item * n + i] = (float)(max + Math.Log(sum));
+                for (int j = 0; j < n; j++) p[i, j] = Math.Exp(logits[j] - max) / sum;
+                double rowDelta = 0; // rowsum(dO O)
+                for (int c = 0; c < hd; c++)
+                {
+                    double o = 0;
+                    for (int j = 0; j < n; j++) o += p[i, j] * v[b + j * hd + c];
+                    rowDelta += dO[b + i * hd + c] * o;
+                }
+                delta[item * n + i] = (float)rowDelta;
+                for (int j = 0; j < n; j++)
+                {
+                    double dp = 0;
+                    for (int c = 0; c < hd; c++) dp += dO[b + i * hd + c] * v[b + j * hd + c];
+                    ds[i, j] = p[i, j] * (dp - delta[item * n + i]);
+                }
+            }
+            for (int i = 0; i < n; i++)
+            for (int c = 0; c < hd; c++)
+            for (int j = 0; j < n; j++)
+            {
+                double tq = scale * ds[i, j] * k[b + j * hd + c], tk = scale * ds[j, i] * q[b + j * hd + c], tv = p[j, i] * dO[b + j * hd + c];
+                dq[b + i * hd + c] += tq;
+                dqm[b + i * hd + c] += Math.Abs(tq);
+                dk[b + i * hd + c] += tk;
+                dkm[b + i * hd + c] += Math.Abs(tk);
+                dv[b + i * hd + c] += tv;
+                dvm[b + i * hd + c] += Math.Abs(tv);
+            }
+        }
+        return (lse, delta, dq, dqm, dk, dkm, dv, dvm);
     }
 
     /// <summary>Row <paramref name="row"/> of item <paramref name="item"/>'s attention in double, and its log-sum-exp.</summary>

@@ -92,25 +92,24 @@ public class PtxCompilationTests
         Assert.True(failures.Count == 0, $"{failures.Count} of {kernels.Length} kernels do not compile to PTX:\n" + string.Join("\n", failures));
     }
 
-    [Fact]
-    public void FlashForward_IssuesTheTensorCoreInstruction_AndKeepsItsFragmentsInRegisters()
+    [Theory]
+    [InlineData("Forward", 8 * 8 + 16 * 4, 8 * 4 + 2)] // S: 8 key tiles x 8 k-steps; P V: 16 channel tiles x 4 key steps; 32 exponentials a lane and 2 corrections
+    [InlineData("BackwardKeys", 4 * 5 * 2 + 10 * 2 * 2, 4 * 4)] // S^T and dP^T: 4 query tiles x 5 k-steps; dV and dK: 10 channel tiles x 2 query steps
+    [InlineData("BackwardQueries", 4 * 5 * 2 + 10 * 2, 4 * 4)] // S and dP: 4 key tiles x 5 k-steps; dQ: 10 channel tiles x 2 key steps
+    public void FlashKernels_IssueTheTensorCoreInstruction_AndKeepTheirFragmentsInRegisters(string name, int mmas, int exponentials)
     {
-        // Q's fragments, the logits and the output accumulator are struct fields written out tile by tile (ILGPU does
-        // not unroll loops): any of them indexed at run time would be a local array. The only local memory is ILGPU's
-        // one 4-byte slot per operand of each inline instruction (an mma's 4 accumulators and 6 operand registers, an
-        // ex2's 2), scalars at fixed addresses that the driver's compiler keeps in registers.
+        // The fragments (operands, logits, accumulators) are struct fields written out tile by tile (ILGPU does not
+        // unroll loops): any of them indexed at run time would be a local array. The only local memory is ILGPU's one
+        // 4-byte slot per operand of each inline instruction (an mma's 4 accumulators and 6 operand registers, an ex2's
+        // 2), scalars at fixed addresses that the driver's compiler keeps in registers.
         using var context = Context.Create(builder => MediatorDiT.Cuda.Kernels.PtxIntrinsics.Register(builder.Cuda()));
         using var backend = new PTXBackend(context, CudaArchitecture.SM_90, CudaInstructionSet.ISA_88, nvvmAPI: null!);
-        var kernel = typeof(MediatorDiT.Cuda.Kernels.FlashMmaKernels).GetMethod("Forward")!;
+        var kernel = typeof(MediatorDiT.Cuda.Kernels.FlashMmaKernels).GetMethod(name)!;
         string ptx = ((PTXCompiledKernel)backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(kernel), default(KernelSpecialization))).PTXAssembly;
-        int mma = ptx.Split("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32").Length - 1;
-        // 8 key tiles x 8 k-steps for S, 16 channel tiles x 4 key steps for P V.
-        Assert.Equal(8 * 8 + 16 * 4, mma);
+        Assert.Equal(mmas, ptx.Split("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32").Length - 1);
+        Assert.Equal(exponentials, ptx.Split("ex2.approx.ftz.f32").Length - 1);
         var locals = System.Text.RegularExpressions.Regex.Matches(ptx, @"\.local \.align \d+ \.b8 __local_depot\d+\[(\d+)\]");
-        // 32 exponentials of a block's logits per lane and the two rows' corrections.
-        int ex2 = ptx.Split("ex2.approx.ftz.f32").Length - 1;
-        Assert.Equal(8 * 4 + 2, ex2);
-        Assert.Equal(10 * mma + 2 * ex2, locals.Count);
+        Assert.Equal(10 * mmas + 2 * exponentials, locals.Count);
         Assert.All(locals, local => Assert.Equal("4", local.Groups[1].Value));
         Assert.Equal(locals.Count, System.Text.RegularExpressions.Regex.Matches(ptx, @"\.local ").Count);
         Assert.Matches(@"\.target sm_(8\d|9\d)", ptx);

@@ -1,0 +1,298 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+
+namespace MediatorDiT.Cuda.Kernels;
+
+/// <summary>
+/// Full attention's backward as two fused kernels on the tensor cores (FlashAttention-2's backward, made deterministic):
+/// from head-major bf16 q, k, v and dO (items, N, hd), the forward's lse and delta = rowsum(dO O) (items, N),
+/// <see cref="BackwardKeys"/> makes dK and dV a block of 64 keys per group, walking the queries 32 at a time, and
+/// <see cref="BackwardQueries"/> makes dQ a block of 64 queries per group, walking the keys 32 at a time. Each makes
+/// the logits and P = exp(s q k - lse) again in registers, dP = dO V^T and dS = P (dP - delta), and adds its products:
+/// dV += P^T dO and dK += s dS^T Q, or dQ += s dS K. Every output element is written by one group, in a fixed order, so
+/// runs give the same bits (FlashAttention's single kernel adds dQ with atomics instead, in no fixed order); the price
+/// is making S and dP twice. P and dS are rounded to bf16 where the products read them, as the tiles round them.
+/// The logits are 16 x 32 per warp; the backward takes heads of at most <see cref="MaxBackwardHeadDim"/> channels
+/// (SiT's and DiT's 64 and 72), which keeps a lane's fragments (two operands of 5 k-steps, two accumulators of 10
+/// channel tiles) within the registers.
+/// </summary>
+internal static partial class FlashMmaKernels
+{
+    /// <summary>The widest head of the fused backward: 5 k-steps of 16 channels, 10 tiles of 8.</summary>
+    public const int MaxBackwardHeadDim = 80;
+    /// <summary>The rows of the other side staged at a time in the backward (queries for dK and dV, keys for dQ).</summary>
+    public const int BackwardBlock = 32;
+    private const int BackwardRowStride = MaxBackwardHeadDim / 2 + 4, BackwardColumnStride = BackwardBlock / 2 + 4;
+
+    /// <summary>
+    /// dK (items, N, hd) = s dS^T Q and dV = P^T dO (see the class): group i = item keyBlocks + block of 64 keys, 4 warps
+    /// of 16 keys; each warp's logits are S^T = K Q^T (its keys the rows), so P^T and dS^T are operand fragments as made.
+    /// </summary>
+    public static void BackwardKeys(ArrayView<ushort> q, ArrayView<ushort> k, ArrayView<ushort> v, ArrayView<ushort> dO, ArrayView<float> lse,
+        ArrayView<float> delta, ArrayView<float> dk, ArrayView<float> dv, int tokens, int headDim, int keyBlocks, float scale)
+    {
+        var queryRows = SharedMemory.Allocate<uint>(BackwardBlock * BackwardRowStride);
+        var gradientRows = SharedMemory.Allocate<uint>(BackwardBlock * BackwardRowStride);
+        var queryColumns = SharedMemory.Allocate<uint>(MaxBackwardHeadDim * BackwardColumnStride);
+        var gradientColumns = SharedMemory.Allocate<uint>(MaxBackwardHeadDim * BackwardColumnStride);
+        var lse2 = SharedMemory.Allocate<float>(BackwardBlock);
+        var deltas = SharedMemory.Allocate<float>(BackwardBlock);
+        int item = Grid.IdxX / keyBlocks, keyBlock = Grid.IdxX % keyBlocks;
+        int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3, thread = Group.IdxX;
+        int n = tokens, hd = headDim, pairs = hd / 2, kSteps = (hd + 15) / 16, channelTiles = (hd + 7) / 8;
+        long itemBase = (long)item * n * hd;
+        int keyA = keyBlock * Rows + Warp.WarpIdx * 16 + g, keyB = keyA + 8;
+        float scale2 = scale * Log2E;
+
+        var keys = new HeadFragments();
+        LoadOperand(ref keys.K0, k, itemBase, keyA, keyB, n, pairs, 0, kSteps, t);
+        LoadOperand(ref keys.K1, k, itemBase, keyA, keyB, n, pairs, 1, kSteps, t);
+        LoadOperand(ref keys.K2, k, itemBase, keyA, keyB, n, pairs, 2, kSteps, t);
+        LoadOperand(ref keys.K3, k, itemBase, keyA, keyB, n, pairs, 3, kSteps, t);
+        LoadOperand(ref keys.K4, k, itemBase, keyA, keyB, n, pairs, 4, kSteps, t);
+        var values = new HeadFragments();
+        LoadOperand(ref values.K0, v, itemBase, keyA, keyB, n, pairs, 0, kSteps, t);
+        LoadOperand(ref values.K1, v, itemBase, keyA, keyB, n, pairs, 1, kSteps, t);
+        LoadOperand(ref values.K2, v, itemBase, keyA, keyB, n, pairs, 2, kSteps, t);
+        LoadOperand(ref values.K3, v, itemBase, keyA, keyB, n, pairs, 3, kSteps, t);
+        LoadOperand(ref values.K4, v, itemBase, keyA, keyB, n, pairs, 4, kSteps, t);
+
+        var dK = new GradientTiles();
+        var dV = new GradientTiles();
+        for (int query0 = 0; query0 < n; query0 += BackwardBlock)
+        {
+            Group.Barrier();
+            StageRows(queryRows, q, itemBase, query0, BackwardBlock, BackwardRowStride, n, pairs, kSteps * 8, thread);
+            StageRows(gradientRows, dO, itemBase, query0, BackwardBlock, BackwardRowStride, n, pairs, kSteps * 8, thread);
+            StageColumns(queryColumns, q, itemBase, query0, BackwardBlock, BackwardColumnStride, n, hd, channelTiles * 8, thread);
+            StageColumns(gradientColumns, dO, itemBase, query0, BackwardBlock, BackwardColumnStride, n, hd, channelTiles * 8, thread);
+            if (thread < BackwardBlock)
+            {
+                int row = query0 + thread;
+                lse2[thread] = row < n ? lse[(long)item * n + row] * Log2E : float.PositiveInfinity; // past the queries: P = 0
+                deltas[thread] = row < n ? delta[(long)item * n + row] : 0f;
+            }
+            Group.Barrier();
+
+            // S^T and dP^T (16 keys x 32 queries): tile j's columns are queries query0 + 8 j + 2 t (+ 1).
+            var s = new BlockTiles();
+            BackwardProducts(ref s.T0, keys, queryRows, 0, kSteps, g, t);
+            BackwardProducts(ref s.T1, keys, queryRows, 1, kSteps, g, t);
+            BackwardProducts(ref s.T2, keys, queryRows, 2, kSteps, g, t);
+            BackwardProducts(ref s.T3, keys, queryRows, 3, kSteps, g, t);
+            var dp = new BlockTiles();
+            BackwardProducts(ref dp.T0, values, gradientRows, 0, kSteps, g, t);
+            BackwardProducts(ref dp.T1, values, gradientRows, 1, kSteps, g, t);
+            BackwardProducts(ref dp.T2, values, gradientRows, 2, kSteps, g, t);
+            BackwardProducts(ref dp.T3, values, gradientRows, 3, kSteps, g, t);
+            ColumnGradients(ref s.T0, ref dp.T0, lse2, deltas, scale2, 2 * t);
+            ColumnGradients(ref s.T1, ref dp.T1, lse2, deltas, scale2, 8 + 2 * t);
+            ColumnGradients(ref s.T2, ref dp.T2, lse2, deltas, scale2, 16 + 2 * t);
+            ColumnGradients(ref s.T3, ref dp.T3, lse2, deltas, scale2, 24 + 2 * t);
+
+            var p = new BlockFragments { K0 = Operand(s.T0, s.T1), K1 = Operand(s.T2, s.T3) };
+            AccumulateBlock(ref dV.T0, p, gradientColumns, 0, channelTiles, g, t);
+            AccumulateBlock(ref dV.T1, p, gradientColumns, 1, channelTiles, g, t);
+            AccumulateBlock(ref dV.T2, p, gradientColumns, 2, channelTiles, g, t);
+            AccumulateBlock(ref dV.T3, p, gradientColumns, 3, channelTiles, g, t);
+            AccumulateBlock(ref dV.T4, p, gradientColumns, 4, channelTiles, g, t);
+            AccumulateBlock(ref dV.T5, p, gradientColumns, 5, channelTiles, g, t);
+            AccumulateBlock(ref dV.T6, p, gradientColumns, 6, channelTiles, g, t);
+            AccumulateBlock(ref dV.T7, p, gradientColumns, 7, channelTiles, g, t);
+            AccumulateBlock(ref dV.T8, p, gradientColumns, 8, channelTiles, g, t);
+            AccumulateBlock(ref dV.T9, p, gradientColumns, 9, channelTiles, g, t);
+            var ds = new BlockFragments { K0 = Operand(dp.T0, dp.T1), K1 = Operand(dp.T2, dp.T3) };
+            AccumulateBlock(ref dK.T0, ds, queryColumns, 0, channelTiles, g, t);
+            AccumulateBlock(ref dK.T1, ds, queryColumns, 1, channelTiles, g, t);
+            AccumulateBlock(ref dK.T2, ds, queryColumns, 2, channelTiles, g, t);
+            AccumulateBlock(ref dK.T3, ds, queryColumns, 3, channelTiles, g, t);
+            AccumulateBlock(ref dK.T4, ds, queryColumns, 4, channelTiles, g, t);
+            AccumulateBlock(ref dK.T5, ds, queryColumns, 5, channelTiles, g, t);
+            AccumulateBlock(ref dK.T6, ds, queryColumns, 6, channelTiles, g, t);
+            AccumulateBlock(ref dK.T7, ds, queryColumns, 7, channelTiles, g, t);
+            AccumulateBlock(ref dK.T8, ds, queryColumns, 8, channelTiles, g, t);
+            AccumulateBlock(ref dK.T9, ds, queryColumns, 9, channelTiles, g, t);
+        }
+
+        StoreGradients(dK, dk, itemBase, keyA, keyB, n, hd, scale, t);
+        StoreGradients(dV, dv, itemBase, keyA, keyB, n, hd, 1f, t);
+    }
+
+    /// <summary>
+    /// dQ (items, N, hd) = s dS K (see the class): group i = item rowBlocks + block of 64 queries, 4 warps of 16 rows;
+    /// each warp's logits are S = Q K^T, with its rows' lse and delta in registers.
+    /// </summary>
+    public static void BackwardQueries(ArrayView<ushort> q, ArrayView<ushort> k, ArrayView<ushort> v, ArrayView<ushort> dO, ArrayView<float> lse,
+        ArrayView<float> delta, ArrayView<float> dq, int tokens, int headDim, int rowBlocks, float scale)
+    {
+        var keyRows = SharedMemory.Allocate<uint>(BackwardBlock * BackwardRowStride);
+        var valueRows = SharedMemory.Allocate<uint>(BackwardBlock * BackwardRowStride);
+        var keyColumns = SharedMemory.Allocate<uint>(MaxBackwardHeadDim * BackwardColumnStride);
+        int item = Grid.IdxX / rowBlocks, rowBlock = Grid.IdxX % rowBlocks;
+        int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3, thread = Group.IdxX;
+        int n = tokens, hd = headDim, pairs = hd / 2, kSteps = (hd + 15) / 16, channelTiles = (hd + 7) / 8;
+        long itemBase = (long)item * n * hd;
+        int rowA = rowBlock * Rows + Warp.WarpIdx * 16 + g, rowB = rowA + 8;
+        float scale2 = scale * Log2E;
+        // Past the rows: any finite values (nothing of those rows is stored).
+        float lseA = rowA < n ? lse[(long)item * n + rowA] * Log2E : 0f, lseB = rowB < n ? lse[(long)item * n + rowB] * Log2E : 0f;
+        float deltaA = rowA < n ? delta[(long)item * n + rowA] : 0f, deltaB = rowB < n ? delta[(long)item * n + rowB] : 0f;
+
+        var queries = new HeadFragments();
+        LoadOperand(ref queries.K0, q, itemBase, rowA, rowB, n, pairs, 0, kSteps, t);
+        LoadOperand(ref queries.K1, q, itemBase, rowA, rowB, n, pairs, 1, kSteps, t);
+        LoadOperand(ref queries.K2, q, itemBase, rowA, rowB, n, pairs, 2, kSteps, t);
+        LoadOperand(ref queries.K3, q, itemBase, rowA, rowB, n, pairs, 3, kSteps, t);
+        LoadOperand(ref queries.K4, q, itemBase, rowA, rowB, n, pairs, 4, kSteps, t);
+        var gradients = new HeadFragments();
+        LoadOperand(ref gradients.K0, dO, itemBase, rowA, rowB, n, pairs, 0, kSteps, t);
+        LoadOperand(ref gradients.K1, dO, itemBase, rowA, rowB, n, pairs, 1, kSteps, t);
+        LoadOperand(ref gradients.K2, dO, itemBase, rowA, rowB, n, pairs, 2, kSteps, t);
+        LoadOperand(ref gradients.K3, dO, itemBase, rowA, rowB, n, pairs, 3, kSteps, t);
+        LoadOperand(ref gradients.K4, dO, itemBase, rowA, rowB, n, pairs, 4, kSteps, t);
+
+        var dQ = new GradientTiles();
+        for (int key0 = 0; key0 < n; key0 += BackwardBlock)
+        {
+            Group.Barrier();
+            StageRows(keyRows, k, itemBase, key0, BackwardBlock, BackwardRowStride, n, pairs, kSteps * 8, thread);
+            StageRows(valueRows, v, itemBase, key0, BackwardBlock, BackwardRowStride, n, pairs, kSteps * 8, thread);
+            StageColumns(keyColumns, k, itemBase, key0, BackwardBlock, BackwardColumnStride, n, hd, channelTiles * 8, thread);
+            Group.Barrier();
+
+            var s = new BlockTiles();
+            BackwardProducts(ref s.T0, queries, keyRows, 0, kSteps, g, t);
+            BackwardProducts(ref s.T1, queries, keyRows, 1, kSteps, g, t);
+            BackwardProducts(ref s.T2, queries, keyRows, 2, kSteps, g, t);
+            BackwardProducts(ref s.T3, queries, keyRows, 3, kSteps, g, t);
+            var dp = new BlockTiles();
+            BackwardProducts(ref dp.T0, gradients, valueRows, 0, kSteps, g, t);
+            BackwardProducts(ref dp.T1, gradients, valueRows, 1, kSteps, g, t);
+            BackwardProducts(ref dp.T2, gradients, valueRows, 2, kSteps, g, t);
+            BackwardProducts(ref dp.T3, gradients, valueRows, 3, kSteps, g, t);
+            int limit = n - key0 - 2 * t; // tile j's columns 8 j + 2 t (+ 1) are keys when below this
+            RowGradients(ref s.T0, ref dp.T0, scale2, lseA, lseB, deltaA, deltaB, limit);
+            RowGradients(ref s.T1, ref dp.T1, scale2, lseA, lseB, deltaA, deltaB, limit - 8);
+            RowGradients(ref s.T2, ref dp.T2, scale2, lseA, lseB, deltaA, deltaB, limit - 16);
+            RowGradients(ref s.T3, ref dp.T3, scale2, lseA, lseB, deltaA, deltaB, limit - 24);
+
+            var ds = new BlockFragments { K0 = Operand(dp.T0, dp.T1), K1 = Operand(dp.T2, dp.T3) };
+            AccumulateBlock(ref dQ.T0, ds, keyColumns, 0, channelTiles, g, t);
+            AccumulateBlock(ref dQ.T1, ds, keyColumns, 1, channelTiles, g, t);
+            AccumulateBlock(ref dQ.T2, ds, keyColumns, 2, channelTiles, g, t);
+            AccumulateBlock(ref dQ.T3, ds, keyColumns, 3, channelTiles, g, t);
+            AccumulateBlock(ref dQ.T4, ds, keyColumns, 4, channelTiles, g, t);
+            AccumulateBlock(ref dQ.T5, ds, keyColumns, 5, channelTiles, g, t);
+            AccumulateBlock(ref dQ.T6, ds, keyColumns, 6, channelTiles, g, t);
+            AccumulateBlock(ref dQ.T7, ds, keyColumns, 7, channelTiles, g, t);
+            AccumulateBlock(ref dQ.T8, ds, keyColumns, 8, channelTiles, g, t);
+            AccumulateBlock(ref dQ.T9, ds, keyColumns, 9, channelTiles, g, t);
+        }
+
+        StoreGradients(dQ, dq, itemBase, rowA, rowB, n, hd, scale, t);
+    }
+
+    /// <summary>Tile <paramref name="tile"/> of a warp's 16 x 32 block: its rows' operand fragments times the staged rows 8 tile .. 8 tile + 7, transposed.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void BackwardProducts(ref MmaAccumulator acc, HeadFragments a, ArrayView<uint> rows, int tile, int kSteps, int g, int t)
+    {
+        int row = (8 * tile + g) * BackwardRowStride + t;
+        acc = default;
+        BackwardStep(ref acc, a.K0, rows, row, 0, kSteps);
+        BackwardStep(ref acc, a.K1, rows, row, 1, kSteps);
+        BackwardStep(ref acc, a.K2, rows, row, 2, kSteps);
+        BackwardStep(ref acc, a.K3, rows, row, 3, kSteps);
+        BackwardStep(ref acc, a.K4, rows, row, 4, kSteps);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void BackwardStep(ref MmaAccumulator acc, MmaOperandA a, ArrayView<uint> rows, int row, int step, int kSteps)
+    {
+        if (step < kSteps) WarpMma.Bf16(ref acc, a, rows[row + 8 * step], rows[row + 8 * step + 4]);
+    }
+
+    /// <summary>
+    /// P^T = 2^(s scale2 - lse2) and dS^T = P^T (dP^T - delta) in place, for the two queries (columns) <paramref name="column"/>
+    /// and <paramref name="column"/> + 1 of the staged block (their lse2 and delta in shared memory).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ColumnGradients(ref MmaAccumulator s, ref MmaAccumulator dp, ArrayView<float> lse2, ArrayView<float> deltas, float scale2, int column)
+    {
+        float lse0 = lse2[column], lse1 = lse2[column + 1], delta0 = deltas[column], delta1 = deltas[column + 1];
+        s.C0 = Exp2(s.C0 * scale2 - lse0);
+        s.C1 = Exp2(s.C1 * scale2 - lse1);
+        s.C2 = Exp2(s.C2 * scale2 - lse0);
+        s.C3 = Exp2(s.C3 * scale2 - lse1);
+        dp.C0 = s.C0 * (dp.C0 - delta0);
+        dp.C1 = s.C1 * (dp.C1 - delta1);
+        dp.C2 = s.C2 * (dp.C2 - delta0);
+        dp.C3 = s.C3 * (dp.C3 - delta1);
+    }
+
+    /// <summary>
+    /// P = 2^(s scale2 - lse2) (0 for columns that are not keys: below <paramref name="limit"/> they are) and
+    /// dS = P (dP - delta) in place, rows A and B with their own lse2 and delta.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RowGradients(ref MmaAccumulator s, ref MmaAccumulator dp, float scale2, float lseA, float lseB, float deltaA, float deltaB, int limit)
+    {
+        s.C0 = limit > 0 ? Exp2(s.C0 * scale2 - lseA) : 0f;
+        s.C1 = limit > 1 ? Exp2(s.C1 * scale2 - lseA) : 0f;
+        s.C2 = limit > 0 ? Exp2(s.C2 * scale2 - lseB) : 0f;
+        s.C3 = limit > 1 ? Exp2(s.C3 * scale2 - lseB) : 0f;
+        dp.C0 = s.C0 * (dp.C0 - deltaA);
+        dp.C1 = s.C1 * (dp.C1 - deltaA);
+        dp.C2 = s.C2 * (dp.C2 - deltaB);
+        dp.C3 = s.C3 * (dp.C3 - deltaB);
+    }
+
+    /// <summary>Gradient tile <paramref name="tile"/> (channels 8 tile ..) += the block's operand fragments (32 rows of the other side) times the staged columns.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AccumulateBlock(ref MmaAccumulator acc, BlockFragments a, ArrayView<uint> columns, int tile, int channelTiles, int g, int t)
+    {
+        if (tile >= channelTiles) return;
+        int row = (8 * tile + g) * BackwardColumnStride + t;
+        WarpMma.Bf16(ref acc, a.K0, columns[row], columns[row + 4]);
+        WarpMma.Bf16(ref acc, a.K1, columns[row + 8], columns[row + 12]);
+    }
+
+    /// <summary>A warp's 16 gradient rows times <paramref name="factor"/> into their head-major rows A and B.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreGradients(GradientTiles x, ArrayView<float> target, long itemBase, int rowA, int rowB, int n, int hd, float factor, int t)
+    {
+        Store(x.T0, target, itemBase, rowA, rowB, n, hd, 0, factor, factor, t);
+        Store(x.T1, target, itemBase, rowA, rowB, n, hd, 1, factor, factor, t);
+        Store(x.T2, target, itemBase, rowA, rowB, n, hd, 2, factor, factor, t);
+        Store(x.T3, target, itemBase, rowA, rowB, n, hd, 3, factor, factor, t);
+        Store(x.T4, target, itemBase, rowA, rowB, n, hd, 4, factor, factor, t);
+        Store(x.T5, target, itemBase, rowA, rowB, n, hd, 5, factor, factor, t);
+        Store(x.T6, target, itemBase, rowA, rowB, n, hd, 6, factor, factor, t);
+        Store(x.T7, target, itemBase, rowA, rowB, n, hd, 7, factor, factor, t);
+        Store(x.T8, target, itemBase, rowA, rowB, n, hd, 8, factor, factor, t);
+        Store(x.T9, target, itemBase, rowA, rowB, n, hd, 9, factor, factor, t);
+    }
+
+    /// <summary>A warp's operand fragments of its 16 rows of q, k, v or dO: up to 5 k-steps of 16 channels.</summary>
+    private struct HeadFragments
+    {
+        public MmaOperandA K0, K1, K2, K3, K4;
+    }
+
+    /// <summary>P's or dS's operand fragments over a staged block's 32 rows: 2 k-steps.</summary>
+    private struct BlockFragments
+    {
+        public MmaOperandA K0, K1;
+    }
+
+    /// <summary>A warp's 16 x 32 logits (or dP) against a staged block: 4 tiles of 8.</summary>
+    private struct BlockTiles
+    {
+        public MmaAccumulator T0, T1, T2, T3;
+    }
+
+    /// <summary>A warp's 16 x hd gradient accumulator: up to 10 tiles of 8 channels.</summary>
+    private struct GradientTiles
+    {
+        public MmaAccumulator T0, T1, T2, T3, T4, T5, T6, T7, T8, T9;
+    }
+}
