@@ -68,11 +68,29 @@ internal sealed class AttentionProducts : IDisposable
     /// </summary>
     public bool FusedForward { get; set; }
 
+    /// <summary>
+    /// Whether a bf16 backward that has no kept P runs its core as two fused kernels on the tensor cores
+    /// (<see cref="KernelSet.FlashBackward"/>: dK and dV per key block, dQ per query block, S and P made again in
+    /// registers) instead of tiles of products, where they run (as <see cref="FusedForward"/>; heads even and at most 80
+    /// wide). With it a training step keeps no P (<see cref="KeepsProbabilitiesFor"/>). Off by default until a card has
+    /// timed it; set it before the first training step, which allocates what the step keeps.
+    /// </summary>
+    public bool FusedBackward { get; set; }
+
+    /// <summary>Whether a bf16 training step of <paramref name="cfg"/> keeps P: <see cref="KeepsProbabilities"/>, unless the fused backward makes S again.</summary>
+    public bool KeepsProbabilitiesFor(ModelConfig cfg) => KeepsProbabilities(cfg) && !FusesBackward(cfg.HeadDim);
+
+    private bool FusesBackward(int headDim) =>
+        FusedBackward && _bf16 && _kernels.FlashForwardRuns && headDim % 2 == 0 && headDim <= FlashMmaKernels.MaxBackwardHeadDim;
+
     /// <summary>Whether the forward at <paramref name="g"/> runs the fused kernel (see <see cref="FusedForward"/>).</summary>
     private bool Fuses(AttentionGeometry g, bool keptP) => Fuses(g.HeadDim) && !keptP;
 
     /// <summary>Whether a forward of <paramref name="cfg"/> (full attention) that keeps no P runs the fused kernel.</summary>
     public bool Fuses(ModelConfig cfg) => cfg.Attention != AttentionKind.Mediator && Fuses(cfg.HeadDim);
+
+    /// <summary>Whether a backward of <paramref name="cfg"/> (full attention) that has no kept P runs the fused kernels.</summary>
+    public bool FusesBackward(ModelConfig cfg) => cfg.Attention != AttentionKind.Mediator && FusesBackward(cfg.HeadDim);
 
     private bool Fuses(int headDim) =>
         FusedForward && _bf16 && _kernels.FlashForwardRuns && headDim % 2 == 0 && headDim <= FlashMmaKernels.MaxHeadDim;
@@ -201,6 +219,30 @@ internal sealed class AttentionProducts : IDisposable
             _kernels.FullAttentionDelta(o, dO, delta, g.Batch, n, g.Heads, hd);
             ToHeadMajor(dO, dOh, g.Batch, new HeadLayout(n, g.Heads, hd, g.Dim, 0), round: true);
         }
+        if (FusesBackward(g.HeadDim) && !keptP)
+        {
+            using (_kernels.SubStage("fused kernels", 14.0 * items * n * n * hd)) // S and dP twice, dV, dK, dQ: 7 N^2 hd multiply-adds an item
+                _kernels.FlashBackward(q.B16, k.B16, v.B16, dOh.B16, lse, delta, dq, dk, dv, items, n, hd, g.Scale);
+        }
+        else BackwardTiles(q, k, v, dOh, lse, delta, dq, dk, dv, g, probabilities16);
+        using (_kernels.SubStage("layout"))
+            for (int part = 0; part < 3; part++)
+            {
+                var layout = new HeadLayout(n, g.Heads, hd, 3 * g.Dim, part * g.Dim);
+                if (_fused && dqkv16.Length > 0) _kernels.FromHeadMajorWithBf16(heads.SubView((4 + part) * e, e), dqkv, dqkv16, g.Batch, layout);
+                else _kernels.FromHeadMajor(heads.SubView((4 + part) * e, e), dqkv, g.Batch, layout);
+            }
+    }
+
+    /// <summary>
+    /// <see cref="FullBackward"/>'s core over tiles of products: head-major dq, dk, dv (B H, N, hd) from head-major q, k,
+    /// v, dO, lse and delta, or from the kept P (<paramref name="probabilities16"/>) instead of lse.
+    /// </summary>
+    private void BackwardTiles(ProductOperand q, ProductOperand k, ProductOperand v, ProductOperand dOh, ArrayView<float> lse, ArrayView<float> delta,
+        ArrayView<float> dq, ArrayView<float> dk, ArrayView<float> dv, AttentionGeometry g, ArrayView<ushort> probabilities16)
+    {
+        int n = g.Tokens, hd = g.HeadDim, items = g.Batch * g.Heads;
+        bool keptP = probabilities16.Length > 0;
         // Two tiles, S (P) and dP (dS), or dP alone where P was kept.
         int count = keptP ? 1 : 2;
         var (tiles, tiles16) = Tiles(items, n, count);
@@ -239,13 +281,6 @@ internal sealed class AttentionProducts : IDisposable
             Product(new GemmShape(true, false, n, hd, rows, g.Scale, n, hd, accumulate, hd, tileStride, itemStride, itemStride, ni), dp, q.From(item + row), dk.SubView(item));
             Product(new GemmShape(true, false, n, hd, rows, 1f, n, hd, accumulate, hd, tileStride, itemStride, itemStride, ni), s, dOh.From(item + row), dv.SubView(item));
         }
-        using (_kernels.SubStage("layout"))
-            for (int part = 0; part < 3; part++)
-            {
-                var layout = new HeadLayout(n, g.Heads, hd, 3 * g.Dim, part * g.Dim);
-                if (_fused && dqkv16.Length > 0) _kernels.FromHeadMajorWithBf16(heads.SubView((4 + part) * e, e), dqkv, dqkv16, g.Batch, layout);
-                else _kernels.FromHeadMajor(heads.SubView((4 + part) * e, e), dqkv, g.Batch, layout);
-            }
     }
 
     /// <summary>

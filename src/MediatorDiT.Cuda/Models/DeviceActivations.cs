@@ -15,8 +15,9 @@ namespace MediatorDiT.Cuda.Models;
 /// Training full attention that way, each block keeps q, k and v as the bf16 head-major operands the forward made
 /// (6 bytes a value, which the backward's products read without moving them again) in place of its fp32 qkv rows
 /// (12 bytes a value; one set of scratch for all blocks). With bf16 products (<c>bf16Products</c>) fc1's output is
-/// stored in bf16 (as its product writes it), and training full attention each block also keeps the forward's
-/// attention probabilities P in bf16 (B, H, N, N), which its backward reads in place of making the logits again.
+/// stored in bf16 (as its product writes it), and training full attention with <c>keepsProbabilities</c>
+/// (<see cref="AttentionProducts.KeepsProbabilitiesFor"/>) each block also keeps the forward's attention probabilities
+/// P in bf16 (B, H, N, N), which its backward reads in place of making the logits again.
 /// </summary>
 internal sealed class DeviceActivations : IDisposable
 {
@@ -27,7 +28,7 @@ internal sealed class DeviceActivations : IDisposable
     private readonly int _chunk;
 
     public DeviceActivations(ModelConfig cfg, int batch, Accelerator accelerator, bool perBlock = false, bool bf16Operands = false,
-        bool bf16Products = false)
+        bool bf16Products = false, bool keepsProbabilities = false)
     {
         ArrayView<float> New(long length)
         {
@@ -69,7 +70,7 @@ internal sealed class DeviceActivations : IDisposable
         for (int i = 0; i < _blocks.Length; i++)
             _blocks[i] = new DeviceBlockActivations(cfg, batch, New, bf16Operands ? New16 : null, bf16Operands && i > 0 ? _blocks[0] : null,
                 keepsQkvHeads: perBlock && bf16Operands && fullAttention, allocateBf16Products: bf16Products ? New16 : null,
-                keepsProbabilities: perBlock && AttentionProducts.KeepsProbabilities(cfg));
+                keepsProbabilities: perBlock && keepsProbabilities);
     }
 
     /// <summary>B, the batch size the buffers are for.</summary>

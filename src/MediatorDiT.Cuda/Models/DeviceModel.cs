@@ -130,7 +130,8 @@ internal sealed partial class DeviceModel : IDisposable
         {
             _activations?.Dispose();
             _activations = new DeviceActivations(Config, batch, _kernels.Accelerator, perBlock: _gradients is not null,
-                bf16Operands: _products.OperandsFromProducers, bf16Products: _products.Precision == DevicePrecision.Bf16);
+                bf16Operands: _products.OperandsFromProducers, bf16Products: _products.Precision == DevicePrecision.Bf16,
+                keepsProbabilities: _products.Attention.KeepsProbabilitiesFor(Config));
         }
         return _activations;
     }

@@ -63,6 +63,13 @@ public sealed class DeviceWorkload : IDisposable
     internal bool OperandsFromProducers { get; init; } = true;
 
     /// <summary>
+    /// Whether full attention's core runs as the fused tensor-core kernels (<see cref="Models.AttentionProducts.FusedForward"/>
+    /// and <see cref="Models.AttentionProducts.FusedBackward"/>, so a training step keeps no P) where they run; off, the
+    /// library's default, runs the tiles (the device check times both).
+    /// </summary>
+    internal bool FusedAttention { get; init; }
+
+    /// <summary>
     /// Whether the device's products go through a <see cref="Blas.RecordingGemm"/>, so that <see cref="RecordProducts"/>
     /// can give a call's product mix (the device check replays it shape by shape).
     /// </summary>
@@ -92,6 +99,7 @@ public sealed class DeviceWorkload : IDisposable
             Randomise(model.Parameters);
             _forwardKernels = new Kernels.KernelSet(_accelerator);
             _forward = new DeviceModelFunction(model, _forwardKernels, Gemm(), guidance: null, Precision);
+            _forward.Attention.FusedForward = FusedAttention;
         }
         return _forward.Evaluate(_x, _t, _y);
     }
@@ -135,6 +143,7 @@ public sealed class DeviceWorkload : IDisposable
             Ema.CopyWeights(net, ema);
             _batches = Enumerable.Range(0, _trainingBatches).Select(i => RandomBatch(Config, Batch, 200 + i)).ToArray();
             _training = new DeviceTrainingBackend(_accelerator, new Transport(), Precision, null, null, OperandsFromProducers, Gemm());
+            _training.Attention.FusedForward = _training.Attention.FusedBackward = FusedAttention; // before the first step allocates what it keeps
             _training.Attach(net, ema, new AdamW(net.Parameters, 1e-4));
         }
         return _training.Step(_batches![call % _batches.Length]);

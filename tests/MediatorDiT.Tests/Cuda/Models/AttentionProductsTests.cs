@@ -350,7 +350,7 @@ public class AttentionProductsTests(AcceleratorFixture device)
     [Theory]
     [InlineData(8, true)] // 16 tokens, 2 heads: a row of P is 32 values, fc1's 4 x 16 = 64
     [InlineData(16, false)] // 64 tokens: 128 values, wider than fc1's row
-    public void KeptProbabilities_AreAllocatedOnlyWhereTheRuleKeepsThem(int inputSize, bool kept)
+    public void KeptProbabilities_WhereTheRuleKeepsThem_UnlessTheFusedBackwardMakesSAgain(int inputSize, bool kept)
     {
         var config = new ModelConfig
         {
@@ -358,8 +358,14 @@ public class AttentionProductsTests(AcceleratorFixture device)
             NumClasses = 3, Attention = AttentionKind.Full,
         };
         Assert.Equal(kept, AttentionProducts.KeepsProbabilities(config));
-        using var training = new DeviceActivations(config, 3, device.Accelerator, perBlock: true, bf16Operands: true, bf16Products: true);
-        using var sampling = new DeviceActivations(config, 3, device.Accelerator, perBlock: false, bf16Operands: true, bf16Products: true);
+        using var gemm = new IlgpuGemm(device.Accelerator);
+        using var products = new AttentionProducts(device.Kernels, gemm, DevicePrecision.Bf16);
+        Assert.Equal(kept, products.KeepsProbabilitiesFor(config));
+        products.FusedBackward = true; // runs on 32-lane warps only: elsewhere P is kept as before
+        Assert.Equal(device.Kernels.FlashForwardRuns, products.FusesBackward(config));
+        Assert.Equal(kept && !device.Kernels.FlashForwardRuns, products.KeepsProbabilitiesFor(config));
+        using var training = new DeviceActivations(config, 3, device.Accelerator, perBlock: true, bf16Operands: true, bf16Products: true, keepsProbabilities: kept);
+        using var sampling = new DeviceActivations(config, 3, device.Accelerator, perBlock: false, bf16Operands: true, bf16Products: true, keepsProbabilities: kept);
         for (int block = 0; block < config.Depth; block++)
             Assert.Equal(kept ? 3L * config.NumHeads * config.NumTokens * config.NumTokens : 0, training.Block(block).Probabilities16.Length);
         Assert.Equal(0, sampling.Block(0).Probabilities16.Length);
