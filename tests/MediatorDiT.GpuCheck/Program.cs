@@ -90,16 +90,27 @@ OnDevice("speed_training", (d, e) => SpeedChecks.Training(d, options, e));
 if (precision == MediatorDiT.Tensors.DevicePrecision.Bf16)
     OnDevice("speed_training_separate_roundings", (d, e) => SpeedChecks.Training(d, options, e, operandsFromProducers: false));
 else report.Skip("speed_training_separate_roundings", "the speed cases run in fp32, where no operand is rounded");
+// The same step with full attention's core as the fused tensor-core kernels (off by default until measured here).
+if (precision == MediatorDiT.Tensors.DevicePrecision.Bf16)
+    OnDevice("speed_training_fused_attention", (d, e) => SpeedChecks.Training(d, options, e, fusedAttention: true));
+else report.Skip("speed_training_fused_attention", "the fused attention kernels take bf16 operands; the speed cases run in fp32");
 // Last: NCCL initialises the CUDA runtime, which may make the device's primary context current on this thread.
 OnDevice("nccl_one_rank", NcclChecks.OneRank);
 
 var cases = (JsonObject)report.Root["cases"]!;
 double? Rate(string name) => cases[name]?["images_per_second"]?.GetValueKind() == System.Text.Json.JsonValueKind.Number ? cases[name]!["images_per_second"]!.GetValue<double>() : null;
 report.Root["long_forward_mediator_speedup"] = Rate("speed_long_forward_mediator") is double m && Rate("speed_long_forward_full") is double f ? m / f : null;
+report.Root["training_speedup_of_fused_attention"] = Rate("speed_training_fused_attention") is double fusedRate && Rate("speed_training") is double tilesRate
+    ? fusedRate / tilesRate : null;
 report.Root["training_speedup_of_operands_from_producers"] = Rate("speed_training") is double fused && Rate("speed_training_separate_roundings") is double separate
     ? fused / separate : null;
 report.Root["training_same_loss_both_roundings"] = cases["speed_training"]?["last_loss"] is { } l1 && cases["speed_training_separate_roundings"]?["last_loss"] is { } l2
     ? l1.ToJsonString() == l2.ToJsonString() : null;
+// The fused kernels round P at another point than the tiles: the last losses agree to bf16 rounding, not to the bit.
+report.Root["training_fused_attention_loss_difference"] = cases["speed_training"]?["last_loss"] is JsonValue tilesLoss
+    && cases["speed_training_fused_attention"]?["last_loss"] is JsonValue fusedLoss
+    && tilesLoss.TryGetValue(out double tiledValue) && fusedLoss.TryGetValue(out double fusedValue)
+    ? Math.Abs(fusedValue - tiledValue) / Math.Abs(tiledValue) : null;
 JsonArray Named(string status) => new(cases.Where(c => (string?)c.Value!["status"] == status).Select(c => (JsonNode)c.Key).ToArray());
 report.Root["failed"] = Named("failed");
 report.Root["skipped"] = Named("skipped");

@@ -44,7 +44,11 @@ public static class SpeedChecks
     /// False: the bf16 products' operands rounded in passes of their own (the reference with the same bits), to measure
     /// what writing them from the producing kernels saves; the tile sweep and the products' replay run only with true.
     /// </param>
-    public static void Training(CheckDevice device, Options options, JsonObject entry, bool operandsFromProducers = true)
+    /// <param name="fusedAttention">
+    /// True: full attention's core as the fused tensor-core kernels, forward and backward, with no P kept
+    /// (<see cref="DeviceWorkload.FusedAttention"/>), to measure them against the tiles; no sweep or replay then either.
+    /// </param>
+    public static void Training(CheckDevice device, Options options, JsonObject entry, bool operandsFromProducers = true, bool fusedAttention = false)
     {
         var config = options.Quick ? Tiny(mediators: 0) : ModelRegistry.Get("SiT-XL/2", 256);
         int batch = options.Quick ? 2 : 64;
@@ -52,9 +56,11 @@ public static class SpeedChecks
         using var work = new DeviceWorkload(device.Accelerator, config, batch, options.Precision, trainingBatches: 1 + options.Repeats)
         {
             OperandsFromProducers = operandsFromProducers,
-            RecordsProducts = operandsFromProducers,
+            RecordsProducts = operandsFromProducers && !fusedAttention,
+            FusedAttention = fusedAttention,
         };
         entry["bf16_operands"] = operandsFromProducers ? "written by their producing kernels" : "rounded in passes of their own";
+        entry["attention_core"] = fusedAttention ? "fused tensor-core kernels, no P kept (where they run; else the tiles)" : "tiles of products";
         double loss = double.NaN;
         var times = DeviceTiming.Time(device.Accelerator, 1, options.Repeats, run => loss = work.TrainStep(run).Loss);
 
@@ -78,7 +84,8 @@ public static class SpeedChecks
         var profile = new DeviceStageProfile(device.Accelerator);
         work.ProfileTrainStep(profile, 1);
         entry["profile"] = Profile(profile, seconds);
-        if (!operandsFromProducers) return;
+        if (fusedAttention) entry["fused_kernels_run"] = work.Attention!.FusesBackward(config) && work.Attention.Fuses(config);
+        if (!operandsFromProducers || fusedAttention) return;
         entry["tile_sweep"] = TileSweep(device, work, options, config, batch, run => work.TrainStep(run));
         entry["products"] = ProductChecks.Replay(device, work.RecordProducts(() => work.TrainStep(0)), options.Quick);
     }

@@ -13,7 +13,8 @@ namespace MediatorDiT.Tests.Cuda;
 public class GpuCheckTests
 {
     private static readonly string[] SpeedCases =
-        ["speed_long_forward_mediator", "speed_long_forward_full", "speed_sampling_ladder", "speed_training", "speed_training_separate_roundings"];
+        ["speed_long_forward_mediator", "speed_long_forward_full", "speed_sampling_ladder", "speed_training", "speed_training_separate_roundings",
+            "speed_training_fused_attention"];
 
     [Fact]
     public async Task QuickCheckOnTheCpuAccelerator_WritesEveryCaseWithinTheBounds()
@@ -158,6 +159,12 @@ public class GpuCheckTests
             Assert.True(root["training_same_loss_both_roundings"]!.GetValue<bool>());
             Assert.Equal(Finite(train, "last_loss"), Finite(cases["speed_training_separate_roundings"]!, "last_loss"));
             Assert.True(Finite(root, "training_speedup_of_operands_from_producers") > 0);
+            // The step with the fused attention kernels: on 4-lane warps the tiles run in their place, to the same bits.
+            var fusedTraining = cases["speed_training_fused_attention"]!;
+            Assert.False(fusedTraining["fused_kernels_run"]!.GetValue<bool>());
+            Assert.Equal(0.0, Finite(root, "training_fused_attention_loss_difference"));
+            Assert.True(Finite(root, "training_speedup_of_fused_attention") > 0);
+            Assert.Null(fusedTraining["tile_sweep"]);
         }
         finally
         {
