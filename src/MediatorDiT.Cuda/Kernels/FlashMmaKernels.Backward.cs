@@ -12,17 +12,14 @@ namespace MediatorDiT.Cuda.Kernels;
 /// dV += P^T dO and dK += s dS^T Q, or dQ += s dS K. Every output element is written by one group, in a fixed order, so
 /// runs give the same bits (FlashAttention's single kernel adds dQ with atomics instead, in no fixed order); the price
 /// is making S and dP twice. P and dS are rounded to bf16 where the products read them, as the tiles round them.
-/// The logits are 16 x 32 per warp; the backward takes heads of at most <see cref="MaxBackwardHeadDim"/> channels
-/// (SiT's and DiT's 64 and 72), which keeps a lane's fragments (two operands of 5 k-steps, two accumulators of 10
-/// channel tiles) within the registers.
+/// The logits are 16 x 32 per warp; heads of at most <see cref="MaxHeadDim"/> channels keep a lane's fragments (two
+/// operands of 5 k-steps, two accumulators of 10 channel tiles) within the registers.
 /// </summary>
 internal static partial class FlashMmaKernels
 {
-    /// <summary>The widest head of the fused backward: 5 k-steps of 16 channels, 10 tiles of 8.</summary>
-    public const int MaxBackwardHeadDim = 80;
     /// <summary>The rows of the other side staged at a time in the backward (queries for dK and dV, keys for dQ).</summary>
     public const int BackwardBlock = 32;
-    private const int BackwardRowStride = MaxBackwardHeadDim / 2 + 4, BackwardColumnStride = BackwardBlock / 2 + 4;
+    private const int BackwardColumnStride = BackwardBlock / 2 + 4;
 
     /// <summary>
     /// dK (items, N, hd) = s dS^T Q and dV = P^T dO (see the class): group i = item keyBlocks + block of 64 keys, 4 warps
@@ -31,10 +28,10 @@ internal static partial class FlashMmaKernels
     public static void BackwardKeys(ArrayView<ushort> q, ArrayView<ushort> k, ArrayView<ushort> v, ArrayView<ushort> dO, ArrayView<float> lse,
         ArrayView<float> delta, ArrayView<float> dk, ArrayView<float> dv, int tokens, int headDim, int keyBlocks, float scale)
     {
-        var queryRows = SharedMemory.Allocate<uint>(BackwardBlock * BackwardRowStride);
-        var gradientRows = SharedMemory.Allocate<uint>(BackwardBlock * BackwardRowStride);
-        var queryColumns = SharedMemory.Allocate<uint>(MaxBackwardHeadDim * BackwardColumnStride);
-        var gradientColumns = SharedMemory.Allocate<uint>(MaxBackwardHeadDim * BackwardColumnStride);
+        var queryRows = SharedMemory.Allocate<uint>(BackwardBlock * RowStride);
+        var gradientRows = SharedMemory.Allocate<uint>(BackwardBlock * RowStride);
+        var queryColumns = SharedMemory.Allocate<uint>(MaxHeadDim * BackwardColumnStride);
+        var gradientColumns = SharedMemory.Allocate<uint>(MaxHeadDim * BackwardColumnStride);
         var lse2 = SharedMemory.Allocate<float>(BackwardBlock);
         var deltas = SharedMemory.Allocate<float>(BackwardBlock);
         int item = Grid.IdxX / keyBlocks, keyBlock = Grid.IdxX % keyBlocks;
@@ -44,26 +41,16 @@ internal static partial class FlashMmaKernels
         int keyA = keyBlock * Rows + Warp.WarpIdx * 16 + g, keyB = keyA + 8;
         float scale2 = scale * Log2E;
 
-        var keys = new HeadFragments();
-        LoadOperand(ref keys.K0, k, itemBase, keyA, keyB, n, pairs, 0, kSteps, t);
-        LoadOperand(ref keys.K1, k, itemBase, keyA, keyB, n, pairs, 1, kSteps, t);
-        LoadOperand(ref keys.K2, k, itemBase, keyA, keyB, n, pairs, 2, kSteps, t);
-        LoadOperand(ref keys.K3, k, itemBase, keyA, keyB, n, pairs, 3, kSteps, t);
-        LoadOperand(ref keys.K4, k, itemBase, keyA, keyB, n, pairs, 4, kSteps, t);
-        var values = new HeadFragments();
-        LoadOperand(ref values.K0, v, itemBase, keyA, keyB, n, pairs, 0, kSteps, t);
-        LoadOperand(ref values.K1, v, itemBase, keyA, keyB, n, pairs, 1, kSteps, t);
-        LoadOperand(ref values.K2, v, itemBase, keyA, keyB, n, pairs, 2, kSteps, t);
-        LoadOperand(ref values.K3, v, itemBase, keyA, keyB, n, pairs, 3, kSteps, t);
-        LoadOperand(ref values.K4, v, itemBase, keyA, keyB, n, pairs, 4, kSteps, t);
+        var keys = LoadOperands(k, itemBase, keyA, keyB, n, pairs, kSteps, t);
+        var values = LoadOperands(v, itemBase, keyA, keyB, n, pairs, kSteps, t);
 
-        var dK = new GradientTiles();
-        var dV = new GradientTiles();
+        var dK = new ChannelTiles();
+        var dV = new ChannelTiles();
         for (int query0 = 0; query0 < n; query0 += BackwardBlock)
         {
             Group.Barrier();
-            StageRows(queryRows, q, itemBase, query0, BackwardBlock, BackwardRowStride, n, pairs, kSteps * 8, thread);
-            StageRows(gradientRows, dO, itemBase, query0, BackwardBlock, BackwardRowStride, n, pairs, kSteps * 8, thread);
+            StageRows(queryRows, q, itemBase, query0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread);
+            StageRows(gradientRows, dO, itemBase, query0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread);
             StageColumns(queryColumns, q, itemBase, query0, BackwardBlock, BackwardColumnStride, n, hd, channelTiles * 8, thread);
             StageColumns(gradientColumns, dO, itemBase, query0, BackwardBlock, BackwardColumnStride, n, hd, channelTiles * 8, thread);
             if (thread < BackwardBlock)
@@ -76,15 +63,15 @@ internal static partial class FlashMmaKernels
 
             // S^T and dP^T (16 keys x 32 queries): tile j's columns are queries query0 + 8 j + 2 t (+ 1).
             var s = new BlockTiles();
-            BackwardProducts(ref s.T0, keys, queryRows, 0, kSteps, g, t);
-            BackwardProducts(ref s.T1, keys, queryRows, 1, kSteps, g, t);
-            BackwardProducts(ref s.T2, keys, queryRows, 2, kSteps, g, t);
-            BackwardProducts(ref s.T3, keys, queryRows, 3, kSteps, g, t);
+            Products(ref s.T0, keys, queryRows, 0, kSteps, g, t);
+            Products(ref s.T1, keys, queryRows, 1, kSteps, g, t);
+            Products(ref s.T2, keys, queryRows, 2, kSteps, g, t);
+            Products(ref s.T3, keys, queryRows, 3, kSteps, g, t);
             var dp = new BlockTiles();
-            BackwardProducts(ref dp.T0, values, gradientRows, 0, kSteps, g, t);
-            BackwardProducts(ref dp.T1, values, gradientRows, 1, kSteps, g, t);
-            BackwardProducts(ref dp.T2, values, gradientRows, 2, kSteps, g, t);
-            BackwardProducts(ref dp.T3, values, gradientRows, 3, kSteps, g, t);
+            Products(ref dp.T0, values, gradientRows, 0, kSteps, g, t);
+            Products(ref dp.T1, values, gradientRows, 1, kSteps, g, t);
+            Products(ref dp.T2, values, gradientRows, 2, kSteps, g, t);
+            Products(ref dp.T3, values, gradientRows, 3, kSteps, g, t);
             ColumnGradients(ref s.T0, ref dp.T0, lse2, deltas, scale2, 2 * t);
             ColumnGradients(ref s.T1, ref dp.T1, lse2, deltas, scale2, 8 + 2 * t);
             ColumnGradients(ref s.T2, ref dp.T2, lse2, deltas, scale2, 16 + 2 * t);
@@ -125,9 +112,9 @@ internal static partial class FlashMmaKernels
     public static void BackwardQueries(ArrayView<ushort> q, ArrayView<ushort> k, ArrayView<ushort> v, ArrayView<ushort> dO, ArrayView<float> lse,
         ArrayView<float> delta, ArrayView<float> dq, int tokens, int headDim, int rowBlocks, float scale)
     {
-        var keyRows = SharedMemory.Allocate<uint>(BackwardBlock * BackwardRowStride);
-        var valueRows = SharedMemory.Allocate<uint>(BackwardBlock * BackwardRowStride);
-        var keyColumns = SharedMemory.Allocate<uint>(MaxBackwardHeadDim * BackwardColumnStride);
+        var keyRows = SharedMemory.Allocate<uint>(BackwardBlock * RowStride);
+        var valueRows = SharedMemory.Allocate<uint>(BackwardBlock * RowStride);
+        var keyColumns = SharedMemory.Allocate<uint>(MaxHeadDim * BackwardColumnStride);
         int item = Grid.IdxX / rowBlocks, rowBlock = Grid.IdxX % rowBlocks;
         int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3, thread = Group.IdxX;
         int n = tokens, hd = headDim, pairs = hd / 2, kSteps = (hd + 15) / 16, channelTiles = (hd + 7) / 8;
@@ -138,38 +125,28 @@ internal static partial class FlashMmaKernels
         float lseA = rowA < n ? lse[(long)item * n + rowA] * Log2E : 0f, lseB = rowB < n ? lse[(long)item * n + rowB] * Log2E : 0f;
         float deltaA = rowA < n ? delta[(long)item * n + rowA] : 0f, deltaB = rowB < n ? delta[(long)item * n + rowB] : 0f;
 
-        var queries = new HeadFragments();
-        LoadOperand(ref queries.K0, q, itemBase, rowA, rowB, n, pairs, 0, kSteps, t);
-        LoadOperand(ref queries.K1, q, itemBase, rowA, rowB, n, pairs, 1, kSteps, t);
-        LoadOperand(ref queries.K2, q, itemBase, rowA, rowB, n, pairs, 2, kSteps, t);
-        LoadOperand(ref queries.K3, q, itemBase, rowA, rowB, n, pairs, 3, kSteps, t);
-        LoadOperand(ref queries.K4, q, itemBase, rowA, rowB, n, pairs, 4, kSteps, t);
-        var gradients = new HeadFragments();
-        LoadOperand(ref gradients.K0, dO, itemBase, rowA, rowB, n, pairs, 0, kSteps, t);
-        LoadOperand(ref gradients.K1, dO, itemBase, rowA, rowB, n, pairs, 1, kSteps, t);
-        LoadOperand(ref gradients.K2, dO, itemBase, rowA, rowB, n, pairs, 2, kSteps, t);
-        LoadOperand(ref gradients.K3, dO, itemBase, rowA, rowB, n, pairs, 3, kSteps, t);
-        LoadOperand(ref gradients.K4, dO, itemBase, rowA, rowB, n, pairs, 4, kSteps, t);
+        var queries = LoadOperands(q, itemBase, rowA, rowB, n, pairs, kSteps, t);
+        var gradients = LoadOperands(dO, itemBase, rowA, rowB, n, pairs, kSteps, t);
 
-        var dQ = new GradientTiles();
+        var dQ = new ChannelTiles();
         for (int key0 = 0; key0 < n; key0 += BackwardBlock)
         {
             Group.Barrier();
-            StageRows(keyRows, k, itemBase, key0, BackwardBlock, BackwardRowStride, n, pairs, kSteps * 8, thread);
-            StageRows(valueRows, v, itemBase, key0, BackwardBlock, BackwardRowStride, n, pairs, kSteps * 8, thread);
+            StageRows(keyRows, k, itemBase, key0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread);
+            StageRows(valueRows, v, itemBase, key0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread);
             StageColumns(keyColumns, k, itemBase, key0, BackwardBlock, BackwardColumnStride, n, hd, channelTiles * 8, thread);
             Group.Barrier();
 
             var s = new BlockTiles();
-            BackwardProducts(ref s.T0, queries, keyRows, 0, kSteps, g, t);
-            BackwardProducts(ref s.T1, queries, keyRows, 1, kSteps, g, t);
-            BackwardProducts(ref s.T2, queries, keyRows, 2, kSteps, g, t);
-            BackwardProducts(ref s.T3, queries, keyRows, 3, kSteps, g, t);
+            Products(ref s.T0, queries, keyRows, 0, kSteps, g, t);
+            Products(ref s.T1, queries, keyRows, 1, kSteps, g, t);
+            Products(ref s.T2, queries, keyRows, 2, kSteps, g, t);
+            Products(ref s.T3, queries, keyRows, 3, kSteps, g, t);
             var dp = new BlockTiles();
-            BackwardProducts(ref dp.T0, gradients, valueRows, 0, kSteps, g, t);
-            BackwardProducts(ref dp.T1, gradients, valueRows, 1, kSteps, g, t);
-            BackwardProducts(ref dp.T2, gradients, valueRows, 2, kSteps, g, t);
-            BackwardProducts(ref dp.T3, gradients, valueRows, 3, kSteps, g, t);
+            Products(ref dp.T0, gradients, valueRows, 0, kSteps, g, t);
+            Products(ref dp.T1, gradients, valueRows, 1, kSteps, g, t);
+            Products(ref dp.T2, gradients, valueRows, 2, kSteps, g, t);
+            Products(ref dp.T3, gradients, valueRows, 3, kSteps, g, t);
             int limit = n - key0 - 2 * t; // tile j's columns 8 j + 2 t (+ 1) are keys when below this
             RowGradients(ref s.T0, ref dp.T0, scale2, lseA, lseB, deltaA, deltaB, limit);
             RowGradients(ref s.T1, ref dp.T1, scale2, lseA, lseB, deltaA, deltaB, limit - 8);
@@ -190,25 +167,6 @@ internal static partial class FlashMmaKernels
         }
 
         StoreGradients(dQ, dq, itemBase, rowA, rowB, n, hd, scale, t);
-    }
-
-    /// <summary>Tile <paramref name="tile"/> of a warp's 16 x 32 block: its rows' operand fragments times the staged rows 8 tile .. 8 tile + 7, transposed.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void BackwardProducts(ref MmaAccumulator acc, HeadFragments a, ArrayView<uint> rows, int tile, int kSteps, int g, int t)
-    {
-        int row = (8 * tile + g) * BackwardRowStride + t;
-        acc = default;
-        BackwardStep(ref acc, a.K0, rows, row, 0, kSteps);
-        BackwardStep(ref acc, a.K1, rows, row, 1, kSteps);
-        BackwardStep(ref acc, a.K2, rows, row, 2, kSteps);
-        BackwardStep(ref acc, a.K3, rows, row, 3, kSteps);
-        BackwardStep(ref acc, a.K4, rows, row, 4, kSteps);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void BackwardStep(ref MmaAccumulator acc, MmaOperandA a, ArrayView<uint> rows, int row, int step, int kSteps)
-    {
-        if (step < kSteps) WarpMma.Bf16(ref acc, a, rows[row + 8 * step], rows[row + 8 * step + 4]);
     }
 
     /// <summary>
@@ -258,7 +216,7 @@ internal static partial class FlashMmaKernels
 
     /// <summary>A warp's 16 gradient rows times <paramref name="factor"/> into their head-major rows A and B.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreGradients(GradientTiles x, ArrayView<float> target, long itemBase, int rowA, int rowB, int n, int hd, float factor, int t)
+    private static void StoreGradients(ChannelTiles x, ArrayView<float> target, long itemBase, int rowA, int rowB, int n, int hd, float factor, int t)
     {
         Store(x.T0, target, itemBase, rowA, rowB, n, hd, 0, factor, factor, t);
         Store(x.T1, target, itemBase, rowA, rowB, n, hd, 1, factor, factor, t);
@@ -272,12 +230,6 @@ internal static partial class FlashMmaKernels
         Store(x.T9, target, itemBase, rowA, rowB, n, hd, 9, factor, factor, t);
     }
 
-    /// <summary>A warp's operand fragments of its 16 rows of q, k, v or dO: up to 5 k-steps of 16 channels.</summary>
-    private struct HeadFragments
-    {
-        public MmaOperandA K0, K1, K2, K3, K4;
-    }
-
     /// <summary>P's or dS's operand fragments over a staged block's 32 rows: 2 k-steps.</summary>
     private struct BlockFragments
     {
@@ -288,11 +240,5 @@ internal static partial class FlashMmaKernels
     private struct BlockTiles
     {
         public MmaAccumulator T0, T1, T2, T3;
-    }
-
-    /// <summary>A warp's 16 x hd gradient accumulator: up to 10 tiles of 8 channels.</summary>
-    private struct GradientTiles
-    {
-        public MmaAccumulator T0, T1, T2, T3, T4, T5, T6, T7, T8, T9;
     }
 }

@@ -17,19 +17,23 @@ namespace MediatorDiT.Cuda.Kernels;
 /// 2^-22, far below P's bf16 rounding), as FlashAttention computes them: a polynomial exp per logit would cost more
 /// instructions than the tensor cores' products.
 /// Inputs are head-major bf16 (B H, N, hd), as the products path moves them; o is head-major fp32, lse (B H, N).
-/// hd must be even and at most <see cref="MaxHeadDim"/>; Q K^T pads hd to a multiple of 16 with zeros, P V covers it in
-/// tiles of 8 channels. The fragments are fields of structs written out tile by tile rather than arrays indexed in loops:
+/// hd must be even and at most <see cref="MaxHeadDim"/> (SiT's and DiT's 64 and 72); Q K^T pads hd to a multiple of 16
+/// with zeros, P V covers it in tiles of 8 channels. The fragments are fields of structs written out tile by tile rather than arrays indexed in loops:
 /// ILGPU 1.5.3 does not unroll loops, and an array indexed by a loop variable lives in local memory, where these must stay
 /// in registers (the PTX test checks that the kernel declares no local memory).
 /// </summary>
 internal static partial class FlashMmaKernels
 {
-    /// <summary>The widest head: 8 k-steps of 16 channels for Q K^T, 16 tiles of 8 channels for P V.</summary>
-    public const int MaxHeadDim = 128;
+    /// <summary>
+    /// The widest head: 5 k-steps of 16 channels, 10 tiles of 8. Every fragment a lane holds is a register for the
+    /// widest head whatever the head (the tiles past it are skipped at run time), so the limit sets the kernels'
+    /// registers: SiT's and DiT's heads are 64 and 72 channels.
+    /// </summary>
+    public const int MaxHeadDim = 80;
     /// <summary>Keys per block staged in shared memory; query rows per group (4 warps of 16).</summary>
     public const int Keys = 64, Rows = 64, Warps = 4;
     // Shared rows padded by 4 registers so that the 8 groups of a warp read 8 different banks (4 g + t differs for every lane).
-    private const int KeyStride = MaxHeadDim / 2 + 4, ValueStride = Keys / 2 + 4;
+    private const int RowStride = MaxHeadDim / 2 + 4, ValueStride = Keys / 2 + 4;
     private const float Log2E = 1.44269504088896341f, Ln2 = 0.693147180559945309f;
 
     /// <summary>
@@ -38,7 +42,7 @@ internal static partial class FlashMmaKernels
     public static void Forward(ArrayView<ushort> q, ArrayView<ushort> k, ArrayView<ushort> v, ArrayView<float> o, ArrayView<float> lse,
         int tokens, int headDim, int rowBlocks, float scale)
     {
-        var keyBlock = SharedMemory.Allocate<uint>(Keys * KeyStride);
+        var keyBlock = SharedMemory.Allocate<uint>(Keys * RowStride);
         var valueBlock = SharedMemory.Allocate<uint>(MaxHeadDim * ValueStride);
         int item = Grid.IdxX / rowBlocks, rowBlock = Grid.IdxX % rowBlocks;
         int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3, thread = Group.IdxX;
@@ -46,35 +50,26 @@ internal static partial class FlashMmaKernels
         long itemBase = (long)item * n * hd;
         int rowA = rowBlock * Rows + Warp.WarpIdx * 16 + g, rowB = rowA + 8;
 
-        var query = new QueryFragments();
-        LoadOperand(ref query.K0, q, itemBase, rowA, rowB, n, pairs, 0, kSteps, t);
-        LoadOperand(ref query.K1, q, itemBase, rowA, rowB, n, pairs, 1, kSteps, t);
-        LoadOperand(ref query.K2, q, itemBase, rowA, rowB, n, pairs, 2, kSteps, t);
-        LoadOperand(ref query.K3, q, itemBase, rowA, rowB, n, pairs, 3, kSteps, t);
-        LoadOperand(ref query.K4, q, itemBase, rowA, rowB, n, pairs, 4, kSteps, t);
-        LoadOperand(ref query.K5, q, itemBase, rowA, rowB, n, pairs, 5, kSteps, t);
-        LoadOperand(ref query.K6, q, itemBase, rowA, rowB, n, pairs, 6, kSteps, t);
-        LoadOperand(ref query.K7, q, itemBase, rowA, rowB, n, pairs, 7, kSteps, t);
-
-        var acc = new OutputTiles();
+        var query = LoadOperands(q, itemBase, rowA, rowB, n, pairs, kSteps, t);
+        var acc = new ChannelTiles();
         float maxA = float.NegativeInfinity, maxB = float.NegativeInfinity, sumA = 0f, sumB = 0f; // maxima in log2 units
         float scale2 = scale * Log2E;
         for (int key0 = 0; key0 < n; key0 += Keys)
         {
             Group.Barrier(); // the previous block's readers are done
-            StageRows(keyBlock, k, itemBase, key0, Keys, KeyStride, n, pairs, kSteps * 8, thread);
+            StageRows(keyBlock, k, itemBase, key0, Keys, RowStride, n, pairs, kSteps * 8, thread);
             StageColumns(valueBlock, v, itemBase, key0, Keys, ValueStride, n, hd, channelTiles * 8, thread);
             Group.Barrier();
 
             var s = new ScoreTiles();
-            Scores(ref s.T0, query, keyBlock, 0, kSteps, g, t);
-            Scores(ref s.T1, query, keyBlock, 1, kSteps, g, t);
-            Scores(ref s.T2, query, keyBlock, 2, kSteps, g, t);
-            Scores(ref s.T3, query, keyBlock, 3, kSteps, g, t);
-            Scores(ref s.T4, query, keyBlock, 4, kSteps, g, t);
-            Scores(ref s.T5, query, keyBlock, 5, kSteps, g, t);
-            Scores(ref s.T6, query, keyBlock, 6, kSteps, g, t);
-            Scores(ref s.T7, query, keyBlock, 7, kSteps, g, t);
+            Products(ref s.T0, query, keyBlock, 0, kSteps, g, t);
+            Products(ref s.T1, query, keyBlock, 1, kSteps, g, t);
+            Products(ref s.T2, query, keyBlock, 2, kSteps, g, t);
+            Products(ref s.T3, query, keyBlock, 3, kSteps, g, t);
+            Products(ref s.T4, query, keyBlock, 4, kSteps, g, t);
+            Products(ref s.T5, query, keyBlock, 5, kSteps, g, t);
+            Products(ref s.T6, query, keyBlock, 6, kSteps, g, t);
+            Products(ref s.T7, query, keyBlock, 7, kSteps, g, t);
             int limit = n - key0 - 2 * t; // tile j's columns 8 j + 2 t (+ 1) are keys when below this
             ScaleAndMask(ref s.T0, scale2, limit);
             ScaleAndMask(ref s.T1, scale2, limit - 8);
@@ -123,12 +118,6 @@ internal static partial class FlashMmaKernels
             Accumulate(ref acc.T7, p, valueBlock, 7, channelTiles, alphaA, alphaB, g, t);
             Accumulate(ref acc.T8, p, valueBlock, 8, channelTiles, alphaA, alphaB, g, t);
             Accumulate(ref acc.T9, p, valueBlock, 9, channelTiles, alphaA, alphaB, g, t);
-            Accumulate(ref acc.T10, p, valueBlock, 10, channelTiles, alphaA, alphaB, g, t);
-            Accumulate(ref acc.T11, p, valueBlock, 11, channelTiles, alphaA, alphaB, g, t);
-            Accumulate(ref acc.T12, p, valueBlock, 12, channelTiles, alphaA, alphaB, g, t);
-            Accumulate(ref acc.T13, p, valueBlock, 13, channelTiles, alphaA, alphaB, g, t);
-            Accumulate(ref acc.T14, p, valueBlock, 14, channelTiles, alphaA, alphaB, g, t);
-            Accumulate(ref acc.T15, p, valueBlock, 15, channelTiles, alphaA, alphaB, g, t);
         }
 
         sumA += Warp.ShuffleXor(sumA, 1);
@@ -146,12 +135,6 @@ internal static partial class FlashMmaKernels
         Store(acc.T7, o, itemBase, rowA, rowB, n, hd, 7, invA, invB, t);
         Store(acc.T8, o, itemBase, rowA, rowB, n, hd, 8, invA, invB, t);
         Store(acc.T9, o, itemBase, rowA, rowB, n, hd, 9, invA, invB, t);
-        Store(acc.T10, o, itemBase, rowA, rowB, n, hd, 10, invA, invB, t);
-        Store(acc.T11, o, itemBase, rowA, rowB, n, hd, 11, invA, invB, t);
-        Store(acc.T12, o, itemBase, rowA, rowB, n, hd, 12, invA, invB, t);
-        Store(acc.T13, o, itemBase, rowA, rowB, n, hd, 13, invA, invB, t);
-        Store(acc.T14, o, itemBase, rowA, rowB, n, hd, 14, invA, invB, t);
-        Store(acc.T15, o, itemBase, rowA, rowB, n, hd, 15, invA, invB, t);
         if (t == 0)
         {
             if (rowA < n) lse[(long)item * n + rowA] = maxA * Ln2 + DeviceMath.Log(sumA);
@@ -172,6 +155,19 @@ internal static partial class FlashMmaKernels
         a.A1 = Pair(x, itemBase, rowB, n, pairs, pair);
         a.A2 = Pair(x, itemBase, rowA, n, pairs, pair + 4);
         a.A3 = Pair(x, itemBase, rowB, n, pairs, pair + 4);
+    }
+
+    /// <summary>The operand A fragments of rows A and B of a head-major bf16 tensor for all k-steps (<see cref="LoadOperand"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static HeadFragments LoadOperands(ArrayView<ushort> x, long itemBase, int rowA, int rowB, int n, int pairs, int kSteps, int t)
+    {
+        var a = new HeadFragments();
+        LoadOperand(ref a.K0, x, itemBase, rowA, rowB, n, pairs, 0, kSteps, t);
+        LoadOperand(ref a.K1, x, itemBase, rowA, rowB, n, pairs, 1, kSteps, t);
+        LoadOperand(ref a.K2, x, itemBase, rowA, rowB, n, pairs, 2, kSteps, t);
+        LoadOperand(ref a.K3, x, itemBase, rowA, rowB, n, pairs, 3, kSteps, t);
+        LoadOperand(ref a.K4, x, itemBase, rowA, rowB, n, pairs, 4, kSteps, t);
+        return a;
     }
 
     /// <summary>Channels 2 pair and 2 pair + 1 of head-major row <paramref name="row"/> in one register; 0 past the rows or channels.</summary>
@@ -222,27 +218,26 @@ internal static partial class FlashMmaKernels
         }
     }
 
-    /// <summary>Logit tile <paramref name="tile"/> (keys 8 tile .. 8 tile + 7 of the block) = Q K^T over the k-steps.</summary>
+    /// <summary>
+    /// Tile <paramref name="tile"/> of a warp's block of logits: its rows' operand fragments <paramref name="a"/> times the
+    /// staged rows 8 tile .. 8 tile + 7 (B's column g is staged row 8 tile + g, its rows channels 16 step + 2 t (+ 1) and + 8).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Scores(ref MmaAccumulator s, QueryFragments q, ArrayView<uint> keyBlock, int tile, int kSteps, int g, int t)
+    private static void Products(ref MmaAccumulator acc, HeadFragments a, ArrayView<uint> rows, int tile, int kSteps, int g, int t)
     {
-        int row = (8 * tile + g) * KeyStride + t;
-        s = default;
-        ScoreStep(ref s, q.K0, keyBlock, row, 0, kSteps);
-        ScoreStep(ref s, q.K1, keyBlock, row, 1, kSteps);
-        ScoreStep(ref s, q.K2, keyBlock, row, 2, kSteps);
-        ScoreStep(ref s, q.K3, keyBlock, row, 3, kSteps);
-        ScoreStep(ref s, q.K4, keyBlock, row, 4, kSteps);
-        ScoreStep(ref s, q.K5, keyBlock, row, 5, kSteps);
-        ScoreStep(ref s, q.K6, keyBlock, row, 6, kSteps);
-        ScoreStep(ref s, q.K7, keyBlock, row, 7, kSteps);
+        int row = (8 * tile + g) * RowStride + t;
+        acc = default;
+        ProductStep(ref acc, a.K0, rows, row, 0, kSteps);
+        ProductStep(ref acc, a.K1, rows, row, 1, kSteps);
+        ProductStep(ref acc, a.K2, rows, row, 2, kSteps);
+        ProductStep(ref acc, a.K3, rows, row, 3, kSteps);
+        ProductStep(ref acc, a.K4, rows, row, 4, kSteps);
     }
 
-    /// <summary>One k-step of <see cref="Scores"/>: B's column g is key 8 tile + g, its rows channels 16 step + 2 t (+ 1) and + 8.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ScoreStep(ref MmaAccumulator s, MmaOperandA q, ArrayView<uint> keyBlock, int row, int step, int kSteps)
+    private static void ProductStep(ref MmaAccumulator acc, MmaOperandA a, ArrayView<uint> rows, int row, int step, int kSteps)
     {
-        if (step < kSteps) WarpMma.Bf16(ref s, q, keyBlock[row + 8 * step], keyBlock[row + 8 * step + 4]);
+        if (step < kSteps) WarpMma.Bf16(ref acc, a, rows[row + 8 * step], rows[row + 8 * step + 4]);
     }
 
     /// <summary>The logits scaled (by s log2(e)); columns 2 t and 2 t + 1 of the tile are keys when below <paramref name="limit"/>, else -inf.</summary>
@@ -336,10 +331,10 @@ internal static partial class FlashMmaKernels
         }
     }
 
-    /// <summary>Q's operand fragments for up to 8 k-steps of 16 channels.</summary>
-    private struct QueryFragments
+    /// <summary>A warp's operand fragments of its 16 rows of q, k, v or dO: up to 5 k-steps of 16 channels.</summary>
+    private struct HeadFragments
     {
-        public MmaOperandA K0, K1, K2, K3, K4, K5, K6, K7;
+        public MmaOperandA K0, K1, K2, K3, K4;
     }
 
     /// <summary>P's operand fragments for the block's 4 steps of 16 keys.</summary>
@@ -354,9 +349,9 @@ internal static partial class FlashMmaKernels
         public MmaAccumulator T0, T1, T2, T3, T4, T5, T6, T7;
     }
 
-    /// <summary>The 16 x hd output accumulator: up to 16 tiles of 8 channels.</summary>
-    private struct OutputTiles
+    /// <summary>A warp's 16 x hd accumulator (output or gradient): up to 10 tiles of 8 channels.</summary>
+    private struct ChannelTiles
     {
-        public MmaAccumulator T0, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13, T14, T15;
+        public MmaAccumulator T0, T1, T2, T3, T4, T5, T6, T7, T8, T9;
     }
 }

@@ -30,7 +30,7 @@ internal sealed partial class KernelSet
         int items, int tokens, int headDim, float scale)
     {
         Check(FlashForwardRuns, "the fused attention kernel needs warps of 32 lanes, groups of 128 threads and, on CUDA, compute capability 8.0 or later");
-        Check(headDim > 0 && headDim % 2 == 0 && headDim <= FlashMmaKernels.MaxHeadDim, $"the fused attention kernel takes an even head width of at most {FlashMmaKernels.MaxHeadDim}, not {headDim}");
+        Check(headDim > 0 && headDim % 2 == 0 && headDim <= FlashMmaKernels.MaxHeadDim, $"the fused attention kernels take an even head width of at most {FlashMmaKernels.MaxHeadDim}, not {headDim}");
         long e = (long)items * tokens * headDim;
         Check(q.Length >= e && k.Length >= e && v.Length >= e && o.Length >= e, "q, k, v or o is shorter than items x N x hd");
         Check(lse.Length >= (long)items * tokens, "lse is shorter than items x N");
@@ -44,14 +44,14 @@ internal sealed partial class KernelSet
     /// dq, dk, dv (items, N, hd) fp32, overwritten = the gradients of full attention from head-major bf16 q, k, v, dO
     /// (items, N, hd), the forward's lse and delta = rowsum(dO O) (items, N), in two fused launches
     /// (<see cref="FlashMmaKernels.BackwardKeys"/>, <see cref="FlashMmaKernels.BackwardQueries"/>); hd even and at most
-    /// <see cref="FlashMmaKernels.MaxBackwardHeadDim"/>.
+    /// <see cref="FlashMmaKernels.MaxHeadDim"/>.
     /// </summary>
     public void FlashBackward(ArrayView<ushort> q, ArrayView<ushort> k, ArrayView<ushort> v, ArrayView<ushort> dO, ArrayView<float> lse, ArrayView<float> delta,
         ArrayView<float> dq, ArrayView<float> dk, ArrayView<float> dv, int items, int tokens, int headDim, float scale)
     {
         Check(FlashForwardRuns, "the fused attention kernels need warps of 32 lanes, groups of 128 threads and, on CUDA, compute capability 8.0 or later");
-        Check(headDim > 0 && headDim % 2 == 0 && headDim <= FlashMmaKernels.MaxBackwardHeadDim,
-            $"the fused attention backward takes an even head width of at most {FlashMmaKernels.MaxBackwardHeadDim}, not {headDim}");
+        Check(headDim > 0 && headDim % 2 == 0 && headDim <= FlashMmaKernels.MaxHeadDim,
+            $"the fused attention kernels take an even head width of at most {FlashMmaKernels.MaxHeadDim}, not {headDim}");
         long e = (long)items * tokens * headDim;
         Check(q.Length >= e && k.Length >= e && v.Length >= e && dO.Length >= e, "q, k, v or dO is shorter than items x N x hd");
         Check(dq.Length >= e && dk.Length >= e && dv.Length >= e, "dq, dk or dv is shorter than items x N x hd");

@@ -62,7 +62,7 @@ internal sealed class AttentionProducts : IDisposable
     /// Whether a bf16 forward that keeps no P runs its core as one fused kernel on the tensor cores
     /// (<see cref="KernelSet.FlashForward"/>: the logits in registers, 64 keys at a time) instead of tiles of products,
     /// where that kernel runs (32-lane warps; on CUDA compute capability 8.0 or later) and the head is even and at most
-    /// 128 wide; elsewhere the tiles run. Off by default until a card has timed it against the tiles (the device check's
+    /// 80 wide (SiT's and DiT's 64 and 72); elsewhere the tiles run. Off by default until a card has timed it against the tiles (the device check's
     /// 4,096-token forward does); it may be changed between calls. The results agree with the tiles' to bf16 rounding:
     /// the fused kernel rounds P before dividing by the row's sum, the tiles after.
     /// </summary>
@@ -81,7 +81,7 @@ internal sealed class AttentionProducts : IDisposable
     public bool KeepsProbabilitiesFor(ModelConfig cfg) => KeepsProbabilities(cfg) && !FusesBackward(cfg.HeadDim);
 
     private bool FusesBackward(int headDim) =>
-        FusedBackward && _bf16 && _kernels.FlashForwardRuns && headDim % 2 == 0 && headDim <= FlashMmaKernels.MaxBackwardHeadDim;
+        FusedBackward && _bf16 && _kernels.FlashForwardRuns && headDim % 2 == 0 && headDim <= FlashMmaKernels.MaxHeadDim;
 
     /// <summary>Whether the forward at <paramref name="g"/> runs the fused kernel (see <see cref="FusedForward"/>).</summary>
     private bool Fuses(AttentionGeometry g, bool keptP) => Fuses(g.HeadDim) && !keptP;

@@ -93,7 +93,7 @@ public class PtxCompilationTests
     }
 
     [Theory]
-    [InlineData("Forward", 8 * 8 + 16 * 4, 8 * 4 + 2)] // S: 8 key tiles x 8 k-steps; P V: 16 channel tiles x 4 key steps; 32 exponentials a lane and 2 corrections
+    [InlineData("Forward", 8 * 5 + 10 * 4, 8 * 4 + 2)] // S: 8 key tiles x 5 k-steps; P V: 10 channel tiles x 4 key steps; 32 exponentials a lane and 2 corrections
     [InlineData("BackwardKeys", 4 * 5 * 2 + 10 * 2 * 2, 4 * 4)] // S^T and dP^T: 4 query tiles x 5 k-steps; dV and dK: 10 channel tiles x 2 query steps
     [InlineData("BackwardQueries", 4 * 5 * 2 + 10 * 2, 4 * 4)] // S and dP: 4 key tiles x 5 k-steps; dQ: 10 channel tiles x 2 key steps
     public void FlashKernels_IssueTheTensorCoreInstruction_AndKeepTheirFragmentsInRegisters(string name, int mmas, int exponentials)
