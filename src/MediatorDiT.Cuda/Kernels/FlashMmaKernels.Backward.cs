@@ -62,47 +62,18 @@ internal static partial class FlashMmaKernels
             Group.Barrier();
 
             // S^T and dP^T (16 keys x 32 queries): tile j's columns are queries query0 + 8 j + 2 t (+ 1).
-            var s = new BlockTiles();
-            Products(ref s.T0, keys, queryRows, 0, kSteps, g, t);
-            Products(ref s.T1, keys, queryRows, 1, kSteps, g, t);
-            Products(ref s.T2, keys, queryRows, 2, kSteps, g, t);
-            Products(ref s.T3, keys, queryRows, 3, kSteps, g, t);
-            var dp = new BlockTiles();
-            Products(ref dp.T0, values, gradientRows, 0, kSteps, g, t);
-            Products(ref dp.T1, values, gradientRows, 1, kSteps, g, t);
-            Products(ref dp.T2, values, gradientRows, 2, kSteps, g, t);
-            Products(ref dp.T3, values, gradientRows, 3, kSteps, g, t);
-            ColumnGradients(ref s.T0, ref dp.T0, lse2, deltas, scale2, 2 * t);
-            ColumnGradients(ref s.T1, ref dp.T1, lse2, deltas, scale2, 8 + 2 * t);
-            ColumnGradients(ref s.T2, ref dp.T2, lse2, deltas, scale2, 16 + 2 * t);
-            ColumnGradients(ref s.T3, ref dp.T3, lse2, deltas, scale2, 24 + 2 * t);
+            var s = BlockProducts(keys, queryRows, kSteps, g, t);
+            var dp = BlockProducts(values, gradientRows, kSteps, g, t);
+            ColumnGradients(ref s, ref dp, lse2, deltas, scale2, t);
 
             var p = new BlockFragments { K0 = Operand(s.T0, s.T1), K1 = Operand(s.T2, s.T3) };
-            AccumulateBlock(ref dV.T0, p, gradientColumns, 0, channelTiles, g, t);
-            AccumulateBlock(ref dV.T1, p, gradientColumns, 1, channelTiles, g, t);
-            AccumulateBlock(ref dV.T2, p, gradientColumns, 2, channelTiles, g, t);
-            AccumulateBlock(ref dV.T3, p, gradientColumns, 3, channelTiles, g, t);
-            AccumulateBlock(ref dV.T4, p, gradientColumns, 4, channelTiles, g, t);
-            AccumulateBlock(ref dV.T5, p, gradientColumns, 5, channelTiles, g, t);
-            AccumulateBlock(ref dV.T6, p, gradientColumns, 6, channelTiles, g, t);
-            AccumulateBlock(ref dV.T7, p, gradientColumns, 7, channelTiles, g, t);
-            AccumulateBlock(ref dV.T8, p, gradientColumns, 8, channelTiles, g, t);
-            AccumulateBlock(ref dV.T9, p, gradientColumns, 9, channelTiles, g, t);
+            AccumulateBlock(ref dV, p, gradientColumns, channelTiles, g, t);
             var ds = new BlockFragments { K0 = Operand(dp.T0, dp.T1), K1 = Operand(dp.T2, dp.T3) };
-            AccumulateBlock(ref dK.T0, ds, queryColumns, 0, channelTiles, g, t);
-            AccumulateBlock(ref dK.T1, ds, queryColumns, 1, channelTiles, g, t);
-            AccumulateBlock(ref dK.T2, ds, queryColumns, 2, channelTiles, g, t);
-            AccumulateBlock(ref dK.T3, ds, queryColumns, 3, channelTiles, g, t);
-            AccumulateBlock(ref dK.T4, ds, queryColumns, 4, channelTiles, g, t);
-            AccumulateBlock(ref dK.T5, ds, queryColumns, 5, channelTiles, g, t);
-            AccumulateBlock(ref dK.T6, ds, queryColumns, 6, channelTiles, g, t);
-            AccumulateBlock(ref dK.T7, ds, queryColumns, 7, channelTiles, g, t);
-            AccumulateBlock(ref dK.T8, ds, queryColumns, 8, channelTiles, g, t);
-            AccumulateBlock(ref dK.T9, ds, queryColumns, 9, channelTiles, g, t);
+            AccumulateBlock(ref dK, ds, queryColumns, channelTiles, g, t);
         }
 
-        StoreGradients(dK, dk, itemBase, keyA, keyB, n, hd, scale, t);
-        StoreGradients(dV, dv, itemBase, keyA, keyB, n, hd, 1f, t);
+        Store(dK, dk, itemBase, keyA, keyB, n, hd, scale, scale, t);
+        Store(dV, dv, itemBase, keyA, keyB, n, hd, 1f, 1f, t);
     }
 
     /// <summary>
@@ -137,36 +108,62 @@ internal static partial class FlashMmaKernels
             StageColumns(keyColumns, k, itemBase, key0, BackwardBlock, BackwardColumnStride, n, hd, channelTiles * 8, thread);
             Group.Barrier();
 
-            var s = new BlockTiles();
-            Products(ref s.T0, queries, keyRows, 0, kSteps, g, t);
-            Products(ref s.T1, queries, keyRows, 1, kSteps, g, t);
-            Products(ref s.T2, queries, keyRows, 2, kSteps, g, t);
-            Products(ref s.T3, queries, keyRows, 3, kSteps, g, t);
-            var dp = new BlockTiles();
-            Products(ref dp.T0, gradients, valueRows, 0, kSteps, g, t);
-            Products(ref dp.T1, gradients, valueRows, 1, kSteps, g, t);
-            Products(ref dp.T2, gradients, valueRows, 2, kSteps, g, t);
-            Products(ref dp.T3, gradients, valueRows, 3, kSteps, g, t);
+            var s = BlockProducts(queries, keyRows, kSteps, g, t);
+            var dp = BlockProducts(gradients, valueRows, kSteps, g, t);
             int limit = n - key0 - 2 * t; // tile j's columns 8 j + 2 t (+ 1) are keys when below this
-            RowGradients(ref s.T0, ref dp.T0, scale2, lseA, lseB, deltaA, deltaB, limit);
-            RowGradients(ref s.T1, ref dp.T1, scale2, lseA, lseB, deltaA, deltaB, limit - 8);
-            RowGradients(ref s.T2, ref dp.T2, scale2, lseA, lseB, deltaA, deltaB, limit - 16);
-            RowGradients(ref s.T3, ref dp.T3, scale2, lseA, lseB, deltaA, deltaB, limit - 24);
+            RowGradients(ref s, ref dp, scale2, lseA, lseB, deltaA, deltaB, limit);
 
             var ds = new BlockFragments { K0 = Operand(dp.T0, dp.T1), K1 = Operand(dp.T2, dp.T3) };
-            AccumulateBlock(ref dQ.T0, ds, keyColumns, 0, channelTiles, g, t);
-            AccumulateBlock(ref dQ.T1, ds, keyColumns, 1, channelTiles, g, t);
-            AccumulateBlock(ref dQ.T2, ds, keyColumns, 2, channelTiles, g, t);
-            AccumulateBlock(ref dQ.T3, ds, keyColumns, 3, channelTiles, g, t);
-            AccumulateBlock(ref dQ.T4, ds, keyColumns, 4, channelTiles, g, t);
-            AccumulateBlock(ref dQ.T5, ds, keyColumns, 5, channelTiles, g, t);
-            AccumulateBlock(ref dQ.T6, ds, keyColumns, 6, channelTiles, g, t);
-            AccumulateBlock(ref dQ.T7, ds, keyColumns, 7, channelTiles, g, t);
-            AccumulateBlock(ref dQ.T8, ds, keyColumns, 8, channelTiles, g, t);
-            AccumulateBlock(ref dQ.T9, ds, keyColumns, 9, channelTiles, g, t);
+            AccumulateBlock(ref dQ, ds, keyColumns, channelTiles, g, t);
         }
 
-        StoreGradients(dQ, dq, itemBase, rowA, rowB, n, hd, scale, t);
+        Store(dQ, dq, itemBase, rowA, rowB, n, hd, scale, scale, t);
+    }
+
+    /// <summary>A warp's 16 x 32 block (4 tiles) from its rows' fragments and the staged rows (<see cref="Products"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static BlockTiles BlockProducts(HeadFragments a, ArrayView<uint> rows, int kSteps, int g, int t)
+    {
+        var x = new BlockTiles();
+        Products(ref x.T0, a, rows, 0, kSteps, g, t);
+        Products(ref x.T1, a, rows, 1, kSteps, g, t);
+        Products(ref x.T2, a, rows, 2, kSteps, g, t);
+        Products(ref x.T3, a, rows, 3, kSteps, g, t);
+        return x;
+    }
+
+    /// <summary><see cref="ColumnGradients(ref MmaAccumulator, ref MmaAccumulator, ArrayView{float}, ArrayView{float}, float, int)"/> over the block: tile j's columns 8 j + 2 t (+ 1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ColumnGradients(ref BlockTiles s, ref BlockTiles dp, ArrayView<float> lse2, ArrayView<float> deltas, float scale2, int t)
+    {
+        ColumnGradients(ref s.T0, ref dp.T0, lse2, deltas, scale2, 2 * t);
+        ColumnGradients(ref s.T1, ref dp.T1, lse2, deltas, scale2, 8 + 2 * t);
+        ColumnGradients(ref s.T2, ref dp.T2, lse2, deltas, scale2, 16 + 2 * t);
+        ColumnGradients(ref s.T3, ref dp.T3, lse2, deltas, scale2, 24 + 2 * t);
+    }
+
+    /// <summary><see cref="RowGradients(ref MmaAccumulator, ref MmaAccumulator, float, float, float, float, float, int)"/> over the block: tile j's columns are keys below limit - 8 j.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RowGradients(ref BlockTiles s, ref BlockTiles dp, float scale2, float lseA, float lseB, float deltaA, float deltaB, int limit)
+    {
+        RowGradients(ref s.T0, ref dp.T0, scale2, lseA, lseB, deltaA, deltaB, limit);
+        RowGradients(ref s.T1, ref dp.T1, scale2, lseA, lseB, deltaA, deltaB, limit - 8);
+        RowGradients(ref s.T2, ref dp.T2, scale2, lseA, lseB, deltaA, deltaB, limit - 16);
+        RowGradients(ref s.T3, ref dp.T3, scale2, lseA, lseB, deltaA, deltaB, limit - 24);
+    }
+
+    /// <summary>A gradient accumulator += the block's operand fragments times the staged columns, tile by tile (<see cref="AccumulateBlock(ref MmaAccumulator, BlockFragments, ArrayView{uint}, int, int, int, int)"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AccumulateBlock(ref ChannelTiles acc, BlockFragments a, ArrayView<uint> columns, int channelTiles, int g, int t)
+    {
+        var step = new BlockStep(a, columns, channelTiles, g, t);
+        ForEachTile(ref acc, ref step);
+    }
+
+    /// <summary><see cref="AccumulateBlock(ref MmaAccumulator, BlockFragments, ArrayView{uint}, int, int, int, int)"/> as a tile operation.</summary>
+    private readonly struct BlockStep(BlockFragments a, ArrayView<uint> columns, int channelTiles, int g, int t) : ITileOperation
+    {
+        public void Apply(ref MmaAccumulator tile, int index) => AccumulateBlock(ref tile, a, columns, index, channelTiles, g, t);
     }
 
     /// <summary>
@@ -212,22 +209,6 @@ internal static partial class FlashMmaKernels
         int row = (8 * tile + g) * BackwardColumnStride + t;
         WarpMma.Bf16(ref acc, a.K0, columns[row], columns[row + 4]);
         WarpMma.Bf16(ref acc, a.K1, columns[row + 8], columns[row + 12]);
-    }
-
-    /// <summary>A warp's 16 gradient rows times <paramref name="factor"/> into their head-major rows A and B.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreGradients(ChannelTiles x, ArrayView<float> target, long itemBase, int rowA, int rowB, int n, int hd, float factor, int t)
-    {
-        Store(x.T0, target, itemBase, rowA, rowB, n, hd, 0, factor, factor, t);
-        Store(x.T1, target, itemBase, rowA, rowB, n, hd, 1, factor, factor, t);
-        Store(x.T2, target, itemBase, rowA, rowB, n, hd, 2, factor, factor, t);
-        Store(x.T3, target, itemBase, rowA, rowB, n, hd, 3, factor, factor, t);
-        Store(x.T4, target, itemBase, rowA, rowB, n, hd, 4, factor, factor, t);
-        Store(x.T5, target, itemBase, rowA, rowB, n, hd, 5, factor, factor, t);
-        Store(x.T6, target, itemBase, rowA, rowB, n, hd, 6, factor, factor, t);
-        Store(x.T7, target, itemBase, rowA, rowB, n, hd, 7, factor, factor, t);
-        Store(x.T8, target, itemBase, rowA, rowB, n, hd, 8, factor, factor, t);
-        Store(x.T9, target, itemBase, rowA, rowB, n, hd, 9, factor, factor, t);
     }
 
     /// <summary>P's or dS's operand fragments over a staged block's 32 rows: 2 k-steps.</summary>

@@ -61,24 +61,9 @@ internal static partial class FlashMmaKernels
             StageColumns(valueBlock, v, itemBase, key0, Keys, ValueStride, n, hd, channelTiles * 8, thread);
             Group.Barrier();
 
-            var s = new ScoreTiles();
-            Products(ref s.T0, query, keyBlock, 0, kSteps, g, t);
-            Products(ref s.T1, query, keyBlock, 1, kSteps, g, t);
-            Products(ref s.T2, query, keyBlock, 2, kSteps, g, t);
-            Products(ref s.T3, query, keyBlock, 3, kSteps, g, t);
-            Products(ref s.T4, query, keyBlock, 4, kSteps, g, t);
-            Products(ref s.T5, query, keyBlock, 5, kSteps, g, t);
-            Products(ref s.T6, query, keyBlock, 6, kSteps, g, t);
-            Products(ref s.T7, query, keyBlock, 7, kSteps, g, t);
+            var s = KeyProducts(query, keyBlock, kSteps, g, t);
             int limit = n - key0 - 2 * t; // tile j's columns 8 j + 2 t (+ 1) are keys when below this
-            ScaleAndMask(ref s.T0, scale2, limit);
-            ScaleAndMask(ref s.T1, scale2, limit - 8);
-            ScaleAndMask(ref s.T2, scale2, limit - 16);
-            ScaleAndMask(ref s.T3, scale2, limit - 24);
-            ScaleAndMask(ref s.T4, scale2, limit - 32);
-            ScaleAndMask(ref s.T5, scale2, limit - 40);
-            ScaleAndMask(ref s.T6, scale2, limit - 48);
-            ScaleAndMask(ref s.T7, scale2, limit - 56);
+            ScaleAndMask(ref s, scale2, limit);
 
             // The rows' new maxima over the 4 lanes of a group (lanes 4 g .. 4 g + 3 hold row g's columns).
             float blockA = RowMax(s.T0.C0, s.T0.C1, s.T1.C0, s.T1.C1, s.T2.C0, s.T2.C1, s.T3.C0, s.T3.C1,
@@ -91,14 +76,7 @@ internal static partial class FlashMmaKernels
             maxB = newB;
 
             float partA = 0f, partB = 0f;
-            Exponentials(ref s.T0, newA, newB, ref partA, ref partB);
-            Exponentials(ref s.T1, newA, newB, ref partA, ref partB);
-            Exponentials(ref s.T2, newA, newB, ref partA, ref partB);
-            Exponentials(ref s.T3, newA, newB, ref partA, ref partB);
-            Exponentials(ref s.T4, newA, newB, ref partA, ref partB);
-            Exponentials(ref s.T5, newA, newB, ref partA, ref partB);
-            Exponentials(ref s.T6, newA, newB, ref partA, ref partB);
-            Exponentials(ref s.T7, newA, newB, ref partA, ref partB);
+            Exponentials(ref s, newA, newB, ref partA, ref partB);
             sumA = sumA * alphaA + partA; // this lane's share of the row's sum; the 4 lanes' shares are added at the end
             sumB = sumB * alphaB + partB;
 
@@ -108,16 +86,7 @@ internal static partial class FlashMmaKernels
             p.K2 = Operand(s.T4, s.T5);
             p.K3 = Operand(s.T6, s.T7);
 
-            Accumulate(ref acc.T0, p, valueBlock, 0, channelTiles, alphaA, alphaB, g, t);
-            Accumulate(ref acc.T1, p, valueBlock, 1, channelTiles, alphaA, alphaB, g, t);
-            Accumulate(ref acc.T2, p, valueBlock, 2, channelTiles, alphaA, alphaB, g, t);
-            Accumulate(ref acc.T3, p, valueBlock, 3, channelTiles, alphaA, alphaB, g, t);
-            Accumulate(ref acc.T4, p, valueBlock, 4, channelTiles, alphaA, alphaB, g, t);
-            Accumulate(ref acc.T5, p, valueBlock, 5, channelTiles, alphaA, alphaB, g, t);
-            Accumulate(ref acc.T6, p, valueBlock, 6, channelTiles, alphaA, alphaB, g, t);
-            Accumulate(ref acc.T7, p, valueBlock, 7, channelTiles, alphaA, alphaB, g, t);
-            Accumulate(ref acc.T8, p, valueBlock, 8, channelTiles, alphaA, alphaB, g, t);
-            Accumulate(ref acc.T9, p, valueBlock, 9, channelTiles, alphaA, alphaB, g, t);
+            Accumulate(ref acc, p, valueBlock, channelTiles, alphaA, alphaB, g, t);
         }
 
         sumA += Warp.ShuffleXor(sumA, 1);
@@ -125,16 +94,7 @@ internal static partial class FlashMmaKernels
         sumB += Warp.ShuffleXor(sumB, 1);
         sumB += Warp.ShuffleXor(sumB, 2);
         float invA = 1f / sumA, invB = 1f / sumB;
-        Store(acc.T0, o, itemBase, rowA, rowB, n, hd, 0, invA, invB, t);
-        Store(acc.T1, o, itemBase, rowA, rowB, n, hd, 1, invA, invB, t);
-        Store(acc.T2, o, itemBase, rowA, rowB, n, hd, 2, invA, invB, t);
-        Store(acc.T3, o, itemBase, rowA, rowB, n, hd, 3, invA, invB, t);
-        Store(acc.T4, o, itemBase, rowA, rowB, n, hd, 4, invA, invB, t);
-        Store(acc.T5, o, itemBase, rowA, rowB, n, hd, 5, invA, invB, t);
-        Store(acc.T6, o, itemBase, rowA, rowB, n, hd, 6, invA, invB, t);
-        Store(acc.T7, o, itemBase, rowA, rowB, n, hd, 7, invA, invB, t);
-        Store(acc.T8, o, itemBase, rowA, rowB, n, hd, 8, invA, invB, t);
-        Store(acc.T9, o, itemBase, rowA, rowB, n, hd, 9, invA, invB, t);
+        Store(acc, o, itemBase, rowA, rowB, n, hd, invA, invB, t);
         if (t == 0)
         {
             if (rowA < n) lse[(long)item * n + rowA] = maxA * Ln2 + DeviceMath.Log(sumA);
@@ -240,7 +200,36 @@ internal static partial class FlashMmaKernels
         if (step < kSteps) WarpMma.Bf16(ref acc, a, rows[row + 8 * step], rows[row + 8 * step + 4]);
     }
 
-    /// <summary>The logits scaled (by s log2(e)); columns 2 t and 2 t + 1 of the tile are keys when below <paramref name="limit"/>, else -inf.</summary>
+    /// <summary>The block's 8 tiles of logits from a warp's rows' fragments and the staged keys (<see cref="Products"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ScoreTiles KeyProducts(HeadFragments a, ArrayView<uint> rows, int kSteps, int g, int t)
+    {
+        var s = new ScoreTiles();
+        Products(ref s.T0, a, rows, 0, kSteps, g, t);
+        Products(ref s.T1, a, rows, 1, kSteps, g, t);
+        Products(ref s.T2, a, rows, 2, kSteps, g, t);
+        Products(ref s.T3, a, rows, 3, kSteps, g, t);
+        Products(ref s.T4, a, rows, 4, kSteps, g, t);
+        Products(ref s.T5, a, rows, 5, kSteps, g, t);
+        Products(ref s.T6, a, rows, 6, kSteps, g, t);
+        Products(ref s.T7, a, rows, 7, kSteps, g, t);
+        return s;
+    }
+
+    /// <summary>The block's logits scaled (by s log2(e)); tile j's columns 2 t and 2 t + 1 are keys when below <paramref name="limit"/> - 8 j, else -inf.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ScaleAndMask(ref ScoreTiles s, float scale, int limit)
+    {
+        ScaleAndMask(ref s.T0, scale, limit);
+        ScaleAndMask(ref s.T1, scale, limit - 8);
+        ScaleAndMask(ref s.T2, scale, limit - 16);
+        ScaleAndMask(ref s.T3, scale, limit - 24);
+        ScaleAndMask(ref s.T4, scale, limit - 32);
+        ScaleAndMask(ref s.T5, scale, limit - 40);
+        ScaleAndMask(ref s.T6, scale, limit - 48);
+        ScaleAndMask(ref s.T7, scale, limit - 56);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void ScaleAndMask(ref MmaAccumulator s, float scale, int limit)
     {
@@ -263,6 +252,19 @@ internal static partial class FlashMmaKernels
     }
 
     /// <summary>2^(s - the row's max) in place (base 2 of logits in log2 units), added to the lane's shares of the rows' sums (masked keys give 0).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Exponentials(ref ScoreTiles s, float maxA, float maxB, ref float sumA, ref float sumB)
+    {
+        Exponentials(ref s.T0, maxA, maxB, ref sumA, ref sumB);
+        Exponentials(ref s.T1, maxA, maxB, ref sumA, ref sumB);
+        Exponentials(ref s.T2, maxA, maxB, ref sumA, ref sumB);
+        Exponentials(ref s.T3, maxA, maxB, ref sumA, ref sumB);
+        Exponentials(ref s.T4, maxA, maxB, ref sumA, ref sumB);
+        Exponentials(ref s.T5, maxA, maxB, ref sumA, ref sumB);
+        Exponentials(ref s.T6, maxA, maxB, ref sumA, ref sumB);
+        Exponentials(ref s.T7, maxA, maxB, ref sumA, ref sumB);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Exponentials(ref MmaAccumulator s, float maxA, float maxB, ref float sumA, ref float sumB)
     {
@@ -296,6 +298,45 @@ internal static partial class FlashMmaKernels
         A2 = WarpMma.Pack(high.C0, high.C1), A3 = WarpMma.Pack(high.C2, high.C3),
     };
 
+    /// <summary>The output accumulator's tiles rescaled by the rows' corrections, then += P V over the block's 64 keys.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Accumulate(ref ChannelTiles acc, ProbabilityFragments p, ArrayView<uint> valueBlock, int channelTiles, float alphaA, float alphaB, int g, int t)
+    {
+        var step = new ValueStep(p, valueBlock, channelTiles, alphaA, alphaB, g, t);
+        ForEachTile(ref acc, ref step);
+    }
+
+    /// <summary><see cref="Accumulate(ref MmaAccumulator, ProbabilityFragments, ArrayView{uint}, int, int, float, float, int, int)"/> as a tile operation.</summary>
+    private readonly struct ValueStep(ProbabilityFragments p, ArrayView<uint> valueBlock, int channelTiles, float alphaA, float alphaB, int g, int t) : ITileOperation
+    {
+        public void Apply(ref MmaAccumulator tile, int index) => Accumulate(ref tile, p, valueBlock, index, channelTiles, alphaA, alphaB, g, t);
+    }
+
+    /// <summary>An operation on tile <c>index</c> of a <see cref="ChannelTiles"/> (channels 8 index ..).</summary>
+    private interface ITileOperation
+    {
+        void Apply(ref MmaAccumulator tile, int index);
+    }
+
+    /// <summary>
+    /// <paramref name="operation"/> on each of the accumulator's 10 tiles, written out field by field (ILGPU does not
+    /// unroll loops, and the tiles must stay registers): the one place the tiles are listed.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ForEachTile<TOperation>(ref ChannelTiles x, ref TOperation operation) where TOperation : struct, ITileOperation
+    {
+        operation.Apply(ref x.T0, 0);
+        operation.Apply(ref x.T1, 1);
+        operation.Apply(ref x.T2, 2);
+        operation.Apply(ref x.T3, 3);
+        operation.Apply(ref x.T4, 4);
+        operation.Apply(ref x.T5, 5);
+        operation.Apply(ref x.T6, 6);
+        operation.Apply(ref x.T7, 7);
+        operation.Apply(ref x.T8, 8);
+        operation.Apply(ref x.T9, 9);
+    }
+
     /// <summary>Output tile <paramref name="tile"/> (channels 8 tile ..) rescaled by the rows' corrections, then += P V over the block's 64 keys.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Accumulate(ref MmaAccumulator acc, ProbabilityFragments p, ArrayView<uint> valueBlock, int tile, int channelTiles,
@@ -311,6 +352,20 @@ internal static partial class FlashMmaKernels
         WarpMma.Bf16(ref acc, p.K1, valueBlock[row + 8], valueBlock[row + 12]);
         WarpMma.Bf16(ref acc, p.K2, valueBlock[row + 16], valueBlock[row + 20]);
         WarpMma.Bf16(ref acc, p.K3, valueBlock[row + 24], valueBlock[row + 28]);
+    }
+
+    /// <summary>A warp's 16 rows of an accumulator, row A times invA and row B times invB, into their head-major rows, where they exist.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(ChannelTiles x, ArrayView<float> target, long itemBase, int rowA, int rowB, int n, int hd, float invA, float invB, int t)
+    {
+        var step = new StoreStep(target, itemBase, rowA, rowB, n, hd, invA, invB, t);
+        ForEachTile(ref x, ref step);
+    }
+
+    /// <summary><see cref="Store(MmaAccumulator, ArrayView{float}, long, int, int, int, int, int, float, float, int)"/> as a tile operation.</summary>
+    private readonly struct StoreStep(ArrayView<float> target, long itemBase, int rowA, int rowB, int n, int hd, float invA, float invB, int t) : ITileOperation
+    {
+        public void Apply(ref MmaAccumulator tile, int index) => Store(tile, target, itemBase, rowA, rowB, n, hd, index, invA, invB, t);
     }
 
     /// <summary>Output tile <paramref name="tile"/> times invA (row A) and invB (row B) into o's rows A and B, channels 8 tile + 2 t (+ 1), where they exist.</summary>
