@@ -113,6 +113,7 @@ summary = {
     "training_products": products(),
     "bandwidth": {k: (oc.get("bandwidth") or {}).get(k) for k in ("driver_copy_bytes_per_second", "rounding_kernel_bytes_per_second", "rounding_kernel_of_driver_copy")},
     "tile_sweep": {"speed_training": sweep("speed_training"), "speed_long_forward_full": sweep("speed_long_forward_full")},
+    "fused_attention_kernels": {k: v for k, v in (oc.get("fused_attention_kernels") or {}).items() if k in ("Forward", "BackwardKeys", "BackwardQueries", "status", "error")},
     "fused_forward": {k: ((oc.get("speed_long_forward_full") or {}).get("fused_forward") or {}).get(k)
                       for k in ("kernel_runs", "images_per_second", "speedup_over_tiles", "difference_from_tiles", "pass")},
     "training_same_loss_both_roundings": ours.get("training_same_loss_both_roundings"),

@@ -72,6 +72,9 @@ void OnDevice(string name, Action<CheckDevice, JsonObject> body) =>
 
 // What the element kernels can reach: the driver's copy against the library's rounding kernel.
 OnDevice("bandwidth", (d, e) => BandwidthChecks.Measure(d, quick, e));
+// What the driver's compiler made of the fused attention kernels (registers, local memory): a card only.
+if (device?.IsCuda == true) OnDevice("fused_attention_kernels", (d, e) => KernelChecks.FusedAttention(d, e));
+else report.Skip("fused_attention_kernels", "the driver's function attributes exist on a CUDA device only");
 
 foreach (string name in ParityChecks.FixtureCases)
     if (quick && name != ParityChecks.FixtureCases[0]) report.Skip($"parity_forward_{name}", $"--quick runs the smallest fixture only ({ParityChecks.FixtureCases[0]})");

@@ -18,9 +18,10 @@ namespace MediatorDiT.Cuda.Kernels;
 /// instructions than the tensor cores' products.
 /// Inputs are head-major bf16 (B H, N, hd), as the products path moves them; o is head-major fp32, lse (B H, N).
 /// hd must be even and at most <see cref="MaxHeadDim"/> (SiT's and DiT's 64 and 72); Q K^T pads hd to a multiple of 16
-/// with zeros, P V covers it in tiles of 8 channels. The fragments are fields of structs written out tile by tile rather than arrays indexed in loops:
-/// ILGPU 1.5.3 does not unroll loops, and an array indexed by a loop variable lives in local memory, where these must stay
-/// in registers (the PTX test checks that the kernel declares no local memory).
+/// with zeros, P V covers it in tiles of 8 channels. The fragments are fields of structs written out tile by tile rather
+/// than arrays indexed in loops: ILGPU 1.5.3 does not unroll loops, and an array indexed by a loop variable lives in
+/// local memory, where these must stay in registers (the PTX test checks that the kernels' only local memory is ILGPU's
+/// scalar slot per inline-instruction operand).
 /// </summary>
 internal static partial class FlashMmaKernels
 {
