@@ -182,8 +182,8 @@ public static class ParityChecks
     /// 2 heads of 72, depth 2, 4x MLP, 4 input channels, learn_sigma, batch 2, weights N(0, 1/144)), full attention at
     /// 400 tokens (40x40 input: rows past the short softmax's 256 logits, and too many for the step to keep P) or, with
     /// <paramref name="keptProbabilities"/>, at 256 tokens (P kept for the backward, as at SiT-XL/2), or 16 mediators at
-    /// 256 tokens; quick: the fp32 parity's small SiT (batch 4, weights N(0, 0.04)), full attention at 64 tokens (16x16
-    /// input, P not kept) or, with <paramref name="keptProbabilities"/>, at its 16.
+    /// 256 tokens; quick: the fp32 parity's small SiT (batch 4, weights N(0, 0.04)), full attention at 36 tokens (12x12
+    /// input, P not kept: 2 heads x 36 > 4 x 16) or, with <paramref name="keptProbabilities"/>, at its 16.
     /// Per step the loss and gradient norm of all three; after 3 steps the largest weight difference of each pair.
     /// Bounds: bf16 against fp32 within <see cref="Bf16LossBound"/> and <see cref="Bf16NormBound"/> (and not equal: the
     /// bf16 products ran), the weights within the two runs' largest possible AdamW movement (3 steps of at most
@@ -199,7 +199,7 @@ public static class ParityChecks
     {
         bool longRows = mediators == 0 && !keptProbabilities;
         var config = quick
-            ? SmallTrainingConfig with { InputSize = longRows ? 16 : SmallTrainingConfig.InputSize }
+            ? SmallTrainingConfig with { InputSize = longRows ? 12 : SmallTrainingConfig.InputSize }
             : new ModelConfig
             {
                 InputSize = longRows ? 40 : 32, PatchSize = 2, InChannels = 4, HiddenSize = 144, Depth = 2, NumHeads = 2, MlpRatio = 4.0,
