@@ -276,7 +276,7 @@ public static class ParityChecks
     private static double RelativeTo(double expected, double actual) => Math.Abs(actual - expected) / Math.Abs(expected);
 
     /// <summary>max |a - b| over every trainable weight of two networks of one config; infinite for a non-finite value.</summary>
-    private static double LargestDifference(TrainableNetwork expected, TrainableNetwork actual)
+    public static double LargestDifference(TrainableNetwork expected, TrainableNetwork actual)
     {
         double worst = 0;
         for (int i = 0; i < expected.Parameters.Count; i++)

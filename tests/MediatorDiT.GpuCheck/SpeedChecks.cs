@@ -251,13 +251,10 @@ public static class SpeedChecks
             ["images_per_second"] = CheckReport.Number(work.Batch / seconds),
             ["speedup_over_tiles"] = CheckReport.Number(tilesSeconds / seconds),
             ["difference_from_tiles"] = CheckReport.Number(difference),
-            ["bound"] = Bf16ForwardBound,
-            ["pass"] = double.IsFinite(difference) && (runs ? difference > 0 && difference <= Bf16ForwardBound : difference == 0),
+            ["bound"] = ParityChecks.Bf16Tolerance,
+            ["pass"] = double.IsFinite(difference) && (runs ? difference > 0 && difference <= ParityChecks.Bf16Tolerance : difference == 0),
         };
     }
-
-    /// <summary>The library's bf16 forward bound (docs/GPU.md, "Precision"), the fused forward's against the tiles'.</summary>
-    private const double Bf16ForwardBound = 3e-2;
 
     /// <summary>
     /// A profiled run's stages, longest first, with their FLOP rates where products were counted, and the totals of the

@@ -31,6 +31,9 @@ internal static partial class FlashMmaKernels
     /// registers: SiT's and DiT's heads are 64 and 72 channels.
     /// </summary>
     public const int MaxHeadDim = 80;
+
+    /// <summary>Whether the kernels take heads of <paramref name="headDim"/> channels: even (channel pairs fill a register) and at most <see cref="MaxHeadDim"/>.</summary>
+    public static bool TakesHead(int headDim) => headDim > 0 && headDim % 2 == 0 && headDim <= MaxHeadDim;
     /// <summary>Keys per block staged in shared memory; query rows per group (4 warps of 16).</summary>
     public const int Keys = 64, Rows = 64, Warps = 4;
     // Shared rows padded by 4 registers so that the 8 groups of a warp read 8 different banks (4 g + t differs for every lane).

@@ -13,11 +13,11 @@ internal sealed partial class KernelSet
         ArrayView<float>, int, int, int, float>? _flashQueries;
 
     /// <summary>
-    /// Whether <see cref="FlashForward"/> runs here: warps of 32 lanes (the fragments' layout) and groups of
-    /// <see cref="FlashMmaKernels.Warps"/> of them; a CUDA card of compute capability 8.0 or later for the instruction
-    /// itself (the CPU accelerator shaped as a GPU emulates it).
+    /// Whether the fused attention kernels (<see cref="FlashForward"/>, <see cref="FlashBackward"/>) run here: warps of 32
+    /// lanes (the fragments' layout) and groups of <see cref="FlashMmaKernels.Warps"/> of them; a CUDA card of compute
+    /// capability 8.0 or later for the instruction itself (the CPU accelerator shaped as a GPU emulates it).
     /// </summary>
-    public bool FlashForwardRuns =>
+    public bool FlashKernelsRun =>
         _accelerator.WarpSize == 32 && _accelerator.MaxNumThreadsPerGroup >= FlashMmaKernels.Warps * 32
         && (_accelerator is not ILGPU.Runtime.Cuda.CudaAccelerator cuda || cuda.Architecture is { Major: >= 8 });
 
@@ -29,15 +29,12 @@ internal sealed partial class KernelSet
     public void FlashForward(ArrayView<ushort> q, ArrayView<ushort> k, ArrayView<ushort> v, ArrayView<float> o, ArrayView<float> lse,
         int items, int tokens, int headDim, float scale)
     {
-        Check(FlashForwardRuns, "the fused attention kernel needs warps of 32 lanes, groups of 128 threads and, on CUDA, compute capability 8.0 or later");
-        Check(headDim > 0 && headDim % 2 == 0 && headDim <= FlashMmaKernels.MaxHeadDim, $"the fused attention kernels take an even head width of at most {FlashMmaKernels.MaxHeadDim}, not {headDim}");
+        var (launch, blocks) = FlashLaunch(items, tokens, headDim);
         long e = (long)items * tokens * headDim;
         Check(q.Length >= e && k.Length >= e && v.Length >= e && o.Length >= e, "q, k, v or o is shorter than items x N x hd");
         Check(lse.Length >= (long)items * tokens, "lse is shorter than items x N");
-        int rowBlocks = (tokens + FlashMmaKernels.Rows - 1) / FlashMmaKernels.Rows;
-        Check((long)items * rowBlocks <= int.MaxValue, "too many (item, row block) groups for one launch");
         (_flashMma ??= _accelerator.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, int, int, int, float>(
-            FlashMmaKernels.Forward))(new KernelConfig(items * rowBlocks, FlashMmaKernels.Warps * 32), q, k, v, o, lse, tokens, headDim, rowBlocks, scale);
+            FlashMmaKernels.Forward))(launch, q, k, v, o, lse, tokens, headDim, blocks, scale);
     }
 
     /// <summary>
@@ -49,19 +46,27 @@ internal sealed partial class KernelSet
     public void FlashBackward(ArrayView<ushort> q, ArrayView<ushort> k, ArrayView<ushort> v, ArrayView<ushort> dO, ArrayView<float> lse, ArrayView<float> delta,
         ArrayView<float> dq, ArrayView<float> dk, ArrayView<float> dv, int items, int tokens, int headDim, float scale)
     {
-        Check(FlashForwardRuns, "the fused attention kernels need warps of 32 lanes, groups of 128 threads and, on CUDA, compute capability 8.0 or later");
-        Check(headDim > 0 && headDim % 2 == 0 && headDim <= FlashMmaKernels.MaxHeadDim,
-            $"the fused attention kernels take an even head width of at most {FlashMmaKernels.MaxHeadDim}, not {headDim}");
+        var (launch, blocks) = FlashLaunch(items, tokens, headDim);
         long e = (long)items * tokens * headDim;
         Check(q.Length >= e && k.Length >= e && v.Length >= e && dO.Length >= e, "q, k, v or dO is shorter than items x N x hd");
         Check(dq.Length >= e && dk.Length >= e && dv.Length >= e, "dq, dk or dv is shorter than items x N x hd");
         Check(lse.Length >= (long)items * tokens && delta.Length >= (long)items * tokens, "lse or delta is shorter than items x N");
-        int blocks = (tokens + FlashMmaKernels.Rows - 1) / FlashMmaKernels.Rows;
-        Check((long)items * blocks <= int.MaxValue, "too many (item, block) groups for one launch");
-        var launch = new KernelConfig(items * blocks, FlashMmaKernels.Warps * 32);
         (_flashKeys ??= _accelerator.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>,
             ArrayView<float>, ArrayView<float>, int, int, int, float>(FlashMmaKernels.BackwardKeys))(launch, q, k, v, dO, lse, delta, dk, dv, tokens, headDim, blocks, scale);
         (_flashQueries ??= _accelerator.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>,
             ArrayView<float>, int, int, int, float>(FlashMmaKernels.BackwardQueries))(launch, q, k, v, dO, lse, delta, dq, tokens, headDim, blocks, scale);
+    }
+
+    /// <summary>
+    /// The fused kernels' launch over items x N: one group of <see cref="FlashMmaKernels.Warps"/> warps per (item, block
+    /// of 64 rows), and the blocks per item; refused where the kernels do not run or do not take the head.
+    /// </summary>
+    private (KernelConfig Launch, int Blocks) FlashLaunch(int items, int tokens, int headDim)
+    {
+        Check(FlashKernelsRun, "the fused attention kernels need warps of 32 lanes, groups of 128 threads and, on CUDA, compute capability 8.0 or later");
+        Check(FlashMmaKernels.TakesHead(headDim), $"the fused attention kernels take an even head width of at most {FlashMmaKernels.MaxHeadDim}, not {headDim}");
+        int blocks = (tokens + FlashMmaKernels.Rows - 1) / FlashMmaKernels.Rows;
+        Check((long)items * blocks <= int.MaxValue, "too many (item, block) groups for one launch");
+        return (new KernelConfig(items * blocks, FlashMmaKernels.Warps * 32), blocks);
     }
 }

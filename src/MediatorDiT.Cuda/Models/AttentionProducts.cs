@@ -62,9 +62,9 @@ internal sealed class AttentionProducts : IDisposable
     /// Whether a bf16 forward that keeps no P runs its core as one fused kernel on the tensor cores
     /// (<see cref="KernelSet.FlashForward"/>: the logits in registers, 64 keys at a time) instead of tiles of products,
     /// where that kernel runs (32-lane warps; on CUDA compute capability 8.0 or later) and the head is even and at most
-    /// 80 wide (SiT's and DiT's 64 and 72); elsewhere the tiles run. Off by default until a card has timed it against the tiles (the device check's
-    /// 4,096-token forward does); it may be changed between calls. The results agree with the tiles' to bf16 rounding:
-    /// the fused kernel rounds P before dividing by the row's sum, the tiles after.
+    /// 80 wide (SiT's and DiT's 64 and 72); elsewhere the tiles run. Off by default until a card has timed it against
+    /// the tiles (the device check's 4,096-token forward does); it may be changed between calls. The results agree with
+    /// the tiles' to bf16 rounding: the fused kernel rounds P before dividing by the row's sum, the tiles after.
     /// </summary>
     public bool FusedForward { get; set; }
 
@@ -80,20 +80,18 @@ internal sealed class AttentionProducts : IDisposable
     /// <summary>Whether a bf16 training step of <paramref name="cfg"/> keeps P: <see cref="KeepsProbabilities"/>, unless the fused backward makes S again.</summary>
     public bool KeepsProbabilitiesFor(ModelConfig cfg) => KeepsProbabilities(cfg) && !FusesBackward(cfg.HeadDim);
 
-    private bool FusesBackward(int headDim) =>
-        FusedBackward && _bf16 && _kernels.FlashForwardRuns && headDim % 2 == 0 && headDim <= FlashMmaKernels.MaxHeadDim;
-
-    /// <summary>Whether the forward at <paramref name="g"/> runs the fused kernel (see <see cref="FusedForward"/>).</summary>
-    private bool Fuses(AttentionGeometry g, bool keptP) => Fuses(g.HeadDim) && !keptP;
-
     /// <summary>Whether a forward of <paramref name="cfg"/> (full attention) that keeps no P runs the fused kernel.</summary>
     public bool Fuses(ModelConfig cfg) => cfg.Attention != AttentionKind.Mediator && Fuses(cfg.HeadDim);
 
     /// <summary>Whether a backward of <paramref name="cfg"/> (full attention) that has no kept P runs the fused kernels.</summary>
     public bool FusesBackward(ModelConfig cfg) => cfg.Attention != AttentionKind.Mediator && FusesBackward(cfg.HeadDim);
 
-    private bool Fuses(int headDim) =>
-        FusedForward && _bf16 && _kernels.FlashForwardRuns && headDim % 2 == 0 && headDim <= FlashMmaKernels.MaxHeadDim;
+    private bool Fuses(int headDim) => FusedForward && FlashKernelsTake(headDim);
+
+    private bool FusesBackward(int headDim) => FusedBackward && FlashKernelsTake(headDim);
+
+    /// <summary>Whether the fused kernels can serve these products at heads of <paramref name="headDim"/>: bf16, where they run, a head they take.</summary>
+    private bool FlashKernelsTake(int headDim) => _bf16 && _kernels.FlashKernelsRun && FlashMmaKernels.TakesHead(headDim);
 
     /// <summary>
     /// Whether a bf16 training step of <paramref name="cfg"/> (full attention) keeps each block's P (B, H, N, N) for the
@@ -143,7 +141,7 @@ internal sealed class AttentionProducts : IDisposable
         var (heads, heads16) = Heads(4 * e, 3 * e);
         var (q, k, v) = SplitHeads(qkv, qkvBias, heads, qkvHeads16.Length > 0 ? qkvHeads16 : heads16, g);
         var oh = heads.SubView(3 * e, e);
-        if (Fuses(g, keptP))
+        if (Fuses(g.HeadDim) && !keptP)
         {
             using (_kernels.SubStage("fused kernel", 4.0 * items * n * n * hd)) // S and P V: 2 N^2 hd multiply-adds an item
                 _kernels.FlashForward(q.B16, k.B16, v.B16, oh, lse, items, n, hd, g.Scale);

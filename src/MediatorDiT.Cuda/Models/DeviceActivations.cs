@@ -137,7 +137,7 @@ internal sealed class DeviceBlockActivations
     /// <see cref="QkvHeadsBf16"/>, and its fp32 qkv is <paramref name="scratchOf"/>'s when given. With
     /// <paramref name="allocateBf16Products"/> (bf16 products) fc1's output is <see cref="Fc1Bf16"/> (no fp32 one), and
     /// with <paramref name="keepsProbabilities"/> (training full attention where
-    /// <see cref="AttentionProducts.KeepsProbabilities"/> holds) the block keeps <see cref="Probabilities16"/>.
+    /// <see cref="AttentionProducts.KeepsProbabilitiesFor"/> holds) the block keeps <see cref="Probabilities16"/>.
     /// </summary>
     public DeviceBlockActivations(ModelConfig cfg, int batch, Func<long, ArrayView<float>> allocate, Func<long, ArrayView<ushort>>? allocate16 = null,
         DeviceBlockActivations? scratchOf = null, bool keepsQkvHeads = false, Func<long, ArrayView<ushort>>? allocateBf16Products = null,
@@ -245,7 +245,7 @@ internal sealed class DeviceBlockActivations
 
     /// <summary>
     /// Full attention's probabilities P (B, H, N, N) in bf16 as the forward's PV product read them: kept for the
-    /// backward when training with bf16 products at a size where <see cref="AttentionProducts.KeepsProbabilities"/> holds
+    /// backward when training with bf16 products where <see cref="AttentionProducts.KeepsProbabilitiesFor"/> holds
     /// (empty otherwise: the backward makes S again).
     /// </summary>
     public ArrayView<ushort> Probabilities16 { get; }

@@ -38,7 +38,7 @@ public class FlashMmaKernelsTests(AcceleratorFixture device)
         if (device.Accelerator.WarpSize != 32)
         {
             // The fragments' layout is a 32-lane warp's: the library must not run the fused kernel here.
-            Assert.False(device.Kernels.FlashForwardRuns);
+            Assert.False(device.Kernels.FlashKernelsRun);
             return;
         }
         var a = KernelData.Uniform(16 * 16, 501).Select(Bf16.Round).ToArray();
@@ -85,7 +85,7 @@ public class FlashMmaKernelsTests(AcceleratorFixture device)
         using var dv = device.Accelerator.Allocate1D(v);
         using var o = device.Upload(Enumerable.Repeat(float.NaN, length + 5).ToArray()); // 5 past the end stay NaN
         using var lse = device.Upload(Enumerable.Repeat(float.NaN, items * tokens + 5).ToArray());
-        if (!device.Kernels.FlashForwardRuns)
+        if (!device.Kernels.FlashKernelsRun)
         {
             var refused = Assert.Throws<ArgumentException>(() => device.Kernels.FlashForward(dq.View, dk.View, dv.View, o.View, lse.View, items, tokens, headDim, scale));
             Assert.Contains("warps of 32 lanes", refused.Message);
@@ -117,7 +117,7 @@ public class FlashMmaKernelsTests(AcceleratorFixture device)
     {
         using var buffer = device.Accelerator.Allocate1D<ushort>(2 * 9 * 130);
         using var o = device.Accelerator.Allocate1D<float>(2 * 9 * 130);
-        string expected = device.Kernels.FlashForwardRuns ? "even head width of at most 80" : "warps of 32 lanes";
+        string expected = device.Kernels.FlashKernelsRun ? "even head width of at most 80" : "warps of 32 lanes";
         foreach (int headDim in new[] { 7, 82 })
         {
             Assert.Contains(expected, Assert.Throws<ArgumentException>(() =>
@@ -155,7 +155,7 @@ public class FlashMmaKernelsTests(AcceleratorFixture device)
         using var dk = device.Upload(poison);
         using var dv = device.Upload(poison);
         void Run() => device.Kernels.FlashBackward(dq16.View, dk16.View, dv16.View, dO16.View, lse.View, delta.View, dq.View, dk.View, dv.View, items, tokens, headDim, scale);
-        if (!device.Kernels.FlashForwardRuns)
+        if (!device.Kernels.FlashKernelsRun)
         {
             Assert.Contains("warps of 32 lanes", Assert.Throws<ArgumentException>(Run).Message);
             return;

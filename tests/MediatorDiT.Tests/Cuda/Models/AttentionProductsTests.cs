@@ -321,7 +321,7 @@ public class AttentionProductsTests(AcceleratorFixture device)
         }
         var tiles = Run(false);
         var fused = Run(true);
-        if (!device.Kernels.FlashForwardRuns)
+        if (!device.Kernels.FlashKernelsRun)
         {
             device.AssertSameBits(tiles, fused); // 4-lane warps: the tiles run either way
             return;
@@ -355,7 +355,7 @@ public class AttentionProductsTests(AcceleratorFixture device)
         }
         var tiles = Run(false);
         var fused = Run(true);
-        if (!device.Kernels.FlashForwardRuns)
+        if (!device.Kernels.FlashKernelsRun)
         {
             // 4-lane warps: the tiles run either way.
             device.AssertSameBits(tiles.O, fused.O);
@@ -399,8 +399,8 @@ public class AttentionProductsTests(AcceleratorFixture device)
         using var products = new AttentionProducts(device.Kernels, gemm, DevicePrecision.Bf16);
         Assert.Equal(kept, products.KeepsProbabilitiesFor(config));
         products.FusedBackward = true; // runs on 32-lane warps only: elsewhere P is kept as before
-        Assert.Equal(device.Kernels.FlashForwardRuns, products.FusesBackward(config));
-        Assert.Equal(kept && !device.Kernels.FlashForwardRuns, products.KeepsProbabilitiesFor(config));
+        Assert.Equal(device.Kernels.FlashKernelsRun, products.FusesBackward(config));
+        Assert.Equal(kept && !device.Kernels.FlashKernelsRun, products.KeepsProbabilitiesFor(config));
         using var training = new DeviceActivations(config, 3, device.Accelerator, perBlock: true, bf16Operands: true, bf16Products: true, keepsProbabilities: kept);
         using var sampling = new DeviceActivations(config, 3, device.Accelerator, perBlock: false, bf16Operands: true, bf16Products: true, keepsProbabilities: kept);
         for (int block = 0; block < config.Depth; block++)

@@ -1,6 +1,7 @@
 using ILGPU.Runtime;
 using MediatorDiT.Cuda.Training;
 using MediatorDiT.Diffusion;
+using MediatorDiT.GpuCheck;
 using MediatorDiT.Tensors;
 using MediatorDiT.Tests.Cuda.Kernels;
 using Xunit.Abstractions;
@@ -9,8 +10,8 @@ namespace MediatorDiT.Tests.Cuda.Training;
 
 /// <summary>
 /// Training steps with bf16 matrix products against fp32 ones on the CPU accelerator, from the same weights and
-/// batches (tiny SiTs of depth 2: mediator attention, full attention with and without its P kept): the losses, gradient norms and updated weights differ (the bf16 path ran),
-/// by at most the bounds below. The default bf16 step, whose kernels write the products' bf16 operands, gives the bits of
+/// batches (tiny SiTs of depth 2: mediator attention, full attention with and without its P kept): the losses,
+/// gradient norms and updated weights differ (the bf16 path ran), by at most the bounds below. The default bf16 step, whose kernels write the products' bf16 operands, gives the bits of
 /// the reference that rounds each operand in a pass of its own.
 /// </summary>
 [Collection(CpuAcceleratorCollection.Name)]
@@ -59,13 +60,7 @@ public class DeviceTrainingBf16Tests(AcceleratorFixture device, ITestOutputHelpe
         // the two steps' size (AdamW's step is about lr whatever the gradient), and not everywhere by nothing.
         fp32.SyncToHost();
         bf16.SyncToHost();
-        double largest = 0;
-        for (int i = 0; i < fpNet.Parameters.Count; i++)
-        {
-            var e = fpNet.Parameters[i].Value.Span;
-            var a = bfNet.Parameters[i].Value.Span;
-            for (int j = 0; j < e.Length; j++) largest = Math.Max(largest, Math.Abs((double)a[j] - e[j]));
-        }
+        double largest = ParityChecks.LargestDifference(fpNet, bfNet);
         output.WriteLine($"largest weight difference after 2 steps: {largest:E2}");
         Assert.True(largest > 0 && largest <= 2 * 2 * 1e-3 * 3.17, $"the weights differ by {largest:E2}");
     }

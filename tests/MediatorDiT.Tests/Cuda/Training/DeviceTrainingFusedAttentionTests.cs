@@ -1,5 +1,6 @@
 using MediatorDiT.Cuda.Training;
 using MediatorDiT.Diffusion;
+using MediatorDiT.GpuCheck;
 using MediatorDiT.Models;
 using MediatorDiT.Tensors;
 using MediatorDiT.Tests.Cuda.Kernels;
@@ -46,13 +47,7 @@ public class DeviceTrainingFusedAttentionTests(CudaShapedAcceleratorFixture devi
         }
         tiles.SyncToHost();
         fused.SyncToHost();
-        double largest = 0;
-        for (int i = 0; i < tileNet.Parameters.Count; i++)
-        {
-            var e = tileNet.Parameters[i].Value.Span;
-            var a = net.Parameters[i].Value.Span;
-            for (int j = 0; j < e.Length; j++) largest = Math.Max(largest, Math.Abs((double)a[j] - e[j]));
-        }
+        double largest = ParityChecks.LargestDifference(tileNet, net);
         output.WriteLine($"largest weight difference after 2 steps: {largest:E2}");
         Assert.True(largest <= 2 * 2 * 1e-3 * 3.17, $"the weights differ by {largest:E2}"); // two AdamW steps of lr 1e-3, both runs
     }
