@@ -7,9 +7,10 @@ namespace MediatorDiT.GpuCheck;
 
 /// <summary>
 /// What the driver's compiler made of the fused attention kernels (<see cref="FlashMmaKernels"/>): registers per thread,
-/// local memory per thread and static shared memory per group, by cuFuncGetAttribute on the loaded functions. ILGPU
-/// gives each inline instruction's operand a 4-byte local slot that the compiler is expected to keep in a register:
-/// a local size of 0 says it did, and the registers say how many groups fit a multiprocessor.
+/// local memory per thread and static shared memory per group, by cuFuncGetAttribute on the functions as the library
+/// loads them (<see cref="InlineOperandSlots.Load"/>: ILGPU's 4-byte local slot per inline-instruction operand moved
+/// into a register), and the local memory of the same kernels as ILGPU alone compiles them. A local size of 0 says no
+/// operand goes through memory; the registers say how many groups fit a multiprocessor.
 /// </summary>
 internal static unsafe class KernelChecks
 {
@@ -32,14 +33,18 @@ internal static unsafe class KernelChecks
         }
         foreach (string name in new[] { nameof(FlashMmaKernels.Forward), nameof(FlashMmaKernels.BackwardKeys), nameof(FlashMmaKernels.BackwardQueries) })
         {
-            var kernel = (CudaKernel)device.Accelerator.LoadKernel(typeof(FlashMmaKernels).GetMethod(name)!);
+            var method = typeof(FlashMmaKernels).GetMethod(name)!;
+            using var kernel = (CudaKernel)InlineOperandSlots.Load(device.Accelerator, method);
+            using var ilgpus = (CudaKernel)device.Accelerator.LoadKernel(method);
             entry[name] = new JsonObject
             {
                 ["registers_per_thread"] = Attribute(kernel.FunctionPtr, NumRegs),
                 ["local_bytes_per_thread"] = Attribute(kernel.FunctionPtr, LocalSizeBytes),
                 ["shared_bytes_per_group"] = Attribute(kernel.FunctionPtr, SharedSizeBytes),
+                ["local_bytes_per_thread_with_ilgpus_slots"] = Attribute(ilgpus.FunctionPtr, LocalSizeBytes),
+                ["registers_per_thread_with_ilgpus_slots"] = Attribute(ilgpus.FunctionPtr, NumRegs),
             };
         }
-        entry["note"] = "cuFuncGetAttribute on the loaded fused attention kernels: local bytes 0 = ILGPU's inline-operand slots kept in registers";
+        entry["note"] = "cuFuncGetAttribute on the fused attention kernels as the library loads them (local bytes 0: no operand goes through memory) and as ILGPU alone compiles them (each inline-instruction operand in a 4-byte local slot)";
     }
 }

@@ -21,7 +21,7 @@ namespace MediatorDiT.Cuda.Kernels;
 /// with zeros, P V covers it in tiles of 8 channels. The fragments are fields of structs written out tile by tile rather
 /// than arrays indexed in loops: ILGPU 1.5.3 does not unroll loops, and an array indexed by a loop variable lives in
 /// local memory, where these must stay in registers (the PTX test checks that the kernels' only local memory is ILGPU's
-/// scalar slot per inline-instruction operand).
+/// scalar slot per inline-instruction operand, which <see cref="InlineOperandSlots"/> makes a register before loading).
 /// </summary>
 internal static partial class FlashMmaKernels
 {

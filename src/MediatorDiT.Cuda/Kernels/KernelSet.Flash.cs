@@ -6,10 +6,11 @@ namespace MediatorDiT.Cuda.Kernels;
 /// <summary>The launchers of <see cref="FlashMmaKernels"/>, full attention's fused forward and backward on the tensor cores.</summary>
 internal sealed partial class KernelSet
 {
-    private Action<KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, int, int, int, float>? _flashMma;
-    private Action<KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>,
+    // Loaded with their inline-operand slots in registers (InlineOperandSlots), on the default stream as every other kernel.
+    private Action<AcceleratorStream, KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, int, int, int, float>? _flashMma;
+    private Action<AcceleratorStream, KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>,
         ArrayView<float>, ArrayView<float>, int, int, int, float>? _flashKeys;
-    private Action<KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>,
+    private Action<AcceleratorStream, KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>,
         ArrayView<float>, int, int, int, float>? _flashQueries;
 
     /// <summary>
@@ -33,8 +34,8 @@ internal sealed partial class KernelSet
         long e = (long)items * tokens * headDim;
         Check(q.Length >= e && k.Length >= e && v.Length >= e && o.Length >= e, "q, k, v or o is shorter than items x N x hd");
         Check(lse.Length >= (long)items * tokens, "lse is shorter than items x N");
-        (_flashMma ??= _accelerator.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, int, int, int, float>(
-            FlashMmaKernels.Forward))(launch, q, k, v, o, lse, tokens, headDim, blocks, scale);
+        (_flashMma ??= LoadFlash<Action<AcceleratorStream, KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>,
+            int, int, int, float>>(nameof(FlashMmaKernels.Forward)))(_accelerator.DefaultStream, launch, q, k, v, o, lse, tokens, headDim, blocks, scale);
     }
 
     /// <summary>
@@ -51,11 +52,21 @@ internal sealed partial class KernelSet
         Check(q.Length >= e && k.Length >= e && v.Length >= e && dO.Length >= e, "q, k, v or dO is shorter than items x N x hd");
         Check(dq.Length >= e && dk.Length >= e && dv.Length >= e, "dq, dk or dv is shorter than items x N x hd");
         Check(lse.Length >= (long)items * tokens && delta.Length >= (long)items * tokens, "lse or delta is shorter than items x N");
-        (_flashKeys ??= _accelerator.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, int, int, int, float>(FlashMmaKernels.BackwardKeys))(launch, q, k, v, dO, lse, delta, dk, dv, tokens, headDim, blocks, scale);
-        (_flashQueries ??= _accelerator.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, int, int, int, float>(FlashMmaKernels.BackwardQueries))(launch, q, k, v, dO, lse, delta, dq, tokens, headDim, blocks, scale);
+        var stream = _accelerator.DefaultStream;
+        (_flashKeys ??= LoadFlash<Action<AcceleratorStream, KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float>>(nameof(FlashMmaKernels.BackwardKeys)))(
+            stream, launch, q, k, v, dO, lse, delta, dk, dv, tokens, headDim, blocks, scale);
+        (_flashQueries ??= LoadFlash<Action<AcceleratorStream, KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, int, int, int, float>>(nameof(FlashMmaKernels.BackwardQueries)))(
+            stream, launch, q, k, v, dO, lse, delta, dq, tokens, headDim, blocks, scale);
     }
+
+    /// <summary>
+    /// One of <see cref="FlashMmaKernels"/>' kernels loaded by <see cref="InlineOperandSlots.Load"/>: on a card, each
+    /// tensor-core instruction's and exponential's operands in registers rather than in ILGPU's local-memory slots.
+    /// </summary>
+    private TLauncher LoadFlash<TLauncher>(string kernel) where TLauncher : Delegate =>
+        InlineOperandSlots.Load(_accelerator, typeof(FlashMmaKernels).GetMethod(kernel)!).CreateLauncherDelegate<TLauncher>();
 
     /// <summary>
     /// The fused kernels' launch over items x N: one group of <see cref="FlashMmaKernels.Warps"/> warps per (item, block

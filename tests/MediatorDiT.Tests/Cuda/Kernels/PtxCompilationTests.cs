@@ -61,19 +61,16 @@ public class PtxCompilationTests
     [Fact]
     public void EveryKernelCompilesToPtxForHopper()
     {
-        // As CudaDevice.Open builds it: with the PTX redirects of MediatorDiT.Cuda.Kernels.PtxIntrinsics.
-        using var context = Context.Create(builder => MediatorDiT.Cuda.Kernels.PtxIntrinsics.Register(builder.Cuda()));
-        using var backend = new PTXBackend(context, CudaArchitecture.SM_90, CudaInstructionSet.ISA_88, nvvmAPI: null!); // PTX from ILGPU's own back end, without NVVM
+        using var context = PtxContext();
+        using var backend = Backend(context, CudaInstructionSet.ISA_88);
         var kernels = Kernels().ToArray();
         Assert.True(kernels.Length >= 60, $"only {kernels.Length} kernels were found: {string.Join(", ", kernels.Select(Name))}");
         var failures = new List<string>();
         foreach (var kernel in kernels)
         {
-            bool implicitIndex = kernel.GetParameters()[0].ParameterType is var first && (first == typeof(Index1D) || first == typeof(Index2D) || first == typeof(Index3D));
-            var entry = implicitIndex ? EntryPointDescription.FromImplicitlyGroupedKernel(kernel) : EntryPointDescription.FromExplicitlyGroupedKernel(kernel);
             try
             {
-                var compiled = (PTXCompiledKernel)backend.Compile(entry, default(KernelSpecialization));
+                var compiled = Compile(backend, kernel);
                 // ILGPU targets the highest architecture whose features it uses (sm_80); the driver compiles that for the card.
                 string ptx = compiled.PTXAssembly;
                 Assert.True(ptx.Contains(".entry Kernel_" + kernel.Name, StringComparison.Ordinal), ptx[..Math.Min(300, ptx.Length)]);
@@ -101,11 +98,10 @@ public class PtxCompilationTests
         // The fragments (operands, logits, accumulators) are struct fields written out tile by tile (ILGPU does not
         // unroll loops): any of them indexed at run time would be a local array. The only local memory is ILGPU's one
         // 4-byte slot per operand of each inline instruction (an mma's 4 accumulators and 6 operand registers, an ex2's
-        // 2), scalars at fixed addresses that the driver's compiler keeps in registers.
-        using var context = Context.Create(builder => MediatorDiT.Cuda.Kernels.PtxIntrinsics.Register(builder.Cuda()));
-        using var backend = new PTXBackend(context, CudaArchitecture.SM_90, CudaInstructionSet.ISA_88, nvvmAPI: null!);
-        var kernel = typeof(MediatorDiT.Cuda.Kernels.FlashMmaKernels).GetMethod(name)!;
-        string ptx = ((PTXCompiledKernel)backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(kernel), default(KernelSpecialization))).PTXAssembly;
+        // 2), which the library moves into registers before the driver sees the PTX (InlineOperandSlotsTests).
+        using var context = PtxContext();
+        using var backend = Backend(context, CudaInstructionSet.ISA_88);
+        string ptx = Compile(backend, typeof(MediatorDiT.Cuda.Kernels.FlashMmaKernels).GetMethod(name)!).PTXAssembly;
         Assert.Equal(mmas, ptx.Split("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32").Length - 1);
         Assert.Equal(exponentials, ptx.Split("ex2.approx.ftz.f32").Length - 1);
         var locals = System.Text.RegularExpressions.Regex.Matches(ptx, @"\.local \.align \d+ \.b8 __local_depot\d+\[(\d+)\]");
@@ -115,6 +111,20 @@ public class PtxCompilationTests
         Assert.Matches(@"\.target sm_(8\d|9\d)", ptx);
     }
 
-    private static string Name(MethodInfo m) =>
+    /// <summary>A context as CudaDevice.Open builds it: with the PTX redirects of MediatorDiT.Cuda.Kernels.PtxIntrinsics.</summary>
+    internal static Context PtxContext() => Context.Create(builder => MediatorDiT.Cuda.Kernels.PtxIntrinsics.Register(builder.Cuda()));
+
+    /// <summary>ILGPU's own PTX back end (without NVVM) for Hopper at the given PTX ISA.</summary>
+    internal static PTXBackend Backend(Context context, CudaInstructionSet isa) => new(context, CudaArchitecture.SM_90, isa, nvvmAPI: null!);
+
+    /// <summary>The kernel compiled to PTX, implicitly grouped where its first parameter is an ILGPU index, else explicitly.</summary>
+    internal static PTXCompiledKernel Compile(PTXBackend backend, MethodInfo kernel)
+    {
+        bool implicitIndex = kernel.GetParameters()[0].ParameterType is var first && (first == typeof(Index1D) || first == typeof(Index2D) || first == typeof(Index3D));
+        var entry = implicitIndex ? EntryPointDescription.FromImplicitlyGroupedKernel(kernel) : EntryPointDescription.FromExplicitlyGroupedKernel(kernel);
+        return (PTXCompiledKernel)backend.Compile(entry, default(KernelSpecialization));
+    }
+
+    internal static string Name(MethodInfo m) =>
         $"{m.DeclaringType!.Name}.{m.Name}" + (m.IsGenericMethod ? $"<{string.Join(", ", m.GetGenericArguments().Select(a => a.Name))}>" : "");
 }
