@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Installs NVIDIA's PTX assembler (ptxas) for the tests that assemble every device kernel for Hopper (sm_90) without a
-# GPU (PtxAssemblyTests: the PTX a card's driver would be given must assemble, and the fused attention kernels must
-# need no stack frame and spill nothing). Only the ptxas binary (and its licence) is taken out of Debian's
-# nvidia-cuda-toolkit package (component non-free), downloaded through a source list of this script's own, on the
-# machine's own Debian mirror and release, so the machine's apt configuration is left as it is. It goes to
-# ${MDIT_PTXAS_DIR:-/usr/local/lib/mediatordit/cuda}/bin/ptxas; the tests look there (or at $MDIT_PTXAS, or on PATH).
+# Installs NVIDIA's PTX assembler (ptxas) and disassembler (nvdisasm) for the tests that assemble every device
+# kernel for Hopper (sm_90) without a GPU (PtxAssemblyTests: the PTX a card's driver would be given must assemble, the
+# fused attention kernels must need no stack frame and spill nothing, and nvdisasm counts their machine
+# instructions). Only those two binaries (and the licence) are taken out of Debian's nvidia-cuda-toolkit package
+# (component non-free), downloaded through a source list of this script's own, on the machine's own Debian mirror and
+# release, so the machine's apt configuration is left as it is. They go to
+# ${MDIT_PTXAS_DIR:-/usr/local/lib/mediatordit/cuda}/bin; the tests look there (or at $MDIT_PTXAS, or on PATH).
 set -euo pipefail
 dest=${MDIT_PTXAS_DIR:-/usr/local/lib/mediatordit/cuda}
-if [ -x "$dest/bin/ptxas" ]; then exit 0; fi
+if [ -x "$dest/bin/ptxas" ] && [ -x "$dest/bin/nvdisasm" ]; then exit 0; fi
 if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-deb >/dev/null 2>&1; then
   echo "install-ptxas: apt-get and dpkg-deb are needed (a Debian machine)" >&2; exit 1
 fi
@@ -35,6 +36,6 @@ apt-get "${apt_options[@]}" update
 mkdir -p "$work/x"
 dpkg-deb -x "$work"/nvidia-cuda-toolkit_*.deb "$work/x"
 mkdir -p "$dest/bin"
-install -m 0755 "$work/x/usr/bin/ptxas" "$dest/bin/ptxas"
+install -m 0755 "$work/x/usr/bin/ptxas" "$work/x/usr/bin/nvdisasm" "$dest/bin/"
 cp "$work/x/usr/share/doc/nvidia-cuda-toolkit/copyright" "$dest/copyright" 2>/dev/null || true
-echo "install-ptxas: $("$dest/bin/ptxas" --version | grep -o "release [0-9.]*") installed in $dest/bin" >&2
+echo "install-ptxas: $("$dest/bin/ptxas" --version | grep -o "release [0-9.]*") (ptxas, nvdisasm) installed in $dest/bin" >&2

@@ -37,9 +37,10 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libmpich\.so\.12' || ! command -v mpiexe
     echo "note: MPICH (libmpich.so.12, mpiexec) not found and apt-get not usable; mpiexec runs and their tests will fail." >&2
   fi
 fi
-# NVIDIA's PTX assembler, taken out of Debian's nvidia-cuda-toolkit (non-free) without changing the machine's apt
-# sources: the tests assemble every device kernel for Hopper with it, without a GPU (scripts/install-ptxas.sh).
-if [ "$(id -u)" = 0 ] && [ -z "${MDIT_PTXAS:-}" ] && ! command -v ptxas >/dev/null 2>&1; then
+# NVIDIA's PTX assembler and disassembler, taken out of Debian's nvidia-cuda-toolkit (non-free) without changing the
+# machine's apt sources: the tests assemble every device kernel for Hopper with them, without a GPU
+# (scripts/install-ptxas.sh).
+if [ "$(id -u)" = 0 ] && [ -z "${MDIT_PTXAS:-}" ] && ! { command -v ptxas && command -v nvdisasm; } >/dev/null 2>&1; then
   bash "$(dirname "$0")/install-ptxas.sh" \
     || echo "warning: could not install ptxas; the PTX assembly tests will fail." >&2
 fi

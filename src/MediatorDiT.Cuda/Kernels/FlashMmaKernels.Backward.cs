@@ -206,9 +206,9 @@ internal static partial class FlashMmaKernels
     private static void AccumulateBlock(ref MmaAccumulator acc, BlockFragments a, ArrayView<uint> columns, int tile, int channelTiles, int g, int t)
     {
         if (tile >= channelTiles) return;
-        int row = (8 * tile + g) * BackwardColumnStride + t;
-        WarpMma.Bf16(ref acc, a.K0, columns[row], columns[row + 4]);
-        WarpMma.Bf16(ref acc, a.K1, columns[row + 8], columns[row + 12]);
+        var b = columns.SubView((8 * tile + g) * BackwardColumnStride + t, 13); // fixed offsets from one address
+        WarpMma.Bf16(ref acc, a.K0, b[0], b[4]);
+        WarpMma.Bf16(ref acc, a.K1, b[8], b[12]);
     }
 
     /// <summary>P's or dS's operand fragments over a staged block's 32 rows: 2 k-steps.</summary>

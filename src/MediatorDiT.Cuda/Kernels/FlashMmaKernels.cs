@@ -66,13 +66,14 @@ internal static partial class FlashMmaKernels
             Group.Barrier();
 
             var s = KeyProducts(query, keyBlock, kSteps, g, t);
-            int limit = n - key0 - 2 * t; // tile j's columns 8 j + 2 t (+ 1) are keys when below this
-            ScaleAndMask(ref s, scale2, limit);
+            if (key0 + Keys > n) Mask(ref s, n - key0 - 2 * t); // the last block only: tile j's columns 8 j + 2 t (+ 1) are keys when below this
 
-            // The rows' new maxima over the 4 lanes of a group (lanes 4 g .. 4 g + 3 hold row g's columns).
-            float blockA = RowMax(s.T0.C0, s.T0.C1, s.T1.C0, s.T1.C1, s.T2.C0, s.T2.C1, s.T3.C0, s.T3.C1,
+            // The rows' new maxima over the 4 lanes of a group (lanes 4 g .. 4 g + 3 hold row g's columns), of the
+            // logits as made, then scaled: scale2 > 0 and rounding is monotonic, so this is the largest scaled logit
+            // exactly, and each exponential below takes one fused multiply-add, s scale2 - max, on a card.
+            float blockA = scale2 * RowMax(s.T0.C0, s.T0.C1, s.T1.C0, s.T1.C1, s.T2.C0, s.T2.C1, s.T3.C0, s.T3.C1,
                 s.T4.C0, s.T4.C1, s.T5.C0, s.T5.C1, s.T6.C0, s.T6.C1, s.T7.C0, s.T7.C1);
-            float blockB = RowMax(s.T0.C2, s.T0.C3, s.T1.C2, s.T1.C3, s.T2.C2, s.T2.C3, s.T3.C2, s.T3.C3,
+            float blockB = scale2 * RowMax(s.T0.C2, s.T0.C3, s.T1.C2, s.T1.C3, s.T2.C2, s.T2.C3, s.T3.C2, s.T3.C3,
                 s.T4.C2, s.T4.C3, s.T5.C2, s.T5.C3, s.T6.C2, s.T6.C3, s.T7.C2, s.T7.C3);
             float newA = MathF.Max(maxA, blockA), newB = MathF.Max(maxB, blockB);
             float alphaA = Exp2(maxA - newA), alphaB = Exp2(maxB - newB); // 0 at the first block (max = -inf)
@@ -80,7 +81,7 @@ internal static partial class FlashMmaKernels
             maxB = newB;
 
             float partA = 0f, partB = 0f;
-            Exponentials(ref s, newA, newB, ref partA, ref partB);
+            Exponentials(ref s, scale2, newA, newB, ref partA, ref partB);
             sumA = sumA * alphaA + partA; // this lane's share of the row's sum; the 4 lanes' shares are added at the end
             sumB = sumB * alphaB + partB;
 
@@ -152,11 +153,10 @@ internal static partial class FlashMmaKernels
     private static void StageRows(ArrayView<uint> block, ArrayView<ushort> x, long itemBase, int row0, int rows, int stride, int n, int pairs,
         int stagedPairs, int thread)
     {
-        for (int i = thread; i < rows * stagedPairs; i += Warps * 32)
-        {
-            int row = i / stagedPairs, pair = i % stagedPairs;
-            block[row * stride + pair] = Pair(x, itemBase, row0 + row, n, pairs, pair);
-        }
+        // A warp a row at a time, its lanes along the row (no division by the run-time width).
+        for (int row = thread >> 5; row < rows; row += Warps)
+            for (int pair = thread & 31; pair < stagedPairs; pair += 32)
+                block[row * stride + pair] = Pair(x, itemBase, row0 + row, n, pairs, pair);
     }
 
     /// <summary>
@@ -168,17 +168,21 @@ internal static partial class FlashMmaKernels
     private static void StageColumns(ArrayView<uint> block, ArrayView<ushort> x, long itemBase, int row0, int rows, int stride, int n, int hd,
         int stagedChannels, int thread)
     {
-        for (int i = thread; i < stagedChannels * (rows / 2); i += Warps * 32)
+        // A warp a pair of rows at a time, its lanes along the channels (neighbouring lanes read neighbouring channels;
+        // no division by the run-time width).
+        for (int rowPair = thread >> 5; rowPair < rows / 2; rowPair += Warps)
         {
-            int channel = i % stagedChannels, rowPair = i / stagedChannels; // neighbouring threads read neighbouring channels
             int row = row0 + 2 * rowPair;
-            uint low = 0u, high = 0u;
-            if (channel < hd)
+            for (int channel = thread & 31; channel < stagedChannels; channel += 32)
             {
-                if (row < n) low = x[itemBase + (long)row * hd + channel];
-                if (row + 1 < n) high = x[itemBase + (long)(row + 1) * hd + channel];
+                uint low = 0u, high = 0u;
+                if (channel < hd)
+                {
+                    if (row < n) low = x[itemBase + (long)row * hd + channel];
+                    if (row + 1 < n) high = x[itemBase + (long)(row + 1) * hd + channel];
+                }
+                block[channel * stride + rowPair] = low | (high << 16);
             }
-            block[channel * stride + rowPair] = low | (high << 16);
         }
     }
 
@@ -189,19 +193,19 @@ internal static partial class FlashMmaKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Products(ref MmaAccumulator acc, HeadFragments a, ArrayView<uint> rows, int tile, int kSteps, int g, int t)
     {
-        int row = (8 * tile + g) * RowStride + t;
+        var b = rows.SubView((8 * tile + g) * RowStride + t, MaxHeadDim / 2 - 3); // fixed offsets from one address: the loads' immediates
         acc = default;
-        ProductStep(ref acc, a.K0, rows, row, 0, kSteps);
-        ProductStep(ref acc, a.K1, rows, row, 1, kSteps);
-        ProductStep(ref acc, a.K2, rows, row, 2, kSteps);
-        ProductStep(ref acc, a.K3, rows, row, 3, kSteps);
-        ProductStep(ref acc, a.K4, rows, row, 4, kSteps);
+        ProductStep(ref acc, a.K0, b, 0, kSteps);
+        ProductStep(ref acc, a.K1, b, 1, kSteps);
+        ProductStep(ref acc, a.K2, b, 2, kSteps);
+        ProductStep(ref acc, a.K3, b, 3, kSteps);
+        ProductStep(ref acc, a.K4, b, 4, kSteps);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ProductStep(ref MmaAccumulator acc, MmaOperandA a, ArrayView<uint> rows, int row, int step, int kSteps)
+    private static void ProductStep(ref MmaAccumulator acc, MmaOperandA a, ArrayView<uint> row, int step, int kSteps)
     {
-        if (step < kSteps) WarpMma.Bf16(ref acc, a, rows[row + 8 * step], rows[row + 8 * step + 4]);
+        if (step < kSteps) WarpMma.Bf16(ref acc, a, row[8 * step], row[8 * step + 4]);
     }
 
     /// <summary>The block's 8 tiles of logits from a warp's rows' fragments and the staged keys (<see cref="Products"/>).</summary>
@@ -220,27 +224,25 @@ internal static partial class FlashMmaKernels
         return s;
     }
 
-    /// <summary>The block's logits scaled (by s log2(e)); tile j's columns 2 t and 2 t + 1 are keys when below <paramref name="limit"/> - 8 j, else -inf.</summary>
+    /// <summary>The block's logits with tile j's columns 2 t and 2 t + 1 at -inf where they are not below <paramref name="limit"/> - 8 j (past the keys).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ScaleAndMask(ref ScoreTiles s, float scale, int limit)
+    private static void Mask(ref ScoreTiles s, int limit)
     {
-        ScaleAndMask(ref s.T0, scale, limit);
-        ScaleAndMask(ref s.T1, scale, limit - 8);
-        ScaleAndMask(ref s.T2, scale, limit - 16);
-        ScaleAndMask(ref s.T3, scale, limit - 24);
-        ScaleAndMask(ref s.T4, scale, limit - 32);
-        ScaleAndMask(ref s.T5, scale, limit - 40);
-        ScaleAndMask(ref s.T6, scale, limit - 48);
-        ScaleAndMask(ref s.T7, scale, limit - 56);
+        Mask(ref s.T0, limit);
+        Mask(ref s.T1, limit - 8);
+        Mask(ref s.T2, limit - 16);
+        Mask(ref s.T3, limit - 24);
+        Mask(ref s.T4, limit - 32);
+        Mask(ref s.T5, limit - 40);
+        Mask(ref s.T6, limit - 48);
+        Mask(ref s.T7, limit - 56);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ScaleAndMask(ref MmaAccumulator s, float scale, int limit)
+    private static void Mask(ref MmaAccumulator s, int limit)
     {
-        s.C0 = limit > 0 ? s.C0 * scale : float.NegativeInfinity;
-        s.C2 = limit > 0 ? s.C2 * scale : float.NegativeInfinity;
-        s.C1 = limit > 1 ? s.C1 * scale : float.NegativeInfinity;
-        s.C3 = limit > 1 ? s.C3 * scale : float.NegativeInfinity;
+        if (limit <= 0) { s.C0 = float.NegativeInfinity; s.C2 = float.NegativeInfinity; }
+        if (limit <= 1) { s.C1 = float.NegativeInfinity; s.C3 = float.NegativeInfinity; }
     }
 
     /// <summary>The largest of a row's 16 values in this lane and the 3 other lanes of its group.</summary>
@@ -255,27 +257,30 @@ internal static partial class FlashMmaKernels
         return MathF.Max(max, Warp.ShuffleXor(max, 2));
     }
 
-    /// <summary>2^(s - the row's max) in place (base 2 of logits in log2 units), added to the lane's shares of the rows' sums (masked keys give 0).</summary>
+    /// <summary>
+    /// 2^(s scale - the row's max) in place (base 2 of the logits scaled into log2 units), added to the lane's shares of
+    /// the rows' sums (masked keys give 0).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Exponentials(ref ScoreTiles s, float maxA, float maxB, ref float sumA, ref float sumB)
+    private static void Exponentials(ref ScoreTiles s, float scale, float maxA, float maxB, ref float sumA, ref float sumB)
     {
-        Exponentials(ref s.T0, maxA, maxB, ref sumA, ref sumB);
-        Exponentials(ref s.T1, maxA, maxB, ref sumA, ref sumB);
-        Exponentials(ref s.T2, maxA, maxB, ref sumA, ref sumB);
-        Exponentials(ref s.T3, maxA, maxB, ref sumA, ref sumB);
-        Exponentials(ref s.T4, maxA, maxB, ref sumA, ref sumB);
-        Exponentials(ref s.T5, maxA, maxB, ref sumA, ref sumB);
-        Exponentials(ref s.T6, maxA, maxB, ref sumA, ref sumB);
-        Exponentials(ref s.T7, maxA, maxB, ref sumA, ref sumB);
+        Exponentials(ref s.T0, scale, maxA, maxB, ref sumA, ref sumB);
+        Exponentials(ref s.T1, scale, maxA, maxB, ref sumA, ref sumB);
+        Exponentials(ref s.T2, scale, maxA, maxB, ref sumA, ref sumB);
+        Exponentials(ref s.T3, scale, maxA, maxB, ref sumA, ref sumB);
+        Exponentials(ref s.T4, scale, maxA, maxB, ref sumA, ref sumB);
+        Exponentials(ref s.T5, scale, maxA, maxB, ref sumA, ref sumB);
+        Exponentials(ref s.T6, scale, maxA, maxB, ref sumA, ref sumB);
+        Exponentials(ref s.T7, scale, maxA, maxB, ref sumA, ref sumB);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Exponentials(ref MmaAccumulator s, float maxA, float maxB, ref float sumA, ref float sumB)
+    private static void Exponentials(ref MmaAccumulator s, float scale, float maxA, float maxB, ref float sumA, ref float sumB)
     {
-        s.C0 = Exp2(s.C0 - maxA);
-        s.C1 = Exp2(s.C1 - maxA);
-        s.C2 = Exp2(s.C2 - maxB);
-        s.C3 = Exp2(s.C3 - maxB);
+        s.C0 = Exp2(s.C0 * scale - maxA);
+        s.C1 = Exp2(s.C1 * scale - maxA);
+        s.C2 = Exp2(s.C2 * scale - maxB);
+        s.C3 = Exp2(s.C3 * scale - maxB);
         sumA += s.C0 + s.C1;
         sumB += s.C2 + s.C3;
     }
@@ -351,11 +356,12 @@ internal static partial class FlashMmaKernels
         acc.C1 *= alphaA;
         acc.C2 *= alphaB;
         acc.C3 *= alphaB;
-        int row = (8 * tile + g) * ValueStride + t; // B's column g is channel 8 tile + g, its rows keys 16 step + 2 t (+ 1) and + 8
-        WarpMma.Bf16(ref acc, p.K0, valueBlock[row], valueBlock[row + 4]);
-        WarpMma.Bf16(ref acc, p.K1, valueBlock[row + 8], valueBlock[row + 12]);
-        WarpMma.Bf16(ref acc, p.K2, valueBlock[row + 16], valueBlock[row + 20]);
-        WarpMma.Bf16(ref acc, p.K3, valueBlock[row + 24], valueBlock[row + 28]);
+        // B's column g is channel 8 tile + g, its rows keys 16 step + 2 t (+ 1) and + 8
+        var b = valueBlock.SubView((8 * tile + g) * ValueStride + t, 29);
+        WarpMma.Bf16(ref acc, p.K0, b[0], b[4]);
+        WarpMma.Bf16(ref acc, p.K1, b[8], b[12]);
+        WarpMma.Bf16(ref acc, p.K2, b[16], b[20]);
+        WarpMma.Bf16(ref acc, p.K3, b[24], b[28]);
     }
 
     /// <summary>A warp's 16 rows of an accumulator, row A times invA and row B times invB, into their head-major rows, where they exist.</summary>

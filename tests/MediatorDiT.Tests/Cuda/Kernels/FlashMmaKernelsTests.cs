@@ -67,9 +67,10 @@ public class FlashMmaKernelsTests(AcceleratorFixture device)
 
     /// <summary>
     /// (items, tokens, head width): one short row block and key block; two of each, the last short, at SiT-XL's 72 channels
-    /// (5 k-steps, the last half zeros, 9 channel tiles); the widest head (5 k-steps, 10 channel tiles).
+    /// (5 k-steps, the last half zeros, 9 channel tiles); the widest head (5 k-steps, 10 channel tiles); two full blocks
+    /// at SiT-S's 64 channels (no key masked anywhere: the unmasked path alone).
     /// </summary>
-    public static TheoryData<int, int, int> Shapes => new() { { 2, 9, 8 }, { 1, 80, 72 }, { 1, 20, 80 } };
+    public static TheoryData<int, int, int> Shapes => new() { { 2, 9, 8 }, { 1, 80, 72 }, { 1, 20, 80 }, { 1, 128, 64 } };
 
     [Theory]
     [MemberData(nameof(Shapes))]

@@ -11,7 +11,7 @@ namespace MediatorDiT.Tests.Cuda.Kernels;
 /// Every device kernel's PTX assembled for Hopper (sm_90) by NVIDIA's own assembler, without a GPU: what a card's
 /// driver does when the library loads a kernel, so PTX the driver would refuse fails here, and the assembler's report
 /// (registers, stack frame, spills) says what the fused attention kernels cost a multiprocessor before a card times
-/// them. ptxas comes from Debian's nvidia-cuda-toolkit (scripts/install-ptxas.sh, run by scripts/setup.sh): release
+/// them; nvdisasm, beside it, lists their machine code. ptxas comes from Debian's nvidia-cuda-toolkit (scripts/install-ptxas.sh, run by scripts/setup.sh): release
 /// 11.8, which reads PTX ISA 7.8 at most, so the kernels are compiled for ISA 7.8 here (ILGPU's PTX for these kernels
 /// differs between ISAs only in its .version line; a card's driver gets the ISA its version supports).
 /// </summary>
@@ -43,21 +43,72 @@ public class PtxAssemblyTests(ITestOutputHelper output)
         public int SpillLoads => Field(@"(\d+) bytes spill loads");
     }
 
-    private static Assembly Assemble(string ptxas, string ptx)
+    /// <summary>ptxas -arch=sm_90 -v on the PTX; the machine code goes to <paramref name="cubin"/> (or nowhere).</summary>
+    private static Assembly Assemble(string ptxas, string ptx, string? cubin = null)
     {
         string file = Path.Combine(Path.GetTempPath(), $"mdit-ptx-{Guid.NewGuid():N}.ptx");
         File.WriteAllText(file, ptx);
         try
         {
-            var start = new ProcessStartInfo(ptxas) { RedirectStandardError = true, RedirectStandardOutput = true };
-            foreach (string argument in new[] { "-arch=sm_90", "-v", file, "-o", "/dev/null" }) start.ArgumentList.Add(argument);
-            using var process = Process.Start(start)!;
-            var errors = process.StandardError.ReadToEndAsync();
-            string messages = process.StandardOutput.ReadToEnd();
-            process.WaitForExit();
-            return new Assembly(process.ExitCode, messages + errors.Result);
+            var (exitCode, messages) = Run(ptxas, "-arch=sm_90", "-v", file, "-o", cubin ?? "/dev/null");
+            return new Assembly(exitCode, messages);
         }
         finally { File.Delete(file); }
+    }
+
+    private static (int ExitCode, string Output) Run(string program, params string[] arguments)
+    {
+        var start = new ProcessStartInfo(program) { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (string argument in arguments) start.ArgumentList.Add(argument);
+        using var process = Process.Start(start)!;
+        var errors = process.StandardError.ReadToEndAsync();
+        string output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        return (process.ExitCode, output + errors.Result);
+    }
+
+    /// <summary>
+    /// The kernel's machine instructions (nvdisasm of the cubin) as (address, mnemonic without modifiers or predicate,
+    /// whole text), in order; a branch's label is replaced by its target's address.
+    /// </summary>
+    private static List<(long Address, string Mnemonic, string Text)> MachineCode(string cubin)
+    {
+        string nvdisasm = Path.Combine(Path.GetDirectoryName(Ptxas())!, "nvdisasm") is var beside && File.Exists(beside) ? beside : "nvdisasm";
+        var (exitCode, sass) = Run(nvdisasm, cubin);
+        Assert.True(exitCode == 0, $"nvdisasm failed ({exitCode}): {sass}");
+        var code = new List<(long, string, string)>();
+        var labels = new Dictionary<string, long>();
+        var pending = new List<string>();
+        foreach (Match m in Regex.Matches(sass, @"^(\.L_x_\d+):|/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z0-9_]+)[^;]*;", RegexOptions.Multiline))
+        {
+            if (m.Groups[1].Success) { pending.Add(m.Groups[1].Value); continue; }
+            long address = Convert.ToInt64(m.Groups[2].Value, 16);
+            foreach (string label in pending) labels[label] = address;
+            pending.Clear();
+            code.Add((address, m.Groups[3].Value, m.Value));
+        }
+        return code.Select(i => Regex.Match(i.Item3, @"`\((\.L_x_\d+)\)") is { Success: true } l && labels.TryGetValue(l.Groups[1].Value, out long to)
+            ? (i.Item1, i.Item2, i.Item3.Replace(l.Value, $"0x{to:x}", StringComparison.Ordinal)) : i).ToList();
+    }
+
+    /// <summary>
+    /// The instructions of the innermost loop that holds every tensor-core instruction (the walk over the other side's
+    /// blocks): from a backward branch's target to the branch, the shortest such span; its staging loops counted once.
+    /// </summary>
+    private static List<(long Address, string Mnemonic, string Text)> MainLoop(List<(long Address, string Mnemonic, string Text)> code)
+    {
+        long first = code.First(i => i.Mnemonic == "HMMA").Address, last = code.Last(i => i.Mnemonic == "HMMA").Address;
+        List<(long, string, string)>? best = null;
+        foreach (var (address, mnemonic, text) in code)
+        {
+            if (mnemonic != "BRA" || Regex.Match(text, @"0x([0-9a-f]+)") is not { Success: true } target) continue;
+            long to = Convert.ToInt64(target.Groups[1].Value, 16);
+            if (to >= address || to > first || address < last) continue;
+            var span = code.Where(i => i.Address >= to && i.Address <= address).ToList();
+            if (best is null || span.Count < best.Count) best = span;
+        }
+        Assert.NotNull(best);
+        return best!;
     }
 
     /// <summary>The PTX the library hands the driver: the fused kernels' after <see cref="InlineOperandSlots"/>, the others' as compiled.</summary>
@@ -89,17 +140,28 @@ public class PtxAssemblyTests(ITestOutputHelper output)
     public void FusedAttentionKernels_AsLoaded_NeedNoStackFrame_AndSpillNothing(string name)
     {
         // Each lane holds its fragments for the widest head in registers (FlashMmaKernels.MaxHeadDim): at most 255 a
-        // thread, nothing spilled, and no stack frame, which with ILGPU's operand slots in local memory is 2.5 to 3.5 KB.
+        // thread, nothing spilled, and no stack frame (with ILGPU's operand slots in local memory, 2.6 to 3.7 KB).
         string ptxas = Ptxas();
         using var context = PtxCompilationTests.PtxContext();
         using var backend = PtxCompilationTests.Backend(context, CudaInstructionSet.ISA_78);
         var compiled = PtxCompilationTests.Compile(backend, typeof(FlashMmaKernels).GetMethod(name)!);
-        var loaded = Assemble(ptxas, LoadedPtx(compiled));
+        string cubin = Path.Combine(Path.GetTempPath(), $"mdit-{name}-{Guid.NewGuid():N}.cubin");
+        string ptx = LoadedPtx(compiled);
+        var loaded = Assemble(ptxas, ptx, cubin);
         var ilgpus = Assemble(ptxas, compiled.PTXAssembly);
+        List<(long Address, string Mnemonic, string Text)> code;
+        try { code = loaded.ExitCode == 0 ? MachineCode(cubin) : []; }
+        finally { File.Delete(cubin); }
         output.WriteLine($"{name} as loaded: {loaded.Registers} registers, stack frame {loaded.StackFrame} bytes, spills {loaded.SpillStores}/{loaded.SpillLoads} bytes");
         output.WriteLine($"{name} as ILGPU compiles it: {ilgpus.Registers} registers, stack frame {ilgpus.StackFrame} bytes, spills {ilgpus.SpillStores}/{ilgpus.SpillLoads} bytes");
 
         Assert.Equal(0, loaded.ExitCode);
+        // Every mma.sync became one HMMA.16816.F32.BF16; the main loop's instruction mix says what else a warp issues
+        // per block (an issue-bound estimate until a card times it: docs/GPU.md).
+        Assert.Equal(ptx.Split("mma.sync.aligned.m16n8k16").Length - 1, code.Count(i => i.Text.Contains("HMMA.16816.F32.BF16", StringComparison.Ordinal)));
+        var loop = MainLoop(code);
+        output.WriteLine($"{name}: {code.Count} machine instructions; main loop {loop.Count}, of them " +
+            string.Join(", ", loop.GroupBy(i => i.Mnemonic).OrderByDescending(m => m.Count()).Take(10).Select(m => $"{m.Key} {m.Count()}")));
         Assert.Equal(0, loaded.StackFrame);
         Assert.Equal(0, loaded.SpillStores);
         Assert.Equal(0, loaded.SpillLoads);

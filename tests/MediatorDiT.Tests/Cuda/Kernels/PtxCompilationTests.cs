@@ -90,22 +90,24 @@ public class PtxCompilationTests
     }
 
     [Theory]
-    [InlineData("Forward", 8 * 5 + 10 * 4, 8 * 4 + 2)] // S: 8 key tiles x 5 k-steps; P V: 10 channel tiles x 4 key steps; 32 exponentials a lane and 2 corrections
-    [InlineData("BackwardKeys", 4 * 5 * 2 + 10 * 2 * 2, 4 * 4)] // S^T and dP^T: 4 query tiles x 5 k-steps; dV and dK: 10 channel tiles x 2 query steps
-    [InlineData("BackwardQueries", 4 * 5 * 2 + 10 * 2, 4 * 4)] // S and dP: 4 key tiles x 5 k-steps; dQ: 10 channel tiles x 2 key steps
-    public void FlashKernels_IssueTheTensorCoreInstruction_AndKeepTheirFragmentsInRegisters(string name, int mmas, int exponentials)
+    // Packs: each operand fragment made from accumulators (P, or P^T and dS^T, or dS) is 4 cvt.rn.bf16x2 of 2 values.
+    [InlineData("Forward", 8 * 5 + 10 * 4, 8 * 4 + 2, 4 * 4)] // S: 8 key tiles x 5 k-steps; P V: 10 channel tiles x 4 key steps; 32 exponentials a lane and 2 corrections; P's 4 fragments
+    [InlineData("BackwardKeys", 4 * 5 * 2 + 10 * 2 * 2, 4 * 4, 2 * 2 * 4)] // S^T and dP^T: 4 query tiles x 5 k-steps; dV and dK: 10 channel tiles x 2 query steps; P^T's and dS^T's 2 fragments
+    [InlineData("BackwardQueries", 4 * 5 * 2 + 10 * 2, 4 * 4, 2 * 4)] // S and dP: 4 key tiles x 5 k-steps; dQ: 10 channel tiles x 2 key steps; dS's 2 fragments
+    public void FlashKernels_IssueTheTensorCoreInstruction_AndKeepTheirFragmentsInRegisters(string name, int mmas, int exponentials, int packs)
     {
         // The fragments (operands, logits, accumulators) are struct fields written out tile by tile (ILGPU does not
         // unroll loops): any of them indexed at run time would be a local array. The only local memory is ILGPU's one
         // 4-byte slot per operand of each inline instruction (an mma's 4 accumulators and 6 operand registers, an ex2's
-        // 2), which the library moves into registers before the driver sees the PTX (InlineOperandSlotsTests).
+        // 2, a cvt's 3), which the library moves into registers before the driver sees the PTX (InlineOperandSlotsTests).
         using var context = PtxContext();
         using var backend = Backend(context, CudaInstructionSet.ISA_88);
         string ptx = Compile(backend, typeof(MediatorDiT.Cuda.Kernels.FlashMmaKernels).GetMethod(name)!).PTXAssembly;
         Assert.Equal(mmas, ptx.Split("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32").Length - 1);
         Assert.Equal(exponentials, ptx.Split("ex2.approx.ftz.f32").Length - 1);
+        Assert.Equal(packs, ptx.Split("cvt.rn.bf16x2.f32").Length - 1);
         var locals = System.Text.RegularExpressions.Regex.Matches(ptx, @"\.local \.align \d+ \.b8 __local_depot\d+\[(\d+)\]");
-        Assert.Equal(10 * mmas + 2 * exponentials, locals.Count);
+        Assert.Equal(10 * mmas + 2 * exponentials + 3 * packs, locals.Count);
         Assert.All(locals, local => Assert.Equal("4", local.Groups[1].Value));
         Assert.Equal(locals.Count, System.Text.RegularExpressions.Regex.Matches(ptx, @"\.local ").Count);
         Assert.Matches(@"\.target sm_(8\d|9\d)", ptx);
