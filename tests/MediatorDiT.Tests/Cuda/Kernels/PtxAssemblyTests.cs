@@ -115,8 +115,15 @@ public class PtxAssemblyTests(ITestOutputHelper output)
     private static string LoadedPtx(PTXCompiledKernel compiled) =>
         compiled.SourceMethod.DeclaringType == typeof(FlashMmaKernels) ? InlineOperandSlots.InRegisters(compiled).PTXAssembly : compiled.PTXAssembly;
 
+    /// <summary>
+    /// The thread-per-row full-attention kernels, kept as the references the fused and tiled paths are tested against:
+    /// a thread's row of scores or gradients is a local array. Every other kernel must need no local memory at all.
+    /// </summary>
+    private static readonly HashSet<string> ReferencesWithLocalRows =
+        ["AttentionKernels.FlashAttention", "AttentionBackwardKernels.FullAttentionQueryGradient", "AttentionBackwardKernels.FullAttentionKeyValueGradient"];
+
     [Fact]
-    public void EveryKernelAssemblesForHopper()
+    public void EveryKernelAssemblesForHopper_WithoutSpills_AndLocalMemoryOnlyInTheReferences()
     {
         string ptxas = Ptxas();
         using var context = PtxCompilationTests.PtxContext();
@@ -128,9 +135,10 @@ public class PtxAssemblyTests(ITestOutputHelper output)
         {
             var result = Assemble(ptxas, LoadedPtx(PtxCompilationTests.Compile(backend, kernel)));
             if (result.ExitCode != 0) failures.Add($"{PtxCompilationTests.Name(kernel)}: ptxas exit {result.ExitCode}: {result.Messages.Trim()}");
-            else if (result.SpillStores > 0) output.WriteLine($"{PtxCompilationTests.Name(kernel)}: {result.SpillStores} bytes spilled");
+            else if (result.SpillStores > 0 || result.StackFrame > 0 && !ReferencesWithLocalRows.Contains(PtxCompilationTests.Name(kernel)))
+                failures.Add($"{PtxCompilationTests.Name(kernel)}: stack frame {result.StackFrame} bytes, {result.SpillStores} bytes spilled, {result.Registers} registers");
         }
-        Assert.True(failures.Count == 0, $"{failures.Count} of {kernels.Length} kernels do not assemble for sm_90:\n" + string.Join("\n", failures));
+        Assert.True(failures.Count == 0, $"{failures.Count} of {kernels.Length} kernels do not assemble for sm_90, or spill, or keep local memory:\n" + string.Join("\n", failures));
     }
 
     [Theory]
