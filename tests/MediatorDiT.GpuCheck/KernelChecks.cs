@@ -33,17 +33,22 @@ internal static unsafe class KernelChecks
         }
         foreach (string name in new[] { nameof(FlashMmaKernels.Forward), nameof(FlashMmaKernels.BackwardKeys), nameof(FlashMmaKernels.BackwardQueries) })
         {
-            var method = typeof(FlashMmaKernels).GetMethod(name)!;
-            using var kernel = (CudaKernel)InlineOperandSlots.Load(device.Accelerator, method);
-            using var ilgpus = (CudaKernel)device.Accelerator.LoadKernel(method);
-            entry[name] = new JsonObject
+            var heads = new JsonObject();
+            foreach (var head in FlashHeads.All) // compiled for any head width, and for 64 and 72 channels (SiT-S/2's and SiT-XL/2's)
             {
-                ["registers_per_thread"] = Attribute(kernel.FunctionPtr, NumRegs),
-                ["local_bytes_per_thread"] = Attribute(kernel.FunctionPtr, LocalSizeBytes),
-                ["shared_bytes_per_group"] = Attribute(kernel.FunctionPtr, SharedSizeBytes),
-                ["local_bytes_per_thread_with_ilgpus_slots"] = Attribute(ilgpus.FunctionPtr, LocalSizeBytes),
-                ["registers_per_thread_with_ilgpus_slots"] = Attribute(ilgpus.FunctionPtr, NumRegs),
-            };
+                var method = FlashMmaKernels.Instance(name, head);
+                using var kernel = (CudaKernel)InlineOperandSlots.Load(device.Accelerator, method);
+                using var ilgpus = (CudaKernel)device.Accelerator.LoadKernel(method);
+                heads[head.Name] = new JsonObject
+                {
+                    ["registers_per_thread"] = Attribute(kernel.FunctionPtr, NumRegs),
+                    ["local_bytes_per_thread"] = Attribute(kernel.FunctionPtr, LocalSizeBytes),
+                    ["shared_bytes_per_group"] = Attribute(kernel.FunctionPtr, SharedSizeBytes),
+                    ["local_bytes_per_thread_with_ilgpus_slots"] = Attribute(ilgpus.FunctionPtr, LocalSizeBytes),
+                    ["registers_per_thread_with_ilgpus_slots"] = Attribute(ilgpus.FunctionPtr, NumRegs),
+                };
+            }
+            entry[name] = heads;
         }
         entry["note"] = "cuFuncGetAttribute on the fused attention kernels as the library loads them (local bytes 0: no operand goes through memory) and as ILGPU alone compiles them (each inline-instruction operand in a 4-byte local slot)";
     }

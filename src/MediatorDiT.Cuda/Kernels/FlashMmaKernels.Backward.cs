@@ -25,8 +25,10 @@ internal static partial class FlashMmaKernels
     /// dK (items, N, hd) = s dS^T Q and dV = P^T dO (see the class): group i = item keyBlocks + block of 64 keys, 4 warps
     /// of 16 keys; each warp's logits are S^T = K Q^T (its keys the rows), so P^T and dS^T are operand fragments as made.
     /// </summary>
-    public static void BackwardKeys(ArrayView<ushort> q, ArrayView<ushort> k, ArrayView<ushort> v, ArrayView<ushort> dO, ArrayView<float> lse,
+    /// <typeparam name="THead">The head width compiled for (<see cref="IFlashHead"/>; <paramref name="headDim"/> must be it where it is a constant).</typeparam>
+    public static void BackwardKeys<THead>(ArrayView<ushort> q, ArrayView<ushort> k, ArrayView<ushort> v, ArrayView<ushort> dO, ArrayView<float> lse,
         ArrayView<float> delta, ArrayView<float> dk, ArrayView<float> dv, int tokens, int headDim, int keyBlocks, float scale)
+        where THead : struct, IFlashHead
     {
         var queryRows = SharedMemory.Allocate<uint>(BackwardBlock * RowStride);
         var gradientRows = SharedMemory.Allocate<uint>(BackwardBlock * RowStride);
@@ -36,7 +38,7 @@ internal static partial class FlashMmaKernels
         var deltas = SharedMemory.Allocate<float>(BackwardBlock);
         int item = Grid.IdxX / keyBlocks, keyBlock = Grid.IdxX % keyBlocks;
         int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3, thread = Group.IdxX;
-        int n = tokens, hd = headDim, pairs = hd / 2, kSteps = (hd + 15) / 16, channelTiles = (hd + 7) / 8;
+        int n = tokens, hd = default(THead).Width(headDim), pairs = hd / 2, kSteps = (hd + 15) / 16, channelTiles = (hd + 7) / 8;
         long itemBase = (long)item * n * hd;
         int keyA = keyBlock * Rows + Warp.WarpIdx * 16 + g, keyB = keyA + 8;
         float scale2 = scale * Log2E;
@@ -80,15 +82,17 @@ internal static partial class FlashMmaKernels
     /// dQ (items, N, hd) = s dS K (see the class): group i = item rowBlocks + block of 64 queries, 4 warps of 16 rows;
     /// each warp's logits are S = Q K^T, with its rows' lse and delta in registers.
     /// </summary>
-    public static void BackwardQueries(ArrayView<ushort> q, ArrayView<ushort> k, ArrayView<ushort> v, ArrayView<ushort> dO, ArrayView<float> lse,
+    /// <typeparam name="THead">The head width compiled for (<see cref="IFlashHead"/>; <paramref name="headDim"/> must be it where it is a constant).</typeparam>
+    public static void BackwardQueries<THead>(ArrayView<ushort> q, ArrayView<ushort> k, ArrayView<ushort> v, ArrayView<ushort> dO, ArrayView<float> lse,
         ArrayView<float> delta, ArrayView<float> dq, int tokens, int headDim, int rowBlocks, float scale)
+        where THead : struct, IFlashHead
     {
         var keyRows = SharedMemory.Allocate<uint>(BackwardBlock * RowStride);
         var valueRows = SharedMemory.Allocate<uint>(BackwardBlock * RowStride);
         var keyColumns = SharedMemory.Allocate<uint>(MaxHeadDim * BackwardColumnStride);
         int item = Grid.IdxX / rowBlocks, rowBlock = Grid.IdxX % rowBlocks;
         int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3, thread = Group.IdxX;
-        int n = tokens, hd = headDim, pairs = hd / 2, kSteps = (hd + 15) / 16, channelTiles = (hd + 7) / 8;
+        int n = tokens, hd = default(THead).Width(headDim), pairs = hd / 2, kSteps = (hd + 15) / 16, channelTiles = (hd + 7) / 8;
         long itemBase = (long)item * n * hd;
         int rowA = rowBlock * Rows + Warp.WarpIdx * 16 + g, rowB = rowA + 8;
         float scale2 = scale * Log2E;

@@ -26,11 +26,15 @@ namespace MediatorDiT.Cuda.Kernels;
 internal static partial class FlashMmaKernels
 {
     /// <summary>
-    /// The widest head: 5 k-steps of 16 channels, 10 tiles of 8. Every fragment a lane holds is a register for the
-    /// widest head whatever the head (the tiles past it are skipped at run time), so the limit sets the kernels'
-    /// registers: SiT's and DiT's heads are 64 and 72 channels.
+    /// The widest head: 5 k-steps of 16 channels, 10 tiles of 8. Compiled for any width (<see cref="AnyFlashHead"/>), a lane
+    /// holds the widest head's fragments whatever the head (the tiles past it are skipped at run time), so the limit
+    /// sets that kernel's registers; SiT's and DiT's 64 and 72 channels have kernels of their own (<see cref="FlashHeads"/>).
     /// </summary>
     public const int MaxHeadDim = 80;
+
+    /// <summary>Kernel <paramref name="name"/> (<see cref="Forward"/>, <see cref="BackwardKeys"/>, <see cref="BackwardQueries"/>) compiled for head type <paramref name="head"/> (<see cref="FlashHeads"/>).</summary>
+    public static System.Reflection.MethodInfo Instance(string name, Type head) =>
+        (typeof(FlashMmaKernels).GetMethod(name) ?? throw new ArgumentException($"FlashMmaKernels has no kernel {name}", nameof(name))).MakeGenericMethod(head);
 
     /// <summary>Whether the kernels take heads of <paramref name="headDim"/> channels: even (channel pairs fill a register) and at most <see cref="MaxHeadDim"/>.</summary>
     public static bool TakesHead(int headDim) => headDim > 0 && headDim % 2 == 0 && headDim <= MaxHeadDim;
@@ -43,14 +47,16 @@ internal static partial class FlashMmaKernels
     /// <summary>
     /// The kernel (see the class): groups of <see cref="Warps"/> warps of 32 lanes, group i = item rowBlocks + row block.
     /// </summary>
-    public static void Forward(ArrayView<ushort> q, ArrayView<ushort> k, ArrayView<ushort> v, ArrayView<float> o, ArrayView<float> lse,
+    /// <typeparam name="THead">The head width compiled for (<see cref="IFlashHead"/>; <paramref name="headDim"/> must be it where it is a constant).</typeparam>
+    public static void Forward<THead>(ArrayView<ushort> q, ArrayView<ushort> k, ArrayView<ushort> v, ArrayView<float> o, ArrayView<float> lse,
         int tokens, int headDim, int rowBlocks, float scale)
+        where THead : struct, IFlashHead
     {
         var keyBlock = SharedMemory.Allocate<uint>(Keys * RowStride);
         var valueBlock = SharedMemory.Allocate<uint>(MaxHeadDim * ValueStride);
         int item = Grid.IdxX / rowBlocks, rowBlock = Grid.IdxX % rowBlocks;
         int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3, thread = Group.IdxX;
-        int n = tokens, hd = headDim, pairs = hd / 2, kSteps = (hd + 15) / 16, channelTiles = (hd + 7) / 8;
+        int n = tokens, hd = default(THead).Width(headDim), pairs = hd / 2, kSteps = (hd + 15) / 16, channelTiles = (hd + 7) / 8;
         long itemBase = (long)item * n * hd;
         int rowA = rowBlock * Rows + Warp.WarpIdx * 16 + g, rowB = rowA + 8;
 

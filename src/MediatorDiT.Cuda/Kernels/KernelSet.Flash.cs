@@ -1,17 +1,23 @@
 using ILGPU;
 using ILGPU.Runtime;
+using FlashForwardLauncher = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<ushort>, ILGPU.ArrayView<ushort>,
+    ILGPU.ArrayView<ushort>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, int, int, int, float>;
+using FlashKeysLauncher = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<ushort>, ILGPU.ArrayView<ushort>,
+    ILGPU.ArrayView<ushort>, ILGPU.ArrayView<ushort>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>,
+    int, int, int, float>;
+using FlashQueriesLauncher = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<ushort>, ILGPU.ArrayView<ushort>,
+    ILGPU.ArrayView<ushort>, ILGPU.ArrayView<ushort>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, int, int, int, float>;
 
 namespace MediatorDiT.Cuda.Kernels;
 
 /// <summary>The launchers of <see cref="FlashMmaKernels"/>, full attention's fused forward and backward on the tensor cores.</summary>
 internal sealed partial class KernelSet
 {
-    // Loaded with their inline-operand slots in registers (InlineOperandSlots), on the default stream as every other kernel.
-    private Action<AcceleratorStream, KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, int, int, int, float>? _flashMma;
-    private Action<AcceleratorStream, KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, ArrayView<float>, int, int, int, float>? _flashKeys;
-    private Action<AcceleratorStream, KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, int, int, int, float>? _flashQueries;
+    // Per head type (FlashHeads.All's order), loaded with their inline-operand slots in registers (InlineOperandSlots), on
+    // the default stream as every other kernel.
+    private readonly FlashForwardLauncher?[] _flashMma = new FlashForwardLauncher?[FlashHeads.All.Length];
+    private readonly FlashKeysLauncher?[] _flashKeys = new FlashKeysLauncher?[FlashHeads.All.Length];
+    private readonly FlashQueriesLauncher?[] _flashQueries = new FlashQueriesLauncher?[FlashHeads.All.Length];
 
     /// <summary>
     /// Whether the fused attention kernels (<see cref="FlashForward"/>, <see cref="FlashBackward"/>) run here: warps of 32
@@ -34,8 +40,9 @@ internal sealed partial class KernelSet
         long e = (long)items * tokens * headDim;
         Check(q.Length >= e && k.Length >= e && v.Length >= e && o.Length >= e, "q, k, v or o is shorter than items x N x hd");
         Check(lse.Length >= (long)items * tokens, "lse is shorter than items x N");
-        (_flashMma ??= LoadFlash<Action<AcceleratorStream, KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>,
-            int, int, int, float>>(nameof(FlashMmaKernels.Forward)))(_accelerator.DefaultStream, launch, q, k, v, o, lse, tokens, headDim, blocks, scale);
+        int head = FlashHeads.IndexFor(headDim);
+        (_flashMma[head] ??= LoadFlash<FlashForwardLauncher>(nameof(FlashMmaKernels.Forward), head))(
+            _accelerator.DefaultStream, launch, q, k, v, o, lse, tokens, headDim, blocks, scale);
     }
 
     /// <summary>
@@ -53,20 +60,20 @@ internal sealed partial class KernelSet
         Check(dq.Length >= e && dk.Length >= e && dv.Length >= e, "dq, dk or dv is shorter than items x N x hd");
         Check(lse.Length >= (long)items * tokens && delta.Length >= (long)items * tokens, "lse or delta is shorter than items x N");
         var stream = _accelerator.DefaultStream;
-        (_flashKeys ??= LoadFlash<Action<AcceleratorStream, KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float>>(nameof(FlashMmaKernels.BackwardKeys)))(
+        int head = FlashHeads.IndexFor(headDim);
+        (_flashKeys[head] ??= LoadFlash<FlashKeysLauncher>(nameof(FlashMmaKernels.BackwardKeys), head))(
             stream, launch, q, k, v, dO, lse, delta, dk, dv, tokens, headDim, blocks, scale);
-        (_flashQueries ??= LoadFlash<Action<AcceleratorStream, KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, int, int, int, float>>(nameof(FlashMmaKernels.BackwardQueries)))(
+        (_flashQueries[head] ??= LoadFlash<FlashQueriesLauncher>(nameof(FlashMmaKernels.BackwardQueries), head))(
             stream, launch, q, k, v, dO, lse, delta, dq, tokens, headDim, blocks, scale);
     }
 
     /// <summary>
-    /// One of <see cref="FlashMmaKernels"/>' kernels loaded by <see cref="InlineOperandSlots.Load"/>: on a card, each
-    /// tensor-core instruction's and exponential's operands in registers rather than in ILGPU's local-memory slots.
+    /// One of <see cref="FlashMmaKernels"/>' kernels for head type <c>FlashHeads.All[head]</c>, loaded by
+    /// <see cref="InlineOperandSlots.Load"/>: on a card, each inline instruction's operands in registers rather than in
+    /// ILGPU's local-memory slots.
     /// </summary>
-    private TLauncher LoadFlash<TLauncher>(string kernel) where TLauncher : Delegate =>
-        InlineOperandSlots.Load(_accelerator, typeof(FlashMmaKernels).GetMethod(kernel)!).CreateLauncherDelegate<TLauncher>();
+    private TLauncher LoadFlash<TLauncher>(string kernel, int head) where TLauncher : Delegate =>
+        InlineOperandSlots.Load(_accelerator, FlashMmaKernels.Instance(kernel, FlashHeads.All[head])).CreateLauncherDelegate<TLauncher>();
 
     /// <summary>
     /// The fused kernels' launch over items x N: one group of <see cref="FlashMmaKernels.Warps"/> warps per (item, block

@@ -102,7 +102,7 @@ public class InlineOperandSlotsTests
     {
         using var context = PtxCompilationTests.PtxContext();
         using var backend = PtxCompilationTests.Backend(context, CudaInstructionSet.ISA_88);
-        var compiled = PtxCompilationTests.Compile(backend, typeof(FlashMmaKernels).GetMethod(name)!);
+        var compiled = PtxCompilationTests.Compile(backend, FlashMmaKernels.Instance(name, typeof(AnyFlashHead)));
         var loaded = InlineOperandSlots.InRegisters(compiled);
 
         string before = compiled.PTXAssembly, after = loaded.PTXAssembly;

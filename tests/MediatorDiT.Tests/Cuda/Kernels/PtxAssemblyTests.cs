@@ -141,34 +141,41 @@ public class PtxAssemblyTests(ITestOutputHelper output)
         Assert.True(failures.Count == 0, $"{failures.Count} of {kernels.Length} kernels do not assemble for sm_90, or spill, or keep local memory:\n" + string.Join("\n", failures));
     }
 
+    /// <summary>Each fused kernel with each head type (<see cref="FlashHeads.All"/>).</summary>
+    public static TheoryData<string, string> FusedKernels()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (string name in new[] { nameof(FlashMmaKernels.Forward), nameof(FlashMmaKernels.BackwardKeys), nameof(FlashMmaKernels.BackwardQueries) })
+            foreach (var head in FlashHeads.All) data.Add(name, head.Name);
+        return data;
+    }
+
     [Theory]
-    [InlineData(nameof(FlashMmaKernels.Forward))]
-    [InlineData(nameof(FlashMmaKernels.BackwardKeys))]
-    [InlineData(nameof(FlashMmaKernels.BackwardQueries))]
-    public void FusedAttentionKernels_AsLoaded_NeedNoStackFrame_AndSpillNothing(string name)
+    [MemberData(nameof(FusedKernels))]
+    public void FusedAttentionKernels_AsLoaded_NeedNoStackFrame_AndSpillNothing(string name, string head)
     {
         // Each lane holds its fragments for the widest head in registers (FlashMmaKernels.MaxHeadDim): at most 255 a
         // thread, nothing spilled, and no stack frame (with ILGPU's operand slots in local memory, 2.6 to 3.7 KB).
         string ptxas = Ptxas();
         using var context = PtxCompilationTests.PtxContext();
         using var backend = PtxCompilationTests.Backend(context, CudaInstructionSet.ISA_78);
-        var compiled = PtxCompilationTests.Compile(backend, typeof(FlashMmaKernels).GetMethod(name)!);
-        string cubin = Path.Combine(Path.GetTempPath(), $"mdit-{name}-{Guid.NewGuid():N}.cubin");
+        var compiled = PtxCompilationTests.Compile(backend, FlashMmaKernels.Instance(name, FlashHeads.All.Single(h => h.Name == head)));
+        string cubin = Path.Combine(Path.GetTempPath(), $"mdit-{name}-{head}-{Guid.NewGuid():N}.cubin");
         string ptx = LoadedPtx(compiled);
         var loaded = Assemble(ptxas, ptx, cubin);
         var ilgpus = Assemble(ptxas, compiled.PTXAssembly);
         List<(long Address, string Mnemonic, string Text)> code;
         try { code = loaded.ExitCode == 0 ? MachineCode(cubin) : []; }
         finally { File.Delete(cubin); }
-        output.WriteLine($"{name} as loaded: {loaded.Registers} registers, stack frame {loaded.StackFrame} bytes, spills {loaded.SpillStores}/{loaded.SpillLoads} bytes");
-        output.WriteLine($"{name} as ILGPU compiles it: {ilgpus.Registers} registers, stack frame {ilgpus.StackFrame} bytes, spills {ilgpus.SpillStores}/{ilgpus.SpillLoads} bytes");
+        output.WriteLine($"{name}<{head}> as loaded: {loaded.Registers} registers, stack frame {loaded.StackFrame} bytes, spills {loaded.SpillStores}/{loaded.SpillLoads} bytes");
+        output.WriteLine($"{name}<{head}> as ILGPU compiles it: {ilgpus.Registers} registers, stack frame {ilgpus.StackFrame} bytes, spills {ilgpus.SpillStores}/{ilgpus.SpillLoads} bytes");
 
         Assert.Equal(0, loaded.ExitCode);
         // Every mma.sync became one HMMA.16816.F32.BF16; the main loop's instruction mix says what else a warp issues
         // per block (an issue-bound estimate until a card times it: docs/GPU.md).
         Assert.Equal(ptx.Split("mma.sync.aligned.m16n8k16").Length - 1, code.Count(i => i.Text.Contains("HMMA.16816.F32.BF16", StringComparison.Ordinal)));
         var loop = MainLoop(code);
-        output.WriteLine($"{name}: {code.Count} machine instructions; main loop {loop.Count}, of them " +
+        output.WriteLine($"{name}<{head}>: {code.Count} machine instructions; main loop {loop.Count}, of them " +
             string.Join(", ", loop.GroupBy(i => i.Mnemonic).OrderByDescending(m => m.Count()).Take(10).Select(m => $"{m.Key} {m.Count()}")));
         Assert.Equal(0, loaded.StackFrame);
         Assert.Equal(0, loaded.SpillStores);

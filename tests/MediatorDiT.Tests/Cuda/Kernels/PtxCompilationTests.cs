@@ -4,6 +4,7 @@ using ILGPU.Backends.EntryPoints;
 using ILGPU.Backends.PTX;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
+using MediatorDiT.Cuda.Kernels;
 
 namespace MediatorDiT.Tests.Cuda.Kernels;
 
@@ -27,9 +28,17 @@ public class PtxCompilationTests
 
     private static Type Format(string name) => typeof(MediatorDiT.Cuda.Blas.IlgpuGemm).Assembly.GetType("MediatorDiT.Cuda." + name, throwOnError: true)!;
 
-    /// <summary>Every instantiation of a generic kernel whose type parameters come in (element, format) pairs that satisfy its constraints.</summary>
+    /// <summary>
+    /// Every instantiation of a generic kernel: the fused attention kernels once per head type (<see cref="FlashHeads.All"/>);
+    /// the others, whose type parameters come in (element, format) pairs, with every pairing their constraints accept.
+    /// </summary>
     private static IEnumerable<MethodInfo> Instantiations(MethodInfo method)
     {
+        if (method.GetGenericArguments() is [var head] && head.GetGenericParameterConstraints().Contains(typeof(IFlashHead)))
+        {
+            foreach (var type in FlashHeads.All) yield return method.MakeGenericMethod(type);
+            yield break;
+        }
         int pairs = method.GetGenericArguments().Length / 2;
         IEnumerable<Type[]> lists = [[]];
         for (int i = 0; i < pairs; i++) lists = lists.SelectMany(list => Formats.Select(f => (Type[])[.. list, f.Element, f.Format]));
@@ -102,7 +111,8 @@ public class PtxCompilationTests
         // 2, a cvt's 3), which the library moves into registers before the driver sees the PTX (InlineOperandSlotsTests).
         using var context = PtxContext();
         using var backend = Backend(context, CudaInstructionSet.ISA_88);
-        string ptx = Compile(backend, typeof(MediatorDiT.Cuda.Kernels.FlashMmaKernels).GetMethod(name)!).PTXAssembly;
+        // For any head width (AnyFlashHead): every fragment of the widest head, each behind its run-time test.
+        string ptx = Compile(backend, FlashMmaKernels.Instance(name, typeof(AnyFlashHead))).PTXAssembly;
         Assert.Equal(mmas, ptx.Split("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32").Length - 1);
         Assert.Equal(exponentials, ptx.Split("ex2.approx.ftz.f32").Length - 1);
         Assert.Equal(packs, ptx.Split("cvt.rn.bf16x2.f32").Length - 1);
