@@ -3,8 +3,8 @@ namespace MediatorDiT.Cuda.Kernels;
 /// <summary>
 /// The head width a fused attention kernel (<see cref="FlashMmaKernels"/>) is compiled for, as its type argument. With
 /// the width a constant, the compiler drops the k-steps and channel tiles past it and their run-time tests and folds
-/// the bounds: at SiT-S's 64 channels a forward block is 596 instructions where the kernel for any width takes 836
-/// (ptxas 11.8, docs/GPU.md). <see cref="For"/> picks the type for a width.
+/// the bounds: at SiT-S's 64 channels a forward block is 553 instructions where the kernel for any width takes 700
+/// (ptxas 11.8, docs/GPU.md). <see cref="FlashHeads.For"/> picks the type for a width.
 /// </summary>
 internal interface IFlashHead
 {

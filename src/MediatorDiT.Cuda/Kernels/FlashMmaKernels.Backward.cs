@@ -19,7 +19,7 @@ internal static partial class FlashMmaKernels
 {
     /// <summary>The rows of the other side staged at a time in the backward (queries for dK and dV, keys for dQ).</summary>
     public const int BackwardBlock = 32;
-    private const int BackwardColumnStride = BackwardBlock / 2 + 4;
+    private const int BackwardColumnStride = BackwardBlock / 2 + 8; // 8 mod 32 registers: see RowStride
 
     /// <summary>
     /// dK (items, N, hd) = s dS^T Q and dV = P^T dO (see the class): group i = item keyBlocks + block of 64 keys, 4 warps
@@ -30,10 +30,10 @@ internal static partial class FlashMmaKernels
         ArrayView<float> delta, ArrayView<float> dk, ArrayView<float> dv, int tokens, int headDim, int keyBlocks, float scale)
         where THead : struct, IFlashHead
     {
-        var queryRows = SharedMemory.Allocate<uint>(BackwardBlock * RowStride);
-        var gradientRows = SharedMemory.Allocate<uint>(BackwardBlock * RowStride);
-        var queryColumns = SharedMemory.Allocate<uint>(MaxHeadDim * BackwardColumnStride);
-        var gradientColumns = SharedMemory.Allocate<uint>(MaxHeadDim * BackwardColumnStride);
+        var queryRows = SharedMemory.Allocate<ulong>(BackwardBlock * RowStride / 2);
+        var gradientRows = SharedMemory.Allocate<ulong>(BackwardBlock * RowStride / 2);
+        var queryColumns = SharedMemory.Allocate<ulong>(MaxHeadDim * BackwardColumnStride / 2);
+        var gradientColumns = SharedMemory.Allocate<ulong>(MaxHeadDim * BackwardColumnStride / 2);
         var lse2 = SharedMemory.Allocate<float>(BackwardBlock);
         var deltas = SharedMemory.Allocate<float>(BackwardBlock);
         int item = Grid.IdxX / keyBlocks, keyBlock = Grid.IdxX % keyBlocks;
@@ -51,10 +51,10 @@ internal static partial class FlashMmaKernels
         for (int query0 = 0; query0 < n; query0 += BackwardBlock)
         {
             Group.Barrier();
-            StageRows(queryRows, q, itemBase, query0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread);
-            StageRows(gradientRows, dO, itemBase, query0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread);
-            StageColumns(queryColumns, q, itemBase, query0, BackwardBlock, BackwardColumnStride, n, hd, channelTiles * 8, thread);
-            StageColumns(gradientColumns, dO, itemBase, query0, BackwardBlock, BackwardColumnStride, n, hd, channelTiles * 8, thread);
+            StageRows(queryRows.Cast<uint>(), q, itemBase, query0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread);
+            StageRows(gradientRows.Cast<uint>(), dO, itemBase, query0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread);
+            StageColumns(queryColumns.Cast<uint>(), q, itemBase, query0, BackwardBlock, BackwardColumnStride, n, hd, channelTiles * 8, thread);
+            StageColumns(gradientColumns.Cast<uint>(), dO, itemBase, query0, BackwardBlock, BackwardColumnStride, n, hd, channelTiles * 8, thread);
             if (thread < BackwardBlock)
             {
                 int row = query0 + thread;
@@ -87,9 +87,9 @@ internal static partial class FlashMmaKernels
         ArrayView<float> delta, ArrayView<float> dq, int tokens, int headDim, int rowBlocks, float scale)
         where THead : struct, IFlashHead
     {
-        var keyRows = SharedMemory.Allocate<uint>(BackwardBlock * RowStride);
-        var valueRows = SharedMemory.Allocate<uint>(BackwardBlock * RowStride);
-        var keyColumns = SharedMemory.Allocate<uint>(MaxHeadDim * BackwardColumnStride);
+        var keyRows = SharedMemory.Allocate<ulong>(BackwardBlock * RowStride / 2);
+        var valueRows = SharedMemory.Allocate<ulong>(BackwardBlock * RowStride / 2);
+        var keyColumns = SharedMemory.Allocate<ulong>(MaxHeadDim * BackwardColumnStride / 2);
         int item = Grid.IdxX / rowBlocks, rowBlock = Grid.IdxX % rowBlocks;
         int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3, thread = Group.IdxX;
         int n = tokens, hd = default(THead).Width(headDim), pairs = hd / 2, kSteps = (hd + 15) / 16, channelTiles = (hd + 7) / 8;
@@ -107,9 +107,9 @@ internal static partial class FlashMmaKernels
         for (int key0 = 0; key0 < n; key0 += BackwardBlock)
         {
             Group.Barrier();
-            StageRows(keyRows, k, itemBase, key0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread);
-            StageRows(valueRows, v, itemBase, key0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread);
-            StageColumns(keyColumns, k, itemBase, key0, BackwardBlock, BackwardColumnStride, n, hd, channelTiles * 8, thread);
+            StageRows(keyRows.Cast<uint>(), k, itemBase, key0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread);
+            StageRows(valueRows.Cast<uint>(), v, itemBase, key0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread);
+            StageColumns(keyColumns.Cast<uint>(), k, itemBase, key0, BackwardBlock, BackwardColumnStride, n, hd, channelTiles * 8, thread);
             Group.Barrier();
 
             var s = BlockProducts(queries, keyRows, kSteps, g, t);
@@ -126,7 +126,7 @@ internal static partial class FlashMmaKernels
 
     /// <summary>A warp's 16 x 32 block (4 tiles) from its rows' fragments and the staged rows (<see cref="Products"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static BlockTiles BlockProducts(HeadFragments a, ArrayView<uint> rows, int kSteps, int g, int t)
+    private static BlockTiles BlockProducts(HeadFragments a, ArrayView<ulong> rows, int kSteps, int g, int t)
     {
         var x = new BlockTiles();
         Products(ref x.T0, a, rows, 0, kSteps, g, t);
@@ -156,16 +156,16 @@ internal static partial class FlashMmaKernels
         RowGradients(ref s.T3, ref dp.T3, scale2, lseA, lseB, deltaA, deltaB, limit - 24);
     }
 
-    /// <summary>A gradient accumulator += the block's operand fragments times the staged columns, tile by tile (<see cref="AccumulateBlock(ref MmaAccumulator, BlockFragments, ArrayView{uint}, int, int, int, int)"/>).</summary>
+    /// <summary>A gradient accumulator += the block's operand fragments times the staged columns, tile by tile (<see cref="AccumulateBlock(ref MmaAccumulator, BlockFragments, ArrayView{ulong}, int, int, int, int)"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AccumulateBlock(ref ChannelTiles acc, BlockFragments a, ArrayView<uint> columns, int channelTiles, int g, int t)
+    private static void AccumulateBlock(ref ChannelTiles acc, BlockFragments a, ArrayView<ulong> columns, int channelTiles, int g, int t)
     {
         var step = new BlockStep(a, columns, channelTiles, g, t);
         ForEachTile(ref acc, ref step);
     }
 
-    /// <summary><see cref="AccumulateBlock(ref MmaAccumulator, BlockFragments, ArrayView{uint}, int, int, int, int)"/> as a tile operation.</summary>
-    private readonly struct BlockStep(BlockFragments a, ArrayView<uint> columns, int channelTiles, int g, int t) : ITileOperation
+    /// <summary><see cref="AccumulateBlock(ref MmaAccumulator, BlockFragments, ArrayView{ulong}, int, int, int, int)"/> as a tile operation.</summary>
+    private readonly struct BlockStep(BlockFragments a, ArrayView<ulong> columns, int channelTiles, int g, int t) : ITileOperation
     {
         public void Apply(ref MmaAccumulator tile, int index) => AccumulateBlock(ref tile, a, columns, index, channelTiles, g, t);
     }
@@ -207,12 +207,12 @@ internal static partial class FlashMmaKernels
 
     /// <summary>Gradient tile <paramref name="tile"/> (channels 8 tile ..) += the block's operand fragments (32 rows of the other side) times the staged columns.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AccumulateBlock(ref MmaAccumulator acc, BlockFragments a, ArrayView<uint> columns, int tile, int channelTiles, int g, int t)
+    private static void AccumulateBlock(ref MmaAccumulator acc, BlockFragments a, ArrayView<ulong> columns, int tile, int channelTiles, int g, int t)
     {
         if (tile >= channelTiles) return;
-        var b = columns.SubView((8 * tile + g) * BackwardColumnStride + t, 13); // fixed offsets from one address
-        WarpMma.Bf16(ref acc, a.K0, b[0], b[4]);
-        WarpMma.Bf16(ref acc, a.K1, b[8], b[12]);
+        var b = columns.SubView((8 * tile + g) * (BackwardColumnStride / 2) + t, 5); // (b0, b1) of step s at 4 s
+        Bf16(ref acc, a.K0, b[0]);
+        Bf16(ref acc, a.K1, b[4]);
     }
 
     /// <summary>P's or dS's operand fragments over a staged block's 32 rows: 2 k-steps.</summary>

@@ -7,7 +7,8 @@ namespace MediatorDiT.Cuda.Kernels;
 /// <summary>
 /// Full attention's forward as one fused kernel on the tensor cores (FlashAttention-2's forward): per (image, head) item
 /// and block of 64 query rows, a group of 4 warps, each warp 16 rows. It walks the keys 64 at a time: K's and V's block
-/// are staged in shared memory in bf16 (V transposed, so a lane's two keys of one channel are one register), the warp
+/// are staged in shared memory in bf16 (V transposed, so a lane's two keys of one channel are one register; a lane's
+/// two B registers side by side, one 64-bit load), the warp
 /// makes its 16 x 64 logits S = s Q K^T with <see cref="WarpMma"/> (Q's fragments stay in registers from the start), keeps
 /// the online softmax's running maximum and sum per row, rescales its output accumulator when the maximum grows, rounds
 /// the exponentials P to bf16 where they are (an accumulator fragment of S is the operand fragment of P V, no exchange
@@ -40,8 +41,10 @@ internal static partial class FlashMmaKernels
     public static bool TakesHead(int headDim) => headDim > 0 && headDim % 2 == 0 && headDim <= MaxHeadDim;
     /// <summary>Keys per block staged in shared memory; query rows per group (4 warps of 16).</summary>
     public const int Keys = 64, Rows = 64, Warps = 4;
-    // Shared rows padded by 4 registers so that the 8 groups of a warp read 8 different banks (4 g + t differs for every lane).
-    private const int RowStride = MaxHeadDim / 2 + 4, ValueStride = Keys / 2 + 4;
+    // Staged blocks hold each lane's two B registers side by side (Paired), read as one 64-bit load. A row's stride is
+    // 8 mod 32 registers, so the 16 lanes of a half warp (one 64-bit transaction: groups g = 0..3, t = 0..3) read
+    // registers 8 g + 2 t, + 1 of 32 different banks.
+    private const int RowStride = MaxHeadDim / 2, ValueStride = Keys / 2 + 8;
     private const float Log2E = 1.44269504088896341f, Ln2 = 0.693147180559945309f;
 
     /// <summary>
@@ -52,8 +55,8 @@ internal static partial class FlashMmaKernels
         int tokens, int headDim, int rowBlocks, float scale)
         where THead : struct, IFlashHead
     {
-        var keyBlock = SharedMemory.Allocate<uint>(Keys * RowStride);
-        var valueBlock = SharedMemory.Allocate<uint>(MaxHeadDim * ValueStride);
+        var keyBlock = SharedMemory.Allocate<ulong>(Keys * RowStride / 2); // 8-byte aligned for the 64-bit loads
+        var valueBlock = SharedMemory.Allocate<ulong>(MaxHeadDim * ValueStride / 2);
         int item = Grid.IdxX / rowBlocks, rowBlock = Grid.IdxX % rowBlocks;
         int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3, thread = Group.IdxX;
         int n = tokens, hd = default(THead).Width(headDim), pairs = hd / 2, kSteps = (hd + 15) / 16, channelTiles = (hd + 7) / 8;
@@ -67,8 +70,8 @@ internal static partial class FlashMmaKernels
         for (int key0 = 0; key0 < n; key0 += Keys)
         {
             Group.Barrier(); // the previous block's readers are done
-            StageRows(keyBlock, k, itemBase, key0, Keys, RowStride, n, pairs, kSteps * 8, thread);
-            StageColumns(valueBlock, v, itemBase, key0, Keys, ValueStride, n, hd, channelTiles * 8, thread);
+            StageRows(keyBlock.Cast<uint>(), k, itemBase, key0, Keys, RowStride, n, pairs, kSteps * 8, thread);
+            StageColumns(valueBlock.Cast<uint>(), v, itemBase, key0, Keys, ValueStride, n, hd, channelTiles * 8, thread);
             Group.Barrier();
 
             var s = KeyProducts(query, keyBlock, kSteps, g, t);
@@ -151,9 +154,17 @@ internal static partial class FlashMmaKernels
     }
 
     /// <summary>
-    /// Rows row0 .. row0 + <paramref name="rows"/> - 1 of a head-major bf16 tensor into shared memory as they are, a row of
-    /// <paramref name="stagedPairs"/> channel pairs every <paramref name="stride"/> registers (zero past the rows or channels):
-    /// the operand B of a product with that tensor transposed (Q K^T reads K so, its columns the rows).
+    /// Where register j of a staged row goes: within each run of 8 (one k-step of B: lane t reads j = t and t + 4), j and
+    /// j + 4 side by side, so a lane's two registers are one 64-bit load (at 2 t of the run).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Paired(int j) => (j & ~7) | ((j & 3) << 1) | ((j >> 2) & 1);
+
+    /// <summary>
+    /// Rows row0 .. row0 + <paramref name="rows"/> - 1 of a head-major bf16 tensor into shared memory, a row of
+    /// <paramref name="stagedPairs"/> channel pairs (a multiple of 8) every <paramref name="stride"/> registers, in
+    /// <see cref="Paired"/> order (zero past the rows or channels): the operand B of a product with that tensor
+    /// transposed (Q K^T reads K so, its columns the rows).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StageRows(ArrayView<uint> block, ArrayView<ushort> x, long itemBase, int row0, int rows, int stride, int n, int pairs,
@@ -162,13 +173,13 @@ internal static partial class FlashMmaKernels
         // A warp a row at a time, its lanes along the row (no division by the run-time width).
         for (int row = thread >> 5; row < rows; row += Warps)
             for (int pair = thread & 31; pair < stagedPairs; pair += 32)
-                block[row * stride + pair] = Pair(x, itemBase, row0 + row, n, pairs, pair);
+                block[row * stride + Paired(pair)] = Pair(x, itemBase, row0 + row, n, pairs, pair);
     }
 
     /// <summary>
-    /// Rows row0 .. row0 + <paramref name="rows"/> - 1 transposed into shared memory: channel c's row holds rows (2 j, 2 j + 1)
-    /// in register j, every <paramref name="stride"/> registers (zero past the rows or channels): the operand B of a
-    /// product with that tensor as it is (P V reads V so, its rows the keys).
+    /// Rows row0 .. row0 + <paramref name="rows"/> (a multiple of 16) - 1 transposed into shared memory: channel c's row
+    /// holds rows (2 j, 2 j + 1) in register <see cref="Paired"/>(j), every <paramref name="stride"/> registers (zero past
+    /// the rows or channels): the operand B of a product with that tensor as it is (P V reads V so, its rows the keys).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StageColumns(ArrayView<uint> block, ArrayView<ushort> x, long itemBase, int row0, int rows, int stride, int n, int hd,
@@ -187,7 +198,7 @@ internal static partial class FlashMmaKernels
                     if (row < n) low = x[itemBase + (long)row * hd + channel];
                     if (row + 1 < n) high = x[itemBase + (long)(row + 1) * hd + channel];
                 }
-                block[channel * stride + rowPair] = low | (high << 16);
+                block[channel * stride + Paired(rowPair)] = low | (high << 16);
             }
         }
     }
@@ -197,9 +208,10 @@ internal static partial class FlashMmaKernels
     /// staged rows 8 tile .. 8 tile + 7 (B's column g is staged row 8 tile + g, its rows channels 16 step + 2 t (+ 1) and + 8).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Products(ref MmaAccumulator acc, HeadFragments a, ArrayView<uint> rows, int tile, int kSteps, int g, int t)
+    private static void Products(ref MmaAccumulator acc, HeadFragments a, ArrayView<ulong> rows, int tile, int kSteps, int g, int t)
     {
-        var b = rows.SubView((8 * tile + g) * RowStride + t, MaxHeadDim / 2 - 3); // fixed offsets from one address: the loads' immediates
+        // One address for the tile, the k-steps at fixed offsets from it (the loads' immediates); (b0, b1) of k-step s at 4 s.
+        var b = rows.SubView((8 * tile + g) * (RowStride / 2) + t, MaxHeadDim / 4 - 3);
         acc = default;
         ProductStep(ref acc, a.K0, b, 0, kSteps);
         ProductStep(ref acc, a.K1, b, 1, kSteps);
@@ -209,14 +221,18 @@ internal static partial class FlashMmaKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ProductStep(ref MmaAccumulator acc, MmaOperandA a, ArrayView<uint> row, int step, int kSteps)
+    private static void ProductStep(ref MmaAccumulator acc, MmaOperandA a, ArrayView<ulong> row, int step, int kSteps)
     {
-        if (step < kSteps) WarpMma.Bf16(ref acc, a, row[8 * step], row[8 * step + 4]);
+        if (step < kSteps) Bf16(ref acc, a, row[4 * step]);
     }
+
+    /// <summary><see cref="WarpMma.Bf16"/> with B's two registers as staged side by side (<see cref="Paired"/>): b0 the lower half.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Bf16(ref MmaAccumulator acc, MmaOperandA a, ulong b) => WarpMma.Bf16(ref acc, a, (uint)b, (uint)(b >> 32));
 
     /// <summary>The block's 8 tiles of logits from a warp's rows' fragments and the staged keys (<see cref="Products"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ScoreTiles KeyProducts(HeadFragments a, ArrayView<uint> rows, int kSteps, int g, int t)
+    private static ScoreTiles KeyProducts(HeadFragments a, ArrayView<ulong> rows, int kSteps, int g, int t)
     {
         var s = new ScoreTiles();
         Products(ref s.T0, a, rows, 0, kSteps, g, t);
@@ -315,14 +331,14 @@ internal static partial class FlashMmaKernels
 
     /// <summary>The output accumulator's tiles rescaled by the rows' corrections, then += P V over the block's 64 keys.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Accumulate(ref ChannelTiles acc, ProbabilityFragments p, ArrayView<uint> valueBlock, int channelTiles, float alphaA, float alphaB, int g, int t)
+    private static void Accumulate(ref ChannelTiles acc, ProbabilityFragments p, ArrayView<ulong> valueBlock, int channelTiles, float alphaA, float alphaB, int g, int t)
     {
         var step = new ValueStep(p, valueBlock, channelTiles, alphaA, alphaB, g, t);
         ForEachTile(ref acc, ref step);
     }
 
-    /// <summary><see cref="Accumulate(ref MmaAccumulator, ProbabilityFragments, ArrayView{uint}, int, int, float, float, int, int)"/> as a tile operation.</summary>
-    private readonly struct ValueStep(ProbabilityFragments p, ArrayView<uint> valueBlock, int channelTiles, float alphaA, float alphaB, int g, int t) : ITileOperation
+    /// <summary><see cref="Accumulate(ref MmaAccumulator, ProbabilityFragments, ArrayView{ulong}, int, int, float, float, int, int)"/> as a tile operation.</summary>
+    private readonly struct ValueStep(ProbabilityFragments p, ArrayView<ulong> valueBlock, int channelTiles, float alphaA, float alphaB, int g, int t) : ITileOperation
     {
         public void Apply(ref MmaAccumulator tile, int index) => Accumulate(ref tile, p, valueBlock, index, channelTiles, alphaA, alphaB, g, t);
     }
@@ -354,7 +370,7 @@ internal static partial class FlashMmaKernels
 
     /// <summary>Output tile <paramref name="tile"/> (channels 8 tile ..) rescaled by the rows' corrections, then += P V over the block's 64 keys.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Accumulate(ref MmaAccumulator acc, ProbabilityFragments p, ArrayView<uint> valueBlock, int tile, int channelTiles,
+    private static void Accumulate(ref MmaAccumulator acc, ProbabilityFragments p, ArrayView<ulong> valueBlock, int tile, int channelTiles,
         float alphaA, float alphaB, int g, int t)
     {
         if (tile >= channelTiles) return;
@@ -362,12 +378,12 @@ internal static partial class FlashMmaKernels
         acc.C1 *= alphaA;
         acc.C2 *= alphaB;
         acc.C3 *= alphaB;
-        // B's column g is channel 8 tile + g, its rows keys 16 step + 2 t (+ 1) and + 8
-        var b = valueBlock.SubView((8 * tile + g) * ValueStride + t, 29);
-        WarpMma.Bf16(ref acc, p.K0, b[0], b[4]);
-        WarpMma.Bf16(ref acc, p.K1, b[8], b[12]);
-        WarpMma.Bf16(ref acc, p.K2, b[16], b[20]);
-        WarpMma.Bf16(ref acc, p.K3, b[24], b[28]);
+        // B's column g is channel 8 tile + g, its rows keys 16 step + 2 t (+ 1) and + 8: (b0, b1) of key step s at 4 s.
+        var b = valueBlock.SubView((8 * tile + g) * (ValueStride / 2) + t, 13);
+        Bf16(ref acc, p.K0, b[0]);
+        Bf16(ref acc, p.K1, b[4]);
+        Bf16(ref acc, p.K2, b[8]);
+        Bf16(ref acc, p.K3, b[12]);
     }
 
     /// <summary>A warp's 16 rows of an accumulator, row A times invA and row B times invB, into their head-major rows, where they exist.</summary>
