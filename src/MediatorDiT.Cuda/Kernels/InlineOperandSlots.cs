@@ -11,16 +11,16 @@ namespace MediatorDiT.Cuda.Kernels;
 
 /// <summary>
 /// Moves ILGPU's inline-PTX operand slots from local memory into registers. ILGPU 1.5.3 passes every operand of an
-/// inline instruction (<c>CudaAsm.EmitRef</c>: an mma's 4 accumulators and 6 operand registers, an ex2's 2) through a
-/// 4-byte local variable of its own (<c>.local .align 4 .b8 __local_depotN[4]</c>, its address taken once by
+/// inline instruction (<c>CudaAsm.EmitRef</c>: an mma's 4 accumulators and 6 operand registers, an ex2's 2, a cvt's 3)
+/// through a 4-byte local variable of its own (<c>.local .align 4 .b8 __local_depotN[4]</c>, its address taken once by
 /// <c>mov.b64 %rdA, __local_depotN</c>): stored before the instruction, loaded into a fresh register for it, stored back
-/// and loaded again after it. NVIDIA's assembler does not promote these slots: ptxas for sm_90 gives the fused forward
-/// a stack frame of 3,480 bytes a thread, and each tensor-core instruction then comes with about 28 local loads and
+/// and loaded again after it. NVIDIA's assembler does not promote these slots: ptxas for sm_90 gave the first fused
+/// forward a stack frame of 3,480 bytes a thread, and each tensor-core instruction came with about 28 local loads and
 /// stores, far more work for the load/store units than the instruction is for the tensor cores. Where a slot's address
 /// is used by nothing but whole 32-bit loads and stores (<c>ld.local.f32 %x, [%rdA]</c>, <c>st.local.b32 [%rdA], v</c>),
 /// it behaves exactly as a per-thread 32-bit register, and this rewrite makes it one (<c>mov.b32</c> in both
-/// directions): the same kernel with no stack frame (ptxas: 0 bytes of stack and spills for all three fused attention
-/// kernels, 229 to 255 registers). Any other use leaves that slot as it was.
+/// directions): the same kernel with no stack frame (PtxAssemblyTests holds the fused kernels to that). Any other use
+/// leaves that slot as it was.
 /// </summary>
 internal static partial class InlineOperandSlots
 {
