@@ -39,6 +39,7 @@ internal static partial class FlashMmaKernels
         int item = Grid.IdxX / keyBlocks, keyBlock = Grid.IdxX % keyBlocks;
         int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3, thread = Group.IdxX;
         int n = tokens, hd = default(THead).Width(headDim), pairs = hd / 2, kSteps = (hd + 15) / 16, channelTiles = (hd + 7) / 8;
+        bool wide = default(THead).Wide;
         long itemBase = (long)item * n * hd;
         int keyA = keyBlock * Rows + Warp.WarpIdx * 16 + g, keyB = keyA + 8;
         float scale2 = scale * Log2E;
@@ -48,13 +49,18 @@ internal static partial class FlashMmaKernels
 
         var dK = new ChannelTiles();
         var dV = new ChannelTiles();
+        if (wide)
+        {
+            ZeroPadding(queryRows.Cast<uint>(), BackwardBlock, RowStride, pairs, kSteps * 8, thread);
+            ZeroPadding(gradientRows.Cast<uint>(), BackwardBlock, RowStride, pairs, kSteps * 8, thread);
+        }
         for (int query0 = 0; query0 < n; query0 += BackwardBlock)
         {
             Group.Barrier();
-            StageRows(queryRows.Cast<uint>(), q, itemBase, query0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread);
-            StageRows(gradientRows.Cast<uint>(), dO, itemBase, query0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread);
-            StageColumns(queryColumns.Cast<uint>(), q, itemBase, query0, BackwardBlock, BackwardColumnStride, n, hd, channelTiles * 8, thread);
-            StageColumns(gradientColumns.Cast<uint>(), dO, itemBase, query0, BackwardBlock, BackwardColumnStride, n, hd, channelTiles * 8, thread);
+            StageRows(queryRows.Cast<uint>(), q, itemBase, query0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread, wide);
+            StageRows(gradientRows.Cast<uint>(), dO, itemBase, query0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread, wide);
+            StageColumns(queryColumns.Cast<uint>(), q, itemBase, query0, BackwardBlock, BackwardColumnStride, n, hd, channelTiles * 8, thread, wide);
+            StageColumns(gradientColumns.Cast<uint>(), dO, itemBase, query0, BackwardBlock, BackwardColumnStride, n, hd, channelTiles * 8, thread, wide);
             if (thread < BackwardBlock)
             {
                 int row = query0 + thread;
@@ -93,6 +99,7 @@ internal static partial class FlashMmaKernels
         int item = Grid.IdxX / rowBlocks, rowBlock = Grid.IdxX % rowBlocks;
         int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3, thread = Group.IdxX;
         int n = tokens, hd = default(THead).Width(headDim), pairs = hd / 2, kSteps = (hd + 15) / 16, channelTiles = (hd + 7) / 8;
+        bool wide = default(THead).Wide;
         long itemBase = (long)item * n * hd;
         int rowA = rowBlock * Rows + Warp.WarpIdx * 16 + g, rowB = rowA + 8;
         float scale2 = scale * Log2E;
@@ -104,12 +111,17 @@ internal static partial class FlashMmaKernels
         var gradients = LoadOperands(dO, itemBase, rowA, rowB, n, pairs, kSteps, t);
 
         var dQ = new ChannelTiles();
+        if (wide)
+        {
+            ZeroPadding(keyRows.Cast<uint>(), BackwardBlock, RowStride, pairs, kSteps * 8, thread);
+            ZeroPadding(valueRows.Cast<uint>(), BackwardBlock, RowStride, pairs, kSteps * 8, thread);
+        }
         for (int key0 = 0; key0 < n; key0 += BackwardBlock)
         {
             Group.Barrier();
-            StageRows(keyRows.Cast<uint>(), k, itemBase, key0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread);
-            StageRows(valueRows.Cast<uint>(), v, itemBase, key0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread);
-            StageColumns(keyColumns.Cast<uint>(), k, itemBase, key0, BackwardBlock, BackwardColumnStride, n, hd, channelTiles * 8, thread);
+            StageRows(keyRows.Cast<uint>(), k, itemBase, key0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread, wide);
+            StageRows(valueRows.Cast<uint>(), v, itemBase, key0, BackwardBlock, RowStride, n, pairs, kSteps * 8, thread, wide);
+            StageColumns(keyColumns.Cast<uint>(), k, itemBase, key0, BackwardBlock, BackwardColumnStride, n, hd, channelTiles * 8, thread, wide);
             Group.Barrier();
 
             var s = BlockProducts(queries, keyRows, kSteps, g, t);

@@ -60,6 +60,7 @@ internal static partial class FlashMmaKernels
         int item = Grid.IdxX / rowBlocks, rowBlock = Grid.IdxX % rowBlocks;
         int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3, thread = Group.IdxX;
         int n = tokens, hd = default(THead).Width(headDim), pairs = hd / 2, kSteps = (hd + 15) / 16, channelTiles = (hd + 7) / 8;
+        bool wide = default(THead).Wide;
         long itemBase = (long)item * n * hd;
         int rowA = rowBlock * Rows + Warp.WarpIdx * 16 + g, rowB = rowA + 8;
 
@@ -67,11 +68,12 @@ internal static partial class FlashMmaKernels
         var acc = new ChannelTiles();
         float maxA = float.NegativeInfinity, maxB = float.NegativeInfinity, sumA = 0f, sumB = 0f; // maxima in log2 units
         float scale2 = scale * Log2E;
+        if (wide) ZeroPadding(keyBlock.Cast<uint>(), Keys, RowStride, pairs, kSteps * 8, thread); // before the loop's first barrier
         for (int key0 = 0; key0 < n; key0 += Keys)
         {
             Group.Barrier(); // the previous block's readers are done
-            StageRows(keyBlock.Cast<uint>(), k, itemBase, key0, Keys, RowStride, n, pairs, kSteps * 8, thread);
-            StageColumns(valueBlock.Cast<uint>(), v, itemBase, key0, Keys, ValueStride, n, hd, channelTiles * 8, thread);
+            StageRows(keyBlock.Cast<uint>(), k, itemBase, key0, Keys, RowStride, n, pairs, kSteps * 8, thread, wide);
+            StageColumns(valueBlock.Cast<uint>(), v, itemBase, key0, Keys, ValueStride, n, hd, channelTiles * 8, thread, wide);
             Group.Barrier();
 
             var s = KeyProducts(query, keyBlock, kSteps, g, t);
@@ -168,12 +170,46 @@ internal static partial class FlashMmaKernels
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StageRows(ArrayView<uint> block, ArrayView<ushort> x, long itemBase, int row0, int rows, int stride, int n, int pairs,
-        int stagedPairs, int thread)
+        int stagedPairs, int thread, bool wide)
     {
+        if (wide)
+        {
+            // 4 channels (two registers) a load. The block's rows are contiguous, so element f of the head's quads
+            // (rows x pairs / 2 of them) is quad f past the block's first: consecutive threads read consecutive 8
+            // bytes and only the shared position needs f's row (a division by a constant). The quads past the head
+            // (the last k-step's zero half) are zeroed once (ZeroPadding). Constants where wide (IFlashHead).
+            var x8 = x.Cast<ulong>();
+            int headQuads = pairs / 2, present = Math.Min(rows, n - row0) * headQuads;
+            long first = (itemBase + (long)row0 * 2 * pairs) / 4;
+            for (int f = thread; f < rows * headQuads; f += Warps * 32)
+            {
+                int row = (int)((uint)f / (uint)headQuads), quad = f - row * headQuads;
+                ulong value = f < present ? x8[first + f] : 0UL;
+                var at = block.SubView(row * stride + Paired(2 * quad), 3); // Paired(2 q + 1) is Paired(2 q) + 2
+                at[0] = (uint)value;
+                at[2] = (uint)(value >> 32);
+            }
+            return;
+        }
         // A warp a row at a time, its lanes along the row (no division by the run-time width).
         for (int row = thread >> 5; row < rows; row += Warps)
             for (int pair = thread & 31; pair < stagedPairs; pair += 32)
                 block[row * stride + Paired(pair)] = Pair(x, itemBase, row0 + row, n, pairs, pair);
+    }
+
+    /// <summary>
+    /// Zeros the staged registers past the head in a block's <paramref name="rows"/> rows (pairs .. stagedPairs - 1, the
+    /// last k-step's zero half), which <see cref="StageRows"/> leaves alone when wide: once, before the first block.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ZeroPadding(ArrayView<uint> block, int rows, int stride, int pairs, int stagedPairs, int thread)
+    {
+        int padding = stagedPairs - pairs;
+        for (int i = thread; i < rows * padding; i += Warps * 32)
+        {
+            int row = i / padding;
+            block[row * stride + Paired(pairs + i - row * padding)] = 0u;
+        }
     }
 
     /// <summary>
@@ -183,8 +219,29 @@ internal static partial class FlashMmaKernels
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StageColumns(ArrayView<uint> block, ArrayView<ushort> x, long itemBase, int row0, int rows, int stride, int n, int hd,
-        int stagedChannels, int thread)
+        int stagedChannels, int thread, bool wide)
     {
+        if (wide)
+        {
+            // 4 channels of two rows a pair of loads (rows 2 p and 2 p + 1 are quads 2 p q and (2 p + 1) q past the
+            // block's first, q = hd / 4), written as those 4 channels' registers of row pair p; hd is a multiple of 8,
+            // so the staged channels are the head's.
+            var x8 = x.Cast<ulong>();
+            int quads = hd / 4, present = n - row0;
+            long first = (itemBase + (long)row0 * hd) / 4;
+            for (int f = thread; f < rows / 2 * quads; f += Warps * 32)
+            {
+                int rowPair = (int)((uint)f / (uint)quads), quad = f - rowPair * quads;
+                long at = first + f + rowPair * quads;
+                ulong low = 2 * rowPair < present ? x8[at] : 0UL, high = 2 * rowPair + 1 < present ? x8[at + quads] : 0UL;
+                var column = block.SubView(4 * quad * stride + Paired(rowPair), 3 * stride + 1); // the 4 channels' rows at fixed offsets
+                column[0] = Interleave(low, high, 0);
+                column[stride] = Interleave(low, high, 16);
+                column[2 * stride] = Interleave(low, high, 32);
+                column[3 * stride] = Interleave(low, high, 48);
+            }
+            return;
+        }
         // A warp a pair of rows at a time, its lanes along the channels (neighbouring lanes read neighbouring channels;
         // no division by the run-time width).
         for (int rowPair = thread >> 5; rowPair < rows / 2; rowPair += Warps)
@@ -202,6 +259,10 @@ internal static partial class FlashMmaKernels
             }
         }
     }
+
+    /// <summary>The bf16 at bit <paramref name="shift"/> of <paramref name="low"/> (lower half) and of <paramref name="high"/> (upper half) in one register.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint Interleave(ulong low, ulong high, int shift) => (uint)((low >> shift) & 0xFFFF) | ((uint)((high >> shift) & 0xFFFF) << 16);
 
     /// <summary>
     /// Tile <paramref name="tile"/> of a warp's block of logits: its rows' operand fragments <paramref name="a"/> times the

@@ -40,7 +40,7 @@ internal sealed partial class KernelSet
         long e = (long)items * tokens * headDim;
         Check(q.Length >= e && k.Length >= e && v.Length >= e && o.Length >= e, "q, k, v or o is shorter than items x N x hd");
         Check(lse.Length >= (long)items * tokens, "lse is shorter than items x N");
-        int head = FlashHeads.IndexFor(headDim);
+        int head = FlashHeads.IndexFor(headDim, FlashHeads.Aligned(q, k, v));
         (_flashMma[head] ??= LoadFlash<FlashForwardLauncher>(nameof(FlashMmaKernels.Forward), head))(
             _accelerator.DefaultStream, launch, q, k, v, o, lse, tokens, headDim, blocks, scale);
     }
@@ -60,7 +60,7 @@ internal sealed partial class KernelSet
         Check(dq.Length >= e && dk.Length >= e && dv.Length >= e, "dq, dk or dv is shorter than items x N x hd");
         Check(lse.Length >= (long)items * tokens && delta.Length >= (long)items * tokens, "lse or delta is shorter than items x N");
         var stream = _accelerator.DefaultStream;
-        int head = FlashHeads.IndexFor(headDim);
+        int head = FlashHeads.IndexFor(headDim, FlashHeads.Aligned(q, k, v, dO));
         (_flashKeys[head] ??= LoadFlash<FlashKeysLauncher>(nameof(FlashMmaKernels.BackwardKeys), head))(
             stream, launch, q, k, v, dO, lse, delta, dk, dv, tokens, headDim, blocks, scale);
         (_flashQueries[head] ??= LoadFlash<FlashQueriesLauncher>(nameof(FlashMmaKernels.BackwardQueries), head))(

@@ -128,6 +128,46 @@ public class FlashMmaKernelsTests(AcceleratorFixture device)
         }
     }
 
+    [Fact]
+    public void FlashForward_OnViewsNotAlignedTo8Bytes_TakesTheKernelForAnyWidth_WithTheSameBits()
+    {
+        // At 72 channels the kernel reads the tensors 8 bytes at a time (FlashHead72) where every view starts 8-byte
+        // aligned; views 2 elements (4 bytes) into their buffers take AnyFlashHead's 2-byte reads instead. The same
+        // arithmetic either way: the same bits.
+        if (!device.Kernels.FlashKernelsRun) return; // refused on 4-lane warps (FlashForward_IsSoftmaxAttentionOfTheBf16Inputs)
+        Assert.Equal(typeof(FlashHead72), FlashHeads.All[FlashHeads.IndexFor(72, aligned: true)]);
+        Assert.Equal(typeof(AnyFlashHead), FlashHeads.All[FlashHeads.IndexFor(72, aligned: false)]);
+        const int items = 1, tokens = 70, headDim = 72, length = items * tokens * headDim;
+        float scale = 1f / MathF.Sqrt(headDim);
+        ushort[] Data(int seed) => [0, 0, .. KernelData.Uniform(length, seed, -2f, 2f).Select(Bf16.Round)];
+        using var dq = device.Accelerator.Allocate1D(Data(520));
+        using var dk = device.Accelerator.Allocate1D(Data(521));
+        using var dv = device.Accelerator.Allocate1D(Data(522));
+        float[] Run(long offset)
+        {
+            using var o = device.Upload(new float[length]);
+            using var lse = device.Upload(new float[items * tokens]);
+            var q = dq.View.SubView(offset, length);
+            var k = dk.View.SubView(offset, length);
+            var v = dv.View.SubView(offset, length);
+            Assert.Equal(offset % 4 == 0, FlashHeads.Aligned(q, k, v));
+            device.Kernels.FlashForward(q, k, v, o.View, lse.View, items, tokens, headDim, scale);
+            return [.. device.Download(o), .. device.Download(lse)];
+        }
+        // The aligned run needs the data at an 8-byte boundary: copy it there first.
+        using var aq = device.Accelerator.Allocate1D(Data(520)[2..]);
+        using var ak = device.Accelerator.Allocate1D(Data(521)[2..]);
+        using var av = device.Accelerator.Allocate1D(Data(522)[2..]);
+        using var ao = device.Upload(new float[length]);
+        using var alse = device.Upload(new float[items * tokens]);
+        Assert.True(FlashHeads.Aligned(aq.View, ak.View, av.View));
+        device.Kernels.FlashForward(aq.View, ak.View, av.View, ao.View, alse.View, items, tokens, headDim, scale);
+        float[] wide = [.. device.Download(ao), .. device.Download(alse)];
+        const string what = "o and lse from 4-byte-aligned views against 8-byte-aligned ones";
+        if (device.SameBitsAsCpu) KernelData.AssertSameBits(wide, Run(2), what);
+        else GradientData.AssertClose(wide, Run(2), 1e-2, what); // on a card two kernels' contractions may move a P across a bf16 rounding
+    }
+
     /// <summary>
     /// (items, tokens, head width) for the backward: one short block; two groups of 64 and three staged blocks of 32 at
     /// SiT-XL's 72 channels (the last k-step half zeros); its widest head; one full group and two full staged blocks at
