@@ -142,15 +142,16 @@ internal static class AttentionKernels
     /// <see cref="DepthwiseConvAdd"/> over the head-major core output instead of its rows, fused with the move back:
     /// o (B*N, D) = oh (B, H, N, hd) moved to rows, + bias, + the taps in the same order, so the bits of
     /// <see cref="AttentionTileKernels.FromHeadMajor"/> then DepthwiseConvAdd; when o16 is not empty it also gets each
-    /// value's bf16 (proj's operand). Thread i = (b N + token) D + channel.
+    /// value's bf16 (proj's operand), and then o itself only when <paramref name="floats"/> is 1 (a sampling forward's
+    /// proj reads o16 alone). Thread i = (b N + token) D + channel.
     /// </summary>
     public static void DepthwiseConvAddFromHeads(Index1D i, ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> weight, ArrayView<float> bias,
-        ArrayView<float> oh, ArrayView<float> o, ArrayView<ushort> o16, AttentionGeometry g)
+        ArrayView<float> oh, ArrayView<float> o, ArrayView<ushort> o16, AttentionGeometry g, int floats)
     {
         int n = g.Tokens, d = g.Dim, hd = g.HeadDim;
         int ch = i % d, rest = i / d, token = rest % n, b = rest / n, h = ch / hd;
         float acc = AddConvTaps(qkv, qkvBias, weight, g, i, oh[(((long)b * g.Heads + h) * n + token) * hd + ch - h * hd] + bias[ch]);
-        o[i] = acc;
+        if (floats != 0) o[i] = acc;
         if (o16.Length > 0) o16[i] = Bf16.Round(acc);
     }
 

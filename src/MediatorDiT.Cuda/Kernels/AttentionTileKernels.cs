@@ -23,20 +23,23 @@ internal static class AttentionTileKernels
     public static void ToHeadMajorBf16(Index1D t, ArrayView<float> src, ArrayView<float> bias, ArrayView<ushort> dst16, HeadLayout l, int n) =>
         HeadMajorMove.Gather<ushort, Bf16Results>(t, src, bias, dst16, l, n);
 
-    /// <summary><see cref="FromHeadMajor"/> that also writes dst16 = bf16 of each value moved (at dst's index): a bf16 product's operand.</summary>
-    public static void FromHeadMajorWithBf16(Index1D t, ArrayView<float> src, ArrayView<float> dst, ArrayView<ushort> dst16, HeadLayout l, int n)
+    /// <summary>
+    /// <see cref="FromHeadMajor"/> that also writes dst16 = bf16 of each value moved (at dst's index): a bf16 product's
+    /// operand; dst itself only when <paramref name="floats"/> is 1 (a sampling forward's proj reads dst16 alone).
+    /// </summary>
+    public static void FromHeadMajorWithBf16(Index1D t, ArrayView<float> src, ArrayView<float> dst, ArrayView<ushort> dst16, HeadLayout l, int n, int floats)
     {
         int stride = ElementsPerThread.Threads(n), i0 = t, i1 = i0 + stride, i2 = i1 + stride, i3 = i2 + stride;
         float v0 = i0 < n ? src[i0] : 0f, v1 = i1 < n ? src[i1] : 0f, v2 = i2 < n ? src[i2] : 0f, v3 = i3 < n ? src[i3] : 0f;
-        if (i0 < n) Store(dst, dst16, l.RowMajorIndex(i0), v0);
-        if (i1 < n) Store(dst, dst16, l.RowMajorIndex(i1), v1);
-        if (i2 < n) Store(dst, dst16, l.RowMajorIndex(i2), v2);
-        if (i3 < n) Store(dst, dst16, l.RowMajorIndex(i3), v3);
+        if (i0 < n) Store(dst, dst16, l.RowMajorIndex(i0), v0, floats);
+        if (i1 < n) Store(dst, dst16, l.RowMajorIndex(i1), v1, floats);
+        if (i2 < n) Store(dst, dst16, l.RowMajorIndex(i2), v2, floats);
+        if (i3 < n) Store(dst, dst16, l.RowMajorIndex(i3), v3, floats);
     }
 
-    private static void Store(ArrayView<float> dst, ArrayView<ushort> dst16, long index, float value)
+    private static void Store(ArrayView<float> dst, ArrayView<ushort> dst16, long index, float value, int floats)
     {
-        dst[index] = value;
+        if (floats != 0) dst[index] = value;
         dst16[index] = Bf16.Round(value);
     }
 

@@ -12,22 +12,24 @@ namespace MediatorDiT.Cuda.Kernels;
 /// </summary>
 internal sealed partial class KernelSet
 {
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int, float>? _adaLnWarpBf16;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int, float, int>? _adaLnWarpBf16;
     private Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, AttentionTile>? _tileSoftmaxWarpBf16, _tileSoftmaxShortBf16;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int, int, int>? _softmaxTableWarpBf16, _softmaxTableShortBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, AttentionTile>? _tileSoftmaxBackwardBf16;
     private Action<Index1D, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, AttentionTile, int>? _tileSoftmaxBackwardKeptBf16;
     private Action<Index1D, ArrayView<ushort>, ArrayView<float>, ArrayView<ushort>, int, int>? _geluBf16;
     private Action<Index1D, ArrayView<ushort>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, int, int, int>? _geluBackwardBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>? _toHeadMajorBf16;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>? _fromHeadMajorWithBf16;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, HeadLayout, int, int>? _fromHeadMajorWithBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int, int, int>? _branchGradBf16;
 
     /// <summary>
     /// <see cref="AdaLayerNormForward"/> with the modulated output y16 in bf16: xhat and stats as there. A warp per row
-    /// writes y16 alone; a thread per row writes the fp32 <paramref name="y"/> (scratch, as long as x) and rounds it.
+    /// writes y16 alone, and xhat only when <paramref name="keepXhat"/> (what the backward reads); a thread per row
+    /// writes xhat and the fp32 <paramref name="y"/> (scratch, as long as x) and rounds it.
     /// </summary>
     public void AdaLayerNormForwardBf16(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat, ArrayView<float> y,
-        ArrayView<ushort> y16, ArrayView<float> stats, int d, int rowsPerImage, float eps = LayerNorm.DefaultEps)
+        ArrayView<ushort> y16, ArrayView<float> stats, int d, int rowsPerImage, float eps = LayerNorm.DefaultEps, bool keepXhat = true)
     {
         Check(y16.Length >= x.Length, "y16 is shorter than x");
         if (!WarpRows)
@@ -39,7 +41,8 @@ internal sealed partial class KernelSet
         int rows = CheckAdaLayerNorm(x, shift, scale, xhat, stats, d, rowsPerImage);
         if (rows == 0) return;
         (_adaLnWarpBf16 ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>,
-            ArrayView<float>, int, int, int, float>(WarpRowKernels.AdaLayerNormForwardBf16))(RowLaunch(rows), x, shift, scale, xhat, y16, stats, rows, d, rowsPerImage, eps);
+            ArrayView<float>, int, int, int, float, int>(WarpRowKernels.AdaLayerNormForwardBf16))(RowLaunch(rows), x, shift, scale, xhat, y16, stats, rows, d,
+            rowsPerImage, eps, keepXhat ? 1 : 0);
     }
 
     /// <summary>
@@ -64,6 +67,32 @@ internal sealed partial class KernelSet
         else
             (_tileSoftmaxWarpBf16 ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, AttentionTile>(
                 WarpRowKernels.TileSoftmaxBf16))(RowLaunch(rows), s, p16, lse, (int)rows, tile);
+    }
+
+    /// <summary>
+    /// <see cref="SoftmaxRowsWithBiasTable"/> with the probabilities in bf16 (p16, rows x n), and in x as well only when
+    /// <paramref name="keepFloats"/> (else x is left holding what a warp per row leaves there: the logits). A warp per
+    /// row reads each logit once (rows of at most 8 x the warp's width, in registers) or three times and writes only
+    /// the probabilities; a thread per row runs the softmax in place and rounds x.
+    /// </summary>
+    public void SoftmaxRowsWithBiasTableBf16(ArrayView<float> x, ArrayView<float> bias, ArrayView<ushort> p16, int rows, int n, int biasRows, bool keepFloats)
+    {
+        Check(p16.Length >= (long)rows * n, "p16 must hold rows x n values");
+        if (!WarpRows)
+        {
+            SoftmaxRowsWithBiasTable(x, bias, rows, n, biasRows);
+            RoundToBf16(x.SubView(0, (long)rows * n), p16);
+            return;
+        }
+        Check(rows >= 0 && n >= 1 && biasRows >= 1 && x.Length >= (long)rows * n && bias.Length >= (long)biasRows * n, "x or the bias table is too short");
+        if (rows == 0) return;
+        bool shortRows = n <= WarpRowKernels.ShortRowValuesPerLane * _accelerator.WarpSize;
+        var kernel = shortRows
+            ? _softmaxTableShortBf16 ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int, int, int>(
+                WarpRowKernels.SoftmaxRowsWithBiasTableBf16Short)
+            : _softmaxTableWarpBf16 ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int, int, int>(
+                WarpRowKernels.SoftmaxRowsWithBiasTableBf16);
+        kernel(RowLaunch(rows), x, bias, p16, rows, n, biasRows, keepFloats ? 1 : 0);
     }
 
     /// <summary><see cref="TileSoftmaxBackward"/> writing P and dS only in bf16, into p16 and ds16 (s and dp are read, not written).</summary>
@@ -94,13 +123,17 @@ internal sealed partial class KernelSet
             AttentionTileKernels.ToHeadMajorBf16))(ElementsPerThread.Threads(count), rowMajor, bias, headMajor16, layout, (int)count);
     }
 
-    /// <summary><see cref="FromHeadMajor"/> that also writes rowMajor16 (as long as rowMajor) = bf16 of every value it moves.</summary>
-    public void FromHeadMajorWithBf16(ArrayView<float> headMajor, ArrayView<float> rowMajor, ArrayView<ushort> rowMajor16, int batch, HeadLayout layout)
+    /// <summary>
+    /// <see cref="FromHeadMajor"/> that also writes rowMajor16 (as long as rowMajor) = bf16 of every value it moves, and
+    /// rowMajor itself only when <paramref name="floats"/>.
+    /// </summary>
+    public void FromHeadMajorWithBf16(ArrayView<float> headMajor, ArrayView<float> rowMajor, ArrayView<ushort> rowMajor16, int batch, HeadLayout layout,
+        bool floats = true)
     {
         long count = CheckHeadLayout(rowMajor, headMajor.Length, batch, layout);
         Check(rowMajor16.Length >= rowMajor.Length, "rowMajor16 is shorter than rowMajor");
-        (_fromHeadMajorWithBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, HeadLayout, int>(
-            AttentionTileKernels.FromHeadMajorWithBf16))(ElementsPerThread.Threads(count), headMajor, rowMajor, rowMajor16, layout, (int)count);
+        (_fromHeadMajorWithBf16 ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, HeadLayout, int, int>(
+            AttentionTileKernels.FromHeadMajorWithBf16))(ElementsPerThread.Threads(count), headMajor, rowMajor, rowMajor16, layout, (int)count, floats ? 1 : 0);
     }
 
     /// <summary>

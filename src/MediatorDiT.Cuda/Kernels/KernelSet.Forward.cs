@@ -15,7 +15,7 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionGeometry>? _pool;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionGeometry>? _dwc;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>,
-        AttentionGeometry>? _dwcFromHeads;
+        AttentionGeometry, int>? _dwcFromHeads;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _softmaxTable;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>? _softmaxTableWarp;
 
@@ -144,10 +144,11 @@ internal sealed partial class KernelSet
 
     /// <summary>
     /// <see cref="FromHeadMajor"/> of the core's output oh (B, H, N, hd) into o (B*N, D) and then <see cref="DepthwiseConvAdd"/>,
-    /// in one pass (the same bits); when <paramref name="o16"/> is given (as long as o) it also gets o's bf16 values.
+    /// in one pass (the same bits); when <paramref name="o16"/> is given (as long as o) it also gets o's bf16 values, and
+    /// o is then written only when <paramref name="floats"/>.
     /// </summary>
     public void DepthwiseConvAddFromHeads(ArrayView<float> qkv, ArrayView<float> dwcWeight, ArrayView<float> dwcBias, ArrayView<float> oh, ArrayView<float> o,
-        AttentionGeometry g, ArrayView<float> qkvBias = default, ArrayView<ushort> o16 = default)
+        AttentionGeometry g, ArrayView<float> qkvBias = default, ArrayView<ushort> o16 = default, bool floats = true)
     {
         long rows = (long)g.Batch * g.Tokens, d = g.Dim;
         Check(qkv.Length >= rows * 3 * d && o.Length >= rows * d && oh.Length >= rows * d && dwcWeight.Length >= 9 * d && dwcBias.Length >= d,
@@ -155,8 +156,8 @@ internal sealed partial class KernelSet
         Check(o16.Length == 0 || o16.Length >= rows * d, "o16 is shorter than o");
         CheckQkvBias(qkvBias, g.Dim);
         (_dwcFromHeads ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<ushort>, AttentionGeometry>(AttentionKernels.DepthwiseConvAddFromHeads))((int)(rows * d), qkv, qkvBias, dwcWeight, dwcBias, oh, o,
-            o16, g);
+            ArrayView<float>, ArrayView<ushort>, AttentionGeometry, int>(AttentionKernels.DepthwiseConvAddFromHeads))((int)(rows * d), qkv, qkvBias, dwcWeight, dwcBias, oh,
+            o, o16, g, floats || o16.Length == 0 ? 1 : 0);
     }
 
     /// <summary>A bias added to qkv's values as they are read: empty, or one row of 3D.</summary>

@@ -41,22 +41,23 @@ internal static class WarpRowKernels
         if (row >= rows) return;
         long o = (long)row * d, c = (long)(row / rowsPerImage) * d;
         var m = RowMoments(x, o, d, eps);
-        ModulatedRow.Write<float, Fp32Results>(x, shift, scale, xhat, y, o, c, d, m.Mean, m.Rstd);
+        ModulatedRow.Write<float, Fp32Results>(x, shift, scale, xhat, y, o, c, d, m.Mean, m.Rstd, writeXhat: true);
         if (lane == 0) m.Store(stats, row);
     }
 
     /// <summary>
     /// <see cref="AdaLayerNormForward"/> writing the modulated output only as bf16 (y16, what the next bf16 product
-    /// reads): the bits <see cref="Bf16Kernels.RoundToBf16"/> would give for <see cref="AdaLayerNormForward"/>'s y.
+    /// reads): the bits <see cref="Bf16Kernels.RoundToBf16"/> would give for <see cref="AdaLayerNormForward"/>'s y;
+    /// xhat only when <paramref name="writeXhat"/> is 1 (the backward reads it; a sampling forward does not).
     /// </summary>
     public static void AdaLayerNormForwardBf16(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat,
-        ArrayView<ushort> y16, ArrayView<float> stats, int rows, int d, int rowsPerImage, float eps)
+        ArrayView<ushort> y16, ArrayView<float> stats, int rows, int d, int rowsPerImage, float eps, int writeXhat)
     {
         int row = RowOf(), lane = Warp.LaneIdx;
         if (row >= rows) return;
         long o = (long)row * d, c = (long)(row / rowsPerImage) * d;
         var m = RowMoments(x, o, d, eps);
-        ModulatedRow.Write<ushort, Bf16Results>(x, shift, scale, xhat, y16, o, c, d, m.Mean, m.Rstd);
+        ModulatedRow.Write<ushort, Bf16Results>(x, shift, scale, xhat, y16, o, c, d, m.Mean, m.Rstd, writeXhat != 0);
         if (lane == 0) m.Store(stats, row);
     }
 
@@ -204,13 +205,100 @@ internal static class WarpRowKernels
     /// </summary>
     public static void TileSoftmaxBf16Short(ArrayView<float> s, ArrayView<ushort> p16, ArrayView<float> lse, int rows, AttentionTile t)
     {
-        int row = RowOf(), lanes = Warp.WarpSize, n = t.Tokens;
+        int row = RowOf();
+        if (row >= rows) return;
+        long o = (long)row * t.Tokens;
+        var e = ShortRowSoftmax(new PlainLogits(s, o), t.Tokens, p16, s, o, writeFloats: false);
+        if (Warp.LaneIdx == 0) lse[t.LseIndex(row)] = e.LogSumExp;
+    }
+
+    /// <summary><see cref="AttentionKernels.SoftmaxRowsWithBiasTable"/> with a warp per row: row r of x (rows, n) gets bias row r mod biasRows.</summary>
+    public static void SoftmaxRowsWithBiasTable(ArrayView<float> x, ArrayView<float> bias, int rows, int n, int biasRows)
+    {
+        int row = RowOf();
+        if (row >= rows) return;
+        SoftmaxRowInPlace(x, (long)row * n, n, bias, (long)(row % biasRows) * n, addBias: true);
+    }
+
+    /// <summary>
+    /// <see cref="SoftmaxRowsWithBiasTable"/> writing the probabilities as bf16 into p16 (rows, n), what mediator
+    /// attention's products read, and into x as well only when <paramref name="keepFloats"/> is 1 (the training
+    /// backward reads them; else x keeps the logits): the bits <see cref="SoftmaxRowsWithBiasTable"/> and
+    /// <see cref="Bf16Kernels.RoundToBf16"/> give. Nothing but the probabilities is written: the biased logit and its
+    /// exponential are made again in each pass (3 reads of a logit and 2 or 6 bytes written, where the two passes read
+    /// 5 and write 4 floats).
+    /// </summary>
+    public static void SoftmaxRowsWithBiasTableBf16(ArrayView<float> x, ArrayView<float> bias, ArrayView<ushort> p16, int rows, int n, int biasRows,
+        int keepFloats)
+    {
+        int row = RowOf(), lane = Warp.LaneIdx, lanes = Warp.WarpSize;
+        if (row >= rows) return;
+        long o = (long)row * n, bo = (long)(row % biasRows) * n;
+        float max = float.NegativeInfinity;
+        for (int j = lane; j < n; j += lanes) max = MathF.Max(max, x[o + j] + bias[bo + j]);
+        max = WarpMax(max);
+        float sum = 0;
+        for (int j = lane; j < n; j += lanes) sum += DeviceMath.Exp(x[o + j] + bias[bo + j] - max);
+        float inv = 1f / WarpSum(sum);
+        for (int j = lane; j < n; j += lanes)
+        {
+            float p = DeviceMath.Exp(x[o + j] + bias[bo + j] - max) * inv;
+            if (keepFloats != 0) x[o + j] = p;
+            p16[o + j] = Bf16.Round(p);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="SoftmaxRowsWithBiasTableBf16"/> for rows of at most <see cref="ShortRowValuesPerLane"/> x WarpSize
+    /// (mediator attention's rows of n mediators, and its mediators' rows of SiT's 256 tokens): the row read once into
+    /// registers. The same bits.
+    /// </summary>
+    public static void SoftmaxRowsWithBiasTableBf16Short(ArrayView<float> x, ArrayView<float> bias, ArrayView<ushort> p16, int rows, int n,
+        int biasRows, int keepFloats)
+    {
+        int row = RowOf();
         if (row >= rows) return;
         long o = (long)row * n;
+        ShortRowSoftmax(new BiasedLogits(x, o, bias, (long)(row % biasRows) * n), n, p16, x, o, keepFloats != 0);
+    }
+
+    /// <summary>The logits of a row: the n values at o.</summary>
+    private interface IRowLogits
+    {
+        float Load(int j);
+    }
+
+    /// <summary>A row's logits as stored.</summary>
+    private readonly struct PlainLogits(ArrayView<float> s, long o) : IRowLogits
+    {
+        private readonly ArrayView<float> _s = s;
+        private readonly long _o = o;
+
+        public float Load(int j) => _s[_o + j];
+    }
+
+    /// <summary>A row's logits plus a bias row, added as they are read (the in-place kernel's fl(x + bias)).</summary>
+    private readonly struct BiasedLogits(ArrayView<float> x, long o, ArrayView<float> bias, long bo) : IRowLogits
+    {
+        private readonly ArrayView<float> _x = x, _bias = bias;
+        private readonly long _o = o, _bo = bo;
+
+        public float Load(int j) => _x[_o + j] + _bias[_bo + j];
+    }
+
+    /// <summary>
+    /// The softmax of a row of at most <see cref="ShortRowValuesPerLane"/> x WarpSize logits by the calling warp, each
+    /// lane's values held in registers: the probabilities rounded to bf16 into p16 at o, and into p at o as well when
+    /// <paramref name="writeFloats"/>; the row's max and sum come back. The general kernels' operations in their order
+    /// (the lane's values j = lane, lane + WarpSize, .., then the butterfly), so their bits.
+    /// </summary>
+    private static Exponentials ShortRowSoftmax<TLogits>(TLogits logits, int n, ArrayView<ushort> p16, ArrayView<float> p, long o, bool writeFloats)
+        where TLogits : struct, IRowLogits
+    {
+        int lanes = Warp.WarpSize;
         int j0 = Warp.LaneIdx, j1 = j0 + lanes, j2 = j1 + lanes, j3 = j2 + lanes, j4 = j3 + lanes, j5 = j4 + lanes, j6 = j5 + lanes, j7 = j6 + lanes;
-        float x0 = j0 < n ? s[o + j0] : 0f, x1 = j1 < n ? s[o + j1] : 0f, x2 = j2 < n ? s[o + j2] : 0f, x3 = j3 < n ? s[o + j3] : 0f;
-        float x4 = j4 < n ? s[o + j4] : 0f, x5 = j5 < n ? s[o + j5] : 0f, x6 = j6 < n ? s[o + j6] : 0f, x7 = j7 < n ? s[o + j7] : 0f;
-        // The max and sum over the lane's values in the general kernel's order (j = lane, lane + WarpSize, ..).
+        float x0 = j0 < n ? logits.Load(j0) : 0f, x1 = j1 < n ? logits.Load(j1) : 0f, x2 = j2 < n ? logits.Load(j2) : 0f, x3 = j3 < n ? logits.Load(j3) : 0f;
+        float x4 = j4 < n ? logits.Load(j4) : 0f, x5 = j5 < n ? logits.Load(j5) : 0f, x6 = j6 < n ? logits.Load(j6) : 0f, x7 = j7 < n ? logits.Load(j7) : 0f;
         float max = float.NegativeInfinity;
         if (j0 < n) max = MathF.Max(max, x0);
         if (j1 < n) max = MathF.Max(max, x1);
@@ -234,23 +322,22 @@ internal static class WarpRowKernels
         if (j7 < n) sum += e7;
         var e = new Exponentials(max, WarpSum(sum));
         float inv = 1f / e.Sum;
-        if (j0 < n) p16[o + j0] = Bf16.Round(e0 * inv);
-        if (j1 < n) p16[o + j1] = Bf16.Round(e1 * inv);
-        if (j2 < n) p16[o + j2] = Bf16.Round(e2 * inv);
-        if (j3 < n) p16[o + j3] = Bf16.Round(e3 * inv);
-        if (j4 < n) p16[o + j4] = Bf16.Round(e4 * inv);
-        if (j5 < n) p16[o + j5] = Bf16.Round(e5 * inv);
-        if (j6 < n) p16[o + j6] = Bf16.Round(e6 * inv);
-        if (j7 < n) p16[o + j7] = Bf16.Round(e7 * inv);
-        if (Warp.LaneIdx == 0) lse[t.LseIndex(row)] = e.LogSumExp;
+        StoreProbability(p16, p, o + j0, j0 < n, e0 * inv, writeFloats);
+        StoreProbability(p16, p, o + j1, j1 < n, e1 * inv, writeFloats);
+        StoreProbability(p16, p, o + j2, j2 < n, e2 * inv, writeFloats);
+        StoreProbability(p16, p, o + j3, j3 < n, e3 * inv, writeFloats);
+        StoreProbability(p16, p, o + j4, j4 < n, e4 * inv, writeFloats);
+        StoreProbability(p16, p, o + j5, j5 < n, e5 * inv, writeFloats);
+        StoreProbability(p16, p, o + j6, j6 < n, e6 * inv, writeFloats);
+        StoreProbability(p16, p, o + j7, j7 < n, e7 * inv, writeFloats);
+        return e;
     }
 
-    /// <summary><see cref="AttentionKernels.SoftmaxRowsWithBiasTable"/> with a warp per row: row r of x (rows, n) gets bias row r mod biasRows.</summary>
-    public static void SoftmaxRowsWithBiasTable(ArrayView<float> x, ArrayView<float> bias, int rows, int n, int biasRows)
+    private static void StoreProbability(ArrayView<ushort> p16, ArrayView<float> p, long at, bool inRow, float value, bool writeFloats)
     {
-        int row = RowOf();
-        if (row >= rows) return;
-        SoftmaxRowInPlace(x, (long)row * n, n, bias, (long)(row % biasRows) * n, addBias: true);
+        if (!inRow) return;
+        if (writeFloats) p[at] = value;
+        p16[at] = Bf16.Round(value);
     }
 
     /// <summary>
@@ -317,14 +404,14 @@ internal static class WarpRowKernels
 }
 
 /// <summary>
-/// The write pass the two adaLN forward kernels share, by the calling warp: xhat = (x - mean) rstd and
-/// y = xhat scale + xhat + shift over the row at o (its image's shift and scale at c), stored in the output's format.
-/// Each lane loads four of its values before the first store.
+/// The write pass the two adaLN forward kernels share, by the calling warp: xhat = (x - mean) rstd (stored when
+/// writeXhat) and y = xhat scale + xhat + shift over the row at o (its image's shift and scale at c), stored in the
+/// output's format. Each lane loads four of its values before the first store.
 /// </summary>
 internal static class ModulatedRow
 {
     public static void Write<T, TF>(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat, ArrayView<T> y,
-        long o, long c, int d, float mean, float rstd) where T : unmanaged where TF : struct, IResultFormat<T>
+        long o, long c, int d, float mean, float rstd, bool writeXhat) where T : unmanaged where TF : struct, IResultFormat<T>
     {
         int lanes = Warp.WarpSize, j = Warp.LaneIdx;
         for (; j + 3 * lanes < d; j += 4 * lanes)
@@ -334,10 +421,13 @@ internal static class ModulatedRow
             float s0 = scale[c + j], s1 = scale[c + j1], s2 = scale[c + j2], s3 = scale[c + j3];
             float b0 = shift[c + j], b1 = shift[c + j1], b2 = shift[c + j2], b3 = shift[c + j3];
             float h0 = (x0 - mean) * rstd, h1 = (x1 - mean) * rstd, h2 = (x2 - mean) * rstd, h3 = (x3 - mean) * rstd;
-            xhat[o + j] = h0;
-            xhat[o + j1] = h1;
-            xhat[o + j2] = h2;
-            xhat[o + j3] = h3;
+            if (writeXhat)
+            {
+                xhat[o + j] = h0;
+                xhat[o + j1] = h1;
+                xhat[o + j2] = h2;
+                xhat[o + j3] = h3;
+            }
             y[o + j] = default(TF).From(h0 * s0 + h0 + b0);
             y[o + j1] = default(TF).From(h1 * s1 + h1 + b1);
             y[o + j2] = default(TF).From(h2 * s2 + h2 + b2);
@@ -346,7 +436,7 @@ internal static class ModulatedRow
         for (; j < d; j += lanes)
         {
             float h = (x[o + j] - mean) * rstd;
-            xhat[o + j] = h;
+            if (writeXhat) xhat[o + j] = h;
             y[o + j] = default(TF).From(h * scale[c + j] + h + shift[c + j]);
         }
     }

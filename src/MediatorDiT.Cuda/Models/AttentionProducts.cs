@@ -126,10 +126,11 @@ internal sealed class AttentionProducts : IDisposable
     /// their producers only) the head-major bf16 q, k and v are written there, for the backward to read again; with
     /// <paramref name="o16"/> (as long as o; likewise) o's bf16 values, proj's operand, as o is moved back to rows. With
     /// <paramref name="probabilities16"/> (B, H, N, N; bf16 only) P's bf16 values are written there, where the PV
-    /// product reads them, for the backward to read again.
+    /// product reads them, for the backward to read again. A sampling forward passes <paramref name="forBackward"/>
+    /// false: with <paramref name="o16"/> o's fp32 rows, which only the backward reads, are then not written.
     /// </summary>
     public void FullForward(ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> o, ArrayView<float> lse, AttentionGeometry g,
-        ArrayView<ushort> qkvHeads16 = default, ArrayView<ushort> o16 = default, ArrayView<ushort> probabilities16 = default)
+        ArrayView<ushort> qkvHeads16 = default, ArrayView<ushort> o16 = default, ArrayView<ushort> probabilities16 = default, bool forBackward = true)
     {
         int n = g.Tokens, hd = g.HeadDim, items = g.Batch * g.Heads;
         long e = (long)g.Batch * n * g.Dim;
@@ -150,7 +151,7 @@ internal sealed class AttentionProducts : IDisposable
         using (_kernels.SubStage("layout"))
         {
             var layout = new HeadLayout(n, g.Heads, hd, g.Dim, 0);
-            if (o16.Length > 0) _kernels.FromHeadMajorWithBf16(oh, o, o16, g.Batch, layout);
+            if (o16.Length > 0) _kernels.FromHeadMajorWithBf16(oh, o, o16, g.Batch, layout, floats: forBackward);
             else _kernels.FromHeadMajor(oh, o, g.Batch, layout);
         }
     }
@@ -292,10 +293,13 @@ internal sealed class AttentionProducts : IDisposable
     /// them whole), added by every kernel that reads them (the head-major moves, the pooling, the depthwise conv). The
     /// depthwise conv reads the last product's head-major output and writes o's rows (one pass for the move and the add),
     /// and with <paramref name="o16"/> (as long as o; bf16 operands from their producers only) o's bf16 values, proj's operand.
+    /// With bf16 operands from their producers the two softmaxes write A1's and A2's bf16 copies themselves, and their
+    /// fp32 values only for a training forward (<paramref name="forBackward"/>: the backward reads them, and o's fp32
+    /// rows); a sampling forward passes false, a1 and a2 are left holding the logits and, with o16, o is not written.
     /// </summary>
     public void MediatorForward(ArrayView<float> qkv, ArrayView<float> qkvBias, ArrayView<float> bias1, ArrayView<float> bias2, ArrayView<float> dwcWeight,
         ArrayView<float> dwcBias, ArrayView<float> tokens, ArrayView<float> a1, ArrayView<float> vm, ArrayView<float> a2, ArrayView<float> o,
-        AttentionGeometry g, ArrayView<ushort> o16 = default)
+        AttentionGeometry g, ArrayView<ushort> o16 = default, bool forBackward = true)
     {
         int n = g.Tokens, hd = g.HeadDim, m = g.Mediators, items = g.Batch * g.Heads;
         long e = (long)g.Batch * n * g.Dim, te = (long)g.Batch * m * g.Dim, maps = (long)items * m * n;
@@ -323,17 +327,25 @@ internal sealed class AttentionProducts : IDisposable
         Product(new GemmShape(false, true, n, m, hd, g.Scale, hd, hd, 0f, m, itemQ, itemT, itemMap, items), q, th, a2);
         using (_kernels.SubStage("softmax"))
         {
-            _kernels.SoftmaxRowsWithBiasTable(a1, bias1, items * m, n, g.Heads * m);
-            _kernels.SoftmaxRowsWithBiasTable(a2, bias2, items * n, m, g.Heads * n);
-            Round(a1Op, maps);
-            Round(a2Op, maps);
+            if (_fused)
+            {
+                _kernels.SoftmaxRowsWithBiasTableBf16(a1, bias1, a1Op.B16, items * m, n, g.Heads * m, keepFloats: forBackward);
+                _kernels.SoftmaxRowsWithBiasTableBf16(a2, bias2, a2Op.B16, items * n, m, g.Heads * n, keepFloats: forBackward);
+            }
+            else
+            {
+                _kernels.SoftmaxRowsWithBiasTable(a1, bias1, items * m, n, g.Heads * m);
+                _kernels.SoftmaxRowsWithBiasTable(a2, bias2, items * n, m, g.Heads * n);
+                Round(a1Op, maps);
+                Round(a2Op, maps);
+            }
         }
         // Vm (items, n, hd) = A1 V.
         Product(new GemmShape(false, false, m, hd, n, 1f, n, hd, 0f, hd, itemMap, itemQ, itemT, items), a1Op, v, vm);
         using (_kernels.SubStage("softmax")) Round(vmOp, te);
         // O (items, N, hd) = A2 Vm; o = O back in rows plus the depthwise conv of v.
         Product(new GemmShape(false, false, n, hd, m, 1f, m, hd, 0f, hd, itemMap, itemT, itemQ, items), a2Op, vmOp, oh);
-        using (_kernels.SubStage("layout and depthwise conv")) _kernels.DepthwiseConvAddFromHeads(qkv, dwcWeight, dwcBias, oh, o, g, qkvBias, o16);
+        using (_kernels.SubStage("layout and depthwise conv")) _kernels.DepthwiseConvAddFromHeads(qkv, dwcWeight, dwcBias, oh, o, g, qkvBias, o16, floats: forBackward);
     }
 
     /// <summary>

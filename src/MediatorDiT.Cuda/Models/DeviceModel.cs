@@ -159,6 +159,9 @@ internal sealed partial class DeviceModel : IDisposable
         }
 
         var geometry = Geometry(b);
+        // A training forward writes what the backward reads (LayerNorm's xhat, attention's maps and fp32 output); a
+        // sampling forward, where the bf16 products read their operands' copies, leaves those out.
+        bool forBackward = _gradients is not null;
         for (int i = 0; i < w.Blocks.Count; i++)
         {
             var block = w.Blocks[i];
@@ -171,7 +174,7 @@ internal sealed partial class DeviceModel : IDisposable
             }
             var observe = AttentionInputObserver;
             using (k.Stage("forward: norms and gated residuals"))
-                AdaLayerNorm(a.X, a.Chunk(0), a.Chunk(1), s.Normalized1, s.QkvInput, s.Stats1, d, n, keepFloats: observe is not null);
+                AdaLayerNorm(a.X, a.Chunk(0), a.Chunk(1), s.Normalized1, s.QkvInput, s.Stats1, d, n, keepFloats: observe is not null, forBackward);
             observe?.Invoke(i, Observed(s.H1, rows, d), b);
             // + qkv's bias in the attention core, as it reads q, k and v (the head-major moves, the pooling, the depthwise conv).
             using (k.Stage("forward: qkv")) _products.Forward(s.QkvInput, block.QkvWeight, s.Qkv, rows, d, 3 * d, accumulate: false);
@@ -181,16 +184,16 @@ internal sealed partial class DeviceModel : IDisposable
             if (block.Mediator)
                 using (k.Stage("forward: mediator attention core"))
                     _products.Attention.MediatorForward(s.Qkv, block.QkvBias, block.Bias1, block.Bias2, block.DwcWeight, block.DwcBias, s.MediatorTokens, s.A1,
-                        s.Vm, s.A2, s.Heads, geometry, heads16);
+                        s.Vm, s.A2, s.Heads, geometry, heads16, forBackward);
             else
                 using (k.Stage("forward: full attention core"))
-                    _products.Attention.FullForward(s.Qkv, block.QkvBias, s.Heads, s.Lse, geometry, s.QkvHeadsBf16, heads16, s.Probabilities16);
+                    _products.Attention.FullForward(s.Qkv, block.QkvBias, s.Heads, s.Lse, geometry, s.QkvHeadsBf16, heads16, s.Probabilities16, forBackward);
             using (k.Stage("forward: proj"))
                 _products.Forward(s.ProjInput, block.ProjWeight, s.AttentionOut, rows, d, d, accumulate: false); // + bias in the gated residual
             using (k.Stage("forward: norms and gated residuals"))
             {
                 k.GatedResidualForward(a.X, s.AttentionOut, block.ProjBias, a.Chunk(2), s.XMid, d, n);
-                AdaLayerNorm(s.XMid, a.Chunk(3), a.Chunk(4), s.Normalized2, s.Fc1Input, s.Stats2, d, n, keepFloats: false);
+                AdaLayerNorm(s.XMid, a.Chunk(3), a.Chunk(4), s.Normalized2, s.Fc1Input, s.Stats2, d, n, keepFloats: false, forBackward);
             }
             // fc1's, fc2's and proj's biases are added by the kernels that read their products (GELU, the gated residuals).
             // In bf16 fc1's product stores its output in bf16 (as PyTorch's bf16 products do), which GELU reads.
@@ -232,14 +235,14 @@ internal sealed partial class DeviceModel : IDisposable
 
     /// <summary>
     /// The adaLN LayerNorm of x into xhat, stats and h; when h has a bf16 copy the kernel writes it, and the fp32 h too
-    /// only when <paramref name="keepFloats"/> (an observer reads it).
+    /// only when <paramref name="keepFloats"/> (an observer reads it), and xhat only <paramref name="forBackward"/>.
     /// </summary>
     private void AdaLayerNorm(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat, ProductOperand h,
-        ArrayView<float> stats, int d, int rowsPerImage, bool keepFloats)
+        ArrayView<float> stats, int d, int rowsPerImage, bool keepFloats, bool forBackward)
     {
         if (h.HasBf16 && !keepFloats)
         {
-            _kernels.AdaLayerNormForwardBf16(x, shift, scale, xhat, h.F32, h.B16, stats, d, rowsPerImage);
+            _kernels.AdaLayerNormForwardBf16(x, shift, scale, xhat, h.F32, h.B16, stats, d, rowsPerImage, keepXhat: forBackward);
             return;
         }
         _kernels.AdaLayerNormForward(x, shift, scale, xhat, h.F32, stats, d, rowsPerImage);

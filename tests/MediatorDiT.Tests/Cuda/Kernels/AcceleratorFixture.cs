@@ -111,7 +111,7 @@ public class AcceleratorFixture : IDisposable
     /// |actual - expected| &lt;= tolerance max(|expected|, rms(expected)) for every element (exact where all are zero;
     /// NaN where NaN is expected): the card's comparisons.
     /// </summary>
-    private static void AssertNear(float[] expected, float[] actual, double tolerance, string what)
+    internal static void AssertNear(float[] expected, float[] actual, double tolerance, string what)
     {
         Assert.Equal(expected.Length, actual.Length);
         double squares = 0;

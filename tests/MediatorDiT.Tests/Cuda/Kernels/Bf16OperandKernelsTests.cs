@@ -47,6 +47,15 @@ public class Bf16OperandKernelsTests(AcceleratorFixture device)
         AssertSameHalves(expected16, Download(y16), "y16");
         device.AssertSameBits(expectedXhat, device.Download(xhat2));
         device.AssertSameBits(expectedStats, device.Download(stats2));
+
+        // A sampling forward keeps no xhat: y16 and stats as before, xhat left as it was by a warp per row.
+        using var xhat3 = Floats(rows * d);
+        using var y16b = Halves(rows * d);
+        using var stats3 = Floats(2 * rows);
+        kernels.AdaLayerNormForwardBf16(dx.View, dShift.View, dScale.View, xhat3.View, scratch.View, y16b.View, stats3.View, d, rowsPerImage, keepXhat: false);
+        AssertSameHalves(expected16, Download(y16b), "y16 without xhat");
+        device.AssertSameBits(expectedStats, device.Download(stats3));
+        device.AssertSameBits(warpRows ? new float[rows * d] : expectedXhat, device.Download(xhat3));
     }
 
     [Theory]
@@ -67,6 +76,30 @@ public class Bf16OperandKernelsTests(AcceleratorFixture device)
         kernels.TileSoftmaxBf16(s2.View, p16.View, lse2.View, rows, tile);
         AssertSameHalves(expected16, Download(p16), "p16");
         device.AssertSameBits(expectedLse, device.Download(lse2));
+    }
+
+    [Theory]
+    [MemberData(nameof(RowShapes))]
+    public void SoftmaxRowsWithBiasTableBf16_IsTheRoundedSoftmax_WithItsFloatsOnlyWhenKept(bool warpRows, int n, int rows)
+    {
+        // Mediator attention's softmaxes: row r plus bias row r mod 3.
+        var kernels = warpRows ? device.WarpRowKernels : device.ThreadRowKernels;
+        var logits = KernelData.Uniform(rows * n, 214, -6f, 6f);
+        var bias = KernelData.Uniform(3 * n, 215, -1f, 1f);
+        using var b = device.Upload(bias);
+        using var x = device.Upload(logits);
+        kernels.SoftmaxRowsWithBiasTable(x.View, b.View, rows, n, 3);
+        var expected = device.Download(x);
+        var expected16 = Rounded(expected);
+        foreach (bool keepFloats in new[] { true, false })
+        {
+            using var x2 = device.Upload(logits);
+            using var p16 = Halves(rows * n);
+            kernels.SoftmaxRowsWithBiasTableBf16(x2.View, b.View, p16.View, rows, n, 3, keepFloats);
+            AssertSameHalves(expected16, Download(p16), $"p16, floats kept {keepFloats}");
+            // Kept: the probabilities' bits; else a warp per row leaves the logits (a thread per row always writes them).
+            device.AssertSameBits(keepFloats || !warpRows ? expected : logits, device.Download(x2));
+        }
     }
 
     [Fact]
@@ -151,6 +184,38 @@ public class Bf16OperandKernelsTests(AcceleratorFixture device)
         using var alone = Floats(rows * d);
         device.Kernels.DepthwiseConvAddFromHeads(qkv.View, weight.View, dwcBias.View, heads.View, alone.View, g, biasView);
         device.AssertSameBits(expected, device.Download(alone)); // without a bf16 copy: the same rows
+
+        // A sampling forward's: the bf16 copy alone, the rows left as they were.
+        var stale = KernelData.Uniform(rows * d, 227);
+        using var untouched = device.Upload(stale);
+        using var only16 = Halves(rows * d);
+        device.Kernels.DepthwiseConvAddFromHeads(qkv.View, weight.View, dwcBias.View, heads.View, untouched.View, g, biasView, only16.View, floats: false);
+        AssertSameHalves(Rounded(expected), Download(only16), "o16 alone");
+        device.AssertSameBits(stale, device.Download(untouched));
+    }
+
+    [Fact]
+    public void FromHeadMajorWithBf16_IsTheMoveWithItsRounding_TheRowsOnlyWhenAsked()
+    {
+        var layout = new HeadLayout(Tokens: 5, Heads: 3, HeadDim: 4, Ld: 3 * 12, Column: 24); // into the v part of qkv rows
+        const int batch = 2;
+        var heads = KernelData.Uniform(batch * 5 * 12, 228, -2f, 2f);
+        var stale = KernelData.Uniform(batch * 5 * 36, 229);
+        using var src = device.Upload(heads);
+        using var moved = device.Upload(stale);
+        device.Kernels.FromHeadMajor(src.View, moved.View, batch, layout);
+        var expected = device.Download(moved);
+        foreach (bool floats in new[] { true, false })
+        {
+            using var rows = device.Upload(stale);
+            using var rows16 = Halves(batch * 5 * 36);
+            device.Kernels.FromHeadMajorWithBf16(src.View, rows.View, rows16.View, batch, layout, floats);
+            var halves = Download(rows16);
+            // Only the moved columns get a bf16 value, each the rounding of the moved one.
+            for (int i = 0; i < expected.Length; i++)
+                Assert.Equal(i % 36 >= 24 ? Bf16.Round(expected[i]) : (ushort)0, halves[i]);
+            device.AssertSameBits(floats ? expected : stale, device.Download(rows));
+        }
     }
 
     [Fact]

@@ -117,6 +117,11 @@ public class AttentionProductsTests(AcceleratorFixture device)
         device.AssertSameBits(o, fusedO);
         device.AssertSameBits(lse, fusedLse);
         Assert.Equal(fusedO.Select(Bf16.Round), fusedO16); // the move back to rows wrote proj's bf16 operand too
+        // A sampling forward: the same bf16 operand and lse, o's fp32 rows left as they were.
+        var (staleO, samplingLse) = Forward(qkv, DevicePrecision.Bf16, tileFloats, kernels, true, null, out var samplingO16, forBackward: false);
+        Assert.Equal(fusedO16, samplingO16);
+        device.AssertSameBits(lse, samplingLse);
+        device.AssertSameBits(KernelData.Uniform(Batch * Tokens * Dim, 95), staleO);
 
         var attention = CpuLayer(99);
         var dqkv = Backward(attention, DevicePrecision.Bf16, tileFloats, kernels, operandsFromProducers: false);
@@ -124,14 +129,15 @@ public class AttentionProductsTests(AcceleratorFixture device)
         device.AssertSameBits(dqkv, fusedDqkv);
         Assert.Equal(fusedDqkv.Select(Bf16.Round), dqkv16); // the moves back to rows wrote dqkv's bf16 copy too
 
-        // Mediator attention: T's head-major copy is written in bf16 directly.
+        // Mediator attention: T's head-major copy is written in bf16 directly, A1's and A2's by their softmaxes (their
+        // fp32 values too only when kept for a backward).
         var g = new AttentionGeometry(Batch, Grid, Heads, HeadDim, 2, 1f / MathF.Sqrt(HeadDim));
         int m = g.Mediators;
         var bias1 = KernelData.Uniform(Heads * m * Tokens, 102, -1f, 1f);
         var bias2 = KernelData.Uniform(Heads * Tokens * m, 103, -1f, 1f);
         var weight = KernelData.Uniform(9 * Dim, 104, -0.5f, 0.5f);
         var dwcBias = KernelData.Uniform(Dim, 105, -0.5f, 0.5f);
-        float[][] Mediator(bool fromProducers, out ushort[]? o16)
+        float[][] Mediator(bool fromProducers, out ushort[]? o16, bool forBackward = true)
         {
             using var gemm = new IlgpuGemm(device.Accelerator);
             using var products = new AttentionProducts(kernels, gemm, DevicePrecision.Bf16, tileFloats, fromProducers);
@@ -146,7 +152,7 @@ public class AttentionProductsTests(AcceleratorFixture device)
             using var a2 = device.Accelerator.Allocate1D<float>(Batch * Heads * Tokens * m);
             using var mo = device.Accelerator.Allocate1D<float>(Batch * Tokens * Dim);
             using var mo16 = device.Accelerator.Allocate1D<ushort>(fromProducers ? Batch * Tokens * Dim : 0);
-            products.MediatorForward(dq.View, default, b1.View, b2.View, w.View, wb.View, t.View, a1.View, vm.View, a2.View, mo.View, g, mo16.View);
+            products.MediatorForward(dq.View, default, b1.View, b2.View, w.View, wb.View, t.View, a1.View, vm.View, a2.View, mo.View, g, mo16.View, forBackward);
             device.Accelerator.Synchronize();
             o16 = fromProducers ? mo16.GetAsArray1D() : null;
             return [device.Download(t), device.Download(a1), device.Download(vm), device.Download(a2), device.Download(mo)];
@@ -156,6 +162,11 @@ public class AttentionProductsTests(AcceleratorFixture device)
         for (int i = 0; i < expected.Length; i++) device.AssertSameBits(expected[i], actual[i]);
         Assert.Contains(expected[4], v => v != 0);
         Assert.Equal(actual[4].Select(Bf16.Round), actualO16!); // the conv's pass wrote proj's bf16 operand too
+        // A sampling forward (nothing kept for a backward): T and Vm keep their bits, and proj's bf16 operand (its fp32
+        // rows are not written).
+        var sampling = Mediator(fromProducers: true, out var mediatorO16, forBackward: false);
+        foreach (int i in new[] { 0, 2 }) device.AssertSameBits(expected[i], sampling[i]);
+        Assert.Equal(actualO16!, mediatorO16!);
     }
 
     [Theory]
@@ -626,9 +637,12 @@ public class AttentionProductsTests(AcceleratorFixture device)
     private (float[] O, float[] Lse) Forward(float[] qkv, DevicePrecision precision, long tileFloats, KernelSet? kernels = null,
         bool operandsFromProducers = true, float[]? qkvBias = null) => Forward(qkv, precision, tileFloats, kernels, operandsFromProducers, qkvBias, out _);
 
-    /// <summary>As the other overload; in bf16 with operands from their producers <paramref name="o16"/> gets o's bf16 copy the forward writes, else null.</summary>
+    /// <summary>
+    /// As the other overload; in bf16 with operands from their producers <paramref name="o16"/> gets o's bf16 copy the
+    /// forward writes, else null. A sampling forward (<paramref name="forBackward"/> false) may leave o's stale values.
+    /// </summary>
     private (float[] O, float[] Lse) Forward(float[] qkv, DevicePrecision precision, long tileFloats, KernelSet? kernels, bool operandsFromProducers,
-        float[]? qkvBias, out ushort[]? o16)
+        float[]? qkvBias, out ushort[]? o16, bool forBackward = true)
     {
         using var gemm = new IlgpuGemm(device.Accelerator);
         using var products = new AttentionProducts(kernels ?? device.Kernels, gemm, precision, tileFloats, operandsFromProducers);
@@ -638,7 +652,7 @@ public class AttentionProductsTests(AcceleratorFixture device)
         using var lse = device.Upload(KernelData.Uniform(Batch * Heads * Tokens, 96));
         bool copy = precision == DevicePrecision.Bf16 && operandsFromProducers;
         using var copy16 = device.Accelerator.Allocate1D<ushort>(copy ? Batch * Tokens * Dim : 0);
-        products.FullForward(dqkv.View, bias?.View ?? default, o.View, lse.View, Geometry, o16: copy16.View);
+        products.FullForward(dqkv.View, bias?.View ?? default, o.View, lse.View, Geometry, o16: copy16.View, forBackward: forBackward);
         device.Accelerator.Synchronize();
         o16 = copy ? copy16.GetAsArray1D() : null;
         return (device.Download(o), device.Download(lse));
