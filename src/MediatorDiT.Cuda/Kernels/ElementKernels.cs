@@ -5,10 +5,9 @@ using MediatorDiT.Nn;
 namespace MediatorDiT.Cuda.Kernels;
 
 /// <summary>
-/// The element-wise kernels of the network and its optimiser, one thread per element. Each performs the IEEE
-/// operations of its CPU twin in Nn in the same order (GELU's sigmoid form with FastExp, the gated residual's
-/// multiply then add, AdamW without fused multiply-adds), so on ILGPU's CPU accelerator the results are the same
-/// bits; SiLU uses the device's exp and differs from TensorPrimitives' by rounding only.
+/// The element-wise kernels of the network, one thread per element. Each performs the IEEE operations of its CPU
+/// twin in Nn in the same order (GELU's sigmoid form with FastExp, the gated residual's multiply then add), so on
+/// ILGPU's CPU accelerator the results are the same bits; SiLU uses the device's exp and differs from TensorPrimitives' by rounding only.
 /// </summary>
 internal static class ElementKernels
 {
@@ -97,38 +96,4 @@ internal static class ElementKernels
         int row = i / d, j = i - row * d;
         dst[i] = (branch[i] + bias[j]) * gate[(row / rowsPerImage) * d + j] + src[i];
     }
-
-    /// <summary>
-    /// AdamW's element update (Nn.AdamWKernel): p *= decay; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
-    /// p -= StepSize m / (sqrt(v) / Bc2Sqrt + eps).
-    /// </summary>
-    public static void AdamWUpdate(Index1D k, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, DeviceAdamWScalars s)
-    {
-        float pk = p[k], gk = g[k];
-        if (s.Decays != 0) pk *= s.Decay;
-        float mk = m[k] * s.Beta1 + gk * s.OneMinusBeta1;
-        float vk = v[k] * s.Beta2 + gk * gk * s.OneMinusBeta2;
-        float denom = MathF.Sqrt(vk) / s.Bc2Sqrt + s.Eps;
-        pk += -s.StepSize * (mk / denom);
-        m[k] = mk;
-        v[k] = vk;
-        p[k] = pk;
-    }
-}
-
-/// <summary>
-/// <see cref="AdamWScalars"/> as a kernel argument: a plain struct of this assembly (ILGPU's generated code may only
-/// touch types it can see) with the flag as an int.
-/// </summary>
-internal readonly struct DeviceAdamWScalars(AdamWScalars s)
-{
-    public readonly float Decay = s.Decay;
-    public readonly int Decays = s.Decays ? 1 : 0;
-    public readonly float Beta1 = s.Beta1;
-    public readonly float Beta2 = s.Beta2;
-    public readonly float OneMinusBeta1 = s.OneMinusBeta1;
-    public readonly float OneMinusBeta2 = s.OneMinusBeta2;
-    public readonly float Bc2Sqrt = s.Bc2Sqrt;
-    public readonly float Eps = s.Eps;
-    public readonly float StepSize = s.StepSize;
 }

@@ -1,5 +1,6 @@
 using ILGPU;
 using ILGPU.Runtime;
+using MediatorDiT.Nn;
 
 namespace MediatorDiT.Cuda.Kernels;
 
@@ -13,7 +14,8 @@ internal sealed partial class KernelSet
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int>? _squares;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, double>? _normScale;
     private Action<Index1D, ArrayView<float>, ArrayView<float>>? _scaleByClip;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, float, float>? _ema;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, DeviceAdamWScalars, int,
+        float, float, int>? _optimizer;
     private Action<Index1D, ArrayView<float>>? _zero;
     private Action<Index1D, ArrayView<float>, float>? _scale;
     private Action<Index1D, ArrayView<float>, ArrayView<float>>? _addInto;
@@ -78,12 +80,23 @@ internal sealed partial class KernelSet
             new KernelConfig(1, ReductionGroupSize), partials, result, count, maxNorm);
     }
 
-    /// <summary>ema = decay ema + (1 - decay) p over ema's length, with Training.Ema's float factors.</summary>
-    public void EmaUpdate(ArrayView<float> ema, ArrayView<float> p, double decay)
+    /// <summary>
+    /// The optimiser step over p's length in one pass (<see cref="TrainingKernels.OptimizerUpdate"/>): AdamW with
+    /// <paramref name="adamW"/>'s scalars (null: the stretch is not trained this step, p stays and g, m, v are not
+    /// read), then ema = decay ema + (1 - decay) p with Training.Ema's float factors, then p16 = bf16(p) where p16 is
+    /// not empty (the bf16 products' copy of the weights).
+    /// </summary>
+    public void OptimizerUpdate(ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> ema, ArrayView<ushort> p16,
+        AdamWScalars? adamW, double emaDecay)
     {
-        Check(p.Length >= ema.Length, "p is shorter than ema");
-        (_ema ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, float, float>(TrainingKernels.EmaUpdate))(
-            (int)ema.Length, ema, p, (float)decay, (float)(1 - decay));
+        bool adam = adamW is not null;
+        Check(ema.Length >= p.Length && (p16.Length == 0 || p16.Length >= p.Length), "ema and a bf16 copy must be as long as p");
+        Check(!adam || g.Length >= p.Length && m.Length >= p.Length && v.Length >= p.Length, "g, m and v must be as long as p");
+        Check(p.Length <= int.MaxValue, "at most 2^31 - 1 parameters are updated by one launch");
+        if (p.Length == 0) return;
+        (_optimizer ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<ushort>, DeviceAdamWScalars, int, float, float, int>(TrainingKernels.OptimizerUpdate))((int)p.Length, p, adam ? g : p, adam ? m : p,
+            adam ? v : p, ema, p16, new DeviceAdamWScalars(adamW.GetValueOrDefault()), adam ? 1 : 0, (float)emaDecay, (float)(1 - emaDecay), p16.Length > 0 ? 1 : 0);
     }
 
     /// <summary>x = 0 over x's length, queued on the stream with the other launches (gradients before a backward pass).</summary>

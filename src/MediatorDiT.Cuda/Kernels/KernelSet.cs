@@ -18,7 +18,6 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, int>? _geluFrom16;
     private Action<Index1D, ArrayView<ushort>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int>? _geluBackwardFrom16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _gated;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceAdamWScalars>? _adamW;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _adaLn;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float>? _adaLnWarp;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _softmax;
@@ -149,14 +148,6 @@ internal sealed partial class KernelSet
         Check(src.Length >= n && branch.Length >= n && gate.Length >= (n / d + rowsPerImage - 1) / rowsPerImage * d, "src, branch or gate is too short");
         (_gated ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(
             ElementKernels.GatedResidualForward))((int)n, src, branch, bias, gate, dst, d, rowsPerImage);
-    }
-
-    /// <summary>One AdamW step over p's length.</summary>
-    public void AdamWUpdate(ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, AdamWScalars s)
-    {
-        Check(g.Length >= p.Length && m.Length >= p.Length && v.Length >= p.Length, "g, m and v must be as long as p");
-        (_adamW ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DeviceAdamWScalars>(
-            ElementKernels.AdamWUpdate))((int)p.Length, p, g, m, v, new DeviceAdamWScalars(s));
     }
 
     /// <summary>LayerNorm and adaLN modulation over x (rows, d); stats gets (mean, rstd) per row.</summary>

@@ -1,11 +1,12 @@
 using ILGPU;
 using MediatorDiT.Diffusion;
+using MediatorDiT.Nn;
 
 namespace MediatorDiT.Cuda.Kernels;
 
 /// <summary>
-/// The training step's kernels besides the network and AdamW (<see cref="ElementKernels.AdamWUpdate"/>): the SiT
-/// transport loss and its gradient, the global gradient norm and the clipping scale, the EMA update, zeroing.
+/// The training step's kernels besides the network: the SiT transport loss and its gradient, the global gradient norm
+/// and the clipping scale, the optimiser step (AdamW, the EMA and the weights' bf16 copy in one pass), zeroing.
 /// Reductions run in a fixed order (each group's threads stride over their range, then a tree over the group in
 /// shared memory, then an ordered sum of the groups' partials), so a result is the same on every run of one
 /// accelerator configuration; the group size is the launcher's <see cref="KernelSet.ReductionGroupSize"/>.
@@ -96,9 +97,32 @@ internal static class TrainingKernels
     /// <summary>g *= result[1], the clipping scale <see cref="GradientNormAndClipScale"/> left on the device (1: unchanged).</summary>
     public static void ScaleByClip(Index1D i, ArrayView<float> g, ArrayView<float> result) => g[i] *= result[1];
 
-    /// <summary>ema = ema decay + p oneMinusDecay, Training.Ema.Update's operations.</summary>
-    public static void EmaUpdate(Index1D i, ArrayView<float> ema, ArrayView<float> p, float decay, float oneMinusDecay) =>
-        ema[i] = ema[i] * decay + p[i] * oneMinusDecay;
+    /// <summary>
+    /// The optimiser step over a stretch of the flat parameter buffers, in one pass: with <paramref name="adam"/> 1
+    /// AdamW's element update (Nn.AdamWKernel: p *= decay; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    /// p -= StepSize m / (sqrt(v) / Bc2Sqrt + eps)); then the EMA of the updated p, ema = ema decay + p oneMinusDecay
+    /// (Training.Ema.Update's operations), and with <paramref name="bf16"/> 1 the bf16 copy the products read,
+    /// p16 = bf16(p). p is read once, where AdamW, the EMA and the rounding as passes of their own read it three times.
+    /// </summary>
+    public static void OptimizerUpdate(Index1D k, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<float> ema,
+        ArrayView<ushort> p16, DeviceAdamWScalars s, int adam, float decay, float oneMinusDecay, int bf16)
+    {
+        float pk = p[k];
+        if (adam != 0)
+        {
+            float gk = g[k];
+            if (s.Decays != 0) pk *= s.Decay;
+            float mk = m[k] * s.Beta1 + gk * s.OneMinusBeta1;
+            float vk = v[k] * s.Beta2 + gk * gk * s.OneMinusBeta2;
+            float denom = MathF.Sqrt(vk) / s.Bc2Sqrt + s.Eps;
+            pk += -s.StepSize * (mk / denom);
+            m[k] = mk;
+            v[k] = vk;
+            p[k] = pk;
+        }
+        ema[k] = ema[k] * decay + pk * oneMinusDecay;
+        if (bf16 != 0) p16[k] = Bf16.Round(pk);
+    }
 
     /// <summary>x = 0.</summary>
     public static void Zero(Index1D i, ArrayView<float> x) => x[i] = 0f;
@@ -139,4 +163,21 @@ internal static class TrainingKernels
         }
         return (rows, mode);
     }
+}
+
+/// <summary>
+/// <see cref="AdamWScalars"/> as a kernel argument: a plain struct of this assembly (ILGPU's generated code may only
+/// touch types it can see) with the flag as an int.
+/// </summary>
+internal readonly struct DeviceAdamWScalars(AdamWScalars s)
+{
+    public readonly float Decay = s.Decay;
+    public readonly int Decays = s.Decays ? 1 : 0;
+    public readonly float Beta1 = s.Beta1;
+    public readonly float Beta2 = s.Beta2;
+    public readonly float OneMinusBeta1 = s.OneMinusBeta1;
+    public readonly float OneMinusBeta2 = s.OneMinusBeta2;
+    public readonly float Bc2Sqrt = s.Bc2Sqrt;
+    public readonly float Eps = s.Eps;
+    public readonly float StepSize = s.StepSize;
 }

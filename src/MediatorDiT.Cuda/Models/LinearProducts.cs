@@ -11,8 +11,8 @@ namespace MediatorDiT.Cuda.Models;
 /// at a <see cref="DevicePrecision"/>. In fp32 they are <see cref="IDeviceGemm.Sgemm"/> on the float32 views. In bf16
 /// they are <see cref="IDeviceGemm.GemmBf16(in GemmShape, ArrayView{ushort}, ArrayView{ushort}, ArrayView{float})"/>: the activation (and gradient) operands are rounded into scratch
 /// buffers by <see cref="KernelSet.RoundToBf16"/> just before each product, and the weights are read from bf16 copies
-/// kept beside the float32 master weights (<see cref="KeepBf16Copies"/>; <see cref="RefreshBf16Copies"/> after the
-/// masters change). Where the network's kernel that produces an activation operand writes its bf16 copy itself
+/// kept beside the float32 master weights (<see cref="KeepBf16Copies"/>; written again through <see cref="Bf16CopyOf"/>
+/// after the masters change). Where the network's kernel that produces an activation operand writes its bf16 copy itself
 /// (<see cref="OperandsFromProducers"/>), the product reads that copy instead of rounding the fp32 values again; a
 /// backward rounds dy once for both its products. Everything else the network computes stays float32. One set of
 /// products serves every device model sharing its weights (the members of a training ladder); queued on the accelerator's default stream, so a
@@ -71,10 +71,16 @@ internal sealed class LinearProducts : IDisposable
         }
     }
 
-    /// <summary>Rounds every master into its bf16 copy again (training: after each optimiser step). Nothing in fp32.</summary>
-    public void RefreshBf16Copies()
+    /// <summary>
+    /// The bf16 copy kept for <paramref name="master"/> (a view given to <see cref="KeepBf16Copies"/>), which whoever
+    /// changes the master writes again (training: the optimiser step, as it updates the weights); empty in fp32.
+    /// </summary>
+    public ArrayView<ushort> Bf16CopyOf(ArrayView<float> master)
     {
-        foreach (var (master, copy) in _copies) _kernels.RoundToBf16(master, copy.View);
+        if (Precision != DevicePrecision.Bf16) return default;
+        foreach (var (kept, copy) in _copies)
+            if (kept.Equals(master)) return copy.View;
+        throw new InvalidOperationException("this master has no bf16 copy (KeepBf16Copies was not given it).");
     }
 
     /// <summary>

@@ -301,28 +301,44 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
 
         using (k.Stage("training: gradient norm and clipping")) k.GradientNormAndClip(gradients, state.NormPartials, state.NormResult, batch.GradClip);
         _optimizer!.LearningRate = batch.LearningRate;
-        using (k.Stage("training: AdamW"))
-            foreach (var (first, last) in _runs[batch.Member]) Update(state, gradients, first, last);
-        using (k.Stage("training: bf16 weight copies")) _products.RefreshBf16Copies();
-        using (k.Stage("training: EMA")) k.EmaUpdate(state.Ema, state.Values, batch.EmaDecay);
+        using (k.Stage("training: AdamW, EMA and bf16 weight copies")) OptimizerStep(state, gradients, batch.Member, batch.EmaDecay);
         k.Synchronize();
         state.NormResult.SubView(0, 1).CopyToCPU(_norm.AsSpan());
         return new TrainingStepResult(lossSum / batch.GlobalSize, _norm[0]);
     }
 
-    /// <summary>AdamW over parameters first..last: one launch per stretch whose step counts agree (each parameter keeps its own count, as the CPU optimiser).</summary>
-    private void Update(DeviceTrainingState state, ILGPU.ArrayView<float> gradients, int first, int last)
+    /// <summary>
+    /// AdamW over the member's trainable parameters, then the EMA of every parameter and, in bf16, the weights' bf16
+    /// copy, in one pass over the flat buffers (<see cref="KernelSet.OptimizerUpdate"/>): one launch per stretch of the
+    /// member's runs whose step counts agree (each parameter keeps its own count, as the CPU optimiser), and one per
+    /// stretch between them (frozen parameters, other members' position biases), which only the EMA and the copy
+    /// read. The same operations as AdamW, Training.Ema.Update and the rounding in passes of their own.
+    /// </summary>
+    private void OptimizerStep(DeviceTrainingState state, ILGPU.ArrayView<float> gradients, int member, double emaDecay)
     {
-        for (int i = first; i <= last;)
+        var copy = _products.Bf16CopyOf(state.Values);
+        long done = 0;
+        void Update(long end, AdamWScalars? adamW)
         {
-            int j = i;
-            while (j + 1 <= last && state.Steps[j + 1] == state.Steps[i]) j++;
-            long step = state.Steps[i] + 1;
-            for (int p = i; p <= j; p++) state.Steps[p] = step;
-            _kernels.AdamWUpdate(state.Range(state.Values, i, j), state.Range(gradients, i, j), state.Range(state.ExpAvg, i, j),
-                state.Range(state.ExpAvgSq, i, j), _optimizer!.ScalarsAt(step));
-            i = j + 1;
+            var p = state.Values.SubView(done, end - done);
+            _kernels.OptimizerUpdate(p, gradients.SubView(done, end - done), state.ExpAvg.SubView(done, end - done), state.ExpAvgSq.SubView(done, end - done),
+                state.Ema.SubView(done, end - done), copy.Length > 0 ? copy.SubView(done, end - done) : default, adamW, emaDecay);
+            done = end;
         }
+        foreach (var (first, last) in _runs[member])
+            for (int i = first; i <= last;)
+            {
+                int j = i;
+                while (j + 1 <= last && state.Steps[j + 1] == state.Steps[i]) j++;
+                long step = state.Steps[i] + 1;
+                for (int p = i; p <= j; p++) state.Steps[p] = step;
+                var (start, _) = state.Extent(i);
+                var (lastStart, lastLength) = state.Extent(j);
+                if (start > done) Update(start, null);
+                Update(lastStart + lastLength, _optimizer!.ScalarsAt(step));
+                i = j + 1;
+            }
+        if (done < state.Length) Update(state.Length, null);
     }
 
     /// <inheritdoc/>

@@ -103,33 +103,6 @@ public class ElementKernelsTests(AcceleratorFixture device)
         device.Kernels.GatedResidualForward(ds.View, db.View, dbias.View, dg.View, ds.View, d, rowsPerImage); // dst = src, in place
         device.AssertSameBits(expected, device.Download(ds));
     }
-
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void AdamW_ThreeSteps_AreTheCpuKernelsBits(bool decays)
-    {
-        var p = KernelData.Uniform(N, 8, -1f, 1f);
-        var m = new float[N];
-        var v = new float[N];
-        using var dp = device.Upload(p);
-        using var dm = device.Upload(m);
-        using var dv = device.Upload(v);
-        for (int step = 1; step <= 3; step++)
-        {
-            var g = KernelData.Uniform(N, 10 + step, -0.1f, 0.1f);
-            double lr = 1e-3, b1 = 0.9, b2 = 0.999;
-            var s = new AdamWScalars((float)(1 - lr * 0.01), decays, (float)b1, (float)b2, (float)(1 - b1), (float)(1 - b2),
-                (float)Math.Sqrt(1 - Math.Pow(b2, step)), 1e-8f, (float)(lr / (1 - Math.Pow(b1, step))));
-            AdamWKernel.Update(p, g, m, v, s);
-            using var dg = device.Upload(g);
-            device.Kernels.AdamWUpdate(dp.View, dg.View, dm.View, dv.View, s);
-            device.Accelerator.Synchronize();
-        }
-        device.AssertSameBits(p, device.Download(dp));
-        device.AssertSameBits(m, device.Download(dm));
-        device.AssertSameBits(v, device.Download(dv));
-    }
 }
 
 /// <summary>The same tests on a CPU accelerator shaped as a CUDA device: 32-lane warps, a GPU's launch shapes.</summary>

@@ -1,3 +1,4 @@
+using ILGPU;
 using ILGPU.Runtime;
 using MediatorDiT.Cuda.Kernels;
 using MediatorDiT.Diffusion;
@@ -104,19 +105,55 @@ public class TrainingKernelsTests(AcceleratorFixture device)
         public IReadOnlyList<Parameter> Parameters { get; } = parameters;
     }
 
-    [Fact]
-    public void EmaUpdate_EqualsTheCpuEmaBitForBit()
+    [Theory]
+    [InlineData(true, true)]
+    [InlineData(false, true)]
+    [InlineData(true, false)] // fp32: no bf16 copy
+    public void OptimizerUpdate_ThreeSteps_AreTheCpuAdamWThenEmaThenRoundingsBits(bool decays, bool bf16)
     {
+        // 41 parameters trained (AdamW, then the EMA of the new value, then its bf16 copy) and 9 not trained this step
+        // (the EMA and the copy only), as the CPU optimiser, Ema.Update and the rounding leave them.
         const double decay = 0.9999;
-        var model = new Parameter("w", [41]);
-        var ema = new Parameter("w", [41]);
-        KernelData.Uniform(41, 121).CopyTo(model.Value.Span);
-        KernelData.Uniform(41, 122).CopyTo(ema.Value.Span);
-        using var de = device.Upload(ema.Value.Span.ToArray());
-        using var dp = device.Upload(model.Value.Span.ToArray());
-        Ema.Update(new Weights(ema), new Weights(model), decay);
-        device.Kernels.EmaUpdate(de.View, dp.View, decay);
-        device.AssertSameBits(ema.Value.Span.ToArray(), device.Download(de));
+        const int trained = 41, frozen = 9;
+        var model = new Parameter("w", [trained]);
+        var other = new Parameter("f", [frozen]);
+        var ema = new Parameter("w", [trained]);
+        var otherEma = new Parameter("f", [frozen]);
+        KernelData.Uniform(trained, 121, -1f, 1f).CopyTo(model.Value.Span);
+        KernelData.Uniform(frozen, 123, -1f, 1f).CopyTo(other.Value.Span);
+        KernelData.Uniform(trained, 122, -1f, 1f).CopyTo(ema.Value.Span);
+        KernelData.Uniform(frozen, 124, -1f, 1f).CopyTo(otherEma.Value.Span);
+        var m = new float[trained];
+        var v = new float[trained];
+        using var dp = device.Upload([.. model.Value.Span, .. other.Value.Span]);
+        using var de = device.Upload([.. ema.Value.Span, .. otherEma.Value.Span]);
+        using var dm = device.Upload(new float[trained]);
+        using var dv = device.Upload(new float[trained]);
+        using var p16 = device.Accelerator.Allocate1D<ushort>(bf16 ? trained + frozen : 0);
+        ArrayView<ushort> Copy(int start, int length) => bf16 ? p16.View.SubView(start, length) : default;
+        for (int step = 1; step <= 3; step++)
+        {
+            var g = KernelData.Uniform(trained, 10 + step, -0.1f, 0.1f);
+            double lr = 1e-3, b1 = 0.9, b2 = 0.999;
+            var s = new AdamWScalars((float)(1 - lr * 0.01), decays, (float)b1, (float)b2, (float)(1 - b1), (float)(1 - b2),
+                (float)Math.Sqrt(1 - Math.Pow(b2, step)), 1e-8f, (float)(lr / (1 - Math.Pow(b1, step))));
+            AdamWKernel.Update(model.Value.Span, g, m, v, s);
+            Ema.Update(new Weights(ema, otherEma), new Weights(model, other), decay);
+            using var dg = device.Upload(g);
+            device.Kernels.OptimizerUpdate(dp.View.SubView(0, trained), dg.View, dm.View, dv.View, de.View.SubView(0, trained), Copy(0, trained), s, decay);
+            device.Kernels.OptimizerUpdate(dp.View.SubView(trained, frozen), default, default, default, de.View.SubView(trained, frozen), Copy(trained, frozen),
+                null, decay);
+        }
+        float[] values = [.. model.Value.Span, .. other.Value.Span];
+        device.AssertSameBits(values, device.Download(dp));
+        device.AssertSameBits(m, device.Download(dm));
+        device.AssertSameBits(v, device.Download(dv));
+        device.AssertSameBits([.. ema.Value.Span, .. otherEma.Value.Span], device.Download(de));
+        if (bf16)
+        {
+            device.Accelerator.Synchronize();
+            device.AssertSameHalves(values.Select(Bf16.Round).ToArray(), p16.GetAsArray1D(), "the bf16 copy");
+        }
     }
 
     [Fact]

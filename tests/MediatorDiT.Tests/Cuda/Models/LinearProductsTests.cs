@@ -81,7 +81,7 @@ public class LinearProductsTests(AcceleratorFixture device)
     }
 
     [Fact]
-    public void Bf16WeightCopies_FollowTheMasterOnlyWhenRefreshed()
+    public void Bf16WeightCopies_FollowTheMasterOnlyWhenWrittenAgain()
     {
         using var s = new Setup(device);
         using var products = new LinearProducts(device.Kernels, new IlgpuGemm(device.Accelerator, plain: true), DevicePrecision.Bf16);
@@ -95,10 +95,14 @@ public class LinearProductsTests(AcceleratorFixture device)
         products.Forward(s.DX.View, s.Weight, s.DY.View, Rows, In, Out);
         device.AssertSameBits(Sgemm(ForwardShape, ReferenceBf16.Rounded(s.X), oldWeight, zeros), device.Download(s.DY));
 
-        products.RefreshBf16Copies();
+        // The optimiser step writes the copy again (KernelSet.OptimizerUpdate); here the rounding kernel does.
+        device.Kernels.RoundToBf16(s.DMaster.View, products.Bf16CopyOf(s.DMaster.View));
         s.DY.View.MemSetToZero();
         products.Forward(s.DX.View, s.Weight, s.DY.View, Rows, In, Out);
         device.AssertSameBits(Sgemm(ForwardShape, ReferenceBf16.Rounded(s.X), ReferenceBf16.Rounded(newWeight), zeros), device.Download(s.DY));
+        Assert.Throws<InvalidOperationException>(() => products.Bf16CopyOf(s.DMaster.View.SubView(1, s.DMaster.View.Length - 1)));
+        using var fp32 = new LinearProducts(device.Kernels, new IlgpuGemm(device.Accelerator, plain: true), DevicePrecision.Fp32);
+        Assert.Equal(0, fp32.Bf16CopyOf(s.DMaster.View).Length);
     }
 
     [Fact]

@@ -77,7 +77,7 @@ public class DeviceStageProfileTests(AcceleratorFixture device)
                      "backward: qkv", "backward: adaLN modulation", "forward: mediator attention core" })
             Assert.Equal(Depth, Named(profile, perBlock).Calls);
         foreach (string once in new[] { "training: zero gradients, upload the batch", "training: loss", "training: gradient norm and clipping",
-                     "training: AdamW", "training: EMA", "backward: final layer", "backward: embeddings" })
+                     "training: AdamW, EMA and bf16 weight copies", "backward: final layer", "backward: embeddings" })
             Assert.Equal(1, Named(profile, once).Calls);
         // The weight gradient dy^T x and the input gradient dy W: two products of the forward's size per block.
         Assert.Equal(Depth * 2 * 2.0 * rows * d * 3 * d, Named(profile, "backward: qkv: product").Flops);
