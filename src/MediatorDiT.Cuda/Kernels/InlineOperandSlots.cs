@@ -67,6 +67,13 @@ internal static partial class InlineOperandSlots
     }
 
     /// <summary>
+    /// Whether the library loads <paramref name="kernel"/> through this rewrite (<see cref="Load"/>): the fused attention
+    /// kernels (<see cref="FlashMmaKernels"/>), whose tensor-core instructions are inline PTX; every other kernel is
+    /// loaded as ILGPU compiles it.
+    /// </summary>
+    public static bool Rewrites(MethodInfo kernel) => kernel.DeclaringType == typeof(FlashMmaKernels);
+
+    /// <summary>
     /// The explicitly grouped <paramref name="kernel"/> compiled for <paramref name="accelerator"/> and loaded: on CUDA
     /// with its operand slots in registers (<see cref="InRegisters"/>), elsewhere as ILGPU compiles it. It is not in
     /// ILGPU's kernel cache: the caller keeps it, and the accelerator disposes it with itself.

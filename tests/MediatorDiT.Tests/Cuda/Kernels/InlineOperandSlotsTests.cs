@@ -119,5 +119,7 @@ public class InlineOperandSlotsTests
         Assert.Equal(compiled.Name, loaded.Name);
         Assert.Equal(compiled.NumParameters, loaded.NumParameters);
         Assert.Equal(compiled.Specialization, loaded.Specialization);
+        // The library loads it through the rewrite (PtxAssemblyTests holds every other kernel to no local memory as compiled).
+        Assert.True(InlineOperandSlots.Rewrites(compiled.SourceMethod), $"{name} is loaded through the rewrite");
     }
 }

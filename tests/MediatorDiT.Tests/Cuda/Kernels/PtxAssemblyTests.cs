@@ -113,7 +113,7 @@ public class PtxAssemblyTests(ITestOutputHelper output)
 
     /// <summary>The PTX the library hands the driver: the fused kernels' after <see cref="InlineOperandSlots"/>, the others' as compiled.</summary>
     private static string LoadedPtx(PTXCompiledKernel compiled) =>
-        compiled.SourceMethod.DeclaringType == typeof(FlashMmaKernels) ? InlineOperandSlots.InRegisters(compiled).PTXAssembly : compiled.PTXAssembly;
+        InlineOperandSlots.Rewrites(compiled.SourceMethod) ? InlineOperandSlots.InRegisters(compiled).PTXAssembly : compiled.PTXAssembly;
 
     /// <summary>
     /// The thread-per-row full-attention kernels, kept as the references the fused and tiled paths are tested against:
