@@ -16,35 +16,45 @@ internal static class BackwardKernels
     /// LayerNorm's input gradient through adaLN's modulation, as Nn.AdaLayerNormKernel.BackwardRow, per row of g
     /// (rows, d): dxhat = g scale + g, dx = ((xhat (-mean(dxhat xhat)) + dxhat) + (-mean(dxhat))) rstd, overwritten, or
     /// when <paramref name="accumulate"/> is 1 added to <paramref name="addend"/> (dx itself, or the residual branch's
-    /// gradient, which saves copying it into dx first). stats (rows, 2) as the forward writes it: (mean, rstd).
+    /// gradient, which saves copying it into dx first). stats (rows, 2) as the forward writes it: (mean, rstd). With
+    /// <paramref name="fromInput"/> 1, xhat holds the LayerNorm's input x and xhat is made again (<see cref="Xhat"/>).
     /// </summary>
     public static void AdaLayerNormInputGradient(Index1D row, ArrayView<float> g, ArrayView<float> xhat, ArrayView<float> scale,
-        ArrayView<float> stats, ArrayView<float> addend, ArrayView<float> dx, int d, int rowsPerImage, int modStride, int accumulate)
+        ArrayView<float> stats, ArrayView<float> addend, ArrayView<float> dx, int d, int rowsPerImage, int modStride, int accumulate, int fromInput)
     {
         int r = row;
         long o = (long)r * d, c = (long)(r / rowsPerImage) * modStride;
+        float mean = stats[2 * r], rstd = stats[2 * r + 1];
         float sum = 0, dot = 0;
         for (int j = 0; j < d; j++)
         {
             float gs = g[o + j], dh = gs * scale[c + j] + gs;
             sum += dh;
-            dot += dh * xhat[o + j];
+            dot += dh * Xhat(xhat[o + j], fromInput, mean, rstd);
         }
-        float meanDy = sum / d, meanDyX = dot / d, rstd = stats[2 * r + 1];
+        float meanDy = sum / d, meanDyX = dot / d;
         for (int j = 0; j < d; j++)
         {
             float gs = g[o + j], dh = gs * scale[c + j] + gs;
-            float t = (xhat[o + j] * -meanDyX + dh + -meanDy) * rstd;
+            float t = (Xhat(xhat[o + j], fromInput, mean, rstd) * -meanDyX + dh + -meanDy) * rstd;
             dx[o + j] = accumulate != 0 ? addend[o + j] + t : t;
         }
     }
 
     /// <summary>
-    /// adaLN's modulation gradients per (image, channel j): dShift += g and dScale = g xhat + dScale over the image's
-    /// rows in order, as the CPU layer accumulates them row by row (same bits).
+    /// A LayerNorm's xhat in a backward: the stored value, or with <paramref name="fromInput"/> 1 made again from the
+    /// input x as every forward makes it, (x - mean) rstd (a product only ever multiplied, never contracted into an
+    /// add, so the stored bits on any device), which spares the forward writing xhat and the step keeping it.
     /// </summary>
-    public static void AdaLayerNormModulationGradient(Index1D index, ArrayView<float> g, ArrayView<float> xhat, ArrayView<float> dShift,
-        ArrayView<float> dScale, int d, int rowsPerImage, int modStride)
+    public static float Xhat(float stored, int fromInput, float mean, float rstd) => fromInput != 0 ? (stored - mean) * rstd : stored;
+
+    /// <summary>
+    /// adaLN's modulation gradients per (image, channel j): dShift += g and dScale = g xhat + dScale over the image's
+    /// rows in order, as the CPU layer accumulates them row by row (same bits); xhat as in
+    /// <see cref="AdaLayerNormInputGradient"/> (with <paramref name="fromInput"/> 1 made again from x and stats).
+    /// </summary>
+    public static void AdaLayerNormModulationGradient(Index1D index, ArrayView<float> g, ArrayView<float> xhat, ArrayView<float> stats,
+        ArrayView<float> dShift, ArrayView<float> dScale, int d, int rowsPerImage, int modStride, int fromInput)
     {
         int image = index / d, j = index - image * d;
         long m = (long)image * modStride + j, first = (long)image * rowsPerImage * d + j;
@@ -55,7 +65,9 @@ internal static class BackwardKernels
         {
             long o0 = first + (long)r * d, o1 = o0 + d, o2 = o1 + d, o3 = o2 + d;
             float g0 = g[o0], g1 = g[o1], g2 = g[o2], g3 = g[o3];
-            float x0 = xhat[o0], x1 = xhat[o1], x2 = xhat[o2], x3 = xhat[o3];
+            long row = (long)image * rowsPerImage + r;
+            float x0 = Xhat(xhat[o0], fromInput, stats[2 * row], stats[2 * row + 1]), x1 = Xhat(xhat[o1], fromInput, stats[2 * row + 2], stats[2 * row + 3]);
+            float x2 = Xhat(xhat[o2], fromInput, stats[2 * row + 4], stats[2 * row + 5]), x3 = Xhat(xhat[o3], fromInput, stats[2 * row + 6], stats[2 * row + 7]);
             sh += g0;
             sc = g0 * x0 + sc;
             sh += g1;
@@ -70,7 +82,8 @@ internal static class BackwardKernels
             long o = first + (long)r * d;
             float gs = g[o];
             sh += gs;
-            sc = gs * xhat[o] + sc;
+            long row = (long)image * rowsPerImage + r;
+            sc = gs * Xhat(xhat[o], fromInput, stats[2 * row], stats[2 * row + 1]) + sc;
         }
         dShift[m] = sh;
         dScale[m] = sc;

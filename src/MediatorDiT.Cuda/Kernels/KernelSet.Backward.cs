@@ -173,9 +173,10 @@ internal sealed partial class KernelSet
         Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MediatorShape> kernel) =>
         _accelerator.LoadAutoGroupedStreamKernel(kernel);
 
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>? _adaLnDx;
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _adaLnDxWarp;
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _adaLnMod;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _adaLnDx;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int,
+        int>? _adaLnDxWarp;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>? _adaLnMod;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _branchGrad;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _gateGrad;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>? _siluBackward;
@@ -191,11 +192,13 @@ internal sealed partial class KernelSet
     /// the forward's xhat and stats (rows, 2), and the per-image dShift, dScale added to. scale, dShift and dScale are
     /// (B, d) rows <paramref name="modStride"/> floats apart (views starting at their column of the modulation).
     /// With <paramref name="residual"/> (and accumulate) dx = residual + the gradient, the bits of copying the residual
-    /// into dx first and adding to it, without the copy.
+    /// into dx first and adding to it, without the copy. With <paramref name="xhatFromInput"/> <paramref name="xhat"/>
+    /// holds the LayerNorm's input x, and xhat = (x - mean) rstd is made again from stats as the forward made it (its
+    /// bits), so the forward need not write or keep it.
     /// </summary>
     public void AdaLayerNormBackward(ArrayView<float> g, ArrayView<float> xhat, ArrayView<float> scale, ArrayView<float> stats,
         ArrayView<float> dShift, ArrayView<float> dScale, ArrayView<float> dx, int d, int rowsPerImage, int modStride, bool accumulate,
-        ArrayView<float> residual = default)
+        ArrayView<float> residual = default, bool xhatFromInput = false)
     {
         Check(d >= 1 && rowsPerImage >= 1 && modStride >= d && g.Length % d == 0, "g must hold whole rows of d channels, modStride at least d");
         int rows = (int)(g.Length / d), images = (rows + rowsPerImage - 1) / rowsPerImage;
@@ -205,16 +208,17 @@ internal sealed partial class KernelSet
         Check(scale.Length >= modLength && dShift.Length >= modLength && dScale.Length >= modLength, "scale, dShift or dScale is too short");
         Check(residual.Length == 0 || (accumulate && residual.Length >= g.Length), "a residual is added only when accumulating, and must cover g");
         var addend = residual.Length > 0 ? residual : dx;
+        int fromInput = xhatFromInput ? 1 : 0;
         if (WarpRows)
             (_adaLnDxWarp ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                int, int, int, int, int>(WarpRowKernels.AdaLayerNormInputGradient))(RowLaunch(rows), g, xhat, scale, stats, addend, dx, rows, d, rowsPerImage,
-                modStride, accumulate ? 1 : 0);
+                int, int, int, int, int, int>(WarpRowKernels.AdaLayerNormInputGradient))(RowLaunch(rows), g, xhat, scale, stats, addend, dx, rows, d, rowsPerImage,
+                modStride, accumulate ? 1 : 0, fromInput);
         else
             (_adaLnDx ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                ArrayView<float>, int, int, int, int>(BackwardKernels.AdaLayerNormInputGradient))(rows, g, xhat, scale, stats, addend, dx, d, rowsPerImage, modStride,
-                accumulate ? 1 : 0);
-        (_adaLnMod ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(
-            BackwardKernels.AdaLayerNormModulationGradient))(images * d, g, xhat, dShift, dScale, d, rowsPerImage, modStride);
+                ArrayView<float>, int, int, int, int, int>(BackwardKernels.AdaLayerNormInputGradient))(rows, g, xhat, scale, stats, addend, dx, d, rowsPerImage, modStride,
+                accumulate ? 1 : 0, fromInput);
+        (_adaLnMod ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int,
+            int, int>(BackwardKernels.AdaLayerNormModulationGradient))(images * d, g, xhat, stats, dShift, dScale, d, rowsPerImage, modStride, fromInput);
     }
 
     /// <summary>

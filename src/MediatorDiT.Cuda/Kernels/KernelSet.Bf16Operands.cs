@@ -42,7 +42,7 @@ internal sealed partial class KernelSet
         if (rows == 0) return;
         (_adaLnWarpBf16 ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>,
             ArrayView<float>, int, int, int, float, int>(WarpRowKernels.AdaLayerNormForwardBf16))(RowLaunch(rows), x, shift, scale, xhat, y16, stats, rows, d,
-            rowsPerImage, eps, keepXhat ? 1 : 0);
+            rowsPerImage, eps, keepXhat && xhat.Length > 0 ? 1 : 0);
     }
 
     /// <summary>

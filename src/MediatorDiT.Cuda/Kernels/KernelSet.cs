@@ -150,7 +150,10 @@ internal sealed partial class KernelSet
             ElementKernels.GatedResidualForward))((int)n, src, branch, bias, gate, dst, d, rowsPerImage);
     }
 
-    /// <summary>LayerNorm and adaLN modulation over x (rows, d); stats gets (mean, rstd) per row.</summary>
+    /// <summary>
+    /// LayerNorm and adaLN modulation over x (rows, d); stats gets (mean, rstd) per row, xhat the normalised rows unless
+    /// it is empty (a backward that makes xhat again from x, <see cref="AdaLayerNormBackward"/>'s xhatFromInput).
+    /// </summary>
     public void AdaLayerNormForward(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat, ArrayView<float> y,
         ArrayView<float> stats, int d, int rowsPerImage, float eps = LayerNorm.DefaultEps)
     {
@@ -173,7 +176,7 @@ internal sealed partial class KernelSet
         int rows = (int)(x.Length / d);
         long images = (rows + rowsPerImage - 1) / rowsPerImage;
         Check(shift.Length >= images * d && scale.Length >= images * d, "shift and scale need one row per image");
-        Check(xhat.Length >= x.Length && stats.Length >= 2L * rows, "xhat or stats is too short");
+        Check((xhat.Length == 0 || xhat.Length >= x.Length) && stats.Length >= 2L * rows, "xhat (when written) or stats is too short");
         return rows;
     }
 

@@ -12,7 +12,7 @@ internal static class RowKernels
     /// <summary>
     /// LayerNorm without affine parameters and adaLN's modulation, as Nn.AdaLayerNormKernel.ForwardRow: per row of x
     /// (rows, d), xhat = (x - mean) rstd with rstd = 1 / sqrt(var + eps), y = xhat * scale + xhat + shift, with shift and
-    /// scale (B, d) the row's image's; stats[2 row] = mean, stats[2 row + 1] = rstd.
+    /// scale (B, d) the row's image's; stats[2 row] = mean, stats[2 row + 1] = rstd. An empty xhat is not written.
     /// </summary>
     public static void AdaLayerNormForward(Index1D row, ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat,
         ArrayView<float> y, ArrayView<float> stats, int d, int rowsPerImage, float eps)
@@ -32,7 +32,7 @@ internal static class RowKernels
         for (int j = 0; j < d; j++)
         {
             float h = (x[o + j] - mu) * rs;
-            xhat[o + j] = h;
+            if (xhat.Length > 0) xhat[o + j] = h;
             y[o + j] = h * scale[c + j] + h + shift[c + j];
         }
         stats[2 * row] = mu;

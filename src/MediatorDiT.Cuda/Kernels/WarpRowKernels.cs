@@ -41,7 +41,7 @@ internal static class WarpRowKernels
         if (row >= rows) return;
         long o = (long)row * d, c = (long)(row / rowsPerImage) * d;
         var m = RowMoments(x, o, d, eps);
-        ModulatedRow.Write<float, Fp32Results>(x, shift, scale, xhat, y, o, c, d, m.Mean, m.Rstd, writeXhat: true);
+        ModulatedRow.Write<float, Fp32Results>(x, shift, scale, xhat, y, o, c, d, m.Mean, m.Rstd, writeXhat: xhat.Length > 0);
         if (lane == 0) m.Store(stats, row);
     }
 
@@ -109,13 +109,17 @@ internal static class WarpRowKernels
         }
     }
 
-    /// <summary><see cref="BackwardKernels.AdaLayerNormInputGradient"/> with a warp per row (dx overwritten, or addend + the gradient when accumulate is 1).</summary>
+    /// <summary>
+    /// <see cref="BackwardKernels.AdaLayerNormInputGradient"/> with a warp per row (dx overwritten, or addend + the
+    /// gradient when accumulate is 1; with fromInput 1 xhat holds the input x, xhat made again as there).
+    /// </summary>
     public static void AdaLayerNormInputGradient(ArrayView<float> g, ArrayView<float> xhat, ArrayView<float> scale, ArrayView<float> stats,
-        ArrayView<float> addend, ArrayView<float> dx, int rows, int d, int rowsPerImage, int modStride, int accumulate)
+        ArrayView<float> addend, ArrayView<float> dx, int rows, int d, int rowsPerImage, int modStride, int accumulate, int fromInput)
     {
         int row = RowOf(), lane = Warp.LaneIdx, lanes = Warp.WarpSize;
         if (row >= rows) return;
         long o = (long)row * d, c = (long)(row / rowsPerImage) * modStride;
+        float mean = stats[2L * row], rstd = stats[2L * row + 1];
         // Each pass loads four of the lane's values before using them, in the lane's order (j, j + lanes, ..).
         float sum = 0, dot = 0;
         int j = lane;
@@ -124,7 +128,8 @@ internal static class WarpRowKernels
             int j1 = j + lanes, j2 = j1 + lanes, j3 = j2 + lanes;
             float g0 = g[o + j], g1 = g[o + j1], g2 = g[o + j2], g3 = g[o + j3];
             float s0 = scale[c + j], s1 = scale[c + j1], s2 = scale[c + j2], s3 = scale[c + j3];
-            float x0 = xhat[o + j], x1 = xhat[o + j1], x2 = xhat[o + j2], x3 = xhat[o + j3];
+            float x0 = BackwardKernels.Xhat(xhat[o + j], fromInput, mean, rstd), x1 = BackwardKernels.Xhat(xhat[o + j1], fromInput, mean, rstd);
+            float x2 = BackwardKernels.Xhat(xhat[o + j2], fromInput, mean, rstd), x3 = BackwardKernels.Xhat(xhat[o + j3], fromInput, mean, rstd);
             float dh0 = g0 * s0 + g0, dh1 = g1 * s1 + g1, dh2 = g2 * s2 + g2, dh3 = g3 * s3 + g3;
             sum += dh0;
             dot += dh0 * x0;
@@ -139,16 +144,17 @@ internal static class WarpRowKernels
         {
             float gs = g[o + j], dh = gs * scale[c + j] + gs;
             sum += dh;
-            dot += dh * xhat[o + j];
+            dot += dh * BackwardKernels.Xhat(xhat[o + j], fromInput, mean, rstd);
         }
-        float meanDy = WarpSum(sum) / d, meanDyX = WarpSum(dot) / d, rstd = stats[2L * row + 1];
+        float meanDy = WarpSum(sum) / d, meanDyX = WarpSum(dot) / d;
         j = lane;
         for (; j + 3 * lanes < d; j += 4 * lanes)
         {
             int j1 = j + lanes, j2 = j1 + lanes, j3 = j2 + lanes;
             float g0 = g[o + j], g1 = g[o + j1], g2 = g[o + j2], g3 = g[o + j3];
             float s0 = scale[c + j], s1 = scale[c + j1], s2 = scale[c + j2], s3 = scale[c + j3];
-            float x0 = xhat[o + j], x1 = xhat[o + j1], x2 = xhat[o + j2], x3 = xhat[o + j3];
+            float x0 = BackwardKernels.Xhat(xhat[o + j], fromInput, mean, rstd), x1 = BackwardKernels.Xhat(xhat[o + j1], fromInput, mean, rstd);
+            float x2 = BackwardKernels.Xhat(xhat[o + j2], fromInput, mean, rstd), x3 = BackwardKernels.Xhat(xhat[o + j3], fromInput, mean, rstd);
             float a0 = addend[o + j], a1 = addend[o + j1], a2 = addend[o + j2], a3 = addend[o + j3];
             float dh0 = g0 * s0 + g0, dh1 = g1 * s1 + g1, dh2 = g2 * s2 + g2, dh3 = g3 * s3 + g3;
             float t0 = (x0 * -meanDyX + dh0 + -meanDy) * rstd, t1 = (x1 * -meanDyX + dh1 + -meanDy) * rstd;
@@ -161,7 +167,7 @@ internal static class WarpRowKernels
         for (; j < d; j += lanes)
         {
             float gs = g[o + j], dh = gs * scale[c + j] + gs;
-            float t = (xhat[o + j] * -meanDyX + dh + -meanDy) * rstd;
+            float t = (BackwardKernels.Xhat(xhat[o + j], fromInput, mean, rstd) * -meanDyX + dh + -meanDy) * rstd;
             dx[o + j] = accumulate != 0 ? addend[o + j] + t : t;
         }
     }

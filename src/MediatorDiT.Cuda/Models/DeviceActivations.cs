@@ -160,7 +160,6 @@ internal sealed class DeviceBlockActivations
         Vm = allocate(mediator ? (long)batch * heads * m * cfg.HeadDim : 0);
         AttentionOut = allocate(rows * d);
         XMid = allocate(rows * d);
-        Normalized2 = allocate(rows * d);
         H2 = scratchOf?.H2 ?? allocate(rows * d);
         Stats2 = allocate(2 * rows);
         Fc1 = allocate(allocateBf16Products is null ? rows * cfg.MlpHidden : 0);
@@ -208,11 +207,12 @@ internal sealed class DeviceBlockActivations
     public ArrayView<float> AttentionOut { get; }
     /// <inheritdoc cref="AttentionOut"/>
     public ArrayView<float> XMid { get; }
-    /// <summary>The second LayerNorm's xhat, modulated output (the MLP's input) and stats, as <see cref="Normalized1"/>.</summary>
-    public ArrayView<float> Normalized2 { get; }
-    /// <inheritdoc cref="Normalized2"/>
+    /// <summary>
+    /// The second LayerNorm's modulated output (the MLP's input) and stats; it keeps no xhat, which its backward makes
+    /// again from <see cref="XMid"/> and the stats.
+    /// </summary>
     public ArrayView<float> H2 { get; }
-    /// <inheritdoc cref="Normalized2"/>
+    /// <inheritdoc cref="H2"/>
     public ArrayView<float> Stats2 { get; }
     /// <summary>
     /// The MLP's hidden rows before fc1's bias and GELU, and after both (B*N, hidden), and its output before fc2's bias

@@ -130,8 +130,8 @@ internal sealed partial class DeviceModel
         using (k.Stage(norms))
         {
             // dL/dxMid = dL/dx (the residual path) + the MLP branch's LayerNorm input gradient.
-            k.AdaLayerNormBackward(g.H, s.Normalized2, Column(s.Modulation, 4, d), s.Stats2, Column(g.Modulation, 3, d), Column(g.Modulation, 4, d),
-                g.XMid, d, n, stride, accumulate: true, residual: g.X);
+            k.AdaLayerNormBackward(g.H, s.XMid, Column(s.Modulation, 4, d), s.Stats2, Column(g.Modulation, 3, d), Column(g.Modulation, 4, d),
+                g.XMid, d, n, stride, accumulate: true, residual: g.X, xhatFromInput: true);
 
             // Attention branch: xMid = xIn + gate1 * proj(attention(qkv(h1))).
             GatedResidualBackward(g.XMid, s.AttentionOut, w.ProjBias, Column(s.Modulation, 2, d), Column(g.Modulation, 2, d), g, grads.ProjBias, d, n, stride);

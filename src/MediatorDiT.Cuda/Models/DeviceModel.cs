@@ -193,7 +193,8 @@ internal sealed partial class DeviceModel : IDisposable
             using (k.Stage("forward: norms and gated residuals"))
             {
                 k.GatedResidualForward(a.X, s.AttentionOut, block.ProjBias, a.Chunk(2), s.XMid, d, n);
-                AdaLayerNorm(s.XMid, a.Chunk(3), a.Chunk(4), s.Normalized2, s.Fc1Input, s.Stats2, d, n, keepFloats: false, forBackward);
+                // No xhat: the backward makes it again from xMid, which the block keeps anyway.
+                AdaLayerNorm(s.XMid, a.Chunk(3), a.Chunk(4), default, s.Fc1Input, s.Stats2, d, n, keepFloats: false, forBackward);
             }
             // fc1's, fc2's and proj's biases are added by the kernels that read their products (GELU, the gated residuals).
             // In bf16 fc1's product stores its output in bf16 (as PyTorch's bf16 products do), which GELU reads.

@@ -55,6 +55,55 @@ public class BackwardKernelsTests(AcceleratorFixture device)
     }
 
     [Theory]
+    [InlineData(false, 37)]
+    [InlineData(true, 37)]
+    [InlineData(true, 130)]
+    public void AdaLayerNormBackward_FromTheInput_IsTheBackwardFromTheStoredXhat(bool warpRows, int d)
+    {
+        // The second LayerNorm of a block keeps no xhat: its forward writes none (y and stats unchanged), and its
+        // backward makes xhat again from x and stats, giving the bits of the backward that reads the stored xhat.
+        // 2 images of 5 rows: the column kernel's four-row steps and its remainder.
+        const int rowsPerImage = 5, images = 2, rows = rowsPerImage * images;
+        int modStride = 6 * d;
+        var kernels = warpRows ? device.WarpRowKernels : device.ThreadRowKernels;
+        var x = KernelData.Uniform(rows * d, 141, -3f, 5f);
+        var shiftScale = KernelData.Uniform(2 * images * d, 142, -0.5f, 0.5f); // dense (B, d) shift rows, then scale rows
+        var mod = KernelData.Uniform(images * modStride, 143, -1f, 1f);
+        var g = KernelData.Uniform(rows * d, 144, -2f, 2f);
+        var residual = KernelData.Uniform(rows * d, 145, -1f, 1f);
+        using var dx0 = device.Upload(x);
+        using var dss = device.Upload(shiftScale);
+        var shift = dss.View.SubView(0, images * d);
+        var scale = dss.View.SubView(images * d, images * d);
+        using var xhat = device.Upload(new float[rows * d]);
+        using var y = device.Upload(new float[rows * d]);
+        using var stats = device.Upload(new float[2 * rows]);
+        kernels.AdaLayerNormForward(dx0.View, shift, scale, xhat.View, y.View, stats.View, d, rowsPerImage);
+        using var y2 = device.Upload(new float[rows * d]);
+        using var stats2 = device.Upload(new float[2 * rows]);
+        kernels.AdaLayerNormForward(dx0.View, shift, scale, default, y2.View, stats2.View, d, rowsPerImage);
+        device.AssertSameBits(device.Download(y), device.Download(y2));
+        device.AssertSameBits(device.Download(stats), device.Download(stats2));
+
+        float[][] Backward(bool fromInput)
+        {
+            using var dg = device.Upload(g);
+            using var dm = device.Upload(mod);
+            using var ddm = device.Upload(new float[images * modStride]);
+            using var dres = device.Upload(residual);
+            using var ddx = device.Upload(new float[rows * d]);
+            kernels.AdaLayerNormBackward(dg.View, fromInput ? dx0.View : xhat.View, From(dm, d), stats.View, ddm.View, From(ddm, d), ddx.View, d,
+                rowsPerImage, modStride, accumulate: true, residual: dres.View, xhatFromInput: fromInput);
+            return [device.Download(ddx), device.Download(ddm)];
+        }
+        var expected = Backward(fromInput: false);
+        var actual = Backward(fromInput: true);
+        Assert.Contains(expected[1], v => v != 0);
+        device.AssertSameBits(expected[0], actual[0], "dx");
+        device.AssertSameBits(expected[1], actual[1], "dShift and dScale");
+    }
+
+    [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public void AdaLayerNormBackward_WithAResidual_IsTheCopyThenAccumulate(bool warpRows)
