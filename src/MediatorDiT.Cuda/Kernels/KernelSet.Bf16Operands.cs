@@ -12,7 +12,7 @@ namespace MediatorDiT.Cuda.Kernels;
 /// </summary>
 internal sealed partial class KernelSet
 {
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int, float, int>? _adaLnWarpBf16;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int, float>? _adaLnWarpBf16;
     private Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, AttentionTile>? _tileSoftmaxWarpBf16, _tileSoftmaxShortBf16;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int, int, int>? _softmaxTableWarpBf16, _softmaxTableShortBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, AttentionTile>? _tileSoftmaxBackwardBf16;
@@ -25,11 +25,11 @@ internal sealed partial class KernelSet
 
     /// <summary>
     /// <see cref="AdaLayerNormForward"/> with the modulated output y16 in bf16: xhat and stats as there. A warp per row
-    /// writes y16 alone, and xhat only when <paramref name="keepXhat"/> (what the backward reads); a thread per row
-    /// writes xhat and the fp32 <paramref name="y"/> (scratch, as long as x) and rounds it.
+    /// writes y16 alone; a thread per row writes the fp32 <paramref name="y"/> (scratch, as long as x) and rounds it.
+    /// xhat, as there, is not written when empty.
     /// </summary>
     public void AdaLayerNormForwardBf16(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat, ArrayView<float> y,
-        ArrayView<ushort> y16, ArrayView<float> stats, int d, int rowsPerImage, float eps = LayerNorm.DefaultEps, bool keepXhat = true)
+        ArrayView<ushort> y16, ArrayView<float> stats, int d, int rowsPerImage, float eps = LayerNorm.DefaultEps)
     {
         Check(y16.Length >= x.Length, "y16 is shorter than x");
         if (!WarpRows)
@@ -41,8 +41,8 @@ internal sealed partial class KernelSet
         int rows = CheckAdaLayerNorm(x, shift, scale, xhat, stats, d, rowsPerImage);
         if (rows == 0) return;
         (_adaLnWarpBf16 ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>,
-            ArrayView<float>, int, int, int, float, int>(WarpRowKernels.AdaLayerNormForwardBf16))(RowLaunch(rows), x, shift, scale, xhat, y16, stats, rows, d,
-            rowsPerImage, eps, keepXhat && xhat.Length > 0 ? 1 : 0);
+            ArrayView<float>, int, int, int, float>(WarpRowKernels.AdaLayerNormForwardBf16))(RowLaunch(rows), x, shift, scale, xhat, y16, stats, rows, d,
+            rowsPerImage, eps);
     }
 
     /// <summary>

@@ -31,8 +31,8 @@ internal static class WarpRowKernels
     }
 
     /// <summary>
-    /// <see cref="RowKernels.AdaLayerNormForward"/> with a warp per row: xhat = (x - mean) rstd, y = xhat scale + xhat +
-    /// shift (the row's image's shift and scale (B, d)), stats (mean, rstd) per row.
+    /// <see cref="RowKernels.AdaLayerNormForward"/> with a warp per row: xhat = (x - mean) rstd (not written when xhat
+    /// is empty), y = xhat scale + xhat + shift (the row's image's shift and scale (B, d)), stats (mean, rstd) per row.
     /// </summary>
     public static void AdaLayerNormForward(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat,
         ArrayView<float> y, ArrayView<float> stats, int rows, int d, int rowsPerImage, float eps)
@@ -47,17 +47,17 @@ internal static class WarpRowKernels
 
     /// <summary>
     /// <see cref="AdaLayerNormForward"/> writing the modulated output only as bf16 (y16, what the next bf16 product
-    /// reads): the bits <see cref="Bf16Kernels.RoundToBf16"/> would give for <see cref="AdaLayerNormForward"/>'s y;
-    /// xhat only when <paramref name="writeXhat"/> is 1 (the backward reads it; a sampling forward does not).
+    /// reads): the bits <see cref="Bf16Kernels.RoundToBf16"/> would give for <see cref="AdaLayerNormForward"/>'s y
+    /// (an empty xhat is not written, as there).
     /// </summary>
     public static void AdaLayerNormForwardBf16(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat,
-        ArrayView<ushort> y16, ArrayView<float> stats, int rows, int d, int rowsPerImage, float eps, int writeXhat)
+        ArrayView<ushort> y16, ArrayView<float> stats, int rows, int d, int rowsPerImage, float eps)
     {
         int row = RowOf(), lane = Warp.LaneIdx;
         if (row >= rows) return;
         long o = (long)row * d, c = (long)(row / rowsPerImage) * d;
         var m = RowMoments(x, o, d, eps);
-        ModulatedRow.Write<ushort, Bf16Results>(x, shift, scale, xhat, y16, o, c, d, m.Mean, m.Rstd, writeXhat != 0);
+        ModulatedRow.Write<ushort, Bf16Results>(x, shift, scale, xhat, y16, o, c, d, m.Mean, m.Rstd, writeXhat: xhat.Length > 0);
         if (lane == 0) m.Store(stats, row);
     }
 

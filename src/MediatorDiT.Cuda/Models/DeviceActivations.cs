@@ -25,6 +25,7 @@ internal sealed class DeviceActivations : IDisposable
     private readonly List<MemoryBuffer1D<ushort, Stride1D.Dense>> _halves = [];
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _labels;
     private readonly DeviceBlockActivations[] _blocks;
+    private readonly ArrayView<float>[] _streams;
     private readonly int _chunk;
 
     public DeviceActivations(ModelConfig cfg, int batch, Accelerator accelerator, bool perBlock = false, bool bf16Operands = false,
@@ -71,6 +72,11 @@ internal sealed class DeviceActivations : IDisposable
             _blocks[i] = new DeviceBlockActivations(cfg, batch, New, bf16Operands ? New16 : null, bf16Operands && i > 0 ? _blocks[0] : null,
                 keepsQkvHeads: perBlock && bf16Operands && fullAttention, allocateBf16Products: bf16Products ? New16 : null,
                 keepsProbabilities: perBlock && keepsProbabilities);
+        // The residual stream between the blocks: X in place for sampling; for training each block's input is kept (its
+        // first LayerNorm's backward makes xhat again from it), X the first block's, then one buffer per block output.
+        _streams = new ArrayView<float>[cfg.Depth + 1];
+        _streams[0] = X;
+        for (int i = 1; i <= cfg.Depth; i++) _streams[i] = perBlock ? New(rows * d) : X;
     }
 
     /// <summary>B, the batch size the buffers are for.</summary>
@@ -81,7 +87,7 @@ internal sealed class DeviceActivations : IDisposable
     public ArrayView<int> Labels { get; }
     /// <summary>Patches (B*N, C p^2).</summary>
     public ArrayView<float> Patches { get; }
-    /// <summary>The residual stream (B*N, D).</summary>
+    /// <summary>The residual stream (B*N, D) after the embeddings: the first block's input (and, sampling, every block's input and output).</summary>
     public ArrayView<float> X { get; }
     /// <summary>Timestep frequencies (B, 256), computed on the host (DeviceModel.UploadTimes).</summary>
     public ArrayView<float> Frequencies { get; }
@@ -112,6 +118,12 @@ internal sealed class DeviceActivations : IDisposable
 
     /// <summary>Whether every block has its own buffers (training) rather than one shared set (sampling).</summary>
     public bool PerBlock { get; }
+
+    /// <summary>
+    /// The residual stream (B*N, D) entering block <paramref name="index"/> (<paramref name="index"/> = depth: leaving
+    /// the last block, the final layer's input): <see cref="X"/> for sampling, kept apart per block for training.
+    /// </summary>
+    public ArrayView<float> Stream(int index) => _streams[index];
 
     /// <summary>Block <paramref name="index"/>'s buffers (the shared set when not <see cref="PerBlock"/>).</summary>
     public DeviceBlockActivations Block(int index) => _blocks[_blocks.Length == 1 ? 0 : index];
@@ -148,7 +160,6 @@ internal sealed class DeviceBlockActivations
         long rows = (long)batch * n;
         bool mediator = cfg.Attention == AttentionKind.Mediator;
         Modulation = allocate(batch * 6L * d);
-        Normalized1 = allocate(rows * d);
         H1 = scratchOf?.H1 ?? allocate(rows * d);
         Stats1 = allocate(2 * rows);
         Qkv = keepsQkvHeads && scratchOf is not null ? scratchOf.Qkv : allocate(rows * 3 * d);
@@ -180,11 +191,12 @@ internal sealed class DeviceBlockActivations
 
     /// <summary>The block's adaLN modulation (B, 6D): shift1, scale1, gate1, shift2, scale2, gate2.</summary>
     public ArrayView<float> Modulation { get; }
-    /// <summary>The first LayerNorm's xhat (B*N, D), its modulated output (the attention's input, B*N, D) and (mean, rstd) per row.</summary>
-    public ArrayView<float> Normalized1 { get; }
-    /// <inheritdoc cref="Normalized1"/>
+    /// <summary>
+    /// The first LayerNorm's modulated output (the attention's input, B*N, D) and (mean, rstd) per row; it keeps no
+    /// xhat, which its backward makes again from the block's input (<see cref="DeviceActivations.Stream"/>) and the stats.
+    /// </summary>
     public ArrayView<float> H1 { get; }
-    /// <inheritdoc cref="Normalized1"/>
+    /// <inheritdoc cref="H1"/>
     public ArrayView<float> Stats1 { get; }
     /// <summary>
     /// qkv (B*N, 3D), the product without its bias: the attention cores add it as they read q, k and v. Scratch shared

@@ -76,7 +76,7 @@ internal sealed partial class DeviceModel
         stageDone?.Invoke(0);
         for (int i = w.Blocks.Count - 1; i >= 0; i--)
         {
-            BlockBackward(a.Block(i), w.Blocks[i], grads.Blocks[i], a.SiluCondition, g, b);
+            BlockBackward(a.Block(i), a.Stream(i), w.Blocks[i], grads.Blocks[i], a.SiluCondition, g, b);
             stageDone?.Invoke(w.Blocks.Count - i);
         }
 
@@ -93,8 +93,11 @@ internal sealed partial class DeviceModel
         stageDone?.Invoke(w.Blocks.Count + 1);
     }
 
-    /// <summary>One block's backward (SiTBlock.Backward): g.X holds dL/d(block output) on entry, dL/d(block input) on exit; dL/d(siluC) added to g.SiluCondition.</summary>
-    private void BlockBackward(DeviceBlockActivations s, BlockWeights w, BlockWeights grads, ArrayView<float> siluC, DeviceBackwardBuffers g, int b)
+    /// <summary>
+    /// One block's backward (SiTBlock.Backward) from its activations and its input x (B*N, D): g.X holds dL/d(block
+    /// output) on entry, dL/d(block input) on exit; dL/d(siluC) added to g.SiluCondition.
+    /// </summary>
+    private void BlockBackward(DeviceBlockActivations s, ArrayView<float> x, BlockWeights w, BlockWeights grads, ArrayView<float> siluC, DeviceBackwardBuffers g, int b)
     {
         var cfg = Config;
         var k = _kernels;
@@ -148,8 +151,8 @@ internal sealed partial class DeviceModel
             _products.Backward(s.QkvInput, w.QkvWeight, w.Mediator ? g.Qkv : g.QkvGradient, grads.QkvWeight, grads.QkvBias, g.H, rows, d, 3 * d, false);
         using (k.Stage(norms))
         {
-            k.AdaLayerNormBackward(g.H, s.Normalized1, Column(s.Modulation, 1, d), s.Stats1, Column(g.Modulation, 0, d), Column(g.Modulation, 1, d),
-                g.X, d, n, stride, accumulate: true, residual: g.XMid);
+            k.AdaLayerNormBackward(g.H, x, Column(s.Modulation, 1, d), s.Stats1, Column(g.Modulation, 0, d), Column(g.Modulation, 1, d),
+                g.X, d, n, stride, accumulate: true, residual: g.XMid, xhatFromInput: true);
         }
 
         // adaLN projection: mod = siluC W^T + b.

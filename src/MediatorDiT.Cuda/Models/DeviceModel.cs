@@ -159,8 +159,8 @@ internal sealed partial class DeviceModel : IDisposable
         }
 
         var geometry = Geometry(b);
-        // A training forward writes what the backward reads (LayerNorm's xhat, attention's maps and fp32 output); a
-        // sampling forward, where the bf16 products read their operands' copies, leaves those out.
+        // A training forward writes what the backward reads (attention's maps and fp32 output); a sampling forward,
+        // where the bf16 products read their operands' copies, leaves those out.
         bool forBackward = _gradients is not null;
         for (int i = 0; i < w.Blocks.Count; i++)
         {
@@ -174,7 +174,7 @@ internal sealed partial class DeviceModel : IDisposable
             }
             var observe = AttentionInputObserver;
             using (k.Stage("forward: norms and gated residuals"))
-                AdaLayerNorm(a.X, a.Chunk(0), a.Chunk(1), s.Normalized1, s.QkvInput, s.Stats1, d, n, keepFloats: observe is not null, forBackward);
+                AdaLayerNorm(a.Stream(i), a.Chunk(0), a.Chunk(1), s.QkvInput, s.Stats1, d, n, keepFloats: observe is not null);
             observe?.Invoke(i, Observed(s.H1, rows, d), b);
             // + qkv's bias in the attention core, as it reads q, k and v (the head-major moves, the pooling, the depthwise conv).
             using (k.Stage("forward: qkv")) _products.Forward(s.QkvInput, block.QkvWeight, s.Qkv, rows, d, 3 * d, accumulate: false);
@@ -192,9 +192,8 @@ internal sealed partial class DeviceModel : IDisposable
                 _products.Forward(s.ProjInput, block.ProjWeight, s.AttentionOut, rows, d, d, accumulate: false); // + bias in the gated residual
             using (k.Stage("forward: norms and gated residuals"))
             {
-                k.GatedResidualForward(a.X, s.AttentionOut, block.ProjBias, a.Chunk(2), s.XMid, d, n);
-                // No xhat: the backward makes it again from xMid, which the block keeps anyway.
-                AdaLayerNorm(s.XMid, a.Chunk(3), a.Chunk(4), default, s.Fc1Input, s.Stats2, d, n, keepFloats: false, forBackward);
+                k.GatedResidualForward(a.Stream(i), s.AttentionOut, block.ProjBias, a.Chunk(2), s.XMid, d, n);
+                AdaLayerNorm(s.XMid, a.Chunk(3), a.Chunk(4), s.Fc1Input, s.Stats2, d, n, keepFloats: false);
             }
             // fc1's, fc2's and proj's biases are added by the kernels that read their products (GELU, the gated residuals).
             // In bf16 fc1's product stores its output in bf16 (as PyTorch's bf16 products do), which GELU reads.
@@ -211,7 +210,7 @@ internal sealed partial class DeviceModel : IDisposable
                 else k.GeluForward(s.Fc1, block.Fc1Bias, s.Gelu);
             }
             using (k.Stage("forward: fc2")) _products.Forward(s.Fc2Input, block.Fc2Weight, s.Mlp, rows, cfg.MlpHidden, d, accumulate: false);
-            using (k.Stage("forward: norms and gated residuals")) k.GatedResidualForward(s.XMid, s.Mlp, block.Fc2Bias, a.Chunk(5), a.X, d, n);
+            using (k.Stage("forward: norms and gated residuals")) k.GatedResidualForward(s.XMid, s.Mlp, block.Fc2Bias, a.Chunk(5), a.Stream(i + 1), d, n);
         }
 
         // Final layer: shift, scale = Linear(siluC) (B, 2D); tokens = Linear(adaLN(x)); unpatchify the returned channels.
@@ -219,7 +218,7 @@ internal sealed partial class DeviceModel : IDisposable
         {
             Linear(a.SiluCondition, w.FinalAdaWeight, w.FinalAdaBias, a.FinalModulation, b, d, 2 * d);
             k.SplitModulation(a.FinalModulation, a.ModulationChunks.SubView(0, 2L * b * d), b, d, 2);
-            k.AdaLayerNormForward(a.X, a.Chunk(0), a.Chunk(1), a.Normalized, a.H, a.Stats, d, n);
+            k.AdaLayerNormForward(a.Stream(w.Blocks.Count), a.Chunk(0), a.Chunk(1), a.Normalized, a.H, a.Stats, d, n);
             Linear(a.H, w.FinalLinearWeight, w.FinalLinearBias, a.TokensOut, rows, d, outWidth);
             k.Unpatchify(a.TokensOut, a.Output, new PatchGeometry(cfg.OutChannels, p, cfg.GridSize, cfg.ReturnedChannels), b);
         }
@@ -235,18 +234,19 @@ internal sealed partial class DeviceModel : IDisposable
     }
 
     /// <summary>
-    /// The adaLN LayerNorm of x into xhat, stats and h; when h has a bf16 copy the kernel writes it, and the fp32 h too
-    /// only when <paramref name="keepFloats"/> (an observer reads it), and xhat only <paramref name="forBackward"/>.
+    /// A block's adaLN LayerNorm of x into stats and h; when h has a bf16 copy the kernel writes it, and the fp32 h too
+    /// only when <paramref name="keepFloats"/> (an observer reads it). No xhat: the backward makes it again from x (the
+    /// block's input or xMid, both kept when training) and the stats.
     /// </summary>
-    private void AdaLayerNorm(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat, ProductOperand h,
-        ArrayView<float> stats, int d, int rowsPerImage, bool keepFloats, bool forBackward)
+    private void AdaLayerNorm(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ProductOperand h,
+        ArrayView<float> stats, int d, int rowsPerImage, bool keepFloats)
     {
         if (h.HasBf16 && !keepFloats)
         {
-            _kernels.AdaLayerNormForwardBf16(x, shift, scale, xhat, h.F32, h.B16, stats, d, rowsPerImage, keepXhat: forBackward);
+            _kernels.AdaLayerNormForwardBf16(x, shift, scale, default, h.F32, h.B16, stats, d, rowsPerImage);
             return;
         }
-        _kernels.AdaLayerNormForward(x, shift, scale, xhat, h.F32, stats, d, rowsPerImage);
+        _kernels.AdaLayerNormForward(x, shift, scale, default, h.F32, stats, d, rowsPerImage);
         if (h.HasBf16) _kernels.RoundToBf16(h.F32, h.B16);
     }
 
