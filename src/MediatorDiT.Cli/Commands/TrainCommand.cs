@@ -47,11 +47,8 @@ public static class TrainCommand
         {
             var launch = LaunchEnvironment.Detect();
             if (launch.WorldSize == 1) return Train(parse, LaunchEnvironment.Single, SingleProcessCommunicator.Instance, token);
-            ICommunicator comm = launch.Connect(message =>
-            {
-                Console.Error.WriteLine($"error: rank {launch.Rank}: {message}");
-                Environment.Exit(1);
-            });
+            var failure = new RankFailureExit(launch.Rank);
+            ICommunicator comm = launch.Connect(failure.Exit);
             int code;
             try
             {
@@ -59,7 +56,7 @@ public static class TrainCommand
             }
             catch (Exception e)
             {
-                return Stop(e, comm);
+                return Stop(e, comm, failure);
             }
             comm.Dispose();
             return code;
@@ -157,7 +154,7 @@ public static class TrainCommand
     /// once (by rank 0 or the failing rank) and the ranks exit together; a failure only this rank saw is stated and
     /// ends the whole job (<see cref="ICommunicator.Abort"/>), so no rank waits for it.
     /// </summary>
-    private static int Stop(Exception e, ICommunicator comm)
+    private static int Stop(Exception e, ICommunicator comm, RankFailureExit failure)
     {
         switch (e)
         {
@@ -174,9 +171,7 @@ public static class TrainCommand
                 comm.Dispose();
                 return 130;
             case RankFailureException:
-                Console.Error.WriteLine($"error: rank {comm.Rank}: {e.Message}");
-                Console.Error.Flush();
-                Environment.Exit(1);
+                failure.Exit(e.Message);
                 return 1;
             default:
                 Console.Error.WriteLine($"{CliApp.ErrorLine(e).Line.Replace("error: ", $"error: rank {comm.Rank}: ", StringComparison.Ordinal)}");
