@@ -41,7 +41,7 @@ internal static class WarpRowKernels
         if (row >= rows) return;
         long o = (long)row * d, c = (long)(row / rowsPerImage) * d;
         var m = RowMoments(x, o, d, eps);
-        ModulatedRow.Write<float, Fp32Results>(x, shift, scale, xhat, y, o, c, d, m.Mean, m.Rstd, writeXhat: xhat.Length > 0);
+        ModulatedRow.Write<float, Fp32Results>(x, shift, scale, xhat, y, o, c, d, m.Mean, m.Rstd);
         if (lane == 0) m.Store(stats, row);
     }
 
@@ -57,7 +57,7 @@ internal static class WarpRowKernels
         if (row >= rows) return;
         long o = (long)row * d, c = (long)(row / rowsPerImage) * d;
         var m = RowMoments(x, o, d, eps);
-        ModulatedRow.Write<ushort, Bf16Results>(x, shift, scale, xhat, y16, o, c, d, m.Mean, m.Rstd, writeXhat: xhat.Length > 0);
+        ModulatedRow.Write<ushort, Bf16Results>(x, shift, scale, xhat, y16, o, c, d, m.Mean, m.Rstd);
         if (lane == 0) m.Store(stats, row);
     }
 
@@ -410,16 +410,17 @@ internal static class WarpRowKernels
 }
 
 /// <summary>
-/// The write pass the two adaLN forward kernels share, by the calling warp: xhat = (x - mean) rstd (stored when
-/// writeXhat) and y = xhat scale + xhat + shift over the row at o (its image's shift and scale at c), stored in the
+/// The write pass the two adaLN forward kernels share, by the calling warp: xhat = (x - mean) rstd (stored unless
+/// xhat is empty) and y = xhat scale + xhat + shift over the row at o (its image's shift and scale at c), stored in the
 /// output's format. Each lane loads four of its values before the first store.
 /// </summary>
 internal static class ModulatedRow
 {
     public static void Write<T, TF>(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat, ArrayView<T> y,
-        long o, long c, int d, float mean, float rstd, bool writeXhat) where T : unmanaged where TF : struct, IResultFormat<T>
+        long o, long c, int d, float mean, float rstd) where T : unmanaged where TF : struct, IResultFormat<T>
     {
         int lanes = Warp.WarpSize, j = Warp.LaneIdx;
+        bool writeXhat = xhat.Length > 0;
         for (; j + 3 * lanes < d; j += 4 * lanes)
         {
             int j1 = j + lanes, j2 = j1 + lanes, j3 = j2 + lanes;
