@@ -13,6 +13,8 @@ namespace MediatorDiT.Cuda.Kernels;
 internal sealed partial class KernelSet
 {
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int, float>? _adaLnWarpBf16;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int, float>? _gatedAdaLnWarpBf16;
     private Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, AttentionTile>? _tileSoftmaxWarpBf16, _tileSoftmaxShortBf16;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int, int, int>? _softmaxTableWarpBf16, _softmaxTableShortBf16;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, AttentionTile>? _tileSoftmaxBackwardBf16;
@@ -43,6 +45,28 @@ internal sealed partial class KernelSet
         (_adaLnWarpBf16 ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>,
             ArrayView<float>, int, int, int, float>(WarpRowKernels.AdaLayerNormForwardBf16))(RowLaunch(rows), x, shift, scale, xhat, y16, stats, rows, d,
             rowsPerImage, eps);
+    }
+
+    /// <summary>
+    /// <see cref="GatedResidualAdaLayerNorm"/> with the modulated output y16 in bf16, as <see cref="AdaLayerNormForwardBf16"/>:
+    /// a warp per row writes y16 alone; a thread per row runs the gated residual, then that LayerNorm through the fp32
+    /// <paramref name="y"/> (scratch, as long as r.Dst).
+    /// </summary>
+    public void GatedResidualAdaLayerNormBf16(in GatedResidualViews r, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat,
+        ArrayView<float> y, ArrayView<ushort> y16, ArrayView<float> stats, int d, int rowsPerImage, float eps = LayerNorm.DefaultEps)
+    {
+        if (!WarpRows)
+        {
+            GatedResidualForward(r.Src, r.Branch, r.Bias, r.Gate, r.Dst, d, rowsPerImage);
+            AdaLayerNormForwardBf16(r.Dst, shift, scale, xhat, y, y16, stats, d, rowsPerImage, eps);
+            return;
+        }
+        Check(y16.Length >= r.Dst.Length, "y16 is shorter than dst");
+        int rows = CheckGatedResidualAdaLayerNorm(r, shift, scale, xhat, stats, d, rowsPerImage);
+        if (rows == 0) return;
+        (_gatedAdaLnWarpBf16 ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, int, int, int, float>(WarpRowKernels.GatedResidualAdaLayerNormBf16))(
+            RowLaunch(rows), r.Src, r.Branch, r.Bias, r.Gate, r.Dst, shift, scale, xhat, y16, stats, rows, d, rowsPerImage, eps);
     }
 
     /// <summary>

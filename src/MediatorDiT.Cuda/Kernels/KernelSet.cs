@@ -20,6 +20,8 @@ internal sealed partial class KernelSet
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _gated;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _adaLn;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float>? _adaLnWarp;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float>? _gatedAdaLnWarp;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _softmax;
     private Action<Index1D, ArrayView<float>, ArrayView<ushort>, int>? _roundToBf16;
 
@@ -151,6 +153,38 @@ internal sealed partial class KernelSet
     }
 
     /// <summary>
+    /// <see cref="GatedResidualForward"/> into r.Dst, then <see cref="AdaLayerNormForward"/> of r.Dst (xhat, y, stats as
+    /// there), in one pass over the rows where they run a warp per row (the same bits); a thread per row runs the two.
+    /// </summary>
+    public void GatedResidualAdaLayerNorm(in GatedResidualViews r, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat,
+        ArrayView<float> y, ArrayView<float> stats, int d, int rowsPerImage, float eps = LayerNorm.DefaultEps)
+    {
+        if (!WarpRows)
+        {
+            GatedResidualForward(r.Src, r.Branch, r.Bias, r.Gate, r.Dst, d, rowsPerImage);
+            AdaLayerNormForward(r.Dst, shift, scale, xhat, y, stats, d, rowsPerImage, eps);
+            return;
+        }
+        Check(y.Length >= r.Dst.Length, "y is shorter than dst");
+        int rows = CheckGatedResidualAdaLayerNorm(r, shift, scale, xhat, stats, d, rowsPerImage);
+        if (rows == 0) return;
+        (_gatedAdaLnWarp ??= _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float>(WarpRowKernels.GatedResidualAdaLayerNorm))(
+            RowLaunch(rows), r.Src, r.Branch, r.Bias, r.Gate, r.Dst, shift, scale, xhat, y, stats, rows, d, rowsPerImage, eps);
+    }
+
+    /// <summary>The rows of a gated residual followed by an adaLN LayerNorm, after checking both kernels' views.</summary>
+    private static int CheckGatedResidualAdaLayerNorm(in GatedResidualViews r, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat,
+        ArrayView<float> stats, int d, int rowsPerImage)
+    {
+        int rows = CheckAdaLayerNorm(r.Dst, shift, scale, xhat, stats, d, rowsPerImage);
+        long n = r.Dst.Length;
+        Check(r.Bias.Length >= d, "the branch's bias needs d values");
+        Check(r.Src.Length >= n && r.Branch.Length >= n && r.Gate.Length >= (rows + rowsPerImage - 1L) / rowsPerImage * d, "src, branch or gate is too short");
+        return rows;
+    }
+
+    /// <summary>
     /// LayerNorm and adaLN modulation over x (rows, d); stats gets (mean, rstd) per row, xhat the normalised rows unless
     /// it is empty (a backward that makes xhat again from x, <see cref="AdaLayerNormBackward"/>'s xhatFromInput).
     /// </summary>
@@ -213,3 +247,10 @@ internal sealed partial class KernelSet
         if (!ok) throw new ArgumentException(what + ".");
     }
 }
+
+/// <summary>
+/// The adaLN-Zero gated residual's views, Dst = (Branch + Bias) Gate + Src over rows of d channels: Branch a linear
+/// layer's product before its Bias (d), Gate (B, d) per image. Dst may be Src.
+/// </summary>
+internal readonly record struct GatedResidualViews(ArrayView<float> Src, ArrayView<float> Branch, ArrayView<float> Bias, ArrayView<float> Gate,
+    ArrayView<float> Dst);

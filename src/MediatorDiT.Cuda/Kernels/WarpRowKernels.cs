@@ -61,6 +61,75 @@ internal static class WarpRowKernels
         if (lane == 0) m.Store(stats, row);
     }
 
+    /// <summary>
+    /// The adaLN-Zero gated residual dst = (branch + bias) gate + src (<see cref="ElementKernels.GatedResidualForward"/>;
+    /// branch before its bias (d), gate (B, d) the row's image's) and then <see cref="AdaLayerNormForward"/> of dst, a
+    /// warp per row. The LayerNorm reads dst back where each lane wrote its own elements (from the cache), where the two
+    /// kernels read the whole tensor from memory again; the same bits: the lane adds its values into the mean's sum in
+    /// <see cref="RowMoments"/>'s order as it writes them. dst may be src.
+    /// </summary>
+    public static void GatedResidualAdaLayerNorm(ArrayView<float> src, ArrayView<float> branch, ArrayView<float> bias, ArrayView<float> gate,
+        ArrayView<float> dst, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat, ArrayView<float> y, ArrayView<float> stats,
+        int rows, int d, int rowsPerImage, float eps) =>
+        GatedResidualNormRow<float, Fp32Results>(src, branch, bias, gate, dst, shift, scale, xhat, y, stats, rows, d, rowsPerImage, eps);
+
+    /// <summary>
+    /// <see cref="GatedResidualAdaLayerNorm"/> writing the modulated output only as bf16 (y16): the bits of
+    /// <see cref="ElementKernels.GatedResidualForward"/> then <see cref="AdaLayerNormForwardBf16"/>.
+    /// </summary>
+    public static void GatedResidualAdaLayerNormBf16(ArrayView<float> src, ArrayView<float> branch, ArrayView<float> bias, ArrayView<float> gate,
+        ArrayView<float> dst, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat, ArrayView<ushort> y16, ArrayView<float> stats,
+        int rows, int d, int rowsPerImage, float eps) =>
+        GatedResidualNormRow<ushort, Bf16Results>(src, branch, bias, gate, dst, shift, scale, xhat, y16, stats, rows, d, rowsPerImage, eps);
+
+    /// <summary>The calling warp's row of <see cref="GatedResidualAdaLayerNorm"/>, its output in <typeparamref name="TF"/>'s format.</summary>
+    private static void GatedResidualNormRow<T, TF>(ArrayView<float> src, ArrayView<float> branch, ArrayView<float> bias, ArrayView<float> gate,
+        ArrayView<float> dst, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat, ArrayView<T> y, ArrayView<float> stats,
+        int rows, int d, int rowsPerImage, float eps) where T : unmanaged where TF : struct, IResultFormat<T>
+    {
+        int row = RowOf(), lane = Warp.LaneIdx;
+        if (row >= rows) return;
+        long o = (long)row * d, c = (long)(row / rowsPerImage) * d;
+        var m = GatedRowMoments(src, branch, bias, gate, dst, o, c, d, eps);
+        ModulatedRow.Write<T, TF>(dst, shift, scale, xhat, y, o, c, d, m.Mean, m.Rstd);
+        if (lane == 0) m.Store(stats, row);
+    }
+
+    /// <summary>
+    /// Writes the row of dst = (branch + bias) gate + src at o (gate's row at c) and returns its <see cref="RowMoments"/>,
+    /// the mean's sum taken from the values as they are written.
+    /// </summary>
+    private static Moments GatedRowMoments(ArrayView<float> src, ArrayView<float> branch, ArrayView<float> bias, ArrayView<float> gate,
+        ArrayView<float> dst, long o, long c, int d, float eps)
+    {
+        int lane = Warp.LaneIdx, lanes = Warp.WarpSize;
+        float sum = 0;
+        int j = lane;
+        for (; j + 3 * lanes < d; j += 4 * lanes)
+        {
+            int j1 = j + lanes, j2 = j1 + lanes, j3 = j2 + lanes;
+            float b0 = branch[o + j], b1 = branch[o + j1], b2 = branch[o + j2], b3 = branch[o + j3];
+            float s0 = src[o + j], s1 = src[o + j1], s2 = src[o + j2], s3 = src[o + j3];
+            float x0 = (b0 + bias[j]) * gate[c + j] + s0, x1 = (b1 + bias[j1]) * gate[c + j1] + s1;
+            float x2 = (b2 + bias[j2]) * gate[c + j2] + s2, x3 = (b3 + bias[j3]) * gate[c + j3] + s3;
+            dst[o + j] = x0;
+            dst[o + j1] = x1;
+            dst[o + j2] = x2;
+            dst[o + j3] = x3;
+            sum += x0;
+            sum += x1;
+            sum += x2;
+            sum += x3;
+        }
+        for (; j < d; j += lanes)
+        {
+            float x0 = (branch[o + j] + bias[j]) * gate[c + j] + src[o + j];
+            dst[o + j] = x0;
+            sum += x0;
+        }
+        return MomentsFromSum(dst, o, d, sum, eps);
+    }
+
     /// <summary>The mean and 1 / sqrt(variance + eps) of the row of d values at o, in every lane of the calling warp.</summary>
     private static Moments RowMoments(ArrayView<float> x, long o, int d, float eps)
     {
@@ -77,9 +146,19 @@ internal static class WarpRowKernels
             sum += x3;
         }
         for (; j < d; j += lanes) sum += x[o + j];
-        float mu = WarpSum(sum) / d;
+        return MomentsFromSum(x, o, d, sum, eps);
+    }
+
+    /// <summary>
+    /// The row's moments from the lane's share of its sum (<paramref name="laneSum"/>, its values j, j + lanes, .. added
+    /// in that order): the mean, then the variance from a second pass over the row.
+    /// </summary>
+    private static Moments MomentsFromSum(ArrayView<float> x, long o, int d, float laneSum, float eps)
+    {
+        int lanes = Warp.WarpSize;
+        float mu = WarpSum(laneSum) / d;
         float var = 0;
-        j = lane;
+        int j = Warp.LaneIdx;
         for (; j + 3 * lanes < d; j += 4 * lanes)
         {
             float d0 = x[o + j] - mu, d1 = x[o + j + lanes] - mu, d2 = x[o + j + 2 * lanes] - mu, d3 = x[o + j + 3 * lanes] - mu;

@@ -59,7 +59,7 @@ internal sealed class DeviceActivations : IDisposable
         Condition = New(batch * d);
         SiluCondition = New(batch * d);
         FinalModulation = New(batch * 2L * d);
-        ModulationChunks = New(6L * batch * d);
+        ModulationChunks = New(12L * batch * d);
         Normalized = New(rows * d);
         H = New(rows * d);
         Stats = New(2 * rows);
@@ -103,7 +103,11 @@ internal sealed class DeviceActivations : IDisposable
     public ArrayView<float> SiluCondition { get; }
     /// <summary>The final layer's adaLN modulation (B, 2D): shift, scale.</summary>
     public ArrayView<float> FinalModulation { get; }
-    /// <summary>A modulation split into (K, B, D) chunks (<see cref="Chunk"/>), the forward's scratch.</summary>
+    /// <summary>
+    /// Two sets of a modulation split into (K, B, D) chunks, K up to 6 (<see cref="Chunk"/>), the forward's scratch:
+    /// consecutive blocks alternate between them, so that a block's modulation is split before the block ahead of it
+    /// has read its last chunk (its gated residual and the next block's first LayerNorm run as one kernel).
+    /// </summary>
     public ArrayView<float> ModulationChunks { get; }
     /// <summary>The final layer's LayerNorm xhat (B*N, D), its output after modulation (B*N, D) and (mean, rstd) per row.</summary>
     public ArrayView<float> Normalized { get; }
@@ -128,8 +132,11 @@ internal sealed class DeviceActivations : IDisposable
     /// <summary>Block <paramref name="index"/>'s buffers (the shared set when not <see cref="PerBlock"/>).</summary>
     public DeviceBlockActivations Block(int index) => _blocks[_blocks.Length == 1 ? 0 : index];
 
-    /// <summary>Chunk <paramref name="index"/> (B, D) of <see cref="ModulationChunks"/>.</summary>
-    public ArrayView<float> Chunk(int index) => ModulationChunks.SubView((long)index * _chunk, _chunk);
+    /// <summary>The set of <see cref="ModulationChunks"/> (6 B D) that block <paramref name="block"/> splits its modulation into (block = depth: the final layer's).</summary>
+    public ArrayView<float> ChunksOf(int block) => ModulationChunks.SubView((block & 1) * 6L * _chunk, 6L * _chunk);
+
+    /// <summary>Chunk <paramref name="index"/> (B, D) of block <paramref name="block"/>'s modulation (<see cref="ChunksOf"/>).</summary>
+    public ArrayView<float> Chunk(int block, int index) => ChunksOf(block).SubView((long)index * _chunk, _chunk);
 
     public void Dispose()
     {

@@ -162,20 +162,19 @@ internal sealed partial class DeviceModel : IDisposable
         // A training forward writes what the backward reads (attention's maps and fp32 output); a sampling forward,
         // where the bf16 products read their operands' copies, leaves those out.
         bool forBackward = _gradients is not null;
-        for (int i = 0; i < w.Blocks.Count; i++)
+        int depth = w.Blocks.Count;
+        // Each block's first LayerNorm runs with the gated residual before it (the previous block's MLP branch; the
+        // final layer's LayerNorm with the last block's), the second with the attention branch's: one pass over the
+        // residual stream each. So block i + 1's modulation is made before block i's last gated residual.
+        Modulation(a, 0, b);
+        using (k.Stage("forward: norms and gated residuals"))
+            AdaLayerNorm(a.Stream(0), a.Chunk(0, 0), a.Chunk(0, 1), a.Block(0).QkvInput, a.Block(0).Stats1, d, n,
+                keepFloats: AttentionInputObserver is not null);
+        for (int i = 0; i < depth; i++)
         {
             var block = w.Blocks[i];
             var s = a.Block(i);
-            // mod (B, 6D) -> shift1, scale1, gate1, shift2, scale2, gate2, each (B, D).
-            using (k.Stage("forward: adaLN modulation"))
-            {
-                Linear(a.SiluCondition, block.AdaWeight, block.AdaBias, s.Modulation, b, d, 6 * d);
-                k.SplitModulation(s.Modulation, a.ModulationChunks, b, d, 6);
-            }
-            var observe = AttentionInputObserver;
-            using (k.Stage("forward: norms and gated residuals"))
-                AdaLayerNorm(a.Stream(i), a.Chunk(0), a.Chunk(1), s.QkvInput, s.Stats1, d, n, keepFloats: observe is not null);
-            observe?.Invoke(i, Observed(s.H1, rows, d), b);
+            AttentionInputObserver?.Invoke(i, Observed(s.H1, rows, d), b);
             // + qkv's bias in the attention core, as it reads q, k and v (the head-major moves, the pooling, the depthwise conv).
             using (k.Stage("forward: qkv")) _products.Forward(s.QkvInput, block.QkvWeight, s.Qkv, rows, d, 3 * d, accumulate: false);
             // Where the blocks keep bf16 operands (written by their producers), the core's last step (the move back to
@@ -191,10 +190,8 @@ internal sealed partial class DeviceModel : IDisposable
             using (k.Stage("forward: proj"))
                 _products.Forward(s.ProjInput, block.ProjWeight, s.AttentionOut, rows, d, d, accumulate: false); // + bias in the gated residual
             using (k.Stage("forward: norms and gated residuals"))
-            {
-                k.GatedResidualForward(a.Stream(i), s.AttentionOut, block.ProjBias, a.Chunk(2), s.XMid, d, n);
-                AdaLayerNorm(s.XMid, a.Chunk(3), a.Chunk(4), s.Fc1Input, s.Stats2, d, n, keepFloats: false);
-            }
+                GatedAdaLayerNorm(new GatedResidualViews(a.Stream(i), s.AttentionOut, block.ProjBias, a.Chunk(i, 2), s.XMid),
+                    a.Chunk(i, 3), a.Chunk(i, 4), s.Fc1Input, s.Stats2, d, n, keepFloats: false);
             // fc1's, fc2's and proj's biases are added by the kernels that read their products (GELU, the gated residuals).
             // In bf16 fc1's product stores its output in bf16 (as PyTorch's bf16 products do), which GELU reads.
             bool bf16 = _products.Precision == DevicePrecision.Bf16;
@@ -210,17 +207,38 @@ internal sealed partial class DeviceModel : IDisposable
                 else k.GeluForward(s.Fc1, block.Fc1Bias, s.Gelu);
             }
             using (k.Stage("forward: fc2")) _products.Forward(s.Fc2Input, block.Fc2Weight, s.Mlp, rows, cfg.MlpHidden, d, accumulate: false);
-            using (k.Stage("forward: norms and gated residuals")) k.GatedResidualForward(s.XMid, s.Mlp, block.Fc2Bias, a.Chunk(5), a.Stream(i + 1), d, n);
+            if (i + 1 == depth) break;
+            Modulation(a, i + 1, b);
+            var next = a.Block(i + 1);
+            using (k.Stage("forward: norms and gated residuals"))
+                GatedAdaLayerNorm(new GatedResidualViews(s.XMid, s.Mlp, block.Fc2Bias, a.Chunk(i, 5), a.Stream(i + 1)),
+                    a.Chunk(i + 1, 0), a.Chunk(i + 1, 1), next.QkvInput, next.Stats1, d, n, keepFloats: AttentionInputObserver is not null);
         }
 
-        // Final layer: shift, scale = Linear(siluC) (B, 2D); tokens = Linear(adaLN(x)); unpatchify the returned channels.
+        // Final layer: shift, scale = Linear(siluC) (B, 2D); tokens = Linear(adaLN(x)), x the last block's gated
+        // residual (made in the same kernel); unpatchify the returned channels.
         using (k.Stage("forward: final layer"))
         {
+            var last = a.Block(depth - 1);
             Linear(a.SiluCondition, w.FinalAdaWeight, w.FinalAdaBias, a.FinalModulation, b, d, 2 * d);
-            k.SplitModulation(a.FinalModulation, a.ModulationChunks.SubView(0, 2L * b * d), b, d, 2);
-            k.AdaLayerNormForward(a.Stream(w.Blocks.Count), a.Chunk(0), a.Chunk(1), a.Normalized, a.H, a.Stats, d, n);
+            k.SplitModulation(a.FinalModulation, a.ChunksOf(depth).SubView(0, 2L * b * d), b, d, 2);
+            k.GatedResidualAdaLayerNorm(new GatedResidualViews(last.XMid, last.Mlp, w.Blocks[depth - 1].Fc2Bias, a.Chunk(depth - 1, 5), a.Stream(depth)),
+                a.Chunk(depth, 0), a.Chunk(depth, 1), a.Normalized, a.H, a.Stats, d, n);
             Linear(a.H, w.FinalLinearWeight, w.FinalLinearBias, a.TokensOut, rows, d, outWidth);
             k.Unpatchify(a.TokensOut, a.Output, new PatchGeometry(cfg.OutChannels, p, cfg.GridSize, cfg.ReturnedChannels), b);
+        }
+    }
+
+    /// <summary>Block <paramref name="block"/>'s adaLN modulation (B, 6D) = Linear(siluC), split into its set of chunks: shift1, scale1, gate1, shift2, scale2, gate2.</summary>
+    private void Modulation(DeviceActivations a, int block, int b)
+    {
+        int d = Config.HiddenSize;
+        var s = a.Block(block);
+        var weights = _weights.Blocks[block];
+        using (_kernels.Stage("forward: adaLN modulation"))
+        {
+            Linear(a.SiluCondition, weights.AdaWeight, weights.AdaBias, s.Modulation, b, d, 6 * d);
+            _kernels.SplitModulation(s.Modulation, a.ChunksOf(block), b, d, 6);
         }
     }
 
@@ -238,15 +256,24 @@ internal sealed partial class DeviceModel : IDisposable
     /// only when <paramref name="keepFloats"/> (an observer reads it). No xhat: the backward makes it again from x (the
     /// block's input or xMid, both kept when training) and the stats.
     /// </summary>
-    private void AdaLayerNorm(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ProductOperand h,
+    private void AdaLayerNorm(ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ProductOperand h, ArrayView<float> stats, int d,
+        int rowsPerImage, bool keepFloats) => Normalize(null, x, shift, scale, h, stats, d, rowsPerImage, keepFloats);
+
+    /// <summary><see cref="AdaLayerNorm"/> of x = r.Dst, made first as (branch + bias) gate + src by the same kernel.</summary>
+    private void GatedAdaLayerNorm(in GatedResidualViews r, ArrayView<float> shift, ArrayView<float> scale, ProductOperand h, ArrayView<float> stats,
+        int d, int rowsPerImage, bool keepFloats) => Normalize(r, r.Dst, shift, scale, h, stats, d, rowsPerImage, keepFloats);
+
+    private void Normalize(GatedResidualViews? residual, ArrayView<float> x, ArrayView<float> shift, ArrayView<float> scale, ProductOperand h,
         ArrayView<float> stats, int d, int rowsPerImage, bool keepFloats)
     {
         if (h.HasBf16 && !keepFloats)
         {
-            _kernels.AdaLayerNormForwardBf16(x, shift, scale, default, h.F32, h.B16, stats, d, rowsPerImage);
+            if (residual is { } r) _kernels.GatedResidualAdaLayerNormBf16(r, shift, scale, default, h.F32, h.B16, stats, d, rowsPerImage);
+            else _kernels.AdaLayerNormForwardBf16(x, shift, scale, default, h.F32, h.B16, stats, d, rowsPerImage);
             return;
         }
-        _kernels.AdaLayerNormForward(x, shift, scale, default, h.F32, stats, d, rowsPerImage);
+        if (residual is { } gated) _kernels.GatedResidualAdaLayerNorm(gated, shift, scale, default, h.F32, stats, d, rowsPerImage);
+        else _kernels.AdaLayerNormForward(x, shift, scale, default, h.F32, stats, d, rowsPerImage);
         if (h.HasBf16) _kernels.RoundToBf16(h.F32, h.B16);
     }
 

@@ -1,3 +1,4 @@
+using ILGPU;
 using ILGPU.Runtime;
 using MediatorDiT.Cuda.Kernels;
 
@@ -60,6 +61,63 @@ public class WarpRowKernelsTests(AcceleratorFixture device)
         var actual = Run(device.WarpRowKernels);
         string[] names = ["xhat", "y", "stats", "dx", "dShift and dScale"];
         for (int i = 0; i < names.Length; i++) AssertClose(expected[i], actual[i], names[i]);
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void GatedResidualAdaLayerNorm_IsTheGatedResidualThenTheLayerNorm_BitForBit(int d, int rows)
+    {
+        // Two images (gate, shift and scale rows per image). Fused: fp32 with xhat (the final layer's), and bf16 in
+        // place (dst = src: sampling's residual stream) without xhat (a block's); each against the two kernels of the
+        // same row mapping, a warp per row (one kernel) and a thread per row (the two kernels run by the launcher).
+        int rowsPerImage = (rows + 1) / 2;
+        var src = KernelData.Uniform(rows * d, 121, -2f, 2f);
+        var branch = KernelData.Uniform(rows * d, 122, -3f, 3f);
+        var bias = KernelData.Uniform(d, 123, -1f, 1f);
+        var gate = KernelData.Uniform(2 * d, 124, -1.5f, 1.5f);
+        var shift = KernelData.Uniform(2 * d, 125, -1f, 1f);
+        var scale = KernelData.Uniform(2 * d, 126, -1f, 1f);
+        foreach (var kernels in new[] { device.ThreadRowKernels, device.WarpRowKernels })
+        {
+            using var dSrc = device.Upload(src);
+            using var dBranch = device.Upload(branch);
+            using var dBias = device.Upload(bias);
+            using var dGate = device.Upload(gate);
+            using var dShift = device.Upload(shift);
+            using var dScale = device.Upload(scale);
+            MemoryBuffer1D<float, Stride1D.Dense> Floats(int length) => device.Accelerator.Allocate1D<float>(length);
+            MemoryBuffer1D<ushort, Stride1D.Dense> Halves() => device.Accelerator.Allocate1D<ushort>(rows * d);
+            ushort[] DownloadHalves(MemoryBuffer1D<ushort, Stride1D.Dense> buffer)
+            {
+                device.Accelerator.Synchronize();
+                return buffer.GetAsArray1D();
+            }
+
+            using MemoryBuffer1D<float, Stride1D.Dense> dst = Floats(rows * d), xhat = Floats(rows * d), y = Floats(rows * d), stats = Floats(2 * rows),
+                scratch = Floats(rows * d), stats16 = Floats(2 * rows);
+            using var y16 = Halves();
+            kernels.GatedResidualForward(dSrc.View, dBranch.View, dBias.View, dGate.View, dst.View, d, rowsPerImage);
+            kernels.AdaLayerNormForward(dst.View, dShift.View, dScale.View, xhat.View, y.View, stats.View, d, rowsPerImage);
+            kernels.AdaLayerNormForwardBf16(dst.View, dShift.View, dScale.View, default, scratch.View, y16.View, stats16.View, d, rowsPerImage);
+            string how = kernels.WarpRows ? "a warp per row" : "a thread per row";
+
+            using MemoryBuffer1D<float, Stride1D.Dense> dst2 = Floats(rows * d), xhat2 = Floats(rows * d), y2 = Floats(rows * d), stats2 = Floats(2 * rows);
+            kernels.GatedResidualAdaLayerNorm(new GatedResidualViews(dSrc.View, dBranch.View, dBias.View, dGate.View, dst2.View), dShift.View, dScale.View,
+                xhat2.View, y2.View, stats2.View, d, rowsPerImage);
+            device.AssertSameBits(device.Download(dst), device.Download(dst2), $"dst, {how}");
+            device.AssertSameBits(device.Download(xhat), device.Download(xhat2), $"xhat, {how}");
+            device.AssertSameBits(device.Download(y), device.Download(y2), $"y, {how}");
+            device.AssertSameBits(device.Download(stats), device.Download(stats2), $"stats, {how}");
+
+            using var inPlace = device.Upload(src);
+            using var y16b = Halves();
+            using var stats3 = Floats(2 * rows);
+            kernels.GatedResidualAdaLayerNormBf16(new GatedResidualViews(inPlace.View, dBranch.View, dBias.View, dGate.View, inPlace.View), dShift.View,
+                dScale.View, default, scratch.View, y16b.View, stats3.View, d, rowsPerImage);
+            device.AssertSameBits(device.Download(dst), device.Download(inPlace), $"dst in place, {how}");
+            device.AssertSameHalves(DownloadHalves(y16), DownloadHalves(y16b), $"y16, {how}");
+            device.AssertSameBits(device.Download(stats16), device.Download(stats3), $"bf16 stats, {how}");
+        }
     }
 
     [Theory]
