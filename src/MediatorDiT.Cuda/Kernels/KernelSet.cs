@@ -146,8 +146,7 @@ internal sealed partial class KernelSet
         int d, int rowsPerImage)
     {
         long n = dst.Length;
-        Check(d >= 1 && rowsPerImage >= 1 && n % d == 0 && bias.Length >= d, "dst must hold whole rows of d channels, bias d of them");
-        Check(src.Length >= n && branch.Length >= n && gate.Length >= (n / d + rowsPerImage - 1) / rowsPerImage * d, "src, branch or gate is too short");
+        CheckGatedResidual(new GatedResidualViews(src, branch, bias, gate, dst), d, rowsPerImage);
         (_gated ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(
             ElementKernels.GatedResidualForward))((int)n, src, branch, bias, gate, dst, d, rowsPerImage);
     }
@@ -177,11 +176,16 @@ internal sealed partial class KernelSet
     private static int CheckGatedResidualAdaLayerNorm(in GatedResidualViews r, ArrayView<float> shift, ArrayView<float> scale, ArrayView<float> xhat,
         ArrayView<float> stats, int d, int rowsPerImage)
     {
-        int rows = CheckAdaLayerNorm(r.Dst, shift, scale, xhat, stats, d, rowsPerImage);
+        CheckGatedResidual(r, d, rowsPerImage);
+        return CheckAdaLayerNorm(r.Dst, shift, scale, xhat, stats, d, rowsPerImage);
+    }
+
+    /// <summary>Checks a gated residual's views: whole rows of d channels in dst, src and branch as long, d biases, a gate row per image.</summary>
+    private static void CheckGatedResidual(in GatedResidualViews r, int d, int rowsPerImage)
+    {
         long n = r.Dst.Length;
-        Check(r.Bias.Length >= d, "the branch's bias needs d values");
-        Check(r.Src.Length >= n && r.Branch.Length >= n && r.Gate.Length >= (rows + rowsPerImage - 1L) / rowsPerImage * d, "src, branch or gate is too short");
-        return rows;
+        Check(d >= 1 && rowsPerImage >= 1 && n % d == 0 && r.Bias.Length >= d, "dst must hold whole rows of d channels, bias d of them");
+        Check(r.Src.Length >= n && r.Branch.Length >= n && r.Gate.Length >= (n / d + rowsPerImage - 1) / rowsPerImage * d, "src, branch or gate is too short");
     }
 
     /// <summary>

@@ -489,7 +489,7 @@ internal static class WarpRowKernels
 }
 
 /// <summary>
-/// The write pass the two adaLN forward kernels share, by the calling warp: xhat = (x - mean) rstd (stored unless
+/// The write pass the adaLN forward kernels share (alone and after a gated residual), by the calling warp: xhat = (x - mean) rstd (stored unless
 /// xhat is empty) and y = xhat scale + xhat + shift over the row at o (its image's shift and scale at c), stored in the
 /// output's format. Each lane loads four of its values before the first store.
 /// </summary>
