@@ -46,21 +46,23 @@ public static class SpeedChecks
     /// </param>
     /// <param name="fusedAttention">
     /// True: full attention's core as the fused tensor-core kernels, forward and backward, with no P kept
-    /// (<see cref="DeviceWorkload.FusedAttention"/>), to measure them against the tiles; no sweep or replay then either.
+    /// (<see cref="DeviceWorkload.FullAttention"/>), to measure them against the tiles, where they run (elsewhere, as on
+    /// the CPU accelerator's 4-lane warps, the tiles in their place: the same bits); no sweep or replay then either.
     /// </param>
     public static void Training(CheckDevice device, Options options, JsonObject entry, bool operandsFromProducers = true, bool fusedAttention = false)
     {
         var config = options.Quick ? Tiny(mediators: 0) : ModelRegistry.Get("SiT-XL/2", 256);
         int batch = options.Quick ? 2 : 64;
+        bool fused = fusedAttention && options.Precision == DevicePrecision.Bf16 && Cuda.Kernels.KernelSet.FlashKernelsRunOn(device.Accelerator);
         long? before = device.MemoryInUse();
         using var work = new DeviceWorkload(device.Accelerator, config, batch, options.Precision, trainingBatches: 1 + options.Repeats)
         {
             OperandsFromProducers = operandsFromProducers,
             RecordsProducts = operandsFromProducers && !fusedAttention,
-            FusedAttention = fusedAttention,
+            FullAttention = fused ? FullAttentionCore.Fused : FullAttentionCore.Tiles,
         };
         entry["bf16_operands"] = operandsFromProducers ? "written by their producing kernels" : "rounded in passes of their own";
-        entry["attention_core"] = fusedAttention ? "fused tensor-core kernels, no P kept (where they run; else the tiles)" : "tiles of products";
+        entry["attention_core"] = fused ? "fused tensor-core kernels, no P kept" : "tiles of products";
         double loss = double.NaN;
         var times = DeviceTiming.Time(device.Accelerator, 1, options.Repeats, run => loss = work.TrainStep(run).Loss);
 

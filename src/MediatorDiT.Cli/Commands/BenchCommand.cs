@@ -21,22 +21,22 @@ public static class BenchCommand
         var noXl = new Option<bool>("--no-xl") { Description = "skip the SiT-XL/2 sampling memory check (builds a 675M-parameter model, ~3 GiB)" };
         var breakdown = new Option<bool>("--breakdown") { Description = "add a per-operation time breakdown of the 256-token cases" };
         var memoryOnly = new Option<bool>("--memory-only") { Description = "only the memory figures (no timings)" };
-        var device = DeviceOption.Create("the benchmark");
-        var precision = DeviceOption.CreatePrecision();
+        var device = new DeviceOptions("the benchmark");
         var command = new Command("bench", "Measure SGEMM, SiT-S/2 forward and training throughput, mediator vs full attention, thread scaling and peak memory (on a GPU: the same cases against its product rate and peak).")
         {
-            threads, quick, json, noLarge, noXl, breakdown, memoryOnly, device, precision,
+            threads, quick, json, noLarge, noXl, breakdown, memoryOnly, 
         };
+        device.AddTo(command);
         command.SetAction((parse, token) => CliApp.Guard(() =>
         {
-            var options = Options(parse, threads, quick, noLarge, noXl, breakdown, memoryOnly, device);
+            var options = Options(parse, threads, quick, noLarge, noXl, breakdown, memoryOnly, device.Device);
             string? jsonPath = parse.GetValue(json);
-            using var cuda = DeviceOption.OpenDevice(parse, device, precision, out var devicePrecision);
+            using var cuda = device.OpenDevice(parse, out var settings);
             if (jsonPath is not null) CliApp.OutputFile(jsonPath);
             var progress = new ImmediateProgress<string>(step => Console.Error.WriteLine($"  measuring {step} ..."));
             var report = cuda is null
                 ? PerformanceSuite.Run(options, progress, token)
-                : DevicePerformanceSuite.Run(cuda.Accelerator, cuda.Name, devicePrecision, options, progress, token);
+                : DevicePerformanceSuite.Run(cuda.Accelerator, cuda.Name, settings.Precision, options, progress, token, fullAttention: settings.FullAttention);
             Console.Write(report.ToTable());
             if (jsonPath is not null)
             {

@@ -30,18 +30,18 @@ public static class DemoCommand
         var ratios = new Option<string?>("--ratios") { Description = "switch ratios (default: schedule.json beside the ladder, else 0.9,0.6)" };
         var first = new Option<int?>("--first") { Description = "reference steps of the schedule (default: schedule.json beside the ladder, else 3)" };
         var threads = new Option<int?>("--threads").Threads();
-        var device = DeviceOption.Create("sampling");
-        var precision = DeviceOption.CreatePrecision();
+        var device = new DeviceOptions("sampling");
         var ladder = new Option<string?>("--ladder") { Description = "comma-separated weights with increasing mediator counts (default: the shipped models/fashion-mnist-ladder)" };
         var classifier = new Option<string?>("--classifier") { Description = "classifier weights (default models/classifier-fashion-mnist.safetensors)" };
         var noProgress = new Option<bool>("--no-progress");
         var command = new Command("demo", "Sample every class with the shipped mediator ladder and compare the dynamic schedule with its largest model alone.")
         {
-            output, seed, perClass, steps, ratios, first, threads, device, precision, ladder, classifier, noProgress,
+            output, seed, perClass, steps, ratios, first, threads, ladder, classifier, noProgress,
         };
+        device.AddTo(command);
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            var (compute, deviceModels) = DeviceOption.ApplyForSampling(ComputeContext.WithThreads(p.GetValue(threads)), p, device, precision);
+            var (compute, deviceModels) = device.ApplyForSampling(ComputeContext.WithThreads(p.GetValue(threads)), p);
             using var deviceScope = deviceModels;
             using var computeScope = compute.Use();
             string outDir = p.GetValue(output)!;

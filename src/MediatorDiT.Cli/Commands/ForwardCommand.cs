@@ -22,15 +22,15 @@ public static class ForwardCommand
         var cfgAll = new Option<bool>("--cfg-all-channels") { Description = "guide all channels instead of the official first 3" };
         var config = new Option<string?>("--config") { Description = "model config JSON when the weights carry none" };
         var key = new Option<string?>("--key") { Description = "for training checkpoints: 'model' or 'ema' (default ema)" };
-        var device = DeviceOption.Create("the forward pass");
-        var precision = DeviceOption.CreatePrecision();
+        var device = new DeviceOptions("the forward pass");
         var command = new Command("forward", "Run the network on tensors stored in a file and write its output.")
         {
-            weights, inputs, output, cfgScale, cfgAll, config, key, device, precision,
+            weights, inputs, output, cfgScale, cfgAll, config, key, 
         };
+        device.AddTo(command);
         command.SetAction((parse, token) => CliApp.Guard(() =>
         {
-            using var deviceModels = DeviceOption.OpenModels(parse, device, precision);
+            using var deviceModels = device.OpenModels(parse);
             string outPath = CliApp.OutputFile(parse.GetValue(output)!);
             var model = ModelFiles.Load(parse.GetValue(weights)!, parse.GetValue(config), parse.GetValue(key));
             var network = deviceModels?.Network(model);

@@ -36,19 +36,19 @@ public static class RedundancyCommand
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "redundancy" };
         var threads = new Option<int?>("--threads").Threads();
-        var device = DeviceOption.Create("sampling");
-        var precision = DeviceOption.CreatePrecision();
+        var device = new DeviceOptions("sampling");
         var noProgress = new Option<bool>("--no-progress");
         var command = new Command("redundancy", "Measure the attention redundancy (mean pairwise JS divergence of query rows) per layer and sampling step.")
         {
-            checkpoint, ladder, config, ratios, first, switchAt, samples, steps, mode, method, cfgScale, labels, batch, seed, output, threads, device, precision,
+            checkpoint, ladder, config, ratios, first, switchAt, samples, steps, mode, method, cfgScale, labels, batch, seed, output, threads, 
             noProgress,
         };
+        device.AddTo(command);
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
             // The network calls run on the device given, which hands each block's attention input back; the maps and
             // the JS divergences are computed on the host.
-            var (compute, deviceModels) = DeviceOption.ApplyForSampling(ComputeContext.WithThreads(p.GetValue(threads)), p, device, precision);
+            var (compute, deviceModels) = device.ApplyForSampling(ComputeContext.WithThreads(p.GetValue(threads)), p);
             using var deviceScope = deviceModels;
             using var computeScope = compute.Use();
             float scale = p.GetValue(cfgScale);

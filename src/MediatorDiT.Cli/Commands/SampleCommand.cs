@@ -63,18 +63,18 @@ public static class SampleCommand
         var ddim = new Option<int?>("--ddim") { Description = "DiT: DDIM with this many steps instead of ancestral sampling (1..1000)" }.InRange(1, 1000);
         var eta = new Option<float>("--eta") { Description = "DiT DDIM: eta (0 = deterministic)", DefaultValueFactory = _ => 0f };
         var threads = new Option<int?>("--threads").Threads();
-        var device = DeviceOption.Create("sampling");
-        var precision = DeviceOption.CreatePrecision();
+        var device = new DeviceOptions("sampling");
         var noProgress = new Option<bool>("--no-progress");
         var command = new Command("sample", "Sample images from a model or a mediator ladder with the step-wise dynamic schedule.")
         {
             checkpoint, ladder, config, ratios, first, distance, perSample, switchAt, mode, method, steps, lastStep, lastStepSize, diffusionForm,
-            cfgScale, cfgAll, labels, numImages, batch, seed, rank, world, output, npz, saveLatents, initialNoise, noiseFile, vae, threads, device, precision, noProgress,
+            cfgScale, cfgAll, labels, numImages, batch, seed, rank, world, output, npz, saveLatents, initialNoise, noiseFile, vae, threads, noProgress,
             family, numHeads, imageSize, diffusionSteps, ddim, eta,
         };
+        device.AddTo(command);
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
-            var (compute, deviceModels) = DeviceOption.ApplyForSampling(ComputeContext.WithThreads(p.GetValue(threads)), p, device, precision);
+            var (compute, deviceModels) = device.ApplyForSampling(ComputeContext.WithThreads(p.GetValue(threads)), p);
             using var deviceScope = deviceModels;
             string outDir = p.GetValue(output)!;
             using var outFolder = FreshFolder.Create(outDir, "output folder"); // removed again if the run fails before writing to it

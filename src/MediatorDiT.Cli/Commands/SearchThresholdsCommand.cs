@@ -49,19 +49,19 @@ public static class SearchThresholdsCommand
         var output = new Option<string>("--out") { Description = "output folder", DefaultValueFactory = _ => "thresholds" };
         var independent = new Option<bool>("--independent") { Description = "run every schedule separately instead of sharing trajectory prefixes (same results, slower)" };
         var threads = new Option<int?>("--threads").Threads();
-        var device = DeviceOption.Create("sampling");
-        var precision = DeviceOption.CreatePrecision();
+        var device = new DeviceOptions("sampling");
         var noProgress = new Option<bool>("--no-progress");
         var command = new Command("search-thresholds", "Sweep the switch-ratio grid of a mediator ladder and pick the best schedule within a GFLOPs budget.")
         {
             ladder, config, samples, seed, batch, labels, first, distance, mode, method, steps, lastStep, lastStepSize, diffusionForm,
-            cfgScale, cfgAll, refine, refineSamples, refineScorer, proxyScorer, classifier, dataset, dataDir, budget, output, independent, threads, device, precision,
+            cfgScale, cfgAll, refine, refineSamples, refineScorer, proxyScorer, classifier, dataset, dataDir, budget, output, independent, threads, 
             noProgress,
         };
+        device.AddTo(command);
         command.SetAction((p, token) => CliApp.Guard(() =>
         {
             // Every network call of the sweep and the refine step runs on the device given; scorers stay on the host.
-            var (compute, deviceModels) = DeviceOption.ApplyForSampling(ComputeContext.WithThreads(p.GetValue(threads)), p, device, precision);
+            var (compute, deviceModels) = device.ApplyForSampling(ComputeContext.WithThreads(p.GetValue(threads)), p);
             using var deviceScope = deviceModels;
             using var computeScope = compute.Use();
             float scale = p.GetValue(cfgScale);

@@ -26,8 +26,7 @@ public static class ServeCommand
         var classNames = new Option<string?>("--class-names") { Description = "class names: fashion-mnist, mnist, or a text file with one name per line (default: fashion-mnist for the shipped ladder, else 'class c')" };
         var host = new Option<string>("--host") { Description = "address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 serves others)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { DefaultValueFactory = _ => 8080 }.InRange(0, 65535);
-        var device = DeviceOption.Create("sampling");
-        var precision = DeviceOption.CreatePrecision();
+        var device = new DeviceOptions("sampling");
         var threads = new Option<int?>("--threads").Threads();
         var maxImages = new Option<int>("--max-images") { Description = "images one job may ask for", DefaultValueFactory = _ => 64 }.AtLeast(1);
         var maxSteps = new Option<int>("--max-steps") { Description = "sampler steps one job may ask for", DefaultValueFactory = _ => 250 }.AtLeast(2);
@@ -35,12 +34,13 @@ public static class ServeCommand
         var previewEvery = new Option<int?>("--preview-every") { Description = "send the current images every this many steps (default 1; 10 for latent models, each preview being a VAE decode)" }.AtLeast(1);
         var command = new Command("serve", "Serve a web page and JSON API to generate images and watch the mediator schedule (docs/SERVE.md).")
         {
-            ladder, checkpoint, config, vae, classNames, host, port, device, precision, threads, maxImages, maxSteps, maxQueue, previewEvery,
+            ladder, checkpoint, config, vae, classNames, host, port, threads, maxImages, maxSteps, maxQueue, previewEvery,
         };
+        device.AddTo(command);
         command.SetAction((p, token) => CliApp.Guard(async stop =>
         {
             // The jobs' network calls run on the device given (from the server's one worker thread); the VAE and PNGs stay on the host.
-            var (compute, deviceModels) = DeviceOption.ApplyForSampling(ComputeContext.WithThreads(p.GetValue(threads)), p, device, precision);
+            var (compute, deviceModels) = device.ApplyForSampling(ComputeContext.WithThreads(p.GetValue(threads)), p);
             using var deviceScope = deviceModels;
             bool shipped = p.GetValue(ladder) is null && p.GetValue(checkpoint) is null;
             string[] paths = OptionValues.ModelPaths(p.GetValue(checkpoint), p.GetValue(ladder), () => [.. DiffusionPipeline.ShippedLadderPaths()]);

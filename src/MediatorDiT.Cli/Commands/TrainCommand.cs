@@ -36,12 +36,12 @@ public static class TrainCommand
         var threads = new Option<int?>("--threads") { Description = "compute threads of this process, per rank under a launcher (default: all cores)" }.Threads();
         var gradShards = new Option<int?>("--grad-shards") { Description = "parts of each batch whose gradients are summed in order (fixed for a run; the number of ranks must divide it)" }.AtLeast(1);
         var noProgress = new Option<bool>("--no-progress") { Description = "plain log lines instead of a progress bar" };
-        var device = DeviceOption.Create("training");
-        var precision = DeviceOption.CreatePrecision();
+        var device = new DeviceOptions("training");
         var command = new Command("train", "Train a diffusion transformer (SiT transport) on a dataset.")
         {
-            config, output, resume, resumeFromValid, initFrom, model, mediators, dataset, dataDir, steps, batch, lr, seed, ckptEvery, sampleEvery, evalEvery, threads, gradShards, noProgress, device, precision,
+            config, output, resume, resumeFromValid, initFrom, model, mediators, dataset, dataDir, steps, batch, lr, seed, ckptEvery, sampleEvery, evalEvery, threads, gradShards, noProgress, 
         };
+        device.AddTo(command);
         var limitOptions = new InputLimitOptions(command, arrays: true);
         command.SetAction((parse, token) => CliApp.Guard(() =>
         {
@@ -66,9 +66,9 @@ public static class TrainCommand
         int Train(ParseResult parse, LaunchEnvironment launch, ICommunicator comm, CancellationToken token)
         {
             bool root = comm.Rank == 0;
-            var (selection, cuda, precisionSetting) = DeviceOption.OpenForTraining(parse, device, precision);
+            var (settings, cuda) = device.OpenForTraining(parse);
             using var cudaDevice = cuda;
-            using var compute = selection.ApplyTo(Tensors.ComputeContext.WithThreads(parse.GetValue(threads))).Use();
+            using var compute = settings.Device.ApplyTo(Tensors.ComputeContext.WithThreads(parse.GetValue(threads))).Use();
             string? resumeDir = parse.GetValue(resume);
             string? outDir = parse.GetValue(output);
             if (resumeDir is not null && outDir is not null && !SameFolder(resumeDir, outDir))
@@ -119,8 +119,8 @@ public static class TrainCommand
                 Limits = limits,
                 Compute = Tensors.ComputeContext.Current,
                 Communicator = comm,
-                Backend = cuda is null ? null : transport => new Cuda.Training.DeviceTrainingBackend(cuda.Accelerator, transport, precisionSetting, comm,
-                    NcclExchange(cuda, comm, renderer.Message)),
+                Backend = cuda is null ? null : transport => new Cuda.Training.DeviceTrainingBackend(cuda.Accelerator, transport, settings.Precision, comm,
+                    NcclExchange(cuda, comm, renderer.Message), settings.FullAttention),
             }, token);
             renderer.Done();
             if (!root) return 0;

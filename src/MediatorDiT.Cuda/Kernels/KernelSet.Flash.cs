@@ -24,9 +24,15 @@ internal sealed partial class KernelSet
     /// lanes (the fragments' layout) and groups of <see cref="FlashMmaKernels.Warps"/> of them; a CUDA card of compute
     /// capability 8.0 or later for the instruction itself (the CPU accelerator shaped as a GPU emulates it).
     /// </summary>
-    public bool FlashKernelsRun =>
-        _accelerator.WarpSize == 32 && _accelerator.MaxNumThreadsPerGroup >= FlashMmaKernels.Warps * 32
-        && (_accelerator is not ILGPU.Runtime.Cuda.CudaAccelerator cuda || cuda.Architecture is { Major: >= 8 });
+    public bool FlashKernelsRun => FlashKernelsRunOn(_accelerator);
+
+    /// <summary>Whether the fused attention kernels run on <paramref name="accelerator"/> (as <see cref="FlashKernelsRun"/>).</summary>
+    public static bool FlashKernelsRunOn(Accelerator accelerator) =>
+        accelerator.WarpSize == 32 && accelerator.MaxNumThreadsPerGroup >= FlashMmaKernels.Warps * 32
+        && (accelerator is not ILGPU.Runtime.Cuda.CudaAccelerator cuda || cuda.Architecture is { Major: >= 8 });
+
+    /// <summary>What <see cref="FlashKernelsRunOn"/> asks of an accelerator, in words.</summary>
+    public const string FlashKernelsNeed = "warps of 32 lanes, groups of 128 threads and, on CUDA, compute capability 8.0 or later";
 
     /// <summary>
     /// o (items, N, hd) fp32 and lse (items, N) = full attention of head-major bf16 q, k, v (items, N, hd) with logits
@@ -81,7 +87,7 @@ internal sealed partial class KernelSet
     /// </summary>
     private (KernelConfig Launch, int Blocks) FlashLaunch(int items, int tokens, int headDim)
     {
-        Check(FlashKernelsRun, "the fused attention kernels need warps of 32 lanes, groups of 128 threads and, on CUDA, compute capability 8.0 or later");
+        Check(FlashKernelsRun, $"the fused attention kernels need {FlashKernelsNeed}");
         Check(FlashMmaKernels.TakesHead(headDim), $"the fused attention kernels take an even head width of at most {FlashMmaKernels.MaxHeadDim}, not {headDim}");
         int blocks = (tokens + FlashMmaKernels.Rows - 1) / FlashMmaKernels.Rows;
         Check((long)items * blocks <= int.MaxValue, "too many (item, block) groups for one launch");

@@ -1,5 +1,6 @@
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
+using MediatorDiT.Cuda.Models;
 using MediatorDiT.Evaluation.Performance;
 using MediatorDiT.Models;
 using MediatorDiT.Tensors;
@@ -50,12 +51,16 @@ public static class DevicePerformanceSuite
     /// <param name="progress">Receives a line as each part starts.</param>
     /// <param name="cancel">Stops between runs.</param>
     /// <param name="cases">The models and sizes; null: the CPU bench's.</param>
+    /// <param name="fullAttention">How the full-attention cases run their core (<see cref="FullAttentionCore"/>).</param>
+    /// <exception cref="MediatorDiTException">The fused full-attention core was asked for and cannot run here.</exception>
     public static PerformanceReport Run(Accelerator accelerator, string deviceName, DevicePrecision precision, PerformanceOptions options,
-        IProgress<string>? progress = null, CancellationToken cancel = default, DeviceBenchCases? cases = null)
+        IProgress<string>? progress = null, CancellationToken cancel = default, DeviceBenchCases? cases = null,
+        FullAttentionCore fullAttention = FullAttentionCore.Tiles)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
         ArgumentNullException.ThrowIfNull(deviceName);
         ArgumentNullException.ThrowIfNull(options);
+        fullAttention.Check(accelerator, precision);
         var c = cases ?? DeviceBenchCases.Standard;
         var peak = DevicePeaks.For(accelerator.Name, precision);
         var report = new PerformanceReport
@@ -67,6 +72,7 @@ public static class DevicePerformanceSuite
             Quick = options.Quick,
             Device = deviceName,
             Precision = DevicePrecisions.Name(precision),
+            FullAttentionCore = fullAttention.Name(),
             PeakGflops = peak?.FlopsPerSecond / 1e9,
             PeakDescription = peak?.Description,
             GemmSize = c.GemmSize,
@@ -77,7 +83,7 @@ public static class DevicePerformanceSuite
         report.SgemmGflops = DeviceGemmRate.Measure(accelerator, c.GemmSize, precision, warmups, repeats, cancel) / 1e9;
 
         progress?.Report($"forward, {c.Short.NumTokens} tokens, batch {c.ForwardBatch}: full vs {AttentionKinds.MediatorCount(c.ShortMediator)} mediators");
-        using (var full = new DeviceWorkload(accelerator, c.Short, c.ForwardBatch, precision))
+        using (var full = new DeviceWorkload(accelerator, c.Short, c.ForwardBatch, precision) { FullAttention = fullAttention })
         using (var mediator = new DeviceWorkload(accelerator, c.ShortMediator, c.ForwardBatch, precision))
         {
             var t = DeviceTiming.Interleaved(accelerator, warmups, repeats, cancel, () => full.Forward(), () => mediator.Forward());
@@ -88,7 +94,7 @@ public static class DevicePerformanceSuite
         }
 
         progress?.Report($"training step (forward, backward, AdamW, EMA), batch {c.TrainBatch}: full vs {AttentionKinds.MediatorCount(c.ShortMediator)} mediators");
-        using (var full = new DeviceWorkload(accelerator, c.Short, c.TrainBatch, precision))
+        using (var full = new DeviceWorkload(accelerator, c.Short, c.TrainBatch, precision) { FullAttention = fullAttention })
         using (var mediator = new DeviceWorkload(accelerator, c.ShortMediator, c.TrainBatch, precision))
         {
             var t = DeviceTiming.Interleaved(accelerator, warmups, repeats, cancel, () => full.TrainStep(), () => mediator.TrainStep());
@@ -100,7 +106,7 @@ public static class DevicePerformanceSuite
         {
             progress?.Report($"forward, {c.Long.NumTokens} tokens, batch {c.LongBatch}: full vs {AttentionKinds.MediatorCount(c.LongMediator)} mediators");
             var quick = options with { Quick = true }; // as the CPU bench: the long pair takes the quick rounds
-            using var full = new DeviceWorkload(accelerator, c.Long, c.LongBatch, precision);
+            using var full = new DeviceWorkload(accelerator, c.Long, c.LongBatch, precision) { FullAttention = fullAttention };
             using var mediator = new DeviceWorkload(accelerator, c.LongMediator, c.LongBatch, precision);
             var t = DeviceTiming.Interleaved(accelerator, quick.WarmUps, quick.Repeats, cancel, () => full.Forward(), () => mediator.Forward());
             report.Cases.Add(Case(report, "forward", full, t[0], full.ForwardFlops, training: false, withTokens: true));

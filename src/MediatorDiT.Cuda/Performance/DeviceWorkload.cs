@@ -1,4 +1,5 @@
 using ILGPU.Runtime;
+using MediatorDiT.Cuda.Models;
 using MediatorDiT.Cuda.Sampling;
 using MediatorDiT.Cuda.Training;
 using MediatorDiT.Diffusion;
@@ -63,11 +64,11 @@ public sealed class DeviceWorkload : IDisposable
     internal bool OperandsFromProducers { get; init; } = true;
 
     /// <summary>
-    /// Whether full attention's core runs as the fused tensor-core kernels (<see cref="Models.AttentionProducts.FusedForward"/>
-    /// and <see cref="Models.AttentionProducts.FusedBackward"/>, so a training step keeps no P) where they run; off, the
-    /// library's default, runs the tiles (the device check times both).
+    /// How full attention's core runs (<see cref="FullAttentionCore"/>: the tiles, the library's default, or the
+    /// fused tensor-core kernels, a training step then keeping no P); the device check and the bench time both. Fused
+    /// is refused at the first call where its kernels cannot run.
     /// </summary>
-    internal bool FusedAttention { get; init; }
+    public FullAttentionCore FullAttention { get; init; }
 
     /// <summary>
     /// Whether the device's products go through a <see cref="Blas.RecordingGemm"/>, so that <see cref="RecordProducts"/>
@@ -98,8 +99,8 @@ public sealed class DeviceWorkload : IDisposable
             var model = new SiTModel(Config);
             Randomise(model.Parameters);
             _forwardKernels = new Kernels.KernelSet(_accelerator);
-            _forward = new DeviceModelFunction(model, _forwardKernels, Gemm(), guidance: null, Precision);
-            _forward.Attention.FusedForward = FusedAttention;
+            CheckFullAttention();
+            _forward = new DeviceModelFunction(model, _forwardKernels, Gemm(), guidance: null, Precision, fullAttention: FullAttention);
         }
         return _forward.Evaluate(_x, _t, _y);
     }
@@ -142,8 +143,8 @@ public sealed class DeviceWorkload : IDisposable
             Randomise(net.Parameters);
             Ema.CopyWeights(net, ema);
             _batches = Enumerable.Range(0, _trainingBatches).Select(i => RandomBatch(Config, Batch, 200 + i)).ToArray();
-            _training = new DeviceTrainingBackend(_accelerator, new Transport(), Precision, null, null, OperandsFromProducers, Gemm());
-            _training.Attention.FusedForward = _training.Attention.FusedBackward = FusedAttention; // before the first step allocates what it keeps
+            CheckFullAttention();
+            _training = new DeviceTrainingBackend(_accelerator, new Transport(), Precision, null, null, OperandsFromProducers, Gemm(), FullAttention);
             _training.Attach(net, ema, new AdamW(net.Parameters, 1e-4));
         }
         return _training.Step(_batches![call % _batches.Length]);
@@ -179,6 +180,13 @@ public sealed class DeviceWorkload : IDisposable
     }
 
     /// <summary>The device's products for a network about to be built, through a recorder of its own when asked.</summary>
+    /// <summary>Refuses a fused core that cannot run here or take the model's heads, before a GEMM or the device state is made.</summary>
+    private void CheckFullAttention()
+    {
+        FullAttention.Check(_accelerator, Precision);
+        FullAttention.Check(Config);
+    }
+
     private Blas.IDeviceGemm Gemm()
     {
         var gemm = Blas.DeviceGemms.For(_accelerator);

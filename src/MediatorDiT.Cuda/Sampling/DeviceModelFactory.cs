@@ -1,6 +1,7 @@
 using ILGPU.Runtime;
 using MediatorDiT.Cuda.Blas;
 using MediatorDiT.Cuda.Kernels;
+using MediatorDiT.Cuda.Models;
 using MediatorDiT.Cuda.Vae;
 using MediatorDiT.Devices;
 using MediatorDiT.Models;
@@ -31,16 +32,22 @@ public sealed class DeviceModelFactory : IDeviceModelFactory
     /// <param name="accelerator">The accelerator to run on.</param>
     /// <param name="deviceName">Where that is, in words; null: the accelerator's name.</param>
     /// <param name="precision">The matrix products' precision (fp32 unless asked; <see cref="OpenCuda"/> defaults to bf16).</param>
-    public DeviceModelFactory(Accelerator accelerator, string? deviceName = null, DevicePrecision precision = DevicePrecision.Fp32)
+    /// <param name="fullAttention">How the full-attention networks' core runs (<see cref="FullAttentionCore"/>; mediator attention ignores it).</param>
+    /// <exception cref="MediatorDiTException">The fused full-attention core was asked for and cannot run here.</exception>
+    public DeviceModelFactory(Accelerator accelerator, string? deviceName = null, DevicePrecision precision = DevicePrecision.Fp32,
+        FullAttentionCore fullAttention = FullAttentionCore.Tiles)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
+        fullAttention.Check(accelerator, precision);
         Accelerator = accelerator;
         DeviceName = deviceName ?? accelerator.Name;
         Precision = precision;
+        FullAttention = fullAttention;
         _kernels = new KernelSet(accelerator);
     }
 
-    private DeviceModelFactory(CudaDevice device, DevicePrecision precision) : this(device.Accelerator, device.Name, precision) => _ownedDevice = device;
+    private DeviceModelFactory(CudaDevice device, DevicePrecision precision, FullAttentionCore fullAttention)
+        : this(device.Accelerator, device.Name, precision, fullAttention) => _ownedDevice = device;
 
     /// <summary>
     /// Opens CUDA device <paramref name="device"/> (cuda:N) with the driver and cuBLAS that <see cref="CudaLibraries"/>
@@ -49,15 +56,30 @@ public sealed class DeviceModelFactory : IDeviceModelFactory
     /// <param name="device">A CUDA device selection.</param>
     /// <param name="what">What asked for it, prefixed to errors (e.g. "--device cuda:1"); null: "device cuda:N".</param>
     /// <param name="precision">The matrix products' precision; null: the GPU's default, bf16 (<see cref="DevicePrecisions.DefaultFor"/>).</param>
-    /// <exception cref="MediatorDiTException">The selection is the cpu, or the device cannot be used here.</exception>
-    public static DeviceModelFactory OpenCuda(DeviceSelection device, string? what = null, DevicePrecision? precision = null)
+    /// <param name="fullAttention">How the full-attention networks' core runs (<see cref="FullAttentionCore"/>).</param>
+    /// <exception cref="MediatorDiTException">
+    /// The selection is the cpu, the device cannot be used here, or the fused full-attention core cannot run on it.
+    /// </exception>
+    public static DeviceModelFactory OpenCuda(DeviceSelection device, string? what = null, DevicePrecision? precision = null,
+        FullAttentionCore fullAttention = FullAttentionCore.Tiles)
     {
         var cuda = CudaDevice.Open(device, what);
-        return new DeviceModelFactory(cuda, precision ?? DevicePrecisions.DefaultFor(ComputeDevice.Cuda));
+        try
+        {
+            return new DeviceModelFactory(cuda, precision ?? DevicePrecisions.DefaultFor(ComputeDevice.Cuda), fullAttention);
+        }
+        catch
+        {
+            cuda.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The number format of the networks' matrix products.</summary>
     public DevicePrecision Precision { get; }
+
+    /// <summary>How the full-attention networks' core runs.</summary>
+    public FullAttentionCore FullAttention { get; }
 
     /// <summary>The accelerator the networks run on.</summary>
     public Accelerator Accelerator { get; }
@@ -66,13 +88,15 @@ public sealed class DeviceModelFactory : IDeviceModelFactory
     public string DeviceName { get; }
 
     /// <summary><paramref name="model"/> on the device, its weights uploaded at the first call for that model.</summary>
+    /// <exception cref="MediatorDiTException">The fused full-attention core was asked for and does not take the model's heads.</exception>
     public DeviceModelFunction Network(SiTModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (!_networks.TryGetValue(model, out var network))
         {
-            network = new DeviceModelFunction(model, _kernels, DeviceGemms.For(Accelerator), guidance: null, Precision);
+            FullAttention.Check(model.Config); // before the GEMM is made
+            network = new DeviceModelFunction(model, _kernels, DeviceGemms.For(Accelerator), guidance: null, Precision, fullAttention: FullAttention);
             _networks.Add(model, network);
         }
         return network;

@@ -31,11 +31,24 @@ public sealed class DeviceModelFunction : IModelFunction, IAttentionInputSource,
     /// <param name="accelerator">The accelerator to run on; it stays the caller's to dispose.</param>
     /// <param name="guidance">Classifier-free guidance, or null (or a scale of 1) for none.</param>
     /// <param name="precision">The matrix products' precision (bf16 keeps bf16 copies of the weight matrices beside the fp32 ones).</param>
-    /// <exception cref="MediatorDiTException">Guidance asks for more channels than the model has.</exception>
+    /// <param name="fullAttention">How full attention's core runs (<see cref="FullAttentionCore"/>; ignored by mediator attention).</param>
+    /// <exception cref="MediatorDiTException">
+    /// Guidance asks for more channels than the model has, or the fused full-attention core cannot run here or take the model's heads.
+    /// </exception>
     public DeviceModelFunction(SiTModel model, Accelerator accelerator, ClassifierFreeGuidance? guidance = null,
-        DevicePrecision precision = DevicePrecision.Fp32)
-        : this(model, new KernelSet(accelerator), DeviceGemms.For(accelerator), guidance, precision)
+        DevicePrecision precision = DevicePrecision.Fp32, FullAttentionCore fullAttention = FullAttentionCore.Tiles)
+        : this(model, CheckedKernels(model, accelerator, precision, fullAttention), DeviceGemms.For(accelerator), guidance, precision, fullAttention: fullAttention)
     {
+    }
+
+    /// <summary>The kernels for <paramref name="accelerator"/>, once the full-attention core is known to run there (before the GEMM is made).</summary>
+    private static KernelSet CheckedKernels(SiTModel model, Accelerator accelerator, DevicePrecision precision, FullAttentionCore fullAttention)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(accelerator);
+        fullAttention.Check(accelerator, precision);
+        fullAttention.Check(model.Config);
+        return new KernelSet(accelerator);
     }
 
     /// <summary>
@@ -44,18 +57,25 @@ public sealed class DeviceModelFunction : IModelFunction, IAttentionInputSource,
     /// (LinearProducts.OperandsFromProducers), the same bits.
     /// </summary>
     internal DeviceModelFunction(SiTModel model, KernelSet kernels, IDeviceGemm gemm, ClassifierFreeGuidance? guidance,
-        DevicePrecision precision = DevicePrecision.Fp32, bool operandsFromProducers = true)
+        DevicePrecision precision = DevicePrecision.Fp32, bool operandsFromProducers = true, FullAttentionCore fullAttention = FullAttentionCore.Tiles)
     {
         ArgumentNullException.ThrowIfNull(model);
         if (guidance is { IsActive: true }) guidance.ChannelsFor(model.Config.InChannels); // refuses more guided channels than the model has
+        fullAttention.Check(kernels.Accelerator, precision);
+        fullAttention.Check(model.Config);
         Guidance = guidance is { IsActive: true } ? guidance : null;
         _gemm = gemm;
         _products = new LinearProducts(kernels, gemm, precision, operandsFromProducers);
+        fullAttention.ApplyTo(_products.Attention);
+        FullAttention = fullAttention;
         _model = new DeviceModel(model, kernels, _products);
     }
 
     /// <summary>The number format of the matrix products' inputs.</summary>
     public DevicePrecision Precision => _products.Precision;
+
+    /// <summary>How full attention's core runs (mediator attention ignores it).</summary>
+    public FullAttentionCore FullAttention { get; }
 
     /// <summary>The network's configuration.</summary>
     public ModelConfig Config => _model.Config;

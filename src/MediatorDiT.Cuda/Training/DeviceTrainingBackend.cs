@@ -65,9 +65,13 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
     /// With several ranks: sum the part gradients on the devices over this transport instead (<see cref="DeviceChainSum"/>,
     /// the same additions in the same order); null: through the host. Ignored for one rank.
     /// </param>
+    /// <param name="fullAttention">
+    /// How full attention's core runs (<see cref="FullAttentionCore"/>; mediator attention ignores it): fused, a step keeps no P.
+    /// </param>
+    /// <exception cref="MediatorDiTException">The fused full-attention core was asked for and cannot run here.</exception>
     public DeviceTrainingBackend(Accelerator accelerator, Transport transport, DevicePrecision precision = DevicePrecision.Fp32,
-        ICommunicator? communicator = null, DeviceExchange? exchange = null)
-        : this(accelerator, transport, precision, communicator, exchange, operandsFromProducers: true)
+        ICommunicator? communicator = null, DeviceExchange? exchange = null, FullAttentionCore fullAttention = FullAttentionCore.Tiles)
+        : this(accelerator, transport, precision, communicator, exchange, operandsFromProducers: true, fullAttention: fullAttention)
     {
     }
 
@@ -78,15 +82,18 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
     /// (DeviceGemms.For), e.g. by a <see cref="RecordingGemm"/> around them.
     /// </summary>
     internal DeviceTrainingBackend(Accelerator accelerator, Transport transport, DevicePrecision precision, ICommunicator? communicator,
-        DeviceExchange? exchange, bool operandsFromProducers, IDeviceGemm? gemm = null)
+        DeviceExchange? exchange, bool operandsFromProducers, IDeviceGemm? gemm = null, FullAttentionCore fullAttention = FullAttentionCore.Tiles)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
         ArgumentNullException.ThrowIfNull(transport);
+        fullAttention.Check(accelerator, precision);
+        FullAttention = fullAttention;
         _comm = communicator ?? SingleProcessCommunicator.Instance;
         _transport = transport;
         _kernels = new KernelSet(accelerator);
         _gemm = gemm ?? DeviceGemms.For(accelerator);
         _products = new LinearProducts(_kernels, _gemm, precision, operandsFromProducers);
+        fullAttention.ApplyTo(_products.Attention); // before the first step allocates what it keeps
         if (exchange is not null && _comm.Size > 1)
         {
             exchange.Check(_comm.Rank, _comm.Size);
@@ -99,6 +106,9 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
 
     /// <summary>The number format of the matrix products' inputs.</summary>
     public DevicePrecision Precision => _products.Precision;
+
+    /// <summary>How full attention's core runs (mediator attention ignores it).</summary>
+    public FullAttentionCore FullAttention { get; }
 
     /// <inheritdoc/>
     public string Name { get; }
@@ -118,6 +128,7 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(ema);
         ArgumentNullException.ThrowIfNull(optimizer);
+        foreach (var member in network.Members) FullAttention.Check(member.Config);
         DisposeState();
         var state = new DeviceTrainingState(_kernels.Accelerator, network);
         _state = state;

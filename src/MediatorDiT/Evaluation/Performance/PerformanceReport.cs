@@ -47,6 +47,8 @@ public sealed class PerformanceReport
     public string? Device { get; set; }
     /// <summary>On a device: the matrix products' number format, "fp32" or "bf16"; null on the CPU.</summary>
     public string? Precision { get; set; }
+    /// <summary>On a device: how the full-attention cases ran their core, "tiles" or "fused"; null on the CPU.</summary>
+    public string? FullAttentionCore { get; set; }
     /// <summary>On a device whose peak is known: the vendor's peak at <see cref="Precision"/> in GFLOP/s; else null.</summary>
     public double? PeakGflops { get; set; }
     /// <summary>What <see cref="PeakGflops"/> is, e.g. "H200 SXM dense bf16 tensor-core peak"; null when unknown.</summary>
@@ -94,7 +96,8 @@ public sealed class PerformanceReport
         if (Device is null)
             sb.AppendLine(ci, $"threads {Threads} of {ProcessorCount} cores; CPU {CpuFeatures}; GEMM {GemmBackend}{(OpenBlas ? " (OpenBLAS present)" : "")}{(Quick ? "; quick run" : "")}");
         else
-            sb.AppendLine(ci, $"device {Device}, {Precision} matrix products by {GemmBackend}; host {ProcessorCount} cores{(Quick ? "; quick run" : "")}");
+            sb.AppendLine(ci, $"device {Device}, {Precision} matrix products by {GemmBackend}, full attention's core as {FullAttentionCore}; " +
+                              $"host {ProcessorCount} cores{(Quick ? "; quick run" : "")}");
         if (Cases.Count > 0)
         {
         if (Device is null) sb.AppendLine(ci, $"SGEMM 1024^3: {SgemmGflops:F1} GFLOP/s; two-core check {TwoCoreCheck:F2} (2.00 = two free cores)");
@@ -162,6 +165,7 @@ public sealed class PerformanceReport
         w.WriteBoolean("quick", Quick);
         w.WriteString("device", Device);
         w.WriteString("precision", Precision);
+        w.WriteString("full_attention_core", FullAttentionCore);
         Optional(w, "peak_gflops", PeakGflops);
         w.WriteString("peak", PeakDescription);
         w.WriteNumber("gemm_size", GemmSize);

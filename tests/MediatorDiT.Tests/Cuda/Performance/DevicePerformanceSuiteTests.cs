@@ -34,6 +34,7 @@ public class DevicePerformanceSuiteTests(AcceleratorFixture device)
 
         Assert.Equal("the CPU accelerator", report.Device);
         Assert.Equal(DevicePrecisions.Name(precision), report.Precision);
+        Assert.Equal("tiles", report.FullAttentionCore);
         Assert.Equal("ILGPU GEMM kernels", report.GemmBackend);
         Assert.Null(report.PeakGflops); // no peak is known for the CPU accelerator
         Assert.Equal(32, report.GemmSize);
@@ -60,7 +61,7 @@ public class DevicePerformanceSuiteTests(AcceleratorFixture device)
         Assert.Null(report.ThreadSpeedup);
 
         string table = report.ToTable();
-        Assert.StartsWith($"device the CPU accelerator, {DevicePrecisions.Name(precision)} matrix products by ILGPU GEMM kernels; host ", table);
+        Assert.StartsWith($"device the CPU accelerator, {DevicePrecisions.Name(precision)} matrix products by ILGPU GEMM kernels, full attention's core as tiles; host ", table);
         Assert.Contains("no peak known for this device", table);
         Assert.Contains("m4 / full forward time at 16 tokens", table);
         Assert.Contains("64 tokens: 4 mediators", table);
@@ -71,6 +72,7 @@ public class DevicePerformanceSuiteTests(AcceleratorFixture device)
         var root = JsonDocument.Parse(stream.ToArray()).RootElement;
         Assert.Equal("the CPU accelerator", root.GetProperty("device").GetString());
         Assert.Equal(DevicePrecisions.Name(precision), root.GetProperty("precision").GetString());
+        Assert.Equal("tiles", root.GetProperty("full_attention_core").GetString()); // the default
         Assert.Equal(JsonValueKind.Null, root.GetProperty("peak_gflops").ValueKind);
         Assert.Equal(32, root.GetProperty("gemm_size").GetInt32());
         Assert.Equal(6, root.GetProperty("cases").GetArrayLength());

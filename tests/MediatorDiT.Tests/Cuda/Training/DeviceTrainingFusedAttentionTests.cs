@@ -1,3 +1,4 @@
+using MediatorDiT.Cuda.Models;
 using MediatorDiT.Cuda.Training;
 using MediatorDiT.Diffusion;
 using MediatorDiT.GpuCheck;
@@ -9,11 +10,11 @@ using Xunit.Abstractions;
 namespace MediatorDiT.Tests.Cuda.Training;
 
 /// <summary>
-/// bf16 training steps of a tiny full-attention SiT (depth 2, 2 heads of 8) with full attention's core as the fused
-/// tensor-core kernels (forward, and backward from the saved lse with no P kept) against the same steps on the tiles,
-/// on the CPU accelerator shaped as a GPU (32-lane warps, where the kernels run, their instruction emulated): the
-/// losses, gradient norms and weights agree to bf16 rounding (the two round P at different points) but not to the bit
-/// (the kernels ran), at 16 tokens, where the tiles keep P (and the fused step does not). A whole step on 32-lane
+/// bf16 training steps of a tiny full-attention SiT (depth 2, 2 heads of 8) on a backend given the fused full-attention
+/// core (<see cref="FullAttentionCore.Fused"/>: forward, and backward from the saved lse with no P kept) against the
+/// same steps on the tiles, on the CPU accelerator shaped as a GPU (32-lane warps, where the kernels run, their
+/// instruction emulated): the losses, gradient norms and weights agree to bf16 rounding (the two round P at different
+/// points) but not to the bit (the kernels ran), at 16 tokens, where the tiles keep P (and the fused step does not). A whole step on 32-lane
 /// warps runs a thread per lane on the CPU, about a minute on two cores; AttentionProductsTests covers the tiles
 /// that make S again.
 /// </summary>
@@ -28,8 +29,7 @@ public class DeviceTrainingFusedAttentionTests(CudaShapedAcceleratorFixture devi
         var (tileNet, tileEma, tileOpt) = DeviceTrainingBackendTests.Run(config, [], 8);
         var (net, ema, opt) = DeviceTrainingBackendTests.Run(config, [], 8);
         using var tiles = new DeviceTrainingBackend(device.Accelerator, transport, DevicePrecision.Bf16);
-        using var fused = new DeviceTrainingBackend(device.Accelerator, transport, DevicePrecision.Bf16);
-        fused.Attention.FusedForward = fused.Attention.FusedBackward = true;
+        using var fused = new DeviceTrainingBackend(device.Accelerator, transport, DevicePrecision.Bf16, fullAttention: FullAttentionCore.Fused);
         Assert.True(fused.Attention.FusesBackward(AttentionKinds.WithMediators(config, null)));
         tiles.Attach(tileNet, tileEma, tileOpt);
         fused.Attach(net, ema, opt);

@@ -1,4 +1,5 @@
 using MediatorDiT.Cli.Commands;
+using MediatorDiT.Cuda.Models;
 using MediatorDiT.Devices;
 using MediatorDiT.Tensors;
 
@@ -8,9 +9,11 @@ namespace MediatorDiT.Tests.Cli;
 /// --device on the real mdit: a malformed value is a parse error; a CUDA device this machine lacks is one sentence, exit 1,
 /// for every command that runs on the device (sample, demo, forward, train, search-thresholds, serve, redundancy, bench);
 /// the sampling commands' factory choice;
-/// --precision: a malformed value is a parse error, bf16 on the cpu one sentence before any work.
+/// --precision: a malformed value is a parse error, bf16 on the cpu one sentence before any work;
+/// --full-attention: a malformed value is a parse error, fused on the cpu or with fp32 products one sentence before any
+/// work (before the device is opened), tiles accepted everywhere.
 /// </summary>
-public class DeviceOptionTests
+public class DeviceOptionsTests
 {
     private const string NoDriver = "no NVIDIA driver (libcuda.so.1) was found on the loader path, CUDA_HOME or a Python environment's nvidia/*/lib; " +
         "this machine can run on the cpu only.";
@@ -93,13 +96,13 @@ public class DeviceOptionTests
 
     [Fact]
     public void TheCpuTakesNoDeviceModelFactory() =>
-        Assert.Null(DeviceOption.OpenModels(DeviceSelection.Cpu, "--device cpu"));
+        Assert.Null(DeviceOptions.OpenModels(new DeviceSettings(DeviceSelection.Cpu, "--device cpu", DevicePrecision.Fp32, FullAttentionCore.Tiles)));
 
     [Fact]
     public void ACudaDeviceOpensTheCudaFactory_OrSaysWhatWasNotFound()
     {
         if (CudaLibraries.Locate().Driver is not null) return; // a GPU machine opens the device (DevicePipelineGpuTests)
-        var e = Assert.Throws<MediatorDiTException>(() => DeviceOption.OpenModels(new DeviceSelection(ComputeDevice.Cuda, 2), "--device cuda:2"));
+        var e = Assert.Throws<MediatorDiTException>(() => DeviceOptions.OpenModels(new DeviceSettings(new DeviceSelection(ComputeDevice.Cuda, 2), "--device cuda:2", DevicePrecision.Bf16, FullAttentionCore.Tiles)));
         Assert.Equal("--device cuda:2: " + NoDriver, e.Message);
     }
 
@@ -149,5 +152,52 @@ public class DeviceOptionTests
         Assert.Equal(1, r.ExitCode);
         Assert.DoesNotContain("--precision", r.Stderr); // it went on to the weights, which do not exist
         Assert.Contains("missing.safetensors", r.Stderr);
+    }
+
+    [Fact]
+    public void AMalformedFullAttentionCoreIsAParseError()
+    {
+        var r = CliRunner.Run("train", "--dataset", "fashion-mnist", "--full-attention", "flash");
+        AssertRefused(r, "error: --full-attention must be tiles or fused, got 'flash' (see 'mdit train --help').");
+    }
+
+    [Fact]
+    public void TheFusedCoreOnTheCpuOrWithFp32Products_IsRefusedBeforeAnyWork()
+    {
+        const string onCpu = "error: --full-attention fused runs on a GPU only; the cpu computes full attention in its own kernels.";
+        string demo = Path.Combine(CliRunner.TempDir(), "demo");
+        AssertRefused(CliRunner.Run("demo", "--per-class", "1", "--steps", "4", "--out", demo, "--no-progress", "--full-attention", "fused"), onCpu);
+        Assert.False(Directory.Exists(demo));
+        AssertRefused(CliRunner.Run("bench", "--quick", "--full-attention", "Fused"), onCpu);
+        // On cuda with fp32 products: refused before the device is opened, so the same sentence with or without a GPU.
+        string run = Path.Combine(CliRunner.TempDir(), "run");
+        AssertRefused(CliRunner.Run("train", "--dataset", "fashion-mnist", "--steps", "1", "--out", run, "--device", "cuda", "--precision", "fp32",
+            "--full-attention", "fused"), "error: --full-attention fused runs bf16 products only; --precision is fp32.");
+        Assert.False(Directory.Exists(run));
+        AssertRefused(CliRunner.Run("forward", "--weights", "missing.safetensors", "--inputs", "in.safetensors", "--out",
+            Path.Combine(CliRunner.TempDir(), "o.safetensors"), "--device", "cuda:0", "--precision", "fp32", "--full-attention", "fused"),
+            "error: --full-attention fused runs bf16 products only; --precision is fp32.");
+    }
+
+    [Fact]
+    public void TheTilesOnTheCpuAreAccepted()
+    {
+        var r = CliRunner.Run("forward", "--weights", "missing.safetensors", "--inputs", "in.safetensors", "--out",
+            Path.Combine(CliRunner.TempDir(), "o.safetensors"), "--full-attention", "tiles");
+        Assert.Equal(1, r.ExitCode);
+        Assert.DoesNotContain("--full-attention", r.Stderr); // it went on to the weights, which do not exist
+        Assert.Contains("missing.safetensors", r.Stderr);
+    }
+
+    [Fact]
+    public void EveryDeviceCommandTakesTheThreeOptions()
+    {
+        foreach (string command in new[] { "sample", "demo", "forward", "train", "redundancy", "search-thresholds", "serve", "bench" })
+        {
+            var r = CliRunner.Run(command, "--help");
+            Assert.Equal(0, r.ExitCode);
+            foreach (string option in new[] { "--device", "--precision", "--full-attention" })
+                Assert.Contains(option, r.Stdout);
+        }
     }
 }
