@@ -101,6 +101,7 @@ summary = {
     "training_mfu_target": 0.35,
     "mfu_peaks": {"ours": ours.get("peaks"), "pytorch": torch_.get("peaks")},
     "long_forward_mediator_speedup_ours": ours.get("long_forward_mediator_speedup"),
+    "long_forward_mediator_speedup_over_fused_full": ours.get("long_forward_mediator_speedup_over_fused"),
     "long_forward_mediator_speedup_pytorch": torch_.get("long_forward_mediator_speedup"),
     "long_forward_speedup_target": 2.5,
     "training_speedup_of_operands_from_producers": ours.get("training_speedup_of_operands_from_producers"),

@@ -103,6 +103,11 @@ OnDevice("nccl_one_rank", NcclChecks.OneRank);
 var cases = (JsonObject)report.Root["cases"]!;
 double? Rate(string name) => cases[name]?["images_per_second"]?.GetValueKind() == System.Text.Json.JsonValueKind.Number ? cases[name]!["images_per_second"]!.GetValue<double>() : null;
 report.Root["long_forward_mediator_speedup"] = Rate("speed_long_forward_mediator") is double m && Rate("speed_long_forward_full") is double f ? m / f : null;
+// The same ratio against full attention on the fused kernel, where it ran (the faster full attention, should it win).
+report.Root["long_forward_mediator_speedup_over_fused"] = Rate("speed_long_forward_mediator") is double m2
+    && cases["speed_long_forward_full"]?["fused_forward"] is JsonObject fusedFull && fusedFull["kernel_runs"]?.GetValue<bool>() == true
+    && fusedFull["images_per_second"]?.GetValueKind() == System.Text.Json.JsonValueKind.Number
+    ? m2 / fusedFull["images_per_second"]!.GetValue<double>() : null;
 report.Root["training_speedup_of_fused_attention"] = Rate("speed_training_fused_attention") is double fusedRate && Rate("speed_training") is double tilesRate
     ? fusedRate / tilesRate : null;
 report.Root["training_speedup_of_operands_from_producers"] = Rate("speed_training") is double fused && Rate("speed_training_separate_roundings") is double separate

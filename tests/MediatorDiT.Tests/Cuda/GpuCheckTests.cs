@@ -131,6 +131,9 @@ public class GpuCheckTests
             var sampling = cases["speed_sampling_ladder"]!;
             Assert.Equal(Finite(sampling, "seconds_per_step") * 250, Finite(sampling, "extrapolated_seconds"), 9);
             Assert.True(double.IsFinite(root["long_forward_mediator_speedup"]!.GetValue<double>()));
+            Assert.Equal(Finite(cases["speed_long_forward_mediator"]!, "images_per_second") / Finite(cases["speed_long_forward_full"]!, "images_per_second"),
+                Finite(root, "long_forward_mediator_speedup"), 12);
+            Assert.Null(root["long_forward_mediator_speedup_over_fused"]); // the fused kernel does not run on 4-lane warps
             // Full attention's calls timed again with smaller tiles (quick: one item per tile).
             foreach (string name in new[] { "speed_training", "speed_long_forward_full" })
             {
