@@ -24,7 +24,7 @@ public static class BenchCommand
         var device = new DeviceOptions("the benchmark");
         var command = new Command("bench", "Measure SGEMM, SiT-S/2 forward and training throughput, mediator vs full attention, thread scaling and peak memory (on a GPU: the same cases against its product rate and peak).")
         {
-            threads, quick, json, noLarge, noXl, breakdown, memoryOnly, 
+            threads, quick, json, noLarge, noXl, breakdown, memoryOnly,
         };
         device.AddTo(command);
         command.SetAction((parse, token) => CliApp.Guard(() =>

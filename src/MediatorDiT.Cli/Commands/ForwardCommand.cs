@@ -25,7 +25,7 @@ public static class ForwardCommand
         var device = new DeviceOptions("the forward pass");
         var command = new Command("forward", "Run the network on tensors stored in a file and write its output.")
         {
-            weights, inputs, output, cfgScale, cfgAll, config, key, 
+            weights, inputs, output, cfgScale, cfgAll, config, key,
         };
         device.AddTo(command);
         command.SetAction((parse, token) => CliApp.Guard(() =>

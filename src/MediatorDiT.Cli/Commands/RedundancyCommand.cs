@@ -40,7 +40,7 @@ public static class RedundancyCommand
         var noProgress = new Option<bool>("--no-progress");
         var command = new Command("redundancy", "Measure the attention redundancy (mean pairwise JS divergence of query rows) per layer and sampling step.")
         {
-            checkpoint, ladder, config, ratios, first, switchAt, samples, steps, mode, method, cfgScale, labels, batch, seed, output, threads, 
+            checkpoint, ladder, config, ratios, first, switchAt, samples, steps, mode, method, cfgScale, labels, batch, seed, output, threads,
             noProgress,
         };
         device.AddTo(command);

@@ -54,7 +54,7 @@ public static class SearchThresholdsCommand
         var command = new Command("search-thresholds", "Sweep the switch-ratio grid of a mediator ladder and pick the best schedule within a GFLOPs budget.")
         {
             ladder, config, samples, seed, batch, labels, first, distance, mode, method, steps, lastStep, lastStepSize, diffusionForm,
-            cfgScale, cfgAll, refine, refineSamples, refineScorer, proxyScorer, classifier, dataset, dataDir, budget, output, independent, threads, 
+            cfgScale, cfgAll, refine, refineSamples, refineScorer, proxyScorer, classifier, dataset, dataDir, budget, output, independent, threads,
             noProgress,
         };
         device.AddTo(command);

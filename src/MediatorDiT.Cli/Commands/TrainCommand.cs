@@ -39,7 +39,7 @@ public static class TrainCommand
         var device = new DeviceOptions("training");
         var command = new Command("train", "Train a diffusion transformer (SiT transport) on a dataset.")
         {
-            config, output, resume, resumeFromValid, initFrom, model, mediators, dataset, dataDir, steps, batch, lr, seed, ckptEvery, sampleEvery, evalEvery, threads, gradShards, noProgress, 
+            config, output, resume, resumeFromValid, initFrom, model, mediators, dataset, dataDir, steps, batch, lr, seed, ckptEvery, sampleEvery, evalEvery, threads, gradShards, noProgress,
         };
         device.AddTo(command);
         var limitOptions = new InputLimitOptions(command, arrays: true);
