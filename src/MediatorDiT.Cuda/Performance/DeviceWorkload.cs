@@ -179,14 +179,17 @@ public sealed class DeviceWorkload : IDisposable
             .ToArray();
     }
 
-    /// <summary>The device's products for a network about to be built, through a recorder of its own when asked.</summary>
-    /// <summary>Refuses a fused core that cannot run here or take the model's heads, before a GEMM or the device state is made.</summary>
+    /// <summary>
+    /// Refuses a fused core that cannot run here or take the model's heads before <see cref="Gemm"/> adds a recorder
+    /// and before a training backend is kept half built (its <c>Attach</c> would refuse the model only after).
+    /// </summary>
     private void CheckFullAttention()
     {
         FullAttention.Check(_accelerator, Precision);
         FullAttention.Check(Config);
     }
 
+    /// <summary>The device's products for a network about to be built, through a recorder of its own when asked.</summary>
     private Blas.IDeviceGemm Gemm()
     {
         var gemm = Blas.DeviceGemms.For(_accelerator);

@@ -95,7 +95,6 @@ public sealed class DeviceModelFactory : IDeviceModelFactory
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (!_networks.TryGetValue(model, out var network))
         {
-            FullAttention.Check(model.Config); // before the GEMM is made
             network = new DeviceModelFunction(model, _kernels, DeviceGemms.For(Accelerator), guidance: null, Precision, fullAttention: FullAttention);
             _networks.Add(model, network);
         }

@@ -37,32 +37,30 @@ public sealed class DeviceModelFunction : IModelFunction, IAttentionInputSource,
     /// </exception>
     public DeviceModelFunction(SiTModel model, Accelerator accelerator, ClassifierFreeGuidance? guidance = null,
         DevicePrecision precision = DevicePrecision.Fp32, FullAttentionCore fullAttention = FullAttentionCore.Tiles)
-        : this(model, CheckedKernels(model, accelerator, precision, fullAttention), DeviceGemms.For(accelerator), guidance, precision, fullAttention: fullAttention)
+        : this(model, new KernelSet(accelerator), DeviceGemms.For(accelerator), guidance, precision, fullAttention: fullAttention)
     {
-    }
-
-    /// <summary>The kernels for <paramref name="accelerator"/>, once the full-attention core is known to run there (before the GEMM is made).</summary>
-    private static KernelSet CheckedKernels(SiTModel model, Accelerator accelerator, DevicePrecision precision, FullAttentionCore fullAttention)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(accelerator);
-        fullAttention.Check(accelerator, precision);
-        fullAttention.Check(model.Config);
-        return new KernelSet(accelerator);
     }
 
     /// <summary>
-    /// As the public constructor, with the kernels and the GEMM (owned and disposed by this function) given;
-    /// <paramref name="operandsFromProducers"/> false rounds every bf16 product's operands in passes of their own
-    /// (LinearProducts.OperandsFromProducers), the same bits.
+    /// As the public constructor, with the kernels and the GEMM (owned and disposed by this function, also when the
+    /// arguments are refused) given; <paramref name="operandsFromProducers"/> false rounds every bf16 product's operands
+    /// in passes of their own (LinearProducts.OperandsFromProducers), the same bits.
     /// </summary>
     internal DeviceModelFunction(SiTModel model, KernelSet kernels, IDeviceGemm gemm, ClassifierFreeGuidance? guidance,
         DevicePrecision precision = DevicePrecision.Fp32, bool operandsFromProducers = true, FullAttentionCore fullAttention = FullAttentionCore.Tiles)
     {
-        ArgumentNullException.ThrowIfNull(model);
-        if (guidance is { IsActive: true }) guidance.ChannelsFor(model.Config.InChannels); // refuses more guided channels than the model has
-        fullAttention.Check(kernels.Accelerator, precision);
-        fullAttention.Check(model.Config);
+        try
+        {
+            ArgumentNullException.ThrowIfNull(model);
+            if (guidance is { IsActive: true }) guidance.ChannelsFor(model.Config.InChannels); // refuses more guided channels than the model has
+            fullAttention.Check(kernels.Accelerator, precision);
+            fullAttention.Check(model.Config);
+        }
+        catch
+        {
+            gemm.Dispose(); // refused before anything else was made
+            throw;
+        }
         Guidance = guidance is { IsActive: true } ? guidance : null;
         _gemm = gemm;
         _products = new LinearProducts(kernels, gemm, precision, operandsFromProducers);

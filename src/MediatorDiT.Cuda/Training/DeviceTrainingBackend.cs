@@ -84,9 +84,17 @@ public sealed class DeviceTrainingBackend : ITrainingBackend
     internal DeviceTrainingBackend(Accelerator accelerator, Transport transport, DevicePrecision precision, ICommunicator? communicator,
         DeviceExchange? exchange, bool operandsFromProducers, IDeviceGemm? gemm = null, FullAttentionCore fullAttention = FullAttentionCore.Tiles)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        ArgumentNullException.ThrowIfNull(transport);
-        fullAttention.Check(accelerator, precision);
+        try
+        {
+            ArgumentNullException.ThrowIfNull(accelerator);
+            ArgumentNullException.ThrowIfNull(transport);
+            fullAttention.Check(accelerator, precision);
+        }
+        catch
+        {
+            gemm?.Dispose(); // the caller's GEMM is the backend's from here on, also when refused
+            throw;
+        }
         FullAttention = fullAttention;
         _comm = communicator ?? SingleProcessCommunicator.Instance;
         _transport = transport;
