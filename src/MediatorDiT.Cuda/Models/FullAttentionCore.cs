@@ -89,6 +89,10 @@ public static class FullAttentionCores
             $"(hidden size {cfg.HiddenSize} over {cfg.NumHeads} heads; use the tiles).");
     }
 
+    /// <summary>The core that is not <paramref name="core"/> (what a comparison times beside it).</summary>
+    public static FullAttentionCore Other(this FullAttentionCore core) =>
+        core == FullAttentionCore.Fused ? FullAttentionCore.Tiles : FullAttentionCore.Fused;
+
     /// <summary>Sets <paramref name="products"/>' fused forward and backward to <paramref name="core"/> (checked by the caller before it allocated them).</summary>
     internal static void ApplyTo(this FullAttentionCore core, AttentionProducts products) =>
         products.FusedForward = products.FusedBackward = core == FullAttentionCore.Fused;

@@ -52,16 +52,24 @@ public static class DevicePerformanceSuite
     /// <param name="cancel">Stops between runs.</param>
     /// <param name="cases">The models and sizes; null: the CPU bench's.</param>
     /// <param name="fullAttention">How the full-attention cases run their core (<see cref="FullAttentionCore"/>).</param>
-    /// <exception cref="MediatorDiTException">The fused full-attention core was asked for and cannot run here.</exception>
+    /// <param name="compareCores">
+    /// Also time each full-attention case on the other core, interleaved with the chosen one, for the fused core's speedup
+    /// over the tiles on this device and model (<see cref="PerformanceReport.FusedSpeedups"/>); needs a device that runs the
+    /// fused kernels and bf16 products.
+    /// </param>
+    /// <exception cref="MediatorDiTException">The fused full-attention core was asked for (or a comparison) and cannot run here.</exception>
     public static PerformanceReport Run(Accelerator accelerator, string deviceName, DevicePrecision precision, PerformanceOptions options,
         IProgress<string>? progress = null, CancellationToken cancel = default, DeviceBenchCases? cases = null,
-        FullAttentionCore fullAttention = FullAttentionCore.Tiles)
+        FullAttentionCore fullAttention = FullAttentionCore.Tiles, bool compareCores = false)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
         ArgumentNullException.ThrowIfNull(deviceName);
         ArgumentNullException.ThrowIfNull(options);
-        fullAttention.Check(accelerator, precision);
         var c = cases ?? DeviceBenchCases.Standard;
+        var fusedAsked = compareCores ? FullAttentionCore.Fused : fullAttention;
+        fusedAsked.Check(accelerator, precision);
+        fusedAsked.Check(c.Short);
+        if (options.Large) fusedAsked.Check(c.Long);
         var peak = DevicePeaks.For(accelerator.Name, precision);
         var report = new PerformanceReport
         {
@@ -73,6 +81,7 @@ public static class DevicePerformanceSuite
             Device = deviceName,
             Precision = DevicePrecisions.Name(precision),
             FullAttentionCore = fullAttention.Name(),
+            OtherFullAttentionCore = compareCores ? fullAttention.Other().Name() : null,
             PeakGflops = peak?.FlopsPerSecond / 1e9,
             PeakDescription = peak?.Description,
             GemmSize = c.GemmSize,
@@ -82,47 +91,73 @@ public static class DevicePerformanceSuite
         progress?.Report($"GEMM {c.GemmSize}^3 ({report.Precision}) on {deviceName}");
         report.SgemmGflops = DeviceGemmRate.Measure(accelerator, c.GemmSize, precision, warmups, repeats, cancel) / 1e9;
 
-        progress?.Report($"forward, {c.Short.NumTokens} tokens, batch {c.ForwardBatch}: full vs {AttentionKinds.MediatorCount(c.ShortMediator)} mediators");
-        using (var full = new DeviceWorkload(accelerator, c.Short, c.ForwardBatch, precision) { FullAttention = fullAttention })
-        using (var mediator = new DeviceWorkload(accelerator, c.ShortMediator, c.ForwardBatch, precision))
-        {
-            var t = DeviceTiming.Interleaved(accelerator, warmups, repeats, cancel, () => full.Forward(), () => mediator.Forward());
-            report.Cases.Add(Case(report, "forward", full, t[0], full.ForwardFlops, training: false));
-            report.Cases.Add(Case(report, "forward", mediator, t[1], mediator.ForwardFlops, training: false));
-            report.MediatorTimeRatio256 = DeviceTiming.Ratio(t[1], t[0]);
-            report.MediatorFlopRatio256 = mediator.ForwardFlops / full.ForwardFlops;
-        }
+        var other = compareCores ? fullAttention.Other() : (FullAttentionCore?)null;
+        progress?.Report($"forward, {c.Short.NumTokens} tokens, batch {c.ForwardBatch}: full vs {AttentionKinds.MediatorCount(c.ShortMediator)} mediators{Versus(other)}");
+        var t = TimeCases(report, accelerator, precision, fullAttention, other, c.Short, c.ShortMediator, c.ForwardBatch, warmups, repeats, cancel,
+            training: false, withTokens: false);
+        report.MediatorTimeRatio256 = DeviceTiming.Ratio(t[1], t[0]);
+        report.MediatorFlopRatio256 = FlopCounter.Count(c.ShortMediator).PerImage / FlopCounter.Count(c.Short).PerImage;
 
-        progress?.Report($"training step (forward, backward, AdamW, EMA), batch {c.TrainBatch}: full vs {AttentionKinds.MediatorCount(c.ShortMediator)} mediators");
-        using (var full = new DeviceWorkload(accelerator, c.Short, c.TrainBatch, precision) { FullAttention = fullAttention })
-        using (var mediator = new DeviceWorkload(accelerator, c.ShortMediator, c.TrainBatch, precision))
-        {
-            var t = DeviceTiming.Interleaved(accelerator, warmups, repeats, cancel, () => full.TrainStep(), () => mediator.TrainStep());
-            report.Cases.Add(Case(report, "train step", full, t[0], full.TrainFlops, training: true));
-            report.Cases.Add(Case(report, "train step", mediator, t[1], mediator.TrainFlops, training: true));
-        }
+        progress?.Report($"training step (forward, backward, AdamW, EMA), batch {c.TrainBatch}: full vs {AttentionKinds.MediatorCount(c.ShortMediator)} mediators{Versus(other)}");
+        TimeCases(report, accelerator, precision, fullAttention, other, c.Short, c.ShortMediator, c.TrainBatch, warmups, repeats, cancel,
+            training: true, withTokens: false);
 
         if (options.Large)
         {
-            progress?.Report($"forward, {c.Long.NumTokens} tokens, batch {c.LongBatch}: full vs {AttentionKinds.MediatorCount(c.LongMediator)} mediators");
+            progress?.Report($"forward, {c.Long.NumTokens} tokens, batch {c.LongBatch}: full vs {AttentionKinds.MediatorCount(c.LongMediator)} mediators{Versus(other)}");
             var quick = options with { Quick = true }; // as the CPU bench: the long pair takes the quick rounds
-            using var full = new DeviceWorkload(accelerator, c.Long, c.LongBatch, precision) { FullAttention = fullAttention };
-            using var mediator = new DeviceWorkload(accelerator, c.LongMediator, c.LongBatch, precision);
-            var t = DeviceTiming.Interleaved(accelerator, quick.WarmUps, quick.Repeats, cancel, () => full.Forward(), () => mediator.Forward());
-            report.Cases.Add(Case(report, "forward", full, t[0], full.ForwardFlops, training: false, withTokens: true));
-            report.Cases.Add(Case(report, "forward", mediator, t[1], mediator.ForwardFlops, training: false, withTokens: true));
+            t = TimeCases(report, accelerator, precision, fullAttention, other, c.Long, c.LongMediator, c.LongBatch, quick.WarmUps, quick.Repeats, cancel,
+                training: false, withTokens: true);
             report.Mediator4096Speedup = DeviceTiming.Ratio(t[0], t[1]);
         }
         return report;
     }
 
+    /// <summary>
+    /// The full-attention model on <paramref name="core"/> and the mediator model, and with <paramref name="other"/> the
+    /// full-attention model on that core too, timed interleaved (forwards, or training steps); their cases added to
+    /// <paramref name="report"/>, the other core's to <see cref="PerformanceReport.OtherCoreCases"/> with the fused
+    /// core's speedup over the tiles. Returns the times: the chosen core's, the mediators', then the other core's.
+    /// </summary>
+    private static double[][] TimeCases(PerformanceReport report, Accelerator accelerator, DevicePrecision precision, FullAttentionCore core,
+        FullAttentionCore? other, ModelConfig fullConfig, ModelConfig mediatorConfig, int batch, int warmups, int repeats, CancellationToken cancel,
+        bool training, bool withTokens)
+    {
+        using var full = new DeviceWorkload(accelerator, fullConfig, batch, precision) { FullAttention = core };
+        using var mediator = new DeviceWorkload(accelerator, mediatorConfig, batch, precision);
+        using var otherFull = other is { } o ? new DeviceWorkload(accelerator, fullConfig, batch, precision) { FullAttention = o } : null;
+        DeviceWorkload[] works = otherFull is null ? [full, mediator] : [full, mediator, otherFull];
+        var t = DeviceTiming.Interleaved(accelerator, warmups, repeats, cancel,
+            works.Select(w => training ? (Action)(() => w.TrainStep()) : () => w.Forward()).ToArray());
+        string what = training ? "train step" : "forward";
+        var fullCase = Case(report, what, full, t[0], training, withTokens);
+        report.Cases.Add(fullCase);
+        report.Cases.Add(Case(report, what, mediator, t[1], training, withTokens));
+        if (otherFull is not null)
+        {
+            report.OtherCoreCases.Add(Case(report, what, otherFull, t[2], training, withTokens, $" {otherFull.FullAttention.Name()}"));
+            report.FusedSpeedups[fullCase.Name] = FusedSpeedup(core, t[0], t[2]);
+        }
+        return t;
+    }
+
+    /// <summary>
+    /// The fused core's speedup over the tiles from the chosen core's and the other core's times of the same rounds: the
+    /// median over rounds of the tiles' time over the fused core's.
+    /// </summary>
+    internal static double FusedSpeedup(FullAttentionCore chosen, IReadOnlyList<double> chosenTimes, IReadOnlyList<double> otherTimes) =>
+        chosen == FullAttentionCore.Fused ? DeviceTiming.Ratio(otherTimes, chosenTimes) : DeviceTiming.Ratio(chosenTimes, otherTimes);
+
+    private static string Versus(FullAttentionCore? other) => other is { } o ? $", full attention also on the {o.Name()} core" : "";
+
     /// <summary>A case named as the CPU bench names it ("forward full", "train step m16", "forward m64 4096").</summary>
-    private static CaseResult Case(PerformanceReport report, string what, DeviceWorkload work, double[] times, double flops, bool training,
-        bool withTokens = false)
+    private static CaseResult Case(PerformanceReport report, string what, DeviceWorkload work, double[] times, bool training, bool withTokens,
+        string suffix = "")
     {
         var config = work.Config;
         int mediators = AttentionKinds.MediatorCount(config);
-        string name = $"{what} {(mediators == 0 ? "full" : $"m{mediators}")}{(withTokens ? $" {config.NumTokens}" : "")}";
+        double flops = training ? work.TrainFlops : work.ForwardFlops;
+        string name = $"{what} {(mediators == 0 ? "full" : $"m{mediators}")}{(withTokens ? $" {config.NumTokens}" : "")}{suffix}";
         double seconds = DeviceTiming.Median(times);
         double gflops = flops / seconds / 1e9;
         return new CaseResult(name, config.NumTokens, mediators, work.Batch, training, seconds, work.Batch / seconds, gflops,

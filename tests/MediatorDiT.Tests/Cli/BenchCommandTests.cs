@@ -82,4 +82,16 @@ public class BenchCommandTests
         Assert.Equal(1, bf16.ExitCode);
         Assert.Equal("error: --precision bf16 runs on a GPU only; the cpu computes in float32.", bf16.Stderr.Trim());
     }
+
+    [Fact]
+    public void AComparisonOfTheCores_IsRefusedOnTheCpuAndWithFp32Products_BeforeTheDeviceOpens()
+    {
+        var cpu = CliRunner.Run("bench", "--quick", "--compare-full-attention");
+        Assert.Equal(1, cpu.ExitCode);
+        Assert.Equal("error: --compare-full-attention times full attention's cores on a GPU; it does not apply to --device cpu.", cpu.Stderr.Trim());
+        // The same sentence with or without a GPU: refused before --device cuda is opened.
+        var fp32 = CliRunner.Run("bench", "--device", "cuda", "--precision", "fp32", "--compare-full-attention");
+        Assert.Equal(1, fp32.ExitCode);
+        Assert.Equal("error: --compare-full-attention times the fused core too, which runs bf16 products only; --precision is fp32.", fp32.Stderr.Trim());
+    }
 }

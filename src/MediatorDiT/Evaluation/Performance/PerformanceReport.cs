@@ -49,6 +49,15 @@ public sealed class PerformanceReport
     public string? Precision { get; set; }
     /// <summary>On a device: how the full-attention cases ran their core, "tiles" or "fused"; null on the CPU.</summary>
     public string? FullAttentionCore { get; set; }
+    /// <summary>On a device, when the cores were compared: the core the full-attention cases also ran on, else null.</summary>
+    public string? OtherFullAttentionCore { get; set; }
+    /// <summary>The full-attention cases on <see cref="OtherFullAttentionCore"/>, timed interleaved with <see cref="Cases"/> (names end in the core).</summary>
+    public List<CaseResult> OtherCoreCases { get; } = [];
+    /// <summary>
+    /// When the cores were compared: by full-attention case name ("forward full", "train step full", "forward full 4096"),
+    /// its time with the tiles over its time with the fused core (median of paired rounds; above 1: the fused core is faster).
+    /// </summary>
+    public Dictionary<string, double> FusedSpeedups { get; } = [];
     /// <summary>On a device whose peak is known: the vendor's peak at <see cref="Precision"/> in GFLOP/s; else null.</summary>
     public double? PeakGflops { get; set; }
     /// <summary>What <see cref="PeakGflops"/> is, e.g. "H200 SXM dense bf16 tensor-core peak"; null when unknown.</summary>
@@ -96,7 +105,8 @@ public sealed class PerformanceReport
         if (Device is null)
             sb.AppendLine(ci, $"threads {Threads} of {ProcessorCount} cores; CPU {CpuFeatures}; GEMM {GemmBackend}{(OpenBlas ? " (OpenBLAS present)" : "")}{(Quick ? "; quick run" : "")}");
         else
-            sb.AppendLine(ci, $"device {Device}, {Precision} matrix products by {GemmBackend}, full attention's core as {FullAttentionCore}; " +
+            sb.AppendLine(ci, $"device {Device}, {Precision} matrix products by {GemmBackend}, full attention's core as {FullAttentionCore}" +
+                              $"{(OtherFullAttentionCore is null ? "" : $" (and as {OtherFullAttentionCore}, compared)")}; " +
                               $"host {ProcessorCount} cores{(Quick ? "; quick run" : "")}");
         if (Cases.Count > 0)
         {
@@ -106,9 +116,10 @@ public sealed class PerformanceReport
                               $"{(PeakGflops is double peak ? string.Create(ci, $"{PeakDescription}, {peak:F0} GFLOP/s") : "no peak known for this device")}");
         sb.AppendLine();
         string yardstick = Device is null ? "of SGEMM" : "of GEMM";
-        sb.AppendLine(ci, $"{"case",-20} {"tokens",6} {"batch",5} {"median s",9} {"images/s",9} {"GFLOP/s",8} {yardstick,8}{(PeakGflops is null ? "" : $" {"of peak",8}")}");
-        foreach (var c in Cases)
-            sb.AppendLine(ci, $"{c.Name,-20} {c.Tokens,6} {c.Batch,5} {c.MedianSeconds,9:F4} {c.ImagesPerSecond,9:F2} {c.Gflops,8:F1} {c.OfSgemm,8:P0}" +
+        int width = Math.Max(20, Cases.Concat(OtherCoreCases).Max(c => c.Name.Length));
+        sb.AppendLine(ci, $"{"case".PadRight(width)} {"tokens",6} {"batch",5} {"median s",9} {"images/s",9} {"GFLOP/s",8} {yardstick,8}{(PeakGflops is null ? "" : $" {"of peak",8}")}");
+        foreach (var c in Cases.Concat(OtherCoreCases))
+            sb.AppendLine(ci, $"{c.Name.PadRight(width)} {c.Tokens,6} {c.Batch,5} {c.MedianSeconds,9:F4} {c.ImagesPerSecond,9:F2} {c.Gflops,8:F1} {c.OfSgemm,8:P0}" +
                               $"{(c.OfPeak is double share ? string.Create(ci, $" {share,8:P1}") : "")}");
         sb.AppendLine();
         var (small, mediator) = (Cases[0], Cases.Count > 1 ? Cases[1] : Cases[0]);
@@ -117,6 +128,9 @@ public sealed class PerformanceReport
             sb.AppendLine(ci, $"managed allocation per call: forward full {ForwardAllocatedBytes / 1024.0:F0} KiB, forward m16 {MediatorForwardAllocatedBytes / 1024.0:F0} KiB, " +
                               $"train step full {TrainStepAllocatedBytes / 1024.0:F0} KiB");
         }
+        if (FusedSpeedups.Count > 0)
+            sb.AppendLine("full attention, fused core over the tiles (time with tiles / time fused, interleaved): " +
+                          string.Join(", ", FusedSpeedups.Select(p => $"{p.Key} {p.Value.ToString("F2", ci)}x")));
         if (ThreadSpeedup is { } ts) sb.AppendLine(ci, $"forward batch 4, {Threads} threads vs 1: {ts:F2}x faster");
         if (Mediator4096Speedup is { } ms)
         {
@@ -166,6 +180,7 @@ public sealed class PerformanceReport
         w.WriteString("device", Device);
         w.WriteString("precision", Precision);
         w.WriteString("full_attention_core", FullAttentionCore);
+        w.WriteString("other_full_attention_core", OtherFullAttentionCore);
         Optional(w, "peak_gflops", PeakGflops);
         w.WriteString("peak", PeakDescription);
         w.WriteNumber("gemm_size", GemmSize);
@@ -174,6 +189,12 @@ public sealed class PerformanceReport
         w.WriteStartArray("cases");
         foreach (var c in Cases) WriteCase(w, c);
         w.WriteEndArray();
+        w.WriteStartArray("other_core_cases");
+        foreach (var c in OtherCoreCases) WriteCase(w, c);
+        w.WriteEndArray();
+        w.WriteStartObject("fused_speedups");
+        foreach (var (name, speedup) in FusedSpeedups) w.WriteNumber(name, speedup);
+        w.WriteEndObject();
         WriteRest(w);
     }
 

@@ -17,8 +17,16 @@ public sealed record PerformanceOptions(int Threads, bool Quick = false, bool La
 {
     // 11 rounds: single rounds of the same binary on the idle 2-core VM scatter by +-10%, and the median of
     // 5 still moved by about that much between runs.
-    /// <summary>Timed rounds per case: 3 when quick, else 11.</summary>
-    public int Repeats => Quick ? 3 : 11;
+    /// <summary>Timed rounds per case: <see cref="Rounds"/> when given, else 3 when quick and 11 otherwise.</summary>
+    public int Repeats => Rounds ?? (Quick ? 3 : 11);
+    /// <summary>Timed rounds per case in place of the quick or full count (at least 1); null: that count.</summary>
+    public int? Rounds
+    {
+        get => _rounds;
+        init => _rounds = value is null or >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "at least one timed round");
+    }
+
+    private readonly int? _rounds;
     /// <summary>Untimed rounds before timing: 1 when quick, else 2.</summary>
     public int WarmUps => Quick ? 1 : 2;
 }

@@ -32,6 +32,9 @@ public class FullAttentionCoreTests
         Assert.Equal(expected, core);
         Assert.Equal(expected, FullAttentionCores.Parse(core.Name()));
         Assert.Equal(text.Trim().ToLowerInvariant(), core.Name());
+        // The other core (what a comparison times beside it) is the other form, and back again.
+        Assert.Equal(expected == FullAttentionCore.Tiles ? "fused" : "tiles", core.Other().Name());
+        Assert.Equal(core, core.Other().Other());
     }
 
     [Theory]

@@ -15,13 +15,13 @@ namespace MediatorDiT.Tests.Cuda.Performance;
 [Collection(CpuAcceleratorCollection.Name)]
 public class DevicePerformanceSuiteTests(AcceleratorFixture device)
 {
-    private static ModelConfig Tiny(int mediators, int inputSize = 8) => AttentionKinds.WithMediators(new ModelConfig
+    internal static ModelConfig Tiny(int mediators, int inputSize = 8) => AttentionKinds.WithMediators(new ModelConfig
     {
         InputSize = inputSize, PatchSize = 2, InChannels = 4, HiddenSize = 32, Depth = 1, NumHeads = 2, MlpRatio = 2.0, NumClasses = 10, LearnSigma = true,
     }, mediators == 0 ? null : mediators);
 
     /// <summary>16 and 64 tokens, mediators 4 of 16 and 4 of 64, 32^3 products: seconds on the CPU accelerator.</summary>
-    private static DeviceBenchCases TinyCases => new(Tiny(0), Tiny(4), 2, 2, Tiny(0, 16), Tiny(4, 16), 1, 32);
+    internal static DeviceBenchCases TinyCases => new(Tiny(0), Tiny(4), 2, 2, Tiny(0, 16), Tiny(4, 16), 1, 32);
 
     [Theory]
     [InlineData(DevicePrecision.Fp32)]
@@ -59,6 +59,9 @@ public class DevicePerformanceSuiteTests(AcceleratorFixture device)
         Assert.Equal(FlopCounter.Count(Tiny(4)).PerImage / FlopCounter.Count(Tiny(0)).PerImage, report.MediatorFlopRatio256, 12);
         Assert.True(report.Mediator4096Speedup is double s && s > 0 && double.IsFinite(s));
         Assert.Null(report.ThreadSpeedup);
+        Assert.Null(report.OtherFullAttentionCore); // no comparison asked for
+        Assert.Empty(report.OtherCoreCases);
+        Assert.Empty(report.FusedSpeedups);
 
         string table = report.ToTable();
         Assert.StartsWith($"device the CPU accelerator, {DevicePrecisions.Name(precision)} matrix products by ILGPU GEMM kernels, full attention's core as tiles; host ", table);
@@ -66,6 +69,7 @@ public class DevicePerformanceSuiteTests(AcceleratorFixture device)
         Assert.Contains("m4 / full forward time at 16 tokens", table);
         Assert.Contains("64 tokens: 4 mediators", table);
         Assert.DoesNotContain("managed allocation", table); // a CPU figure
+        Assert.DoesNotContain("compared", table);
 
         using var stream = new MemoryStream();
         report.WriteJson(stream);
@@ -73,6 +77,9 @@ public class DevicePerformanceSuiteTests(AcceleratorFixture device)
         Assert.Equal("the CPU accelerator", root.GetProperty("device").GetString());
         Assert.Equal(DevicePrecisions.Name(precision), root.GetProperty("precision").GetString());
         Assert.Equal("tiles", root.GetProperty("full_attention_core").GetString()); // the default
+        Assert.Equal(JsonValueKind.Null, root.GetProperty("other_full_attention_core").ValueKind);
+        Assert.Equal(0, root.GetProperty("other_core_cases").GetArrayLength());
+        Assert.Empty(root.GetProperty("fused_speedups").EnumerateObject());
         Assert.Equal(JsonValueKind.Null, root.GetProperty("peak_gflops").ValueKind);
         Assert.Equal(32, root.GetProperty("gemm_size").GetInt32());
         Assert.Equal(6, root.GetProperty("cases").GetArrayLength());
@@ -89,6 +96,21 @@ public class DevicePerformanceSuiteTests(AcceleratorFixture device)
             cases: TinyCases);
         Assert.Equal(4, report.Cases.Count);
         Assert.Null(report.Mediator4096Speedup);
+    }
+
+    [Fact]
+    public void AComparisonOfTheCores_IsRefusedBeforeAnyWork_WhereTheFusedCoreCannotRun()
+    {
+        var steps = new List<string>();
+        var options = new PerformanceOptions(1, Quick: true);
+        var warps = Assert.Throws<MediatorDiTException>(() => DevicePerformanceSuite.Run(device.Accelerator, "cpu accelerator", DevicePrecision.Bf16, options,
+            new InlineProgress(steps), cases: TinyCases, compareCores: true));
+        Assert.Equal($"the fused full-attention core needs {MediatorDiT.Cuda.Kernels.KernelSet.FlashKernelsNeed}; {device.Accelerator.Name} is not one (use the tiles).",
+            warps.Message);
+        var fp32 = Assert.Throws<MediatorDiTException>(() => DevicePerformanceSuite.Run(device.Accelerator, "cpu accelerator", DevicePrecision.Fp32, options,
+            new InlineProgress(steps), cases: TinyCases, compareCores: true));
+        Assert.Equal("the fused full-attention core runs bf16 products only; these are fp32 (use bf16, or the tiles).", fp32.Message);
+        Assert.Empty(steps); // nothing timed, not even the yardstick
     }
 
     [Fact]
@@ -129,7 +151,7 @@ public class DevicePerformanceSuiteTests(AcceleratorFixture device)
         Assert.Equal(2, DeviceTiming.Ratio([2, 4, 8], [1, 2, 2]));
     }
 
-    private sealed class InlineProgress(List<string> steps) : IProgress<string>
+    internal sealed class InlineProgress(List<string> steps) : IProgress<string>
     {
         public void Report(string value) => steps.Add(value);
     }
